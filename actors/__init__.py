@@ -1,0 +1,1 @@
+"""The session, storage and hook actors (issues 4-6)."""

@@ -1,0 +1,1 @@
+"""The actor kernel: mailboxes, actor refs, ask/tell, supervisor, reminders (issue 3)."""

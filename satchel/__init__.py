@@ -1,0 +1,11 @@
+"""satchel: a runtime for long-running agent sessions and the artifacts they produce."""
+
+from ._errors import BlobNotFoundError as BlobNotFoundError
+from ._errors import IntegrityError as IntegrityError
+from ._errors import InvalidArgumentError as InvalidArgumentError
+from ._errors import RecordVersionError as RecordVersionError
+from ._errors import SatchelError as SatchelError
+from ._errors import StoreClosedError as StoreClosedError
+from ._errors import StoreLockedError as StoreLockedError
+from ._errors import ValidationError as ValidationError
+from ._version import __version__ as __version__

@@ -1,0 +1,63 @@
+"""Every error satchel raises, one class per kind.
+
+Each class carries ``kind``: the name Lua scripts see before the colon and HTTP clients see in
+the error body, so the three faces of satchel report the same kinds. Classes subclass the
+builtin a caller would already catch for that situation (``ValueError`` for bad values,
+``OSError`` for a folder another process holds, ...).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SatchelError(Exception):
+    """Base class of every error satchel raises on purpose."""
+
+    kind: ClassVar[str] = "SatchelError"
+
+
+class InvalidArgumentError(SatchelError, TypeError):
+    """An argument has the wrong type, or a required one is missing."""
+
+    kind = "InvalidArgument"
+
+
+class ValidationError(SatchelError, ValueError):
+    """A value is of the right type but out of bounds (too large, malformed, too long)."""
+
+    kind = "ValidationError"
+
+
+class IntegrityError(SatchelError):
+    """Stored bytes no longer match what was written: the data is corrupt or incomplete."""
+
+    kind = "IntegrityError"
+
+
+class BlobNotFoundError(SatchelError, KeyError):
+    """No blob with that content hash is stored."""
+
+    kind = "BlobNotFound"
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; these messages are sentences.
+        return str(self.args[0]) if self.args else ""
+
+
+class RecordVersionError(SatchelError, ValueError):
+    """A stored record was written by a newer satchel than this one."""
+
+    kind = "RecordVersion"
+
+
+class StoreLockedError(SatchelError, BlockingIOError):
+    """The data folder is held open by another process (or another store in this one)."""
+
+    kind = "StoreLocked"
+
+
+class StoreClosedError(SatchelError, RuntimeError):
+    """The store was closed; it serves no more reads or writes."""
+
+    kind = "StoreClosed"

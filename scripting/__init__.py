@@ -1,0 +1,1 @@
+"""The sandboxed Lua runtime and the globals it exposes (issue 7)."""

@@ -1,0 +1,20 @@
+"""Storage: key-value backends, the content-addressed blob store, record codecs, ``check``."""
+
+from ._blobformat import BlobLimits as BlobLimits
+from ._blobs import BlobRef as BlobRef
+from ._blobs import BlobStore as BlobStore
+from ._blobs import StagedBlob as StagedBlob
+from ._check import CheckReport as CheckReport
+from ._codec import RecordCodec as RecordCodec
+from ._kv import BLOBS as BLOBS
+from ._kv import INDEX as INDEX
+from ._kv import Batch as Batch
+from ._kv import KeyValueStore as KeyValueStore
+from ._kv import Space as Space
+from ._kv import prefix_upper_bound as prefix_upper_bound
+from ._kv import scan_prefix as scan_prefix
+from ._memory import MemoryStore as MemoryStore
+from ._rocks import RocksStore as RocksStore
+from ._store import Store as Store
+from ._store import open_store as open_store
+from ._store import resolve_data_dir as resolve_data_dir

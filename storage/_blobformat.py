@@ -1,0 +1,118 @@
+"""How blobs are named and encoded at rest, apart from the index that says which exist.
+
+A blob's *name* is its BLAKE3 digest. Its bytes are cut into chunks of ``chunk_size``; each chunk
+is stored LZ4-frame-compressed when that pays (at least ``compress_min`` bytes and a saving of at
+least ``min_gain``), raw otherwise, under the key ``data_id + chunk index``. ``data_id`` is a
+random id, not the digest: a streamed upload writes chunks before its digest is known, and two
+uploads of the same bytes never write over each other.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import attrs
+import blake3
+import lz4.frame
+
+from satchel._errors import IntegrityError, ValidationError
+
+DIGEST_SIZE = 32
+DATA_ID_SIZE = 16
+_CHUNK_INDEX = struct.Struct(">I")
+# BLAKE3's own threads pay from about 1 MiB on; below that they cost more than they save.
+_THREADED_HASH_FROM = 1 << 20
+
+Buffer = bytes | bytearray | memoryview
+
+
+@attrs.frozen
+class BlobLimits:
+    """Every size rule of the blob store in one record."""
+
+    chunk_size: int = 1 << 20
+    compress_min: int = 4096
+    min_gain: float = 0.10
+    max_size: int = 100 << 20
+
+    def __attrs_post_init__(self) -> None:
+        if self.chunk_size < 4096 or self.chunk_size > (64 << 20):
+            raise ValidationError(f"chunk_size must be 4 KiB..64 MiB, not {self.chunk_size}")
+        if not 0.0 <= self.min_gain < 1.0:
+            raise ValidationError(f"min_gain must be in [0, 1), not {self.min_gain}")
+        if self.max_size < 0:
+            raise ValidationError(f"max_size must not be negative, not {self.max_size}")
+
+
+def new_hasher(size_hint: int = 0) -> blake3.blake3:
+    """A BLAKE3 hasher, multi-threaded when the input is large enough for it to pay."""
+    threads = blake3.blake3.AUTO if size_hint >= _THREADED_HASH_FROM else 1
+    return blake3.blake3(max_threads=threads)
+
+
+def digest_of(data: Buffer) -> bytes:
+    """The BLAKE3 digest of ``data``."""
+    hasher = new_hasher(len(data))
+    hasher.update(data)
+    return hasher.digest()
+
+
+def new_data_id() -> bytes:
+    """A random id for the chunks of one upload (unguessable, never reused)."""
+    return os.urandom(DATA_ID_SIZE)
+
+
+def chunk_key(data_id: bytes, index: int) -> bytes:
+    """The key of chunk ``index`` of the upload ``data_id``."""
+    return data_id + _CHUNK_INDEX.pack(index)
+
+
+def split_chunk_key(key: bytes) -> tuple[bytes, int]:
+    """The ``(data_id, index)`` a chunk key was made from."""
+    return key[:DATA_ID_SIZE], _CHUNK_INDEX.unpack_from(key, DATA_ID_SIZE)[0]
+
+
+def encode_chunk(chunk: Buffer, limits: BlobLimits) -> tuple[bytes, bool]:
+    """The bytes to store for ``chunk`` and whether they are compressed."""
+    if len(chunk) >= limits.compress_min:
+        packed: bytes = lz4.frame.compress(chunk)
+        if len(packed) <= len(chunk) * (1.0 - limits.min_gain):
+            return packed, True
+    return chunk if type(chunk) is bytes else bytes(chunk), False
+
+
+def decode_chunk(stored: bytes, compressed: bool, size: int, blob: str) -> bytes:
+    """The original bytes of a stored chunk of ``size`` bytes; ``IntegrityError`` if damaged."""
+    if compressed:
+        try:
+            raw: bytes = lz4.frame.decompress(stored)
+        except RuntimeError as error:
+            raise IntegrityError(f"blob {blob}: a chunk fails to decompress ({error})") from None
+    else:
+        raw = stored
+    if len(raw) != size:
+        raise IntegrityError(f"blob {blob}: a chunk holds {len(raw)} bytes, expected {size}")
+    return raw
+
+
+def chunk_sizes(size: int, chunk_size: int) -> list[int]:
+    """The byte count of each chunk of a blob of ``size`` bytes (an empty blob has one)."""
+    if size == 0:
+        return [0]
+    full, rest = divmod(size, chunk_size)
+    return [chunk_size] * full + ([rest] if rest else [])
+
+
+def set_bit(bitmap: bytearray, index: int) -> None:
+    """Mark chunk ``index`` in a chunk bitmap, growing it as needed."""
+    byte = index >> 3
+    if byte >= len(bitmap):
+        bitmap.extend(bytes(byte + 1 - len(bitmap)))
+    bitmap[byte] |= 1 << (index & 7)
+
+
+def has_bit(bitmap: bytes, index: int) -> bool:
+    """Whether chunk ``index`` is marked in a chunk bitmap."""
+    byte = index >> 3
+    return byte < len(bitmap) and bool(bitmap[byte] & (1 << (index & 7)))

@@ -1,0 +1,498 @@
+"""The content-addressed blob store: deduplicated, compressed, chunked, reference-counted.
+
+Writing is two steps, as in diskcache: ``put`` hashes the content and (for content larger than
+one chunk) writes its chunks under a fresh upload id, marked *pending*; ``commit`` then takes or
+drops references in the caller's own batch, together with the caller's records, so a record
+and the references it holds change atomically. Chunks that no blob owns any more (a duplicate
+upload, a blob whose last reference went) are deleted after that batch is written. A crash at
+any point leaves at worst pending chunks, which the next open deletes.
+
+Reference counts are persisted in the blob's metadata; each reference is also a key of its own
+(``bref`` + digest + owner key), so ``check`` can recount them and name their owners.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import final
+
+import attrs
+import trio
+
+from satchel._errors import (
+    BlobNotFoundError,
+    IntegrityError,
+    InvalidArgumentError,
+    ValidationError,
+)
+
+from . import _keys
+from ._blobformat import (
+    DIGEST_SIZE,
+    BlobLimits,
+    Buffer,
+    chunk_key,
+    decode_chunk,
+    digest_of,
+    encode_chunk,
+    has_bit,
+    new_data_id,
+    new_hasher,
+    set_bit,
+)
+from ._codec import RecordCodec
+from ._kv import BLOBS, Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+
+
+@attrs.frozen
+class BlobMeta:
+    """What the index holds for one blob (keyed by its digest)."""
+
+    size: int
+    stored_size: int
+    chunk_size: int
+    chunk_count: int
+    data_id: bytes
+    lz4_map: bytes
+    chunk_digests: bytes
+    refcount: int = 0
+
+
+META_CODEC = RecordCodec(BlobMeta, kind="blob", version=1)
+
+
+@attrs.frozen
+class BlobRef:
+    """A stored blob: its BLAKE3 hash (hex), sizes, and how it is kept."""
+
+    hash: str
+    size: int
+    stored_size: int
+    compressed: bool
+    chunk_count: int
+
+    @property
+    def digest(self) -> bytes:
+        """The raw 32-byte BLAKE3 digest."""
+        return bytes.fromhex(self.hash)
+
+
+def _ref_for(digest: bytes, meta: BlobMeta) -> BlobRef:
+    return BlobRef(
+        hash=digest.hex(),
+        size=meta.size,
+        stored_size=meta.stored_size,
+        compressed=any(meta.lz4_map),
+        chunk_count=meta.chunk_count,
+    )
+
+
+@attrs.frozen(eq=False)
+class StagedBlob:
+    """Content that ``put`` hashed (and, when large, wrote) but no record references yet.
+
+    Hand it to ``BlobStore.commit`` to take a reference, or to ``discard`` to drop it.
+    """
+
+    ref: BlobRef
+    _layout: BlobMeta | None = attrs.field(repr=False)
+    _chunks: tuple[bytes, ...] | None = attrs.field(repr=False)
+    _content: Buffer | None = attrs.field(repr=False)
+
+
+BlobLike = StagedBlob | BlobRef | str
+
+
+def parse_digest(blob: BlobLike) -> bytes:
+    """The raw digest named by a staged blob, a ref, or a 64-character hex string."""
+    if isinstance(blob, StagedBlob):
+        return blob.ref.digest
+    if isinstance(blob, BlobRef):
+        return blob.digest
+    if not isinstance(blob, str):
+        raise InvalidArgumentError(f"a blob is named by its hex hash, not {type(blob).__name__}")
+    try:
+        digest = bytes.fromhex(blob)
+    except ValueError:
+        digest = b""
+    if len(digest) != DIGEST_SIZE:
+        raise ValidationError(f"{blob!r} is not a 64-digit hex BLAKE3 hash")
+    return digest
+
+
+class _Upload:
+    """Chunks of one blob written as they arrive, under a pending upload id."""
+
+    def __init__(self, kv: KeyValueStore, limits: BlobLimits, *, whole_digest: bytes | None):
+        self.kv = kv
+        self.limits = limits
+        self.data_id = new_data_id()
+        self.count = 0
+        self.size = 0
+        self.stored_size = 0
+        self.lz4_map = bytearray()
+        self.digests = bytearray()
+        self.whole_digest = whole_digest
+        self.hasher = new_hasher(limits.chunk_size) if whole_digest is None else None
+
+    def add(self, chunk: Buffer) -> None:
+        stored, compressed = encode_chunk(chunk, self.limits)
+        batch = Batch()
+        if self.count == 0:
+            batch.put(_keys.pending_key(self.data_id), b"")
+        batch.put(chunk_key(self.data_id, self.count), stored, BLOBS)
+        self.kv.write(batch)
+        if self.hasher is not None:
+            self.hasher.update(chunk)
+        self.digests += digest_of(chunk)
+        if compressed:
+            set_bit(self.lz4_map, self.count)
+        self.count += 1
+        self.size += len(chunk)
+        self.stored_size += len(stored)
+
+    def finish(self) -> tuple[bytes, BlobMeta]:
+        if self.count == 0:
+            self.add(b"")
+        digest = self.whole_digest if self.hasher is None else self.hasher.digest()
+        assert digest is not None
+        meta = BlobMeta(
+            size=self.size,
+            stored_size=self.stored_size,
+            chunk_size=self.limits.chunk_size,
+            chunk_count=self.count,
+            data_id=self.data_id,
+            lz4_map=bytes(self.lz4_map),
+            chunk_digests=bytes(self.digests) if self.count > 1 else b"",
+        )
+        return digest, meta
+
+
+def free_chunks(batch: Batch, data_id: bytes) -> None:
+    """Add to ``batch`` the deletion of every chunk of ``data_id`` and its pending mark."""
+    batch.delete_range(chunk_key(data_id, 0), prefix_upper_bound(data_id), BLOBS)
+    batch.delete(_keys.pending_key(data_id))
+
+
+@attrs.define
+class _Change:
+    """What one ``commit`` does to one blob."""
+
+    delta: int = 0
+    stagings: list[StagedBlob] = attrs.Factory(list)
+
+
+@final
+class BlobStore:
+    """Content-addressed blobs in a ``KeyValueStore``; see the module docstring."""
+
+    def __init__(self, kv: KeyValueStore, limits: BlobLimits | None = None) -> None:
+        self.kv = kv
+        self.limits = limits or BlobLimits()
+        self._uploads: set[bytes] = set()
+        self._recover()
+
+    def _recover(self) -> None:
+        """Delete chunks left pending by a process that stopped mid-upload or mid-free."""
+        batch = Batch()
+        for key, _ in scan_prefix(self.kv, _keys.BLOB_PENDING):
+            free_chunks(batch, key[len(_keys.BLOB_PENDING) :])
+        if len(batch):
+            self.kv.write(batch)
+
+    @property
+    def uploads_in_flight(self) -> frozenset[bytes]:
+        """Upload ids whose chunks are written but not yet committed or discarded."""
+        return frozenset(self._uploads)
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def put(self, content: Buffer | AsyncIterable[Buffer]) -> StagedBlob:
+        """Hash ``content`` (bytes or an async iterator of chunks) and stage it for commit."""
+        if isinstance(content, bytes | bytearray | memoryview):
+            return await self._put_buffer(content)
+        if isinstance(content, AsyncIterable):
+            return await self._put_stream(content)
+        raise InvalidArgumentError(
+            f"blob content must be bytes or an async iterator of bytes, not "
+            f"{type(content).__name__}"
+        )
+
+    def _check_size(self, size: int) -> None:
+        if size > self.limits.max_size:
+            raise ValidationError(
+                f"content of {size} bytes or more is over the limit of "
+                f"{self.limits.max_size} bytes"
+            )
+
+    async def _put_buffer(self, content: Buffer) -> StagedBlob:
+        view = memoryview(content).cast("B")
+        self._check_size(view.nbytes)
+        await trio.lowlevel.checkpoint()
+        digest = digest_of(view)
+        meta = self.load_meta(digest)
+        if meta is not None:
+            return StagedBlob(_ref_for(digest, meta), layout=None, chunks=None, content=content)
+        if view.nbytes <= self.limits.chunk_size:
+            layout, chunks = self._encode_whole(view)
+            return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=chunks, content=None)
+        upload = _Upload(self.kv, self.limits, whole_digest=digest)
+        size = self.limits.chunk_size
+        return await self._run_upload(
+            upload, (view[i : i + size] for i in range(0, view.nbytes, size))
+        )
+
+    async def _put_stream(self, source: AsyncIterable[Buffer]) -> StagedBlob:
+        upload = _Upload(self.kv, self.limits, whole_digest=None)
+
+        async def chunks() -> AsyncIterator[Buffer]:
+            pending = bytearray()
+            total = 0
+            async for piece in source:
+                if not isinstance(piece, bytes | bytearray | memoryview):
+                    raise InvalidArgumentError(
+                        f"a content stream yielded {type(piece).__name__}, not bytes"
+                    )
+                total += len(piece)
+                self._check_size(total)
+                pending += piece
+                while len(pending) >= self.limits.chunk_size:
+                    yield bytes(pending[: self.limits.chunk_size])
+                    del pending[: self.limits.chunk_size]
+            if pending or upload.count == 0:
+                yield bytes(pending)
+
+        return await self._run_upload(upload, chunks())
+
+    async def _run_upload(
+        self, upload: _Upload, chunks: Iterable[Buffer] | AsyncIterable[Buffer]
+    ) -> StagedBlob:
+        self._uploads.add(upload.data_id)
+        try:
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    upload.add(chunk)
+                    await trio.lowlevel.checkpoint()
+            else:
+                for chunk in chunks:
+                    upload.add(chunk)
+                    await trio.lowlevel.checkpoint()
+            digest, layout = upload.finish()
+        except BaseException:
+            self._abort(upload.data_id)
+            raise
+        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=None, content=None)
+
+    def _encode_whole(self, view: memoryview) -> tuple[BlobMeta, tuple[bytes, ...]]:
+        """Encode content held in memory into chunks, for writing inside a commit."""
+        size = self.limits.chunk_size
+        lz4_map = bytearray()
+        digests = bytearray()
+        chunks: list[bytes] = []
+        for index, start in enumerate(range(0, max(view.nbytes, 1), size)):
+            piece = view[start : start + size]
+            stored, compressed = encode_chunk(piece, self.limits)
+            chunks.append(stored)
+            if compressed:
+                set_bit(lz4_map, index)
+            if view.nbytes > size:
+                digests += digest_of(piece)
+        layout = BlobMeta(
+            size=view.nbytes,
+            stored_size=sum(map(len, chunks)),
+            chunk_size=size,
+            chunk_count=len(chunks),
+            data_id=new_data_id(),
+            lz4_map=bytes(lz4_map),
+            chunk_digests=bytes(digests),
+        )
+        return layout, tuple(chunks)
+
+    def discard(self, staged: StagedBlob) -> None:
+        """Drop a staged blob that will not be committed (deletes chunks it wrote)."""
+        layout = staged._layout
+        if layout is not None and layout.data_id in self._uploads:
+            self._abort(layout.data_id)
+
+    def _abort(self, data_id: bytes) -> None:
+        self._uploads.discard(data_id)
+        batch = Batch()
+        free_chunks(batch, data_id)
+        self.kv.write(batch)
+
+    def commit(
+        self,
+        batch: Batch,
+        *,
+        add: Iterable[tuple[StagedBlob | BlobRef, bytes]] = (),
+        drop: Iterable[tuple[BlobLike, bytes]] = (),
+        sync: bool = False,
+    ) -> None:
+        """Write ``batch`` with references taken (``add``) and released (``drop``) by owners.
+
+        An owner is the index key of the record that holds the reference; it must be written
+        in the same batch (or exist already), so ``check`` can tell a live reference from a
+        dangling one. Raises before anything is written if a reference is taken twice by one
+        owner, released by an owner that does not hold it, or taken on a blob that is gone.
+        """
+        own = Batch()
+        changes: dict[bytes, _Change] = defaultdict(_Change)
+        touched: set[bytes] = set()
+        for item, owner in add:
+            digest = self._reference(own, touched, item, owner, taking=True)
+            changes[digest].delta += 1
+            if isinstance(item, StagedBlob):
+                changes[digest].stagings.append(item)
+        for item, owner in drop:
+            digest = self._reference(own, touched, item, owner, taking=False)
+            changes[digest].delta -= 1
+        cleanup = Batch()
+        adopted: list[bytes] = []
+        released: list[bytes] = []
+        for digest, change in changes.items():
+            self._apply(own, cleanup, digest, change, adopted, released)
+        batch.extend(own)
+        self.kv.write(batch, sync=sync)
+        self._uploads.difference_update(adopted)
+        self._uploads.difference_update(released)
+        if len(cleanup):
+            self.kv.write(cleanup)
+
+    def _reference(
+        self, own: Batch, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
+    ) -> bytes:
+        if type(owner) is not bytes or not owner:
+            raise InvalidArgumentError("a reference owner must be a non-empty bytes key")
+        digest = parse_digest(item)
+        key = _keys.ref_key(digest, owner)
+        if key in touched:
+            raise ValidationError(f"owner {owner!r} names blob {digest.hex()} twice in a commit")
+        touched.add(key)
+        held = self.kv.get(key) is not None
+        if taking and held:
+            raise ValidationError(f"owner {owner!r} already references blob {digest.hex()}")
+        if not taking and not held:
+            raise BlobNotFoundError(f"owner {owner!r} holds no reference to blob {digest.hex()}")
+        if taking:
+            own.put(key, b"")
+        else:
+            own.delete(key)
+        return digest
+
+    def _apply(
+        self,
+        own: Batch,
+        cleanup: Batch,
+        digest: bytes,
+        change: _Change,
+        adopted: list[bytes],
+        released: list[bytes],
+    ) -> None:
+        meta = self.load_meta(digest)
+        winner: bytes | None = None
+        if meta is None:
+            meta = self._adopt(own, digest, change.stagings)
+            winner = meta.data_id
+            adopted.append(winner)
+        for staged in change.stagings:
+            layout = staged._layout
+            if layout is None or layout.data_id == winner or layout.data_id not in self._uploads:
+                continue
+            # A second upload of bytes that are already stored: its chunks go.
+            free_chunks(cleanup, layout.data_id)
+            released.append(layout.data_id)
+        count = meta.refcount + change.delta
+        if count > 0:
+            own.put(_keys.blob_key(digest), META_CODEC.encode(attrs.evolve(meta, refcount=count)))
+        else:
+            own.delete(_keys.blob_key(digest))
+            own.put(_keys.pending_key(meta.data_id), b"")
+            free_chunks(cleanup, meta.data_id)
+
+    def _adopt(self, own: Batch, digest: bytes, stagings: list[StagedBlob]) -> BlobMeta:
+        """Make one staging's data the blob's, for a blob the index does not hold yet."""
+        for staged in stagings:
+            layout = staged._layout
+            if layout is not None and layout.data_id in self._uploads:
+                own.delete(_keys.pending_key(layout.data_id))
+                return layout
+        for staged in stagings:
+            if staged._layout is not None and staged._chunks is not None:
+                self._put_chunks(own, staged._layout, staged._chunks)
+                return staged._layout
+        for staged in stagings:
+            if staged._content is not None:
+                layout, chunks = self._encode_whole(memoryview(staged._content).cast("B"))
+                self._put_chunks(own, layout, chunks)
+                return layout
+        raise BlobNotFoundError(f"blob {digest.hex()} is not stored (it may have been deleted)")
+
+    @staticmethod
+    def _put_chunks(own: Batch, layout: BlobMeta, chunks: tuple[bytes, ...]) -> None:
+        for index, stored in enumerate(chunks):
+            own.put(chunk_key(layout.data_id, index), stored, BLOBS)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def load_meta(self, digest: bytes) -> BlobMeta | None:
+        """The index record of the blob with ``digest``, or ``None``."""
+        data = self.kv.get(_keys.blob_key(digest))
+        return None if data is None else META_CODEC.decode(data)
+
+    def _require(self, blob: BlobLike) -> tuple[bytes, BlobMeta]:
+        digest = parse_digest(blob)
+        meta = self.load_meta(digest)
+        if meta is None:
+            raise BlobNotFoundError(f"blob {digest.hex()} is not stored")
+        return digest, meta
+
+    def info(self, blob: BlobLike) -> BlobRef | None:
+        """The ref of a stored blob, or ``None`` if no blob has that hash."""
+        digest = parse_digest(blob)
+        meta = self.load_meta(digest)
+        return None if meta is None else _ref_for(digest, meta)
+
+    def references(self, blob: BlobLike) -> list[bytes]:
+        """The owner keys that hold a reference to ``blob``."""
+        prefix = _keys.BLOB_REF + parse_digest(blob)
+        return [key[len(prefix) :] for key, _ in scan_prefix(self.kv, prefix)]
+
+    async def read(self, blob: BlobLike) -> bytes:
+        """The whole content of ``blob``, verified against its hash."""
+        digest, meta = self._require(blob)
+        await trio.lowlevel.checkpoint()
+        if meta.chunk_count == 1:
+            raw = self._read_chunk(digest, meta, 0)
+            if digest_of(raw) != digest:
+                raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
+            return raw
+        return b"".join([chunk async for chunk in self._stream(digest, meta)])
+
+    def stream(self, blob: BlobLike) -> AsyncIterator[bytes]:
+        """The content of ``blob`` chunk by chunk, each verified before it is yielded."""
+        digest, meta = self._require(blob)
+        return self._stream(digest, meta)
+
+    async def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncIterator[bytes]:
+        hasher = new_hasher(meta.size)
+        for index in range(meta.chunk_count):
+            await trio.lowlevel.checkpoint()
+            raw = self._read_chunk(digest, meta, index)
+            hasher.update(raw)
+            if meta.chunk_count > 1:
+                expected = meta.chunk_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
+                if digest_of(raw) != expected:
+                    raise IntegrityError(f"blob {digest.hex()}: chunk {index} is corrupt")
+            elif hasher.digest() != digest:
+                raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
+            yield raw
+        if hasher.digest() != digest:
+            raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
+
+    def _read_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
+        stored = self.kv.get(chunk_key(meta.data_id, index), BLOBS)
+        if stored is None:
+            raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
+        size = min(meta.chunk_size, meta.size - index * meta.chunk_size)
+        return decode_chunk(stored, has_bit(meta.lz4_map, index), size, digest.hex())

@@ -1,0 +1,26 @@
+"""Key prefixes of the index space: one place, so no two record kinds ever collide.
+
+Every index key starts with a short ASCII tag and a NUL; what follows is the tag's own layout.
+"""
+
+from __future__ import annotations
+
+BLOB = b"blob\x00"  # + digest(32) -> BlobMeta
+BLOB_REF = b"bref\x00"  # + digest(32) + owner key -> b"" (one reference to the blob)
+BLOB_PENDING = b"bpen\x00"  # + data_id(16) -> b"" (chunks that no blob owns: upload or free)
+
+
+def blob_key(digest: bytes) -> bytes:
+    """The index key of a blob's metadata."""
+    return BLOB + digest
+
+
+def ref_key(digest: bytes, owner: bytes) -> bytes:
+    """The index key of the reference ``owner`` holds on a blob."""
+    return BLOB_REF + digest + owner
+
+
+def pending_key(data_id: bytes) -> bytes:
+    """The index key marking the chunks of ``data_id`` as owned by no blob."""
+    return BLOB_PENDING + data_id
+DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command
