@@ -21,7 +21,9 @@ _DEMO_TEXT = (
 
 
 def _open(args: argparse.Namespace) -> Store:
-    return open_store(None if args.memory else args.data, backend="memory" if args.memory else "rocksdb")
+    return open_store(
+        None if args.memory else args.data, backend="memory" if args.memory else "rocksdb"
+    )
 
 
 async def _demo(store: Store, name: str) -> int:
@@ -68,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="satchel", description=__doc__)
     parser.add_argument("--version", action="version", version=f"satchel {__version__}")
     place = parser.add_mutually_exclusive_group()
-    place.add_argument("--data", type=Path, help="data folder (default $SATCHEL_DATA or ./.satchel)")
+    place.add_argument(
+        "--data", type=Path, help="data folder (default $SATCHEL_DATA or ./.satchel)"
+    )
     place.add_argument("--memory", action="store_true", help="keep nothing: an in-memory store")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="store an artifact, read it back, check the store")

@@ -14,7 +14,7 @@ Reference counts are persisted in the blob's metadata; each reference is also a 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import final
 
 import attrs
@@ -222,8 +222,7 @@ class BlobStore:
     def _check_size(self, size: int) -> None:
         if size > self.limits.max_size:
             raise ValidationError(
-                f"content of {size} bytes or more is over the limit of "
-                f"{self.limits.max_size} bytes"
+                f"content of {size} bytes or more is over the limit of {self.limits.max_size} bytes"
             )
 
     async def _put_buffer(self, content: Buffer) -> StagedBlob:
@@ -237,47 +236,48 @@ class BlobStore:
         if view.nbytes <= self.limits.chunk_size:
             layout, chunks = self._encode_whole(view)
             return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=chunks, content=None)
-        upload = _Upload(self.kv, self.limits, whole_digest=digest)
-        size = self.limits.chunk_size
-        return await self._run_upload(
-            upload, (view[i : i + size] for i in range(0, view.nbytes, size))
-        )
+        return await self._upload_buffer(view, digest)
 
     async def _put_stream(self, source: AsyncIterable[Buffer]) -> StagedBlob:
         upload = _Upload(self.kv, self.limits, whole_digest=None)
-
-        async def chunks() -> AsyncIterator[Buffer]:
-            pending = bytearray()
-            total = 0
-            async for piece in source:
-                if not isinstance(piece, bytes | bytearray | memoryview):
-                    raise InvalidArgumentError(
-                        f"a content stream yielded {type(piece).__name__}, not bytes"
-                    )
-                total += len(piece)
-                self._check_size(total)
-                pending += piece
-                while len(pending) >= self.limits.chunk_size:
-                    yield bytes(pending[: self.limits.chunk_size])
-                    del pending[: self.limits.chunk_size]
-            if pending or upload.count == 0:
-                yield bytes(pending)
-
-        return await self._run_upload(upload, chunks())
-
-    async def _run_upload(
-        self, upload: _Upload, chunks: Iterable[Buffer] | AsyncIterable[Buffer]
-    ) -> StagedBlob:
         self._uploads.add(upload.data_id)
         try:
-            if isinstance(chunks, AsyncIterable):
-                async for chunk in chunks:
-                    upload.add(chunk)
-                    await trio.lowlevel.checkpoint()
-            else:
-                for chunk in chunks:
-                    upload.add(chunk)
-                    await trio.lowlevel.checkpoint()
+            await self._copy_stream(source, upload)
+            digest, layout = upload.finish()
+        except BaseException:
+            self._abort(upload.data_id)
+            if isinstance(source, AsyncGenerator):
+                # Finalize the caller's generator now, not whenever the GC gets to it.
+                with trio.CancelScope(shield=True):
+                    await source.aclose()
+            raise
+        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=None, content=None)
+
+    async def _copy_stream(self, source: AsyncIterable[Buffer], upload: _Upload) -> None:
+        size = self.limits.chunk_size
+        pending = bytearray()
+        async for piece in source:
+            if not isinstance(piece, bytes | bytearray | memoryview):
+                raise InvalidArgumentError(
+                    f"a content stream yielded {type(piece).__name__}, not bytes"
+                )
+            self._check_size(upload.size + len(pending) + len(piece))
+            pending += piece
+            while len(pending) >= size:
+                upload.add(bytes(pending[:size]))
+                del pending[:size]
+                await trio.lowlevel.checkpoint()
+        if pending or upload.count == 0:
+            upload.add(bytes(pending))
+
+    async def _upload_buffer(self, view: memoryview, digest: bytes) -> StagedBlob:
+        upload = _Upload(self.kv, self.limits, whole_digest=digest)
+        self._uploads.add(upload.data_id)
+        size = self.limits.chunk_size
+        try:
+            for start in range(0, view.nbytes, size):
+                upload.add(view[start : start + size])
+                await trio.lowlevel.checkpoint()
             digest, layout = upload.finish()
         except BaseException:
             self._abort(upload.data_id)
@@ -344,8 +344,8 @@ class BlobStore:
             changes[digest].delta += 1
             if isinstance(item, StagedBlob):
                 changes[digest].stagings.append(item)
-        for item, owner in drop:
-            digest = self._reference(own, touched, item, owner, taking=False)
+        for held, owner in drop:
+            digest = self._reference(own, touched, held, owner, taking=False)
             changes[digest].delta -= 1
         cleanup = Batch()
         adopted: list[bytes] = []

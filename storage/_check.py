@@ -104,13 +104,17 @@ async def check_blobs(store: BlobStore, *, fix: bool = False, deep: bool = True)
         if actual != meta.refcount:
             mismatches.append(f"blob {digest.hex()} counts {meta.refcount}, has {actual}")
             if actual:
-                repair.put(_keys.blob_key(digest), META_CODEC.encode(attrs.evolve(meta, refcount=actual)))
+                repair.put(
+                    _keys.blob_key(digest), META_CODEC.encode(attrs.evolve(meta, refcount=actual))
+                )
             else:
                 repair.delete(_keys.blob_key(digest))
                 free_chunks(cleanup, meta.data_id)
         present = found.chunks.get(meta.data_id, set())
         if present != set(range(meta.chunk_count)):
-            corrupt.append(f"blob {digest.hex()}: has chunks {sorted(present)[:8]} of {meta.chunk_count}")
+            corrupt.append(
+                f"blob {digest.hex()}: has chunks {sorted(present)[:8]} of {meta.chunk_count}"
+            )
         elif deep and (problem := await _verify(store, digest)) is not None:
             corrupt.append(problem)
     busy = store.uploads_in_flight

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar, final
 
 import msgpack
+from cattrs.errors import BaseValidationError
 from cattrs.preconf.msgpack import make_converter
 
 from satchel._errors import IntegrityError, RecordVersionError
@@ -95,5 +96,10 @@ class RecordCodec(Generic[T]):
             raise IntegrityError(f"a {self.kind} record is not valid msgpack: {error}") from None
         for step in range(version, self.version):
             raw = self._upgrades[step](raw)
-        result: T = self._structure(raw, self.cls)
+        try:
+            result: T = self._structure(raw, self.cls)
+        except (BaseValidationError, TypeError, KeyError, ValueError) as error:
+            raise IntegrityError(
+                f"a {self.kind} record does not fit its schema: {error!r}"
+            ) from None
         return result

@@ -23,4 +23,6 @@ def ref_key(digest: bytes, owner: bytes) -> bytes:
 def pending_key(data_id: bytes) -> bytes:
     """The index key marking the chunks of ``data_id`` as owned by no blob."""
     return BLOB_PENDING + data_id
+
+
 DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command

@@ -57,7 +57,9 @@ class Batch:
         """Remove every key ``k`` with ``lower <= k < upper`` when the batch is written."""
         _require_bytes("lower", lower)
         _require_bytes("upper", upper)
-        self._ops.append(("delete_range", space, lower, upper))
+        if lower < upper:
+            # RocksDB accepts an inverted range in a batch and then fails at flush.
+            self._ops.append(("delete_range", space, lower, upper))
 
     def extend(self, other: Batch) -> None:
         """Append the operations of ``other``, in order, to this batch."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import final
+from typing import cast, final
 
 import rocksdict
 
@@ -91,8 +91,7 @@ class RocksStore:
         """The values of ``keys`` in order, ``None`` for each missing key."""
         if not keys:
             return []
-        values: list[bytes | None] = self._target(space).get(list(keys))
-        return values
+        return cast("list[bytes | None]", self._target(space).get(list(keys)))
 
     def scan(
         self,
@@ -146,7 +145,7 @@ class RocksStore:
             elif op == "delete":
                 native.delete(key, handles[space])
             else:
-                native.delete_range(key, value, handles[space])
+                native.delete_range(key, cast("bytes", value), handles[space])
         if sync:
             self.sync_writes += 1
         db.write(native, self._synced if sync else self._plain)

@@ -1,0 +1,218 @@
+"""Turn pyperf JSON files into ``perf/RESULTS.md``: every operation beside its floor.
+
+Run (from the repository root)::
+
+    python perf/report.py perf/storage.json [perf/other.json ...] [-o perf/RESULTS.md]
+
+Benchmarks pair by name: ``<op>`` with ``<op> [floor]``, in any file given. A benchmark whose
+metadata holds ``bytes_per_op`` gets a throughput (MB/s, 10^6 bytes per second) and is compared
+as its throughput in % of the floor's; any other is compared as a time ratio (x floor).
+``TARGETS`` holds the pass/fail rules, matched by glob on the operation's name; later benchmark
+files add rows (and rules) without changes here beyond ``TARGETS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pyperf
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+FLOOR_SUFFIX = " [floor]"
+DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A rule on an operation's ratio to its floor."""
+
+    pattern: str
+    kind: Literal["min_pct", "max_x"]
+    limit: float
+
+    def describe(self) -> str:
+        return f">= {self.limit:g}%" if self.kind == "min_pct" else f"<= {self.limit:g}x"
+
+    def passes(self, ratio: float) -> bool:
+        return ratio >= self.limit if self.kind == "min_pct" else ratio <= self.limit
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("blob put 1 MiB *", "min_pct", 60.0),
+    Target("blob get 1 MiB *", "min_pct", 70.0),
+    Target("record put", "max_x", 2.0),
+)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One benchmark's numbers: median and relative spread of its values, in seconds."""
+
+    median: float
+    spread: float
+    size: int | None
+
+    @property
+    def throughput(self) -> float | None:
+        """MB/s, for benchmarks that move ``size`` bytes per operation."""
+        return None if self.size is None else self.size / self.median / 1e6
+
+
+@dataclass(frozen=True)
+class Row:
+    """An operation, its floor (if measured) and the rule it is held to (if any)."""
+
+    name: str
+    op: Measure
+    floor: Measure | None
+    target: Target | None
+
+    @property
+    def ratio(self) -> float | None:
+        """Throughput in % of the floor's, or time in multiples of the floor's."""
+        if self.floor is None:
+            return None
+        if self.op.size is not None:
+            return 100.0 * self.floor.median / self.op.median
+        return self.op.median / self.floor.median
+
+
+def measure(bench: pyperf.Benchmark) -> Measure:
+    values = bench.get_values()
+    spread = statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else 0.0
+    size = bench.get_metadata().get("bytes_per_op")
+    return Measure(bench.median(), spread, int(size) if size is not None else None)
+
+
+def target_for(name: str) -> Target | None:
+    return next((t for t in TARGETS if fnmatch.fnmatchcase(name, t.pattern)), None)
+
+
+def build_rows(benches: Sequence[pyperf.Benchmark]) -> list[Row]:
+    """Operations in the order first seen; floors are attached to them, not listed."""
+    by_name = {bench.get_name(): bench for bench in benches}
+    rows = []
+    for name, bench in by_name.items():
+        if name.endswith(FLOOR_SUFFIX):
+            continue
+        floor = by_name.get(name + FLOOR_SUFFIX)
+        rows.append(
+            Row(name, measure(bench), None if floor is None else measure(floor), target_for(name))
+        )
+    return rows
+
+
+# -- formatting --------------------------------------------------------------------------
+
+
+def fmt_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
+def fmt_ratio(row: Row) -> str:
+    ratio = row.ratio
+    if ratio is None:
+        return "—"
+    return f"{ratio:.0f}% of floor MB/s" if row.op.size is not None else f"{ratio:.2f}x floor time"
+
+
+def fmt_target(row: Row) -> str:
+    if row.target is None or row.ratio is None:
+        return ""
+    verdict = "PASS" if row.target.passes(row.ratio) else "**FAIL**"
+    return f"{row.target.describe()}: {verdict}"
+
+
+def table(rows: Iterable[Row]) -> list[str]:
+    lines = [
+        "| operation | median | ± | MB/s | floor median | floor MB/s | vs floor | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        floor = row.floor
+        cells = [
+            row.name,
+            fmt_time(row.op.median),
+            f"{100 * row.op.spread:.0f}%",
+            fmt_rate(row.op.throughput),
+            "—" if floor is None else fmt_time(floor.median),
+            "—" if floor is None else fmt_rate(floor.throughput),
+            fmt_ratio(row),
+            fmt_target(row),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+# -- the document ------------------------------------------------------------------------
+
+
+def machine_lines(suites: Sequence[pyperf.BenchmarkSuite]) -> list[str]:
+    meta = suites[0].get_metadata()
+    benches = [bench for suite in suites for bench in suite.get_benchmarks()]
+    libraries = sorted({str(b.get_metadata().get("libraries", "")) for b in benches} - {""})
+    dates = [date for suite in suites if (found := suite.get_dates()) for date in found]
+    when = max(dates).strftime("%Y-%m-%d %H:%M") if dates else dt.date.today().isoformat()
+    return [
+        f"- date: {when}",
+        f"- machine: {meta.get('cpu_count', '?')} CPUs ({meta.get('cpu_model_name', '?')}), "
+        f"{meta.get('platform', '?')}",
+        f"- python: {meta.get('python_version', '?')}",
+        *(f"- libraries: {line}" for line in libraries),
+    ]
+
+
+def summary_lines(rows: Sequence[Row]) -> list[str]:
+    judged = [row for row in rows if fmt_target(row)]
+    passed = [row for row in judged if row.target and row.ratio and row.target.passes(row.ratio)]
+    failed = ", ".join(row.name for row in judged if row not in passed) or "none"
+    return [f"Targets: {len(passed)}/{len(judged)} pass (failing: {failed})."]
+
+
+def render(paths: Sequence[Path]) -> str:
+    suites = [pyperf.BenchmarkSuite.load(str(path)) for path in paths]
+    sections = [
+        (path, suite, build_rows(suite.get_benchmarks()))
+        for path, suite in zip(paths, suites, strict=True)
+    ]
+    all_rows = [row for *_, rows in sections for row in rows]
+    lines = ["# satchel performance vs floor", "", *machine_lines(suites), ""]
+    lines += [*summary_lines(all_rows), ""]
+    lines += [
+        "Floor = the same work done with the bare libraries in the same run. MB/s = 10^6 B/s of",
+        "content. `±` = standard deviation of the values / mean. For throughput rows, `vs floor`",
+        "is the operation's throughput as % of the floor's (higher is better); for the others,",
+        "its time as a multiple of the floor's (lower is better).",
+    ]
+    for path, suite, rows in sections:
+        duration = sum(bench.get_total_duration() for bench in suite.get_benchmarks())
+        lines += ["", f"## {path.name}", "", f"Worker time: {duration:.0f} s.", "", *table(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write perf/RESULTS.md from pyperf JSON files.")
+    parser.add_argument("files", nargs="+", type=Path, help="pyperf JSON result files")
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    args.output.write_text(render(args.files), encoding="utf-8")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Shared fixtures: every backend, and stores on each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from satchel.storage import BlobLimits, KeyValueStore, MemoryStore, RocksStore, Store, open_store
+
+BACKENDS = ["memory", "rocksdb"]
+
+
+def make_kv(backend: str, folder: Path) -> KeyValueStore:
+    """A fresh key-value backend of the named kind."""
+    if backend == "memory":
+        return MemoryStore()
+    return RocksStore(folder / "db")
+
+
+@pytest.fixture(params=BACKENDS)
+def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueStore]:
+    """A fresh backend; the contract suite runs once per backend."""
+    store = make_kv(request.param, tmp_path)
+    yield store
+    store.close()
+
+
+SMALL_CHUNKS = BlobLimits(chunk_size=4096, compress_min=64, max_size=1 << 20)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store with 4 KiB chunks, so multi-chunk paths run on small content."""
+    opened = open_store(tmp_path / "data", backend=request.param, limits=SMALL_CHUNKS)
+    yield opened
+    opened.close()

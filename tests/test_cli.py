@@ -1,0 +1,58 @@
+"""The satchel command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from satchel import __version__
+from satchel._cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `satchel` entry point as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "satchel._cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_version() -> None:
+    """--version prints the package version."""
+    result = run("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"satchel {__version__}")
+
+
+def test_demo_stores_and_reads_back(tmp_path: Path) -> None:
+    """demo stores an artifact, reads it back identical, and finds the store clean."""
+    result = run("--data", str(tmp_path), "demo")
+    assert result.returncode == 0, result.stderr
+    assert "identical: True" in result.stdout and "check       : clean" in result.stdout
+    again = run("--data", str(tmp_path), "demo")
+    assert "already stored" in again.stdout and "references  : 1" in again.stdout
+
+
+def test_data_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --data the folder comes from $SATCHEL_DATA."""
+    monkeypatch.setenv("SATCHEL_DATA", str(tmp_path / "env"))
+    assert main(["demo"]) == 0
+    assert f"data folder : {tmp_path / 'env'}" in capsys.readouterr().out
+
+
+def test_check_of_empty_memory_store(capsys: pytest.CaptureFixture[str]) -> None:
+    """check on an empty store reports it clean and exits 0."""
+    assert main(["--memory", "check"]) == 0
+    assert capsys.readouterr().out.endswith("clean\n")
+
+
+def test_locked_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A data folder held by another store gives a StoreLocked message and exit status 2."""
+    from satchel.storage import open_store
+
+    with open_store(tmp_path):
+        assert main(["--data", str(tmp_path), "check"]) == 2
+    assert capsys.readouterr().err.startswith("StoreLocked: ")

@@ -1,0 +1,48 @@
+"""The built wheel installs everything under `satchel` and nothing else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The file names inside a wheel freshly built from this checkout."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("satchel-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.namelist()
+
+
+@pytest.mark.slow
+def test_only_satchel_at_top_level(wheel_names: list[str]) -> None:
+    """No runtime/, storage/ or other folder lands at the top of site-packages."""
+    tops = {name.split("/")[0] for name in wheel_names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"satchel"}
+
+
+@pytest.mark.slow
+def test_subpackages_and_marker_are_shipped(wheel_names: list[str]) -> None:
+    """The four domain folders install as satchel subpackages, with py.typed."""
+    expected = {
+        "satchel/py.typed",
+        "satchel/runtime/__init__.py",
+        "satchel/actors/__init__.py",
+        "satchel/storage/__init__.py",
+        "satchel/storage/_blobs.py",
+        "satchel/scripting/__init__.py",
+    }
+    assert expected <= set(wheel_names)
+    assert not [n for n in wheel_names if n.startswith("satchel/tests") or "/perf/" in n]
