@@ -1,1 +1,24 @@
-"""The actor kernel: mailboxes, actor refs, ask/tell, supervisor, reminders (issue 3)."""
+"""The actor kernel: mailboxes, actor refs, ask/tell, supervisor, timers, reminders.
+
+It imports nothing from ``satchel.actors``, ``satchel.storage`` or ``satchel.scripting``;
+persistence reaches it through ``ReminderStore``.
+"""
+
+from ._actor import Actor as Actor
+from ._actor import ActorContext as ActorContext
+from ._mailbox import Mailbox as Mailbox
+from ._messages import ReminderFired as ReminderFired
+from ._messages import ReplySlot as ReplySlot
+from ._messages import TimerFired as TimerFired
+from ._persistence import MemoryReminders as MemoryReminders
+from ._persistence import Reminder as Reminder
+from ._persistence import ReminderStore as ReminderStore
+from ._spec import ActorSpec as ActorSpec
+from ._spec import Intensity as Intensity
+from ._spec import Restart as Restart
+from ._spec import Strategy as Strategy
+from ._stats import ActorStatistics as ActorStatistics
+from ._stats import SupervisorStatistics as SupervisorStatistics
+from ._supervisor import ActorRef as ActorRef
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import open_supervisor as open_supervisor

@@ -61,3 +61,36 @@ class StoreClosedError(SatchelError, RuntimeError):
     """The store was closed; it serves no more reads or writes."""
 
     kind = "StoreClosed"
+
+
+class MailboxFullError(SatchelError):
+    """``try_tell`` found the actor's mailbox at capacity; ``tell`` would have waited."""
+
+    kind = "MailboxFull"
+
+
+class ActorCrashedError(SatchelError, RuntimeError):
+    """The actor raised an unexpected error handling the message; its supervisor restarts it."""
+
+    kind = "ActorCrashed"
+
+
+class ActorFailedError(SatchelError, RuntimeError):
+    """The actor crashed more often than its restart intensity allows and was stopped."""
+
+    kind = "ActorFailed"
+
+
+class ActorNotFoundError(SatchelError, LookupError):
+    """No actor kind, or no live actor, by that name."""
+
+    kind = "ActorNotFound"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RuntimeClosedError(SatchelError, RuntimeError):
+    """The runtime is closed (or closing) and takes no more messages."""
+
+    kind = "RuntimeClosed"

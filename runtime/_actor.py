@@ -1,0 +1,80 @@
+"""The actor base class and the context the kernel hands each actor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+
+M = TypeVar("M")
+
+
+class Actor(Generic[M]):
+    """Owns its state and handles one message at a time.
+
+    Subclasses override ``on_start`` (load persisted state; runs on every activation and
+    restart before the first message), ``receive`` (one message; its return value answers an
+    ask) and ``on_stop`` (flush state; runs shielded on passivation and shutdown, not after a
+    crash). ``self.context`` is set before ``on_start``.
+    """
+
+    context: ActorContext
+
+    async def on_start(self) -> None:
+        """Restore state; the actor takes no message before this returns."""
+
+    async def receive(self, message: M) -> Any:
+        """Handle one message; the return value is the answer to an ask."""
+        raise NotImplementedError
+
+    async def on_stop(self) -> None:
+        """Flush state before the actor stops (passivation or shutdown)."""
+
+
+class ActorContext:
+    """What an actor may ask of the kernel about itself."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: Cell) -> None:
+        self._cell = cell
+
+    @property
+    def id(self) -> str:
+        """The actor's id (stable across passivation and restarts)."""
+        return self._cell.actor_id
+
+    @property
+    def kind(self) -> str:
+        """The actor's kind."""
+        return self._cell.spec.kind
+
+    def start_timer(self, name: str, delay: float, *, interval: float | None = None) -> None:
+        """Deliver ``TimerFired(name)`` after ``delay`` seconds (then every ``interval``).
+
+        Timers are volatile: passivation, restart and shutdown drop them. Starting a timer
+        with the name of a running one replaces it.
+        """
+        self._cell.start_timer(name, delay, interval)
+
+    def cancel_timer(self, name: str) -> None:
+        """Stop the timer ``name`` if it is running."""
+        self._cell.cancel_timer(name)
+
+    async def set_reminder(self, name: str, *, at: float, every: float | None = None) -> None:
+        """Persist a reminder delivering ``ReminderFired`` at wall time ``at`` (then every
+        ``every`` seconds); it survives passivation and restarts and reactivates the actor."""
+        await self._cell.supervisor.reminders.set(self.kind, self.id, name, at, every)
+
+    async def cancel_reminder(self, name: str) -> None:
+        """Delete the reminder ``name`` of this actor, if any."""
+        await self._cell.supervisor.reminders.cancel(self.kind, self.id, name)
+
+    def passivate(self) -> None:
+        """Stop after the current message, flushing state; the next message reactivates."""
+        self._cell.request("passivate")
+
+    def now(self) -> float:
+        """The runtime's wall clock (seconds since the epoch)."""
+        return self._cell.supervisor.clock()

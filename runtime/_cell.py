@@ -1,0 +1,328 @@
+"""A cell: one live actor's mailbox, task and counters, and the loop that runs its turns.
+
+The mailbox belongs to the cell, not to the actor instance, so a restart (a fresh instance
+that reloads its persisted state) keeps every message still queued.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Literal
+
+import trio
+
+from satchel._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError
+
+from ._actor import ActorContext
+from ._mailbox import Mailbox
+from ._messages import ReplySlot, TimerFired
+from ._spec import Restart
+from ._stats import ActorStatistics
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+    from ._spec import ActorSpec
+    from ._supervisor import Supervisor
+
+log = logging.getLogger("satchel.runtime")
+
+Item = tuple[Any, ReplySlot | None]
+Request = Literal["passivate", "restart", "shutdown"]
+
+
+class _Crash(Exception):
+    """A handler (or ``on_start``) raised an error the actor does not survive."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class Cell:
+    """One resident actor. States: activating, running, passivating, stopped, failed."""
+
+    def __init__(self, supervisor: Supervisor, spec: ActorSpec, actor_id: str) -> None:
+        self.supervisor = supervisor
+        self.spec = spec
+        self.actor_id = actor_id
+        self.key = (spec.kind, actor_id)
+        self.mailbox: Mailbox[Item] = Mailbox(spec.mailbox_capacity, f"{spec.kind}/{actor_id}")
+        self.backlog: collections.deque[Item] = collections.deque()
+        self.actor: Actor[Any] | None = None
+        self.state = "activating"
+        self.failure: str | None = None
+        self.requests: set[Request] = set()
+        self.handled = 0
+        self.restarts = 0
+        self.activations = 0
+        self.last_activity = supervisor.clock()
+        self.restart_times: collections.deque[float] = collections.deque()
+        self.order = 0
+        self._idle: trio.CancelScope | None = None
+        self._timers: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self._early_timers: list[tuple[str, float, float | None]] = []
+
+    # -- requests from outside the loop ---------------------------------------------------
+
+    def request(self, what: Request) -> None:
+        """Ask the loop to passivate, restart or shut down after the current turn."""
+        self.requests.add(what)
+        if self._idle is not None:
+            self._idle.cancel()
+
+    def _has_mail(self) -> bool:
+        return bool(self.backlog) or self.mailbox.depth > 0
+
+    @property
+    def idle(self) -> bool:
+        """Running, with nothing queued and no turn in progress."""
+        return self._idle is not None and not self.backlog and self.mailbox.depth == 0
+
+    def statistics(self) -> ActorStatistics:
+        """This actor's counters now."""
+        return ActorStatistics(
+            kind=self.spec.kind,
+            id=self.actor_id,
+            state=self.state,
+            mailbox_depth=self.mailbox.depth + len(self.backlog),
+            mailbox_peak=self.mailbox.peak,
+            mailbox_capacity=self.mailbox.capacity,
+            messages_handled=self.handled,
+            restarts=self.restarts,
+            activations=self.activations,
+            last_activity=self.last_activity,
+            failure=self.failure,
+        )
+
+    # -- the task ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Cell] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the actor, report ready, run turns until passivated, failed or shut down."""
+        try:
+            try:
+                await self._start_instance()
+            except _Crash as crash:
+                self._fail(f"on_start raised {crash.error!r}", crash.error)
+                raise crash.error from None
+            task_status.started(self)
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for name, delay, interval in self._early_timers:
+                    self.start_timer(name, delay, interval)
+                self._early_timers.clear()
+                await self._loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._timers.clear()
+            self.supervisor._cell_finished(self)
+
+    async def _start_instance(self) -> None:
+        actor = self.spec.factory(self.actor_id)
+        actor.context = ActorContext(self)
+        self.actor = actor
+        self.activations += 1
+        self.supervisor.totals.activations += 1
+        try:
+            await actor.on_start()
+        except Exception as error:
+            raise _Crash(error) from error
+        self.state = "running"
+
+    async def _loop(self) -> None:
+        while True:
+            if self.requests:
+                if not await self._obey_requests():
+                    return
+                continue
+            if not self.backlog:
+                if not await self._wait_for_mail():
+                    continue
+            else:
+                await trio.lowlevel.checkpoint()
+            try:
+                while self.backlog and not self.requests:
+                    message, slot = self.backlog.popleft()
+                    await self._turn(message, slot)
+            except _Crash as crash:
+                if not await self._recover(crash.error):
+                    return
+
+    async def _wait_for_mail(self) -> bool:
+        """Move queued mail to the backlog, waiting for some; False if woken without mail."""
+        batch = self.mailbox.drain()
+        if batch:
+            self.backlog.extend(batch)
+            await trio.lowlevel.checkpoint()  # one checkpoint per batch, not per message
+            return True
+        timeout = self.spec.idle_timeout
+        with trio.CancelScope() as scope:
+            if timeout is not None:
+                scope.deadline = trio.current_time() + timeout
+            self._idle = scope
+            try:
+                first = await self.mailbox.get()
+            finally:
+                self._idle = None
+        if scope.cancelled_caught:
+            if not self.requests:
+                self.requests.add("passivate")  # idle past the timeout
+            return False
+        self.backlog.append(first)
+        self.backlog.extend(self.mailbox.drain())
+        return True
+
+    async def _turn(self, message: Any, slot: ReplySlot | None) -> None:
+        assert self.actor is not None
+        self.handled += 1
+        self.supervisor.totals.messages_handled += 1
+        self.last_activity = self.supervisor.clock()
+        self.supervisor._touched(self)
+        try:
+            result = await self.actor.receive(message)
+        except self.spec.survives as error:
+            if slot is not None:
+                slot.fail(error)
+            else:
+                log.warning("%s/%s: %r from a told message", *self.key, error)
+            return
+        except Exception as error:
+            if slot is not None:
+                crashed = ActorCrashedError(
+                    f"actor {self.spec.kind}/{self.actor_id} crashed handling "
+                    f"{type(message).__name__}: {error!r}"
+                )
+                crashed.__cause__ = error
+                slot.fail(crashed)
+            raise _Crash(error) from error
+        if slot is not None:
+            slot.set(result)
+
+    # -- crashes, restarts, stops -----------------------------------------------------------
+
+    async def _recover(self, error: BaseException) -> bool:
+        """Restart after a crash if the policy allows; False once the actor has failed."""
+        log.error("%s/%s crashed: %r", *self.key, error)
+        while True:
+            if self.spec.restart is Restart.TEMPORARY:
+                self._fail(f"crashed (temporary actor, not restarted): {error!r}", error)
+                return False
+            now = trio.current_time()
+            window = self.spec.intensity
+            while self.restart_times and now - self.restart_times[0] > window.period:
+                self.restart_times.popleft()
+            if len(self.restart_times) >= window.max_restarts:
+                self._fail(
+                    f"crashed {len(self.restart_times) + 1} times within {window.period}s: "
+                    f"{error!r}",
+                    error,
+                )
+                return False
+            if self.restart_times:
+                exponent = len(self.restart_times) - 1
+                await trio.sleep(min(window.backoff * math.pow(2, exponent), window.max_backoff))
+            self.restart_times.append(trio.current_time())
+            self.restarts += 1
+            self.supervisor.totals.restarts += 1
+            self.supervisor._crashed(self)
+            self._drop_timers()
+            self.state = "activating"
+            try:
+                await self._start_instance()
+                return True
+            except _Crash as crash:
+                error = crash.error
+
+    async def _obey_requests(self) -> bool:
+        """Carry out pending requests; False when the loop must end."""
+        if "shutdown" in self.requests:
+            await self._flush("stopped")
+            self._reject_queued(RuntimeClosedError("the runtime closed before this message ran"))
+            return False
+        if "restart" in self.requests:
+            self.requests.discard("restart")
+            await self._flush("activating")
+            self._drop_timers()
+            try:
+                await self._start_instance()
+            except _Crash as crash:
+                return await self._recover(crash.error)
+            return True
+        self.requests.discard("passivate")
+        if self._has_mail():
+            return True  # mail arrived: not idle any more
+        await self._flush("passivating")
+        if self._has_mail():
+            # Mail arrived while flushing: come back to life instead of dropping it.
+            self._drop_timers()
+            try:
+                await self._start_instance()
+            except _Crash as crash:
+                return await self._recover(crash.error)
+            return True
+        self.state = "stopped"
+        self.supervisor.totals.passivations += 1
+        return False
+
+    async def _flush(self, state: str) -> None:
+        self.state = state
+        actor = self.actor
+        if actor is None:
+            return
+        with trio.CancelScope(shield=True):
+            try:
+                await actor.on_stop()
+            except Exception as error:
+                log.error("%s/%s: on_stop raised %r", *self.key, error)
+
+    def _fail(self, reason: str, error: BaseException) -> None:
+        self.state = "failed"
+        self.failure = reason
+        self.supervisor.totals.failures += 1
+        failed = ActorFailedError(f"actor {self.spec.kind}/{self.actor_id} failed: {reason}")
+        failed.__cause__ = error
+        self._reject_queued(failed)
+
+    def _reject_queued(self, error: BaseException) -> None:
+        self.backlog.extend(self.mailbox.drain())
+        while self.backlog:
+            _, slot = self.backlog.popleft()
+            if slot is not None:
+                slot.fail(error)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def start_timer(self, name: str, delay: float, interval: float | None) -> None:
+        """Deliver ``TimerFired(name)`` after ``delay`` (then every ``interval``)."""
+        if self._nursery is None:
+            self._early_timers.append((name, delay, interval))  # set in on_start
+            return
+        self.cancel_timer(name)
+        scope = trio.CancelScope()
+        self._timers[name] = scope
+        self._nursery.start_soon(self._timer, name, delay, interval, scope)
+
+    def cancel_timer(self, name: str) -> None:
+        """Stop the timer ``name`` if it runs."""
+        scope = self._timers.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+
+    def _drop_timers(self) -> None:
+        for name in list(self._timers):
+            self.cancel_timer(name)
+
+    async def _timer(
+        self, name: str, delay: float, interval: float | None, scope: trio.CancelScope
+    ) -> None:
+        with scope:
+            await trio.sleep(delay)
+            while True:
+                await self.mailbox.put((TimerFired(name), None))
+                if interval is None:
+                    break
+                await trio.sleep(interval)
+        if self._timers.get(name) is scope:
+            del self._timers[name]

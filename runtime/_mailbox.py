@@ -1,0 +1,76 @@
+"""A bounded mailbox: a Trio memory channel that counts its depth and remembers its peak."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar, final
+
+import trio
+
+from satchel._errors import MailboxFullError
+
+T = TypeVar("T")
+
+
+@final
+class Mailbox(Generic[T]):
+    """A first-in first-out queue of at most ``capacity`` items.
+
+    ``put`` waits while the mailbox is full (backpressure); ``put_nowait`` raises
+    ``MailboxFullError`` instead. The owner drains it with ``get`` and ``get_nowait``.
+    """
+
+    __slots__ = ("_receive", "_send", "capacity", "depth", "name", "peak")
+
+    def __init__(self, capacity: int, name: str = "") -> None:
+        if capacity < 1:
+            raise ValueError(f"a mailbox holds at least one message, not {capacity}")
+        self._send, self._receive = trio.open_memory_channel[T](capacity)
+        self.capacity = capacity
+        self.name = name
+        self.depth = 0
+        self.peak = 0
+
+    def _added(self) -> None:
+        self.depth += 1
+        if self.depth > self.peak:
+            self.peak = self.depth
+
+    async def put(self, item: T) -> None:
+        """Add ``item``, waiting while the mailbox is full."""
+        await self._send.send(item)
+        self._added()
+
+    def put_nowait(self, item: T) -> None:
+        """Add ``item`` now, or raise ``MailboxFullError`` if the mailbox is full."""
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            raise MailboxFullError(
+                f"the mailbox of {self.name or 'the actor'} is full ({self.capacity} messages)"
+            ) from None
+        self._added()
+
+    async def get(self) -> T:
+        """The oldest item, waiting for one if the mailbox is empty."""
+        item = await self._receive.receive()
+        self.depth -= 1
+        return item
+
+    def get_nowait(self) -> T:
+        """The oldest item; ``trio.WouldBlock`` if the mailbox is empty."""
+        item = self._receive.receive_nowait()
+        self.depth -= 1
+        return item
+
+    def drain(self) -> list[T]:
+        """Every item queued now, oldest first, leaving the mailbox empty."""
+        items: list[T] = []
+        try:
+            while True:
+                items.append(self.get_nowait())
+        except trio.WouldBlock:
+            return items
+
+    def statistics(self) -> Any:
+        """The underlying channel's statistics (tasks waiting to send, and so on)."""
+        return self._send.statistics()

@@ -1,0 +1,115 @@
+"""Durable reminders: persisted one record each, fired by one scheduler task, coalesced."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from satchel._errors import SatchelError, ValidationError
+
+from ._messages import ReminderFired
+from ._persistence import Reminder, ReminderStore
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
+
+log = logging.getLogger("satchel.runtime")
+
+
+class Reminders:
+    """The reminders of one supervisor; ``run`` is the scheduler task."""
+
+    def __init__(self, supervisor: Supervisor, store: ReminderStore) -> None:
+        self._supervisor = supervisor
+        self._store = store
+        self._by_key: dict[tuple[str, str, str], Reminder] = {}
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def list(self) -> list[Reminder]:
+        """Every reminder, soonest first."""
+        return sorted(self._by_key.values(), key=lambda r: r.due)
+
+    async def set(
+        self, kind: str, actor_id: str, name: str, at: float, every: float | None
+    ) -> Reminder:
+        """Persist and schedule a reminder, replacing one of the same actor and name."""
+        if every is not None and not every > 0:
+            raise ValidationError(f"a reminder interval must be positive, not {every}")
+        if not math.isfinite(at):
+            raise ValidationError(f"a reminder time must be finite, not {at}")
+        reminder = Reminder(kind=kind, actor_id=actor_id, name=name, due=at, every=every)
+        self._store.save_reminder(reminder)
+        self._by_key[reminder.key] = reminder
+        self._wake.set()
+        await trio.lowlevel.checkpoint()
+        return reminder
+
+    async def cancel(self, kind: str, actor_id: str, name: str) -> bool:
+        """Delete a reminder; whether there was one."""
+        self._store.delete_reminder(kind, actor_id, name)
+        found = self._by_key.pop((kind, actor_id, name), None) is not None
+        self._wake.set()
+        await trio.lowlevel.checkpoint()
+        return found
+
+    def wake(self) -> None:
+        """Look at the reminders again (a kind was registered)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop firing (the runtime is closing); stored reminders stay for the next run."""
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Load stored reminders and fire each when due, until ``stop``."""
+        for reminder in self._store.load_reminders():
+            self._by_key[reminder.key] = reminder
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            while True:
+                self._wake = trio.Event()
+                # Reminders of kinds not registered yet wait for their kind (see ``wake``).
+                ready = (r for r in self._by_key.values() if self._supervisor.has_kind(r.kind))
+                soonest = min(ready, key=lambda r: r.due, default=None)
+                if soonest is None:
+                    await self._wake.wait()
+                    continue
+                delay = soonest.due - self._supervisor.clock()
+                if delay > 0:
+                    with trio.move_on_after(delay):
+                        await self._wake.wait()
+                    continue
+                self._fire(soonest, nursery)
+                await trio.lowlevel.checkpoint()
+
+    def _fire(self, reminder: Reminder, nursery: trio.Nursery) -> None:
+        missed = 0
+        if reminder.every is None:
+            self._store.delete_reminder(*reminder.key)
+            del self._by_key[reminder.key]
+        else:
+            late = self._supervisor.clock() - reminder.due
+            missed = int(late // reminder.every)
+            after = attrs.evolve(reminder, due=reminder.due + (missed + 1) * reminder.every)
+            self._store.save_reminder(after)
+            self._by_key[reminder.key] = after
+        fired = ReminderFired(name=reminder.name, due=reminder.due, missed=missed)
+        nursery.start_soon(self._deliver, reminder, fired)
+
+    async def _deliver(self, reminder: Reminder, fired: ReminderFired) -> None:
+        try:
+            await self._supervisor.deliver((reminder.kind, reminder.actor_id), (fired, None))
+        except SatchelError as error:
+            log.warning(
+                "reminder %s for %s/%s not delivered: %r", fired.name, *reminder.key[:2], error
+            )

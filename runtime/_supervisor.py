@@ -1,0 +1,307 @@
+"""The supervisor: activates actors by id (once), restarts them, passivates them, stops them."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, final
+
+import attrs
+import trio
+
+from satchel._errors import ActorFailedError, ActorNotFoundError, RuntimeClosedError
+
+from ._cell import Cell, Item
+from ._messages import ReplySlot
+from ._persistence import MemoryReminders, ReminderStore
+from ._reminders import Reminders
+from ._spec import ActorSpec, Strategy
+from ._stats import ActorStatistics, SupervisorStatistics
+
+Key = tuple[str, str]
+
+_EPOCH: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("satchel_epoch")
+
+
+def wall_clock() -> float:
+    """Seconds since the epoch, read as an offset from Trio's clock.
+
+    The offset is fixed once per ``trio.run``, so wall time moves with Trio's clock: a
+    mock clock in tests advances it too, across supervisors opened in one run.
+    """
+    try:
+        epoch = _EPOCH.get()
+    except LookupError:
+        epoch = time.time() - trio.current_time()
+        _EPOCH.set(epoch)
+    return epoch + trio.current_time()
+
+
+@attrs.define
+class _Totals:
+    activations: int = 0
+    passivations: int = 0
+    restarts: int = 0
+    failures: int = 0
+    messages_handled: int = 0
+
+
+@final
+class Supervisor:
+    """Runs every actor of a runtime in one nursery; see ``open_supervisor``."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        strategy: Strategy,
+        resident_cap: int,
+        reminder_store: ReminderStore,
+    ) -> None:
+        self._nursery = nursery
+        self.strategy = strategy
+        self.resident_cap = resident_cap
+        self._specs: dict[str, ActorSpec] = {}
+        # Live cells, least recently active first (the LRU order for the resident cap).
+        self._cells: collections.OrderedDict[Key, Cell] = collections.OrderedDict()
+        self._failed: dict[Key, Cell] = {}
+        self._activating: dict[Key, trio.Event] = {}
+        self._order = 0
+        self.totals = _Totals()
+        self.closed = False
+        self.reminders = Reminders(self, reminder_store)
+
+    def clock(self) -> float:
+        """Wall time in seconds since the epoch, advancing with Trio's clock (mockable)."""
+        return wall_clock()
+
+    def register(self, spec: ActorSpec) -> None:
+        """Make actors of ``spec.kind`` addressable."""
+        if spec.kind in self._specs:
+            raise ValueError(f"actor kind {spec.kind!r} is registered already")
+        self._specs[spec.kind] = spec
+        self.reminders.wake()
+
+    def has_kind(self, kind: str) -> bool:
+        """Whether actors of ``kind`` can be addressed."""
+        return kind in self._specs
+
+    def ref(self, kind: str, actor_id: str) -> ActorRef:
+        """The address of actor ``actor_id`` of ``kind`` (live or not)."""
+        if kind not in self._specs:
+            raise ActorNotFoundError(f"no actor kind {kind!r} is registered")
+        return ActorRef(self, kind, actor_id)
+
+    # -- delivery and activation -----------------------------------------------------------
+
+    async def deliver(self, key: Key, item: Item) -> None:
+        """Queue ``item`` for the actor, activating it first if it is not live."""
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = await self.activate(*key)
+        await cell.mailbox.put(item)
+
+    async def deliver_nowait(self, key: Key, item: Item) -> None:
+        """Queue ``item`` without waiting on a full mailbox (activation may still await)."""
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = await self.activate(*key)
+        cell.mailbox.put_nowait(item)
+
+    async def activate(self, kind: str, actor_id: str) -> Cell:
+        """The live cell of the actor, started (state restored) if it was not live.
+
+        Concurrent calls for one id share one activation: never two live actors per id.
+        """
+        key = (kind, actor_id)
+        while True:
+            if self.closed:
+                raise RuntimeClosedError("the runtime is closed")
+            failed = self._failed.get(key)
+            if failed is not None:
+                raise ActorFailedError(
+                    f"actor {kind}/{actor_id} failed: {failed.failure}; restart it to use it again"
+                )
+            cell = self._cells.get(key)
+            if cell is not None:
+                return cell
+            pending = self._activating.get(key)
+            if pending is None:
+                break
+            await pending.wait()
+        spec = self._specs.get(kind)
+        if spec is None:
+            raise ActorNotFoundError(f"no actor kind {kind!r} is registered")
+        done = self._activating[key] = trio.Event()
+        cell = Cell(self, spec, actor_id)
+        self._order += 1
+        cell.order = self._order
+        self._cells[key] = cell
+        try:
+            await self._nursery.start(cell.run)
+        finally:
+            del self._activating[key]
+            done.set()
+        self._enforce_cap()
+        return cell
+
+    def _enforce_cap(self) -> None:
+        excess = len(self._cells) - self.resident_cap
+        if excess <= 0:
+            return
+        for cell in list(self._cells.values()):
+            if excess <= 0:
+                break
+            if cell.idle and "passivate" not in cell.requests:
+                cell.request("passivate")
+                excess -= 1
+
+    def _touched(self, cell: Cell) -> None:
+        self._cells.move_to_end(cell.key)
+
+    def _cell_finished(self, cell: Cell) -> None:
+        if self._cells.get(cell.key) is cell:
+            del self._cells[cell.key]
+        if cell.state == "failed":
+            self._failed[cell.key] = cell
+
+    def _crashed(self, cell: Cell) -> None:
+        """Apply the strategy to the siblings of a cell that crashed and restarts."""
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            return
+        for other in list(self._cells.values()):
+            if other is cell or other.state != "running":
+                continue
+            if self.strategy is Strategy.ONE_FOR_ALL or other.order > cell.order:
+                other.request("restart")
+
+    # -- control ----------------------------------------------------------------------------
+
+    def live(self) -> list[ActorStatistics]:
+        """Statistics of every live actor and every failed one, least recently active first."""
+        cells = [*self._cells.values(), *self._failed.values()]
+        return [cell.statistics() for cell in cells]
+
+    def inspect(self, kind: str, actor_id: str) -> ActorStatistics:
+        """Statistics of one live or failed actor."""
+        cell = self._cells.get((kind, actor_id)) or self._failed.get((kind, actor_id))
+        if cell is None:
+            raise ActorNotFoundError(f"actor {kind}/{actor_id} is not live")
+        return cell.statistics()
+
+    def request(self, kind: str, actor_id: str, what: str) -> None:
+        """Ask a live actor to ``passivate`` or ``restart`` after its current turn."""
+        cell = self._cells.get((kind, actor_id))
+        if cell is None:
+            raise ActorNotFoundError(f"actor {kind}/{actor_id} is not live")
+        if what not in ("passivate", "restart"):
+            raise ValueError(f"unknown request {what!r}")
+        cell.request(what)  # type: ignore[arg-type]
+
+    def clear_failure(self, kind: str, actor_id: str) -> None:
+        """Forget that an actor failed, so its next message activates it again."""
+        if self._failed.pop((kind, actor_id), None) is None:
+            raise ActorNotFoundError(f"actor {kind}/{actor_id} has not failed")
+
+    def statistics(self) -> SupervisorStatistics:
+        """Counters of the supervisor now."""
+        return SupervisorStatistics(
+            live_actors=len(self._cells),
+            failed_actors=len(self._failed),
+            activations=self.totals.activations,
+            passivations=self.totals.passivations,
+            restarts=self.totals.restarts,
+            messages_handled=self.totals.messages_handled,
+            reminders=len(self.reminders),
+            resident_cap=self.resident_cap,
+            closed=self.closed,
+        )
+
+    async def aclose(self, grace: float) -> None:
+        """Stop taking messages; let each actor finish its turn and flush, within ``grace``."""
+        self.closed = True
+        self.reminders.stop()
+        with trio.move_on_after(grace):
+            while self._cells or self._activating:
+                for cell in list(self._cells.values()):
+                    cell.request("shutdown")
+                await trio.sleep(0.001)
+        self._nursery.cancel_scope.cancel()
+
+
+@final
+class ActorRef:
+    """The address of one actor: valid across passivation and restarts."""
+
+    __slots__ = ("_key", "_supervisor", "actor_id", "kind")
+
+    def __init__(self, supervisor: Supervisor, kind: str, actor_id: str) -> None:
+        self._supervisor = supervisor
+        self.kind = kind
+        self.actor_id = actor_id
+        self._key = (kind, actor_id)
+
+    def __repr__(self) -> str:
+        return f"ActorRef({self.kind!r}, {self.actor_id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorRef) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def _check_open(self) -> None:
+        if self._supervisor.closed:
+            raise RuntimeClosedError(f"the runtime is closed; {self.kind}/{self.actor_id} is gone")
+
+    async def tell(self, message: Any) -> None:
+        """Send ``message``, waiting while the mailbox is full; no answer."""
+        self._check_open()
+        await self._supervisor.deliver(self._key, (message, None))
+
+    async def try_tell(self, message: Any) -> None:
+        """Send ``message``, raising ``MailboxFullError`` rather than waiting for room."""
+        self._check_open()
+        await self._supervisor.deliver_nowait(self._key, (message, None))
+
+    async def ask(self, message: Any) -> Any:
+        """Send ``message`` and wait for the actor's answer (or its error).
+
+        The caller sets any deadline (``trio.fail_after``); a late answer is dropped.
+        """
+        self._check_open()
+        slot = ReplySlot()
+        await self._supervisor.deliver(self._key, (message, slot))
+        return await slot.wait()
+
+
+@asynccontextmanager
+async def open_supervisor(
+    *,
+    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    resident_cap: int = 10_000,
+    reminder_store: ReminderStore | None = None,
+    grace: float = 5.0,
+) -> AsyncIterator[Supervisor]:
+    """A running supervisor; on exit it shuts every actor down (see ``Supervisor.aclose``).
+
+    ``resident_cap`` bounds live actors (the least recently active idle ones are passivated);
+    ``reminder_store`` keeps durable reminders (in memory if not given).
+    """
+    if resident_cap < 1:
+        raise ValueError(f"resident_cap must be at least 1, not {resident_cap}")
+    async with trio.open_nursery() as nursery:
+        supervisor = Supervisor(
+            nursery,
+            strategy=strategy,
+            resident_cap=resident_cap,
+            reminder_store=reminder_store or MemoryReminders(),
+        )
+        await nursery.start(supervisor.reminders.run)
+        try:
+            yield supervisor
+        finally:
+            with trio.CancelScope(shield=True):
+                await supervisor.aclose(grace)

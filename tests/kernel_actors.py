@@ -1,0 +1,97 @@
+"""Test actors for the kernel tests: a counter whose value is persisted in a dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import trio
+from satchel.runtime import Actor, ActorSpec, ReminderFired, TimerFired
+
+from satchel import ValidationError
+
+
+@attrs.frozen
+class Add:
+    n: int
+
+
+@attrs.frozen
+class Get:
+    pass
+
+
+@attrs.frozen
+class Boom:
+    pass
+
+
+@attrs.frozen
+class Invalid:
+    pass
+
+
+@attrs.frozen
+class Sleep:
+    seconds: float
+
+
+@attrs.frozen
+class Tick:
+    every: float
+
+
+@attrs.define
+class World:
+    """What the counters persist and what they report having done."""
+
+    saved: dict[str, int] = attrs.Factory(dict)
+    starts: list[str] = attrs.Factory(list)
+    stops: list[str] = attrs.Factory(list)
+    events: list[tuple[str, Any]] = attrs.Factory(list)
+    fail_start: set[str] = attrs.Factory(set)
+
+
+class Counter(Actor[Any]):
+    """Adds numbers; persists every change; crashes on Boom; rejects Invalid."""
+
+    def __init__(self, world: World, actor_id: str) -> None:
+        self.world = world
+        self.actor_id = actor_id
+        self.value = 0
+
+    async def on_start(self) -> None:
+        if self.actor_id in self.world.fail_start:
+            raise OSError("cannot load state")
+        self.world.starts.append(self.actor_id)
+        self.value = self.world.saved.get(self.actor_id, 0)
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Add):
+            self.value += message.n
+            self.world.saved[self.actor_id] = self.value
+            return self.value
+        if isinstance(message, Get):
+            return self.value
+        if isinstance(message, Boom):
+            raise RuntimeError("boom")
+        if isinstance(message, Invalid):
+            raise ValidationError(f"{self.actor_id}: invalid")
+        if isinstance(message, Sleep):
+            await trio.sleep(message.seconds)
+            return "slept"
+        if isinstance(message, Tick):
+            self.context.start_timer("tick", message.every, interval=message.every)
+            return None
+        if isinstance(message, TimerFired | ReminderFired):
+            self.world.events.append((self.actor_id, message))
+            return None
+        raise TypeError(f"unexpected {message!r}")
+
+    async def on_stop(self) -> None:
+        self.world.stops.append(self.actor_id)
+
+
+def counter_spec(world: World, kind: str = "counter", **options: Any) -> ActorSpec:
+    """A spec for counters living in ``world``."""
+    return ActorSpec(kind=kind, factory=lambda actor_id: Counter(world, actor_id), **options)

@@ -1,0 +1,330 @@
+"""The actor kernel: turns, ask/tell, backpressure, crashes, restarts, passivation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+from satchel.runtime import (
+    ActorRef,
+    Intensity,
+    MemoryReminders,
+    Restart,
+    Strategy,
+    Supervisor,
+    TimerFired,
+    open_supervisor,
+)
+
+from satchel import (
+    ActorCrashedError,
+    ActorFailedError,
+    ActorNotFoundError,
+    MailboxFullError,
+    RuntimeClosedError,
+    ValidationError,
+)
+
+from .kernel_actors import Add, Boom, Get, Invalid, Sleep, Tick, World, counter_spec
+
+
+@asynccontextmanager
+async def running(world: World, **options: Any) -> AsyncIterator[Supervisor]:
+    """A supervisor with the counter kind registered (spec options in ``options``)."""
+    sup_options = {k: options.pop(k) for k in ("strategy", "resident_cap") if k in options}
+    async with open_supervisor(**sup_options) as supervisor:
+        supervisor.register(counter_spec(world, **options))
+        yield supervisor
+
+
+def counter(supervisor: Supervisor, actor_id: str = "a") -> ActorRef:
+    """The ref of one counter."""
+    return supervisor.ref("counter", actor_id)
+
+
+async def test_ask_answers_and_tell_is_ordered() -> None:
+    """Told messages are handled in order before a later ask is answered."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        for n in (1, 2, 3):
+            await ref.tell(Add(n))
+        assert await ref.ask(Get()) == 6
+
+
+async def test_unknown_kind_is_refused() -> None:
+    """A ref to a kind nobody registered is an ActorNotFoundError."""
+    async with running(World()) as sup:
+        with pytest.raises(ActorNotFoundError, match="no actor kind 'nope'"):
+            sup.ref("nope", "x")
+
+
+async def test_backpressure_and_try_tell(autojump_clock: trio.abc.Clock) -> None:
+    """A full mailbox makes tell wait and try_tell raise MailboxFullError."""
+    world = World()
+    async with running(world, mailbox_capacity=2) as sup:
+        ref = counter(sup)
+        await ref.ask(Get())
+        await ref.tell(Sleep(100))
+        await trio.sleep(1)  # the actor is now inside the sleep turn
+        await ref.tell(Add(1))
+        await ref.tell(Add(1))
+        with pytest.raises(MailboxFullError, match="counter/a"):
+            await ref.try_tell(Add(1))
+        with trio.move_on_after(10) as waited:
+            await ref.tell(Add(1))
+        assert waited.cancelled_caught
+        assert sup.inspect("counter", "a").mailbox_depth == 2
+        assert await ref.ask(Get()) == 2
+
+
+async def test_survivable_error_reaches_asker_with_cause() -> None:
+    """A domain error is re-raised in the asker with the original as cause; no restart."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        await ref.ask(Add(5))
+        with pytest.raises(ValidationError, match="a: invalid") as caught:
+            await ref.ask(Invalid())
+        assert isinstance(caught.value.__cause__, ValidationError)
+        assert caught.value.__cause__ is not caught.value
+        assert await ref.ask(Get()) == 5
+        assert sup.inspect("counter", "a").restarts == 0
+
+
+async def test_crash_restarts_with_persisted_state() -> None:
+    """A crash answers ActorCrashedError and the restarted actor reloads its saved state."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        await ref.ask(Add(7))
+        with pytest.raises(ActorCrashedError, match="crashed handling Boom") as caught:
+            await ref.ask(Boom())
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        assert await ref.ask(Get()) == 7
+        assert (sup.inspect("counter", "a").restarts, world.starts) == (1, ["a", "a"])
+
+
+async def test_queued_messages_survive_a_restart() -> None:
+    """Messages queued behind the one that crashed are all handled after the restart."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        await ref.ask(Get())
+        await ref.tell(Boom())
+        for _ in range(10):
+            await ref.tell(Add(1))
+        assert await ref.ask(Get()) == 10
+
+
+async def test_intensity_exceeded_fails_only_that_actor(autojump_clock: trio.abc.Clock) -> None:
+    """Past max restarts the actor fails with its reason; backoff doubles; others go on."""
+    world = World()
+    policy = Intensity(max_restarts=2, period=60, backoff=1, max_backoff=10)
+    async with running(world, intensity=policy) as sup:
+        bad, good = counter(sup, "bad"), counter(sup, "good")
+        await good.ask(Add(1))
+        start = trio.current_time()
+        for _ in range(3):
+            with pytest.raises((ActorCrashedError, ActorFailedError)):
+                await bad.ask(Boom())
+        await trio.lowlevel.checkpoint()
+        stats = sup.inspect("counter", "bad")
+        assert (stats.state, stats.restarts) == ("failed", 2)
+        assert stats.failure is not None and "3 times" in stats.failure
+        assert trio.current_time() - start == pytest.approx(1.0)  # 0 then 1 s of backoff
+        with pytest.raises(ActorFailedError, match="restart it"):
+            await bad.ask(Get())
+        assert await good.ask(Add(1)) == 2
+        sup.clear_failure("counter", "bad")
+        assert await bad.ask(Get()) == 0
+
+
+async def test_temporary_actor_is_not_restarted() -> None:
+    """A temporary actor fails at its first crash."""
+    world = World()
+    async with running(world, restart=Restart.TEMPORARY) as sup:
+        ref = counter(sup)
+        with pytest.raises(ActorCrashedError):
+            await ref.ask(Boom())
+        await trio.lowlevel.checkpoint()
+        assert sup.inspect("counter", "a").state == "failed"
+
+
+async def test_on_start_failure_reaches_the_first_sender() -> None:
+    """If restoring state fails, the activating caller gets that error and the actor fails."""
+    world = World(fail_start={"a"})
+    async with running(world) as sup:
+        with pytest.raises(OSError, match="cannot load state"):
+            await counter(sup).ask(Get())
+        assert sup.inspect("counter", "a").state == "failed"
+
+
+async def test_late_reply_is_dropped(autojump_clock: trio.abc.Clock) -> None:
+    """An asker that gives up is not disturbed by the answer arriving later."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        with pytest.raises(trio.TooSlowError):
+            with trio.fail_after(1):
+                await ref.ask(Sleep(5))
+        await trio.sleep(10)
+        assert await ref.ask(Add(1)) == 1
+
+
+async def test_idle_actor_passivates_and_comes_back(autojump_clock: trio.abc.Clock) -> None:
+    """An idle actor flushes and stops after its timeout; its next message reactivates it."""
+    world = World()
+    async with running(world, idle_timeout=30) as sup:
+        ref = counter(sup)
+        await ref.ask(Add(3))
+        await trio.sleep(29)
+        assert [s.id for s in sup.live()] == ["a"]
+        await trio.sleep(2)
+        assert (sup.live(), world.stops) == ([], ["a"])
+        assert await ref.ask(Add(1)) == 4
+        assert world.starts == ["a", "a"]
+        assert sup.statistics().passivations == 1
+
+
+async def test_resident_cap_passivates_least_recent() -> None:
+    """Beyond the resident cap the least recently active idle actors are passivated."""
+    world = World()
+    async with running(world, resident_cap=3, idle_timeout=None) as sup:
+        for name in "abcde":
+            await counter(sup, name).ask(Add(1))
+        await counter(sup, "a").ask(Get())
+        for name in "fg":
+            await counter(sup, name).ask(Add(1))
+        for _ in range(5):
+            await trio.lowlevel.checkpoint()
+        assert sorted(s.id for s in sup.live()) == ["a", "f", "g"]
+        assert await counter(sup, "b").ask(Get()) == 1
+
+
+async def test_concurrent_first_messages_activate_once() -> None:
+    """Many concurrent first messages to one id start exactly one actor."""
+    world = World()
+    answers: list[int] = []
+    async with running(world) as sup:
+
+        async def add() -> None:
+            answers.append(await counter(sup, "x").ask(Add(1)))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(200):
+                nursery.start_soon(add)
+        assert (world.starts, sorted(answers)) == (["x"], list(range(1, 201)))
+        assert sup.statistics().activations == 1
+
+
+async def test_one_for_all_restarts_every_sibling() -> None:
+    """With one_for_all, one crash restarts every live actor (siblings flush first)."""
+    world = World()
+    async with running(world, strategy=Strategy.ONE_FOR_ALL) as sup:
+        for name in "abc":
+            await counter(sup, name).ask(Add(1))
+        with pytest.raises(ActorCrashedError):
+            await counter(sup, "b").ask(Boom())
+        for name in "abc":
+            assert await counter(sup, name).ask(Get()) == 1
+        assert sorted(world.starts) == ["a", "a", "b", "b", "c", "c"]
+        assert sorted(world.stops) == ["a", "c"]
+
+
+async def test_rest_for_one_restarts_later_siblings() -> None:
+    """With rest_for_one, a crash restarts the actors activated after the one that crashed."""
+    world = World()
+    async with running(world, strategy=Strategy.REST_FOR_ONE) as sup:
+        for name in "abc":
+            await counter(sup, name).ask(Add(1))
+        with pytest.raises(ActorCrashedError):
+            await counter(sup, "b").ask(Boom())
+        for name in "abc":
+            await counter(sup, name).ask(Get())
+        assert sorted(world.starts) == ["a", "b", "b", "c", "c"]
+
+
+async def test_interval_timer_fires_until_passivation(autojump_clock: trio.abc.Clock) -> None:
+    """A volatile timer delivers TimerFired each interval and is dropped by passivation."""
+    world = World()
+    async with running(world, idle_timeout=None) as sup:
+        ref = counter(sup)
+        await ref.ask(Tick(every=10))
+        await trio.sleep(35)
+        assert world.events == [("a", TimerFired("tick"))] * 3
+        sup.request("counter", "a", "passivate")
+        await trio.sleep(100)
+        assert len(world.events) == 3
+
+
+async def test_shutdown_finishes_turn_and_rejects_queue(autojump_clock: trio.abc.Clock) -> None:
+    """Closing lets the current turn finish, flushes, and fails what was still queued."""
+    world = World()
+    results: list[object] = []
+
+    async def ask(ref: ActorRef, message: object) -> None:
+        try:
+            results.append(await ref.ask(message))
+        except RuntimeClosedError as error:
+            results.append(type(error))
+
+    async with open_supervisor(grace=60) as sup:
+        sup.register(counter_spec(world))
+        ref = counter(sup)
+        await ref.ask(Get())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, ref, Sleep(5))
+            await trio.sleep(1)
+            nursery.start_soon(ask, ref, Add(1))
+            await trio.sleep(1)
+            await sup.aclose(grace=60)
+    assert sorted(results, key=str) == sorted(["slept", RuntimeClosedError], key=str)
+    assert world.stops == ["a"]
+    with pytest.raises(RuntimeClosedError):
+        await ref.tell(Get())
+
+
+async def test_statistics_count_turns_and_peaks(autojump_clock: trio.abc.Clock) -> None:
+    """Actor statistics report handled messages, mailbox peak and activations."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        await ref.ask(Get())
+        await ref.tell(Sleep(1))
+        await trio.sleep(0.5)  # the actor is inside the sleep turn
+        for _ in range(5):
+            await ref.tell(Add(1))
+        await ref.ask(Get())
+        stats = sup.inspect("counter", "a")
+        assert (stats.messages_handled, stats.mailbox_peak, stats.activations) == (8, 6, 1)
+        assert (stats.mailbox_depth, stats.state) == (0, "running")
+        assert sup.statistics().messages_handled == 8
+
+
+async def test_reminder_survives_restart_and_coalesces(autojump_clock: trio.abc.Clock) -> None:
+    """A durable reminder outlives its supervisor, reactivates the actor, and coalesces."""
+    world = World()
+    store = MemoryReminders()
+    async with open_supervisor(reminder_store=store) as sup:
+        sup.register(counter_spec(world))
+        now = sup.clock()
+        await sup.reminders.set("counter", "a", "daily", now + 100, 50)
+        assert sup.live() == []
+    await trio.sleep(1000)  # the process is "down" for a while: ticks are missed
+    async with open_supervisor(reminder_store=store) as sup:
+        sup.register(counter_spec(world))
+        await trio.sleep(1)
+        assert len(world.events) == 1
+        _, fired = world.events[0]
+        assert (fired.name, fired.due, fired.missed) == ("daily", now + 100, 18)
+        assert [s.id for s in sup.live()] == ["a"]
+        await trio.sleep(50)
+        assert len(world.events) == 2
+        assert world.events[1][1].missed == 0
+        await sup.reminders.cancel("counter", "a", "daily")
+    assert store.load_reminders() == []
