@@ -13,4 +13,7 @@ from ._errors import SatchelError as SatchelError
 from ._errors import StoreClosedError as StoreClosedError
 from ._errors import StoreLockedError as StoreLockedError
 from ._errors import ValidationError as ValidationError
+from ._runtime import Runtime as Runtime
+from ._runtime import RuntimeStatistics as RuntimeStatistics
+from ._runtime import open_runtime as open_runtime
 from ._version import __version__ as __version__

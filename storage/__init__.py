@@ -14,7 +14,9 @@ from ._kv import Space as Space
 from ._kv import prefix_upper_bound as prefix_upper_bound
 from ._kv import scan_prefix as scan_prefix
 from ._memory import MemoryStore as MemoryStore
+from ._reminders import StoreReminders as StoreReminders
 from ._rocks import RocksStore as RocksStore
+from ._store import Backend as Backend
 from ._store import Store as Store
 from ._store import open_store as open_store
 from ._store import resolve_data_dir as resolve_data_dir

@@ -26,3 +26,4 @@ def pending_key(data_id: bytes) -> bytes:
 
 
 DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command
+REMINDER = b"rmd\x00"  # + kind \x00 actor id \x00 name -> runtime.Reminder

@@ -95,3 +95,36 @@ class Counter(Actor[Any]):
 def counter_spec(world: World, kind: str = "counter", **options: Any) -> ActorSpec:
     """A spec for counters living in ``world``."""
     return ActorSpec(kind=kind, factory=lambda actor_id: Counter(world, actor_id), **options)
+
+
+class StoredCounter(Actor[Any]):
+    """A counter whose value lives in a satchel store (one write per change)."""
+
+    def __init__(self, store: Any, actor_id: str) -> None:
+        self.kv = store.kv
+        self.key = f"t\x00counter/{actor_id}".encode()
+        self.value = 0
+
+    async def on_start(self) -> None:
+        raw = self.kv.get(self.key)
+        self.value = 0 if raw is None else int(raw)
+
+    async def receive(self, message: Any) -> Any:
+        from satchel.storage import Batch
+
+        if isinstance(message, Add):
+            self.value += message.n
+            batch = Batch()
+            batch.put(self.key, str(self.value).encode())
+            self.kv.write(batch)
+        elif isinstance(message, Boom):
+            self.value = -999  # lost: never written
+            raise RuntimeError("boom")
+        elif isinstance(message, ReminderFired):
+            self.value += 1000
+        return self.value
+
+
+def stored_counter_spec(store: Any) -> ActorSpec:
+    """A spec for counters kept in ``store``."""
+    return ActorSpec(kind="stored", factory=lambda actor_id: StoredCounter(store, actor_id))

@@ -10,6 +10,8 @@ import satchel
 
 PUBLIC_MODULES = [
     "satchel",
+    "satchel.aio",
+    "satchel.sync",
     "satchel.runtime",
     "satchel.actors",
     "satchel.storage",

@@ -1,0 +1,104 @@
+"""``open_runtime``: a store, a supervisor on it, and the operations hosts call."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, final
+
+import attrs
+
+from satchel.runtime import (
+    ActorRef,
+    ActorSpec,
+    ActorStatistics,
+    Strategy,
+    Supervisor,
+    SupervisorStatistics,
+    open_supervisor,
+)
+from satchel.storage import Backend, BlobLimits, CheckReport, Store, StoreReminders, open_store
+
+
+@attrs.frozen
+class RuntimeStatistics:
+    """The runtime now: where its data is and what its supervisor is doing."""
+
+    path: str | None
+    backend: str
+    supervisor: SupervisorStatistics
+
+
+@final
+class Runtime:
+    """An open satchel runtime. Get one from ``open_runtime``; every method runs on Trio."""
+
+    def __init__(self, store: Store, supervisor: Supervisor, backend: str) -> None:
+        self.store = store
+        self.supervisor = supervisor
+        self.backend = backend
+
+    @property
+    def path(self) -> Path | None:
+        """The data folder, or ``None`` for an in-memory runtime."""
+        return self.store.path
+
+    def register(self, spec: ActorSpec) -> None:
+        """Make actors of ``spec.kind`` addressable by id."""
+        self.supervisor.register(spec)
+
+    def ref(self, kind: str, actor_id: str) -> ActorRef:
+        """The address of an actor (live or not: sending to it activates it)."""
+        return self.supervisor.ref(kind, actor_id)
+
+    async def ask(self, kind: str, actor_id: str, message: Any) -> Any:
+        """Send ``message`` to an actor and return its answer."""
+        return await self.supervisor.ref(kind, actor_id).ask(message)
+
+    async def tell(self, kind: str, actor_id: str, message: Any) -> None:
+        """Send ``message`` to an actor without waiting for an answer."""
+        await self.supervisor.ref(kind, actor_id).tell(message)
+
+    def actors(self) -> list[ActorStatistics]:
+        """Statistics of every live (and failed) actor."""
+        return self.supervisor.live()
+
+    def statistics(self) -> RuntimeStatistics:
+        """Counters of the runtime now."""
+        path = self.store.path
+        return RuntimeStatistics(
+            path=None if path is None else str(path),
+            backend=self.backend,
+            supervisor=self.supervisor.statistics(),
+        )
+
+    async def check(self, *, fix: bool = False) -> CheckReport:
+        """Compare the blob index with its data (see ``Store.check``)."""
+        return await self.store.check(fix=fix)
+
+
+@asynccontextmanager
+async def open_runtime(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    store: Backend = "rocksdb",
+    limits: BlobLimits | None = None,
+    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    resident_cap: int = 10_000,
+    grace: float = 5.0,
+) -> AsyncIterator[Runtime]:
+    """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
+
+    ``store="memory"`` keeps nothing. On exit every actor finishes its turn and flushes
+    within ``grace`` seconds, then the store closes.
+    """
+    with open_store(path, backend=store, limits=limits) as opened:
+        async with open_supervisor(
+            strategy=strategy,
+            resident_cap=resident_cap,
+            reminder_store=StoreReminders(opened.kv),
+            grace=grace,
+        ) as supervisor:
+            yield Runtime(opened, supervisor, store)

@@ -1,0 +1,135 @@
+"""open_runtime on RocksDB, and the asyncio and synchronous embeddings from their own hosts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import trio
+
+from satchel import ActorCrashedError, StoreLockedError, open_runtime
+
+from .kernel_actors import Add, Boom, stored_counter_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_restart_reloads_state_from_rocksdb(tmp_path: Path) -> None:
+    """A crashed actor comes back with the state it had written to RocksDB."""
+    async with open_runtime(tmp_path) as rt:
+        rt.register(stored_counter_spec(rt.store))
+        assert await rt.ask("stored", "s1", Add(5)) == 5
+        with pytest.raises(ActorCrashedError):
+            await rt.ask("stored", "s1", Boom())
+        assert await rt.ask("stored", "s1", Add(1)) == 6
+
+
+async def test_state_and_reminders_survive_reopen(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """After closing and reopening the data folder, state is there and reminders fire."""
+    async with open_runtime(tmp_path) as rt:
+        rt.register(stored_counter_spec(rt.store))
+        await rt.ask("stored", "s1", Add(2))
+        await rt.supervisor.reminders.set("stored", "s1", "wake", rt.supervisor.clock() + 60, None)
+        assert rt.statistics().supervisor.reminders == 1
+    async with open_runtime(tmp_path) as rt:
+        rt.register(stored_counter_spec(rt.store))
+        await trio.sleep(61)
+        assert await rt.ask("stored", "s1", Add(0)) == 1002
+        assert rt.statistics().supervisor.reminders == 0
+
+
+async def test_open_folder_twice_is_locked(tmp_path: Path) -> None:
+    """A second runtime on a folder in use fails with StoreLockedError."""
+    async with open_runtime(tmp_path):
+        with pytest.raises(StoreLockedError):
+            async with open_runtime(tmp_path):
+                pass  # pragma: no cover
+
+
+async def test_statistics_and_actor_list() -> None:
+    """The runtime lists live actors and reports where its data lives."""
+    async with open_runtime(store="memory") as rt:
+        rt.register(stored_counter_spec(rt.store))
+        await rt.ask("stored", "x", Add(1))
+        stats = rt.statistics()
+        assert (stats.path, stats.backend, stats.supervisor.live_actors) == (None, "memory", 1)
+        assert [a.id for a in rt.actors()] == ["x"]
+        assert (await rt.check()).clean
+
+
+HOST_PRELUDE = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from tests.kernel_actors import Add, Boom, stored_counter_spec
+"""
+
+ASYNCIO_HOST = """
+import asyncio
+import satchel.aio
+from satchel import ActorCrashedError
+
+async def main(path):
+    async with satchel.aio.open_runtime(path) as rt:
+        await rt.register(stored_counter_spec(rt.store))
+        assert await rt.ask("stored", "a", Add(2)) == 2
+        ref = await rt.ref("stored", "a")
+        assert await ref.ask(Add(3)) == 5
+        try:
+            await rt.ask("stored", "a", Boom())
+        except ActorCrashedError:
+            pass
+        await asyncio.gather(*(rt.ask("stored", f"b{i}", Add(i)) for i in range(20)))
+        task = asyncio.create_task(rt.ask("stored", "a", Add(1)))
+        await asyncio.sleep(0)
+        stats = await rt.statistics()
+        print("live", stats.supervisor.live_actors, "value", await task)
+    async with satchel.aio.open_runtime(path) as rt:
+        await rt.register(stored_counter_spec(rt.store))
+        print("reopened", await rt.ask("stored", "a", Add(0)))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+SYNC_HOST = """
+import satchel.sync
+from satchel import StoreLockedError
+
+with satchel.sync.open_runtime(sys.argv[1]) as rt:
+    rt.register(stored_counter_spec(rt.store))
+    print("value", rt.ask("stored", "a", Add(4)), rt.ref("stored", "a").ask(Add(1)))
+    print("live", rt.statistics().supervisor.live_actors)
+    try:
+        with satchel.sync.open_runtime(sys.argv[1]):
+            pass
+    except StoreLockedError:
+        print("locked")
+with satchel.sync.open_runtime(sys.argv[1]) as rt:
+    rt.register(stored_counter_spec(rt.store))
+    print("reopened", rt.ask("stored", "a", Add(0)))
+"""
+
+
+def run_host(source: str, folder: Path) -> list[str]:
+    """Run a host program in its own interpreter; its printed lines."""
+    script = folder / "host.py"
+    script.write_text(HOST_PRELUDE + textwrap.dedent(source))
+    result = subprocess.run(
+        [sys.executable, str(script), str(folder / "data")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_asyncio_host(tmp_path: Path) -> None:
+    """An asyncio.run program drives the runtime through satchel.aio, concurrently."""
+    assert run_host(ASYNCIO_HOST, tmp_path) == ["live 21 value 6", "reopened 6"]
+
+
+def test_sync_host(tmp_path: Path) -> None:
+    """A plain script drives the runtime through satchel.sync, errors included."""
+    assert run_host(SYNC_HOST, tmp_path) == ["value 4 5", "live 1", "locked", "reopened 5"]
