@@ -70,6 +70,7 @@ class Supervisor:
         self._activating: dict[Key, trio.Event] = {}
         self._order = 0
         self.totals = _Totals()
+        self._emptied = trio.Event()
         self.closed = False
         self.reminders = Reminders(self, reminder_store)
 
@@ -164,6 +165,8 @@ class Supervisor:
     def _cell_finished(self, cell: Cell) -> None:
         if self._cells.get(cell.key) is cell:
             del self._cells[cell.key]
+        if not self._cells:
+            self._emptied.set()
         if cell.state == "failed":
             self._failed[cell.key] = cell
 
@@ -227,7 +230,11 @@ class Supervisor:
             while self._cells or self._activating:
                 for cell in list(self._cells.values()):
                     cell.request("shutdown")
-                await trio.sleep(0.001)
+                for pending in list(self._activating.values()):
+                    await pending.wait()
+                if self._cells:
+                    self._emptied = trio.Event()
+                    await self._emptied.wait()
         self._nursery.cancel_scope.cancel()
 
 

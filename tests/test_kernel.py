@@ -328,3 +328,26 @@ async def test_reminder_survives_restart_and_coalesces(autojump_clock: trio.abc.
         assert world.events[1][1].missed == 0
         await sup.reminders.cancel("counter", "a", "daily")
     assert store.load_reminders() == []
+
+
+async def test_transient_actor_restarts_after_crash() -> None:
+    """A transient actor is restarted after a crash (it only stays down after a normal stop)."""
+    world = World()
+    async with running(world, restart=Restart.TRANSIENT) as sup:
+        ref = counter(sup)
+        await ref.ask(Add(2))
+        with pytest.raises(ActorCrashedError):
+            await ref.ask(Boom())
+        assert await ref.ask(Get()) == 2
+        assert sup.inspect("counter", "a").restarts == 1
+
+
+async def test_restart_request_flushes_and_reloads() -> None:
+    """A restart asked for from outside flushes the actor and starts a fresh instance."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        await ref.ask(Add(3))
+        sup.request("counter", "a", "restart")
+        assert await ref.ask(Get()) == 3
+        assert (world.starts, world.stops) == (["a", "a"], ["a"])
