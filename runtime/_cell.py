@@ -62,8 +62,6 @@ class Cell:
         self.order = 0
         self._idle: trio.CancelScope | None = None
         self._timers: dict[str, trio.CancelScope] = {}
-        self._nursery: trio.Nursery | None = None
-        self._early_timers: list[tuple[str, float, float | None]] = []
 
     # -- requests from outside the loop ---------------------------------------------------
 
@@ -108,15 +106,9 @@ class Cell:
                 self._fail(f"on_start raised {crash.error!r}", crash.error)
                 raise crash.error from None
             task_status.started(self)
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                for name, delay, interval in self._early_timers:
-                    self.start_timer(name, delay, interval)
-                self._early_timers.clear()
-                await self._loop()
-                nursery.cancel_scope.cancel()
+            await self._loop()
         finally:
-            self._timers.clear()
+            self._drop_timers()
             self.supervisor._cell_finished(self)
 
     async def _start_instance(self) -> None:
@@ -296,13 +288,11 @@ class Cell:
 
     def start_timer(self, name: str, delay: float, interval: float | None) -> None:
         """Deliver ``TimerFired(name)`` after ``delay`` (then every ``interval``)."""
-        if self._nursery is None:
-            self._early_timers.append((name, delay, interval))  # set in on_start
-            return
         self.cancel_timer(name)
         scope = trio.CancelScope()
         self._timers[name] = scope
-        self._nursery.start_soon(self._timer, name, delay, interval, scope)
+        # Timer tasks live in the supervisor's nursery: a cell needs no nursery of its own.
+        self.supervisor.spawn_system_task(self._timer, name, delay, interval, scope)
 
     def cancel_timer(self, name: str) -> None:
         """Stop the timer ``name`` if it runs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, final
 
@@ -84,6 +84,10 @@ class Supervisor:
             raise ValueError(f"actor kind {spec.kind!r} is registered already")
         self._specs[spec.kind] = spec
         self.reminders.wake()
+
+    def spawn_system_task(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``fn(*args)`` in the supervisor's nursery (timers and the like)."""
+        self._nursery.start_soon(fn, *args)
 
     def has_kind(self, kind: str) -> bool:
         """Whether actors of ``kind`` can be addressed."""

@@ -372,3 +372,30 @@ def test_any_content_round_trips(data: bytes, piece: int) -> None:
             assert (await store.check()).clean
 
     trio.run(main)
+
+
+async def test_streaming_keeps_memory_bounded(tmp_path: Path) -> None:
+    """A 48 MiB stream goes in and out with Python allocations bounded by a few chunks."""
+    import tracemalloc
+
+    limits = BlobLimits(chunk_size=1 << 20, max_size=64 << 20)
+    piece = os.urandom(1 << 20)
+
+    async def source() -> AsyncIterator[bytes]:
+        for index in range(48):
+            yield index.to_bytes(4, "big") + piece[4:]
+
+    with open_store(tmp_path, limits=limits) as store:
+        tracemalloc.start()
+        try:
+            blob = await store_blob(store, source(), b"t\x00big")
+            _, put_peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            total = 0
+            async for chunk in store.blobs.stream(blob):
+                total += len(chunk)
+            _, get_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert total == 48 << 20
+        assert (put_peak < 8 << 20, get_peak < 8 << 20) == (True, True), (put_peak, get_peak)
