@@ -26,16 +26,19 @@ Run (from the repository root)::
 import argparse
 import fnmatch
 import functools
+import hashlib
 import importlib.metadata
 import json
 import os
 import random
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import cycle, islice
+from pathlib import Path
 
 import attrs
 import blake3
@@ -57,6 +60,9 @@ THREADED_HASH_FROM = MIB
 RECORD_KEYS = 1024
 OWNER_RECORD = b"\x01\x00\x01" + b"o" * 120
 LIBRARIES = ("satchel", "rocksdict", "blake3", "lz4", "trio", "msgpack", "cattrs", "pyperf")
+REPO = Path(__file__).resolve().parent.parent
+#: The code these benchmarks exercise; its fingerprint goes into every run's metadata.
+SOURCE_FILES = ("storage/*.py", "satchel/_errors.py")
 WORDS = (
     *("agent", "session", "tool", "call", "result", "artifact", "blob", "store", "commit"),
     *("read", "stream", "token", "model", "prompt", "reply", "error", "retry", "plan"),
@@ -221,8 +227,8 @@ def time_blob_get_floor(loops: int, size: int, kind: str) -> float:
         with raw_db(path) as db:
             start = time.perf_counter()
             for _ in range(loops):
-                stored = db[key]
-                floor_digest(lz4.frame.decompress(stored) if compress else stored)
+                stored = db[key]  # bytes; rocksdict types it ``Any | None``
+                floor_digest(lz4.frame.decompress(stored) if compress else stored)  # type: ignore[arg-type]
             return time.perf_counter() - start
 
 
@@ -350,9 +356,28 @@ def add_cmdline_args(cmd: list[str], args: argparse.Namespace) -> None:
         cmd.extend(["--only", args.only])
 
 
+@functools.cache
 def library_versions() -> str:
     """``name version`` of every library the numbers depend on."""
     return ", ".join(f"{name} {importlib.metadata.version(name)}" for name in LIBRARIES)
+
+
+@functools.cache
+def satchel_source() -> str:
+    """A fingerprint of the code measured (it may change between runs while others work)."""
+    digest = hashlib.sha1()
+    for path in sorted(p for pattern in SOURCE_FILES for p in REPO.glob(pattern)):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"{'+'.join(SOURCE_FILES)} sha1 {digest.hexdigest()[:10]}"
+
+
+@functools.cache
+def git_head() -> str:
+    """The commit checked out when the benchmark ran."""
+    found = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True
+    )
+    return found.stdout.decode().strip() or "unknown"
 
 
 @contextmanager
@@ -375,7 +400,11 @@ def bench(
     only: str | None = runner.args.only
     if only and not fnmatch.fnmatchcase(name, only):
         return
-    metadata: dict[str, object] = {"libraries": library_versions()}
+    metadata: dict[str, object] = {
+        "libraries": library_versions(),
+        "satchel_source": satchel_source(),
+        "git_head": git_head(),
+    }
     if size is not None:
         metadata["bytes_per_op"] = size
     with fewer_processes(runner, size is not None and size >= HEAVY_FROM):

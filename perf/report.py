@@ -57,7 +57,7 @@ class Measure:
     """One benchmark's numbers: median and relative spread of its values, in seconds."""
 
     median: float
-    spread: float
+    spread: float | None
     size: int | None
 
     @property
@@ -87,7 +87,7 @@ class Row:
 
 def measure(bench: pyperf.Benchmark) -> Measure:
     values = bench.get_values()
-    spread = statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else 0.0
+    spread = statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else None
     size = bench.get_metadata().get("bytes_per_op")
     return Measure(bench.median(), spread, int(size) if size is not None else None)
 
@@ -148,7 +148,7 @@ def table(rows: Iterable[Row]) -> list[str]:
         cells = [
             row.name,
             fmt_time(row.op.median),
-            f"{100 * row.op.spread:.0f}%",
+            "—" if row.op.spread is None else f"{100 * row.op.spread:.0f}%",
             fmt_rate(row.op.throughput),
             "—" if floor is None else fmt_time(floor.median),
             "—" if floor is None else fmt_rate(floor.throughput),
@@ -162,19 +162,55 @@ def table(rows: Iterable[Row]) -> list[str]:
 # -- the document ------------------------------------------------------------------------
 
 
+def distinct(benches: Sequence[pyperf.Benchmark], key: str) -> list[str]:
+    """The values a metadata key takes across benchmarks (and their runs), sorted."""
+    found = {str(run.get_metadata().get(key, "")) for b in benches for run in b.get_runs()}
+    return sorted(found - {""})
+
+
+def load_line(benches: Sequence[pyperf.Benchmark]) -> str:
+    loads = [
+        float(load)
+        for bench in benches
+        for run in bench.get_runs()
+        if (load := run.get_metadata().get("load_avg_1min")) is not None
+    ]
+    if not loads:
+        return "- load average (1 min) during runs: not recorded"
+    low, mid, high = min(loads), statistics.median(loads), max(loads)
+    note = " (above ~1.5: something else was running)" if high > 1.5 else ""
+    spread = f"{low:.2f} / {mid:.2f} / {high:.2f} (min / median / max)"
+    return f"- load average (1 min) during runs: {spread}{note}"
+
+
 def machine_lines(suites: Sequence[pyperf.BenchmarkSuite]) -> list[str]:
     meta = suites[0].get_metadata()
     benches = [bench for suite in suites for bench in suite.get_benchmarks()]
-    libraries = sorted({str(b.get_metadata().get("libraries", "")) for b in benches} - {""})
     dates = [date for suite in suites if (found := suite.get_dates()) for date in found]
-    when = max(dates).strftime("%Y-%m-%d %H:%M") if dates else dt.date.today().isoformat()
+    when = (
+        f"{min(dates):%Y-%m-%d %H:%M} to {max(dates):%H:%M}"
+        if dates
+        else dt.date.today().isoformat()
+    )
     return [
         f"- date: {when}",
         f"- machine: {meta.get('cpu_count', '?')} CPUs ({meta.get('cpu_model_name', '?')}), "
         f"{meta.get('platform', '?')}",
         f"- python: {meta.get('python_version', '?')}",
-        *(f"- libraries: {line}" for line in libraries),
+        *(f"- libraries: {line}" for line in distinct(benches, "libraries")),
+        *source_lines(benches),
+        load_line(benches),
     ]
+
+
+def source_lines(benches: Sequence[pyperf.Benchmark]) -> list[str]:
+    """What code was measured; a warning if it changed while the benchmarks ran."""
+    sources, heads = distinct(benches, "satchel_source"), distinct(benches, "git_head")
+    lines = [f"- git HEAD: {', '.join(heads)}"] if heads else []
+    if sources:
+        changed = " (**changed during the run**)" if len(sources) > 1 else ""
+        lines.append(f"- code measured: {'; '.join(sources)}{changed}")
+    return lines
 
 
 def summary_lines(rows: Sequence[Row]) -> list[str]:

@@ -232,9 +232,12 @@ class BlobStore:
         digest = digest_of(view)
         meta = self.load_meta(digest)
         if meta is not None:
-            return StagedBlob(_ref_for(digest, meta), layout=None, chunks=None, content=content)
+            # Keep an immutable copy: the caller may reuse a bytearray before commit, and this
+            # content is written under ``digest`` if the stored blob goes away meanwhile.
+            held = content if type(content) is bytes else bytes(view)
+            return StagedBlob(_ref_for(digest, meta), layout=None, chunks=None, content=held)
         if view.nbytes <= self.limits.chunk_size:
-            layout, chunks = self._encode_whole(view)
+            layout, chunks = self._encode_whole(content if type(content) is bytes else view)
             return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=chunks, content=None)
         return await self._upload_buffer(view, digest)
 
@@ -284,22 +287,27 @@ class BlobStore:
             raise
         return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=None, content=None)
 
-    def _encode_whole(self, view: memoryview) -> tuple[BlobMeta, tuple[bytes, ...]]:
+    def _encode_whole(self, content: bytes | memoryview) -> tuple[BlobMeta, tuple[bytes, ...]]:
         """Encode content held in memory into chunks, for writing inside a commit."""
         size = self.limits.chunk_size
+        total = len(content) if type(content) is bytes else memoryview(content).nbytes
+        if total <= size:
+            pieces: list[Buffer] = [content]  # one chunk: bytes stored as they are, no copy
+        else:
+            view = memoryview(content)
+            pieces = [view[start : start + size] for start in range(0, total, size)]
         lz4_map = bytearray()
         digests = bytearray()
         chunks: list[bytes] = []
-        for index, start in enumerate(range(0, max(view.nbytes, 1), size)):
-            piece = view[start : start + size]
+        for index, piece in enumerate(pieces):
             stored, compressed = encode_chunk(piece, self.limits)
             chunks.append(stored)
             if compressed:
                 set_bit(lz4_map, index)
-            if view.nbytes > size:
+            if len(pieces) > 1:
                 digests += digest_of(piece)
         layout = BlobMeta(
-            size=view.nbytes,
+            size=total,
             stored_size=sum(map(len, chunks)),
             chunk_size=size,
             chunk_count=len(chunks),
@@ -467,7 +475,18 @@ class BlobStore:
             if digest_of(raw) != digest:
                 raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
             return raw
-        return b"".join([chunk async for chunk in self._stream(digest, meta)])
+        # Nothing is returned before the whole hash is checked, so per-chunk digests (which
+        # protect what ``stream`` yields early) would only hash every byte twice here.
+        hasher = new_hasher(meta.size)
+        chunks: list[bytes] = []
+        for index in range(meta.chunk_count):
+            await trio.lowlevel.checkpoint()
+            raw = self._read_chunk(digest, meta, index)
+            hasher.update(raw)
+            chunks.append(raw)
+        if hasher.digest() != digest:
+            raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
+        return b"".join(chunks)
 
     def stream(self, blob: BlobLike) -> AsyncIterator[bytes]:
         """The content of ``blob`` chunk by chunk, each verified before it is yielded."""

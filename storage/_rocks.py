@@ -68,6 +68,11 @@ class RocksStore:
             raise
         self._db: rocksdict.Rdict | None = db
         self._blobs = db.get_column_family(_BLOBS_CF)
+        # Every chunk is verified against its BLAKE3 digest on read; RocksDB's own crc32c over
+        # a 1 MiB blob-file value doubled the cost of a read and adds nothing to that.
+        unchecked = rocksdict.ReadOptions()
+        unchecked.set_verify_checksums(False)
+        self._blobs.set_read_options(unchecked)
         self._handles = {
             Space.INDEX: db.get_column_family_handle("default"),
             Space.BLOBS: db.get_column_family_handle(_BLOBS_CF),
@@ -137,6 +142,15 @@ class RocksStore:
     def write(self, batch: Batch, *, sync: bool = False) -> None:
         """Apply every operation of ``batch`` atomically in one RocksDB WriteBatch."""
         db = self._target(INDEX)
+        options = self._synced if sync else self._plain
+        if sync:
+            self.sync_writes += 1
+        ops = batch.ops
+        if len(ops) == 1 and ops[0][0] == "put":
+            # One put is atomic by itself; skipping the WriteBatch saves a third of its cost.
+            _, space, key, value = ops[0]
+            self._target(space).put(key, value, options)
+            return
         native = rocksdict.WriteBatch(raw_mode=True)
         handles = self._handles
         for op, space, key, value in batch.ops:
@@ -146,9 +160,7 @@ class RocksStore:
                 native.delete(key, handles[space])
             else:
                 native.delete_range(key, cast("bytes", value), handles[space])
-        if sync:
-            self.sync_writes += 1
-        db.write(native, self._synced if sync else self._plain)
+        db.write(native, options)
 
     def close(self) -> None:
         """Flush the memtables and release the folder's lock."""

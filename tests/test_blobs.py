@@ -399,3 +399,16 @@ async def test_streaming_keeps_memory_bounded(tmp_path: Path) -> None:
             tracemalloc.stop()
         assert total == 48 << 20
         assert (put_peak < 8 << 20, get_peak < 8 << 20) == (True, True), (put_peak, get_peak)
+
+
+async def test_reused_buffer_cannot_change_a_staged_duplicate(store: Store) -> None:
+    """A bytearray changed after put still commits the bytes that were hashed."""
+    data = bytearray(TEXT)
+    blob = await store_blob(store, bytes(data), b"t\x00a")
+    staged = await store.blobs.put(data)
+    drop(store, blob, b"t\x00a")
+    data[:5] = b"XXXXX"
+    batch = Batch()
+    batch.put(b"t\x00b", b"")
+    store.blobs.commit(batch, add=[(staged, b"t\x00b")])
+    assert await store.blobs.read(blob) == TEXT
