@@ -32,6 +32,9 @@ Item = tuple[Any, ReplySlot | None]
 Request = Literal["passivate", "restart", "shutdown"]
 
 
+_WAKE: Item = (object(), None)
+
+
 class _Crash(Exception):
     """A handler (or ``on_start``) raised an error the actor does not survive."""
 
@@ -60,7 +63,7 @@ class Cell:
         self.last_activity = supervisor.clock()
         self.restart_times: collections.deque[float] = collections.deque()
         self.order = 0
-        self._idle: trio.CancelScope | None = None
+        self._waiting = False
         self._timers: dict[str, trio.CancelScope] = {}
 
     # -- requests from outside the loop ---------------------------------------------------
@@ -68,8 +71,9 @@ class Cell:
     def request(self, what: Request) -> None:
         """Ask the loop to passivate, restart or shut down after the current turn."""
         self.requests.add(what)
-        if self._idle is not None:
-            self._idle.cancel()
+        if self._waiting and self.mailbox.depth == 0:
+            # The loop sleeps on an empty mailbox: a wake-up item gets it to look at requests.
+            self.mailbox.put_nowait(_WAKE)
 
     def _has_mail(self) -> bool:
         return bool(self.backlog) or self.mailbox.depth > 0
@@ -77,7 +81,7 @@ class Cell:
     @property
     def idle(self) -> bool:
         """Running, with nothing queued and no turn in progress."""
-        return self._idle is not None and not self.backlog and self.mailbox.depth == 0
+        return self._waiting and not self.backlog and self.mailbox.depth == 0
 
     def statistics(self) -> ActorStatistics:
         """This actor's counters now."""
@@ -110,6 +114,9 @@ class Cell:
         finally:
             self._drop_timers()
             self.supervisor._cell_finished(self)
+            # Senders blocked on a full mailbox must not wait forever on a cell that is gone.
+            self._reject_queued(RuntimeClosedError("the actor stopped before this message ran"))
+            self.mailbox.close()
 
     async def _start_instance(self) -> None:
         actor = self.spec.factory(self.actor_id)
@@ -136,7 +143,10 @@ class Cell:
                 await trio.lowlevel.checkpoint()
             try:
                 while self.backlog and not self.requests:
-                    message, slot = self.backlog.popleft()
+                    item = self.backlog.popleft()
+                    if item is _WAKE:
+                        continue
+                    message, slot = item
                     await self._turn(message, slot)
             except _Crash as crash:
                 if not await self._recover(crash.error):
@@ -149,18 +159,15 @@ class Cell:
             self.backlog.extend(batch)
             await trio.lowlevel.checkpoint()  # one checkpoint per batch, not per message
             return True
-        timeout = self.spec.idle_timeout
-        with trio.CancelScope() as scope:
-            if timeout is not None:
-                scope.deadline = trio.current_time() + timeout
-            self._idle = scope
-            try:
-                first = await self.mailbox.get()
-            finally:
-                self._idle = None
-        if scope.cancelled_caught:
-            if not self.requests:
-                self.requests.add("passivate")  # idle past the timeout
+        # No cancel scope per wait: entering one costs O(live actors) in Trio's cancel-status
+        # bookkeeping. Requests wake the loop with _WAKE; the supervisor's idle sweep asks
+        # actors idle past their timeout to passivate.
+        self._waiting = True
+        try:
+            first = await self.mailbox.get()
+        finally:
+            self._waiting = False
+        if first is _WAKE:
             return False
         self.backlog.append(first)
         self.backlog.extend(self.mailbox.drain())

@@ -71,6 +71,7 @@ class Supervisor:
         self._order = 0
         self.totals = _Totals()
         self._emptied = trio.Event()
+        self._sweep_wake = trio.Event()
         self.closed = False
         self.reminders = Reminders(self, reminder_store)
 
@@ -103,10 +104,17 @@ class Supervisor:
 
     async def deliver(self, key: Key, item: Item) -> None:
         """Queue ``item`` for the actor, activating it first if it is not live."""
-        cell = self._cells.get(key)
-        if cell is None:
-            cell = await self.activate(*key)
-        await cell.mailbox.put(item)
+        while True:
+            cell = self._cells.get(key)
+            if cell is None:
+                cell = await self.activate(*key)
+            try:
+                await cell.mailbox.put(item)
+                return
+            except trio.BrokenResourceError:
+                # The cell stopped while we waited for room: deliver to its successor.
+                if self.closed:
+                    raise RuntimeClosedError("the runtime closed before delivery") from None
 
     async def deliver_nowait(self, key: Key, item: Item) -> None:
         """Queue ``item`` without waiting on a full mailbox (activation may still await)."""
@@ -144,6 +152,7 @@ class Supervisor:
         self._order += 1
         cell.order = self._order
         self._cells[key] = cell
+        self._sweep_wake.set()
         try:
             await self._nursery.start(cell.run)
         finally:
@@ -162,6 +171,30 @@ class Supervisor:
             if cell.idle and "passivate" not in cell.requests:
                 cell.request("passivate")
                 excess -= 1
+
+    async def sweep_idle(self) -> None:
+        """Ask actors idle past their kind's ``idle_timeout`` to passivate, forever.
+
+        Cells are kept least recently active first, so each sweep stops at the first cell
+        that cannot have expired, and sleeps until it could.
+        """
+        while True:
+            timeouts = [s.idle_timeout for s in self._specs.values() if s.idle_timeout is not None]
+            if not timeouts or not self._cells:
+                self._sweep_wake = trio.Event()
+                await self._sweep_wake.wait()
+                continue
+            shortest = min(timeouts)
+            now = self.clock()
+            wake_at = now + shortest
+            for cell in list(self._cells.values()):
+                if cell.last_activity + shortest > now:
+                    wake_at = cell.last_activity + shortest
+                    break
+                timeout = cell.spec.idle_timeout
+                if timeout is not None and now - cell.last_activity >= timeout and cell.idle:
+                    cell.request("passivate")
+            await trio.sleep(max(wake_at - now, 0.001))
 
     def _touched(self, cell: Cell) -> None:
         self._cells.move_to_end(cell.key)
@@ -303,7 +336,10 @@ async def open_supervisor(
     """
     if resident_cap < 1:
         raise ValueError(f"resident_cap must be at least 1, not {resident_cap}")
-    async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as outer:
+        # Actors run in a nursery of their own, so that closing the supervisor cancels them
+        # and not the caller's code inside this context manager.
+        nursery: trio.Nursery = await outer.start(_actor_nursery)
         supervisor = Supervisor(
             nursery,
             strategy=strategy,
@@ -311,8 +347,15 @@ async def open_supervisor(
             reminder_store=reminder_store or MemoryReminders(),
         )
         await nursery.start(supervisor.reminders.run)
+        nursery.start_soon(supervisor.sweep_idle)
         try:
             yield supervisor
         finally:
             with trio.CancelScope(shield=True):
                 await supervisor.aclose(grace)
+
+
+async def _actor_nursery(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    async with trio.open_nursery() as nursery:
+        task_status.started(nursery)
+        await trio.sleep_forever()

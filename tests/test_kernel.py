@@ -351,3 +351,31 @@ async def test_restart_request_flushes_and_reloads() -> None:
         sup.request("counter", "a", "restart")
         assert await ref.ask(Get()) == 3
         assert (world.starts, world.stops) == (["a", "a"], ["a"])
+
+
+async def test_sender_blocked_on_full_mailbox_is_released_at_shutdown(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """An ask waiting for mailbox room gets RuntimeClosedError, not a hang, at shutdown."""
+    world = World()
+    outcomes: list[object] = []
+    async with open_supervisor(grace=60) as sup:
+        sup.register(counter_spec(world, mailbox_capacity=1))
+        ref = counter(sup)
+        await ref.ask(Get())
+        await ref.tell(Sleep(5))
+        await trio.sleep(1)
+        await ref.tell(Add(1))
+
+        async def blocked() -> None:
+            try:
+                await ref.ask(Add(1))
+                outcomes.append("answered")
+            except RuntimeClosedError:
+                outcomes.append("closed")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(blocked)
+            await trio.sleep(1)
+            await sup.aclose(grace=60)
+    assert outcomes == ["closed"]
