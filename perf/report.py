@@ -35,13 +35,20 @@ class Target:
     """A rule on an operation's ratio to its floor."""
 
     pattern: str
-    kind: Literal["min_pct", "max_x"]
+    kind: Literal["min_pct", "max_x", "max_time"]
     limit: float
 
     def describe(self) -> str:
+        if self.kind == "max_time":
+            return f"median <= {fmt_time(self.limit)}"
         return f">= {self.limit:g}%" if self.kind == "min_pct" else f"<= {self.limit:g}x"
 
-    def passes(self, ratio: float) -> bool:
+    def passes(self, row: Row) -> bool:
+        if self.kind == "max_time":
+            return row.op.median <= self.limit
+        ratio = row.ratio
+        if ratio is None:
+            return False
         return ratio >= self.limit if self.kind == "min_pct" else ratio <= self.limit
 
 
@@ -49,6 +56,9 @@ TARGETS: tuple[Target, ...] = (
     Target("blob put 1 MiB *", "min_pct", 60.0),
     Target("blob get 1 MiB *", "min_pct", 70.0),
     Target("record put", "max_x", 2.0),
+    Target("ask", "max_x", 1.5),
+    Target("tell", "max_time", 20e-6),  # >= 50,000 messages/s
+    Target("activate from rocksdb", "max_time", 200e-6),
 )
 
 
@@ -132,9 +142,9 @@ def fmt_ratio(row: Row) -> str:
 
 
 def fmt_target(row: Row) -> str:
-    if row.target is None or row.ratio is None:
+    if row.target is None or (row.ratio is None and row.target.kind != "max_time"):
         return ""
-    verdict = "PASS" if row.target.passes(row.ratio) else "**FAIL**"
+    verdict = "PASS" if row.target.passes(row) else "**FAIL**"
     return f"{row.target.describe()}: {verdict}"
 
 
@@ -215,12 +225,12 @@ def source_lines(benches: Sequence[pyperf.Benchmark]) -> list[str]:
 
 def summary_lines(rows: Sequence[Row]) -> list[str]:
     judged = [row for row in rows if fmt_target(row)]
-    passed = [row for row in judged if row.target and row.ratio and row.target.passes(row.ratio)]
+    passed = [row for row in judged if row.target and row.target.passes(row)]
     failed = ", ".join(row.name for row in judged if row not in passed) or "none"
     return [f"Targets: {len(passed)}/{len(judged)} pass (failing: {failed})."]
 
 
-def render(paths: Sequence[Path]) -> str:
+def render(paths: Sequence[Path], notes: Sequence[Path] = ()) -> str:
     suites = [pyperf.BenchmarkSuite.load(str(path)) for path in paths]
     sections = [
         (path, suite, build_rows(suite.get_benchmarks()))
@@ -238,6 +248,8 @@ def render(paths: Sequence[Path]) -> str:
     for path, suite, rows in sections:
         duration = sum(bench.get_total_duration() for bench in suite.get_benchmarks())
         lines += ["", f"## {path.name}", "", f"Worker time: {duration:.0f} s.", "", *table(rows)]
+    for note in notes:
+        lines += ["", note.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -245,8 +257,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write perf/RESULTS.md from pyperf JSON files.")
     parser.add_argument("files", nargs="+", type=Path, help="pyperf JSON result files")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--notes", nargs="*", type=Path, default=[], help="markdown files appended as they are"
+    )
     args = parser.parse_args(argv)
-    args.output.write_text(render(args.files), encoding="utf-8")
+    args.output.write_text(render(args.files, args.notes), encoding="utf-8")
     print(f"wrote {args.output}")
 
 
