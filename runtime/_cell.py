@@ -261,12 +261,7 @@ class Cell:
         if "restart" in self.requests:
             self.requests.remove("restart")
             await self._flush("activating")
-            self._drop_timers()
-            try:
-                await self._start_instance()
-            except _Crash as crash:
-                return await self._recover(crash.error)
-            return True
+            return await self._fresh_instance()
         if "passivate" in self.requests:
             self.requests.remove("passivate")
         if self._has_mail():
@@ -274,15 +269,19 @@ class Cell:
         await self._flush("passivating")
         if self._has_mail():
             # Mail arrived while flushing: come back to life instead of dropping it.
-            self._drop_timers()
-            try:
-                await self._start_instance()
-            except _Crash as crash:
-                return await self._recover(crash.error)
-            return True
+            return await self._fresh_instance()
         self.state = "stopped"
         self.supervisor.totals.passivations += 1
         return False
+
+    async def _fresh_instance(self) -> bool:
+        """Replace the (flushed) actor with a new instance; False if that fails for good."""
+        self._drop_timers()
+        try:
+            await self._start_instance()
+        except _Crash as crash:
+            return await self._recover(crash.error)
+        return True
 
     async def _flush(self, state: str) -> None:
         self.state = state
