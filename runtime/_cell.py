@@ -141,12 +141,12 @@ class Cell:
             self.mailbox.close()
 
     async def _start_instance(self) -> None:
-        actor = self.spec.factory(self.actor_id)
-        actor.context = ActorContext(self)
-        self.actor = actor
         self.activations += 1
         self.supervisor.totals.activations += 1
         try:
+            actor = self.spec.factory(self.actor_id)
+            actor.context = ActorContext(self)
+            self.actor = actor
             await actor.on_start()
         except Exception as error:
             raise _Crash(error) from error
@@ -199,6 +199,11 @@ class Cell:
         self.supervisor._touched(self)
         try:
             result = await self.actor.receive(message)
+        except trio.Cancelled:
+            # The grace period ran out mid-turn: the asker must not wait forever.
+            if slot is not None:
+                slot.fail(RuntimeClosedError("the runtime closed during this message"))
+            raise
         except self.spec.survives as error:
             if slot is not None:
                 slot.fail(error)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from satchel._errors import SatchelError, ValidationError
+from satchel._errors import ActorFailedError, RuntimeClosedError, ValidationError
 
-from ._messages import ReminderFired
+from ._messages import ReminderFired, ReplySlot
 from ._persistence import Reminder, ReminderStore
 
 if TYPE_CHECKING:
@@ -93,23 +93,39 @@ class Reminders:
                 await trio.lowlevel.checkpoint()
 
     def _fire(self, reminder: Reminder, nursery: trio.Nursery) -> None:
+        """Schedule the next tick in memory and deliver this one.
+
+        The stored record changes only once the actor has handled the tick (``_deliver``):
+        a tick still queued when the runtime closes fires again on the next open.
+        """
         missed = 0
+        after: Reminder | None = None
         if reminder.every is None:
-            self._store.delete_reminder(*reminder.key)
             del self._by_key[reminder.key]
         else:
             late = self._supervisor.clock() - reminder.due
             missed = int(late // reminder.every)
             after = attrs.evolve(reminder, due=reminder.due + (missed + 1) * reminder.every)
-            self._store.save_reminder(after)
             self._by_key[reminder.key] = after
         fired = ReminderFired(name=reminder.name, due=reminder.due, missed=missed)
-        nursery.start_soon(self._deliver, reminder, fired)
+        nursery.start_soon(self._deliver, reminder, after, fired)
 
-    async def _deliver(self, reminder: Reminder, fired: ReminderFired) -> None:
+    async def _deliver(
+        self, reminder: Reminder, after: Reminder | None, fired: ReminderFired
+    ) -> None:
+        slot = ReplySlot()
+        key = (reminder.kind, reminder.actor_id)
         try:
-            await self._supervisor.deliver((reminder.kind, reminder.actor_id), (fired, None))
-        except SatchelError as error:
-            log.warning(
-                "reminder %s for %s/%s not delivered: %r", fired.name, *reminder.key[:2], error
-            )
+            await self._supervisor.deliver(key, (fired, slot))
+            await slot.wait()
+        except (RuntimeClosedError, ActorFailedError) as error:
+            log.warning("reminder %s for %s/%s kept for later: %r", fired.name, *key, error)
+            return
+        except Exception as error:
+            # The actor handled the tick and raised: it was delivered all the same.
+            log.warning("reminder %s for %s/%s: handler raised %r", fired.name, *key, error)
+        current = self._by_key.get(reminder.key)
+        if after is None and current is None:
+            self._store.delete_reminder(*reminder.key)
+        elif after is not None and current is after:
+            self._store.save_reminder(after)

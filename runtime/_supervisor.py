@@ -153,13 +153,28 @@ class Supervisor:
         cell.order = self._order
         self._cells[key] = cell
         self._sweep_wake.set()
-        try:
-            await self._nursery.start(cell.run)
-        finally:
-            del self._activating[key]
-            done.set()
+        errors: list[Exception] = []
+        # The activation runs as a task of its own, not in this caller's cancel scope: a caller
+        # that gives up must not abandon on_start for the other senders already queued.
+        self._nursery.start_soon(self._start_cell, cell, done, errors)
+        await done.wait()
+        if errors:
+            raise ActorFailedError(
+                f"actor {kind}/{actor_id} could not start: {errors[0]!r}"
+            ) from errors[0]
+        if cell.state != "running" and self._cells.get(key) is not cell:
+            raise RuntimeClosedError(f"actor {kind}/{actor_id} stopped while starting")
         self._enforce_cap()
         return cell
+
+    async def _start_cell(self, cell: Cell, done: trio.Event, errors: list[Exception]) -> None:
+        try:
+            await self._nursery.start(cell.run)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            del self._activating[cell.key]
+            done.set()
 
     def _enforce_cap(self) -> None:
         excess = len(self._cells) - self.resident_cap

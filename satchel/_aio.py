@@ -8,6 +8,7 @@ task cancels the call on the Trio side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from typing import Any
 import outcome
 import trio
 
+from satchel._errors import RuntimeClosedError
 from satchel._portal import Proxy, is_async, with_keywords
 from satchel._runtime import open_runtime as open_trio_runtime
 
@@ -33,25 +35,38 @@ class _GuestPortal:
         target = with_keywords(fn, kwargs)
         scope = trio.CancelScope()
 
-        async def run() -> None:
-            with scope:
-                try:
-                    result = await target(*args) if is_async(fn) else target(*args)
-                except Exception as error:
-                    if not future.done():
-                        future.set_exception(error)
-                    return
-                if not future.done():
-                    future.set_result(result)
+        def closed() -> None:
             if not future.done():
-                future.cancel()
+                future.set_exception(RuntimeClosedError("the runtime closed before this call ran"))
+
+        async def run() -> None:
+            try:
+                with scope:
+                    result = await target(*args) if is_async(fn) else target(*args)
+                    if not future.done():
+                        future.set_result(result)
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            finally:
+                closed()  # cancelled by the runtime closing (an asyncio cancel is done already)
+
+        def start() -> None:
+            try:
+                self._calls.start_soon(run)
+            except RuntimeError:  # the call nursery has closed: the runtime is closing
+                closed()
 
         def cancel_if_abandoned(done: asyncio.Future[Any]) -> None:
             if done.cancelled():
-                self._token.run_sync_soon(scope.cancel)
+                with contextlib.suppress(trio.RunFinishedError):
+                    self._token.run_sync_soon(scope.cancel)
 
         future.add_done_callback(cancel_if_abandoned)
-        self._token.run_sync_soon(self._calls.start_soon, run)
+        try:
+            self._token.run_sync_soon(start)
+        except trio.RunFinishedError:
+            closed()
         return future
 
 

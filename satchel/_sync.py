@@ -6,6 +6,7 @@ Trio side has answered.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -69,7 +70,8 @@ def open_runtime(path: str | os.PathLike[str] | None = None, **options: Any) -> 
     try:
         yield SyncProxy(runtime, _ThreadPortal(token))
     finally:
-        trio.from_thread.run_sync(stop.set, trio_token=token)
+        with contextlib.suppress(trio.RunFinishedError):  # the run may have died already
+            trio.from_thread.run_sync(stop.set, trio_token=token)
         thread.join()
         if failure:
-            raise failure[0]
+            raise failure[0]  # the body's own error, if any, stays as its __context__

@@ -11,6 +11,7 @@ import trio
 import trio.lowlevel
 from satchel.runtime import (
     ActorRef,
+    ActorSpec,
     Intensity,
     MemoryReminders,
     Restart,
@@ -29,7 +30,7 @@ from satchel import (
     ValidationError,
 )
 
-from .kernel_actors import Add, Boom, Get, Invalid, Sleep, Tick, World, counter_spec
+from .kernel_actors import Add, Boom, Counter, Get, Invalid, Sleep, Tick, World, counter_spec
 
 
 @asynccontextmanager
@@ -156,12 +157,14 @@ async def test_temporary_actor_is_not_restarted() -> None:
 
 
 async def test_on_start_failure_reaches_the_first_sender() -> None:
-    """If restoring state fails, the activating caller gets that error and the actor fails."""
+    """If restoring state fails, the caller gets ActorFailedError caused by it; others go on."""
     world = World(fail_start={"a"})
     async with running(world) as sup:
-        with pytest.raises(OSError, match="cannot load state"):
+        with pytest.raises(ActorFailedError, match="could not start") as caught:
             await counter(sup).ask(Get())
+        assert isinstance(caught.value.__cause__, OSError)
         assert sup.inspect("counter", "a").state == "failed"
+        assert await counter(sup, "b").ask(Add(1)) == 1
 
 
 async def test_late_reply_is_dropped(autojump_clock: trio.abc.Clock) -> None:
@@ -379,3 +382,107 @@ async def test_sender_blocked_on_full_mailbox_is_released_at_shutdown(
             await trio.sleep(1)
             await sup.aclose(grace=60)
     assert outcomes == ["closed"]
+
+
+async def test_factory_error_on_restart_fails_only_that_actor(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A factory that raises when an actor restarts fails that actor, not the runtime."""
+    world = World()
+    calls: list[str] = []
+
+    def factory(actor_id: str) -> Counter:
+        calls.append(actor_id)
+        if actor_id == "a" and len([c for c in calls if c == "a"]) > 1:
+            raise OSError("config unavailable")
+        return Counter(world, actor_id)
+
+    async with open_supervisor() as sup:
+        sup.register(ActorSpec(kind="counter", factory=factory, restart=Restart.TEMPORARY))
+        sup.register(ActorSpec(kind="again", factory=factory))
+        with pytest.raises(ActorCrashedError):
+            await sup.ref("again", "a").ask(Boom())
+        await trio.sleep(10)  # past every backoff
+        assert sup.inspect("again", "a").state == "failed"
+        assert await sup.ref("counter", "b").ask(Add(1)) == 1
+
+
+async def test_caller_giving_up_does_not_abandon_activation(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A first sender that times out during on_start does not abandon it for other senders."""
+    world = World()
+    slow = Counter(world, "a")
+
+    async def slow_start() -> None:
+        await trio.sleep(10)
+
+    slow.on_start = slow_start  # type: ignore[method-assign]
+    async with open_supervisor() as sup:
+        sup.register(ActorSpec(kind="counter", factory=lambda _: slow))
+        ref = sup.ref("counter", "a")
+        answers: list[int] = []
+
+        async def patient() -> None:
+            await trio.sleep(1)
+            answers.append(await ref.ask(Add(2)))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(patient)
+            with trio.move_on_after(2):
+                await ref.ask(Add(1))
+        assert answers == [2]  # the impatient sender's message was never delivered
+
+
+async def test_reminder_for_actor_that_cannot_start_is_kept(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A reminder whose actor fails to start is logged and kept; the runtime goes on."""
+    world = World(fail_start={"bad"})
+    store = MemoryReminders()
+    async with open_supervisor(reminder_store=store) as sup:
+        sup.register(counter_spec(world))
+        await sup.reminders.set("counter", "bad", "r", sup.clock() + 5, None)
+        await trio.sleep(10)
+        assert await counter(sup, "good").ask(Add(1)) == 1
+    assert [r.name for r in store.load_reminders()] == ["r"]
+
+
+async def test_ask_in_flight_when_grace_runs_out(autojump_clock: trio.abc.Clock) -> None:
+    """An ask whose turn is cancelled at the end of the grace period gets RuntimeClosedError."""
+    world = World()
+    outcome: list[object] = []
+    async with trio.open_nursery() as outer, open_supervisor(grace=1) as sup:
+        sup.register(counter_spec(world))
+        ref = counter(sup)
+        await ref.ask(Get())
+
+        async def ask() -> None:
+            try:
+                outcome.append(await ref.ask(Sleep(100)))
+            except RuntimeClosedError as error:
+                outcome.append(type(error))
+
+        outer.start_soon(ask)
+        await trio.sleep(1)
+    assert outcome == [RuntimeClosedError]
+
+
+async def test_one_shot_reminder_not_yet_handled_survives_shutdown(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A reminder that fired but was still queued at shutdown fires again on the next run."""
+    world = World()
+    store = MemoryReminders()
+    async with open_supervisor(reminder_store=store, grace=1) as sup:
+        sup.register(counter_spec(world))
+        ref = counter(sup)
+        await ref.tell(Sleep(50))
+        await sup.reminders.set("counter", "a", "once", sup.clock() + 5, None)
+        await trio.sleep(10)
+    assert [r.name for r in store.load_reminders()] == ["once"]
+    async with open_supervisor(reminder_store=store) as sup:
+        sup.register(counter_spec(world))
+        await trio.sleep(1)
+    assert [e[1].name for e in world.events] == ["once"]
+    assert store.load_reminders() == []

@@ -71,7 +71,7 @@ from tests.kernel_actors import Add, Boom, stored_counter_spec
 ASYNCIO_HOST = """
 import asyncio
 import satchel.aio
-from satchel import ActorCrashedError
+from satchel import ActorCrashedError, RuntimeClosedError
 
 async def main(path):
     async with satchel.aio.open_runtime(path) as rt:
@@ -88,6 +88,10 @@ async def main(path):
         await asyncio.sleep(0)
         stats = await rt.statistics()
         print("live", stats.supervisor.live_actors, "value", await task)
+    try:
+        await rt.statistics()
+    except RuntimeClosedError:
+        print("closed")
     async with satchel.aio.open_runtime(path) as rt:
         await rt.register(stored_counter_spec(rt.store))
         print("reopened", await rt.ask("stored", "a", Add(0)))
@@ -126,8 +130,8 @@ def run_host(source: str, folder: Path) -> list[str]:
 
 
 def test_asyncio_host(tmp_path: Path) -> None:
-    """An asyncio.run program drives the runtime through satchel.aio, concurrently."""
-    assert run_host(ASYNCIO_HOST, tmp_path) == ["live 21 value 6", "reopened 6"]
+    """An asyncio.run program drives the runtime through satchel.aio; calls after close fail."""
+    assert run_host(ASYNCIO_HOST, tmp_path) == ["live 21 value 6", "closed", "reopened 6"]
 
 
 def test_sync_host(tmp_path: Path) -> None:
