@@ -37,7 +37,7 @@ _WAKE: Item = (object(), None)
 class _Crash(Exception):
     """A handler (or ``on_start``) raised an error the actor does not survive."""
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__(error)
         self.error = error
 
@@ -123,15 +123,21 @@ class Cell:
 
     # -- the task ---------------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[Cell] = trio.TASK_STATUS_IGNORED) -> None:
-        """Start the actor, report ready, run turns until passivated, failed or shut down."""
+    async def run(self, ready: trio.Event, errors: list[Exception]) -> None:
+        """Start the actor, set ``ready``, run turns until passivated, failed or shut down.
+
+        If ``on_start`` fails, its error goes to ``errors`` (for the senders waiting on
+        ``ready``) and the actor is marked failed.
+        """
         try:
             try:
                 await self._start_instance()
             except _Crash as crash:
                 self._fail(f"on_start raised {crash.error!r}", crash.error)
-                raise crash.error from None
-            task_status.started(self)
+                errors.append(crash.error)
+                return
+            finally:
+                ready.set()
             await self._loop()
         finally:
             self._drop_timers()

@@ -67,7 +67,6 @@ class Supervisor:
         # Live cells, least recently active first (the LRU order for the resident cap).
         self._cells: collections.OrderedDict[Key, Cell] = collections.OrderedDict()
         self._failed: dict[Key, Cell] = {}
-        self._activating: dict[Key, trio.Event] = {}
         self._order = 0
         self.totals = _Totals()
         self._emptied = trio.Event()
@@ -129,35 +128,31 @@ class Supervisor:
         Concurrent calls for one id share one activation: never two live actors per id.
         """
         key = (kind, actor_id)
-        while True:
-            if self.closed:
-                raise RuntimeClosedError("the runtime is closed")
-            failed = self._failed.get(key)
-            if failed is not None:
-                raise ActorFailedError(
-                    f"actor {kind}/{actor_id} failed: {failed.failure}; restart it to use it again"
-                )
-            cell = self._cells.get(key)
-            if cell is not None:
-                return cell
-            pending = self._activating.get(key)
-            if pending is None:
-                break
-            await pending.wait()
+        if self.closed:
+            raise RuntimeClosedError("the runtime is closed")
+        failed = self._failed.get(key)
+        if failed is not None:
+            raise ActorFailedError(
+                f"actor {kind}/{actor_id} failed: {failed.failure}; restart it to use it again"
+            )
+        cell = self._cells.get(key)
+        if cell is not None:
+            return cell  # live, or starting: mail queued now runs once its state is restored
         spec = self._specs.get(kind)
         if spec is None:
             raise ActorNotFoundError(f"no actor kind {kind!r} is registered")
-        done = self._activating[key] = trio.Event()
         cell = Cell(self, spec, actor_id)
         self._order += 1
         cell.order = self._order
         self._cells[key] = cell
         self._sweep_wake.set()
         errors: list[Exception] = []
-        # The activation runs as a task of its own, not in this caller's cancel scope: a caller
-        # that gives up must not abandon on_start for the other senders already queued.
-        self._nursery.start_soon(self._start_cell, cell, done, errors)
-        await done.wait()
+        # Not nursery.start: until started() that runs on_start in this caller's cancel scope,
+        # and a caller that gives up must not abandon on_start for the senders already queued.
+        # The cell's own task sets ``ready`` once its state is restored.
+        ready = trio.Event()
+        self._nursery.start_soon(cell.run, ready, errors)
+        await ready.wait()
         if errors:
             raise ActorFailedError(
                 f"actor {kind}/{actor_id} could not start: {errors[0]!r}"
@@ -166,15 +161,6 @@ class Supervisor:
             raise RuntimeClosedError(f"actor {kind}/{actor_id} stopped while starting")
         self._enforce_cap()
         return cell
-
-    async def _start_cell(self, cell: Cell, done: trio.Event, errors: list[Exception]) -> None:
-        try:
-            await self._nursery.start(cell.run)
-        except Exception as error:
-            errors.append(error)
-        finally:
-            del self._activating[cell.key]
-            done.set()
 
     def _enforce_cap(self) -> None:
         excess = len(self._cells) - self.resident_cap
@@ -279,11 +265,9 @@ class Supervisor:
         self.closed = True
         self.reminders.stop()
         with trio.move_on_after(grace):
-            while self._cells or self._activating:
+            while self._cells:
                 for cell in list(self._cells.values()):
                     cell.request("shutdown")
-                for pending in list(self._activating.values()):
-                    await pending.wait()
                 if self._cells:
                     self._emptied = trio.Event()
                     await self._emptied.wait()
