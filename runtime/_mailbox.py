@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar, final
+from typing import Generic, TypeVar, final
 
 import trio
 
@@ -85,7 +85,3 @@ class Mailbox(Generic[T]):
     def close(self) -> None:
         """Refuse further items: senders waiting for room get ``trio.BrokenResourceError``."""
         self._receive.close()
-
-    def statistics(self) -> Any:
-        """The underlying channel's statistics (tasks waiting to send, and so on)."""
-        return self._send.statistics()

@@ -32,13 +32,12 @@ class ReplySlot:
     If the asker gives up (cancelled, deadline passed), a late answer is dropped silently.
     """
 
-    __slots__ = ("_error", "_event", "_value", "abandoned")
+    __slots__ = ("_error", "_event", "_value")
 
     def __init__(self) -> None:
         self._event = trio.Event()
         self._value: Any = None
         self._error: BaseException | None = None
-        self.abandoned = False
 
     def set(self, value: Any) -> None:
         """Answer with ``value``."""
@@ -52,18 +51,9 @@ class ReplySlot:
             self._error = error
             self._event.set()
 
-    @property
-    def answered(self) -> bool:
-        """Whether ``set`` or ``fail`` was called."""
-        return self._event.is_set()
-
     async def wait(self) -> Any:
         """The answer; raises the error it failed with."""
-        try:
-            await self._event.wait()
-        except BaseException:
-            self.abandoned = True
-            raise
+        await self._event.wait()
         error = self._error
         if error is None:
             return self._value

@@ -33,10 +33,6 @@ class Reminders:
     def __len__(self) -> int:
         return len(self._by_key)
 
-    def list(self) -> list[Reminder]:
-        """Every reminder, soonest first."""
-        return sorted(self._by_key.values(), key=lambda r: r.due)
-
     async def set(
         self, kind: str, actor_id: str, name: str, at: float, every: float | None
     ) -> Reminder:
