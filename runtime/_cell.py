@@ -299,11 +299,16 @@ class Cell:
         actor = self.actor
         if actor is None:
             return
-        with trio.CancelScope(shield=True):
+        # Shielded so a closing runtime still lets the actor save, but bounded so an on_stop
+        # that hangs cannot hold shutdown (or a passivation) forever.
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self.spec.flush_timeout
             try:
                 await actor.on_stop()
             except Exception as error:
                 log.error("%s/%s: on_stop raised %r", *self.key, error)
+        if scope.cancelled_caught:
+            log.error("%s/%s: on_stop overran %ss", *self.key, self.spec.flush_timeout)
 
     def _fail(self, reason: str, error: BaseException) -> None:
         self.state = "failed"

@@ -47,7 +47,8 @@ class ActorSpec:
 
     ``factory(actor_id)`` makes a fresh actor. Errors of a ``survives`` type raised by a
     handler are answered to the asker and the actor goes on; any other error is a crash.
-    ``idle_timeout`` (seconds, ``None`` for never) passivates an actor left without messages.
+    ``idle_timeout`` (seconds, ``None`` for never) passivates an actor left without messages;
+    ``flush_timeout`` bounds ``on_stop``, which runs shielded from cancellation.
     """
 
     kind: str
@@ -55,5 +56,6 @@ class ActorSpec:
     mailbox_capacity: int = 256
     restart: Restart = Restart.PERMANENT
     idle_timeout: float | None = 300.0
+    flush_timeout: float = 10.0
     survives: tuple[type[BaseException], ...] = (SatchelError,)
     intensity: Intensity = Intensity()

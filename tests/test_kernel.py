@@ -486,3 +486,19 @@ async def test_one_shot_reminder_not_yet_handled_survives_shutdown(
         await trio.sleep(1)
     assert [e[1].name for e in world.events] == ["once"]
     assert store.load_reminders() == []
+
+
+async def test_hanging_on_stop_is_bounded(autojump_clock: trio.abc.Clock) -> None:
+    """An on_stop that never returns is abandoned after flush_timeout, so shutdown ends."""
+    world = World()
+    stuck = Counter(world, "a")
+
+    async def never() -> None:
+        await trio.sleep_forever()
+
+    stuck.on_stop = never  # type: ignore[method-assign]
+    start = trio.current_time()
+    async with open_supervisor(grace=60) as sup:
+        sup.register(ActorSpec(kind="counter", factory=lambda _: stuck, flush_timeout=3))
+        await sup.ref("counter", "a").ask(Get())
+    assert trio.current_time() - start == pytest.approx(3)
