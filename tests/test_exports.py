@@ -58,3 +58,26 @@ def test_public_names_are_defined_in_private_modules() -> None:
         for name, value in public_names(module_name).items():
             if callable(value):
                 assert value.__module__.split(".")[-1].startswith("_"), f"{module_name}.{name}"
+
+
+def test_runtime_imports_no_domain_package() -> None:
+    """The kernel imports nothing from satchel.actors, satchel.storage or satchel.scripting."""
+    import ast
+    from pathlib import Path
+
+    runtime = Path(importlib.import_module("satchel.runtime").__file__ or "").parent
+    found = []
+    for source in runtime.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = ["." * node.level + (node.module or "")]
+            found += [
+                f"{source.name}: {n}"
+                for n in names
+                if n.split(".")[-1] in {"actors", "storage", "scripting"}
+                or n.startswith(("satchel.actors", "satchel.storage", "satchel.scripting", ".."))
+            ]
+    assert found == []
