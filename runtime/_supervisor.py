@@ -104,9 +104,7 @@ class Supervisor:
     async def deliver(self, key: Key, item: Item) -> None:
         """Queue ``item`` for the actor, activating it first if it is not live."""
         while True:
-            cell = self._cells.get(key)
-            if cell is None:
-                cell = await self.activate(*key)
+            cell = await self._cell_for(key)
             try:
                 await cell.mailbox.put(item)
                 return
@@ -117,10 +115,11 @@ class Supervisor:
 
     async def deliver_nowait(self, key: Key, item: Item) -> None:
         """Queue ``item`` without waiting on a full mailbox (activation may still await)."""
+        (await self._cell_for(key)).mailbox.put_nowait(item)
+
+    async def _cell_for(self, key: Key) -> Cell:
         cell = self._cells.get(key)
-        if cell is None:
-            cell = await self.activate(*key)
-        cell.mailbox.put_nowait(item)
+        return cell if cell is not None else await self.activate(*key)
 
     async def activate(self, kind: str, actor_id: str) -> Cell:
         """The live cell of the actor, started (state restored) if it was not live.
