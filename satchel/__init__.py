@@ -6,10 +6,16 @@ from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import BlobNotFoundError as BlobNotFoundError
 from ._errors import IntegrityError as IntegrityError
 from ._errors import InvalidArgumentError as InvalidArgumentError
+from ._errors import InvalidStateTransitionError as InvalidStateTransitionError
 from ._errors import MailboxFullError as MailboxFullError
+from ._errors import QuotaExceededError as QuotaExceededError
+from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RecordVersionError as RecordVersionError
 from ._errors import RuntimeClosedError as RuntimeClosedError
 from ._errors import SatchelError as SatchelError
+from ._errors import SessionHasChildrenError as SessionHasChildrenError
+from ._errors import SessionNotActiveError as SessionNotActiveError
+from ._errors import SessionNotFoundError as SessionNotFoundError
 from ._errors import StoreClosedError as StoreClosedError
 from ._errors import StoreLockedError as StoreLockedError
 from ._errors import ValidationError as ValidationError
@@ -17,3 +23,9 @@ from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics
 from ._runtime import open_runtime as open_runtime
 from ._version import __version__ as __version__
+from .actors._manager import SessionHandle as SessionHandle
+from .actors._manager import SessionManager as SessionManager
+from .actors._model import JournalEntry as JournalEntry
+from .actors._model import SessionConfig as SessionConfig
+from .actors._model import SessionInfo as SessionInfo
+from .actors._model import SessionStatus as SessionStatus

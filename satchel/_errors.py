@@ -94,3 +94,42 @@ class RuntimeClosedError(SatchelError, RuntimeError):
     """The runtime is closed (or closing) and takes no more messages."""
 
     kind = "RuntimeClosed"
+
+
+class SessionNotFoundError(SatchelError, LookupError):
+    """No session with that id (never created, or deleted)."""
+
+    kind = "SessionNotFound"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidStateTransitionError(SatchelError, RuntimeError):
+    """The session's lifecycle does not allow that change from its current status."""
+
+    kind = "InvalidStateTransition"
+
+
+class SessionNotActiveError(SatchelError, RuntimeError):
+    """A write reached a session that is not active (suspended, completed, failed, archived)."""
+
+    kind = "SessionNotActive"
+
+
+class SessionHasChildrenError(SatchelError, RuntimeError):
+    """Deleting a session that has child sessions, without ``cascade``."""
+
+    kind = "SessionHasChildren"
+
+
+class QuotaExceededError(SatchelError):
+    """The operation would pass a per-session limit; nothing was written."""
+
+    kind = "QuotaExceeded"
+
+
+class RateLimitedError(SatchelError):
+    """The session's operation rate limit is hit; retry later."""
+
+    kind = "RateLimited"

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from satchel._runtime import Runtime
+from satchel.actors._manager import SessionHandle, SessionManager
 from satchel.runtime import ActorRef
 
 # Trio-side objects handed out wrapped, so every call on them is marshalled too.
-PROXIED_TYPES: tuple[type, ...] = (Runtime, ActorRef)
+PROXIED_TYPES: tuple[type, ...] = (Runtime, ActorRef, SessionManager, SessionHandle)
 
 
 class Portal(Protocol):

@@ -10,6 +10,9 @@ from typing import Any, final
 
 import attrs
 
+from satchel.actors import DeadlineBoard, session_kinds
+from satchel.actors._manager import SessionHandle, SessionManager
+from satchel.actors._model import SessionConfig
 from satchel.runtime import (
     ActorRef,
     ActorSpec,
@@ -35,10 +38,17 @@ class RuntimeStatistics:
 class Runtime:
     """An open satchel runtime. Get one from ``open_runtime``; every method runs on Trio."""
 
-    def __init__(self, store: Store, supervisor: Supervisor, backend: str) -> None:
+    def __init__(
+        self, store: Store, supervisor: Supervisor, backend: str, sessions: SessionManager
+    ) -> None:
         self.store = store
         self.supervisor = supervisor
         self.backend = backend
+        self.sessions = sessions
+
+    def session(self, session_id: str) -> SessionHandle:
+        """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
+        return self.sessions.handle(session_id)
 
     @property
     def path(self) -> Path | None:
@@ -88,11 +98,13 @@ async def open_runtime(
     strategy: Strategy = Strategy.ONE_FOR_ONE,
     resident_cap: int = 10_000,
     grace: float = 5.0,
+    session_defaults: SessionConfig | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
-    ``store="memory"`` keeps nothing. On exit every actor finishes its turn and flushes
-    within ``grace`` seconds, then the store closes.
+    ``store="memory"`` keeps nothing. ``session_defaults`` is the config of a session
+    created without one (fields given at creation override it). On exit every actor finishes
+    its turn and flushes within ``grace`` seconds, then the store closes.
     """
     with open_store(path, backend=store, limits=limits) as opened:
         async with open_supervisor(
@@ -101,4 +113,11 @@ async def open_runtime(
             reminder_store=StoreReminders(opened.kv),
             grace=grace,
         ) as supervisor:
-            yield Runtime(opened, supervisor, store)
+            board = DeadlineBoard(supervisor)
+            for spec in session_kinds(opened.kv, supervisor, board):
+                supervisor.register(spec)
+            sessions = SessionManager(
+                opened.kv, supervisor, board, session_defaults or SessionConfig()
+            )
+            await board.start()
+            yield Runtime(opened, supervisor, store, sessions)

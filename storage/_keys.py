@@ -27,3 +27,12 @@ def pending_key(data_id: bytes) -> bytes:
 
 DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command
 REMINDER = b"rmd\x00"  # + kind \x00 actor id \x00 name -> runtime.Reminder
+
+# Sessions (satchel.actors): every key of one session carries its 16-byte id right after
+# the tag, so deleting a session is a few range deletes.
+SESSION = b"ses\x00"  # + id(16) -> SessionRecord
+SESSION_COUNTERS = b"sct\x00"  # + id(16) -> packed counters (seq, updated, operations, ...)
+SESSION_VAR = b"svar\x00"  # + id(16) + key -> encoded value
+JOURNAL = b"jnl\x00"  # + id(16) + seq(8) -> journal entry
+SESSION_INDEX = b"six\x00"  # + index letter + index layout -> b"" (secondary indexes)
+DEADLINE = b"sdl\x00"  # + due(8) + id(16) + reason(1) -> b"" (policy and retention times)

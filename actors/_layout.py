@@ -1,0 +1,219 @@
+"""How a session sits in the index space: its record, counters, variables, journal, indexes.
+
+A session is split so that the hot path stays small. The record (name, tags, metadata,
+config, status...) changes only at creation and on lifecycle transitions; the counters (last
+journal sequence, last update, operation/artifact/byte counts) are a fixed 40-byte struct
+rewritten by every operation. Secondary indexes are empty values under ordered keys; all
+but the by-name and by-update ones are ordered by creation time, so an equality filter and
+the default order are served by one range scan.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import Enum
+from typing import Any
+
+import attrs
+import msgpack
+from satchel.storage import RecordCodec, prefix_upper_bound
+from satchel.storage import _keys as keys
+
+from satchel._errors import IntegrityError
+
+from ._model import SessionConfig, SessionStatus
+
+_U64 = struct.Struct(">Q")
+_COUNTERS = struct.Struct(">QqQQQ")
+ID_BYTES = 16
+
+
+class Deadline(Enum):
+    """Why a session needs attention at a given time."""
+
+    MAX_DURATION = b"d"
+    IDLE = b"i"
+    RETENTION = b"r"
+    ARCHIVE_RETENTION = b"x"
+
+
+@attrs.frozen
+class SessionRecord:
+    """What is stored for a session besides its counters, variables and journal."""
+
+    id: str
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    parent_id: str | None
+    config: SessionConfig
+    status: SessionStatus
+    created_us: int
+    ended_us: int | None = None
+    failure_reason: str | None = None
+    # (due in µs, Deadline value) pairs this session has in the deadline index.
+    deadlines: tuple[tuple[int, bytes], ...] = ()
+
+
+RECORD_CODEC = RecordCodec(SessionRecord, kind="session", version=1)
+
+
+@attrs.frozen
+class Counters:
+    """The part of a session every operation changes."""
+
+    seq: int = 0
+    updated_us: int = 0
+    operations: int = 0
+    artifacts: int = 0
+    total_bytes: int = 0
+
+    def encode(self) -> bytes:
+        """The 40 bytes stored."""
+        return _COUNTERS.pack(*attrs.astuple(self))
+
+    @classmethod
+    def decode(cls, data: bytes) -> Counters:
+        """The counters stored as ``data``."""
+        if len(data) != _COUNTERS.size:
+            raise IntegrityError(f"session counters are {len(data)} bytes, not {_COUNTERS.size}")
+        return cls(*_COUNTERS.unpack(data))
+
+
+def u64(value: int) -> bytes:
+    """``value`` as 8 big-endian bytes (clamped at 0), so keys sort by it."""
+    return _U64.pack(max(0, value))
+
+
+def record_key(sid: bytes) -> bytes:
+    """Where the record of session ``sid`` is."""
+    return keys.SESSION + sid
+
+
+def counters_key(sid: bytes) -> bytes:
+    """Where the counters of session ``sid`` are."""
+    return keys.SESSION_COUNTERS + sid
+
+
+def var_prefix(sid: bytes) -> bytes:
+    """The prefix of every variable of session ``sid``."""
+    return keys.SESSION_VAR + sid
+
+
+def journal_prefix(sid: bytes) -> bytes:
+    """The prefix of every journal entry of session ``sid``."""
+    return keys.JOURNAL + sid
+
+
+def journal_key(sid: bytes, seq: int) -> bytes:
+    """Where journal entry ``seq`` of session ``sid`` is."""
+    return keys.JOURNAL + sid + u64(seq)
+
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def encode_entry(at_us: int, kind: str, data: dict[str, Any]) -> bytes:
+    """A journal entry's stored bytes (its sequence is in the key)."""
+    packed: bytes = _packer.pack((at_us, kind, data))
+    return packed
+
+
+def decode_entry(value: bytes) -> tuple[int, str, dict[str, Any]]:
+    """``(at_us, kind, data)`` of a stored journal entry."""
+    at_us, kind, data = msgpack.unpackb(value, raw=False)[:3]
+    return at_us, kind, data
+
+
+def encode_value(value: Any) -> bytes:
+    """A variable's stored bytes."""
+    packed: bytes = _packer.pack(value)
+    return packed
+
+
+def decode_value(data: bytes) -> Any:
+    """A variable's value from its stored bytes."""
+    return msgpack.unpackb(data, raw=False)
+
+
+# Index letters. Each index key ends with the 16-byte session id.
+BY_CREATED = keys.SESSION_INDEX + b"c"
+BY_UPDATED = keys.SESSION_INDEX + b"u"
+BY_NAME = keys.SESSION_INDEX + b"n"
+BY_STATUS = keys.SESSION_INDEX + b"s"
+BY_TAG = keys.SESSION_INDEX + b"t"
+BY_PARENT = keys.SESSION_INDEX + b"p"
+
+_STATUS_BYTE = {status: bytes([i + 1]) for i, status in enumerate(SessionStatus)}
+
+
+def status_prefix(status: SessionStatus) -> bytes:
+    """The prefix of the by-status index for ``status`` (creation-ordered)."""
+    return BY_STATUS + _STATUS_BYTE[status]
+
+
+def tag_prefix(tag: str) -> bytes:
+    """The prefix of the by-tag index for ``tag`` (creation-ordered)."""
+    return BY_TAG + tag.encode() + b"\x00"
+
+
+def parent_prefix(parent: bytes) -> bytes:
+    """The prefix of the children of ``parent`` (creation-ordered)."""
+    return BY_PARENT + parent
+
+
+def name_sort_key(name: str) -> bytes:
+    """The by-name index orders names case-insensitively."""
+    return name.casefold().encode()
+
+
+def updated_key(sid: bytes, updated_us: int) -> bytes:
+    """The by-update index key of a session updated at ``updated_us``."""
+    return BY_UPDATED + u64(updated_us) + sid
+
+
+def status_key(sid: bytes, record: SessionRecord) -> bytes:
+    """The by-status index key of ``record``."""
+    return status_prefix(record.status) + u64(record.created_us) + sid
+
+
+def index_keys(sid: bytes, record: SessionRecord) -> list[bytes]:
+    """Every index key of ``record`` except the by-update one (which moves with counters)."""
+    created = u64(record.created_us)
+    found = [
+        BY_CREATED + created + sid,
+        BY_NAME + name_sort_key(record.name) + b"\x00" + sid,
+        status_key(sid, record),
+    ]
+    found.extend(tag_prefix(tag) + created + sid for tag in record.tags)
+    if record.parent_id is not None:
+        found.append(parent_prefix(bytes_of(record.parent_id)) + created + sid)
+    return found
+
+
+def deadline_key(due_us: int, sid: bytes, reason: bytes) -> bytes:
+    """The deadline index key asking for session ``sid`` to be looked at at ``due_us``."""
+    return keys.DEADLINE + u64(due_us) + sid + reason
+
+
+def parse_deadline_key(key: bytes) -> tuple[int, bytes, bytes]:
+    """``(due_us, sid, reason)`` of a deadline index key."""
+    start = len(keys.DEADLINE)
+    due = _U64.unpack_from(key, start)[0]
+    sid = key[start + 8 : start + 8 + ID_BYTES]
+    return due, sid, key[start + 8 + ID_BYTES :]
+
+
+DEADLINES_UPPER = prefix_upper_bound(keys.DEADLINE)
+
+
+def bytes_of(session_id: str) -> bytes:
+    """The 16 bytes of a canonical session id (already validated)."""
+    return bytes.fromhex(session_id.replace("-", ""))
+
+
+def text_of(sid: bytes) -> str:
+    """The canonical text of 16 session id bytes."""
+    h = sid.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,378 @@
+"""``rt.sessions``: create, read, query and steer sessions; ``rt.session(id)``: one session.
+
+Reads (``get``, ``list``, ``timeline``) go straight to the store: every acknowledged change is
+already there, and reading wakes no actor. Changes go to the session's actor, which serialises
+them; ``create`` writes directly, since no actor can yet know a fresh id.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping
+from typing import Any, final
+
+import attrs
+import trio
+from satchel.runtime import ActorRef, Supervisor
+from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+
+from satchel._errors import InvalidArgumentError, SessionNotFoundError, ValidationError
+
+from . import _layout as layout
+from . import _validate as validate
+from ._deadlines import DeadlineBoard
+from ._lifecycle import ACTIVE, Transition
+from ._messages import (
+    ChangeStatus,
+    Delete,
+    DeleteState,
+    GetState,
+    ListState,
+    Load,
+    Save,
+    SetState,
+)
+from ._model import JournalEntry, SessionConfig, SessionInfo
+from ._query import load, make_query, run_query, to_info
+from ._session import SESSION_KIND
+
+_US = 1_000_000
+_CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(SessionConfig))
+
+
+def merge_config(
+    defaults: SessionConfig, given: SessionConfig | Mapping[str, Any] | None
+) -> SessionConfig:
+    """``given`` (a record, or a map of some fields) over the runtime's defaults."""
+    if given is None:
+        return defaults
+    if isinstance(given, SessionConfig):
+        return given
+    if not isinstance(given, Mapping):
+        raise InvalidArgumentError(f"config must be a map, not {type(given).__name__}")
+    unknown = sorted(str(k) for k in given if k not in _CONFIG_FIELDS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown session config field(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_CONFIG_FIELDS))}"
+        )
+    return attrs.evolve(defaults, **given)
+
+
+@final
+class SessionManager:
+    """Every session of a runtime, by id."""
+
+    def __init__(
+        self,
+        kv: KeyValueStore,
+        supervisor: Supervisor,
+        board: DeadlineBoard,
+        defaults: SessionConfig,
+    ) -> None:
+        self._kv = kv
+        self._supervisor = supervisor
+        self._board = board
+        self.defaults = defaults
+
+    def _ref(self, session_id: str) -> ActorRef:
+        return self._supervisor.ref(SESSION_KIND, validate.session_id(session_id)[0])
+
+    async def _ask(self, session_id: str, message: Any) -> Any:
+        return await self._ref(session_id).ask(message)
+
+    def handle(self, session_id: str) -> SessionHandle:
+        """A handle on one session (checked to be a well-formed id, not to exist)."""
+        return SessionHandle(self, validate.session_id(session_id)[0])
+
+    # -- create and read ------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        name: str = "",
+        description: str = "",
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        config: SessionConfig | Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create an active session and return its id (``SessionNotFound`` for a missing parent)."""
+        record, sid = self._new_record(name, description, tags, metadata, parent_id, config)
+        if record.parent_id is not None:
+            parent_key = layout.record_key(layout.bytes_of(record.parent_id))
+            if self._kv.get(parent_key) is None:
+                raise SessionNotFoundError(f"no parent session {record.parent_id}")
+        now = record.created_us
+        batch = Batch()
+        batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
+        batch.put(layout.counters_key(sid), layout.Counters(seq=1, updated_us=now).encode())
+        batch.put(
+            layout.journal_key(sid, 1),
+            layout.encode_entry(now, "session_created", _created_data(record)),
+        )
+        for key in layout.index_keys(sid, record):
+            batch.put(key, b"")
+        batch.put(layout.updated_key(sid, now), b"")
+        for due, reason in record.deadlines:
+            batch.put(layout.deadline_key(due, sid, reason), b"")
+        self._kv.write(batch)
+        if record.deadlines:
+            await self._board.note(min(due for due, _ in record.deadlines))
+        else:
+            await trio.lowlevel.checkpoint()
+        return record.id
+
+    def _new_record(
+        self,
+        name: str,
+        description: str,
+        tags: Iterable[str],
+        metadata: Mapping[str, Any] | None,
+        parent_id: str | None,
+        config: SessionConfig | Mapping[str, Any] | None,
+    ) -> tuple[layout.SessionRecord, bytes]:
+        meta = validate.metadata(metadata)
+        size = len(layout.encode_value(meta))
+        if size > (limit := validate.MAX_METADATA_BYTES):
+            raise ValidationError(f"session metadata encodes to {size} bytes; the limit is {limit}")
+        parent = None if parent_id is None else validate.session_id(parent_id)[0]
+        merged = merge_config(self.defaults, config)
+        session_id, sid = validate.new_session_id()
+        now = round(self._supervisor.clock() * _US)
+        deadlines = []
+        if merged.max_duration_s is not None:
+            deadlines.append(
+                (now + round(merged.max_duration_s * _US), layout.Deadline.MAX_DURATION.value)
+            )
+        if merged.idle_timeout_s is not None:
+            deadlines.append((now + round(merged.idle_timeout_s * _US), layout.Deadline.IDLE.value))
+        record = layout.SessionRecord(
+            id=session_id,
+            name=validate.text("session name", name, validate.MAX_NAME_BYTES),
+            description=validate.text(
+                "session description", description, validate.MAX_DESCRIPTION_BYTES, nul_ok=True
+            ),
+            tags=validate.tags(tags),
+            metadata=meta,
+            parent_id=parent,
+            config=merged,
+            status=ACTIVE,
+            created_us=now,
+            deadlines=tuple(deadlines),
+        )
+        return record, sid
+
+    async def get(self, session_id: str) -> SessionInfo:
+        """The session table of ``session_id``, whatever its status."""
+        _, sid = validate.session_id(session_id)
+        loaded = load(self._kv, [sid])[0]
+        await trio.lowlevel.checkpoint()
+        if loaded is None:
+            raise SessionNotFoundError(f"no session {session_id}")
+        return to_info(*loaded)
+
+    async def children(self, session_id: str) -> builtins.list[SessionInfo]:
+        """The child sessions of ``session_id``, oldest first."""
+        await self.get(session_id)
+        return await self.list(parent_session_id=session_id)
+
+    async def timeline(
+        self, session_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> builtins.list[JournalEntry]:
+        """The session's journal in order, from entry ``offset + 1``, at most ``limit`` entries."""
+        await self.get(session_id)
+        if type(offset) is not int or offset < 0:
+            raise ValidationError(f"offset must be a non-negative integer, not {offset!r}")
+        sid = validate.session_id(session_id)[1]
+        upper = prefix_upper_bound(layout.journal_prefix(sid))
+        entries = []
+        for key, value in self._kv.scan(layout.journal_key(sid, offset + 1), upper, limit=limit):
+            at_us, kind, data = layout.decode_entry(value)
+            seq = int.from_bytes(key[-8:], "big")
+            entries.append(
+                JournalEntry(seq=seq, at=validate.to_datetime(at_us), kind=kind, data=data)
+            )
+        return entries
+
+    # -- change ---------------------------------------------------------------------------
+
+    async def delete(self, session_id: str, *, cascade: bool = False) -> None:
+        """Delete the session (and, with ``cascade``, its descendants, deepest first)."""
+        if cascade:
+            for child in reversed(self._descendants(validate.session_id(session_id)[1])):
+                await self._ask(child, Delete())
+        await self._ask(session_id, Delete())
+
+    def _descendants(self, sid: bytes) -> builtins.list[str]:
+        """Every descendant of ``sid``, parents before their children."""
+        found: builtins.list[str] = []
+        frontier = [sid]
+        while frontier:
+            parent = frontier.pop()
+            for key, _ in scan_prefix(self._kv, layout.parent_prefix(parent)):
+                child = key[-layout.ID_BYTES :]
+                found.append(layout.text_of(child))
+                frontier.append(child)
+        return found
+
+    async def suspend(self, session_id: str) -> None:
+        """Active → suspended."""
+        await self._ask(session_id, ChangeStatus(Transition.SUSPEND))
+
+    async def resume(self, session_id: str) -> None:
+        """Suspended → active."""
+        await self._ask(session_id, ChangeStatus(Transition.RESUME))
+
+    async def complete(self, session_id: str) -> None:
+        """Active or suspended → completed."""
+        await self._ask(session_id, ChangeStatus(Transition.COMPLETE))
+
+    async def fail(self, session_id: str, reason: str | None = None) -> None:
+        """Active or suspended → failed, keeping ``reason``."""
+        await self._ask(session_id, ChangeStatus(Transition.FAIL, reason))
+
+    async def archive(self, session_id: str) -> None:
+        """Completed or failed → archived."""
+        await self._ask(session_id, ChangeStatus(Transition.ARCHIVE))
+
+    async def save(self, session_id: str) -> None:
+        """Persist now (every change is already persisted when acknowledged)."""
+        await self._ask(session_id, Save())
+
+    async def load(self, session_id: str) -> str:
+        """Make the session live (after a restart, for instance); return its id."""
+        loaded: str = await self._ask(session_id, Load())
+        return loaded
+
+    async def save_all(self) -> int:
+        """Save every live session; how many there were."""
+        live = [
+            s.id for s in self._supervisor.live() if s.kind == SESSION_KIND and s.failure is None
+        ]
+        for session_id in live:
+            await self._ask(session_id, Save())
+        return len(live)
+
+    async def restore_recent(self, count: int) -> builtins.list[str]:
+        """Make the ``count`` most recently updated sessions live; their ids, newest first."""
+        if type(count) is not int or count < 0:
+            raise ValidationError(f"count must be a non-negative integer, not {count!r}")
+        newest = scan_prefix(self._kv, layout.BY_UPDATED, reverse=True, limit=count)
+        ids = [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in newest]
+        for session_id in ids:
+            await self._ask(session_id, Load())
+        return ids
+
+    async def set_state(self, session_id: str, key: str, value: Any) -> None:
+        """Set variable ``key`` (a JSON-like value; ``None`` is stored as null)."""
+        await self._ask(session_id, SetState(key, value))
+
+    async def get_state(self, session_id: str, key: str) -> Any:
+        """Variable ``key``, or ``None`` if unset."""
+        return await self._ask(session_id, GetState(key))
+
+    async def delete_state(self, session_id: str, key: str) -> None:
+        """Remove variable ``key`` (no error if unset)."""
+        await self._ask(session_id, DeleteState(key))
+
+    async def list_state(self, session_id: str) -> builtins.list[str]:
+        """The names of the session's variables."""
+        names: builtins.list[str] = await self._ask(session_id, ListState())
+        return names
+
+    async def list(self, **filters: Any) -> builtins.list[SessionInfo]:
+        """Sessions matching the spec's filters: ``status``, ``tags`` (all), ``parent_session_id``,
+        ``search`` (case-insensitive substring of name or description), ``created_after``,
+        ``created_before`` (exclusive), ``order_by`` (``created_at``, ``updated_at``, ``name``),
+        ``descending``, ``offset``, ``limit``."""
+        try:
+            query = make_query(**filters)
+        except TypeError as error:
+            raise InvalidArgumentError(f"unknown session query field: {error}") from None
+        found = run_query(self._kv, query)
+        await trio.lowlevel.checkpoint()
+        return found
+
+
+def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "description": record.description,
+        "tags": list(record.tags),
+        "metadata": record.metadata,
+        "parent_session_id": record.parent_id,
+        "config": {k: v for k, v in attrs.asdict(record.config).items() if v is not None},
+    }
+
+
+@final
+class SessionHandle:
+    """One session, by id: the manager's operations without the id argument."""
+
+    def __init__(self, manager: SessionManager, session_id: str) -> None:
+        self._manager = manager
+        self.id = session_id
+
+    def __repr__(self) -> str:
+        return f"<SessionHandle {self.id}>"
+
+    async def info(self) -> SessionInfo:
+        """The session table now."""
+        return await self._manager.get(self.id)
+
+    async def suspend(self) -> None:
+        """Active → suspended."""
+        await self._manager.suspend(self.id)
+
+    async def resume(self) -> None:
+        """Suspended → active."""
+        await self._manager.resume(self.id)
+
+    async def complete(self) -> None:
+        """Active or suspended → completed."""
+        await self._manager.complete(self.id)
+
+    async def fail(self, reason: str | None = None) -> None:
+        """Active or suspended → failed."""
+        await self._manager.fail(self.id, reason)
+
+    async def archive(self) -> None:
+        """Completed or failed → archived."""
+        await self._manager.archive(self.id)
+
+    async def delete(self, *, cascade: bool = False) -> None:
+        """Delete the session (and its descendants with ``cascade``)."""
+        await self._manager.delete(self.id, cascade=cascade)
+
+    async def save(self) -> None:
+        """Persist now (a no-op kept for compatibility: changes are persisted as made)."""
+        await self._manager.save(self.id)
+
+    async def load(self) -> str:
+        """Make the session live."""
+        return await self._manager.load(self.id)
+
+    async def set_state(self, key: str, value: Any) -> None:
+        """Set a variable."""
+        await self._manager.set_state(self.id, key, value)
+
+    async def get_state(self, key: str) -> Any:
+        """A variable, or ``None``."""
+        return await self._manager.get_state(self.id, key)
+
+    async def delete_state(self, key: str) -> None:
+        """Remove a variable."""
+        await self._manager.delete_state(self.id, key)
+
+    async def list_state(self) -> list[str]:
+        """The names of the variables."""
+        return await self._manager.list_state(self.id)
+
+    async def children(self) -> list[SessionInfo]:
+        """The child sessions, oldest first."""
+        return await self._manager.children(self.id)
+
+    async def timeline(self, *, offset: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """The journal, in order."""
+        return await self._manager.timeline(self.id, offset=offset, limit=limit)

@@ -1,0 +1,74 @@
+"""Messages the session and deadline actors take (frozen records, answered by ``ask``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._lifecycle import Transition
+
+
+@attrs.frozen
+class ChangeStatus:
+    """Move the session through its lifecycle (``reason`` is kept for ``fail``)."""
+
+    operation: Transition
+    reason: str | None = None
+
+
+@attrs.frozen
+class SetState:
+    """Set one variable."""
+
+    key: str
+    value: Any
+
+
+@attrs.frozen
+class GetState:
+    """Read one variable (``None`` if unset)."""
+
+    key: str
+
+
+@attrs.frozen
+class DeleteState:
+    """Remove one variable (no error if unset)."""
+
+    key: str
+
+
+@attrs.frozen
+class ListState:
+    """The names of every variable, in byte order."""
+
+
+@attrs.frozen
+class Save:
+    """Make sure everything acknowledged is stored (it always is: every change is written)."""
+
+
+@attrs.frozen
+class Load:
+    """Make the session live; answers its id."""
+
+
+@attrs.frozen
+class Delete:
+    """Delete the session and everything it owns; refused while it has children."""
+
+
+@attrs.frozen
+class DeadlineDue:
+    """A deadline of the session's policies or retention has come."""
+
+    due_us: int
+    reason: bytes
+
+
+@attrs.frozen
+class DeadlineAdded:
+    """A session asked to be looked at at ``due_us`` (told to the deadline actor)."""
+
+    due_us: int

@@ -1,0 +1,118 @@
+"""The session records users see: status, config, the session table and journal entries."""
+
+from __future__ import annotations
+
+import enum
+import math
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from satchel._errors import InvalidArgumentError, ValidationError
+
+
+class SessionStatus(enum.StrEnum):
+    """Where a session is in its lifecycle."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ARCHIVED = "archived"
+
+
+MAX_VALUE_BYTES = 1 << 20
+
+_COUNTS = ("max_artifacts", "max_bytes", "max_operations", "rate_burst", "max_value_bytes")
+_SECONDS = (
+    "max_duration_s",
+    "idle_timeout_s",
+    "retention_days",
+    "archive_retention_days",
+    "rate_limit",
+)
+
+
+@attrs.frozen
+class SessionConfig:
+    """Per-session limits and policies; ``None`` means no limit.
+
+    ``max_duration_s`` fails a session that is still active or suspended that long after its
+    creation; ``idle_timeout_s`` suspends and passivates an active session left without
+    operations; ``retention_days`` archives a completed or failed session that long after it
+    ended, and ``archive_retention_days`` deletes an archived one that long after archiving.
+    ``rate_limit`` is operations per second with bursts of ``rate_burst`` (default: one
+    second's worth). ``max_value_bytes`` bounds one encoded variable.
+    """
+
+    max_artifacts: int | None = None
+    max_bytes: int | None = None
+    max_operations: int | None = None
+    max_duration_s: float | None = None
+    idle_timeout_s: float | None = None
+    retention_days: float | None = None
+    archive_retention_days: float | None = None
+    rate_limit: float | None = None
+    rate_burst: int | None = None
+    max_value_bytes: int = MAX_VALUE_BYTES
+
+    def __attrs_post_init__(self) -> None:
+        for name in _COUNTS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if type(value) is not int:
+                raise InvalidArgumentError(
+                    f"session config {name} must be an integer, not {type(value).__name__}"
+                )
+            if value < 1:
+                raise ValidationError(f"session config {name} must be at least 1, not {value}")
+        for name in _SECONDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if type(value) not in (int, float):
+                raise InvalidArgumentError(
+                    f"session config {name} must be a number, not {type(value).__name__}"
+                )
+            if not (math.isfinite(value) and value > 0):
+                raise ValidationError(f"session config {name} must be positive, not {value}")
+
+    @property
+    def burst(self) -> int:
+        """Operations a session may run at once before the rate limit applies."""
+        if self.rate_burst is not None:
+            return self.rate_burst
+        return max(1, math.ceil(self.rate_limit or 1))
+
+
+@attrs.frozen
+class SessionInfo:
+    """The session table: a session as it was when read."""
+
+    id: str
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    status: SessionStatus
+    parent_session_id: str | None
+    config: SessionConfig
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    artifact_count: int
+    total_bytes: int
+    operation_count: int
+    failure_reason: str | None
+
+
+@attrs.frozen
+class JournalEntry:
+    """One change of a session, in the order it happened (``seq`` counts from 1)."""
+
+    seq: int
+    at: datetime
+    kind: str
+    data: dict[str, Any]

@@ -1,0 +1,375 @@
+"""The session actor: one per live session; it owns the session's record and counters.
+
+Every change is one atomic batch holding the new state, the journal entry that describes it
+and the counters, written before the change is acknowledged. The actor caches only the record
+and counters; variables are read from the store, so a live session costs little memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, final
+
+import attrs
+import trio
+from satchel.runtime import Actor
+from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+
+from satchel._errors import (
+    QuotaExceededError,
+    RateLimitedError,
+    SessionHasChildrenError,
+    SessionNotActiveError,
+    SessionNotFoundError,
+    ValidationError,
+)
+
+from . import _layout as layout
+from . import _validate as validate
+from ._lifecycle import ACTIVE, ARCHIVED, COMPLETED, FAILED, SUSPENDED, Transition, target_of
+from ._messages import (
+    ChangeStatus,
+    DeadlineDue,
+    Delete,
+    DeleteState,
+    GetState,
+    ListState,
+    Load,
+    Save,
+    SetState,
+)
+from ._model import SessionStatus
+from ._ratelimit import TokenBucket
+
+log = logging.getLogger("satchel.sessions")
+
+SESSION_KIND = "session"
+DAY_S = 86_400.0
+_US = 1_000_000
+# An archived session that cannot be deleted yet (it has children) is looked at again later.
+_RETRY_DELETE_US = round(DAY_S * _US)
+
+NoteDeadline = Callable[[int], Awaitable[None]]
+
+
+@final
+class SessionActor(Actor[Any]):
+    """The actor of one session; ``factory`` of the ``session`` kind."""
+
+    def __init__(self, session_id: str, kv: KeyValueStore, note_deadline: NoteDeadline) -> None:
+        self._id = session_id
+        self._sid = layout.bytes_of(session_id)
+        self._kv = kv
+        self._note_deadline = note_deadline
+        self._record: layout.SessionRecord | None = None
+        self._counters = layout.Counters()
+        self._bucket: TokenBucket | None = None
+        self._earliest_added: int | None = None
+        self._handlers: dict[type, Callable[[Any], Any]] = {
+            SetState: self._set_state,
+            GetState: self._get_state,
+            DeleteState: self._delete_state,
+            ListState: self._list_state,
+            ChangeStatus: self._change_status,
+            Save: self._save,
+            Load: self._load,
+            Delete: self._delete,
+        }
+
+    async def on_start(self) -> None:
+        """Load the record and counters; a missing session answers ``SessionNotFound``."""
+        raw_record, raw_counters = self._kv.get_many(
+            [layout.record_key(self._sid), layout.counters_key(self._sid)]
+        )
+        if raw_record is None or raw_counters is None:
+            return
+        self._record = layout.RECORD_CODEC.decode(raw_record)
+        self._counters = layout.Counters.decode(raw_counters)
+        config = self._record.config
+        if config.rate_limit is not None:
+            self._bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
+
+    async def receive(self, message: Any) -> Any:
+        """Answer one operation on the session."""
+        if type(message) is DeadlineDue:
+            self._deadline_due(message)
+            await self._announce_deadline()
+            return None
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            raise TypeError(f"a session actor takes no {type(message).__name__}")
+        self._require_session()
+        self._throttle()
+        result = handler(message)
+        await self._announce_deadline()
+        return result
+
+    # -- guards -------------------------------------------------------------------------
+
+    def _require_session(self) -> layout.SessionRecord:
+        if self._record is None:
+            # Nothing to hold in memory for an id that names no session.
+            self.context.passivate()
+            raise SessionNotFoundError(f"no session {self._id}")
+        return self._record
+
+    def _require_active(self) -> layout.SessionRecord:
+        record = self._require_session()
+        if record.status is not ACTIVE:
+            raise SessionNotActiveError(
+                f"session {self._id} is {record.status.value}; only active sessions accept writes"
+            )
+        return record
+
+    def _throttle(self) -> None:
+        if self._bucket is None:
+            return
+        wait = self._bucket.take(trio.current_time())
+        if wait:
+            raise RateLimitedError(
+                f"session {self._id} is over its rate limit of "
+                f"{self._require_session().config.rate_limit} operations/s; retry in {wait:.3f} s"
+            )
+
+    def _count_operation(self) -> None:
+        limit = self._require_session().config.max_operations
+        if limit is not None and self._counters.operations >= limit:
+            raise QuotaExceededError(
+                f"session {self._id} has used its {limit} operations (max_operations)"
+            )
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _now_us(self) -> int:
+        # Journal times never go backwards, even if the wall clock does.
+        return max(round(self.context.now() * _US), self._counters.updated_us)
+
+    def _commit(
+        self,
+        batch: Batch,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        operation: bool,
+        record: layout.SessionRecord | None = None,
+    ) -> None:
+        """Add the journal entry and counters to ``batch`` and write it atomically."""
+        old = self._counters
+        now = self._now_us()
+        new = attrs.evolve(
+            old, seq=old.seq + 1, updated_us=now, operations=old.operations + operation
+        )
+        sid = self._sid
+        batch.put(layout.journal_key(sid, new.seq), layout.encode_entry(now, kind, data))
+        batch.put(layout.counters_key(sid), new.encode())
+        if now != old.updated_us:
+            batch.delete(layout.updated_key(sid, old.updated_us))
+            batch.put(layout.updated_key(sid, now), b"")
+        if record is not None:
+            batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
+        self._kv.write(batch)
+        self._counters = new
+        if record is not None:
+            self._record = record
+
+    # -- variables ----------------------------------------------------------------------
+
+    def _var_key(self, key: str) -> bytes:
+        return layout.var_prefix(self._sid) + validate.state_key(key)
+
+    def _set_state(self, message: SetState) -> None:
+        record = self._require_active()
+        var_key = self._var_key(message.key)
+        validate.json_like(f"state {message.key!r}", message.value)
+        encoded = layout.encode_value(message.value)
+        if len(encoded) > record.config.max_value_bytes:
+            raise ValidationError(
+                f"state {message.key!r} of session {self._id} encodes to {len(encoded)} bytes; "
+                f"the limit is {record.config.max_value_bytes} (max_value_bytes)"
+            )
+        self._count_operation()
+        batch = Batch()
+        batch.put(var_key, encoded)
+        self._commit(
+            batch, "state_set", {"key": message.key, "value": message.value}, operation=True
+        )
+
+    def _get_state(self, message: GetState) -> Any:
+        raw = self._kv.get(self._var_key(message.key))
+        return None if raw is None else layout.decode_value(raw)
+
+    def _delete_state(self, message: DeleteState) -> None:
+        self._require_active()
+        var_key = self._var_key(message.key)
+        self._count_operation()
+        batch = Batch()
+        batch.delete(var_key)
+        self._commit(batch, "state_deleted", {"key": message.key}, operation=True)
+
+    def _list_state(self, _: ListState) -> list[str]:
+        prefix = layout.var_prefix(self._sid)
+        start = len(prefix)
+        return [key[start:].decode() for key, _ in scan_prefix(self._kv, prefix)]
+
+    def _save(self, _: Save) -> None:
+        """Every change is already written when acknowledged; nothing is buffered."""
+
+    def _load(self, _: Load) -> str:
+        return self._id
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _change_status(self, message: ChangeStatus) -> None:
+        self._transition(message.operation, message.reason)
+
+    def _transition(self, operation: Transition, reason: str | None) -> None:
+        record = self._require_session()
+        target = target_of(self._id, record.status, operation)
+        if reason is not None:
+            validate.text("a failure reason", reason, validate.MAX_REASON_BYTES, nul_ok=True)
+        now = self._now_us()
+        ended = now if target in (COMPLETED, FAILED) else record.ended_us
+        deadlines = self._deadlines_after(record, target, now)
+        new = attrs.evolve(
+            record,
+            status=target,
+            ended_us=ended,
+            failure_reason=reason if target is FAILED else record.failure_reason,
+            deadlines=deadlines,
+        )
+        batch = Batch()
+        batch.delete(layout.status_key(self._sid, record))
+        batch.put(layout.status_key(self._sid, new), b"")
+        added = self._move_deadlines(batch, record.deadlines, deadlines)
+        data = {"from": record.status.value, "to": target.value, "reason": reason}
+        self._commit(batch, "status_changed", data, operation=False, record=new)
+        self._announce(added)
+
+    def _deadlines_after(
+        self, record: layout.SessionRecord, target: SessionStatus, now: int
+    ) -> tuple[tuple[int, bytes], ...]:
+        """The deadlines a session in ``target`` status keeps or gains."""
+        config = record.config
+        kept = {
+            SUSPENDED: {layout.Deadline.MAX_DURATION.value},
+            ACTIVE: {layout.Deadline.MAX_DURATION.value, layout.Deadline.IDLE.value},
+        }.get(target, set())
+        result = [d for d in record.deadlines if d[1] in kept]
+        if target is ACTIVE and config.idle_timeout_s is not None:
+            result = [d for d in result if d[1] != layout.Deadline.IDLE.value]
+            due = now + round(config.idle_timeout_s * _US)
+            result.append((due, layout.Deadline.IDLE.value))
+        if target in (COMPLETED, FAILED) and config.retention_days is not None:
+            due = now + round(config.retention_days * DAY_S * _US)
+            result.append((due, layout.Deadline.RETENTION.value))
+        if target is ARCHIVED and config.archive_retention_days is not None:
+            due = now + round(config.archive_retention_days * DAY_S * _US)
+            result.append((due, layout.Deadline.ARCHIVE_RETENTION.value))
+        return tuple(result)
+
+    def _move_deadlines(
+        self,
+        batch: Batch,
+        old: Iterable[tuple[int, bytes]],
+        new: Iterable[tuple[int, bytes]],
+    ) -> list[int]:
+        """Index changes from ``old`` to ``new`` deadlines; the due times that were added."""
+        before, after = set(old), set(new)
+        for due, reason in before - after:
+            batch.delete(layout.deadline_key(due, self._sid, reason))
+        added = after - before
+        for due, reason in added:
+            batch.put(layout.deadline_key(due, self._sid, reason), b"")
+        return [due for due, _ in added]
+
+    def _announce(self, added: list[int]) -> None:
+        if added:
+            due = min(added)
+            self._earliest_added = (
+                due if self._earliest_added is None else min(due, self._earliest_added)
+            )
+
+    async def _announce_deadline(self) -> None:
+        """Tell the deadline actor of the earliest deadline this turn added."""
+        if self._earliest_added is not None:
+            due, self._earliest_added = self._earliest_added, None
+            await self._note_deadline(due)
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def _deadline_due(self, message: DeadlineDue) -> None:
+        record = self._record
+        entry = (message.due_us, message.reason)
+        if record is None or entry not in record.deadlines:
+            self._drop_stale_deadline(message)
+            if record is None:
+                self.context.passivate()
+            return
+        reason = layout.Deadline(message.reason)
+        if reason is layout.Deadline.MAX_DURATION:
+            self._transition(Transition.FAIL, "timeout")
+        elif reason is layout.Deadline.IDLE:
+            self._idle_due(record, entry)
+        elif reason is layout.Deadline.RETENTION:
+            self._transition(Transition.ARCHIVE, "retention")
+        else:
+            self._archive_retention_due(entry)
+
+    def _drop_stale_deadline(self, message: DeadlineDue) -> None:
+        batch = Batch()
+        batch.delete(layout.deadline_key(message.due_us, self._sid, message.reason))
+        self._kv.write(batch)
+
+    def _idle_due(self, record: layout.SessionRecord, entry: tuple[int, bytes]) -> None:
+        timeout_us = round((record.config.idle_timeout_s or 0) * _US)
+        idle_until = self._counters.updated_us + timeout_us
+        if self._now_us() >= idle_until:
+            self._transition(Transition.SUSPEND, "idle")
+            self.context.passivate()
+            return
+        self._rearm(record, entry, idle_until)
+
+    def _archive_retention_due(self, entry: tuple[int, bytes]) -> None:
+        try:
+            self._delete(Delete())
+        except SessionHasChildrenError:
+            record = self._require_session()
+            self._rearm(record, entry, self._now_us() + _RETRY_DELETE_US)
+
+    def _rearm(self, record: layout.SessionRecord, entry: tuple[int, bytes], due: int) -> None:
+        """Move one deadline later (bookkeeping only: no journal entry)."""
+        deadlines = (*(d for d in record.deadlines if d != entry), (due, entry[1]))
+        new = attrs.evolve(record, deadlines=deadlines)
+        batch = Batch()
+        added = self._move_deadlines(batch, record.deadlines, deadlines)
+        batch.put(layout.record_key(self._sid), layout.RECORD_CODEC.encode(new))
+        self._kv.write(batch)
+        self._record = new
+        self._announce(added)
+
+    # -- deletion -----------------------------------------------------------------------
+
+    def _delete(self, _: Delete) -> None:
+        record = self._require_session()
+        sid = self._sid
+        child = next(scan_prefix(self._kv, layout.parent_prefix(sid), limit=1), None)
+        if child is not None:
+            child_id = layout.text_of(child[0][-layout.ID_BYTES :])
+            raise SessionHasChildrenError(
+                f"session {self._id} has child sessions (such as {child_id}); "
+                "delete them first or pass cascade=True"
+            )
+        batch = Batch()
+        for prefix in (layout.var_prefix(sid), layout.journal_prefix(sid)):
+            batch.delete_range(prefix, prefix_upper_bound(prefix))
+        for key in layout.index_keys(sid, record):
+            batch.delete(key)
+        batch.delete(layout.updated_key(sid, self._counters.updated_us))
+        self._move_deadlines(batch, record.deadlines, ())
+        batch.delete(layout.record_key(sid))
+        batch.delete(layout.counters_key(sid))
+        self._kv.write(batch)
+        self._record = None
+        self._counters = layout.Counters()
+        self.context.passivate()

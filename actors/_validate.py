@@ -1,0 +1,174 @@
+"""Every rule about session input, in one place: ids, names, tags, JSON-like values, times.
+
+Wrong types raise ``InvalidArgumentError``; values of the right type out of bounds raise
+``ValidationError``. Each message names the field and the value at fault.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from satchel._errors import InvalidArgumentError, ValidationError
+
+MAX_NAME_BYTES = 255
+MAX_DESCRIPTION_BYTES = 64 * 1024
+MAX_TAG_BYTES = 64
+MAX_TAGS = 64
+MAX_METADATA_BYTES = 64 * 1024
+MAX_KEY_BYTES = 256
+MAX_DEPTH = 64
+MAX_REASON_BYTES = 4096
+
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 64) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def session_id(value: object) -> tuple[str, bytes]:
+    """The canonical text and 16 bytes of a session id; ``InvalidArgumentError`` if malformed."""
+    if type(value) is not str:
+        raise InvalidArgumentError(f"a session id must be a string, not {type(value).__name__}")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgumentError(f"malformed session id {_short(value)}") from None
+    if parsed.version != 4 or len(value) != 36:
+        raise InvalidArgumentError(f"malformed session id {_short(value)} (not a UUIDv4)")
+    return str(parsed), parsed.bytes
+
+
+def new_session_id() -> tuple[str, bytes]:
+    """A fresh, unguessable session id (122 random bits from the OS)."""
+    fresh = uuid.uuid4()
+    return str(fresh), fresh.bytes
+
+
+def text(field: str, value: object, limit: int, *, nul_ok: bool = False) -> str:
+    """``value`` checked to be a string of at most ``limit`` UTF-8 bytes."""
+    if type(value) is not str:
+        raise InvalidArgumentError(f"{field} must be a string, not {type(value).__name__}")
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise ValidationError(f"{field} is {size} bytes; the limit is {limit}")
+    if not nul_ok and "\x00" in value:
+        raise ValidationError(f"{field} {_short(value)} contains a NUL character")
+    _require_encodable(field, value)
+    return value
+
+
+def _require_encodable(field: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} {_short(value)} is not valid Unicode text") from None
+
+
+def tags(values: object) -> tuple[str, ...]:
+    """Tags checked, deduplicated, first occurrence order kept."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise InvalidArgumentError(f"tags must be an array of strings, not {_short(values)}")
+    seen: dict[str, None] = {}
+    for tag in values:
+        checked = text("a tag", tag, MAX_TAG_BYTES)
+        if not checked:
+            raise ValidationError("a tag must not be empty")
+        seen[checked] = None
+    if len(seen) > MAX_TAGS:
+        raise ValidationError(f"{len(seen)} tags; the limit is {MAX_TAGS}")
+    return tuple(seen)
+
+
+def json_like(field: str, value: Any, depth: int = 0) -> None:
+    """Raise unless ``value`` is null, a boolean, number, string, array or string-keyed map."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
+        if kind is str:
+            _require_encodable(field, value)
+        return
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValidationError(f"{field}: integer {value} does not fit in 64 bits")
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValidationError(f"{field}: {value} is not a finite number")
+        return
+    if depth >= MAX_DEPTH:
+        raise ValidationError(f"{field} is nested more than {MAX_DEPTH} levels deep")
+    if kind is list or kind is tuple:
+        for item in value:
+            json_like(field, item, depth + 1)
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidArgumentError(
+                    f"{field}: map keys must be strings, not {type(key).__name__} {_short(key)}"
+                )
+            _require_encodable(field, key)
+            json_like(f"{field}.{key}", item, depth + 1)
+        return
+    raise InvalidArgumentError(f"{field}: {kind.__name__} is not a JSON-like value")
+
+
+def metadata(value: object) -> dict[str, Any]:
+    """A metadata map checked to be JSON-like (its size is checked once encoded)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(f"metadata must be a map, not {type(value).__name__}")
+    result = dict(value)
+    json_like("metadata", result)
+    return result
+
+
+def state_key(key: object) -> bytes:
+    """A variable name as stored: non-empty, at most 256 UTF-8 bytes."""
+    if type(key) is not str:
+        raise InvalidArgumentError(f"a state key must be a string, not {type(key).__name__}")
+    if not key:
+        raise ValidationError("a state key must not be empty")
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"state key {_short(key)} is not valid Unicode text") from None
+    if len(encoded) > MAX_KEY_BYTES:
+        raise ValidationError(
+            f"state key {_short(key)} is {len(encoded)} bytes; the limit is {MAX_KEY_BYTES}"
+        )
+    return encoded
+
+
+def micros(field: str, value: object) -> int:
+    """A time given as a datetime, RFC 3339 text or seconds since the epoch, in microseconds."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return round(moment.timestamp() * 1_000_000)
+    if type(value) in (int, float):
+        seconds = float(value)  # type: ignore[arg-type]
+        if not math.isfinite(seconds):
+            raise ValidationError(f"{field} must be a finite time, not {value}")
+        return round(seconds * 1_000_000)
+    if type(value) is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(f"{field} {_short(value)} is not an RFC 3339 time") from None
+        return micros(field, moment)
+    raise InvalidArgumentError(
+        f"{field} must be a time (RFC 3339 text or seconds), not {type(value).__name__}"
+    )
+
+
+def to_datetime(us: int) -> datetime:
+    """A UTC datetime from microseconds since the epoch."""
+    return _EPOCH + timedelta(microseconds=us)
