@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from satchel.storage import BlobLimits, KeyValueStore, MemoryStore, RocksStore, Store, open_store
+
+from satchel import Runtime, open_runtime
 
 BACKENDS = ["memory", "rocksdb"]
 
@@ -35,3 +37,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened = open_store(tmp_path / "data", backend=request.param, limits=SMALL_CHUNKS)
     yield opened
     opened.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """An open runtime on each backend."""
+    async with open_runtime(tmp_path / "data", store=request.param) as runtime:
+        yield runtime

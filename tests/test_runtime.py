@@ -87,8 +87,12 @@ async def main(path):
         await asyncio.gather(*(rt.ask("stored", f"b{i}", Add(i)) for i in range(20)))
         task = asyncio.create_task(rt.ask("stored", "a", Add(1)))
         await asyncio.sleep(0)
-        stats = await rt.statistics()
-        print("live", stats.supervisor.live_actors, "value", await task)
+        stored = [a for a in await rt.actors() if a.kind == "stored"]
+        print("live", len(stored), "value", await task)
+        sid = await rt.sessions.create(name="aio", tags=["t"])
+        session = await rt.session(sid)
+        await session.set_state("k", [1, {"a": None}])
+        print("session", await session.get_state("k"), (await rt.sessions.get(sid)).name)
     try:
         await rt.statistics()
     except RuntimeClosedError:
@@ -107,7 +111,11 @@ from satchel import StoreLockedError
 with satchel.sync.open_runtime(sys.argv[1]) as rt:
     rt.register(stored_counter_spec(rt.store))
     print("value", rt.ask("stored", "a", Add(4)), rt.ref("stored", "a").ask(Add(1)))
-    print("live", rt.statistics().supervisor.live_actors)
+    print("live", len([a for a in rt.actors() if a.kind == "stored"]))
+    session = rt.session(rt.sessions.create(name="sync"))
+    session.set_state("n", 3)
+    session.complete()
+    print("session", session.get_state("n"), session.info().status)
     try:
         with satchel.sync.open_runtime(sys.argv[1]):
             pass
@@ -132,9 +140,20 @@ def run_host(source: str, folder: Path) -> list[str]:
 
 def test_asyncio_host(tmp_path: Path) -> None:
     """An asyncio.run program drives the runtime through satchel.aio; calls after close fail."""
-    assert run_host(ASYNCIO_HOST, tmp_path) == ["live 21 value 6", "closed", "reopened 6"]
+    assert run_host(ASYNCIO_HOST, tmp_path) == [
+        "live 21 value 6",
+        "session [1, {'a': None}] aio",
+        "closed",
+        "reopened 6",
+    ]
 
 
 def test_sync_host(tmp_path: Path) -> None:
     """A plain script drives the runtime through satchel.sync, errors included."""
-    assert run_host(SYNC_HOST, tmp_path) == ["value 4 5", "live 1", "locked", "reopened 5"]
+    assert run_host(SYNC_HOST, tmp_path) == [
+        "value 4 5",
+        "live 1",
+        "session 3 completed",
+        "locked",
+        "reopened 5",
+    ]
