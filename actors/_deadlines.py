@@ -90,13 +90,13 @@ class DeadlineSweeper(Actor[Any]):
         """Set the reminder for the earliest deadline still in the future."""
         lower = keys.DEADLINE + layout.u64(self._now_us() + 1)
         first = next(self._kv.scan(lower, layout.DEADLINES_UPPER, limit=1), None)
-        if first is None:
+        due_us = None if first is None else layout.parse_deadline_key(first[0])[0]
+        # Published before awaiting: a deadline added while the reminder is being written
+        # compares against this and, if earlier, reaches this actor as a message.
+        self._board.next_us = due_us
+        if due_us is None:
             # Also drops a reminder an earlier run left for a deadline since removed.
             await self.context.cancel_reminder(_REMINDER)
-            self._scheduled = self._board.next_us = None
-            return
-        due_us = layout.parse_deadline_key(first[0])[0]
-        if due_us != self._scheduled:
+        elif due_us != self._scheduled:
             await self.context.set_reminder(_REMINDER, at=due_us / _US)
-            self._scheduled = due_us
-        self._board.next_us = due_us
+        self._scheduled = due_us

@@ -9,9 +9,9 @@ import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from satchel.actors import _query
 
 from satchel import InvalidArgumentError, Runtime, SessionInfo, ValidationError, open_runtime
-from satchel.actors import _query
 
 from .conftest import BACKENDS
 

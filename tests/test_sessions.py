@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,7 @@ async def test_journal_records_every_change_in_order(rt: Runtime) -> None:
     assert entries[0].data["name"] == "j" and entries[0].data["tags"] == ["t"]
     assert entries[1].data == {"key": "k", "value": [1]}
     assert entries[4].data == {"from": "suspended", "to": "failed", "reason": "why"}
-    assert all(a.at <= b.at for a, b in zip(entries, entries[1:], strict=False))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(entries))
     assert [e.seq for e in await session.timeline(offset=2, limit=2)] == [3, 4]
 
 
