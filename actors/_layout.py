@@ -71,7 +71,9 @@ class Counters:
 
     def encode(self) -> bytes:
         """The 40 bytes stored."""
-        return _COUNTERS.pack(*attrs.astuple(self))
+        return _COUNTERS.pack(
+            self.seq, self.updated_us, self.operations, self.artifacts, self.total_bytes
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Counters:
@@ -169,7 +171,8 @@ def name_sort_key(name: str) -> bytes:
 
 
 def updated_key(sid: bytes, updated_us: int) -> bytes:
-    """The by-update index key of a session updated at ``updated_us``."""
+    """The by-update index key of a session updated at ``updated_us`` (its value is the
+    session's creation time, as in the by-name index)."""
     return BY_UPDATED + u64(updated_us) + sid
 
 
@@ -178,17 +181,28 @@ def status_key(sid: bytes, record: SessionRecord) -> bytes:
     return status_prefix(record.status) + u64(record.created_us) + sid
 
 
-def index_keys(sid: bytes, record: SessionRecord) -> list[bytes]:
-    """Every index key of ``record`` except the by-update one (which moves with counters)."""
+def search_text(record: SessionRecord) -> bytes:
+    """What ``search`` looks in: the name and description, case-folded, NUL-separated."""
+    return f"{record.name.casefold()}\x00{record.description.casefold()}".encode()
+
+
+def index_entries(sid: bytes, record: SessionRecord) -> list[tuple[bytes, bytes]]:
+    """Every index entry of ``record`` except the by-update one (which moves with counters).
+
+    Keys of the creation-ordered indexes end with ``created + sid`` (their *suffix*), so a
+    query can test any session it meets against another such index by one multi-get. The
+    by-creation entry holds the search text; the by-name one the creation time, from which
+    the suffix is rebuilt.
+    """
     created = u64(record.created_us)
     found = [
-        BY_CREATED + created + sid,
-        BY_NAME + name_sort_key(record.name) + b"\x00" + sid,
-        status_key(sid, record),
+        (BY_CREATED + created + sid, search_text(record)),
+        (BY_NAME + name_sort_key(record.name) + b"\x00" + sid, created),
+        (status_key(sid, record), b""),
     ]
-    found.extend(tag_prefix(tag) + created + sid for tag in record.tags)
+    found.extend((tag_prefix(tag) + created + sid, b"") for tag in record.tags)
     if record.parent_id is not None:
-        found.append(parent_prefix(bytes_of(record.parent_id)) + created + sid)
+        found.append((parent_prefix(bytes_of(record.parent_id)) + created + sid, b""))
     return found
 
 

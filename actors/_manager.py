@@ -105,15 +105,19 @@ class SessionManager:
                 raise SessionNotFoundError(f"no parent session {record.parent_id}")
         now = record.created_us
         batch = Batch()
-        batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
+        encoded = layout.RECORD_CODEC.encode(record)
+        if len(encoded) > validate.MAX_METADATA_BYTES:
+            # Only a large record can hold metadata over its limit; small ones skip the encode.
+            _check_metadata_size(record.metadata)
+        batch.put(layout.record_key(sid), encoded)
         batch.put(layout.counters_key(sid), layout.Counters(seq=1, updated_us=now).encode())
         batch.put(
             layout.journal_key(sid, 1),
             layout.encode_entry(now, "session_created", _created_data(record)),
         )
-        for key in layout.index_keys(sid, record):
-            batch.put(key, b"")
-        batch.put(layout.updated_key(sid, now), b"")
+        for key, value in layout.index_entries(sid, record):
+            batch.put(key, value)
+        batch.put(layout.updated_key(sid, now), layout.u64(now))
         for due, reason in record.deadlines:
             batch.put(layout.deadline_key(due, sid, reason), b"")
         self._kv.write(batch)
@@ -133,9 +137,6 @@ class SessionManager:
         config: SessionConfig | Mapping[str, Any] | None,
     ) -> tuple[layout.SessionRecord, bytes]:
         meta = validate.metadata(metadata)
-        size = len(layout.encode_value(meta))
-        if size > (limit := validate.MAX_METADATA_BYTES):
-            raise ValidationError(f"session metadata encodes to {size} bytes; the limit is {limit}")
         parent = None if parent_id is None else validate.session_id(parent_id)[0]
         merged = merge_config(self.defaults, config)
         session_id, sid = validate.new_session_id()
@@ -295,15 +296,16 @@ class SessionManager:
         return found
 
 
+def _check_metadata_size(metadata: dict[str, Any]) -> None:
+    size, limit = len(layout.encode_value(metadata)), validate.MAX_METADATA_BYTES
+    if size > limit:
+        raise ValidationError(f"session metadata encodes to {size} bytes; the limit is {limit}")
+
+
 def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
-    return {
-        "name": record.name,
-        "description": record.description,
-        "tags": list(record.tags),
-        "metadata": record.metadata,
-        "parent_session_id": record.parent_id,
-        "config": {k: v for k, v in attrs.asdict(record.config).items() if v is not None},
-    }
+    # Description, metadata and config never change after creation: they are read from the
+    # record, which lives and dies with the journal, rather than stored twice.
+    return {"name": record.name, "tags": record.tags, "parent_session_id": record.parent_id}
 
 
 @final

@@ -1,11 +1,14 @@
 """Reading sessions: one by id, and ``list`` queries served from the secondary indexes.
 
-A query never loads every session. Equality filters (status, tag, parent) each have an index
-ordered by creation time, so in the default order the query scans the smallest of them within
-the creation-time range, checks the other filters on the records it meets, and stops once it
-has ``offset + limit`` matches. Ordered by name or update time, a filter index with fewer than
-``SMALL`` entries is read whole and sorted; otherwise the order's own index is scanned and
-filtered. Only ``search`` alone (a substring, which no index serves) can scan many records.
+A query never loads a session record to decide whether it matches. Equality filters
+(status, each tag, parent) have indexes ordered by creation time whose keys end with the same
+*suffix* (creation time + id). In the default order the query scans the most selective of
+them within the creation-time range and tests each suffix it meets against the other filters'
+indexes with one multi-get per chunk; ``search`` reads the case-folded text kept as the value
+of the by-creation index. Only the page returned (``limit`` sessions after ``offset``) is
+loaded. Ordered by name or update time, a filter index with fewer than ``SMALL`` entries is
+read whole and sorted; otherwise the order's own index (whose values give the suffix) is
+scanned and tested the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ ORDERS = ("created_at", "updated_at", "name")
 SMALL = 512
 #: How many index entries are counted to find the most selective filter.
 PROBE = 256
-_LOAD_CHUNK = 64
 
 
 @attrs.frozen
@@ -69,7 +71,7 @@ def make_query(
             raise ValidationError(f"unknown status {status!r}; use one of {names}") from None
     parent = None if parent_session_id is None else validate.session_id(parent_session_id)[0]
     if search is not None:
-        validate.text("search", search, validate.MAX_DESCRIPTION_BYTES, nul_ok=True)
+        validate.text("search", search, validate.MAX_DESCRIPTION_BYTES)
     if order_by not in ORDERS:
         raise ValidationError(f"cannot order sessions by {order_by!r}; use one of {ORDERS}")
     if type(descending) is not bool:
@@ -136,22 +138,103 @@ def load(kv: KeyValueStore, sids: list[bytes]) -> list[Loaded | None]:
 
 def run_query(kv: KeyValueStore, query: SessionQuery) -> list[SessionInfo]:
     """The sessions matching ``query``, in its order, paginated."""
-    sources = _filter_prefixes(query)
+    filters = _filter_prefixes(query)
     if query.order_by == "created_at":
-        prefix = _most_selective(kv, query, sources)[0] if sources else layout.BY_CREATED
-        lower, upper = _created_range(query, prefix)
-        keys = kv.scan(lower, upper, reverse=query.descending)
-        return _paginate(query, _matching(kv, query, (key[-16:] for key, _ in keys)))
-    if sources:
-        prefix, count = _most_selective(kv, query, sources, probe=SMALL)
+        driver = _most_selective(kv, query, filters)[0] if filters else layout.BY_CREATED
+        lower, upper = _created_range(query, driver)
+        entries = kv.scan(lower, upper, reverse=query.descending)
+        found = _tested(kv, query, _suffixes(driver, entries), filters, driver)
+        return _page(kv, query, found)
+    if filters:
+        driver, count = _most_selective(kv, query, filters, probe=SMALL)
         if count < SMALL:
-            lower, upper = _created_range(query, prefix)
-            found = list(_matching(kv, query, (key[-16:] for key, _ in kv.scan(lower, upper))))
-            found.sort(key=_sort_key(query.order_by), reverse=query.descending)
-            return _paginate(query, iter(found))
-    order_prefix = layout.BY_NAME if query.order_by == "name" else layout.BY_UPDATED
-    keys = kv.scan(order_prefix, prefix_upper_bound(order_prefix), reverse=query.descending)
-    return _paginate(query, _matching(kv, query, (key[-16:] for key, _ in keys)))
+            lower, upper = _created_range(query, driver)
+            entries = kv.scan(lower, upper)
+            matched = list(_tested(kv, query, _suffixes(driver, entries), filters, driver))
+            loaded = [x for x in load(kv, [s[8:] for s in matched]) if x is not None]
+            loaded.sort(key=_sort_key(query.order_by), reverse=query.descending)
+            return [to_info(*x) for x in _window(query, iter(loaded))]
+    order = layout.BY_NAME if query.order_by == "name" else layout.BY_UPDATED
+    entries = kv.scan(order, prefix_upper_bound(order), reverse=query.descending)
+    suffixes = (value + key[-layout.ID_BYTES :] for key, value in entries)
+    return _page(kv, query, _tested(kv, query, _in_created_range(query, suffixes), filters, None))
+
+
+Suffix = bytes  # creation time (8 bytes) + session id (16 bytes)
+
+
+def _suffixes(prefix: bytes, entries: Iterable[tuple[bytes, bytes]]) -> Iterator[Suffix]:
+    start = len(prefix)
+    if prefix == layout.BY_CREATED:
+        # The by-creation values are the search text: keep them for the search test.
+        for key, value in entries:
+            yield key[start:] + value
+    else:
+        for key, _ in entries:
+            yield key[start:]
+
+
+def _in_created_range(query: SessionQuery, suffixes: Iterator[Suffix]) -> Iterator[Suffix]:
+    after, before = query.created_after_us, query.created_before_us
+    if after is None and before is None:
+        return suffixes
+    low = layout.u64(after + 1) if after is not None else b""
+    high = layout.u64(before) if before is not None else b"\xff" * 8
+    return (s for s in suffixes if low <= s[:8] < high)
+
+
+def _tested(
+    kv: KeyValueStore,
+    query: SessionQuery,
+    candidates: Iterator[bytes],
+    filters: list[bytes],
+    driver: bytes | None,
+) -> Iterator[Suffix]:
+    """The suffixes among ``candidates`` in every filter index (and matching ``search``).
+
+    Candidates from the by-creation index carry their search text after the suffix.
+    """
+    others = [p for p in filters if p != driver]
+    needle = None if query.search is None else query.search.encode()
+    carries_text = driver == layout.BY_CREATED
+    size = _first_chunk(query)
+    while chunk := list(itertools.islice(candidates, size)):
+        size = min(size * 4, _MAX_CHUNK)
+        suffixes = [c[:_SUFFIX] for c in chunk]
+        keep = [True] * len(chunk)
+        for prefix in others:
+            found = kv.get_many([prefix + s for s in suffixes])
+            keep = [k and f is not None for k, f in zip(keep, found, strict=True)]
+        if needle is not None:
+            texts = (
+                [c[_SUFFIX:] for c in chunk]
+                if carries_text
+                else kv.get_many([layout.BY_CREATED + s for s in suffixes])
+            )
+            keep = [k and t is not None and needle in t for k, t in zip(keep, texts, strict=True)]
+        yield from itertools.compress(suffixes, keep)
+
+
+_SUFFIX = 8 + layout.ID_BYTES
+_MAX_CHUNK = 1024
+
+
+def _first_chunk(query: SessionQuery) -> int:
+    # A small page should not pay for testing a large chunk of candidates.
+    if query.limit is None:
+        return _MAX_CHUNK
+    return min(_MAX_CHUNK, max(16, 2 * (query.offset + query.limit)))
+
+
+def _window(query: SessionQuery, found: Iterator[Any]) -> Iterator[Any]:
+    stop = None if query.limit is None else query.offset + query.limit
+    return itertools.islice(found, query.offset, stop)
+
+
+def _page(kv: KeyValueStore, query: SessionQuery, found: Iterator[Suffix]) -> list[SessionInfo]:
+    """Load and describe the page of ``found`` the query asks for, in order."""
+    page = [s[8:] for s in _window(query, found)]
+    return [to_info(*x) for x in load(kv, page) if x is not None]
 
 
 def _filter_prefixes(query: SessionQuery) -> list[bytes]:
@@ -190,43 +273,7 @@ def _most_selective(
     return best, best_count
 
 
-def _matches(query: SessionQuery, record: layout.SessionRecord) -> bool:
-    if query.status is not None and record.status is not query.status:
-        return False
-    if query.parent_session_id is not None and record.parent_id != query.parent_session_id:
-        return False
-    if query.tags and not set(query.tags).issubset(record.tags):
-        return False
-    created = record.created_us
-    if query.created_after_us is not None and created <= query.created_after_us:
-        return False
-    if query.created_before_us is not None and created >= query.created_before_us:
-        return False
-    if query.search is not None:
-        needle = query.search
-        return needle in record.name.casefold() or needle in record.description.casefold()
-    return True
-
-
-def _matching(kv: KeyValueStore, query: SessionQuery, sids: Iterator[bytes]) -> Iterator[Loaded]:
-    """The loaded sessions among ``sids`` that match, read in chunks, in order."""
-    size = _LOAD_CHUNK
-    if query.limit is not None:
-        # A small page should not pay for loading a full chunk of records.
-        size = min(size, max(8, query.offset + query.limit))
-    while chunk := list(itertools.islice(sids, size)):
-        size = _LOAD_CHUNK
-        for loaded in load(kv, chunk):
-            if loaded is not None and _matches(query, loaded[0]):
-                yield loaded
-
-
 def _sort_key(order_by: str) -> Any:
     if order_by == "name":
         return lambda loaded: (layout.name_sort_key(loaded[0].name), layout.bytes_of(loaded[0].id))
     return lambda loaded: (loaded[1].updated_us, layout.bytes_of(loaded[0].id))
-
-
-def _paginate(query: SessionQuery, found: Iterator[Loaded]) -> list[SessionInfo]:
-    stop = None if query.limit is None else query.offset + query.limit
-    return [to_info(*loaded) for loaded in itertools.islice(found, query.offset, stop)]

@@ -157,15 +157,16 @@ class SessionActor(Actor[Any]):
         """Add the journal entry and counters to ``batch`` and write it atomically."""
         old = self._counters
         now = self._now_us()
-        new = attrs.evolve(
-            old, seq=old.seq + 1, updated_us=now, operations=old.operations + operation
+        new = layout.Counters(
+            old.seq + 1, now, old.operations + operation, old.artifacts, old.total_bytes
         )
         sid = self._sid
         batch.put(layout.journal_key(sid, new.seq), layout.encode_entry(now, kind, data))
         batch.put(layout.counters_key(sid), new.encode())
         if now != old.updated_us:
             batch.delete(layout.updated_key(sid, old.updated_us))
-            batch.put(layout.updated_key(sid, now), b"")
+            created = layout.u64(self._require_session().created_us)
+            batch.put(layout.updated_key(sid, now), created)
         if record is not None:
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
         self._kv.write(batch)
@@ -363,7 +364,7 @@ class SessionActor(Actor[Any]):
         batch = Batch()
         for prefix in (layout.var_prefix(sid), layout.journal_prefix(sid)):
             batch.delete_range(prefix, prefix_upper_bound(prefix))
-        for key in layout.index_keys(sid, record):
+        for key, _ in layout.index_entries(sid, record):
             batch.delete(key)
         batch.delete(layout.updated_key(sid, self._counters.updated_us))
         self._move_deadlines(batch, record.deadlines, ())

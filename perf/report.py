@@ -83,7 +83,7 @@ class Row:
     name: str
     op: Measure
     floor: Measure | None
-    target: Target | None
+    targets: tuple[Target, ...]
 
     @property
     def ratio(self) -> float | None:
@@ -102,8 +102,8 @@ def measure(bench: pyperf.Benchmark) -> Measure:
     return Measure(bench.median(), spread, int(size) if size is not None else None)
 
 
-def target_for(name: str) -> Target | None:
-    return next((t for t in TARGETS if fnmatch.fnmatchcase(name, t.pattern)), None)
+def targets_for(name: str) -> tuple[Target, ...]:
+    return tuple(t for t in TARGETS if fnmatch.fnmatchcase(name, t.pattern))
 
 
 def build_rows(benches: Sequence[pyperf.Benchmark]) -> list[Row]:
@@ -115,7 +115,7 @@ def build_rows(benches: Sequence[pyperf.Benchmark]) -> list[Row]:
             continue
         floor = by_name.get(name + FLOOR_SUFFIX)
         rows.append(
-            Row(name, measure(bench), None if floor is None else measure(floor), target_for(name))
+            Row(name, measure(bench), None if floor is None else measure(floor), targets_for(name))
         )
     return rows
 
@@ -141,11 +141,15 @@ def fmt_ratio(row: Row) -> str:
     return f"{ratio:.0f}% of floor MB/s" if row.op.size is not None else f"{ratio:.2f}x floor time"
 
 
+def judged(row: Row) -> list[Target]:
+    """The row's targets that its measures can decide (a ratio needs a floor)."""
+    return [t for t in row.targets if row.ratio is not None or t.kind == "max_time"]
+
+
 def fmt_target(row: Row) -> str:
-    if row.target is None or (row.ratio is None and row.target.kind != "max_time"):
-        return ""
-    verdict = "PASS" if row.target.passes(row) else "**FAIL**"
-    return f"{row.target.describe()}: {verdict}"
+    return "; ".join(
+        f"{t.describe()}: {'PASS' if t.passes(row) else '**FAIL**'}" for t in judged(row)
+    )
 
 
 def table(rows: Iterable[Row]) -> list[str]:
@@ -224,10 +228,10 @@ def source_lines(benches: Sequence[pyperf.Benchmark]) -> list[str]:
 
 
 def summary_lines(rows: Sequence[Row]) -> list[str]:
-    judged = [row for row in rows if fmt_target(row)]
-    passed = [row for row in judged if row.target and row.target.passes(row)]
-    failed = ", ".join(row.name for row in judged if row not in passed) or "none"
-    return [f"Targets: {len(passed)}/{len(judged)} pass (failing: {failed})."]
+    verdicts = [(row, t, t.passes(row)) for row in rows for t in judged(row)]
+    failed = [f"{row.name} ({t.describe()})" for row, t, ok in verdicts if not ok]
+    passed = len(verdicts) - len(failed)
+    return [f"Targets: {passed}/{len(verdicts)} pass (failing: {', '.join(failed) or 'none'})."]
 
 
 def render(paths: Sequence[Path], notes: Sequence[Path] = ()) -> str:

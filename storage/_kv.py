@@ -44,8 +44,10 @@ class Batch:
 
     def put(self, key: bytes, value: bytes, space: Space = INDEX) -> None:
         """Set ``key`` to ``value`` when the batch is written."""
-        _require_bytes("key", key)
-        _require_bytes("value", value)
+        # Checked inline: batches of secondary-index puts sit on every write path.
+        if type(key) is not bytes or type(value) is not bytes:
+            _require_bytes("key", key)
+            _require_bytes("value", value)
         self._ops.append(("put", space, key, value))
 
     def delete(self, key: bytes, space: Space = INDEX) -> None:

@@ -73,10 +73,10 @@ class RocksStore:
         unchecked = rocksdict.ReadOptions()
         unchecked.set_verify_checksums(False)
         self._blobs.set_read_options(unchecked)
-        self._handles = {
-            Space.INDEX: db.get_column_family_handle("default"),
-            Space.BLOBS: db.get_column_family_handle(_BLOBS_CF),
-        }
+        self._handles = (
+            db.get_column_family_handle("default"),
+            db.get_column_family_handle(_BLOBS_CF),
+        )
         self._plain = rocksdict.WriteOptions()
         self._synced = rocksdict.WriteOptions()
         self._synced.sync = True
@@ -152,14 +152,16 @@ class RocksStore:
             self._target(space).put(key, value, options)
             return
         native = rocksdict.WriteBatch(raw_mode=True)
-        handles = self._handles
+        # Enum hashing is a Python-level call; an identity test is not.
+        index, blobs = self._handles
         for op, space, key, value in batch.ops:
+            handle = index if space is INDEX else blobs
             if op == "put":
-                native.put(key, value, handles[space])
+                native.put(key, value, handle)
             elif op == "delete":
-                native.delete(key, handles[space])
+                native.delete(key, handle)
             else:
-                native.delete_range(key, cast("bytes", value), handles[space])
+                native.delete_range(key, cast("bytes", value), handle)
         db.write(native, options)
 
     def close(self) -> None:
