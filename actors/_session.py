@@ -364,7 +364,7 @@ class SessionActor(Actor[Any]):
         batch = Batch()
         for prefix in (layout.var_prefix(sid), layout.journal_prefix(sid)):
             batch.delete_range(prefix, prefix_upper_bound(prefix))
-        for key, _ in layout.index_entries(sid, record):
+        for key, _value in layout.index_entries(sid, record):
             batch.delete(key)
         batch.delete(layout.updated_key(sid, self._counters.updated_us))
         self._move_deadlines(batch, record.deadlines, ())
