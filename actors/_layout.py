@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import msgpack
@@ -59,9 +59,9 @@ class SessionRecord:
 RECORD_CODEC = RecordCodec(SessionRecord, kind="session", version=1)
 
 
-@attrs.frozen
-class Counters:
-    """The part of a session every operation changes."""
+class Counters(NamedTuple):
+    """The part of a session every operation changes (a tuple: built on every write, and
+    a third of the cost of a frozen attrs record)."""
 
     seq: int = 0
     updated_us: int = 0
@@ -71,9 +71,7 @@ class Counters:
 
     def encode(self) -> bytes:
         """The 40 bytes stored."""
-        return _COUNTERS.pack(
-            self.seq, self.updated_us, self.operations, self.artifacts, self.total_bytes
-        )
+        return _COUNTERS.pack(*self)
 
     @classmethod
     def decode(cls, data: bytes) -> Counters:

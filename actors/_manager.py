@@ -20,6 +20,7 @@ from satchel._errors import InvalidArgumentError, SessionNotFoundError, Validati
 
 from . import _layout as layout
 from . import _validate as validate
+from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
 from ._lifecycle import ACTIVE, Transition
 from ._messages import (
@@ -83,7 +84,7 @@ class SessionManager:
 
     def handle(self, session_id: str) -> SessionHandle:
         """A handle on one session (checked to be a well-formed id, not to exist)."""
-        return SessionHandle(self, validate.session_id(session_id)[0])
+        return SessionHandle(self, validate.session_id(session_id)[0], self._ref(session_id))
 
     # -- create and read ------------------------------------------------------------------
 
@@ -282,6 +283,13 @@ class SessionManager:
         names: builtins.list[str] = await self._ask(session_id, ListState())
         return names
 
+    async def check(self, *, fix: bool = False) -> SessionCheckReport:
+        """Compare every session with its counters, journal and index entries (see
+        ``check_sessions``); ``fix`` rebuilds index entries and drops orphaned data."""
+        report = check_sessions(self._kv, fix=fix)
+        await trio.lowlevel.checkpoint()
+        return report
+
     async def list(self, **filters: Any) -> builtins.list[SessionInfo]:
         """Sessions matching the spec's filters: ``status``, ``tags`` (all), ``parent_session_id``,
         ``search`` (case-insensitive substring of name or description), ``created_after``,
@@ -312,8 +320,9 @@ def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
 class SessionHandle:
     """One session, by id: the manager's operations without the id argument."""
 
-    def __init__(self, manager: SessionManager, session_id: str) -> None:
+    def __init__(self, manager: SessionManager, session_id: str, ref: ActorRef) -> None:
         self._manager = manager
+        self._ref = ref  # variables go straight to the actor: the hot path of a handle
         self.id = session_id
 
     def __repr__(self) -> str:
@@ -357,11 +366,11 @@ class SessionHandle:
 
     async def set_state(self, key: str, value: Any) -> None:
         """Set a variable."""
-        await self._manager.set_state(self.id, key, value)
+        await self._ref.ask(SetState(key, value))
 
     async def get_state(self, key: str) -> Any:
         """A variable, or ``None``."""
-        return await self._manager.get_state(self.id, key)
+        return await self._ref.ask(GetState(key))
 
     async def delete_state(self, key: str) -> None:
         """Remove a variable."""

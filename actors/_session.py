@@ -17,6 +17,7 @@ from satchel.runtime import Actor
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
 
 from satchel._errors import (
+    InvalidArgumentError,
     QuotaExceededError,
     RateLimitedError,
     SessionHasChildrenError,
@@ -65,6 +66,7 @@ class SessionActor(Actor[Any]):
         self._record: layout.SessionRecord | None = None
         self._counters = layout.Counters()
         self._bucket: TokenBucket | None = None
+        self._created = b""  # the creation time as index values hold it
         self._earliest_added: int | None = None
         self._handlers: dict[type, Callable[[Any], Any]] = {
             SetState: self._set_state,
@@ -86,6 +88,7 @@ class SessionActor(Actor[Any]):
             return
         self._record = layout.RECORD_CODEC.decode(raw_record)
         self._counters = layout.Counters.decode(raw_counters)
+        self._created = layout.u64(self._record.created_us)
         config = self._record.config
         if config.rate_limit is not None:
             self._bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
@@ -101,7 +104,13 @@ class SessionActor(Actor[Any]):
             raise TypeError(f"a session actor takes no {type(message).__name__}")
         self._require_session()
         self._throttle()
-        result = handler(message)
+        try:
+            result = handler(message)
+        except (ValidationError, InvalidArgumentError) as error:
+            # Validators name the value at fault; the caller also needs to know the session.
+            if self._id in str(error):
+                raise
+            raise type(error)(f"session {self._id}: {error}") from None
         await self._announce_deadline()
         return result
 
@@ -132,9 +141,8 @@ class SessionActor(Actor[Any]):
                 f"{self._require_session().config.rate_limit} operations/s; retry in {wait:.3f} s"
             )
 
-    def _count_operation(self) -> None:
-        limit = self._require_session().config.max_operations
-        if limit is not None and self._counters.operations >= limit:
+    def _count_operation(self, limit: int) -> None:
+        if self._counters.operations >= limit:
             raise QuotaExceededError(
                 f"session {self._id} has used its {limit} operations (max_operations)"
             )
@@ -165,8 +173,7 @@ class SessionActor(Actor[Any]):
         batch.put(layout.counters_key(sid), new.encode())
         if now != old.updated_us:
             batch.delete(layout.updated_key(sid, old.updated_us))
-            created = layout.u64(self._require_session().created_us)
-            batch.put(layout.updated_key(sid, now), created)
+            batch.put(layout.updated_key(sid, now), self._created)
         if record is not None:
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
         self._kv.write(batch)
@@ -182,6 +189,7 @@ class SessionActor(Actor[Any]):
     def _set_state(self, message: SetState) -> None:
         record = self._require_active()
         var_key = self._var_key(message.key)
+        limit = record.config.max_operations
         validate.json_like(f"state {message.key!r}", message.value)
         encoded = layout.encode_value(message.value)
         if len(encoded) > record.config.max_value_bytes:
@@ -189,7 +197,8 @@ class SessionActor(Actor[Any]):
                 f"state {message.key!r} of session {self._id} encodes to {len(encoded)} bytes; "
                 f"the limit is {record.config.max_value_bytes} (max_value_bytes)"
             )
-        self._count_operation()
+        if limit is not None:
+            self._count_operation(limit)
         batch = Batch()
         batch.put(var_key, encoded)
         self._commit(
@@ -201,9 +210,10 @@ class SessionActor(Actor[Any]):
         return None if raw is None else layout.decode_value(raw)
 
     def _delete_state(self, message: DeleteState) -> None:
-        self._require_active()
+        limit = self._require_active().config.max_operations
         var_key = self._var_key(message.key)
-        self._count_operation()
+        if limit is not None:
+            self._count_operation(limit)
         batch = Batch()
         batch.delete(var_key)
         self._commit(batch, "state_deleted", {"key": message.key}, operation=True)

@@ -34,8 +34,22 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def session_id(value: object) -> tuple[str, bytes]:
     """The canonical text and 16 bytes of a session id; ``InvalidArgumentError`` if malformed."""
+    if (
+        type(value) is str
+        and len(value) == 36
+        and value[8] == value[13] == value[18] == value[23] == "-"
+        and value[14] == "4"
+        and value[19] in "89ab"
+    ):
+        # Every operation names its session: canonical ids skip building a UUID (1.7 µs).
+        digits = value.replace("-", "")
+        if _HEX.issuperset(digits):
+            return value, bytes.fromhex(digits)
     if type(value) is not str:
         raise InvalidArgumentError(f"a session id must be a string, not {type(value).__name__}")
     try:

@@ -23,6 +23,7 @@ from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics
 from ._runtime import open_runtime as open_runtime
 from ._version import __version__ as __version__
+from .actors._check import SessionCheckReport as SessionCheckReport
 from .actors._manager import SessionHandle as SessionHandle
 from .actors._manager import SessionManager as SessionManager
 from .actors._model import JournalEntry as JournalEntry

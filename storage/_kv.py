@@ -52,7 +52,8 @@ class Batch:
 
     def delete(self, key: bytes, space: Space = INDEX) -> None:
         """Remove ``key`` (if present) when the batch is written."""
-        _require_bytes("key", key)
+        if type(key) is not bytes:
+            _require_bytes("key", key)
         self._ops.append(("delete", space, key, None))
 
     def delete_range(self, lower: bytes, upper: bytes, space: Space = INDEX) -> None:

@@ -82,6 +82,7 @@ async def test_retention_archives_then_deletes(rt: Runtime, autojump_clock: trio
     with pytest.raises(SessionNotFoundError):
         await rt.sessions.get(done)
     assert (await rt.sessions.get(kept)).status == "active"
+    assert (await rt.sessions.check()).clean
 
 
 async def test_retention_keeps_an_archived_parent_of_children(

@@ -132,6 +132,7 @@ async def test_queries_match_the_model(
         for q in examples:
             got = [s.id for s in await rt.sessions.list(**q)]
             assert got == model(everything, q), q
+        assert (await rt.sessions.check()).clean
 
 
 async def test_each_filter_alone(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:

@@ -148,6 +148,7 @@ async def test_lifecycle_table(rt: Runtime, start: str, operation: str) -> None:
         info = await session.info()
         assert info.status == expected
         assert (info.ended_at is not None) == (expected in ("completed", "failed", "archived"))
+    assert (await rt.sessions.check()).clean
 
 
 async def test_fail_keeps_reason_and_only_active_sessions_accept_writes(rt: Runtime) -> None:
@@ -298,6 +299,7 @@ async def test_delete_with_children_needs_cascade(rt: Runtime) -> None:
         with pytest.raises(SessionNotFoundError):
             await rt.sessions.get(gone)
     assert [s.id for s in await rt.sessions.list()] == [other]
+    assert (await rt.sessions.check()).clean
 
 
 # -- persistence ----------------------------------------------------------------------------
@@ -345,3 +347,42 @@ async def test_save_load_save_all_and_restore_recent(rt: Runtime) -> None:
 
 def _live(rt: Runtime, sid: str) -> bool:
     return any(a.kind == "session" and a.id == sid for a in rt.actors())
+
+
+async def test_errors_name_the_session_and_the_value(rt: Runtime) -> None:
+    """A refused operation's message names the session and the value at fault."""
+    sid = await rt.sessions.create()
+    with pytest.raises(ValidationError, match=f"session {sid}: state key 'kkk.*257 bytes"):
+        await rt.sessions.set_state(sid, "k" * 257, 1)
+    with pytest.raises(InvalidArgumentError, match=f"session {sid}: .*set is not a JSON-like"):
+        await rt.sessions.set_state(sid, "k", {1})
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+async def test_check_finds_and_repairs_derived_damage(rt: Runtime) -> None:
+    """check reports a lost index entry and an orphaned variable, and fix repairs both."""
+    from satchel.actors import _layout as layout
+    from satchel.storage import Batch
+
+    keep = await rt.sessions.create(name="keep", tags=["t"])
+    gone = await rt.sessions.create(name="gone")
+    await rt.sessions.set_state(gone, "k", 1)
+    assert (await rt.sessions.check()).clean
+    sid, gone_sid = layout.bytes_of(keep), layout.bytes_of(gone)
+    damage = Batch()
+    damage.delete(
+        layout.tag_prefix("t")
+        + next(rt.store.kv.scan(layout.BY_CREATED, layout.BY_NAME))[0][len(layout.BY_CREATED) :]
+    )
+    damage.delete(layout.record_key(gone_sid))
+    rt.store.kv.write(damage)
+    report = await rt.sessions.check()
+    assert not report.clean and report.sessions == 1
+    assert any("missing" in p for p in report.problems)
+    assert any(gone_sid.hex() in p for p in report.problems)
+    assert (await rt.sessions.check(fix=True)).fixed
+    assert (await rt.sessions.check()).clean
+    assert [s.id for s in await rt.sessions.list(tags=["t"])] == [keep]
+    assert layout.text_of(sid) == keep

@@ -1,0 +1,133 @@
+"""``check_sessions``: compare every session record with its counters, journal and indexes.
+
+Everything but the records, counters, variables and journal is derived (index and deadline
+entries), so ``fix=True`` rebuilds what is derived and removes what belongs to no session.
+A journal whose length disagrees with its counters is reported, not repaired: which of the
+two is right cannot be known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import _keys as keys
+
+from satchel._errors import SatchelError
+
+from . import _layout as layout
+
+#: Journal kinds that count as operations (``operation_count``).
+OPERATION_KINDS = frozenset({"state_set", "state_deleted"})
+_OWNED = (keys.SESSION_COUNTERS, keys.SESSION_VAR, keys.JOURNAL)
+
+
+@attrs.frozen
+class SessionCheckReport:
+    """What ``check_sessions`` found (and, with ``fix``, repaired)."""
+
+    sessions: int
+    problems: tuple[str, ...]
+    fixed: bool
+
+    @property
+    def clean(self) -> bool:
+        """Whether nothing was found wrong."""
+        return not self.problems
+
+
+def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckReport:
+    """Check every session; with ``fix``, rebuild derived entries and drop orphans."""
+    problems: list[str] = []
+    expected: dict[bytes, bytes] = {}
+    live: set[bytes] = set()
+    for sid, record, counters in _sessions(kv, problems):
+        live.add(sid)
+        expected.update(_derived(sid, record, counters))
+        _check_journal(kv, sid, counters, problems)
+    batch = Batch()
+    _compare_derived(kv, expected, problems, batch)
+    _find_orphans(kv, live, problems, batch)
+    if fix and len(batch):
+        kv.write(batch)
+    return SessionCheckReport(len(live), tuple(problems), fix and bool(len(batch)))
+
+
+def _sessions(
+    kv: KeyValueStore, problems: list[str]
+) -> Iterator[tuple[bytes, layout.SessionRecord, layout.Counters]]:
+    for key, value in scan_prefix(kv, keys.SESSION):
+        sid = key[len(keys.SESSION) :]
+        name = layout.text_of(sid)
+        raw_counters = kv.get(layout.counters_key(sid))
+        try:
+            record = layout.RECORD_CODEC.decode(value)
+            if raw_counters is None:
+                problems.append(f"session {name}: no counters")
+                continue
+            counters = layout.Counters.decode(raw_counters)
+        except SatchelError as error:
+            problems.append(f"session {name}: {error}")
+            continue
+        yield sid, record, counters
+
+
+def _derived(
+    sid: bytes, record: layout.SessionRecord, counters: layout.Counters
+) -> dict[bytes, bytes]:
+    entries = dict(layout.index_entries(sid, record))
+    entries[layout.updated_key(sid, counters.updated_us)] = layout.u64(record.created_us)
+    for due, reason in record.deadlines:
+        entries[layout.deadline_key(due, sid, reason)] = b""
+    return entries
+
+
+def _check_journal(
+    kv: KeyValueStore, sid: bytes, counters: layout.Counters, problems: list[str]
+) -> None:
+    seqs, operations = [], 0
+    for key, value in scan_prefix(kv, layout.journal_prefix(sid)):
+        seqs.append(int.from_bytes(key[-8:], "big"))
+        operations += layout.decode_entry(value)[1] in OPERATION_KINDS
+    name = layout.text_of(sid)
+    if seqs != list(range(1, counters.seq + 1)):
+        problems.append(
+            f"session {name}: journal holds {len(seqs)} entries, counters say {counters.seq}"
+        )
+    if operations != counters.operations:
+        problems.append(
+            f"session {name}: journal holds {operations} operations, "
+            f"counters say {counters.operations}"
+        )
+
+
+def _compare_derived(
+    kv: KeyValueStore, expected: dict[bytes, bytes], problems: list[str], batch: Batch
+) -> None:
+    for prefix in (keys.SESSION_INDEX, keys.DEADLINE):
+        for key, value in scan_prefix(kv, prefix):
+            want = expected.pop(key, None)
+            if want is None:
+                problems.append(f"index entry {key!r} belongs to no session")
+                batch.delete(key)
+            elif want != value:
+                problems.append(f"index entry {key!r} holds a stale value")
+                batch.put(key, want)
+    for key, value in expected.items():
+        problems.append(f"index entry {key!r} is missing")
+        batch.put(key, value)
+
+
+def _find_orphans(kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch) -> None:
+    for prefix in _OWNED:
+        lower = prefix
+        upper = prefix_upper_bound(prefix)
+        while (first := next(kv.scan(lower, upper, limit=1), None)) is not None:
+            sid = first[0][len(prefix) : len(prefix) + layout.ID_BYTES]
+            owned = prefix + sid
+            end = prefix_upper_bound(owned)
+            if sid not in live:
+                problems.append(f"{prefix[:-1].decode()} entries of missing session {sid.hex()}")
+                batch.delete_range(owned, end)
+            lower = end

@@ -1,0 +1,73 @@
+"""Runs a deterministic plan of session operations, printing each after it returns (crash test).
+
+Usage: python session_crash_writer.py DATA_DIR RUN_ID. Runs the plan (long enough to be
+killed first) and exits.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import trio
+
+from satchel import open_runtime
+
+Model = dict[str, tuple[str, dict[str, Any]]]  # name -> (status, variables)
+Op = tuple[str, str, Any]  # (operation, session name, argument)
+
+
+def plan(run: str, count: int) -> Iterator[tuple[Op, Model]]:
+    """The operations of run ``run`` and the model state after each one."""
+    rng = random.Random(run)
+    model: Model = {}
+    for i in range(count):
+        active = sorted(n for n, (status, _) in model.items() if status == "active")
+        if i % 8 == 0 or not active:
+            op: Op = ("create", f"{run}-s{i:05d}", None)
+            model[op[1]] = ("active", {})
+        else:
+            name = rng.choice(active)
+            status, variables = model[name]
+            roll = rng.random()
+            if roll < 0.7:
+                op = ("set", name, (f"k{rng.randrange(5)}", {"i": i, "run": run}))
+                variables = {**variables, op[2][0]: op[2][1]}
+            elif roll < 0.8:
+                op = ("unset", name, f"k{rng.randrange(5)}")
+                variables = {k: v for k, v in variables.items() if k != op[2]}
+            elif roll < 0.88:
+                op, status = ("suspend", name, None), "suspended"
+            elif roll < 0.94:
+                op, status = ("complete", name, None), "completed"
+            else:
+                op = ("delete", name, None)
+            if op[0] == "delete":
+                del model[name]
+            else:
+                model[name] = (status, variables)
+        yield op, {n: (s, dict(v)) for n, (s, v) in model.items()}
+
+
+async def main(folder: str, run: str) -> None:
+    ids: dict[str, str] = {}
+    async with open_runtime(folder) as rt:
+        for n, (op, _) in enumerate(plan(run, 100_000)):
+            kind, name, arg = op
+            if kind == "create":
+                ids[name] = await rt.sessions.create(name=name)
+            elif kind == "set":
+                await rt.sessions.set_state(ids[name], *arg)
+            elif kind == "unset":
+                await rt.sessions.delete_state(ids[name], arg)
+            elif kind == "delete":
+                await rt.sessions.delete(ids[name])
+            else:
+                await getattr(rt.sessions, kind)(ids[name])
+            print(f"ok {n}", flush=True)
+
+
+if __name__ == "__main__":
+    trio.run(main, sys.argv[1], sys.argv[2])

@@ -1,0 +1,75 @@
+"""A session writer killed with SIGKILL loses no acknowledged operation and leaves no half."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from satchel import open_runtime
+
+from .session_crash_writer import Model, plan
+
+ROUNDS = 8
+
+
+def run_and_kill(folder: Path, run: str, rng: random.Random) -> int:
+    """Start the writer, kill it at a random moment, return how many operations it acknowledged."""
+    writer = Path(__file__).with_name("session_crash_writer.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(writer), str(folder), run],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    assert first == "ok 0\n", proc.stderr.read()
+    time.sleep(rng.uniform(0.0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    lines = [first, *proc.stdout.read().splitlines()]
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return len(lines)
+
+
+def models_after(run: str, acknowledged: int) -> tuple[Model, Model]:
+    """The state after the acknowledged operations, and after one more (it may have landed)."""
+    states = [model for _, model in plan(run, acknowledged + 1)]
+    return states[acknowledged - 1], states[acknowledged]
+
+
+@pytest.mark.slow
+async def test_sigkill_loses_no_acknowledged_session_operation(tmp_path: Path) -> None:
+    """After each kill, every run's sessions are exactly as acknowledged and check is clean."""
+    rng = random.Random(4)
+    folder = tmp_path / "data"
+    final: dict[str, Model] = {}
+    for round_ in range(ROUNDS):
+        run = f"r{round_}"
+        done, maybe = models_after(run, run_and_kill(folder, run, rng))
+        async with open_runtime(folder) as rt:
+            found: dict[str, Model] = {}
+            for info in await rt.sessions.list():
+                variables = {
+                    k: await rt.sessions.get_state(info.id, k)
+                    for k in await rt.sessions.list_state(info.id)
+                }
+                found.setdefault(info.name.split("-")[0], {})[info.name] = (
+                    info.status.value,
+                    variables,
+                )
+            assert found.get(run, {}) in (done, maybe), run
+            final[run] = found.get(run, {})
+            for old in list(final)[:-1]:
+                assert found.get(old, {}) == final[old], old
+            report = await rt.sessions.check()
+            assert report.clean, report.problems
+    assert sum(len(m) for m in final.values()) > ROUNDS
