@@ -34,7 +34,7 @@ from ._messages import (
     SetState,
 )
 from ._model import JournalEntry, SessionConfig, SessionInfo
-from ._query import load, make_query, run_query, to_info
+from ._query import QUERY_FIELDS, load, make_query, run_query, to_info
 from ._session import SESSION_KIND
 
 _US = 1_000_000
@@ -106,12 +106,12 @@ class SessionManager:
                 raise SessionNotFoundError(f"no parent session {record.parent_id}")
         now = record.created_us
         batch = Batch()
-        encoded = layout.RECORD_CODEC.encode(record)
+        encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
         if len(encoded) > validate.MAX_METADATA_BYTES:
             # Only a large record can hold metadata over its limit; small ones skip the encode.
             _check_metadata_size(record.metadata)
         batch.put(layout.record_key(sid), encoded)
-        batch.put(layout.counters_key(sid), layout.Counters(seq=1, updated_us=now).encode())
+        batch.put(layout.counters_key(sid), layout.Counters(1, now).encode())
         batch.put(
             layout.journal_key(sid, 1),
             layout.encode_entry(now, "session_created", _created_data(record)),
@@ -184,8 +184,9 @@ class SessionManager:
     ) -> builtins.list[JournalEntry]:
         """The session's journal in order, from entry ``offset + 1``, at most ``limit`` entries."""
         await self.get(session_id)
-        if type(offset) is not int or offset < 0:
-            raise ValidationError(f"offset must be a non-negative integer, not {offset!r}")
+        for field, bound in (("offset", offset), ("limit", limit)):
+            if bound is not None and (type(bound) is not int or bound < 0):
+                raise ValidationError(f"{field} must be a non-negative integer, not {bound!r}")
         sid = validate.session_id(session_id)[1]
         upper = prefix_upper_bound(layout.journal_prefix(sid))
         entries = []
@@ -295,11 +296,13 @@ class SessionManager:
         ``search`` (case-insensitive substring of name or description), ``created_after``,
         ``created_before`` (exclusive), ``order_by`` (``created_at``, ``updated_at``, ``name``),
         ``descending``, ``offset``, ``limit``."""
-        try:
-            query = make_query(**filters)
-        except TypeError as error:
-            raise InvalidArgumentError(f"unknown session query field: {error}") from None
-        found = run_query(self._kv, query)
+        unknown = sorted(set(filters) - QUERY_FIELDS)
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown session query field(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(QUERY_FIELDS))}"
+            )
+        found = run_query(self._kv, make_query(**filters))
         await trio.lowlevel.checkpoint()
         return found
 

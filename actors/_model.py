@@ -58,6 +58,8 @@ class SessionConfig:
     max_value_bytes: int = MAX_VALUE_BYTES
 
     def __attrs_post_init__(self) -> None:
+        if self.max_value_bytes is None:
+            raise InvalidArgumentError("session config max_value_bytes cannot be None")
         for name in _COUNTS:
             value = getattr(self, name)
             if value is None:

@@ -49,6 +49,22 @@ class SessionQuery:
     limit: int | None = None
 
 
+QUERY_FIELDS = frozenset(
+    {
+        "status",
+        "tags",
+        "parent_session_id",
+        "search",
+        "created_after",
+        "created_before",
+        "order_by",
+        "descending",
+        "offset",
+        "limit",
+    }
+)
+
+
 def make_query(
     *,
     status: str | SessionStatus | None = None,

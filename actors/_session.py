@@ -67,6 +67,9 @@ class SessionActor(Actor[Any]):
         self._counters = layout.Counters()
         self._bucket: TokenBucket | None = None
         self._created = b""  # the creation time as index values hold it
+        self._journal_prefix = layout.journal_prefix(self._sid)
+        self._counters_key = layout.counters_key(self._sid)
+        self._var_prefix = layout.var_prefix(self._sid)
         self._earliest_added: int | None = None
         self._handlers: dict[type, Callable[[Any], Any]] = {
             SetState: self._set_state,
@@ -102,8 +105,10 @@ class SessionActor(Actor[Any]):
         handler = self._handlers.get(type(message))
         if handler is None:
             raise TypeError(f"a session actor takes no {type(message).__name__}")
-        self._require_session()
-        self._throttle()
+        if self._record is None:
+            self._require_session()
+        if self._bucket is not None:
+            self._throttle(self._bucket)
         try:
             result = handler(message)
         except (ValidationError, InvalidArgumentError) as error:
@@ -131,10 +136,8 @@ class SessionActor(Actor[Any]):
             )
         return record
 
-    def _throttle(self) -> None:
-        if self._bucket is None:
-            return
-        wait = self._bucket.take(trio.current_time())
+    def _throttle(self, bucket: TokenBucket) -> None:
+        wait = bucket.take(trio.current_time())
         if wait:
             raise RateLimitedError(
                 f"session {self._id} is over its rate limit of "
@@ -169,8 +172,8 @@ class SessionActor(Actor[Any]):
             old.seq + 1, now, old.operations + operation, old.artifacts, old.total_bytes
         )
         sid = self._sid
-        batch.put(layout.journal_key(sid, new.seq), layout.encode_entry(now, kind, data))
-        batch.put(layout.counters_key(sid), new.encode())
+        batch.put(self._journal_prefix + layout.u64(new.seq), layout.encode_entry(now, kind, data))
+        batch.put(self._counters_key, new.encode())
         if now != old.updated_us:
             batch.delete(layout.updated_key(sid, old.updated_us))
             batch.put(layout.updated_key(sid, now), self._created)
@@ -184,14 +187,15 @@ class SessionActor(Actor[Any]):
     # -- variables ----------------------------------------------------------------------
 
     def _var_key(self, key: str) -> bytes:
-        return layout.var_prefix(self._sid) + validate.state_key(key)
+        return self._var_prefix + validate.state_key(key)
 
     def _set_state(self, message: SetState) -> None:
         record = self._require_active()
         var_key = self._var_key(message.key)
         limit = record.config.max_operations
-        validate.json_like(f"state {message.key!r}", message.value)
-        encoded = layout.encode_value(message.value)
+        field = f"state {message.key!r}"
+        validate.json_like(field, message.value)
+        encoded = validate.encoded(field, layout.encode_value, message.value)
         if len(encoded) > record.config.max_value_bytes:
             raise ValidationError(
                 f"state {message.key!r} of session {self._id} encodes to {len(encoded)} bytes; "

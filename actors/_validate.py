@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,28 +75,28 @@ def text(field: str, value: object, limit: int, *, nul_ok: bool = False) -> str:
     """``value`` checked to be a string of at most ``limit`` UTF-8 bytes."""
     if type(value) is not str:
         raise InvalidArgumentError(f"{field} must be a string, not {type(value).__name__}")
-    size = len(value.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} {_short(value)} is not valid Unicode text") from None
     if size > limit:
         raise ValidationError(f"{field} is {size} bytes; the limit is {limit}")
     if not nul_ok and "\x00" in value:
         raise ValidationError(f"{field} {_short(value)} contains a NUL character")
-    _require_encodable(field, value)
     return value
-
-
-def _require_encodable(field: str, value: str) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{field} {_short(value)} is not valid Unicode text") from None
 
 
 def tags(values: object) -> tuple[str, ...]:
     """Tags checked, deduplicated, first occurrence order kept."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    items: Iterable[object]
+    if type(values) is list or type(values) is tuple:
+        items = values  # the common case, without the slower ABC checks
+    elif isinstance(values, Iterable) and not isinstance(values, (str, bytes)):
+        items = values
+    else:
         raise InvalidArgumentError(f"tags must be an array of strings, not {_short(values)}")
     seen: dict[str, None] = {}
-    for tag in values:
+    for tag in items:
         checked = text("a tag", tag, MAX_TAG_BYTES)
         if not checked:
             raise ValidationError("a tag must not be empty")
@@ -106,44 +106,80 @@ def tags(values: object) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def json_like(field: str, value: Any, depth: int = 0) -> None:
-    """Raise unless ``value`` is null, a boolean, number, string, array or string-keyed map."""
+def json_like(field: str, value: Any) -> None:
+    """Raise unless ``value`` is null, a boolean, number, string, array or string-keyed map.
+
+    Strings are not checked for lone surrogates here: encoding them fails, and the callers
+    that encode map that failure to ``ValidationError`` (see ``encoded``).
+    """
+    try:
+        _walk(value, 0)
+    except _Unfit as unfit:
+        where = field + "".join(f"[{step!r}]" for step in reversed(unfit.path))
+        raise unfit.error(f"{where}: {unfit.reason}") from None
+
+
+class _Unfit(Exception):
+    """A value that is not JSON-like; ``path`` is filled in while unwinding."""
+
+    def __init__(self, error: type[Exception], reason: str) -> None:
+        self.error = error
+        self.reason = reason
+        self.path: list[object] = []
+
+
+def _walk(value: Any, depth: int) -> None:
     kind = type(value)
-    if value is None or kind is bool or kind is str:
-        if kind is str:
-            _require_encodable(field, value)
+    if kind is str or kind is bool or value is None:
         return
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
-            raise ValidationError(f"{field}: integer {value} does not fit in 64 bits")
+            raise _Unfit(ValidationError, f"integer {value} does not fit in 64 bits")
         return
     if kind is float:
         if not math.isfinite(value):
-            raise ValidationError(f"{field}: {value} is not a finite number")
+            raise _Unfit(ValidationError, f"{value} is not a finite number")
         return
     if depth >= MAX_DEPTH:
-        raise ValidationError(f"{field} is nested more than {MAX_DEPTH} levels deep")
+        raise _Unfit(ValidationError, f"nested more than {MAX_DEPTH} levels deep")
     if kind is list or kind is tuple:
-        for item in value:
-            json_like(field, item, depth + 1)
+        for index, item in enumerate(value):
+            try:
+                _walk(item, depth + 1)
+            except _Unfit as unfit:
+                unfit.path.append(index)
+                raise
         return
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
-                raise InvalidArgumentError(
-                    f"{field}: map keys must be strings, not {type(key).__name__} {_short(key)}"
+                raise _Unfit(
+                    InvalidArgumentError,
+                    f"map keys must be strings, not {type(key).__name__} {_short(key)}",
                 )
-            _require_encodable(field, key)
-            json_like(f"{field}.{key}", item, depth + 1)
+            try:
+                _walk(item, depth + 1)
+            except _Unfit as unfit:
+                unfit.path.append(key)
+                raise
         return
-    raise InvalidArgumentError(f"{field}: {kind.__name__} is not a JSON-like value")
+    raise _Unfit(InvalidArgumentError, f"{kind.__name__} is not a JSON-like value")
+
+
+def encoded(field: str, encode: Callable[[Any], bytes], value: Any) -> bytes:
+    """``encode(value)``, with text that UTF-8 cannot carry reported as ``ValidationError``."""
+    try:
+        return encode(value)
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end]
+        raise ValidationError(f"{field} holds text that is not valid Unicode ({bad!r})") from None
 
 
 def metadata(value: object) -> dict[str, Any]:
     """A metadata map checked to be JSON-like (its size is checked once encoded)."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise InvalidArgumentError(f"metadata must be a map, not {type(value).__name__}")
     result = dict(value)
     json_like("metadata", result)

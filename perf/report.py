@@ -59,6 +59,12 @@ TARGETS: tuple[Target, ...] = (
     Target("ask", "max_x", 1.5),
     Target("tell", "max_time", 20e-6),  # >= 50,000 messages/s
     Target("activate from rocksdb", "max_time", 200e-6),
+    Target("session create", "max_time", 50e-6),
+    Target("session create", "max_x", 2.0),
+    Target("session create, same bytes", "max_x", 2.0),
+    Target("set_state", "max_x", 2.0),
+    Target("session query 100k: *", "max_time", 10e-3),
+    Target("reopen 100k + first get", "max_time", 1.0),
 )
 
 

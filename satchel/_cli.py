@@ -11,6 +11,7 @@ import trio
 
 from satchel._errors import SatchelError
 from satchel._version import __version__
+from satchel.actors import check_sessions
 from satchel.storage import Batch, Store, open_store
 from satchel.storage._keys import DEMO
 
@@ -62,8 +63,13 @@ async def _check(store: Store, fix: bool) -> int:
     ):
         for problem in problems:
             print(f"{label}: {problem}")
-    print("clean" if report.clean else ("repaired what could be" if fix else "problems found"))
-    return 0 if report.clean or (fix and not report.corrupt_blobs) else 1
+    sessions = check_sessions(store.kv, fix=fix)
+    print(f"sessions: {sessions.sessions}")
+    for problem in sessions.problems:
+        print(f"session problem: {problem}")
+    clean = report.clean and sessions.clean
+    print("clean" if clean else ("repaired what could be" if fix else "problems found"))
+    return 0 if clean or (fix and not report.corrupt_blobs) else 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="store an artifact, read it back, check the store")
     demo.add_argument("--name", default="hello.txt", help="artifact name (default hello.txt)")
-    check = commands.add_parser("check", help="compare the blob index with its data")
+    check = commands.add_parser(
+        "check", help="compare the blob index with its data, and sessions with their indexes"
+    )
     check.add_argument("--fix", action="store_true", help="repair what can be repaired")
     return parser
 

@@ -46,7 +46,8 @@ def test_data_from_environment(
 def test_check_of_empty_memory_store(capsys: pytest.CaptureFixture[str]) -> None:
     """check on an empty store reports it clean and exits 0."""
     assert main(["--memory", "check"]) == 0
-    assert capsys.readouterr().out.endswith("clean\n")
+    out = capsys.readouterr().out
+    assert "sessions: 0" in out and out.endswith("clean\n")
 
 
 def test_locked_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

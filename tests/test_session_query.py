@@ -160,6 +160,8 @@ async def test_bad_queries_are_refused(rt: Runtime) -> None:
     """Unknown fields, statuses and orders, and negative pages, get typed errors."""
     for bad, error in (
         ({"colour": "red"}, InvalidArgumentError),
+        ({"tags": "red"}, InvalidArgumentError),
+        ({"descending": "yes"}, InvalidArgumentError),
         ({"status": "sleeping"}, ValidationError),
         ({"order_by": "size"}, ValidationError),
         ({"limit": -1}, ValidationError),

@@ -79,6 +79,9 @@ async def test_unknown_parent_is_not_found(rt: Runtime) -> None:
         ({"metadata": {1: "x"}}, InvalidArgumentError),
         ({"metadata": {"x": object()}}, InvalidArgumentError),
         ({"metadata": {"x": float("nan")}}, ValidationError),
+        ({"metadata": {"x": ["ok", "\udc80"]}}, ValidationError),
+        ({"metadata": {"\udc80": 1}}, ValidationError),
+        ({"name": "\udc80"}, ValidationError),
         ({"metadata": {"x": "y" * 70_000}}, ValidationError),
         ({"metadata": [1]}, InvalidArgumentError),
         ({"parent_id": "not-a-uuid"}, InvalidArgumentError),
@@ -86,6 +89,8 @@ async def test_unknown_parent_is_not_found(rt: Runtime) -> None:
         ({"config": {"max_operations": "3"}}, InvalidArgumentError),
         ({"config": {"idle_timeout_s": -1}}, ValidationError),
         ({"config": {"no_such_field": 1}}, InvalidArgumentError),
+        ({"config": {"max_value_bytes": None}}, InvalidArgumentError),
+        ({"config": "fast"}, InvalidArgumentError),
     ],
 )
 async def test_bad_create_input_is_refused(
@@ -220,6 +225,10 @@ async def test_state_keys_and_values_are_bounded(tmp_path: Path) -> None:
             await session.set_state("big", "x" * 200)
         with pytest.raises(InvalidArgumentError):
             await session.set_state("set", {1, 2})
+        with pytest.raises(ValidationError, match="not valid Unicode"):
+            await session.set_state("bad", {"a": ["\udc80"]})
+        with pytest.raises(ValidationError, match=r"\['a'\]\[1\]: inf"):
+            await session.set_state("inf", {"a": [1, float("inf")]})
         assert await session.list_state() == ["k" * 256]
         assert (await session.info()).operation_count == 1
 
@@ -257,6 +266,8 @@ async def test_journal_records_every_change_in_order(rt: Runtime) -> None:
     assert entries[4].data == {"from": "suspended", "to": "failed", "reason": "why"}
     assert all(a.at <= b.at for a, b in itertools.pairwise(entries))
     assert [e.seq for e in await session.timeline(offset=2, limit=2)] == [3, 4]
+    with pytest.raises(ValidationError):
+        await session.timeline(limit=-1)
 
 
 async def test_refused_operations_leave_no_journal_entry(rt: Runtime) -> None:
