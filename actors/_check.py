@@ -41,22 +41,29 @@ def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckRepor
     """Check every session; with ``fix``, rebuild derived entries and drop orphans."""
     problems: list[str] = []
     expected: dict[bytes, bytes] = {}
-    live: set[bytes] = set()
-    for sid, record, counters in _sessions(kv, problems):
-        live.add(sid)
+    present: set[bytes] = set()  # sessions with a record, readable or not
+    unreadable: set[bytes] = set()
+    for sid, loaded in _sessions(kv, problems):
+        present.add(sid)
+        if loaded is None:
+            unreadable.add(sid)
+            continue
+        record, counters = loaded
         expected.update(_derived(sid, record, counters))
         _check_journal(kv, sid, counters, problems)
     batch = Batch()
-    _compare_derived(kv, expected, problems, batch)
-    _find_orphans(kv, live, problems, batch)
+    _compare_derived(kv, expected, unreadable, problems, batch)
+    _find_orphans(kv, present, problems, batch)
     if fix and len(batch):
         kv.write(batch)
-    return SessionCheckReport(len(live), tuple(problems), fix and bool(len(batch)))
+    return SessionCheckReport(len(present), tuple(problems), fix and bool(len(batch)))
 
 
 def _sessions(
     kv: KeyValueStore, problems: list[str]
-) -> Iterator[tuple[bytes, layout.SessionRecord, layout.Counters]]:
+) -> Iterator[tuple[bytes, tuple[layout.SessionRecord, layout.Counters] | None]]:
+    """Every session with a record; ``None`` for one that cannot be read (left untouched:
+    a newer satchel may read it, so nothing of it is taken for an orphan)."""
     for key, value in scan_prefix(kv, keys.SESSION):
         sid = key[len(keys.SESSION) :]
         name = layout.text_of(sid)
@@ -65,12 +72,14 @@ def _sessions(
             record = layout.RECORD_CODEC.decode(value)
             if raw_counters is None:
                 problems.append(f"session {name}: no counters")
+                yield sid, None
                 continue
             counters = layout.Counters.decode(raw_counters)
         except SatchelError as error:
             problems.append(f"session {name}: {error}")
+            yield sid, None
             continue
-        yield sid, record, counters
+        yield sid, (record, counters)
 
 
 def _derived(
@@ -103,11 +112,17 @@ def _check_journal(
 
 
 def _compare_derived(
-    kv: KeyValueStore, expected: dict[bytes, bytes], problems: list[str], batch: Batch
+    kv: KeyValueStore,
+    expected: dict[bytes, bytes],
+    unreadable: set[bytes],
+    problems: list[str],
+    batch: Batch,
 ) -> None:
     for prefix in (keys.SESSION_INDEX, keys.DEADLINE):
         for key, value in scan_prefix(kv, prefix):
             want = expected.pop(key, None)
+            if want is None and _owner(prefix, key) in unreadable:
+                continue
             if want is None:
                 problems.append(f"index entry {key!r} belongs to no session")
                 batch.delete(key)
@@ -117,6 +132,13 @@ def _compare_derived(
     for key, value in expected.items():
         problems.append(f"index entry {key!r} is missing")
         batch.put(key, value)
+
+
+def _owner(prefix: bytes, key: bytes) -> bytes:
+    """The session an index or deadline entry belongs to."""
+    if prefix == keys.DEADLINE:
+        return layout.parse_deadline_key(key)[1]
+    return key[-layout.ID_BYTES :]
 
 
 def _find_orphans(kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch) -> None:

@@ -81,9 +81,12 @@ class Counters(NamedTuple):
         return cls(*_COUNTERS.unpack(data))
 
 
+_U64_MAX = (1 << 64) - 1
+
+
 def u64(value: int) -> bytes:
-    """``value`` as 8 big-endian bytes (clamped at 0), so keys sort by it."""
-    return _U64.pack(max(0, value))
+    """``value`` as 8 big-endian bytes (clamped to 0..2^64-1), so keys sort by it."""
+    return _U64.pack(min(max(0, value), _U64_MAX))
 
 
 def record_key(sid: bytes) -> bytes:

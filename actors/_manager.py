@@ -16,9 +16,15 @@ import trio
 from satchel.runtime import ActorRef, Supervisor
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
 
-from satchel._errors import InvalidArgumentError, SessionNotFoundError, ValidationError
+from satchel._errors import (
+    InvalidArgumentError,
+    SessionHasChildrenError,
+    SessionNotFoundError,
+    ValidationError,
+)
 
 from . import _layout as layout
+from . import _removal as removal
 from . import _validate as validate
 from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
@@ -30,14 +36,16 @@ from ._messages import (
     GetState,
     ListState,
     Load,
+    Retire,
     Save,
     SetState,
 )
 from ._model import JournalEntry, SessionConfig, SessionInfo
 from ._query import QUERY_FIELDS, load, make_query, run_query, to_info
-from ._session import SESSION_KIND
+from ._session import SESSION_KIND, SessionBusyError
 
 _US = 1_000_000
+_DELETE_ATTEMPTS = 20
 _CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(SessionConfig))
 
 
@@ -91,15 +99,35 @@ class SessionManager:
     async def create(
         self,
         *,
-        name: str = "",
-        description: str = "",
-        tags: Iterable[str] = (),
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         parent_id: str | None = None,
+        parent_session_id: str | None = None,
         config: SessionConfig | Mapping[str, Any] | None = None,
     ) -> str:
-        """Create an active session and return its id (``SessionNotFound`` for a missing parent)."""
-        record, sid = self._new_record(name, description, tags, metadata, parent_id, config)
+        """Create an active session and return its id (``SessionNotFound`` for a missing parent).
+
+        Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
+        are the same field.
+        """
+        if (
+            parent_id is not None
+            and parent_session_id is not None
+            and parent_id != parent_session_id
+        ):
+            raise InvalidArgumentError(
+                f"parent_id {parent_id!r} and parent_session_id {parent_session_id!r} disagree"
+            )
+        record, sid = self._new_record(
+            "" if name is None else name,
+            "" if description is None else description,
+            () if tags is None else tags,
+            metadata,
+            parent_id if parent_id is not None else parent_session_id,
+            config,
+        )
         if record.parent_id is not None:
             parent_key = layout.record_key(layout.bytes_of(record.parent_id))
             if self._kv.get(parent_key) is None:
@@ -184,9 +212,7 @@ class SessionManager:
     ) -> builtins.list[JournalEntry]:
         """The session's journal in order, from entry ``offset + 1``, at most ``limit`` entries."""
         await self.get(session_id)
-        for field, bound in (("offset", offset), ("limit", limit)):
-            if bound is not None and (type(bound) is not int or bound < 0):
-                raise ValidationError(f"{field} must be a non-negative integer, not {bound!r}")
+        validate.page(offset, limit)
         sid = validate.session_id(session_id)[1]
         upper = prefix_upper_bound(layout.journal_prefix(sid))
         entries = []
@@ -201,23 +227,32 @@ class SessionManager:
     # -- change ---------------------------------------------------------------------------
 
     async def delete(self, session_id: str, *, cascade: bool = False) -> None:
-        """Delete the session (and, with ``cascade``, its descendants, deepest first)."""
-        if cascade:
-            for child in reversed(self._descendants(validate.session_id(session_id)[1])):
-                await self._ask(child, Delete())
-        await self._ask(session_id, Delete())
+        """Delete the session; with ``cascade``, every session below it too, in the same
+        atomic batch (their live actors are passivated first)."""
+        sid = validate.session_id(session_id)[1]
+        for _ in range(_DELETE_ATTEMPTS):
+            if cascade:
+                await self._retire_below(sid)
+            try:
+                await self._ask(session_id, Delete(cascade=cascade))
+                return
+            except SessionBusyError:
+                continue  # a session below was woken between retiring and deleting
+        raise SessionHasChildrenError(
+            f"session {session_id}: sessions below it stayed in use; retry the delete"
+        )
 
-    def _descendants(self, sid: bytes) -> builtins.list[str]:
-        """Every descendant of ``sid``, parents before their children."""
-        found: builtins.list[str] = []
-        frontier = [sid]
-        while frontier:
-            parent = frontier.pop()
-            for key, _ in scan_prefix(self._kv, layout.parent_prefix(parent)):
-                child = key[-layout.ID_BYTES :]
-                found.append(layout.text_of(child))
-                frontier.append(child)
-        return found
+    async def _retire_below(self, sid: bytes) -> None:
+        """Passivate the live actors of every session below ``sid``."""
+        below = [layout.text_of(child) for child in removal.descendants(self._kv, sid)]
+        for child in below:
+            if self._supervisor.is_live(SESSION_KIND, child):
+                await self._ask(child, Retire())
+        for _ in range(_DELETE_ATTEMPTS):
+            # A retired actor finishes its flush a few scheduler ticks after answering.
+            if not any(self._supervisor.is_live(SESSION_KIND, child) for child in below):
+                return
+            await trio.lowlevel.checkpoint()
 
     async def suspend(self, session_id: str) -> None:
         """Active → suspended."""

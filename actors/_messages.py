@@ -56,7 +56,15 @@ class Load:
 
 @attrs.frozen
 class Delete:
-    """Delete the session and everything it owns; refused while it has children."""
+    """Delete the session and everything it owns; without ``cascade``, refused while it has
+    children; with it, the sessions below go in the same batch."""
+
+    cascade: bool = False
+
+
+@attrs.frozen
+class Retire:
+    """Passivate after this turn."""
 
 
 @attrs.frozen

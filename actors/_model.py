@@ -25,13 +25,15 @@ class SessionStatus(enum.StrEnum):
 MAX_VALUE_BYTES = 1 << 20
 
 _COUNTS = ("max_artifacts", "max_bytes", "max_operations", "rate_burst", "max_value_bytes")
-_SECONDS = (
-    "max_duration_s",
-    "idle_timeout_s",
-    "retention_days",
-    "archive_retention_days",
-    "rate_limit",
-)
+_CENTURY_S = 100 * 365.25 * 86_400
+#: Upper bounds keep every deadline inside the index's 64-bit microsecond times.
+_SECONDS = {
+    "max_duration_s": _CENTURY_S,
+    "idle_timeout_s": _CENTURY_S,
+    "retention_days": _CENTURY_S / 86_400,
+    "archive_retention_days": _CENTURY_S / 86_400,
+    "rate_limit": 1e9,
+}
 
 
 @attrs.frozen
@@ -70,7 +72,7 @@ class SessionConfig:
                 )
             if value < 1:
                 raise ValidationError(f"session config {name} must be at least 1, not {value}")
-        for name in _SECONDS:
+        for name, most in _SECONDS.items():
             value = getattr(self, name)
             if value is None:
                 continue
@@ -78,8 +80,10 @@ class SessionConfig:
                 raise InvalidArgumentError(
                     f"session config {name} must be a number, not {type(value).__name__}"
                 )
-            if not (math.isfinite(value) and value > 0):
-                raise ValidationError(f"session config {name} must be positive, not {value}")
+            if not 0 < value <= most:
+                raise ValidationError(
+                    f"session config {name} must be positive and at most {most:g}, not {value}"
+                )
 
     @property
     def burst(self) -> int:

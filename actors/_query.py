@@ -80,6 +80,8 @@ def make_query(
 ) -> SessionQuery:
     """A ``SessionQuery`` from the spec's filters, each checked."""
     if status is not None:
+        if not isinstance(status, str):
+            raise InvalidArgumentError(f"status must be a string, not {type(status).__name__}")
         try:
             status = SessionStatus(status)
         except ValueError:
@@ -92,9 +94,7 @@ def make_query(
         raise ValidationError(f"cannot order sessions by {order_by!r}; use one of {ORDERS}")
     if type(descending) is not bool:
         raise InvalidArgumentError(f"descending must be a boolean, not {descending!r}")
-    for field, value in (("offset", offset), ("limit", limit)):
-        if value is not None and (type(value) is not int or value < 0):
-            raise ValidationError(f"{field} must be a non-negative integer, not {value!r}")
+    validate.page(offset, limit)
     return SessionQuery(
         status=status,
         tags=() if tags is None else validate.tags(tags),

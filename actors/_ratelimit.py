@@ -14,6 +14,11 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = now
 
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled to its burst by ``now``."""
+        elapsed = max(0.0, now - self._stamp)
+        return self._tokens + elapsed * self._rate >= self._burst
+
     def take(self, now: float) -> float:
         """Take a token at time ``now``: 0.0 if granted, else seconds until one is free."""
         elapsed = max(0.0, now - self._stamp)

@@ -14,7 +14,7 @@ from typing import Any, final
 import attrs
 import trio
 from satchel.runtime import Actor
-from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import Batch, KeyValueStore, scan_prefix
 
 from satchel._errors import (
     InvalidArgumentError,
@@ -27,6 +27,7 @@ from satchel._errors import (
 )
 
 from . import _layout as layout
+from . import _removal as removal
 from . import _validate as validate
 from ._lifecycle import ACTIVE, ARCHIVED, COMPLETED, FAILED, SUSPENDED, Transition, target_of
 from ._messages import (
@@ -37,10 +38,12 @@ from ._messages import (
     GetState,
     ListState,
     Load,
+    Retire,
     Save,
     SetState,
 )
 from ._model import SessionStatus
+from ._query import load
 from ._ratelimit import TokenBucket
 
 log = logging.getLogger("satchel.sessions")
@@ -52,17 +55,39 @@ _US = 1_000_000
 _RETRY_DELETE_US = round(DAY_S * _US)
 
 NoteDeadline = Callable[[int], Awaitable[None]]
+#: Maintenance messages the rate limit does not count.
+_UNTHROTTLED = (Save, Load, Retire)
+
+
+@attrs.frozen
+class SessionServices:
+    """What every session actor shares: the store, the deadline board, the rate buckets
+    (which outlive passivation) and a view of which sessions have a live actor."""
+
+    kv: KeyValueStore
+    note_deadline: NoteDeadline
+    is_live: Callable[[str], bool]
+    buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
+
+
+class SessionBusyError(SessionHasChildrenError):
+    """A session below one being deleted came back to life; the delete is retried."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"child session {session_id} is in use; retry the delete")
+        self.session_id = session_id
 
 
 @final
 class SessionActor(Actor[Any]):
     """The actor of one session; ``factory`` of the ``session`` kind."""
 
-    def __init__(self, session_id: str, kv: KeyValueStore, note_deadline: NoteDeadline) -> None:
+    def __init__(self, session_id: str, services: SessionServices) -> None:
         self._id = session_id
         self._sid = layout.bytes_of(session_id)
-        self._kv = kv
-        self._note_deadline = note_deadline
+        self._services = services
+        self._kv = services.kv
+        self._note_deadline = services.note_deadline
         self._record: layout.SessionRecord | None = None
         self._counters = layout.Counters()
         self._bucket: TokenBucket | None = None
@@ -71,6 +96,9 @@ class SessionActor(Actor[Any]):
         self._counters_key = layout.counters_key(self._sid)
         self._var_prefix = layout.var_prefix(self._sid)
         self._earliest_added: int | None = None
+        # Reads are activity too but are not journaled: while live, the actor remembers them.
+        self._tracks_idle = False
+        self._active_us = 0
         self._handlers: dict[type, Callable[[Any], Any]] = {
             SetState: self._set_state,
             GetState: self._get_state,
@@ -80,6 +108,7 @@ class SessionActor(Actor[Any]):
             Save: self._save,
             Load: self._load,
             Delete: self._delete,
+            Retire: self._retire,
         }
 
     async def on_start(self) -> None:
@@ -93,8 +122,19 @@ class SessionActor(Actor[Any]):
         self._counters = layout.Counters.decode(raw_counters)
         self._created = layout.u64(self._record.created_us)
         config = self._record.config
+        self._tracks_idle = config.idle_timeout_s is not None
         if config.rate_limit is not None:
-            self._bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
+            # Kept by the runtime, not the actor: passivating must not refill it.
+            buckets = self._services.buckets
+            self._bucket = buckets.get(self._id)
+            if self._bucket is None:
+                self._bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
+                buckets[self._id] = self._bucket
+
+    async def on_stop(self) -> None:
+        """Forget the rate bucket once it is full again: a new one would be the same."""
+        if self._bucket is not None and self._bucket.full(trio.current_time()):
+            self._services.buckets.pop(self._id, None)
 
     async def receive(self, message: Any) -> Any:
         """Answer one operation on the session."""
@@ -107,7 +147,7 @@ class SessionActor(Actor[Any]):
             raise TypeError(f"a session actor takes no {type(message).__name__}")
         if self._record is None:
             self._require_session()
-        if self._bucket is not None:
+        if self._bucket is not None and type(message) not in _UNTHROTTLED:
             self._throttle(self._bucket)
         try:
             result = handler(message)
@@ -116,6 +156,8 @@ class SessionActor(Actor[Any]):
             if self._id in str(error):
                 raise
             raise type(error)(f"session {self._id}: {error}") from None
+        if self._tracks_idle:
+            self._active_us = self._now_us()
         await self._announce_deadline()
         return result
 
@@ -338,7 +380,7 @@ class SessionActor(Actor[Any]):
 
     def _idle_due(self, record: layout.SessionRecord, entry: tuple[int, bytes]) -> None:
         timeout_us = round((record.config.idle_timeout_s or 0) * _US)
-        idle_until = self._counters.updated_us + timeout_us
+        idle_until = max(self._counters.updated_us, self._active_us) + timeout_us
         if self._now_us() >= idle_until:
             self._transition(Transition.SUSPEND, "idle")
             self.context.passivate()
@@ -347,7 +389,7 @@ class SessionActor(Actor[Any]):
 
     def _archive_retention_due(self, entry: tuple[int, bytes]) -> None:
         try:
-            self._delete(Delete())
+            self._delete(Delete(cascade=False))
         except SessionHasChildrenError:
             record = self._require_session()
             self._rearm(record, entry, self._now_us() + _RETRY_DELETE_US)
@@ -365,26 +407,35 @@ class SessionActor(Actor[Any]):
 
     # -- deletion -----------------------------------------------------------------------
 
-    def _delete(self, _: Delete) -> None:
+    def _delete(self, message: Delete) -> None:
+        """Delete the session (and with ``cascade`` every session below it) in one batch.
+
+        The caller has passivated the live actors below (``Retire``); one that came back
+        since could write after the batch, so the delete is refused and retried instead.
+        """
         record = self._require_session()
-        sid = self._sid
-        child = next(scan_prefix(self._kv, layout.parent_prefix(sid), limit=1), None)
-        if child is not None:
-            child_id = layout.text_of(child[0][-layout.ID_BYTES :])
+        below = removal.descendants(self._kv, self._sid) if message.cascade else []
+        if not message.cascade and (child := removal.first_child(self._kv, self._sid)):
             raise SessionHasChildrenError(
-                f"session {self._id} has child sessions (such as {child_id}); "
+                f"session {self._id} has child sessions (such as {layout.text_of(child)}); "
                 "delete them first or pass cascade=True"
             )
         batch = Batch()
-        for prefix in (layout.var_prefix(sid), layout.journal_prefix(sid)):
-            batch.delete_range(prefix, prefix_upper_bound(prefix))
-        for key, _value in layout.index_entries(sid, record):
-            batch.delete(key)
-        batch.delete(layout.updated_key(sid, self._counters.updated_us))
-        self._move_deadlines(batch, record.deadlines, ())
-        batch.delete(layout.record_key(sid))
-        batch.delete(layout.counters_key(sid))
+        for sid, loaded in zip(below, load(self._kv, below), strict=True):
+            session_id = layout.text_of(sid)
+            if self._services.is_live(session_id):
+                raise SessionBusyError(session_id)
+            if loaded is not None:
+                removal.delete_session(batch, sid, *loaded)
+        removal.delete_session(batch, self._sid, record, self._counters)
         self._kv.write(batch)
+        for sid in below:
+            self._services.buckets.pop(layout.text_of(sid), None)
+        self._services.buckets.pop(self._id, None)
         self._record = None
         self._counters = layout.Counters()
+        self.context.passivate()
+
+    def _retire(self, _: Retire) -> None:
+        """Passivate after this turn (so a cascading delete can remove this session)."""
         self.context.passivate()

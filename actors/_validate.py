@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,8 +91,8 @@ def tags(values: object) -> tuple[str, ...]:
     items: Iterable[object]
     if type(values) is list or type(values) is tuple:
         items = values  # the common case, without the slower ABC checks
-    elif isinstance(values, Iterable) and not isinstance(values, (str, bytes)):
-        items = values
+    elif isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
+        items = values  # ordered: a set or a map's keys would make the order arbitrary
     else:
         raise InvalidArgumentError(f"tags must be an array of strings, not {_short(values)}")
     seen: dict[str, None] = {}
@@ -209,9 +209,12 @@ def micros(field: str, value: object) -> int:
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return round(moment.timestamp() * 1_000_000)
     if type(value) in (int, float):
-        seconds = float(value)  # type: ignore[arg-type]
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            seconds = math.inf
         if not math.isfinite(seconds):
-            raise ValidationError(f"{field} must be a finite time, not {value}")
+            raise ValidationError(f"{field} must be a finite time, not {_short(value)}")
         return round(seconds * 1_000_000)
     if type(value) is str:
         try:
@@ -227,3 +230,14 @@ def micros(field: str, value: object) -> int:
 def to_datetime(us: int) -> datetime:
     """A UTC datetime from microseconds since the epoch."""
     return _EPOCH + timedelta(microseconds=us)
+
+
+def page(offset: object, limit: object) -> None:
+    """Check a page: ``offset`` an integer >= 0, ``limit`` one or ``None``."""
+    for field, value in (("offset", offset), ("limit", limit)):
+        if value is None and field == "limit":
+            continue
+        if type(value) is not int:
+            raise InvalidArgumentError(f"{field} must be an integer, not {type(value).__name__}")
+        if value < 0:
+            raise ValidationError(f"{field} must not be negative, not {value}")

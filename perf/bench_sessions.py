@@ -9,6 +9,8 @@
 * ``set_state``: a variable set on a live session (an ask to its actor, which writes the
   variable, journal entry, counters and update index in one batch). Floor: a bare Trio
   request-reply whose server task puts the encoded value in one WriteBatch.
+* ``session get``: ``rt.sessions.get`` of a session (no actor involved). Floor: multi-get
+  its record and counters and decode them.
 * ``session query ...`` over 100,000 sessions (limit 50), four filter shapes; floor (the
   same for each): reading 50 index keys and multi-getting and decoding their 50 records.
 * ``reopen 100k + first get``: open the runtime on the 100,000-session folder and read one
@@ -203,6 +205,44 @@ def bench_set_state_floor(loops: int) -> float:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def bench_get(loops: int) -> float:
+    folder = _fresh()
+
+    async def main() -> float:
+        async with open_runtime(folder) as rt:
+            sid = await _create(rt, 0)
+            start = trio.current_time()
+            for _ in range(loops):
+                await rt.sessions.get(sid)
+            return trio.current_time() - start
+
+    try:
+        return trio.run(main)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_get_floor(loops: int) -> float:
+    folder = _fresh()
+
+    async def main() -> float:
+        async with open_runtime(folder) as rt:
+            sid = layout.bytes_of(await _create(rt, 0))
+            kv = rt.store.kv
+            keys = [layout.record_key(sid), layout.counters_key(sid)]
+            start = _now()
+            for _ in range(loops):
+                raw_record, raw_counters = kv.get_many(keys)
+                layout.RECORD_CODEC.decode(raw_record or b"")
+                layout.Counters.decode(raw_counters or b"")
+            return _now() - start
+
+    try:
+        return trio.run(main)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # -- 100,000 sessions ----------------------------------------------------------------------
 
 
@@ -339,6 +379,8 @@ def main() -> None:
     runner.bench_time_func("session create, same bytes [floor]", bench_same_bytes_floor)
     runner.bench_time_func("set_state", bench_set_state)
     runner.bench_time_func("set_state [floor]", bench_set_state_floor)
+    runner.bench_time_func("session get", bench_get)
+    runner.bench_time_func("session get [floor]", bench_get_floor)
     for name in QUERIES:
         runner.bench_time_func(f"session query 100k: {name}", bench_query(name))
         runner.bench_time_func(f"session query 100k: {name} [floor]", bench_query_floor)

@@ -89,6 +89,10 @@ class Supervisor:
         """Run ``fn(*args)`` in the supervisor's nursery (timers and the like)."""
         self._nursery.start_soon(fn, *args)
 
+    def is_live(self, kind: str, actor_id: str) -> bool:
+        """Whether the actor is live now (activating or running, not failed)."""
+        return (kind, actor_id) in self._cells
+
     def has_kind(self, kind: str) -> bool:
         """Whether actors of ``kind`` can be addressed."""
         return kind in self._specs

@@ -23,11 +23,14 @@ def plan(run: str, count: int) -> Iterator[tuple[Op, Model]]:
     """The operations of run ``run`` and the model state after each one."""
     rng = random.Random(run)
     model: Model = {}
+    parents: dict[str, str | None] = {}
     for i in range(count):
         active = sorted(n for n, (status, _) in model.items() if status == "active")
         if i % 8 == 0 or not active:
-            op: Op = ("create", f"{run}-s{i:05d}", None)
+            parent = rng.choice(sorted(model)) if model and rng.random() < 0.4 else None
+            op: Op = ("create", f"{run}-s{i:05d}", parent)
             model[op[1]] = ("active", {})
+            parents[op[1]] = parent
         else:
             name = rng.choice(active)
             status, variables = model[name]
@@ -45,7 +48,12 @@ def plan(run: str, count: int) -> Iterator[tuple[Op, Model]]:
             else:
                 op = ("delete", name, None)
             if op[0] == "delete":
-                del model[name]
+                # A cascading delete: the session and every session below it.
+                gone = {name}
+                while extra := {n for n, p in parents.items() if p in gone} - gone:
+                    gone |= extra
+                for dead in gone:
+                    del model[dead], parents[dead]
             else:
                 model[name] = (status, variables)
         yield op, {n: (s, dict(v)) for n, (s, v) in model.items()}
@@ -57,13 +65,14 @@ async def main(folder: str, run: str) -> None:
         for n, (op, _) in enumerate(plan(run, 100_000)):
             kind, name, arg = op
             if kind == "create":
-                ids[name] = await rt.sessions.create(name=name)
+                parent = None if arg is None else ids[arg]
+                ids[name] = await rt.sessions.create(name=name, parent_id=parent)
             elif kind == "set":
                 await rt.sessions.set_state(ids[name], *arg)
             elif kind == "unset":
                 await rt.sessions.delete_state(ids[name], arg)
             elif kind == "delete":
-                await rt.sessions.delete(ids[name])
+                await rt.sessions.delete(ids[name], cascade=True)
             else:
                 await getattr(rt.sessions, kind)(ids[name])
             print(f"ok {n}", flush=True)

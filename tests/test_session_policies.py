@@ -13,6 +13,7 @@ from satchel import (
     Runtime,
     SessionConfig,
     SessionNotFoundError,
+    ValidationError,
     open_runtime,
 )
 
@@ -160,3 +161,117 @@ async def test_operation_quota_refuses_before_writing(rt: Runtime) -> None:
     assert len(await session.timeline()) == 4
     await session.complete()
     assert (await session.info()).status == "completed"
+
+
+async def test_deadlines_due_during_a_sweep_are_not_lost(
+    rt: Runtime, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deadline falling due while the sweeper is telling another session still fires."""
+    from satchel.actors._session import SessionActor
+
+    first = await rt.sessions.create(config={"max_duration_s": 10})
+    second = await rt.sessions.create(config={"max_duration_s": 10.01})
+    assert live_sessions(rt) == set()  # creating wakes no actor: the sweep will
+    slow_start = SessionActor.on_start
+
+    async def on_start(self: SessionActor) -> None:
+        await trio.sleep(0.05)  # the virtual clock moves while the sweep waits on this
+        await slow_start(self)
+
+    monkeypatch.setattr(SessionActor, "on_start", on_start)
+    await trio.sleep(20)
+    assert (await rt.sessions.get(first)).status == "failed"
+    assert (await rt.sessions.get(second)).status == "failed"
+
+
+async def test_a_cancelled_create_does_not_silence_later_deadlines(
+    rt: Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    """Cancelling a create after it committed leaves every deadline scheduled."""
+    with trio.move_on_after(0):
+        await rt.sessions.create(config={"max_duration_s": 10})
+    await rt.sessions.create(config={"max_duration_s": 20})
+    await trio.sleep(100)
+    sessions = await rt.sessions.list()
+    assert sessions and {s.status for s in sessions} == {"failed"}
+
+
+def corrupt_counters(rt: Runtime, session_id: str) -> None:
+    """Make a session's actor unable to start (its counters no longer decode)."""
+    from satchel.actors import _layout as layout
+    from satchel.storage import Batch
+
+    batch = Batch()
+    batch.put(layout.counters_key(layout.bytes_of(session_id)), b"broken")
+    rt.store.kv.write(batch)
+
+
+async def test_a_broken_session_does_not_stop_other_deadlines(
+    rt: Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    """A session whose actor cannot start is skipped; later deadlines of others still fire."""
+    broken = await rt.sessions.create(config={"max_duration_s": 10})
+    healthy = await rt.sessions.create(config={"max_duration_s": 100})
+    corrupt_counters(rt, broken)
+    await trio.sleep(50)
+    late = await rt.sessions.create(config={"max_duration_s": 10})
+    await trio.sleep(100)
+    assert (await rt.sessions.get(healthy)).status == "failed"
+    assert (await rt.sessions.get(late)).status == "failed"
+
+
+async def test_reopen_with_a_broken_due_session_still_opens(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A runtime opens although a session with a due deadline cannot start."""
+    async with open_runtime(tmp_path) as rt:
+        broken = await rt.sessions.create(config={"max_duration_s": 10})
+        fine = await rt.sessions.create(config={"max_duration_s": 10})
+        corrupt_counters(rt, broken)
+    await trio.sleep(20)
+    async with open_runtime(tmp_path) as rt:
+        await trio.sleep(0.1)
+        assert (await rt.sessions.get(fine)).status == "failed"
+
+
+async def test_rate_limit_survives_passivation_and_spares_save(
+    rt: Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    """Passivating a session does not refill its bucket; save and load are not counted."""
+    sid = await rt.sessions.create(config={"rate_limit": 1, "rate_burst": 1})
+    await rt.sessions.set_state(sid, "k", 1)
+    rt.supervisor.request("session", sid, "passivate")
+    await trio.sleep(0.01)
+    assert sid not in live_sessions(rt)
+    with pytest.raises(RateLimitedError):
+        await rt.sessions.set_state(sid, "k", 2)
+    await rt.sessions.save(sid)
+    assert await rt.sessions.load(sid) == sid
+    assert await rt.sessions.save_all() >= 1
+
+
+async def test_reads_postpone_the_idle_timeout(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+    """A session only read from is not idle."""
+    sid = await rt.sessions.create(config={"idle_timeout_s": 30})
+    await rt.sessions.set_state(sid, "k", 1)
+    for _ in range(4):
+        await trio.sleep(20)
+        assert await rt.sessions.get_state(sid, "k") == 1
+    assert (await rt.sessions.get(sid)).status == "active"
+    await trio.sleep(31)
+    assert (await rt.sessions.get(sid)).status == "suspended"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"retention_days": 1e9},
+        {"max_duration_s": 1e15},
+        {"idle_timeout_s": float("inf")},
+        {"archive_retention_days": 0},
+    ],
+)
+async def test_durations_are_bounded(rt: Runtime, config: dict[str, float]) -> None:
+    """Durations outside (0, 100 years] are refused at creation with ValidationError."""
+    with pytest.raises(ValidationError, match="at most"):
+        await rt.sessions.create(config=config)

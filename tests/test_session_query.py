@@ -165,9 +165,16 @@ async def test_bad_queries_are_refused(rt: Runtime) -> None:
         ({"status": "sleeping"}, ValidationError),
         ({"order_by": "size"}, ValidationError),
         ({"limit": -1}, ValidationError),
-        ({"offset": 1.5}, ValidationError),
+        ({"offset": 1.5}, InvalidArgumentError),
+        ({"limit": "5"}, InvalidArgumentError),
+        ({"status": 5}, InvalidArgumentError),
+        ({"created_before": 10**400}, ValidationError),
         ({"created_after": "yesterday"}, ValidationError),
         ({"parent_session_id": "nope"}, InvalidArgumentError),
     ):
         with pytest.raises(error):
             await rt.sessions.list(**bad)
+    # Far-off but finite times are valid bounds: nothing is created after them.
+    await rt.sessions.create()
+    assert await rt.sessions.list(created_after=1e300) == []
+    assert len(await rt.sessions.list(created_before=1e300)) == 1

@@ -100,6 +100,12 @@ async def test_bad_create_input_is_refused(
     with pytest.raises(error):
         await rt.sessions.create(**fields)
     assert await rt.sessions.list() == []
+    assert session_keys(rt) == []
+
+
+def session_keys(rt: Runtime) -> list[bytes]:
+    """Every key in the store except the kernel's reminders."""
+    return [k for k, _ in rt.store.kv.scan(b"\x00", b"\xff") if not k.startswith(b"rmd\x00")]
 
 
 async def test_malformed_and_unknown_ids(rt: Runtime) -> None:
@@ -293,7 +299,31 @@ async def test_delete_removes_everything(rt: Runtime) -> None:
     with pytest.raises(SessionNotFoundError):
         await session.timeline()
     assert await rt.sessions.list(tags=["x"]) == []
-    assert list(rt.store.kv.scan(b"\x00", b"\xff")) == []
+    assert session_keys(rt) == []
+
+
+async def test_cascade_delete_is_one_batch_even_with_live_children(rt: Runtime) -> None:
+    """Cascade removes a tree whose sessions have live actors, in one write, leaving no key."""
+    root = await rt.sessions.create(name="root")
+    kids = [await rt.sessions.create(parent_id=root) for _ in range(3)]
+    grandkid = await rt.sessions.create(parent_id=kids[0])
+    for sid in [*kids, grandkid]:
+        await rt.sessions.set_state(sid, "k", sid)
+    assert all(_live(rt, sid) for sid in kids)
+    writes = []
+    original = rt.store.kv.write
+
+    def counting(batch: Any, **options: Any) -> None:
+        writes.append(len(batch))
+        original(batch, **options)
+
+    rt.store.kv.write = counting  # type: ignore[method-assign]
+    await rt.sessions.delete(root, cascade=True)
+    rt.store.kv.write = original  # type: ignore[method-assign]
+    assert len(writes) == 1
+    assert session_keys(rt) == []
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.get_state(kids[1], "k")
 
 
 async def test_delete_with_children_needs_cascade(rt: Runtime) -> None:
@@ -343,12 +373,11 @@ async def test_save_load_save_all_and_restore_recent(rt: Runtime) -> None:
     """load makes a session live, save_all saves the live ones, restore_recent wakes the newest."""
     ids = [await rt.sessions.create(name=f"s{i}") for i in range(4)]
     await rt.session(ids[1]).set_state("touched", True)
-    for sid in ids:
-        rt.supervisor.request("session", sid, "passivate") if _live(rt, sid) else None
+    assert [i for i in ids if _live(rt, i)] == [ids[1]]
     await rt.sessions.save(ids[0])
     assert await rt.sessions.load(ids[2]) == ids[2]
-    assert _live(rt, ids[2])
-    assert await rt.sessions.save_all() == len([i for i in ids if _live(rt, i)])
+    assert [i for i in ids if _live(rt, i)] == [ids[0], ids[1], ids[2]]
+    assert await rt.sessions.save_all() == 3
     recent = await rt.sessions.restore_recent(2)
     assert recent == [ids[1], ids[3]]
     assert all(_live(rt, sid) for sid in recent)
@@ -397,3 +426,32 @@ async def test_check_finds_and_repairs_derived_damage(rt: Runtime) -> None:
     assert (await rt.sessions.check()).clean
     assert [s.id for s in await rt.sessions.list(tags=["t"])] == [keep]
     assert layout.text_of(sid) == keep
+
+
+async def test_check_fix_keeps_the_data_of_an_unreadable_record(rt: Runtime) -> None:
+    """A record this satchel cannot read is reported, and fix removes none of its data."""
+    from satchel.actors import _layout as layout
+    from satchel.storage import Batch
+
+    sid = await rt.sessions.create(name="future", tags=["t"])
+    await rt.sessions.set_state(sid, "k", 1)
+    before = session_keys(rt)
+    newer = Batch()
+    newer.put(layout.record_key(layout.bytes_of(sid)), b"\x01\xff\xff")  # schema 65535
+    rt.store.kv.write(newer)
+    report = await rt.sessions.check(fix=True)
+    assert report.sessions == 1 and any("newer" in p for p in report.problems)
+    assert not report.fixed
+    assert session_keys(rt) == before
+
+
+async def test_create_takes_the_spec_names_and_optional_nones(rt: Runtime) -> None:
+    """parent_session_id works as parent_id does; None means default; sets are not tags."""
+    parent = await rt.sessions.create(name=None, description=None, tags=None)
+    child = await rt.sessions.create(parent_session_id=parent)
+    assert (await rt.sessions.get(child)).parent_session_id == parent
+    assert (await rt.sessions.get(parent)).name == ""
+    with pytest.raises(InvalidArgumentError):
+        await rt.sessions.create(parent_id=parent, parent_session_id=child)
+    with pytest.raises(InvalidArgumentError):
+        await rt.sessions.create(tags={"a", "b"})

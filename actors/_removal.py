@@ -1,0 +1,41 @@
+"""What deleting sessions writes: every key of a session, and the sessions below one."""
+
+from __future__ import annotations
+
+from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+
+from . import _layout as layout
+
+
+def descendants(kv: KeyValueStore, sid: bytes) -> list[bytes]:
+    """Every session below ``sid``, parents before their children."""
+    found: list[bytes] = []
+    frontier = [sid]
+    while frontier:
+        parent = frontier.pop()
+        for key, _ in scan_prefix(kv, layout.parent_prefix(parent)):
+            child = key[-layout.ID_BYTES :]
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+def first_child(kv: KeyValueStore, sid: bytes) -> bytes | None:
+    """One child session of ``sid``, if it has any."""
+    entry = next(scan_prefix(kv, layout.parent_prefix(sid), limit=1), None)
+    return None if entry is None else entry[0][-layout.ID_BYTES :]
+
+
+def delete_session(
+    batch: Batch, sid: bytes, record: layout.SessionRecord, counters: layout.Counters
+) -> None:
+    """Add the removal of every key of session ``sid`` to ``batch``."""
+    for prefix in (layout.var_prefix(sid), layout.journal_prefix(sid)):
+        batch.delete_range(prefix, prefix_upper_bound(prefix))
+    for key, _value in layout.index_entries(sid, record):
+        batch.delete(key)
+    batch.delete(layout.updated_key(sid, counters.updated_us))
+    for due, reason in record.deadlines:
+        batch.delete(layout.deadline_key(due, sid, reason))
+    batch.delete(layout.record_key(sid))
+    batch.delete(layout.counters_key(sid))
