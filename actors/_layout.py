@@ -171,10 +171,21 @@ def name_sort_key(name: str) -> bytes:
     return name.casefold().encode()
 
 
+#: The by-update index orders sessions by the second of their last update, so a busy
+#: session moves its entry once a second, not on every write; the exact order within a
+#: second comes from the counters (see ``by_update_time``).
+UPDATE_BUCKET_US = 1_000_000
+
+
 def updated_key(sid: bytes, updated_us: int) -> bytes:
     """The by-update index key of a session updated at ``updated_us`` (its value is the
     session's creation time, as in the by-name index)."""
-    return BY_UPDATED + u64(updated_us) + sid
+    return BY_UPDATED + u64(updated_us // UPDATE_BUCKET_US) + sid
+
+
+def same_update_bucket(a_us: int, b_us: int) -> bool:
+    """Whether two update times share one by-update index entry."""
+    return a_us // UPDATE_BUCKET_US == b_us // UPDATE_BUCKET_US
 
 
 def status_key(sid: bytes, record: SessionRecord) -> bytes:

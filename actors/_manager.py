@@ -8,6 +8,7 @@ them; ``create`` writes directly, since no actor can yet know a fresh id.
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any, final
 
@@ -41,7 +42,7 @@ from ._messages import (
     SetState,
 )
 from ._model import JournalEntry, SessionConfig, SessionInfo
-from ._query import QUERY_FIELDS, load, make_query, run_query, to_info
+from ._query import QUERY_FIELDS, by_update_time, load, make_query, run_query, to_info
 from ._session import SESSION_KIND, SessionBusyError
 
 _US = 1_000_000
@@ -296,7 +297,8 @@ class SessionManager:
         """Make the ``count`` most recently updated sessions live; their ids, newest first."""
         if type(count) is not int or count < 0:
             raise ValidationError(f"count must be a non-negative integer, not {count!r}")
-        newest = scan_prefix(self._kv, layout.BY_UPDATED, reverse=True, limit=count)
+        index = scan_prefix(self._kv, layout.BY_UPDATED, reverse=True)
+        newest = itertools.islice(by_update_time(self._kv, index, descending=True), count)
         ids = [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in newest]
         for session_id in ids:
             await self._ask(session_id, Load())

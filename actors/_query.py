@@ -172,8 +172,27 @@ def run_query(kv: KeyValueStore, query: SessionQuery) -> list[SessionInfo]:
             return [to_info(*x) for x in _window(query, iter(loaded))]
     order = layout.BY_NAME if query.order_by == "name" else layout.BY_UPDATED
     entries = kv.scan(order, prefix_upper_bound(order), reverse=query.descending)
+    if order == layout.BY_UPDATED:
+        entries = by_update_time(kv, entries, descending=query.descending)
     suffixes = (value + key[-layout.ID_BYTES :] for key, value in entries)
     return _page(kv, query, _tested(kv, query, _in_created_range(query, suffixes), filters, None))
+
+
+def by_update_time(
+    kv: KeyValueStore, entries: Iterable[tuple[bytes, bytes]], *, descending: bool
+) -> Iterator[tuple[bytes, bytes]]:
+    """By-update index entries in exact update order: the index orders them by the second,
+    and each second's entries are sorted by the update times in their counters."""
+    bucket_end = len(layout.BY_UPDATED) + 8
+    for _, group in itertools.groupby(entries, key=lambda entry: entry[0][:bucket_end]):
+        members = list(group)
+        if len(members) == 1:
+            yield members[0]
+            continue
+        raw = kv.get_many([layout.counters_key(key[-layout.ID_BYTES :]) for key, _ in members])
+        times = [layout.Counters.decode(r).updated_us if r else 0 for r in raw]
+        ranked = sorted(zip(times, members, strict=True), reverse=descending)
+        yield from (entry for _, entry in ranked)
 
 
 Suffix = bytes  # creation time (8 bytes) + session id (16 bytes)

@@ -216,7 +216,7 @@ class SessionActor(Actor[Any]):
         sid = self._sid
         batch.put(self._journal_prefix + layout.u64(new.seq), layout.encode_entry(now, kind, data))
         batch.put(self._counters_key, new.encode())
-        if now != old.updated_us:
+        if not layout.same_update_bucket(now, old.updated_us):
             batch.delete(layout.updated_key(sid, old.updated_us))
             batch.put(layout.updated_key(sid, now), self._created)
         if record is not None:

@@ -85,23 +85,31 @@ def _sample_record() -> layout.SessionRecord:
     return trio.run(main)
 
 
-def bench_create_floor(loops: int) -> float:
+def _time_batches(record: layout.SessionRecord, prepared: list[list[tuple[bytes, bytes]]]) -> float:
+    """Time writing each prepared list of pairs as one bare WriteBatch, the first value being
+    ``record`` encoded in the loop."""
     folder = _fresh()
-    record = _sample_record()
-    keys = [layout.record_key(validate.new_session_id()[1]) for _ in range(loops)]
     store = RocksStore(folder)
     try:
         db, plain = store._db, store._plain
         assert db is not None
         start = _now()
-        for key in keys:
+        for pairs in prepared:
             batch = rocksdict.WriteBatch(raw_mode=True)
-            batch.put(key, layout.RECORD_CODEC.encode(record))
+            batch.put(pairs[0][0], layout.RECORD_CODEC.encode(record))
+            for key, value in pairs[1:]:
+                batch.put(key, value)
             db.write(batch, plain)
         return _now() - start
     finally:
         store.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_create_floor(loops: int) -> float:
+    record = _sample_record()
+    keys = [layout.record_key(validate.new_session_id()[1]) for _ in range(loops)]
+    return _time_batches(record, [[(key, b"")] for key in keys])
 
 
 def _same_pairs(record: layout.SessionRecord) -> list[tuple[bytes, bytes]]:
@@ -120,24 +128,8 @@ def _same_pairs(record: layout.SessionRecord) -> list[tuple[bytes, bytes]]:
 
 
 def bench_same_bytes_floor(loops: int) -> float:
-    folder = _fresh()
     record = _sample_record()
-    prepared = [_same_pairs(record) for _ in range(loops)]
-    store = RocksStore(folder)
-    try:
-        db, plain = store._db, store._plain
-        assert db is not None
-        start = _now()
-        for pairs in prepared:
-            batch = rocksdict.WriteBatch(raw_mode=True)
-            batch.put(pairs[0][0], layout.RECORD_CODEC.encode(record))
-            for key, value in pairs[1:]:
-                batch.put(key, value)
-            db.write(batch, plain)
-        return _now() - start
-    finally:
-        store.close()
-        shutil.rmtree(folder, ignore_errors=True)
+    return _time_batches(record, [_same_pairs(record) for _ in range(loops)])
 
 
 def _now() -> float:

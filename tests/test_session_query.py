@@ -178,3 +178,24 @@ async def test_bad_queries_are_refused(rt: Runtime) -> None:
     await rt.sessions.create()
     assert await rt.sessions.list(created_after=1e300) == []
     assert len(await rt.sessions.list(created_before=1e300)) == 1
+
+
+@pytest.mark.parametrize("small", [512, 2])
+async def test_exact_update_order_within_one_second(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, small: int
+) -> None:
+    """Sessions updated within the same second still come back in exact update order."""
+    monkeypatch.setattr(_query, "SMALL", small)
+    ids = [await rt.sessions.create(name=f"s{i}", tags=["t"]) for i in range(8)]
+    for sid in (ids[3], ids[0], ids[6], ids[1], ids[3]):
+        await rt.sessions.set_state(sid, "k", 1)
+    everything = await rt.sessions.list()
+    for q in (
+        {"order_by": "updated_at"},
+        {"order_by": "updated_at", "descending": True},
+        {"order_by": "updated_at", "tags": ["t"], "offset": 2, "limit": 3},
+    ):
+        assert [s.id for s in await rt.sessions.list(**q)] == model(everything, q), q
+    newest = model(everything, {"order_by": "updated_at", "descending": True})[:3]
+    assert await rt.sessions.restore_recent(3) == newest
+    assert newest[0] == ids[3]
