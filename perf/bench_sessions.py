@@ -22,6 +22,8 @@ The 100,000-session folder is built once (about a minute) in ``$SATCHEL_BENCH_DA
 Run (from the repository root)::
 
     python perf/bench_sessions.py -o perf/sessions.json
+    python perf/report.py perf/storage.json perf/kernel.json perf/sessions.json \
+        --notes perf/kernel_memory.md perf/sessions_notes.md
 """
 
 from __future__ import annotations

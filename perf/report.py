@@ -4,6 +4,11 @@ Run (from the repository root)::
 
     python perf/report.py perf/storage.json [perf/other.json ...] [-o perf/RESULTS.md]
 
+Today's RESULTS.md::
+
+    python perf/report.py perf/storage.json perf/kernel.json perf/sessions.json \
+        --notes perf/kernel_memory.md perf/sessions_notes.md
+
 Benchmarks pair by name: ``<op>`` with ``<op> [floor]``, in any file given. A benchmark whose
 metadata holds ``bytes_per_op`` gets a throughput (MB/s, 10^6 bytes per second) and is compared
 as its throughput in % of the floor's; any other is compared as a time ratio (x floor).
