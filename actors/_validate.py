@@ -143,27 +143,22 @@ def _walk(value: Any, depth: int) -> None:
     if depth >= MAX_DEPTH:
         raise _Unfit(ValidationError, f"nested more than {MAX_DEPTH} levels deep")
     if kind is list or kind is tuple:
-        for index, item in enumerate(value):
-            try:
-                _walk(item, depth + 1)
-            except _Unfit as unfit:
-                unfit.path.append(index)
-                raise
-        return
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _Unfit(
-                    InvalidArgumentError,
-                    f"map keys must be strings, not {type(key).__name__} {_short(key)}",
-                )
-            try:
-                _walk(item, depth + 1)
-            except _Unfit as unfit:
-                unfit.path.append(key)
-                raise
-        return
-    raise _Unfit(InvalidArgumentError, f"{kind.__name__} is not a JSON-like value")
+        steps: Iterable[tuple[object, Any]] = enumerate(value)
+    elif kind is dict:
+        steps = value.items()
+    else:
+        raise _Unfit(InvalidArgumentError, f"{kind.__name__} is not a JSON-like value")
+    for step, item in steps:
+        if kind is dict and type(step) is not str:
+            raise _Unfit(
+                InvalidArgumentError,
+                f"map keys must be strings, not {type(step).__name__} {_short(step)}",
+            )
+        try:
+            _walk(item, depth + 1)
+        except _Unfit as unfit:
+            unfit.path.append(step)
+            raise
 
 
 def encoded(field: str, encode: Callable[[Any], bytes], value: Any) -> bytes:
