@@ -3,6 +3,7 @@
 from ._blobformat import BlobLimits as BlobLimits
 from ._blobs import BlobRef as BlobRef
 from ._blobs import BlobStore as BlobStore
+from ._blobs import BlobWriter as BlobWriter
 from ._blobs import StagedBlob as StagedBlob
 from ._check import CheckReport as CheckReport
 from ._codec import RecordCodec as RecordCodec

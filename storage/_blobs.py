@@ -169,6 +169,57 @@ class _Upload:
         return digest, meta
 
 
+@final
+class BlobWriter:
+    """One upload in progress; get it from ``BlobStore.writer``."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._upload: _Upload | None = _Upload(store.kv, store.limits, whole_digest=None)
+        store._uploads.add(self._upload.data_id)
+        self._pending = bytearray()
+
+    def _open(self) -> _Upload:
+        if self._upload is None:
+            raise ValidationError("this upload is finished or aborted")
+        return self._upload
+
+    @property
+    def size(self) -> int:
+        """Bytes added so far."""
+        upload = self._open()
+        return upload.size + len(self._pending)
+
+    def add(self, piece: Buffer) -> None:
+        """Append ``piece``; full chunks are encoded and written now."""
+        upload = self._open()
+        if not isinstance(piece, bytes | bytearray | memoryview):
+            kind = type(piece).__name__
+            raise InvalidArgumentError(f"a content stream yielded {kind}, not bytes")
+        self._store._check_size(self.size + memoryview(piece).nbytes)
+        chunk = self._store.limits.chunk_size
+        self._pending += piece
+        while len(self._pending) >= chunk:
+            upload.add(bytes(self._pending[:chunk]))
+            del self._pending[:chunk]
+
+    def finish(self) -> StagedBlob:
+        """The staged blob of everything added, for ``BlobStore.commit`` or ``discard``."""
+        upload = self._open()
+        if self._pending or upload.count == 0:
+            upload.add(bytes(self._pending))
+            self._pending.clear()
+        digest, layout = upload.finish()
+        self._upload = None
+        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=None, content=None)
+
+    def abort(self) -> None:
+        """Drop what was written (nothing happens if already finished or aborted)."""
+        if self._upload is not None:
+            self._store._abort(self._upload.data_id)
+            self._upload = None
+
+
 def free_chunks(batch: Batch, data_id: bytes) -> None:
     """Add to ``batch`` the deletion of every chunk of ``data_id`` and its pending mark."""
     batch.delete_range(chunk_key(data_id, 0), prefix_upper_bound(data_id), BLOBS)
@@ -242,36 +293,27 @@ class BlobStore:
         return await self._upload_buffer(view, digest)
 
     async def _put_stream(self, source: AsyncIterable[Buffer]) -> StagedBlob:
-        upload = _Upload(self.kv, self.limits, whole_digest=None)
-        self._uploads.add(upload.data_id)
+        writer = self.writer()
         try:
-            await self._copy_stream(source, upload)
-            digest, layout = upload.finish()
+            async for piece in source:
+                writer.add(piece)
+                await trio.lowlevel.checkpoint()
+            return writer.finish()
         except BaseException:
-            self._abort(upload.data_id)
+            writer.abort()
             if isinstance(source, AsyncGenerator):
                 # Finalize the caller's generator now, not whenever the GC gets to it.
                 with trio.CancelScope(shield=True):
                     await source.aclose()
             raise
-        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=None, content=None)
 
-    async def _copy_stream(self, source: AsyncIterable[Buffer], upload: _Upload) -> None:
-        size = self.limits.chunk_size
-        pending = bytearray()
-        async for piece in source:
-            if not isinstance(piece, bytes | bytearray | memoryview):
-                raise InvalidArgumentError(
-                    f"a content stream yielded {type(piece).__name__}, not bytes"
-                )
-            self._check_size(upload.size + len(pending) + len(piece))
-            pending += piece
-            while len(pending) >= size:
-                upload.add(bytes(pending[:size]))
-                del pending[:size]
-                await trio.lowlevel.checkpoint()
-        if pending or upload.count == 0:
-            upload.add(bytes(pending))
+    def writer(self) -> BlobWriter:
+        """A blob written piece by piece: ``add`` each piece, then ``finish`` (or ``abort``).
+
+        Full chunks are written as they fill, under a pending mark, so a process that stops
+        mid-upload leaves nothing that the next open does not remove.
+        """
+        return BlobWriter(self)
 
     async def _upload_buffer(self, view: memoryview, digest: bytes) -> StagedBlob:
         upload = _Upload(self.kv, self.limits, whole_digest=digest)
