@@ -16,11 +16,20 @@ from satchel.storage import _keys as keys
 
 from satchel._errors import SatchelError
 
+from . import _artifact_layout as artifacts
 from . import _layout as layout
+from . import _validate as validate
+from ._artifact_model import ARTIFACT_CODEC
 
 #: Journal kinds that count as operations (``operation_count``).
-OPERATION_KINDS = frozenset({"state_set", "state_deleted"})
-_OWNED = (keys.SESSION_COUNTERS, keys.SESSION_VAR, keys.JOURNAL)
+OPERATION_KINDS = frozenset({"state_set", "state_deleted", "artifact_stored", "artifact_deleted"})
+_OWNED = (
+    keys.SESSION_COUNTERS,
+    keys.SESSION_VAR,
+    keys.JOURNAL,
+    keys.ARTIFACT,
+    keys.ARTIFACT_NAME,
+)
 
 
 @attrs.frozen
@@ -51,6 +60,7 @@ def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckRepor
         record, counters = loaded
         expected.update(_derived(sid, record, counters))
         _check_journal(kv, sid, counters, problems)
+        _check_artifacts(kv, sid, counters, expected, problems)
     batch = Batch()
     _compare_derived(kv, expected, unreadable, problems, batch)
     _find_orphans(kv, present, problems, batch)
@@ -111,6 +121,41 @@ def _check_journal(
         )
 
 
+def _check_artifacts(
+    kv: KeyValueStore,
+    sid: bytes,
+    counters: layout.Counters,
+    expected: dict[bytes, bytes],
+    problems: list[str],
+) -> None:
+    """Artifact records against the session's counters, their id entries and name entries."""
+    count = size = 0
+    last: dict[bytes, int] = {}
+    name = layout.text_of(sid)
+    for key, value in scan_prefix(kv, artifacts.session_prefix(sid)):
+        try:
+            record = ARTIFACT_CODEC.decode(value)
+        except SatchelError as error:
+            problems.append(f"session {name}: artifact {key!r}: {error}")
+            continue
+        count += 1
+        size += record.size
+        expected[artifacts.id_key(validate.artifact_id(record.id))] = key[len(keys.ARTIFACT) :]
+        named = record.name.encode()
+        last[named] = max(last.get(named, 0), record.version)
+    for named, version in last.items():
+        raw = kv.get(artifacts.name_key(sid, named))
+        if raw is None or artifacts.decode_name_value(raw)[0] < version:
+            problems.append(
+                f"session {name}: name entry of artifact {named!r} is missing or behind"
+            )
+    if (count, size) != (counters.artifacts, counters.total_bytes):
+        problems.append(
+            f"session {name}: {count} artifacts of {size} bytes stored, counters say "
+            f"{counters.artifacts} of {counters.total_bytes}"
+        )
+
+
 def _compare_derived(
     kv: KeyValueStore,
     expected: dict[bytes, bytes],
@@ -118,10 +163,10 @@ def _compare_derived(
     problems: list[str],
     batch: Batch,
 ) -> None:
-    for prefix in (keys.SESSION_INDEX, keys.DEADLINE):
+    for prefix in (keys.SESSION_INDEX, keys.DEADLINE, keys.ARTIFACT_ID):
         for key, value in scan_prefix(kv, prefix):
             want = expected.pop(key, None)
-            if want is None and _owner(prefix, key) in unreadable:
+            if want is None and _owner(prefix, key, value) in unreadable:
                 continue
             if want is None:
                 problems.append(f"index entry {key!r} belongs to no session")
@@ -134,10 +179,12 @@ def _compare_derived(
         batch.put(key, value)
 
 
-def _owner(prefix: bytes, key: bytes) -> bytes:
-    """The session an index or deadline entry belongs to."""
+def _owner(prefix: bytes, key: bytes, value: bytes) -> bytes:
+    """The session an index, deadline or artifact id entry belongs to."""
     if prefix == keys.DEADLINE:
         return layout.parse_deadline_key(key)[1]
+    if prefix == keys.ARTIFACT_ID:
+        return value[: layout.ID_BYTES]
     return key[-layout.ID_BYTES :]
 
 

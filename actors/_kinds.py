@@ -1,36 +1,45 @@
-"""The actor kinds of the session domain, as the supervisor runs them."""
+"""The actor kinds of the session domain, registered with a supervisor."""
 
 from __future__ import annotations
 
 from satchel.runtime import ActorSpec, Supervisor
-from satchel.storage import KeyValueStore
+from satchel.storage import Store
 
 from ._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
 from ._session import SESSION_KIND, SessionActor, SessionServices
+from ._storage import STORAGE_ID, STORAGE_KIND, StorageActor
 
 #: A live session with no message for this long is passivated (its state is all on disk).
 SESSION_IDLE_S = 300.0
 
 
-def session_kinds(
-    kv: KeyValueStore, supervisor: Supervisor, board: DeadlineBoard
-) -> list[ActorSpec]:
-    """The ``session`` and ``deadlines`` kinds, sharing ``kv`` and ``board``."""
+def register_session_kinds(
+    store: Store, supervisor: Supervisor, board: DeadlineBoard
+) -> SessionServices:
+    """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share."""
+    supervisor.register(
+        ActorSpec(kind=STORAGE_KIND, factory=lambda _: StorageActor(store.blobs), idle_timeout=None)
+    )
     services = SessionServices(
-        kv=kv,
+        kv=store.kv,
+        blobs=store.blobs,
+        storage=supervisor.ref(STORAGE_KIND, STORAGE_ID),
         note_deadline=board.note,
         is_live=lambda session_id: supervisor.is_live(SESSION_KIND, session_id),
     )
-    return [
+    supervisor.register(
         ActorSpec(
             kind=SESSION_KIND,
             factory=lambda session_id: SessionActor(session_id, services),
             idle_timeout=SESSION_IDLE_S,
-        ),
+        )
+    )
+    supervisor.register(
         ActorSpec(
             kind=DEADLINES_KIND,
             factory=lambda _: DeadlineSweeper(
-                kv, board, lambda session_id: supervisor.ref(SESSION_KIND, session_id)
+                store.kv, board, lambda session_id: supervisor.ref(SESSION_KIND, session_id)
             ),
-        ),
-    ]
+        )
+    )
+    return services

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import builtins
 import itertools
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, final
 
 import attrs
@@ -27,6 +28,8 @@ from satchel._errors import (
 from . import _layout as layout
 from . import _removal as removal
 from . import _validate as validate
+from ._artifact_manager import ArtifactManager, ArtifactSpec
+from ._artifact_model import Artifact, ArtifactInfo, ArtifactRef
 from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
 from ._lifecycle import ACTIVE, Transition
@@ -79,10 +82,12 @@ class SessionManager:
         supervisor: Supervisor,
         board: DeadlineBoard,
         defaults: SessionConfig,
+        artifacts: ArtifactManager,
     ) -> None:
         self._kv = kv
         self._supervisor = supervisor
         self._board = board
+        self._artifacts = artifacts
         self.defaults = defaults
 
     def _ref(self, session_id: str) -> ActorRef:
@@ -93,7 +98,8 @@ class SessionManager:
 
     def handle(self, session_id: str) -> SessionHandle:
         """A handle on one session (checked to be a well-formed id, not to exist)."""
-        return SessionHandle(self, validate.session_id(session_id)[0], self._ref(session_id))
+        checked = validate.session_id(session_id)[0]
+        return SessionHandle(self, self._artifacts, checked, self._ref(checked))
 
     # -- create and read ------------------------------------------------------------------
 
@@ -360,8 +366,11 @@ def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
 class SessionHandle:
     """One session, by id: the manager's operations without the id argument."""
 
-    def __init__(self, manager: SessionManager, session_id: str, ref: ActorRef) -> None:
+    def __init__(
+        self, manager: SessionManager, artifacts: ArtifactManager, session_id: str, ref: ActorRef
+    ) -> None:
         self._manager = manager
+        self._artifacts = artifacts
         self._ref = ref  # variables go straight to the actor: the hot path of a handle
         self.id = session_id
 
@@ -427,3 +436,50 @@ class SessionHandle:
     async def timeline(self, *, offset: int = 0, limit: int | None = None) -> list[JournalEntry]:
         """The journal, in order."""
         return await self._manager.timeline(self.id, offset=offset, limit=limit)
+
+    async def store_artifact(
+        self,
+        name: str,
+        content: bytes | AsyncIterable[bytes],
+        type: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ArtifactRef:
+        """Store the next version of artifact ``name`` (see ``ArtifactManager.store``)."""
+        return await self._artifacts.store(self.id, type, name, content, metadata)
+
+    async def store_file(
+        self,
+        path: str | os.PathLike[str],
+        type: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ArtifactRef:
+        """Store a file as an artifact named by its base name."""
+        return await self._artifacts.store_file(self.id, path, type, metadata)
+
+    async def get_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> Artifact:
+        """Content and metadata of an artifact of this session."""
+        return await self._artifacts.get(self.id, artifact, version)
+
+    async def artifact_info(
+        self, artifact: ArtifactSpec, version: int | None = None
+    ) -> ArtifactInfo:
+        """Metadata of an artifact of this session, without its content."""
+        return await self._artifacts.info(self.id, artifact, version)
+
+    def stream_artifact(
+        self, artifact: ArtifactSpec, version: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The content of an artifact of this session, chunk by chunk."""
+        return self._artifacts.stream(self.id, artifact, version)
+
+    async def list_artifacts(self) -> list[ArtifactInfo]:
+        """The latest version of each artifact name, the earliest stored first."""
+        return await self._artifacts.list(self.id)
+
+    async def artifact_versions(self, name: str) -> list[ArtifactInfo]:
+        """Every version of ``name``."""
+        return await self._artifacts.versions(self.id, name)
+
+    async def delete_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> int:
+        """Delete one version, or every version of a name; how many went."""
+        return await self._artifacts.delete(self.id, artifact, version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Any
 
 import attrs
@@ -80,3 +81,26 @@ class DeadlineAdded:
     """A session asked to be looked at at ``due_us`` (told to the deadline actor)."""
 
     due_us: int
+
+
+@attrs.frozen
+class StoreArtifact:
+    """Store content as the next version of ``name`` (fields already validated)."""
+
+    name: str
+    type: str
+    content: bytes | AsyncIterable[bytes]
+    mime_type: str
+    description: str | None
+    tags: tuple[str, ...]
+    custom: dict[str, Any]
+    created_by: str
+
+
+@attrs.frozen
+class DeleteArtifact:
+    """Delete one version (by id, or name and version) or every version of a name."""
+
+    artifact_id: str | None = None
+    name: str | None = None
+    version: int | None = None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
 
+from . import _artifact_layout as artifacts
 from . import _layout as layout
+from . import _validate as validate
 
 
 def descendants(kv: KeyValueStore, sid: bytes) -> list[bytes]:
@@ -26,11 +28,28 @@ def first_child(kv: KeyValueStore, sid: bytes) -> bytes | None:
     return None if entry is None else entry[0][-layout.ID_BYTES :]
 
 
+Drop = tuple[str, bytes]  # (content hash, owner key) of a blob reference to release
+
+
 def delete_session(
-    batch: Batch, sid: bytes, record: layout.SessionRecord, counters: layout.Counters
-) -> None:
-    """Add the removal of every key of session ``sid`` to ``batch``."""
-    for prefix in (layout.var_prefix(sid), layout.journal_prefix(sid)):
+    kv: KeyValueStore,
+    batch: Batch,
+    sid: bytes,
+    record: layout.SessionRecord,
+    counters: layout.Counters,
+) -> list[Drop]:
+    """Add the removal of every key of session ``sid`` to ``batch``; the blob references
+    its artifacts held, to release in the same write (``BlobStore.commit``)."""
+    drops = []
+    for owner, artifact in artifacts.all_of_session(kv, sid):
+        drops.append((artifact.content_hash, owner))
+        batch.delete(artifacts.id_key(validate.artifact_id(artifact.id)))
+    for prefix in (
+        layout.var_prefix(sid),
+        layout.journal_prefix(sid),
+        artifacts.session_prefix(sid),
+        artifacts.names_prefix(sid),
+    ):
         batch.delete_range(prefix, prefix_upper_bound(prefix))
     for key, _value in layout.index_entries(sid, record):
         batch.delete(key)
@@ -39,3 +58,4 @@ def delete_session(
         batch.delete(layout.deadline_key(due, sid, reason))
     batch.delete(layout.record_key(sid))
     batch.delete(layout.counters_key(sid))
+    return drops

@@ -13,8 +13,8 @@ from typing import Any, final
 
 import attrs
 import trio
-from satchel.runtime import Actor
-from satchel.storage import Batch, KeyValueStore, scan_prefix
+from satchel.runtime import Actor, ActorRef
+from satchel.storage import Batch, BlobStore, KeyValueStore, scan_prefix
 
 from satchel._errors import (
     InvalidArgumentError,
@@ -26,14 +26,17 @@ from satchel._errors import (
     ValidationError,
 )
 
+from . import _artifact_writes as artifact_writes
 from . import _layout as layout
 from . import _removal as removal
 from . import _validate as validate
+from ._artifact_model import ArtifactRef
 from ._lifecycle import ACTIVE, ARCHIVED, COMPLETED, FAILED, SUSPENDED, Transition, target_of
 from ._messages import (
     ChangeStatus,
     DeadlineDue,
     Delete,
+    DeleteArtifact,
     DeleteState,
     GetState,
     ListState,
@@ -41,8 +44,9 @@ from ._messages import (
     Retire,
     Save,
     SetState,
+    StoreArtifact,
 )
-from ._model import SessionStatus
+from ._model import SessionConfig, SessionStatus
 from ._query import load
 from ._ratelimit import TokenBucket
 
@@ -61,10 +65,13 @@ _UNTHROTTLED = (Save, Load, Retire)
 
 @attrs.frozen
 class SessionServices:
-    """What every session actor shares: the store, the deadline board, the rate buckets
-    (which outlive passivation) and a view of which sessions have a live actor."""
+    """What every session actor shares: the store and its blobs, the storage actor, the
+    deadline board, the rate buckets (which outlive passivation) and a view of which
+    sessions have a live actor."""
 
     kv: KeyValueStore
+    blobs: BlobStore
+    storage: ActorRef
     note_deadline: NoteDeadline
     is_live: Callable[[str], bool]
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
@@ -109,6 +116,8 @@ class SessionActor(Actor[Any]):
             Load: self._load,
             Delete: self._delete,
             Retire: self._retire,
+            StoreArtifact: self._store_artifact,
+            DeleteArtifact: self._delete_artifact,
         }
 
     async def on_start(self) -> None:
@@ -151,6 +160,8 @@ class SessionActor(Actor[Any]):
             self._throttle(self._bucket)
         try:
             result = handler(message)
+            if type(message) is StoreArtifact:
+                result = await result
         except (ValidationError, InvalidArgumentError) as error:
             # Validators name the value at fault; the caller also needs to know the session.
             if self._id in str(error):
@@ -206,12 +217,22 @@ class SessionActor(Actor[Any]):
         *,
         operation: bool,
         record: layout.SessionRecord | None = None,
+        now: int | None = None,
+        artifacts: int = 0,
+        size: int = 0,
+        write: Callable[[Batch], None] | None = None,
     ) -> None:
-        """Add the journal entry and counters to ``batch`` and write it atomically."""
+        """Add the journal entry and counters to ``batch`` and write it atomically (with
+        ``write`` when the batch also moves blob references)."""
         old = self._counters
-        now = self._now_us()
+        if now is None:
+            now = self._now_us()
         new = layout.Counters(
-            old.seq + 1, now, old.operations + operation, old.artifacts, old.total_bytes
+            old.seq + 1,
+            now,
+            old.operations + operation,
+            old.artifacts + artifacts,
+            old.total_bytes + size,
         )
         sid = self._sid
         batch.put(self._journal_prefix + layout.u64(new.seq), layout.encode_entry(now, kind, data))
@@ -221,7 +242,7 @@ class SessionActor(Actor[Any]):
             batch.put(layout.updated_key(sid, now), self._created)
         if record is not None:
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
-        self._kv.write(batch)
+        (write or self._kv.write)(batch)
         self._counters = new
         if record is not None:
             self._record = record
@@ -274,6 +295,72 @@ class SessionActor(Actor[Any]):
 
     def _load(self, _: Load) -> str:
         return self._id
+
+    # -- artifacts ----------------------------------------------------------------------
+
+    def _check_artifact_quota(self, config: SessionConfig, size: int) -> None:
+        """Refuse a store that would pass a quota (before anything is written)."""
+        counters = self._counters
+        if config.max_operations is not None:
+            self._count_operation(config.max_operations)
+        if config.max_artifacts is not None and counters.artifacts >= config.max_artifacts:
+            raise QuotaExceededError(
+                f"session {self._id} holds {counters.artifacts} artifacts (max_artifacts "
+                f"{config.max_artifacts})"
+            )
+        if config.max_bytes is not None and counters.total_bytes + size > config.max_bytes:
+            raise QuotaExceededError(
+                f"session {self._id} holds {counters.total_bytes} bytes; {size} more would pass "
+                f"max_bytes {config.max_bytes}"
+            )
+
+    async def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
+        config = self._require_active().config
+        content = message.content
+        known = len(content) if isinstance(content, bytes | bytearray | memoryview) else 0
+        self._check_artifact_quota(config, known)
+        storage = self._services.storage
+        staged = await artifact_writes.stage(storage, content)
+        try:
+            size = staged.ref.size
+            self._check_artifact_quota(config, size)
+            now = self._now_us()
+            batch, ref, data, owner = artifact_writes.store_batch(
+                self._kv, self._sid, self._id, message, staged, now
+            )
+            blobs = self._services.blobs
+            self._commit(
+                batch,
+                "artifact_stored",
+                data,
+                operation=True,
+                now=now,
+                artifacts=1,
+                size=size,
+                write=lambda b: blobs.commit(b, add=[(staged, owner)]),
+            )
+        except BaseException:
+            await artifact_writes.discard(storage, staged)
+            raise
+        return ref
+
+    def _delete_artifact(self, message: DeleteArtifact) -> int:
+        config = self._require_active().config
+        records = artifact_writes.doomed(self._kv, self._sid, self._id, message)
+        if config.max_operations is not None:
+            self._count_operation(config.max_operations)
+        batch, drops, data = artifact_writes.delete_batch(self._kv, self._sid, records)
+        blobs = self._services.blobs
+        self._commit(
+            batch,
+            "artifact_deleted",
+            data,
+            operation=True,
+            artifacts=-len(records),
+            size=-sum(r.size for r in records),
+            write=lambda b: blobs.commit(b, drop=drops),
+        )
+        return len(records)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -421,14 +508,15 @@ class SessionActor(Actor[Any]):
                 "delete them first or pass cascade=True"
             )
         batch = Batch()
+        drops: list[removal.Drop] = []
         for sid, loaded in zip(below, load(self._kv, below), strict=True):
             session_id = layout.text_of(sid)
             if self._services.is_live(session_id):
                 raise SessionBusyError(session_id)
             if loaded is not None:
-                removal.delete_session(batch, sid, *loaded)
-        removal.delete_session(batch, self._sid, record, self._counters)
-        self._kv.write(batch)
+                drops += removal.delete_session(self._kv, batch, sid, *loaded)
+        drops += removal.delete_session(self._kv, batch, self._sid, record, self._counters)
+        self._services.blobs.commit(batch, drop=drops)
         for sid in below:
             self._services.buckets.pop(layout.text_of(sid), None)
         self._services.buckets.pop(self._id, None)

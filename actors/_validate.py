@@ -236,3 +236,72 @@ def page(offset: object, limit: object) -> None:
             raise InvalidArgumentError(f"{field} must be an integer, not {type(value).__name__}")
         if value < 0:
             raise ValidationError(f"{field} must not be negative, not {value}")
+
+
+MAX_ARTIFACT_NAME_BYTES = 255
+MAX_TYPE_BYTES = 64
+MAX_MIME_BYTES = 255
+MAX_CUSTOM_BYTES = 64 * 1024
+ARTIFACT_ID_PREFIX = "art_"
+
+
+def artifact_name(name: object) -> bytes:
+    """An artifact name as stored: 1-255 UTF-8 bytes, no ``/``, ``\\``, NUL or leading ``.``."""
+    if type(name) is not str:
+        raise InvalidArgumentError(f"an artifact name must be a string, not {type(name).__name__}")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"artifact name {_short(name)} is not valid Unicode text") from None
+    if not 1 <= len(encoded) <= MAX_ARTIFACT_NAME_BYTES:
+        raise ValidationError(
+            f"artifact name {_short(name)} is {len(encoded)} bytes; it must be 1 to "
+            f"{MAX_ARTIFACT_NAME_BYTES}"
+        )
+    bad = next((c for c in ("/", "\\", "\x00") if c in name), None)
+    if bad is not None or name.startswith("."):
+        why = f"contains {bad!r}" if bad is not None else "starts with '.'"
+        raise ValidationError(f"artifact name {_short(name)} {why}")
+    return encoded
+
+
+def artifact_type(value: object) -> str:
+    """An artifact type: one of the spec's, or any other non-empty string (a custom type)."""
+    if type(value) is not str or not value:
+        raise InvalidArgumentError(f"an artifact type must be a non-empty string, not {value!r}")
+    return text("artifact type", value, MAX_TYPE_BYTES)
+
+
+def artifact_id(value: object) -> bytes:
+    """The 16 bytes of an artifact id (``art_`` and 32 hex digits)."""
+    if (
+        type(value) is str
+        and len(value) == 36
+        and value.startswith(ARTIFACT_ID_PREFIX)
+        and _HEX.issuperset(value[4:])
+    ):
+        return bytes.fromhex(value[4:])
+    raise InvalidArgumentError(f"malformed artifact id {_short(value)}")
+
+
+def is_artifact_id(value: object) -> bool:
+    """Whether ``value`` has the form of an artifact id (rather than a name)."""
+    try:
+        artifact_id(value)
+    except InvalidArgumentError:
+        return False
+    return True
+
+
+def new_artifact_id() -> tuple[str, bytes]:
+    """A fresh, unguessable artifact id (128 random bits)."""
+    raw = os.urandom(16)
+    return ARTIFACT_ID_PREFIX + raw.hex(), raw
+
+
+def mime_type(value: object) -> str:
+    """A MIME type: text containing ``/``."""
+    checked = text("mime_type", value, MAX_MIME_BYTES)
+    if "/" not in checked:
+        raise ValidationError(f"mime_type {_short(checked)} is not a MIME type (no '/')")
+    return checked

@@ -1,8 +1,10 @@
 """satchel: a runtime for long-running agent sessions and the artifacts they produce."""
 
+from ._errors import AccessDeniedError as AccessDeniedError
 from ._errors import ActorCrashedError as ActorCrashedError
 from ._errors import ActorFailedError as ActorFailedError
 from ._errors import ActorNotFoundError as ActorNotFoundError
+from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import BlobNotFoundError as BlobNotFoundError
 from ._errors import IntegrityError as IntegrityError
 from ._errors import InvalidArgumentError as InvalidArgumentError
@@ -23,6 +25,10 @@ from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics
 from ._runtime import open_runtime as open_runtime
 from ._version import __version__ as __version__
+from .actors._artifact_manager import ArtifactManager as ArtifactManager
+from .actors._artifact_model import Artifact as Artifact
+from .actors._artifact_model import ArtifactInfo as ArtifactInfo
+from .actors._artifact_model import ArtifactRef as ArtifactRef
 from .actors._check import SessionCheckReport as SessionCheckReport
 from .actors._manager import SessionHandle as SessionHandle
 from .actors._manager import SessionManager as SessionManager

@@ -133,3 +133,18 @@ class RateLimitedError(SatchelError):
     """The session's operation rate limit is hit; retry later."""
 
     kind = "RateLimited"
+
+
+class ArtifactNotFoundError(SatchelError, LookupError):
+    """No such artifact, version or name in a session the caller may read."""
+
+    kind = "ArtifactNotFound"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class AccessDeniedError(SatchelError, PermissionError):
+    """The artifact or session exists, but the caller holds no grant for it."""
+
+    kind = "AccessDenied"

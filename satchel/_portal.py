@@ -9,11 +9,18 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from satchel._runtime import Runtime
+from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._manager import SessionHandle, SessionManager
 from satchel.runtime import ActorRef
 
 # Trio-side objects handed out wrapped, so every call on them is marshalled too.
-PROXIED_TYPES: tuple[type, ...] = (Runtime, ActorRef, SessionManager, SessionHandle)
+PROXIED_TYPES: tuple[type, ...] = (
+    Runtime,
+    ActorRef,
+    SessionManager,
+    SessionHandle,
+    ArtifactManager,
+)
 
 
 class Portal(Protocol):

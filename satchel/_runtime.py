@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
 import attrs
 
-from satchel.actors import DeadlineBoard, session_kinds
+from satchel.actors import DeadlineBoard, register_session_kinds
+from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._manager import SessionHandle, SessionManager
 from satchel.actors._model import SessionConfig
 from satchel.runtime import (
@@ -39,12 +40,18 @@ class Runtime:
     """An open satchel runtime. Get one from ``open_runtime``; every method runs on Trio."""
 
     def __init__(
-        self, store: Store, supervisor: Supervisor, backend: str, sessions: SessionManager
+        self,
+        store: Store,
+        supervisor: Supervisor,
+        backend: str,
+        sessions: SessionManager,
+        artifacts: ArtifactManager,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
         self.backend = backend
         self.sessions = sessions
+        self.artifacts = artifacts
 
     def session(self, session_id: str) -> SessionHandle:
         """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
@@ -99,12 +106,14 @@ async def open_runtime(
     resident_cap: int = 10_000,
     grace: float = 5.0,
     session_defaults: SessionConfig | None = None,
+    file_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
     ``store="memory"`` keeps nothing. ``session_defaults`` is the config of a session
-    created without one (fields given at creation override it). On exit every actor finishes
-    its turn and flushes within ``grace`` seconds, then the store closes.
+    created without one (fields given at creation override it). ``store_file`` reads only
+    under ``file_roots`` (default: the current folder; ``[]`` for none). On exit every actor
+    finishes its turn and flushes within ``grace`` seconds, then the store closes.
     """
     with open_store(path, backend=store, limits=limits) as opened:
         async with open_supervisor(
@@ -114,10 +123,11 @@ async def open_runtime(
             grace=grace,
         ) as supervisor:
             board = DeadlineBoard(supervisor)
-            for spec in session_kinds(opened.kv, supervisor, board):
-                supervisor.register(spec)
+            register_session_kinds(opened, supervisor, board)
+            roots = [Path.cwd()] if file_roots is None else file_roots
+            artifacts = ArtifactManager(opened.kv, opened.blobs, supervisor, roots)
             sessions = SessionManager(
-                opened.kv, supervisor, board, session_defaults or SessionConfig()
+                opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts
             )
             await board.start()
-            yield Runtime(opened, supervisor, store, sessions)
+            yield Runtime(opened, supervisor, store, sessions, artifacts)

@@ -193,8 +193,9 @@ class BlobWriter:
     def add(self, piece: Buffer) -> None:
         """Append ``piece``; full chunks are encoded and written now."""
         upload = self._open()
-        if not isinstance(piece, bytes | bytearray | memoryview):
-            kind = type(piece).__name__
+        given: object = piece  # callers outside the type checker pass anything
+        if not isinstance(given, bytes | bytearray | memoryview):
+            kind = type(given).__name__
             raise InvalidArgumentError(f"a content stream yielded {kind}, not bytes")
         self._store._check_size(self.size + memoryview(piece).nbytes)
         chunk = self._store.limits.chunk_size

@@ -36,3 +36,9 @@ SESSION_VAR = b"svar\x00"  # + id(16) + key -> encoded value
 JOURNAL = b"jnl\x00"  # + id(16) + seq(8) -> journal entry
 SESSION_INDEX = b"six\x00"  # + index letter + index layout -> b"" (secondary indexes)
 DEADLINE = b"sdl\x00"  # + due(8) + id(16) + reason(1) -> b"" (policy and retention times)
+
+# Artifacts (satchel.actors): versions live under their session, so deleting a session is a
+# range delete; ids point back to them.
+ARTIFACT = b"art\x00"  # + session id(16) + name + NUL + version(4) -> ArtifactRecord
+ARTIFACT_ID = b"aid\x00"  # + artifact id(16) -> the ARTIFACT key suffix it names
+ARTIFACT_NAME = b"anm\x00"  # + session id(16) + name -> last version(4) + first created(8)

@@ -1,0 +1,156 @@
+"""How artifacts sit in the index space, next to their session's keys."""
+
+from __future__ import annotations
+
+import mimetypes
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from satchel.storage import KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import _keys as keys
+
+from satchel._errors import ValidationError
+
+from . import _validate as validate
+from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord
+from ._layout import encode_value
+
+_U32 = struct.Struct(">I")
+_NAME_VALUE = struct.Struct(">IQ")
+_RESERVED = ("mime_type", "description", "tags")
+
+
+def session_prefix(sid: bytes) -> bytes:
+    """The prefix of every artifact version of session ``sid``."""
+    return keys.ARTIFACT + sid
+
+
+def versions_prefix(sid: bytes, name: bytes) -> bytes:
+    """The prefix of every version of ``name`` in session ``sid`` (in version order)."""
+    return keys.ARTIFACT + sid + name + b"\x00"
+
+
+def record_key(sid: bytes, name: bytes, version: int) -> bytes:
+    """Where one version's record is; also the owner key of its blob reference."""
+    return versions_prefix(sid, name) + _U32.pack(version)
+
+
+def id_key(aid: bytes) -> bytes:
+    """Where an artifact id points to its version's record."""
+    return keys.ARTIFACT_ID + aid
+
+
+def name_key(sid: bytes, name: bytes) -> bytes:
+    """Where a name's last assigned version and first creation time are."""
+    return keys.ARTIFACT_NAME + sid + name
+
+
+def names_prefix(sid: bytes) -> bytes:
+    """The prefix of every artifact name of session ``sid``."""
+    return keys.ARTIFACT_NAME + sid
+
+
+def encode_name_value(last_version: int, first_created_us: int) -> bytes:
+    """The value of a name key."""
+    return _NAME_VALUE.pack(last_version, first_created_us)
+
+
+def decode_name_value(value: bytes) -> tuple[int, int]:
+    """``(last_version, first_created_us)`` of a name key's value."""
+    last, first = _NAME_VALUE.unpack(value)
+    return last, first
+
+
+def to_info(record: ArtifactRecord) -> ArtifactInfo:
+    """The metadata table of a stored version."""
+    return ArtifactInfo(
+        id=record.id,
+        session_id=record.session_id,
+        name=record.name,
+        version=record.version,
+        type=record.type,
+        mime_type=record.mime_type,
+        description=record.description,
+        size=record.size,
+        content_hash=record.content_hash,
+        tags=record.tags,
+        custom=record.custom,
+        created_at=validate.to_datetime(record.created_us),
+        created_by=record.created_by,
+        is_compressed=record.compressed,
+        stored_size=record.stored_size,
+    )
+
+
+def split_metadata(
+    name: str, metadata: Mapping[str, Any] | None
+) -> tuple[str, str | None, tuple[str, ...], dict[str, Any]]:
+    """``(mime_type, description, tags, custom)`` from a store call's metadata map."""
+    given = validate.metadata(metadata)
+    mime = given.get("mime_type")
+    if mime is None:
+        mime = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+    description = given.get("description")
+    if description is not None:
+        description = validate.text("description", description, validate.MAX_DESCRIPTION_BYTES)
+    tags = validate.tags(given.get("tags") or ())
+    custom = {k: v for k, v in given.items() if k not in _RESERVED}
+    size = len(validate.encoded("custom metadata", encode_value, custom))
+    if size > validate.MAX_CUSTOM_BYTES:
+        raise ValidationError(
+            f"custom metadata encodes to {size} bytes; the limit is {validate.MAX_CUSTOM_BYTES}"
+        )
+    return validate.mime_type(mime), description, tags, custom
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def by_id(kv: KeyValueStore, aid: bytes) -> ArtifactRecord | None:
+    """The version an artifact id names, if it exists."""
+    where = kv.get(id_key(aid))
+    if where is None:
+        return None
+    raw = kv.get(keys.ARTIFACT + where)
+    return None if raw is None else ARTIFACT_CODEC.decode(raw)
+
+
+def by_name(
+    kv: KeyValueStore, sid: bytes, name: bytes, version: int | None
+) -> ArtifactRecord | None:
+    """Version ``version`` of ``name`` (the latest if ``None``), if it exists."""
+    if version is not None:
+        raw = kv.get(record_key(sid, name, version))
+        return None if raw is None else ARTIFACT_CODEC.decode(raw)
+    latest = next(scan_prefix(kv, versions_prefix(sid, name), reverse=True, limit=1), None)
+    return None if latest is None else ARTIFACT_CODEC.decode(latest[1])
+
+
+def versions(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactRecord]:
+    """Every version of ``name``, version 1 first."""
+    return [ARTIFACT_CODEC.decode(v) for _, v in scan_prefix(kv, versions_prefix(sid, name))]
+
+
+def latest_of_each(kv: KeyValueStore, sid: bytes) -> list[ArtifactRecord]:
+    """The latest version of each name, the name first stored earliest first."""
+    start = len(names_prefix(sid))
+    named = [
+        (decode_name_value(value)[1], key[start:])
+        for key, value in scan_prefix(kv, names_prefix(sid))
+    ]
+    found = []
+    for _, name in sorted(named):
+        record = by_name(kv, sid, name, None)
+        if record is not None:
+            found.append(record)
+    return found
+
+
+def all_of_session(kv: KeyValueStore, sid: bytes) -> list[tuple[bytes, ArtifactRecord]]:
+    """Every version of every name of session ``sid``, with its record key."""
+    prefix = session_prefix(sid)
+    return [
+        (key, ARTIFACT_CODEC.decode(value))
+        for key, value in kv.scan(prefix, prefix_upper_bound(prefix))
+    ]

@@ -1,0 +1,93 @@
+"""The artifact records users see (a ref after storing, the metadata table) and what is kept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+from satchel.storage import RecordCodec
+
+#: The artifact types the spec names; any other non-empty string is a custom type.
+KNOWN_TYPES = frozenset({"agent_output", "tool_result", "user_input", "system_generated"})
+
+
+@attrs.frozen
+class ArtifactRef:
+    """What storing an artifact returns: which version of which name it became."""
+
+    id: str
+    session_id: str
+    name: str
+    version: int
+    content_hash: str
+    size: int
+
+    @property
+    def sequence(self) -> int:
+        """``version`` under rs-llmspell's name for it."""
+        return self.version
+
+
+@attrs.frozen
+class ArtifactInfo:
+    """The metadata table of one stored version."""
+
+    id: str
+    session_id: str
+    name: str
+    version: int
+    type: str
+    mime_type: str
+    description: str | None
+    size: int
+    content_hash: str
+    tags: tuple[str, ...]
+    custom: dict[str, Any]
+    created_at: datetime
+    created_by: str
+    is_compressed: bool
+    stored_size: int
+
+    @property
+    def artifact_type(self) -> str:
+        """``type`` under rs-llmspell's name for it."""
+        return self.type
+
+    def ref(self) -> ArtifactRef:
+        """The ref of this version."""
+        return ArtifactRef(
+            self.id, self.session_id, self.name, self.version, self.content_hash, self.size
+        )
+
+
+@attrs.frozen
+class Artifact:
+    """An artifact read whole: its content and its metadata."""
+
+    content: bytes
+    metadata: ArtifactInfo
+
+
+@attrs.frozen
+class ArtifactRecord:
+    """What is stored for one version (its content is a blob, named by ``content_hash``)."""
+
+    id: str
+    session_id: str
+    name: str
+    version: int
+    type: str
+    mime_type: str
+    description: str | None
+    tags: tuple[str, ...]
+    custom: dict[str, Any]
+    content_hash: str
+    size: int
+    stored_size: int
+    compressed: bool
+    created_us: int
+    created_by: str
+
+
+ARTIFACT_CODEC = RecordCodec(ArtifactRecord, kind="artifact", version=1)

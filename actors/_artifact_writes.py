@@ -1,0 +1,136 @@
+"""What a session actor writes for its artifacts: staging content, then one batch per store
+or delete (records, id and name entries, journal, counters and blob references)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable
+from typing import Any
+
+import trio
+from satchel.runtime import ActorRef
+from satchel.storage import Batch, KeyValueStore, StagedBlob
+from satchel.storage import _keys as keys
+
+from satchel._errors import ArtifactNotFoundError, InvalidArgumentError, SatchelError
+
+from . import _artifact_layout as layout
+from . import _validate as validate
+from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord, ArtifactRef
+from ._messages import DeleteArtifact, StoreArtifact
+from ._storage import AbortUpload, AppendUpload, DiscardStaged, FinishUpload, OpenUpload, StageBytes
+
+
+async def stage(storage: ActorRef, content: bytes | AsyncIterable[bytes]) -> StagedBlob:
+    """Hand content to the storage actor: whole, or piece by piece from a stream."""
+    if isinstance(content, bytes | bytearray | memoryview):
+        staged: StagedBlob = await storage.ask(StageBytes(bytes(content)))
+        return staged
+    upload: int = await storage.ask(OpenUpload())
+    try:
+        async for piece in content:
+            if not isinstance(piece, bytes | bytearray | memoryview):
+                raise InvalidArgumentError(
+                    f"artifact content streams bytes, not {type(piece).__name__}"
+                )
+            await storage.ask(AppendUpload(upload, bytes(piece)))
+        finished: StagedBlob = await storage.ask(FinishUpload(upload))
+        return finished
+    except BaseException:
+        # If the storage actor is gone, its uploads went with it.
+        with trio.CancelScope(shield=True), contextlib.suppress(SatchelError):
+            await storage.ask(AbortUpload(upload))
+        raise
+
+
+async def discard(storage: ActorRef, staged: StagedBlob) -> None:
+    """Drop content staged for a store that did not happen."""
+    # If that fails, chunks it wrote stay pending and are removed at the next open.
+    with trio.CancelScope(shield=True), contextlib.suppress(SatchelError):
+        await storage.ask(DiscardStaged(staged))
+
+
+def store_batch(
+    kv: KeyValueStore,
+    sid: bytes,
+    session_id: str,
+    message: StoreArtifact,
+    staged: StagedBlob,
+    now_us: int,
+) -> tuple[Batch, ArtifactRef, dict[str, Any], bytes]:
+    """The batch storing ``staged`` as the next version; its ref, journal data and owner key."""
+    name = message.name.encode()
+    previous = kv.get(layout.name_key(sid, name))
+    last, first = (0, now_us) if previous is None else layout.decode_name_value(previous)
+    version = last + 1
+    text_id, aid = validate.new_artifact_id()
+    blob = staged.ref
+    record = ArtifactRecord(
+        id=text_id,
+        session_id=session_id,
+        name=message.name,
+        version=version,
+        type=message.type,
+        mime_type=message.mime_type,
+        description=message.description,
+        tags=message.tags,
+        custom=message.custom,
+        content_hash=blob.hash,
+        size=blob.size,
+        stored_size=blob.stored_size,
+        compressed=blob.compressed,
+        created_us=now_us,
+        created_by=message.created_by,
+    )
+    owner = layout.record_key(sid, name, version)
+    batch = Batch()
+    batch.put(owner, ARTIFACT_CODEC.encode(record))
+    batch.put(layout.id_key(aid), owner[len(keys.ARTIFACT) :])
+    batch.put(layout.name_key(sid, name), layout.encode_name_value(version, first))
+    ref = ArtifactRef(text_id, session_id, message.name, version, blob.hash, blob.size)
+    data = {"id": text_id, "name": message.name, "version": version, "hash": blob.hash}
+    data |= {"size": blob.size, "type": message.type}
+    return batch, ref, data, owner
+
+
+def doomed(
+    kv: KeyValueStore, sid: bytes, session_id: str, message: DeleteArtifact
+) -> list[ArtifactRecord]:
+    """The versions ``message`` deletes (``ArtifactNotFound`` if there are none)."""
+    if message.artifact_id is not None:
+        record = layout.by_id(kv, validate.artifact_id(message.artifact_id))
+        found = [] if record is None or record.session_id != session_id else [record]
+        what = f"artifact {message.artifact_id}"
+    else:
+        assert message.name is not None
+        name = message.name.encode()
+        if message.version is None:
+            found = layout.versions(kv, sid, name)
+        else:
+            one = layout.by_name(kv, sid, name, message.version)
+            found = [] if one is None else [one]
+        what = f"artifact {message.name!r}" + (
+            "" if message.version is None else f" version {message.version}"
+        )
+    if not found:
+        raise ArtifactNotFoundError(f"no {what} in session {session_id}")
+    return found
+
+
+def delete_batch(
+    kv: KeyValueStore, sid: bytes, records: list[ArtifactRecord]
+) -> tuple[Batch, list[tuple[str, bytes]], dict[str, Any]]:
+    """The batch deleting ``records`` (versions of one name); its blob drops and journal data."""
+    batch = Batch()
+    drops = []
+    name = records[0].name.encode()
+    for record in records:
+        owner = layout.record_key(sid, name, record.version)
+        batch.delete(owner)
+        batch.delete(layout.id_key(validate.artifact_id(record.id)))
+        drops.append((record.content_hash, owner))
+    remaining = {r.version for r in layout.versions(kv, sid, name)} - {r.version for r in records}
+    if not remaining:
+        batch.delete(layout.name_key(sid, name))
+    gone = [{"id": r.id, "version": r.version, "hash": r.content_hash} for r in records]
+    return batch, drops, {"name": records[0].name, "deleted": gone}
