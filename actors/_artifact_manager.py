@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, final
 
 import trio
-from satchel.runtime import Supervisor
+from satchel.runtime import ActorRef, Supervisor
 from satchel.storage import BlobStore, KeyValueStore
 
 from satchel._errors import (
@@ -22,15 +22,19 @@ from satchel._errors import (
     ArtifactNotFoundError,
     BlobNotFoundError,
     InvalidArgumentError,
+    SessionNotActiveError,
     SessionNotFoundError,
     ValidationError,
 )
 
 from . import _artifact_layout as layout
+from . import _artifact_writes as writes
 from . import _layout as session_layout
 from . import _validate as validate
 from ._artifact_model import Artifact, ArtifactInfo, ArtifactRecord, ArtifactRef
 from ._messages import DeleteArtifact, StoreArtifact
+from ._model import SessionStatus
+from ._query import load
 from ._session import SESSION_KIND
 
 ArtifactSpec = str | ArtifactRef | ArtifactInfo  # an id, a name, or a ref/metadata table
@@ -46,11 +50,13 @@ class ArtifactManager:
         kv: KeyValueStore,
         blobs: BlobStore,
         supervisor: Supervisor,
+        storage: ActorRef,
         file_roots: Sequence[str | os.PathLike[str]],
     ) -> None:
         self._kv = kv
         self._blobs = blobs
         self._supervisor = supervisor
+        self._storage = storage
         self.file_roots = tuple(Path(root).resolve() for root in file_roots)
 
     # -- storing --------------------------------------------------------------------------
@@ -66,26 +72,49 @@ class ArtifactManager:
         """Store ``content`` (bytes or an async iterator of bytes) as the next version of
         ``name`` in the session; ``metadata`` may hold ``mime_type``, ``description``,
         ``tags`` and any other keys (kept as custom metadata)."""
-        session_id = validate.session_id(session_id)[0]
-        if not isinstance(content, bytes | bytearray | memoryview | AsyncIterable):
+        session_id, sid = validate.session_id(session_id)
+        known = 0
+        if isinstance(content, bytes | bytearray | memoryview):
+            known = len(content)
+        elif not isinstance(content, AsyncIterable):
             raise InvalidArgumentError(
                 f"artifact content must be bytes or an async iterator of bytes, "
                 f"not {builtins.type(content).__name__}"
             )
         validate.artifact_name(name)
+        kind = validate.artifact_type(type)
         mime, description, tags, custom = layout.split_metadata(name, metadata)
+        # Refused early from the stored counters, so no content is staged for nothing; the
+        # session actor checks again when it commits.
+        budget = self._writable(sid, session_id, known)
+        staged = await writes.stage(self._storage, content, budget)
         message = StoreArtifact(
             name=name,
-            type=validate.artifact_type(type),
-            content=content,
+            type=kind,
+            staged=staged,
             mime_type=mime,
             description=description,
             tags=tags,
             custom=custom,
             created_by=session_id,
         )
-        ref: ArtifactRef = await self._supervisor.ref(SESSION_KIND, session_id).ask(message)
+        try:
+            ref: ArtifactRef = await self._supervisor.ref(SESSION_KIND, session_id).ask(message)
+        except BaseException:
+            await writes.discard(self._storage, staged)
+            raise
         return ref
+
+    def _writable(self, sid: bytes, session_id: str, size: int) -> writes.Budget:
+        loaded = load(self._kv, [sid])[0]
+        if loaded is None:
+            raise SessionNotFoundError(f"no session {session_id}")
+        record, counters = loaded
+        if record.status is not SessionStatus.ACTIVE:
+            raise SessionNotActiveError(
+                f"session {session_id} is {record.status.value}; only active sessions accept writes"
+            )
+        return writes.check_quota(session_id, record.config, counters, size)
 
     async def store_file(
         self,

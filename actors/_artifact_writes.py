@@ -4,42 +4,60 @@ or delete (records, id and name entries, journal, counters and blob references).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
+import attrs
 import trio
 from satchel.runtime import ActorRef
 from satchel.storage import Batch, KeyValueStore, StagedBlob
 from satchel.storage import _keys as keys
 
-from satchel._errors import ArtifactNotFoundError, InvalidArgumentError, SatchelError
+from satchel._errors import (
+    ArtifactNotFoundError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SatchelError,
+)
 
 from . import _artifact_layout as layout
 from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord, ArtifactRef
+from ._layout import Counters
 from ._messages import DeleteArtifact, StoreArtifact
+from ._model import SessionConfig
 from ._storage import AbortUpload, AppendUpload, DiscardStaged, FinishUpload, OpenUpload, StageBytes
 
 
-async def stage(storage: ActorRef, content: bytes | AsyncIterable[bytes]) -> StagedBlob:
-    """Hand content to the storage actor: whole, or piece by piece from a stream."""
+async def stage(
+    storage: ActorRef, content: bytes | AsyncIterable[bytes], budget: Budget
+) -> StagedBlob:
+    """Hand content to the storage actor: whole, or piece by piece from a stream, stopping
+    a stream as soon as it passes the session's byte ``budget``."""
     if isinstance(content, bytes | bytearray | memoryview):
         staged: StagedBlob = await storage.ask(StageBytes(bytes(content)))
         return staged
     upload: int = await storage.ask(OpenUpload())
     try:
+        seen = 0
         async for piece in content:
             if not isinstance(piece, bytes | bytearray | memoryview):
                 raise InvalidArgumentError(
                     f"artifact content streams bytes, not {type(piece).__name__}"
                 )
+            seen += len(piece)
+            budget.check(seen)
             await storage.ask(AppendUpload(upload, bytes(piece)))
         finished: StagedBlob = await storage.ask(FinishUpload(upload))
         return finished
     except BaseException:
-        # If the storage actor is gone, its uploads went with it.
-        with trio.CancelScope(shield=True), contextlib.suppress(SatchelError):
-            await storage.ask(AbortUpload(upload))
+        with trio.CancelScope(shield=True):
+            # If the storage actor is gone, its uploads went with it.
+            with contextlib.suppress(SatchelError):
+                await storage.ask(AbortUpload(upload))
+            if isinstance(content, AsyncGenerator):
+                # Finalize the caller's generator now, not whenever the GC gets to it.
+                await content.aclose()
         raise
 
 
@@ -50,15 +68,50 @@ async def discard(storage: ActorRef, staged: StagedBlob) -> None:
         await storage.ask(DiscardStaged(staged))
 
 
+@attrs.frozen
+class Budget:
+    """The bytes a session may still store (``None``: no limit), to stop a stream early."""
+
+    session_id: str
+    left: int | None
+
+    def check(self, size: int) -> None:
+        """Raise ``QuotaExceeded`` if ``size`` bytes would not fit."""
+        if self.left is not None and size > self.left:
+            raise QuotaExceededError(
+                f"session {self.session_id} has {self.left} bytes left under max_bytes; "
+                f"the content is {size} bytes or more"
+            )
+
+
+def check_quota(session_id: str, config: SessionConfig, counters: Counters, size: int) -> Budget:
+    """Refuse a store of ``size`` bytes that would pass a quota; the bytes left after it."""
+    if config.max_operations is not None and counters.operations >= config.max_operations:
+        raise QuotaExceededError(
+            f"session {session_id} has used its {config.max_operations} operations (max_operations)"
+        )
+    if config.max_artifacts is not None and counters.artifacts >= config.max_artifacts:
+        raise QuotaExceededError(
+            f"session {session_id} holds {counters.artifacts} artifacts "
+            f"(max_artifacts {config.max_artifacts})"
+        )
+    if config.max_bytes is None:
+        return Budget(session_id, None)
+    budget = Budget(session_id, config.max_bytes - counters.total_bytes)
+    budget.check(size)
+    return budget
+
+
 def store_batch(
     kv: KeyValueStore,
     sid: bytes,
     session_id: str,
     message: StoreArtifact,
-    staged: StagedBlob,
     now_us: int,
 ) -> tuple[Batch, ArtifactRef, dict[str, Any], bytes]:
-    """The batch storing ``staged`` as the next version; its ref, journal data and owner key."""
+    """The batch storing the staged content as the next version; its ref, journal data and
+    owner key."""
+    staged = message.staged
     name = message.name.encode()
     previous = kv.get(layout.name_key(sid, name))
     last, first = (0, now_us) if previous is None else layout.decode_name_value(previous)

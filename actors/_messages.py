@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
 from typing import Any
 
 import attrs
+from satchel.storage import StagedBlob
 
 from ._lifecycle import Transition
 
@@ -85,11 +85,11 @@ class DeadlineAdded:
 
 @attrs.frozen
 class StoreArtifact:
-    """Store content as the next version of ``name`` (fields already validated)."""
+    """Commit staged content as the next version of ``name`` (fields already validated)."""
 
     name: str
     type: str
-    content: bytes | AsyncIterable[bytes]
+    staged: StagedBlob
     mime_type: str
     description: str | None
     tags: tuple[str, ...]

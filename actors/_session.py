@@ -46,7 +46,7 @@ from ._messages import (
     SetState,
     StoreArtifact,
 )
-from ._model import SessionConfig, SessionStatus
+from ._model import SessionStatus
 from ._query import load
 from ._ratelimit import TokenBucket
 
@@ -160,8 +160,6 @@ class SessionActor(Actor[Any]):
             self._throttle(self._bucket)
         try:
             result = handler(message)
-            if type(message) is StoreArtifact:
-                result = await result
         except (ValidationError, InvalidArgumentError) as error:
             # Validators name the value at fault; the caller also needs to know the session.
             if self._id in str(error):
@@ -298,50 +296,26 @@ class SessionActor(Actor[Any]):
 
     # -- artifacts ----------------------------------------------------------------------
 
-    def _check_artifact_quota(self, config: SessionConfig, size: int) -> None:
-        """Refuse a store that would pass a quota (before anything is written)."""
-        counters = self._counters
-        if config.max_operations is not None:
-            self._count_operation(config.max_operations)
-        if config.max_artifacts is not None and counters.artifacts >= config.max_artifacts:
-            raise QuotaExceededError(
-                f"session {self._id} holds {counters.artifacts} artifacts (max_artifacts "
-                f"{config.max_artifacts})"
-            )
-        if config.max_bytes is not None and counters.total_bytes + size > config.max_bytes:
-            raise QuotaExceededError(
-                f"session {self._id} holds {counters.total_bytes} bytes; {size} more would pass "
-                f"max_bytes {config.max_bytes}"
-            )
-
-    async def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
+    def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
+        """Commit content the caller staged (the caller discards it if this refuses)."""
         config = self._require_active().config
-        content = message.content
-        known = len(content) if isinstance(content, bytes | bytearray | memoryview) else 0
-        self._check_artifact_quota(config, known)
-        storage = self._services.storage
-        staged = await artifact_writes.stage(storage, content)
-        try:
-            size = staged.ref.size
-            self._check_artifact_quota(config, size)
-            now = self._now_us()
-            batch, ref, data, owner = artifact_writes.store_batch(
-                self._kv, self._sid, self._id, message, staged, now
-            )
-            blobs = self._services.blobs
-            self._commit(
-                batch,
-                "artifact_stored",
-                data,
-                operation=True,
-                now=now,
-                artifacts=1,
-                size=size,
-                write=lambda b: blobs.commit(b, add=[(staged, owner)]),
-            )
-        except BaseException:
-            await artifact_writes.discard(storage, staged)
-            raise
+        staged = message.staged
+        artifact_writes.check_quota(self._id, config, self._counters, staged.ref.size)
+        now = self._now_us()
+        batch, ref, data, owner = artifact_writes.store_batch(
+            self._kv, self._sid, self._id, message, now
+        )
+        blobs = self._services.blobs
+        self._commit(
+            batch,
+            "artifact_stored",
+            data,
+            operation=True,
+            now=now,
+            artifacts=1,
+            size=staged.ref.size,
+            write=lambda b: blobs.commit(b, add=[(staged, owner)]),
+        )
         return ref
 
     def _delete_artifact(self, message: DeleteArtifact) -> int:

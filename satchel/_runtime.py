@@ -123,9 +123,11 @@ async def open_runtime(
             grace=grace,
         ) as supervisor:
             board = DeadlineBoard(supervisor)
-            register_session_kinds(opened, supervisor, board)
+            services = register_session_kinds(opened, supervisor, board)
             roots = [Path.cwd()] if file_roots is None else file_roots
-            artifacts = ArtifactManager(opened.kv, opened.blobs, supervisor, roots)
+            artifacts = ArtifactManager(
+                opened.kv, opened.blobs, supervisor, services.storage, roots
+            )
             sessions = SessionManager(
                 opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts
             )
