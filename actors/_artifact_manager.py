@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, final
 
@@ -27,12 +27,15 @@ from satchel._errors import (
     ValidationError,
 )
 
+from . import _access as access
 from . import _artifact_layout as layout
+from . import _artifact_query as artifact_query
 from . import _artifact_writes as writes
 from . import _layout as session_layout
 from . import _validate as validate
 from ._artifact_model import Artifact, ArtifactInfo, ArtifactRecord, ArtifactRef
-from ._messages import DeleteArtifact, StoreArtifact
+from ._audit import AuditEntry, AuditLog
+from ._messages import DeleteArtifact, RevokeArtifact, ShareArtifact, StoreArtifact
 from ._model import SessionStatus
 from ._query import load
 from ._session import SESSION_KIND
@@ -52,18 +55,38 @@ class ArtifactManager:
         supervisor: Supervisor,
         storage: ActorRef,
         file_roots: Sequence[str | os.PathLike[str]],
+        audit: AuditLog,
+        caller: str | None = None,
     ) -> None:
         self._kv = kv
         self._blobs = blobs
         self._supervisor = supervisor
         self._storage = storage
+        self._audit = audit
         self.file_roots = tuple(Path(root).resolve() for root in file_roots)
+        #: The session this view acts as (``None``: the host, which may do everything).
+        self.caller = caller
+
+    def as_session(self, session_id: str) -> ArtifactManager:
+        """This manager acting as session ``session_id``: its own artifacts with every
+        right, other sessions' only as granted; ``session_id`` arguments of ``None`` or
+        ``""`` mean that session."""
+        caller = validate.session_id(session_id)[0]
+        return ArtifactManager(
+            self._kv,
+            self._blobs,
+            self._supervisor,
+            self._storage,
+            self.file_roots,
+            self._audit,
+            caller,
+        )
 
     # -- storing --------------------------------------------------------------------------
 
     async def store(
         self,
-        session_id: str,
+        session_id: str | None,
         type: str,
         name: str,
         content: bytes | AsyncIterable[bytes],
@@ -72,7 +95,7 @@ class ArtifactManager:
         """Store ``content`` (bytes or an async iterator of bytes) as the next version of
         ``name`` in the session; ``metadata`` may hold ``mime_type``, ``description``,
         ``tags`` and any other keys (kept as custom metadata)."""
-        session_id, sid = validate.session_id(session_id)
+        session_id, sid = self._owner(session_id)
         known = 0
         if isinstance(content, bytes | bytearray | memoryview):
             known = len(content)
@@ -96,7 +119,8 @@ class ArtifactManager:
             description=description,
             tags=tags,
             custom=custom,
-            created_by=session_id,
+            created_by=self.caller or session_id,
+            caller=self.caller,
         )
         try:
             ref: ArtifactRef = await self._supervisor.ref(SESSION_KIND, session_id).ask(message)
@@ -118,7 +142,7 @@ class ArtifactManager:
 
     async def store_file(
         self,
-        session_id: str,
+        session_id: str | None,
         path: str | os.PathLike[str],
         type: str,
         metadata: Mapping[str, Any] | None = None,
@@ -149,10 +173,10 @@ class ArtifactManager:
     # -- reading --------------------------------------------------------------------------
 
     async def get(
-        self, session_id: str, artifact: ArtifactSpec, version: int | None = None
+        self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> Artifact:
         """Content and metadata of an artifact (by id, or by name and version, default latest)."""
-        record = self._resolve(session_id, artifact, version)
+        record = self._readable(session_id, artifact, version)
         try:
             content = await self._blobs.read(record.content_hash)
         except BlobNotFoundError:
@@ -160,18 +184,18 @@ class ArtifactManager:
         return Artifact(content, layout.to_info(record))
 
     async def info(
-        self, session_id: str, artifact: ArtifactSpec, version: int | None = None
+        self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> ArtifactInfo:
         """Metadata only, without reading the content."""
-        record = self._resolve(session_id, artifact, version)
+        record = self._readable(session_id, artifact, version)
         await trio.lowlevel.checkpoint()
         return layout.to_info(record)
 
     async def stream(
-        self, session_id: str, artifact: ArtifactSpec, version: int | None = None
+        self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> AsyncIterator[bytes]:
         """The content chunk by chunk (each verified before it is yielded)."""
-        record = self._resolve(session_id, artifact, version)
+        record = self._readable(session_id, artifact, version)
         try:
             chunks = self._blobs.stream(record.content_hash)
         except BlobNotFoundError:
@@ -179,65 +203,190 @@ class ArtifactManager:
         async for chunk in chunks:
             yield chunk
 
-    async def list(self, session_id: str) -> builtins.list[ArtifactInfo]:
-        """The latest version of each name, the earliest stored name first."""
+    async def list(self, session_id: str | None = None) -> builtins.list[ArtifactInfo]:
+        """The latest version of each name, the earliest stored name first (of another
+        session: those this caller may read)."""
         sid = self._session(session_id)
-        found = [layout.to_info(r) for r in layout.latest_of_each(self._kv, sid)]
+        found = layout.latest_of_each(self._kv, sid)
         await trio.lowlevel.checkpoint()
-        return found
+        return [layout.to_info(r) for r in self._visible(sid, found)]
 
-    async def versions(self, session_id: str, name: str) -> builtins.list[ArtifactInfo]:
-        """Every version of ``name``, version 1 first (``ArtifactNotFound`` if none)."""
+    async def versions(self, session_id: str | None, name: str) -> builtins.list[ArtifactInfo]:
+        """Every version of ``name``, version 1 first (``ArtifactNotFound`` if none; of
+        another session: those this caller may read)."""
         sid = self._session(session_id)
         found = layout.versions(self._kv, sid, validate.artifact_name(name))
         await trio.lowlevel.checkpoint()
         if not found:
-            raise ArtifactNotFoundError(f"no artifact {name!r} in session {session_id}")
-        return [layout.to_info(r) for r in found]
+            owner = session_layout.text_of(sid)
+            raise ArtifactNotFoundError(f"no artifact {name!r} in session {owner}")
+        return [layout.to_info(r) for r in self._visible(sid, found)]
+
+    async def query(self, **filters: Any) -> builtins.list[ArtifactInfo]:
+        """Versions matching the spec's filters (``session_id``, ``type``, ``name_pattern``,
+        ``tags``, ``metadata``, ``created_after``/``created_before``,
+        ``min_size``/``max_size``, ``all_versions``, ``order_by``, ``descending``, ``offset``,
+        ``limit``), among those this caller may read. ``tags`` match the artifact's tags;
+        ``metadata`` matches custom metadata keys (``tags`` kept there is not a tag)."""
+        unknown = sorted(set(filters) - artifact_query.QUERY_FIELDS)
+        if unknown:
+            raise InvalidArgumentError(f"unknown query fields: {', '.join(unknown)}")
+        query = artifact_query.make_query(**filters)
+        readable = None
+        if self.caller is not None:
+            caller = session_layout.bytes_of(self.caller)
+            readable = artifact_query.Readable(caller, access.readable_suffixes(self._kv, caller))
+        found = artifact_query.run_query(self._kv, query, readable)
+        await trio.lowlevel.checkpoint()
+        return found
+
+    # -- sharing --------------------------------------------------------------------------
+
+    async def share(
+        self,
+        session_id: str | None,
+        artifact: ArtifactSpec,
+        target_session_id: str,
+        permission: str = "read",
+    ) -> None:
+        """Grant ``permission`` (``read``, ``write`` or ``admin``) on an artifact to another
+        session: on one version if ``artifact`` is an id, on every version of a name if it
+        is a name. Needs ``admin`` (the owner has it)."""
+        access.permission(permission)
+        session_id = self._owner(session_id)[0]
+        message = ShareArtifact(
+            target_session_id, permission, *self._subject(artifact), caller=self.caller
+        )
+        await self._supervisor.ref(SESSION_KIND, session_id).ask(message)
+
+    async def revoke(
+        self, session_id: str | None, artifact: ArtifactSpec, target_session_id: str
+    ) -> bool:
+        """Remove the grant ``share`` made on the same artifact; whether there was one."""
+        session_id = self._owner(session_id)[0]
+        message = RevokeArtifact(target_session_id, *self._subject(artifact), caller=self.caller)
+        removed: bool = await self._supervisor.ref(SESSION_KIND, session_id).ask(message)
+        return removed
+
+    async def audit_log(
+        self,
+        session_id: str | None,
+        artifact: ArtifactSpec,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> builtins.list[AuditEntry]:
+        """The audit log of an artifact's name, oldest first (needs ``admin``)."""
+        validate.page(offset, limit)
+        record = self._resolve(session_id, artifact, None)
+        self._authorize(record, access.Permission.ADMIN, "audit")
+        owner = validate.session_id(record.session_id)[1]
+        entries = self._audit.read(owner, record.name, offset=offset, limit=limit)
+        await trio.lowlevel.checkpoint()
+        return entries
 
     # -- deleting -------------------------------------------------------------------------
 
     async def delete(
-        self, session_id: str, artifact: ArtifactSpec, version: int | None = None
+        self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> int:
         """Delete one version (an id, or a name and ``version``) or every version of a name;
         how many versions went."""
-        session_id = validate.session_id(session_id)[0]
-        if isinstance(artifact, ArtifactRef | ArtifactInfo):
-            artifact = artifact.id
-        if validate.is_artifact_id(artifact):
-            message = DeleteArtifact(artifact_id=artifact)
+        session_id = self._owner(session_id)[0]
+        artifact_id, name = self._subject(artifact)
+        if name is not None:
+            message = DeleteArtifact(name=name, version=_version(version), caller=self.caller)
         else:
-            validate.artifact_name(artifact)
-            message = DeleteArtifact(name=artifact, version=_version(version))
+            message = DeleteArtifact(artifact_id=artifact_id, caller=self.caller)
         count: int = await self._supervisor.ref(SESSION_KIND, session_id).ask(message)
         return count
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _session(self, session_id: str) -> bytes:
-        session_id, sid = validate.session_id(session_id)
+    def _owner(self, session_id: str | None) -> tuple[str, bytes]:
+        """The session an operation is about; ``None`` or ``""`` is the caller's own."""
+        if session_id is None or session_id == "":
+            if self.caller is None:
+                raise InvalidArgumentError("a session id is needed: the host has no session")
+            session_id = self.caller
+        return validate.session_id(session_id)
+
+    def _session(self, session_id: str | None) -> bytes:
+        session_id, sid = self._owner(session_id)
         if self._kv.get(session_layout.record_key(sid)) is None:
             raise SessionNotFoundError(f"no session {session_id}")
         return sid
 
-    def _resolve(
-        self, session_id: str, artifact: ArtifactSpec, version: int | None
-    ) -> ArtifactRecord:
-        sid = self._session(session_id)
-        session_id = session_layout.text_of(sid)
+    @staticmethod
+    def _subject(artifact: ArtifactSpec) -> tuple[str | None, str | None]:
+        """``(artifact_id, name)`` of an artifact argument, one of them set."""
         if isinstance(artifact, ArtifactRef | ArtifactInfo):
             artifact = artifact.id
         if validate.is_artifact_id(artifact):
-            record = layout.by_id(self._kv, validate.artifact_id(artifact))
+            return artifact, None
+        validate.artifact_name(artifact)
+        return None, artifact
+
+    def _readable(
+        self, session_id: str | None, artifact: ArtifactSpec, version: int | None
+    ) -> ArtifactRecord:
+        record = self._resolve(session_id, artifact, version)
+        self._authorize(record, access.Permission.READ, "read")
+        return record
+
+    def _authorize(self, record: ArtifactRecord, needed: access.Permission, action: str) -> None:
+        """Another session needs a grant; its decision is audited either way."""
+        caller = self.caller
+        if caller is None or caller == record.session_id:
+            return
+        held = access.permission_of(self._kv, record, session_layout.bytes_of(caller))
+        allowed = held is not None and held.allows(needed)
+        self._audit.write(
+            validate.session_id(record.session_id)[1],
+            at_us=round(self._supervisor.clock() * 1_000_000),
+            caller=caller,
+            action=action,
+            granted=allowed,
+            name=record.name,
+            artifact_id=record.id,
+        )
+        if not allowed:
+            raise AccessDeniedError(
+                f"session {caller} has no {needed.value} grant on artifact {record.id} "
+                f"({record.name!r}) of session {record.session_id}"
+            )
+
+    def _visible(
+        self, sid: bytes, records: builtins.list[ArtifactRecord]
+    ) -> Iterator[ArtifactRecord]:
+        """Of another session's versions, those this caller may read; ``AccessDenied`` if
+        it holds no grant in that session at all."""
+        caller = self.caller
+        if caller is None or session_layout.bytes_of(caller) == sid:
+            return iter(records)
+        caller_sid = session_layout.bytes_of(caller)
+        if not access.has_grant_in(self._kv, caller_sid, sid):
+            raise AccessDeniedError(
+                f"session {caller} has no grant in session {session_layout.text_of(sid)}"
+            )
+        return (r for r in records if access.permission_of(self._kv, r, caller_sid) is not None)
+
+    def _resolve(
+        self, session_id: str | None, artifact: ArtifactSpec, version: int | None
+    ) -> ArtifactRecord:
+        sid = self._session(session_id)
+        session_id = session_layout.text_of(sid)
+        artifact_id, name = self._subject(artifact)
+        if artifact_id is not None:
+            record = layout.by_id(self._kv, validate.artifact_id(artifact_id))
             if record is None or record.session_id != session_id:
-                raise ArtifactNotFoundError(f"no artifact {artifact} in session {session_id}")
+                raise ArtifactNotFoundError(f"no artifact {artifact_id} in session {session_id}")
             return record
-        name = validate.artifact_name(artifact)
-        found = layout.by_name(self._kv, sid, name, _version(version))
+        assert name is not None
+        found = layout.by_name(self._kv, sid, name.encode(), _version(version))
         if found is None:
             which = "" if version is None else f" version {version}"
-            raise ArtifactNotFoundError(f"no artifact {artifact!r}{which} in session {session_id}")
+            raise ArtifactNotFoundError(f"no artifact {name!r}{which} in session {session_id}")
         return found
 
 

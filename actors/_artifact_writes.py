@@ -20,6 +20,8 @@ from satchel._errors import (
     SatchelError,
 )
 
+from . import _access as access
+from . import _artifact_index as index
 from . import _artifact_layout as layout
 from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord, ArtifactRef
@@ -108,8 +110,9 @@ def store_batch(
     session_id: str,
     message: StoreArtifact,
     now_us: int,
-) -> tuple[Batch, ArtifactRef, dict[str, Any], bytes]:
-    """The batch storing the staged content as the next version; its ref, journal data and
+    batch: Batch,
+) -> tuple[ArtifactRef, dict[str, Any], bytes]:
+    """Add to ``batch`` the staged content as the next version; its ref, journal data and
     owner key."""
     staged = message.staged
     name = message.name.encode()
@@ -136,14 +139,20 @@ def store_batch(
         created_by=message.created_by,
     )
     owner = layout.record_key(sid, name, version)
-    batch = Batch()
+    tail = owner[len(keys.ARTIFACT) :]
     batch.put(owner, ARTIFACT_CODEC.encode(record))
-    batch.put(layout.id_key(aid), owner[len(keys.ARTIFACT) :])
+    batch.put(layout.id_key(aid), tail)
+    previous_latest = layout.by_name(kv, sid, name, None) if previous is not None else None
+    if previous_latest is not None:
+        batch.delete(index.LATEST + index.suffix_of(previous_latest))
+    for key, value in index.entries(record, tail):
+        batch.put(key, value)
+    batch.put(index.LATEST + index.suffix_of(record), b"")
     batch.put(layout.name_key(sid, name), layout.encode_name_value(version, first))
     ref = ArtifactRef(text_id, session_id, message.name, version, blob.hash, blob.size)
     data = {"id": text_id, "name": message.name, "version": version, "hash": blob.hash}
     data |= {"size": blob.size, "type": message.type}
-    return batch, ref, data, owner
+    return ref, data, owner
 
 
 def doomed(
@@ -171,19 +180,27 @@ def doomed(
 
 
 def delete_batch(
-    kv: KeyValueStore, sid: bytes, records: list[ArtifactRecord]
-) -> tuple[Batch, list[tuple[str, bytes]], dict[str, Any]]:
-    """The batch deleting ``records`` (versions of one name); its blob drops and journal data."""
-    batch = Batch()
+    kv: KeyValueStore, sid: bytes, records: list[ArtifactRecord], batch: Batch
+) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+    """Add to ``batch`` the deletion of ``records`` (versions of one name) and the grants
+    that die with them; the blob drops and journal data."""
     drops = []
     name = records[0].name.encode()
-    for record in records:
-        owner = layout.record_key(sid, name, record.version)
+    owners = [layout.record_key(sid, name, record.version) for record in records]
+    for record, owner in zip(records, owners, strict=True):
         batch.delete(owner)
         batch.delete(layout.id_key(validate.artifact_id(record.id)))
         drops.append((record.content_hash, owner))
-    remaining = {r.version for r in layout.versions(kv, sid, name)} - {r.version for r in records}
+    for key in index.keys_of(records, (owner[len(keys.ARTIFACT) :] for owner in owners)):
+        batch.delete(key)
+    going = {r.version for r in records}
+    remaining = [r for r in layout.versions(kv, sid, name) if r.version not in going]
     if not remaining:
         batch.delete(layout.name_key(sid, name))
+    else:
+        # Deleting the latest version makes the newest remaining one the latest.
+        batch.put(index.LATEST + index.suffix_of(remaining[-1]), b"")
+    aids = [validate.artifact_id(r.id) for r in records]
+    access.drop_for_versions(kv, batch, sid, name, aids, whole=not remaining)
     gone = [{"id": r.id, "version": r.version, "hash": r.content_hash} for r in records]
-    return batch, drops, {"name": records[0].name, "deleted": gone}
+    return drops, {"name": records[0].name, "deleted": gone}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from satchel.runtime import ActorSpec, Supervisor
 from satchel.storage import Store
 
+from ._audit import DEFAULT_MAX_ENTRIES, AuditLog
 from ._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
 from ._session import SESSION_KIND, SessionActor, SessionServices
 from ._storage import STORAGE_ID, STORAGE_KIND, StorageActor
@@ -14,7 +15,11 @@ SESSION_IDLE_S = 300.0
 
 
 def register_session_kinds(
-    store: Store, supervisor: Supervisor, board: DeadlineBoard
+    store: Store,
+    supervisor: Supervisor,
+    board: DeadlineBoard,
+    *,
+    audit_max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> SessionServices:
     """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share."""
     supervisor.register(
@@ -26,6 +31,7 @@ def register_session_kinds(
         storage=supervisor.ref(STORAGE_KIND, STORAGE_ID),
         note_deadline=board.note,
         is_live=lambda session_id: supervisor.is_live(SESSION_KIND, session_id),
+        audit=AuditLog(store.kv, audit_max_entries),
     )
     supervisor.register(
         ActorSpec(

@@ -30,6 +30,7 @@ from . import _removal as removal
 from . import _validate as validate
 from ._artifact_manager import ArtifactManager, ArtifactSpec
 from ._artifact_model import Artifact, ArtifactInfo, ArtifactRef
+from ._audit import AuditEntry
 from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
 from ._lifecycle import ACTIVE, Transition
@@ -483,3 +484,30 @@ class SessionHandle:
     async def delete_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> int:
         """Delete one version, or every version of a name; how many went."""
         return await self._artifacts.delete(self.id, artifact, version)
+
+    async def query_artifacts(self, **filters: Any) -> list[ArtifactInfo]:
+        """Artifacts this session may read (its own and those granted to it) matching the
+        filters of ``ArtifactManager.query``."""
+        return await self.artifacts.query(**filters)
+
+    async def share_artifact(
+        self, artifact: ArtifactSpec, target_session_id: str, permission: str = "read"
+    ) -> None:
+        """Grant another session ``permission`` on an artifact of this session."""
+        await self._artifacts.share(self.id, artifact, target_session_id, permission)
+
+    async def revoke_artifact(self, artifact: ArtifactSpec, target_session_id: str) -> bool:
+        """Remove a grant on an artifact of this session; whether there was one."""
+        return await self._artifacts.revoke(self.id, artifact, target_session_id)
+
+    async def artifact_audit_log(
+        self, artifact: ArtifactSpec, *, offset: int = 0, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """The audit log of an artifact of this session, oldest first."""
+        return await self._artifacts.audit_log(self.id, artifact, offset=offset, limit=limit)
+
+    @property
+    def artifacts(self) -> ArtifactManager:
+        """Every session's artifacts as this session sees them: its own with every right,
+        others' only as granted."""
+        return self._artifacts.as_session(self.id)

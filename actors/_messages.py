@@ -95,6 +95,7 @@ class StoreArtifact:
     tags: tuple[str, ...]
     custom: dict[str, Any]
     created_by: str
+    caller: str | None = None  # the session acting, if not the host or the owner
 
 
 @attrs.frozen
@@ -104,3 +105,25 @@ class DeleteArtifact:
     artifact_id: str | None = None
     name: str | None = None
     version: int | None = None
+    caller: str | None = None
+
+
+@attrs.frozen
+class ShareArtifact:
+    """Grant ``permission`` on one version (by id) or a whole name to another session."""
+
+    target_session_id: str
+    permission: str
+    artifact_id: str | None = None
+    name: str | None = None
+    caller: str | None = None
+
+
+@attrs.frozen
+class RevokeArtifact:
+    """Remove the grant on one version (by id) or a whole name from another session."""
+
+    target_session_id: str
+    artifact_id: str | None = None
+    name: str | None = None
+    caller: str | None = None

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import _keys as keys
 
+from . import _access as access
+from . import _artifact_index as index
 from . import _artifact_layout as artifacts
+from . import _audit as audit
 from . import _layout as layout
 from . import _validate as validate
 
@@ -44,7 +48,11 @@ def delete_session(
     for owner, artifact in artifacts.all_of_session(kv, sid):
         drops.append((artifact.content_hash, owner))
         batch.delete(artifacts.id_key(validate.artifact_id(artifact.id)))
+        for key in index.keys_of([artifact], [owner[len(keys.ARTIFACT) :]]):
+            batch.delete(key)
+    access.drop_for_session(kv, batch, sid)
     for prefix in (
+        audit.session_prefix(sid),
         layout.var_prefix(sid),
         layout.journal_prefix(sid),
         artifacts.session_prefix(sid),

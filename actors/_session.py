@@ -29,8 +29,10 @@ from satchel._errors import (
 from . import _artifact_writes as artifact_writes
 from . import _layout as layout
 from . import _removal as removal
+from . import _sharing as sharing
 from . import _validate as validate
 from ._artifact_model import ArtifactRef
+from ._audit import AuditLog
 from ._lifecycle import ACTIVE, ARCHIVED, COMPLETED, FAILED, SUSPENDED, Transition, target_of
 from ._messages import (
     ChangeStatus,
@@ -42,8 +44,10 @@ from ._messages import (
     ListState,
     Load,
     Retire,
+    RevokeArtifact,
     Save,
     SetState,
+    ShareArtifact,
     StoreArtifact,
 )
 from ._model import SessionStatus
@@ -74,6 +78,7 @@ class SessionServices:
     storage: ActorRef
     note_deadline: NoteDeadline
     is_live: Callable[[str], bool]
+    audit: AuditLog
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
 
 
@@ -118,6 +123,8 @@ class SessionActor(Actor[Any]):
             Retire: self._retire,
             StoreArtifact: self._store_artifact,
             DeleteArtifact: self._delete_artifact,
+            ShareArtifact: self._share_artifact,
+            RevokeArtifact: self._revoke_artifact,
         }
 
     async def on_start(self) -> None:
@@ -300,10 +307,12 @@ class SessionActor(Actor[Any]):
         """Commit content the caller staged (the caller discards it if this refuses)."""
         config = self._require_active().config
         staged = message.staged
-        artifact_writes.check_quota(self._id, config, self._counters, staged.ref.size)
         now = self._now_us()
-        batch, ref, data, owner = artifact_writes.store_batch(
-            self._kv, self._sid, self._id, message, now
+        batch = Batch()
+        sharing.check_store(self._owner(), batch, message.caller, message.name, now)
+        artifact_writes.check_quota(self._id, config, self._counters, staged.ref.size)
+        ref, data, owner = artifact_writes.store_batch(
+            self._kv, self._sid, self._id, message, now, batch
         )
         blobs = self._services.blobs
         self._commit(
@@ -321,20 +330,43 @@ class SessionActor(Actor[Any]):
     def _delete_artifact(self, message: DeleteArtifact) -> int:
         config = self._require_active().config
         records = artifact_writes.doomed(self._kv, self._sid, self._id, message)
+        now = self._now_us()
+        batch = Batch()
+        sharing.check_delete(self._owner(), batch, message.caller, records, now)
         if config.max_operations is not None:
             self._count_operation(config.max_operations)
-        batch, drops, data = artifact_writes.delete_batch(self._kv, self._sid, records)
+        drops, data = artifact_writes.delete_batch(self._kv, self._sid, records, batch)
         blobs = self._services.blobs
         self._commit(
             batch,
             "artifact_deleted",
             data,
             operation=True,
+            now=now,
             artifacts=-len(records),
             size=-sum(r.size for r in records),
             write=lambda b: blobs.commit(b, drop=drops),
         )
         return len(records)
+
+    def _share_artifact(self, message: ShareArtifact) -> None:
+        """Grants are kept in any status: a finished session's results can still be shared."""
+        self._require_session()
+        now = self._now_us()
+        batch, data = sharing.share_batch(self._owner(), message, now)
+        self._commit(batch, "artifact_shared", data, operation=False, now=now)
+
+    def _revoke_artifact(self, message: RevokeArtifact) -> bool:
+        self._require_session()
+        now = self._now_us()
+        found = sharing.revoke_batch(self._owner(), message, now)
+        if found is None:
+            return False
+        self._commit(found[0], "artifact_revoked", found[1], operation=False, now=now)
+        return True
+
+    def _owner(self) -> sharing.Owner:
+        return sharing.Owner(self._kv, self._services.audit, self._sid, self._id)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -25,10 +25,12 @@ from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics
 from ._runtime import open_runtime as open_runtime
 from ._version import __version__ as __version__
+from .actors._access import Permission as Permission
 from .actors._artifact_manager import ArtifactManager as ArtifactManager
 from .actors._artifact_model import Artifact as Artifact
 from .actors._artifact_model import ArtifactInfo as ArtifactInfo
 from .actors._artifact_model import ArtifactRef as ArtifactRef
+from .actors._audit import AuditEntry as AuditEntry
 from .actors._check import SessionCheckReport as SessionCheckReport
 from .actors._manager import SessionHandle as SessionHandle
 from .actors._manager import SessionManager as SessionManager

@@ -107,12 +107,14 @@ async def open_runtime(
     grace: float = 5.0,
     session_defaults: SessionConfig | None = None,
     file_roots: Sequence[str | os.PathLike[str]] | None = None,
+    audit_max_entries: int = 1000,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
     ``store="memory"`` keeps nothing. ``session_defaults`` is the config of a session
     created without one (fields given at creation override it). ``store_file`` reads only
-    under ``file_roots`` (default: the current folder; ``[]`` for none). On exit every actor
+    under ``file_roots`` (default: the current folder; ``[]`` for none). The audit log of
+    each shared artifact name keeps its newest ``audit_max_entries`` entries. On exit every actor
     finishes its turn and flushes within ``grace`` seconds, then the store closes.
     """
     with open_store(path, backend=store, limits=limits) as opened:
@@ -123,10 +125,12 @@ async def open_runtime(
             grace=grace,
         ) as supervisor:
             board = DeadlineBoard(supervisor)
-            services = register_session_kinds(opened, supervisor, board)
+            services = register_session_kinds(
+                opened, supervisor, board, audit_max_entries=audit_max_entries
+            )
             roots = [Path.cwd()] if file_roots is None else file_roots
             artifacts = ArtifactManager(
-                opened.kv, opened.blobs, supervisor, services.storage, roots
+                opened.kv, opened.blobs, supervisor, services.storage, roots, services.audit
             )
             sessions = SessionManager(
                 opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts

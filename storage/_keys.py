@@ -42,3 +42,8 @@ DEADLINE = b"sdl\x00"  # + due(8) + id(16) + reason(1) -> b"" (policy and retent
 ARTIFACT = b"art\x00"  # + session id(16) + name + NUL + version(4) -> ArtifactRecord
 ARTIFACT_ID = b"aid\x00"  # + artifact id(16) -> the ARTIFACT key suffix it names
 ARTIFACT_NAME = b"anm\x00"  # + session id(16) + name -> last version(4) + first created(8)
+ARTIFACT_INDEX = b"aix\x00"  # + index letter + index layout -> (query indexes)
+# Grants: forward by the artifact, and reverse by the session granted to.
+ARTIFACT_GRANT = b"agr\x00"  # + owner(16) + name + NUL + scope(16) + target(16) -> Grant
+ARTIFACT_GRANTED = b"agt\x00"  # + target(16) + owner(16) + name + NUL + scope(16) -> b""
+ARTIFACT_AUDIT = b"aud\x00"  # + owner(16) + name + NUL + seq(8) -> AuditEntry
