@@ -138,6 +138,15 @@ def grants_on(kv: KeyValueStore, owner: bytes, name: bytes) -> Iterator[Grant]:
         yield Grant(owner, name, rest[:_ID], rest[_ID:], _BY_RANK[rank], at, by)
 
 
+def all_grants(kv: KeyValueStore) -> Iterator[Grant]:
+    """Every grant kept (for ``check``)."""
+    for key, value in scan_prefix(kv, keys.ARTIFACT_GRANT):
+        rest = key[len(keys.ARTIFACT_GRANT) :]
+        rank, at, by = _VALUE.unpack(value)
+        owner, name = rest[:_ID], rest[_ID : -2 * _ID - 1]
+        yield Grant(owner, name, rest[-2 * _ID : -_ID], rest[-_ID:], _BY_RANK[rank], at, by)
+
+
 def has_grant_in(kv: KeyValueStore, caller: bytes, owner: bytes) -> bool:
     """Whether ``caller`` holds any grant on an artifact of session ``owner``."""
     return next(scan_prefix(kv, keys.ARTIFACT_GRANTED + caller + owner, limit=1), None) is not None

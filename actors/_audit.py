@@ -55,6 +55,15 @@ class _Stored:
 _CODEC = RecordCodec(_Stored, kind="audit", version=1)
 
 
+def checked_max_entries(value: object) -> int:
+    """The ``audit_max_entries`` option, checked."""
+    if type(value) is not int:
+        raise InvalidArgumentError(f"audit_max_entries must be an integer, not {value!r}")
+    if value < 1:
+        raise ValidationError(f"audit_max_entries must be at least 1, not {value}")
+    return value
+
+
 def prefix_of(owner: bytes, name: bytes) -> bytes:
     """The keys of one name's audit entries."""
     return keys.ARTIFACT_AUDIT + owner + name + b"\x00"
@@ -69,12 +78,8 @@ class AuditLog:
     """Appends entries into batches and reads them back, oldest first."""
 
     def __init__(self, kv: KeyValueStore, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        if type(max_entries) is not int:
-            raise InvalidArgumentError(f"audit_max_entries must be an integer, not {max_entries!r}")
-        if max_entries < 1:
-            raise ValidationError(f"audit_max_entries must be at least 1, not {max_entries}")
         self._kv = kv
-        self.max_entries = max_entries
+        self.max_entries = checked_max_entries(max_entries)
         self._spans: OrderedDict[bytes, list[int]] = OrderedDict()  # prefix -> [first, next]
 
     def append(

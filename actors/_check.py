@@ -16,10 +16,12 @@ from satchel.storage import _keys as keys
 
 from satchel._errors import SatchelError
 
+from . import _access as access
+from . import _artifact_index as index
 from . import _artifact_layout as artifacts
 from . import _layout as layout
 from . import _validate as validate
-from ._artifact_model import ARTIFACT_CODEC
+from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 
 #: Journal kinds that count as operations (``operation_count``).
 OPERATION_KINDS = frozenset({"state_set", "state_deleted", "artifact_stored", "artifact_deleted"})
@@ -29,6 +31,9 @@ _OWNED = (
     keys.JOURNAL,
     keys.ARTIFACT,
     keys.ARTIFACT_NAME,
+    keys.ARTIFACT_GRANT,
+    keys.ARTIFACT_GRANTED,
+    keys.ARTIFACT_AUDIT,
 )
 
 
@@ -64,6 +69,7 @@ def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckRepor
     batch = Batch()
     _compare_derived(kv, expected, unreadable, problems, batch)
     _find_orphans(kv, present, problems, batch)
+    _check_grants(kv, present, problems, batch)
     if fix and len(batch):
         kv.write(batch)
     return SessionCheckReport(len(present), tuple(problems), fix and bool(len(batch)))
@@ -130,7 +136,7 @@ def _check_artifacts(
 ) -> None:
     """Artifact records against the session's counters, their id entries and name entries."""
     count = size = 0
-    last: dict[bytes, int] = {}
+    last: dict[bytes, ArtifactRecord] = {}
     name = layout.text_of(sid)
     for key, value in scan_prefix(kv, artifacts.session_prefix(sid)):
         try:
@@ -140,10 +146,13 @@ def _check_artifacts(
             continue
         count += 1
         size += record.size
-        expected[artifacts.id_key(validate.artifact_id(record.id))] = key[len(keys.ARTIFACT) :]
-        named = record.name.encode()
-        last[named] = max(last.get(named, 0), record.version)
-    for named, version in last.items():
+        tail = key[len(keys.ARTIFACT) :]
+        expected[artifacts.id_key(validate.artifact_id(record.id))] = tail
+        expected.update(index.entries(record, tail))
+        last[record.name.encode()] = record  # versions scan in order: the last is the latest
+    for named, latest in last.items():
+        expected[index.LATEST + index.suffix_of(latest)] = b""
+        version = latest.version
         raw = kv.get(artifacts.name_key(sid, named))
         if raw is None or artifacts.decode_name_value(raw)[0] < version:
             problems.append(
@@ -163,10 +172,10 @@ def _compare_derived(
     problems: list[str],
     batch: Batch,
 ) -> None:
-    for prefix in (keys.SESSION_INDEX, keys.DEADLINE, keys.ARTIFACT_ID):
+    for prefix in (keys.SESSION_INDEX, keys.DEADLINE, keys.ARTIFACT_ID, keys.ARTIFACT_INDEX):
         for key, value in scan_prefix(kv, prefix):
             want = expected.pop(key, None)
-            if want is None and _owner(prefix, key, value) in unreadable:
+            if want is None and unreadable and _owner(kv, prefix, key, value) in unreadable:
                 continue
             if want is None:
                 problems.append(f"index entry {key!r} belongs to no session")
@@ -179,13 +188,39 @@ def _compare_derived(
         batch.put(key, value)
 
 
-def _owner(prefix: bytes, key: bytes, value: bytes) -> bytes:
+def _owner(kv: KeyValueStore, prefix: bytes, key: bytes, value: bytes) -> bytes:
     """The session an index, deadline or artifact id entry belongs to."""
     if prefix == keys.DEADLINE:
         return layout.parse_deadline_key(key)[1]
     if prefix == keys.ARTIFACT_ID:
         return value[: layout.ID_BYTES]
+    if prefix == keys.ARTIFACT_INDEX:
+        summary = kv.get(index.ALL + key[-index.SUFFIX_BYTES :])
+        return b"" if summary is None else index.parse_summary(summary)[1][: layout.ID_BYTES]
     return key[-layout.ID_BYTES :]
+
+
+def _check_grants(kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch) -> None:
+    """Each grant needs its artifact, both sessions and its reverse entry (and the reverse)."""
+    forward = set()
+    for grant in access.all_grants(kv):
+        forward.add(access.granted_key(grant.target, grant.owner, grant.name, grant.scope))
+        exists = (
+            grant.target in live
+            and kv.get(artifacts.name_key(grant.owner, grant.name)) is not None
+            and (grant.scope == access.WHOLE_NAME or kv.get(artifacts.id_key(grant.scope)))
+        )
+        if not exists:
+            problems.append(f"grant on a missing artifact or session: {grant}")
+            access.remove(batch, grant.owner, grant.name, grant.scope, grant.target)
+    for key, _ in scan_prefix(kv, keys.ARTIFACT_GRANTED):
+        if key not in forward:
+            problems.append(f"reverse grant entry {key!r} has no grant")
+            batch.delete(key)
+    missing = forward - {key for key, _ in scan_prefix(kv, keys.ARTIFACT_GRANTED)}
+    for key in missing:
+        problems.append(f"reverse grant entry {key!r} is missing")
+        batch.put(key, b"")
 
 
 def _find_orphans(kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch) -> None:

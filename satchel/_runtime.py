@@ -12,6 +12,7 @@ import attrs
 
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors._artifact_manager import ArtifactManager
+from satchel.actors._audit import checked_max_entries
 from satchel.actors._manager import SessionHandle, SessionManager
 from satchel.actors._model import SessionConfig
 from satchel.runtime import (
@@ -117,6 +118,7 @@ async def open_runtime(
     each shared artifact name keeps its newest ``audit_max_entries`` entries. On exit every actor
     finishes its turn and flushes within ``grace`` seconds, then the store closes.
     """
+    checked_max_entries(audit_max_entries)
     with open_store(path, backend=store, limits=limits) as opened:
         async with open_supervisor(
             strategy=strategy,
