@@ -13,6 +13,7 @@ text (NUL included) makes a fixed-length key.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Iterable, Mapping
@@ -37,9 +38,14 @@ SUFFIX_BYTES = 8 + 16
 _U64 = struct.Struct(">Q")
 
 
+def suffix(created_us: int, aid: bytes) -> bytes:
+    """The creation time and id that end every index key of a version."""
+    return _U64.pack(max(0, created_us)) + aid
+
+
 def suffix_of(record: ArtifactRecord) -> bytes:
-    """The creation time and id that end every index key of ``record``."""
-    return _U64.pack(max(0, record.created_us)) + validate.artifact_id(record.id)
+    """The suffix of a stored version."""
+    return suffix(record.created_us, validate.artifact_id(record.id))
 
 
 def session_prefix(sid: bytes) -> bytes:
@@ -47,11 +53,13 @@ def session_prefix(sid: bytes) -> bytes:
     return SESSION + sid
 
 
+@functools.lru_cache(maxsize=4096)
 def type_prefix(kind: str) -> bytes:
     """The index of one artifact type."""
     return TYPE + _digest(b"type", kind.encode())
 
 
+@functools.lru_cache(maxsize=4096)
 def tag_prefix(tag: str) -> bytes:
     """The index of one tag."""
     return TAG + _digest(b"tag", tag.encode())
@@ -99,19 +107,21 @@ def parse_summary(value: bytes) -> tuple[int, bytes]:
     return _U64.unpack_from(value)[0], value[8:]
 
 
-def entries(record: ArtifactRecord, record_tail: bytes) -> list[tuple[bytes, bytes]]:
+def entries(
+    record: ArtifactRecord, record_tail: bytes, known_suffix: bytes | None = None
+) -> list[tuple[bytes, bytes]]:
     """Every index entry of one version except the latest-version one."""
-    suffix = suffix_of(record)
+    end = suffix_of(record) if known_suffix is None else known_suffix
     sid = record_tail[:16]
     found = [
-        (ALL + suffix, summary(record.size, record_tail)),
-        (SESSION + sid + suffix, b""),
-        (type_prefix(record.type) + suffix, b""),
-        (BY_SIZE + _U64.pack(record.size) + suffix, b""),
-        (BY_NAME + name_order_key(record.name) + b"\x00" + suffix, b""),
+        (ALL + end, summary(record.size, record_tail)),
+        (SESSION + sid + end, b""),
+        (type_prefix(record.type) + end, b""),
+        (BY_SIZE + _U64.pack(record.size) + end, b""),
+        (BY_NAME + name_order_key(record.name) + b"\x00" + end, b""),
     ]
-    found.extend((tag_prefix(tag) + suffix, b"") for tag in record.tags)
-    found.extend((meta_prefix(k, v) + suffix, b"") for k, v in record.custom.items())
+    found.extend((tag_prefix(tag) + end, b"") for tag in record.tags)
+    found.extend((meta_prefix(k, v) + end, b"") for k, v in record.custom.items())
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import struct
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord
 from ._layout import encode_value
 
 _U32 = struct.Struct(">I")
-_NAME_VALUE = struct.Struct(">IQ")
+_NAME_VALUE = struct.Struct(">IQ24s")
 _RESERVED = ("mime_type", "description", "tags")
 
 
@@ -51,15 +52,15 @@ def names_prefix(sid: bytes) -> bytes:
     return keys.ARTIFACT_NAME + sid
 
 
-def encode_name_value(last_version: int, first_created_us: int) -> bytes:
-    """The value of a name key."""
-    return _NAME_VALUE.pack(last_version, first_created_us)
+def encode_name_value(last_version: int, first_created_us: int, latest: bytes) -> bytes:
+    """The value of a name key; ``latest`` is the query-index suffix of the latest version."""
+    return _NAME_VALUE.pack(last_version, first_created_us, latest)
 
 
-def decode_name_value(value: bytes) -> tuple[int, int]:
-    """``(last_version, first_created_us)`` of a name key's value."""
-    last, first = _NAME_VALUE.unpack(value)
-    return last, first
+def decode_name_value(value: bytes) -> tuple[int, int, bytes]:
+    """``(last_version, first_created_us, latest_suffix)`` of a name key's value."""
+    last, first, latest = _NAME_VALUE.unpack(value)
+    return last, first, latest
 
 
 def to_info(record: ArtifactRecord) -> ArtifactInfo:
@@ -83,6 +84,12 @@ def to_info(record: ArtifactRecord) -> ArtifactInfo:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _guess_mime(name: str) -> str:
+    # Artifact names repeat (each new version reuses one), and guessing parses the name.
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
 def split_metadata(
     name: str, metadata: Mapping[str, Any] | None
 ) -> tuple[str, str | None, tuple[str, ...], dict[str, Any]]:
@@ -90,7 +97,7 @@ def split_metadata(
     given = validate.metadata(metadata)
     mime = given.get("mime_type")
     if mime is None:
-        mime = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+        mime = _guess_mime(name)
     description = given.get("description")
     if description is not None:
         description = validate.text("description", description, validate.MAX_DESCRIPTION_BYTES)

@@ -41,6 +41,9 @@ from ._query import load
 from ._session import SESSION_KIND
 
 ArtifactSpec = str | ArtifactRef | ArtifactInfo  # an id, a name, or a ref/metadata table
+#: Content up to this size is hashed and encoded in the owning session's turn (short enough
+#: not to hold up the event loop); larger content goes through the storage actor.
+INLINE_MAX = 64 * 1024
 _FILE_PIECE = 1 << 20
 
 
@@ -107,23 +110,30 @@ class ArtifactManager:
         validate.artifact_name(name)
         kind = validate.artifact_type(type)
         mime, description, tags, custom = layout.split_metadata(name, metadata)
+        fields: dict[str, Any] = {
+            "name": name,
+            "type": kind,
+            "mime_type": mime,
+            "description": description,
+            "tags": tags,
+            "custom": custom,
+            "created_by": self.caller or session_id,
+            "caller": self.caller,
+        }
+        owner = self._supervisor.ref(SESSION_KIND, session_id)
+        inline_max = min(INLINE_MAX, self._blobs.limits.chunk_size)
+        if isinstance(content, bytes | bytearray | memoryview) and known <= inline_max:
+            # Small content is staged by the session actor itself: nothing is written
+            # before its commit, so there is nothing to refuse early or discard.
+            inline = StoreArtifact(staged=None, content=bytes(content), **fields)
+            ref: ArtifactRef = await owner.ask(inline)
+            return ref
         # Refused early from the stored counters, so no content is staged for nothing; the
         # session actor checks again when it commits.
         budget = self._writable(sid, session_id, known)
         staged = await writes.stage(self._storage, content, budget)
-        message = StoreArtifact(
-            name=name,
-            type=kind,
-            staged=staged,
-            mime_type=mime,
-            description=description,
-            tags=tags,
-            custom=custom,
-            created_by=self.caller or session_id,
-            caller=self.caller,
-        )
         try:
-            ref: ArtifactRef = await self._supervisor.ref(SESSION_KIND, session_id).ask(message)
+            ref = await owner.ask(StoreArtifact(staged=staged, **fields))
         except BaseException:
             await writes.discard(self._storage, staged)
             raise

@@ -109,15 +109,18 @@ def store_batch(
     sid: bytes,
     session_id: str,
     message: StoreArtifact,
+    staged: StagedBlob,
     now_us: int,
     batch: Batch,
 ) -> tuple[ArtifactRef, dict[str, Any], bytes]:
     """Add to ``batch`` the staged content as the next version; its ref, journal data and
     owner key."""
-    staged = message.staged
     name = message.name.encode()
     previous = kv.get(layout.name_key(sid, name))
-    last, first = (0, now_us) if previous is None else layout.decode_name_value(previous)
+    if previous is None:
+        last, first, latest = 0, now_us, None
+    else:
+        last, first, latest = layout.decode_name_value(previous)
     version = last + 1
     text_id, aid = validate.new_artifact_id()
     blob = staged.ref
@@ -140,15 +143,15 @@ def store_batch(
     )
     owner = layout.record_key(sid, name, version)
     tail = owner[len(keys.ARTIFACT) :]
+    suffix = index.suffix(now_us, aid)
     batch.put(owner, ARTIFACT_CODEC.encode(record))
     batch.put(layout.id_key(aid), tail)
-    previous_latest = layout.by_name(kv, sid, name, None) if previous is not None else None
-    if previous_latest is not None:
-        batch.delete(index.LATEST + index.suffix_of(previous_latest))
-    for key, value in index.entries(record, tail):
+    if latest is not None:
+        batch.delete(index.LATEST + latest)
+    for key, value in index.entries(record, tail, suffix):
         batch.put(key, value)
-    batch.put(index.LATEST + index.suffix_of(record), b"")
-    batch.put(layout.name_key(sid, name), layout.encode_name_value(version, first))
+    batch.put(index.LATEST + suffix, b"")
+    batch.put(layout.name_key(sid, name), layout.encode_name_value(version, first, suffix))
     ref = ArtifactRef(text_id, session_id, message.name, version, blob.hash, blob.size)
     data = {"id": text_id, "name": message.name, "version": version, "hash": blob.hash}
     data |= {"size": blob.size, "type": message.type}
@@ -199,7 +202,10 @@ def delete_batch(
         batch.delete(layout.name_key(sid, name))
     else:
         # Deleting the latest version makes the newest remaining one the latest.
-        batch.put(index.LATEST + index.suffix_of(remaining[-1]), b"")
+        newest = index.suffix_of(remaining[-1])
+        batch.put(index.LATEST + newest, b"")
+        last, first, _ = layout.decode_name_value(kv.get(layout.name_key(sid, name)) or b"")
+        batch.put(layout.name_key(sid, name), layout.encode_name_value(last, first, newest))
     aids = [validate.artifact_id(r.id) for r in records]
     access.drop_for_versions(kv, batch, sid, name, aids, whole=not remaining)
     gone = [{"id": r.id, "version": r.version, "hash": r.content_hash} for r in records]

@@ -151,10 +151,11 @@ def _check_artifacts(
         expected.update(index.entries(record, tail))
         last[record.name.encode()] = record  # versions scan in order: the last is the latest
     for named, latest in last.items():
-        expected[index.LATEST + index.suffix_of(latest)] = b""
-        version = latest.version
+        newest = index.suffix_of(latest)
+        expected[index.LATEST + newest] = b""
         raw = kv.get(artifacts.name_key(sid, named))
-        if raw is None or artifacts.decode_name_value(raw)[0] < version:
+        entry = None if raw is None else artifacts.decode_name_value(raw)
+        if entry is None or entry[0] < latest.version or entry[2] != newest:
             problems.append(
                 f"session {name}: name entry of artifact {named!r} is missing or behind"
             )

@@ -85,17 +85,19 @@ class DeadlineAdded:
 
 @attrs.frozen
 class StoreArtifact:
-    """Commit staged content as the next version of ``name`` (fields already validated)."""
+    """Store content as the next version of ``name`` (fields already validated): ``staged``
+    by the storage actor, or small ``content`` that the session actor stages itself."""
 
     name: str
     type: str
-    staged: StagedBlob
+    staged: StagedBlob | None
     mime_type: str
     description: str | None
     tags: tuple[str, ...]
     custom: dict[str, Any]
     created_by: str
     caller: str | None = None  # the session acting, if not the host or the owner
+    content: bytes | None = None
 
 
 @attrs.frozen

@@ -108,6 +108,7 @@ class SessionActor(Actor[Any]):
         self._counters_key = layout.counters_key(self._sid)
         self._var_prefix = layout.var_prefix(self._sid)
         self._earliest_added: int | None = None
+        self._as_owner: sharing.Owner | None = None
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
         self._active_us = 0
@@ -306,13 +307,16 @@ class SessionActor(Actor[Any]):
     def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
         """Commit content the caller staged (the caller discards it if this refuses)."""
         config = self._require_active().config
-        staged = message.staged
         now = self._now_us()
         batch = Batch()
         sharing.check_store(self._owner(), batch, message.caller, message.name, now)
-        artifact_writes.check_quota(self._id, config, self._counters, staged.ref.size)
+        staged = message.staged
+        size = len(message.content or b"") if staged is None else staged.ref.size
+        artifact_writes.check_quota(self._id, config, self._counters, size)
+        if staged is None:
+            staged = self._services.blobs.put_inline(message.content or b"")
         ref, data, owner = artifact_writes.store_batch(
-            self._kv, self._sid, self._id, message, now, batch
+            self._kv, self._sid, self._id, message, staged, now, batch
         )
         blobs = self._services.blobs
         self._commit(
@@ -366,7 +370,9 @@ class SessionActor(Actor[Any]):
         return True
 
     def _owner(self) -> sharing.Owner:
-        return sharing.Owner(self._kv, self._services.audit, self._sid, self._id)
+        if self._as_owner is None:
+            self._as_owner = sharing.Owner(self._kv, self._services.audit, self._sid, self._id)
+        return self._as_owner
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -62,6 +62,41 @@ class BlobMeta:
 META_CODEC = RecordCodec(BlobMeta, kind="blob", version=1)
 
 
+class _MetaCache:
+    """Decoded blob records by their bytes. A dedup store reads a blob's record when it
+    stages and when it commits, and the next one reads what that commit wrote: keeping
+    what was written (``prime``) and read saves decoding it again."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._decoded: dict[bytes, BlobMeta] = {}
+
+    def decode(self, data: bytes) -> BlobMeta:
+        meta = self._decoded.get(data)
+        if meta is None:
+            meta = META_CODEC.decode(data)
+            self.prime(data, meta)
+        return meta
+
+    def prime(self, data: bytes, meta: BlobMeta) -> None:
+        if len(self._decoded) >= self._size:
+            self._decoded.clear()  # cheaper than LRU bookkeeping, and rare
+        self._decoded[data] = meta
+
+
+def _with_refcount(meta: BlobMeta, count: int) -> BlobMeta:
+    return BlobMeta(
+        meta.size,
+        meta.stored_size,
+        meta.chunk_size,
+        meta.chunk_count,
+        meta.data_id,
+        meta.lz4_map,
+        meta.chunk_digests,
+        count,
+    )
+
+
 @attrs.frozen
 class BlobRef:
     """A stored blob: its BLAKE3 hash (hex), sizes, and how it is kept."""
@@ -243,6 +278,7 @@ class BlobStore:
         self.kv = kv
         self.limits = limits or BlobLimits()
         self._uploads: set[bytes] = set()
+        self._metas = _MetaCache()
         self._recover()
 
     def _recover(self) -> None:
@@ -277,10 +313,16 @@ class BlobStore:
                 f"content of {size} bytes or more is over the limit of {self.limits.max_size} bytes"
             )
 
-    async def _put_buffer(self, content: Buffer) -> StagedBlob:
+    def put_inline(self, content: Buffer) -> StagedBlob:
+        """``put`` of content no larger than one chunk, without awaiting: it is hashed and
+        encoded in memory, and nothing is written before ``commit``."""
         view = memoryview(content).cast("B")
+        if view.nbytes > self.limits.chunk_size:
+            raise InvalidArgumentError(
+                f"put_inline takes at most one chunk ({self.limits.chunk_size} bytes), "
+                f"not {view.nbytes}"
+            )
         self._check_size(view.nbytes)
-        await trio.lowlevel.checkpoint()
         digest = digest_of(view)
         meta = self.load_meta(digest)
         if meta is not None:
@@ -288,9 +330,20 @@ class BlobStore:
             # content is written under ``digest`` if the stored blob goes away meanwhile.
             held = content if type(content) is bytes else bytes(view)
             return StagedBlob(_ref_for(digest, meta), layout=None, chunks=None, content=held)
+        layout, chunks = self._encode_whole(content if type(content) is bytes else view)
+        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=chunks, content=None)
+
+    async def _put_buffer(self, content: Buffer) -> StagedBlob:
+        view = memoryview(content).cast("B")
+        self._check_size(view.nbytes)
+        await trio.lowlevel.checkpoint()
         if view.nbytes <= self.limits.chunk_size:
-            layout, chunks = self._encode_whole(content if type(content) is bytes else view)
-            return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=chunks, content=None)
+            return self.put_inline(view)
+        digest = digest_of(view)
+        meta = self.load_meta(digest)
+        if meta is not None:
+            held = content if type(content) is bytes else bytes(view)
+            return StagedBlob(_ref_for(digest, meta), layout=None, chunks=None, content=held)
         return await self._upload_buffer(view, digest)
 
     async def _put_stream(self, source: AsyncIterable[Buffer]) -> StagedBlob:
@@ -455,7 +508,10 @@ class BlobStore:
             released.append(layout.data_id)
         count = meta.refcount + change.delta
         if count > 0:
-            own.put(_keys.blob_key(digest), META_CODEC.encode(attrs.evolve(meta, refcount=count)))
+            counted = _with_refcount(meta, count)
+            encoded = META_CODEC.encode(counted)
+            own.put(_keys.blob_key(digest), encoded)
+            self._metas.prime(encoded, counted)
         else:
             own.delete(_keys.blob_key(digest))
             own.put(_keys.pending_key(meta.data_id), b"")
@@ -489,7 +545,7 @@ class BlobStore:
     def load_meta(self, digest: bytes) -> BlobMeta | None:
         """The index record of the blob with ``digest``, or ``None``."""
         data = self.kv.get(_keys.blob_key(digest))
-        return None if data is None else META_CODEC.decode(data)
+        return None if data is None else self._metas.decode(data)
 
     def _require(self, blob: BlobLike) -> tuple[bytes, BlobMeta]:
         digest = parse_digest(blob)

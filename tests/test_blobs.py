@@ -11,7 +11,7 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from satchel.storage import BLOBS, Batch, BlobLimits, Store, open_store
+from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, Store, open_store
 
 from satchel import BlobNotFoundError, IntegrityError, InvalidArgumentError, ValidationError
 
@@ -412,3 +412,27 @@ async def test_reused_buffer_cannot_change_a_staged_duplicate(store: Store) -> N
     batch.put(b"t\x00b", b"")
     store.blobs.commit(batch, add=[(staged, b"t\x00b")])
     assert await store.blobs.read(blob) == TEXT
+
+
+async def test_put_inline_stages_one_chunk_without_writing(store: Store) -> None:
+    """``put_inline`` hashes and encodes up to one chunk in memory, writes nothing before
+    ``commit``, and dedups against what is stored."""
+    data = TEXT[:3000]
+    staged = store.blobs.put_inline(data)
+    assert chunk_keys(store) == []
+    batch = Batch()
+    batch.put(b"t\x00one", b"record")
+    store.blobs.commit(batch, add=[(staged, b"t\x00one")])
+    again = store.blobs.put_inline(bytearray(data))
+    assert again.ref == staged.ref
+    batch = Batch()
+    batch.put(b"t\x00two", b"record")
+    store.blobs.commit(batch, add=[(again, b"t\x00two")])
+    meta = store.blobs.load_meta(bytes.fromhex(staged.ref.hash))
+    assert meta is not None and meta.refcount == 2
+    assert (await store.check()).clean
+    with pytest.raises(InvalidArgumentError):
+        store.blobs.put_inline(b"x" * (SMALL_CHUNKS.chunk_size + 1))
+    tight = BlobStore(store.kv, BlobLimits(chunk_size=4096, max_size=100))
+    with pytest.raises(ValidationError):
+        tight.put_inline(b"x" * 101)
