@@ -128,8 +128,15 @@ class ArtifactManager:
             inline = StoreArtifact(staged=None, content=bytes(content), **fields)
             ref: ArtifactRef = await owner.ask(inline)
             return ref
-        # Refused early from the stored counters, so no content is staged for nothing; the
-        # session actor checks again when it commits.
+        # Refused early from what is stored, so no content is staged for nothing; the
+        # session actor decides again (and audits) when it commits.
+        if self.caller is not None and self.caller != session_id:
+            if self._kv.get(layout.name_key(sid, name.encode())) is None:
+                raise AccessDeniedError(
+                    f"session {self.caller} may not create artifact {name!r} in session "
+                    f"{session_id}"
+                )
+            self._authorize_name(sid, name, access.Permission.WRITE, "write", None, quiet=True)
         budget = self._writable(sid, session_id, known)
         staged = await writes.stage(self._storage, content, budget)
         try:
@@ -230,7 +237,13 @@ class ArtifactManager:
         if not found:
             owner = session_layout.text_of(sid)
             raise ArtifactNotFoundError(f"no artifact {name!r} in session {owner}")
-        return [layout.to_info(r) for r in self._visible(sid, found)]
+        visible = [layout.to_info(r) for r in self._visible(sid, found)]
+        if not visible:
+            raise AccessDeniedError(
+                f"session {self.caller} may read no version of artifact {name!r} of session "
+                f"{session_layout.text_of(sid)}"
+            )
+        return visible
 
     async def query(self, **filters: Any) -> builtins.list[ArtifactInfo]:
         """Versions matching the spec's filters (``session_id``, ``type``, ``name_pattern``,
@@ -289,8 +302,9 @@ class ArtifactManager:
         """The audit log of an artifact's name, oldest first (needs ``admin``)."""
         validate.page(offset, limit)
         record = self._resolve(session_id, artifact, None)
-        self._authorize(record, access.Permission.ADMIN, "audit")
         owner = validate.session_id(record.session_id)[1]
+        # The log covers every version of the name, so a grant on one version is not enough.
+        self._authorize_name(owner, record.name, access.Permission.ADMIN, "audit", record.id)
         entries = self._audit.read(owner, record.name, offset=offset, limit=limit)
         await trio.lowlevel.checkpoint()
         return entries
@@ -364,6 +378,40 @@ class ArtifactManager:
             raise AccessDeniedError(
                 f"session {caller} has no {needed.value} grant on artifact {record.id} "
                 f"({record.name!r}) of session {record.session_id}"
+            )
+
+    def _authorize_name(
+        self,
+        owner: bytes,
+        name: str,
+        needed: access.Permission,
+        action: str,
+        artifact_id: str | None,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        """Another session needs ``needed`` on every version of ``name``; the decision is
+        audited (a ``quiet`` one only when refused: the actor audits what it allows)."""
+        caller = self.caller
+        if caller is None or session_layout.bytes_of(caller) == owner:
+            return
+        caller_sid = session_layout.bytes_of(caller)
+        held = access.name_permission(self._kv, owner, name.encode(), caller_sid)
+        allowed = held is not None and held.allows(needed)
+        if not allowed or not quiet:
+            self._audit.write(
+                owner,
+                at_us=round(self._supervisor.clock() * 1_000_000),
+                caller=caller,
+                action=action,
+                granted=allowed,
+                name=name,
+                artifact_id=artifact_id,
+            )
+        if not allowed:
+            raise AccessDeniedError(
+                f"session {caller} has no {needed.value} grant on artifact {name!r} of "
+                f"session {session_layout.text_of(owner)}"
             )
 
     def _visible(

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import trio
 from satchel.runtime import ActorRef
-from satchel.storage import Batch, KeyValueStore, StagedBlob
+from satchel.storage import Batch, KeyValueStore, StagedBlob, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from satchel._errors import (
@@ -23,6 +23,7 @@ from satchel._errors import (
 from . import _access as access
 from . import _artifact_index as index
 from . import _artifact_layout as layout
+from . import _audit as audit
 from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord, ArtifactRef
 from ._layout import Counters
@@ -199,7 +200,11 @@ def delete_batch(
     going = {r.version for r in records}
     remaining = [r for r in layout.versions(kv, sid, name) if r.version not in going]
     if not remaining:
+        # The name is gone: its audit log goes with it (a new artifact of that name must
+        # not inherit who read the old one).
         batch.delete(layout.name_key(sid, name))
+        log = audit.prefix_of(sid, name)
+        batch.delete_range(log, prefix_upper_bound(log))
     else:
         # Deleting the latest version makes the newest remaining one the latest.
         newest = index.suffix_of(remaining[-1])

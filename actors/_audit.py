@@ -107,7 +107,9 @@ class AuditLog:
         batch.put(prefix + _SEQ.pack(seq), _CODEC.encode(stored))
         keep_from = span[1] - self.max_entries
         if keep_from > span[0]:
-            batch.delete_range(prefix + _SEQ.pack(span[0]), prefix + _SEQ.pack(keep_from))
+            # From the first number, not the first remembered: a batch that was never
+            # written leaves nothing behind that a later trim would miss.
+            batch.delete_range(prefix + _SEQ.pack(0), prefix + _SEQ.pack(keep_from))
             span[0] = keep_from
 
     def write(self, owner: bytes, **fields: object) -> None:

@@ -70,6 +70,7 @@ def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckRepor
     _compare_derived(kv, expected, unreadable, problems, batch)
     _find_orphans(kv, present, problems, batch)
     _check_grants(kv, present, problems, batch)
+    _check_audit_logs(kv, present, problems, batch)
     if fix and len(batch):
         kv.write(batch)
     return SessionCheckReport(len(present), tuple(problems), fix and bool(len(batch)))
@@ -205,7 +206,6 @@ def _check_grants(kv: KeyValueStore, live: set[bytes], problems: list[str], batc
     """Each grant needs its artifact, both sessions and its reverse entry (and the reverse)."""
     forward = set()
     for grant in access.all_grants(kv):
-        forward.add(access.granted_key(grant.target, grant.owner, grant.name, grant.scope))
         exists = (
             grant.target in live
             and kv.get(artifacts.name_key(grant.owner, grant.name)) is not None
@@ -214,14 +214,34 @@ def _check_grants(kv: KeyValueStore, live: set[bytes], problems: list[str], batc
         if not exists:
             problems.append(f"grant on a missing artifact or session: {grant}")
             access.remove(batch, grant.owner, grant.name, grant.scope, grant.target)
+        else:
+            forward.add(access.granted_key(grant.target, grant.owner, grant.name, grant.scope))
     for key, _ in scan_prefix(kv, keys.ARTIFACT_GRANTED):
         if key not in forward:
             problems.append(f"reverse grant entry {key!r} has no grant")
             batch.delete(key)
     missing = forward - {key for key, _ in scan_prefix(kv, keys.ARTIFACT_GRANTED)}
-    for key in missing:
+    for key in sorted(missing):
         problems.append(f"reverse grant entry {key!r} is missing")
         batch.put(key, b"")
+
+
+def _check_audit_logs(
+    kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch
+) -> None:
+    """An audit log belongs to an existing name (a log of a missing session is an orphan
+    that ``_find_orphans`` removes)."""
+    seen: set[bytes] = set()
+    start = len(keys.ARTIFACT_AUDIT)
+    for key, _ in scan_prefix(kv, keys.ARTIFACT_AUDIT):
+        log = key[:-8]  # the tag, owner, name and NUL before the entry number
+        if log in seen:
+            continue
+        seen.add(log)
+        owner, name = log[start : start + layout.ID_BYTES], log[start + layout.ID_BYTES : -1]
+        if owner in live and kv.get(artifacts.name_key(owner, name)) is None:
+            problems.append(f"audit log of missing artifact {name!r} of {layout.text_of(owner)}")
+            batch.delete_range(log, prefix_upper_bound(log))
 
 
 def _find_orphans(kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch) -> None:

@@ -308,8 +308,8 @@ class SessionActor(Actor[Any]):
         """Commit content the caller staged (the caller discards it if this refuses)."""
         config = self._require_active().config
         now = self._now_us()
+        sharing.check_store(self._owner(), message.caller, message.name, now)
         batch = Batch()
-        sharing.check_store(self._owner(), batch, message.caller, message.name, now)
         staged = message.staged
         size = len(message.content or b"") if staged is None else staged.ref.size
         artifact_writes.check_quota(self._id, config, self._counters, size)
@@ -335,8 +335,8 @@ class SessionActor(Actor[Any]):
         config = self._require_active().config
         records = artifact_writes.doomed(self._kv, self._sid, self._id, message)
         now = self._now_us()
+        sharing.check_delete(self._owner(), message.caller, records, now)
         batch = Batch()
-        sharing.check_delete(self._owner(), batch, message.caller, records, now)
         if config.max_operations is not None:
             self._count_operation(config.max_operations)
         drops, data = artifact_writes.delete_batch(self._kv, self._sid, records, batch)
@@ -363,10 +363,11 @@ class SessionActor(Actor[Any]):
     def _revoke_artifact(self, message: RevokeArtifact) -> bool:
         self._require_session()
         now = self._now_us()
-        found = sharing.revoke_batch(self._owner(), message, now)
-        if found is None:
+        batch, data = sharing.revoke_batch(self._owner(), message, now)
+        if data is None:
+            self._kv.write(batch)  # nothing to revoke: only the decision is recorded
             return False
-        self._commit(found[0], "artifact_revoked", found[1], operation=False, now=now)
+        self._commit(batch, "artifact_revoked", data, operation=False, now=now)
         return True
 
     def _owner(self) -> sharing.Owner:

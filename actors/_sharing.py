@@ -1,6 +1,12 @@
 """What the owning session's actor decides when another session writes to, shares or revokes
-one of its artifacts: each decision is audited, in the batch of the change it allows, or in a
-batch of its own when it refuses."""
+one of its artifacts.
+
+Every decision on an existing artifact is audited as it is made, in a batch of its own: a
+write that is allowed and then fails for another reason (a quota, say) still shows in the log
+as allowed, which is what was decided. Shares and revokes are audited in the batch of the
+change itself. A name that does not exist has no audit log: asking for it is refused without
+an entry, so no session can grow another's audit data for names that are not there.
+"""
 
 from __future__ import annotations
 
@@ -38,70 +44,61 @@ class Owner:
         """Whether ``caller`` is a session other than the owner (the host is not)."""
         return caller is not None and caller != self.session_id
 
-    def refuse(
-        self, caller: str, action: str, name: str, artifact_id: str | None, now: int
+    def decide(
+        self,
+        caller: str,
+        action: str,
+        name: str,
+        artifact_id: str | None,
+        held: access.Permission | None,
+        needed: access.Permission,
+        now: int,
     ) -> None:
-        """Write the refusal to the audit log and raise ``AccessDenied``."""
-        denied = Batch()
+        """Audit one decision; raise ``AccessDenied`` if ``held`` does not include ``needed``."""
+        allowed = held is not None and held.allows(needed)
+        entry = Batch()
         self.audit.append(
-            denied,
+            entry,
             self.sid,
             at_us=now,
             caller=caller,
             action=action,
-            granted=False,
+            granted=allowed,
             name=name,
             artifact_id=artifact_id,
         )
-        self.kv.write(denied)
-        what = name if artifact_id is None else f"{artifact_id} ({name!r})"
-        raise AccessDeniedError(
-            f"session {caller} may not {action} artifact {what} of session {self.session_id}"
-        )
-
-    def allow(
-        self, batch: Batch, caller: str, action: str, name: str, artifact_id: str | None, now: int
-    ) -> None:
-        """Audit an allowed decision in the batch of the change."""
-        self.audit.append(
-            batch,
-            self.sid,
-            at_us=now,
-            caller=caller,
-            action=action,
-            granted=True,
-            name=name,
-            artifact_id=artifact_id,
-        )
+        self.kv.write(entry)
+        if not allowed:
+            what = name if artifact_id is None else f"{artifact_id} ({name!r})"
+            raise AccessDeniedError(
+                f"session {caller} may not {action} artifact {what} of session {self.session_id}"
+            )
 
 
-def check_store(owner: Owner, batch: Batch, caller: str | None, name: str, now: int) -> None:
-    """Another session may store a new version of a name it holds ``write`` on."""
+def check_store(owner: Owner, caller: str | None, name: str, now: int) -> None:
+    """Another session may store a new version of an existing name it holds ``write`` on."""
     if not owner.is_other(caller):
         return
     assert caller is not None
+    if owner.kv.get(layout.name_key(owner.sid, name.encode())) is None:
+        raise AccessDeniedError(
+            f"session {caller} may not create artifact {name!r} in session {owner.session_id}"
+        )
     held = access.name_permission(
         owner.kv, owner.sid, name.encode(), session_layout.bytes_of(caller)
     )
-    if held is None or not held.allows(access.Permission.WRITE):
-        owner.refuse(caller, "write", name, None, now)
-    owner.allow(batch, caller, "write", name, None, now)
+    owner.decide(caller, "write", name, None, held, access.Permission.WRITE, now)
 
 
-def check_delete(
-    owner: Owner, batch: Batch, caller: str | None, records: list[ArtifactRecord], now: int
-) -> None:
-    """Another session may delete versions it holds ``write`` on."""
+def check_delete(owner: Owner, caller: str | None, records: list[ArtifactRecord], now: int) -> None:
+    """Another session may delete versions it holds ``write`` on (all of them, or none go)."""
     if not owner.is_other(caller):
         return
     assert caller is not None
     caller_sid = session_layout.bytes_of(caller)
     for record in records:
         held = access.permission_of(owner.kv, record, caller_sid)
-        if held is None or not held.allows(access.Permission.WRITE):
-            owner.refuse(caller, "delete", record.name, record.id, now)
-    for record in records:
-        owner.allow(batch, caller, "delete", record.name, record.id, now)
+        owner.decide(caller, "delete", record.name, record.id, held, access.Permission.WRITE, now)
 
 
 def _subject(
@@ -121,15 +118,6 @@ def _subject(
     return message.name, None
 
 
-def _target(owner: Owner, target_session_id: str) -> bytes:
-    target_id, target = validate.session_id(target_session_id)
-    if target == owner.sid:
-        raise ValidationError(f"session {target_id} owns the artifact; it needs no grant")
-    if owner.kv.get(session_layout.record_key(target)) is None:
-        raise SessionNotFoundError(f"no session {target_id}")
-    return target
-
-
 def _check_admin(
     owner: Owner,
     caller: str | None,
@@ -138,6 +126,8 @@ def _check_admin(
     record: ArtifactRecord | None,
     now: int,
 ) -> None:
+    """Only the owner, the host, or a session holding ``admin`` shares and revokes; a grantee
+    never grants to itself (it could outlive the grant it came from)."""
     if not owner.is_other(caller):
         return
     assert caller is not None
@@ -147,15 +137,27 @@ def _check_admin(
     else:
         held = access.permission_of(owner.kv, record, caller_sid)
     if held is None or not held.allows(access.Permission.ADMIN):
-        owner.refuse(caller, action, name, None if record is None else record.id, now)
+        artifact_id = None if record is None else record.id
+        owner.decide(caller, action, name, artifact_id, held, access.Permission.ADMIN, now)
+
+
+def _target(owner: Owner, caller: str | None, target_session_id: str) -> bytes:
+    target_id, target = validate.session_id(target_session_id)
+    if target == owner.sid:
+        raise ValidationError(f"session {target_id} owns the artifact; it needs no grant")
+    if caller is not None and target_id == caller:
+        raise ValidationError(f"session {caller} cannot change its own grants")
+    if owner.kv.get(session_layout.record_key(target)) is None:
+        raise SessionNotFoundError(f"no session {target_id}")
+    return target
 
 
 def share_batch(owner: Owner, message: ShareArtifact, now: int) -> tuple[Batch, dict[str, Any]]:
     """The batch granting a permission (audited) and its journal data."""
     name, record = _subject(owner, message)
-    target = _target(owner, message.target_session_id)
-    granted = access.permission(message.permission)
     _check_admin(owner, message.caller, "share", name, record, now)
+    target = _target(owner, message.caller, message.target_session_id)
+    granted = access.permission(message.permission)
     scope = access.WHOLE_NAME if record is None else validate.artifact_id(record.id)
     by = bytes(16) if message.caller is None else session_layout.bytes_of(message.caller)
     batch = Batch()
@@ -180,16 +182,20 @@ def share_batch(owner: Owner, message: ShareArtifact, now: int) -> tuple[Batch, 
 
 def revoke_batch(
     owner: Owner, message: RevokeArtifact, now: int
-) -> tuple[Batch, dict[str, Any]] | None:
-    """The batch removing a grant (audited) and its journal data; ``None`` if there is none."""
+) -> tuple[Batch, dict[str, Any] | None]:
+    """The batch removing grants (audited), and its journal data (``None`` if there were
+    none). Revoking a name removes the target's grants on the name and on each version."""
     name, record = _subject(owner, message)
-    target = _target(owner, message.target_session_id)
     _check_admin(owner, message.caller, "revoke", name, record, now)
-    scope = access.WHOLE_NAME if record is None else validate.artifact_id(record.id)
-    if owner.kv.get(access.grant_key(owner.sid, name.encode(), scope, target)) is None:
-        return None
+    target = _target(owner, message.caller, message.target_session_id)
     batch = Batch()
-    access.remove(batch, owner.sid, name.encode(), scope, target)
+    removed = 0
+    for grant in access.grants_on(owner.kv, owner.sid, name.encode()):
+        if grant.target != target:
+            continue
+        if record is None or grant.scope == validate.artifact_id(record.id):
+            access.remove(batch, owner.sid, grant.name, grant.scope, target)
+            removed += 1
     target_id = session_layout.text_of(target)
     artifact_id = None if record is None else record.id
     owner.audit.append(
@@ -203,4 +209,5 @@ def revoke_batch(
         artifact_id=artifact_id,
         target_session_id=target_id,
     )
-    return batch, {"name": name, "id": artifact_id, "target": target_id}
+    data = {"name": name, "id": artifact_id, "target": target_id, "grants": removed}
+    return batch, data if removed else None

@@ -262,6 +262,9 @@ def artifact_name(name: object) -> bytes:
     if bad is not None or name.startswith("."):
         why = f"contains {bad!r}" if bad is not None else "starts with '.'"
         raise ValidationError(f"artifact name {_short(name)} {why}")
+    if len(encoded) == 36 and is_artifact_id(name):
+        # Where an artifact is given by id or name, this text would be taken for an id.
+        raise ValidationError(f"artifact name {_short(name)} has the form of an artifact id")
     return encoded
 
 

@@ -70,6 +70,10 @@ TARGETS: tuple[Target, ...] = (
     Target("set_state", "max_x", 2.0),
     Target("session query 100k: *", "max_time", 10e-3),
     Target("reopen 100k + first get", "max_time", 1.0),
+    Target("artifact store 1 MiB *, new content", "min_pct", 60.0),
+    Target("artifact store, already present", "max_x", 3.0),
+    Target("artifact get 1 MiB *", "min_pct", 70.0),
+    Target("artifact query 100k: *", "max_time", 10e-3),
 )
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trio
+from satchel.storage import Batch
 
 from satchel import (
     AccessDeniedError,
     ArtifactNotFoundError,
     InvalidArgumentError,
+    QuotaExceededError,
     Runtime,
     SessionNotFoundError,
     ValidationError,
@@ -108,6 +111,7 @@ async def test_admin_grant_shares_revokes_and_reads_the_audit_log(rt: Runtime) -
         ("share", other, True),
         ("read", third, True),
         ("revoke", other, True),
+        ("revoke", other, True),  # nothing left to revoke: the decision is still recorded
         ("read", third, False),
         ("audit", other, True),
     ]
@@ -219,3 +223,135 @@ async def test_audit_log_is_bounded(tmp_path: Path, autojump_clock: trio.abc.Clo
     with pytest.raises(ValidationError):
         async with open_runtime(tmp_path, audit_max_entries=0):
             pass
+
+
+async def test_a_version_grant_does_not_open_the_names_audit_log(rt: Runtime) -> None:
+    """``admin`` on one version shares that version, but the log covers the whole name."""
+    owner, other, third = await three(rt)
+    v2 = (await rt.artifacts.versions(owner, "doc"))[1]
+    await rt.artifacts.share(owner, v2.id, other, "admin")
+    admin = rt.session(other).artifacts
+    await admin.share(owner, v2.id, third, "read")
+    with pytest.raises(AccessDeniedError):
+        await admin.share(owner, "doc", third, "read")
+    with pytest.raises(AccessDeniedError):
+        await admin.audit_log(owner, "doc")
+
+
+async def test_no_audit_data_for_names_that_do_not_exist(rt: Runtime) -> None:
+    """A store into another session under a missing name is refused without writing any
+    audit entry, streamed or not, and stages nothing."""
+    owner, other, _ = await three(rt)
+    stranger = rt.session(other).artifacts
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"x" * (100 * 1024)
+
+    for n in range(5):
+        with pytest.raises(AccessDeniedError):
+            await stranger.store(owner, "tool_result", f"new-{n}", b"x")
+        with pytest.raises(AccessDeniedError):
+            await stranger.store(owner, "tool_result", f"big-{n}", stream())
+    with pytest.raises(AccessDeniedError):
+        await stranger.store(owner, "tool_result", "doc", stream())  # exists, no grant
+    assert [(e.action, e.granted) for e in await rt.artifacts.audit_log(owner, "doc")] == [
+        ("write", False)
+    ]
+    assert len(list(rt.store.kv.scan(b"aud\x00", b"aud\x01"))) == 1
+    assert rt.store.blobs.uploads_in_flight == frozenset()
+    assert (await rt.sessions.check()).clean
+
+
+async def test_a_deleted_name_takes_its_audit_log_along(rt: Runtime) -> None:
+    """An artifact stored again under a deleted name starts with an empty audit log."""
+    owner, other, _ = await three(rt)
+    await rt.artifacts.share(owner, "doc", other, "read")
+    await rt.session(other).artifacts.get(owner, "doc")
+    await rt.artifacts.delete(owner, "doc")
+    await rt.artifacts.store(owner, "agent_output", "doc", b"new", None)
+    assert await rt.artifacts.audit_log(owner, "doc") == []
+    assert (await rt.sessions.check()).clean
+
+
+async def test_grantees_cannot_grant_themselves(rt: Runtime) -> None:
+    """An admin cannot give itself a grant that would outlive its own; revoking a name
+    removes the target's version grants too."""
+    owner, other, _ = await three(rt)
+    v1 = (await rt.artifacts.versions(owner, "doc"))[0]
+    await rt.artifacts.share(owner, "doc", other, "admin")
+    admin = rt.session(other).artifacts
+    with pytest.raises(ValidationError):
+        await admin.share(owner, v1.id, other, "admin")
+    await rt.artifacts.share(owner, v1.id, other, "write")
+    assert await rt.artifacts.revoke(owner, "doc", other)
+    with pytest.raises(AccessDeniedError):
+        await admin.get(owner, v1.id)
+    assert list(rt.store.kv.scan(b"agr\x00", b"agu")) == []
+
+
+async def test_versions_of_an_unreadable_name_are_denied(rt: Runtime) -> None:
+    """With a grant on one name, another name's versions are denied, not empty."""
+    owner, other, _ = await three(rt)
+    await rt.artifacts.store(owner, "agent_output", "public", b"p", None)
+    await rt.artifacts.share(owner, "public", other, "read")
+    reader = rt.session(other).artifacts
+    assert [a.name for a in await reader.versions(owner, "public")] == ["public"]
+    with pytest.raises(AccessDeniedError):
+        await reader.versions(owner, "doc")
+    assert [a.name for a in await reader.list(owner)] == ["public"]
+
+
+async def test_strangers_learn_nothing_from_share(rt: Runtime) -> None:
+    """A session without admin gets AccessDenied (audited) whatever the target."""
+    owner, other, _ = await three(rt)
+    stranger = rt.session(other).artifacts
+    for target in (owner, other, "00000000-0000-4000-8000-000000000000"):
+        with pytest.raises(AccessDeniedError):
+            await stranger.share(owner, "doc", target, "read")
+    log = await rt.artifacts.audit_log(owner, "doc")
+    assert [(e.action, e.granted) for e in log] == [("share", False)] * 3
+
+
+async def test_audit_bound_holds_when_a_write_fails(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A granted write that then fails on a quota is audited and the bound still holds."""
+    async with open_runtime(tmp_path, audit_max_entries=2) as rt:
+        owner = await rt.sessions.create(config={"max_artifacts": 2})
+        other = await rt.sessions.create()
+        await rt.artifacts.store(owner, "agent_output", "doc", b"v1", None)
+        await rt.artifacts.store(owner, "agent_output", "doc", b"v2", None)
+        await rt.artifacts.share(owner, "doc", other, "write")
+        for _ in range(3):
+            with pytest.raises(QuotaExceededError):
+                await rt.session(other).artifacts.store(owner, "tool_result", "doc", b"v3")
+        log = await rt.artifacts.audit_log(owner, "doc")
+        assert [(e.action, e.granted) for e in log] == [("write", True)] * 2
+        assert len(list(rt.store.kv.scan(b"aud\x00", b"aud\x01"))) == 2
+
+
+async def test_names_shaped_like_ids_are_refused(rt: Runtime) -> None:
+    """A name that reads as an artifact id could never be reached by name."""
+    owner, _, _ = await three(rt)
+    with pytest.raises(ValidationError):
+        await rt.artifacts.store(owner, "agent_output", "art_" + "0" * 32, b"x", None)
+    await rt.artifacts.store(owner, "agent_output", "art_" + "0" * 31, b"x", None)
+
+
+async def test_check_repairs_grants_and_audit_logs(rt: Runtime) -> None:
+    """A grant whose artifact is gone and whose reverse entry is lost, and an audit log of
+    a missing name, are repaired in one ``check(fix=True)``."""
+    owner, other, _ = await three(rt)
+    await rt.artifacts.share(owner, "doc", other, "read")
+    await rt.session(other).artifacts.get(owner, "doc")
+    kv = rt.store.kv
+    batch = Batch()
+    for key, _ in kv.scan(b"agt\x00", b"agt\x01"):
+        batch.delete(key)
+    for key, _ in kv.scan(b"anm\x00", b"anm\x01"):
+        batch.delete(key)
+    kv.write(batch)
+    report = await rt.sessions.check(fix=True)
+    assert report.fixed and report.problems
+    after = await rt.sessions.check()
+    assert not any("grant" in p or "audit" in p for p in after.problems), after.problems
