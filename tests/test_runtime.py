@@ -93,6 +93,8 @@ async def main(path):
         session = await rt.session(sid)
         await session.set_state("k", [1, {"a": None}])
         print("session", await session.get_state("k"), (await rt.sessions.get(sid)).name)
+        await rt.artifacts.store(sid, "agent_output", "a.md", b"# a", None)
+        print("query", [a.name for a in await rt.artifacts.query(session_id=sid)])
     try:
         await rt.statistics()
     except RuntimeClosedError:
@@ -114,6 +116,12 @@ with satchel.sync.open_runtime(sys.argv[1]) as rt:
     print("live", len([a for a in rt.actors() if a.kind == "stored"]))
     session = rt.session(rt.sessions.create(name="sync"))
     session.set_state("n", 3)
+    ref = session.store_artifact("out.txt", b"hello", "tool_result", {"tags": ["t"]})
+    other = rt.session(rt.sessions.create(name="other"))
+    session.share_artifact("out.txt", other.id, "read")
+    seen = other.artifacts.query(tags=["t"])
+    print("artifact", other.artifacts.get(session.id, ref.id).content, [a.name for a in seen])
+    print("audit", [e.action for e in rt.artifacts.audit_log(session.id, "out.txt")])
     session.complete()
     print("session", session.get_state("n"), session.info().status)
     try:
@@ -143,6 +151,7 @@ def test_asyncio_host(tmp_path: Path) -> None:
     assert run_host(ASYNCIO_HOST, tmp_path) == [
         "live 21 value 6",
         "session [1, {'a': None}] aio",
+        "query ['a.md']",
         "closed",
         "reopened 6",
     ]
@@ -153,6 +162,8 @@ def test_sync_host(tmp_path: Path) -> None:
     assert run_host(SYNC_HOST, tmp_path) == [
         "value 4 5",
         "live 1",
+        "artifact b'hello' ['out.txt']",
+        "audit ['share', 'read']",
         "session 3 completed",
         "locked",
         "reopened 5",
