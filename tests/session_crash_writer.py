@@ -15,8 +15,20 @@ import trio
 
 from satchel import open_runtime
 
-Model = dict[str, tuple[str, dict[str, Any]]]  # name -> (status, variables)
+# name -> (status, variables, artifacts: artifact name -> content of each version)
+Model = dict[str, tuple[str, dict[str, Any], dict[str, list[bytes]]]]
 Op = tuple[str, str, Any]  # (operation, session name, argument)
+
+
+def content(rng: random.Random, pool: list[bytes]) -> bytes:
+    """Artifact content: often bytes seen before (dedup), small or over the 64 KiB that the
+    session hashes itself (then the storage actor stages it)."""
+    if pool and rng.random() < 0.3:
+        return rng.choice(pool)
+    size = rng.choice([rng.randrange(1, 2000), rng.randrange(70_000, 200_000)])
+    data = rng.randbytes(16) * (size // 16 + 1)
+    pool.append(data[:size])
+    return data[:size]
 
 
 def plan(run: str, count: int) -> Iterator[tuple[Op, Model]]:
@@ -24,20 +36,30 @@ def plan(run: str, count: int) -> Iterator[tuple[Op, Model]]:
     rng = random.Random(run)
     model: Model = {}
     parents: dict[str, str | None] = {}
+    pool: list[bytes] = []
     for i in range(count):
-        active = sorted(n for n, (status, _) in model.items() if status == "active")
+        active = sorted(n for n, (status, _, _) in model.items() if status == "active")
         if i % 8 == 0 or not active:
             parent = rng.choice(sorted(model)) if model and rng.random() < 0.4 else None
             op: Op = ("create", f"{run}-s{i:05d}", parent)
-            model[op[1]] = ("active", {})
+            model[op[1]] = ("active", {}, {})
             parents[op[1]] = parent
         else:
             name = rng.choice(active)
-            status, variables = model[name]
+            status, variables, artifacts = model[name]
             roll = rng.random()
-            if roll < 0.7:
+            if roll < 0.5:
                 op = ("set", name, (f"k{rng.randrange(5)}", {"i": i, "run": run}))
                 variables = {**variables, op[2][0]: op[2][1]}
+            elif roll < 0.65:
+                op = ("store", name, (f"a{rng.randrange(3)}.bin", content(rng, pool)))
+                artifacts = {**artifacts, op[2][0]: [*artifacts.get(op[2][0], []), op[2][1]]}
+            elif roll < 0.7:
+                op = ("drop", name, f"a{rng.randrange(3)}.bin")
+                if op[2] not in artifacts:
+                    op = ("set", name, ("k0", {"i": i, "run": run}))
+                    variables = {**variables, "k0": op[2][1]}
+                artifacts = {k: v for k, v in artifacts.items() if k != op[2]}
             elif roll < 0.8:
                 op = ("unset", name, f"k{rng.randrange(5)}")
                 variables = {k: v for k, v in variables.items() if k != op[2]}
@@ -55,8 +77,8 @@ def plan(run: str, count: int) -> Iterator[tuple[Op, Model]]:
                 for dead in gone:
                     del model[dead], parents[dead]
             else:
-                model[name] = (status, variables)
-        yield op, {n: (s, dict(v)) for n, (s, v) in model.items()}
+                model[name] = (status, variables, artifacts)
+        yield op, {n: (s, dict(v), dict(a)) for n, (s, v, a) in model.items()}
 
 
 async def main(folder: str, run: str) -> None:
@@ -69,6 +91,10 @@ async def main(folder: str, run: str) -> None:
                 ids[name] = await rt.sessions.create(name=name, parent_id=parent)
             elif kind == "set":
                 await rt.sessions.set_state(ids[name], *arg)
+            elif kind == "store":
+                await rt.artifacts.store(ids[name], "tool_result", arg[0], arg[1])
+            elif kind == "drop":
+                await rt.artifacts.delete(ids[name], arg)
             elif kind == "unset":
                 await rt.sessions.delete_state(ids[name], arg)
             elif kind == "delete":

@@ -1,4 +1,5 @@
-"""A session writer killed with SIGKILL loses no acknowledged operation and leaves no half."""
+"""A session writer killed with SIGKILL loses no acknowledged operation (variables, lifecycle,
+artifacts) and leaves no half."""
 
 from __future__ import annotations
 
@@ -62,9 +63,17 @@ async def test_sigkill_loses_no_acknowledged_session_operation(tmp_path: Path) -
                     k: await rt.sessions.get_state(info.id, k)
                     for k in await rt.sessions.list_state(info.id)
                 }
+                artifacts = {
+                    a.name: [
+                        (await rt.artifacts.get(info.id, v.id)).content
+                        for v in await rt.artifacts.versions(info.id, a.name)
+                    ]
+                    for a in await rt.artifacts.list(info.id)
+                }
                 found.setdefault(info.name.split("-")[0], {})[info.name] = (
                     info.status.value,
                     variables,
+                    artifacts,
                 )
             assert found.get(run, {}) in (done, maybe), run
             final[run] = found.get(run, {})
@@ -72,4 +81,7 @@ async def test_sigkill_loses_no_acknowledged_session_operation(tmp_path: Path) -
                 assert found.get(old, {}) == final[old], old
             report = await rt.sessions.check()
             assert report.clean, report.problems
+            blobs = await rt.check()
+            assert blobs.clean, blobs
     assert sum(len(m) for m in final.values()) > ROUNDS
+    assert any(a for m in final.values() for _, _, a in m.values()), "no artifact survived"
