@@ -89,6 +89,11 @@ def u64(value: int) -> bytes:
     return _U64.pack(min(max(0, value), _U64_MAX))
 
 
+def seq_bytes(seq: int) -> bytes:
+    """A journal sequence number (always in range) as it ends a journal key."""
+    return _U64.pack(seq)
+
+
 def record_key(sid: bytes) -> bytes:
     """Where the record of session ``sid`` is."""
     return keys.SESSION + sid

@@ -175,7 +175,8 @@ class SessionActor(Actor[Any]):
             raise type(error)(f"session {self._id}: {error}") from None
         if self._tracks_idle:
             self._active_us = self._now_us()
-        await self._announce_deadline()
+        if self._earliest_added is not None:
+            await self._announce_deadline()
         return result
 
     # -- guards -------------------------------------------------------------------------
@@ -241,7 +242,9 @@ class SessionActor(Actor[Any]):
             old.total_bytes + size,
         )
         sid = self._sid
-        batch.put(self._journal_prefix + layout.u64(new.seq), layout.encode_entry(now, kind, data))
+        batch.put(
+            self._journal_prefix + layout.seq_bytes(new.seq), layout.encode_entry(now, kind, data)
+        )
         batch.put(self._counters_key, new.encode())
         if not layout.same_update_bucket(now, old.updated_us):
             batch.delete(layout.updated_key(sid, old.updated_us))
