@@ -33,6 +33,7 @@ from ._artifact_model import Artifact, ArtifactInfo, ArtifactRef
 from ._audit import AuditEntry
 from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
+from ._hooks import HookPoint, Hooks
 from ._lifecycle import ACTIVE, Transition
 from ._messages import (
     ChangeStatus,
@@ -84,11 +85,13 @@ class SessionManager:
         board: DeadlineBoard,
         defaults: SessionConfig,
         artifacts: ArtifactManager,
+        hooks: Hooks,
     ) -> None:
         self._kv = kv
         self._supervisor = supervisor
         self._board = board
         self._artifacts = artifacts
+        self._hooks = hooks
         self.defaults = defaults
 
     def _ref(self, session_id: str) -> ActorRef:
@@ -140,6 +143,9 @@ class SessionManager:
             parent_key = layout.record_key(layout.bytes_of(record.parent_id))
             if self._kv.get(parent_key) is None:
                 raise SessionNotFoundError(f"no parent session {record.parent_id}")
+        created = _created_data(record)
+        if self._hooks.has(HookPoint.SESSION_START):
+            record, created = await self._start_hooks(record)
         now = record.created_us
         batch = Batch()
         encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
@@ -150,7 +156,7 @@ class SessionManager:
         batch.put(layout.counters_key(sid), layout.Counters(1, now).encode())
         batch.put(
             layout.journal_key(sid, 1),
-            layout.encode_entry(now, "session_created", _created_data(record)),
+            layout.encode_entry(now, "session_created", created),
         )
         for key, value in layout.index_entries(sid, record):
             batch.put(key, value)
@@ -200,6 +206,34 @@ class SessionManager:
             deadlines=tuple(deadlines),
         )
         return record, sid
+
+    async def _start_hooks(
+        self, record: layout.SessionRecord
+    ) -> tuple[layout.SessionRecord, dict[str, Any]]:
+        """Run the ``session_start`` hooks; the record as they left it (checked again) and
+        the journal data of its creation, hook records included."""
+        given = {
+            "name": record.name,
+            "description": record.description,
+            "tags": list(record.tags),
+            "metadata": record.metadata,
+            "parent_session_id": record.parent_id,
+        }
+        data, records = await self._hooks.run(HookPoint.SESSION_START, record.id, given)
+        if data is not given:
+            record = attrs.evolve(
+                record,
+                name=validate.text("session name", data["name"], validate.MAX_NAME_BYTES),
+                description=validate.text(
+                    "session description",
+                    data["description"],
+                    validate.MAX_DESCRIPTION_BYTES,
+                    nul_ok=True,
+                ),
+                tags=validate.tags(data["tags"]),
+                metadata=validate.metadata(data["metadata"]),
+            )
+        return record, {**_created_data(record), "hooks": records}
 
     async def get(self, session_id: str) -> SessionInfo:
         """The session table of ``session_id``, whatever its status."""

@@ -29,10 +29,12 @@ from satchel._errors import (
 from . import _artifact_writes as artifact_writes
 from . import _layout as layout
 from . import _removal as removal
+from . import _session_hooks as session_hooks
 from . import _sharing as sharing
 from . import _validate as validate
 from ._artifact_model import ArtifactRef
 from ._audit import AuditLog
+from ._hooks import HookPoint, Hooks
 from ._lifecycle import ACTIVE, ARCHIVED, COMPLETED, FAILED, SUSPENDED, Transition, target_of
 from ._messages import (
     ChangeStatus,
@@ -79,6 +81,7 @@ class SessionServices:
     note_deadline: NoteDeadline
     is_live: Callable[[str], bool]
     audit: AuditLog
+    hooks: Hooks
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
 
 
@@ -109,6 +112,8 @@ class SessionActor(Actor[Any]):
         self._var_prefix = layout.var_prefix(self._sid)
         self._earliest_added: int | None = None
         self._as_owner: sharing.Owner | None = None
+        self._hooks = services.hooks
+        self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
         self._active_us = 0
@@ -167,17 +172,37 @@ class SessionActor(Actor[Any]):
         if self._bucket is not None and type(message) not in _UNTHROTTLED:
             self._throttle(self._bucket)
         try:
+            if self._hooks.has_any and (point := session_hooks.point_of(message)) is not None:
+                message = await self._run_hooks(point, message)
             result = handler(message)
+            if self._hook_records:
+                # The operation wrote no journal entry of its own (save, restore): the hook
+                # executions still go in the journal.
+                self._commit(Batch(), "hooks_ran", {}, operation=False)
         except (ValidationError, InvalidArgumentError) as error:
             # Validators name the value at fault; the caller also needs to know the session.
             if self._id in str(error):
                 raise
             raise type(error)(f"session {self._id}: {error}") from None
+        finally:
+            self._hook_records = []
         if self._tracks_idle:
             self._active_us = self._now_us()
         if self._earliest_added is not None:
             await self._announce_deadline()
         return result
+
+    async def _run_hooks(self, point: HookPoint, message: Any) -> Any:
+        """Run the hooks of ``point`` for ``message`` where the operation may happen (so an
+        invalid one fails as itself, not as a hook's decision); the message they leave."""
+        record = self._require_session()
+        if isinstance(message, session_hooks.WRITES):
+            self._require_active()
+        elif type(message) is ChangeStatus:
+            target_of(self._id, record.status, message.operation)
+        data = session_hooks.data_of(message, record.status.value)
+        after, self._hook_records = await self._hooks.run(point, self._id, data)
+        return message if after is data else session_hooks.changed(message, after)
 
     # -- guards -------------------------------------------------------------------------
 
@@ -242,6 +267,9 @@ class SessionActor(Actor[Any]):
             old.total_bytes + size,
         )
         sid = self._sid
+        if self._hook_records:
+            data = {**data, "hooks": self._hook_records}
+            self._hook_records = []
         batch.put(
             self._journal_prefix + layout.seq_bytes(new.seq), layout.encode_entry(now, kind, data)
         )

@@ -6,6 +6,7 @@ from ._errors import ActorFailedError as ActorFailedError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import BlobNotFoundError as BlobNotFoundError
+from ._errors import HookCancelledError as HookCancelledError
 from ._errors import IntegrityError as IntegrityError
 from ._errors import InvalidArgumentError as InvalidArgumentError
 from ._errors import InvalidStateTransitionError as InvalidStateTransitionError
@@ -32,6 +33,12 @@ from .actors._artifact_model import ArtifactInfo as ArtifactInfo
 from .actors._artifact_model import ArtifactRef as ArtifactRef
 from .actors._audit import AuditEntry as AuditEntry
 from .actors._check import SessionCheckReport as SessionCheckReport
+from .actors._hooks import HookContext as HookContext
+from .actors._hooks import HookPoint as HookPoint
+from .actors._hooks import HookRegistration as HookRegistration
+from .actors._hooks import HookResult as HookResult
+from .actors._hooks import Hooks as Hooks
+from .actors._hooks import HookStatistics as HookStatistics
 from .actors._manager import SessionHandle as SessionHandle
 from .actors._manager import SessionManager as SessionManager
 from .actors._model import JournalEntry as JournalEntry

@@ -148,3 +148,9 @@ class AccessDeniedError(SatchelError, PermissionError):
     """The artifact or session exists, but the caller holds no grant for it."""
 
     kind = "AccessDenied"
+
+
+class HookCancelledError(SatchelError, RuntimeError):
+    """A hook cancelled the operation (or a required hook failed): nothing was written."""
+
+    kind = "HookCancelled"

@@ -13,6 +13,7 @@ import attrs
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._audit import checked_max_entries
+from satchel.actors._hooks import Hooks
 from satchel.actors._manager import SessionHandle, SessionManager
 from satchel.actors._model import SessionConfig
 from satchel.runtime import (
@@ -47,12 +48,15 @@ class Runtime:
         backend: str,
         sessions: SessionManager,
         artifacts: ArtifactManager,
+        hooks: Hooks,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
         self.backend = backend
         self.sessions = sessions
         self.artifacts = artifacts
+        #: Lifecycle hooks: ``rt.hooks.register(point, function, priority=...)``.
+        self.hooks = hooks
 
     def session(self, session_id: str) -> SessionHandle:
         """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
@@ -127,15 +131,16 @@ async def open_runtime(
             grace=grace,
         ) as supervisor:
             board = DeadlineBoard(supervisor)
+            hooks = Hooks()
             services = register_session_kinds(
-                opened, supervisor, board, audit_max_entries=audit_max_entries
+                opened, supervisor, board, hooks=hooks, audit_max_entries=audit_max_entries
             )
             roots = [Path.cwd()] if file_roots is None else file_roots
             artifacts = ArtifactManager(
                 opened.kv, opened.blobs, supervisor, services.storage, roots, services.audit
             )
             sessions = SessionManager(
-                opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts
+                opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts, hooks
             )
             await board.start()
-            yield Runtime(opened, supervisor, store, sessions, artifacts)
+            yield Runtime(opened, supervisor, store, sessions, artifacts, hooks)

@@ -1,0 +1,291 @@
+"""Lifecycle hooks: registered per point with a priority, run before the operation is written,
+and obeyed — continue, cancel (nothing is written) or modify (the operation's data changes).
+
+Hooks run in the turn of the session actor that performs the operation (the manager's, for
+``session_start``, since no actor exists before the session does). Running them there, rather
+than in another actor, costs no message per operation and lets a cancel stop the write in the
+same turn. A hook that raises, returns something that is not a result, or overruns its
+deadline is isolated: logged, counted, its result ignored — unless it was registered as
+``required``, in which case the operation fails closed with ``HookCancelledError``. An async
+hook is cancelled at its deadline; a sync one cannot be interrupted, so one that overran is
+treated like an async one that was cancelled.
+
+Each execution is recorded (hook, point, input, result, duration) in the journal entry of the
+operation it ran for; a cancelled operation writes nothing, its hook records included.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from satchel._errors import HookCancelledError, InvalidArgumentError, ValidationError
+
+log = logging.getLogger("satchel.hooks")
+
+
+class HookPoint(enum.StrEnum):
+    """Where hooks run."""
+
+    SESSION_START = "session_start"
+    SESSION_SUSPEND = "session_suspend"
+    SESSION_RESUME = "session_resume"
+    SESSION_COMPLETE = "session_complete"
+    SESSION_FAIL = "session_fail"
+    SESSION_ARCHIVE = "session_archive"
+    SESSION_SAVE = "session_save"
+    SESSION_RESTORE = "session_restore"
+    STATE_CHANGED = "state_changed"
+    ARTIFACT_CREATED = "artifact_created"
+    ARTIFACT_ACCESSED = "artifact_accessed"
+    ARTIFACT_DELETED = "artifact_deleted"
+    TOOL_RESULT = "tool_result"
+    AGENT_OUTPUT = "agent_output"
+
+
+#: The fields of an operation's data that a hook may change with ``modify``, per point.
+MODIFIABLE: dict[HookPoint, frozenset[str]] = {
+    HookPoint.SESSION_START: frozenset({"name", "description", "tags", "metadata"}),
+    HookPoint.STATE_CHANGED: frozenset({"value"}),
+    HookPoint.ARTIFACT_CREATED: frozenset({"tags", "description", "mime_type", "custom"}),
+    HookPoint.SESSION_FAIL: frozenset({"reason"}),
+    HookPoint.TOOL_RESULT: frozenset({"tags", "metadata"}),
+    HookPoint.AGENT_OUTPUT: frozenset({"tags", "metadata"}),
+}
+
+
+@attrs.frozen
+class HookContext:
+    """What a hook sees: the point, the session, and the operation's data (a copy)."""
+
+    point: HookPoint
+    session_id: str
+    data: Mapping[str, Any]
+
+
+@attrs.frozen
+class HookResult:
+    """What a hook decides. Returning ``None`` means continue."""
+
+    action: str  # "continue", "cancel" or "modify"
+    reason: str | None = None
+    data: Mapping[str, Any] | None = None
+
+    @classmethod
+    def proceed(cls) -> HookResult:
+        """Let the operation go on as it is."""
+        return _CONTINUE
+
+    @classmethod
+    def cancel(cls, reason: str) -> HookResult:
+        """Stop the operation: it fails with ``HookCancelledError`` and writes nothing."""
+        return cls("cancel", reason=str(reason))
+
+    @classmethod
+    def modify(cls, data: Mapping[str, Any]) -> HookResult:
+        """Go on with these fields of the operation's data replaced."""
+        return cls("modify", data=dict(data))
+
+
+_CONTINUE = HookResult("continue")
+
+HookFunction = Callable[[HookContext], "HookResult | Awaitable[HookResult | None] | None"]
+
+
+@attrs.frozen
+class HookRegistration:
+    """One registered hook."""
+
+    name: str
+    point: HookPoint
+    function: HookFunction = attrs.field(repr=False)
+    priority: int = 0
+    required: bool = False
+    deadline_s: float = 1.0
+
+
+@attrs.frozen
+class HookStatistics:
+    """Counts since the runtime opened."""
+
+    executions: int
+    cancels: int
+    modifications: int
+    failures: int
+    overruns: int
+
+
+class _Outcome(Exception):
+    """A hook's result could not be used (it raised, overran or returned nonsense)."""
+
+
+class Hooks:
+    """The hooks of one runtime, by point; shared by the managers and every session actor."""
+
+    def __init__(self) -> None:
+        self._by_point: dict[HookPoint, list[HookRegistration]] = {}
+        self._names: dict[str, HookRegistration] = {}
+        self._counts = {"executions": 0, "cancels": 0, "modifications": 0, "failures": 0}
+        self._counts["overruns"] = 0
+
+    def register(
+        self,
+        point: str | HookPoint,
+        function: HookFunction,
+        *,
+        name: str | None = None,
+        priority: int = 0,
+        required: bool = False,
+        deadline_s: float = 1.0,
+    ) -> HookRegistration:
+        """Run ``function`` (sync or async, taking a ``HookContext``) at ``point``; hooks of
+        higher ``priority`` run first. ``name`` (default: the function's qualified name) must
+        be unique; it is what the journal records and ``exact`` replay looks up."""
+        try:
+            point = HookPoint(point)
+        except ValueError:
+            names = ", ".join(p.value for p in HookPoint)
+            raise ValidationError(f"unknown hook point {point!r}; use one of {names}") from None
+        if not callable(function):
+            raise InvalidArgumentError(f"a hook must be callable, not {function!r}")
+        if name is None:
+            # Unnamed hooks are told apart by registration order; pass ``name`` for an identity
+            # that replays of older journals can rely on.
+            base = str(getattr(function, "__qualname__", repr(function)))
+            name = next(n for n in _numbered(base) if n not in self._names)
+        if name in self._names:
+            raise ValidationError(f"a hook named {name!r} is already registered")
+        if type(priority) is not int:
+            raise InvalidArgumentError(f"priority must be an integer, not {priority!r}")
+        if not (isinstance(deadline_s, int | float) and deadline_s > 0):
+            raise ValidationError(f"deadline_s must be a positive number, not {deadline_s!r}")
+        registration = HookRegistration(name, point, function, priority, required, deadline_s)
+        self._names[name] = registration
+        hooks = [*self._by_point.get(point, []), registration]
+        hooks.sort(key=lambda r: -r.priority)  # stable: equal priorities keep their order
+        self._by_point[point] = hooks
+        return registration
+
+    def unregister(self, name: str) -> None:
+        """Remove the hook named ``name``."""
+        registration = self._names.pop(name, None)
+        if registration is None:
+            raise ValidationError(f"no hook named {name!r}")
+        left = [r for r in self._by_point[registration.point] if r.name != name]
+        if left:
+            self._by_point[registration.point] = left
+        else:
+            del self._by_point[registration.point]
+
+    @property
+    def has_any(self) -> bool:
+        """Whether any hook is registered at all."""
+        return bool(self._by_point)
+
+    def has(self, point: HookPoint) -> bool:
+        """Whether any hook runs at ``point`` (the fast path checks this first)."""
+        return point in self._by_point
+
+    def named(self, name: str) -> HookRegistration | None:
+        """The hook registered as ``name``, if any."""
+        return self._names.get(name)
+
+    def statistics(self) -> HookStatistics:
+        """Executions, cancels, modifications, failures and overruns so far."""
+        return HookStatistics(**self._counts)
+
+    async def run(
+        self, point: HookPoint, session_id: str, data: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run the hooks of ``point`` in priority order; the (possibly modified) data and a
+        record of each execution. Raises ``HookCancelledError`` on a cancel."""
+        records: list[dict[str, Any]] = []
+        for registration in self._by_point.get(point, ()):
+            given = dict(data)
+            started = time.perf_counter()
+            try:
+                result = await self._call(registration, HookContext(point, session_id, given))
+            except _Outcome as failure:
+                self._counts["failures"] += 1
+                log.warning("hook %s at %s: %s", registration.name, point.value, failure)
+                if registration.required:
+                    raise HookCancelledError(
+                        f"required hook {registration.name!r} at {point.value} failed: {failure}"
+                    ) from None
+                continue
+            finally:
+                self._counts["executions"] += 1
+            took = round((time.perf_counter() - started) * 1e6)
+            records.append(_record(registration, given, result, took))
+            if result.action == "cancel":
+                self._counts["cancels"] += 1
+                raise HookCancelledError(
+                    f"hook {registration.name!r} cancelled {point.value}: {result.reason}"
+                )
+            if result.action == "modify":
+                self._counts["modifications"] += 1
+                data = {**data, **(result.data or {})}
+        return data, records
+
+    async def _call(self, registration: HookRegistration, context: HookContext) -> HookResult:
+        """One hook's result, checked; ``_Outcome`` if it cannot be used."""
+        started = time.perf_counter()
+        try:
+            with trio.move_on_after(registration.deadline_s) as scope:
+                result = registration.function(context)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception as error:
+            raise _Outcome(f"raised {error!r}") from error
+        overran = scope.cancelled_caught or (
+            time.perf_counter() - started > registration.deadline_s
+        )
+        if overran:
+            self._counts["overruns"] += 1
+            raise _Outcome(f"overran its deadline of {registration.deadline_s} s")
+        if result is None:
+            return _CONTINUE
+        if not isinstance(result, HookResult) or result.action not in _ACTIONS:
+            raise _Outcome(f"returned {result!r}, not a HookResult")
+        if result.action == "modify":
+            allowed = MODIFIABLE.get(context.point, frozenset())
+            extra = sorted(set(result.data or {}) - allowed)
+            if extra:
+                raise _Outcome(
+                    f"modified {', '.join(extra)}, which {context.point.value} does not allow "
+                    f"(allowed: {', '.join(sorted(allowed)) or 'none'})"
+                )
+        return result
+
+
+_ACTIONS = frozenset({"continue", "cancel", "modify"})
+
+
+def _numbered(base: str) -> Iterator[str]:
+    yield base
+    yield from (f"{base}#{n}" for n in itertools.count(2))
+
+
+def _record(
+    registration: HookRegistration, given: dict[str, Any], result: HookResult, took_us: int
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "hook": registration.name,
+        "point": registration.point.value,
+        "input": given,
+        "result": result.action,
+        "duration_us": took_us,
+    }
+    if result.reason is not None:
+        record["reason"] = result.reason
+    if result.data is not None:
+        record["data"] = dict(result.data)
+    return record

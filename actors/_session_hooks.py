@@ -1,0 +1,108 @@
+"""Which hook point a session actor's message passes, the data its hooks see, and the message
+their changes make (checked again like the original)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from satchel._errors import ValidationError
+
+from . import _artifact_layout as artifact_layout
+from . import _validate as validate
+from ._hooks import HookPoint
+from ._layout import encode_value
+from ._lifecycle import Transition
+from ._messages import (
+    ChangeStatus,
+    DeleteArtifact,
+    DeleteState,
+    Load,
+    Save,
+    SetState,
+    StoreArtifact,
+)
+
+_TRANSITION_POINTS = {
+    Transition.SUSPEND: HookPoint.SESSION_SUSPEND,
+    Transition.RESUME: HookPoint.SESSION_RESUME,
+    Transition.COMPLETE: HookPoint.SESSION_COMPLETE,
+    Transition.FAIL: HookPoint.SESSION_FAIL,
+    Transition.ARCHIVE: HookPoint.SESSION_ARCHIVE,
+}
+_POINTS: dict[type, HookPoint] = {
+    SetState: HookPoint.STATE_CHANGED,
+    DeleteState: HookPoint.STATE_CHANGED,
+    Save: HookPoint.SESSION_SAVE,
+    Load: HookPoint.SESSION_RESTORE,
+    StoreArtifact: HookPoint.ARTIFACT_CREATED,
+    DeleteArtifact: HookPoint.ARTIFACT_DELETED,
+}
+#: Messages that change the session (their hooks run only where the change may happen).
+WRITES = (SetState, DeleteState, StoreArtifact, DeleteArtifact)
+
+
+def point_of(message: Any) -> HookPoint | None:
+    """The hook point ``message`` passes, if any."""
+    if type(message) is ChangeStatus:
+        return _TRANSITION_POINTS[message.operation]
+    return _POINTS.get(type(message))
+
+
+def data_of(message: Any, status: str) -> dict[str, Any]:
+    """What the hooks of ``message`` see (``status``: the session's status now)."""
+    if type(message) is SetState:
+        return {"key": message.key, "value": message.value, "deleted": False}
+    if type(message) is DeleteState:
+        return {"key": message.key, "value": None, "deleted": True}
+    if type(message) is ChangeStatus:
+        return {"operation": message.operation.value, "from": status, "reason": message.reason}
+    if type(message) is StoreArtifact:
+        size = len(message.content or b"") if message.staged is None else message.staged.ref.size
+        return {
+            "name": message.name,
+            "type": message.type,
+            "mime_type": message.mime_type,
+            "description": message.description,
+            "tags": list(message.tags),
+            "custom": message.custom,
+            "size": size,
+            "created_by": message.created_by,
+        }
+    if type(message) is DeleteArtifact:
+        return {"id": message.artifact_id, "name": message.name, "version": message.version}
+    return {}
+
+
+def changed(message: Any, data: dict[str, Any]) -> Any:
+    """``message`` with the fields hooks modified, each checked as at the start."""
+    if type(message) is SetState:
+        value = data["value"]
+        validate.json_like(f"state {message.key!r}", value)
+        validate.encoded(f"state {message.key!r}", encode_value, value)
+        return SetState(message.key, value)
+    if type(message) is ChangeStatus:
+        reason = data["reason"]
+        if reason is not None:
+            validate.text("a failure reason", reason, validate.MAX_REASON_BYTES, nul_ok=True)
+        return ChangeStatus(message.operation, reason)
+    if type(message) is StoreArtifact:
+        description = data["description"]
+        if description is not None:
+            description = validate.text("description", description, validate.MAX_DESCRIPTION_BYTES)
+        custom = data["custom"]
+        if not isinstance(custom, dict):
+            raise ValidationError(f"a hook set custom metadata to {custom!r}, not a map")
+        checked = artifact_layout.split_metadata(
+            message.name,
+            {**custom, "mime_type": data["mime_type"], "tags": data["tags"]},
+        )
+        return attrs.evolve(
+            message,
+            mime_type=checked[0],
+            description=description,
+            tags=checked[2],
+            custom=checked[3],
+        )
+    return message

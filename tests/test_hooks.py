@@ -1,0 +1,186 @@
+"""Lifecycle hooks: results obeyed (continue, cancel, modify), order, isolation, journal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+from satchel.actors import _hooks
+
+from satchel import (
+    HookCancelledError,
+    HookContext,
+    HookResult,
+    InvalidArgumentError,
+    InvalidStateTransitionError,
+    Runtime,
+    ValidationError,
+)
+
+
+async def test_cancel_prevents_the_write(rt: Runtime) -> None:
+    """A cancelling hook fails the operation with HookCancelled and nothing is written."""
+    sid = await rt.sessions.create()
+    rt.hooks.register("state_changed", lambda ctx: HookResult.cancel("read-only"), name="ro")
+    with pytest.raises(HookCancelledError, match="read-only"):
+        await rt.sessions.set_state(sid, "k", 1)
+    assert await rt.sessions.get_state(sid, "k") is None
+    assert [e.kind for e in await rt.sessions.timeline(sid)] == ["session_created"]
+    rt.hooks.unregister("ro")
+    await rt.sessions.set_state(sid, "k", 1)
+    assert await rt.sessions.get_state(sid, "k") == 1
+
+
+async def test_modify_changes_what_is_stored(rt: Runtime) -> None:
+    """Modified data is what lands: a variable's value, an artifact's tags, a new session's
+    name and tags."""
+
+    def redact(ctx: HookContext) -> HookResult:
+        return HookResult.modify({"value": "***"}) if ctx.data["key"] == "secret" else None
+
+    def tag(ctx: HookContext) -> HookResult:
+        return HookResult.modify({"tags": [*ctx.data["tags"], "audited"]})
+
+    def rename(ctx: HookContext) -> HookResult:
+        return HookResult.modify({"name": ctx.data["name"].upper(), "tags": ["hooked"]})
+
+    rt.hooks.register("state_changed", redact)
+    rt.hooks.register("artifact_created", tag)
+    rt.hooks.register("session_start", rename)
+    sid = await rt.sessions.create(name="quiet", tags=["x"])
+    info = await rt.sessions.get(sid)
+    assert (info.name, info.tags) == ("QUIET", ("hooked",))
+    await rt.sessions.set_state(sid, "secret", "hunter2")
+    await rt.sessions.set_state(sid, "plain", "ok")
+    assert await rt.sessions.get_state(sid, "secret") == "***"
+    assert await rt.sessions.get_state(sid, "plain") == "ok"
+    ref = await rt.artifacts.store(sid, "tool_result", "a.txt", b"a", {"tags": ["t"]})
+    assert (await rt.artifacts.info(sid, ref.id)).tags == ("t", "audited")
+    assert [a.id for a in await rt.artifacts.query(tags=["audited"])] == [ref.id]
+    assert (await rt.sessions.check()).clean
+
+
+async def test_hooks_run_by_priority_and_are_journaled(rt: Runtime) -> None:
+    """Higher priority runs first and sees the original data; each execution is recorded in
+    the operation's journal entry with its input, result and duration."""
+    seen: list[tuple[str, Any]] = []
+
+    def low(ctx: HookContext) -> None:
+        seen.append(("low", ctx.data["value"]))
+
+    async def high(ctx: HookContext) -> HookResult:
+        await trio.lowlevel.checkpoint()
+        seen.append(("high", ctx.data["value"]))
+        return HookResult.modify({"value": ctx.data["value"] + 1})
+
+    rt.hooks.register("state_changed", low, name="low", priority=1)
+    rt.hooks.register("state_changed", high, name="high", priority=5)
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "n", 1)
+    assert seen == [("high", 1), ("low", 2)]
+    entry = (await rt.sessions.timeline(sid))[-1]
+    assert entry.kind == "state_set" and entry.data["value"] == 2
+    records = entry.data["hooks"]
+    assert [(r["hook"], r["result"]) for r in records] == [("high", "modify"), ("low", "continue")]
+    assert records[0]["input"] == {"key": "n", "value": 1, "deleted": False}
+    assert records[0]["data"] == {"value": 2}
+    assert all(r["point"] == "state_changed" and r["duration_us"] >= 0 for r in records)
+
+
+async def test_failing_hooks_are_isolated_unless_required(rt: Runtime) -> None:
+    """A hook that raises, returns nonsense or modifies what its point does not allow is
+    skipped and counted; a required one fails the operation closed."""
+    sid = await rt.sessions.create()
+
+    def boom(ctx: HookContext) -> None:
+        raise RuntimeError("bug in hook")
+
+    rt.hooks.register("state_changed", boom, name="boom")
+    rt.hooks.register("state_changed", lambda ctx: "yes", name="nonsense")  # type: ignore[arg-type, return-value]
+    rt.hooks.register("state_changed", lambda ctx: HookResult.modify({"key": "x"}), name="bad")
+    await rt.sessions.set_state(sid, "k", 1)
+    assert await rt.sessions.get_state(sid, "k") == 1
+    stats = rt.hooks.statistics()
+    assert (stats.executions, stats.failures) == (3, 3)
+    rt.hooks.unregister("boom")
+    rt.hooks.register("state_changed", boom, name="strict", required=True)
+    with pytest.raises(HookCancelledError, match="required hook 'strict'"):
+        await rt.sessions.set_state(sid, "k", 2)
+    assert await rt.sessions.get_state(sid, "k") == 1
+
+
+async def test_overrunning_hooks(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+    """An async hook past its deadline is cancelled and skipped (or fails a required one)."""
+    sid = await rt.sessions.create()
+
+    async def slow(ctx: HookContext) -> HookResult:
+        await trio.sleep(10)
+        return HookResult.cancel("too late to matter")
+
+    rt.hooks.register("state_changed", slow, name="slow", deadline_s=0.5)
+    await rt.sessions.set_state(sid, "k", 1)
+    assert await rt.sessions.get_state(sid, "k") == 1
+    assert rt.hooks.statistics().overruns == 1
+    rt.hooks.unregister("slow")
+    rt.hooks.register("state_changed", slow, name="slow!", deadline_s=0.5, required=True)
+    with pytest.raises(HookCancelledError, match="overran"):
+        await rt.sessions.set_state(sid, "k", 2)
+
+
+async def test_sync_hook_overrun_is_ignored(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync hook cannot be interrupted; if it took longer than its deadline, its result is
+    ignored like a cancelled async one's."""
+    sid = await rt.sessions.create()
+    clock = [0.0]
+    monkeypatch.setattr(_hooks.time, "perf_counter", lambda: clock[0])
+
+    def slow(ctx: HookContext) -> HookResult:
+        clock[0] += 5.0
+        return HookResult.cancel("should be ignored")
+
+    rt.hooks.register("state_changed", slow, deadline_s=1.0)
+    await rt.sessions.set_state(sid, "k", 1)
+    assert await rt.sessions.get_state(sid, "k") == 1
+    assert rt.hooks.statistics().overruns == 1
+
+
+async def test_lifecycle_and_artifact_hooks(rt: Runtime) -> None:
+    """Hooks can stop a completion and a delete; an invalid transition fails as itself; save
+    runs its hooks and journals them."""
+    sid = await rt.sessions.create()
+    ref = await rt.artifacts.store(sid, "tool_result", "keep.txt", b"k", None)
+    rt.hooks.register("session_complete", lambda ctx: HookResult.cancel("not yet"))
+    rt.hooks.register("artifact_deleted", lambda ctx: HookResult.cancel("keep it"))
+    calls: list[str] = []
+    rt.hooks.register("session_resume", lambda ctx: calls.append("resume"))  # type: ignore[func-returns-value]
+    rt.hooks.register("session_save", lambda ctx: calls.append("save"))  # type: ignore[func-returns-value]
+    with pytest.raises(HookCancelledError):
+        await rt.sessions.complete(sid)
+    with pytest.raises(HookCancelledError):
+        await rt.artifacts.delete(sid, ref.id)
+    with pytest.raises(InvalidStateTransitionError):
+        await rt.sessions.resume(sid)  # active already: the hook does not run
+    assert (await rt.sessions.get(sid)).status == "active"
+    assert (await rt.artifacts.get(sid, ref.id)).content == b"k"
+    await rt.sessions.save(sid)
+    assert calls == ["save"]
+    last = (await rt.sessions.timeline(sid))[-1]
+    assert last.kind == "hooks_ran" and last.data["hooks"][0]["point"] == "session_save"
+    assert (await rt.sessions.check()).clean
+
+
+async def test_registration_is_checked(rt: Runtime) -> None:
+    """Unknown points, duplicate names, bad priorities and deadlines are refused."""
+    rt.hooks.register("session_start", lambda ctx: None, name="one")
+    for args, kwargs, error in (
+        (("nowhere", lambda ctx: None), {}, ValidationError),
+        (("session_start", lambda ctx: None), {"name": "one"}, ValidationError),
+        (("session_start", "not callable"), {}, InvalidArgumentError),
+        (("session_start", lambda ctx: None), {"priority": 1.5}, InvalidArgumentError),
+        (("session_start", lambda ctx: None), {"deadline_s": 0}, ValidationError),
+    ):
+        with pytest.raises(error):
+            rt.hooks.register(*args, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        rt.hooks.unregister("two")
