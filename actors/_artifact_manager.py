@@ -35,7 +35,14 @@ from . import _layout as session_layout
 from . import _validate as validate
 from ._artifact_model import Artifact, ArtifactInfo, ArtifactRecord, ArtifactRef
 from ._audit import AuditEntry, AuditLog
-from ._messages import DeleteArtifact, RevokeArtifact, ShareArtifact, StoreArtifact
+from ._hooks import HookPoint, Hooks
+from ._messages import (
+    DeleteArtifact,
+    RecordHooks,
+    RevokeArtifact,
+    ShareArtifact,
+    StoreArtifact,
+)
 from ._model import SessionStatus
 from ._query import load
 from ._session import SESSION_KIND
@@ -59,6 +66,7 @@ class ArtifactManager:
         storage: ActorRef,
         file_roots: Sequence[str | os.PathLike[str]],
         audit: AuditLog,
+        hooks: Hooks,
         caller: str | None = None,
     ) -> None:
         self._kv = kv
@@ -66,6 +74,7 @@ class ArtifactManager:
         self._supervisor = supervisor
         self._storage = storage
         self._audit = audit
+        self._hooks = hooks
         self.file_roots = tuple(Path(root).resolve() for root in file_roots)
         #: The session this view acts as (``None``: the host, which may do everything).
         self.caller = caller
@@ -82,6 +91,7 @@ class ArtifactManager:
             self._storage,
             self.file_roots,
             self._audit,
+            self._hooks,
             caller,
         )
 
@@ -193,7 +203,7 @@ class ArtifactManager:
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> Artifact:
         """Content and metadata of an artifact (by id, or by name and version, default latest)."""
-        record = self._readable(session_id, artifact, version)
+        record = await self._readable(session_id, artifact, version, "get")
         try:
             content = await self._blobs.read(record.content_hash)
         except BlobNotFoundError:
@@ -204,7 +214,7 @@ class ArtifactManager:
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> ArtifactInfo:
         """Metadata only, without reading the content."""
-        record = self._readable(session_id, artifact, version)
+        record = await self._readable(session_id, artifact, version, "info")
         await trio.lowlevel.checkpoint()
         return layout.to_info(record)
 
@@ -212,7 +222,7 @@ class ArtifactManager:
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> AsyncIterator[bytes]:
         """The content chunk by chunk (each verified before it is yielded)."""
-        record = self._readable(session_id, artifact, version)
+        record = await self._readable(session_id, artifact, version, "stream")
         try:
             chunks = self._blobs.stream(record.content_hash)
         except BlobNotFoundError:
@@ -351,12 +361,28 @@ class ArtifactManager:
         validate.artifact_name(artifact)
         return None, artifact
 
-    def _readable(
-        self, session_id: str | None, artifact: ArtifactSpec, version: int | None
+    async def _readable(
+        self, session_id: str | None, artifact: ArtifactSpec, version: int | None, how: str
     ) -> ArtifactRecord:
         record = self._resolve(session_id, artifact, version)
         self._authorize(record, access.Permission.READ, "read")
+        if self._hooks.has(HookPoint.ARTIFACT_ACCESSED):
+            await self._accessed(record, how)
         return record
+
+    async def _accessed(self, record: ArtifactRecord, how: str) -> None:
+        """Run the ``artifact_accessed`` hooks (a cancel refuses the read); their records go
+        to the owning session's journal through its actor, which alone appends to it."""
+        data = {
+            "id": record.id,
+            "name": record.name,
+            "version": record.version,
+            "caller": self.caller,
+            "how": how,
+        }
+        _, records = await self._hooks.run(HookPoint.ARTIFACT_ACCESSED, record.session_id, data)
+        if records:
+            await self._supervisor.ref(SESSION_KIND, record.session_id).tell(RecordHooks(records))
 
     def _authorize(self, record: ArtifactRecord, needed: access.Permission, action: str) -> None:
         """Another session needs a grant; its decision is audited either way."""

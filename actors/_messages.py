@@ -129,3 +129,10 @@ class RevokeArtifact:
     artifact_id: str | None = None
     name: str | None = None
     caller: str | None = None
+
+
+@attrs.frozen
+class RecordHooks:
+    """Journal hook executions that ran outside the actor (on a read of an artifact)."""
+
+    records: list[dict[str, Any]]

@@ -45,6 +45,7 @@ from ._messages import (
     GetState,
     ListState,
     Load,
+    RecordHooks,
     Retire,
     RevokeArtifact,
     Save,
@@ -66,7 +67,7 @@ _RETRY_DELETE_US = round(DAY_S * _US)
 
 NoteDeadline = Callable[[int], Awaitable[None]]
 #: Maintenance messages the rate limit does not count.
-_UNTHROTTLED = (Save, Load, Retire)
+_UNTHROTTLED = (Save, Load, Retire, RecordHooks)
 
 
 @attrs.frozen
@@ -131,6 +132,7 @@ class SessionActor(Actor[Any]):
             DeleteArtifact: self._delete_artifact,
             ShareArtifact: self._share_artifact,
             RevokeArtifact: self._revoke_artifact,
+            RecordHooks: self._record_hooks,
         }
 
     async def on_start(self) -> None:
@@ -400,6 +402,10 @@ class SessionActor(Actor[Any]):
             return False
         self._commit(batch, "artifact_revoked", data, operation=False, now=now)
         return True
+
+    def _record_hooks(self, message: RecordHooks) -> None:
+        self._require_session()
+        self._commit(Batch(), "hooks_ran", {"hooks": message.records}, operation=False)
 
     def _owner(self) -> sharing.Owner:
         if self._as_owner is None:

@@ -137,7 +137,7 @@ async def open_runtime(
             )
             roots = [Path.cwd()] if file_roots is None else file_roots
             artifacts = ArtifactManager(
-                opened.kv, opened.blobs, supervisor, services.storage, roots, services.audit
+                opened.kv, opened.blobs, supervisor, services.storage, roots, services.audit, hooks
             )
             sessions = SessionManager(
                 opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts, hooks

@@ -184,3 +184,23 @@ async def test_registration_is_checked(rt: Runtime) -> None:
             rt.hooks.register(*args, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         rt.hooks.unregister("two")
+
+
+async def test_artifact_access_hooks(rt: Runtime) -> None:
+    """Reads pass the artifact_accessed hooks: a cancel refuses the read, and executions are
+    journaled by the owning session's actor."""
+    sid = await rt.sessions.create()
+    ref = await rt.artifacts.store(sid, "tool_result", "r.txt", b"r", None)
+    seen: list[str] = []
+    rt.hooks.register("artifact_accessed", lambda ctx: seen.append(ctx.data["how"]), name="log")  # type: ignore[func-returns-value]
+    await rt.artifacts.get(sid, ref.id)
+    await rt.artifacts.info(sid, "r.txt")
+    assert b"".join([c async for c in rt.artifacts.stream(sid, ref.id)]) == b"r"
+    assert seen == ["get", "info", "stream"]
+    await rt.sessions.save(sid)  # after the journal records the actor was told to write
+    kinds = [e.kind for e in await rt.sessions.timeline(sid)]
+    assert kinds.count("hooks_ran") == 3
+    rt.hooks.register("artifact_accessed", lambda ctx: HookResult.cancel("sealed"), priority=9)
+    with pytest.raises(HookCancelledError, match="sealed"):
+        await rt.artifacts.get(sid, ref.id)
+    assert (await rt.sessions.check()).clean
