@@ -33,6 +33,8 @@ from .actors._artifact_model import ArtifactInfo as ArtifactInfo
 from .actors._artifact_model import ArtifactRef as ArtifactRef
 from .actors._audit import AuditEntry as AuditEntry
 from .actors._check import SessionCheckReport as SessionCheckReport
+from .actors._collect import CollectionConfig as CollectionConfig
+from .actors._collect import Collectors as Collectors
 from .actors._hooks import HookContext as HookContext
 from .actors._hooks import HookPoint as HookPoint
 from .actors._hooks import HookRegistration as HookRegistration

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 from satchel._runtime import Runtime
 from satchel.actors._artifact_manager import ArtifactManager
+from satchel.actors._collect import Collectors
+from satchel.actors._hooks import Hooks
 from satchel.actors._manager import SessionHandle, SessionManager
 from satchel.runtime import ActorRef
 
@@ -20,6 +22,8 @@ PROXIED_TYPES: tuple[type, ...] = (
     SessionManager,
     SessionHandle,
     ArtifactManager,
+    Collectors,
+    Hooks,
 )
 
 

@@ -13,6 +13,7 @@ import attrs
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._audit import checked_max_entries
+from satchel.actors._collect import CollectionConfig, Collectors, register_hook_kind
 from satchel.actors._hooks import Hooks
 from satchel.actors._manager import SessionHandle, SessionManager
 from satchel.actors._model import SessionConfig
@@ -49,6 +50,7 @@ class Runtime:
         sessions: SessionManager,
         artifacts: ArtifactManager,
         hooks: Hooks,
+        collectors: Collectors,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
@@ -57,6 +59,8 @@ class Runtime:
         self.artifacts = artifacts
         #: Lifecycle hooks: ``rt.hooks.register(point, function, priority=...)``.
         self.hooks = hooks
+        #: Reports that become artifacts: ``rt.collectors.tool_result(...)``, ``agent_output``.
+        self.collectors = collectors
 
     def session(self, session_id: str) -> SessionHandle:
         """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
@@ -113,13 +117,15 @@ async def open_runtime(
     session_defaults: SessionConfig | None = None,
     file_roots: Sequence[str | os.PathLike[str]] | None = None,
     audit_max_entries: int = 1000,
+    collection: CollectionConfig | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
     ``store="memory"`` keeps nothing. ``session_defaults`` is the config of a session
     created without one (fields given at creation override it). ``store_file`` reads only
     under ``file_roots`` (default: the current folder; ``[]`` for none). The audit log of
-    each shared artifact name keeps its newest ``audit_max_entries`` entries. On exit every actor
+    each shared artifact name keeps its newest ``audit_max_entries`` entries. ``collection``
+    says which reported tool results and agent outputs become artifacts. On exit every actor
     finishes its turn and flushes within ``grace`` seconds, then the store closes.
     """
     checked_max_entries(audit_max_entries)
@@ -143,4 +149,6 @@ async def open_runtime(
                 opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts, hooks
             )
             await board.start()
-            yield Runtime(opened, supervisor, store, sessions, artifacts, hooks)
+            collectors = Collectors(supervisor, opened.kv, collection)
+            register_hook_kind(supervisor, artifacts, hooks, collectors)
+            yield Runtime(opened, supervisor, store, sessions, artifacts, hooks, collectors)
