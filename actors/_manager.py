@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, final
 
 import attrs
 import trio
 from satchel.runtime import ActorRef, Supervisor
-from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import Batch, BlobStore, KeyValueStore, prefix_upper_bound, scan_prefix
 
 from satchel._errors import (
     InvalidArgumentError,
@@ -28,11 +27,11 @@ from satchel._errors import (
 from . import _layout as layout
 from . import _removal as removal
 from . import _validate as validate
-from ._artifact_manager import ArtifactManager, ArtifactSpec
-from ._artifact_model import Artifact, ArtifactInfo, ArtifactRef
-from ._audit import AuditEntry
+from ._artifact_manager import ArtifactManager
 from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
+from ._handle import SessionHandle
+from ._history import History, ReplayMetadata
 from ._hooks import HookPoint, Hooks
 from ._lifecycle import ACTIVE, Transition
 from ._messages import (
@@ -48,6 +47,7 @@ from ._messages import (
 )
 from ._model import JournalEntry, SessionConfig, SessionInfo
 from ._query import QUERY_FIELDS, by_update_time, load, make_query, run_query, to_info
+from ._replay import ReplayResult, SessionState
 from ._session import SESSION_KIND, SessionBusyError
 
 _US = 1_000_000
@@ -86,8 +86,10 @@ class SessionManager:
         defaults: SessionConfig,
         artifacts: ArtifactManager,
         hooks: Hooks,
+        blobs: BlobStore,
     ) -> None:
         self._kv = kv
+        self._history = History(kv, blobs, hooks)
         self._supervisor = supervisor
         self._board = board
         self._artifacts = artifacts
@@ -234,6 +236,56 @@ class SessionManager:
                 metadata=validate.metadata(data["metadata"]),
             )
         return record, {**_created_data(record), "hooks": records}
+
+    # -- history --------------------------------------------------------------------------
+
+    async def state_at(self, session_id: str, seq: int | None = None) -> SessionState:
+        """The session's variables, artifacts and status after journal entry ``seq``."""
+        await trio.lowlevel.checkpoint()
+        return self._history.state_at(session_id, seq)
+
+    async def replay(self, session_id: str, **config: Any) -> ReplayResult:
+        """Replay the journal (``mode``: simulate, exact, modified, debug; ``at``,
+        ``modifications``, ``compare_results``, ``stop_on_error``, ``progress``); the
+        session is not changed."""
+        return await self._history.replay(session_id, **config)
+
+    async def replay_metadata(self, session_id: str) -> ReplayMetadata:
+        """How many journal entries there are, and when the first and last were made."""
+        await trio.lowlevel.checkpoint()
+        return self._history.metadata(session_id)
+
+    async def can_replay(self, session_id: str) -> bool:
+        """Whether the session exists to be replayed."""
+        await trio.lowlevel.checkpoint()
+        return self._history.can_replay(session_id)
+
+    async def list_replayable(self) -> builtins.list[str]:
+        """The ids of every session that can be replayed."""
+        await trio.lowlevel.checkpoint()
+        return self._history.replayable()
+
+    async def fork(self, session_id: str, *, at: int | None = None, name: str | None = None) -> str:
+        """A new session holding the variables and artifacts ``session_id`` had after
+        entry ``at`` (default: now); artifact content is shared, not copied."""
+        state = self._history.state_at(session_id, at)
+        origin = load(self._kv, [validate.session_id(session_id)[1]])[0]
+        assert origin is not None  # state_at found it
+        record = origin[0]
+        forked, sid = self._new_record(
+            f"{record.name} (fork)" if name is None else name,
+            record.description,
+            record.tags,
+            record.metadata,
+            None,
+            record.config,
+        )
+        self._history.fork_write(state, forked, sid)
+        if forked.deadlines:
+            await self._board.note(min(due for due, _ in forked.deadlines))
+        else:
+            await trio.lowlevel.checkpoint()
+        return forked.id
 
     async def get(self, session_id: str) -> SessionInfo:
         """The session table of ``session_id``, whatever its status."""
@@ -395,153 +447,3 @@ def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
     # Description, metadata and config never change after creation: they are read from the
     # record, which lives and dies with the journal, rather than stored twice.
     return {"name": record.name, "tags": record.tags, "parent_session_id": record.parent_id}
-
-
-@final
-class SessionHandle:
-    """One session, by id: the manager's operations without the id argument."""
-
-    def __init__(
-        self, manager: SessionManager, artifacts: ArtifactManager, session_id: str, ref: ActorRef
-    ) -> None:
-        self._manager = manager
-        self._artifacts = artifacts
-        self._ref = ref  # variables go straight to the actor: the hot path of a handle
-        self.id = session_id
-
-    def __repr__(self) -> str:
-        return f"<SessionHandle {self.id}>"
-
-    async def info(self) -> SessionInfo:
-        """The session table now."""
-        return await self._manager.get(self.id)
-
-    async def suspend(self) -> None:
-        """Active → suspended."""
-        await self._manager.suspend(self.id)
-
-    async def resume(self) -> None:
-        """Suspended → active."""
-        await self._manager.resume(self.id)
-
-    async def complete(self) -> None:
-        """Active or suspended → completed."""
-        await self._manager.complete(self.id)
-
-    async def fail(self, reason: str | None = None) -> None:
-        """Active or suspended → failed."""
-        await self._manager.fail(self.id, reason)
-
-    async def archive(self) -> None:
-        """Completed or failed → archived."""
-        await self._manager.archive(self.id)
-
-    async def delete(self, *, cascade: bool = False) -> None:
-        """Delete the session (and its descendants with ``cascade``)."""
-        await self._manager.delete(self.id, cascade=cascade)
-
-    async def save(self) -> None:
-        """Persist now (a no-op kept for compatibility: changes are persisted as made)."""
-        await self._manager.save(self.id)
-
-    async def load(self) -> str:
-        """Make the session live."""
-        return await self._manager.load(self.id)
-
-    async def set_state(self, key: str, value: Any) -> None:
-        """Set a variable."""
-        await self._ref.ask(SetState(key, value))
-
-    async def get_state(self, key: str) -> Any:
-        """A variable, or ``None``."""
-        return await self._ref.ask(GetState(key))
-
-    async def delete_state(self, key: str) -> None:
-        """Remove a variable."""
-        await self._manager.delete_state(self.id, key)
-
-    async def list_state(self) -> list[str]:
-        """The names of the variables."""
-        return await self._manager.list_state(self.id)
-
-    async def children(self) -> list[SessionInfo]:
-        """The child sessions, oldest first."""
-        return await self._manager.children(self.id)
-
-    async def timeline(self, *, offset: int = 0, limit: int | None = None) -> list[JournalEntry]:
-        """The journal, in order."""
-        return await self._manager.timeline(self.id, offset=offset, limit=limit)
-
-    async def store_artifact(
-        self,
-        name: str,
-        content: bytes | AsyncIterable[bytes],
-        type: str,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> ArtifactRef:
-        """Store the next version of artifact ``name`` (see ``ArtifactManager.store``)."""
-        return await self._artifacts.store(self.id, type, name, content, metadata)
-
-    async def store_file(
-        self,
-        path: str | os.PathLike[str],
-        type: str,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> ArtifactRef:
-        """Store a file as an artifact named by its base name."""
-        return await self._artifacts.store_file(self.id, path, type, metadata)
-
-    async def get_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> Artifact:
-        """Content and metadata of an artifact of this session."""
-        return await self._artifacts.get(self.id, artifact, version)
-
-    async def artifact_info(
-        self, artifact: ArtifactSpec, version: int | None = None
-    ) -> ArtifactInfo:
-        """Metadata of an artifact of this session, without its content."""
-        return await self._artifacts.info(self.id, artifact, version)
-
-    def stream_artifact(
-        self, artifact: ArtifactSpec, version: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """The content of an artifact of this session, chunk by chunk."""
-        return self._artifacts.stream(self.id, artifact, version)
-
-    async def list_artifacts(self) -> list[ArtifactInfo]:
-        """The latest version of each artifact name, the earliest stored first."""
-        return await self._artifacts.list(self.id)
-
-    async def artifact_versions(self, name: str) -> list[ArtifactInfo]:
-        """Every version of ``name``."""
-        return await self._artifacts.versions(self.id, name)
-
-    async def delete_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> int:
-        """Delete one version, or every version of a name; how many went."""
-        return await self._artifacts.delete(self.id, artifact, version)
-
-    async def query_artifacts(self, **filters: Any) -> list[ArtifactInfo]:
-        """Artifacts this session may read (its own and those granted to it) matching the
-        filters of ``ArtifactManager.query``."""
-        return await self.artifacts.query(**filters)
-
-    async def share_artifact(
-        self, artifact: ArtifactSpec, target_session_id: str, permission: str = "read"
-    ) -> None:
-        """Grant another session ``permission`` on an artifact of this session."""
-        await self._artifacts.share(self.id, artifact, target_session_id, permission)
-
-    async def revoke_artifact(self, artifact: ArtifactSpec, target_session_id: str) -> bool:
-        """Remove a grant on an artifact of this session; whether there was one."""
-        return await self._artifacts.revoke(self.id, artifact, target_session_id)
-
-    async def artifact_audit_log(
-        self, artifact: ArtifactSpec, *, offset: int = 0, limit: int | None = None
-    ) -> list[AuditEntry]:
-        """The audit log of an artifact of this session, oldest first."""
-        return await self._artifacts.audit_log(self.id, artifact, offset=offset, limit=limit)
-
-    @property
-    def artifacts(self) -> ArtifactManager:
-        """Every session's artifacts as this session sees them: its own with every right,
-        others' only as granted."""
-        return self._artifacts.as_session(self.id)

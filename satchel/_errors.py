@@ -154,3 +154,9 @@ class HookCancelledError(SatchelError, RuntimeError):
     """A hook cancelled the operation (or a required hook failed): nothing was written."""
 
     kind = "HookCancelled"
+
+
+class ReplayError(SatchelError, RuntimeError):
+    """A replay could not run (for instance, a journal entry it cannot read)."""
+
+    kind = "ReplayError"

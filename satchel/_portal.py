@@ -11,8 +11,9 @@ from typing import Any, Protocol
 from satchel._runtime import Runtime
 from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._collect import Collectors
+from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
-from satchel.actors._manager import SessionHandle, SessionManager
+from satchel.actors._manager import SessionManager
 from satchel.runtime import ActorRef
 
 # Trio-side objects handed out wrapped, so every call on them is marshalled too.

@@ -14,8 +14,9 @@ from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._audit import checked_max_entries
 from satchel.actors._collect import CollectionConfig, Collectors, register_hook_kind
+from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
-from satchel.actors._manager import SessionHandle, SessionManager
+from satchel.actors._manager import SessionManager
 from satchel.actors._model import SessionConfig
 from satchel.runtime import (
     ActorRef,
@@ -146,7 +147,13 @@ async def open_runtime(
                 opened.kv, opened.blobs, supervisor, services.storage, roots, services.audit, hooks
             )
             sessions = SessionManager(
-                opened.kv, supervisor, board, session_defaults or SessionConfig(), artifacts, hooks
+                opened.kv,
+                supervisor,
+                board,
+                session_defaults or SessionConfig(),
+                artifacts,
+                hooks,
+                opened.blobs,
             )
             await board.start()
             collectors = Collectors(supervisor, opened.kv, collection)

@@ -1,0 +1,116 @@
+"""What forking a session writes: a new session holding the variables and artifact versions
+of another as they were after one journal entry, in one batch.
+
+Artifact content is shared, not copied: each version gets a new id and record in the fork and
+one more reference on the same blob. A version deleted from the origin since that entry can no
+longer be copied (its metadata, and perhaps its blob, are gone); it is left out and named in
+the fork's first journal entry, which also holds the starting state, so the fork replays on
+its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from satchel.storage import Batch, BlobRef, BlobStore, KeyValueStore
+from satchel.storage import _keys as keys
+
+from . import _artifact_index as index
+from . import _artifact_layout as artifact_layout
+from . import _layout as layout
+from . import _validate as validate
+from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from ._replay import SessionState
+
+ForkRef = tuple[BlobRef, bytes]  # a blob reference the fork takes, and its owner key
+
+
+def fork_batch(
+    kv: KeyValueStore,
+    blobs: BlobStore,
+    state: SessionState,
+    record: layout.SessionRecord,
+    sid: bytes,
+) -> tuple[Batch, list[ForkRef]]:
+    """The batch creating session ``record`` from ``state``; the blob references it takes."""
+    now = record.created_us
+    batch = Batch()
+    copied, refs, missing = _copy_artifacts(kv, blobs, state, record.id, sid, batch)
+    for key, value in state.variables.items():
+        batch.put(layout.var_prefix(sid) + key.encode(), layout.encode_value(value))
+    data: dict[str, Any] = {
+        "name": record.name,
+        "tags": record.tags,
+        "parent_session_id": record.parent_id,
+        "origin_session_id": state.session_id,
+        "origin_seq": state.seq,
+        "variables": state.variables,
+        "artifacts": [_journal_form(r) for r in copied],
+        "missing": missing,
+    }
+    counters = layout.Counters(1, now, 0, len(copied), sum(r.size for r in copied))
+    batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
+    batch.put(layout.counters_key(sid), counters.encode())
+    batch.put(layout.journal_key(sid, 1), layout.encode_entry(now, "session_forked", data))
+    for index_key, index_value in layout.index_entries(sid, record):
+        batch.put(index_key, index_value)
+    batch.put(layout.updated_key(sid, now), layout.u64(now))
+    for due, reason in record.deadlines:
+        batch.put(layout.deadline_key(due, sid, reason), b"")
+    return batch, refs
+
+
+def _copy_artifacts(
+    kv: KeyValueStore,
+    blobs: BlobStore,
+    state: SessionState,
+    session_id: str,
+    sid: bytes,
+    batch: Batch,
+) -> tuple[list[ArtifactRecord], list[ForkRef], list[dict[str, Any]]]:
+    """Add each still-stored version of ``state`` to the fork; the copies, their blob
+    references, and the versions left out."""
+    copied: list[ArtifactRecord] = []
+    refs: list[ForkRef] = []
+    missing: list[dict[str, Any]] = []
+    names: dict[bytes, list[ArtifactRecord]] = {}
+    for version in state.artifacts:
+        origin = artifact_layout.by_id(kv, validate.artifact_id(version.id))
+        blob = blobs.info(version.content_hash)
+        if origin is None or blob is None:
+            missing.append({"id": version.id, "name": version.name, "version": version.version})
+            continue
+        text_id, aid = validate.new_artifact_id()
+        copy = attrs.evolve(origin, id=text_id, session_id=session_id)
+        name = copy.name.encode()
+        owner = artifact_layout.record_key(sid, name, copy.version)
+        tail = owner[len(keys.ARTIFACT) :]
+        batch.put(owner, ARTIFACT_CODEC.encode(copy))
+        batch.put(artifact_layout.id_key(aid), tail)
+        for key, value in index.entries(copy, tail, index.suffix(copy.created_us, aid)):
+            batch.put(key, value)
+        refs.append((blob, owner))
+        copied.append(copy)
+        names.setdefault(name, []).append(copy)
+    for name, versions in names.items():
+        latest = max(versions, key=lambda r: r.version)
+        first = min(r.created_us for r in versions)
+        newest = index.suffix_of(latest)
+        batch.put(index.LATEST + newest, b"")
+        batch.put(
+            artifact_layout.name_key(sid, name),
+            artifact_layout.encode_name_value(latest.version, first, newest),
+        )
+    return copied, refs, missing
+
+
+def _journal_form(record: ArtifactRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "version": record.version,
+        "hash": record.content_hash,
+        "size": record.size,
+        "type": record.type,
+    }
