@@ -67,6 +67,14 @@ def tag_prefix(tag: str) -> bytes:
 
 def meta_prefix(key: str, value: Any) -> bytes:
     """The index of one custom metadata pair (``value`` compared as canonical JSON)."""
+    if type(value) is str or type(value) is int or type(value) is bool:
+        return _scalar_meta_prefix(key, value, type(value) is bool)
+    return META + _digest(b"meta", key.encode() + b"\x00" + canonical(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_meta_prefix(key: str, value: str | int | bool, _is_bool: bool) -> bytes:
+    # ``_is_bool`` keeps True and 1 apart in the cache, as they are in JSON.
     return META + _digest(b"meta", key.encode() + b"\x00" + canonical(value))
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-from satchel.storage import Batch, BlobRef, BlobStore, KeyValueStore
+from satchel.storage import Batch, KeyValueStore
 from satchel.storage import _keys as keys
 
 from . import _artifact_index as index
@@ -23,12 +22,11 @@ from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from ._replay import SessionState
 
-ForkRef = tuple[BlobRef, bytes]  # a blob reference the fork takes, and its owner key
+ForkRef = tuple[str, bytes]  # the hash of a blob the fork references, and the owner key
 
 
 def fork_batch(
     kv: KeyValueStore,
-    blobs: BlobStore,
     state: SessionState,
     record: layout.SessionRecord,
     sid: bytes,
@@ -36,7 +34,7 @@ def fork_batch(
     """The batch creating session ``record`` from ``state``; the blob references it takes."""
     now = record.created_us
     batch = Batch()
-    copied, refs, missing = _copy_artifacts(kv, blobs, state, record.id, sid, batch)
+    copied, refs, missing = _copy_artifacts(kv, state, record.id, sid, batch)
     for key, value in state.variables.items():
         batch.put(layout.var_prefix(sid) + key.encode(), layout.encode_value(value))
     data: dict[str, Any] = {
@@ -63,7 +61,6 @@ def fork_batch(
 
 def _copy_artifacts(
     kv: KeyValueStore,
-    blobs: BlobStore,
     state: SessionState,
     session_id: str,
     sid: bytes,
@@ -75,14 +72,33 @@ def _copy_artifacts(
     refs: list[ForkRef] = []
     missing: list[dict[str, Any]] = []
     names: dict[bytes, list[ArtifactRecord]] = {}
+    # One scan of the origin's versions rather than a lookup per id; a version still stored
+    # holds a reference on its blob, so the blob is there for the fork to reference too.
+    origin_sid = validate.session_id(state.session_id)[1]
+    stored = {r.id: r for _, r in artifact_layout.all_of_session(kv, origin_sid)}
     for version in state.artifacts:
-        origin = artifact_layout.by_id(kv, validate.artifact_id(version.id))
-        blob = blobs.info(version.content_hash)
-        if origin is None or blob is None:
+        origin = stored.get(version.id)
+        if origin is None:
             missing.append({"id": version.id, "name": version.name, "version": version.version})
             continue
         text_id, aid = validate.new_artifact_id()
-        copy = attrs.evolve(origin, id=text_id, session_id=session_id)
+        copy = ArtifactRecord(
+            text_id,
+            session_id,
+            origin.name,
+            origin.version,
+            origin.type,
+            origin.mime_type,
+            origin.description,
+            origin.tags,
+            origin.custom,
+            origin.content_hash,
+            origin.size,
+            origin.stored_size,
+            origin.compressed,
+            origin.created_us,
+            origin.created_by,
+        )
         name = copy.name.encode()
         owner = artifact_layout.record_key(sid, name, copy.version)
         tail = owner[len(keys.ARTIFACT) :]
@@ -90,7 +106,7 @@ def _copy_artifacts(
         batch.put(artifact_layout.id_key(aid), tail)
         for key, value in index.entries(copy, tail, index.suffix(copy.created_us, aid)):
             batch.put(key, value)
-        refs.append((blob, owner))
+        refs.append((copy.content_hash, owner))
         copied.append(copy)
         names.setdefault(name, []).append(copy)
     for name, versions in names.items():

@@ -121,5 +121,5 @@ class History:
 
     def fork_write(self, state: SessionState, record: layout.SessionRecord, sid: bytes) -> None:
         """Write the fork of ``state`` as session ``record``, with its blob references."""
-        batch, refs = fork_batch(self._kv, self._blobs, state, record, sid)
+        batch, refs = fork_batch(self._kv, state, record, sid)
         self._blobs.commit(batch, add=refs)

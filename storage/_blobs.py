@@ -429,7 +429,7 @@ class BlobStore:
         self,
         batch: Batch,
         *,
-        add: Iterable[tuple[StagedBlob | BlobRef, bytes]] = (),
+        add: Iterable[tuple[BlobLike, bytes]] = (),
         drop: Iterable[tuple[BlobLike, bytes]] = (),
         sync: bool = False,
     ) -> None:
