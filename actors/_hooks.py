@@ -110,6 +110,7 @@ class HookRegistration:
     priority: int = 0
     required: bool = False
     deadline_s: float = 1.0
+    phase: str = "before"
 
 
 @attrs.frozen
@@ -132,6 +133,7 @@ class Hooks:
 
     def __init__(self) -> None:
         self._by_point: dict[HookPoint, list[HookRegistration]] = {}
+        self._after: dict[HookPoint, list[HookRegistration]] = {}
         self._names: dict[str, HookRegistration] = {}
         self._counts = {"executions": 0, "cancels": 0, "modifications": 0, "failures": 0}
         self._counts["overruns"] = 0
@@ -145,10 +147,17 @@ class Hooks:
         priority: int = 0,
         required: bool = False,
         deadline_s: float = 1.0,
+        phase: str = "before",
     ) -> HookRegistration:
         """Run ``function`` (sync or async, taking a ``HookContext``) at ``point``; hooks of
         higher ``priority`` run first. ``name`` (default: the function's qualified name) must
-        be unique; it is what the journal records and ``exact`` replay looks up."""
+        be unique; it is what the journal records and ``exact`` replay looks up.
+
+        ``phase="after"`` registers an observer instead: it runs once the operation is
+        written, sees its data with ``duration_us`` added, and cannot change anything (its
+        result is ignored, and it is not journaled)."""
+        if phase not in ("before", "after"):
+            raise ValidationError(f"phase must be 'before' or 'after', not {phase!r}")
         try:
             point = HookPoint(point)
         except ValueError:
@@ -167,11 +176,14 @@ class Hooks:
             raise InvalidArgumentError(f"priority must be an integer, not {priority!r}")
         if not (isinstance(deadline_s, int | float) and deadline_s > 0):
             raise ValidationError(f"deadline_s must be a positive number, not {deadline_s!r}")
-        registration = HookRegistration(name, point, function, priority, required, deadline_s)
+        registration = HookRegistration(
+            name, point, function, priority, required, deadline_s, phase
+        )
         self._names[name] = registration
-        hooks = [*self._by_point.get(point, []), registration]
+        table = self._by_point if phase == "before" else self._after
+        hooks = [*table.get(point, []), registration]
         hooks.sort(key=lambda r: -r.priority)  # stable: equal priorities keep their order
-        self._by_point[point] = hooks
+        table[point] = hooks
         return registration
 
     def unregister(self, name: str) -> None:
@@ -179,11 +191,12 @@ class Hooks:
         registration = self._names.pop(name, None)
         if registration is None:
             raise ValidationError(f"no hook named {name!r}")
-        left = [r for r in self._by_point[registration.point] if r.name != name]
+        table = self._by_point if registration.phase == "before" else self._after
+        left = [r for r in table[registration.point] if r.name != name]
         if left:
-            self._by_point[registration.point] = left
+            table[registration.point] = left
         else:
-            del self._by_point[registration.point]
+            del table[registration.point]
 
     @property
     def has_any(self) -> bool:
@@ -193,6 +206,26 @@ class Hooks:
     def has(self, point: HookPoint) -> bool:
         """Whether any hook runs at ``point`` (the fast path checks this first)."""
         return point in self._by_point
+
+    @property
+    def observed(self) -> bool:
+        """Whether any ``after`` hook is registered at all."""
+        return bool(self._after)
+
+    def observes(self, point: HookPoint) -> bool:
+        """Whether any ``after`` hook runs at ``point``."""
+        return point in self._after
+
+    async def notify(self, point: HookPoint, session_id: str, data: dict[str, Any]) -> None:
+        """Run the ``after`` hooks of ``point``; failures and overruns are isolated."""
+        for registration in self._after.get(point, ()):
+            try:
+                await self._call(registration, HookContext(point, session_id, data))
+            except _Outcome as failure:
+                self._counts["failures"] += 1
+                log.warning("hook %s after %s: %s", registration.name, point.value, failure)
+            finally:
+                self._counts["executions"] += 1
 
     def named(self, name: str) -> HookRegistration | None:
         """The hook registered as ``name``, if any."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, final
 
@@ -125,6 +126,7 @@ class SessionManager:
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
         are the same field.
         """
+        started = time.perf_counter()
         if (
             parent_id is not None
             and parent_session_id is not None
@@ -170,6 +172,10 @@ class SessionManager:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
             await trio.lowlevel.checkpoint()
+        if self._hooks.observes(HookPoint.SESSION_START):
+            took = round((time.perf_counter() - started) * 1e6)
+            data = {**_created_data(record), "duration_us": took}
+            await self._hooks.notify(HookPoint.SESSION_START, record.id, data)
         return record.id
 
     def _new_record(

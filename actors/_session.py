@@ -8,6 +8,7 @@ and counters; variables are read from the store, so a live session costs little 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, final
 
@@ -114,6 +115,11 @@ class SessionActor(Actor[Any]):
         self._earliest_added: int | None = None
         self._as_owner: sharing.Owner | None = None
         self._hooks = services.hooks
+        self._observed: tuple[HookPoint, dict[str, Any], float] = (
+            HookPoint.SESSION_SAVE,
+            {},
+            0.0,
+        )
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
@@ -173,8 +179,10 @@ class SessionActor(Actor[Any]):
             self._require_session()
         if self._bucket is not None and type(message) not in _UNTHROTTLED:
             self._throttle(self._bucket)
+        hooks = self._hooks
+        observed = hooks.observed and self._observe(message)
         try:
-            if self._hooks.has_any and (point := session_hooks.point_of(message)) is not None:
+            if hooks.has_any and (point := session_hooks.point_of(message)) is not None:
                 message = await self._run_hooks(point, message)
             result = handler(message)
             if self._hook_records:
@@ -188,11 +196,33 @@ class SessionActor(Actor[Any]):
             raise type(error)(f"session {self._id}: {error}") from None
         finally:
             self._hook_records = []
+        if observed:
+            await self._notify(message)
         if self._tracks_idle:
             self._active_us = self._now_us()
         if self._earliest_added is not None:
             await self._announce_deadline()
         return result
+
+    def _observe(self, message: Any) -> bool:
+        """Whether ``after`` hooks watch this message; if so, start its clock."""
+        point = session_hooks.point_of(message)
+        if point is None or not self._hooks.observes(point):
+            return False
+        self._observed = (
+            point,
+            session_hooks.data_of(message, self._status()),
+            time.perf_counter(),
+        )
+        return True
+
+    async def _notify(self, message: Any) -> None:
+        point, data, started = self._observed
+        data["duration_us"] = round((time.perf_counter() - started) * 1e6)
+        await self._hooks.notify(point, self._id, data)
+
+    def _status(self) -> str:
+        return "" if self._record is None else self._record.status.value
 
     async def _run_hooks(self, point: HookPoint, message: Any) -> Any:
         """Run the hooks of ``point`` for ``message`` where the operation may happen (so an

@@ -33,6 +33,8 @@ from .actors._artifact_model import Artifact as Artifact
 from .actors._artifact_model import ArtifactInfo as ArtifactInfo
 from .actors._artifact_model import ArtifactRef as ArtifactRef
 from .actors._audit import AuditEntry as AuditEntry
+from .actors._builtin_hooks import Metrics as Metrics
+from .actors._builtin_hooks import MetricsSummary as MetricsSummary
 from .actors._check import SessionCheckReport as SessionCheckReport
 from .actors._collect import CollectionConfig as CollectionConfig
 from .actors._collect import Collectors as Collectors

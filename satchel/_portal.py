@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from satchel._runtime import Runtime
 from satchel.actors._artifact_manager import ArtifactManager
+from satchel.actors._builtin_hooks import Metrics
 from satchel.actors._collect import Collectors
 from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
@@ -25,6 +26,7 @@ PROXIED_TYPES: tuple[type, ...] = (
     ArtifactManager,
     Collectors,
     Hooks,
+    Metrics,
 )
 
 

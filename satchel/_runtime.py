@@ -13,6 +13,8 @@ import attrs
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._audit import checked_max_entries
+from satchel.actors._builtin_hooks import Metrics
+from satchel.actors._builtin_hooks import install as install_builtin_hooks
 from satchel.actors._collect import CollectionConfig, Collectors, register_hook_kind
 from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
@@ -52,6 +54,7 @@ class Runtime:
         artifacts: ArtifactManager,
         hooks: Hooks,
         collectors: Collectors,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
@@ -62,6 +65,8 @@ class Runtime:
         self.hooks = hooks
         #: Reports that become artifacts: ``rt.collectors.tool_result(...)``, ``agent_output``.
         self.collectors = collectors
+        #: What the built-in metrics hook counted (empty unless ``builtin_hooks`` is on).
+        self.metrics = metrics
 
     def session(self, session_id: str) -> SessionHandle:
         """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
@@ -119,6 +124,8 @@ async def open_runtime(
     file_roots: Sequence[str | os.PathLike[str]] | None = None,
     audit_max_entries: int = 1000,
     collection: CollectionConfig | None = None,
+    builtin_hooks: bool = False,
+    metrics_privacy: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
@@ -126,7 +133,9 @@ async def open_runtime(
     created without one (fields given at creation override it). ``store_file`` reads only
     under ``file_roots`` (default: the current folder; ``[]`` for none). The audit log of
     each shared artifact name keeps its newest ``audit_max_entries`` entries. ``collection``
-    says which reported tool results and agent outputs become artifacts. On exit every actor
+    says which reported tool results and agent outputs become artifacts. ``builtin_hooks``
+    turns on the operation log and the per-session metrics (``rt.metrics``), whose exports hash
+    session ids with ``metrics_privacy``. On exit every actor
     finishes its turn and flushes within ``grace`` seconds, then the store closes.
     """
     checked_max_entries(audit_max_entries)
@@ -139,6 +148,9 @@ async def open_runtime(
         ) as supervisor:
             board = DeadlineBoard(supervisor)
             hooks = Hooks()
+            metrics = Metrics(privacy=metrics_privacy)
+            if builtin_hooks:
+                install_builtin_hooks(hooks, metrics)
             services = register_session_kinds(
                 opened, supervisor, board, hooks=hooks, audit_max_entries=audit_max_entries
             )
@@ -158,4 +170,6 @@ async def open_runtime(
             await board.start()
             collectors = Collectors(supervisor, opened.kv, collection)
             register_hook_kind(supervisor, artifacts, hooks, collectors)
-            yield Runtime(opened, supervisor, store, sessions, artifacts, hooks, collectors)
+            yield Runtime(
+                opened, supervisor, store, sessions, artifacts, hooks, collectors, metrics
+            )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from satchel import (
     InvalidStateTransitionError,
     Runtime,
     ValidationError,
+    open_runtime,
 )
 
 
@@ -204,3 +207,54 @@ async def test_artifact_access_hooks(rt: Runtime) -> None:
     with pytest.raises(HookCancelledError, match="sealed"):
         await rt.artifacts.get(sid, ref.id)
     assert (await rt.sessions.check()).clean
+
+
+async def test_after_hooks_observe_and_cannot_interfere(rt: Runtime) -> None:
+    """An after hook sees the finished operation with its duration; what it returns or
+    raises changes nothing."""
+    seen: list[tuple[str, int]] = []
+
+    def watch(ctx: HookContext) -> HookResult:
+        seen.append((ctx.point.value, ctx.data["duration_us"]))
+        return HookResult.cancel("ignored after the fact")
+
+    def broken(ctx: HookContext) -> None:
+        raise RuntimeError("observer bug")
+
+    rt.hooks.register("state_changed", watch, phase="after")
+    rt.hooks.register("state_changed", broken, phase="after")
+    rt.hooks.register("session_start", watch, name="start", phase="after")
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)
+    assert await rt.sessions.get_state(sid, "k") == 1
+    assert [p for p, _ in seen] == ["session_start", "state_changed"]
+    assert all(took >= 0 for _, took in seen)
+    assert "hooks" not in (await rt.sessions.timeline(sid))[-1].data
+    with pytest.raises(ValidationError):
+        rt.hooks.register("state_changed", watch, name="x", phase="during")
+
+
+async def test_builtin_metrics_and_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The built-in hooks count operations, time and bytes per session, add them up, export
+    them (with hashed session ids in privacy mode) and log each operation."""
+    async with open_runtime(tmp_path, builtin_hooks=True, metrics_privacy=True) as rt:
+        with caplog.at_level(logging.DEBUG, logger="satchel.operations"):
+            sid = await rt.sessions.create()
+            other = await rt.sessions.create()
+            await rt.sessions.set_state(sid, "a", 1)
+            await rt.sessions.set_state(sid, "b", 2)
+            await rt.artifacts.store(sid, "tool_result", "x.bin", b"12345", None)
+        summary = rt.metrics.summary(sid)
+        assert summary.operations == {
+            "session_start": 1,
+            "state_changed": 2,
+            "artifact_created": 1,
+        }
+        assert summary.bytes_stored == 5
+        assert set(summary.durations_us) == set(summary.operations)
+        total = rt.metrics.aggregate()
+        assert (total.sessions, total.operations["session_start"]) == (2, 2)
+        exported = rt.metrics.export()
+        assert len(exported) == 2 and sid not in exported and other not in exported
+        assert any(v["bytes_stored"] == 5 for v in exported.values())
+        assert sum("state_changed " + sid in r.getMessage() for r in caplog.records) == 2
