@@ -55,18 +55,18 @@ class Metrics:
         counts = self._sessions.get(context.session_id)
         if counts is None:
             counts = self._sessions[context.session_id] = _Counts()
-        point = context.point.value
-        counts.operations[point] = counts.operations.get(point, 0) + 1
-        took = context.data.get("duration_us", 0)
-        counts.durations[point] = counts.durations.get(point, 0) + took
-        if context.point is HookPoint.ARTIFACT_CREATED:
+        point = context.point  # a str enum: the key reads as its name
+        operations, durations = counts.operations, counts.durations
+        operations[point] = operations.get(point, 0) + 1
+        durations[point] = durations.get(point, 0) + context.data.get("duration_us", 0)
+        if point is HookPoint.ARTIFACT_CREATED:
             counts.bytes += context.data.get("size", 0)
 
     def summary(self, session_id: str) -> MetricsSummary:
         """One session's counts."""
         counts = self._sessions.get(session_id, _Counts())
         return MetricsSummary(
-            session_id, dict(counts.operations), dict(counts.durations), counts.bytes
+            session_id, _plain(counts.operations), _plain(counts.durations), counts.bytes
         )
 
     def aggregate(self) -> MetricsSummary:
@@ -76,9 +76,9 @@ class Metrics:
         stored = 0
         for counts in self._sessions.values():
             for point, n in counts.operations.items():
-                operations[point] = operations.get(point, 0) + n
+                operations[str(point)] = operations.get(str(point), 0) + n
             for point, took in counts.durations.items():
-                durations[point] = durations.get(point, 0) + took
+                durations[str(point)] = durations.get(str(point), 0) + took
             stored += counts.bytes
         return MetricsSummary(None, operations, durations, stored, len(self._sessions))
 
@@ -87,8 +87,8 @@ class Metrics:
         it in privacy mode."""
         return {
             self._label(session_id): {
-                "operations": dict(counts.operations),
-                "durations_us": dict(counts.durations),
+                "operations": _plain(counts.operations),
+                "durations_us": _plain(counts.durations),
                 "bytes_stored": counts.bytes,
             }
             for session_id, counts in self._sessions.items()
@@ -104,6 +104,10 @@ class Metrics:
         return blake3.blake3(session_id.encode(), key=self._key).hexdigest(length=16)
 
 
+def _plain(counts: dict[str, int]) -> dict[str, int]:
+    return {str(point): n for point, n in counts.items()}
+
+
 def log_operation(context: HookContext) -> None:
     """The logging hook: one debug line per finished operation."""
     if log.isEnabledFor(logging.DEBUG):
@@ -116,7 +120,12 @@ def log_operation(context: HookContext) -> None:
 
 
 def install(hooks: Hooks, metrics: Metrics) -> None:
-    """Register the logging and metrics hooks after every point."""
+    """Register the logging and metrics hooks after every point (as one registration, so an
+    operation pays for one call)."""
+
+    def builtin(context: HookContext) -> None:
+        metrics.observe(context)
+        log_operation(context)
+
     for point in HookPoint:
-        hooks.register(point, log_operation, name=f"satchel.log:{point.value}", phase="after")
-        hooks.register(point, metrics.observe, name=f"satchel.metrics:{point.value}", phase="after")
+        hooks.register(point, builtin, name=f"satchel.builtin:{point.value}", phase="after")

@@ -111,6 +111,9 @@ class HookRegistration:
     required: bool = False
     deadline_s: float = 1.0
     phase: str = "before"
+    #: A coroutine function: run under a cancel scope at its deadline (a sync one cannot be
+    #: interrupted, and entering a scope for it would only cost time).
+    is_async: bool = False
 
 
 @attrs.frozen
@@ -176,8 +179,11 @@ class Hooks:
             raise InvalidArgumentError(f"priority must be an integer, not {priority!r}")
         if not (isinstance(deadline_s, int | float) and deadline_s > 0):
             raise ValidationError(f"deadline_s must be a positive number, not {deadline_s!r}")
+        is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+            getattr(function, "__call__", None)  # noqa: B004  (callable objects too)
+        )
         registration = HookRegistration(
-            name, point, function, priority, required, deadline_s, phase
+            name, point, function, priority, required, deadline_s, phase, is_async
         )
         self._names[name] = registration
         table = self._by_point if phase == "before" else self._after
@@ -217,15 +223,30 @@ class Hooks:
         return point in self._after
 
     async def notify(self, point: HookPoint, session_id: str, data: dict[str, Any]) -> None:
-        """Run the ``after`` hooks of ``point``; failures and overruns are isolated."""
+        """Run the ``after`` hooks of ``point``; what they return is ignored, failures and
+        overruns are isolated."""
+        context = HookContext(point, session_id, data)
+        counts = self._counts
         for registration in self._after.get(point, ()):
+            counts["executions"] += 1
             try:
-                await self._call(registration, HookContext(point, session_id, data))
+                if registration.is_async:
+                    await self._invoke(registration, context)
+                    continue
+                # Inline for sync observers (the built-in ones): no coroutine per call.
+                started = time.perf_counter()
+                outcome = registration.function(context)
+                if outcome is not None and inspect.isawaitable(outcome):
+                    await self._finish(registration, outcome, started)
+                elif time.perf_counter() - started > registration.deadline_s:
+                    counts["overruns"] += 1
+                    raise _Outcome(f"overran its deadline of {registration.deadline_s} s")
             except _Outcome as failure:
-                self._counts["failures"] += 1
+                counts["failures"] += 1
                 log.warning("hook %s after %s: %s", registration.name, point.value, failure)
-            finally:
-                self._counts["executions"] += 1
+            except Exception as error:
+                counts["failures"] += 1
+                log.warning("hook %s after %s: raised %r", registration.name, point.value, error)
 
     def named(self, name: str) -> HookRegistration | None:
         """The hook registered as ``name``, if any."""
@@ -268,22 +289,40 @@ class Hooks:
                 data = {**data, **(result.data or {})}
         return data, records
 
-    async def _call(self, registration: HookRegistration, context: HookContext) -> HookResult:
-        """One hook's result, checked; ``_Outcome`` if it cannot be used."""
+    async def _invoke(self, registration: HookRegistration, context: HookContext) -> object:
+        """What one hook returns; ``_Outcome`` if it raised or overran its deadline."""
         started = time.perf_counter()
+        cancelled = False
         try:
-            with trio.move_on_after(registration.deadline_s) as scope:
+            if registration.is_async:
+                with trio.move_on_after(registration.deadline_s) as scope:
+                    result = await registration.function(context)  # type: ignore[misc]
+                cancelled = scope.cancelled_caught
+            else:
                 result = registration.function(context)
-                if inspect.isawaitable(result):
-                    result = await result
+                if inspect.isawaitable(result):  # a sync callable that returned a coroutine
+                    with trio.move_on_after(registration.deadline_s) as scope:
+                        result = await result
+                    cancelled = scope.cancelled_caught
         except Exception as error:
             raise _Outcome(f"raised {error!r}") from error
-        overran = scope.cancelled_caught or (
-            time.perf_counter() - started > registration.deadline_s
-        )
-        if overran:
+        if cancelled or time.perf_counter() - started > registration.deadline_s:
             self._counts["overruns"] += 1
             raise _Outcome(f"overran its deadline of {registration.deadline_s} s")
+        return result
+
+    async def _finish(self, registration: HookRegistration, pending: Any, started: float) -> None:
+        """Await what a sync observer returned, within what is left of its deadline."""
+        left = registration.deadline_s - (time.perf_counter() - started)
+        with trio.move_on_after(max(0.0, left)) as scope:
+            await pending
+        if scope.cancelled_caught:
+            self._counts["overruns"] += 1
+            raise _Outcome(f"overran its deadline of {registration.deadline_s} s")
+
+    async def _call(self, registration: HookRegistration, context: HookContext) -> HookResult:
+        """One hook's result, checked; ``_Outcome`` if it cannot be used."""
+        result = await self._invoke(registration, context)
         if result is None:
             return _CONTINUE
         if not isinstance(result, HookResult) or result.action not in _ACTIONS:

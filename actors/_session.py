@@ -197,7 +197,9 @@ class SessionActor(Actor[Any]):
         finally:
             self._hook_records = []
         if observed:
-            await self._notify(message)
+            point, data, started = self._observed
+            data["duration_us"] = round((time.perf_counter() - started) * 1e6)
+            await hooks.notify(point, self._id, data)
         if self._tracks_idle:
             self._active_us = self._now_us()
         if self._earliest_added is not None:
@@ -215,11 +217,6 @@ class SessionActor(Actor[Any]):
             time.perf_counter(),
         )
         return True
-
-    async def _notify(self, message: Any) -> None:
-        point, data, started = self._observed
-        data["duration_us"] = round((time.perf_counter() - started) * 1e6)
-        await self._hooks.notify(point, self._id, data)
 
     def _status(self) -> str:
         return "" if self._record is None else self._record.status.value

@@ -74,6 +74,9 @@ TARGETS: tuple[Target, ...] = (
     Target("artifact store, already present", "max_x", 3.0),
     Target("artifact get 1 MiB *", "min_pct", 70.0),
     Target("artifact query 100k: *", "max_time", 10e-3),
+    Target("* built-in hooks", "max_x", 1.15),
+    Target("simulate replay, 10,000 entries", "max_time", 0.2),
+    Target("fork, 1,000 artifacts", "max_time", 50e-3),
 )
 
 
