@@ -20,9 +20,10 @@ import enum
 import inspect
 import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import trio
@@ -62,9 +63,12 @@ MODIFIABLE: dict[HookPoint, frozenset[str]] = {
 }
 
 
-@attrs.frozen
-class HookContext:
-    """What a hook sees: the point, the session, and the operation's data (a copy)."""
+class HookContext(NamedTuple):
+    """What a hook sees: the point, the session, and the operation's data (a copy).
+
+    A named tuple rather than an attrs class: one is built per hooked operation, and this
+    is the cheapest immutable record to build.
+    """
 
     point: HookPoint
     session_id: str
@@ -109,7 +113,7 @@ class HookRegistration:
     function: HookFunction = attrs.field(repr=False)
     priority: int = 0
     required: bool = False
-    deadline_s: float = 1.0
+    deadline_s: float | None = 1.0
     phase: str = "before"
     #: A coroutine function: run under a cancel scope at its deadline (a sync one cannot be
     #: interrupted, and entering a scope for it would only cost time).
@@ -137,6 +141,7 @@ class Hooks:
     def __init__(self) -> None:
         self._by_point: dict[HookPoint, list[HookRegistration]] = {}
         self._after: dict[HookPoint, list[HookRegistration]] = {}
+        self._async_after: set[HookPoint] = set()
         self._names: dict[str, HookRegistration] = {}
         self._counts = {"executions": 0, "cancels": 0, "modifications": 0, "failures": 0}
         self._counts["overruns"] = 0
@@ -149,7 +154,7 @@ class Hooks:
         name: str | None = None,
         priority: int = 0,
         required: bool = False,
-        deadline_s: float = 1.0,
+        deadline_s: float | None = 1.0,
         phase: str = "before",
     ) -> HookRegistration:
         """Run ``function`` (sync or async, taking a ``HookContext``) at ``point``; hooks of
@@ -177,7 +182,10 @@ class Hooks:
             raise ValidationError(f"a hook named {name!r} is already registered")
         if type(priority) is not int:
             raise InvalidArgumentError(f"priority must be an integer, not {priority!r}")
-        if not (isinstance(deadline_s, int | float) and deadline_s > 0):
+        if deadline_s is None:
+            if phase != "after" or inspect.iscoroutinefunction(function):
+                raise ValidationError("only a sync after hook may run without a deadline")
+        elif not (isinstance(deadline_s, int | float) and deadline_s > 0):
             raise ValidationError(f"deadline_s must be a positive number, not {deadline_s!r}")
         is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
             getattr(function, "__call__", None)  # noqa: B004  (callable objects too)
@@ -190,7 +198,13 @@ class Hooks:
         hooks = [*table.get(point, []), registration]
         hooks.sort(key=lambda r: -r.priority)  # stable: equal priorities keep their order
         table[point] = hooks
+        self._note_async()
         return registration
+
+    def _note_async(self) -> None:
+        self._async_after = {
+            p for p, hooks in self._after.items() if any(r.is_async for r in hooks)
+        }
 
     def unregister(self, name: str) -> None:
         """Remove the hook named ``name``."""
@@ -203,6 +217,7 @@ class Hooks:
             table[registration.point] = left
         else:
             del table[registration.point]
+        self._note_async()
 
     @property
     def has_any(self) -> bool:
@@ -222,31 +237,58 @@ class Hooks:
         """Whether any ``after`` hook runs at ``point``."""
         return point in self._after
 
+    def waits(self, point: HookPoint) -> bool:
+        """Whether an ``after`` hook of ``point`` is async (so ``notify`` must be awaited);
+        otherwise ``notify_now`` runs them all without a coroutine."""
+        return point in self._async_after
+
     async def notify(self, point: HookPoint, session_id: str, data: dict[str, Any]) -> None:
         """Run the ``after`` hooks of ``point``; what they return is ignored, failures and
         overruns are isolated."""
         context = HookContext(point, session_id, data)
-        counts = self._counts
         for registration in self._after.get(point, ()):
-            counts["executions"] += 1
+            self._counts["executions"] += 1
             try:
                 if registration.is_async:
                     await self._invoke(registration, context)
-                    continue
-                # Inline for sync observers (the built-in ones): no coroutine per call.
-                started = time.perf_counter()
-                outcome = registration.function(context)
-                if outcome is not None and inspect.isawaitable(outcome):
-                    await self._finish(registration, outcome, started)
-                elif time.perf_counter() - started > registration.deadline_s:
-                    counts["overruns"] += 1
-                    raise _Outcome(f"overran its deadline of {registration.deadline_s} s")
+                else:
+                    pending = self._observe_now(registration, context)
+                    if pending is not None:
+                        await self._finish(registration, pending[0], pending[1])
             except _Outcome as failure:
-                counts["failures"] += 1
+                self._counts["failures"] += 1
                 log.warning("hook %s after %s: %s", registration.name, point.value, failure)
-            except Exception as error:
-                counts["failures"] += 1
-                log.warning("hook %s after %s: raised %r", registration.name, point.value, error)
+
+    def notify_now(self, point: HookPoint, session_id: str, data: dict[str, Any]) -> None:
+        """``notify`` for a point whose ``after`` hooks are all sync (see ``waits``)."""
+        context = HookContext(point, session_id, data)
+        for registration in self._after[point]:
+            self._counts["executions"] += 1
+            try:
+                self._observe_now(registration, context)
+            except _Outcome as failure:
+                self._counts["failures"] += 1
+                log.warning("hook %s after %s: %s", registration.name, point.value, failure)
+
+    def _observe_now(
+        self, registration: HookRegistration, context: HookContext
+    ) -> tuple[Any, float] | None:
+        """Call a sync observer; what it returned if that must still be awaited."""
+        deadline = registration.deadline_s
+        started = 0.0 if deadline is None else time.perf_counter()
+        try:
+            outcome = registration.function(context)
+        except Exception as error:
+            raise _Outcome(f"raised {error!r}") from error
+        if outcome is not None and inspect.isawaitable(outcome):
+            if inspect.iscoroutine(outcome) and not self.waits(context.point):
+                outcome.close()  # registered as sync, called without awaiting: not run
+                raise _Outcome("returned a coroutine; register an async function instead")
+            return outcome, started
+        if deadline is not None and time.perf_counter() - started > deadline:
+            self._counts["overruns"] += 1
+            raise _Outcome(f"overran its deadline of {deadline} s")
+        return None
 
     def named(self, name: str) -> HookRegistration | None:
         """The hook registered as ``name``, if any."""
@@ -295,30 +337,30 @@ class Hooks:
         cancelled = False
         try:
             if registration.is_async:
-                with trio.move_on_after(registration.deadline_s) as scope:
+                with trio.move_on_after(_limit(registration)) as scope:
                     result = await registration.function(context)  # type: ignore[misc]
                 cancelled = scope.cancelled_caught
             else:
                 result = registration.function(context)
                 if inspect.isawaitable(result):  # a sync callable that returned a coroutine
-                    with trio.move_on_after(registration.deadline_s) as scope:
+                    with trio.move_on_after(_limit(registration)) as scope:
                         result = await result
                     cancelled = scope.cancelled_caught
         except Exception as error:
             raise _Outcome(f"raised {error!r}") from error
-        if cancelled or time.perf_counter() - started > registration.deadline_s:
+        if cancelled or time.perf_counter() - started > _limit(registration):
             self._counts["overruns"] += 1
-            raise _Outcome(f"overran its deadline of {registration.deadline_s} s")
+            raise _Outcome(f"overran its deadline of {_limit(registration)} s")
         return result
 
     async def _finish(self, registration: HookRegistration, pending: Any, started: float) -> None:
         """Await what a sync observer returned, within what is left of its deadline."""
-        left = registration.deadline_s - (time.perf_counter() - started)
+        left = _limit(registration) - (time.perf_counter() - started)
         with trio.move_on_after(max(0.0, left)) as scope:
             await pending
         if scope.cancelled_caught:
             self._counts["overruns"] += 1
-            raise _Outcome(f"overran its deadline of {registration.deadline_s} s")
+            raise _Outcome(f"overran its deadline of {_limit(registration)} s")
 
     async def _call(self, registration: HookRegistration, context: HookContext) -> HookResult:
         """One hook's result, checked; ``_Outcome`` if it cannot be used."""
@@ -339,6 +381,11 @@ class Hooks:
 
 
 _ACTIONS = frozenset({"continue", "cancel", "modify"})
+
+
+def _limit(registration: HookRegistration) -> float:
+    """A hook's deadline in seconds (an untimed observer's is unbounded)."""
+    return math.inf if registration.deadline_s is None else registration.deadline_s
 
 
 def _numbered(base: str) -> Iterator[str]:

@@ -115,11 +115,6 @@ class SessionActor(Actor[Any]):
         self._earliest_added: int | None = None
         self._as_owner: sharing.Owner | None = None
         self._hooks = services.hooks
-        self._observed: tuple[HookPoint, dict[str, Any], float] = (
-            HookPoint.SESSION_SAVE,
-            {},
-            0.0,
-        )
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
@@ -180,7 +175,13 @@ class SessionActor(Actor[Any]):
         if self._bucket is not None and type(message) not in _UNTHROTTLED:
             self._throttle(self._bucket)
         hooks = self._hooks
-        observed = hooks.observed and self._observe(message)
+        # Observers (``after`` hooks) need the point, the status before, and the start time.
+        watched = session_hooks.point_of(message) if hooks.observed else None
+        if watched is not None and hooks.observes(watched):
+            before = self._record.status.value if self._record is not None else ""
+            started = time.perf_counter()
+        else:
+            watched = None
         try:
             if hooks.has_any and (point := session_hooks.point_of(message)) is not None:
                 message = await self._run_hooks(point, message)
@@ -196,30 +197,18 @@ class SessionActor(Actor[Any]):
             raise type(error)(f"session {self._id}: {error}") from None
         finally:
             self._hook_records = []
-        if observed:
-            point, data, started = self._observed
+        if watched is not None:
+            data = session_hooks.data_of(message, before)
             data["duration_us"] = round((time.perf_counter() - started) * 1e6)
-            await hooks.notify(point, self._id, data)
+            if hooks.waits(watched):
+                await hooks.notify(watched, self._id, data)
+            else:
+                hooks.notify_now(watched, self._id, data)
         if self._tracks_idle:
             self._active_us = self._now_us()
         if self._earliest_added is not None:
             await self._announce_deadline()
         return result
-
-    def _observe(self, message: Any) -> bool:
-        """Whether ``after`` hooks watch this message; if so, start its clock."""
-        point = session_hooks.point_of(message)
-        if point is None or not self._hooks.observes(point):
-            return False
-        self._observed = (
-            point,
-            session_hooks.data_of(message, self._status()),
-            time.perf_counter(),
-        )
-        return True
-
-    def _status(self) -> str:
-        return "" if self._record is None else self._record.status.value
 
     async def _run_hooks(self, point: HookPoint, message: Any) -> Any:
         """Run the hooks of ``point`` for ``message`` where the operation may happen (so an
