@@ -30,8 +30,9 @@ def fork_batch(
     state: SessionState,
     record: layout.SessionRecord,
     sid: bytes,
-) -> tuple[Batch, list[ForkRef]]:
-    """The batch creating session ``record`` from ``state``; the blob references it takes."""
+) -> tuple[Batch, list[ForkRef], dict[str, Any], dict[str, Any]]:
+    """The batch creating session ``record`` from ``state``; the blob references it takes,
+    and the data and cause of its first journal entry."""
     now = record.created_us
     batch = Batch()
     copied, refs, missing = _copy_artifacts(kv, state, record.id, sid, batch)
@@ -50,13 +51,14 @@ def fork_batch(
     counters = layout.Counters(1, now, 0, len(copied), sum(r.size for r in copied))
     batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
     batch.put(layout.counters_key(sid), counters.encode())
-    batch.put(layout.journal_key(sid, 1), layout.encode_entry(now, "session_forked", data))
+    cause = {"session_id": state.session_id, "seq": state.seq}
+    batch.put(layout.journal_key(sid, 1), layout.encode_entry(now, "session_forked", data, cause))
     for index_key, index_value in layout.index_entries(sid, record):
         batch.put(index_key, index_value)
     batch.put(layout.updated_key(sid, now), layout.u64(now))
     for due, reason in record.deadlines:
         batch.put(layout.deadline_key(due, sid, reason), b"")
-    return batch, refs
+    return batch, refs, data, cause
 
 
 def _copy_artifacts(

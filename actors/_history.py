@@ -119,7 +119,11 @@ class History:
         start = len(keys.SESSION)
         return [layout.text_of(key[start:]) for key, _ in scan_prefix(self._kv, keys.SESSION)]
 
-    def fork_write(self, state: SessionState, record: layout.SessionRecord, sid: bytes) -> None:
-        """Write the fork of ``state`` as session ``record``, with its blob references."""
-        batch, refs = fork_batch(self._kv, state, record, sid)
+    def fork_write(
+        self, state: SessionState, record: layout.SessionRecord, sid: bytes
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write the fork of ``state`` as session ``record``, with its blob references; the
+        data and cause of its first journal entry."""
+        batch, refs, data, cause = fork_batch(self._kv, state, record, sid)
         self._blobs.commit(batch, add=refs)
+        return data, cause

@@ -7,6 +7,7 @@ from satchel.storage import Store
 
 from ._audit import DEFAULT_MAX_ENTRIES, AuditLog
 from ._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
+from ._events import EventBus
 from ._hooks import Hooks
 from ._session import SESSION_KIND, SessionActor, SessionServices
 from ._storage import STORAGE_ID, STORAGE_KIND, StorageActor
@@ -21,6 +22,7 @@ def register_session_kinds(
     board: DeadlineBoard,
     *,
     hooks: Hooks,
+    events: EventBus,
     audit_max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> SessionServices:
     """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share."""
@@ -35,6 +37,7 @@ def register_session_kinds(
         is_live=lambda session_id: supervisor.is_live(SESSION_KIND, session_id),
         audit=AuditLog(store.kv, audit_max_entries),
         hooks=hooks,
+        events=events,
     )
     supervisor.register(
         ActorSpec(

@@ -122,10 +122,23 @@ def journal_key(sid: bytes, seq: int) -> bytes:
 _packer = msgpack.Packer(use_bin_type=True)
 
 
-def encode_entry(at_us: int, kind: str, data: dict[str, Any]) -> bytes:
-    """A journal entry's stored bytes (its sequence is in the key)."""
-    packed: bytes = _packer.pack((at_us, kind, data))
+def encode_entry(
+    at_us: int, kind: str, data: dict[str, Any], cause: dict[str, Any] | None = None
+) -> bytes:
+    """A journal entry's stored bytes (its sequence is in the key); ``cause`` names the
+    entry, in this session or another, that led to this one."""
+    packed: bytes = _packer.pack(
+        (at_us, kind, data) if cause is None else (at_us, kind, data, cause)
+    )
     return packed
+
+
+def decode_entry_with_cause(
+    value: bytes,
+) -> tuple[int, str, dict[str, Any], dict[str, Any] | None]:
+    """``(at_us, kind, data, cause)`` of a stored journal entry."""
+    unpacked = msgpack.unpackb(value, raw=False)
+    return unpacked[0], unpacked[1], unpacked[2], unpacked[3] if len(unpacked) > 3 else None
 
 
 def decode_entry(value: bytes) -> tuple[int, str, dict[str, Any]]:

@@ -31,6 +31,7 @@ from . import _validate as validate
 from ._artifact_manager import ArtifactManager
 from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
+from ._events import EventBus, correlation_of
 from ._handle import SessionHandle
 from ._history import History, ReplayMetadata
 from ._hooks import HookPoint, Hooks
@@ -88,8 +89,10 @@ class SessionManager:
         artifacts: ArtifactManager,
         hooks: Hooks,
         blobs: BlobStore,
+        events: EventBus,
     ) -> None:
         self._kv = kv
+        self._events = events
         self._history = History(kv, blobs, hooks)
         self._supervisor = supervisor
         self._board = board
@@ -143,10 +146,17 @@ class SessionManager:
             parent_id if parent_id is not None else parent_session_id,
             config,
         )
+        cause = None
         if record.parent_id is not None:
-            parent_key = layout.record_key(layout.bytes_of(record.parent_id))
-            if self._kv.get(parent_key) is None:
+            parent = layout.bytes_of(record.parent_id)
+            raw_counters = self._kv.get(layout.counters_key(parent))
+            if raw_counters is None:
                 raise SessionNotFoundError(f"no parent session {record.parent_id}")
+            # The child's creation follows from the parent's state as of its last entry.
+            cause = {
+                "session_id": record.parent_id,
+                "seq": layout.Counters.decode(raw_counters).seq,
+            }
         created = _created_data(record)
         if self._hooks.has(HookPoint.SESSION_START):
             record, created = await self._start_hooks(record)
@@ -160,7 +170,7 @@ class SessionManager:
         batch.put(layout.counters_key(sid), layout.Counters(1, now).encode())
         batch.put(
             layout.journal_key(sid, 1),
-            layout.encode_entry(now, "session_created", created),
+            layout.encode_entry(now, "session_created", created, cause),
         )
         for key, value in layout.index_entries(sid, record):
             batch.put(key, value)
@@ -168,14 +178,20 @@ class SessionManager:
         for due, reason in record.deadlines:
             batch.put(layout.deadline_key(due, sid, reason), b"")
         self._kv.write(batch)
+        if self._events.active:
+            self._events.publish(record.id, 1, now, "session_created", created, cause)
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
             await trio.lowlevel.checkpoint()
-        if self._hooks.observes(HookPoint.SESSION_START):
-            took = round((time.perf_counter() - started) * 1e6)
-            data = {**_created_data(record), "duration_us": took}
-            await self._hooks.notify(HookPoint.SESSION_START, record.id, data)
+        hooks = self._hooks
+        if hooks.observed and hooks.observes(HookPoint.SESSION_START):
+            # The journal entry is written: its data can be handed on, with the time taken.
+            created["duration_us"] = round((time.perf_counter() - started) * 1e6)
+            if hooks.waits(HookPoint.SESSION_START):
+                await hooks.notify(HookPoint.SESSION_START, record.id, created)
+            else:
+                hooks.notify_now(HookPoint.SESSION_START, record.id, created)
         return record.id
 
     def _new_record(
@@ -286,7 +302,9 @@ class SessionManager:
             None,
             record.config,
         )
-        self._history.fork_write(state, forked, sid)
+        cause = self._history.fork_write(state, forked, sid)
+        if self._events.active:
+            self._events.publish(forked.id, 1, forked.created_us, "session_forked", *cause)
         if forked.deadlines:
             await self._board.note(min(due for due, _ in forked.deadlines))
         else:
@@ -316,12 +334,12 @@ class SessionManager:
         sid = validate.session_id(session_id)[1]
         upper = prefix_upper_bound(layout.journal_prefix(sid))
         entries = []
+        correlation = correlation_of(self._kv, session_id)
         for key, value in self._kv.scan(layout.journal_key(sid, offset + 1), upper, limit=limit):
-            at_us, kind, data = layout.decode_entry(value)
+            at_us, kind, data, cause = layout.decode_entry_with_cause(value)
             seq = int.from_bytes(key[-8:], "big")
-            entries.append(
-                JournalEntry(seq=seq, at=validate.to_datetime(at_us), kind=kind, data=data)
-            )
+            at = validate.to_datetime(at_us)
+            entries.append(JournalEntry(seq, at, kind, data, correlation, cause))
         return entries
 
     # -- change ---------------------------------------------------------------------------

@@ -122,3 +122,8 @@ class JournalEntry:
     at: datetime
     kind: str
     data: dict[str, Any]
+    #: The session's correlation id: its root's id (parents and fork origins followed up).
+    correlation_id: str | None = None
+    #: The entry that led to this one, ``{"session_id", "seq"}`` (a child's creation names
+    #: its parent's entry; a fork's first entry, its origin's), else ``None``.
+    cause: dict[str, Any] | None = None

@@ -35,6 +35,7 @@ from . import _sharing as sharing
 from . import _validate as validate
 from ._artifact_model import ArtifactRef
 from ._audit import AuditLog
+from ._events import EventBus
 from ._hooks import HookPoint, Hooks
 from ._lifecycle import ACTIVE, ARCHIVED, COMPLETED, FAILED, SUSPENDED, Transition, target_of
 from ._messages import (
@@ -84,6 +85,7 @@ class SessionServices:
     is_live: Callable[[str], bool]
     audit: AuditLog
     hooks: Hooks
+    events: EventBus
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
 
 
@@ -299,6 +301,8 @@ class SessionActor(Actor[Any]):
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
         (write or self._kv.write)(batch)
         self._counters = new
+        if self._services.events.active:
+            self._services.events.publish(self._id, new.seq, now, kind, data)
         if record is not None:
             self._record = record
 

@@ -16,6 +16,7 @@ from satchel.actors._audit import checked_max_entries
 from satchel.actors._builtin_hooks import Metrics
 from satchel.actors._builtin_hooks import install as install_builtin_hooks
 from satchel.actors._collect import CollectionConfig, Collectors, register_hook_kind
+from satchel.actors._events import EventBus
 from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
 from satchel.actors._manager import SessionManager
@@ -55,6 +56,7 @@ class Runtime:
         hooks: Hooks,
         collectors: Collectors,
         metrics: Metrics,
+        events: EventBus,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
@@ -67,6 +69,8 @@ class Runtime:
         self.collectors = collectors
         #: What the built-in metrics hook counted (empty unless ``builtin_hooks`` is on).
         self.metrics = metrics
+        #: Live journal events: ``async with rt.events.subscribe(session_id=...) as events``.
+        self.events = events
 
     def session(self, session_id: str) -> SessionHandle:
         """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
@@ -151,8 +155,14 @@ async def open_runtime(
             metrics = Metrics(privacy=metrics_privacy)
             if builtin_hooks:
                 install_builtin_hooks(hooks, metrics)
+            events = EventBus(opened.kv)
             services = register_session_kinds(
-                opened, supervisor, board, hooks=hooks, audit_max_entries=audit_max_entries
+                opened,
+                supervisor,
+                board,
+                hooks=hooks,
+                events=events,
+                audit_max_entries=audit_max_entries,
             )
             roots = [Path.cwd()] if file_roots is None else file_roots
             artifacts = ArtifactManager(
@@ -166,10 +176,11 @@ async def open_runtime(
                 artifacts,
                 hooks,
                 opened.blobs,
+                events,
             )
             await board.start()
             collectors = Collectors(supervisor, opened.kv, collection)
             register_hook_kind(supervisor, artifacts, hooks, collectors)
             yield Runtime(
-                opened, supervisor, store, sessions, artifacts, hooks, collectors, metrics
+                opened, supervisor, store, sessions, artifacts, hooks, collectors, metrics, events
             )

@@ -1,0 +1,162 @@
+"""Live events: every journal entry, as it is written, to the subscribers that want it.
+
+Each session has a correlation id, the id of its root: parents and fork origins are followed up
+to a session that has neither, so a whole tree of sessions and their forks share one. Events
+carry it, with the entry's cause (the entry in this or another session that led to it).
+
+Publishing never blocks a writer: each subscriber has a bounded buffer, and an event that
+does not fit is dropped and counted on that subscriber (``dropped``), which can then read the
+timeline to catch up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import attrs
+import trio
+from satchel.storage import KeyValueStore
+
+from satchel._errors import ValidationError
+
+from . import _layout as layout
+from . import _validate as validate
+
+
+@attrs.frozen
+class Event:
+    """One journal entry as it was written."""
+
+    session_id: str
+    correlation_id: str
+    seq: int
+    at: datetime
+    kind: str
+    data: dict[str, Any]
+    cause: dict[str, Any] | None = None
+
+
+class Subscription:
+    """An async iterator of the events a subscriber asked for."""
+
+    def __init__(self, session_id: str | None, kinds: frozenset[str] | None, buffer: int) -> None:
+        self.session_id = session_id
+        self.kinds = kinds
+        self.dropped = 0
+        self._send, self._receive = trio.open_memory_channel[Event](buffer)
+
+    def wants(self, session_id: str, kind: str) -> bool:
+        """Whether this subscriber follows ``kind`` events of ``session_id``."""
+        return (self.session_id is None or self.session_id == session_id) and (
+            self.kinds is None or kind in self.kinds
+        )
+
+    def offer(self, event: Event) -> None:
+        """Hand over ``event`` if it fits; count it as dropped if not."""
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            self.dropped += 1
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._receive.__aiter__()
+
+    async def __anext__(self) -> Event:
+        return await self._receive.receive()
+
+
+class EventBus:
+    """The subscribers of one runtime."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self._kv = kv
+        self._subscribers: list[Subscription] = []
+        self._correlations: dict[str, str] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens (writers check this before building an event)."""
+        return bool(self._subscribers)
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        *,
+        session_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+        buffer: int = 1024,
+    ) -> AsyncIterator[Subscription]:
+        """Follow events live, of one session or all, of some kinds or all."""
+        if session_id is not None:
+            session_id = validate.session_id(session_id)[0]
+        if type(buffer) is not int or buffer < 1:
+            raise ValidationError(f"buffer must be a positive integer, not {buffer!r}")
+        wanted = None if kinds is None else frozenset(kinds)
+        subscription = Subscription(session_id, wanted, buffer)
+        self._subscribers.append(subscription)
+        try:
+            await trio.lowlevel.checkpoint()
+            yield subscription
+        finally:
+            self._subscribers.remove(subscription)
+
+    def publish(
+        self,
+        session_id: str,
+        seq: int,
+        at_us: int,
+        kind: str,
+        data: dict[str, Any],
+        cause: dict[str, Any] | None = None,
+    ) -> None:
+        """Offer one written entry to the subscribers that want it."""
+        event = None
+        for subscription in self._subscribers:
+            if subscription.wants(session_id, kind):
+                if event is None:
+                    event = Event(
+                        session_id,
+                        self.correlation_of(session_id),
+                        seq,
+                        validate.to_datetime(at_us),
+                        kind,
+                        data,
+                        cause,
+                    )
+                subscription.offer(event)
+
+    def correlation_of(self, session_id: str) -> str:
+        """The id of the session's root (parents and fork origins followed up)."""
+        known = self._correlations.get(session_id)
+        if known is None:
+            known = correlation_of(self._kv, session_id)
+            if len(self._correlations) > 100_000:
+                self._correlations.clear()
+            self._correlations[session_id] = known
+        return known
+
+
+def correlation_of(kv: KeyValueStore, session_id: str) -> str:
+    """The id of the session's root, read from the store (parents and fork origins)."""
+    seen = {session_id}
+    current = session_id
+    while True:
+        sid = layout.bytes_of(current)
+        raw = kv.get(layout.record_key(sid))
+        if raw is None:
+            return current
+        record = layout.RECORD_CODEC.decode(raw)
+        above = record.parent_id
+        if above is None:
+            first = kv.get(layout.journal_key(sid, 1))
+            if first is not None:
+                _, kind, data = layout.decode_entry(first)
+                if kind == "session_forked":
+                    above = data.get("origin_session_id")
+        if above is None or above in seen:
+            return current
+        seen.add(above)
+        current = above

@@ -1,0 +1,73 @@
+"""Correlated events: journal entries carry their session's correlation id and cause, and
+subscribers follow them live."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from satchel import Runtime, ValidationError
+
+
+async def test_subscribers_follow_events_live(rt: Runtime) -> None:
+    """A subscriber gets each entry of the sessions and kinds it asked for, as written."""
+    sid = await rt.sessions.create(name="watched")
+    other = await rt.sessions.create(name="other")
+    async with rt.events.subscribe(session_id=sid, kinds=["state_set", "artifact_stored"]) as feed:
+        await rt.sessions.set_state(other, "x", 1)  # another session: not followed
+        await rt.sessions.set_state(sid, "x", 2)
+        await rt.sessions.delete_state(sid, "x")  # another kind: not followed
+        await rt.artifacts.store(sid, "tool_result", "r.txt", b"r", None)
+        first = await feed.__anext__()
+        second = await feed.__anext__()
+        assert (first.kind, first.data["value"], first.seq) == ("state_set", 2, 2)
+        assert (second.kind, second.data["name"]) == ("artifact_stored", "r.txt")
+        assert {first.session_id, second.session_id} == {sid}
+        with trio.move_on_after(0.01):
+            await feed.__anext__()
+            pytest.fail("an unwanted event arrived")
+    assert not rt.events.active
+
+
+async def test_correlation_and_causation(rt: Runtime) -> None:
+    """Children and forks share their root's correlation id; their first entries name the
+    entry of the parent or origin they came from."""
+    root = await rt.sessions.create(name="root")
+    await rt.sessions.set_state(root, "k", 1)
+    child = await rt.sessions.create(name="child", parent_id=root)
+    grandchild = await rt.sessions.create(name="grandchild", parent_id=child)
+    fork = await rt.sessions.fork(child)
+    for sid in (root, child, grandchild, fork):
+        assert {e.correlation_id for e in await rt.sessions.timeline(sid)} == {root}
+    assert (await rt.sessions.timeline(child))[0].cause == {"session_id": root, "seq": 2}
+    assert (await rt.sessions.timeline(grandchild))[0].cause == {"session_id": child, "seq": 1}
+    assert (await rt.sessions.timeline(fork))[0].cause == {"session_id": child, "seq": 1}
+    assert (await rt.sessions.timeline(root))[1].cause is None
+
+
+async def test_creates_and_forks_are_published(rt: Runtime) -> None:
+    """Session creation and forks reach subscribers of every session, with correlation."""
+    async with rt.events.subscribe() as feed:
+        root = await rt.sessions.create()
+        fork = await rt.sessions.fork(root)
+        created, forked = await feed.__anext__(), await feed.__anext__()
+    assert (created.kind, created.session_id, created.correlation_id) == (
+        "session_created",
+        root,
+        root,
+    )
+    assert (forked.kind, forked.session_id, forked.correlation_id) == ("session_forked", fork, root)
+    assert forked.cause == {"session_id": root, "seq": 1}
+
+
+async def test_a_full_buffer_drops_and_counts(rt: Runtime) -> None:
+    """A subscriber that does not keep up loses events (counted), and no writer waits."""
+    sid = await rt.sessions.create()
+    async with rt.events.subscribe(session_id=sid, buffer=2) as feed:
+        for n in range(5):
+            await rt.sessions.set_state(sid, "n", n)
+        assert feed.dropped == 3
+        assert [(await feed.__anext__()).data["value"] for _ in range(2)] == [0, 1]
+    with pytest.raises(ValidationError):
+        async with rt.events.subscribe(buffer=0):
+            pass
