@@ -17,23 +17,27 @@ from collections.abc import Mapping
 from typing import Any, final
 
 import attrs
-from satchel.runtime import Actor, ActorSpec, Supervisor
+from satchel.runtime import Actor, ActorSpec, ReminderFired, Supervisor
 from satchel.storage import KeyValueStore
 
 from satchel._errors import (
     InvalidArgumentError,
+    SatchelError,
     SessionNotActiveError,
     SessionNotFoundError,
     ValidationError,
 )
 
+from . import _schedules as schedules
 from . import _validate as validate
 from ._artifact_manager import ArtifactManager
 from ._artifact_model import ArtifactRef
 from ._hooks import HookPoint, Hooks
+from ._manager import SessionManager
 from ._messages import RecordHooks
 from ._model import SessionStatus
 from ._query import load
+from ._schedules import SCHEDULE_CODEC, Replays, Schedule, Unschedule
 from ._session import SESSION_KIND
 
 HOOKS_KIND = "hooks"
@@ -97,19 +101,62 @@ class HookActor(Actor[Any]):
         hooks: Hooks,
         collectors: Collectors,
         supervisor: Supervisor,
+        sessions: SessionManager,
+        kv: KeyValueStore,
     ) -> None:
+        self._sessions = sessions
+        self._sessions_kv = kv
         self._supervisor = supervisor
         self._artifacts = artifacts
         self._hooks = hooks
         self._collectors = collectors
 
     async def receive(self, message: Any) -> Any:
-        """Collect one report; the artifact stored, or ``None`` if the config skipped it."""
+        """Collect one report (the artifact stored, or ``None`` if the config skipped it),
+        or keep, drop or run a scheduled replay."""
         if isinstance(message, ToolResult):
             return await self._collect(message, *_tool_artifact(message))
         if isinstance(message, AgentOutput):
             return await self._collect(message, *_agent_artifact(message))
+        if isinstance(message, ReminderFired):
+            return await self._run_scheduled(message.name)
+        if isinstance(message, Schedule):
+            replay = message.replay
+            schedules.keep(self._sessions_kv, replay)
+            await self.context.set_reminder(replay.id, at=replay.due, every=replay.every_s)
+            return None
+        if isinstance(message, Unschedule):
+            await self.context.cancel_reminder(message.schedule_id)
+            return schedules.forget(self._sessions_kv, message.schedule_id)
         raise TypeError(f"the hook actor takes no {type(message).__name__}")
+
+    async def _run_scheduled(self, schedule_id: str) -> None:
+        kv = self._sessions_kv
+        raw = kv.get(schedules.schedule_key(schedule_id))
+        if raw is None:
+            await self.context.cancel_reminder(schedule_id)  # left by a cancelled schedule
+            return
+        replay = SCHEDULE_CODEC.decode(raw)
+        ran_us = round(self.context.now() * 1_000_000)
+        try:
+            found = await self._sessions.replay(
+                replay.session_id,
+                mode=replay.mode,
+                at=replay.at,
+                modifications=replay.modifications,
+                compare_results=replay.compare_results,
+            )
+        except SessionNotFoundError:
+            await self.context.cancel_reminder(schedule_id)
+            schedules.forget(kv, schedule_id)
+            return
+        except SatchelError as error:
+            schedules.record_run(kv, schedule_id, ran_us, None, schedules.describe(error))
+        else:
+            schedules.record_run(kv, schedule_id, ran_us, found, None)
+        if replay.every_s is None:
+            # A one-shot schedule is done; its runs stay readable until it is cancelled.
+            schedules.keep(kv, attrs.evolve(replay, due=-1.0))
 
     async def _collect(
         self,
@@ -258,13 +305,19 @@ class Collectors:
 
 
 def register_hook_kind(
-    supervisor: Supervisor, artifacts: ArtifactManager, hooks: Hooks, collectors: Collectors
-) -> None:
-    """Register the shared hook actor's kind."""
+    supervisor: Supervisor,
+    artifacts: ArtifactManager,
+    hooks: Hooks,
+    collectors: Collectors,
+    sessions: SessionManager,
+    kv: KeyValueStore,
+) -> Replays:
+    """Register the shared hook actor's kind; the scheduled replays it runs."""
     supervisor.register(
         ActorSpec(
             kind=HOOKS_KIND,
-            factory=lambda _: HookActor(artifacts, hooks, collectors, supervisor),
+            factory=lambda _: HookActor(artifacts, hooks, collectors, supervisor, sessions, kv),
             idle_timeout=None,
         )
     )
+    return Replays(kv, supervisor, supervisor.ref(HOOKS_KIND, HOOKS_ID))

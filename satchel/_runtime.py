@@ -21,6 +21,7 @@ from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
 from satchel.actors._manager import SessionManager
 from satchel.actors._model import SessionConfig
+from satchel.actors._schedules import Replays
 from satchel.runtime import (
     ActorRef,
     ActorSpec,
@@ -57,6 +58,7 @@ class Runtime:
         collectors: Collectors,
         metrics: Metrics,
         events: EventBus,
+        replays: Replays,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
@@ -71,6 +73,8 @@ class Runtime:
         self.metrics = metrics
         #: Live journal events: ``async with rt.events.subscribe(session_id=...) as events``.
         self.events = events
+        #: Scheduled replays: ``rt.replays.schedule(session_id, every_s=3600)``.
+        self.replays = replays
 
     def session(self, session_id: str) -> SessionHandle:
         """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
@@ -180,7 +184,18 @@ async def open_runtime(
             )
             await board.start()
             collectors = Collectors(supervisor, opened.kv, collection)
-            register_hook_kind(supervisor, artifacts, hooks, collectors)
+            replays = register_hook_kind(
+                supervisor, artifacts, hooks, collectors, sessions, opened.kv
+            )
             yield Runtime(
-                opened, supervisor, store, sessions, artifacts, hooks, collectors, metrics, events
+                opened,
+                supervisor,
+                store,
+                sessions,
+                artifacts,
+                hooks,
+                collectors,
+                metrics,
+                events,
+                replays,
             )

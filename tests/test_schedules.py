@@ -1,0 +1,86 @@
+"""Scheduled replays: run by the hook actor when due, repeat, cancel, survive a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from satchel import (
+    InvalidArgumentError,
+    Runtime,
+    SessionNotFoundError,
+    ValidationError,
+    open_runtime,
+)
+
+
+async def test_a_replay_runs_when_due_and_keeps_its_result(
+    rt: Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    """A one-shot schedule runs at its time, once; its result is kept and listed."""
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)
+    when = rt.supervisor.clock() + 30
+    schedule = await rt.replays.schedule(sid, when=when, mode="exact")
+    assert [s.id for s in await rt.replays.list(sid)] == [schedule]
+    await trio.sleep(20)
+    assert await rt.replays.results(schedule) == []
+    await trio.sleep(20)
+    (run,) = await rt.replays.results(schedule)
+    assert (run.events_replayed, run.error) == (2, None)
+    await trio.sleep(600)
+    assert len(await rt.replays.results(schedule)) == 1
+    assert await rt.replays.cancel(schedule)
+    assert await rt.replays.list() == []
+    assert not await rt.replays.cancel(schedule)
+
+
+async def test_repeating_schedules_and_cancel(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+    """An interval schedule runs every interval until cancelled."""
+    sid = await rt.sessions.create()
+    schedule = await rt.replays.schedule(sid, every_s=60)
+    await trio.sleep(185)
+    runs = await rt.replays.results(schedule)
+    assert len(runs) == 4  # now, +60, +120, +180
+    assert runs == sorted(runs, key=lambda r: r.ran_at)
+    await rt.replays.cancel(schedule)
+    await trio.sleep(300)
+    assert await rt.replays.results(schedule) == []
+
+
+async def test_a_schedule_survives_a_restart(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A schedule made before closing fires after reopening, including one that fell due
+    while the runtime was closed."""
+    async with open_runtime(tmp_path) as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 1)
+        schedule = await rt.replays.schedule(sid, when=rt.supervisor.clock() + 100)
+    await trio.sleep(500)  # closed while it falls due
+    async with open_runtime(tmp_path) as rt:
+        await trio.sleep(1)
+        (run,) = await rt.replays.results(schedule)
+        assert run.events_replayed == 2
+
+
+async def test_schedules_are_checked_and_dropped_with_their_session(
+    rt: Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    """Bad schedules are refused; one whose session is gone is dropped when it fires."""
+    sid = await rt.sessions.create()
+    with pytest.raises(SessionNotFoundError):
+        await rt.replays.schedule("00000000-0000-4000-8000-000000000000")
+    with pytest.raises(ValidationError):
+        await rt.replays.schedule(sid, mode="fast")
+    with pytest.raises(ValidationError):
+        await rt.replays.schedule(sid, every_s=0)
+    with pytest.raises(InvalidArgumentError):
+        await rt.replays.cancel("nope")
+    schedule = await rt.replays.schedule(sid, when=rt.supervisor.clock() + 10, every_s=10)
+    await rt.sessions.delete(sid)
+    await trio.sleep(30)
+    assert await rt.replays.list() == []
+    assert await rt.replays.results(schedule) == []
