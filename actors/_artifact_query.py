@@ -24,6 +24,7 @@ from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _artifact_index as index
 from . import _artifact_layout as layout
+from . import _indexscan as indexscan
 from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo
 
@@ -186,13 +187,7 @@ def _filter_prefixes(query: ArtifactQuery, *, restricted: bool) -> list[bytes]:
 
 
 def _created_range(query: ArtifactQuery, prefix: bytes) -> tuple[bytes, bytes]:
-    lower = prefix
-    if query.created_after_us is not None:
-        lower = prefix + _u64(query.created_after_us + 1)
-    upper = prefix_upper_bound(prefix)
-    if query.created_before_us is not None:
-        upper = prefix + _u64(query.created_before_us)
-    return lower, upper
+    return indexscan.created_range(prefix, query.created_after_us, query.created_before_us)
 
 
 def _u64(value: int) -> bytes:
@@ -210,15 +205,9 @@ def _most_selective(
     kv: KeyValueStore, query: ArtifactQuery, prefixes: list[bytes], probe: int = PROBE
 ) -> tuple[bytes, int]:
     """The filter index with the fewest entries in range (counted up to ``probe``)."""
-    best, best_count = prefixes[0], probe
-    if len(prefixes) == 1 and probe == PROBE:
-        return best, best_count
-    for prefix in prefixes:
-        lower, upper = _created_range(query, prefix)
-        count = sum(1 for _ in kv.scan(lower, upper, limit=probe))
-        if count < best_count:
-            best, best_count = prefix, count
-    return best, best_count
+    return indexscan.most_selective(
+        kv, prefixes, lambda prefix: _created_range(query, prefix), probe, count_one=probe != PROBE
+    )
 
 
 def _scan_suffixes(kv: KeyValueStore, query: ArtifactQuery, prefix: bytes) -> Iterator[Found]:

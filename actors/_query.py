@@ -22,6 +22,7 @@ from satchel.storage import KeyValueStore, prefix_upper_bound
 
 from satchel._errors import InvalidArgumentError, ValidationError
 
+from . import _indexscan as indexscan
 from . import _layout as layout
 from . import _validate as validate
 from ._model import SessionInfo, SessionStatus
@@ -284,28 +285,16 @@ def _filter_prefixes(query: SessionQuery) -> list[bytes]:
 
 
 def _created_range(query: SessionQuery, prefix: bytes) -> tuple[bytes, bytes]:
-    lower = prefix
-    if query.created_after_us is not None:
-        lower = prefix + layout.u64(query.created_after_us + 1)
-    upper = prefix_upper_bound(prefix)
-    if query.created_before_us is not None:
-        upper = prefix + layout.u64(query.created_before_us)
-    return lower, upper
+    return indexscan.created_range(prefix, query.created_after_us, query.created_before_us)
 
 
 def _most_selective(
     kv: KeyValueStore, query: SessionQuery, prefixes: list[bytes], probe: int = PROBE
 ) -> tuple[bytes, int]:
     """The filter index with the fewest entries in range (counted up to ``probe``)."""
-    best, best_count = prefixes[0], probe
-    if len(prefixes) == 1 and probe == PROBE:
-        return best, best_count
-    for prefix in prefixes:
-        lower, upper = _created_range(query, prefix)
-        count = sum(1 for _ in kv.scan(lower, upper, limit=probe))
-        if count < best_count:
-            best, best_count = prefix, count
-    return best, best_count
+    return indexscan.most_selective(
+        kv, prefixes, lambda prefix: _created_range(query, prefix), probe, count_one=probe != PROBE
+    )
 
 
 def _sort_key(order_by: str) -> Any:

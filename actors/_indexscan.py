@@ -1,0 +1,41 @@
+"""What session and artifact queries share: the creation-time range of an index whose keys
+end with a creation-time suffix, and choosing the most selective of several such indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from satchel.storage import KeyValueStore, prefix_upper_bound
+
+from ._layout import u64
+
+
+def created_range(
+    prefix: bytes, after_us: int | None, before_us: int | None
+) -> tuple[bytes, bytes]:
+    """The keys of index ``prefix`` created after ``after_us`` and before ``before_us``
+    (both exclusive), as ``(lower, upper)`` scan bounds."""
+    lower = prefix if after_us is None else prefix + u64(after_us + 1)
+    upper = prefix_upper_bound(prefix) if before_us is None else prefix + u64(before_us)
+    return lower, upper
+
+
+def most_selective(
+    kv: KeyValueStore,
+    prefixes: list[bytes],
+    bounds: Callable[[bytes], tuple[bytes, bytes]],
+    probe: int,
+    *,
+    count_one: bool,
+) -> tuple[bytes, int]:
+    """The index with the fewest entries within its ``bounds`` (counted up to ``probe``).
+    A single index is returned uncounted unless ``count_one`` (its count is then needed)."""
+    best, best_count = prefixes[0], probe
+    if len(prefixes) == 1 and not count_one:
+        return best, best_count
+    for prefix in prefixes:
+        lower, upper = bounds(prefix)
+        count = sum(1 for _ in kv.scan(lower, upper, limit=probe))
+        if count < best_count:
+            best, best_count = prefix, count
+    return best, best_count
