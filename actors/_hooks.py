@@ -16,6 +16,7 @@ operation it ran for; a cancelled operation writes nothing, its hook records inc
 
 from __future__ import annotations
 
+import copy
 import enum
 import inspect
 import itertools
@@ -28,7 +29,15 @@ from typing import Any, NamedTuple
 import attrs
 import trio
 
-from satchel._errors import HookCancelledError, InvalidArgumentError, ValidationError
+from satchel._errors import (
+    HookCancelledError,
+    InvalidArgumentError,
+    SatchelError,
+    ValidationError,
+)
+
+from . import _validate as validate
+from ._layout import decode_value, encode_value
 
 log = logging.getLogger("satchel.hooks")
 
@@ -118,6 +127,8 @@ class HookRegistration:
     #: A coroutine function: run under a cancel scope at its deadline (a sync one cannot be
     #: interrupted, and entering a scope for it would only cost time).
     is_async: bool = False
+    #: Whether the journal keeps the input this hook saw (off for hooks that redact it).
+    record_input: bool = True
 
 
 @attrs.frozen
@@ -156,6 +167,7 @@ class Hooks:
         required: bool = False,
         deadline_s: float | None = 1.0,
         phase: str = "before",
+        record_input: bool = True,
     ) -> HookRegistration:
         """Run ``function`` (sync or async, taking a ``HookContext``) at ``point``; hooks of
         higher ``priority`` run first. ``name`` (default: the function's qualified name) must
@@ -163,7 +175,9 @@ class Hooks:
 
         ``phase="after"`` registers an observer instead: it runs once the operation is
         written, sees its data with ``duration_us`` added, and cannot change anything (its
-        result is ignored, and it is not journaled)."""
+        result is ignored, and it is not journaled). ``record_input=False`` keeps the input a
+        hook saw out of the journal (for a hook that redacts it; ``exact`` replay then cannot
+        re-run that hook)."""
         if phase not in ("before", "after"):
             raise ValidationError(f"phase must be 'before' or 'after', not {phase!r}")
         try:
@@ -191,7 +205,7 @@ class Hooks:
             getattr(function, "__call__", None)  # noqa: B004  (callable objects too)
         )
         registration = HookRegistration(
-            name, point, function, priority, required, deadline_s, phase, is_async
+            name, point, function, priority, required, deadline_s, phase, is_async, record_input
         )
         self._names[name] = registration
         table = self._by_point if phase == "before" else self._after
@@ -305,13 +319,17 @@ class Hooks:
         record of each execution. Raises ``HookCancelledError`` on a cancel."""
         records: list[dict[str, Any]] = []
         for registration in self._by_point.get(point, ()):
-            given = dict(data)
+            # A deep copy: a hook that changes nested data in place changes nothing.
+            given = copy.deepcopy(data)
+            recorded = copy.deepcopy(data) if registration.record_input else None
             started = time.perf_counter()
             try:
                 result = await self._call(registration, HookContext(point, session_id, given))
             except _Outcome as failure:
                 self._counts["failures"] += 1
                 log.warning("hook %s at %s: %s", registration.name, point.value, failure)
+                took = round((time.perf_counter() - started) * 1e6)
+                records.append(_failed(registration, recorded, str(failure), took))
                 if registration.required:
                     raise HookCancelledError(
                         f"required hook {registration.name!r} at {point.value} failed: {failure}"
@@ -320,7 +338,7 @@ class Hooks:
             finally:
                 self._counts["executions"] += 1
             took = round((time.perf_counter() - started) * 1e6)
-            records.append(_record(registration, given, result, took))
+            records.append(_record(registration, recorded, result, took))
             if result.action == "cancel":
                 self._counts["cancels"] += 1
                 raise HookCancelledError(
@@ -328,8 +346,30 @@ class Hooks:
                 )
             if result.action == "modify":
                 self._counts["modifications"] += 1
-                data = {**data, **(result.data or {})}
+                data = {**data, **copy.deepcopy(dict(result.data or {}))}
         return data, records
+
+    async def decide(
+        self, name: str, point: HookPoint, session_id: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What the hook registered as ``name`` decides on ``data`` now, in the form the
+        journal records decisions (``missing`` if no such hook, ``failed`` if it raised,
+        overran or returned nonsense); for ``exact`` replays."""
+        registration = self._names.get(name)
+        if registration is None:
+            return {"result": "missing"}
+        try:
+            result = await self._call(registration, HookContext(point, session_id, data))
+        except _Outcome as failure:
+            return {"result": "failed", "error": str(failure)}
+        found: dict[str, Any] = {"result": result.action}
+        if result.reason is not None:
+            found["reason"] = result.reason
+        if result.data is not None:
+            found["data"] = dict(result.data)
+        # As the journal would give it back (tuples read back as lists).
+        normal: dict[str, Any] = decode_value(encode_value(found))
+        return normal
 
     async def _invoke(self, registration: HookRegistration, context: HookContext) -> object:
         """What one hook returns; ``_Outcome`` if it raised or overran its deadline."""
@@ -369,6 +409,16 @@ class Hooks:
             return _CONTINUE
         if not isinstance(result, HookResult) or result.action not in _ACTIONS:
             raise _Outcome(f"returned {result!r}, not a HookResult")
+        if result.reason is not None and type(result.reason) is not str:
+            raise _Outcome(f"gave a reason that is not text: {result.reason!r}")
+        if result.data is not None:
+            if result.action != "modify" or not isinstance(result.data, Mapping):
+                raise _Outcome(f"gave data {result.data!r} with {result.action!r}")
+            try:
+                validate.json_like("hook data", dict(result.data))
+                validate.encoded("hook data", encode_value, dict(result.data))
+            except SatchelError as error:
+                raise _Outcome(str(error)) from None
         if result.action == "modify":
             allowed = MODIFIABLE.get(context.point, frozenset())
             extra = sorted(set(result.data or {}) - allowed)
@@ -393,8 +443,21 @@ def _numbered(base: str) -> Iterator[str]:
     yield from (f"{base}#{n}" for n in itertools.count(2))
 
 
+def _failed(
+    registration: HookRegistration, given: dict[str, Any] | None, error: str, took_us: int
+) -> dict[str, Any]:
+    return {
+        "hook": registration.name,
+        "point": registration.point.value,
+        "input": given,
+        "result": "failed",
+        "error": error,
+        "duration_us": took_us,
+    }
+
+
 def _record(
-    registration: HookRegistration, given: dict[str, Any], result: HookResult, took_us: int
+    registration: HookRegistration, given: dict[str, Any] | None, result: HookResult, took_us: int
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "hook": registration.name,

@@ -137,13 +137,13 @@ def decode_entry_with_cause(
     value: bytes,
 ) -> tuple[int, str, dict[str, Any], dict[str, Any] | None]:
     """``(at_us, kind, data, cause)`` of a stored journal entry."""
-    unpacked = msgpack.unpackb(value, raw=False)
+    unpacked = msgpack.unpackb(value, raw=False, strict_map_key=False)
     return unpacked[0], unpacked[1], unpacked[2], unpacked[3] if len(unpacked) > 3 else None
 
 
 def decode_entry(value: bytes) -> tuple[int, str, dict[str, Any]]:
     """``(at_us, kind, data)`` of a stored journal entry."""
-    at_us, kind, data = msgpack.unpackb(value, raw=False)[:3]
+    at_us, kind, data = msgpack.unpackb(value, raw=False, strict_map_key=False)[:3]
     return at_us, kind, data
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import enum
-import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ from satchel.storage import KeyValueStore, prefix_upper_bound
 from satchel._errors import InvalidArgumentError, ReplayError, ValidationError
 
 from . import _layout as layout
-from ._hooks import HookContext, HookPoint, HookResult, Hooks
+from ._hooks import HookPoint, Hooks
 
 #: Entries replayed between two checkpoints (and progress reports).
 STEP = 512
@@ -106,7 +105,8 @@ class ReplayResult:
 
 @attrs.define
 class ReplayProgress:
-    """Watch a running replay (``done`` of ``total`` entries) and stop it early."""
+    """Watch a running replay (``done`` of ``total`` entries) and stop it early. One per
+    replay: once stopped it stays stopped."""
 
     total: int = 0
     done: int = 0
@@ -211,11 +211,14 @@ async def replay(
     mismatches: list[Mismatch] = []
     steps: list[ReplayStep] = []
     progress.total, progress.done = upto, 0
+    halted = False
     for seq, _, kind, data in entries(kv, sid, upto):
         if progress.stop_requested:
             break
-        if pinned and kind == "state_set" and data["key"] in pinned:
+        if pinned and kind in ("state_set", "state_deleted") and data["key"] in pinned:
+            # A pinned variable keeps its override through writes and deletes alike.
             data = {**data, "value": copy.deepcopy(pinned[data["key"]])}
+            kind = "state_set"
         if rerun:
             for record in data.get("hooks", ()):
                 found = await _rerun(hooks, session_id, seq, record, pinned, compare_results)
@@ -224,8 +227,7 @@ async def replay(
                     counts["matched"] += 1
                 else:
                     mismatches.append(found)
-                    if stop_on_error:
-                        progress.stop()
+                    halted = stop_on_error
         try:
             fold.apply(kind, data)
         except (KeyError, TypeError, AttributeError) as error:
@@ -238,6 +240,8 @@ async def replay(
         progress.done = seq
         if mode is ReplayMode.DEBUG:
             steps.append(ReplayStep(seq, kind, copy.deepcopy(fold.variables)))
+        if halted:
+            break
         if counts["events"] % STEP == 0:
             await trio.lowlevel.checkpoint()
     return ReplayResult(
@@ -251,7 +255,7 @@ async def replay(
         artifacts=fold.artifact_list(),
         mismatches=tuple(mismatches),
         steps=tuple(steps),
-        stopped=progress.stop_requested,
+        stopped=progress.stop_requested or (halted and counts["events"] < upto),
     )
 
 
@@ -263,49 +267,25 @@ async def _rerun(
     pinned: Mapping[str, Any],
     compare_results: bool,
 ) -> Mismatch | None:
-    """Run a recorded hook again on its recorded input (with pinned variables applied);
-    a ``Mismatch`` if it decides otherwise."""
-    expected = _decision(record)
-    given = dict(record["input"])
-    if pinned and given.get("key") in pinned and "value" in given:
-        given["value"] = copy.deepcopy(pinned[given["key"]])
-    registration = hooks.named(record["hook"])
-    if registration is None:
-        actual: dict[str, Any] = {"result": "missing"}
+    """Run a recorded hook again (with its deadline) on its recorded input, pinned variables
+    applied; a ``Mismatch`` if it decides otherwise."""
+    expected = {"result": record["result"]}
+    for field in ("reason", "data", "error"):
+        if field in record:
+            expected[field] = record[field]
+    if record.get("input") is None:
+        actual: dict[str, Any] = {"result": "unrecorded"}  # registered with record_input=False
     else:
-        context = HookContext(HookPoint(record["point"]), session_id, given)
-        try:
-            outcome = registration.function(context)
-            if inspect.isawaitable(outcome):
-                outcome = await outcome
-        except Exception as error:
-            actual = {"result": "raised", "error": repr(error)}
-        else:
-            actual = _decision_of(outcome)
+        given = copy.deepcopy(dict(record["input"]))
+        if pinned and given.get("key") in pinned and "value" in given:
+            given["value"] = copy.deepcopy(pinned[given["key"]])
+        point = HookPoint(record["point"])
+        actual = await hooks.decide(record["hook"], point, session_id, given)
+    if expected.get("result") == "failed" and actual.get("result") == "failed":
+        return None  # failed then and now (the messages may differ)
     if not compare_results or actual == expected:
         return None
     return Mismatch(seq, record["hook"], expected, actual)
-
-
-def _decision(record: Mapping[str, Any]) -> dict[str, Any]:
-    found = {"result": record["result"]}
-    for field in ("reason", "data"):
-        if field in record:
-            found[field] = record[field]
-    return found
-
-
-def _decision_of(outcome: object) -> dict[str, Any]:
-    if outcome is None:
-        return {"result": "continue"}
-    if not isinstance(outcome, HookResult):
-        return {"result": "invalid", "returned": repr(outcome)}
-    found: dict[str, Any] = {"result": outcome.action}
-    if outcome.reason is not None:
-        found["reason"] = outcome.reason
-    if outcome.data is not None:
-        found["data"] = dict(outcome.data)
-    return found
 
 
 def mode_of(value: object) -> ReplayMode:

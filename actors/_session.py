@@ -220,6 +220,7 @@ class SessionActor(Actor[Any]):
             self._require_active()
         elif type(message) is ChangeStatus:
             target_of(self._id, record.status, message.operation)
+        session_hooks.check_input(message, record.config.max_value_bytes)
         data = session_hooks.data_of(message, record.status.value)
         after, self._hook_records = await self._hooks.run(point, self._id, data)
         return message if after is data else session_hooks.changed(message, after)

@@ -50,6 +50,22 @@ def point_of(message: Any) -> HookPoint | None:
     return _POINTS.get(type(message))
 
 
+def check_input(message: Any, max_value_bytes: int) -> None:
+    """Check what hooks will see as the handler would, so no hook (nor its journal record)
+    ever holds a value the store would refuse."""
+    if type(message) is SetState:
+        field = f"state {message.key!r}"
+        validate.state_key(message.key)
+        validate.json_like(field, message.value)
+        size = len(validate.encoded(field, encode_value, message.value))
+        if size > max_value_bytes:
+            raise ValidationError(
+                f"{field} encodes to {size} bytes; the limit is {max_value_bytes} (max_value_bytes)"
+            )
+    elif type(message) is ChangeStatus and message.reason is not None:
+        validate.text("a failure reason", message.reason, validate.MAX_REASON_BYTES, nul_ok=True)
+
+
 def data_of(message: Any, status: str) -> dict[str, Any]:
     """What the hooks of ``message`` see (``status``: the session's status now)."""
     if type(message) is SetState:
@@ -78,6 +94,7 @@ def data_of(message: Any, status: str) -> dict[str, Any]:
 def changed(message: Any, data: dict[str, Any]) -> Any:
     """``message`` with the fields hooks modified, each checked as at the start."""
     if type(message) is SetState:
+        # The handler checks the new value's size against the session's limit.
         value = data["value"]
         validate.json_like(f"state {message.key!r}", value)
         validate.encoded(f"state {message.key!r}", encode_value, value)
