@@ -13,22 +13,22 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, final
 
 import attrs
-from satchel.runtime import Actor, ActorSpec, ReminderFired, Supervisor
+import blake3
+from satchel.runtime import Actor, ActorSpec, Supervisor
 from satchel.storage import KeyValueStore
 
 from satchel._errors import (
     InvalidArgumentError,
-    SatchelError,
     SessionNotActiveError,
     SessionNotFoundError,
     ValidationError,
 )
 
-from . import _schedules as schedules
 from . import _validate as validate
 from ._artifact_manager import ArtifactManager
 from ._artifact_model import ArtifactRef
@@ -37,7 +37,7 @@ from ._manager import SessionManager
 from ._messages import RecordHooks
 from ._model import SessionStatus
 from ._query import load
-from ._schedules import SCHEDULE_CODEC, Replays, Schedule, Unschedule
+from ._schedules import REPLAYS_ID, REPLAYS_KIND, ReplayActor, Replays
 from ._session import SESSION_KIND
 
 HOOKS_KIND = "hooks"
@@ -70,25 +70,16 @@ class CollectionConfig:
 
 
 @attrs.frozen
-class ToolResult:
-    """A tool call a host reports."""
+class Report:
+    """A reported tool result or agent output, already turned into artifact content and
+    metadata (checked in the reporter's task, so a bad report never reaches the actor)."""
 
     session_id: str
-    tool: str
-    params: Any
-    result: Any
-    error: str | None
-
-
-@attrs.frozen
-class AgentOutput:
-    """An agent output a host reports."""
-
-    session_id: str
-    agent: str
-    output: Any
-    model: str | None
-    usage: Mapping[str, Any] | None
+    point: HookPoint
+    name: str
+    content: bytes
+    metadata: dict[str, Any]
+    failed: bool = False
 
 
 @final
@@ -101,138 +92,115 @@ class HookActor(Actor[Any]):
         hooks: Hooks,
         collectors: Collectors,
         supervisor: Supervisor,
-        sessions: SessionManager,
-        kv: KeyValueStore,
     ) -> None:
-        self._sessions = sessions
-        self._sessions_kv = kv
         self._supervisor = supervisor
         self._artifacts = artifacts
         self._hooks = hooks
         self._collectors = collectors
 
     async def receive(self, message: Any) -> Any:
-        """Collect one report (the artifact stored, or ``None`` if the config skipped it),
-        or keep, drop or run a scheduled replay."""
-        if isinstance(message, ToolResult):
-            return await self._collect(message, *_tool_artifact(message))
-        if isinstance(message, AgentOutput):
-            return await self._collect(message, *_agent_artifact(message))
-        if isinstance(message, ReminderFired):
-            return await self._run_scheduled(message.name)
-        if isinstance(message, Schedule):
-            replay = message.replay
-            schedules.keep(self._sessions_kv, replay)
-            await self.context.set_reminder(replay.id, at=replay.due, every=replay.every_s)
-            return None
-        if isinstance(message, Unschedule):
-            await self.context.cancel_reminder(message.schedule_id)
-            return schedules.forget(self._sessions_kv, message.schedule_id)
+        """Collect one report: the artifact stored, or ``None`` if the config skipped it."""
+        if isinstance(message, Report):
+            return await self._collect(message)
         raise TypeError(f"the hook actor takes no {type(message).__name__}")
 
-    async def _run_scheduled(self, schedule_id: str) -> None:
-        kv = self._sessions_kv
-        raw = kv.get(schedules.schedule_key(schedule_id))
-        if raw is None:
-            await self.context.cancel_reminder(schedule_id)  # left by a cancelled schedule
-            return
-        replay = SCHEDULE_CODEC.decode(raw)
-        ran_us = round(self.context.now() * 1_000_000)
-        try:
-            found = await self._sessions.replay(
-                replay.session_id,
-                mode=replay.mode,
-                at=replay.at,
-                modifications=replay.modifications,
-                compare_results=replay.compare_results,
-            )
-        except SessionNotFoundError:
-            await self.context.cancel_reminder(schedule_id)
-            schedules.forget(kv, schedule_id)
-            return
-        except SatchelError as error:
-            schedules.record_run(kv, schedule_id, ran_us, None, schedules.describe(error))
-        else:
-            schedules.record_run(kv, schedule_id, ran_us, found, None)
-        if replay.every_s is None:
-            # A one-shot schedule is done; its runs stay readable until it is cancelled.
-            schedules.keep(kv, attrs.evolve(replay, due=-1.0))
-
-    async def _collect(
-        self,
-        report: ToolResult | AgentOutput,
-        point: HookPoint,
-        name: str,
-        content: bytes,
-        metadata: dict[str, Any],
-    ) -> ArtifactRef | None:
+    async def _collect(self, report: Report) -> ArtifactRef | None:
         collectors = self._collectors
         config = collectors.config
-        failed = isinstance(report, ToolResult) and report.error is not None
         if (
-            (failed and not config.collect_errors)
-            or not config.min_size <= len(content) <= config.max_size
+            (report.failed and not config.collect_errors)
+            or not config.min_size <= len(report.content) <= config.max_size
             or collectors.rng.random() >= config.sampling_rate
         ):
             collectors.skipped += 1
             return None
+        metadata = dict(report.metadata)
         tags = list(dict.fromkeys([*config.auto_tags, *metadata.pop("tags")]))
         data: dict[str, Any] = {
-            "name": name,
-            "size": len(content),
+            "name": report.name,
+            "size": len(report.content),
             "tags": tags,
             "metadata": metadata,
         }
+        point = report.point
         if self._hooks.has(point):
             data, records = await self._hooks.run(point, report.session_id, data)
+            if not isinstance(data["metadata"], dict) or not isinstance(data["tags"], list):
+                raise ValidationError("a hook left the metadata not a map or the tags not a list")
             if records:
                 owner = self._supervisor.ref(SESSION_KIND, report.session_id)
                 await owner.tell(RecordHooks(records))
         kind = "tool_result" if point is HookPoint.TOOL_RESULT else "agent_output"
         stored = {**data["metadata"], "tags": data["tags"]}
-        ref = await self._artifacts.store(report.session_id, kind, name, content, stored)
+        started = time.perf_counter()
+        ref = await self._artifacts.store(
+            report.session_id, kind, report.name, report.content, stored
+        )
         collectors.collected += 1
+        if self._hooks.observes(point):
+            took = round((time.perf_counter() - started) * 1e6)
+            done = {**data, "id": ref.id, "version": ref.version, "duration_us": took}
+            await self._hooks.notify(point, report.session_id, done)
         return ref
 
 
-def _tool_artifact(report: ToolResult) -> tuple[HookPoint, str, bytes, dict[str, Any]]:
-    body = {"tool": report.tool, "params": report.params}
-    body |= {"error": report.error} if report.error is not None else {"result": report.result}
+def tool_report(session_id: str, tool: str, params: Any, result: Any, error: str | None) -> Report:
+    """A tool call as an artifact: its JSON, named for the tool."""
+    body = {"tool": tool, "params": params}
+    body |= {"error": error} if error is not None else {"result": result}
     metadata: dict[str, Any] = {
         "mime_type": "application/json",
-        "description": f"result of tool {report.tool}",
-        "tags": ["tool_result", report.tool] + (["error"] if report.error is not None else []),
-        "source": {"collector": "tool_result", "tool": report.tool},
-        "error": report.error is not None,
+        "description": f"result of tool {tool}",
+        "tags": ["tool_result", *_tag(tool)] + (["error"] if error is not None else []),
+        "source": {"collector": "tool_result", "tool": tool},
+        "error": error is not None,
     }
-    name = f"tool-{_safe(report.tool)}.json"
-    return HookPoint.TOOL_RESULT, name, _json(body), metadata
+    name = f"tool-{_safe(tool)}.json"
+    return Report(session_id, HookPoint.TOOL_RESULT, name, _json(body), metadata, error is not None)
 
 
-def _agent_artifact(report: AgentOutput) -> tuple[HookPoint, str, bytes, dict[str, Any]]:
-    text = isinstance(report.output, str)
-    content = report.output.encode() if text else _json(report.output)
+def agent_report(
+    session_id: str, agent: str, output: Any, model: str | None, usage: Mapping[str, Any] | None
+) -> Report:
+    """An agent's output as an artifact: text as it is, anything else as JSON."""
+    text = isinstance(output, str)
+    if text:
+        try:
+            content = output.encode()
+        except UnicodeEncodeError:
+            raise ValidationError("an agent output must be valid Unicode text") from None
+    else:
+        content = _json(output)
     metadata: dict[str, Any] = {
         "mime_type": "text/plain" if text else "application/json",
-        "description": f"output of agent {report.agent}",
-        "tags": ["agent_output", report.agent],
-        "source": {"collector": "agent_output", "agent": report.agent},
-        "model": report.model,
-        "usage": dict(report.usage or {}),
+        "description": f"output of agent {agent}",
+        "tags": ["agent_output", *_tag(agent)],
+        "source": {"collector": "agent_output", "agent": agent},
+        "model": model,
+        "usage": dict(usage or {}),
     }
-    name = f"agent-{_safe(report.agent)}.{'txt' if text else 'json'}"
-    return HookPoint.AGENT_OUTPUT, name, content, metadata
+    name = f"agent-{_safe(agent)}.{'txt' if text else 'json'}"
+    return Report(session_id, HookPoint.AGENT_OUTPUT, name, content, metadata)
+
+
+def _tag(label: str) -> list[str]:
+    """The tool or agent name as a tag, if it can be one (the name is in the metadata anyway)."""
+    return [label] if 0 < len(label.encode()) <= validate.MAX_TAG_BYTES else []
 
 
 def _safe(label: str) -> str:
-    """A tool or agent name as part of an artifact name."""
-    return _UNSAFE.sub("_", label).strip(".")[:200] or "unnamed"
+    """A tool or agent name as part of an artifact name; names that had to change get a
+    short hash of the original, so two names never share an artifact by accident."""
+    safe = _UNSAFE.sub("_", label).strip(".")[:120] or "unnamed"
+    if safe != label:
+        safe += "-" + blake3.blake3(label.encode()).hexdigest(length=4)
+    return safe
 
 
 def _json(value: Any) -> bytes:
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
-    except (TypeError, ValueError) as error:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False).encode()
+    except (TypeError, ValueError, UnicodeEncodeError) as error:
         raise ValidationError(f"a report must be JSON-like: {error}") from None
 
 
@@ -268,7 +236,7 @@ class Collectors:
         tool = validate.text("a tool name", tool, validate.MAX_NAME_BYTES)
         if error is not None:
             error = validate.text("a tool error", error, validate.MAX_REASON_BYTES, nul_ok=True)
-        return await self._send(ToolResult(session_id, tool, params, result, error))
+        return await self._send(tool_report(session_id, tool, params, result, error))
 
     async def agent_output(
         self,
@@ -285,9 +253,11 @@ class Collectors:
         agent = validate.text("an agent name", agent, validate.MAX_NAME_BYTES)
         if usage is not None:
             validate.json_like("usage", dict(usage))
-        return await self._send(AgentOutput(session_id, agent, output, model, usage))
+        if model is not None:
+            model = validate.text("a model name", model, validate.MAX_NAME_BYTES)
+        return await self._send(agent_report(session_id, agent, output, model, usage))
 
-    async def _send(self, report: ToolResult | AgentOutput) -> ArtifactRef | None:
+    async def _send(self, report: Report) -> ArtifactRef | None:
         ref: ArtifactRef | None = await self._supervisor.ref(HOOKS_KIND, HOOKS_ID).ask(report)
         return ref
 
@@ -312,12 +282,20 @@ def register_hook_kind(
     sessions: SessionManager,
     kv: KeyValueStore,
 ) -> Replays:
-    """Register the shared hook actor's kind; the scheduled replays it runs."""
+    """Register the shared hook actor's kind and the scheduled replays' one; the scheduled
+    replays' front."""
     supervisor.register(
         ActorSpec(
             kind=HOOKS_KIND,
-            factory=lambda _: HookActor(artifacts, hooks, collectors, supervisor, sessions, kv),
+            factory=lambda _: HookActor(artifacts, hooks, collectors, supervisor),
             idle_timeout=None,
         )
     )
-    return Replays(kv, supervisor, supervisor.ref(HOOKS_KIND, HOOKS_ID))
+    supervisor.register(
+        ActorSpec(
+            kind=REPLAYS_KIND,
+            factory=lambda _: ReplayActor(sessions, kv),
+            idle_timeout=None,
+        )
+    )
+    return Replays(kv, supervisor, supervisor.ref(REPLAYS_KIND, REPLAYS_ID))

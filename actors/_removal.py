@@ -10,6 +10,7 @@ from . import _artifact_index as index
 from . import _artifact_layout as artifacts
 from . import _audit as audit
 from . import _layout as layout
+from . import _schedules as schedules
 from . import _validate as validate
 
 
@@ -51,6 +52,7 @@ def delete_session(
         for key in index.keys_of([artifact], [owner[len(keys.ARTIFACT) :]]):
             batch.delete(key)
     access.drop_for_session(kv, batch, sid)
+    schedules.drop_for_session(kv, batch, record.id)
     for prefix in (
         audit.session_prefix(sid),
         layout.var_prefix(sid),

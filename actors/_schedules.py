@@ -18,12 +18,11 @@ from typing import Any
 
 import attrs
 import trio
-from satchel.runtime import Supervisor
+from satchel.runtime import Actor, ReminderFired, Supervisor
 from satchel.storage import Batch, KeyValueStore, RecordCodec, prefix_upper_bound, scan_prefix
 
 from satchel._errors import (
     InvalidArgumentError,
-    SatchelError,
     SessionNotFoundError,
     ValidationError,
 )
@@ -32,6 +31,8 @@ from . import _layout as layout
 from . import _validate as validate
 from ._replay import mode_of
 
+REPLAYS_KIND = "replays"
+REPLAYS_ID = "scheduled"
 SCHEDULE = b"rps\x00"  # + schedule id(16) -> ScheduledReplay
 RUN = b"rpr\x00"  # + schedule id(16) + ran at(8) -> ReplayRun
 KEPT_RUNS = 100
@@ -128,8 +129,9 @@ def record_run(
     )
     batch = Batch()
     batch.put(prefix + _U64.pack(ran_us), _RUN_CODEC.encode(stored))
-    kept = [key for key, _ in scan_prefix(kv, prefix, reverse=True, limit=KEPT_RUNS)]
-    if len(kept) == KEPT_RUNS:
+    # The new run and the newest KEPT_RUNS - 1 before it stay.
+    kept = [key for key, _ in scan_prefix(kv, prefix, reverse=True, limit=KEPT_RUNS - 1)]
+    if len(kept) == KEPT_RUNS - 1:
         batch.delete_range(prefix, kept[-1])
     kv.write(batch)
 
@@ -139,6 +141,16 @@ def keep(kv: KeyValueStore, replay: ScheduledReplay) -> None:
     batch = Batch()
     batch.put(schedule_key(replay.id), SCHEDULE_CODEC.encode(replay))
     kv.write(batch)
+
+
+def drop_for_session(kv: KeyValueStore, batch: Batch, session_id: str) -> None:
+    """Add the removal of a deleted session's schedules and their runs to ``batch`` (their
+    reminders find nothing to run and cancel themselves)."""
+    for key, value in scan_prefix(kv, SCHEDULE):
+        if SCHEDULE_CODEC.decode(value).session_id == session_id:
+            runs = RUN + key[len(SCHEDULE) :]
+            batch.delete(key)
+            batch.delete_range(runs, prefix_upper_bound(runs))
 
 
 def forget(kv: KeyValueStore, schedule_id: str) -> bool:
@@ -183,6 +195,8 @@ class Replays:
         if at is not None and (type(at) is not int or at < 1):
             raise InvalidArgumentError(f"at must be a journal sequence (>= 1), not {at!r}")
         pins = dict(modifications or {})
+        for key in pins:
+            validate.state_key(key)
         validate.json_like("modifications", pins)
         now = self._supervisor.clock()
         due = now if when is None else validate.micros("when", when) / _US
@@ -229,6 +243,57 @@ class Replays:
         return runs
 
 
-def describe(error: SatchelError) -> str:
+def describe(error: BaseException) -> str:
     """An error as a run keeps it."""
     return f"{getattr(error, 'kind', type(error).__name__)}: {error}"
+
+
+class ReplayActor(Actor[Any]):
+    """Runs scheduled replays (its own actor, so a long replay, or a replayed hook that
+    reports to the collectors, never holds up or waits on the hook actor)."""
+
+    def __init__(self, sessions: Any, kv: KeyValueStore) -> None:
+        self._sessions = sessions
+        self._kv = kv
+
+    async def receive(self, message: Any) -> Any:
+        """Keep, drop or run a schedule."""
+        if isinstance(message, ReminderFired):
+            return await self._run(message.name)
+        if isinstance(message, Schedule):
+            keep(self._kv, message.replay)
+            replay = message.replay
+            await self.context.set_reminder(replay.id, at=replay.due, every=replay.every_s)
+            return None
+        if isinstance(message, Unschedule):
+            await self.context.cancel_reminder(message.schedule_id)
+            return forget(self._kv, message.schedule_id)
+        raise TypeError(f"the replays actor takes no {type(message).__name__}")
+
+    async def _run(self, schedule_id: str) -> None:
+        raw = self._kv.get(schedule_key(schedule_id))
+        if raw is None:
+            await self.context.cancel_reminder(schedule_id)  # left by a cancelled schedule
+            return
+        replay = SCHEDULE_CODEC.decode(raw)
+        ran_us = round(self.context.now() * _US)
+        try:
+            found = await self._sessions.replay(
+                replay.session_id,
+                mode=replay.mode,
+                at=replay.at,
+                modifications=replay.modifications,
+                compare_results=replay.compare_results,
+            )
+        except SessionNotFoundError:
+            await self.context.cancel_reminder(schedule_id)
+            forget(self._kv, schedule_id)
+            return
+        except Exception as error:
+            # Any failure is the run's result: the schedule (and this actor) go on.
+            record_run(self._kv, schedule_id, ran_us, None, describe(error))
+        else:
+            record_run(self._kv, schedule_id, ran_us, found, None)
+        if replay.every_s is None:
+            # A one-shot schedule is done; its runs stay readable until it is cancelled.
+            keep(self._kv, attrs.evolve(replay, due=-1.0))

@@ -22,24 +22,31 @@ async def test_a_tool_result_becomes_a_readable_artifact(rt: Runtime) -> None:
     """The reported call is stored as JSON, typed, tagged and described by where it came
     from; each call of a tool is the next version of its name."""
     sid = await rt.sessions.create()
-    ref = await rt.collectors.tool_result(sid, "web search", {"q": "trio"}, ["a", "b"])
+    ref = await rt.collectors.tool_result(sid, "web_search", {"q": "trio"}, ["a", "b"])
     assert ref is not None and ref.name == "tool-web_search.json" and ref.version == 1
     got = await rt.artifacts.get(sid, ref.id)
     assert json.loads(got.content) == {
-        "tool": "web search",
+        "tool": "web_search",
         "params": {"q": "trio"},
         "result": ["a", "b"],
     }
     info = got.metadata
     assert (info.type, info.mime_type) == ("tool_result", "application/json")
-    assert info.tags == ("tool_result", "web search")
-    assert info.custom["source"] == {"collector": "tool_result", "tool": "web search"}
-    again = await rt.collectors.tool_result(sid, "web search", {"q": "lupa"}, [])
+    assert info.tags == ("tool_result", "web_search")
+    assert info.custom["source"] == {"collector": "tool_result", "tool": "web_search"}
+    again = await rt.collectors.tool_result(sid, "web_search", {"q": "lupa"}, [])
     assert again is not None and again.version == 2
-    assert [a.id for a in await rt.artifacts.query(type="tool_result", tags=["web search"])] == [
+    assert [a.id for a in await rt.artifacts.query(type="tool_result", tags=["web_search"])] == [
         again.id
     ]
-    assert rt.collectors.collected == 2
+    # Names that must change to fit an artifact name keep apart by a hash of the original.
+    names = set()
+    for tool in ("web search", "web/search", "搜索", "検索", ".", "x" * 250):
+        collected = await rt.collectors.tool_result(sid, tool, {}, 1)
+        assert collected is not None and collected.version == 1, tool
+        names.add(collected.name)
+    assert len(names) == 6
+    assert rt.collectors.collected == 8
     assert (await rt.sessions.check()).clean
 
 
@@ -109,3 +116,24 @@ async def test_collector_hooks(rt: Runtime) -> None:
     assert len(await rt.artifacts.versions(sid, "tool-calc.json")) == 1
     kinds = [e.kind for e in await rt.sessions.timeline(sid)]
     assert kinds.count("hooks_ran") == 1  # the cancelled run wrote nothing
+
+
+async def test_bad_reports_are_refused_in_the_callers_task(rt: Runtime) -> None:
+    """Output that cannot be stored is a ValidationError for the reporter; the hook actor
+    goes on collecting."""
+    sid = await rt.sessions.create()
+    with pytest.raises(ValidationError):
+        await rt.collectors.agent_output(sid, "a", "bad \ud800")
+    with pytest.raises(ValidationError):
+        await rt.collectors.tool_result(sid, "t", {}, float("nan"))
+    with pytest.raises(ValidationError):
+        await rt.collectors.tool_result(sid, "t", {}, object())
+
+    def wreck(ctx: HookContext) -> HookResult:
+        return HookResult.modify({"metadata": None})
+
+    rt.hooks.register("tool_result", wreck)
+    with pytest.raises(ValidationError):
+        await rt.collectors.tool_result(sid, "t", {}, 1)
+    rt.hooks.unregister("test_bad_reports_are_refused_in_the_callers_task.<locals>.wreck")
+    assert await rt.collectors.agent_output(sid, "a", "still collecting") is not None
