@@ -1,7 +1,8 @@
 """Live events: every journal entry, as it is written, to the subscribers that want it.
 
-Each session has a correlation id, the id of its root: parents and fork origins are followed up
-to a session that has neither, so a whole tree of sessions and their forks share one. Events
+Each session has a correlation id, recorded in its first journal entry when it is created: a
+root's own id, a child's parent's, a fork's origin's, so a whole tree of sessions and their
+forks share one, and it never changes (also when sessions above are deleted). Events
 carry it, with the entry's cause (the entry in this or another session that led to it).
 
 Publishing never blocks a writer: each subscriber has a bounded buffer, and an event that
@@ -20,7 +21,7 @@ import attrs
 import trio
 from satchel.storage import KeyValueStore
 
-from satchel._errors import ValidationError
+from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _layout as layout
 from . import _validate as validate
@@ -61,6 +62,10 @@ class Subscription:
         except trio.WouldBlock:
             self.dropped += 1
 
+    def close(self) -> None:
+        """No more events: a reader waiting on this subscription finishes."""
+        self._send.close()
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._receive.__aiter__()
 
@@ -94,6 +99,8 @@ class EventBus:
             session_id = validate.session_id(session_id)[0]
         if type(buffer) is not int or buffer < 1:
             raise ValidationError(f"buffer must be a positive integer, not {buffer!r}")
+        if isinstance(kinds, str):
+            raise InvalidArgumentError(f"kinds must be a list of kinds, not the text {kinds!r}")
         wanted = None if kinds is None else frozenset(kinds)
         subscription = Subscription(session_id, wanted, buffer)
         self._subscribers.append(subscription)
@@ -102,6 +109,7 @@ class EventBus:
             yield subscription
         finally:
             self._subscribers.remove(subscription)
+            subscription.close()
 
     def publish(
         self,
@@ -140,23 +148,10 @@ class EventBus:
 
 
 def correlation_of(kv: KeyValueStore, session_id: str) -> str:
-    """The id of the session's root, read from the store (parents and fork origins)."""
-    seen = {session_id}
-    current = session_id
-    while True:
-        sid = layout.bytes_of(current)
-        raw = kv.get(layout.record_key(sid))
-        if raw is None:
-            return current
-        record = layout.RECORD_CODEC.decode(raw)
-        above = record.parent_id
-        if above is None:
-            first = kv.get(layout.journal_key(sid, 1))
-            if first is not None:
-                _, kind, data = layout.decode_entry(first)
-                if kind == "session_forked":
-                    above = data.get("origin_session_id")
-        if above is None or above in seen:
-            return current
-        seen.add(above)
-        current = above
+    """The correlation id the session's first journal entry recorded when it was created
+    (its own id if it recorded none, or is gone)."""
+    first = kv.get(layout.journal_key(layout.bytes_of(session_id), 1))
+    if first is None:
+        return session_id
+    found = layout.decode_entry(first)[2].get("correlation_id")
+    return found if isinstance(found, str) else session_id

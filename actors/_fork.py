@@ -30,6 +30,7 @@ def fork_batch(
     state: SessionState,
     record: layout.SessionRecord,
     sid: bytes,
+    correlation: str,
 ) -> tuple[Batch, list[ForkRef], dict[str, Any], dict[str, Any]]:
     """The batch creating session ``record`` from ``state``; the blob references it takes,
     and the data and cause of its first journal entry."""
@@ -47,6 +48,7 @@ def fork_batch(
         "variables": state.variables,
         "artifacts": [_journal_form(r) for r in copied],
         "missing": missing,
+        "correlation_id": correlation,
     }
     counters = layout.Counters(1, now, 0, len(copied), sum(r.size for r in copied))
     batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))

@@ -157,9 +157,16 @@ class SessionManager:
                 "session_id": record.parent_id,
                 "seq": layout.Counters.decode(raw_counters).seq,
             }
+            correlation = correlation_of(self._kv, record.parent_id)
+        else:
+            correlation = record.id
         created = _created_data(record)
         if self._hooks.has(HookPoint.SESSION_START):
             record, created = await self._start_hooks(record)
+            if record.parent_id is not None and self._kv.get(layout.record_key(parent)) is None:
+                # The parent went while the hooks ran.
+                raise SessionNotFoundError(f"no parent session {record.parent_id}")
+        created["correlation_id"] = correlation
         now = record.created_us
         batch = Batch()
         encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
@@ -187,11 +194,11 @@ class SessionManager:
         hooks = self._hooks
         if hooks.observed and hooks.observes(HookPoint.SESSION_START):
             # The journal entry is written: its data can be handed on, with the time taken.
-            created["duration_us"] = round((time.perf_counter() - started) * 1e6)
+            done = {**created, "duration_us": round((time.perf_counter() - started) * 1e6)}
             if hooks.waits(HookPoint.SESSION_START):
-                await hooks.notify(HookPoint.SESSION_START, record.id, created)
+                await hooks.notify(HookPoint.SESSION_START, record.id, done)
             else:
-                hooks.notify_now(HookPoint.SESSION_START, record.id, created)
+                hooks.notify_now(HookPoint.SESSION_START, record.id, done)
         return record.id
 
     def _new_record(
@@ -294,15 +301,18 @@ class SessionManager:
         origin = load(self._kv, [validate.session_id(session_id)[1]])[0]
         assert origin is not None  # state_at found it
         record = origin[0]
+        if name is None:
+            name = _fork_name(record.name)
         forked, sid = self._new_record(
-            f"{record.name} (fork)" if name is None else name,
+            name,
             record.description,
             record.tags,
             record.metadata,
             None,
             record.config,
         )
-        cause = self._history.fork_write(state, forked, sid)
+        correlation = correlation_of(self._kv, record.id)
+        cause = self._history.fork_write(state, forked, sid, correlation)
         if self._events.active:
             self._events.publish(forked.id, 1, forked.created_us, "session_forked", *cause)
         if forked.deadlines:
@@ -471,3 +481,10 @@ def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
     # Description, metadata and config never change after creation: they are read from the
     # record, which lives and dies with the journal, rather than stored twice.
     return {"name": record.name, "tags": record.tags, "parent_session_id": record.parent_id}
+
+
+def _fork_name(name: str) -> str:
+    """The default name of a fork: the origin's, marked, within the name limit."""
+    suffix = " (fork)"
+    room = validate.MAX_NAME_BYTES - len(suffix)
+    return name.encode()[:room].decode(errors="ignore") + suffix

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from satchel import Runtime, ValidationError
+from satchel import InvalidArgumentError, Runtime, ValidationError
 
 
 async def test_subscribers_follow_events_live(rt: Runtime) -> None:
@@ -70,4 +70,35 @@ async def test_a_full_buffer_drops_and_counts(rt: Runtime) -> None:
         assert [(await feed.__anext__()).data["value"] for _ in range(2)] == [0, 1]
     with pytest.raises(ValidationError):
         async with rt.events.subscribe(buffer=0):
+            pass
+
+
+async def test_correlation_is_fixed_at_creation(rt: Runtime) -> None:
+    """A fork keeps its correlation id after its origin is deleted, in the timeline and in
+    events alike."""
+    root = await rt.sessions.create()
+    fork = await rt.sessions.fork(root)
+    await rt.sessions.delete(root)
+    assert {e.correlation_id for e in await rt.sessions.timeline(fork)} == {root}
+    async with rt.events.subscribe(session_id=fork) as feed:
+        await rt.sessions.set_state(fork, "k", 1)
+        assert (await feed.__anext__()).correlation_id == root
+
+
+async def test_a_reader_finishes_when_the_subscription_ends(rt: Runtime) -> None:
+    """Iterating a subscription ends when it is closed; a bare string of kinds is refused."""
+    sid = await rt.sessions.create()
+    got: list[str] = []
+
+    async def read(feed: object) -> None:
+        async for event in feed:  # type: ignore[attr-defined]
+            got.append(event.kind)
+
+    async with trio.open_nursery() as nursery, rt.events.subscribe(session_id=sid) as feed:
+        nursery.start_soon(read, feed)
+        await rt.sessions.set_state(sid, "k", 1)
+        await trio.sleep(0.01)
+    assert got == ["state_set"]
+    with pytest.raises(InvalidArgumentError):
+        async with rt.events.subscribe(kinds="state_set"):
             pass

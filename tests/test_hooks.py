@@ -258,3 +258,43 @@ async def test_builtin_metrics_and_log(tmp_path: Path, caplog: pytest.LogCapture
         assert len(exported) == 2 and sid not in exported and other not in exported
         assert any(v["bytes_stored"] == 5 for v in exported.values())
         assert sum("state_changed " + sid in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_hook_records_are_safe(rt: Runtime) -> None:
+    """A value over the limit never reaches a hook or its record; nested data a hook changes
+    in place changes nothing; a redacting hook can keep its input out of the journal; a
+    failing hook is recorded as failed."""
+    sid = await rt.sessions.create(config={"max_value_bytes": 100})
+    seen: list[Any] = []
+
+    def shorten(ctx: HookContext) -> HookResult:
+        seen.append(ctx.data["value"])
+        return HookResult.modify({"value": "short"})
+
+    rt.hooks.register("state_changed", shorten, name="shorten")
+    with pytest.raises(ValidationError):
+        await rt.sessions.set_state(sid, "k", "x" * 1000)
+    assert seen == []
+    rt.hooks.unregister("shorten")
+
+    def meddle(ctx: HookContext) -> None:
+        ctx.data["custom"]["huge"] = "y" * 100_000  # type: ignore[index]
+
+    rt.hooks.register("artifact_created", meddle)
+    ref = await rt.artifacts.store(sid, "tool_result", "a", b"a", {"note": "n"})
+    assert (await rt.artifacts.info(sid, ref.id)).custom == {"note": "n"}
+
+    def redact(ctx: HookContext) -> HookResult:
+        return HookResult.modify({"value": "***"})
+
+    def boom(ctx: HookContext) -> None:
+        raise RuntimeError("bug")
+
+    rt.hooks.register("state_changed", redact, name="redact", record_input=False)
+    rt.hooks.register("state_changed", boom, name="boom", priority=-1)
+    await rt.sessions.set_state(sid, "secret", "hunter2")
+    entry = (await rt.sessions.timeline(sid))[-1]
+    assert "hunter2" not in repr(entry.data)
+    records = {r["hook"]: r for r in entry.data["hooks"]}
+    assert records["redact"]["input"] is None
+    assert records["boom"]["result"] == "failed" and "bug" in records["boom"]["error"]

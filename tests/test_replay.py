@@ -188,3 +188,11 @@ async def test_replay_metadata_and_errors(rt: Runtime) -> None:
         await rt.sessions.replay(unknown)
     with pytest.raises(SessionNotFoundError):
         await rt.sessions.fork(unknown)
+
+
+async def test_forks_of_long_names_fit(rt: Runtime) -> None:
+    """A fork's default name stays within the name limit."""
+    sid = await rt.sessions.create(name="n" * 255)
+    fork = await rt.sessions.fork(sid)
+    name = (await rt.sessions.get(fork)).name
+    assert name.endswith(" (fork)") and len(name.encode()) <= 255

@@ -84,3 +84,17 @@ async def test_schedules_are_checked_and_dropped_with_their_session(
     await trio.sleep(30)
     assert await rt.replays.list() == []
     assert await rt.replays.results(schedule) == []
+
+
+async def test_schedules_go_with_their_session(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+    """Deleting a session deletes its schedules and their runs in the same batch."""
+    sid = await rt.sessions.create()
+    keep = await rt.sessions.create()
+    schedule = await rt.replays.schedule(sid, every_s=10)
+    other = await rt.replays.schedule(keep, every_s=10)
+    await trio.sleep(1)
+    assert await rt.replays.results(schedule)
+    await rt.sessions.delete(sid)
+    assert [s.id for s in await rt.replays.list()] == [other]
+    assert await rt.replays.results(schedule) == []
+    assert (await rt.sessions.check()).clean
