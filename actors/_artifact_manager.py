@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, final
@@ -203,18 +204,22 @@ class ArtifactManager:
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> Artifact:
         """Content and metadata of an artifact (by id, or by name and version, default latest)."""
+        started = time.perf_counter()
         record = await self._readable(session_id, artifact, version, "get")
         try:
             content = await self._blobs.read(record.content_hash)
         except BlobNotFoundError:
             raise ArtifactNotFoundError(f"artifact {record.id} was deleted") from None
+        await self._read_done(record, "get", started)
         return Artifact(content, layout.to_info(record))
 
     async def info(
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> ArtifactInfo:
         """Metadata only, without reading the content."""
+        started = time.perf_counter()
         record = await self._readable(session_id, artifact, version, "info")
+        await self._read_done(record, "info", started)
         await trio.lowlevel.checkpoint()
         return layout.to_info(record)
 
@@ -222,6 +227,7 @@ class ArtifactManager:
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> AsyncIterator[bytes]:
         """The content chunk by chunk (each verified before it is yielded)."""
+        started = time.perf_counter()
         record = await self._readable(session_id, artifact, version, "stream")
         try:
             chunks = self._blobs.stream(record.content_hash)
@@ -229,6 +235,7 @@ class ArtifactManager:
             raise ArtifactNotFoundError(f"artifact {record.id} was deleted") from None
         async for chunk in chunks:
             yield chunk
+        await self._read_done(record, "stream", started)
 
     async def list(self, session_id: str | None = None) -> builtins.list[ArtifactInfo]:
         """The latest version of each name, the earliest stored name first (of another
@@ -365,10 +372,26 @@ class ArtifactManager:
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None, how: str
     ) -> ArtifactRecord:
         record = self._resolve(session_id, artifact, version)
-        self._authorize(record, access.Permission.READ, "read")
+        granted = self._authorize(record, access.Permission.READ, "read", hold_grant=True)
         if self._hooks.has(HookPoint.ARTIFACT_ACCESSED):
             await self._accessed(record, how)
+        if granted:
+            # Audited once the hooks let the read go on (a cancelled read was not made).
+            self._audit_decision(record, "read", allowed=True)
         return record
+
+    async def _read_done(self, record: ArtifactRecord, how: str, started: float) -> None:
+        """Tell the ``artifact_accessed`` observers a read finished."""
+        if self._hooks.observes(HookPoint.ARTIFACT_ACCESSED):
+            data = {
+                "id": record.id,
+                "name": record.name,
+                "version": record.version,
+                "caller": self.caller,
+                "how": how,
+                "duration_us": round((time.perf_counter() - started) * 1e6),
+            }
+            await self._hooks.notify(HookPoint.ARTIFACT_ACCESSED, record.session_id, data)
 
     async def _accessed(self, record: ArtifactRecord, how: str) -> None:
         """Run the ``artifact_accessed`` hooks (a cancel refuses the read); their records go
@@ -384,27 +407,41 @@ class ArtifactManager:
         if records:
             await self._supervisor.ref(SESSION_KIND, record.session_id).tell(RecordHooks(records))
 
-    def _authorize(self, record: ArtifactRecord, needed: access.Permission, action: str) -> None:
-        """Another session needs a grant; its decision is audited either way."""
+    def _authorize(
+        self,
+        record: ArtifactRecord,
+        needed: access.Permission,
+        action: str,
+        *,
+        hold_grant: bool = False,
+    ) -> bool:
+        """Another session needs a grant; its decision is audited (a granted one left to the
+        caller when ``hold_grant``). Whether a granted decision was held back."""
         caller = self.caller
         if caller is None or caller == record.session_id:
-            return
+            return False
         held = access.permission_of(self._kv, record, session_layout.bytes_of(caller))
         allowed = held is not None and held.allows(needed)
-        self._audit.write(
-            validate.session_id(record.session_id)[1],
-            at_us=round(self._supervisor.clock() * 1_000_000),
-            caller=caller,
-            action=action,
-            granted=allowed,
-            name=record.name,
-            artifact_id=record.id,
-        )
+        if allowed and hold_grant:
+            return True
+        self._audit_decision(record, action, allowed=allowed)
         if not allowed:
             raise AccessDeniedError(
                 f"session {caller} has no {needed.value} grant on artifact {record.id} "
                 f"({record.name!r}) of session {record.session_id}"
             )
+        return False
+
+    def _audit_decision(self, record: ArtifactRecord, action: str, *, allowed: bool) -> None:
+        self._audit.write(
+            validate.session_id(record.session_id)[1],
+            at_us=round(self._supervisor.clock() * 1_000_000),
+            caller=self.caller,
+            action=action,
+            granted=allowed,
+            name=record.name,
+            artifact_id=record.id,
+        )
 
     def _authorize_name(
         self,

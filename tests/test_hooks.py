@@ -298,3 +298,23 @@ async def test_hook_records_are_safe(rt: Runtime) -> None:
     records = {r["hook"]: r for r in entry.data["hooks"]}
     assert records["redact"]["input"] is None
     assert records["boom"]["result"] == "failed" and "bug" in records["boom"]["error"]
+
+
+async def test_read_observers_and_cancelled_reads(rt: Runtime) -> None:
+    """Observers see each finished read; a read a hook cancels is not audited as made."""
+    owner = await rt.sessions.create()
+    reader = await rt.sessions.create()
+    ref = await rt.artifacts.store(owner, "tool_result", "r.txt", b"r", None)
+    await rt.artifacts.share(owner, ref.id, reader, "read")
+    reads: list[str] = []
+    rt.hooks.register("artifact_accessed", lambda ctx: reads.append(ctx.data["how"]), phase="after")  # type: ignore[func-returns-value]
+    view = rt.session(reader).artifacts
+    await view.get(owner, ref.id)
+    await view.info(owner, ref.id)
+    assert b"".join([c async for c in view.stream(owner, ref.id)]) == b"r"
+    assert reads == ["get", "info", "stream"]
+    rt.hooks.register("artifact_accessed", lambda ctx: HookResult.cancel("no"), name="deny")
+    with pytest.raises(HookCancelledError):
+        await view.get(owner, ref.id)
+    log = await rt.artifacts.audit_log(owner, ref.id)
+    assert [(e.action, e.granted) for e in log] == [("share", True)] + [("read", True)] * 3
