@@ -105,10 +105,14 @@ class ArtifactManager:
         name: str,
         content: bytes | AsyncIterable[bytes],
         metadata: Mapping[str, Any] | None = None,
+        *,
+        hook_records: Sequence[dict[str, Any]] = (),
     ) -> ArtifactRef:
         """Store ``content`` (bytes or an async iterator of bytes) as the next version of
         ``name`` in the session; ``metadata`` may hold ``mime_type``, ``description``,
-        ``tags`` and any other keys (kept as custom metadata)."""
+        ``tags`` and any other keys (kept as custom metadata). ``hook_records`` (used by the
+        collectors) are records of hooks that ran for this store elsewhere: they are
+        journaled with it, and not at all if it fails."""
         session_id, sid = self._owner(session_id)
         known = 0
         if isinstance(content, bytes | bytearray | memoryview):
@@ -130,6 +134,7 @@ class ArtifactManager:
             "custom": custom,
             "created_by": self.caller or session_id,
             "caller": self.caller,
+            "hook_records": tuple(hook_records),
         }
         owner = self._supervisor.ref(SESSION_KIND, session_id)
         inline_max = min(INLINE_MAX, self._blobs.limits.chunk_size)

@@ -34,11 +34,9 @@ from ._artifact_manager import ArtifactManager
 from ._artifact_model import ArtifactRef
 from ._hooks import HookPoint, Hooks
 from ._manager import SessionManager
-from ._messages import RecordHooks
 from ._model import SessionStatus
 from ._query import load
 from ._schedules import REPLAYS_ID, REPLAYS_KIND, ReplayActor, Replays
-from ._session import SESSION_KIND
 
 HOOKS_KIND = "hooks"
 HOOKS_ID = "shared"
@@ -123,18 +121,16 @@ class HookActor(Actor[Any]):
             "metadata": metadata,
         }
         point = report.point
+        records: list[dict[str, Any]] = []
         if self._hooks.has(point):
             data, records = await self._hooks.run(point, report.session_id, data)
             if not isinstance(data["metadata"], dict) or not isinstance(data["tags"], list):
                 raise ValidationError("a hook left the metadata not a map or the tags not a list")
-            if records:
-                owner = self._supervisor.ref(SESSION_KIND, report.session_id)
-                await owner.tell(RecordHooks(records))
         kind = "tool_result" if point is HookPoint.TOOL_RESULT else "agent_output"
         stored = {**data["metadata"], "tags": data["tags"]}
         started = time.perf_counter()
         ref = await self._artifacts.store(
-            report.session_id, kind, report.name, report.content, stored
+            report.session_id, kind, report.name, report.content, stored, hook_records=records
         )
         collectors.collected += 1
         if self._hooks.observes(point):

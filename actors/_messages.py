@@ -98,6 +98,7 @@ class StoreArtifact:
     created_by: str
     caller: str | None = None  # the session acting, if not the host or the owner
     content: bytes | None = None
+    hook_records: tuple[dict[str, Any], ...] = ()  # of hooks run for it elsewhere (collectors)
 
 
 @attrs.frozen

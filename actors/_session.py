@@ -372,6 +372,7 @@ class SessionActor(Actor[Any]):
         ref, data, owner = artifact_writes.store_batch(
             self._kv, self._sid, self._id, message, staged, now, batch
         )
+        self._hook_records = [*message.hook_records, *self._hook_records]
         blobs = self._services.blobs
         self._commit(
             batch,

@@ -114,8 +114,10 @@ async def test_collector_hooks(rt: Runtime) -> None:
     with pytest.raises(HookCancelledError):
         await rt.collectors.tool_result(sid, "calc", {}, "y" * 500)
     assert len(await rt.artifacts.versions(sid, "tool-calc.json")) == 1
-    kinds = [e.kind for e in await rt.sessions.timeline(sid)]
-    assert kinds.count("hooks_ran") == 1  # the cancelled run wrote nothing
+    timeline = await rt.sessions.timeline(sid)
+    assert "hooks_ran" not in [e.kind for e in timeline]  # the cancelled run wrote nothing
+    stored = [e for e in timeline if e.kind == "artifact_stored"]
+    assert len(stored) == 1 and stored[0].data["hooks"][0]["point"] == "tool_result"
 
 
 async def test_bad_reports_are_refused_in_the_callers_task(rt: Runtime) -> None:
