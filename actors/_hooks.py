@@ -276,12 +276,20 @@ class Hooks:
     def notify_now(self, point: HookPoint, session_id: str, data: dict[str, Any]) -> None:
         """``notify`` for a point whose ``after`` hooks are all sync (see ``waits``)."""
         context = HookContext(point, session_id, data)
+        counts = self._counts
         for registration in self._after[point]:
-            self._counts["executions"] += 1
+            counts["executions"] += 1
             try:
-                self._observe_now(registration, context)
+                if registration.deadline_s is None:
+                    # Untimed (the built-ins): the plain call, on every observed operation.
+                    try:
+                        registration.function(context)
+                    except Exception as error:
+                        raise _Outcome(f"raised {error!r}") from error
+                else:
+                    self._observe_now(registration, context)
             except _Outcome as failure:
-                self._counts["failures"] += 1
+                counts["failures"] += 1
                 log.warning("hook %s after %s: %s", registration.name, point.value, failure)
 
     def _observe_now(

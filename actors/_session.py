@@ -180,7 +180,8 @@ class SessionActor(Actor[Any]):
         # Observers (``after`` hooks) need the point, the status before, and the start time.
         watched = session_hooks.point_of(message) if hooks.observed else None
         if watched is not None and hooks.observes(watched):
-            before = self._record.status.value if self._record is not None else ""
+            record = self._record
+            before = record.status.value if record is not None else ""
             started = time.perf_counter()
         else:
             watched = None
