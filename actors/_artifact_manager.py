@@ -388,26 +388,24 @@ class ArtifactManager:
     async def _read_done(self, record: ArtifactRecord, how: str, started: float) -> None:
         """Tell the ``artifact_accessed`` observers a read finished."""
         if self._hooks.observes(HookPoint.ARTIFACT_ACCESSED):
-            data = {
-                "id": record.id,
-                "name": record.name,
-                "version": record.version,
-                "caller": self.caller,
-                "how": how,
-                "duration_us": round((time.perf_counter() - started) * 1e6),
-            }
+            data = self._read_data(record, how)
+            data["duration_us"] = round((time.perf_counter() - started) * 1e6)
             await self._hooks.notify(HookPoint.ARTIFACT_ACCESSED, record.session_id, data)
 
-    async def _accessed(self, record: ArtifactRecord, how: str) -> None:
-        """Run the ``artifact_accessed`` hooks (a cancel refuses the read); their records go
-        to the owning session's journal through its actor, which alone appends to it."""
-        data = {
+    def _read_data(self, record: ArtifactRecord, how: str) -> dict[str, Any]:
+        """What ``artifact_accessed`` hooks see of a read."""
+        return {
             "id": record.id,
             "name": record.name,
             "version": record.version,
             "caller": self.caller,
             "how": how,
         }
+
+    async def _accessed(self, record: ArtifactRecord, how: str) -> None:
+        """Run the ``artifact_accessed`` hooks (a cancel refuses the read); their records go
+        to the owning session's journal through its actor, which alone appends to it."""
+        data = self._read_data(record, how)
         _, records = await self._hooks.run(HookPoint.ARTIFACT_ACCESSED, record.session_id, data)
         if records:
             await self._supervisor.ref(SESSION_KIND, record.session_id).tell(RecordHooks(records))

@@ -164,20 +164,35 @@ def share_batch(owner: Owner, message: ShareArtifact, now: int) -> tuple[Batch, 
     access.put(batch, access.Grant(owner.sid, name.encode(), scope, target, granted, now, by))
     target_id = session_layout.text_of(target)
     artifact_id = None if record is None else record.id
+    _audit_change(owner, batch, message, "share", name, artifact_id, target_id, granted.value, now)
+    data = {"name": name, "id": artifact_id, "target": target_id, "permission": granted.value}
+    return batch, data
+
+
+def _audit_change(
+    owner: Owner,
+    batch: Batch,
+    message: ShareArtifact | RevokeArtifact,
+    action: str,
+    name: str,
+    artifact_id: str | None,
+    target_id: str,
+    permission: str | None,
+    now: int,
+) -> None:
+    """Audit a share or revoke in the batch that makes it."""
     owner.audit.append(
         batch,
         owner.sid,
         at_us=now,
         caller=message.caller,
-        action="share",
+        action=action,
         granted=True,
         name=name,
         artifact_id=artifact_id,
         target_session_id=target_id,
-        permission=granted.value,
+        permission=permission,
     )
-    data = {"name": name, "id": artifact_id, "target": target_id, "permission": granted.value}
-    return batch, data
 
 
 def revoke_batch(
@@ -198,16 +213,6 @@ def revoke_batch(
             removed += 1
     target_id = session_layout.text_of(target)
     artifact_id = None if record is None else record.id
-    owner.audit.append(
-        batch,
-        owner.sid,
-        at_us=now,
-        caller=message.caller,
-        action="revoke",
-        granted=True,
-        name=name,
-        artifact_id=artifact_id,
-        target_session_id=target_id,
-    )
+    _audit_change(owner, batch, message, "revoke", name, artifact_id, target_id, None, now)
     data = {"name": name, "id": artifact_id, "target": target_id, "grants": removed}
     return batch, data if removed else None
