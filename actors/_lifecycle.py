@@ -6,6 +6,7 @@ import enum
 
 from satchel._errors import InvalidStateTransitionError
 
+from . import _layout as layout
 from ._model import SessionStatus
 
 ACTIVE = SessionStatus.ACTIVE
@@ -36,6 +37,9 @@ TRANSITIONS: dict[Transition, tuple[frozenset[SessionStatus], SessionStatus]] = 
 
 ENDED = frozenset({COMPLETED, FAILED, ARCHIVED})
 
+DAY_S = 86_400.0
+_US = 1_000_000
+
 
 def target_of(session_id: str, current: SessionStatus, operation: Transition) -> SessionStatus:
     """The status ``operation`` leads to from ``current``, or ``InvalidStateTransitionError``."""
@@ -46,3 +50,26 @@ def target_of(session_id: str, current: SessionStatus, operation: Transition) ->
             f"{operation.value} goes from {' or '.join(sorted(sources))} to {target.value}"
         )
     return target
+
+
+def deadlines_after(
+    record: layout.SessionRecord, target: SessionStatus, now: int
+) -> tuple[tuple[int, bytes], ...]:
+    """The deadlines a session in ``target`` status keeps or gains."""
+    config = record.config
+    kept = {
+        SUSPENDED: {layout.Deadline.MAX_DURATION.value},
+        ACTIVE: {layout.Deadline.MAX_DURATION.value, layout.Deadline.IDLE.value},
+    }.get(target, set())
+    result = [d for d in record.deadlines if d[1] in kept]
+    if target is ACTIVE and config.idle_timeout_s is not None:
+        result = [d for d in result if d[1] != layout.Deadline.IDLE.value]
+        due = now + round(config.idle_timeout_s * _US)
+        result.append((due, layout.Deadline.IDLE.value))
+    if target in (COMPLETED, FAILED) and config.retention_days is not None:
+        due = now + round(config.retention_days * DAY_S * _US)
+        result.append((due, layout.Deadline.RETENTION.value))
+    if target is ARCHIVED and config.archive_retention_days is not None:
+        due = now + round(config.archive_retention_days * DAY_S * _US)
+        result.append((due, layout.Deadline.ARCHIVE_RETENTION.value))
+    return tuple(result)

@@ -37,7 +37,15 @@ from ._artifact_model import ArtifactRef
 from ._audit import AuditLog
 from ._events import EventBus
 from ._hooks import HookPoint, Hooks
-from ._lifecycle import ACTIVE, ARCHIVED, COMPLETED, FAILED, SUSPENDED, Transition, target_of
+from ._lifecycle import (
+    ACTIVE,
+    COMPLETED,
+    DAY_S,
+    FAILED,
+    Transition,
+    deadlines_after,
+    target_of,
+)
 from ._messages import (
     ChangeStatus,
     DeadlineDue,
@@ -55,14 +63,12 @@ from ._messages import (
     ShareArtifact,
     StoreArtifact,
 )
-from ._model import SessionStatus
 from ._query import load
 from ._ratelimit import TokenBucket
 
 log = logging.getLogger("satchel.sessions")
 
 SESSION_KIND = "session"
-DAY_S = 86_400.0
 _US = 1_000_000
 # An archived session that cannot be deleted yet (it has children) is looked at again later.
 _RETRY_DELETE_US = round(DAY_S * _US)
@@ -447,7 +453,7 @@ class SessionActor(Actor[Any]):
             validate.text("a failure reason", reason, validate.MAX_REASON_BYTES, nul_ok=True)
         now = self._now_us()
         ended = now if target in (COMPLETED, FAILED) else record.ended_us
-        deadlines = self._deadlines_after(record, target, now)
+        deadlines = deadlines_after(record, target, now)
         new = attrs.evolve(
             record,
             status=target,
@@ -462,28 +468,6 @@ class SessionActor(Actor[Any]):
         data = {"from": record.status.value, "to": target.value, "reason": reason}
         self._commit(batch, "status_changed", data, operation=False, record=new)
         self._announce(added)
-
-    def _deadlines_after(
-        self, record: layout.SessionRecord, target: SessionStatus, now: int
-    ) -> tuple[tuple[int, bytes], ...]:
-        """The deadlines a session in ``target`` status keeps or gains."""
-        config = record.config
-        kept = {
-            SUSPENDED: {layout.Deadline.MAX_DURATION.value},
-            ACTIVE: {layout.Deadline.MAX_DURATION.value, layout.Deadline.IDLE.value},
-        }.get(target, set())
-        result = [d for d in record.deadlines if d[1] in kept]
-        if target is ACTIVE and config.idle_timeout_s is not None:
-            result = [d for d in result if d[1] != layout.Deadline.IDLE.value]
-            due = now + round(config.idle_timeout_s * _US)
-            result.append((due, layout.Deadline.IDLE.value))
-        if target in (COMPLETED, FAILED) and config.retention_days is not None:
-            due = now + round(config.retention_days * DAY_S * _US)
-            result.append((due, layout.Deadline.RETENTION.value))
-        if target is ARCHIVED and config.archive_retention_days is not None:
-            due = now + round(config.archive_retention_days * DAY_S * _US)
-            result.append((due, layout.Deadline.ARCHIVE_RETENTION.value))
-        return tuple(result)
 
     def _move_deadlines(
         self,

@@ -41,60 +41,8 @@ from ._blobformat import (
     new_hasher,
     set_bit,
 )
-from ._codec import RecordCodec
+from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
 from ._kv import BLOBS, Batch, KeyValueStore, prefix_upper_bound, scan_prefix
-
-
-@attrs.frozen
-class BlobMeta:
-    """What the index holds for one blob (keyed by its digest)."""
-
-    size: int
-    stored_size: int
-    chunk_size: int
-    chunk_count: int
-    data_id: bytes
-    lz4_map: bytes
-    chunk_digests: bytes
-    refcount: int = 0
-
-
-META_CODEC = RecordCodec(BlobMeta, kind="blob", version=1)
-
-
-class _MetaCache:
-    """Decoded blob records by their bytes. A dedup store reads a blob's record when it
-    stages and when it commits, and the next one reads what that commit wrote: keeping
-    what was written (``prime``) and read saves decoding it again."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._decoded: dict[bytes, BlobMeta] = {}
-
-    def decode(self, data: bytes) -> BlobMeta:
-        meta = self._decoded.get(data)
-        if meta is None:
-            meta = META_CODEC.decode(data)
-            self.prime(data, meta)
-        return meta
-
-    def prime(self, data: bytes, meta: BlobMeta) -> None:
-        if len(self._decoded) >= self._size:
-            self._decoded.clear()  # cheaper than LRU bookkeeping, and rare
-        self._decoded[data] = meta
-
-
-def _with_refcount(meta: BlobMeta, count: int) -> BlobMeta:
-    return BlobMeta(
-        meta.size,
-        meta.stored_size,
-        meta.chunk_size,
-        meta.chunk_count,
-        meta.data_id,
-        meta.lz4_map,
-        meta.chunk_digests,
-        count,
-    )
 
 
 @attrs.frozen
@@ -278,7 +226,7 @@ class BlobStore:
         self.kv = kv
         self.limits = limits or BlobLimits()
         self._uploads: set[bytes] = set()
-        self._metas = _MetaCache()
+        self._metas = MetaCache()
         self._recover()
 
     def _recover(self) -> None:
@@ -508,7 +456,7 @@ class BlobStore:
             released.append(layout.data_id)
         count = meta.refcount + change.delta
         if count > 0:
-            counted = _with_refcount(meta, count)
+            counted = with_refcount(meta, count)
             encoded = META_CODEC.encode(counted)
             own.put(_keys.blob_key(digest), encoded)
             self._metas.prime(encoded, counted)

@@ -6,7 +6,7 @@ import os
 
 import attrs
 from satchel.storage import BLOBS, Batch, Store
-from satchel.storage._blobs import META_CODEC
+from satchel.storage._blobmeta import META_CODEC
 from satchel.storage._keys import blob_key
 
 from .test_blobs import TEXT, chunk_keys, store_blob
