@@ -79,12 +79,9 @@ class EventBus:
     def __init__(self, kv: KeyValueStore) -> None:
         self._kv = kv
         self._subscribers: list[Subscription] = []
+        #: Whether anyone listens (writers check this before building an event).
+        self.active = False
         self._correlations: dict[str, str] = {}
-
-    @property
-    def active(self) -> bool:
-        """Whether anyone listens (writers check this before building an event)."""
-        return bool(self._subscribers)
 
     @asynccontextmanager
     async def subscribe(
@@ -104,11 +101,13 @@ class EventBus:
         wanted = None if kinds is None else frozenset(kinds)
         subscription = Subscription(session_id, wanted, buffer)
         self._subscribers.append(subscription)
+        self.active = True
         try:
             await trio.lowlevel.checkpoint()
             yield subscription
         finally:
             self._subscribers.remove(subscription)
+            self.active = bool(self._subscribers)
             subscription.close()
 
     def publish(

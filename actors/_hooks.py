@@ -153,6 +153,10 @@ class Hooks:
         self._by_point: dict[HookPoint, list[HookRegistration]] = {}
         self._after: dict[HookPoint, list[HookRegistration]] = {}
         self._async_after: set[HookPoint] = set()
+        #: Whether any ``before`` hook is registered at all.
+        self.has_any = False
+        #: Whether any ``after`` hook is registered at all.
+        self.observed = False
         self._names: dict[str, HookRegistration] = {}
         self._counts = {"executions": 0, "cancels": 0, "modifications": 0, "failures": 0}
         self._counts["overruns"] = 0
@@ -216,6 +220,9 @@ class Hooks:
         return registration
 
     def _note_async(self) -> None:
+        # Plain attributes, read on every operation: cheaper than properties.
+        self.has_any = bool(self._by_point)
+        self.observed = bool(self._after)
         self._async_after = {
             p for p, hooks in self._after.items() if any(r.is_async for r in hooks)
         }
@@ -233,19 +240,9 @@ class Hooks:
             del table[registration.point]
         self._note_async()
 
-    @property
-    def has_any(self) -> bool:
-        """Whether any hook is registered at all."""
-        return bool(self._by_point)
-
     def has(self, point: HookPoint) -> bool:
         """Whether any hook runs at ``point`` (the fast path checks this first)."""
         return point in self._by_point
-
-    @property
-    def observed(self) -> bool:
-        """Whether any ``after`` hook is registered at all."""
-        return bool(self._after)
 
     def observes(self, point: HookPoint) -> bool:
         """Whether any ``after`` hook runs at ``point``."""

@@ -123,6 +123,7 @@ class SessionActor(Actor[Any]):
         self._earliest_added: int | None = None
         self._as_owner: sharing.Owner | None = None
         self._hooks = services.hooks
+        self._events = services.events
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
@@ -205,7 +206,8 @@ class SessionActor(Actor[Any]):
                 raise
             raise type(error)(f"session {self._id}: {error}") from None
         finally:
-            self._hook_records = []
+            if self._hook_records:
+                self._hook_records = []
         if watched is not None:
             data = session_hooks.data_of(message, before)
             data["duration_us"] = round((time.perf_counter() - started) * 1e6)
@@ -309,8 +311,9 @@ class SessionActor(Actor[Any]):
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
         (write or self._kv.write)(batch)
         self._counters = new
-        if self._services.events.active:
-            self._services.events.publish(self._id, new.seq, now, kind, data)
+        events = self._events
+        if events.active:
+            events.publish(self._id, new.seq, now, kind, data)
         if record is not None:
             self._record = record
 
