@@ -33,79 +33,75 @@ class MetricsSummary:
     sessions: int = 1
 
 
-class _Counts:
-    __slots__ = ("bytes", "durations", "operations")
-
-    def __init__(self) -> None:
-        self.operations: dict[str, int] = {}
-        self.durations: dict[str, int] = {}
-        self.bytes = 0
-
-
 class Metrics:
     """What the built-in metrics hook has counted since the runtime opened (or ``reset``)."""
 
     def __init__(self, *, privacy: bool = False) -> None:
         self.privacy = privacy
         self._key = os.urandom(32)
-        self._sessions: dict[str, _Counts] = {}
+        # session id -> point -> [operations, total µs]; kept lean: one is made per session.
+        self._sessions: dict[str, dict[str, list[int]]] = {}
+        self._bytes: dict[str, int] = {}
 
     def observe(self, context: HookContext) -> None:
         """The hook: count one finished operation."""
-        counts = self._sessions.get(context.session_id)
-        if counts is None:
-            counts = self._sessions[context.session_id] = _Counts()
-        point = context.point  # a str enum: the key reads as its name
-        operations, durations = counts.operations, counts.durations
-        operations[point] = operations.get(point, 0) + 1
-        durations[point] = durations.get(point, 0) + context.data.get("duration_us", 0)
+        session_id, point = context.session_id, context.point
+        points = self._sessions.get(session_id)
+        if points is None:
+            points = self._sessions[session_id] = {}
+        took = context.data.get("duration_us", 0)
+        entry = points.get(point)
+        if entry is None:
+            points[point] = [1, took]
+        else:
+            entry[0] += 1
+            entry[1] += took
         if point is HookPoint.ARTIFACT_CREATED:
-            counts.bytes += context.data.get("size", 0)
+            self._bytes[session_id] = self._bytes.get(session_id, 0) + context.data.get("size", 0)
 
     def summary(self, session_id: str) -> MetricsSummary:
         """One session's counts."""
-        counts = self._sessions.get(session_id, _Counts())
+        points = self._sessions.get(session_id, {})
         return MetricsSummary(
-            session_id, _plain(counts.operations), _plain(counts.durations), counts.bytes
+            session_id,
+            {str(p): e[0] for p, e in points.items()},
+            {str(p): e[1] for p, e in points.items()},
+            self._bytes.get(session_id, 0),
         )
 
     def aggregate(self) -> MetricsSummary:
         """Every session's counts added up."""
         operations: dict[str, int] = {}
         durations: dict[str, int] = {}
-        stored = 0
-        for counts in self._sessions.values():
-            for point, n in counts.operations.items():
-                operations[str(point)] = operations.get(str(point), 0) + n
-            for point, took in counts.durations.items():
+        for points in self._sessions.values():
+            for point, (count, took) in points.items():
+                operations[str(point)] = operations.get(str(point), 0) + count
                 durations[str(point)] = durations.get(str(point), 0) + took
-            stored += counts.bytes
+        stored = sum(self._bytes.values())
         return MetricsSummary(None, operations, durations, stored, len(self._sessions))
 
     def export(self) -> dict[str, Any]:
         """Plain data of every session's counts, keyed by session id, or by a keyed hash of
         it in privacy mode."""
-        return {
-            self._label(session_id): {
-                "operations": _plain(counts.operations),
-                "durations_us": _plain(counts.durations),
-                "bytes_stored": counts.bytes,
+        exported = {}
+        for session_id in self._sessions:
+            summary = self.summary(session_id)
+            exported[self._label(session_id)] = {
+                "operations": summary.operations,
+                "durations_us": summary.durations_us,
+                "bytes_stored": summary.bytes_stored,
             }
-            for session_id, counts in self._sessions.items()
-        }
+        return exported
 
     def reset(self) -> None:
         """Forget every count."""
         self._sessions.clear()
+        self._bytes.clear()
 
     def _label(self, session_id: str) -> str:
         if not self.privacy:
             return session_id
         return blake3.blake3(session_id.encode(), key=self._key).hexdigest(length=16)
-
-
-def _plain(counts: dict[str, int]) -> dict[str, int]:
-    return {str(point): n for point, n in counts.items()}
 
 
 def log_operation(context: HookContext) -> None:

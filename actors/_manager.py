@@ -185,20 +185,21 @@ class SessionManager:
         for due, reason in record.deadlines:
             batch.put(layout.deadline_key(due, sid, reason), b"")
         self._kv.write(batch)
-        if self._events.active:
-            self._events.publish(record.id, 1, now, "session_created", created, cause)
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
             await trio.lowlevel.checkpoint()
+        if self._events.active:
+            self._events.publish(record.id, 1, now, "session_created", dict(created), cause)
         hooks = self._hooks
         if hooks.observed and hooks.observes(HookPoint.SESSION_START):
-            # The journal entry is written: its data can be handed on, with the time taken.
-            done = {**created, "duration_us": round((time.perf_counter() - started) * 1e6)}
+            # The journal entry is written (and the event has its own copy): the data is the
+            # observers' now, with the time taken.
+            created["duration_us"] = round((time.perf_counter() - started) * 1e6)
             if hooks.waits(HookPoint.SESSION_START):
-                await hooks.notify(HookPoint.SESSION_START, record.id, done)
+                await hooks.notify(HookPoint.SESSION_START, record.id, created)
             else:
-                hooks.notify_now(HookPoint.SESSION_START, record.id, done)
+                hooks.notify_now(HookPoint.SESSION_START, record.id, created)
         return record.id
 
     def _new_record(
