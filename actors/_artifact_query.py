@@ -11,6 +11,7 @@ its own session's index merged with the versions granted to it. Only the page is
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,7 +32,6 @@ from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo
 ORDERS = ("created_at", "size", "name")
 SMALL = 512
 PROBE = 256
-_MAX_CHUNK = 1024
 _S = index.SUFFIX_BYTES
 
 QUERY_FIELDS = frozenset(
@@ -115,12 +115,12 @@ def make_query(
         validate.json_like("metadata", dict(metadata))
         pairs = tuple(metadata.items())
     for field, value in (("min_size", min_size), ("max_size", max_size)):
-        if value is not None and (builtin_type(value) is not int or value < 0):
+        if value is not None and (builtins.type(value) is not int or value < 0):
             raise InvalidArgumentError(f"{field} must be an integer >= 0, not {value!r}")
     if order_by not in ORDERS:
         raise ValidationError(f"cannot order artifacts by {order_by!r}; use one of {ORDERS}")
     for field, flag in (("descending", descending), ("all_versions", all_versions)):
-        if builtin_type(flag) is not bool:
+        if builtins.type(flag) is not bool:
             raise InvalidArgumentError(f"{field} must be a boolean, not {flag!r}")
     validate.page(offset, limit)
     return ArtifactQuery(
@@ -143,9 +143,6 @@ def make_query(
         offset=offset,
         limit=limit,
     )
-
-
-builtin_type = type
 
 
 def run_query(
@@ -275,9 +272,9 @@ def _tested(
     """The candidates in every filter index other than ``driver`` that pass the size and
     name tests, with their all-versions values."""
     others = [p for p in filters if p != driver]
-    size = _first_chunk(query)
+    size = indexscan.first_chunk(query.offset, query.limit)
     while chunk := list(itertools.islice(candidates, size)):
-        size = min(size * 4, _MAX_CHUNK)
+        size = min(size * 4, indexscan.MAX_CHUNK)
         suffixes = [suffix for suffix, _ in chunk]
         keep = [True] * len(chunk)
         for prefix in others:
@@ -310,19 +307,8 @@ def _name_of(tail: bytes) -> str:
     return tail[16:-5].decode()
 
 
-def _first_chunk(query: ArtifactQuery) -> int:
-    if query.limit is None:
-        return _MAX_CHUNK
-    return min(_MAX_CHUNK, max(16, 2 * (query.offset + query.limit)))
-
-
-def _window(query: ArtifactQuery, found: Iterator[Found]) -> Iterator[Found]:
-    stop = None if query.limit is None else query.offset + query.limit
-    return itertools.islice(found, query.offset, stop)
-
-
 def _page(kv: KeyValueStore, query: ArtifactQuery, found: Iterator[Found]) -> list[ArtifactInfo]:
-    return _load([value for _, value in _window(query, found)], kv)
+    return _load([value for _, value in indexscan.window(found, query.offset, query.limit)], kv)
 
 
 def _sorted_page(

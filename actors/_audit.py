@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from datetime import datetime
+from typing import Any
 
 import attrs
 from satchel.storage import Batch, KeyValueStore, RecordCodec, scan_prefix
@@ -112,10 +113,10 @@ class AuditLog:
             batch.delete_range(prefix + _SEQ.pack(0), prefix + _SEQ.pack(keep_from))
             span[0] = keep_from
 
-    def write(self, owner: bytes, **fields: object) -> None:
+    def write(self, owner: bytes, **fields: Any) -> None:
         """Append one entry in a batch of its own (decisions made outside any actor)."""
         batch = Batch()
-        self.append(batch, owner, **fields)  # type: ignore[arg-type]
+        self.append(batch, owner, **fields)
         self._kv.write(batch)
 
     def read(

@@ -158,8 +158,9 @@ class Hooks:
         #: Whether any ``after`` hook is registered at all.
         self.observed = False
         self._names: dict[str, HookRegistration] = {}
-        self._counts = {"executions": 0, "cancels": 0, "modifications": 0, "failures": 0}
-        self._counts["overruns"] = 0
+        self._counts = dict.fromkeys(
+            ("executions", "cancels", "modifications", "failures", "overruns"), 0
+        )
 
     def register(
         self,

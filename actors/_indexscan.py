@@ -3,11 +3,17 @@ end with a creation-time suffix, and choosing the most selective of several such
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from satchel.storage import KeyValueStore, prefix_upper_bound
 
 from ._layout import u64
+
+T = TypeVar("T")
+#: The most candidates tested by one multi-get per filter.
+MAX_CHUNK = 1024
 
 
 def created_range(
@@ -39,3 +45,16 @@ def most_selective(
         if count < best_count:
             best, best_count = prefix, count
     return best, best_count
+
+
+def first_chunk(offset: int, limit: int | None) -> int:
+    """How many candidates to test at first: a small page should not pay for testing a
+    large chunk."""
+    if limit is None:
+        return MAX_CHUNK
+    return min(MAX_CHUNK, max(16, 2 * (offset + limit)))
+
+
+def window(found: Iterator[T], offset: int, limit: int | None) -> Iterator[T]:
+    """The page ``offset``..``offset + limit`` of ``found``."""
+    return itertools.islice(found, offset, None if limit is None else offset + limit)

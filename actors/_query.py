@@ -170,7 +170,7 @@ def run_query(kv: KeyValueStore, query: SessionQuery) -> list[SessionInfo]:
             matched = list(_tested(kv, query, _suffixes(driver, entries), filters, driver))
             loaded = [x for x in load(kv, [s[8:] for s in matched]) if x is not None]
             loaded.sort(key=_sort_key(query.order_by), reverse=query.descending)
-            return [to_info(*x) for x in _window(query, iter(loaded))]
+            return [to_info(*x) for x in indexscan.window(iter(loaded), query.offset, query.limit)]
     order = layout.BY_NAME if query.order_by == "name" else layout.BY_UPDATED
     entries = kv.scan(order, prefix_upper_bound(order), reverse=query.descending)
     if order == layout.BY_UPDATED:
@@ -233,9 +233,9 @@ def _tested(
     others = [p for p in filters if p != driver]
     needle = None if query.search is None else query.search.encode()
     carries_text = driver == layout.BY_CREATED
-    size = _first_chunk(query)
+    size = indexscan.first_chunk(query.offset, query.limit)
     while chunk := list(itertools.islice(candidates, size)):
-        size = min(size * 4, _MAX_CHUNK)
+        size = min(size * 4, indexscan.MAX_CHUNK)
         suffixes = [c[:_SUFFIX] for c in chunk]
         keep = [True] * len(chunk)
         for prefix in others:
@@ -252,24 +252,11 @@ def _tested(
 
 
 _SUFFIX = 8 + layout.ID_BYTES
-_MAX_CHUNK = 1024
-
-
-def _first_chunk(query: SessionQuery) -> int:
-    # A small page should not pay for testing a large chunk of candidates.
-    if query.limit is None:
-        return _MAX_CHUNK
-    return min(_MAX_CHUNK, max(16, 2 * (query.offset + query.limit)))
-
-
-def _window(query: SessionQuery, found: Iterator[Any]) -> Iterator[Any]:
-    stop = None if query.limit is None else query.offset + query.limit
-    return itertools.islice(found, query.offset, stop)
 
 
 def _page(kv: KeyValueStore, query: SessionQuery, found: Iterator[Suffix]) -> list[SessionInfo]:
     """Load and describe the page of ``found`` the query asks for, in order."""
-    page = [s[8:] for s in _window(query, found)]
+    page = [s[8:] for s in indexscan.window(found, query.offset, query.limit)]
     return [to_info(*x) for x in load(kv, page) if x is not None]
 
 

@@ -1,6 +1,6 @@
-"""Scheduled replays: once at a time, or every interval, run by the shared hook actor.
+"""Scheduled replays: once at a time, or every interval, run by the replays actor.
 
-A schedule is a record in the store and a durable kernel reminder of the hook actor, both
+A schedule is a record in the store and a durable kernel reminder of the replays actor, both
 written when it is made, so schedules survive restarts (one that fell due while the runtime
 was closed runs when it opens; missed repeats are coalesced into one run). Each run's summary
 is kept, the newest ``KEPT_RUNS`` per schedule. A schedule whose session is gone is dropped
@@ -14,11 +14,11 @@ import os
 import struct
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
-from satchel.runtime import Actor, ReminderFired, Supervisor
+from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
 from satchel.storage import Batch, KeyValueStore, RecordCodec, prefix_upper_bound, scan_prefix
 
 from satchel._errors import (
@@ -30,6 +30,9 @@ from satchel._errors import (
 from . import _layout as layout
 from . import _validate as validate
 from ._replay import mode_of
+
+if TYPE_CHECKING:
+    from ._manager import SessionManager
 
 REPLAYS_KIND = "replays"
 REPLAYS_ID = "scheduled"
@@ -84,7 +87,7 @@ _RUN_CODEC = RecordCodec(_StoredRun, kind="replay-run", version=1)
 
 @attrs.frozen
 class Schedule:
-    """Make a schedule (the hook actor stores it and sets its reminder)."""
+    """Make a schedule (the replays actor stores it and sets its reminder)."""
 
     replay: ScheduledReplay
 
@@ -168,10 +171,10 @@ def forget(kv: KeyValueStore, schedule_id: str) -> bool:
 class Replays:
     """``rt.replays``: replays run later, once or every interval, with their results kept."""
 
-    def __init__(self, kv: KeyValueStore, supervisor: Supervisor, hooks_ref: Any) -> None:
+    def __init__(self, kv: KeyValueStore, supervisor: Supervisor, actor: ActorRef) -> None:
         self._kv = kv
         self._supervisor = supervisor
-        self._hooks_ref = hooks_ref
+        self._actor = actor
 
     async def schedule(
         self,
@@ -204,13 +207,13 @@ class Replays:
         replay = ScheduledReplay(
             schedule_id, session_id, mode, at, pins, compare_results, due, every_s
         )
-        await self._hooks_ref.ask(Schedule(replay))
+        await self._actor.ask(Schedule(replay))
         return schedule_id
 
     async def cancel(self, schedule_id: str) -> bool:
         """Stop a schedule (its kept results go too); whether it existed."""
         _id_bytes(schedule_id)
-        existed: bool = await self._hooks_ref.ask(Unschedule(schedule_id))
+        existed: bool = await self._actor.ask(Unschedule(schedule_id))
         return existed
 
     async def list(self, session_id: str | None = None) -> builtins.list[ScheduledReplay]:
@@ -252,7 +255,7 @@ class ReplayActor(Actor[Any]):
     """Runs scheduled replays (its own actor, so a long replay, or a replayed hook that
     reports to the collectors, never holds up or waits on the hook actor)."""
 
-    def __init__(self, sessions: Any, kv: KeyValueStore) -> None:
+    def __init__(self, sessions: SessionManager, kv: KeyValueStore) -> None:
         self._sessions = sessions
         self._kv = kv
 
