@@ -355,3 +355,16 @@ async def test_check_repairs_grants_and_audit_logs(rt: Runtime) -> None:
     assert report.fixed and report.problems
     after = await rt.sessions.check()
     assert not any("grant" in p or "audit" in p for p in after.problems), after.problems
+
+
+async def test_handle_methods_share_query_revoke_and_audit(rt: Runtime) -> None:
+    """The session handle's sharing methods act on its own artifacts, and its query shows
+    what it may read."""
+    owner, other, _ = await three(rt)
+    owning, reading = rt.session(owner), rt.session(other)
+    assert await reading.query_artifacts() == []
+    await owning.share_artifact("doc", other, "read")
+    assert [a.version for a in await reading.query_artifacts(all_versions=True)] == [1, 2]
+    assert await owning.revoke_artifact("doc", other)
+    assert await reading.query_artifacts() == []
+    assert [e.action for e in await owning.artifact_audit_log("doc")] == ["share", "revoke"]
