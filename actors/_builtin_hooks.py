@@ -19,6 +19,7 @@ import blake3
 from ._hooks import HookContext, HookPoint, Hooks
 
 log = logging.getLogger("satchel.operations")
+_debugging = log.isEnabledFor
 
 
 @attrs.frozen
@@ -42,14 +43,16 @@ class Metrics:
         # session id -> point -> [operations, total µs]; kept lean: one is made per session.
         self._sessions: dict[str, dict[str, list[int]]] = {}
         self._bytes: dict[str, int] = {}
+        # The hooks whose batched observer calls must land before a read (see ``install``).
+        self._hooks: Hooks | None = None
 
     def observe(self, context: HookContext) -> None:
-        """The hook: count one finished operation."""
-        session_id, point = context.session_id, context.point
+        """The hook: count one finished operation (and log it, at debug level)."""
+        point, session_id, data = context
         points = self._sessions.get(session_id)
         if points is None:
             points = self._sessions[session_id] = {}
-        took = context.data.get("duration_us", 0)
+        took = data.get("duration_us", 0)
         entry = points.get(point)
         if entry is None:
             points[point] = [1, took]
@@ -57,10 +60,13 @@ class Metrics:
             entry[0] += 1
             entry[1] += took
         if point is HookPoint.ARTIFACT_CREATED:
-            self._bytes[session_id] = self._bytes.get(session_id, 0) + context.data.get("size", 0)
+            self._bytes[session_id] = self._bytes.get(session_id, 0) + data.get("size", 0)
+        if _debugging(logging.DEBUG):
+            log_operation(context)
 
     def summary(self, session_id: str) -> MetricsSummary:
         """One session's counts."""
+        self._flush()
         points = self._sessions.get(session_id, {})
         return MetricsSummary(
             session_id,
@@ -71,6 +77,7 @@ class Metrics:
 
     def aggregate(self) -> MetricsSummary:
         """Every session's counts added up."""
+        self._flush()
         operations: dict[str, int] = {}
         durations: dict[str, int] = {}
         for points in self._sessions.values():
@@ -83,6 +90,7 @@ class Metrics:
     def export(self) -> dict[str, Any]:
         """Plain data of every session's counts, keyed by session id, or by a keyed hash of
         it in privacy mode."""
+        self._flush()
         exported = {}
         for session_id in self._sessions:
             summary = self.summary(session_id)
@@ -95,8 +103,13 @@ class Metrics:
 
     def reset(self) -> None:
         """Forget every count."""
+        self._flush()
         self._sessions.clear()
         self._bytes.clear()
+
+    def _flush(self) -> None:
+        if self._hooks is not None:
+            self._hooks.flush()
 
     def _label(self, session_id: str) -> str:
         if not self.privacy:
@@ -118,18 +131,11 @@ def log_operation(context: HookContext) -> None:
 def install(hooks: Hooks, metrics: Metrics) -> None:
     """Register the logging and metrics hooks after every point (as one registration, so an
     operation pays for one call)."""
-    observe = metrics.observe
-    enabled = log.isEnabledFor
-
-    def builtin(context: HookContext) -> None:
-        observe(context)
-        if enabled(logging.DEBUG):
-            log_operation(context)
-
+    metrics._hooks = hooks
     for point in HookPoint:
         hooks.register(
             point,
-            builtin,
+            metrics.observe,
             name=f"satchel.builtin:{point.value}",
             phase="after",
             deadline_s=None,  # trusted and constant-time: not timed

@@ -129,7 +129,7 @@ class SessionManager:
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
         are the same field.
         """
-        started = time.perf_counter()
+        started = time.perf_counter_ns()
         if (
             parent_id is not None
             and parent_session_id is not None
@@ -195,8 +195,8 @@ class SessionManager:
         if hooks.observed and hooks.observes(HookPoint.SESSION_START):
             # The journal entry is written (and the event has its own copy): the data is the
             # observers' now, with the time taken.
-            created["duration_us"] = round((time.perf_counter() - started) * 1e6)
-            if hooks.waits(HookPoint.SESSION_START):
+            created["duration_us"] = (time.perf_counter_ns() - started) // 1000
+            if HookPoint.SESSION_START in hooks.awaiting:
                 await hooks.notify(HookPoint.SESSION_START, record.id, created)
             else:
                 hooks.notify_now(HookPoint.SESSION_START, record.id, created)

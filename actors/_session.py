@@ -185,11 +185,10 @@ class SessionActor(Actor[Any]):
             self._throttle(self._bucket)
         hooks = self._hooks
         # Observers (``after`` hooks) need the point, the status before, and the start time.
-        watched = session_hooks.point_of(message) if hooks.observed else None
-        if watched is not None and hooks.observes(watched):
+        if hooks.observed and hooks.observes(watched := session_hooks.point_of(message)):
             record = self._record
-            before = record.status.value if record is not None else ""
-            started = time.perf_counter()
+            before = record.status if record is not None else None
+            started = time.perf_counter_ns()
         else:
             watched = None
         try:
@@ -210,8 +209,8 @@ class SessionActor(Actor[Any]):
                 self._hook_records = []
         if watched is not None:
             data = session_hooks.data_of(message, before)
-            data["duration_us"] = round((time.perf_counter() - started) * 1e6)
-            if hooks.waits(watched):
+            data["duration_us"] = (time.perf_counter_ns() - started) // 1000
+            if watched in hooks.awaiting:
                 await hooks.notify(watched, self._id, data)
             else:
                 hooks.notify_now(watched, self._id, data)
@@ -230,7 +229,7 @@ class SessionActor(Actor[Any]):
         elif type(message) is ChangeStatus:
             target_of(self._id, record.status, message.operation)
         session_hooks.check_input(message, record.config.max_value_bytes)
-        data = session_hooks.data_of(message, record.status.value)
+        data = session_hooks.data_of(message, record.status)
         after, self._hook_records = await self._hooks.run(point, self._id, data)
         return message if after is data else session_hooks.changed(message, after)
 

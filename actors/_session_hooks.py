@@ -23,6 +23,7 @@ from ._messages import (
     SetState,
     StoreArtifact,
 )
+from ._model import SessionStatus
 
 _TRANSITION_POINTS = {
     Transition.SUSPEND: HookPoint.SESSION_SUSPEND,
@@ -66,14 +67,18 @@ def check_input(message: Any, max_value_bytes: int) -> None:
         validate.text("a failure reason", message.reason, validate.MAX_REASON_BYTES, nul_ok=True)
 
 
-def data_of(message: Any, status: str) -> dict[str, Any]:
+def data_of(message: Any, status: SessionStatus | None) -> dict[str, Any]:
     """What the hooks of ``message`` see (``status``: the session's status now)."""
     if type(message) is SetState:
         return {"key": message.key, "value": message.value, "deleted": False}
     if type(message) is DeleteState:
         return {"key": message.key, "value": None, "deleted": True}
     if type(message) is ChangeStatus:
-        return {"operation": message.operation.value, "from": status, "reason": message.reason}
+        return {
+            "operation": message.operation.value,
+            "from": "" if status is None else status.value,
+            "reason": message.reason,
+        }
     if type(message) is StoreArtifact:
         size = len(message.content or b"") if message.staged is None else message.staged.ref.size
         return {

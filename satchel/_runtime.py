@@ -156,6 +156,7 @@ async def open_runtime(
         ) as supervisor:
             board = DeadlineBoard(supervisor)
             hooks = Hooks()
+            supervisor.spawn_system_task(hooks.drain)
             metrics = Metrics(privacy=metrics_privacy)
             if builtin_hooks:
                 install_builtin_hooks(hooks, metrics)

@@ -244,7 +244,7 @@ async def test_builtin_metrics_and_log(tmp_path: Path, caplog: pytest.LogCapture
             await rt.sessions.set_state(sid, "a", 1)
             await rt.sessions.set_state(sid, "b", 2)
             await rt.artifacts.store(sid, "tool_result", "x.bin", b"12345", None)
-        summary = rt.metrics.summary(sid)
+            summary = rt.metrics.summary(sid)  # reading lands the batched observer calls
         assert summary.operations == {
             "session_start": 1,
             "state_changed": 2,
@@ -258,6 +258,29 @@ async def test_builtin_metrics_and_log(tmp_path: Path, caplog: pytest.LogCapture
         assert len(exported) == 2 and sid not in exported and other not in exported
         assert any(v["bytes_stored"] == 5 for v in exported.values())
         assert sum("state_changed " + sid in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_untimed_observers_are_batched(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Untimed observers are called in a batch shortly after the operations, not in their turn,
+    and all of them before the runtime closes."""
+    seen: list[tuple[str, str]] = []
+
+    def observe(ctx: HookContext) -> None:
+        seen.append((ctx.point.value, ctx.session_id))
+
+    async with open_runtime(tmp_path) as rt:
+        rt.hooks.register("state_changed", observe, phase="after", deadline_s=None)
+        sid = await rt.sessions.create()
+        for i in range(3):
+            await rt.sessions.set_state(sid, "k", i)
+        assert seen == []
+        await trio.sleep(_hooks.FLUSH_DELAY_S * 2)
+        assert seen == [("state_changed", sid)] * 3
+        await rt.sessions.set_state(sid, "k", 4)
+        assert len(seen) == 3
+    assert len(seen) == 4
 
 
 async def test_hook_records_are_safe(rt: Runtime) -> None:
