@@ -65,6 +65,7 @@ from ._messages import (
 )
 from ._query import load
 from ._ratelimit import TokenBucket
+from ._session_scripts import RunScript, ScriptRunner, ScriptSlot
 
 log = logging.getLogger("satchel.sessions")
 
@@ -93,6 +94,7 @@ class SessionServices:
     hooks: Hooks
     events: EventBus
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
+    scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
 
 
 class SessionBusyError(SessionHasChildrenError):
@@ -125,6 +127,7 @@ class SessionActor(Actor[Any]):
         self._hooks = services.hooks
         self._events = services.events
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
+        self._script_slot = ScriptSlot()
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
         self._active_us = 0
@@ -176,6 +179,8 @@ class SessionActor(Actor[Any]):
             self._deadline_due(message)
             await self._announce_deadline()
             return None
+        if type(message) is RunScript:
+            return await self._run_script(message)
         handler = self._handlers.get(type(message))
         if handler is None:
             raise TypeError(f"a session actor takes no {type(message).__name__}")
@@ -219,6 +224,12 @@ class SessionActor(Actor[Any]):
         if self._earliest_added is not None:
             await self._announce_deadline()
         return result
+
+    async def _run_script(self, message: RunScript) -> list[Any]:
+        self._require_session()
+        run = self._services.scripts.run
+        assert run is not None, "open_runtime wires session scripts"
+        return await run(self._id, self._script_slot, message)
 
     async def _run_hooks(self, point: HookPoint, message: Any) -> Any:
         """Run the hooks of ``point`` for ``message`` where the operation may happen (so an

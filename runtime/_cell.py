@@ -6,6 +6,7 @@ that reloads its persisted state) keeps every message still queued.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,6 +33,20 @@ Request = Literal["passivate", "restart", "shutdown"]
 
 
 _WAKE: Item = (object(), None)
+
+#: The cell whose turn the current task is running, with that task: an actor asking itself
+#: from within its turn (a session's Lua script calling its own session) is answered inline.
+_IN_TURN: contextvars.ContextVar[tuple[Cell, trio.lowlevel.Task] | None] = contextvars.ContextVar(
+    "satchel_in_turn", default=None
+)
+
+
+def turn_of(key: tuple[str, str]) -> Cell | None:
+    """The cell of ``key`` if the current task is running one of its turns."""
+    running = _IN_TURN.get()
+    if running is None or running[0].key != key:
+        return None
+    return running[0] if running[1] is trio.lowlevel.current_task() else None
 
 
 class _Crash(Exception):
@@ -203,6 +218,7 @@ class Cell:
         self.supervisor.totals.messages_handled += 1
         self.last_activity = self.supervisor.clock()
         self.supervisor._touched(self)
+        token = _IN_TURN.set((self, trio.lowlevel.current_task()))
         try:
             result = await self.actor.receive(message)
         except trio.Cancelled:
@@ -225,8 +241,18 @@ class Cell:
                 crashed.__cause__ = error
                 slot.fail(crashed)
             raise _Crash(error) from error
+        finally:
+            _IN_TURN.reset(token)
         if slot is not None:
             slot.set(result)
+
+    async def receive_inline(self, message: Any) -> Any:
+        """Handle ``message`` within the turn now running (the actor asked itself): its
+        answer, or its error raised to the asker."""
+        assert self.actor is not None
+        self.handled += 1
+        self.supervisor.totals.messages_handled += 1
+        return await self.actor.receive(message)
 
     # -- crashes, restarts, stops -----------------------------------------------------------
 

@@ -13,7 +13,7 @@ import trio
 
 from satchel._errors import ActorFailedError, ActorNotFoundError, RuntimeClosedError
 
-from ._cell import Cell, Item
+from ._cell import Cell, Item, turn_of
 from ._messages import ReplySlot
 from ._persistence import MemoryReminders, ReminderStore
 from ._reminders import Reminders
@@ -315,9 +315,14 @@ class ActorRef:
     async def ask(self, message: Any) -> Any:
         """Send ``message`` and wait for the actor's answer (or its error).
 
-        The caller sets any deadline (``trio.fail_after``); a late answer is dropped.
+        The caller sets any deadline (``trio.fail_after``); a late answer is dropped. An
+        actor that asks itself from within its turn gets its answer inline.
         """
         self._check_open()
+        cell = turn_of(self._key)
+        if cell is not None:
+            # Queued, the message would wait for the very turn that waits for its answer.
+            return await cell.receive_inline(message)
         slot = ReplySlot()
         await self._supervisor.deliver(self._key, (message, slot))
         return await slot.wait()

@@ -17,6 +17,8 @@ from ._errors import RecordVersionError as RecordVersionError
 from ._errors import ReplayError as ReplayError
 from ._errors import RuntimeClosedError as RuntimeClosedError
 from ._errors import SatchelError as SatchelError
+from ._errors import ScriptError as ScriptError
+from ._errors import ScriptLimitExceededError as ScriptLimitExceededError
 from ._errors import SessionHasChildrenError as SessionHasChildrenError
 from ._errors import SessionNotActiveError as SessionNotActiveError
 from ._errors import SessionNotFoundError as SessionNotFoundError

@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from satchel._errors import SatchelError
+from satchel._runtime import open_runtime
 from satchel._version import __version__
 from satchel.actors import check_sessions
 from satchel.storage import Batch, Store, open_store
@@ -87,13 +88,50 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="compare the blob index with its data, and sessions with their indexes"
     )
     check.add_argument("--fix", action="store_true", help="repair what can be repaired")
+    run = commands.add_parser("run", help="run a Lua script (see docs/lua.md)")
+    run.add_argument("script", type=Path, help="the Lua file")
+    run.add_argument("args", nargs="*", help="script arguments (after --): the global ARGS")
+    run_place = run.add_mutually_exclusive_group()
+    run_place.add_argument("--data", type=Path, default=argparse.SUPPRESS, help="data folder")
+    run_place.add_argument(
+        "--memory", action="store_true", default=argparse.SUPPRESS, help="in-memory store"
+    )
+    run.add_argument("--session", help="run as a session script of session ID")
+    run.add_argument("--allow-io", action="store_true", help="give the script io and all of os")
     return parser
+
+
+async def _run(args: argparse.Namespace) -> int:
+    try:
+        source = args.script.read_bytes()
+    except OSError as error:
+        print(f"InvalidArgument: cannot read {args.script}: {error.strerror}", file=sys.stderr)
+        return 2
+    where = None if args.memory else args.data
+    async with open_runtime(where, store="memory" if args.memory else "rocksdb") as rt:
+        try:
+            await rt.run_lua(
+                source,
+                name=args.script.name,
+                args=args.args,
+                session_id=args.session,
+                allow_io=args.allow_io,
+            )
+        except SatchelError as error:
+            print(f"{error.kind}: {error}", file=sys.stderr)
+            trace = getattr(error, "lua_traceback", None)
+            if trace:
+                print(trace, file=sys.stderr)
+            return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "run":
+            return trio.run(_run, args)
         with _open(args) as store:
             if args.command == "demo":
                 return trio.run(_demo, store, args.name)

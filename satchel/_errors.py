@@ -160,3 +160,21 @@ class ReplayError(SatchelError, RuntimeError):
     """A replay could not run (for instance, a journal entry it cannot read)."""
 
     kind = "ReplayError"
+
+
+class ScriptLimitExceededError(SatchelError, RuntimeError):
+    """A Lua script passed its memory, instruction, time or pattern limit; every API call
+    it completed stays committed."""
+
+    kind = "ScriptLimitExceeded"
+
+
+class ScriptError(SatchelError, RuntimeError):
+    """A Lua script failed (a syntax error, or an error it raised and did not catch);
+    ``lua_traceback`` holds Lua's traceback when there is one."""
+
+    kind = "ScriptError"
+
+    def __init__(self, message: str, lua_traceback: str | None = None) -> None:
+        super().__init__(message)
+        self.lua_traceback = lua_traceback

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
 import attrs
 
+from satchel._errors import InvalidArgumentError
 from satchel.actors import DeadlineBoard, register_session_kinds
+from satchel.actors import _validate as validate
 from satchel.actors._artifact_manager import ArtifactManager
 from satchel.actors._audit import checked_max_entries
 from satchel.actors._builtin_hooks import Metrics
@@ -19,9 +22,12 @@ from satchel.actors._collect import CollectionConfig, Collectors, register_hook_
 from satchel.actors._events import EventBus
 from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
+from satchel.actors._host_state import HostState
 from satchel.actors._manager import SessionManager
 from satchel.actors._model import SessionConfig
 from satchel.actors._schedules import Replays
+from satchel.actors._session import SESSION_KIND
+from satchel.actors._session_scripts import RunScript
 from satchel.runtime import (
     ActorRef,
     ActorSpec,
@@ -31,6 +37,8 @@ from satchel.runtime import (
     SupervisorStatistics,
     open_supervisor,
 )
+from satchel.scripting import LuaState, ScriptApi, ScriptLimits, api_names
+from satchel.scripting._api import run_session_script
 from satchel.storage import Backend, BlobLimits, CheckReport, Store, StoreReminders, open_store
 
 
@@ -75,6 +83,36 @@ class Runtime:
         self.events = events
         #: Scheduled replays: ``rt.replays.schedule(session_id, every_s=3600)``.
         self.replays = replays
+
+    async def run_lua(
+        self,
+        source: str | bytes,
+        *,
+        name: str = "script",
+        args: Sequence[Any] = (),
+        session_id: str | None = None,
+        allow_io: bool = False,
+        limits: ScriptLimits | None = None,
+        output: Callable[[str], None] = print,
+    ) -> list[Any]:
+        """Run a Lua script (see ``docs/lua.md``); what it returned. A host script runs in a
+        fresh sandbox; with ``session_id``, a session script runs in that session's actor.
+
+        ``args`` are the chunk's ``...`` and the global ``ARGS``; ``print`` lines go to
+        ``output``; ``allow_io`` gives the script the full ``io`` and ``os`` libraries. An
+        uncaught error raises its kind (``ScriptError`` for the script's own), a limit
+        ``ScriptLimitExceededError``."""
+        if session_id is not None:
+            if allow_io:
+                raise InvalidArgumentError("session scripts never get io (allow_io)")
+            checked = validate.session_id(session_id)[0]
+            message = RunScript(source, name, tuple(args), output, limits or ScriptLimits())
+            answer: list[Any] = await self.supervisor.ref(SESSION_KIND, checked).ask(message)
+            return answer
+        state = LuaState(limits or ScriptLimits(), allow_io=allow_io)
+        state.define(api_names())
+        api = ScriptApi(self.sessions, self.artifacts, HostState(self.store.kv))
+        return await state.run(source, api.dispatch, name=name, args=args, output=output)
 
     def session(self, session_id: str) -> SessionHandle:
         """A handle on one session (``InvalidArgumentError`` for a malformed id)."""
@@ -182,6 +220,9 @@ async def open_runtime(
                 hooks,
                 opened.blobs,
                 events,
+            )
+            services.scripts.run = functools.partial(
+                run_session_script, sessions, artifacts, HostState(opened.kv)
             )
             await board.start()
             collectors = Collectors(supervisor, opened.kv, collection)

@@ -47,3 +47,6 @@ ARTIFACT_INDEX = b"aix\x00"  # + index letter + index layout -> (query indexes)
 ARTIFACT_GRANT = b"agr\x00"  # + owner(16) + name + NUL + scope(16) + target(16) -> Grant
 ARTIFACT_GRANTED = b"agt\x00"  # + target(16) + owner(16) + name + NUL + scope(16) -> b""
 ARTIFACT_AUDIT = b"aud\x00"  # + owner(16) + name + NUL + seq(8) -> AuditEntry
+
+# Host scripts' runtime-wide Lua ``State`` (satchel.actors).
+HOST_STATE = b"hst\x00"  # + key -> encoded value

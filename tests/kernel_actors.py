@@ -32,6 +32,14 @@ class Invalid:
 
 
 @attrs.frozen
+class AddTwiceViaSelf:
+    """Ask the actor's own ref to add ``n``, twice, from within the turn."""
+
+    ref: Any
+    n: int
+
+
+@attrs.frozen
 class Sleep:
     seconds: float
 
@@ -73,6 +81,9 @@ class Counter(Actor[Any]):
             return self.value
         if isinstance(message, Get):
             return self.value
+        if isinstance(message, AddTwiceViaSelf):
+            await message.ref.ask(Add(message.n))
+            return await message.ref.ask(Add(message.n))
         if isinstance(message, Boom):
             raise RuntimeError("boom")
         if isinstance(message, Invalid):

@@ -30,7 +30,18 @@ from satchel import (
     ValidationError,
 )
 
-from .kernel_actors import Add, Boom, Counter, Get, Invalid, Sleep, Tick, World, counter_spec
+from .kernel_actors import (
+    Add,
+    AddTwiceViaSelf,
+    Boom,
+    Counter,
+    Get,
+    Invalid,
+    Sleep,
+    Tick,
+    World,
+    counter_spec,
+)
 
 
 @asynccontextmanager
@@ -55,6 +66,19 @@ async def test_ask_answers_and_tell_is_ordered() -> None:
         for n in (1, 2, 3):
             await ref.tell(Add(n))
         assert await ref.ask(Get()) == 6
+
+
+async def test_an_actor_asking_itself_is_answered_inline() -> None:
+    """An actor that asks its own ref within a turn gets the answers in that turn (queued,
+    they would wait for the turn that waits for them); other tasks' asks still queue."""
+    world = World()
+    async with running(world) as sup:
+        ref = counter(sup)
+        with trio.fail_after(5):
+            assert await ref.ask(AddTwiceViaSelf(ref, 2)) == 4
+        assert await ref.ask(Get()) == 4
+        stats = sup.inspect("counter", "a")
+        assert stats.messages_handled == 4
 
 
 async def test_unknown_kind_is_refused() -> None:

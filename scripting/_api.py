@@ -1,0 +1,417 @@
+"""The ``Session``, ``Artifact`` and ``State`` functions scripts call, per the Lua API spec.
+
+Each function is an async method taking the raw Lua arguments; ``ScriptApi.dispatch`` is
+what the sandbox's driver awaits for every request. A host script acts as the host (every
+session); a session script acts as its session: that session and the sessions it created
+are its own, other sessions' artifacts need a grant, and its ``State`` is its variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from satchel._errors import AccessDeniedError, InvalidArgumentError
+
+from ._convert import from_lua, lua_type_name, mapping_from_lua, text
+from ._sandbox import LuaState
+
+if TYPE_CHECKING:
+    from satchel.actors._artifact_manager import ArtifactManager
+    from satchel.actors._manager import SessionManager
+    from satchel.actors._session_scripts import RunScript, ScriptSlot
+
+
+class HostState(Protocol):
+    """The runtime-wide ``State`` of host scripts."""
+
+    async def get(self, key: str) -> Any: ...
+    async def set(self, key: str, value: Any) -> None: ...
+    async def delete(self, key: str) -> None: ...
+    async def keys(self) -> list[str]: ...
+
+
+Handler = Callable[..., Awaitable[Any]]
+_CREATE_OPTIONS = {"name", "description", "tags", "metadata", "parent_session_id", "config"}
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+#: The spec's functions by global table, in their camelCase names.
+FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "Session": (
+        "create", "get", "list", "suspend", "resume", "complete", "fail", "archive", "delete",
+        "save", "load", "getCurrent", "setCurrent", "setState", "getState", "deleteState",
+        "listState", "fork", "timeline", "canReplay", "replay", "getReplayMetadata",
+        "listReplayable",
+    ),
+    "Artifact": (
+        "store", "get", "list", "versions", "delete", "storeFile", "query", "share", "revoke",
+        "auditLog",
+    ),
+    "State": ("set", "get", "delete", "list"),
+}  # fmt: skip
+
+
+def api_names() -> list[tuple[str, str, str]]:
+    """``(global, name, op)`` for every function in both naming styles."""
+    names = []
+    for global_name, functions in FUNCTIONS.items():
+        for function in functions:
+            op = f"{global_name}.{function}"
+            names.append((global_name, function, op))
+            if _snake(function) != function:
+                names.append((global_name, _snake(function), op))
+    return names
+
+
+def _record(value: Any) -> Any:
+    if not attrs.has(type(value)):
+        return value
+    data = attrs.asdict(value, recurse=True)
+    if "content_hash" in data and "type" in data and "custom" in data:
+        data["artifact_type"] = data["type"]  # rs-llmspell's name for it
+    return data
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    return None if value is None else text(value, what)
+
+
+def _int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type(value) is not int:
+        raise InvalidArgumentError(f"{what} must be an integer, not {lua_type_name(value)}")
+    return value
+
+
+class ScriptApi:
+    """What one script may do, as the host or as one session."""
+
+    def __init__(
+        self,
+        sessions: SessionManager,
+        artifacts: ArtifactManager,
+        state: HostState,
+        *,
+        session_id: str | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._session_id = session_id
+        self._artifacts = artifacts if session_id is None else artifacts.as_session(session_id)
+        self._state = state
+        #: The session ``Session.getCurrent()`` returns.
+        self.current = session_id
+        self._own: set[str] = set() if session_id is None else {session_id}
+        self._handlers: dict[str, Handler] = {
+            op: getattr(self, op.replace(".", "_").lower())
+            for op in {op for _, _, op in api_names()}
+        }
+
+    async def dispatch(self, op: str, args: tuple[Any, ...]) -> Any:
+        """Run request ``op`` with the script's arguments."""
+        return await self._handlers[op](*args)
+
+    # -- whose sessions --------------------------------------------------------------------
+
+    def _session(self, value: Any, *, default_current: bool = True) -> str:
+        """A session id argument (nil or "" = the current session), checked for access."""
+        if value in (None, b"") and default_current:
+            if self.current is None:
+                raise InvalidArgumentError("no current session; pass a session id")
+            return self.current
+        session_id = text(value, "a session id")
+        if self._session_id is not None and session_id not in self._own:
+            raise AccessDeniedError(
+                f"session {self._session_id} may not reach session {session_id} from a script"
+            )
+        return session_id
+
+    # -- Session ---------------------------------------------------------------------------
+
+    async def session_create(self, opts: Any = None) -> str:
+        given = mapping_from_lua(opts, "Session.create options") or {}
+        unknown = set(given) - {
+            "name",
+            "description",
+            "tags",
+            "metadata",
+            "parent_session_id",
+            "config",
+        }
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown Session.create options: {', '.join(sorted(unknown))}"
+            )
+        parent = given.get("parent_session_id")
+        if self._session_id is not None:
+            parent = self._session(parent.encode() if parent else None)
+        created = await self._sessions.create(
+            name=given.get("name", ""),
+            description=given.get("description", ""),
+            tags=given.get("tags") or [],
+            metadata=given.get("metadata") or {},
+            parent_id=parent,
+            config=given.get("config") or None,
+        )
+        self._own.add(created)
+        return created
+
+    async def session_get(self, session_id: Any) -> Any:
+        return _record(await self._sessions.get(self._session(session_id, default_current=False)))
+
+    async def session_list(self, query: Any = None) -> Any:
+        filters = mapping_from_lua(query, "Session.list query") or {}
+        found = await self._sessions.list(**filters)
+        if self._session_id is not None:
+            found = [info for info in found if info.id in self._own]
+        return [_record(info) for info in found]
+
+    async def session_suspend(self, session_id: Any) -> None:
+        await self._sessions.suspend(self._session(session_id))
+
+    async def session_resume(self, session_id: Any) -> None:
+        await self._sessions.resume(self._session(session_id))
+
+    async def session_complete(self, session_id: Any) -> None:
+        await self._sessions.complete(self._session(session_id))
+
+    async def session_fail(self, session_id: Any, reason: Any = None) -> None:
+        await self._sessions.fail(self._session(session_id), _optional_text(reason, "reason"))
+
+    async def session_archive(self, session_id: Any) -> None:
+        await self._sessions.archive(self._session(session_id))
+
+    async def session_delete(self, session_id: Any, opts: Any = None) -> None:
+        given = mapping_from_lua(opts, "Session.delete options") or {}
+        await self._sessions.delete(
+            self._session(session_id, default_current=False), cascade=bool(given.get("cascade"))
+        )
+
+    async def session_save(self, session_id: Any) -> None:
+        await self._sessions.save(self._session(session_id))
+
+    async def session_load(self, session_id: Any) -> str:
+        return await self._sessions.load(self._session(session_id))
+
+    async def session_getcurrent(self) -> str | None:
+        return self.current
+
+    async def session_setcurrent(self, session_id: Any = None) -> None:
+        if self._session_id is not None:
+            raise InvalidArgumentError("a session script's current session cannot be changed")
+        if session_id is None:
+            self.current = None
+            return
+        chosen = text(session_id, "a session id")
+        await self._sessions.get(chosen)  # SessionNotFound for an unknown id
+        self.current = chosen
+
+    async def session_setstate(self, session_id: Any, key: Any, value: Any = None) -> None:
+        sid, name = self._session(session_id), text(key, "a state key")
+        if value is None:
+            await self._sessions.delete_state(sid, name)
+        else:
+            await self._sessions.set_state(sid, name, from_lua(value))
+
+    async def session_getstate(self, session_id: Any, key: Any) -> Any:
+        return await self._sessions.get_state(self._session(session_id), text(key, "a state key"))
+
+    async def session_deletestate(self, session_id: Any, key: Any) -> None:
+        await self._sessions.delete_state(self._session(session_id), text(key, "a state key"))
+
+    async def session_liststate(self, session_id: Any = None) -> list[str]:
+        return await self._sessions.list_state(self._session(session_id))
+
+    async def session_fork(self, session_id: Any, opts: Any = None) -> str:
+        given = mapping_from_lua(opts, "Session.fork options") or {}
+        forked = await self._sessions.fork(
+            self._session(session_id),
+            at=_int(given.get("at"), "at"),
+            name=given.get("name"),
+        )
+        self._own.add(forked)
+        return forked
+
+    async def session_timeline(self, session_id: Any = None) -> Any:
+        entries = await self._sessions.timeline(self._session(session_id))
+        return [{"seq": e.seq, "at": e.at, "kind": e.kind, "data": e.data} for e in entries]
+
+    async def session_canreplay(self, session_id: Any = None) -> bool:
+        return await self._sessions.can_replay(self._session(session_id))
+
+    async def session_replay(self, session_id: Any, cfg: Any = None) -> Any:
+        config = mapping_from_lua(cfg, "Session.replay config") or {}
+        return _record(await self._sessions.replay(self._session(session_id), **config))
+
+    async def session_getreplaymetadata(self, session_id: Any = None) -> Any:
+        return _record(await self._sessions.replay_metadata(self._session(session_id)))
+
+    async def session_listreplayable(self) -> list[str]:
+        found = await self._sessions.list_replayable()
+        return found if self._session_id is None else [s for s in found if s in self._own]
+
+    # -- State -----------------------------------------------------------------------------
+
+    async def state_set(self, key: Any, value: Any = None) -> None:
+        if self._session_id is not None:
+            return await self.session_setstate(None, key, value)
+        name = text(key, "a state key")
+        if value is None:
+            await self._state.delete(name)
+        else:
+            await self._state.set(name, from_lua(value))
+        return None
+
+    async def state_get(self, key: Any) -> Any:
+        if self._session_id is not None:
+            return await self.session_getstate(None, key)
+        return await self._state.get(text(key, "a state key"))
+
+    async def state_delete(self, key: Any) -> None:
+        if self._session_id is not None:
+            return await self.session_deletestate(None, key)
+        await self._state.delete(text(key, "a state key"))
+        return None
+
+    async def state_list(self) -> list[str]:
+        if self._session_id is not None:
+            return await self.session_liststate(None)
+        return await self._state.keys()
+
+    # -- Artifact --------------------------------------------------------------------------
+
+    def _owner(self, value: Any) -> str | None:
+        """An artifact call's session: nil or "" = the current one (grants are checked by
+        the artifact manager, which acts as this script's session)."""
+        if value in (None, b""):
+            if self._session_id is not None:
+                return None
+            if self.current is None:
+                raise InvalidArgumentError("no current session; pass a session id")
+            return self.current
+        return text(value, "a session id")
+
+    async def artifact_store(
+        self, session_id: Any, type: Any, name: Any, content: Any, metadata: Any = None
+    ) -> Any:
+        ref = await self._artifacts.store(
+            self._owner(session_id),
+            text(type, "an artifact type"),
+            text(name, "an artifact name"),
+            _content(content),
+            mapping_from_lua(metadata, "artifact metadata"),
+        )
+        return _ref(ref)
+
+    async def artifact_get(self, session_id: Any, artifact: Any, version: Any = None) -> Any:
+        found = await self._artifacts.get(
+            self._owner(session_id), _artifact(artifact), _int(version, "version")
+        )
+        return {"content": found.content, "metadata": _record(found.metadata)}
+
+    async def artifact_list(self, session_id: Any = None) -> Any:
+        return [_record(i) for i in await self._artifacts.list(self._owner(session_id))]
+
+    async def artifact_versions(self, session_id: Any, name: Any) -> Any:
+        found = await self._artifacts.versions(
+            self._owner(session_id), text(name, "an artifact name")
+        )
+        return [_record(i) for i in found]
+
+    async def artifact_delete(self, session_id: Any, artifact: Any) -> None:
+        await self._artifacts.delete(self._owner(session_id), _artifact(artifact))
+
+    async def artifact_storefile(
+        self, session_id: Any, path: Any, type: Any = None, metadata: Any = None
+    ) -> Any:
+        ref = await self._artifacts.store_file(
+            self._owner(session_id),
+            text(path, "a file path"),
+            text(type if type is not None else b"user_input", "an artifact type"),
+            mapping_from_lua(metadata, "artifact metadata"),
+        )
+        return _ref(ref)
+
+    async def artifact_query(self, query: Any = None) -> Any:
+        filters = mapping_from_lua(query, "Artifact.query") or {}
+        return [_record(i) for i in await self._artifacts.query(**filters)]
+
+    async def artifact_share(
+        self, owner: Any, artifact: Any, target: Any, permission: Any = b"read"
+    ) -> None:
+        await self._artifacts.share(
+            self._owner(owner),
+            _artifact(artifact),
+            text(target, "a target session id"),
+            text(permission, "a permission"),
+        )
+
+    async def artifact_revoke(self, owner: Any, artifact: Any, target: Any) -> None:
+        await self._artifacts.revoke(
+            self._owner(owner), _artifact(artifact), text(target, "a target session id")
+        )
+
+    async def artifact_auditlog(self, session_id: Any, artifact: Any) -> Any:
+        entries = await self._artifacts.audit_log(self._owner(session_id), _artifact(artifact))
+        return [_record(e) for e in entries]
+
+
+def _content(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value).encode()
+    raise InvalidArgumentError(f"artifact content must be a string, not {lua_type_name(value)}")
+
+
+def _artifact(value: Any) -> str:
+    """An artifact argument: an id, an id table, or a name."""
+    if isinstance(value, bytes):
+        return text(value, "an artifact")
+    given = from_lua(value) if value is not None else None
+    found = given.get("id") if isinstance(given, dict) else None
+    if isinstance(found, str):
+        return found
+    raise InvalidArgumentError(
+        f"an artifact is an id, an id table or a name, not {lua_type_name(value)}"
+    )
+
+
+def _ref(ref: Any) -> dict[str, Any]:
+    return {
+        "id": ref.id,
+        "session_id": ref.session_id,
+        "name": ref.name,
+        "version": ref.version,
+        "content_hash": ref.content_hash,
+        "sequence": ref.version,
+    }
+
+
+async def run_session_script(
+    sessions: SessionManager,
+    artifacts: ArtifactManager,
+    state: HostState,
+    session_id: str,
+    slot: ScriptSlot,
+    message: RunScript,
+) -> list[Any]:
+    """Run a session script in the session actor's Lua state (made on first use, and again
+    after a run a limit stopped)."""
+    lua = slot.state
+    if lua is None or not lua.usable:
+        lua = slot.state = LuaState(message.limits)
+        lua.define(api_names())
+    api = ScriptApi(sessions, artifacts, state, session_id=session_id)
+    results: list[Any] = await lua.run(
+        message.source, api.dispatch, name=message.name, args=message.args, output=message.output
+    )
+    return results

@@ -1,0 +1,117 @@
+"""Values across the Lua boundary, both ways.
+
+Lua strings are bytes (the sandbox runs lupa without an encoding): content stays bytes,
+text is decoded as UTF-8. A table whose keys are all positive integers is an array (holes
+become ``None``); any other is a map with string keys; an empty table is an empty array
+(arguments that want a map accept it). Python values go back as Lua tables, strings and
+numbers; integers stay integers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import lupa
+
+from satchel._errors import InvalidArgumentError
+
+MAX_DEPTH = 64
+#: An array may have holes, but not many more slots than values (no sparse-table bombs).
+_MAX_HOLE_RATIO = 4
+
+
+def text(value: Any, what: str) -> str:
+    """A Lua string as Python text."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise InvalidArgumentError(f"{what} must be UTF-8 text") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidArgumentError(f"{what} must be a string, not {lua_type_name(value)}")
+
+
+def lua_type_name(value: Any) -> str:
+    """The Lua type name of a value the bridge received."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, bytes):
+        return "string"
+    return str(lupa.lua_type(value) or type(value).__name__)
+
+
+def from_lua(value: Any, depth: int = 0) -> Any:
+    """A Lua value as plain Python data (strings as text)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, bytes):
+        return text(value, "a string in this value")
+    if lupa.lua_type(value) != "table":
+        raise InvalidArgumentError(f"a {lua_type_name(value)} cannot leave the script")
+    if depth >= MAX_DEPTH:
+        raise InvalidArgumentError(f"tables nest deeper than {MAX_DEPTH} levels (a cycle?)")
+    entries = list(value.items())
+    if not entries:
+        return []
+    if all(type(k) is int and k > 0 for k, _ in entries):
+        top = max(k for k, _ in entries)
+        if top <= len(entries) * _MAX_HOLE_RATIO:
+            array: list[Any] = [None] * top
+            for k, v in entries:
+                array[k - 1] = from_lua(v, depth + 1)
+            return array
+    mapping = {}
+    for k, v in entries:
+        if isinstance(k, bytes):
+            key = text(k, "a table key")
+        elif isinstance(k, int | float) and not isinstance(k, bool):
+            key = str(k)
+        else:
+            raise InvalidArgumentError(f"a table key must be a string, not {lua_type_name(k)}")
+        mapping[key] = from_lua(v, depth + 1)
+    return mapping
+
+
+def mapping_from_lua(value: Any, what: str) -> dict[str, Any] | None:
+    """An optional table argument that must be a map (``{}`` included)."""
+    if value is None:
+        return None
+    converted = from_lua(value)
+    if converted == []:
+        return {}
+    if not isinstance(converted, dict):
+        raise InvalidArgumentError(f"{what} must be a table of named fields")
+    return converted
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """A time as the spec writes it: RFC 3339, UTC, microseconds, ``Z``."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_lua(runtime: lupa.LuaRuntime, value: Any) -> Any:
+    """Plain Python data as a Lua value in ``runtime``."""
+    if value is None or isinstance(value, bool | int | float | bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, dt.datetime):
+        return rfc3339(value).encode()
+    if isinstance(value, Mapping):
+        return runtime.table_from(
+            {str(k).encode(): to_lua(runtime, v) for k, v in value.items() if v is not None}
+        )
+    if isinstance(value, list | tuple):
+        table = runtime.table_from([])
+        for index, item in enumerate(value, 1):
+            if item is not None:
+                table[index] = to_lua(runtime, item)
+        return table
+    raise InvalidArgumentError(f"cannot give a {type(value).__name__} to a script")
