@@ -319,6 +319,6 @@ end
 
 return {
   define = define, new_env = new_env, start = start, step = step, finish = finish,
-  request = request, kill = killed_now, REQUEST = REQUEST,
+  kill = killed_now,
 }
 """
