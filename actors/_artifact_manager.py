@@ -179,13 +179,16 @@ class ArtifactManager:
         path: str | os.PathLike[str],
         type: str,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        anywhere: bool = False,
     ) -> ArtifactRef:
-        """Store a file under one of ``file_roots`` (symlinks resolved first), named by its
-        base name. A file that changes size while read fails; nothing is stored."""
-        resolved = self._allowed_file(path)
+        """Store a file under one of ``file_roots`` (symlinks resolved first; ``anywhere``
+        lifts that, for a trusted host script), named by its base name. A file that changes
+        size while read fails; nothing is stored."""
+        resolved = self._allowed_file(path, anywhere)
         return await self.store(session_id, type, resolved.name, _read_file(resolved), metadata)
 
-    def _allowed_file(self, path: str | os.PathLike[str]) -> Path:
+    def _allowed_file(self, path: str | os.PathLike[str], anywhere: bool) -> Path:
         if not isinstance(path, str | os.PathLike):
             raise InvalidArgumentError(
                 f"a file path must be text, not {builtins.type(path).__name__}"
@@ -194,7 +197,7 @@ class ArtifactManager:
             resolved = Path(path).resolve(strict=True)
         except (OSError, RuntimeError):
             raise ValidationError(f"no readable file at {os.fspath(path)!r}") from None
-        if not any(resolved.is_relative_to(root) for root in self.file_roots):
+        if not anywhere and not any(resolved.is_relative_to(r) for r in self.file_roots):
             raise AccessDeniedError(
                 f"{os.fspath(path)!r} is outside the folders files may be stored from "
                 f"({', '.join(map(str, self.file_roots)) or 'none'})"

@@ -69,6 +69,15 @@ def api_names() -> list[tuple[str, str, str]]:
     return names
 
 
+def _returns_nothing() -> frozenset[str]:
+    """The ops the spec lists as returning nothing: their handlers are annotated ``None``."""
+    return frozenset(
+        op
+        for _, _, op in api_names()
+        if getattr(ScriptApi, op.replace(".", "_").lower()).__annotations__["return"] == "None"
+    )
+
+
 def _record(value: Any) -> Any:
     if not attrs.has(type(value)):
         return value
@@ -115,9 +124,10 @@ class ScriptApi:
             for op in {op for _, _, op in api_names()}
         }
 
-    async def dispatch(self, op: str, args: tuple[Any, ...]) -> Any:
-        """Run request ``op`` with the script's arguments."""
-        return await self._handlers[op](*args)
+    async def dispatch(self, op: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Run request ``op`` with the script's arguments; what the Lua call returns."""
+        result = await self._handlers[op](*args)
+        return () if op in _RETURNS_NOTHING else (result,)
 
     # -- whose sessions --------------------------------------------------------------------
 
@@ -337,6 +347,7 @@ class ScriptApi:
             text(path, "a file path"),
             text(type if type is not None else b"user_input", "an artifact type"),
             mapping_from_lua(metadata, "artifact metadata"),
+            anywhere=self._session_id is None,
         )
         return _ref(ref)
 
@@ -415,3 +426,6 @@ async def run_session_script(
         message.source, api.dispatch, name=message.name, args=message.args, output=message.output
     )
     return results
+
+
+_RETURNS_NOTHING = _returns_nothing()

@@ -30,7 +30,8 @@ from ._convert import from_lua, to_lua
 from ._patterns import pattern_weight
 from ._prelude import PRELUDE
 
-Dispatch = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
+#: Answers one API request with the values the Lua call returns (none, one or more).
+Dispatch = Callable[[str, tuple[Any, ...]], Awaitable[Sequence[Any]]]
 _MEMORY = b"not enough memory"
 _LIMIT = "ScriptLimitExceeded: "
 _KINDS = {
@@ -67,7 +68,7 @@ def _refuse_attributes(obj: object, name: object, is_setting: bool) -> object:
 
 def _json_encode(value: Any) -> tuple[bool, bytes]:
     try:
-        return True, json.dumps(from_lua(value), ensure_ascii=False).encode()
+        return True, json.dumps(from_lua(value), ensure_ascii=False, separators=(",", ":")).encode()
     except (SatchelError, ValueError, TypeError) as error:
         return False, f"InvalidArgument: JSON.encode: {error}".encode()
 
@@ -166,7 +167,8 @@ class LuaState:
             op, request = outcome[1].decode(), outcome[2:]
             with trio.move_on_at(trio.current_time() + deadline - time.monotonic()) as waited:
                 try:
-                    answer = (True, to_lua(self.lua, await dispatch(op, request)))
+                    results = await dispatch(op, request)
+                    answer = (True, *(to_lua(self.lua, value) for value in results))
                 except SatchelError as error:
                     answer = (False, f"{error.kind}: {error}".encode())
             if waited.cancelled_caught:

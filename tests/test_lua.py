@@ -201,3 +201,16 @@ def test_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     captured = capsys.readouterr()
     assert captured.out == "hello\t1\n"
     assert captured.err.startswith("InvalidArgument: ")
+
+
+async def test_session_scripts_store_files_only_from_allowed_folders(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """A host script may store any file it can read; a session script only under file_roots."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("private")
+    sid = await rt.sessions.create()
+    store = "return Artifact.storeFile(ARGS[1], ARGS[2], 'user_input').name"
+    assert await lua(rt, store, args=[sid, str(outside)]) == ["outside.txt"]
+    with pytest.raises(AccessDeniedError, match="outside the folders"):
+        await lua(rt, store, args=[None, str(outside)], session_id=sid)
