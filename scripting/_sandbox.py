@@ -160,21 +160,21 @@ class LuaState:
 
     async def _drive(self, dispatch: Dispatch, deadline: float) -> list[Any]:
         answer: tuple[Any, ...] = ()
-        while True:
-            outcome = self._guarded(self._driver.step, *answer)
-            if outcome[0] == b"done":
-                return self._finished(outcome[1], outcome[2:])
-            op, request = outcome[1].decode(), outcome[2:]
-            with trio.move_on_at(trio.current_time() + deadline - time.monotonic()) as waited:
+        # One cancel scope for the whole run, not one per call: it is most of a call's cost.
+        with trio.move_on_at(trio.current_time() + deadline - time.monotonic()):
+            while True:
+                outcome = self._guarded(self._driver.step, *answer)
+                if outcome[0] == b"done":
+                    return self._finished(outcome[1], outcome[2:])
                 try:
-                    results = await dispatch(op, request)
+                    results = await dispatch(outcome[1].decode(), outcome[2:])
                     answer = (True, *(to_lua(self.lua, value) for value in results))
                 except SatchelError as error:
                     answer = (False, f"{error.kind}: {error}".encode())
-            if waited.cancelled_caught:
-                limit = self.limits.max_seconds
-                self._driver.kill(f"time limit of {limit} s reached".encode())
-                answer = (False, b"")
+        # The wall-time limit passed during an API call: the script resumes into the kill.
+        self._driver.kill(f"time limit of {self.limits.max_seconds} s reached".encode())
+        outcome = self._guarded(self._driver.step, False, b"")
+        return self._finished(outcome[1], outcome[2:])
 
     def _finished(self, ok: bool, results: tuple[Any, ...]) -> list[Any]:
         if ok:

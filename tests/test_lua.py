@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 from satchel.scripting import ScriptLimits
 
 from satchel import (
@@ -214,3 +216,21 @@ async def test_session_scripts_store_files_only_from_allowed_folders(
     assert await lua(rt, store, args=[sid, str(outside)]) == ["outside.txt"]
     with pytest.raises(AccessDeniedError, match="outside the folders"):
         await lua(rt, store, args=[None, str(outside)], session_id=sid)
+
+
+async def test_wall_time_limit_reaches_into_a_slow_api_call(
+    rt: Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A run whose API call outlasts the wall-time limit stops with ScriptLimitExceeded."""
+
+    async def slow(_: Any) -> None:
+        await trio.sleep(60)
+
+    rt.hooks.register("state_changed", slow, deadline_s=600)
+    sid = await rt.sessions.create()
+    limits = ScriptLimits(max_seconds=5)
+    with pytest.raises(ScriptLimitExceededError, match="time limit"):
+        await lua(
+            rt, "Session.setState(ARGS[1], 'k', 1) return 'unreachable'", args=[sid], limits=limits
+        )
+    assert await lua(rt, "return 2") == [2]

@@ -1,0 +1,168 @@
+"""pyperf benchmarks of Lua scripting (issue 7), each beside its floor in the same run.
+
+* ``Session.setState from Lua, host script``: one ``Session.setState(id, key, table)`` call
+  from a host script's loop (the script is started once per batch of calls; its start is
+  spread over the batch). Floor: the same ``rt.sessions.set_state`` awaited from Python.
+  Target: at most 2x.
+* ``Session.setState from Lua, session script``: the same call from a script running in the
+  session's own actor (answered inline in its turn). Floor: as above.
+* ``bridge call (Session.getCurrent)``: a Lua call to the cheapest API function: one
+  coroutine yield, the Python handler, the answer converted back, one resume. Floor: the same
+  handler awaited directly from Python. The difference is the bridge's per-call overhead.
+* ``create a sandboxed Lua state``: ``LuaState`` (lupa runtime with a memory limit, the
+  prelude: coroutine driver, limits, sandboxed environment) plus the 74 API functions.
+  Floor: a bare ``lupa.LuaRuntime`` with the same memory limit.
+* ``first script run in a fresh session``: ``run_lua("return 1", session_id=...)`` on a
+  session whose actor has no Lua state yet (it makes one). Target: at most 5 ms.
+  Floor: the same run again, on the now warm state.
+
+Run (from the repository root)::
+
+    python perf/bench_lua.py -o perf/lua.json
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import lupa
+import pyperf
+import trio
+from satchel.scripting import LuaState, ScriptApi, ScriptLimits, api_names
+
+from satchel import Runtime, open_runtime
+
+VALUE = '{n = i, note = "thinking"}'
+
+
+def _in_runtime(body: Callable[[Runtime, int], Awaitable[float]]) -> Callable[[int], float]:
+    """A pyperf time function running ``body(rt, loops)`` in a fresh runtime on RocksDB."""
+
+    def run(loops: int) -> float:
+        folder = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
+
+        async def main() -> float:
+            async with open_runtime(folder) as rt:
+                return await body(rt, loops)
+
+        try:
+            return trio.run(main)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return run
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+async def lua_set_state_host(rt: Runtime, loops: int) -> float:
+    sid = await rt.sessions.create()
+    script = f"for i = 1, ARGS[2] do Session.setState(ARGS[1], 'step', {VALUE}) end"
+    await rt.run_lua(script, args=[sid, 1], output=_silent)
+    start = time.perf_counter()
+    await rt.run_lua(script, args=[sid, loops], output=_silent)
+    return time.perf_counter() - start
+
+
+async def lua_set_state_session(rt: Runtime, loops: int) -> float:
+    sid = await rt.sessions.create()
+    script = f"for i = 1, ARGS[1] do State.set('step', {VALUE}) end"
+    await rt.run_lua(script, args=[1], session_id=sid, output=_silent)
+    start = time.perf_counter()
+    await rt.run_lua(script, args=[loops], session_id=sid, output=_silent)
+    return time.perf_counter() - start
+
+
+async def python_set_state(rt: Runtime, loops: int) -> float:
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "step", {"n": 0, "note": "thinking"})
+    start = time.perf_counter()
+    for i in range(1, loops + 1):
+        await rt.sessions.set_state(sid, "step", {"n": i, "note": "thinking"})
+    return time.perf_counter() - start
+
+
+async def bridge_call(rt: Runtime, loops: int) -> float:
+    script = "local f = Session.getCurrent for i = 1, ARGS[1] do f() end"
+    start = time.perf_counter()
+    await rt.run_lua(script, args=[loops], output=_silent)
+    return time.perf_counter() - start
+
+
+async def direct_call(rt: Runtime, loops: int) -> float:
+    from satchel.actors._host_state import HostState
+
+    api = ScriptApi(rt.sessions, rt.artifacts, HostState(rt.store.kv))
+    start = time.perf_counter()
+    for _ in range(loops):
+        await api.dispatch("Session.getCurrent", ())
+    return time.perf_counter() - start
+
+
+def create_state(loops: int) -> float:
+    limits = ScriptLimits()
+    names = api_names()
+    start = time.perf_counter()
+    for _ in range(loops):
+        LuaState(limits).define(names)
+    return time.perf_counter() - start
+
+
+def create_bare(loops: int) -> float:
+    memory = ScriptLimits().max_memory
+    start = time.perf_counter()
+    for _ in range(loops):
+        lupa.LuaRuntime(encoding=None, max_memory=memory)
+    return time.perf_counter() - start
+
+
+def _session_runs(warm: bool) -> Callable[[Runtime, int], Awaitable[float]]:
+    async def body(rt: Runtime, loops: int) -> float:
+        total = 0.0
+        for _ in range(loops):
+            sid = await rt.sessions.create()
+            if warm:
+                await rt.run_lua("return 1", session_id=sid, output=_silent)
+            start = time.perf_counter()
+            await rt.run_lua("return 1", session_id=sid, output=_silent)
+            total += time.perf_counter() - start
+        return total
+
+    return body
+
+
+def main() -> None:
+    runner = pyperf.Runner()
+    runner.metadata["description"] = "satchel Lua scripting"
+    runner.bench_time_func(
+        "Session.setState from Lua, host script", _in_runtime(lua_set_state_host)
+    )
+    runner.bench_time_func(
+        "Session.setState from Lua, host script [floor]", _in_runtime(python_set_state)
+    )
+    runner.bench_time_func(
+        "Session.setState from Lua, session script", _in_runtime(lua_set_state_session)
+    )
+    runner.bench_time_func(
+        "Session.setState from Lua, session script [floor]", _in_runtime(python_set_state)
+    )
+    runner.bench_time_func("bridge call (Session.getCurrent)", _in_runtime(bridge_call))
+    runner.bench_time_func("bridge call (Session.getCurrent) [floor]", _in_runtime(direct_call))
+    runner.bench_time_func("create a sandboxed Lua state", create_state)
+    runner.bench_time_func("create a sandboxed Lua state [floor]", create_bare)
+    runner.bench_time_func(
+        "first script run in a fresh session", _in_runtime(_session_runs(warm=False))
+    )
+    runner.bench_time_func(
+        "first script run in a fresh session [floor]", _in_runtime(_session_runs(warm=True))
+    )
+
+
+if __name__ == "__main__":
+    main()
