@@ -3,6 +3,9 @@
 The records users handle (``SessionInfo``, ``SessionConfig``...) are public in ``satchel``.
 """
 
+from ._archive import ArchiveReport as ArchiveReport
+from ._archive import export_session as export_session
+from ._archive import import_session as import_session
 from ._check import check_sessions as check_sessions
 from ._deadlines import DeadlineBoard as DeadlineBoard
 from ._deadlines import DeadlineSweeper as DeadlineSweeper

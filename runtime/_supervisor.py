@@ -70,6 +70,8 @@ class Supervisor:
         self._order = 0
         self.totals = _Totals()
         self._emptied = trio.Event()
+        # Events of callers waiting in ``stop`` (made on demand: a cell has no room for one).
+        self._stopping: dict[Key, trio.Event] = {}
         self._sweep_wake = trio.Event()
         self.closed = False
         self.reminders = Reminders(self, reminder_store)
@@ -206,6 +208,9 @@ class Supervisor:
     def _cell_finished(self, cell: Cell) -> None:
         if self._cells.get(cell.key) is cell:
             del self._cells[cell.key]
+            stopped = self._stopping.pop(cell.key, None)
+            if stopped is not None:
+                stopped.set()
         if not self._cells:
             self._emptied.set()
         if cell.state == "failed":
@@ -243,6 +248,15 @@ class Supervisor:
         if what not in ("passivate", "restart"):
             raise ValueError(f"unknown request {what!r}")
         cell.request(what)  # type: ignore[arg-type]
+
+    async def stop(self, kind: str, actor_id: str) -> None:
+        """Passivate a live actor and return once it is gone (its state flushed)."""
+        cell = self._cells.get((kind, actor_id))
+        if cell is None:
+            raise ActorNotFoundError(f"actor {kind}/{actor_id} is not live")
+        stopped = self._stopping.setdefault(cell.key, trio.Event())
+        cell.request("passivate")
+        await stopped.wait()
 
     def clear_failure(self, kind: str, actor_id: str) -> None:
         """Forget that an actor failed, so its next message activates it again."""

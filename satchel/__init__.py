@@ -6,6 +6,7 @@ from ._errors import ActorFailedError as ActorFailedError
 from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import BlobNotFoundError as BlobNotFoundError
+from ._errors import ContentTooLargeError as ContentTooLargeError
 from ._errors import HookCancelledError as HookCancelledError
 from ._errors import IntegrityError as IntegrityError
 from ._errors import InvalidArgumentError as InvalidArgumentError
@@ -19,6 +20,7 @@ from ._errors import RuntimeClosedError as RuntimeClosedError
 from ._errors import SatchelError as SatchelError
 from ._errors import ScriptError as ScriptError
 from ._errors import ScriptLimitExceededError as ScriptLimitExceededError
+from ._errors import SessionExistsError as SessionExistsError
 from ._errors import SessionHasChildrenError as SessionHasChildrenError
 from ._errors import SessionNotActiveError as SessionNotActiveError
 from ._errors import SessionNotFoundError as SessionNotFoundError
@@ -40,6 +42,11 @@ from .actors._builtin_hooks import MetricsSummary as MetricsSummary
 from .actors._check import SessionCheckReport as SessionCheckReport
 from .actors._collect import CollectionConfig as CollectionConfig
 from .actors._collect import Collectors as Collectors
+from .actors._control import ActorInspection as ActorInspection
+from .actors._control import CheckResult as CheckResult
+from .actors._control import Control as Control
+from .actors._control import ControlStatistics as ControlStatistics
+from .actors._control import GcReport as GcReport
 from .actors._handle import SessionHandle as SessionHandle
 from .actors._history import ReplayMetadata as ReplayMetadata
 from .actors._hooks import HookContext as HookContext

@@ -29,6 +29,10 @@ class ValidationError(SatchelError, ValueError):
     kind = "ValidationError"
 
 
+class ContentTooLargeError(ValidationError):
+    """Content over the size limit (kind ``ValidationError``; HTTP answers it with 413)."""
+
+
 class IntegrityError(SatchelError):
     """Stored bytes no longer match what was written: the data is corrupt or incomplete."""
 
@@ -94,6 +98,13 @@ class RuntimeClosedError(SatchelError, RuntimeError):
     """The runtime is closed (or closing) and takes no more messages."""
 
     kind = "RuntimeClosed"
+
+
+class SessionExistsError(SatchelError, FileExistsError):
+    """A session with that id (or an artifact id it holds) is already stored, so an import
+    would overwrite it."""
+
+    kind = "SessionExists"
 
 
 class SessionNotFoundError(SatchelError, LookupError):

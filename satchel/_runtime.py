@@ -19,6 +19,7 @@ from satchel.actors._audit import checked_max_entries
 from satchel.actors._builtin_hooks import Metrics
 from satchel.actors._builtin_hooks import install as install_builtin_hooks
 from satchel.actors._collect import CollectionConfig, Collectors, register_hook_kind
+from satchel.actors._control import Control
 from satchel.actors._events import EventBus
 from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
@@ -83,6 +84,8 @@ class Runtime:
         self.events = events
         #: Scheduled replays: ``rt.replays.schedule(session_id, every_s=3600)``.
         self.replays = replays
+        #: Inspect and steer live actors: ``rt.control.actors()``, ``rt.control.stop(id)``.
+        self.control = Control(supervisor, sessions, replays, hooks, store, backend)
 
     async def run_lua(
         self,

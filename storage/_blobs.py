@@ -22,6 +22,7 @@ import trio
 
 from satchel._errors import (
     BlobNotFoundError,
+    ContentTooLargeError,
     IntegrityError,
     InvalidArgumentError,
     ValidationError,
@@ -257,7 +258,7 @@ class BlobStore:
 
     def _check_size(self, size: int) -> None:
         if size > self.limits.max_size:
-            raise ValidationError(
+            raise ContentTooLargeError(
                 f"content of {size} bytes or more is over the limit of {self.limits.max_size} bytes"
             )
 

@@ -104,6 +104,10 @@ class KeyValueStore(Protocol):
         """Apply every operation of ``batch`` atomically; ``sync`` waits for stable storage."""
         ...
 
+    def compact(self) -> None:
+        """Reclaim the space of deleted and overwritten keys now (a no-op where none is held)."""
+        ...
+
     def close(self) -> None:
         """Release the backend; later calls raise ``StoreClosedError``."""
         ...

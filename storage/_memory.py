@@ -97,6 +97,10 @@ class MemoryStore:
         if sync:
             self.sync_writes += 1
 
+    def compact(self) -> None:
+        """Nothing to reclaim: deleted keys are gone at once."""
+        self._space(Space.INDEX)  # a closed store still refuses
+
     def close(self) -> None:
         """Drop every key; later calls raise ``StoreClosedError``."""
         self._spaces = None

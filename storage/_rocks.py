@@ -164,6 +164,11 @@ class RocksStore:
                 native.delete_range(key, cast("bytes", value), handle)
         db.write(native, options)
 
+    def compact(self) -> None:
+        """Compact both column families over their whole key range."""
+        self._target(Space.INDEX).compact_range(None, None)
+        self._target(Space.BLOBS).compact_range(None, None)
+
     def close(self) -> None:
         """Flush the memtables and release the folder's lock."""
         if self._db is None:

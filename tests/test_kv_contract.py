@@ -252,3 +252,18 @@ def test_inverted_delete_range_is_a_no_op(kv: KeyValueStore) -> None:
     batch.delete_range(b"a", b"a")
     kv.write(batch)
     assert [k for k, _ in kv.scan(b"", b"z")] == [b"a", b"b"]
+
+
+def test_compact_keeps_every_live_key(kv: KeyValueStore) -> None:
+    """Compaction drops deleted keys and keeps every live one in both spaces."""
+    batch = Batch()
+    for i in range(200):
+        batch.put(b"k%03d" % i, b"v" * 100)
+        batch.put(b"c%03d" % i, b"x" * 1000, BLOBS)
+    kv.write(batch)
+    gone = Batch()
+    gone.delete_range(b"k100", b"k200")
+    kv.write(gone)
+    kv.compact()
+    assert [k for k, _ in kv.scan(b"k", b"l")] == [b"k%03d" % i for i in range(100)]
+    assert len(list(kv.scan(b"c", b"d", space=BLOBS))) == 200
