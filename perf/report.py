@@ -7,7 +7,9 @@ Run (from the repository root)::
 Today's RESULTS.md::
 
     python perf/report.py perf/storage.json perf/kernel.json perf/sessions.json \
-        --notes perf/kernel_memory.md perf/sessions_notes.md
+        perf/artifacts.json perf/hooks.json perf/lua.json \
+        --notes perf/kernel_memory.md perf/sessions_notes.md perf/artifacts_notes.md \
+        perf/hooks_notes.md perf/lua_notes.md perf/http_notes.md
 
 Benchmarks pair by name: ``<op>`` with ``<op> [floor]``, in any file given. A benchmark whose
 metadata holds ``bytes_per_op`` gets a throughput (MB/s, 10^6 bytes per second) and is compared
@@ -77,6 +79,8 @@ TARGETS: tuple[Target, ...] = (
     Target("* built-in hooks", "max_x", 1.15),
     Target("simulate replay, 10,000 entries", "max_time", 0.2),
     Target("fork, 1,000 artifacts", "max_time", 50e-3),
+    Target("Session.setState from Lua, *", "max_x", 2.0),
+    Target("first script run in a fresh session", "max_time", 5e-3),
 )
 
 

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import httpx
 import trio
 
+from satchel import _cli_commands as cmd
+from satchel._cli_client import ApiError, connect
+from satchel._cli_commands import Command
+from satchel._cli_output import Output
 from satchel._errors import SatchelError
 from satchel._runtime import open_runtime
+from satchel._serve import TOKEN_FILE, find_server, serve
 from satchel._version import __version__
-from satchel.actors import check_sessions
-from satchel.storage import Batch, Store, open_store
+from satchel.storage import Backend, Batch, Store, open_store
 from satchel.storage._keys import DEMO
 
 _DEMO_TEXT = (
@@ -23,9 +31,8 @@ _DEMO_TEXT = (
 
 
 def _open(args: argparse.Namespace) -> Store:
-    return open_store(
-        None if args.memory else args.data, backend="memory" if args.memory else "rocksdb"
-    )
+    folder = _folder(args)
+    return open_store(folder, backend="rocksdb" if folder else "memory")
 
 
 async def _demo(store: Store, name: str) -> int:
@@ -53,27 +60,172 @@ async def _demo(store: Store, name: str) -> int:
     return 0 if back == content and report.clean else 1
 
 
-async def _check(store: Store, fix: bool) -> int:
-    report = await store.check(fix=fix)
-    print(f"blobs: {report.blobs}, references: {report.references}")
-    for label, problems in (
-        ("dangling reference", report.dangling_references),
-        ("refcount mismatch", report.refcount_mismatches),
-        ("orphan chunks", report.orphan_chunks),
-        ("corrupt blob", report.corrupt_blobs),
-    ):
-        for problem in problems:
-            print(f"{label}: {problem}")
-    sessions = check_sessions(store.kv, fix=fix)
-    print(f"sessions: {sessions.sessions}")
-    for problem in sessions.problems:
-        print(f"session problem: {problem}")
-    clean = report.clean and sessions.clean
-    print("clean" if clean else ("repaired what could be" if fix else "problems found"))
-    return 0 if clean or (fix and not report.corrupt_blobs) else 1
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes (given before or after the command)."""
+    common = argparse.ArgumentParser(add_help=False)
+    place = common.add_mutually_exclusive_group()
+    place.add_argument(
+        "--data",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="data folder (default $SATCHEL_DATA or ./.satchel)",
+    )
+    place.add_argument(
+        "--memory", action="store_true", default=argparse.SUPPRESS, help="keep nothing"
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    return common
+
+
+def _leaf(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    command: Command,
+    help_text: str,
+    common: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text, parents=[common])
+    parser.set_defaults(command=command)
+    return parser
+
+
+def _session_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    group = commands.add_parser("sessions", help="list, show and steer sessions").add_subparsers(
+        dest="verb", required=True
+    )
+    listing = _leaf(group, "list", cmd.sessions_list, "sessions matching filters", common)
+    listing.add_argument("--status")
+    listing.add_argument("--tag", action="append", help="must have this tag (repeatable)")
+    listing.add_argument("--parent", help="children of this session")
+    listing.add_argument("--search", help="substring of name or description")
+    listing.add_argument("--order-by", choices=("created_at", "updated_at", "name"))
+    listing.add_argument("--desc", action="store_true", help="newest (or last) first")
+    listing.add_argument("--offset", type=int)
+    listing.add_argument("--limit", type=int)
+    _leaf(group, "show", cmd.sessions_show, "one session", common).add_argument("session")
+    create = _leaf(group, "create", cmd.sessions_create, "a new session; prints its id", common)
+    create.add_argument("--name")
+    create.add_argument("--description")
+    create.add_argument("--tag", action="append")
+    create.add_argument("--metadata", type=cmd.json_arg, help="a JSON object")
+    create.add_argument("--parent", help="parent session id")
+    for verb in ("suspend", "resume", "complete", "fail", "archive"):
+        leaf = _leaf(group, verb, cmd.sessions_transition, f"{verb} a session", common)
+        leaf.add_argument("session")
+        leaf.set_defaults(verb=verb)
+        if verb == "fail":
+            leaf.add_argument("--reason")
+    delete = _leaf(group, "delete", cmd.sessions_delete, "delete a session", common)
+    delete.add_argument("session")
+    delete.add_argument("--cascade", action="store_true", help="and its child sessions")
+    fork = _leaf(group, "fork", cmd.sessions_fork, "fork a session; prints the new id", common)
+    fork.add_argument("session")
+    fork.add_argument("--at", type=int, help="journal sequence (default: latest)")
+    fork.add_argument("--name")
+
+
+def _artifact_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    group = commands.add_parser("artifacts", help="store, read and share artifacts")
+    verbs = group.add_subparsers(dest="verb", required=True)
+    _leaf(verbs, "list", cmd.artifacts_list, "latest version of each", common).add_argument(
+        "session"
+    )
+    get = _leaf(verbs, "get", cmd.artifacts_get, "content to stdout or a file", common)
+    get.add_argument("session")
+    get.add_argument("name")
+    get.add_argument("--version", type=int)
+    get.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    get.add_argument("--metadata", action="store_true", help="the metadata, not the content")
+    put = _leaf(verbs, "put", cmd.artifacts_put, "store files (bulk)", common)
+    put.add_argument("session")
+    put.add_argument("files", type=Path, nargs="+")
+    put.add_argument("--name", help="artifact name (one file only; default: its base name)")
+    put.add_argument("--type", default="user_input")
+    put.add_argument("--tag", action="append")
+    put.add_argument("--mime-type")
+    put.add_argument("--metadata", type=cmd.json_arg, help="custom metadata, a JSON object")
+    versions = _leaf(verbs, "versions", cmd.artifacts_versions, "every version", common)
+    versions.add_argument("session")
+    versions.add_argument("name")
+    query = _leaf(verbs, "query", cmd.artifacts_query, "artifacts matching filters", common)
+    query.add_argument("--session")
+    query.add_argument("--type")
+    query.add_argument("--name", help="case-insensitive substring of the name")
+    query.add_argument("--tag", action="append")
+    query.add_argument("--metadata", type=cmd.json_arg, help="custom key/values, JSON")
+    query.add_argument("--min-size", type=int)
+    query.add_argument("--max-size", type=int)
+    query.add_argument("--all-versions", action="store_true")
+    query.add_argument("--order-by", choices=("created_at", "size", "name"))
+    query.add_argument("--desc", action="store_true")
+    query.add_argument("--offset", type=int)
+    query.add_argument("--limit", type=int)
+    delete = _leaf(verbs, "delete", cmd.artifacts_delete, "a version, or every one", common)
+    delete.add_argument("session")
+    delete.add_argument("name")
+    delete.add_argument("--version", type=int)
+    share = _leaf(verbs, "share", cmd.artifacts_share, "grant another session", common)
+    share.add_argument("session")
+    share.add_argument("name")
+    share.add_argument("target")
+    share.add_argument("--permission", choices=("read", "write", "admin"), default="read")
+    revoke = _leaf(verbs, "revoke", cmd.artifacts_revoke, "take a grant back", common)
+    revoke.add_argument("session")
+    revoke.add_argument("name")
+    revoke.add_argument("target")
+
+
+def _other_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    line = _leaf(commands, "timeline", cmd.timeline, "a session's journal", common)
+    line.add_argument("session")
+    line.add_argument("--offset", type=int)
+    line.add_argument("--limit", type=int)
+    again = _leaf(commands, "replay", cmd.replay, "replay a session (it is not changed)", common)
+    again.add_argument("session")
+    again.add_argument("--mode", choices=("simulate", "exact", "modified", "debug"),
+                       default="simulate")  # fmt: skip
+    again.add_argument("--at", type=int)
+    again.add_argument("--set", type=_assignment, action="append", metavar="KEY=JSON",
+                       help="a variable's value for modified replay")  # fmt: skip
+    check = _leaf(commands, "check", cmd.check, "check blobs and sessions", common)
+    check.add_argument("--fix", action="store_true", help="repair what can be repaired")
+    _leaf(commands, "gc", cmd.gc, "passivate idle sessions, free orphans, compact", common)
+    out = _leaf(commands, "export", cmd.export, "a session as an archive file", common)
+    out.add_argument("session")
+    out.add_argument("-o", "--output", type=Path, required=True)
+    into = _leaf(commands, "import", cmd.import_, "a session from an archive file", common)
+    into.add_argument("file", type=Path)
+    actors = _leaf(commands, "actors", cmd.actors, "live actors: list, show, steer", common)
+    actors.add_argument("verb", choices=("list", "show", "passivate", "restart", "stop"))
+    actors.add_argument("id", nargs="?")
+    actors.add_argument("--kind", help="actor kind (default: every kind; session for verbs)")
+    _leaf(commands, "stats", cmd.stats, "runtime statistics", common)
+    plans = _leaf(commands, "schedules", cmd.schedules, "scheduled replays", common)
+    plans.add_argument("verb", choices=("list", "add", "cancel"))
+    plans.add_argument("id", nargs="?", help="session id (list, add) or schedule id (cancel)")
+    plans.add_argument("--every", type=float, help="seconds between runs")
+    plans.add_argument("--when", help="first run: RFC 3339 time or epoch seconds")
+    plans.add_argument("--mode", default="simulate")
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError("expected KEY=JSON")
+    return key, cmd.json_arg(value)
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = _common()
     parser = argparse.ArgumentParser(prog="satchel", description=__doc__)
     parser.add_argument("--version", action="version", version=f"satchel {__version__}")
     place = parser.add_mutually_exclusive_group()
@@ -81,34 +233,47 @@ def _parser() -> argparse.ArgumentParser:
         "--data", type=Path, help="data folder (default $SATCHEL_DATA or ./.satchel)"
     )
     place.add_argument("--memory", action="store_true", help="keep nothing: an in-memory store")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="store an artifact, read it back, check the store")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    commands = parser.add_subparsers(dest="group", required=True)
+    demo = commands.add_parser("demo", help="store an artifact, read it back, check the store",
+                               parents=[common])  # fmt: skip
     demo.add_argument("--name", default="hello.txt", help="artifact name (default hello.txt)")
-    check = commands.add_parser(
-        "check", help="compare the blob index with its data, and sessions with their indexes"
-    )
-    check.add_argument("--fix", action="store_true", help="repair what can be repaired")
-    run = commands.add_parser("run", help="run a Lua script (see docs/lua.md)")
+    run = commands.add_parser("run", help="run a Lua script (see docs/lua.md)", parents=[common])
     run.add_argument("script", type=Path, help="the Lua file")
     run.add_argument("args", nargs="*", help="script arguments (after --): the global ARGS")
-    run_place = run.add_mutually_exclusive_group()
-    run_place.add_argument("--data", type=Path, default=argparse.SUPPRESS, help="data folder")
-    run_place.add_argument(
-        "--memory", action="store_true", default=argparse.SUPPRESS, help="in-memory store"
-    )
     run.add_argument("--session", help="run as a session script of session ID")
     run.add_argument("--allow-io", action="store_true", help="give the script io and all of os")
+    serve = commands.add_parser("serve", help="serve the HTTP API", parents=[common])
+    serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8470, help="port (default 8470; 0: any)")
+    _session_commands(commands, common)
+    _artifact_commands(commands, common)
+    _other_commands(commands, common)
     return parser
 
 
-async def _run(args: argparse.Namespace) -> int:
+def _folder(args: argparse.Namespace) -> Path | None:
+    if args.memory:
+        return None
+    if args.data is not None:
+        return Path(args.data)
+    return Path(os.environ.get("SATCHEL_DATA") or ".satchel")
+
+
+async def _run(args: argparse.Namespace, out: Output) -> int:
     try:
         source = args.script.read_bytes()
     except OSError as error:
-        print(f"InvalidArgument: cannot read {args.script}: {error.strerror}", file=sys.stderr)
+        out.error(f"InvalidArgument: cannot read {args.script}: {error.strerror}")
         return 2
-    where = None if args.memory else args.data
-    async with open_runtime(where, store="memory" if args.memory else "rocksdb") as rt:
+    folder = _folder(args)
+    server = None if folder is None else find_server(folder)
+    if server is not None:
+        if args.allow_io:
+            out.error("InvalidArgument: --allow-io runs only in-process, not on a server")
+            return 2
+        return await _run_remote(args, source, folder)
+    async with open_runtime(folder, store="rocksdb" if folder else "memory") as rt:
         try:
             await rt.run_lua(
                 source,
@@ -118,27 +283,78 @@ async def _run(args: argparse.Namespace) -> int:
                 allow_io=args.allow_io,
             )
         except SatchelError as error:
-            print(f"{error.kind}: {error}", file=sys.stderr)
+            out.error(f"{error.kind}: {error}")
             trace = getattr(error, "lua_traceback", None)
             if trace:
-                print(trace, file=sys.stderr)
+                out.error(trace)
             return 1
     return 0
+
+
+async def _run_remote(args: argparse.Namespace, source: bytes, folder: Path | None) -> int:
+    async with connect(folder) as client:
+        body = {
+            "source": source.decode(errors="replace"),
+            "args": args.args,
+            "session_id": args.session,
+            "name": args.script.name,
+        }
+        answer = await client.call("POST", "/lua", json=body)
+    for line in answer["output"]:
+        print(line)
+    return 0
+
+
+async def _serve(args: argparse.Namespace, out: Output) -> int:
+    folder = _folder(args)
+    store: Backend = "rocksdb" if folder else "memory"
+    async with open_runtime(folder, store=store) as rt, trio.open_nursery() as nursery:
+        info = await nursery.start(serve, rt, args.host, args.port)
+        where = f"token in {folder / TOKEN_FILE}" if folder else f"token {info.token}"
+        out.message(f"satchel serving {rt.path or 'memory'} on {info.url} ({where})")
+        # SIGTERM and Ctrl-C stop serving cleanly: the discovery file goes, the store closes.
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+    return 0
+
+
+async def _api(args: argparse.Namespace, out: Output) -> int:
+    async with connect(_folder(args)) as client:
+        # Caught here, inside the runtime's nurseries, so that it is not wrapped in a group.
+        try:
+            code: int = await args.command(client, args, out)
+        except ApiError as error:
+            out.error(f"{error.kind}: {error.message}")
+            return 1
+        return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    out = Output(as_json=args.json)
     try:
-        if args.command == "run":
-            return trio.run(_run, args)
-        with _open(args) as store:
-            if args.command == "demo":
+        if args.group == "run":
+            return trio.run(_run, args, out)
+        if args.group == "serve":
+            return trio.run(_serve, args, out)
+        if args.group == "demo":
+            with _open(args) as store:
                 return trio.run(_demo, store, args.name)
-            return trio.run(_check, store, args.fix)
+        return trio.run(_api, args, out)
     except SatchelError as error:
-        print(f"{error.kind}: {error}", file=sys.stderr)
+        out.error(f"{error.kind}: {error}")
         return 2
+    except ApiError as error:
+        out.error(f"{error.kind}: {error.message}")
+        return 1
+    except httpx.TransportError as error:
+        out.error(f"ServerUnreachable: {error}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,258 @@
+"""The HTTP face of a runtime: a Starlette app serving the control API and the session and
+artifact operations as JSON (``docs/http.md``). Routes live in ``_http_routes``; this module
+holds what every request shares: the bearer token, error bodies and status codes, bodies and
+query parameters, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from satchel import _errors as errors
+from satchel._version import __version__
+from satchel._wire import dumps, loads_object
+
+if TYPE_CHECKING:
+    from satchel._runtime import Runtime
+
+JSON = "application/json"
+#: Header naming the session a request acts as (artifact access control); none = the host.
+ACTING_SESSION = "X-Satchel-Session"
+
+#: HTTP status of each error class; the first class in the MRO listed here wins.
+STATUS: dict[type[errors.SatchelError], int] = {
+    errors.ContentTooLargeError: 413,
+    errors.QuotaExceededError: 413,
+    errors.InvalidArgumentError: 422,
+    errors.ValidationError: 422,
+    errors.ScriptError: 422,
+    errors.ScriptLimitExceededError: 422,
+    errors.ReplayError: 422,
+    errors.SessionNotFoundError: 404,
+    errors.ArtifactNotFoundError: 404,
+    errors.ActorNotFoundError: 404,
+    errors.BlobNotFoundError: 404,
+    errors.AccessDeniedError: 403,
+    errors.InvalidStateTransitionError: 409,
+    errors.SessionNotActiveError: 409,
+    errors.SessionHasChildrenError: 409,
+    errors.SessionExistsError: 409,
+    errors.HookCancelledError: 409,
+    errors.RateLimitedError: 429,
+    errors.MailboxFullError: 503,
+    errors.RuntimeClosedError: 503,
+    errors.StoreLockedError: 503,
+    errors.IntegrityError: 500,
+}
+
+
+def status_of(error: errors.SatchelError) -> int:
+    """The HTTP status answering ``error``."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    """``value`` (records, lists, plain data) as a JSON response."""
+    return Response(dumps(value), status_code=status, media_type=JSON)
+
+
+def error_response(kind: str, message: str, status: int) -> Response:
+    """The error body every failure has: ``{"error": {"kind", "message"}}``."""
+    return json_response({"error": {"kind": kind, "message": message}}, status)
+
+
+async def body_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object (an empty body is ``{}``); malformed JSON is a 400."""
+    return loads_object(await request.body())
+
+
+def only(body: dict[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
+    """``body``, refusing keys the endpoint does not take."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise errors.InvalidArgumentError(
+            f"unknown field(s) {', '.join(unknown)}; this endpoint takes {', '.join(allowed)}"
+        )
+    return body
+
+
+def query_int(request: Request, name: str) -> int | None:
+    """An integer query parameter, if given."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.InvalidArgumentError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def query_bool(request: Request, name: str) -> bool | None:
+    """A ``true``/``false`` query parameter, if given."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise errors.InvalidArgumentError(f"{name} must be true or false, not {raw!r}")
+
+
+def runtime(request: Request) -> Runtime:
+    """The runtime the app serves."""
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@attrs.frozen
+class Endpoint:
+    """One operation: its route, handler and what the OpenAPI document says of it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    query: tuple[str, ...] = ()
+    body: str | None = None  # "json", "bytes", or None
+    status: int = 200
+    produces: str = JSON
+
+
+class _BearerToken:
+    """Every request carries ``Authorization: Bearer <token>``, compared in constant time.
+    Plain ASGI, not ``BaseHTTPMiddleware``: it leaves streamed bodies alone and costs less."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(given, self._expected):
+                response = error_response("Unauthorized", "a valid bearer token is required", 401)
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+async def _satchel_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, errors.SatchelError)
+    return error_response(error.kind, str(error), status_of(error))
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    kind = "NotFound" if error.status_code == 404 else "HTTPError"
+    if error.status_code == 405:
+        kind = "MethodNotAllowed"
+    return error_response(kind, str(error.detail), error.status_code)
+
+
+async def _internal_error(request: Request, error: Exception) -> Response:
+    return error_response("InternalError", f"{type(error).__name__}: {error}", 500)
+
+
+def openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    """An OpenAPI 3.1 document of ``endpoints``."""
+    error = {"$ref": "#/components/schemas/Error"}
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in endpoints:
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _path_names(ep.path)
+        ] + [{"name": name, "in": "query", "schema": {"type": "string"}} for name in ep.query]
+        operation: dict[str, Any] = {
+            "summary": ep.summary,
+            "tags": [ep.tag],
+            "operationId": ep.handler.__name__,
+            "parameters": parameters,
+            "responses": {
+                str(ep.status): {"description": "success", "content": {ep.produces: {}}},
+                "default": {
+                    "description": "an error, with its kind",
+                    "content": {JSON: {"schema": error}},
+                },
+            },
+        }
+        if ep.body is not None:
+            media = JSON if ep.body == "json" else "application/octet-stream"
+            operation["requestBody"] = {"required": ep.body == "bytes", "content": {media: {}}}
+        paths.setdefault(_openapi_path(ep.path), {})[ep.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "satchel", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "kind": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+
+
+def _openapi_path(path: str) -> str:
+    return "/".join(
+        "{" + part[1:-1].split(":")[0] + "}" if part.startswith("{") else part
+        for part in path.split("/")
+    )
+
+
+def make_app(rt: Runtime, token: str) -> Starlette:
+    """The Starlette app serving ``rt``; every request needs ``token``."""
+    from satchel._http_routes import ENDPOINTS
+
+    document = openapi(ENDPOINTS)
+
+    async def openapi_document(request: Request) -> Response:
+        return json_response(document)
+
+    routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in ENDPOINTS]
+    routes.append(Route("/openapi.json", openapi_document, methods=["GET"]))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_BearerToken, token=token)],
+        exception_handlers={
+            errors.SatchelError: _satchel_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+    app.state.runtime = rt
+    return app

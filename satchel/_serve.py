@@ -1,0 +1,99 @@
+"""``satchel serve``: the HTTP app on hypercorn's Trio worker, with its token and its
+discovery file in the data folder, so other commands on that folder find the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from satchel._errors import ValidationError
+from satchel._http import make_app
+
+if TYPE_CHECKING:
+    from satchel._runtime import Runtime
+
+TOKEN_FILE = "http-token"
+SERVER_FILE = "server.json"
+
+
+@attrs.frozen
+class ServerInfo:
+    """Where a running server listens, and the token it wants."""
+
+    url: str
+    token: str
+    pid: int
+
+
+def load_token(folder: Path | None) -> str:
+    """The data folder's token, made on first use (mode 0600); a fresh one in memory."""
+    if folder is None:
+        return secrets.token_urlsafe(32)
+    path = folder / TOKEN_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token
+
+
+def find_server(folder: Path) -> ServerInfo | None:
+    """The server holding ``folder``, if its discovery file names a live process."""
+    try:
+        found = json.loads((folder / SERVER_FILE).read_text())
+        token = (folder / TOKEN_FILE).read_text().strip()
+        url, pid = str(found["url"]), int(found["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user
+    return ServerInfo(url, token, pid)
+
+
+async def serve(
+    rt: Runtime,
+    host: str = "127.0.0.1",
+    port: int = 8470,
+    *,
+    task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``rt`` over HTTP until cancelled; ``nursery.start`` returns once it listens."""
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValidationError(f"port must be 0..65535, not {port!r}")
+    token = load_token(rt.path)
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1.0
+    app = make_app(rt, token)
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(hypercorn_serve, app, config)
+        info = ServerInfo(bound[0], token, os.getpid())
+        discovery = None if rt.path is None else rt.path / SERVER_FILE
+        try:
+            if discovery is not None:
+                staged = discovery.with_suffix(".tmp")
+                staged.write_text(json.dumps({"url": info.url, "pid": info.pid}))
+                staged.replace(discovery)
+            task_status.started(info)
+            await trio.sleep_forever()
+        finally:
+            if discovery is not None:
+                discovery.unlink(missing_ok=True)
+            nursery.cancel_scope.cancel()

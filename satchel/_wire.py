@@ -1,0 +1,65 @@
+"""Records as JSON, the same shapes Lua sees: times as RFC 3339 UTC strings, enums as their
+values, tuples as arrays, and an artifact's ``type`` also under rs-llmspell's ``artifact_type``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from typing import Any
+
+import attrs
+
+from satchel._errors import InvalidArgumentError
+
+
+def _plain(instance: Any, field: Any, value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def to_wire(value: Any) -> Any:
+    """Plain JSON data for a record, a list of records or plain data."""
+    if attrs.has(type(value)):
+        value = attrs.asdict(value, recurse=True, value_serializer=_plain)
+    elif isinstance(value, list | tuple):
+        return [to_wire(item) for item in value]
+    elif isinstance(value, dict):
+        return {key: to_wire(item) for key, item in value.items()}
+    else:
+        return _plain(None, None, value)
+    return _renamed(value)
+
+
+def _renamed(data: Any) -> Any:
+    if isinstance(data, list):
+        return [_renamed(item) for item in data]
+    if isinstance(data, dict):
+        out = {key: _renamed(item) for key, item in data.items()}
+        if "content_hash" in out and "type" in out and "custom" in out:
+            out["artifact_type"] = out["type"]
+        return out
+    return data
+
+
+def dumps(value: Any) -> bytes:
+    """A record (or plain data) as compact UTF-8 JSON."""
+    return json.dumps(to_wire(value), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def loads_object(body: bytes, what: str = "the request body") -> dict[str, Any]:
+    """A JSON object from bytes (empty = ``{}``); ``InvalidArgumentError`` otherwise."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidArgumentError(f"{what} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
