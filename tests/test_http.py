@@ -316,3 +316,13 @@ async def test_remaining_lifecycle_and_control_verbs(server: Server) -> None:
     not_failed = await server.http.post(f"/control/actors/session/{sid}/clear-failure")
     assert kind(not_failed) == (404, "ActorNotFound")
     assert kind(await server.http.post(f"/sessions/{MISSING}/load")) == (404, "SessionNotFound")
+
+
+async def test_rate_limited_is_429(server: Server) -> None:
+    """A session over its rate limit answers 429 RateLimited, and the write is not kept."""
+    sid = await new_session(server, config={"rate_limit": 0.001, "rate_burst": 1})
+    assert (await server.http.put(f"/sessions/{sid}/state/a", json={"value": 1})).status_code == 204
+    second = await server.http.put(f"/sessions/{sid}/state/b", json={"value": 2})
+    assert kind(second) == (429, "RateLimited")
+    entries = await server.rt.sessions.timeline(sid)
+    assert [e.data.get("key") for e in entries if e.kind == "state_set"] == ["a"]
