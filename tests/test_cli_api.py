@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from satchel._cli import main
+from satchel._cli_output import Output
 from satchel._serve import SERVER_FILE, find_server
 
 
@@ -199,3 +202,16 @@ def test_commands_go_to_the_server_holding_the_folder(
     assert cli.json("actors", "show", sid)["actor"] is None
     code, _, err = cli("actors", "passivate", sid)
     assert code == 1 and err.startswith("ActorNotFound: ")
+
+
+def test_progress_is_shown_on_a_terminal_only() -> None:
+    """Progress displays are on for a terminal, off when piped and off with --json."""
+    shown = Output(as_json=False)
+    shown.errors = Console(file=io.StringIO(), force_terminal=True)
+    assert shown.progress().disable is False
+    piped = Output(as_json=False)
+    piped.errors = Console(file=io.StringIO(), force_terminal=False)
+    assert piped.progress().disable is True
+    as_json = Output(as_json=True)
+    as_json.errors = Console(file=io.StringIO(), force_terminal=True)
+    assert as_json.progress().disable is True
