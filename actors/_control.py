@@ -20,7 +20,7 @@ from ._session import SESSION_KIND
 
 if TYPE_CHECKING:
     from satchel.runtime import ActorStatistics, Supervisor, SupervisorStatistics
-    from satchel.storage import CheckReport, Store
+    from satchel.storage import CheckReport, GroupCommit, GroupCommitStatistics, Store
 
     from ._check import SessionCheckReport
     from ._hooks import Hooks, HookStatistics
@@ -46,6 +46,8 @@ class ControlStatistics:
     supervisor: SupervisorStatistics
     hooks: HookStatistics
     actors_by_kind: dict[str, int]
+    durability: str
+    group_commit: GroupCommitStatistics | None
 
 
 @attrs.frozen
@@ -81,6 +83,7 @@ class Control:
         hooks: Hooks,
         store: Store,
         backend: str,
+        group: GroupCommit | None = None,
     ) -> None:
         self._supervisor = supervisor
         self._sessions = sessions
@@ -88,6 +91,7 @@ class Control:
         self._hooks = hooks
         self._store = store
         self._backend = backend
+        self._group = group
 
     # -- seeing -----------------------------------------------------------------------------
 
@@ -124,6 +128,8 @@ class Control:
             supervisor=self._supervisor.statistics(),
             hooks=self._hooks.statistics(),
             actors_by_kind=by_kind,
+            durability="process" if self._group is None else "machine",
+            group_commit=None if self._group is None else self._group.statistics(),
         )
 
     # -- steering sessions ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from satchel.runtime import ActorSpec, Supervisor
-from satchel.storage import Store
+from satchel.storage import GroupCommit, Store
 
 from ._audit import DEFAULT_MAX_ENTRIES, AuditLog
 from ._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
@@ -24,8 +24,10 @@ def register_session_kinds(
     hooks: Hooks,
     events: EventBus,
     audit_max_entries: int = DEFAULT_MAX_ENTRIES,
+    group: GroupCommit | None = None,
 ) -> SessionServices:
-    """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share."""
+    """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share
+    (``group``: the group commit of ``machine`` durability)."""
     supervisor.register(
         ActorSpec(kind=STORAGE_KIND, factory=lambda _: StorageActor(store.blobs), idle_timeout=None)
     )
@@ -38,6 +40,7 @@ def register_session_kinds(
         audit=AuditLog(store.kv, audit_max_entries),
         hooks=hooks,
         events=events,
+        group=group,
     )
     supervisor.register(
         ActorSpec(

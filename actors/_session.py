@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, final
 
 import attrs
 import trio
-from satchel.runtime import Actor, ActorRef
-from satchel.storage import Batch, BlobStore, KeyValueStore, scan_prefix
+from satchel.runtime import Actor
+from satchel.storage import Batch, scan_prefix
 
 from satchel._errors import (
     InvalidArgumentError,
@@ -24,6 +24,7 @@ from satchel._errors import (
     SessionHasChildrenError,
     SessionNotActiveError,
     SessionNotFoundError,
+    StoreWriteFailedError,
     ValidationError,
 )
 
@@ -34,9 +35,7 @@ from . import _session_hooks as session_hooks
 from . import _sharing as sharing
 from . import _validate as validate
 from ._artifact_model import ArtifactRef
-from ._audit import AuditLog
-from ._events import EventBus
-from ._hooks import HookPoint, Hooks
+from ._hooks import HookPoint
 from ._lifecycle import (
     ACTIVE,
     COMPLETED,
@@ -65,7 +64,10 @@ from ._messages import (
 )
 from ._query import load
 from ._ratelimit import TokenBucket
-from ._session_scripts import RunScript, ScriptRunner, ScriptSlot
+from ._session_scripts import RunScript, ScriptSlot
+from ._session_services import SessionBusyError as SessionBusyError
+from ._session_services import SessionServices as SessionServices
+from ._turn_writes import Event, TurnWrites
 
 log = logging.getLogger("satchel.sessions")
 
@@ -74,35 +76,8 @@ _US = 1_000_000
 # An archived session that cannot be deleted yet (it has children) is looked at again later.
 _RETRY_DELETE_US = round(DAY_S * _US)
 
-NoteDeadline = Callable[[int], Awaitable[None]]
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
-
-
-@attrs.frozen
-class SessionServices:
-    """What every session actor shares: the store and its blobs, the storage actor, the
-    deadline board, the rate buckets (which outlive passivation) and a view of which
-    sessions have a live actor."""
-
-    kv: KeyValueStore
-    blobs: BlobStore
-    storage: ActorRef
-    note_deadline: NoteDeadline
-    is_live: Callable[[str], bool]
-    audit: AuditLog
-    hooks: Hooks
-    events: EventBus
-    buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
-    scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
-
-
-class SessionBusyError(SessionHasChildrenError):
-    """A session below one being deleted came back to life; the delete is retried."""
-
-    def __init__(self, session_id: str) -> None:
-        super().__init__(f"child session {session_id} is in use; retry the delete")
-        self.session_id = session_id
 
 
 @final
@@ -128,6 +103,7 @@ class SessionActor(Actor[Any]):
         self._events = services.events
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         self._script_slot = ScriptSlot()
+        self._writes = TurnWrites(services.kv, services.group, self._published)
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
         self._active_us = 0
@@ -177,6 +153,7 @@ class SessionActor(Actor[Any]):
         """Answer one operation on the session."""
         if type(message) is DeadlineDue:
             self._deadline_due(message)
+            await self._settle()
             await self._announce_deadline()
             return None
         if type(message) is RunScript:
@@ -212,6 +189,7 @@ class SessionActor(Actor[Any]):
         finally:
             if self._hook_records:
                 self._hook_records = []
+            await self._settle()
         if watched is not None:
             data = session_hooks.data_of(message, before)
             data["duration_us"] = (time.perf_counter_ns() - started) // 1000
@@ -319,13 +297,25 @@ class SessionActor(Actor[Any]):
             batch.put(layout.updated_key(sid, now), self._created)
         if record is not None:
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
-        (write or self._kv.write)(batch)
+        self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
         self._counters = new
-        events = self._events
-        if events.active:
-            events.publish(self._id, new.seq, now, kind, data)
         if record is not None:
             self._record = record
+
+    def _published(self, event: Event) -> None:
+        if self._events.active:
+            self._events.publish(self._id, *event)
+
+    async def _settle(self) -> None:
+        """The turn's held writes (``machine`` durability) reach stable storage before its
+        reply. If their group failed, the state goes back to what is stored, the actor
+        passivates (to reload the rest), and the error is the reply."""
+        try:
+            await self._writes.settle()
+        except StoreWriteFailedError:
+            self._counters, self._record = self._writes.rollback
+            self.context.passivate()
+            raise
 
     # -- variables ----------------------------------------------------------------------
 

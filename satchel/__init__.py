@@ -26,6 +26,7 @@ from ._errors import SessionNotActiveError as SessionNotActiveError
 from ._errors import SessionNotFoundError as SessionNotFoundError
 from ._errors import StoreClosedError as StoreClosedError
 from ._errors import StoreLockedError as StoreLockedError
+from ._errors import StoreWriteFailedError as StoreWriteFailedError
 from ._errors import ValidationError as ValidationError
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeStatistics as RuntimeStatistics

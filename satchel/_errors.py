@@ -67,6 +67,12 @@ class StoreClosedError(SatchelError, RuntimeError):
     kind = "StoreClosed"
 
 
+class StoreWriteFailedError(SatchelError, OSError):
+    """A write did not reach stable storage; none of its batch (or its group) was applied."""
+
+    kind = "StoreWriteFailed"
+
+
 class MailboxFullError(SatchelError):
     """``try_tell`` found the actor's mailbox at capacity; ``tell`` would have waited."""
 

@@ -52,6 +52,7 @@ STATUS: dict[type[errors.SatchelError], int] = {
     errors.MailboxFullError: 503,
     errors.RuntimeClosedError: 503,
     errors.StoreLockedError: 503,
+    errors.StoreWriteFailedError: 503,
     errors.IntegrityError: 500,
 }
 

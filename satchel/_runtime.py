@@ -40,7 +40,18 @@ from satchel.runtime import (
 )
 from satchel.scripting import LuaState, ScriptApi, ScriptLimits, api_names
 from satchel.scripting._api import run_session_script
-from satchel.storage import Backend, BlobLimits, CheckReport, Store, StoreReminders, open_store
+from satchel.storage import (
+    Backend,
+    BlobLimits,
+    CheckReport,
+    Durability,
+    GroupCommit,
+    GroupCommitStatistics,
+    Store,
+    StoreReminders,
+    checked_durability,
+    open_store,
+)
 
 
 @attrs.frozen
@@ -50,6 +61,8 @@ class RuntimeStatistics:
     path: str | None
     backend: str
     supervisor: SupervisorStatistics
+    durability: Durability
+    group_commit: GroupCommitStatistics | None
 
 
 @final
@@ -68,6 +81,8 @@ class Runtime:
         metrics: Metrics,
         events: EventBus,
         replays: Replays,
+        durability: Durability = "process",
+        group: GroupCommit | None = None,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
@@ -84,8 +99,11 @@ class Runtime:
         self.events = events
         #: Scheduled replays: ``rt.replays.schedule(session_id, every_s=3600)``.
         self.replays = replays
+        #: ``process`` or ``machine`` (see ``open_runtime``).
+        self.durability = durability
+        self._group = group
         #: Inspect and steer live actors: ``rt.control.actors()``, ``rt.control.stop(id)``.
-        self.control = Control(supervisor, sessions, replays, hooks, store, backend)
+        self.control = Control(supervisor, sessions, replays, hooks, store, backend, group)
 
     async def run_lua(
         self,
@@ -153,6 +171,8 @@ class Runtime:
             path=None if path is None else str(path),
             backend=self.backend,
             supervisor=self.supervisor.statistics(),
+            durability=self.durability,
+            group_commit=None if self._group is None else self._group.statistics(),
         )
 
     async def check(self, *, fix: bool = False) -> CheckReport:
@@ -175,6 +195,7 @@ async def open_runtime(
     collection: CollectionConfig | None = None,
     builtin_hooks: bool = False,
     metrics_privacy: bool = False,
+    durability: Durability = "process",
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
@@ -184,11 +205,19 @@ async def open_runtime(
     each shared artifact name keeps its newest ``audit_max_entries`` entries. ``collection``
     says which reported tool results and agent outputs become artifacts. ``builtin_hooks``
     turns on the operation log and the per-session metrics (``rt.metrics``), whose exports hash
-    session ids with ``metrics_privacy``. On exit every actor
-    finishes its turn and flushes within ``grace`` seconds, then the store closes.
+    session ids with ``metrics_privacy``. ``durability="process"`` (default): an acknowledged
+    write survives a killed process; ``"machine"``: it survives power loss — every write is
+    synced, the journaled writes of many sessions by one group commit (docs/durability.md).
+    On exit every actor finishes its turn and flushes within ``grace`` seconds, then the
+    store closes.
     """
     checked_max_entries(audit_max_entries)
+    checked_durability(durability)
     with open_store(path, backend=store, limits=limits) as opened:
+        group = None
+        if durability == "machine":
+            opened.kv.default_sync = True
+            group = GroupCommit(opened.kv)
         async with open_supervisor(
             strategy=strategy,
             resident_cap=resident_cap,
@@ -198,6 +227,8 @@ async def open_runtime(
             board = DeadlineBoard(supervisor)
             hooks = Hooks()
             supervisor.spawn_system_task(hooks.drain)
+            if group is not None:
+                supervisor.spawn_system_task(group.run)
             metrics = Metrics(privacy=metrics_privacy)
             if builtin_hooks:
                 install_builtin_hooks(hooks, metrics)
@@ -209,6 +240,7 @@ async def open_runtime(
                 hooks=hooks,
                 events=events,
                 audit_max_entries=audit_max_entries,
+                group=group,
             )
             roots = [Path.cwd()] if file_roots is None else file_roots
             artifacts = ArtifactManager(
@@ -243,4 +275,6 @@ async def open_runtime(
                 metrics,
                 events,
                 replays,
+                durability,
+                group,
             )

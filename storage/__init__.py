@@ -7,6 +7,10 @@ from ._blobs import BlobWriter as BlobWriter
 from ._blobs import StagedBlob as StagedBlob
 from ._check import CheckReport as CheckReport
 from ._codec import RecordCodec as RecordCodec
+from ._group_commit import Durability as Durability
+from ._group_commit import GroupCommit as GroupCommit
+from ._group_commit import GroupCommitStatistics as GroupCommitStatistics
+from ._group_commit import checked_durability as checked_durability
 from ._kv import BLOBS as BLOBS
 from ._kv import INDEX as INDEX
 from ._kv import Batch as Batch

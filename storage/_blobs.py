@@ -126,7 +126,9 @@ class _Upload:
         if self.count == 0:
             batch.put(_keys.pending_key(self.data_id), b"")
         batch.put(chunk_key(self.data_id, self.count), stored, BLOBS)
-        self.kv.write(batch)
+        # Not synced: the synced commit that makes the blob live makes its chunks durable too
+        # (one write-ahead log), and an upload cut short is only orphan chunks.
+        self.kv.write(batch, sync=False)
         if self.hasher is not None:
             self.hasher.update(chunk)
         self.digests += digest_of(chunk)
@@ -372,7 +374,7 @@ class BlobStore:
         self._uploads.discard(data_id)
         batch = Batch()
         free_chunks(batch, data_id)
-        self.kv.write(batch)
+        self.kv.write(batch, sync=False)
 
     def commit(
         self,
@@ -380,7 +382,7 @@ class BlobStore:
         *,
         add: Iterable[tuple[BlobLike, bytes]] = (),
         drop: Iterable[tuple[BlobLike, bytes]] = (),
-        sync: bool = False,
+        sync: bool | None = None,
     ) -> None:
         """Write ``batch`` with references taken (``add``) and released (``drop``) by owners.
 
@@ -410,7 +412,7 @@ class BlobStore:
         self._uploads.difference_update(adopted)
         self._uploads.difference_update(released)
         if len(cleanup):
-            self.kv.write(cleanup)
+            self.kv.write(cleanup, sync=False)  # if a crash loses it: orphan chunks gc frees
 
     def _reference(
         self, own: Batch, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool

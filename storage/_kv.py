@@ -42,6 +42,11 @@ class Batch:
     def __init__(self) -> None:
         self._ops: list[Op] = []
 
+    @property
+    def size(self) -> int:
+        """Bytes of keys and values in the batch (what a group commit bounds)."""
+        return sum(len(key) + len(value or b"") for _, _, key, value in self._ops)
+
     def put(self, key: bytes, value: bytes, space: Space = INDEX) -> None:
         """Set ``key`` to ``value`` when the batch is written."""
         # Checked inline: batches of secondary-index puts sit on every write path.
@@ -100,8 +105,13 @@ class KeyValueStore(Protocol):
         """Pairs with ``lower <= key < upper`` in key order (descending if ``reverse``)."""
         ...
 
-    def write(self, batch: Batch, *, sync: bool = False) -> None:
-        """Apply every operation of ``batch`` atomically; ``sync`` waits for stable storage."""
+    #: What ``write`` does when ``sync`` is not given: ``True`` in ``machine`` durability.
+    default_sync: bool
+
+    def write(self, batch: Batch, *, sync: bool | None = None) -> None:
+        """Apply every operation of ``batch`` atomically; ``sync`` waits for stable storage
+        (``None``: the store's ``default_sync``; ``False`` for writes a later synced write
+        makes durable, such as blob chunks staged before their commit)."""
         ...
 
     def compact(self) -> None:

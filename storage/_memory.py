@@ -44,6 +44,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._spaces: dict[Space, _SortedSpace] | None = {s: _SortedSpace() for s in Space}
         self.sync_writes = 0
+        self.default_sync = False
 
     def _space(self, space: Space) -> _SortedSpace:
         if self._spaces is None:
@@ -81,7 +82,7 @@ class MemoryStore:
         # Values are copied now, as a RocksDB iterator reads from the state at its creation.
         return iter([(key, target.values[key]) for key in keys])
 
-    def write(self, batch: Batch, *, sync: bool = False) -> None:
+    def write(self, batch: Batch, *, sync: bool | None = None) -> None:
         """Apply every operation of ``batch`` (validated when it was built) atomically."""
         self._space(INDEX)
         for op, space, key, value in batch.ops:
@@ -94,7 +95,7 @@ class MemoryStore:
             else:
                 assert value is not None
                 target.delete_range(key, value)
-        if sync:
+        if self.default_sync if sync is None else sync:
             self.sync_writes += 1
 
     def compact(self) -> None:

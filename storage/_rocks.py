@@ -80,7 +80,9 @@ class RocksStore:
         self._plain = rocksdict.WriteOptions()
         self._synced = rocksdict.WriteOptions()
         self._synced.sync = True
+        self.last_write_options: rocksdict.WriteOptions | None = None
         self.sync_writes = 0
+        self.default_sync = False
 
     def _target(self, space: Space) -> rocksdict.Rdict:
         if self._db is None:
@@ -139,10 +141,14 @@ class RocksStore:
             else:
                 it.next()
 
-    def write(self, batch: Batch, *, sync: bool = False) -> None:
+    def write(self, batch: Batch, *, sync: bool | None = None) -> None:
         """Apply every operation of ``batch`` atomically in one RocksDB WriteBatch."""
         db = self._target(INDEX)
+        if sync is None:
+            sync = self.default_sync
         options = self._synced if sync else self._plain
+        #: The options of the last write: the test that ``machine`` durability really syncs.
+        self.last_write_options = options
         if sync:
             self.sync_writes += 1
         ops = batch.ops

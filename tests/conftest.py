@@ -39,8 +39,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "rocksdb-machine"])
 async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
-    """An open runtime on each backend."""
-    async with open_runtime(tmp_path / "data", store=request.param) as runtime:
+    """An open runtime on each backend, and on RocksDB in machine durability (group commit)."""
+    backend, _, durability = request.param.partition("-")
+    async with open_runtime(
+        tmp_path / "data", store=backend, durability=durability or "process"
+    ) as runtime:
         yield runtime

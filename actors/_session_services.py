@@ -1,0 +1,47 @@
+"""What every session actor shares, and the error a busy child raises to a cascading delete."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+from satchel.runtime import ActorRef
+from satchel.storage import BlobStore, GroupCommit, KeyValueStore
+
+from satchel._errors import SessionHasChildrenError
+
+from ._audit import AuditLog
+from ._events import EventBus
+from ._hooks import Hooks
+from ._ratelimit import TokenBucket
+from ._session_scripts import ScriptRunner
+
+NoteDeadline = Callable[[int], Awaitable[None]]
+
+
+@attrs.frozen
+class SessionServices:
+    """What every session actor shares: the store and its blobs, the storage actor, the
+    deadline board, the rate buckets (which outlive passivation) and a view of which
+    sessions have a live actor."""
+
+    kv: KeyValueStore
+    blobs: BlobStore
+    storage: ActorRef
+    note_deadline: NoteDeadline
+    is_live: Callable[[str], bool]
+    audit: AuditLog
+    hooks: Hooks
+    events: EventBus
+    #: Set in ``machine`` durability: journaled writes go through its group commit.
+    group: GroupCommit | None = None
+    buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
+    scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
+
+
+class SessionBusyError(SessionHasChildrenError):
+    """A session below one being deleted came back to life; the delete is retried."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"child session {session_id} is in use; retry the delete")
+        self.session_id = session_id

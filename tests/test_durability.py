@@ -1,0 +1,160 @@
+"""Durability modes: process (WAL) and machine (synced, by group commit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from satchel.actors import check_sessions
+from satchel.storage import Batch, GroupCommit, MemoryStore, RocksStore
+
+from satchel import Runtime, StoreWriteFailedError, ValidationError, open_runtime
+
+
+@pytest.fixture
+async def machine(tmp_path: Path) -> Any:
+    """A runtime on RocksDB in machine durability."""
+    async with open_runtime(tmp_path / "data", durability="machine") as rt:
+        yield rt
+
+
+def syncs(rt: Runtime) -> int:
+    """Synced writes the backend has been asked for."""
+    kv = rt.store.kv
+    assert isinstance(kv, RocksStore | MemoryStore)
+    return kv.sync_writes
+
+
+async def test_process_mode_does_not_sync_state_writes(tmp_path: Path) -> None:
+    """In process durability a state update is a WAL write without fsync."""
+    async with open_runtime(tmp_path / "data") as rt:
+        sid = await rt.sessions.create()
+        before = syncs(rt)
+        await rt.sessions.set_state(sid, "k", 1)
+        assert syncs(rt) == before
+        assert rt.statistics().durability == "process"
+        assert rt.control.statistics().group_commit is None
+
+
+async def test_machine_mode_asks_rocksdb_for_synced_writes(machine: Runtime) -> None:
+    """Every acknowledged write in machine durability was written with sync=True."""
+    sid = await machine.sessions.create()
+    kv = machine.store.kv
+    assert isinstance(kv, RocksStore)
+    assert kv.last_write_options is not None and kv.last_write_options.sync is True
+    before = syncs(machine)
+    await machine.sessions.set_state(sid, "k", 1)
+    assert syncs(machine) == before + 1 and kv.last_write_options.sync is True
+    await machine.artifacts.store(sid, "tool_result", "a", b"x" * 200_000)
+    assert kv.last_write_options.sync is True
+    assert machine.statistics().durability == "machine"
+    stats = machine.control.statistics()
+    assert stats.durability == "machine" and stats.group_commit is not None
+
+
+async def test_concurrent_writers_share_a_few_syncs(machine: Runtime) -> None:
+    """Updates from 100 sessions at once are made durable by a handful of synced batches."""
+    sessions = [await machine.sessions.create() for _ in range(100)]
+    for sid in sessions:  # start every actor, so all updates arrive together
+        await machine.sessions.set_state(sid, "step", 0)
+    before = syncs(machine)
+    async with trio.open_nursery() as nursery:
+        for sid in sessions:
+            nursery.start_soon(machine.sessions.set_state, sid, "step", 1)
+    assert syncs(machine) - before <= 10
+    assert [await machine.sessions.get_state(s, "step") for s in sessions] == [1] * 100
+    group = machine.control.statistics().group_commit
+    assert group is not None and group.largest_group >= 10
+
+
+async def test_order_is_kept_per_session(machine: Runtime) -> None:
+    """Each session's writes land in the order they were acknowledged, interleaved or not."""
+    sessions = [await machine.sessions.create() for _ in range(5)]
+
+    async def writer(sid: str) -> None:
+        for i in range(20):
+            await machine.sessions.set_state(sid, "i", i)
+            assert await machine.sessions.get_state(sid, "i") == i  # reads its own write
+
+    async with trio.open_nursery() as nursery:
+        for sid in sessions:
+            nursery.start_soon(writer, sid)
+    for sid in sessions:
+        entries = await machine.sessions.timeline(sid)
+        values = [e.data["value"] for e in entries[1:]]
+        assert values == list(range(20))
+
+
+async def test_a_failed_group_fails_its_writers_and_writes_nothing(tmp_path: Path) -> None:
+    """When the synced batch fails, every writer in it gets the error, nothing of it is
+    stored, and the sessions go on afterwards with consistent records."""
+    async with open_runtime(tmp_path / "data", durability="machine") as rt:
+        sessions = [await rt.sessions.create() for _ in range(5)]
+        for sid in sessions:
+            await rt.sessions.set_state(sid, "k", "before")
+        kv = rt.store.kv
+        real_write = kv.write
+        failing = True
+
+        def write(batch: Batch, *, sync: bool | None = None) -> None:
+            if failing and sync:
+                raise OSError("disk full")
+            real_write(batch, sync=sync)
+
+        kv.write = write  # type: ignore[method-assign]
+        errors: list[BaseException] = []
+
+        async def update(sid: str) -> None:
+            try:
+                await rt.sessions.set_state(sid, "k", "after")
+            except StoreWriteFailedError as error:
+                errors.append(error)
+
+        async with trio.open_nursery() as nursery:
+            for sid in sessions:
+                nursery.start_soon(update, sid)
+        assert len(errors) == 5
+        assert [await rt.sessions.get_state(s, "k") for s in sessions] == ["before"] * 5
+        failing = False
+        for sid in sessions:
+            await rt.sessions.set_state(sid, "k", "again")
+            kinds = [e.kind for e in await rt.sessions.timeline(sid)]
+            assert kinds == ["session_created", "state_set", "state_set"]
+        assert check_sessions(kv).clean
+
+
+async def test_group_bounds_split_groups() -> None:
+    """A group takes at most max_writes batches; the rest form the next group."""
+    kv = MemoryStore()
+    group = GroupCommit(kv, max_writes=3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(group.run)
+        async with trio.open_nursery() as writers:
+            for i in range(10):
+                batch = Batch()
+                batch.put(b"k%d" % i, b"v")
+                writers.start_soon(group.write, batch)
+        nursery.cancel_scope.cancel()
+    stats = group.statistics()
+    assert (stats.writes, stats.groups, stats.largest_group) == (10, 4, 3)
+    assert kv.sync_writes == 4 and kv.get(b"k9") == b"v"
+
+
+async def test_session_scripts_read_their_own_writes(machine: Runtime) -> None:
+    """A session script's write is durable before its next call reads it."""
+    sid = await machine.sessions.create()
+    script = (
+        "for i = 1, 5 do State.set('n', i) assert(State.get('n') == i) end return State.get('n')"
+    )
+    assert await machine.run_lua(script, session_id=sid, output=lambda _: None) == [5]
+
+
+async def test_durability_is_validated(tmp_path: Path) -> None:
+    """An unknown durability is a ValidationError before anything opens."""
+    with pytest.raises(ValidationError, match="durability"):
+        async with open_runtime(tmp_path / "data", durability="disk"):  # type: ignore[arg-type]
+            pass
+    assert not (tmp_path / "data").exists()
