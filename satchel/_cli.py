@@ -21,7 +21,8 @@ from satchel._errors import SatchelError
 from satchel._runtime import open_runtime
 from satchel._serve import TOKEN_FILE, find_server, serve
 from satchel._version import __version__
-from satchel.storage import Backend, Batch, Store, open_store
+from satchel.storage import Backend, Batch, Durability, Store, checked_durability, open_store
+from satchel.storage._group_commit import DURABILITIES
 from satchel.storage._keys import DEMO
 
 _DEMO_TEXT = (
@@ -74,6 +75,12 @@ def _common() -> argparse.ArgumentParser:
         "--memory", action="store_true", default=argparse.SUPPRESS, help="keep nothing"
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument(
+        "--durability",
+        choices=DURABILITIES,
+        default=argparse.SUPPRESS,
+        help="process (default: survives a killed process) or machine (survives power loss)",
+    )
     return common
 
 
@@ -234,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     place.add_argument("--memory", action="store_true", help="keep nothing: an in-memory store")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--durability", choices=DURABILITIES, help="process or machine")
     commands = parser.add_subparsers(dest="group", required=True)
     demo = commands.add_parser("demo", help="store an artifact, read it back, check the store",
                                parents=[common])  # fmt: skip
@@ -273,7 +281,8 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
             out.error("InvalidArgument: --allow-io runs only in-process, not on a server")
             return 2
         return await _run_remote(args, source, folder)
-    async with open_runtime(folder, store="rocksdb" if folder else "memory") as rt:
+    store: Backend = "rocksdb" if folder else "memory"
+    async with open_runtime(folder, store=store, durability=_durability(args)) as rt:
         try:
             await rt.run_lua(
                 source,
@@ -292,7 +301,7 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
 
 
 async def _run_remote(args: argparse.Namespace, source: bytes, folder: Path | None) -> int:
-    async with connect(folder) as client:
+    async with connect(folder, durability=args.durability) as client:
         body = {
             "source": source.decode(errors="replace"),
             "args": args.args,
@@ -308,10 +317,17 @@ async def _run_remote(args: argparse.Namespace, source: bytes, folder: Path | No
 async def _serve(args: argparse.Namespace, out: Output) -> int:
     folder = _folder(args)
     store: Backend = "rocksdb" if folder else "memory"
-    async with open_runtime(folder, store=store) as rt, trio.open_nursery() as nursery:
+    durability = _durability(args)
+    async with (
+        open_runtime(folder, store=store, durability=durability) as rt,
+        trio.open_nursery() as nursery,
+    ):
         info = await nursery.start(serve, rt, args.host, args.port)
         where = f"token in {folder / TOKEN_FILE}" if folder else f"token {info.token}"
-        out.message(f"satchel serving {rt.path or 'memory'} on {info.url} ({where})")
+        out.message(
+            f"satchel serving {rt.path or 'memory'} on {info.url} "
+            f"({durability} durability, {where})"
+        )
         # SIGTERM and Ctrl-C stop serving cleanly: the discovery file goes, the store closes.
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
@@ -320,8 +336,12 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _durability(args: argparse.Namespace) -> Durability:
+    return "process" if args.durability is None else checked_durability(args.durability)
+
+
 async def _api(args: argparse.Namespace, out: Output) -> int:
-    async with connect(_folder(args)) as client:
+    async with connect(_folder(args), durability=args.durability) as client:
         # Caught here, inside the runtime's nurseries, so that it is not wrapped in a group.
         try:
             code: int = await args.command(client, args, out)
@@ -333,7 +353,10 @@ async def _api(args: argparse.Namespace, out: Output) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (already printed)
+        return done.code if isinstance(done.code, int) else 2
     out = Output(as_json=args.json)
     try:
         if args.group == "run":

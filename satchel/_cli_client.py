@@ -112,7 +112,7 @@ async def connect(folder: Path | None, *, durability: str | None = None) -> Asyn
     if folder is not None:
         found = find_server(folder)
         if found is not None:
-            async with _remote(found.url, found.token) as client:
+            async with _remote(found.url, found.token, durability) as client:
                 yield client
             return
     async with AsyncExitStack() as stack:
@@ -123,16 +123,26 @@ async def connect(folder: Path | None, *, durability: str | None = None) -> Asyn
             found = None if folder is None else find_server(folder)
             if found is None:
                 raise
-            client = await stack.enter_async_context(_remote(found.url, found.token))
+            client = await stack.enter_async_context(_remote(found.url, found.token, durability))
         yield client
 
 
 @asynccontextmanager
-async def _remote(url: str, token: str) -> AsyncIterator[Client]:
+async def _remote(url: str, token: str, durability: str | None) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"}
     timeout = httpx.Timeout(None, connect=10.0)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout) as http:
-        yield Client(http, f"server {url}")
+        client = Client(http, f"server {url}")
+        if durability is not None:
+            served = (await client.call("GET", "/control/statistics"))["durability"]
+            if served != durability:
+                raise ApiError(
+                    "InvalidArgument",
+                    f"the server holding this folder runs in {served} durability, not "
+                    f"{durability}; restart it with --durability {durability}",
+                    2,
+                )
+        yield client
 
 
 @asynccontextmanager

@@ -215,3 +215,22 @@ def test_progress_is_shown_on_a_terminal_only() -> None:
     as_json = Output(as_json=True)
     as_json.errors = Console(file=io.StringIO(), force_terminal=True)
     assert as_json.progress().disable is True
+
+
+def test_durability_option(cli: Cli) -> None:
+    """--durability picks the mode of the runtime a command opens; stats shows it."""
+    assert cli.json("stats")["durability"] == "process"
+    stats = cli.json("stats", "--durability", "machine")
+    assert stats["durability"] == "machine" and stats["group_commit"]["durability"] == "machine"
+    sid = cli.ok("sessions", "create", "--durability", "machine").strip()
+    assert cli.json("sessions", "show", sid)["id"] == sid
+    code, _, err = cli("stats", "--durability", "disk")
+    assert code == 2 and "invalid choice" in err
+
+
+def test_durability_must_match_the_server(served: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Asking a server for another durability than it runs is refused, not ignored."""
+    cli = Cli(served, capsys)
+    code, _, err = cli("stats", "--durability", "machine")
+    assert code == 1 and "runs in process durability" in err
+    assert cli.json("stats", "--durability", "process")["durability"] == "process"
