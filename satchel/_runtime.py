@@ -227,8 +227,6 @@ async def open_runtime(
             board = DeadlineBoard(supervisor)
             hooks = Hooks()
             supervisor.spawn_system_task(hooks.drain)
-            if group is not None:
-                supervisor.spawn_system_task(group.run)
             metrics = Metrics(privacy=metrics_privacy)
             if builtin_hooks:
                 install_builtin_hooks(hooks, metrics)

@@ -1,12 +1,15 @@
 """Group commit: the writes of many sessions made durable by one synced WriteBatch.
 
 In ``machine`` durability every acknowledged write must be on stable storage, and one fsync
-costs 100 to 150 µs here. Writers hand their batch to ``GroupCommit.write`` and wait; a flusher
-task lets one scheduler pass go by (every writer runnable now joins), merges what waits —
-up to ``max_writes`` batches and ``max_bytes`` bytes — into one batch, writes it with
-``sync=True``, and releases its writers. Writers arriving meanwhile form the next group, so
-none waits more than one group behind. The merged batch is one RocksDB WriteBatch: it lands
-whole or not at all, and a failure fails every writer in it with the error.
+costs 100 to 200 µs here. A writer hands its batch to ``GroupCommit.write`` and waits. The
+first writer to find no group forming leads one: it lets one scheduler pass go by (every
+writer runnable by then joins), merges what waits — up to ``max_writes`` batches and
+``max_bytes`` bytes — into one batch, writes it with ``sync=True`` and releases the group's
+writers, then leads the next group if writers are still waiting. The fsync holds the event
+loop (RocksDB keeps the GIL), so writers that arrive while it runs join the next group: none
+waits more than one group behind, and a lone writer pays no task switch beyond its own.
+The merged batch is one RocksDB WriteBatch: it lands whole or not at all, and a failure fails
+every writer in it with the error.
 """
 
 from __future__ import annotations
@@ -44,12 +47,14 @@ class GroupCommitStatistics:
 
 @final
 class _Waiter:
-    __slots__ = ("batch", "done", "error")
+    __slots__ = ("batch", "done", "error", "lead", "written")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.done = trio.Event()
         self.error: BaseException | None = None
+        self.written = False
+        self.lead = False  # woken to lead the next group, not because it was written
 
 
 @final
@@ -63,7 +68,7 @@ class GroupCommit:
         self.max_writes = max_writes
         self.max_bytes = max_bytes
         self._waiting: list[_Waiter] = []
-        self._wake = trio.Event()
+        self._leading = False
         self._writes = 0
         self._groups = 0
         self._largest = 0
@@ -74,21 +79,33 @@ class GroupCommit:
         ``StoreWriteFailedError`` if that group failed, in which case none of it was written."""
         waiter = _Waiter(batch)
         self._waiting.append(waiter)
-        self._wake.set()
-        await waiter.done.wait()
+        if self._leading:
+            await waiter.done.wait()
+        while not waiter.written:  # no group forming, or the leader handed over
+            waiter.lead = False
+            await self._lead(waiter)
+            if not waiter.written:
+                await waiter.done.wait()
         if waiter.error is not None:
             failure = waiter.error
             raise StoreWriteFailedError(f"the synced write failed: {failure!r}") from failure
 
-    async def run(self) -> None:
-        """The flusher: forever, one group per pass (run it as a system task)."""
-        while True:
-            await self._wake.wait()
-            # One scheduler pass: writers made runnable by now enqueue before the group closes.
+    async def _lead(self, own: _Waiter) -> None:
+        self._leading = True
+        try:
+            # One scheduler pass: writers made runnable by now join before the group closes.
             await trio.lowlevel.checkpoint()
-            self._flush(self._take())
-            if not self._waiting:
-                self._wake = trio.Event()
+            while self._waiting:
+                self._flush(self._take())
+        finally:
+            self._leading = False
+            if not own.written and own in self._waiting:
+                self._waiting.remove(own)  # cancelled before its group: never acknowledged
+            if self._waiting:  # cancelled with writers left: the first of them leads next
+                heir = self._waiting[0]
+                heir.lead = True
+                heir.done.set()
+                heir.done = trio.Event()
 
     def _take(self) -> list[_Waiter]:
         group: list[_Waiter] = []
@@ -115,6 +132,7 @@ class GroupCommit:
         self._groups += 1
         self._largest = max(self._largest, len(group))
         for waiter in group:
+            waiter.written = True
             waiter.done.set()
 
     def statistics(self) -> GroupCommitStatistics:

@@ -130,14 +130,11 @@ async def test_group_bounds_split_groups() -> None:
     """A group takes at most max_writes batches; the rest form the next group."""
     kv = MemoryStore()
     group = GroupCommit(kv, max_writes=3)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(group.run)
-        async with trio.open_nursery() as writers:
-            for i in range(10):
-                batch = Batch()
-                batch.put(b"k%d" % i, b"v")
-                writers.start_soon(group.write, batch)
-        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as writers:
+        for i in range(10):
+            batch = Batch()
+            batch.put(b"k%d" % i, b"v")
+            writers.start_soon(group.write, batch)
     stats = group.statistics()
     assert (stats.writes, stats.groups, stats.largest_group) == (10, 4, 3)
     assert kv.sync_writes == 4 and kv.get(b"k9") == b"v"
@@ -158,3 +155,25 @@ async def test_durability_is_validated(tmp_path: Path) -> None:
         async with open_runtime(tmp_path / "data", durability="disk"):  # type: ignore[arg-type]
             pass
     assert not (tmp_path / "data").exists()
+
+
+async def test_a_writer_cancelled_before_its_group_is_not_written() -> None:
+    """A writer cancelled before its group forms writes nothing; later writers land."""
+    kv = MemoryStore()
+    group = GroupCommit(kv)
+    landed: list[int] = []
+
+    async def writer(i: int) -> None:
+        batch = Batch()
+        batch.put(b"k%d" % i, b"v")
+        await group.write(batch)
+        landed.append(i)
+
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as leader:
+            leader.cancel()  # cancelled at its first checkpoint, before any write
+            await writer(0)
+        for i in range(1, 4):
+            nursery.start_soon(writer, i)
+    assert sorted(landed) == [1, 2, 3]
+    assert kv.get(b"k0") is None and kv.get(b"k3") == b"v"
