@@ -472,11 +472,7 @@ async def import_session(
         raise
     record = records.record
     assert record is not None
-    if record.deadlines:
-        # The deadline sweeper must hear of deadlines added behind its back, or they wait
-        # for its next wake-up. The manager keeps the board to itself; this module is part
-        # of the same package and writes what ``create`` would.
-        await sessions._board.note(min(due for due, _ in record.deadlines))
+    await sessions.note_deadlines(record.deadlines)
     parent = record.parent_id
     return fmt.ArchiveReport(
         session_id=record.id,

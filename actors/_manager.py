@@ -106,6 +106,13 @@ class SessionManager:
     async def _ask(self, session_id: str, message: Any) -> Any:
         return await self._ref(session_id).ask(message)
 
+    async def note_deadlines(self, deadlines: Iterable[tuple[int, Any]]) -> None:
+        """Tell the deadline sweeper of a session's deadlines written without the manager
+        (an imported archive); it would otherwise wait for its next wake-up."""
+        earliest = min((due for due, _ in deadlines), default=None)
+        if earliest is not None:
+            await self._board.note(earliest)
+
     def handle(self, session_id: str) -> SessionHandle:
         """A handle on one session (checked to be a well-formed id, not to exist)."""
         checked = validate.session_id(session_id)[0]
