@@ -93,10 +93,8 @@ class GroupCommit:
     async def _lead(self, own: _Waiter) -> None:
         self._leading = True
         try:
-            if trio.lowlevel.current_statistics().tasks_runnable:
-                # One scheduler pass: writers made runnable by now join before the group
-                # closes. With no other task runnable, none could join: no pass to wait for.
-                await trio.lowlevel.checkpoint()
+            # One scheduler pass: writers made runnable by now join before the group closes.
+            await trio.lowlevel.checkpoint()
             while self._waiting:
                 self._flush(self._take())
         finally:
