@@ -105,29 +105,47 @@ async def satchel_artifacts(ops: int, repeats: int) -> tuple[float, float]:
     try:
         async with open_runtime(folder / "data") as rt:
             sid = await rt.sessions.create()
-            contents = [_content(i) for i in range((repeats + 1) * ops)]
-            saves, loads = [], []
-            for r in range(repeats + 1):
-                batch = contents[r * ops : (r + 1) * ops]
-                started = time.perf_counter()
-                for i, content in enumerate(batch):
-                    await rt.artifacts.store(sid, "tool_result", f"r{r}-{i}.bin", content)
-                saved = time.perf_counter() - started
-                started = time.perf_counter()
-                for i in range(len(batch)):
-                    await rt.artifacts.get(sid, f"r{r}-{i}.bin")
-                loaded = time.perf_counter() - started
-                if r:
-                    saves.append((saved, len(batch)))
-                    loads.append((loaded, len(batch)))
-            return median_per_op(saves), median_per_op(loads)
+
+            async def save(name: str, content: bytes) -> None:
+                await rt.artifacts.store(sid, "tool_result", name, content)
+
+            async def load(name: str) -> None:
+                await rt.artifacts.get(sid, name)
+
+            return await save_load_rounds(save, load, ops, repeats)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _content(i: int) -> bytes:
-    # Half random, half text: distinct per call (no dedup shortcut), partly compressible.
-    return os.urandom(MIB // 2) + (b"line %d of an agent's output\n" % i) * (MIB // 2 // 28 + 1)
+    # 1 MiB, half random, half text: distinct per call (no dedup shortcut), partly compressible.
+    return (os.urandom(MIB // 2) + (b"line %d of an agent's output\n" % i) * (MIB // 40))[:MIB]
+
+
+async def save_load_rounds(
+    save: Callable[[str, bytes], Awaitable[None]],
+    load: Callable[[str], Awaitable[None]],
+    ops: int,
+    repeats: int,
+) -> tuple[float, float]:
+    """Seconds per ``save`` of new 1 MiB content and per ``load`` of it, in rounds of ``ops``
+    (the first round warms up); works on Trio and on asyncio alike."""
+    contents = [_content(i) for i in range((repeats + 1) * ops)]
+    saves, loads = [], []
+    for r in range(repeats + 1):
+        batch = contents[r * ops : (r + 1) * ops]
+        started = time.perf_counter()
+        for i, content in enumerate(batch):
+            await save(f"r{r}-{i}.bin", content)
+        saved = time.perf_counter() - started
+        started = time.perf_counter()
+        for i in range(len(batch)):
+            await load(f"r{r}-{i}.bin")
+        loaded = time.perf_counter() - started
+        if r:
+            saves.append((saved, len(batch)))
+            loads.append((loaded, len(batch)))
+    return median_per_op(saves), median_per_op(loads)
 
 
 # -- peers ------------------------------------------------------------------------------------
@@ -229,24 +247,16 @@ async def adk_file_artifacts(ops: int, repeats: int) -> tuple[float, float]:
     folder = fresh()
     try:
         service = FileArtifactService(folder / "artifacts")
-        contents = [_content(i) for i in range((repeats + 1) * ops)]
-        saves, loads = [], []
         where = {"app_name": "bench", "user_id": "u", "session_id": "s"}
-        for r in range(repeats + 1):
-            batch = contents[r * ops : (r + 1) * ops]
-            started = time.perf_counter()
-            for i, content in enumerate(batch):
-                part = types.Part.from_bytes(data=content, mime_type="application/octet-stream")
-                await service.save_artifact(filename=f"r{r}-{i}.bin", artifact=part, **where)
-            saved = time.perf_counter() - started
-            started = time.perf_counter()
-            for i in range(len(batch)):
-                await service.load_artifact(filename=f"r{r}-{i}.bin", **where)
-            loaded = time.perf_counter() - started
-            if r:
-                saves.append((saved, len(batch)))
-                loads.append((loaded, len(batch)))
-        return median_per_op(saves), median_per_op(loads)
+
+        async def save(name: str, content: bytes) -> None:
+            part = types.Part.from_bytes(data=content, mime_type="application/octet-stream")
+            await service.save_artifact(filename=name, artifact=part, **where)
+
+        async def load(name: str) -> None:
+            await service.load_artifact(filename=name, **where)
+
+        return await save_load_rounds(save, load, ops, repeats)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -31,6 +31,11 @@ def json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from None
 
 
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that were given (not ``None``): a request body of optional fields."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def _session_path(args: argparse.Namespace, suffix: str = "") -> str:
     return f"/sessions/{args.session}{suffix}"
 
@@ -63,17 +68,13 @@ async def sessions_show(client: Client, args: argparse.Namespace, out: Output) -
 
 
 async def sessions_create(client: Client, args: argparse.Namespace, out: Output) -> int:
-    body = {
-        key: value
-        for key, value in (
-            ("name", args.name),
-            ("description", args.description),
-            ("tags", args.tag or None),
-            ("metadata", args.metadata),
-            ("parent_session_id", args.parent),
-        )
-        if value is not None
-    }
+    body = _given(
+        name=args.name,
+        description=args.description,
+        tags=args.tag or None,
+        metadata=args.metadata,
+        parent_session_id=args.parent,
+    )
     created = await client.call("POST", "/sessions", json=body)
     out.data(created) if out.as_json else out.message(created["id"])
     return 0
@@ -93,7 +94,7 @@ async def sessions_delete(client: Client, args: argparse.Namespace, out: Output)
 
 
 async def sessions_fork(client: Client, args: argparse.Namespace, out: Output) -> int:
-    body = {k: v for k, v in (("at", args.at), ("name", args.name)) if v is not None}
+    body = _given(at=args.at, name=args.name)
     forked = await client.call("POST", _session_path(args, "/fork"), json=body)
     out.data(forked) if out.as_json else out.message(forked["id"])
     return 0
@@ -195,24 +196,20 @@ async def artifacts_put(client: Client, args: argparse.Namespace, out: Output) -
 
 
 async def artifacts_query(client: Client, args: argparse.Namespace, out: Output) -> int:
-    filters = {
-        key: value
-        for key, value in (
-            ("session_id", args.session),
-            ("type", args.type),
-            ("name_pattern", args.name),
-            ("tags", args.tag or None),
-            ("metadata", args.metadata),
-            ("min_size", args.min_size),
-            ("max_size", args.max_size),
-            ("all_versions", args.all_versions or None),
-            ("order_by", args.order_by),
-            ("descending", args.desc or None),
-            ("offset", args.offset),
-            ("limit", args.limit),
-        )
-        if value is not None
-    }
+    filters = _given(
+        session_id=args.session,
+        type=args.type,
+        name_pattern=args.name,
+        tags=args.tag or None,
+        metadata=args.metadata,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        all_versions=args.all_versions or None,
+        order_by=args.order_by,
+        descending=args.desc or None,
+        offset=args.offset,
+        limit=args.limit,
+    )
     found = await client.call("POST", "/artifacts/query", json=filters)
     out.data(found, ("session_id", *ARTIFACT_COLUMNS))
     return 0
@@ -326,11 +323,10 @@ async def schedules(client: Client, args: argparse.Namespace, out: Output) -> in
         found = await client.call("GET", "/control/schedules", params={"session_id": args.id})
         out.data(found, ("id", "session_id", "mode", "due", "every_s"))
     elif args.verb == "add":
-        body = {"session_id": args.id, "mode": args.mode, "every_s": args.every,
-                "when": _moment(args.when)}  # fmt: skip
-        added = await client.call(
-            "POST", "/control/schedules", json={k: v for k, v in body.items() if v is not None}
+        body = _given(
+            session_id=args.id, mode=args.mode, every_s=args.every, when=_moment(args.when)
         )
+        added = await client.call("POST", "/control/schedules", json=body)
         out.data(added) if out.as_json else out.message(added["id"])
     else:
         out.data(await client.call("DELETE", f"/control/schedules/{args.id}"))
