@@ -193,7 +193,7 @@ class LuaState:
             raise _typed(message, None)
         if error is not None and lupa.lua_type(error) == "table":
             message = (error[b"message"] or b"").decode(errors="replace")
-            trace = (error[b"traceback"] or b"").decode(errors="replace")
+            trace = _user_frames((error[b"traceback"] or b"").decode(errors="replace"))
             raise _typed(message, trace)
         raise ScriptError(f"the script failed with a {lupa.lua_type(error)} error value")
 
@@ -206,6 +206,17 @@ class LuaState:
             raise ScriptLimitExceededError(
                 f"memory limit of {self.limits.max_memory} bytes reached"
             ) from None
+
+
+def _user_frames(trace: str) -> str:
+    """The traceback without the sandbox's own frames (its prelude, the driver's
+    ``xpcall``, the wrapped ``pcall`` and friends): what the script's author wrote."""
+    kept = [
+        line
+        for line in trace.splitlines()
+        if '[string "<python>"]' not in line and "in upvalue 'raw_" not in line
+    ]
+    return "\n".join(kept)
 
 
 def _typed(message: str, trace: str | None) -> SatchelError:

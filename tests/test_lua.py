@@ -234,3 +234,20 @@ async def test_wall_time_limit_reaches_into_a_slow_api_call(
             rt, "Session.setState(ARGS[1], 'k', 1) return 'unreachable'", args=[sid], limits=limits
         )
     assert await lua(rt, "return 2") == [2]
+
+
+def test_tracebacks_show_only_the_scripts_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An uncaught error's traceback names the script's functions, not the sandbox's."""
+    script = tmp_path / "t.lua"
+    script.write_text(
+        "local function look(id) local s = Session.get(id) return s end\n"
+        "pcall(function() end)\n"
+        "look('00000000-0000-4000-8000-000000000000')\n"
+    )
+    assert main(["run", "--memory", str(script)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("SessionNotFound: ")
+    assert "t.lua:1: in local 'look'" in err and "t.lua:3: in main chunk" in err
+    assert "<python>" not in err and "raw_" not in err
