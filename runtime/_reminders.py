@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from satchel._errors import ActorFailedError, RuntimeClosedError, ValidationError
+from satchel._errors import (
+    ActorCrashedError,
+    ActorFailedError,
+    RuntimeClosedError,
+    ValidationError,
+)
 
 from ._messages import ReminderFired, ReplySlot
 from ._persistence import Reminder, ReminderStore
@@ -18,6 +23,9 @@ if TYPE_CHECKING:
     from ._supervisor import Supervisor
 
 log = logging.getLogger("satchel.runtime")
+
+#: A one-shot reminder whose actor crashed on it is fired again after this long.
+RETRY_AFTER_S = 5.0
 
 
 class Reminders:
@@ -116,6 +124,15 @@ class Reminders:
             await slot.wait()
         except (RuntimeClosedError, ActorFailedError) as error:
             log.warning("reminder %s for %s/%s kept for later: %r", fired.name, *key, error)
+            return
+        except ActorCrashedError as error:
+            # The actor crashed on the tick (and restarts): it was not handled. The stored
+            # record stays; a one-shot reminder is fired again shortly.
+            log.warning("reminder %s for %s/%s: actor crashed, %r", fired.name, *key, error)
+            if after is None and reminder.key not in self._by_key:
+                retry = attrs.evolve(reminder, due=self._supervisor.clock() + RETRY_AFTER_S)
+                self._by_key[reminder.key] = retry
+                self._wake.set()
             return
         except Exception as error:
             # The actor handled the tick and raised: it was delivered all the same.

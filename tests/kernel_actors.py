@@ -58,6 +58,8 @@ class World:
     stops: list[str] = attrs.Factory(list)
     events: list[tuple[str, Any]] = attrs.Factory(list)
     fail_start: set[str] = attrs.Factory(set)
+    #: Reminder ticks to crash on (counted down), to test redelivery.
+    crash_on_reminders: int = 0
 
 
 class Counter(Actor[Any]):
@@ -94,6 +96,9 @@ class Counter(Actor[Any]):
         if isinstance(message, Tick):
             self.context.start_timer("tick", message.every, interval=message.every)
             return None
+        if isinstance(message, ReminderFired) and self.world.crash_on_reminders:
+            self.world.crash_on_reminders -= 1
+            raise RuntimeError("crashed on a reminder")
         if isinstance(message, TimerFired | ReminderFired):
             self.world.events.append((self.actor_id, message))
             return None

@@ -526,3 +526,19 @@ async def test_hanging_on_stop_is_bounded(autojump_clock: trio.abc.Clock) -> Non
         sup.register(ActorSpec(kind="counter", factory=lambda _: stuck, flush_timeout=3))
         await sup.ref("counter", "a").ask(Get())
     assert trio.current_time() - start == pytest.approx(3)
+
+
+async def test_reminder_an_actor_crashed_on_is_fired_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A one-shot reminder whose handler crashed is fired again and only then forgotten."""
+    world = World(crash_on_reminders=1)
+    store = MemoryReminders()
+    async with open_supervisor(reminder_store=store) as sup:
+        sup.register(counter_spec(world))
+        await sup.reminders.set("counter", "a", "once", sup.clock() + 5, None)
+        await trio.sleep(6)
+        assert world.events == [] and [r.name for r in store.load_reminders()] == ["once"]
+        await trio.sleep(10)
+        assert [e[1].name for e in world.events] == ["once"]
+    assert store.load_reminders() == []
