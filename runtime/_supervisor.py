@@ -11,7 +11,12 @@ from typing import Any, final
 import attrs
 import trio
 
-from satchel._errors import ActorFailedError, ActorNotFoundError, RuntimeClosedError
+from satchel._errors import (
+    ActorFailedError,
+    ActorNotFoundError,
+    MailboxFullError,
+    RuntimeClosedError,
+)
 
 from ._cell import Cell, Item, turn_of
 from ._messages import ReplySlot
@@ -118,6 +123,18 @@ class Supervisor:
                 # The cell stopped while we waited for room: deliver to its successor.
                 if self.closed:
                     raise RuntimeClosedError("the runtime closed before delivery") from None
+
+    def offer(self, key: Key, item: Item) -> bool:
+        """Queue ``item`` now if the actor is live and has room (no scheduler pass); whether
+        it was queued. An ask then waits on its answer, which is its checkpoint."""
+        cell = self._cells.get(key)
+        if cell is None or cell.state != "running":
+            return False
+        try:
+            cell.mailbox.put_nowait(item)
+        except (MailboxFullError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
 
     async def deliver_nowait(self, key: Key, item: Item) -> None:
         """Queue ``item`` without waiting on a full mailbox (activation may still await)."""
@@ -338,7 +355,8 @@ class ActorRef:
             # Queued, the message would wait for the very turn that waits for its answer.
             return await cell.receive_inline(message)
         slot = ReplySlot()
-        await self._supervisor.deliver(self._key, (message, slot))
+        if not self._supervisor.offer(self._key, (message, slot)):
+            await self._supervisor.deliver(self._key, (message, slot))
         return await slot.wait()
 
 
