@@ -153,7 +153,8 @@ class SessionActor(Actor[Any]):
         """Answer one operation on the session."""
         if type(message) is DeadlineDue:
             self._deadline_due(message)
-            await self._settle()
+            if self._writes.holding:
+                await self._settle()
             await self._announce_deadline()
             return None
         if type(message) is RunScript:
@@ -189,7 +190,8 @@ class SessionActor(Actor[Any]):
         finally:
             if self._hook_records:
                 self._hook_records = []
-            await self._settle()
+            if self._writes.holding:
+                await self._settle()
         if watched is not None:
             data = session_hooks.data_of(message, before)
             data["duration_us"] = (time.perf_counter_ns() - started) // 1000

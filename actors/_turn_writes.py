@@ -45,6 +45,10 @@ class TurnWrites:
     ) -> None:
         """Write ``batch`` (or hold it to the end of the turn); ``rollback`` is the actor's
         state before it, restored if the held writes fail."""
+        if self._batch is None and (self._group is None or write is not None):
+            (write or self._kv.write)(batch)  # the common case: nothing held, write now
+            self._publish(event)
+            return
         if self._group is not None and write is None:
             if self._batch is None:
                 self._batch, self.rollback = batch, rollback
@@ -59,6 +63,11 @@ class TurnWrites:
         events, self._events = [*self._events, event], []
         for done in events:
             self._publish(done)
+
+    @property
+    def holding(self) -> bool:
+        """Whether writes of this turn wait for ``settle``."""
+        return self._batch is not None
 
     async def settle(self) -> None:
         """Write what the turn holds with a group, and publish its events once it is on
