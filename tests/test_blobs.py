@@ -267,7 +267,7 @@ async def test_corrupt_chunk_is_integrity_error(store: Store) -> None:
     blob = await store_blob(store, data, b"t\x00a")
     (key,) = chunk_keys(store)
     batch = Batch()
-    batch.put(key, b"X" + data[1:], BLOBS)
+    batch.put(key, bytes([data[0] ^ 0xFF]) + data[1:], BLOBS)  # always a change
     store.kv.write(batch)
     with pytest.raises(IntegrityError, match=blob):
         await store.blobs.read(blob)
