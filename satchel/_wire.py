@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from satchel._errors import InvalidArgumentError
+from satchel.actors._artifact_model import ArtifactInfo
 
 
 def _plain(instance: Any, field: Any, value: Any) -> Any:
@@ -26,25 +27,15 @@ def _plain(instance: Any, field: Any, value: Any) -> Any:
 def to_wire(value: Any) -> Any:
     """Plain JSON data for a record, a list of records or plain data."""
     if attrs.has(type(value)):
-        value = attrs.asdict(value, recurse=True, value_serializer=_plain)
-    elif isinstance(value, list | tuple):
+        data = attrs.asdict(value, recurse=True, value_serializer=_plain)
+        if isinstance(value, ArtifactInfo):
+            data["artifact_type"] = data["type"]  # rs-llmspell's name for it
+        return data
+    if isinstance(value, list | tuple):
         return [to_wire(item) for item in value]
-    elif isinstance(value, dict):
+    if isinstance(value, dict):
         return {key: to_wire(item) for key, item in value.items()}
-    else:
-        return _plain(None, None, value)
-    return _renamed(value)
-
-
-def _renamed(data: Any) -> Any:
-    if isinstance(data, list):
-        return [_renamed(item) for item in data]
-    if isinstance(data, dict):
-        out = {key: _renamed(item) for key, item in data.items()}
-        if "content_hash" in out and "type" in out and "custom" in out:
-            out["artifact_type"] = out["type"]
-        return out
-    return data
+    return _plain(None, None, value)
 
 
 def dumps(value: Any) -> bytes:

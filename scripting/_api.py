@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-import attrs
-
 from satchel._errors import AccessDeniedError, InvalidArgumentError
+from satchel._wire import to_wire
 
 from ._convert import from_lua, lua_type_name, mapping_from_lua, text
 from ._sandbox import LuaState
@@ -76,15 +75,6 @@ def _returns_nothing() -> frozenset[str]:
         for _, _, op in api_names()
         if getattr(ScriptApi, op.replace(".", "_").lower()).__annotations__["return"] == "None"
     )
-
-
-def _record(value: Any) -> Any:
-    if not attrs.has(type(value)):
-        return value
-    data = attrs.asdict(value, recurse=True)
-    if "content_hash" in data and "type" in data and "custom" in data:
-        data["artifact_type"] = data["type"]  # rs-llmspell's name for it
-    return data
 
 
 def _optional_text(value: Any, what: str) -> str | None:
@@ -175,14 +165,14 @@ class ScriptApi:
         return created
 
     async def session_get(self, session_id: Any) -> Any:
-        return _record(await self._sessions.get(self._session(session_id, default_current=False)))
+        return to_wire(await self._sessions.get(self._session(session_id, default_current=False)))
 
     async def session_list(self, query: Any = None) -> Any:
         filters = mapping_from_lua(query, "Session.list query") or {}
         found = await self._sessions.list(**filters)
         if self._session_id is not None:
             found = [info for info in found if info.id in self._own]
-        return [_record(info) for info in found]
+        return [to_wire(info) for info in found]
 
     async def session_suspend(self, session_id: Any) -> None:
         await self._sessions.suspend(self._session(session_id))
@@ -259,10 +249,10 @@ class ScriptApi:
 
     async def session_replay(self, session_id: Any, cfg: Any = None) -> Any:
         config = mapping_from_lua(cfg, "Session.replay config") or {}
-        return _record(await self._sessions.replay(self._session(session_id), **config))
+        return to_wire(await self._sessions.replay(self._session(session_id), **config))
 
     async def session_getreplaymetadata(self, session_id: Any = None) -> Any:
-        return _record(await self._sessions.replay_metadata(self._session(session_id)))
+        return to_wire(await self._sessions.replay_metadata(self._session(session_id)))
 
     async def session_listreplayable(self) -> list[str]:
         found = await self._sessions.list_replayable()
@@ -325,16 +315,16 @@ class ScriptApi:
         found = await self._artifacts.get(
             self._owner(session_id), _artifact(artifact), _int(version, "version")
         )
-        return {"content": found.content, "metadata": _record(found.metadata)}
+        return {"content": found.content, "metadata": to_wire(found.metadata)}
 
     async def artifact_list(self, session_id: Any = None) -> Any:
-        return [_record(i) for i in await self._artifacts.list(self._owner(session_id))]
+        return [to_wire(i) for i in await self._artifacts.list(self._owner(session_id))]
 
     async def artifact_versions(self, session_id: Any, name: Any) -> Any:
         found = await self._artifacts.versions(
             self._owner(session_id), text(name, "an artifact name")
         )
-        return [_record(i) for i in found]
+        return [to_wire(i) for i in found]
 
     async def artifact_delete(self, session_id: Any, artifact: Any) -> None:
         await self._artifacts.delete(self._owner(session_id), _artifact(artifact))
@@ -353,7 +343,7 @@ class ScriptApi:
 
     async def artifact_query(self, query: Any = None) -> Any:
         filters = mapping_from_lua(query, "Artifact.query") or {}
-        return [_record(i) for i in await self._artifacts.query(**filters)]
+        return [to_wire(i) for i in await self._artifacts.query(**filters)]
 
     async def artifact_share(
         self, owner: Any, artifact: Any, target: Any, permission: Any = b"read"
@@ -372,7 +362,7 @@ class ScriptApi:
 
     async def artifact_auditlog(self, session_id: Any, artifact: Any) -> Any:
         entries = await self._artifacts.audit_log(self._owner(session_id), _artifact(artifact))
-        return [_record(e) for e in entries]
+        return [to_wire(e) for e in entries]
 
 
 def _content(value: Any) -> bytes:
