@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from satchel._http import (
     Endpoint,
+    Handler,
     body_object,
     json_response,
     only,
@@ -69,40 +70,22 @@ async def delete_session(request: Request) -> Response:
     return _no_content()
 
 
-async def suspend_session(request: Request) -> Response:
-    await runtime(request).sessions.suspend(_sid(request))
-    return json_response(await runtime(request).sessions.get(_sid(request)))
+def _lifecycle(verb: str) -> Handler:
+    """The handler of ``POST /sessions/{id}/<verb>``: the manager's verb, then the session
+    as it is now (``fail`` takes an optional ``reason``)."""
 
+    async def handler(request: Request) -> Response:
+        sessions = runtime(request).sessions
+        session_id = _sid(request)
+        if verb == "fail":
+            reason = only(await body_object(request), ("reason",)).get("reason")
+            await sessions.fail(session_id, reason)
+        else:
+            await getattr(sessions, verb)(session_id)
+        return json_response(await sessions.get(session_id))
 
-async def resume_session(request: Request) -> Response:
-    await runtime(request).sessions.resume(_sid(request))
-    return json_response(await runtime(request).sessions.get(_sid(request)))
-
-
-async def complete_session(request: Request) -> Response:
-    await runtime(request).sessions.complete(_sid(request))
-    return json_response(await runtime(request).sessions.get(_sid(request)))
-
-
-async def fail_session(request: Request) -> Response:
-    reason = only(await body_object(request), ("reason",)).get("reason")
-    await runtime(request).sessions.fail(_sid(request), reason)
-    return json_response(await runtime(request).sessions.get(_sid(request)))
-
-
-async def archive_session(request: Request) -> Response:
-    await runtime(request).sessions.archive(_sid(request))
-    return json_response(await runtime(request).sessions.get(_sid(request)))
-
-
-async def save_session(request: Request) -> Response:
-    await runtime(request).sessions.save(_sid(request))
-    return json_response(await runtime(request).sessions.get(_sid(request)))
-
-
-async def load_session(request: Request) -> Response:
-    await runtime(request).sessions.load(_sid(request))
-    return json_response(await runtime(request).sessions.get(_sid(request)))
+    handler.__name__ = f"{verb}_session"  # the OpenAPI operationId
+    return handler
 
 
 async def fork_session(request: Request) -> Response:
@@ -241,13 +224,14 @@ SESSION_ENDPOINTS = (
     Endpoint("GET", _S, get_session, "Get a session", "sessions"),
     Endpoint("DELETE", _S, delete_session, "Delete a session", "sessions", ("cascade",),
              status=204),
-    Endpoint("POST", f"{_S}/suspend", suspend_session, "Suspend a session", "sessions"),
-    Endpoint("POST", f"{_S}/resume", resume_session, "Resume a session", "sessions"),
-    Endpoint("POST", f"{_S}/complete", complete_session, "Complete a session", "sessions"),
-    Endpoint("POST", f"{_S}/fail", fail_session, "Fail a session", "sessions", body="json"),
-    Endpoint("POST", f"{_S}/archive", archive_session, "Archive a session", "sessions"),
-    Endpoint("POST", f"{_S}/save", save_session, "Persist a session now", "sessions"),
-    Endpoint("POST", f"{_S}/load", load_session, "Make a session live", "sessions"),
+    Endpoint("POST", f"{_S}/suspend", _lifecycle("suspend"), "Suspend a session", "sessions"),
+    Endpoint("POST", f"{_S}/resume", _lifecycle("resume"), "Resume a session", "sessions"),
+    Endpoint("POST", f"{_S}/complete", _lifecycle("complete"), "Complete a session", "sessions"),
+    Endpoint("POST", f"{_S}/fail", _lifecycle("fail"), "Fail a session", "sessions",
+             body="json"),
+    Endpoint("POST", f"{_S}/archive", _lifecycle("archive"), "Archive a session", "sessions"),
+    Endpoint("POST", f"{_S}/save", _lifecycle("save"), "Persist a session now", "sessions"),
+    Endpoint("POST", f"{_S}/load", _lifecycle("load"), "Make a session live", "sessions"),
     Endpoint("POST", f"{_S}/fork", fork_session, "Fork a session", "sessions", body="json",
              status=201),
     Endpoint("GET", f"{_S}/state", get_variables, "All variables", "state"),
