@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import trio
@@ -22,7 +22,6 @@ from satchel._runtime import open_runtime
 from satchel._serve import TOKEN_FILE, find_server, serve
 from satchel._version import __version__
 from satchel.storage import Backend, Batch, Durability, Store, checked_durability, open_store
-from satchel.storage._group_commit import DURABILITIES
 from satchel.storage._keys import DEMO
 
 _DEMO_TEXT = (
@@ -77,7 +76,7 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     common.add_argument(
         "--durability",
-        choices=DURABILITIES,
+        choices=get_args(Durability),
         default=argparse.SUPPRESS,
         help="process (default: survives a killed process) or machine (survives power loss)",
     )
@@ -241,7 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     place.add_argument("--memory", action="store_true", help="keep nothing: an in-memory store")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--durability", choices=DURABILITIES, help="process or machine")
+    parser.add_argument("--durability", choices=get_args(Durability), help="process or machine")
     commands = parser.add_subparsers(dest="group", required=True)
     demo = commands.add_parser("demo", help="store an artifact, read it back, check the store",
                                parents=[common])  # fmt: skip

@@ -140,7 +140,7 @@ async def _remote(url: str, token: str, durability: str | None) -> AsyncIterator
                     "InvalidArgument",
                     f"the server holding this folder runs in {served} durability, not "
                     f"{durability}; restart it with --durability {durability}",
-                    2,
+                    422,
                 )
         yield client
 

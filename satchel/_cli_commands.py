@@ -171,7 +171,7 @@ async def _file_chunks(path: Path, advance: Callable[[int], None]) -> AsyncItera
 
 async def artifacts_put(client: Client, args: argparse.Namespace, out: Output) -> int:
     if args.name is not None and len(args.files) > 1:
-        raise ApiError("InvalidArgument", "--name names one file; give one file", 2)
+        raise ApiError("InvalidArgument", "--name names one file; give one file", 422)
     headers = {} if args.metadata is None else {"X-Satchel-Metadata": json.dumps(args.metadata)}
     stored = []
     with out.progress(transfer=True) as progress:
@@ -304,7 +304,7 @@ async def actors(client: Client, args: argparse.Namespace, out: Output) -> int:
         out.data(found, ACTOR_COLUMNS)
         return 0
     if args.id is None:
-        raise ApiError("InvalidArgument", f"actors {args.verb} needs an actor id", 2)
+        raise ApiError("InvalidArgument", f"actors {args.verb} needs an actor id", 422)
     path = f"/control/actors/{args.kind or 'session'}/{args.id}"
     if args.verb == "show":
         out.data(await client.call("GET", path))
