@@ -47,14 +47,13 @@ class GroupCommitStatistics:
 
 @final
 class _Waiter:
-    __slots__ = ("batch", "done", "error", "lead", "written")
+    __slots__ = ("batch", "done", "error", "written")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.done = trio.Event()
         self.error: BaseException | None = None
         self.written = False
-        self.lead = False  # woken to lead the next group, not because it was written
 
 
 @final
@@ -82,7 +81,6 @@ class GroupCommit:
         if self._leading:
             await waiter.done.wait()
         while not waiter.written:  # no group forming, or the leader handed over
-            waiter.lead = False
             await self._lead(waiter)
             if not waiter.written:
                 await waiter.done.wait()
@@ -103,7 +101,6 @@ class GroupCommit:
                 self._waiting.remove(own)  # cancelled before its group: never acknowledged
             if self._waiting:  # cancelled with writers left: the first of them leads next
                 heir = self._waiting[0]
-                heir.lead = True
                 heir.done.set()
                 heir.done = trio.Event()
 
