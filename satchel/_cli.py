@@ -14,6 +14,7 @@ import httpx
 import trio
 
 from satchel import _cli_commands as cmd
+from satchel._allocator import tune_allocator
 from satchel._cli_client import ApiError, connect
 from satchel._cli_commands import Command
 from satchel._cli_output import Output
@@ -357,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help, --version, or a usage error (already printed)
         return done.code if isinstance(done.code, int) else 2
     out = Output(as_json=args.json)
+    tune_allocator()  # this process is ours: keep freed chunk buffers warm (satchel._allocator)
     try:
         if args.group == "run":
             return trio.run(_run, args, out)

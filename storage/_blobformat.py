@@ -23,7 +23,11 @@ DATA_ID_SIZE = 16
 _CHUNK_INDEX = struct.Struct(">I")
 # BLAKE3's own threads pay from about 1 MiB on; below that they cost more than they save.
 _THREADED_HASH_FROM = 1 << 20
-_SAMPLE = 64 << 10
+_SAMPLE = 16 << 10
+_SAMPLES = 4
+# One LZ4 block per chunk (up to 4 MiB) instead of the 64 KiB default: compressing and
+# decompressing 1 MiB took 92-106 µs instead of 194-206 µs, and the frame format is the same.
+_FRAME_BLOCK = lz4.frame.BLOCKSIZE_MAX4MB
 
 Buffer = bytes | bytearray | memoryview
 
@@ -75,24 +79,32 @@ def split_chunk_key(key: bytes) -> tuple[bytes, int]:
 
 
 def _worth_trying(chunk: Buffer, limits: BlobLimits) -> bool:
-    """Whether a sample from the start of a large chunk compresses enough to try the rest.
+    """Whether samples spread over a large chunk compress enough to try the whole of it.
 
     Compressing 1 MiB of random bytes only to throw the result away cost 0.2-0.9 ms (mostly
-    page faults on the output buffer); the 64 KiB sample costs a few microseconds.
+    page faults on the output buffer); four 16 KiB samples cost a few microseconds. They are
+    spread from start to end because agent output often mixes parts (a random or already
+    compressed head, then text): judged by its head alone, such a chunk was stored raw.
     """
-    if len(chunk) <= 2 * _SAMPLE:
+    total = len(chunk)
+    if total <= 2 * _SAMPLES * _SAMPLE:
         return True
-    sample = memoryview(chunk)[:_SAMPLE]
-    return len(lz4.frame.compress(sample)) <= _SAMPLE * (1.0 - limits.min_gain)
+    view = memoryview(chunk)
+    stride = (total - _SAMPLE) // (_SAMPLES - 1)
+    packed = sum(
+        len(lz4.frame.compress(view[start : start + _SAMPLE]))
+        for start in range(0, stride * _SAMPLES, stride)
+    )
+    return packed <= _SAMPLES * _SAMPLE * (1.0 - limits.min_gain)
 
 
 def encode_chunk(chunk: Buffer, limits: BlobLimits) -> tuple[bytes, bool]:
     """The bytes to store for ``chunk`` and whether they are compressed.
 
-    A large chunk whose first 64 KiB do not compress is stored raw without a full attempt.
+    A large chunk whose samples do not compress is stored raw without a full attempt.
     """
     if len(chunk) >= limits.compress_min and _worth_trying(chunk, limits):
-        packed: bytes = lz4.frame.compress(chunk)
+        packed: bytes = lz4.frame.compress(chunk, block_size=_FRAME_BLOCK)
         if len(packed) <= len(chunk) * (1.0 - limits.min_gain):
             return packed, True
     return chunk if type(chunk) is bytes else bytes(chunk), False
