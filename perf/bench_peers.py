@@ -12,6 +12,8 @@ Each peer's durability is read from its own SQLite connection (``journal_mode`` 
 (an fsync per commit) is ``machine``; anything less is at most ``process``. Timings are
 medians over ``--repeats`` rounds of ``--ops`` operations each (after a warm-up round), as
 time per operation; satchel runs on Trio, the peers on asyncio (sequentially, never at once).
+The process calls ``satchel.tune_allocator()`` first, as satchel's CLI and server do; the peers
+run in the same process, so with it too.
 
 Needs the ``peers`` extra (``pip install -e '.[peers]'``). Writes ``perf/peers_notes.md``
 (``perf/report.py --notes`` puts it in RESULTS.md).
@@ -37,7 +39,7 @@ from typing import Any
 
 import trio
 
-from satchel import open_runtime
+from satchel import open_runtime, tune_allocator
 
 NOTES = Path(__file__).with_name("peers_notes.md")
 MIB = 1 << 20
@@ -276,6 +278,8 @@ def main() -> None:
     args = parser.parse_args()
     ops, repeats = args.ops, args.repeats
     artifact_ops = max(10, ops // 10)
+    # As the CLI and server do (satchel._allocator); the peers share the process and it.
+    tuned = tune_allocator()
 
     lg, lg_pragmas = langgraph_put(ops, repeats)
     oa, oa_pragmas = run_async(lambda: agents_add_items(ops, repeats))
@@ -313,7 +317,9 @@ def main() -> None:
         f"One process, one run; medians of {repeats} rounds of {ops} operations "
         f"({artifact_ops} for 1 MiB artifacts) after a warm-up round; satchel on RocksDB, "
         "the peers on SQLite files (their own defaults) and the local file system. Each "
-        "peer's durability as configured, and satchel at the same durability.",
+        "peer's durability as configured, and satchel at the same durability. "
+        f"`satchel.tune_allocator()` {'applied' if tuned else 'not available'} "
+        "(process-wide, so for the peers too).",
         "",
         "| work | peer | peer durability | satchel, same durability | peer / satchel |",
         "|---|---|---|---|---|",

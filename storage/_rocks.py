@@ -28,6 +28,10 @@ def _index_options() -> rocksdict.Options:
     options.create_missing_column_families(True)
     options.set_compression_type(rocksdict.DBCompressionType.lz4())
     options.set_keep_log_file_num(4)
+    # Reuse write-ahead log files instead of creating new ones: a synced write into a log
+    # file that keeps its size skips the file-size journal commit. Measured once the logs
+    # have rolled: 140 µs per synced 200-byte put instead of 179-215 µs.
+    options.set_recycle_log_file_num(4)
     options.increase_parallelism(2)
     return options
 
