@@ -78,6 +78,8 @@ _RETRY_DELETE_US = round(DAY_S * _US)
 
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
+#: Short turns an asker may run itself while the actor is idle (``Actor.lendable``).
+_LENDABLE = frozenset({SetState, GetState, DeleteState, ListState})
 
 
 @final
@@ -148,6 +150,10 @@ class SessionActor(Actor[Any]):
         """Forget the rate bucket once it is full again: a new one would be the same."""
         if self._bucket is not None and self._bucket.full(trio.current_time()):
             self._services.buckets.pop(self._id, None)
+
+    def lendable(self, message: Any) -> bool:
+        """Variable reads and writes, while no hook (which may take its time) is registered."""
+        return type(message) in _LENDABLE and not self._hooks.has_any
 
     async def receive(self, message: Any) -> Any:
         """Answer one operation on the session."""

@@ -31,6 +31,12 @@ class Actor(Generic[M]):
     async def on_stop(self) -> None:
         """Flush state before the actor stops (passivation or shutdown)."""
 
+    def lendable(self, message: M) -> bool:
+        """Whether an ask of ``message`` may run its turn in the asking task while the actor
+        is idle: the same turn, one task switch and one scheduler pass cheaper. The turn is
+        shielded from the asker's cancellation, so say so only of short turns."""
+        return False
+
 
 class ActorContext:
     """What an actor may ask of the kernel about itself."""

@@ -17,7 +17,7 @@ from satchel._errors import ActorCrashedError, ActorFailedError, RuntimeClosedEr
 
 from ._actor import ActorContext
 from ._mailbox import Mailbox
-from ._messages import ReplySlot, TimerFired
+from ._messages import ReplySlot, TimerFired, reraisable
 from ._spec import Restart
 from ._stats import ActorStatistics
 
@@ -61,6 +61,9 @@ class Cell:
     """One resident actor. States: activating, running, passivating, stopped, failed."""
 
     __slots__ = (
+        "_lent",
+        "_lent_crash",
+        "_lent_done",
         "_timers",
         "_waiting",
         "activations",
@@ -101,6 +104,10 @@ class Cell:
         self.order = 0
         self._waiting = False
         self._timers: dict[str, trio.CancelScope] | None = None  # most actors have none
+        # A turn run by an asker in its own task (see ``lent_turn``): the loop waits for it.
+        self._lent = False
+        self._lent_done: trio.Event | None = None
+        self._lent_crash: Exception | None = None
 
     # -- requests from outside the loop ---------------------------------------------------
 
@@ -118,7 +125,7 @@ class Cell:
     @property
     def idle(self) -> bool:
         """Running, with nothing queued and no turn in progress."""
-        return self._waiting and not self.backlog and self.mailbox.depth == 0
+        return self._waiting and not self._lent and not self.backlog and self.mailbox.depth == 0
 
     def statistics(self) -> ActorStatistics:
         """This actor's counters now."""
@@ -191,9 +198,12 @@ class Cell:
                     first = await self.mailbox.get()
                 finally:
                     self._waiting = False
+                if first is not _WAKE:
+                    self.backlog.append(first)
+                if (self._lent or self._lent_crash is not None) and not await self._lent_ended():
+                    return
                 if first is _WAKE:
                     continue
-                self.backlog.append(first)
                 self._take_mail()
             try:
                 while self.backlog and not self.requests:
@@ -245,6 +255,73 @@ class Cell:
             _IN_TURN.reset(token)
         if slot is not None:
             slot.set(result)
+
+    # -- turns run by the asker -------------------------------------------------------------
+
+    def lends(self, message: Any) -> bool:
+        """Whether an asker may run ``message``'s turn itself now: the loop sleeps on an empty
+        mailbox, nothing else is pending, and the actor allows it (``Actor.lendable``)."""
+        return (
+            self._waiting
+            and not self._lent
+            and self._lent_crash is None
+            and self.mailbox.depth == 0
+            and not self.backlog
+            and not self.requests
+            and self.state == "running"
+            and self.actor is not None
+            and self.actor.lendable(message)
+        )
+
+    async def lent_turn(self, message: Any) -> Any:
+        """Run the turn of ``message`` in the asking task (``lends`` said yes): its answer,
+        or its error. The loop, if mail wakes it meanwhile, waits for this turn to end; a
+        crash is handed to the loop, which restarts the actor as after any crash."""
+        assert self.actor is not None
+        self._lent = True
+        self.handled += 1
+        self.supervisor.totals.messages_handled += 1
+        self.last_activity = self.supervisor.clock()
+        self.supervisor._touched(self)
+        token = _IN_TURN.set((self, trio.lowlevel.current_task()))
+        try:
+            # Shielded: an asker's deadline must not cut a turn in half (a queued turn runs
+            # whole whatever becomes of its asker, too).
+            with trio.CancelScope(shield=True):
+                result = await self.actor.receive(message)
+        except self.spec.survives as error:
+            clone = reraisable(error)  # raised as a queued ask's answer is: cause = original
+            if clone is error:
+                raise
+            raise clone from error
+        except Exception as error:
+            self._lent_crash = error
+            raise ActorCrashedError(
+                f"actor {self.spec.kind}/{self.actor_id} crashed handling "
+                f"{type(message).__name__}: {error!r}"
+            ) from error
+        finally:
+            _IN_TURN.reset(token)
+            self._lent = False
+            if self._lent_done is not None:
+                self._lent_done.set()
+            elif self._lent_crash is not None and self.mailbox.depth == 0:
+                self.mailbox.put_nowait(_WAKE)  # the sleeping loop must recover the actor
+        # An ask is a checkpoint. After the turn, as for a queued ask: a cancelled asker gets
+        # Cancelled, and the turn it asked for has run.
+        await trio.lowlevel.checkpoint()
+        return result
+
+    async def _lent_ended(self) -> bool:
+        """Wait for a turn run by an asker, and recover the actor if it crashed there;
+        False once the actor has failed for good."""
+        if self._lent:
+            self._lent_done = trio.Event()
+            with trio.CancelScope(shield=True):  # the turn is shielded and short
+                await self._lent_done.wait()
+            self._lent_done = None
+        crash, self._lent_crash = self._lent_crash, None
+        return crash is None or await self._recover(crash)
 
     async def receive_inline(self, message: Any) -> Any:
         """Handle ``message`` within the turn now running (the actor asked itself): its

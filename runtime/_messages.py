@@ -57,13 +57,13 @@ class ReplySlot:
         error = self._error
         if error is None:
             return self._value
-        clone = _reraisable(error)
+        clone = reraisable(error)
         if clone is error:
             raise error
         raise clone from error
 
 
-def _reraisable(error: BaseException) -> BaseException:
+def reraisable(error: BaseException) -> BaseException:
     """A fresh copy of ``error`` to raise in the asker, so each side keeps its traceback."""
     try:
         clone = copy.copy(error)

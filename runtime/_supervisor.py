@@ -124,6 +124,10 @@ class Supervisor:
                 if self.closed:
                     raise RuntimeClosedError("the runtime closed before delivery") from None
 
+    def resident(self, key: Key) -> Cell | None:
+        """The cell of ``key`` if its actor is resident (in any state)."""
+        return self._cells.get(key)
+
     def offer(self, key: Key, item: Item) -> bool:
         """Queue ``item`` now if the actor is live and has room (no scheduler pass); whether
         it was queued. An ask then waits on its answer, which is its checkpoint."""
@@ -354,6 +358,9 @@ class ActorRef:
         if cell is not None:
             # Queued, the message would wait for the very turn that waits for its answer.
             return await cell.receive_inline(message)
+        cell = self._supervisor.resident(self._key)
+        if cell is not None and cell.lends(message):
+            return await cell.lent_turn(message)
         slot = ReplySlot()
         if not self._supervisor.offer(self._key, (message, slot)):
             await self._supervisor.deliver(self._key, (message, slot))

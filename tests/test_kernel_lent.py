@@ -1,0 +1,126 @@
+"""Lent turns: an ask whose turn the idle actor lets the asker run in its own task."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+from satchel.runtime import ActorRef, ActorSpec, Supervisor, open_supervisor
+
+from satchel import ActorCrashedError, ValidationError
+
+from .kernel_actors import Add, Boom, Counter, Get, Invalid, Sleep, World
+
+
+class LendingCounter(Counter):
+    """A counter that lends every turn but ``Add`` and records the task running each."""
+
+    def __init__(self, world: World, actor_id: str) -> None:
+        super().__init__(world, actor_id)
+        self.tasks: list[trio.lowlevel.Task] = []
+
+    def lendable(self, message: Any) -> bool:
+        return not isinstance(message, Add)
+
+    async def receive(self, message: Any) -> Any:
+        self.tasks.append(trio.lowlevel.current_task())
+        self.world.events.append(("start", message))
+        try:
+            return await super().receive(message)
+        finally:
+            self.world.events.append(("end", message))
+
+
+@asynccontextmanager
+async def lending(world: World) -> AsyncIterator[tuple[Supervisor, ActorRef]]:
+    """A supervisor with one live lending counter ``a``."""
+    async with open_supervisor() as supervisor:
+        supervisor.register(
+            ActorSpec(kind="lender", factory=lambda actor_id: LendingCounter(world, actor_id))
+        )
+        ref = supervisor.ref("lender", "a")
+        await ref.ask(Add(0))  # not lendable: live, and idle once it answers
+        yield supervisor, ref
+
+
+def actor_of(supervisor: Supervisor) -> LendingCounter:
+    cell = supervisor.resident(("lender", "a"))
+    assert cell is not None and isinstance(cell.actor, LendingCounter)
+    return cell.actor
+
+
+async def test_idle_actor_lends_the_turn_to_the_asker() -> None:
+    """A lendable ask to an idle actor runs in the asking task and counts as a turn."""
+    async with lending(World()) as (sup, ref):
+        assert await ref.ask(Get()) == 0
+        assert actor_of(sup).tasks[-1] is trio.lowlevel.current_task()
+        await ref.ask(Add(2))  # not lendable: the actor's own task runs it
+        assert actor_of(sup).tasks[-1] is not trio.lowlevel.current_task()
+        assert sup.inspect("lender", "a").messages_handled == 3
+
+
+async def test_mail_arriving_during_a_lent_turn_waits_for_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Messages sent while an asker runs a turn are handled after that turn, in order."""
+    world = World()
+    async with lending(world) as (_, ref), trio.open_nursery() as nursery:
+        nursery.start_soon(ref.ask, Sleep(10))
+        await trio.sleep(1)  # inside the lent turn now
+        await ref.tell(Add(1))
+        assert await ref.ask(Get()) == 1  # not lent (the actor is busy): queued behind
+        starts = [type(message).__name__ for kind, message in world.events if kind == "start"]
+        assert starts[-3:] == ["Sleep", "Add", "Get"]
+        assert world.events.index(("end", Sleep(10))) < world.events.index(("start", Add(1)))
+
+
+async def test_survivable_error_of_a_lent_turn_reaches_the_asker() -> None:
+    """A domain error in a lent turn is raised in the asker with the original as cause."""
+    async with lending(World()) as (sup, ref):
+        with pytest.raises(ValidationError, match="a: invalid") as caught:
+            await ref.ask(Invalid())
+        assert isinstance(caught.value.__cause__, ValidationError)
+        assert sup.inspect("lender", "a").restarts == 0
+
+
+async def test_crash_in_a_lent_turn_restarts_the_actor() -> None:
+    """A crash in a lent turn answers ActorCrashedError and the actor restarts from its state."""
+    world = World()
+    async with lending(world) as (sup, ref):
+        await ref.ask(Add(7))
+        with pytest.raises(ActorCrashedError, match="crashed handling Boom") as caught:
+            await ref.ask(Boom())
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        with trio.fail_after(5):
+            assert await ref.ask(Get()) == 7
+        assert sup.inspect("lender", "a").restarts == 1
+        assert world.starts == ["a", "a"]
+
+
+async def test_cancelled_asker_does_not_cut_a_lent_turn(autojump_clock: trio.abc.Clock) -> None:
+    """An asker whose deadline passes mid-turn is cancelled after the turn, which ran whole."""
+    world = World()
+    async with lending(world) as (_, ref):
+        with trio.move_on_after(1) as scope:
+            await ref.ask(Sleep(10))
+        assert scope.cancelled_caught
+        assert ("end", Sleep(10)) in world.events
+        assert trio.current_time() >= 10
+
+
+async def test_passivation_waits_for_a_lent_turn(autojump_clock: trio.abc.Clock) -> None:
+    """A passivation requested during a lent turn flushes the actor only after the turn."""
+    world = World()
+    async with lending(world) as (sup, ref), trio.open_nursery() as nursery:
+        nursery.start_soon(ref.ask, Sleep(10))
+        await trio.sleep(1)
+        with trio.fail_after(20):
+            await sup.stop("lender", "a")  # returns once the actor is flushed and gone
+        assert trio.current_time() >= 10
+        assert world.events.index(("end", Sleep(10))) < len(world.events)
+        assert world.stops == ["a"]
+        assert sup.resident(("lender", "a")) is None
