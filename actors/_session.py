@@ -14,7 +14,7 @@ from typing import Any, final
 
 import attrs
 import trio
-from satchel.runtime import Actor
+from satchel.runtime import Actor, Lending
 from satchel.storage import Batch, scan_prefix
 
 from satchel._errors import (
@@ -151,9 +151,16 @@ class SessionActor(Actor[Any]):
         if self._bucket is not None and self._bucket.full(trio.current_time()):
             self._services.buckets.pop(self._id, None)
 
-    def lendable(self, message: Any) -> bool:
-        """Variable reads and writes, while no hook (which may take its time) is registered."""
-        return type(message) in _LENDABLE and not self._hooks.has_any
+    def lending(self, message: Any) -> Lending:
+        """Variable reads and writes, while no hook (which may take its time) is registered:
+        without a checkpoint in ``process`` durability with no async observer, shielded
+        otherwise (the turn awaits its group commit or the observers)."""
+        hooks = self._hooks
+        if type(message) not in _LENDABLE or hooks.has_any:
+            return Lending.NO
+        if self._services.group is None and not hooks.awaiting:
+            return Lending.SYNC
+        return Lending.SHIELDED
 
     async def receive(self, message: Any) -> Any:
         """Answer one operation on the session."""

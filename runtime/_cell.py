@@ -15,7 +15,7 @@ import trio
 
 from satchel._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError
 
-from ._actor import ActorContext
+from ._actor import ActorContext, Lending
 from ._mailbox import Mailbox
 from ._messages import ReplySlot, TimerFired, reraisable
 from ._spec import Restart
@@ -258,10 +258,10 @@ class Cell:
 
     # -- turns run by the asker -------------------------------------------------------------
 
-    def lends(self, message: Any) -> bool:
+    def lending(self, message: Any) -> Lending:
         """Whether an asker may run ``message``'s turn itself now: the loop sleeps on an empty
-        mailbox, nothing else is pending, and the actor allows it (``Actor.lendable``)."""
-        return (
+        mailbox, nothing else is pending, and the actor allows it (``Actor.lending``)."""
+        if (
             self._waiting
             and not self._lent
             and self._lent_crash is None
@@ -270,11 +270,12 @@ class Cell:
             and not self.requests
             and self.state == "running"
             and self.actor is not None
-            and self.actor.lendable(message)
-        )
+        ):
+            return self.actor.lending(message)
+        return Lending.NO
 
-    async def lent_turn(self, message: Any) -> Any:
-        """Run the turn of ``message`` in the asking task (``lends`` said yes): its answer,
+    async def lent_turn(self, message: Any, how: Lending) -> Any:
+        """Run the turn of ``message`` in the asking task (``lending`` said ``how``): its answer,
         or its error. The loop, if mail wakes it meanwhile, waits for this turn to end; a
         crash is handed to the loop, which restarts the actor as after any crash."""
         assert self.actor is not None
@@ -285,10 +286,13 @@ class Cell:
         self.supervisor._touched(self)
         token = _IN_TURN.set((self, trio.lowlevel.current_task()))
         try:
-            # Shielded: an asker's deadline must not cut a turn in half (a queued turn runs
-            # whole whatever becomes of its asker, too).
-            with trio.CancelScope(shield=True):
+            if how is Lending.SYNC:
                 result = await self.actor.receive(message)
+            else:
+                # An asker's deadline must not cut a turn in half (a queued turn runs whole
+                # whatever becomes of its asker, too).
+                with trio.CancelScope(shield=True):
+                    result = await self.actor.receive(message)
         except self.spec.survives as error:
             clone = reraisable(error)  # raised as a queued ask's answer is: cause = original
             if clone is error:

@@ -18,6 +18,7 @@ from satchel._errors import (
     RuntimeClosedError,
 )
 
+from ._actor import Lending
 from ._cell import Cell, Item, turn_of
 from ._messages import ReplySlot
 from ._persistence import MemoryReminders, ReminderStore
@@ -359,8 +360,10 @@ class ActorRef:
             # Queued, the message would wait for the very turn that waits for its answer.
             return await cell.receive_inline(message)
         cell = self._supervisor.resident(self._key)
-        if cell is not None and cell.lends(message):
-            return await cell.lent_turn(message)
+        if cell is not None:
+            how = cell.lending(message)
+            if how is not Lending.NO:
+                return await cell.lent_turn(message, how)
         slot = ReplySlot()
         if not self._supervisor.offer(self._key, (message, slot)):
             await self._supervisor.deliver(self._key, (message, slot))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 import trio.lowlevel
-from satchel.runtime import ActorRef, ActorSpec, Supervisor, open_supervisor
+from satchel.runtime import ActorRef, ActorSpec, Lending, Supervisor, open_supervisor
 
 from satchel import ActorCrashedError, ValidationError
 
@@ -17,14 +17,17 @@ from .kernel_actors import Add, Boom, Counter, Get, Invalid, Sleep, World
 
 
 class LendingCounter(Counter):
-    """A counter that lends every turn but ``Add`` and records the task running each."""
+    """A counter that lends every turn but ``Add`` (``Get`` without a shield, as it never
+    suspends) and records the task running each."""
 
     def __init__(self, world: World, actor_id: str) -> None:
         super().__init__(world, actor_id)
         self.tasks: list[trio.lowlevel.Task] = []
 
-    def lendable(self, message: Any) -> bool:
-        return not isinstance(message, Add)
+    def lending(self, message: Any) -> Lending:
+        if isinstance(message, Add):
+            return Lending.NO
+        return Lending.SYNC if isinstance(message, Get) else Lending.SHIELDED
 
     async def receive(self, message: Any) -> Any:
         self.tasks.append(trio.lowlevel.current_task())
