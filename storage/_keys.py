@@ -26,6 +26,7 @@ def pending_key(data_id: bytes) -> bytes:
 
 
 DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command
+WAL_PRIMER = b"walp\x00"  # written and deleted at open in machine durability (never kept)
 REMINDER = b"rmd\x00"  # + kind \x00 actor id \x00 name -> runtime.Reminder
 
 # Sessions (satchel.actors): every key of one session carries its 16-byte id right after

@@ -177,3 +177,20 @@ async def test_a_writer_cancelled_before_its_group_is_not_written() -> None:
             nursery.start_soon(writer, i)
     assert sorted(landed) == [1, 2, 3]
     assert kv.get(b"k0") is None and kv.get(b"k3") == b"v"
+
+
+async def test_machine_mode_writes_into_a_recycled_log(tmp_path: Path) -> None:
+    """Opening in machine durability leaves a pre-sized, recycled write-ahead log and no
+    trace of the key that filled it; process durability does not prime."""
+    from satchel.storage import _keys
+
+    async with open_runtime(tmp_path / "data", durability="machine") as rt:
+        logs = sorted((tmp_path / "data").glob("*.log"))
+        assert max(log.stat().st_size for log in logs) >= 6 << 20
+        assert rt.store.kv.get(_keys.WAL_PRIMER) is None
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 1)
+    async with open_runtime(tmp_path / "other") as rt:
+        assert max(log.stat().st_size for log in (tmp_path / "other").glob("*.log")) < 1 << 20
+    async with open_runtime(tmp_path / "data") as rt:
+        assert await rt.sessions.get_state(sid, "k") == 1
