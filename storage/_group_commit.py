@@ -5,9 +5,11 @@ costs 100 to 200 µs here. A writer hands its batch to ``GroupCommit.write`` and
 first writer to find no group forming leads one: it lets one scheduler pass go by (every
 writer runnable by then joins), merges what waits — up to ``max_writes`` batches and
 ``max_bytes`` bytes — into one batch, writes it with ``sync=True`` and releases the group's
-writers, then leads the next group if writers are still waiting. The fsync holds the event
-loop (RocksDB keeps the GIL), so writers that arrive while it runs join the next group: none
-waits more than one group behind, and a lone writer pays no task switch beyond its own.
+writers, then leads the next group if writers are still waiting. The fsync runs inline and
+holds the event loop, so writers that arrive while it runs join the next group: none waits
+more than one group behind, and a lone writer pays no thread hop (rocksdict lets go of the
+GIL while it writes, but every writer waits on the group in flight, so a worker thread
+measured no better for 100 writers and ~0.1 ms worse for one).
 The merged batch is one RocksDB WriteBatch: it lands whole or not at all, and a failure fails
 every writer in it with the error.
 """
