@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import blake3
+import lz4.frame
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, Store, open_store
+from satchel.storage._blobformat import decode_chunk, encode_chunk
 
 from satchel import BlobNotFoundError, IntegrityError, InvalidArgumentError, ValidationError
 
@@ -436,3 +438,26 @@ async def test_put_inline_stages_one_chunk_without_writing(store: Store) -> None
     tight = BlobStore(store.kv, BlobLimits(chunk_size=4096, max_size=100))
     with pytest.raises(ValidationError):
         tight.put_inline(b"x" * 101)
+
+
+_MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("content", "one_block"),
+    [
+        # Every part compresses: 64 KiB blocks (quick to compress, no scratch memory on read).
+        (b"".join(b'{"id": %d, "text": "output"}\n' % i for i in range(40_000))[:_MIB], False),
+        # A random head, then text: one block (raw blocks decode through scratch memory).
+        ((os.urandom(_MIB // 2) + b"a line of an agent's output\n" * (_MIB // 40))[:_MIB], True),
+    ],
+    ids=["uniform", "mixed"],
+)
+def test_chunk_framing_follows_its_content(content: bytes, one_block: bool) -> None:
+    """A chunk whose samples all compress is framed in 64 KiB blocks, a mixed one in one
+    block; both are compressed (the random head no longer hides the text) and decode back."""
+    stored, compressed = encode_chunk(content, BlobLimits())
+    assert compressed and len(stored) < 0.9 * len(content)
+    block_size = lz4.frame.get_frame_info(stored)["block_size"]
+    assert block_size >= len(content) if one_block else block_size == 64 << 10
+    assert decode_chunk(stored, compressed, len(content), "x") == content
