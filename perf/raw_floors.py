@@ -1,6 +1,8 @@
 """Raw floors under the issue-9 targets, measured on this machine (no satchel code).
 
-* a synced RocksDB put of 200 bytes (one fdatasync): the floor of any single durable write;
+* a synced RocksDB put of 200 bytes (one fdatasync): the floor of any single durable write,
+  into a log file that grows and into a recycled one that keeps its size (what machine
+  durability primes at open: docs/durability.md);
 * a plain RocksDB put of a 512 KiB and a 1 MiB value, and a plain file write of 1 MiB: what
   storing one artifact's bytes costs in RocksDB (write-ahead log plus memtable, both fresh
   pages) and in a file;
@@ -40,12 +42,30 @@ def per_op(action: Callable[[int], object], count: int, rounds: int = 5) -> floa
     return statistics.median(results)
 
 
+def _recycled_log_db(path: Path) -> rocksdict.Rdict:
+    """A RocksDB whose live write-ahead log is a recycled 7 MiB file: fill a log, then make
+    RocksDB switch logs twice (the second switch reuses the filled one)."""
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_recycle_log_file_num(4)
+    options.set_write_buffer_size(8 << 20)
+    db = rocksdict.Rdict(str(path), options=options)
+    for _ in range(7):
+        db.put(b"filler", bytes(MIB))
+    for _ in range(2):
+        db.delete(b"filler")
+        db.flush()
+        db.put(b"filler", b"")
+    return db
+
+
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="satchel-floors-"))
     try:
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
         db = rocksdict.Rdict(str(folder / "db"), options=options)
+        recycled = _recycled_log_db(folder / "recycled")
         synced, plain = rocksdict.WriteOptions(), rocksdict.WriteOptions()
         synced.sync = True
         content = (os.urandom(MIB // 2) + b"a line of an agent's output\n" * (MIB // 40))[:MIB]
@@ -53,6 +73,11 @@ def main() -> None:
         path = folder / "f"
         work: list[tuple[str, Callable[[int], object], int]] = [
             ("RocksDB put 200 B, sync=True", lambda i: db.put(b"s%d" % i, b"x" * 200, synced), 300),
+            (
+                "RocksDB put 200 B, sync=True, recycled log",
+                lambda i: recycled.put(b"s%d" % i, b"x" * 200, synced),
+                300,
+            ),
             ("RocksDB put 200 B", lambda i: db.put(b"p%d" % i, b"x" * 200, plain), 3000),
             ("RocksDB put 512 KiB", lambda i: db.put(b"h%d" % i, half, plain), 100),
             ("RocksDB put 1 MiB", lambda i: db.put(b"m%d" % i, content, plain), 100),
@@ -66,6 +91,7 @@ def main() -> None:
         ]
         rows = [(label, per_op(action, count)) for label, action, count in work]
         db.close()
+        recycled.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     lines = [
