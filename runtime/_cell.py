@@ -222,13 +222,17 @@ class Cell:
         self.backlog.extend(batch)
         return bool(batch)
 
-    async def _turn(self, message: Any, slot: ReplySlot | None) -> None:
-        assert self.actor is not None
+    def _begin_turn(self) -> contextvars.Token[tuple[Cell, trio.lowlevel.Task] | None]:
+        """Count a turn and mark the current task as running it (reset the token after)."""
         self.handled += 1
         self.supervisor.totals.messages_handled += 1
         self.last_activity = self.supervisor.clock()
         self.supervisor._touched(self)
-        token = _IN_TURN.set((self, trio.lowlevel.current_task()))
+        return _IN_TURN.set((self, trio.lowlevel.current_task()))
+
+    async def _turn(self, message: Any, slot: ReplySlot | None) -> None:
+        assert self.actor is not None
+        token = self._begin_turn()
         try:
             result = await self.actor.receive(message)
         except trio.Cancelled:
@@ -279,12 +283,8 @@ class Cell:
         or its error. The loop, if mail wakes it meanwhile, waits for this turn to end; a
         crash is handed to the loop, which restarts the actor as after any crash."""
         assert self.actor is not None
+        token = self._begin_turn()
         self._lent = True
-        self.handled += 1
-        self.supervisor.totals.messages_handled += 1
-        self.last_activity = self.supervisor.clock()
-        self.supervisor._touched(self)
-        token = _IN_TURN.set((self, trio.lowlevel.current_task()))
         try:
             if how is Lending.SYNC:
                 result = await self.actor.receive(message)
