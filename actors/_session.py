@@ -78,7 +78,7 @@ _RETRY_DELETE_US = round(DAY_S * _US)
 
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
-#: Short turns an asker may run itself while the actor is idle (``Actor.lendable``).
+#: Short turns an asker may run itself while the actor is idle (``Actor.lending``).
 _LENDABLE = frozenset({SetState, GetState, DeleteState, ListState})
 
 

@@ -24,11 +24,11 @@ DATA_ID_SIZE = 16
 _CHUNK_INDEX = struct.Struct(">I")
 # BLAKE3's own threads pay above one chunk. At 1 MiB they lost: the data is next compressed
 # (on store) or was just decompressed (on read) on this core, and a second core first has to
-# pull its half over (load of a 1 MiB artifact: hash 230-290 µs threaded, ~150 µs not).
+# pull its half over (load of a 1 MiB artifact: hash 230-290 µs threaded, ~180 µs not).
 _THREADED_HASH_FROM = 2 << 20
 _SAMPLE = 16 << 10
 _SAMPLES = 4
-# How a chunk is framed, measured on 1 MiB (frames decode the same either way). Content whose
+# How a chunk is framed, measured on 1 MiB (one decoder call reads either frame). Content whose
 # every part compresses: 64 KiB blocks, each on its own (JSON compressed in 351 µs instead of
 # 596 µs linked; one 1 MiB block made python-lz4 read through fresh scratch memory in a
 # process whose allocator is not tuned: ~480 page faults, 1.55 instead of 0.88 ms a read).

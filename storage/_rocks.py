@@ -33,8 +33,7 @@ def _index_options() -> rocksdict.Options:
     options.set_compression_type(rocksdict.DBCompressionType.lz4())
     options.set_keep_log_file_num(4)
     # Reuse write-ahead log files instead of creating new ones: a synced write into a log
-    # file that keeps its size skips the file-size journal commit. Measured once the logs
-    # have rolled: 140-149 µs per synced small put instead of 179-228 µs.
+    # file that keeps its size skips the file-size journal commit (RocksStore._prime_log).
     options.set_recycle_log_file_num(4)
     options.set_write_buffer_size(_INDEX_BUFFER)
     options.increase_parallelism(2)
@@ -110,7 +109,7 @@ class RocksStore:
 
         A synced write that grows the log file also commits the new file size to the file
         system's journal; in a recycled log, which RocksDB overwrites in place, it does not
-        (a synced 250-byte put: 148 µs instead of 220-228 µs). RocksDB recycles only logs it
+        (a synced small put: 141-167 µs instead of 216-231 µs). RocksDB recycles only logs it
         retired in this process, so this fills one log with a key written and deleted, and
         flushes twice: the next log is that one, reused. It costs ~40 ms once per open.
         """
@@ -126,7 +125,6 @@ class RocksStore:
             db.flush()
             self._blobs.flush()
             db.put(_keys.WAL_PRIMER, b"", self._plain)
-        db.delete(_keys.WAL_PRIMER, self._synced)
         db.delete(_keys.WAL_PRIMER, self._synced)
 
     def _target(self, space: Space) -> rocksdict.Rdict:

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 from satchel.actors import check_sessions
-from satchel.storage import Batch, GroupCommit, MemoryStore, RocksStore
+from satchel.storage import Batch, GroupCommit, MemoryStore, RocksStore, _keys
 
 from satchel import Runtime, StoreWriteFailedError, ValidationError, open_runtime
 
@@ -182,8 +182,6 @@ async def test_a_writer_cancelled_before_its_group_is_not_written() -> None:
 async def test_machine_mode_writes_into_a_recycled_log(tmp_path: Path) -> None:
     """Opening in machine durability leaves a pre-sized, recycled write-ahead log and no
     trace of the key that filled it; process durability does not prime."""
-    from satchel.storage import _keys
-
     async with open_runtime(tmp_path / "data", durability="machine") as rt:
         logs = sorted((tmp_path / "data").glob("*.log"))
         assert max(log.stat().st_size for log in logs) >= 6 << 20
