@@ -340,8 +340,7 @@ class _Import:
         for key, value in layout.index_entries(sid, record):
             batch.put(key, value)
         batch.put(layout.updated_key(sid, counters.updated_us), layout.u64(record.created_us))
-        for due, reason in record.deadlines:
-            batch.put(layout.deadline_key(due, sid, reason), b"")
+        layout.move_deadlines(batch, sid, (), record.deadlines)
         refs: list[tuple[StagedBlob | str, bytes]] = []
         latest: dict[bytes, ArtifactRecord] = {}
         for raw, version in records.versions:

@@ -58,8 +58,7 @@ def fork_batch(
     for index_key, index_value in layout.index_entries(sid, record):
         batch.put(index_key, index_value)
     batch.put(layout.updated_key(sid, now), layout.u64(now))
-    for due, reason in record.deadlines:
-        batch.put(layout.deadline_key(due, sid, reason), b"")
+    layout.move_deadlines(batch, sid, (), record.deadlines)
     return batch, refs, data, cause
 
 

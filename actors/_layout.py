@@ -11,12 +11,13 @@ the default order are served by one range scan.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any, NamedTuple
 
 import attrs
 import msgpack
-from satchel.storage import RecordCodec, prefix_upper_bound
+from satchel.storage import Batch, RecordCodec, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from satchel._errors import IntegrityError
@@ -239,6 +240,23 @@ def index_entries(sid: bytes, record: SessionRecord) -> list[tuple[bytes, bytes]
 def deadline_key(due_us: int, sid: bytes, reason: bytes) -> bytes:
     """The deadline index key asking for session ``sid`` to be looked at at ``due_us``."""
     return keys.DEADLINE + u64(due_us) + sid + reason
+
+
+def move_deadlines(
+    batch: Batch,
+    sid: bytes,
+    old: Iterable[tuple[int, bytes]],
+    new: Iterable[tuple[int, bytes]],
+) -> list[int]:
+    """Put in ``batch`` the index changes of session ``sid`` from ``old`` to ``new`` deadlines
+    (``()`` for none); the due times that were added."""
+    before, after = set(old), set(new)
+    for due, reason in before - after:
+        batch.delete(deadline_key(due, sid, reason))
+    added = after - before
+    for due, reason in added:
+        batch.put(deadline_key(due, sid, reason), b"")
+    return [due for due, _ in added]
 
 
 def parse_deadline_key(key: bytes) -> tuple[int, bytes, bytes]:

@@ -189,8 +189,7 @@ class SessionManager:
         for key, value in layout.index_entries(sid, record):
             batch.put(key, value)
         batch.put(layout.updated_key(sid, now), layout.u64(now))
-        for due, reason in record.deadlines:
-            batch.put(layout.deadline_key(due, sid, reason), b"")
+        layout.move_deadlines(batch, sid, (), record.deadlines)
         self._kv.write(batch)
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))

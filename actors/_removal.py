@@ -64,8 +64,7 @@ def delete_session(
     for key, _value in layout.index_entries(sid, record):
         batch.delete(key)
     batch.delete(layout.updated_key(sid, counters.updated_us))
-    for due, reason in record.deadlines:
-        batch.delete(layout.deadline_key(due, sid, reason))
+    layout.move_deadlines(batch, sid, record.deadlines, ())
     batch.delete(layout.record_key(sid))
     batch.delete(layout.counters_key(sid))
     return drops

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, final
 
 import attrs
@@ -482,25 +482,10 @@ class SessionActor(Actor[Any]):
         batch = Batch()
         batch.delete(layout.status_key(self._sid, record))
         batch.put(layout.status_key(self._sid, new), b"")
-        added = self._move_deadlines(batch, record.deadlines, deadlines)
+        added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
         data = {"from": record.status.value, "to": target.value, "reason": reason}
         self._commit(batch, "status_changed", data, operation=False, record=new)
         self._announce(added)
-
-    def _move_deadlines(
-        self,
-        batch: Batch,
-        old: Iterable[tuple[int, bytes]],
-        new: Iterable[tuple[int, bytes]],
-    ) -> list[int]:
-        """Index changes from ``old`` to ``new`` deadlines; the due times that were added."""
-        before, after = set(old), set(new)
-        for due, reason in before - after:
-            batch.delete(layout.deadline_key(due, self._sid, reason))
-        added = after - before
-        for due, reason in added:
-            batch.put(layout.deadline_key(due, self._sid, reason), b"")
-        return [due for due, _ in added]
 
     def _announce(self, added: list[int]) -> None:
         if added:
@@ -561,7 +546,7 @@ class SessionActor(Actor[Any]):
         deadlines = (*(d for d in record.deadlines if d != entry), (due, entry[1]))
         new = attrs.evolve(record, deadlines=deadlines)
         batch = Batch()
-        added = self._move_deadlines(batch, record.deadlines, deadlines)
+        added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
         batch.put(layout.record_key(self._sid), layout.RECORD_CODEC.encode(new))
         self._kv.write(batch)
         self._record = new
