@@ -16,6 +16,7 @@ import trio
 from satchel._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError
 
 from ._actor import ActorContext, Lending
+from ._budget import cooperate
 from ._mailbox import Mailbox
 from ._messages import ReplySlot, TimerFired, reraisable
 from ._spec import Restart
@@ -311,9 +312,9 @@ class Cell:
                 self._lent_done.set()
             elif self._lent_crash is not None and self.mailbox.depth == 0:
                 self.mailbox.put_nowait(_WAKE)  # the sleeping loop must recover the actor
-        # An ask is a checkpoint. After the turn, as for a queued ask: a cancelled asker gets
-        # Cancelled, and the turn it asked for has run.
-        await trio.lowlevel.checkpoint()
+        # After the turn, as for a queued ask: a cancelled asker gets Cancelled, and the turn
+        # it asked for has run. A schedule point only when the task's budget is spent.
+        await cooperate()
         return result
 
     async def _lent_ended(self) -> bool:

@@ -10,6 +10,7 @@ import pytest
 import trio
 import trio.lowlevel
 from satchel.runtime import ActorRef, ActorSpec, Lending, Supervisor, open_supervisor
+from satchel.runtime._budget import LENT_TURNS_PER_YIELD
 
 from satchel import ActorCrashedError, ValidationError
 
@@ -127,3 +128,39 @@ async def test_passivation_waits_for_a_lent_turn(autojump_clock: trio.abc.Clock)
         assert world.events.index(("end", Sleep(10))) < len(world.events)
         assert world.stops == ["a"]
         assert sup.resident(("lender", "a")) is None
+
+
+async def test_lent_asks_in_a_loop_let_other_tasks_run() -> None:
+    """A task asking in a loop yields to the scheduler at least every LENT_TURNS_PER_YIELD
+    lent turns, and checks for cancellation after every one."""
+    async with lending(World()) as (_, ref):
+        ticks = 0
+        gaps: list[int] = []
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            last, since = ticks, 0
+            for _ in range(10 * LENT_TURNS_PER_YIELD):
+                await ref.ask(Get())
+                since += 1
+                if ticks != last:
+                    gaps.append(since)
+                    last, since = ticks, 0
+            nursery.cancel_scope.cancel()
+        # A yield lets the ticker run in the next batch, before or after the asker's next
+        # stretch of turns (Trio may run a batch in either order).
+        assert LENT_TURNS_PER_YIELD <= 32  # a few hundred microseconds of turns at most
+        assert gaps and max(gaps) <= 2 * LENT_TURNS_PER_YIELD
+        assert len(gaps) <= 11  # and rare: about one per budget, not one per ask
+
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await ref.ask(Get())  # the turn runs, then the asker sees Cancelled
+            pytest.fail("a cancelled asker returned from a lent ask")
+        assert scope.cancelled_caught

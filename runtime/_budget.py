@@ -1,0 +1,51 @@
+"""A cooperative budget: how often a task that runs lent turns yields to the scheduler.
+
+Every ask is a cancellation point. A queued ask is also a schedule point (the asker waits for
+the actor's task); a lent turn runs in the asker's task and need not be. A scheduler pass
+right after a turn that wrote to the store costs ~10 µs here (a bare pass ~4 µs: the turn
+leaves the caches cold), a quarter of a state update, so a task yields once per
+``LENT_TURNS_PER_YIELD`` lent turns and otherwise only checks for cancellation — as Tokio's
+cooperative budget does. A task asking in a loop still lets the others run every few hundred
+microseconds.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import final
+
+import trio
+
+#: Lent turns a task may run back to back before it yields to the scheduler.
+LENT_TURNS_PER_YIELD = 16
+
+
+@final
+class _Budget:
+    __slots__ = ("left", "task")
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.left = 0
+
+
+# A child task starts with a copy of its parent's context, hence the task check.
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "satchel_lent_budget", default=None
+)
+
+
+async def cooperate() -> None:
+    """Raise ``Cancelled`` if the task is cancelled; yield to the scheduler if its budget
+    of lent turns is spent (a task's first lent turn always yields)."""
+    task = trio.lowlevel.current_task()
+    budget = _BUDGET.get()
+    if budget is None or budget.task is not task:
+        budget = _Budget(task)
+        _BUDGET.set(budget)
+    if budget.left:
+        budget.left -= 1
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return
+    budget.left = LENT_TURNS_PER_YIELD - 1
+    await trio.lowlevel.checkpoint()
