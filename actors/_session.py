@@ -153,14 +153,12 @@ class SessionActor(Actor[Any]):
 
     def lending(self, message: Any) -> Lending:
         """Variable reads and writes, while no hook (which may take its time) is registered:
-        without a checkpoint in ``process`` durability with no async observer, shielded
-        otherwise (the turn awaits its group commit or the observers)."""
+        unshielded while no observer is awaited (a group commit's wait is uncancellable by
+        itself), shielded otherwise."""
         hooks = self._hooks
         if type(message) not in _LENDABLE or hooks.has_any:
             return Lending.NO
-        if self._services.group is None and not hooks.awaiting:
-            return Lending.SYNC
-        return Lending.SHIELDED
+        return Lending.SHIELDED if hooks.awaiting else Lending.SYNC
 
     async def receive(self, message: Any) -> Any:
         """Answer one operation on the session."""

@@ -17,7 +17,7 @@ class Lending(enum.Enum):
 
     #: Queued: the actor's own task runs the turn.
     NO = "no"
-    #: The turn never suspends (no checkpoint in it), so nothing can cut it short.
+    #: Nothing can cut the turn short: it has no checkpoint, or waits only uncancellably.
     SYNC = "sync"
     #: The turn may suspend: it runs shielded from the asker's cancellation (the asker
     #: gets ``Cancelled`` after it), so only for short turns. A shield costs ~5 µs here.

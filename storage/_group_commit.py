@@ -1,15 +1,15 @@
 """Group commit: the writes of many sessions made durable by one synced WriteBatch.
 
 In ``machine`` durability every acknowledged write must be on stable storage, and one fsync
-costs 100 to 200 µs here. A writer hands its batch to ``GroupCommit.write`` and waits. The
+costs 150 to 200 µs here. A writer hands its batch to ``GroupCommit.write`` and waits. The
 first writer to find no group forming leads one: it lets one scheduler pass go by (every
 writer runnable by then joins), merges what waits — up to ``max_writes`` batches and
 ``max_bytes`` bytes — into one batch, writes it with ``sync=True`` and releases the group's
 writers, then leads the next group if writers are still waiting. The fsync runs inline and
-holds the event loop, so writers that arrive while it runs join the next group: none waits
-more than one group behind, and a lone writer pays no thread hop (rocksdict lets go of the
-GIL while it writes, but every writer waits on the group in flight, so a worker thread
-measured no better for 100 writers and ~0.1 ms worse for one).
+holds the event loop, so no writer arrives while it runs: none waits more than one group
+behind, and a lone writer pays no thread hop (rocksdict lets go of the GIL while it writes,
+but every writer waits on the group in flight, so a worker thread measured no better for 100
+writers and ~0.1 ms worse for one). Waiting is not cancellable (see ``GroupCommit.write``).
 The merged batch is one RocksDB WriteBatch: it lands whole or not at all, and a failure fails
 every writer in it with the error.
 """
@@ -49,13 +49,16 @@ class GroupCommitStatistics:
 
 @final
 class _Waiter:
-    __slots__ = ("batch", "done", "error", "written")
+    __slots__ = ("batch", "error", "task")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
-        self.done = trio.Event()
+        self.task: trio.lowlevel.Task | None = None  # set while it waits for a leader
         self.error: BaseException | None = None
-        self.written = False
+
+
+def _refuse_abort(_: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
 
 
 @final
@@ -77,34 +80,34 @@ class GroupCommit:
 
     async def write(self, batch: Batch) -> None:
         """Return once ``batch`` is written and synced (with the group it joined); raise
-        ``StoreWriteFailedError`` if that group failed, in which case none of it was written."""
+        ``StoreWriteFailedError`` if that group failed, in which case none of it was written.
+
+        Not cancellable: a batch handed over is written (or failed) with its group, so the
+        turn that wrote it is never cut between its change and its reply. The wait is at
+        most one group.
+        """
         waiter = _Waiter(batch)
         self._waiting.append(waiter)
         if self._leading:
-            await waiter.done.wait()
-        while not waiter.written:  # no group forming, or the leader handed over
-            await self._lead(waiter)
-            if not waiter.written:
-                await waiter.done.wait()
+            waiter.task = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
+        else:
+            await self._lead()
         if waiter.error is not None:
             failure = waiter.error
             raise StoreWriteFailedError(f"the synced write failed: {failure!r}") from failure
 
-    async def _lead(self, own: _Waiter) -> None:
+    async def _lead(self) -> None:
         self._leading = True
         try:
-            # One scheduler pass: writers made runnable by now join before the group closes.
-            await trio.lowlevel.checkpoint()
-            while self._waiting:
+            # One scheduler pass: writers runnable by now join before the group closes. (Trio
+            # shows no public count of the tasks left in the current batch, so a lone
+            # writer cannot tell it is alone.)
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            while self._waiting:  # the writes and fsyncs hold the loop: nobody joins now
                 self._flush(self._take())
         finally:
             self._leading = False
-            if not own.written and own in self._waiting:
-                self._waiting.remove(own)  # cancelled before its group: never acknowledged
-            if self._waiting:  # cancelled with writers left: the first of them leads next
-                heir = self._waiting[0]
-                heir.done.set()
-                heir.done = trio.Event()
 
     def _take(self) -> list[_Waiter]:
         group: list[_Waiter] = []
@@ -131,8 +134,8 @@ class GroupCommit:
         self._groups += 1
         self._largest = max(self._largest, len(group))
         for waiter in group:
-            waiter.written = True
-            waiter.done.set()
+            if waiter.task is not None:
+                trio.lowlevel.reschedule(waiter.task)
 
     def statistics(self) -> GroupCommitStatistics:
         """Counters since the start."""

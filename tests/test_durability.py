@@ -157,26 +157,32 @@ async def test_durability_is_validated(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
-async def test_a_writer_cancelled_before_its_group_is_not_written() -> None:
-    """A writer cancelled before its group forms writes nothing; later writers land."""
+async def test_a_cancelled_writer_is_still_written_with_its_group() -> None:
+    """A write is no cancellation point: cancelled writers are written with their group and
+    released, and see Cancelled at their next checkpoint (no turn is cut half-way)."""
     kv = MemoryStore()
     group = GroupCommit(kv)
     landed: list[int] = []
+    released: list[int] = []
 
-    async def writer(i: int) -> None:
+    async def writer(i: int, scope: trio.CancelScope) -> None:
         batch = Batch()
         batch.put(b"k%d" % i, b"v")
-        await group.write(batch)
-        landed.append(i)
+        with scope:
+            await group.write(batch)
+            released.append(i)
+            await trio.lowlevel.checkpoint()
+            landed.append(i)
 
+    scopes = [trio.CancelScope() for _ in range(4)]
+    scopes[0].cancel()  # the leader
+    scopes[2].cancel()  # a follower
     async with trio.open_nursery() as nursery:
-        with trio.CancelScope() as leader:
-            leader.cancel()  # cancelled at its first checkpoint, before any write
-            await writer(0)
-        for i in range(1, 4):
-            nursery.start_soon(writer, i)
-    assert sorted(landed) == [1, 2, 3]
-    assert kv.get(b"k0") is None and kv.get(b"k3") == b"v"
+        for i, scope in enumerate(scopes):
+            nursery.start_soon(writer, i, scope)
+    assert sorted(released) == [0, 1, 2, 3] and sorted(landed) == [1, 3]
+    assert all(kv.get(b"k%d" % i) == b"v" for i in range(4))
+    assert group.statistics().groups == 1
 
 
 async def test_machine_mode_writes_into_a_recycled_log(tmp_path: Path) -> None:
