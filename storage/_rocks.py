@@ -1,8 +1,10 @@
 """The embedded default backend: RocksDB through rocksdict, in raw-bytes mode.
 
-Index records live in the default column family (LZ4-compressed SST blocks); blob chunks live
-in the ``blobs`` column family without SST compression (satchel already compressed what pays)
-and with integrated blob files, so large chunks are not rewritten by every compaction.
+Index records live in the default column family (LZ4-compressed SST blocks). Blob-space
+values of 64 KiB or more are files in ``chunks/`` of the folder (``_chunk_files``: RocksDB's
+log would copy and checksum each one on its way in); smaller ones live in the ``blobs`` column
+family without SST compression (satchel already compressed what pays), with integrated blob
+files for any larger value written there by an earlier version.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import rocksdict
 from satchel._errors import StoreClosedError, StoreLockedError
 
 from . import _keys
-from ._kv import INDEX, Batch, Space
+from ._chunk_files import LARGE_VALUE, ChunkFiles, is_file_value, merged
+from ._kv import BLOBS, INDEX, Batch, Op, Space
 
 _BLOBS_CF = "blobs"
 _LARGE_VALUE = 64 * 1024
@@ -58,8 +61,12 @@ def _is_lock_error(error: Exception) -> bool:
 class RocksStore:
     """A ``KeyValueStore`` in a RocksDB folder; one open store per folder at a time."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, file_values_from: int = LARGE_VALUE
+    ) -> None:
         self.path = Path(path)
+        #: Blob-space values of this size or more are files (lowered in tests).
+        self.file_values_from = file_values_from
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             db = rocksdict.Rdict(
@@ -85,6 +92,7 @@ class RocksStore:
             db.get_column_family_handle("default"),
             db.get_column_family_handle(_BLOBS_CF),
         )
+        self._files = ChunkFiles(self.path / "chunks")
         self._plain = rocksdict.WriteOptions()
         self._synced = rocksdict.WriteOptions()
         self._synced.sync = True
@@ -135,13 +143,19 @@ class RocksStore:
     def get(self, key: bytes, space: Space = INDEX) -> bytes | None:
         """The value of ``key``, or ``None``."""
         value: bytes | None = self._target(space).get(key)
+        if value is None and space is BLOBS:
+            return self._files.get(key)
         return value
 
     def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
         """The values of ``keys`` in order, ``None`` for each missing key."""
         if not keys:
             return []
-        return cast("list[bytes | None]", self._target(space).get(list(keys)))
+        values = cast("list[bytes | None]", self._target(space).get(list(keys)))
+        if space is BLOBS:
+            files = self._files
+            return [files.get(k) if v is None else v for k, v in zip(keys, values, strict=True)]
+        return values
 
     def scan(
         self,
@@ -154,7 +168,11 @@ class RocksStore:
     ) -> Iterator[tuple[bytes, bytes]]:
         """Pairs with ``lower <= key < upper`` in key order (descending if ``reverse``)."""
         target = self._target(space)
-        return self._scan(target, lower, upper, reverse, limit)
+        pairs = self._scan(target, lower, upper, reverse, limit)
+        if space is BLOBS:
+            large = self._files.scan(lower, upper, reverse=reverse)
+            return merged(pairs, large, reverse=reverse, limit=limit)
+        return pairs
 
     @staticmethod
     def _scan(
@@ -185,7 +203,9 @@ class RocksStore:
                 it.next()
 
     def write(self, batch: Batch, *, sync: bool | None = None) -> None:
-        """Apply every operation of ``batch`` atomically in one RocksDB WriteBatch."""
+        """Apply ``batch``: its index operations, and blob-space values under 64 KiB, in one
+        RocksDB WriteBatch; larger blob-space values are files written before it, and files
+        it deletes go after it (``_chunk_files``)."""
         db = self._target(INDEX)
         if sync is None:
             sync = self.default_sync
@@ -195,23 +215,56 @@ class RocksStore:
         if sync:
             self.sync_writes += 1
         ops = batch.ops
-        if len(ops) == 1 and ops[0][0] == "put":
+        if len(ops) == 1 and ops[0][0] == "put" and ops[0][1] is INDEX:
             # One put is atomic by itself; skipping the WriteBatch saves a third of its cost.
-            _, space, key, value = ops[0]
-            self._target(space).put(key, value, options)
+            _, _, key, value = ops[0]
+            if sync:
+                self._files.sync()
+            db.put(key, value, options)
             return
         native = rocksdict.WriteBatch(raw_mode=True)
+        files: list[tuple[bytes, bytes]] = []
+        removals: list[tuple[int, bytes, bytes | None]] = []  # position, key or range
         # Enum hashing is a Python-level call; an identity test is not.
         index, blobs = self._handles
-        for op, space, key, value in batch.ops:
+        for position, (op, space, key, value) in enumerate(ops):
             handle = index if space is INDEX else blobs
             if op == "put":
-                native.put(key, value, handle)
+                value = cast("bytes", value)
+                if space is BLOBS and is_file_value(key, value, self.file_values_from):
+                    files.append((key, value))
+                    native.delete(key, handle)  # an older small value must not shadow it
+                else:
+                    native.put(key, value, handle)
             elif op == "delete":
                 native.delete(key, handle)
+                if space is BLOBS:
+                    removals.append((position, key, None))
             else:
                 native.delete_range(key, cast("bytes", value), handle)
+                if space is BLOBS:
+                    removals.append((position, key, value))
+        if files or sync:
+            self._files.write(files, sync=sync)
         db.write(native, options)
+        if removals:
+            self._remove_files(ops, removals)
+
+    def _remove_files(
+        self, ops: Sequence[Op], removals: list[tuple[int, bytes, bytes | None]]
+    ) -> None:
+        """Delete the files a batch deleted, after its index commit, sparing any key the
+        batch put again after deleting it."""
+        last_put = {
+            key: position
+            for position, (op, space, key, _) in enumerate(ops)
+            if op == "put" and space is BLOBS
+        }
+        doomed: list[bytes] = []
+        for position, lower, upper in removals:
+            keys = [lower] if upper is None else self._files.keys(lower, upper)
+            doomed.extend(k for k in keys if last_put.get(k, -1) < position)
+        self._files.remove(doomed)
 
     def compact(self) -> None:
         """Compact both column families over their whole key range."""

@@ -11,16 +11,20 @@ from satchel.storage import BlobLimits, KeyValueStore, MemoryStore, RocksStore, 
 from satchel import Runtime, open_runtime
 
 BACKENDS = ["memory", "rocksdb"]
+#: Also RocksDB with every non-empty blob-space value in a file (64 KiB and up otherwise).
+KV_BACKENDS = [*BACKENDS, "rocksdb-files"]
 
 
 def make_kv(backend: str, folder: Path) -> KeyValueStore:
     """A fresh key-value backend of the named kind."""
     if backend == "memory":
         return MemoryStore()
+    if backend == "rocksdb-files":
+        return RocksStore(folder / "db", file_values_from=1)
     return RocksStore(folder / "db")
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=KV_BACKENDS)
 def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueStore]:
     """A fresh backend; the contract suite runs once per backend."""
     store = make_kv(request.param, tmp_path)
@@ -31,10 +35,14 @@ def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyValueStore
 SMALL_CHUNKS = BlobLimits(chunk_size=4096, compress_min=64, max_size=1 << 20)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=KV_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A store with 4 KiB chunks, so multi-chunk paths run on small content."""
-    opened = open_store(tmp_path / "data", backend=request.param, limits=SMALL_CHUNKS)
+    if request.param == "rocksdb-files":
+        folder = tmp_path / "data"
+        opened = Store(RocksStore(folder, file_values_from=1), folder, SMALL_CHUNKS)
+    else:
+        opened = open_store(tmp_path / "data", backend=request.param, limits=SMALL_CHUNKS)
     yield opened
     opened.close()
 

@@ -1,0 +1,238 @@
+"""Large values of the blob space as files beside the RocksDB index (``RocksStore``).
+
+RocksDB writes every value through its write-ahead log, which copies it and checksums it
+(crc32c, in software in rocksdict's portable build): putting a 530 KB chunk cost ~890 µs
+here, writing it to a file ~195 µs. Blob chunks are verified against their BLAKE3 digests on
+every read, so the log's checksum adds nothing for them. So a blob-space value of at least
+``LARGE_VALUE`` bytes is a file named by its key (hex), in ``chunks/<first byte>/`` of the data
+folder; smaller values stay in RocksDB, which does them better.
+
+Order, as diskcache does it: a batch's files are written before its index commit and removed
+after it, so an index record never names a file not written yet, and a crash in between
+leaves only files nothing names, which ``check`` finds and removes. A key whose file exists
+already is replaced whole (written aside, then renamed over it).
+
+Durability follows the write-ahead log's rule: a file written without sync is in the page
+cache (a killed process loses nothing); a synced write first makes every file written since
+the last synced write durable (its data and its directory entry), as a synced log write does
+for every earlier write.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import final
+
+#: Blob-space values from this size on are files.
+LARGE_VALUE = 64 * 1024
+#: Longer keys stay in RocksDB whatever their value's size (a file name has 255 bytes).
+MAX_FILE_KEY = 120
+#: Files written but not yet synced that are tracked one by one; past this, a synced write
+#: syncs the whole file system instead (only explicit syncs in ``process`` durability get there).
+_TRACKED = 4096
+
+
+def is_file_value(key: bytes, value: bytes, large: int = LARGE_VALUE) -> bool:
+    """Whether the blob-space pair ``key``/``value`` is kept as a file (values of ``large``
+    bytes or more)."""
+    return len(value) >= large and len(key) <= MAX_FILE_KEY
+
+
+@final
+class ChunkFiles:
+    """The files of one data folder's large blob-space values (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(exist_ok=True)
+        self._made: set[str] = {entry.name for entry in os.scandir(root) if entry.is_dir()}
+        self._unsynced: dict[str, None] = {}  # paths, in write order
+        self._unsynced_dirs: set[str] = set()
+        self._overflowed = False
+
+    def _path(self, key: bytes) -> tuple[str, str]:
+        name = key.hex()
+        folder = name[:2] or "__"
+        return os.path.join(self.root, folder), name
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value stored as the file of ``key``, or ``None``."""
+        if len(key) > MAX_FILE_KEY:
+            return None
+        folder, name = self._path(key)
+        try:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size)
+            while len(data) < size:  # a regular file reads whole unless interrupted
+                more = os.read(fd, size - len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        finally:
+            os.close(fd)
+
+    def write(self, pairs: Iterable[tuple[bytes, bytes]], *, sync: bool) -> None:
+        """Write each value as its key's file; with ``sync``, make it and every file written
+        since the last synced write durable before returning."""
+        for key, value in pairs:
+            self._write_one(key, value)
+        if sync:
+            self.sync()
+
+    def _write_one(self, key: bytes, value: bytes) -> None:
+        folder, name = self._path(key)
+        if name[:2] not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(name[:2])
+            self._note_unsynced_dir(str(self.root))
+        path = os.path.join(folder, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            target = path
+        except FileExistsError:
+            target, path = path, path + ".new"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(value)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        if path != target:
+            os.replace(path, target)
+        self._note_unsynced(target)
+        self._note_unsynced_dir(folder)
+
+    def _note_unsynced(self, path: str) -> None:
+        if self._overflowed:
+            return
+        self._unsynced[path] = None
+        if len(self._unsynced) > _TRACKED:
+            self._overflowed = True
+            self._unsynced.clear()
+            self._unsynced_dirs.clear()
+
+    def _note_unsynced_dir(self, folder: str) -> None:
+        if not self._overflowed:
+            self._unsynced_dirs.add(folder)
+
+    def sync(self) -> None:
+        """Make every file written since the last sync durable, with its directory entry."""
+        if self._overflowed:
+            os.sync()
+            self._overflowed = False
+            return
+        for path in self._unsynced:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # removed since: nothing to keep
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for folder in sorted(self._unsynced_dirs, key=len, reverse=True):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._unsynced.clear()
+        self._unsynced_dirs.clear()
+
+    def remove(self, keys: Iterable[bytes]) -> None:
+        """Delete the files of ``keys`` (a key without one is skipped)."""
+        for key in keys:
+            if len(key) > MAX_FILE_KEY:
+                continue
+            folder, name = self._path(key)
+            path = os.path.join(folder, name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            self._unsynced.pop(path, None)
+
+    def keys(self, lower: bytes, upper: bytes) -> list[bytes]:
+        """The keys with files, ``lower <= key < upper``, in order."""
+        if lower >= upper:
+            return []
+        low, high = lower[:1].hex(), upper[:1].hex()
+        found: list[bytes] = []
+        for folder in sorted(self._made):
+            if (folder == "__" and lower) or (folder != "__" and not low <= folder <= high):
+                continue
+            try:
+                names = os.listdir(os.path.join(self.root, folder))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.endswith(".new"):
+                    continue  # a replacement cut short: the old file still holds the value
+                key = bytes.fromhex(name)
+                if lower <= key < upper:
+                    found.append(key)
+        found.sort()
+        return found
+
+    def scan(self, lower: bytes, upper: bytes, *, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs with files, ``lower <= key < upper``, in key order (or reversed)."""
+        keys = self.keys(lower, upper)
+        if reverse:
+            keys.reverse()
+        for key in keys:
+            value = self.get(key)
+            if value is not None:
+                yield key, value
+
+
+def merged(
+    small: Iterator[tuple[bytes, bytes]],
+    large: Iterator[tuple[bytes, bytes]],
+    *,
+    reverse: bool,
+    limit: int | None,
+) -> Iterator[tuple[bytes, bytes]]:
+    """Two ordered scans as one; a key in both reads as the first (RocksDB holds the value
+    written last: putting a small value does not remove an older file)."""
+    left = -1 if limit is None else limit
+    last: bytes | None = None
+    streams = (((key, 0, value) for key, value in small), ((key, 1, value) for key, value in large))
+    if reverse:
+        # Descending keys, and for equal keys still the RocksDB value first.
+        items = heapq.merge(*streams, key=lambda item: (_Desc(item[0]), item[1]))
+    else:
+        items = heapq.merge(*streams)
+    for key, _, value in items:
+        if left == 0:
+            return
+        if key == last:
+            continue
+        last = key
+        yield key, value
+        left -= 1
+
+
+@final
+class _Desc:
+    __slots__ = ("key",)
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.key > other.key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
