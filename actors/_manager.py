@@ -54,6 +54,8 @@ from ._session import SESSION_KIND, SessionBusyError
 
 _US = 1_000_000
 _DELETE_ATTEMPTS = 20
+#: Session refs the manager keeps for the ids it was last asked about.
+_REMEMBERED_REFS = 4096
 _CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(SessionConfig))
 
 
@@ -95,13 +97,22 @@ class SessionManager:
         self._events = events
         self._history = History(kv, blobs, hooks)
         self._supervisor = supervisor
+        self._refs: dict[str, ActorRef] = {}
         self._board = board
         self._artifacts = artifacts
         self._hooks = hooks
         self.defaults = defaults
 
     def _ref(self, session_id: str) -> ActorRef:
-        return self._supervisor.ref(SESSION_KIND, validate.session_id(session_id)[0])
+        # Every operation names its session: the refs of recent ids skip validating (a tenth
+        # of a state update). Only valid ids get in, and an ActorRef holds no state.
+        ref = self._refs.get(session_id) if type(session_id) is str else None
+        if ref is None:
+            ref = self._supervisor.ref(SESSION_KIND, validate.session_id(session_id)[0])
+            if len(self._refs) >= _REMEMBERED_REFS:
+                self._refs.clear()
+            self._refs[ref.actor_id] = ref
+        return ref
 
     async def _ask(self, session_id: str, message: Any) -> Any:
         return await self._ref(session_id).ask(message)

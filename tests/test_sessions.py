@@ -118,6 +118,12 @@ async def test_malformed_and_unknown_ids(rt: Runtime) -> None:
     for call in (unknown.info(), unknown.get_state("k"), unknown.suspend(), unknown.delete()):
         with pytest.raises(SessionNotFoundError):
             await call
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)  # the manager now remembers this id's ref
+    for bad in (sid.upper() + "x", sid[:-1], [sid], b"x", None):
+        with pytest.raises(InvalidArgumentError):
+            await rt.sessions.set_state(bad, "k", 2)  # type: ignore[arg-type]
+    assert await rt.sessions.get_state(sid, "k") == 1
 
 
 # -- lifecycle ------------------------------------------------------------------------------
