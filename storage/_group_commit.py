@@ -27,6 +27,8 @@ from ._kv import Batch, KeyValueStore
 
 Durability = Literal["process", "machine"]
 DURABILITIES: tuple[Durability, ...] = ("process", "machine")
+#: Scheduler passes a group waits for joiners at most (it stops at the first that adds none).
+_MAX_PASSES = 3
 
 
 def checked_durability(value: object) -> Durability:
@@ -72,6 +74,7 @@ class GroupCommit:
         self.max_writes = max_writes
         self.max_bytes = max_bytes
         self._waiting: list[_Waiter] = []
+        self._largest_recent = 0  # writers in the last group
         self._leading = False
         self._writes = 0
         self._groups = 0
@@ -100,10 +103,18 @@ class GroupCommit:
     async def _lead(self) -> None:
         self._leading = True
         try:
-            # One scheduler pass: writers runnable by now join before the group closes. (Trio
-            # shows no public count of the tasks left in the current batch, so a lone
-            # writer cannot tell it is alone.)
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            # Scheduler passes while writers keep joining (at most a few): every writer
+            # runnable by then joins. After a group of several, at least two passes: Trio may
+            # run a batch in either order, so the previous group's writers, released into the
+            # same batch as this leader's first pass, can all come after it. (Trio shows no
+            # public count of the tasks left in a batch, so a lone writer cannot skip a pass.)
+            joined = len(self._waiting)
+            at_least = 2 if self._largest_recent > 1 else 1
+            for passes in range(1, _MAX_PASSES + 1):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                if len(self._waiting) == joined and passes >= at_least:
+                    break
+                joined = len(self._waiting)
             while self._waiting:  # the writes and fsyncs hold the loop: nobody joins now
                 self._flush(self._take())
         finally:
@@ -133,6 +144,7 @@ class GroupCommit:
         self._writes += len(group)
         self._groups += 1
         self._largest = max(self._largest, len(group))
+        self._largest_recent = len(group)
         for waiter in group:
             if waiter.task is not None:
                 trio.lowlevel.reschedule(waiter.task)

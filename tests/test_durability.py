@@ -140,6 +140,25 @@ async def test_group_bounds_split_groups() -> None:
     assert kv.sync_writes == 4 and kv.get(b"k9") == b"v"
 
 
+async def test_writers_writing_again_at_once_keep_forming_one_group() -> None:
+    """Writers that write again as soon as their group is on disk form one group each round,
+    in whichever order Trio runs the batch that releases them (and the next leader)."""
+    kv = MemoryStore()
+    group = GroupCommit(kv)
+
+    async def writer(i: int) -> None:
+        for round_ in range(10):
+            batch = Batch()
+            batch.put(b"k%d-%d" % (i, round_), b"v")
+            await group.write(batch)
+
+    async with trio.open_nursery() as writers:
+        for i in range(50):
+            writers.start_soon(writer, i)
+    stats = group.statistics()
+    assert (stats.writes, stats.groups, stats.largest_group) == (500, 10, 50)
+
+
 async def test_session_scripts_read_their_own_writes(machine: Runtime) -> None:
     """A session script's write is durable before its next call reads it."""
     sid = await machine.sessions.create()
