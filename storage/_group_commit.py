@@ -2,8 +2,8 @@
 
 In ``machine`` durability every acknowledged write must be on stable storage, and one fsync
 costs 150 to 200 µs here. A writer hands its batch to ``GroupCommit.write`` and waits. The
-first writer to find no group forming leads one: it lets one scheduler pass go by (every
-writer runnable by then joins), merges what waits — up to ``max_writes`` batches and
+first writer to find no group forming leads one: it lets scheduler passes go by while writers
+join (see ``_lead``), merges what waits — up to ``max_writes`` batches and
 ``max_bytes`` bytes — into one batch, writes it with ``sync=True`` and releases the group's
 writers, then leads the next group if writers are still waiting. The fsync runs inline and
 holds the event loop, so no writer arrives while it runs: none waits more than one group
