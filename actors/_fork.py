@@ -31,6 +31,7 @@ def fork_batch(
     record: layout.SessionRecord,
     sid: bytes,
     correlation: str,
+    hook_records: list[dict[str, Any]],
 ) -> tuple[Batch, list[ForkRef], dict[str, Any], dict[str, Any]]:
     """The batch creating session ``record`` from ``state``; the blob references it takes,
     and the data and cause of its first journal entry."""
@@ -50,6 +51,8 @@ def fork_batch(
         "missing": missing,
         "correlation_id": correlation,
     }
+    if hook_records:
+        data["hooks"] = hook_records
     counters = layout.Counters(1, now, 0, len(copied), sum(r.size for r in copied))
     batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
     batch.put(layout.counters_key(sid), counters.encode())

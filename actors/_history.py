@@ -120,10 +120,17 @@ class History:
         return [layout.text_of(key[start:]) for key, _ in scan_prefix(self._kv, keys.SESSION)]
 
     def fork_write(
-        self, state: SessionState, record: layout.SessionRecord, sid: bytes, correlation: str
+        self,
+        state: SessionState,
+        record: layout.SessionRecord,
+        sid: bytes,
+        correlation: str,
+        hook_records: list[dict[str, Any]],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Write the fork of ``state`` as session ``record``, with its blob references; the
-        data and cause of its first journal entry."""
-        batch, refs, data, cause = fork_batch(self._kv, state, record, sid, correlation)
+        data and cause of its first journal entry (with the ``session_start`` hooks' records)."""
+        batch, refs, data, cause = fork_batch(
+            self._kv, state, record, sid, correlation, hook_records
+        )
         self._blobs.commit(batch, add=refs)
         return data, cause

@@ -208,16 +208,21 @@ class SessionManager:
             await trio.lowlevel.checkpoint()
         if self._events.active:
             self._events.publish(record.id, 1, now, "session_created", dict(created), cause)
+        # The journal entry is written (and the event has its own copy): the data is the
+        # observers' now.
+        await self._started(record.id, created, started)
+        return record.id
+
+    async def _started(self, session_id: str, data: dict[str, Any], started: int) -> None:
+        """Tell the ``session_start`` observers a session started (``started``: when the
+        operation began, from ``perf_counter_ns``)."""
         hooks = self._hooks
         if hooks.observed and hooks.observes(HookPoint.SESSION_START):
-            # The journal entry is written (and the event has its own copy): the data is the
-            # observers' now, with the time taken.
-            created["duration_us"] = (time.perf_counter_ns() - started) // 1000
+            data["duration_us"] = (time.perf_counter_ns() - started) // 1000
             if HookPoint.SESSION_START in hooks.awaiting:
-                await hooks.notify(HookPoint.SESSION_START, record.id, created)
+                await hooks.notify(HookPoint.SESSION_START, session_id, data)
             else:
-                hooks.notify_now(HookPoint.SESSION_START, record.id, created)
-        return record.id
+                hooks.notify_now(HookPoint.SESSION_START, session_id, data)
 
     def _new_record(
         self,
@@ -257,17 +262,20 @@ class SessionManager:
         return record, sid
 
     async def _start_hooks(
-        self, record: layout.SessionRecord
+        self, record: layout.SessionRecord, *, origin: str | None = None
     ) -> tuple[layout.SessionRecord, dict[str, Any]]:
-        """Run the ``session_start`` hooks; the record as they left it (checked again) and
-        the journal data of its creation, hook records included."""
-        given = {
+        """Run the ``session_start`` hooks (of a fork of ``origin``, if given); the record as
+        they left it (checked again) and the journal data of its creation, hook records
+        included."""
+        given: dict[str, Any] = {
             "name": record.name,
             "description": record.description,
             "tags": list(record.tags),
             "metadata": record.metadata,
             "parent_session_id": record.parent_id,
         }
+        if origin is not None:
+            given["origin_session_id"] = origin
         data, records = await self._hooks.run(HookPoint.SESSION_START, record.id, given)
         if data is not given:
             record = attrs.evolve(
@@ -314,7 +322,9 @@ class SessionManager:
 
     async def fork(self, session_id: str, *, at: int | None = None, name: str | None = None) -> str:
         """A new session holding the variables and artifacts ``session_id`` had after
-        entry ``at`` (default: now); artifact content is shared, not copied."""
+        entry ``at`` (default: now); artifact content is shared, not copied. The
+        ``session_start`` hooks run as for a creation (their data names the origin)."""
+        started = time.perf_counter_ns()
         state = self._history.state_at(session_id, at)
         origin = load(self._kv, [validate.session_id(session_id)[1]])[0]
         assert origin is not None  # state_at found it
@@ -329,14 +339,22 @@ class SessionManager:
             None,
             record.config,
         )
+        hook_records: list[dict[str, Any]] = []
+        if self._hooks.has(HookPoint.SESSION_START):
+            # A fork starts a session as a creation does: the same hooks may change or refuse it.
+            forked, started_data = await self._start_hooks(forked, origin=record.id)
+            hook_records = started_data["hooks"]
+            if self._kv.get(layout.record_key(layout.bytes_of(record.id))) is None:
+                raise SessionNotFoundError(f"no session {record.id}")  # deleted meanwhile
         correlation = correlation_of(self._kv, record.id)
-        cause = self._history.fork_write(state, forked, sid, correlation)
+        data, cause = self._history.fork_write(state, forked, sid, correlation, hook_records)
         if self._events.active:
-            self._events.publish(forked.id, 1, forked.created_us, "session_forked", *cause)
+            self._events.publish(forked.id, 1, forked.created_us, "session_forked", data, cause)
         if forked.deadlines:
             await self._board.note(min(due for due, _ in forked.deadlines))
         else:
             await trio.lowlevel.checkpoint()
+        await self._started(forked.id, dict(data), started)
         return forked.id
 
     async def get(self, session_id: str) -> SessionInfo:

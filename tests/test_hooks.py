@@ -64,6 +64,41 @@ async def test_modify_changes_what_is_stored(rt: Runtime) -> None:
     assert (await rt.sessions.check()).clean
 
 
+async def test_a_fork_runs_the_session_start_hooks(rt: Runtime) -> None:
+    """Forking starts a session: session_start hooks see the origin, may change the fork's
+    name and tags or refuse it (nothing written), are journaled in its first entry, and
+    observers hear of it."""
+    sid = await rt.sessions.create(name="origin", tags=["x"])
+    await rt.sessions.set_state(sid, "k", 1)
+    seen: list[dict[str, Any]] = []
+    observed: list[str] = []
+
+    def start(ctx: HookContext) -> HookResult | None:
+        seen.append(dict(ctx.data))
+        if ctx.data["name"] == "refused":
+            return HookResult.cancel("no forks named so")
+        return HookResult.modify({"tags": [*ctx.data["tags"], "forked"]})
+
+    rt.hooks.register("session_start", start, name="start")
+    rt.hooks.register(
+        "session_start", lambda ctx: observed.append(ctx.session_id), name="w", phase="after"
+    )
+    fork = await rt.sessions.fork(sid, name="branch")
+    info = await rt.sessions.get(fork)
+    assert (info.name, info.tags) == ("branch", ("x", "forked"))
+    assert seen[-1]["origin_session_id"] == sid and seen[-1]["parent_session_id"] is None
+    assert await rt.sessions.get_state(fork, "k") == 1
+    first = (await rt.sessions.timeline(fork))[0]
+    assert first.kind == "session_forked" and first.data["hooks"][0]["hook"] == "start"
+    count = len(await rt.sessions.list())
+    with pytest.raises(HookCancelledError, match="no forks named so"):
+        await rt.sessions.fork(sid, name="refused")
+    assert len(await rt.sessions.list()) == count
+    rt.hooks.flush()
+    assert fork in observed
+    assert (await rt.sessions.check()).clean
+
+
 async def test_hooks_run_by_priority_and_are_journaled(rt: Runtime) -> None:
     """Higher priority runs first and sees the original data; each execution is recorded in
     the operation's journal entry with its input, result and duration."""
