@@ -47,11 +47,13 @@ class ChunkFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(exist_ok=True)
-        self._made: set[str] = {entry.name for entry in os.scandir(root) if entry.is_dir()}
         self._unsynced: dict[str, None] = {}  # paths, in write order
         self._unsynced_dirs: set[str] = set()
         self._overflowed = False
+        if not root.is_dir():
+            root.mkdir()
+            self._note_unsynced_dir(str(root.parent))  # the folder's own entry
+        self._made: set[str] = {entry.name for entry in os.scandir(root) if entry.is_dir()}
 
     def _path(self, key: bytes) -> tuple[str, str]:
         name = key.hex()

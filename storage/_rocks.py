@@ -230,9 +230,10 @@ class RocksStore:
         for position, (op, space, key, value) in enumerate(ops):
             handle = index if space is INDEX else blobs
             if op == "put":
-                value = cast("bytes", value)
-                if space is BLOBS and is_file_value(key, value, self.file_values_from):
-                    files.append((key, value))
+                if space is BLOBS and is_file_value(
+                    key, large := cast("bytes", value), self.file_values_from
+                ):
+                    files.append((key, large))
                     native.delete(key, handle)  # an older small value must not shadow it
                 else:
                     native.put(key, value, handle)

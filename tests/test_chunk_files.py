@@ -112,6 +112,7 @@ def test_a_synced_write_makes_earlier_unsynced_files_durable(
         chunk = tmp_path / "db" / "chunks" / "07"
         assert str(chunk / b"\x07staged".hex()) in synced
         assert str(chunk) in synced and str(tmp_path / "db" / "chunks") in synced
+        assert str(tmp_path / "db") in synced  # the new chunks folder's own entry
         synced.clear()
         kv.write(batch, sync=True)
         assert synced == []  # nothing left to sync
