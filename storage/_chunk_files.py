@@ -8,9 +8,11 @@ every read, so the log's checksum adds nothing for them. So a blob-space value o
 folder; smaller values stay in RocksDB, which does them better.
 
 Order, as diskcache does it: a batch's files are written before its index commit and removed
-after it, so an index record never names a file not written yet, and a crash in between
-leaves only files nothing names, which ``check`` finds and removes. A key whose file exists
-already is replaced whole (written aside, then renamed over it).
+after it, so an index record never names a file not written yet. ``RocksStore`` marks new
+files in the index before writing them and clears the marks in the commit, so the files of a
+write a killed process never committed are removed at the next open; one that was to be
+removed after a commit stays until ``check`` finds it. A key whose file exists already is
+replaced whole (written aside, then renamed over it).
 
 Durability follows the write-ahead log's rule: a file written without sync is in the page
 cache (a killed process loses nothing); a synced write first makes every file written since
@@ -59,6 +61,11 @@ class ChunkFiles:
         name = key.hex()
         folder = name[:2] or "__"
         return os.path.join(self.root, folder), name
+
+    def exists(self, key: bytes) -> bool:
+        """Whether ``key`` has a file."""
+        folder, name = self._path(key)
+        return len(key) <= MAX_FILE_KEY and os.path.exists(os.path.join(folder, name))
 
     def get(self, key: bytes) -> bytes | None:
         """The value stored as the file of ``key``, or ``None``."""

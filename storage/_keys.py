@@ -25,6 +25,15 @@ def pending_key(data_id: bytes) -> bytes:
     return BLOB_PENDING + data_id
 
 
+CHUNK_FILE_PENDING = b"cfp\x00"  # + blob-space key -> b"" (a chunk file being written; see
+#   RocksStore.write: deleted by the commit that follows it, or with the file at the next open)
+
+
+def chunk_file_pending_key(key: bytes) -> bytes:
+    """The index key marking the file of blob-space ``key`` as not yet committed."""
+    return CHUNK_FILE_PENDING + key
+
+
 DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command
 WAL_PRIMER = b"walp\x00"  # written and deleted at open in machine durability (never kept)
 REMINDER = b"rmd\x00"  # + kind \x00 actor id \x00 name -> runtime.Reminder

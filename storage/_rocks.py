@@ -20,7 +20,7 @@ from satchel._errors import StoreClosedError, StoreLockedError
 
 from . import _keys
 from ._chunk_files import LARGE_VALUE, ChunkFiles, is_file_value, merged
-from ._kv import BLOBS, INDEX, Batch, Op, Space
+from ._kv import BLOBS, INDEX, Batch, Op, Space, prefix_upper_bound
 
 _BLOBS_CF = "blobs"
 _LARGE_VALUE = 64 * 1024
@@ -99,6 +99,7 @@ class RocksStore:
         self.last_write_options: rocksdict.WriteOptions | None = None
         self.sync_writes = 0
         self._default_sync = False
+        self._remove_uncommitted_files()
 
     @property
     def default_sync(self) -> bool:
@@ -245,11 +246,36 @@ class RocksStore:
                 native.delete_range(key, cast("bytes", value), handle)
                 if space is BLOBS:
                     removals.append((position, key, value))
+        if files:
+            # New files are marked first: a process killed before the commit leaves marks, and
+            # the next open removes their files (no orphan). The commit deletes the marks. A
+            # replaced file is not marked: its rename is atomic by itself, though not with
+            # the batch (satchel never replaces a chunk: each upload has a new random id).
+            marks = rocksdict.WriteBatch(raw_mode=True)
+            for key, _ in files:
+                if not self._files.exists(key):
+                    mark = _keys.chunk_file_pending_key(key)
+                    marks.put(mark, b"", index)
+                    native.delete(mark, index)
+            db.write(marks, self._plain)
         if files or sync:
             self._files.write(files, sync=sync)
         db.write(native, options)
         if removals:
             self._remove_files(ops, removals)
+
+    def _remove_uncommitted_files(self) -> None:
+        """Remove the files of writes a stopped process marked but never committed."""
+        db = self._target(INDEX)
+        prefix = _keys.CHUNK_FILE_PENDING
+        marks = [k for k, _ in self._scan(db, prefix, prefix_upper_bound(prefix), False, None)]
+        if not marks:
+            return
+        self._files.remove(mark[len(prefix) :] for mark in marks)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for mark in marks:
+            batch.delete(mark, self._handles[0])
+        db.write(batch, self._plain)
 
     def _remove_files(
         self, ops: Sequence[Op], removals: list[tuple[int, bytes, bytes | None]]

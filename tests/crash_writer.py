@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import random
 import sys
+from pathlib import Path
 
 import trio
-from satchel.storage import Batch, BlobLimits, open_store
+from satchel.storage import Batch, BlobLimits, RocksStore, Store
 
 LIMITS = BlobLimits(chunk_size=4096, compress_min=256)
 
@@ -37,7 +38,9 @@ async def pieces(data: bytes) -> object:
 
 
 async def main(folder: str, run: str) -> None:
-    with open_store(folder, limits=LIMITS) as store:
+    # Chunk values of 2 KiB and more are files here (64 KiB and more by default), so kills
+    # also land between a chunk file and the index commit that names it.
+    with Store(RocksStore(folder, file_values_from=2048), Path(folder), LIMITS) as store:
         index = 0
         while True:
             data = content_for(run, index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from satchel.storage import BLOBS, Batch, KeyValueStore, RocksStore, open_store
@@ -138,3 +139,30 @@ async def test_a_file_nothing_names_is_an_orphan_check_removes(tmp_path: Path) -
         assert await store.blobs.read(staged.ref.hash) == content
     finally:
         store.close()
+
+
+def test_files_of_a_write_that_never_committed_go_at_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process stopped after writing a batch's new files but before its index commit
+    leaves marks; the next open removes those files and marks, and keeps committed ones."""
+    kv = RocksStore(tmp_path / "db")
+    write(kv, ("put", b"kept", big(1)))
+    real_write = kv._files.write
+
+    def stop_after_files(pairs: Any, *, sync: bool) -> None:
+        real_write(pairs, sync=sync)
+        raise KeyboardInterrupt  # the process stops here, before the commit
+
+    monkeypatch.setattr(kv._files, "write", stop_after_files)
+    with pytest.raises(KeyboardInterrupt):
+        write(kv, ("put", b"lost", big(2)))
+    assert sorted(files_under(tmp_path / "db")) == sorted([b"kept".hex(), b"lost".hex()])
+    kv.close()
+    again = RocksStore(tmp_path / "db")
+    try:
+        assert files_under(tmp_path / "db") == [b"kept".hex()]
+        assert again.get(b"kept", BLOBS) == big(1) and again.get(b"lost", BLOBS) is None
+        assert list(again.scan(b"", b"\xff")) == []  # no mark left in the index
+    finally:
+        again.close()
