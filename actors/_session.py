@@ -78,8 +78,20 @@ _RETRY_DELETE_US = round(DAY_S * _US)
 
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
-#: Short turns an asker may run itself while the actor is idle (``Actor.lending``).
-_LENDABLE = frozenset({SetState, GetState, DeleteState, ListState})
+#: Turns an asker may run itself while the actor is idle (``Actor.lending``): none of them
+#: suspends unless it waits for a group commit (uncancellable) or an awaited observer.
+_LENDABLE = frozenset(
+    {
+        SetState,
+        GetState,
+        DeleteState,
+        ListState,
+        StoreArtifact,
+        DeleteArtifact,
+        ShareArtifact,
+        RevokeArtifact,
+    }
+)
 
 
 @final
@@ -152,9 +164,9 @@ class SessionActor(Actor[Any]):
             self._services.buckets.pop(self._id, None)
 
     def lending(self, message: Any) -> Lending:
-        """Variable reads and writes, while no hook (which may take its time) is registered:
-        unshielded while no observer is awaited (a group commit's wait is uncancellable by
-        itself), shielded otherwise."""
+        """Variable and artifact operations, while no hook (which may take its time) is
+        registered: unshielded while no observer is awaited (a group commit's wait is
+        uncancellable by itself), shielded otherwise."""
         hooks = self._hooks
         if type(message) not in _LENDABLE or hooks.has_any:
             return Lending.NO
