@@ -215,12 +215,9 @@ def merged(
     left = -1 if limit is None else limit
     last: bytes | None = None
     streams = (((key, 0, value) for key, value in small), ((key, 1, value) for key, value in large))
-    if reverse:
-        # Descending keys, and for equal keys still the RocksDB value first.
-        items = heapq.merge(*streams, key=lambda item: (_Desc(item[0]), item[1]))
-    else:
-        items = heapq.merge(*streams)
-    for key, _, value in items:
+    # For equal keys the RocksDB value (source 0) comes first, in either direction.
+    order = (lambda item: (item[0], -item[1])) if reverse else (lambda item: (item[0], item[1]))
+    for key, _, value in heapq.merge(*streams, key=order, reverse=reverse):
         if left == 0:
             return
         if key == last:
@@ -228,20 +225,3 @@ def merged(
         last = key
         yield key, value
         left -= 1
-
-
-@final
-class _Desc:
-    __slots__ = ("key",)
-
-    def __init__(self, key: bytes) -> None:
-        self.key = key
-
-    def __lt__(self, other: _Desc) -> bool:
-        return self.key > other.key
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Desc) and self.key == other.key
-
-    def __hash__(self) -> int:
-        return hash(self.key)

@@ -74,7 +74,7 @@ class GroupCommit:
         self.max_writes = max_writes
         self.max_bytes = max_bytes
         self._waiting: list[_Waiter] = []
-        self._largest_recent = 0  # writers in the last group
+        self._last_group = 0  # writers in the last group written
         self._leading = False
         self._writes = 0
         self._groups = 0
@@ -109,7 +109,7 @@ class GroupCommit:
             # same batch as this leader's first pass, can all come after it. (Trio shows no
             # public count of the tasks left in a batch, so a lone writer cannot skip a pass.)
             joined = len(self._waiting)
-            at_least = 2 if self._largest_recent > 1 else 1
+            at_least = 2 if self._last_group > 1 else 1
             for passes in range(1, _MAX_PASSES + 1):
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 if len(self._waiting) == joined and passes >= at_least:
@@ -144,7 +144,7 @@ class GroupCommit:
         self._writes += len(group)
         self._groups += 1
         self._largest = max(self._largest, len(group))
-        self._largest_recent = len(group)
+        self._last_group = len(group)
         for waiter in group:
             if waiter.task is not None:
                 trio.lowlevel.reschedule(waiter.task)

@@ -62,6 +62,9 @@ def test_the_last_operation_on_a_key_wins_across_sizes(backend: str, tmp_path: P
         write(kv, ("put", b"a", big(1)), ("put", b"b", b"small"))
         write(kv, ("put", b"a", b"small"), ("put", b"b", big(2)))
         assert (kv.get(b"a", BLOBS), kv.get(b"b", BLOBS)) == (b"small", big(2))
+        both_ways = [(b"a", b"small"), (b"b", big(2))]  # "a" has an older file left behind
+        assert list(kv.scan(b"", b"\xff", space=BLOBS)) == both_ways
+        assert list(kv.scan(b"", b"\xff", space=BLOBS, reverse=True)) == both_ways[::-1]
         write(kv, ("put", b"a", big(3)), ("put", b"a", big(4)))
         assert kv.get(b"a", BLOBS) == big(4)
         write(kv, ("delete", b"a", None), ("put", b"a", big(5)), ("put", b"c", big(6)))
