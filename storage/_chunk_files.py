@@ -9,10 +9,10 @@ folder; smaller values stay in RocksDB, which does them better.
 
 Order, as diskcache does it: a batch's files are written before its index commit and removed
 after it, so an index record never names a file not written yet. ``RocksStore`` marks new
-files in the index before writing them and clears the marks in the commit, so the files of a
-write a killed process never committed are removed at the next open; one that was to be
-removed after a commit stays until ``check`` finds it. A key whose file exists already is
-replaced whole (written aside, then renamed over it).
+files in the index before writing them and clears the marks in the commit, and marks the
+files a batch deletes in its commit, clearing those marks once they are gone; the next open
+removes every marked file, so a killed process leaves none behind. A key whose file exists
+already is replaced whole (written aside, then renamed over it).
 
 Durability follows the write-ahead log's rule: a file written without sync is in the page
 cache (a killed process loses nothing); a synced write first makes every file written since
@@ -30,7 +30,8 @@ from typing import final
 
 #: Blob-space values from this size on are files.
 LARGE_VALUE = 64 * 1024
-#: Longer keys stay in RocksDB whatever their value's size (a file name has 255 bytes).
+#: Longer keys stay in RocksDB whatever their value's size (a file name has 255 bytes), and
+#: so does the empty key (it would name no file).
 MAX_FILE_KEY = 120
 #: Files written but not yet synced that are tracked one by one; past this, a synced write
 #: syncs the whole file system instead (only explicit syncs in ``process`` durability get there).
@@ -40,7 +41,11 @@ _TRACKED = 4096
 def is_file_value(key: bytes, value: bytes, large: int = LARGE_VALUE) -> bool:
     """Whether the blob-space pair ``key``/``value`` is kept as a file (values of ``large``
     bytes or more)."""
-    return len(value) >= large and len(key) <= MAX_FILE_KEY
+    return len(value) >= large and _nameable(key)
+
+
+def _nameable(key: bytes) -> bool:
+    return 0 < len(key) <= MAX_FILE_KEY
 
 
 @final
@@ -57,23 +62,20 @@ class ChunkFiles:
             self._note_unsynced_dir(str(root.parent))  # the folder's own entry
         self._made: set[str] = {entry.name for entry in os.scandir(root) if entry.is_dir()}
 
-    def _path(self, key: bytes) -> tuple[str, str]:
+    def _path(self, key: bytes) -> str:
         name = key.hex()
-        folder = name[:2] or "__"
-        return os.path.join(self.root, folder), name
+        return os.path.join(self.root, name[:2], name)
 
     def exists(self, key: bytes) -> bool:
         """Whether ``key`` has a file."""
-        folder, name = self._path(key)
-        return len(key) <= MAX_FILE_KEY and os.path.exists(os.path.join(folder, name))
+        return _nameable(key) and os.path.exists(self._path(key))
 
     def get(self, key: bytes) -> bytes | None:
         """The value stored as the file of ``key``, or ``None``."""
-        if len(key) > MAX_FILE_KEY:
+        if not _nameable(key):
             return None
-        folder, name = self._path(key)
         try:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            fd = os.open(self._path(key), os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
@@ -97,12 +99,12 @@ class ChunkFiles:
             self.sync()
 
     def _write_one(self, key: bytes, value: bytes) -> None:
-        folder, name = self._path(key)
-        if name[:2] not in self._made:
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        if key[:1].hex() not in self._made:
             os.makedirs(folder, exist_ok=True)
-            self._made.add(name[:2])
+            self._made.add(key[:1].hex())
             self._note_unsynced_dir(str(self.root))
-        path = os.path.join(folder, name)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             target = path
@@ -160,10 +162,9 @@ class ChunkFiles:
     def remove(self, keys: Iterable[bytes]) -> None:
         """Delete the files of ``keys`` (a key without one is skipped)."""
         for key in keys:
-            if len(key) > MAX_FILE_KEY:
+            if not _nameable(key):
                 continue
-            folder, name = self._path(key)
-            path = os.path.join(folder, name)
+            path = self._path(key)
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -177,7 +178,7 @@ class ChunkFiles:
         low, high = lower[:1].hex(), upper[:1].hex()
         found: list[bytes] = []
         for folder in sorted(self._made):
-            if (folder == "__" and lower) or (folder != "__" and not low <= folder <= high):
+            if not low <= folder <= high:
                 continue
             try:
                 names = os.listdir(os.path.join(self.root, folder))

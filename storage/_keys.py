@@ -25,8 +25,8 @@ def pending_key(data_id: bytes) -> bytes:
     return BLOB_PENDING + data_id
 
 
-CHUNK_FILE_PENDING = b"cfp\x00"  # + blob-space key -> b"" (a chunk file being written; see
-#   RocksStore.write: deleted by the commit that follows it, or with the file at the next open)
+CHUNK_FILE_PENDING = b"cfp\x00"  # + blob-space key -> b"" (a chunk file no committed record
+#   names: being written or being removed; see RocksStore.write. The next open removes it.)
 
 
 def chunk_file_pending_key(key: bytes) -> bytes:

@@ -251,21 +251,33 @@ class RocksStore:
             # the next open removes their files (no orphan). The commit deletes the marks. A
             # replaced file is not marked: its rename is atomic by itself, though not with
             # the batch (satchel never replaces a chunk: each upload has a new random id).
-            marks = rocksdict.WriteBatch(raw_mode=True)
-            for key, _ in files:
-                if not self._files.exists(key):
-                    mark = _keys.chunk_file_pending_key(key)
-                    marks.put(mark, b"", index)
+            marks = [
+                _keys.chunk_file_pending_key(key) for key, _ in files if not self._files.exists(key)
+            ]
+            if marks:
+                marked = rocksdict.WriteBatch(raw_mode=True)
+                for mark in marks:
+                    marked.put(mark, b"", index)
                     native.delete(mark, index)
-            db.write(marks, self._plain)
+                db.write(marked, self._plain)
+        # Files the batch deletes are marked in the same commit and removed after it, so a
+        # process stopped in between leaves them to the next open, not to ``check``.
+        doomed = self._doomed_files(ops, removals) if removals else []
+        for key in doomed:
+            native.put(_keys.chunk_file_pending_key(key), b"", index)
         if files or sync:
             self._files.write(files, sync=sync)
         db.write(native, options)
-        if removals:
-            self._remove_files(ops, removals)
+        if doomed:
+            self._files.remove(doomed)
+            cleared = rocksdict.WriteBatch(raw_mode=True)
+            for key in doomed:
+                cleared.delete(_keys.chunk_file_pending_key(key), index)
+            db.write(cleared, self._plain)
 
     def _remove_uncommitted_files(self) -> None:
-        """Remove the files of writes a stopped process marked but never committed."""
+        """Remove the files the index marks as named by nothing: written by a batch a stopped
+        process never committed, or deleted by one it committed but did not finish."""
         db = self._target(INDEX)
         prefix = _keys.CHUNK_FILE_PENDING
         marks = [k for k, _ in self._scan(db, prefix, prefix_upper_bound(prefix), False, None)]
@@ -277,11 +289,11 @@ class RocksStore:
             batch.delete(mark, self._handles[0])
         db.write(batch, self._plain)
 
-    def _remove_files(
+    def _doomed_files(
         self, ops: Sequence[Op], removals: list[tuple[int, bytes, bytes | None]]
-    ) -> None:
-        """Delete the files a batch deleted, after its index commit, sparing any key the
-        batch put again after deleting it."""
+    ) -> list[bytes]:
+        """The keys whose files a batch deletes, sparing any key it puts again after
+        deleting it."""
         last_put = {
             key: position
             for position, (op, space, key, _) in enumerate(ops)
@@ -289,9 +301,12 @@ class RocksStore:
         }
         doomed: list[bytes] = []
         for position, lower, upper in removals:
-            keys = [lower] if upper is None else self._files.keys(lower, upper)
+            if upper is None:
+                keys = [lower] if self._files.exists(lower) else []
+            else:
+                keys = self._files.keys(lower, upper)
             doomed.extend(k for k in keys if last_put.get(k, -1) < position)
-        self._files.remove(doomed)
+        return doomed
 
     def compact(self) -> None:
         """Compact both column families over their whole key range."""

@@ -169,3 +169,40 @@ def test_files_of_a_write_that_never_committed_go_at_the_next_open(
         assert list(again.scan(b"", b"\xff")) == []  # no mark left in the index
     finally:
         again.close()
+
+
+def test_the_empty_key_stays_in_rocksdb(tmp_path: Path) -> None:
+    """The empty key names no file: its large value is kept in RocksDB and reads back."""
+    kv = RocksStore(tmp_path / "db", file_values_from=1)
+    try:
+        write(kv, ("put", b"", big(3)), ("put", b"k", b"v"))
+        assert kv.get(b"", BLOBS) == big(3)
+        assert list(kv.scan(b"", b"\xff", space=BLOBS)) == [(b"", big(3)), (b"k", b"v")]
+        assert files_under(tmp_path / "db") == [b"k".hex()]
+    finally:
+        kv.close()
+
+
+def test_files_a_committed_delete_left_go_at_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process stopped after committing a delete but before removing its files leaves
+    marks; the next open removes those files, and only those."""
+    kv = RocksStore(tmp_path / "db")
+    write(kv, ("put", b"kept", big(1)), ("put", b"gone1", big(2)), ("put", b"gone2", big(3)))
+
+    def stop_before_removing(keys: Any) -> None:
+        raise KeyboardInterrupt  # the process stops here, after the commit
+
+    monkeypatch.setattr(kv._files, "remove", stop_before_removing)
+    with pytest.raises(KeyboardInterrupt):
+        write(kv, ("delete", b"gone1", None), ("delete_range", b"gone2", b"gone3"))
+    assert len(files_under(tmp_path / "db")) == 3  # committed, not yet removed
+    kv.close()
+    again = RocksStore(tmp_path / "db")
+    try:
+        assert files_under(tmp_path / "db") == [b"kept".hex()]
+        assert again.get(b"gone1", BLOBS) is None and again.get(b"gone2", BLOBS) is None
+        assert list(again.scan(b"", b"\xff")) == []  # no mark left in the index
+    finally:
+        again.close()
