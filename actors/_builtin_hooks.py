@@ -35,7 +35,11 @@ class MetricsSummary:
 
 
 class Metrics:
-    """What the built-in metrics hook has counted since the runtime opened (or ``reset``)."""
+    """What the built-in metrics hook has counted since the runtime opened (or ``reset``).
+
+    A deleted session's counts leave the per-session table (``summary``, ``export``) and
+    stay in ``aggregate``, so memory follows the sessions that exist, not all there were.
+    """
 
     def __init__(self, *, privacy: bool = False) -> None:
         self.privacy = privacy
@@ -43,6 +47,10 @@ class Metrics:
         # session id -> point -> [operations, total µs]; kept lean: one is made per session.
         self._sessions: dict[str, dict[str, list[int]]] = {}
         self._bytes: dict[str, int] = {}
+        # The counts of deleted sessions, folded together, and how many they were.
+        self._deleted: dict[str, list[int]] = {}
+        self._deleted_bytes = 0
+        self._deleted_sessions = 0
         # The hooks whose batched observer calls must land before a read (see ``install``).
         self._hooks: Hooks | None = None
 
@@ -76,16 +84,32 @@ class Metrics:
         )
 
     def aggregate(self) -> MetricsSummary:
-        """Every session's counts added up."""
+        """Every session's counts added up (deleted sessions' included)."""
         self._flush()
         operations: dict[str, int] = {}
         durations: dict[str, int] = {}
-        for points in self._sessions.values():
+        for points in [*self._sessions.values(), self._deleted]:
             for point, (count, took) in points.items():
                 operations[str(point)] = operations.get(str(point), 0) + count
                 durations[str(point)] = durations.get(str(point), 0) + took
-        stored = sum(self._bytes.values())
-        return MetricsSummary(None, operations, durations, stored, len(self._sessions))
+        stored = sum(self._bytes.values()) + self._deleted_bytes
+        sessions = len(self._sessions) + self._deleted_sessions
+        return MetricsSummary(None, operations, durations, stored, sessions)
+
+    def forget(self, session_id: str) -> None:
+        """Fold a deleted session's counts into those of deleted sessions: ``aggregate``
+        keeps them, ``summary`` and ``export`` no longer name the session."""
+        self._flush()
+        points = self._sessions.pop(session_id, None)
+        stored = self._bytes.pop(session_id, 0)
+        if points is None and not stored:
+            return
+        self._deleted_sessions += 1
+        self._deleted_bytes += stored
+        for point, (count, took) in (points or {}).items():
+            entry = self._deleted.setdefault(point, [0, 0])
+            entry[0] += count
+            entry[1] += took
 
     def export(self) -> dict[str, Any]:
         """Plain data of every session's counts, keyed by session id, or by a keyed hash of
@@ -106,6 +130,8 @@ class Metrics:
         self._flush()
         self._sessions.clear()
         self._bytes.clear()
+        self._deleted.clear()
+        self._deleted_bytes = self._deleted_sessions = 0
 
     def _flush(self) -> None:
         if self._hooks is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from satchel.runtime import ActorSpec, Supervisor
 from satchel.storage import GroupCommit, Store
 
@@ -25,9 +27,11 @@ def register_session_kinds(
     events: EventBus,
     audit_max_entries: int = DEFAULT_MAX_ENTRIES,
     group: GroupCommit | None = None,
+    on_deleted: tuple[Callable[[str], None], ...] = (),
 ) -> SessionServices:
     """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share
-    (``group``: the group commit of ``machine`` durability)."""
+    (``group``: the group commit of ``machine`` durability; ``on_deleted``: called with the
+    id of each deleted session)."""
     supervisor.register(
         ActorSpec(kind=STORAGE_KIND, factory=lambda _: StorageActor(store.blobs), idle_timeout=None)
     )
@@ -41,6 +45,7 @@ def register_session_kinds(
         hooks=hooks,
         events=events,
         group=group,
+        on_deleted=on_deleted,
     )
     supervisor.register(
         ActorSpec(

@@ -587,9 +587,8 @@ class SessionActor(Actor[Any]):
                 drops += removal.delete_session(self._kv, batch, sid, *loaded)
         drops += removal.delete_session(self._kv, batch, self._sid, record, self._counters)
         self._services.blobs.commit(batch, drop=drops)
-        for sid in below:
-            self._services.buckets.pop(layout.text_of(sid), None)
-        self._services.buckets.pop(self._id, None)
+        for session_id in [*map(layout.text_of, below), self._id]:
+            self._services.forget(session_id)
         self._record = None
         self._counters = layout.Counters()
         self.context.passivate()

@@ -22,8 +22,8 @@ NoteDeadline = Callable[[int], Awaitable[None]]
 @attrs.frozen
 class SessionServices:
     """What every session actor shares: the store and its blobs, the storage actor, the
-    deadline board, the rate buckets (which outlive passivation) and a view of which
-    sessions have a live actor."""
+    deadline board, the rate buckets (which outlive passivation), a view of which sessions
+    have a live actor, and who must hear of a deleted session."""
 
     kv: KeyValueStore
     blobs: BlobStore
@@ -37,6 +37,15 @@ class SessionServices:
     group: GroupCommit | None = None
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
     scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
+    #: Called with the id of each deleted session, so what is kept in memory per session
+    #: (the built-in metrics) goes with it.
+    on_deleted: tuple[Callable[[str], None], ...] = ()
+
+    def forget(self, session_id: str) -> None:
+        """Drop what is kept in memory for a session that was deleted."""
+        self.buckets.pop(session_id, None)
+        for forget in self.on_deleted:
+            forget(session_id)
 
 
 class SessionBusyError(SessionHasChildrenError):

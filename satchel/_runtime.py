@@ -239,6 +239,7 @@ async def open_runtime(
                 events=events,
                 audit_max_entries=audit_max_entries,
                 group=group,
+                on_deleted=(metrics.forget,) if builtin_hooks else (),
             )
             roots = [Path.cwd()] if file_roots is None else file_roots
             artifacts = ArtifactManager(

@@ -16,6 +16,7 @@ from satchel import (
     HookResult,
     InvalidArgumentError,
     InvalidStateTransitionError,
+    MetricsSummary,
     Runtime,
     ValidationError,
     open_runtime,
@@ -293,6 +294,31 @@ async def test_builtin_metrics_and_log(tmp_path: Path, caplog: pytest.LogCapture
         assert len(exported) == 2 and sid not in exported and other not in exported
         assert any(v["bytes_stored"] == 5 for v in exported.values())
         assert sum("state_changed " + sid in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_metrics_let_go_of_deleted_sessions(tmp_path: Path) -> None:
+    """A deleted session (also one deleted by a cascade) leaves the per-session metrics while
+    the totals keep its counts, so the table follows the sessions that exist."""
+    async with open_runtime(tmp_path, builtin_hooks=True) as rt:
+        kept = await rt.sessions.create()
+        parent = await rt.sessions.create()
+        child = await rt.sessions.create(parent_id=parent)
+        for sid in (kept, parent, child):
+            await rt.sessions.set_state(sid, "a", 1)
+        await rt.artifacts.store(child, "tool_result", "x.bin", b"123", None)
+        before = rt.metrics.aggregate()
+        await rt.sessions.delete(parent, cascade=True)
+        assert set(rt.metrics.export()) == {kept}
+        assert rt.metrics.summary(child).operations == {}
+        assert rt.metrics.aggregate() == before
+        await rt.sessions.set_state(kept, "a", 2)
+        await rt.sessions.delete(kept)
+        after = rt.metrics.aggregate()
+        assert rt.metrics.export() == {}
+        assert (after.sessions, after.operations["state_changed"]) == (3, 4)
+        assert after.bytes_stored == 3
+        rt.metrics.reset()
+        assert rt.metrics.aggregate() == MetricsSummary(None, {}, {}, 0, 0)
 
 
 async def test_untimed_observers_are_batched(
