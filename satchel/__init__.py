@@ -30,7 +30,6 @@ from ._errors import StoreLockedError as StoreLockedError
 from ._errors import StoreWriteFailedError as StoreWriteFailedError
 from ._errors import ValidationError as ValidationError
 from ._runtime import Runtime as Runtime
-from ._runtime import RuntimeStatistics as RuntimeStatistics
 from ._runtime import open_runtime as open_runtime
 from ._version import __version__ as __version__
 from .actors._access import Permission as Permission

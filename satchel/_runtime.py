@@ -9,8 +9,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
-import attrs
-
 from satchel._errors import InvalidArgumentError
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors import _validate as validate
@@ -19,7 +17,7 @@ from satchel.actors._audit import checked_max_entries
 from satchel.actors._builtin_hooks import Metrics
 from satchel.actors._builtin_hooks import install as install_builtin_hooks
 from satchel.actors._collect import CollectionConfig, Collectors, register_hook_kind
-from satchel.actors._control import Control
+from satchel.actors._control import CheckResult, Control, ControlStatistics
 from satchel.actors._events import EventBus
 from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
@@ -35,7 +33,6 @@ from satchel.runtime import (
     ActorStatistics,
     Strategy,
     Supervisor,
-    SupervisorStatistics,
     open_supervisor,
 )
 from satchel.scripting import LuaState, ScriptApi, ScriptLimits, api_names
@@ -43,26 +40,13 @@ from satchel.scripting._api import run_session_script
 from satchel.storage import (
     Backend,
     BlobLimits,
-    CheckReport,
     Durability,
     GroupCommit,
-    GroupCommitStatistics,
     Store,
     StoreReminders,
     checked_durability,
     open_store,
 )
-
-
-@attrs.frozen
-class RuntimeStatistics:
-    """The runtime now: where its data is and what its supervisor is doing."""
-
-    path: str | None
-    backend: str
-    supervisor: SupervisorStatistics
-    durability: Durability
-    group_commit: GroupCommitStatistics | None
 
 
 @final
@@ -101,7 +85,6 @@ class Runtime:
         self.replays = replays
         #: ``process`` or ``machine`` (see ``open_runtime``).
         self.durability = durability
-        self._group = group
         #: Inspect and steer live actors: ``rt.control.actors()``, ``rt.control.stop(id)``.
         self.control = Control(supervisor, sessions, replays, hooks, store, backend, group)
 
@@ -161,23 +144,17 @@ class Runtime:
         await self.supervisor.ref(kind, actor_id).tell(message)
 
     def actors(self) -> list[ActorStatistics]:
-        """Statistics of every live (and failed) actor."""
-        return self.supervisor.live()
+        """Statistics of every live (and failed) actor (``rt.control.actors``)."""
+        return self.control.actors()
 
-    def statistics(self) -> RuntimeStatistics:
-        """Counters of the runtime now."""
-        path = self.store.path
-        return RuntimeStatistics(
-            path=None if path is None else str(path),
-            backend=self.backend,
-            supervisor=self.supervisor.statistics(),
-            durability=self.durability,
-            group_commit=None if self._group is None else self._group.statistics(),
-        )
+    def statistics(self) -> ControlStatistics:
+        """Counters of the runtime now (``rt.control.statistics``)."""
+        return self.control.statistics()
 
-    async def check(self, *, fix: bool = False) -> CheckReport:
-        """Compare the blob index with its data (see ``Store.check``)."""
-        return await self.store.check(fix=fix)
+    async def check(self, *, fix: bool = False) -> CheckResult:
+        """Compare the blob index with its data and the sessions with their indexes
+        (``rt.control.check``)."""
+        return await self.control.check(fix=fix)
 
 
 @asynccontextmanager

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from satchel.actors import _layout as layout
+from satchel.storage import Batch
 
 from satchel import ActorCrashedError, StoreLockedError, open_runtime
 
@@ -60,6 +62,22 @@ async def test_statistics_and_actor_list() -> None:
         # The deadline actor is live from the start; "x" is the one this test woke.
         assert (stats.path, stats.backend, stats.supervisor.live_actors) == (None, "memory", 2)
         assert [(a.kind, a.id) for a in rt.actors()] == [("deadlines", "sweeper"), ("stored", "x")]
+        assert (await rt.check()).clean
+
+
+async def test_check_covers_sessions_too() -> None:
+    """``rt.check`` finds a session whose index entry went missing, not only blob problems,
+    and ``fix`` restores the entry."""
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create(name="indexed")
+        record = await rt.sessions.get(sid)
+        batch = Batch()
+        updated_us = round(record.updated_at.timestamp() * 1_000_000)
+        batch.delete(layout.updated_key(layout.bytes_of(sid), updated_us))
+        rt.store.kv.write(batch)
+        found = await rt.check()
+        assert found.blobs.clean and not found.sessions.clean
+        assert not (await rt.check(fix=True)).clean
         assert (await rt.check()).clean
 
 

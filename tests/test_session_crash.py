@@ -81,7 +81,7 @@ async def test_sigkill_loses_no_acknowledged_session_operation(tmp_path: Path) -
                 assert found.get(old, {}) == final[old], old
             report = await rt.sessions.check()
             assert report.clean, report.problems
-            blobs = await rt.check()
-            assert blobs.clean, blobs
+            found = await rt.check()
+            assert found.clean, found
     assert sum(len(m) for m in final.values()) > ROUNDS
     assert any(a for m in final.values() for _, _, a in m.values()), "no artifact survived"
