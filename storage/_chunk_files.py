@@ -8,11 +8,18 @@ every read, so the log's checksum adds nothing for them. So a blob-space value o
 folder; smaller values stay in RocksDB, which does them better.
 
 Order, as diskcache does it: a batch's files are written before its index commit and removed
-after it, so an index record never names a file not written yet. ``RocksStore`` marks new
-files in the index before writing them and clears the marks in the commit, and marks the
-files a batch deletes in its commit, clearing those marks once they are gone; the next open
-removes every marked file, so a killed process leaves none behind. A key whose file exists
-already is replaced whole (written aside, then renamed over it).
+after it, so an index record never names a file not written yet. Only a batch's last word on
+a key becomes a file (a large put that the same batch deletes or overwrites writes none).
+``RocksStore`` marks new files in the index before writing them and clears the marks in the
+commit, and marks the files a batch deletes in its commit, clearing those marks once they
+are gone; the next open removes every marked file, so a killed process leaves none behind. A
+key whose file exists already is replaced whole: written aside as ``<name>.new`` (marked too,
+so the next open removes one a killed process left), then renamed over it — atomic by itself,
+not with the rest of its batch (satchel never replaces a chunk: every upload has a new id).
+
+Failures: a batch whose files cannot all be written removes the new ones and raises, and
+nothing of it is committed. A file a committed delete cannot remove (the error is logged)
+reads as absent and keeps its mark, so the next open tries again.
 
 Durability follows the write-ahead log's rule: a file written without sync is in the page
 cache (a killed process loses nothing); a synced write first makes every file written since
@@ -22,14 +29,20 @@ for every earlier write.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import final
 
+log = logging.getLogger("satchel.storage")
+
 #: Blob-space values from this size on are files.
 LARGE_VALUE = 64 * 1024
+#: The suffix of a replacement being written (renamed over the key's file when complete).
+_REPLACEMENT = ".new"
 #: Longer keys stay in RocksDB whatever their value's size (a file name has 255 bytes), and
 #: so does the empty key (it would name no file).
 MAX_FILE_KEY = 120
@@ -48,6 +61,21 @@ def _nameable(key: bytes) -> bool:
     return 0 < len(key) <= MAX_FILE_KEY
 
 
+def _key_of(name: str) -> bytes | None:
+    """The key a file name in a chunk folder stands for; ``None`` for any other file (an
+    unfinished replacement, or something not ours)."""
+    try:
+        return bytes.fromhex(name)
+    except ValueError:
+        return None
+
+
+def _unlink_quietly(path: str) -> None:
+    # Cleaning up after an error that is being raised; the index's marks cover the rest.
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 @final
 class ChunkFiles:
     """The files of one data folder's large blob-space values (see the module docstring)."""
@@ -61,18 +89,26 @@ class ChunkFiles:
             root.mkdir()
             self._note_unsynced_dir(str(root.parent))  # the folder's own entry
         self._made: set[str] = {entry.name for entry in os.scandir(root) if entry.is_dir()}
+        # Keys whose files a committed batch deleted but that could not be removed yet: they
+        # read as absent until removed (their marks stay in the index for the next open).
+        self._hidden: set[bytes] = set()
 
     def _path(self, key: bytes) -> str:
         name = key.hex()
         return os.path.join(self.root, name[:2], name)
 
     def exists(self, key: bytes) -> bool:
-        """Whether ``key`` has a file."""
+        """Whether ``key`` has a file (also a hidden one, see ``hide``)."""
         return _nameable(key) and os.path.exists(self._path(key))
+
+    def hide(self, keys: Iterable[bytes]) -> None:
+        """Read the files of ``keys`` as absent until they are written again (their removal
+        failed after the batch that deleted them was committed)."""
+        self._hidden.update(keys)
 
     def get(self, key: bytes) -> bytes | None:
         """The value stored as the file of ``key``, or ``None``."""
-        if not _nameable(key):
+        if not _nameable(key) or (self._hidden and key in self._hidden):
             return None
         try:
             fd = os.open(self._path(key), os.O_RDONLY)
@@ -92,13 +128,25 @@ class ChunkFiles:
 
     def write(self, pairs: Iterable[tuple[bytes, bytes]], *, sync: bool) -> None:
         """Write each value as its key's file; with ``sync``, make it and every file written
-        since the last synced write durable before returning."""
-        for key, value in pairs:
-            self._write_one(key, value)
-        if sync:
-            self.sync()
+        since the last synced write durable before returning.
 
-    def _write_one(self, key: bytes, value: bytes) -> None:
+        If a write fails, the files this call created are removed again (a replacement
+        already renamed into place stays: see the module docstring) and the error raised.
+        """
+        created: list[str] = []
+        try:
+            for key, value in pairs:
+                if self._write_one(key, value):
+                    created.append(self._path(key))
+            if sync:
+                self.sync()
+        except BaseException:
+            for path in created:
+                _unlink_quietly(path)
+            raise
+
+    def _write_one(self, key: bytes, value: bytes) -> bool:
+        """Write the file of ``key``; whether it is new (not a replacement)."""
         path = self._path(key)
         folder = os.path.dirname(path)
         if key[:1].hex() not in self._made:
@@ -109,18 +157,24 @@ class ChunkFiles:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             target = path
         except FileExistsError:
-            target, path = path, path + ".new"
+            target, path = path, path + _REPLACEMENT
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(value)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        if path != target:
-            os.replace(path, target)
+            try:
+                view = memoryview(value)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            if path != target:
+                os.replace(path, target)
+        except BaseException:
+            _unlink_quietly(path)  # a part-written file must not read as the key's value
+            raise
         self._note_unsynced(target)
         self._note_unsynced_dir(folder)
+        self._hidden.discard(key)
+        return path == target
 
     def _note_unsynced(self, path: str) -> None:
         if self._overflowed:
@@ -159,17 +213,29 @@ class ChunkFiles:
         self._unsynced.clear()
         self._unsynced_dirs.clear()
 
-    def remove(self, keys: Iterable[bytes]) -> None:
-        """Delete the files of ``keys`` (a key without one is skipped)."""
+    def remove(self, keys: Iterable[bytes], *, replacements: bool = False) -> list[bytes]:
+        """Delete the files of ``keys`` (a key without one is skipped), or with
+        ``replacements`` their unfinished replacements; the keys whose file could not be
+        deleted (the error is logged: the caller keeps their marks for a later try)."""
+        failed: list[bytes] = []
         for key in keys:
             if not _nameable(key):
                 continue
-            path = self._path(key)
+            path = self._path(key) + (_REPLACEMENT if replacements else "")
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 continue
+            except OSError as error:
+                # The text only: a record holding the error would keep its frames (and the
+                # store they name) alive for as long as a handler keeps the record.
+                log.warning("chunk file %s not removed: %s", path, str(error))
+                failed.append(key)
+                continue
             self._unsynced.pop(path, None)
+            if not replacements:
+                self._hidden.discard(key)
+        return failed
 
     def keys(self, lower: bytes, upper: bytes) -> list[bytes]:
         """The keys with files, ``lower <= key < upper``, in order."""
@@ -185,10 +251,8 @@ class ChunkFiles:
             except FileNotFoundError:
                 continue
             for name in names:
-                if name.endswith(".new"):
-                    continue  # a replacement cut short: the old file still holds the value
-                key = bytes.fromhex(name)
-                if lower <= key < upper:
+                key = _key_of(name)
+                if key is not None and lower <= key < upper and key not in self._hidden:
                     found.append(key)
         found.sort()
         return found

@@ -1,6 +1,8 @@
 """Key prefixes of the index space: one place, so no two record kinds ever collide.
 
 Every index key starts with a short ASCII tag and a NUL; what follows is the tag's own layout.
+The backends' own keys are here too (``cfp``, ``cfr``, ``walp``): a ``KeyValueStore`` user
+keeps its index keys off these tags.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ CHUNK_FILE_PENDING = b"cfp\x00"  # + blob-space key -> b"" (a chunk file no comm
 def chunk_file_pending_key(key: bytes) -> bytes:
     """The index key marking the file of blob-space ``key`` as not yet committed."""
     return CHUNK_FILE_PENDING + key
+
+
+CHUNK_FILE_REPLACING = b"cfr\x00"  # + blob-space key -> b"" (the key's file is being
+#   replaced: ``<file>.new`` may exist uncommitted. The next open removes that one.)
+
+
+def chunk_file_replacing_key(key: bytes) -> bytes:
+    """The index key marking the file of blob-space ``key`` as being replaced."""
+    return CHUNK_FILE_REPLACING + key
 
 
 DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command

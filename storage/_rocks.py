@@ -20,10 +20,9 @@ from satchel._errors import StoreClosedError, StoreLockedError
 
 from . import _keys
 from ._chunk_files import LARGE_VALUE, ChunkFiles, is_file_value, merged
-from ._kv import BLOBS, INDEX, Batch, Op, Space, prefix_upper_bound
+from ._kv import BLOBS, INDEX, Batch, Space, prefix_upper_bound
 
 _BLOBS_CF = "blobs"
-_LARGE_VALUE = 64 * 1024
 # The index's memtable size, and so how much log a synced write can count on being recycled
 # (see RocksStore._prime_log): RocksDB starts a new log file when a memtable is flushed.
 _INDEX_BUFFER = 8 << 20
@@ -47,7 +46,7 @@ def _blob_options() -> rocksdict.Options:
     options = rocksdict.Options(raw_mode=True)
     options.set_compression_type(rocksdict.DBCompressionType.none())
     options.set_enable_blob_files(True)
-    options.set_min_blob_size(_LARGE_VALUE)
+    options.set_min_blob_size(LARGE_VALUE)
     options.set_enable_blob_gc(True)
     return options
 
@@ -224,89 +223,111 @@ class RocksStore:
             db.put(key, value, options)
             return
         native = rocksdict.WriteBatch(raw_mode=True)
-        files: list[tuple[bytes, bytes]] = []
+        files: dict[bytes, tuple[int, bytes]] = {}  # key -> position and value of its file put
+        last: dict[bytes, int] = {}  # blob-space key -> position of its last put or delete
         removals: list[tuple[int, bytes, bytes | None]] = []  # position, key or range
         # Enum hashing is a Python-level call; an identity test is not.
         index, blobs = self._handles
         for position, (op, space, key, value) in enumerate(ops):
             handle = index if space is INDEX else blobs
             if op == "put":
-                if space is BLOBS and is_file_value(
-                    key, large := cast("bytes", value), self.file_values_from
-                ):
-                    files.append((key, large))
-                    native.delete(key, handle)  # an older small value must not shadow it
-                else:
-                    native.put(key, value, handle)
+                if space is BLOBS:
+                    last[key] = position
+                    if is_file_value(key, large := cast("bytes", value), self.file_values_from):
+                        files[key] = (position, large)
+                        native.delete(key, handle)  # an older small value must not shadow it
+                        continue
+                native.put(key, value, handle)
             elif op == "delete":
                 native.delete(key, handle)
                 if space is BLOBS:
+                    last[key] = position
                     removals.append((position, key, None))
             else:
                 native.delete_range(key, cast("bytes", value), handle)
                 if space is BLOBS:
                     removals.append((position, key, value))
-        if files:
-            # New files are marked first: a process killed before the commit leaves marks, and
-            # the next open removes their files (no orphan). The commit deletes the marks. A
-            # replaced file is not marked: its rename is atomic by itself, though not with
-            # the batch (satchel never replaces a chunk: each upload has a new random id).
-            marks = [
-                _keys.chunk_file_pending_key(key) for key, _ in files if not self._files.exists(key)
-            ]
-            if marks:
-                marked = rocksdict.WriteBatch(raw_mode=True)
-                for mark in marks:
-                    marked.put(mark, b"", index)
-                    native.delete(mark, index)
-                db.write(marked, self._plain)
-        # Files the batch deletes are marked in the same commit and removed after it, so a
-        # process stopped in between leaves them to the next open, not to ``check``.
-        doomed = self._doomed_files(ops, removals) if removals else []
+        kept = _surviving(files, last, removals) if files else {}
+        doomed = self._doomed_files(kept, removals) if removals else []
+        self._commit_with_files(native, options, kept, doomed, sync=sync)
+
+    def _commit_with_files(
+        self,
+        native: rocksdict.WriteBatch,
+        options: rocksdict.WriteOptions,
+        kept: dict[bytes, bytes],
+        doomed: list[bytes],
+        *,
+        sync: bool,
+    ) -> None:
+        """Write the files ``kept``, commit ``native``, then remove the files ``doomed``.
+
+        A new file is marked before it is written and a replacement before its ``.new`` is,
+        so the next open removes what a stopped process never committed; the commit clears
+        those marks (also stale ones, left by an earlier write that failed) and marks the
+        files it deletes, whose marks go once they are gone. A failed write of files removes
+        the new ones again and raises; nothing is committed.
+        """
+        db = self._target(INDEX)
+        index = self._handles[0]
+        if kept:
+            marked = rocksdict.WriteBatch(raw_mode=True)
+            for key in kept:
+                if self._files.exists(key):
+                    marked.put(_keys.chunk_file_replacing_key(key), b"", index)
+                else:
+                    marked.put(_keys.chunk_file_pending_key(key), b"", index)
+                native.delete(_keys.chunk_file_pending_key(key), index)
+                native.delete(_keys.chunk_file_replacing_key(key), index)
+            db.write(marked, self._plain)
         for key in doomed:
             native.put(_keys.chunk_file_pending_key(key), b"", index)
-        if files or sync:
-            self._files.write(files, sync=sync)
+        if kept or sync:
+            self._files.write(kept.items(), sync=sync)
         db.write(native, options)
         if doomed:
-            self._files.remove(doomed)
+            # Committed: a file that cannot be removed now keeps its mark for the next open.
+            failed = set(self._files.remove(doomed))
+            self._files.hide(failed)
             cleared = rocksdict.WriteBatch(raw_mode=True)
             for key in doomed:
-                cleared.delete(_keys.chunk_file_pending_key(key), index)
+                if key not in failed:
+                    cleared.delete(_keys.chunk_file_pending_key(key), index)
             db.write(cleared, self._plain)
 
     def _remove_uncommitted_files(self) -> None:
         """Remove the files the index marks as named by nothing: written by a batch a stopped
-        process never committed, or deleted by one it committed but did not finish."""
+        process never committed, or deleted by one it committed but did not finish; and the
+        unfinished replacements it marked."""
         db = self._target(INDEX)
-        prefix = _keys.CHUNK_FILE_PENDING
-        marks = [k for k, _ in self._scan(db, prefix, prefix_upper_bound(prefix), False, None)]
-        if not marks:
-            return
-        self._files.remove(mark[len(prefix) :] for mark in marks)
         batch = rocksdict.WriteBatch(raw_mode=True)
-        for mark in marks:
-            batch.delete(mark, self._handles[0])
-        db.write(batch, self._plain)
+        for prefix, replacements in (
+            (_keys.CHUNK_FILE_PENDING, False),
+            (_keys.CHUNK_FILE_REPLACING, True),
+        ):
+            marks = [k for k, _ in self._scan(db, prefix, prefix_upper_bound(prefix), False, None)]
+            keys = [mark[len(prefix) :] for mark in marks]
+            failed = set(self._files.remove(keys, replacements=replacements))
+            if not replacements:
+                self._files.hide(failed)
+            for key, mark in zip(keys, marks, strict=True):
+                if key not in failed:
+                    batch.delete(mark, self._handles[0])
+        if batch.len():
+            db.write(batch, self._plain)
 
     def _doomed_files(
-        self, ops: Sequence[Op], removals: list[tuple[int, bytes, bytes | None]]
+        self, kept: dict[bytes, bytes], removals: list[tuple[int, bytes, bytes | None]]
     ) -> list[bytes]:
-        """The keys whose files a batch deletes, sparing any key it puts again after
-        deleting it."""
-        last_put = {
-            key: position
-            for position, (op, space, key, _) in enumerate(ops)
-            if op == "put" and space is BLOBS
-        }
-        doomed: list[bytes] = []
-        for position, lower, upper in removals:
+        """The keys whose existing files a batch deletes and does not write again."""
+        doomed: dict[bytes, None] = {}
+        for _, lower, upper in removals:
             if upper is None:
                 keys = [lower] if self._files.exists(lower) else []
             else:
                 keys = self._files.keys(lower, upper)
-            doomed.extend(k for k in keys if last_put.get(k, -1) < position)
-        return doomed
+            doomed.update((k, None) for k in keys if k not in kept)
+        return list(doomed)
 
     def compact(self) -> None:
         """Compact both column families over their whole key range."""
@@ -320,3 +341,21 @@ class RocksStore:
         db, self._db = self._db, None
         del self._blobs, self._handles
         db.close()
+
+
+def _surviving(
+    files: dict[bytes, tuple[int, bytes]],
+    last: dict[bytes, int],
+    removals: list[tuple[int, bytes, bytes | None]],
+) -> dict[bytes, bytes]:
+    """The file puts of a batch that no later operation of the same batch overrides (a put
+    of another value, a delete, a range delete): only those become files."""
+    ranges = [(position, lower, upper) for position, lower, upper in removals if upper is not None]
+    kept: dict[bytes, bytes] = {}
+    for key, (position, value) in files.items():
+        if last[key] != position:
+            continue
+        if any(at > position and lower <= key < upper for at, lower, upper in ranges):
+            continue
+        kept[key] = value
+    return kept

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from satchel.storage import BLOBS, Batch, KeyValueStore, RocksStore, open_store
+from satchel.storage import _chunk_files as chunk_files
 from satchel.storage._chunk_files import LARGE_VALUE
 
 BIG = LARGE_VALUE
@@ -206,3 +214,194 @@ def test_files_a_committed_delete_left_go_at_the_next_open(
         assert list(again.scan(b"", b"\xff")) == []  # no mark left in the index
     finally:
         again.close()
+
+
+def test_a_file_put_a_later_operation_overrides_writes_no_file(tmp_path: Path) -> None:
+    """A large put followed in the same batch by a delete, a range delete or a small put of
+    its key leaves no file, before and after a reopen."""
+    kv = RocksStore(tmp_path / "db")
+    write(
+        kv,
+        ("put", b"k1", big(1)),
+        ("delete", b"k1", None),
+        ("put", b"k2", big(2)),
+        ("delete_range", b"k2", b"k3"),
+        ("put", b"k3", big(3)),
+        ("put", b"k3", b"small"),
+    )
+    for reopen in (False, True):
+        if reopen:
+            kv.close()
+            kv = RocksStore(tmp_path / "db")
+        assert files_under(tmp_path / "db") == []
+        assert [kv.get(k, BLOBS) for k in (b"k1", b"k2", b"k3")] == [None, None, b"small"]
+        assert list(kv.scan(b"", b"\xff", space=BLOBS)) == [(b"k3", b"small")]
+    kv.close()
+
+
+class _FailingOs:
+    """The ``os`` module as ``_chunk_files`` sees it, with chosen calls failing."""
+
+    def __init__(self) -> None:
+        self.write_budget: int | None = None
+        self.unlink_refused: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: Any) -> int:
+        if self.write_budget is not None:
+            if self.write_budget <= 0:
+                raise OSError(28, "No space left on device")
+            data = data[: self.write_budget]
+            self.write_budget -= len(data)
+        return os.write(fd, data)
+
+    def unlink(self, path: str) -> None:
+        if os.path.basename(path) in self.unlink_refused:
+            raise PermissionError(13, "Permission denied", path)
+        os.unlink(path)
+
+
+def test_a_failed_file_write_commits_nothing_and_a_retry_keeps_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose second file cannot be written whole raises, leaves no file and no index
+    record; the same batch written again lands and survives a reopen."""
+    failing = _FailingOs()
+    monkeypatch.setattr(chunk_files, "os", failing)
+    kv = RocksStore(tmp_path / "db")
+    batch = Batch()
+    batch.put(b"a", big(1), BLOBS)
+    batch.put(b"b", big(2) * 2, BLOBS)
+    batch.put(b"record", b"1")
+    failing.write_budget = BIG + 1000
+    with pytest.raises(OSError, match="No space"):
+        kv.write(batch)
+    assert files_under(tmp_path / "db") == []
+    assert (kv.get(b"record"), kv.get(b"a", BLOBS), kv.get(b"b", BLOBS)) == (None, None, None)
+    failing.write_budget = None
+    kv.write(batch)
+    kv.close()
+    again = RocksStore(tmp_path / "db")
+    try:
+        assert again.get(b"record") == b"1"
+        assert (again.get(b"a", BLOBS), again.get(b"b", BLOBS)) == (big(1), big(2) * 2)
+        assert list(again.scan(b"c", b"d")) == []  # no mark left in the index
+    finally:
+        again.close()
+
+
+def test_a_file_a_committed_delete_cannot_remove_reads_as_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When removing a deleted key's file fails, the delete still succeeds and reads as done;
+    the file goes at the next open, unless the key was written again meanwhile."""
+    failing = _FailingOs()
+    monkeypatch.setattr(chunk_files, "os", failing)
+    kv = RocksStore(tmp_path / "db")
+    write(kv, ("put", b"gone", big(1)), ("put", b"back", big(2)))
+    failing.unlink_refused = {b"gone".hex(), b"back".hex()}
+    write(kv, ("delete", b"gone", None), ("delete_range", b"back", b"bacl"))
+    assert (kv.get(b"gone", BLOBS), kv.get(b"back", BLOBS)) == (None, None)
+    assert list(kv.scan(b"", b"\xff", space=BLOBS)) == []
+    write(kv, ("put", b"back", big(3)))
+    assert kv.get(b"back", BLOBS) == big(3)
+    failing.unlink_refused = set()
+    kv.close()
+    again = RocksStore(tmp_path / "db")
+    try:
+        assert files_under(tmp_path / "db") == [b"back".hex()]
+        assert (again.get(b"gone", BLOBS), again.get(b"back", BLOBS)) == (None, big(3))
+        assert list(again.scan(b"c", b"d")) == []  # no mark left in the index
+    finally:
+        again.close()
+
+
+_KILLED_AT_RENAME = """
+import os, signal, sys
+from satchel.storage import BLOBS, Batch, RocksStore
+from satchel.storage import _chunk_files
+kv = RocksStore(sys.argv[1])
+first = Batch(); first.put(b"key", b"1" * (1 << 17), BLOBS); kv.write(first)
+_chunk_files.os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
+second = Batch(); second.put(b"key", b"2" * (1 << 17), BLOBS); kv.write(second)
+"""
+
+
+def test_a_replacement_a_killed_process_left_goes_at_the_next_open(tmp_path: Path) -> None:
+    """A process killed between writing a replacement file and renaming it leaves that file
+    marked; the next open removes it and the key keeps its committed value."""
+    done = subprocess.run([sys.executable, "-c", _KILLED_AT_RENAME, str(tmp_path / "db")])
+    assert done.returncode == -signal.SIGKILL
+    assert sorted(files_under(tmp_path / "db")) == [b"key".hex(), b"key".hex() + ".new"]
+    kv = RocksStore(tmp_path / "db")
+    try:
+        assert files_under(tmp_path / "db") == [b"key".hex()]
+        assert kv.get(b"key", BLOBS) == b"1" * (1 << 17)
+        assert list(kv.scan(b"c", b"d")) == []  # no mark left in the index
+    finally:
+        kv.close()
+
+
+def test_files_that_name_no_key_do_not_break_scans(tmp_path: Path) -> None:
+    """A file in a chunk folder whose name is no key (an editor's or a copy tool's) is
+    ignored by reads and scans."""
+    kv = RocksStore(tmp_path / "db")
+    try:
+        write(kv, ("put", b"k", big(1)))
+        (tmp_path / "db" / "chunks" / b"k".hex() / "notes.txt").write_text("x")
+        assert [k for k, _ in kv.scan(b"", b"\xff", space=BLOBS)] == [b"k"]
+    finally:
+        kv.close()
+
+
+_KEYS = st.sampled_from([b"a", b"ab", b"b", b"\x00", b"\xff", b"c\x00", b"\xff\xff"])
+_OPS = st.one_of(
+    st.tuples(st.just("put"), _KEYS, st.sampled_from([0, 1, 2, 3, 5])),
+    st.tuples(st.just("delete"), _KEYS, st.none()),
+    st.tuples(st.just("delete_range"), _KEYS, _KEYS),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.tuples(st.lists(_OPS, min_size=1, max_size=6), st.booleans()), max_size=6)
+)
+def test_files_and_rocksdb_read_as_one_dictionary(
+    batches: list[tuple[list[tuple[str, bytes, Any]], bool]],
+) -> None:
+    """Any batches of puts (of values on both sides of the file threshold), deletes and
+    range deletes, with reopens between them, read back as the same writes on a dict."""
+    folder = Path(tempfile.mkdtemp(prefix="satchel-model-"))
+    kv = RocksStore(folder, file_values_from=3)
+    model: dict[bytes, bytes] = {}
+    try:
+        for number, (ops, reopen) in enumerate(batches):
+            batch = Batch()
+            for op, key, arg in ops:
+                if op == "put":
+                    value = bytes([number]) * arg
+                    batch.put(key, value, BLOBS)
+                    model[key] = value
+                elif op == "delete":
+                    batch.delete(key, BLOBS)
+                    model.pop(key, None)
+                else:
+                    batch.delete_range(key, arg, BLOBS)
+                    for gone in [k for k in model if key <= k < arg]:
+                        del model[gone]
+            kv.write(batch)
+            if reopen:
+                kv.close()
+                kv = RocksStore(folder, file_values_from=3)
+            expected = sorted(model.items())
+            assert list(kv.scan(b"", b"\xff\xff\xff", space=BLOBS)) == expected
+            assert list(kv.scan(b"", b"\xff\xff\xff", space=BLOBS, reverse=True)) == expected[::-1]
+            assert (
+                list(kv.scan(b"a", b"c", space=BLOBS, limit=2))
+                == [(k, v) for k, v in expected if b"a" <= k < b"c"][:2]
+            )
+    finally:
+        kv.close()
+        shutil.rmtree(folder, ignore_errors=True)
