@@ -190,6 +190,7 @@ class SessionActor(Actor[Any]):
         if self._bucket is not None and type(message) not in _UNTHROTTLED:
             self._throttle(self._bucket)
         hooks = self._hooks
+        awaited = bool(hooks.awaiting)  # none when the turn was lent unshielded
         # Observers (``after`` hooks) need the point, the status before, and the start time.
         if hooks.observed and hooks.observes(watched := session_hooks.point_of(message)):
             record = self._record
@@ -219,7 +220,7 @@ class SessionActor(Actor[Any]):
             data = session_hooks.data_of(message, before)
             data["duration_us"] = (time.perf_counter_ns() - started) // 1000
             if watched in hooks.awaiting:
-                await hooks.notify(watched, self._id, data)
+                await session_hooks.tell_awaited(hooks, watched, self._id, data, shield=not awaited)
             else:
                 hooks.notify_now(watched, self._id, data)
         if self._tracks_idle:

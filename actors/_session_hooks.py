@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import trio
 
 from satchel._errors import ValidationError
 
 from . import _artifact_layout as artifact_layout
 from . import _validate as validate
-from ._hooks import HookPoint
+from ._hooks import HookPoint, Hooks
 from ._layout import encode_value
 from ._lifecycle import Transition
 from ._messages import (
@@ -128,3 +129,13 @@ def changed(message: Any, data: dict[str, Any]) -> Any:
             custom=checked[3],
         )
     return message
+
+
+async def tell_awaited(
+    hooks: Hooks, point: HookPoint, session_id: str, data: dict[str, Any], *, shield: bool
+) -> None:
+    """Call the observers of a finished operation, some awaited; with ``shield`` the caller's
+    cancellation does not cut them (a turn lent unshielded, which had no awaited observer
+    when it began, must not be cut by one registered since)."""
+    with trio.CancelScope(shield=shield):
+        await hooks.notify(point, session_id, data)

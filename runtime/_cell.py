@@ -65,6 +65,7 @@ class Cell:
         "_lent",
         "_lent_crash",
         "_lent_done",
+        "_lent_scope",
         "_timers",
         "_waiting",
         "activations",
@@ -108,6 +109,8 @@ class Cell:
         # A turn run by an asker in its own task (see ``lent_turn``): the loop waits for it.
         self._lent = False
         self._lent_done: trio.Event | None = None
+        # The shield of a lent SHIELDED turn: the runtime's grace cuts it (``_lent_ended``).
+        self._lent_scope: trio.CancelScope | None = None
         self._lent_crash: Exception | None = None
 
     # -- requests from outside the loop ---------------------------------------------------
@@ -286,45 +289,67 @@ class Cell:
         assert self.actor is not None
         token = self._begin_turn()
         self._lent = True
+        failure: BaseException | None = None
         try:
             if how is Lending.SYNC:
                 result = await self.actor.receive(message)
             else:
                 # An asker's deadline must not cut a turn in half (a queued turn runs whole
-                # whatever becomes of its asker, too).
-                with trio.CancelScope(shield=True):
+                # whatever becomes of its asker, too); the runtime's grace may.
+                with trio.CancelScope(shield=True) as self._lent_scope:
                     result = await self.actor.receive(message)
+                if self._lent_scope.cancelled_caught:
+                    failure = RuntimeClosedError("the runtime closed during this message")
         except self.spec.survives as error:
-            clone = reraisable(error)  # raised as a queued ask's answer is: cause = original
-            if clone is error:
-                raise
-            raise clone from error
+            failure = reraisable(error)  # raised as a queued ask's answer is: cause = original
+            if failure is not error:
+                failure.__cause__ = error
         except Exception as error:
             self._lent_crash = error
-            raise ActorCrashedError(
+            failure = ActorCrashedError(
                 f"actor {self.spec.kind}/{self.actor_id} crashed handling "
                 f"{type(message).__name__}: {error!r}"
-            ) from error
+            )
+            failure.__cause__ = error
+        except BaseException as error:
+            # Cancelled or KeyboardInterrupt from inside the turn (Trio delivers Ctrl-C to
+            # the main task whatever shields it): the actor may be half-changed, so it
+            # restarts as after a crash.
+            self._lent_crash = RuntimeError(f"a lent turn was interrupted: {error!r}")
+            raise
         finally:
             _IN_TURN.reset(token)
             self._lent = False
+            self._lent_scope = None
             if self._lent_done is not None:
                 self._lent_done.set()
             elif self._lent_crash is not None and self.mailbox.depth == 0:
                 self.mailbox.put_nowait(_WAKE)  # the sleeping loop must recover the actor
-        # After the turn, as for a queued ask: a cancelled asker gets Cancelled, and the turn
-        # it asked for has run. A schedule point only when the task's budget is spent.
+        # After the turn, as for a queued ask, also one that failed: a cancelled asker gets
+        # Cancelled, and the turn it asked for has run. A schedule point only when the task's
+        # budget is spent.
         await cooperate()
+        if failure is not None:
+            raise failure
         return result
 
     async def _lent_ended(self) -> bool:
         """Wait for a turn run by an asker, and recover the actor if it crashed there;
         False once the actor has failed for good."""
         if self._lent:
-            self._lent_done = trio.Event()
-            with trio.CancelScope(shield=True):  # the turn is shielded and short
-                await self._lent_done.wait()
-            self._lent_done = None
+            self._lent_done = done = trio.Event()
+            try:
+                await done.wait()
+            except trio.Cancelled:
+                # The grace ran out: cut a shielded lent turn as a queued turn is cut, and
+                # let it end (a SYNC one has nothing left that waits).
+                if self._lent_scope is not None:
+                    self._lent_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await done.wait()
+                raise
+            finally:
+                self._lent_done = None
         crash, self._lent_crash = self._lent_crash, None
         return crash is None or await self._recover(crash)
 

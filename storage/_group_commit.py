@@ -6,12 +6,13 @@ first writer to find no group forming leads one: it lets scheduler passes go by 
 join (see ``_lead``), merges what waits — up to ``max_writes`` batches and
 ``max_bytes`` bytes — into one batch, writes it with ``sync=True`` and releases the group's
 writers, then leads the next group if writers are still waiting. The fsync runs inline and
-holds the event loop, so no writer arrives while it runs: none waits more than one group
-behind, and a lone writer pays no thread hop (rocksdict lets go of the GIL while it writes,
-but every writer waits on the group in flight, so a worker thread measured no better for 100
-writers and ~0.1 ms worse for one). Waiting is not cancellable (see ``GroupCommit.write``).
-The merged batch is one RocksDB WriteBatch: it lands whole or not at all, and a failure fails
-every writer in it with the error.
+holds the event loop, so no writer arrives while it runs: none waits for more than the
+groups already queued ahead of it, and a lone writer pays no thread hop (rocksdict lets go of
+the GIL while it writes, but every writer waits on the group in flight, so a worker thread
+measured no better for 100 writers and ~0.1 ms worse for one). Waiting is not cancellable
+(see ``GroupCommit.write``). The merged batch is one RocksDB WriteBatch: it lands whole or not
+at all, and a failure fails every writer in it with the error (an interrupt also fails those
+queued behind it, and goes up the leader).
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ class GroupCommit:
                 joined = len(self._waiting)
             while self._waiting:  # the writes and fsyncs hold the loop: nobody joins now
                 self._flush(self._take())
+        except BaseException as error:
+            # KeyboardInterrupt and the like, on its way up the leader: the writers still
+            # queued fail with it (their waits are uncancellable, and no leader would come).
+            self._release(self._waiting, error)
+            self._waiting = []
+            raise
         finally:
             self._leading = False
 
@@ -135,17 +142,27 @@ class GroupCommit:
         merged = Batch()
         for waiter in group:
             merged.extend(waiter.batch)
+        failure: BaseException | None = None
         try:
             self._kv.write(merged, sync=True)
-        except Exception as error:
+        except BaseException as error:
+            failure = error
             self._failed += 1
-            for waiter in group:
-                waiter.error = error
-        self._writes += len(group)
-        self._groups += 1
-        self._largest = max(self._largest, len(group))
-        self._last_group = len(group)
-        for waiter in group:
+            if not isinstance(error, Exception):
+                raise  # after the group is released (below); the write failed with it
+        finally:
+            self._writes += len(group)
+            self._groups += 1
+            self._largest = max(self._largest, len(group))
+            self._last_group = len(group)
+            self._release(group, failure)
+
+    @staticmethod
+    def _release(waiters: list[_Waiter], failure: BaseException | None) -> None:
+        """Wake the writers waiting on ``waiters`` (the leader's own has no task), failed
+        with ``failure`` if it is set."""
+        for waiter in waiters:
+            waiter.error = failure
             if waiter.task is not None:
                 trio.lowlevel.reschedule(waiter.task)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -216,4 +217,84 @@ async def test_machine_mode_writes_into_a_recycled_log(tmp_path: Path) -> None:
     async with open_runtime(tmp_path / "other") as rt:
         assert max(log.stat().st_size for log in (tmp_path / "other").glob("*.log")) < 1 << 20
     async with open_runtime(tmp_path / "data") as rt:
+        assert await rt.sessions.get_state(sid, "k") == 1
+
+
+def test_an_interrupt_in_the_synced_write_releases_every_writer() -> None:
+    """A KeyboardInterrupt out of a group's synced write goes up the leader; the group's
+    other writers, and those queued behind it, fail with StoreWriteFailedError, none hangs."""
+    kv = MemoryStore()
+    real_write = kv.write
+
+    def interrupted(batch: Batch, *, sync: bool | None = None) -> None:
+        if sync:
+            raise KeyboardInterrupt
+        real_write(batch, sync=sync)
+
+    kv.write = interrupted  # type: ignore[method-assign]
+    group = GroupCommit(kv, max_writes=2)
+    outcomes: list[str] = []
+
+    async def writer(i: int) -> None:
+        batch = Batch()
+        batch.put(b"k%d" % i, b"v")
+        try:
+            await group.write(batch)
+        except KeyboardInterrupt:
+            outcomes.append("interrupt")
+        except StoreWriteFailedError:
+            outcomes.append("failed")
+
+    async def writers() -> None:
+        async with trio.open_nursery() as nursery:
+            for i in range(5):
+                nursery.start_soon(writer, i)
+
+    # In a thread of its own: a writer left waiting (uncancellably) must fail the test, not
+    # hang it.
+    runner = threading.Thread(target=trio.run, args=(writers,), daemon=True)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive(), f"writers still waiting; done: {outcomes}"
+    assert sorted(outcomes) == ["failed"] * 4 + ["interrupt"]
+    assert kv.get(b"k0") is None and group.statistics().failed_groups == 1
+
+
+async def test_a_lent_turn_unshielded_is_not_cut_by_an_observer_registered_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """An awaited observer registered while an unshielded lent turn waits on its group
+    commit runs whole, even though the asker was cancelled meanwhile."""
+    async with open_runtime(tmp_path / "data", durability="machine") as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 0)  # live and idle: the next update is lent
+        seen: list[str] = []
+        # An untimed observer: the point is observed, and the turn is lent unshielded.
+        rt.hooks.register("state_changed", lambda _: None, phase="after", deadline_s=None)
+
+        async def slow_observer(_: object) -> None:
+            seen.append("start")
+            await trio.lowlevel.checkpoint()
+            seen.append("end")
+
+        cell = rt.supervisor.resident(("session", sid))
+        assert cell is not None
+        asking = trio.CancelScope()
+
+        async def asker() -> None:
+            with asking:
+                await rt.sessions.set_state(sid, "k", 1)
+
+        async def meddler() -> None:
+            while not cell._lent:  # the turn waits on its group commit now
+                await trio.lowlevel.checkpoint()
+            rt.hooks.register("state_changed", slow_observer, phase="after")
+            asking.cancel()
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(meddler)
+                await trio.lowlevel.checkpoint()
+                nursery.start_soon(asker)
+        assert seen == ["start", "end"] and asking.cancelled_caught
         assert await rt.sessions.get_state(sid, "k") == 1

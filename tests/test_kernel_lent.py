@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import trio
 import trio.lowlevel
-from satchel.runtime import ActorRef, ActorSpec, Lending, Supervisor, open_supervisor
+from satchel.runtime import Actor, ActorRef, ActorSpec, Lending, Supervisor, open_supervisor
 from satchel.runtime._budget import LENT_TURNS_PER_YIELD
 
-from satchel import ActorCrashedError, ValidationError
+from satchel import ActorCrashedError, RuntimeClosedError, ValidationError
 
 from .kernel_actors import Add, Boom, Counter, Get, Invalid, Sleep, World
 
@@ -164,3 +164,89 @@ async def test_lent_asks_in_a_loop_let_other_tasks_run() -> None:
             await ref.ask(Get())  # the turn runs, then the asker sees Cancelled
             pytest.fail("a cancelled asker returned from a lent ask")
         assert scope.cancelled_caught
+
+
+async def test_a_lent_ask_that_fails_is_a_cancellation_point_too() -> None:
+    """A lent ask ending in the actor's error checks for cancellation, and asks failing in a
+    loop still let other tasks run, as asks that succeed do."""
+    async with lending(World()) as (_, ref):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await ref.ask(Invalid())
+        assert scope.cancelled_caught
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.lowlevel.checkpoint()
+            start = ticks
+            for _ in range(4 * LENT_TURNS_PER_YIELD):
+                with pytest.raises(ValidationError):
+                    await ref.ask(Invalid())
+            assert ticks - start >= 2
+            nursery.cancel_scope.cancel()
+
+
+class _Transfer(Actor[Any]):
+    """Moves one unit from ``a`` to ``b`` around an ask of another actor (a lent turn that
+    does suspend, though declared SYNC)."""
+
+    def __init__(self) -> None:
+        self.a, self.b = 10, 0
+
+    def lending(self, message: Any) -> Lending:
+        return Lending.SYNC
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, ActorRef):
+            self.a -= 1
+            await message.ask("ping")
+            self.b += 1
+            return None
+        return "pong" if message == "ping" else (self.a, self.b)
+
+
+async def test_a_lent_turn_cut_by_cancellation_restarts_the_actor() -> None:
+    """Cancelled out of the middle of a lent turn, the actor is restarted as after a crash
+    rather than left half-changed."""
+    async with open_supervisor() as supervisor:
+        supervisor.register(ActorSpec(kind="acct", factory=lambda _: _Transfer()))
+        x, y = supervisor.ref("acct", "x"), supervisor.ref("acct", "y")
+        await x.ask("get")
+        await y.ask("get")
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await x.ask(y)
+        assert await x.ask("get") == (10, 0)  # a fresh actor, not (9, 0)
+        assert supervisor.inspect("acct", "x").restarts == 1
+
+
+async def test_the_grace_cuts_a_shielded_lent_turn_as_a_queued_one(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """When the runtime closes, a shielded lent turn longer than the grace is cut after it,
+    and its asker gets RuntimeClosedError, as a queued turn's does."""
+    outcome: list[BaseException] = []
+    started = trio.current_time()
+    async with trio.open_nursery() as outer, open_supervisor(grace=1) as supervisor:
+        supervisor.register(
+            ActorSpec(kind="lender", factory=lambda actor_id: LendingCounter(World(), actor_id))
+        )
+        ref = supervisor.ref("lender", "a")
+        await ref.ask(Add(0))
+
+        async def asker() -> None:
+            try:
+                await ref.ask(Sleep(10))
+            except RuntimeClosedError as error:
+                outcome.append(error)
+
+        outer.start_soon(asker)
+        await trio.sleep(0.5)
+    assert len(outcome) == 1 and trio.current_time() - started < 2
