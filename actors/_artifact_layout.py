@@ -127,11 +127,19 @@ def by_name(
     kv: KeyValueStore, sid: bytes, name: bytes, version: int | None
 ) -> ArtifactRecord | None:
     """Version ``version`` of ``name`` (the latest if ``None``), if it exists."""
-    if version is not None:
+    if version is None:
+        # Point lookups of the name's last assigned version: cheaper than a reverse seek,
+        # which no bloom filter helps. The scan is left for a last version since deleted
+        # (and a missing name key, which ``check`` reports).
+        named = kv.get(name_key(sid, name))
+        last = None if named is None else decode_name_value(named)[0]
+        raw = None if last is None else kv.get(record_key(sid, name, last))
+        if raw is None:
+            latest = next(scan_prefix(kv, versions_prefix(sid, name), reverse=True, limit=1), None)
+            raw = None if latest is None else latest[1]
+    else:
         raw = kv.get(record_key(sid, name, version))
-        return None if raw is None else ARTIFACT_CODEC.decode(raw)
-    latest = next(scan_prefix(kv, versions_prefix(sid, name), reverse=True, limit=1), None)
-    return None if latest is None else ARTIFACT_CODEC.decode(latest[1])
+    return None if raw is None else ARTIFACT_CODEC.decode(raw)
 
 
 def versions(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactRecord]:

@@ -112,7 +112,10 @@ async def test_delete_by_id_version_and_name(rt: Runtime) -> None:
     assert await session.delete_artifact(refs[1].id) == 1
     assert await session.delete_artifact("r", 4) == 1
     assert [i.version for i in await session.artifact_versions("r")] == [1, 3]
+    # The last assigned version (4) is gone: the latest is the newest left.
+    assert (await session.get_artifact("r")).content == b"v2"
     assert (await session.store_artifact("r", b"v5", "tool_result")).version == 5
+    assert (await session.get_artifact("r")).content == b"v5"
     with pytest.raises(ArtifactNotFoundError):
         await session.get_artifact(refs[1].id)
     assert await session.delete_artifact("r") == 3
