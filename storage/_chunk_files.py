@@ -92,6 +92,11 @@ class ChunkFiles:
         # Keys whose files a committed batch deleted but that could not be removed yet: they
         # read as absent until removed (their marks stay in the index for the next open).
         self._hidden: set[bytes] = set()
+        # A failed fsync may have dropped the dirty pages it was to write, and a second one
+        # would then succeed over lost data (Linux): once one fails, synced writes fail until
+        # the store is reopened.
+        # (Its text only: the error's frames would keep the store's database alive.)
+        self._sync_failure: str | None = None
 
     def _path(self, key: bytes) -> str:
         name = key.hex()
@@ -190,7 +195,17 @@ class ChunkFiles:
             self._unsynced_dirs.add(folder)
 
     def sync(self) -> None:
-        """Make every file written since the last sync durable, with its directory entry."""
+        """Make every file written since the last sync durable, with its directory entry;
+        ``OSError`` if that failed (and from then on, see ``_sync_failure``)."""
+        if self._sync_failure is not None:
+            raise OSError(f"an earlier fsync of chunk files failed: {self._sync_failure}")
+        try:
+            self._sync_all()
+        except OSError as error:
+            self._sync_failure = str(error)
+            raise
+
+    def _sync_all(self) -> None:
         if self._overflowed:
             os.sync()
             self._overflowed = False

@@ -405,3 +405,37 @@ def test_files_and_rocksdb_read_as_one_dictionary(
     finally:
         kv.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_after_a_failed_fsync_synced_writes_fail_until_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once an fsync of chunk files fails, later synced writes fail too (a second fsync
+    could succeed over pages the first one lost) and commit nothing; a reopen starts over."""
+    kv = RocksStore(tmp_path / "db")
+    write(kv, ("put", b"a", big(1)))
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(chunk_files.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="Input/output"):
+        write(kv, ("put", b"b", big(2)), sync=True)
+    monkeypatch.setattr(chunk_files.os, "fsync", real_fsync)
+    with pytest.raises(OSError, match="earlier fsync"):
+        write(kv, ("put", b"c", big(3)), sync=True)
+    assert (kv.get(b"b", BLOBS), kv.get(b"c", BLOBS)) == (None, None)
+    write(kv, ("put", b"d", big(4)))  # unsynced writes go on
+    kv.close()
+    again = RocksStore(tmp_path / "db")
+    try:
+        write(again, ("put", b"e", big(5)), sync=True)
+        assert [again.get(k, BLOBS) for k in (b"a", b"b", b"d", b"e")] == [
+            big(1),
+            None,
+            big(4),
+            big(5),
+        ]
+    finally:
+        again.close()
