@@ -280,21 +280,19 @@ async def test_a_lent_turn_unshielded_is_not_cut_by_an_observer_registered_meanw
         cell = rt.supervisor.resident(("session", sid))
         assert cell is not None
         asking = trio.CancelScope()
+        kv = rt.store.kv
+        real_write = kv.write
 
-        async def asker() -> None:
-            with asking:
-                await rt.sessions.set_state(sid, "k", 1)
+        def write_then_meddle(batch: Batch, *, sync: bool | None = None) -> None:
+            # Inside the lent turn's group commit: an awaited observer comes, the asker goes.
+            real_write(batch, sync=sync)
+            if sync and cell._lent and not asking.cancel_called:
+                rt.hooks.register("state_changed", slow_observer, phase="after")
+                asking.cancel()
 
-        async def meddler() -> None:
-            while not cell._lent:  # the turn waits on its group commit now
-                await trio.lowlevel.checkpoint()
-            rt.hooks.register("state_changed", slow_observer, phase="after")
-            asking.cancel()
-
-        with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(meddler)
-                await trio.lowlevel.checkpoint()
-                nursery.start_soon(asker)
+        kv.write = write_then_meddle  # type: ignore[method-assign]
+        with trio.fail_after(10), asking:
+            await rt.sessions.set_state(sid, "k", 1)
+        kv.write = real_write  # type: ignore[method-assign]
         assert seen == ["start", "end"] and asking.cancelled_caught
         assert await rt.sessions.get_state(sid, "k") == 1
