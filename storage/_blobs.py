@@ -13,6 +13,7 @@ Reference counts are persisted in the blob's metadata; each reference is also a 
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import final
@@ -44,6 +45,8 @@ from ._blobformat import (
 )
 from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
 from ._kv import BLOBS, Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+
+log = logging.getLogger("satchel.storage")
 
 
 @attrs.frozen
@@ -412,7 +415,17 @@ class BlobStore:
         self._uploads.difference_update(adopted)
         self._uploads.difference_update(released)
         if len(cleanup):
-            self.kv.write(cleanup, sync=False)  # if a crash loses it: orphan chunks gc frees
+            self._clean_up(cleanup)
+
+    def _clean_up(self, cleanup: Batch) -> None:
+        """Free the chunks a committed batch left to no blob. The batch is in: a failure
+        here must not read as "nothing written" to the caller (whose journal and counters
+        moved on), so it is logged; the chunks stay marked pending, and ``check(fix=True)``
+        (or ``gc``) frees them, as after a crash."""
+        try:
+            self.kv.write(cleanup, sync=False)
+        except Exception as error:
+            log.warning("freeing unused chunks failed (check(fix=True) frees them): %s", error)
 
     def _reference(
         self, own: Batch, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool

@@ -364,3 +364,54 @@ async def test_a_file_that_grows_while_read_is_refused(tmp_path: Path) -> None:
             _artifact_manager._read_file = real  # type: ignore[assignment]
         assert await session.list_artifacts() == []
         await clean(rt)
+
+
+def _fail_the_cleanup_of_the_next_commit(rt: Runtime) -> None:
+    """Make the second write from now (a commit's freeing of unused chunks) fail once."""
+    kv = rt.store.kv
+    real_write = kv.write
+    writes = 0
+
+    def write(batch: Any, *, sync: bool | None = None) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            kv.write = real_write  # type: ignore[method-assign]
+            raise OSError("injected: freeing chunks failed")
+        real_write(batch, sync=sync)
+
+    kv.write = write  # type: ignore[method-assign]
+
+
+async def test_a_failed_chunk_cleanup_does_not_undo_a_committed_delete(rt: Runtime) -> None:
+    """When freeing the chunks of a deleted artifact fails, the delete still counts as done
+    (its journal entry stays and later entries follow it), and check(fix=True) frees them."""
+    sid = await rt.sessions.create()
+    await rt.artifacts.store(sid, "agent_output", "only.bin", os.urandom(5000))
+    _fail_the_cleanup_of_the_next_commit(rt)
+    assert await rt.artifacts.delete(sid, "only.bin") == 1
+    await rt.sessions.set_state(sid, "after", 1)
+    kinds = [e.kind for e in await rt.sessions.timeline(sid)]
+    assert kinds == ["session_created", "artifact_stored", "artifact_deleted", "state_set"]
+    assert (await rt.sessions.get(sid)).artifact_count == 0
+    found = await rt.check(fix=True)
+    assert found.blobs.orphan_chunks and found.sessions.clean
+    await clean(rt)
+
+
+async def test_a_failed_chunk_cleanup_does_not_bring_a_deleted_session_back(
+    rt: Runtime,
+) -> None:
+    """A session delete whose chunk freeing fails is still a delete: the session is gone and
+    later writes to it are refused, leaving none of its keys."""
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "a", 1)
+    await rt.artifacts.store(sid, "agent_output", "only.bin", os.urandom(5000))
+    _fail_the_cleanup_of_the_next_commit(rt)
+    await rt.sessions.delete(sid)
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.set_state(sid, "zombie", 1)
+    raw = bytes.fromhex(sid.replace("-", ""))
+    assert [k for k, _ in rt.store.kv.scan(b"", b"\xff" * 8) if raw in k] == []
+    await rt.check(fix=True)
+    await clean(rt)
