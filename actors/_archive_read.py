@@ -44,6 +44,8 @@ from ._manager import SessionManager
 
 T = TypeVar("T")
 _U64_MAX = (1 << 64) - 1
+# The last microsecond a datetime can hold (year 9999): every time read back becomes one.
+_LAST_US = 253_402_300_799_999_999
 _U32_MAX = (1 << 32) - 1
 _DEADLINES = frozenset(d.value for d in layout.Deadline)
 
@@ -121,8 +123,10 @@ def _read_session(records: _Records, data: bytes) -> None:
             validate.session_id(record.parent_id)[0] == record.parent_id,
             "the parent id is not canonical",
         )
-    for moment in (record.created_us, record.ended_us or 0, *(d for d, _ in record.deadlines)):
-        _expect(0 <= moment <= _U64_MAX, f"time {moment} is out of range")
+        _expect(record.parent_id != record.id, "the session is its own parent")
+    moments = (record.created_us, record.ended_us or 0, records.counters.updated_us)
+    for moment in (*moments, *(d for d, _ in record.deadlines)):
+        _expect(0 <= moment <= _LAST_US, f"time {moment} is out of range")
     _expect(all(r in _DEADLINES for _, r in record.deadlines), "a deadline has an unknown reason")
     records.record = record
 
@@ -177,8 +181,9 @@ def _check_version(session_id: str, record: ArtifactRecord) -> None:
     validate.session_id(record.created_by)
     _expect(fmt.is_hash(record.content_hash), f"{record.id}: a malformed content hash")
     _expect(1 <= record.version <= _U32_MAX, f"version number {record.version} is out of range")
-    for number in (record.size, record.stored_size, record.created_us):
+    for number in (record.size, record.stored_size):
         _expect(0 <= number <= _U64_MAX, f"{record.id}: {number} is out of range")
+    _expect(0 <= record.created_us <= _LAST_US, f"{record.id}: time out of range")
 
 
 def _read_journal(records: _Records, data: bytes) -> None:
@@ -194,6 +199,7 @@ def _read_journal(records: _Records, data: bytes) -> None:
             type(at_us) is int and type(kind) is str and type(body) is dict,
             f"journal entry {seq} is malformed",
         )
+        _expect(0 <= at_us <= _LAST_US, f"journal entry {seq}: time out of range")
         _expect(cause is None or type(cause) is dict, f"journal entry {seq} is malformed")
         operations += kind in OPERATION_KINDS
     records.journal = entries

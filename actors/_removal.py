@@ -15,15 +15,19 @@ from . import _validate as validate
 
 
 def descendants(kv: KeyValueStore, sid: bytes) -> list[bytes]:
-    """Every session below ``sid``, parents before their children."""
+    """Every session below ``sid``, parents before their children (each once, even if the
+    parent links of damaged data loop)."""
     found: list[bytes] = []
+    seen = {sid}
     frontier = [sid]
     while frontier:
         parent = frontier.pop()
         for key, _ in scan_prefix(kv, layout.parent_prefix(parent)):
             child = key[-layout.ID_BYTES :]
-            found.append(child)
-            frontier.append(child)
+            if child not in seen:
+                seen.add(child)
+                found.append(child)
+                frontier.append(child)
     return found
 
 

@@ -6,17 +6,22 @@ import io
 import json
 import os
 import tarfile
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import attrs
 import blake3
+import msgpack
 import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from satchel.actors import ArchiveReport, export_session, import_session
-from satchel.storage import BLOBS, Backend, KeyValueStore
+from satchel.actors import _layout as layout
+from satchel.actors import _removal as removal
+from satchel.storage import BLOBS, Backend, Batch, KeyValueStore, MemoryStore
 from satchel.storage import _keys as keys
 
 from satchel import (
@@ -662,3 +667,61 @@ async def test_wrong_arguments_are_refused(rt: Runtime) -> None:
     with pytest.raises(AccessDeniedError):
         await export_session(rt.sessions, rt.artifacts.as_session(sid), rt.store, sid, sink)
     assert sink.getvalue() == b""
+
+
+def with_session_member(archive: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    """``archive`` with its session member's decoded body changed by ``change`` (and the
+    manifest's size and hash of that member made to match)."""
+    items = dict(members(archive))
+    body = msgpack.unpackb(items["session.msgpack"], raw=False)
+    change(body)
+    data = msgpack.packb(body, use_bin_type=True)
+    items["session.msgpack"] = data
+    manifest = json.loads(items["manifest.json"])
+    for member in manifest["members"]:
+        if member["name"] == "session.msgpack":
+            member["size"], member["blake3"] = len(data), blake3.blake3(data).hexdigest()
+    items["manifest.json"] = json.dumps(manifest).encode()
+    return build([(name, items[name]) for name, _ in members(archive)])
+
+
+async def test_a_session_that_is_its_own_parent_is_refused(rt: Runtime, target: Runtime) -> None:
+    """An archive whose session names itself as parent is refused (its deletes would loop)."""
+    sid = await rt.sessions.create()
+
+    def own_parent(body: dict[str, Any]) -> None:
+        record = layout.RECORD_CODEC.decode(body["record"])
+        body["record"] = layout.RECORD_CODEC.encode(attrs.evolve(record, parent_id=sid))
+
+    crafted = with_session_member(await export(rt, sid), own_parent)
+    await refused(target, crafted, ValidationError, "its own parent")
+
+
+async def test_times_no_date_can_hold_are_refused(rt: Runtime, target: Runtime) -> None:
+    """A session time past year 9999 (which would fail every later read of it, and of every
+    session list) is refused."""
+    sid = await rt.sessions.create()
+
+    def far_future(body: dict[str, Any]) -> None:
+        counters = layout.Counters.decode(body["counters"])
+        body["counters"] = counters._replace(updated_us=1 << 62).encode()
+
+    crafted = with_session_member(await export(rt, sid), far_future)
+    await refused(target, crafted, ValidationError, "out of range")
+    assert [s.id for s in await target.sessions.list()] == []
+
+
+def test_descendants_of_looping_parent_links_end() -> None:
+    """Parent links that loop (damaged data) list each session below once and end."""
+    kv = MemoryStore()
+    a, b = os.urandom(16), os.urandom(16)
+    batch = Batch()
+    batch.put(layout.parent_prefix(a) + b, b"")
+    batch.put(layout.parent_prefix(b) + a, b"")
+    kv.write(batch)
+    found: list[list[bytes]] = []
+    # In a thread: a walk that loops must fail the test, not hang it.
+    walker = threading.Thread(target=lambda: found.append(removal.descendants(kv, a)), daemon=True)
+    walker.start()
+    walker.join(timeout=10)
+    assert found == [[b]]
