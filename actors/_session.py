@@ -223,7 +223,7 @@ class SessionActor(Actor[Any]):
                 await session_hooks.tell_awaited(hooks, watched, self._id, data, shield=not awaited)
             else:
                 hooks.notify_now(watched, self._id, data)
-        if self._tracks_idle:
+        if self._tracks_idle and type(message) not in _UNTHROTTLED:  # upkeep is no activity
             self._active_us = self._now_us()
         if self._earliest_added is not None:
             await self._announce_deadline()

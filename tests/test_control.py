@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from satchel.actors import _layout as layout
+from satchel.storage import Batch
 
 from satchel import (
     ActorNotFoundError,
@@ -119,3 +121,15 @@ async def test_statistics_count_actors_by_kind(rt: Runtime) -> None:
     assert stats.actors_by_kind.get("session", 0) >= 1
     assert stats.backend in ("memory", "rocksdb")
     assert stats.supervisor.live_actors == sum(stats.actors_by_kind.values())
+
+
+async def test_one_check_with_fix_leaves_everything_clean(rt: Runtime) -> None:
+    """A session whose record was lost: one check(fix=True) repairs the sessions and the blob
+    references their repair released, so a second check finds nothing."""
+    sid = await rt.sessions.create()
+    await rt.artifacts.store(sid, "agent_output", "a.txt", b"content only this session holds")
+    batch = Batch()
+    batch.delete(layout.record_key(layout.bytes_of(sid)))
+    rt.store.kv.write(batch)
+    assert not (await rt.control.check(fix=True)).clean
+    assert (await rt.control.check()).clean

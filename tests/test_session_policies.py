@@ -275,3 +275,16 @@ async def test_durations_are_bounded(rt: Runtime, config: dict[str, float]) -> N
     """Durations outside (0, 100 years] are refused at creation with ValidationError."""
     with pytest.raises(ValidationError, match="at most"):
         await rt.sessions.create(config=config)
+
+
+async def test_upkeep_is_no_activity_for_the_idle_timeout(
+    rt: Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    """A host that saves every live session now and then does not keep them from going idle:
+    saves are upkeep, not operations."""
+    sid = await rt.sessions.create(config={"idle_timeout_s": 100})
+    await rt.sessions.set_state(sid, "k", 1)
+    for _ in range(20):  # 1,000 s with no operation, a save every 50 s
+        await trio.sleep(50)
+        await rt.sessions.save_all()
+    assert (await rt.sessions.get(sid)).status == "suspended"
