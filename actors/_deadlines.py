@@ -99,7 +99,11 @@ class DeadlineSweeper(Actor[Any]):
             self._scheduled = None
             await self._sweep()
         elif isinstance(message, DeadlineAdded):
-            if self._scheduled is None or message.due_us < self._scheduled:
+            if message.due_us <= self._swept_us:
+                # Due already, and the sweep that passed its time did not see it (an imported
+                # session's; the start's wake-up): sweep now, which also keeps a retry.
+                await self._sweep()
+            elif self._scheduled is None or message.due_us < self._scheduled:
                 await self._schedule(retry=False)
         else:
             raise TypeError(f"the deadline actor takes no {type(message).__name__}")

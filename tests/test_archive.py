@@ -725,3 +725,18 @@ def test_descendants_of_looping_parent_links_end() -> None:
     walker.start()
     walker.join(timeout=10)
     assert found == [[b]]
+
+
+async def test_a_deadline_already_past_when_imported_fires(
+    rt: Runtime, target: Runtime, autojump_clock: trio.abc.Clock
+) -> None:
+    """An imported session whose deadline passed before the import (and after the target's
+    last sweep) is acted on at once, not never."""
+    sid = await rt.sessions.create(config={"max_duration_s": 60})
+    archive = await export(rt, sid)
+    other = await target.sessions.create(config={"max_duration_s": 100})
+    await trio.sleep(300)  # the target sweeps past the imported deadline's time
+    assert (await target.sessions.get(other)).status == "failed"
+    await load(target, archive)
+    await trio.sleep(1)
+    assert (await target.sessions.get(sid)).status == "failed"

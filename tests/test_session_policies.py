@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 import trio
+from satchel.actors import _layout as layout
+from satchel.actors._deadlines import RETRY_S
+from satchel.storage import Batch
 
 from satchel import (
     QuotaExceededError,
@@ -288,3 +291,28 @@ async def test_upkeep_is_no_activity_for_the_idle_timeout(
         await trio.sleep(50)
         await rt.sessions.save_all()
     assert (await rt.sessions.get(sid)).status == "suspended"
+
+
+async def test_a_deadline_a_session_could_not_take_at_start_is_retried(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A deadline that fell due while the runtime was closed, and that its session could not
+    take at the next start (its data damaged, then repaired and its actor cleared), is
+    retried after RETRY_S."""
+    async with open_runtime(tmp_path / "data") as rt:
+        sid = await rt.sessions.create(config={"max_duration_s": 30})
+        counters_key = layout.counters_key(layout.bytes_of(sid))
+        good = rt.store.kv.get(counters_key)
+        assert good is not None
+        damage = Batch()
+        damage.put(counters_key, b"bad")
+        rt.store.kv.write(damage)
+    await trio.sleep(60)  # closed while the deadline falls due
+    async with open_runtime(tmp_path / "data") as rt:
+        await trio.sleep(5)  # the start's sweep told the session, which could not load
+        repair = Batch()
+        repair.put(counters_key, good)
+        rt.store.kv.write(repair)
+        rt.control.clear_failure(sid)  # as an operator does once the data is repaired
+        await trio.sleep(RETRY_S + 5)
+        assert (await rt.sessions.get(sid)).status == "failed"
