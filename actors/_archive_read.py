@@ -35,6 +35,7 @@ from . import _archive_format as fmt
 from . import _artifact_index as index
 from . import _artifact_layout as artifact_layout
 from . import _layout as layout
+from . import _lifecycle as lifecycle
 from . import _validate as validate
 from ._archive_write import check_file, check_managers, check_progress
 from ._artifact_manager import ArtifactManager
@@ -128,6 +129,10 @@ def _read_session(records: _Records, data: bytes) -> None:
     for moment in (*moments, *(d for d, _ in record.deadlines)):
         _expect(0 <= moment <= _LAST_US, f"time {moment} is out of range")
     _expect(all(r in _DEADLINES for _, r in record.deadlines), "a deadline has an unknown reason")
+    _expect(
+        all(lifecycle.deadline_fits(record.status, r) for _, r in record.deadlines),
+        f"a deadline does not fit the status {record.status.value!r}",
+    )
     records.record = record
 
 

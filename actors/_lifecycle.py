@@ -52,15 +52,27 @@ def target_of(session_id: str, current: SessionStatus, operation: Transition) ->
     return target
 
 
+_DEADLINES_OF: dict[SessionStatus, frozenset[bytes]] = {
+    ACTIVE: frozenset({layout.Deadline.MAX_DURATION.value, layout.Deadline.IDLE.value}),
+    SUSPENDED: frozenset({layout.Deadline.MAX_DURATION.value}),
+    COMPLETED: frozenset({layout.Deadline.RETENTION.value}),
+    FAILED: frozenset({layout.Deadline.RETENTION.value}),
+    ARCHIVED: frozenset({layout.Deadline.ARCHIVE_RETENTION.value}),
+}
+
+
+def deadline_fits(status: SessionStatus, reason: bytes) -> bool:
+    """Whether a session in ``status`` can hold a deadline for ``reason`` (one it could not
+    act on would be told of it at every sweep)."""
+    return reason in _DEADLINES_OF[status]
+
+
 def deadlines_after(
     record: layout.SessionRecord, target: SessionStatus, now: int
 ) -> tuple[tuple[int, bytes], ...]:
     """The deadlines a session in ``target`` status keeps or gains."""
     config = record.config
-    kept = {
-        SUSPENDED: {layout.Deadline.MAX_DURATION.value},
-        ACTIVE: {layout.Deadline.MAX_DURATION.value, layout.Deadline.IDLE.value},
-    }.get(target, set())
+    kept = _DEADLINES_OF[target] if target in (ACTIVE, SUSPENDED) else frozenset()
     result = [d for d in record.deadlines if d[1] in kept]
     if target is ACTIVE and config.idle_timeout_s is not None:
         result = [d for d in result if d[1] != layout.Deadline.IDLE.value]

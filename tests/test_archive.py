@@ -740,3 +740,17 @@ async def test_a_deadline_already_past_when_imported_fires(
     await load(target, archive)
     await trio.sleep(1)
     assert (await target.sessions.get(sid)).status == "failed"
+
+
+async def test_a_deadline_its_status_cannot_take_is_refused(rt: Runtime, target: Runtime) -> None:
+    """An active session carrying a retention deadline (which it could never act on, and
+    would be told of at every sweep) is refused."""
+    sid = await rt.sessions.create()
+
+    def retention_while_active(body: dict[str, Any]) -> None:
+        record = layout.RECORD_CODEC.decode(body["record"])
+        deadlines = ((record.created_us + 1, layout.Deadline.RETENTION.value),)
+        body["record"] = layout.RECORD_CODEC.encode(attrs.evolve(record, deadlines=deadlines))
+
+    crafted = with_session_member(await export(rt, sid), retention_while_active)
+    await refused(target, crafted, ValidationError, "does not fit the status .active.")
