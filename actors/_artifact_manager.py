@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import builtins
 import os
+import stat
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, final
+from typing import Any, BinaryIO, final
 
 import trio
 from satchel.runtime import ActorRef, Supervisor
@@ -69,6 +70,7 @@ class ArtifactManager:
         audit: AuditLog,
         hooks: Hooks,
         caller: str | None = None,
+        data_folder: str | os.PathLike[str] | None = None,
     ) -> None:
         self._kv = kv
         self._blobs = blobs
@@ -77,6 +79,8 @@ class ArtifactManager:
         self._audit = audit
         self._hooks = hooks
         self.file_roots = tuple(Path(root).resolve() for root in file_roots)
+        #: Never a source of files, whatever the roots (it holds every session's data).
+        self.data_folder = None if data_folder is None else Path(data_folder).resolve()
         #: The session this view acts as (``None``: the host, which may do everything).
         self.caller = caller
 
@@ -94,6 +98,7 @@ class ArtifactManager:
             self._audit,
             self._hooks,
             caller,
+            self.data_folder,
         )
 
     # -- storing --------------------------------------------------------------------------
@@ -183,28 +188,45 @@ class ArtifactManager:
         anywhere: bool = False,
     ) -> ArtifactRef:
         """Store a file under one of ``file_roots`` (symlinks resolved first; ``anywhere``
-        lifts that, for a trusted host script), named by its base name. A file that changes
-        size while read fails; nothing is stored."""
-        resolved = self._allowed_file(path, anywhere)
-        return await self.store(session_id, type, resolved.name, _read_file(resolved), metadata)
+        lifts that, for a trusted host script), named by its base name; never one inside the
+        data folder. A file that changes size while read fails; nothing is stored."""
+        real, file = self._open_allowed(path, anywhere)
+        try:
+            content = _read_file(file, real)
+            return await self.store(session_id, type, real.name, content, metadata)
+        finally:
+            file.close()
 
-    def _allowed_file(self, path: str | os.PathLike[str], anywhere: bool) -> Path:
+    def _open_allowed(self, path: str | os.PathLike[str], anywhere: bool) -> tuple[Path, BinaryIO]:
+        """The file at ``path``, open, and where it really is. Checked once open, on what was
+        opened: a path swapped meanwhile (a symlink put in its place) cannot lead elsewhere."""
         if not isinstance(path, str | os.PathLike):
             raise InvalidArgumentError(
                 f"a file path must be text, not {builtins.type(path).__name__}"
             )
         try:
-            resolved = Path(path).resolve(strict=True)
-        except (OSError, RuntimeError):
+            # Non-blocking: opening a named pipe must not wait for a writer.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError):
             raise ValidationError(f"no readable file at {os.fspath(path)!r}") from None
-        if not anywhere and not any(resolved.is_relative_to(r) for r in self.file_roots):
+        try:
+            real = _opened_path(fd, path)
+            self._check_allowed(real, path, anywhere)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ValidationError(f"{os.fspath(path)!r} is not a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return real, os.fdopen(fd, "rb", buffering=0)
+
+    def _check_allowed(self, real: Path, path: str | os.PathLike[str], anywhere: bool) -> None:
+        if self.data_folder is not None and real.is_relative_to(self.data_folder):
+            raise AccessDeniedError(f"{os.fspath(path)!r} is inside the data folder")
+        if not anywhere and not any(real.is_relative_to(r) for r in self.file_roots):
             raise AccessDeniedError(
                 f"{os.fspath(path)!r} is outside the folders files may be stored from "
                 f"({', '.join(map(str, self.file_roots)) or 'none'})"
             )
-        if not resolved.is_file():
-            raise ValidationError(f"{os.fspath(path)!r} is not a regular file")
-        return resolved
 
     # -- reading --------------------------------------------------------------------------
 
@@ -530,18 +552,26 @@ def _version(version: object) -> int | None:
     return version
 
 
-async def _read_file(path: Path) -> AsyncIterator[bytes]:
-    """The file's bytes piece by piece; raises if it changes size while being read."""
-    async with await trio.open_file(path, "rb") as file:
-        expected = os.fstat(file.fileno()).st_size
-        seen = 0
-        while piece := await file.read(_FILE_PIECE):
-            seen += len(piece)
-            if seen > expected:
-                break
-            yield piece
-        if seen != expected or os.fstat(file.fileno()).st_size != expected:
-            raise ValidationError(
-                f"{str(path)!r} changed size while it was read ({expected} bytes at first, "
-                f"{seen} read); nothing was stored"
-            )
+async def _read_file(raw: BinaryIO, path: Path) -> AsyncIterator[bytes]:
+    """The open file's bytes piece by piece; raises if it changes size while being read."""
+    expected = os.fstat(raw.fileno()).st_size
+    seen = 0
+    while piece := await trio.to_thread.run_sync(raw.read, _FILE_PIECE):
+        seen += len(piece)
+        if seen > expected:
+            break
+        yield piece
+    if seen != expected or os.fstat(raw.fileno()).st_size != expected:
+        raise ValidationError(
+            f"{str(path)!r} changed size while it was read ({expected} bytes at first, "
+            f"{seen} read); nothing was stored"
+        )
+
+
+def _opened_path(fd: int, path: str | os.PathLike[str]) -> Path:
+    """Where the file open as ``fd`` is (Linux tells by the descriptor; elsewhere the path is
+    resolved again, which a swap between open and check could still fool)."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return Path(path).resolve(strict=True)

@@ -220,7 +220,14 @@ async def open_runtime(
             )
             roots = [Path.cwd()] if file_roots is None else file_roots
             artifacts = ArtifactManager(
-                opened.kv, opened.blobs, supervisor, services.storage, roots, services.audit, hooks
+                opened.kv,
+                opened.blobs,
+                supervisor,
+                services.storage,
+                roots,
+                services.audit,
+                hooks,
+                data_folder=opened.path,
             )
             sessions = SessionManager(
                 opened.kv,

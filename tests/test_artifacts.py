@@ -340,6 +340,56 @@ async def test_store_file_reads_only_under_allowed_roots(tmp_path: Path) -> None
         assert [i.name for i in await session.list_artifacts()] == ["report.csv"]
 
 
+async def test_store_file_never_reads_the_data_folder(tmp_path: Path) -> None:
+    """A file inside the data folder is refused even under an allowed root (it holds every
+    session's data, and the HTTP token)."""
+    async with open_runtime(tmp_path / "data", file_roots=[tmp_path]) as rt:
+        session = rt.session(await rt.sessions.create())
+        for name in ("CURRENT", "../data/CURRENT"):
+            with pytest.raises(AccessDeniedError, match="inside the data folder"):
+                await session.store_file(tmp_path / "data" / name, "user_input")
+        assert await session.list_artifacts() == []
+
+
+class _SwappingOs:
+    """``os`` as the artifact manager sees it, putting a symlink to ``target`` in place of
+    ``victim`` just before it is opened (another process racing the check)."""
+
+    def __init__(self, victim: Path, target: Path) -> None:
+        self.victim, self.target = victim, target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def open(self, path: Any, flags: int, *args: Any) -> int:
+        if Path(path) == self.victim and not self.victim.is_symlink():
+            self.victim.unlink()
+            self.victim.symlink_to(self.target)
+        return os.open(path, flags, *args)
+
+
+async def test_store_file_checks_the_file_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file swapped for a symlink to outside the roots as it is opened is refused: the
+    check is made on what was opened, not on the path before."""
+    from satchel.actors import _artifact_manager
+
+    root, outside = tmp_path / "work", tmp_path / "private"
+    root.mkdir()
+    outside.mkdir()
+    (root / "report.txt").write_bytes(b"fine")
+    (outside / "secret.txt").write_bytes(b"SECRET")
+    monkeypatch.setattr(
+        _artifact_manager, "os", _SwappingOs(root / "report.txt", outside / "secret.txt")
+    )
+    async with open_runtime(tmp_path / "data", file_roots=[root]) as rt:
+        session = rt.session(await rt.sessions.create())
+        with pytest.raises(AccessDeniedError, match="outside the folders"):
+            await session.store_file(root / "report.txt", "user_input")
+        assert await session.list_artifacts() == []
+
+
 async def test_a_file_that_grows_while_read_is_refused(tmp_path: Path) -> None:
     """A file whose size changes during the read stores nothing."""
     from satchel.actors import _artifact_manager
@@ -348,8 +398,8 @@ async def test_a_file_that_grows_while_read_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"x" * (3 * MIB))
     real = _artifact_manager._read_file
 
-    async def growing(p: Path) -> AsyncIterator[bytes]:
-        async for piece in real(p):
+    async def growing(raw: Any, p: Path) -> AsyncIterator[bytes]:
+        async for piece in real(raw, p):
             with path.open("ab") as handle:
                 handle.write(b"more")
             yield piece
