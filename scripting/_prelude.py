@@ -35,6 +35,9 @@ local s_sub = string.sub
 local clock, pattern_weight = host.clock, host.pattern_weight
 local host_print, json_encode, json_decode = host.print, host.json_encode, host.json_decode
 local concat = table.concat
+-- lupa gives every Python object one shared metatable, which decides how they are called
+-- (the clock and the pattern guard among them): no script may read or change it.
+getmetatable(clock).__metatable = false
 
 local REQUEST = setmetatable({}, {__metatable = false})
 local STEP = 1000          -- instructions between two calls of the hook
@@ -224,7 +227,10 @@ local function new_env(allow_io)
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
     pcall = pcall, xpcall = xpcall, rawequal = rawequal, rawget = rawget, rawlen = rawlen,
     rawset = rawset, select = select, setmetatable = safe_setmetatable,
-    getmetatable = getmetatable,
+    getmetatable = function(v)
+      if type(v) == "userdata" then return nil end  -- a host object: nothing to see
+      return getmetatable(v)
+    end,
     tonumber = tonumber, tostring = tostring, type = type, collectgarbage = collectgarbage,
     _VERSION = _VERSION,
     string = safe_string, table = copy(table), math = copy(math), utf8 = copy(utf8),

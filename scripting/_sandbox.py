@@ -9,6 +9,7 @@ instruction and time limits, as any CPU-bound code in a Trio task would.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +33,7 @@ from ._prelude import PRELUDE
 
 #: Answers one API request with the values the Lua call returns (none, one or more).
 Dispatch = Callable[[str, tuple[Any, ...]], Awaitable[Sequence[Any]]]
+log = logging.getLogger("satchel.scripting")
 _MEMORY = b"not enough memory"
 _LIMIT = "ScriptLimitExceeded: "
 _KINDS = {
@@ -66,11 +68,22 @@ def _refuse_attributes(obj: object, name: object, is_setting: bool) -> object:
     raise AttributeError("Python objects are not reachable from the sandbox")
 
 
+# The host functions a script can reach return their failures as values and never raise: a
+# Python exception would reach the script as a Python object.
+
+
 def _json_encode(value: Any) -> tuple[bool, bytes]:
     try:
         return True, json.dumps(from_lua(value), ensure_ascii=False, separators=(",", ":")).encode()
-    except (SatchelError, ValueError, TypeError) as error:
+    except Exception as error:  # see above (RecursionError, for one)
         return False, f"InvalidArgument: JSON.encode: {error}".encode()
+
+
+def _pattern_weight(pattern: Any) -> tuple[int, int, bool]:
+    try:
+        return pattern_weight(pattern)
+    except Exception:  # see above: a pattern that cannot be weighed weighs too much to run
+        return 64, 0, False
 
 
 class LuaState:
@@ -91,7 +104,7 @@ class LuaState:
         host = self.lua.table_from(
             {
                 b"clock": time.monotonic,
-                b"pattern_weight": pattern_weight,
+                b"pattern_weight": _pattern_weight,
                 b"print": self._print,
                 b"json_encode": _json_encode,
                 b"json_decode": self._json_decode,
@@ -109,14 +122,17 @@ class LuaState:
             self._driver.define(self.env, global_name.encode(), name.encode(), op.encode())
 
     def _print(self, line: bytes) -> None:
-        self._output(line.decode(errors="replace"))
+        try:
+            self._output(line.decode(errors="replace"))
+        except Exception as error:  # never raise into the script (above)
+            log.warning("a script's output was lost: %r", error)
 
     def _json_decode(self, source: Any) -> tuple[bool, Any]:
         if not isinstance(source, bytes):
             return False, b"InvalidArgument: JSON.decode takes a string"
         try:
             return True, to_lua(self.lua, json.loads(source))
-        except ValueError as error:
+        except Exception as error:  # see above (RecursionError, for one)
             return False, f"InvalidArgument: JSON.decode: {error}".encode()
 
     async def run(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from satchel.scripting import ScriptLimits
+from satchel.scripting import LuaState, ScriptLimits
 
 from satchel import (
     AccessDeniedError,
@@ -137,6 +137,26 @@ async def test_sandbox_tricks_fail(rt: Runtime) -> None:
         await lua(rt, "collectgarbage('stop')")
     with pytest.raises(ScriptError, match="__gc"):  # finalizers would run unhooked
         await lua(rt, "setmetatable({}, {__gc = function() while true do end end})")
+
+
+async def test_no_python_object_reaches_a_script(rt: Runtime) -> None:
+    """A host function's failure reaches the script as a message, never as a Python object
+    (whose shared metatable would let it replace how host functions are called)."""
+    source = "local ok, e = pcall(JSON.decode, string.rep('[', 100000)) return ok, type(e)"
+    assert await lua(rt, source) == [False, "string"]
+    source = "local t = {} t[1] = t local ok, e = pcall(JSON.encode, t) return ok, type(e)"
+    assert await lua(rt, source) == [False, "string"]
+
+
+def test_python_objects_metatable_is_out_of_reach() -> None:
+    """Were a Python object handed to a script, its metatable reads as nothing there, and as
+    protected in the whole state."""
+    state = LuaState(ScriptLimits())
+    state.env.obj = len
+    script = b"return getmetatable(obj)"
+    run = state.lua.eval("function(env, s) return load(s, 'x', 't', env)() end")
+    assert run(state.env, script) is None
+    assert state.lua.eval("function(o) return getmetatable(o) end")(len) is False
 
 
 BOMBS = {
