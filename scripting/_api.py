@@ -413,7 +413,12 @@ async def run_session_script(
         lua.define(api_names())
     api = ScriptApi(sessions, artifacts, state, session_id=session_id)
     results: list[Any] = await lua.run(
-        message.source, api.dispatch, name=message.name, args=message.args, output=message.output
+        message.source,
+        api.dispatch,
+        name=message.name,
+        args=message.args,
+        output=message.output,
+        limits=message.limits,
     )
     return results
 

@@ -143,10 +143,15 @@ class LuaState:
         name: str = "script",
         args: Sequence[Any] = (),
         output: Callable[[str], None] = print,
+        limits: ScriptLimits | None = None,
     ) -> list[Any]:
-        """Run ``source``; its return values. API requests go to ``dispatch(op, args)``."""
+        """Run ``source``; its return values. API requests go to ``dispatch(op, args)``.
+        ``limits``: this run's, if not the state's (a kept state runs with each run's)."""
         if not self.usable:
             raise ScriptError("this Lua state was stopped by a limit; use a new one")
+        if limits is not None and limits != self.limits:
+            self.limits = limits
+            self.lua.set_max_memory(limits.max_memory)
         code = source.encode() if isinstance(source, str) else source
         self._output = output
         deadline = time.monotonic() + self.limits.max_seconds

@@ -271,3 +271,17 @@ def test_tracebacks_show_only_the_scripts_frames(
     assert err.startswith("SessionNotFound: ")
     assert "t.lua:1: in local 'look'" in err and "t.lua:3: in main chunk" in err
     assert "<python>" not in err and "raw_" not in err
+
+
+async def test_a_session_script_runs_with_its_own_limits(rt: Runtime) -> None:
+    """A session's Lua state, kept between runs, applies each run's limits: strict ones after
+    a generous first run still stop a loop and a large string."""
+    sid = await rt.sessions.create()
+    strict = ScriptLimits(max_instructions=100_000, max_seconds=5.0, max_memory=1 << 20)
+    generous = ScriptLimits(max_instructions=10**9, max_seconds=600.0)
+    await rt.run_lua("return 1", session_id=sid, limits=generous)
+    with pytest.raises(ScriptLimitExceededError, match="instruction"):
+        await rt.run_lua("for i = 1, 3e7 do end", session_id=sid, limits=strict)
+    await rt.run_lua("return 1", session_id=sid, limits=generous)
+    with pytest.raises(ScriptLimitExceededError, match="memory"):
+        await rt.run_lua("return #string.rep('x', 8 * 2^20)", session_id=sid, limits=strict)
