@@ -259,7 +259,9 @@ local function new_env(allow_io)
     if type(chunk) == "string" and s_sub(chunk, 1, 1) == "\27" then
       return nil, "binary chunks are not allowed in the sandbox"
     end
-    return load(chunk, name, "t", chunk_env == nil and env or chunk_env)
+    local f, err = load(chunk, name, "t", chunk_env == nil and env or chunk_env)
+    check_killed(f ~= nil, err)  -- a limit hit in a reader function is not a load error
+    return f, err
   end
   return env
 end

@@ -160,6 +160,7 @@ def test_python_objects_metatable_is_out_of_reach() -> None:
 
 
 BOMBS = {
+    "memory in a load reader": "load(function() return string.rep('x', 200 * 2^20) end)",
     "loop": "while true do end",
     "loop in pcall": "while true do pcall(function() while true do end end) end",
     "loop in coroutine": "coroutine.wrap(function() while true do end end)()",
