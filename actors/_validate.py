@@ -303,8 +303,10 @@ def new_artifact_id() -> tuple[str, bytes]:
 
 
 def mime_type(value: object) -> str:
-    """A MIME type: text containing ``/``."""
+    """A MIME type: printable text containing ``/`` (it becomes an HTTP header)."""
     checked = text("mime_type", value, MAX_MIME_BYTES)
     if "/" not in checked:
         raise ValidationError(f"mime_type {_short(checked)} is not a MIME type (no '/')")
+    if not checked.isprintable():
+        raise ValidationError(f"mime_type {_short(checked)} holds control characters")
     return checked

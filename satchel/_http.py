@@ -6,6 +6,7 @@ query parameters, and the OpenAPI document."""
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from satchel import _errors as errors
 from satchel._version import __version__
 from satchel._wire import dumps, loads_object
+
+log = logging.getLogger("satchel.http")
 
 if TYPE_CHECKING:
     from satchel._runtime import Runtime
@@ -170,7 +173,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 
 async def _internal_error(request: Request, error: Exception) -> Response:
-    return error_response("InternalError", f"{type(error).__name__}: {error}", 500)
+    # The message of an unexpected error may hold anything (paths, other sessions' data): it
+    # goes to the server's log, the client gets its type only.
+    log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+    return error_response("InternalError", f"{type(error).__name__} (see the server log)", 500)
 
 
 def openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:

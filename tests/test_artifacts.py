@@ -249,6 +249,7 @@ async def test_bad_names_are_refused(rt: Runtime, name: Any, error: type[Excepti
         ({"type": None}, InvalidArgumentError),
         ({"metadata": {"tags": ["t" * 65]}}, ValidationError),
         ({"metadata": {"mime_type": "text"}}, ValidationError),
+        ({"metadata": {"mime_type": "text/plain\r\nX-Injected: 1"}}, ValidationError),
         ({"metadata": {"custom": {1: 2}}}, InvalidArgumentError),
         ({"content": "text, not bytes"}, InvalidArgumentError),
     ],

@@ -326,3 +326,19 @@ async def test_rate_limited_is_429(server: Server) -> None:
     assert kind(second) == (429, "RateLimited")
     entries = await server.rt.sessions.timeline(sid)
     assert [e.data.get("key") for e in entries if e.kind == "state_set"] == ["a"]
+
+
+async def test_an_unexpected_error_does_not_tell_its_message(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure satchel did not foresee answers 500 with its type only; the message, which
+    may hold anything, goes to the server's log."""
+
+    async def broken(session_id: str) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(server.rt.sessions, "get", broken)
+    answer = await server.http.get(f"/sessions/{await new_session(server)}")
+    assert kind(answer) == (500, "InternalError")
+    assert "secret" not in answer.text and "RuntimeError" in answer.text
+    assert any("secret detail" in (r.exc_text or "") for r in caplog.records)
