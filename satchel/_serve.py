@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from satchel._runtime import Runtime
 
 TOKEN_FILE = "http-token"
+#: A token kept in the data folder shorter than this is refused (an empty file meant "").
+_MIN_TOKEN = 16
 SERVER_FILE = "server.json"
 
 
@@ -41,7 +43,13 @@ def load_token(folder: Path | None) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
+        kept = path.read_text().strip()
+        if len(kept) < _MIN_TOKEN:
+            raise ValidationError(
+                f"the token in {str(path)!r} is {len(kept)} characters; at least {_MIN_TOKEN} "
+                "are needed (delete the file to have a new one made)"
+            ) from None
+        return kept
     token = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")

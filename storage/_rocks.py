@@ -66,7 +66,8 @@ class RocksStore:
         self.path = Path(path)
         #: Blob-space values of this size or more are files (lowered in tests).
         self.file_values_from = file_values_from
-        self.path.mkdir(parents=True, exist_ok=True)
+        # Only its owner reads a new data folder: it holds every session's data.
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             db = rocksdict.Rdict(
                 str(self.path),

@@ -12,11 +12,11 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from satchel.storage import BlobLimits
+from satchel.storage import BlobLimits, RocksStore
 
-from satchel import Runtime, open_runtime
+from satchel import Runtime, ValidationError, open_runtime
 from satchel._http_routes import ENDPOINTS
-from satchel._serve import SERVER_FILE, TOKEN_FILE, ServerInfo, find_server, serve
+from satchel._serve import SERVER_FILE, TOKEN_FILE, ServerInfo, find_server, load_token, serve
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 LIMITS = BlobLimits(chunk_size=64 << 10, max_size=4 << 20)
@@ -342,3 +342,18 @@ async def test_an_unexpected_error_does_not_tell_its_message(
     assert kind(answer) == (500, "InternalError")
     assert "secret" not in answer.text and "RuntimeError" in answer.text
     assert any("secret detail" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_a_short_kept_token_is_refused(tmp_path: Path) -> None:
+    """A token file left empty (or short) is refused rather than served as the token."""
+    (tmp_path / "http-token").write_text("\n")
+    with pytest.raises(ValidationError, match="at least"):
+        load_token(tmp_path)
+    (tmp_path / "http-token").unlink()
+    assert len(load_token(tmp_path)) >= 32 and load_token(tmp_path) == load_token(tmp_path)
+
+
+def test_a_new_data_folder_is_its_owners_only(tmp_path: Path) -> None:
+    """The folder a store makes for its data is readable by its owner only."""
+    RocksStore(tmp_path / "new").close()
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
