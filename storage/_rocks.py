@@ -271,6 +271,7 @@ class RocksStore:
         """
         db = self._target(INDEX)
         index = self._handles[0]
+        created: list[bytes] = []
         if kept:
             marked = rocksdict.WriteBatch(raw_mode=True)
             for key in kept:
@@ -278,6 +279,7 @@ class RocksStore:
                     marked.put(_keys.chunk_file_replacing_key(key), b"", index)
                 else:
                     marked.put(_keys.chunk_file_pending_key(key), b"", index)
+                    created.append(key)
                 native.delete(_keys.chunk_file_pending_key(key), index)
                 native.delete(_keys.chunk_file_replacing_key(key), index)
             db.write(marked, self._plain)
@@ -285,7 +287,12 @@ class RocksStore:
             native.put(_keys.chunk_file_pending_key(key), b"", index)
         if kept or sync:
             self._files.write(kept.items(), sync=sync)
-        db.write(native, options)
+        try:
+            db.write(native, options)
+        except BaseException:
+            # Not committed: the new files must not read as values (their marks stay).
+            self._files.remove(created)
+            raise
         if doomed:
             # Committed: a file that cannot be removed now keeps its mark for the next open.
             failed = set(self._files.remove(doomed))

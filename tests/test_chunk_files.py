@@ -439,3 +439,39 @@ def test_after_a_failed_fsync_synced_writes_fail_until_reopened(
         ]
     finally:
         again.close()
+
+
+class _FailingCommits:
+    """A RocksDB handle whose second write from now (a batch's commit) fails."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.writes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def write(self, batch: Any, options: Any = None) -> None:
+        self.writes += 1
+        if self.writes == 2:
+            raise OSError("injected: the commit failed")
+        self._db.write(batch, options)
+
+
+def test_the_files_of_a_failed_commit_do_not_read_as_values(tmp_path: Path) -> None:
+    """When a batch's index commit fails after its files were written, the new files are
+    removed: nothing of the batch reads back, before or after a reopen."""
+    kv = RocksStore(tmp_path / "db")
+    real = kv._db
+    kv._db = _FailingCommits(real)  # type: ignore[assignment]
+    with pytest.raises(OSError, match="injected"):
+        write(kv, ("put", b"new", big(1)))
+    kv._db = real
+    assert kv.get(b"new", BLOBS) is None and files_under(tmp_path / "db") == []
+    kv.close()
+    again = RocksStore(tmp_path / "db")
+    try:
+        assert again.get(b"new", BLOBS) is None
+        assert list(again.scan(b"c", b"d")) == []  # its mark went at the open
+    finally:
+        again.close()
