@@ -57,6 +57,22 @@ def actor_of(supervisor: Supervisor) -> LendingCounter:
     return cell.actor
 
 
+@asynccontextmanager
+async def ticking() -> AsyncIterator[list[int]]:
+    """A task counting its turns in ``[0]`` (each one scheduler pass), while the block runs."""
+    ticks = [0]
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        yield ticks
+        nursery.cancel_scope.cancel()
+
+
 async def test_idle_actor_lends_the_turn_to_the_asker() -> None:
     """A lendable ask to an idle actor runs in the asking task and counts as a turn."""
     async with lending(World()) as (sup, ref):
@@ -134,25 +150,15 @@ async def test_lent_asks_in_a_loop_let_other_tasks_run() -> None:
     """A task asking in a loop yields to the scheduler at least every LENT_TURNS_PER_YIELD
     lent turns, and checks for cancellation after every one."""
     async with lending(World()) as (_, ref):
-        ticks = 0
         gaps: list[int] = []
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await trio.lowlevel.checkpoint()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            last, since = ticks, 0
+        async with ticking() as ticks:
+            last, since = ticks[0], 0
             for _ in range(10 * LENT_TURNS_PER_YIELD):
                 await ref.ask(Get())
                 since += 1
-                if ticks != last:
+                if ticks[0] != last:
                     gaps.append(since)
-                    last, since = ticks, 0
-            nursery.cancel_scope.cancel()
+                    last, since = ticks[0], 0
         # A yield lets the ticker run in the next batch, before or after the asker's next
         # stretch of turns (Trio may run a batch in either order).
         assert LENT_TURNS_PER_YIELD <= 32  # a few hundred microseconds of turns at most
@@ -174,23 +180,13 @@ async def test_a_lent_ask_that_fails_is_a_cancellation_point_too() -> None:
             scope.cancel()
             await ref.ask(Invalid())
         assert scope.cancelled_caught
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await trio.lowlevel.checkpoint()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
+        async with ticking() as ticks:
             await trio.lowlevel.checkpoint()
-            start = ticks
+            start = ticks[0]
             for _ in range(4 * LENT_TURNS_PER_YIELD):
                 with pytest.raises(ValidationError):
                     await ref.ask(Invalid())
-            assert ticks - start >= 2
-            nursery.cancel_scope.cancel()
+            assert ticks[0] - start >= 2
 
 
 class _Transfer(Actor[Any]):
