@@ -184,10 +184,15 @@ def doomed(
 
 
 def delete_batch(
-    kv: KeyValueStore, sid: bytes, records: list[ArtifactRecord], batch: Batch
+    kv: KeyValueStore,
+    sid: bytes,
+    records: list[ArtifactRecord],
+    batch: Batch,
+    caller: str | None = None,
 ) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
     """Add to ``batch`` the deletion of ``records`` (versions of one name) and the grants
-    that die with them; the blob drops and journal data."""
+    that die with them; the blob drops and journal data (naming ``caller``, a session deleting
+    under a grant: the name's audit log may go with it)."""
     drops = []
     name = records[0].name.encode()
     owners = [layout.record_key(sid, name, record.version) for record in records]
@@ -214,4 +219,7 @@ def delete_batch(
     aids = [validate.artifact_id(r.id) for r in records]
     access.drop_for_versions(kv, batch, sid, name, aids, whole=not remaining)
     gone = [{"id": r.id, "version": r.version, "hash": r.content_hash} for r in records]
-    return drops, {"name": records[0].name, "deleted": gone}
+    data: dict[str, Any] = {"name": records[0].name, "deleted": gone}
+    if caller is not None:
+        data["caller"] = caller
+    return drops, data

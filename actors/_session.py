@@ -430,7 +430,8 @@ class SessionActor(Actor[Any]):
         batch = Batch()
         if config.max_operations is not None:
             self._count_operation(config.max_operations)
-        drops, data = artifact_writes.delete_batch(self._kv, self._sid, records, batch)
+        caller = None if message.caller == self._id else message.caller
+        drops, data = artifact_writes.delete_batch(self._kv, self._sid, records, batch, caller)
         blobs = self._services.blobs
         self._commit(
             batch,

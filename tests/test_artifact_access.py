@@ -91,6 +91,8 @@ async def test_write_grant_stores_versions_and_deletes(rt: Runtime) -> None:
         await writer.share(owner, "doc", third, "read")
     assert await writer.delete(owner, "doc", 1) == 1
     assert [a.version for a in await rt.artifacts.versions(owner, "doc")] == [2, 3]
+    # The owner's journal names who deleted (the audit log goes with a deleted name).
+    assert (await rt.sessions.timeline(owner))[-1].data["caller"] == other
     assert (await rt.sessions.check()).clean
 
 
