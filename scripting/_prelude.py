@@ -219,6 +219,20 @@ local string_meta = getmetatable("")
 string_meta.__index = safe_string
 string_meta.__metatable = false
 
+-- table.move copies in C, where no hook fires: each slot it would copy counts as one
+-- instruction against the run's limit, checked before it starts.
+local t_move = table.move
+local safe_table = copy(table)
+safe_table.move = function(a1, f, e, t, a2)
+  local r = run
+  local slots = type(f) == "number" and type(e) == "number" and e - f + 1 or 0
+  if r ~= nil and slots > r.max_instructions then
+    kill(string.format("table.move of %.0f slots is over the instruction limit (%d)", slots,
+      r.max_instructions))
+  end
+  return t_move(a1, f, e, t, a2)
+end
+
 local safe_os = {time = os.time, clock = os.clock, date = os.date, difftime = os.difftime}
 local full_os, full_io = os, io
 
@@ -233,7 +247,7 @@ local function new_env(allow_io)
     end,
     tonumber = tonumber, tostring = tostring, type = type, collectgarbage = collectgarbage,
     _VERSION = _VERSION,
-    string = safe_string, table = copy(table), math = copy(math), utf8 = copy(utf8),
+    string = safe_string, table = safe_table, math = copy(math), utf8 = copy(utf8),
     coroutine = {
       create = create, resume = resume, wrap = wrap, yield = yield, status = co_status,
       running = co_running, isyieldable = is_yieldable, close = close,

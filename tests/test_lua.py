@@ -161,6 +161,7 @@ def test_python_objects_metatable_is_out_of_reach() -> None:
 
 BOMBS = {
     "memory in a load reader": "load(function() return string.rep('x', 200 * 2^20) end)",
+    "table.move": "table.move({}, 1, 1e9, 1, {})",
     "loop": "while true do end",
     "loop in pcall": "while true do pcall(function() while true do end end) end",
     "loop in coroutine": "coroutine.wrap(function() while true do end end)()",
