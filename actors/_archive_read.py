@@ -18,10 +18,11 @@ import tarfile
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
+import anyio
+import anyio.lowlevel
 import attrs
 import blake3
 import msgpack
-import trio
 from satchel.storage import Batch, BlobWriter, StagedBlob, Store, scan_prefix
 from satchel.storage import _keys as keys
 
@@ -292,7 +293,7 @@ class _Import:
                 data = _content(tar, _next(members, expected.name, expected.size))
                 _expect(_hash(data) == expected.blake3, f"{expected.name} does not match its hash")
                 _READERS[expected.name](records, data)
-                await trio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
             _check_whole(records, manifest)
             _require_absent(self.store, records)
             done = 0
@@ -325,7 +326,7 @@ class _Import:
             done += len(piece)
             if self.progress is not None:
                 self.progress(done, total)
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
         if hasher.hexdigest() != digest:
             raise fmt.refuse(f"blob {digest}: its content does not match its content hash")
         if writer is None:

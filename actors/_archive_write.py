@@ -19,10 +19,11 @@ import io
 import time
 from datetime import UTC, datetime
 
+import anyio
+import anyio.lowlevel
 import attrs
 import blake3
 import msgpack
-import trio
 from satchel.storage import BlobRef, KeyValueStore, Store, prefix_upper_bound, scan_prefix
 
 from satchel._errors import (
@@ -211,7 +212,7 @@ async def export_session(
     tar.add(fmt.MANIFEST, [manifest.encode()])
     for name, pieces in fixed.items():
         tar.add(name, pieces)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
     done = 0
     if progress is not None:
         progress(0, total)

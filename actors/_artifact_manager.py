@@ -15,7 +15,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Seq
 from pathlib import Path
 from typing import Any, BinaryIO, final
 
-import trio
+import anyio
+import anyio.lowlevel
 from satchel.runtime import ActorRef, Supervisor
 from satchel.storage import BlobStore, KeyValueStore
 
@@ -252,7 +253,7 @@ class ArtifactManager:
         record = await self._readable(session_id, artifact, version, "info")
         if self._hooks.observed:  # no coroutine per read when nothing observes
             await self._read_done(record, "info", started)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return layout.to_info(record)
 
     async def stream(
@@ -275,7 +276,7 @@ class ArtifactManager:
         session: those this caller may read)."""
         sid = self._session(session_id)
         found = layout.latest_of_each(self._kv, sid)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return [layout.to_info(r) for r in self._visible(sid, found)]
 
     async def versions(self, session_id: str | None, name: str) -> builtins.list[ArtifactInfo]:
@@ -283,7 +284,7 @@ class ArtifactManager:
         another session: those this caller may read)."""
         sid = self._session(session_id)
         found = layout.versions(self._kv, sid, validate.artifact_name(name))
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         if not found:
             owner = session_layout.text_of(sid)
             raise ArtifactNotFoundError(f"no artifact {name!r} in session {owner}")
@@ -310,7 +311,7 @@ class ArtifactManager:
             caller = session_layout.bytes_of(self.caller)
             readable = artifact_query.Readable(caller, access.readable_suffixes(self._kv, caller))
         found = artifact_query.run_query(self._kv, query, readable)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return found
 
     # -- sharing --------------------------------------------------------------------------
@@ -356,7 +357,7 @@ class ArtifactManager:
         # The log covers every version of the name, so a grant on one version is not enough.
         self._authorize_name(owner, record.name, access.Permission.ADMIN, "audit", record.id)
         entries = self._audit.read(owner, record.name, offset=offset, limit=limit)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return entries
 
     # -- deleting -------------------------------------------------------------------------
@@ -556,7 +557,7 @@ async def _read_file(raw: BinaryIO, path: Path) -> AsyncIterator[bytes]:
     """The open file's bytes piece by piece; raises if it changes size while being read."""
     expected = os.fstat(raw.fileno()).st_size
     seen = 0
-    while piece := await trio.to_thread.run_sync(raw.read, _FILE_PIECE):
+    while piece := await anyio.to_thread.run_sync(raw.read, _FILE_PIECE):
         seen += len(piece)
         if seen > expected:
             break

@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
+import anyio
 import attrs
-import trio
 from satchel.runtime import ActorRef
 from satchel.storage import Batch, KeyValueStore, StagedBlob, prefix_upper_bound
 from satchel.storage import _keys as keys
@@ -54,7 +54,7 @@ async def stage(
         finished: StagedBlob = await storage.ask(FinishUpload(upload))
         return finished
     except BaseException:
-        with trio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
             # If the storage actor is gone, its uploads went with it.
             with contextlib.suppress(SatchelError):
                 await storage.ask(AbortUpload(upload))
@@ -67,7 +67,7 @@ async def stage(
 async def discard(storage: ActorRef, staged: StagedBlob) -> None:
     """Drop content staged for a store that did not happen."""
     # If that fails, chunks it wrote stay pending and are removed at the next open.
-    with trio.CancelScope(shield=True), contextlib.suppress(SatchelError):
+    with anyio.CancelScope(shield=True), contextlib.suppress(SatchelError):
         await storage.ask(DiscardStaged(staged))
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
-import trio
 
 from satchel._errors import ActorNotFoundError, InvalidArgumentError
 
@@ -211,7 +211,7 @@ class Control:
                     continue
                 passivated += 1
         report = await self._store.check(fix=True)
-        await trio.to_thread.run_sync(self._store.kv.compact)
+        await anyio.to_thread.run_sync(self._store.kv.compact)
         return GcReport(passivated, len(report.orphan_chunks), compacted=True)
 
 

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, final
 
-import trio
+import anyio
+import anyio.lowlevel
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
 from satchel.storage import KeyValueStore
 from satchel.storage import _keys as keys
@@ -51,10 +52,10 @@ class DeadlineBoard:
         logged (the deadline stays in the index; the next sweep or restart finds it).
         """
         if self.next_us is not None and due_us >= self.next_us:
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
             return
         try:
-            with trio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
                 await self._supervisor.ref(DEADLINES_KIND, SWEEPER_ID).tell(DeadlineAdded(due_us))
         except SatchelError as error:
             log.warning("deadline at %d µs not scheduled: %s", due_us, error)

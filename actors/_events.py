@@ -12,13 +12,15 @@ timeline to catch up.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import attrs
-import trio
 from satchel.storage import KeyValueStore
 
 from satchel._errors import InvalidArgumentError, ValidationError
@@ -47,7 +49,10 @@ class Subscription:
         self.session_id = session_id
         self.kinds = kinds
         self.dropped = 0
-        self._send, self._receive = trio.open_memory_channel[Event](buffer)
+        self._buffer = buffer
+        self._events: collections.deque[Event] = collections.deque()
+        self._arrived: anyio.Event | None = None  # set while a reader waits
+        self._closed = False
 
     def wants(self, session_id: str, kind: str) -> bool:
         """Whether this subscriber follows ``kind`` events of ``session_id``."""
@@ -57,20 +62,34 @@ class Subscription:
 
     def offer(self, event: Event) -> None:
         """Hand over ``event`` if it fits; count it as dropped if not."""
-        try:
-            self._send.send_nowait(event)
-        except trio.WouldBlock:
+        if len(self._events) >= self._buffer:
             self.dropped += 1
+            return
+        self._events.append(event)
+        if self._arrived is not None:
+            self._arrived.set()
 
     def close(self) -> None:
-        """No more events: a reader waiting on this subscription finishes."""
-        self._send.close()
+        """No more events: a reader finishes once it has read those already handed over."""
+        self._closed = True
+        if self._arrived is not None:
+            self._arrived.set()
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self._receive.__aiter__()
+        return self
 
     async def __anext__(self) -> Event:
-        return await self._receive.receive()
+        if self._events:
+            await anyio.lowlevel.checkpoint()
+        while not self._events:
+            if self._closed:
+                raise StopAsyncIteration
+            self._arrived = anyio.Event()
+            try:
+                await self._arrived.wait()
+            finally:
+                self._arrived = None
+        return self._events.popleft()
 
 
 class EventBus:
@@ -103,7 +122,7 @@ class EventBus:
         self._subscribers.append(subscription)
         self.active = True
         try:
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
             yield subscription
         finally:
             self._subscribers.remove(subscription)

@@ -26,8 +26,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+import anyio
 import attrs
-import trio
 
 from satchel._errors import (
     HookCancelledError,
@@ -165,7 +165,7 @@ class Hooks:
         self._plain_after: dict[HookPoint, tuple[HookRegistration, ...]] = {}
         # Untimed observers' calls waiting for ``flush``, while ``drain`` runs.
         self._backlog: list[tuple[tuple[HookRegistration, ...], HookContext]] = []
-        self._backlog_started = trio.Event()
+        self._backlog_started = anyio.Event()
         self._batching = False
         #: Whether any ``before`` hook is registered at all.
         self.has_any = False
@@ -334,8 +334,8 @@ class Hooks:
         try:
             while True:
                 await self._backlog_started.wait()
-                self._backlog_started = trio.Event()
-                await trio.sleep(FLUSH_DELAY_S)
+                self._backlog_started = anyio.Event()
+                await anyio.sleep(FLUSH_DELAY_S)
                 self.flush()
         finally:
             self._batching = False
@@ -446,13 +446,13 @@ class Hooks:
         cancelled = False
         try:
             if registration.is_async:
-                with trio.move_on_after(_limit(registration)) as scope:
+                with anyio.move_on_after(_limit(registration)) as scope:
                     result = await registration.function(context)  # type: ignore[misc]
                 cancelled = scope.cancelled_caught
             else:
                 result = registration.function(context)
                 if inspect.isawaitable(result):  # a sync callable that returned a coroutine
-                    with trio.move_on_after(_limit(registration)) as scope:
+                    with anyio.move_on_after(_limit(registration)) as scope:
                         result = await result
                     cancelled = scope.cancelled_caught
         except Exception as error:
@@ -465,7 +465,7 @@ class Hooks:
     async def _finish(self, registration: HookRegistration, pending: Any, started: float) -> None:
         """Await what a sync observer returned, within what is left of its deadline."""
         left = _limit(registration) - (time.perf_counter() - started)
-        with trio.move_on_after(max(0.0, left)) as scope:
+        with anyio.move_on_after(max(0.0, left)) as scope:
             await pending
         if scope.cancelled_caught:
             self._counts["overruns"] += 1

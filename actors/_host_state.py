@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
+import anyio
+import anyio.lowlevel
 from satchel.storage import Batch, KeyValueStore
 from satchel.storage._keys import HOST_STATE
 
@@ -27,7 +28,7 @@ class HostState:
     async def get(self, key: str) -> Any:
         """The value of ``key``, or ``None``."""
         raw = self._kv.get(HOST_STATE + validate.state_key(key))
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return None if raw is None else decode_value(raw)
 
     async def set(self, key: str, value: Any) -> None:
@@ -42,14 +43,14 @@ class HostState:
         batch = Batch()
         batch.put(HOST_STATE + name, encoded)
         self._kv.write(batch)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
 
     async def delete(self, key: str) -> None:
         """Forget ``key`` (nothing happens if it is not there)."""
         batch = Batch()
         batch.delete(HOST_STATE + validate.state_key(key))
         self._kv.write(batch)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
 
     async def keys(self) -> list[str]:
         """Every key, in byte order."""
@@ -57,5 +58,5 @@ class HostState:
             key[len(HOST_STATE) :].decode()
             for key, _ in self._kv.scan(HOST_STATE, HOST_STATE + b"\xff")
         ]
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return found

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, final
 
+import anyio
+import anyio.lowlevel
 import attrs
-import trio
 from satchel.runtime import ActorRef, Supervisor
 from satchel.storage import Batch, BlobStore, KeyValueStore, prefix_upper_bound, scan_prefix
 
@@ -205,7 +206,7 @@ class SessionManager:
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
         if self._events.active:
             self._events.publish(record.id, 1, now, "session_created", dict(created), cause)
         # The journal entry is written (and the event has its own copy): the data is the
@@ -296,7 +297,7 @@ class SessionManager:
 
     async def state_at(self, session_id: str, seq: int | None = None) -> SessionState:
         """The session's variables, artifacts and status after journal entry ``seq``."""
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return self._history.state_at(session_id, seq)
 
     async def replay(self, session_id: str, **config: Any) -> ReplayResult:
@@ -307,17 +308,17 @@ class SessionManager:
 
     async def replay_metadata(self, session_id: str) -> ReplayMetadata:
         """How many journal entries there are, and when the first and last were made."""
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return self._history.metadata(session_id)
 
     async def can_replay(self, session_id: str) -> bool:
         """Whether the session exists to be replayed."""
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return self._history.can_replay(session_id)
 
     async def list_replayable(self) -> builtins.list[str]:
         """The ids of every session that can be replayed."""
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return self._history.replayable()
 
     async def fork(self, session_id: str, *, at: int | None = None, name: str | None = None) -> str:
@@ -353,7 +354,7 @@ class SessionManager:
         if forked.deadlines:
             await self._board.note(min(due for due, _ in forked.deadlines))
         else:
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
         await self._started(forked.id, dict(data), started)
         return forked.id
 
@@ -361,7 +362,7 @@ class SessionManager:
         """The session table of ``session_id``, whatever its status."""
         _, sid = validate.session_id(session_id)
         loaded = load(self._kv, [sid])[0]
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         if loaded is None:
             raise SessionNotFoundError(f"no session {session_id}")
         return to_info(*loaded)
@@ -416,7 +417,7 @@ class SessionManager:
             # A retired actor finishes its flush a few scheduler ticks after answering.
             if not any(self._supervisor.is_live(SESSION_KIND, child) for child in below):
                 return
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
 
     async def suspend(self, session_id: str) -> None:
         """Active → suspended."""
@@ -488,7 +489,7 @@ class SessionManager:
         """Compare every session with its counters, journal and index entries (see
         ``check_sessions``); ``fix`` rebuilds index entries and drops orphaned data."""
         report = check_sessions(self._kv, fix=fix)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return report
 
     async def list(self, **filters: Any) -> builtins.list[SessionInfo]:
@@ -503,7 +504,7 @@ class SessionManager:
                 f"known: {', '.join(sorted(QUERY_FIELDS))}"
             )
         found = run_query(self._kv, make_query(**filters))
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return found
 
 

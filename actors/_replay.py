@@ -22,8 +22,9 @@ import enum
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import attrs
-import trio
 from satchel.storage import KeyValueStore, prefix_upper_bound
 
 from satchel._errors import InvalidArgumentError, ReplayError, ValidationError
@@ -243,7 +244,7 @@ async def replay(
         if halted:
             break
         if counts["events"] % STEP == 0:
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
     return ReplayResult(
         session_id=session_id,
         mode=mode,

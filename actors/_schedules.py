@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.lowlevel
 import attrs
-import trio
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
 from satchel.storage import Batch, KeyValueStore, RecordCodec, prefix_upper_bound, scan_prefix
 
@@ -222,7 +223,7 @@ class Replays:
         if session_id is not None:
             session_id = validate.session_id(session_id)[0]
             found = [s for s in found if s.session_id == session_id]
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return found
 
     async def results(self, schedule_id: str) -> builtins.list[ReplayRun]:
@@ -242,7 +243,7 @@ class Replays:
                     s.error,
                 )
             )
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return runs
 
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any, final
 
+import anyio
 import attrs
-import trio
 from satchel.runtime import Actor, Lending
 from satchel.storage import Batch, scan_prefix
 
@@ -155,12 +155,12 @@ class SessionActor(Actor[Any]):
             buckets = self._services.buckets
             self._bucket = buckets.get(self._id)
             if self._bucket is None:
-                self._bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
+                self._bucket = TokenBucket(config.rate_limit, config.burst, anyio.current_time())
                 buckets[self._id] = self._bucket
 
     async def on_stop(self) -> None:
         """Forget the rate bucket once it is full again: a new one would be the same."""
-        if self._bucket is not None and self._bucket.full(trio.current_time()):
+        if self._bucket is not None and self._bucket.full(anyio.current_time()):
             self._services.buckets.pop(self._id, None)
 
     def lending(self, message: Any) -> Lending:
@@ -266,7 +266,7 @@ class SessionActor(Actor[Any]):
         return record
 
     def _throttle(self, bucket: TokenBucket) -> None:
-        wait = bucket.take(trio.current_time())
+        wait = bucket.take(anyio.current_time())
         if wait:
             raise RateLimitedError(
                 f"session {self._id} is over its rate limit of "

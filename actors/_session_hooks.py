@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import attrs
-import trio
 
 from satchel._errors import ValidationError
 
@@ -137,5 +137,5 @@ async def tell_awaited(
     """Call the observers of a finished operation, some awaited; with ``shield`` the caller's
     cancellation does not cut them (a turn lent unshielded, which had no awaited observer
     when it began, must not be cut by one registered since)."""
-    with trio.CancelScope(shield=shield):
+    with anyio.CancelScope(shield=shield):
         await hooks.notify(point, session_id, data)

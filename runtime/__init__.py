@@ -11,6 +11,10 @@ from ._mailbox import Mailbox as Mailbox
 from ._messages import ReminderFired as ReminderFired
 from ._messages import ReplySlot as ReplySlot
 from ._messages import TimerFired as TimerFired
+from ._native import Native as Native
+from ._native import NativeEvent as NativeEvent
+from ._native import Parker as Parker
+from ._native import current_native as current_native
 from ._persistence import MemoryReminders as MemoryReminders
 from ._persistence import Reminder as Reminder
 from ._persistence import ReminderStore as ReminderStore

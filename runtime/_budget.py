@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 from typing import final
 
-import trio
+from ._native import Native
 
 #: Lent turns a task may run back to back before it yields to the scheduler.
 LENT_TURNS_PER_YIELD = 16
@@ -24,7 +24,7 @@ LENT_TURNS_PER_YIELD = 16
 class _Budget:
     __slots__ = ("left", "task")
 
-    def __init__(self, task: trio.lowlevel.Task) -> None:
+    def __init__(self, task: object) -> None:
         self.task = task
         self.left = 0
 
@@ -35,17 +35,17 @@ _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
 )
 
 
-async def cooperate() -> None:
+async def cooperate(native: Native) -> None:
     """Raise ``Cancelled`` if the task is cancelled; yield to the scheduler if its budget
     of lent turns is spent (a task's first lent turn always yields)."""
-    task = trio.lowlevel.current_task()
+    task = native.current_task()
     budget = _BUDGET.get()
     if budget is None or budget.task is not task:
         budget = _Budget(task)
         _BUDGET.set(budget)
     if budget.left:
         budget.left -= 1
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await native.checkpoint_if_cancelled()
         return
     budget.left = LENT_TURNS_PER_YIELD - 1
-    await trio.lowlevel.checkpoint()
+    await native.checkpoint()

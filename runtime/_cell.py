@@ -11,6 +11,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
 import trio
 
 from satchel._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError
@@ -19,6 +20,7 @@ from ._actor import ActorContext, Lending
 from ._budget import cooperate
 from ._mailbox import Mailbox
 from ._messages import ReplySlot, TimerFired, reraisable
+from ._native import NativeEvent
 from ._spec import Restart
 from ._stats import ActorStatistics
 
@@ -37,7 +39,7 @@ _WAKE: Item = (object(), None)
 
 #: The cell whose turn the current task is running, with that task: an actor asking itself
 #: from within its turn (a session's Lua script calling its own session) is answered inline.
-_IN_TURN: contextvars.ContextVar[tuple[Cell, trio.lowlevel.Task] | None] = contextvars.ContextVar(
+_IN_TURN: contextvars.ContextVar[tuple[Cell, object] | None] = contextvars.ContextVar(
     "satchel_in_turn", default=None
 )
 
@@ -47,7 +49,8 @@ def turn_of(key: tuple[str, str]) -> Cell | None:
     running = _IN_TURN.get()
     if running is None or running[0].key != key:
         return None
-    return running[0] if running[1] is trio.lowlevel.current_task() else None
+    cell = running[0]
+    return cell if running[1] is cell.supervisor.native.current_task() else None
 
 
 class _Crash(Exception):
@@ -91,7 +94,9 @@ class Cell:
         self.spec = spec
         self.actor_id = actor_id
         self.key = (spec.kind, actor_id)
-        self.mailbox: Mailbox[Item] = Mailbox(spec.mailbox_capacity, f"{spec.kind}/{actor_id}")
+        self.mailbox: Mailbox[Item] = Mailbox(
+            spec.mailbox_capacity, f"{spec.kind}/{actor_id}", supervisor.native
+        )
         # Lists, not deques or sets: an empty deque costs 600 bytes, times 100,000 actors.
         self.backlog: list[Item] = []
         self.actor: Actor[Any] | None = None
@@ -105,10 +110,10 @@ class Cell:
         self.restart_times: list[float] = []
         self.order = 0
         self._waiting = False
-        self._timers: dict[str, trio.CancelScope] | None = None  # most actors have none
+        self._timers: dict[str, anyio.CancelScope] | None = None  # most actors have none
         # A turn run by an asker in its own task (see ``lent_turn``): the loop waits for it.
         self._lent = False
-        self._lent_done: trio.Event | None = None
+        self._lent_done: NativeEvent | None = None
         # The shield of a lent SHIELDED turn: the runtime's grace cuts it (``_lent_ended``).
         self._lent_scope: trio.CancelScope | None = None
         self._lent_crash: Exception | None = None
@@ -149,7 +154,7 @@ class Cell:
 
     # -- the task ---------------------------------------------------------------------------
 
-    async def run(self, ready: trio.Event, errors: list[Exception]) -> None:
+    async def run(self, ready: NativeEvent, errors: list[Exception]) -> None:
         """Start the actor, set ``ready``, run turns until passivated, failed or shut down.
 
         If ``on_start`` fails, its error goes to ``errors`` (for the senders waiting on
@@ -191,7 +196,7 @@ class Cell:
                     return
                 continue
             if self.backlog or self._take_mail():
-                await trio.lowlevel.checkpoint()  # one checkpoint per batch, not per message
+                await self.supervisor.native.checkpoint()  # once per batch, not per message
             else:
                 # Waiting inline rather than in a helper coroutine saves a frame per idle actor.
                 # No cancel scope either: entering one costs O(live actors) in Trio's cancel
@@ -226,20 +231,20 @@ class Cell:
         self.backlog.extend(batch)
         return bool(batch)
 
-    def _begin_turn(self) -> contextvars.Token[tuple[Cell, trio.lowlevel.Task] | None]:
+    def _begin_turn(self) -> contextvars.Token[tuple[Cell, object] | None]:
         """Count a turn and mark the current task as running it (reset the token after)."""
         self.handled += 1
         self.supervisor.totals.messages_handled += 1
         self.last_activity = self.supervisor.clock()
         self.supervisor._touched(self)
-        return _IN_TURN.set((self, trio.lowlevel.current_task()))
+        return _IN_TURN.set((self, self.supervisor.native.current_task()))
 
     async def _turn(self, message: Any, slot: ReplySlot | None) -> None:
         assert self.actor is not None
         token = self._begin_turn()
         try:
             result = await self.actor.receive(message)
-        except trio.Cancelled:
+        except anyio.get_cancelled_exc_class():
             # The grace period ran out mid-turn: the asker must not wait forever.
             if slot is not None:
                 slot.fail(RuntimeClosedError("the runtime closed during this message"))
@@ -279,7 +284,10 @@ class Cell:
             and self.state == "running"
             and self.actor is not None
         ):
-            return self.actor.lending(message)
+            how = self.actor.lending(message)
+            if how is Lending.SHIELDED and not self.supervisor.native.shields_host_tasks:
+                return Lending.NO  # the host could cancel its task through the shield
+            return how
         return Lending.NO
 
     async def lent_turn(self, message: Any, how: Lending) -> Any:
@@ -296,7 +304,7 @@ class Cell:
             else:
                 # An asker's deadline must not cut a turn in half (a queued turn runs whole
                 # whatever becomes of its asker, too); the runtime's grace may.
-                with trio.CancelScope(shield=True) as self._lent_scope:
+                with self.supervisor.native.shield() as self._lent_scope:
                     result = await self.actor.receive(message)
                 if self._lent_scope.cancelled_caught:
                     failure = RuntimeClosedError("the runtime closed during this message")
@@ -328,7 +336,7 @@ class Cell:
         # After the turn, as for a queued ask, also one that failed: a cancelled asker gets
         # Cancelled, and the turn it asked for has run. A schedule point only when the task's
         # budget is spent.
-        await cooperate()
+        await cooperate(self.supervisor.native)
         if failure is not None:
             raise failure
         return result
@@ -337,15 +345,15 @@ class Cell:
         """Wait for a turn run by an asker, and recover the actor if it crashed there;
         False once the actor has failed for good."""
         if self._lent:
-            self._lent_done = done = trio.Event()
+            self._lent_done = done = self.supervisor.native.event()
             try:
                 await done.wait()
-            except trio.Cancelled:
+            except anyio.get_cancelled_exc_class():
                 # The grace ran out: cut a shielded lent turn as a queued turn is cut, and
                 # let it end (a SYNC one has nothing left that waits).
                 if self._lent_scope is not None:
                     self._lent_scope.cancel()
-                with trio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True):
                     await done.wait()
                 raise
             finally:
@@ -370,7 +378,7 @@ class Cell:
             if self.spec.restart is Restart.TEMPORARY:
                 self._fail(f"crashed (temporary actor, not restarted): {error!r}", error)
                 return False
-            now = trio.current_time()
+            now = anyio.current_time()
             window = self.spec.intensity
             while self.restart_times and now - self.restart_times[0] > window.period:
                 self.restart_times.pop(0)
@@ -383,8 +391,8 @@ class Cell:
                 return False
             if self.restart_times:
                 exponent = len(self.restart_times) - 1
-                await trio.sleep(min(window.backoff * math.pow(2, exponent), window.max_backoff))
-            self.restart_times.append(trio.current_time())
+                await anyio.sleep(min(window.backoff * math.pow(2, exponent), window.max_backoff))
+            self.restart_times.append(anyio.current_time())
             self.restarts += 1
             self.supervisor.totals.restarts += 1
             self.supervisor._crashed(self)
@@ -434,8 +442,8 @@ class Cell:
             return
         # Shielded so a closing runtime still lets the actor save, but bounded so an on_stop
         # that hangs cannot hold shutdown (or a passivation) forever.
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + self.spec.flush_timeout
+        deadline = anyio.current_time() + self.spec.flush_timeout
+        with anyio.CancelScope(shield=True, deadline=deadline) as scope:
             try:
                 await actor.on_stop()
             except Exception as error:
@@ -463,7 +471,7 @@ class Cell:
     def start_timer(self, name: str, delay: float, interval: float | None) -> None:
         """Deliver ``TimerFired(name)`` after ``delay`` (then every ``interval``)."""
         self.cancel_timer(name)
-        scope = trio.CancelScope()
+        scope = anyio.CancelScope()
         if self._timers is None:
             self._timers = {}
         self._timers[name] = scope
@@ -481,14 +489,14 @@ class Cell:
             self.cancel_timer(name)
 
     async def _timer(
-        self, name: str, delay: float, interval: float | None, scope: trio.CancelScope
+        self, name: str, delay: float, interval: float | None, scope: anyio.CancelScope
     ) -> None:
         with scope:
-            await trio.sleep(delay)
+            await anyio.sleep(delay)
             while True:
                 await self.mailbox.put((TimerFired(name), None))
                 if interval is None:
                     break
-                await trio.sleep(interval)
+                await anyio.sleep(interval)
         if self._timers is not None and self._timers.get(name) is scope:
             del self._timers[name]

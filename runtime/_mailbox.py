@@ -1,12 +1,15 @@
-"""A bounded mailbox: a Trio memory channel that counts its depth and remembers its peak."""
+"""A bounded mailbox: a channel of the running backend that counts its depth and remembers its
+peak."""
 
 from __future__ import annotations
 
 from typing import Generic, TypeVar, final
 
-import trio
+import anyio
 
 from satchel._errors import MailboxFullError
+
+from . import _native
 
 T = TypeVar("T")
 
@@ -19,12 +22,13 @@ class Mailbox(Generic[T]):
     ``MailboxFullError`` instead. The owner drains it with ``get`` and ``get_nowait``.
     """
 
-    __slots__ = ("_receive", "_send", "capacity", "depth", "name", "peak")
+    __slots__ = ("_channel", "capacity", "depth", "name", "peak")
 
-    def __init__(self, capacity: int, name: str = "") -> None:
+    def __init__(self, capacity: int, name: str = "", native: _native.Native | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"a mailbox holds at least one message, not {capacity}")
-        self._send, self._receive = trio.open_memory_channel[T](capacity)
+        channel: _native.Channel[T] = (native or _native.current_native()).channel(capacity)
+        self._channel = channel
         self.capacity = capacity
         self.name = name
         self.depth = 0
@@ -41,7 +45,7 @@ class Mailbox(Generic[T]):
         # each receive pulls one such sender's item into the buffer, so drain() gets it too.
         self._added()
         try:
-            await self._send.send(item)
+            await self._channel.send(item)
         except BaseException:
             self.depth -= 1
             raise
@@ -49,8 +53,8 @@ class Mailbox(Generic[T]):
     def put_nowait(self, item: T) -> None:
         """Add ``item`` now, or raise ``MailboxFullError`` if the mailbox is full."""
         try:
-            self._send.send_nowait(item)
-        except trio.WouldBlock:
+            self._channel.send_nowait(item)
+        except anyio.WouldBlock:
             raise MailboxFullError(
                 f"the mailbox of {self.name or 'the actor'} is full ({self.capacity} messages)"
             ) from None
@@ -58,13 +62,13 @@ class Mailbox(Generic[T]):
 
     async def get(self) -> T:
         """The oldest item, waiting for one if the mailbox is empty."""
-        item = await self._receive.receive()
+        item = await self._channel.receive()
         self.depth -= 1
         return item
 
     def get_nowait(self) -> T:
-        """The oldest item; ``trio.WouldBlock`` if the mailbox is empty."""
-        item = self._receive.receive_nowait()
+        """The oldest item; ``anyio.WouldBlock`` if the mailbox is empty."""
+        item = self._channel.receive_nowait()
         self.depth -= 1
         return item
 
@@ -73,15 +77,15 @@ class Mailbox(Generic[T]):
         # Take exactly what is counted: ending the loop on WouldBlock cost more than the
         # messages themselves (an exception per drain, on every turn of every actor).
         items: list[T] = []
-        receive = self._receive.receive_nowait
+        receive = self._channel.receive_nowait
         try:
             for _ in range(self.depth):
                 items.append(receive())
-        except trio.WouldBlock:
+        except anyio.WouldBlock:
             pass
         self.depth -= len(items)
         return items
 
     def close(self) -> None:
-        """Refuse further items: senders waiting for room get ``trio.BrokenResourceError``."""
-        self._receive.close()
+        """Refuse further items: senders waiting for room get ``anyio.BrokenResourceError``."""
+        self._channel.close()

@@ -6,7 +6,8 @@ import copy
 from typing import Any, final
 
 import attrs
-import trio
+
+from ._native import NativeEvent
 
 
 @attrs.frozen
@@ -30,12 +31,13 @@ class ReplySlot:
     """Where the answer to one ask is left; the asker waits on it.
 
     If the asker gives up (cancelled, deadline passed), a late answer is dropped silently.
+    ``event`` is an event of the running backend (``Native.event``).
     """
 
     __slots__ = ("_error", "_event", "_value")
 
-    def __init__(self) -> None:
-        self._event = trio.Event()
+    def __init__(self, event: NativeEvent) -> None:
+        self._event = event
         self._value: Any = None
         self._error: BaseException | None = None
 

@@ -6,8 +6,10 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
+import anyio
+import anyio.abc
+import anyio.lowlevel
 import attrs
-import trio
 
 from satchel._errors import (
     ActorCrashedError,
@@ -35,8 +37,8 @@ class Reminders:
         self._supervisor = supervisor
         self._store = store
         self._by_key: dict[tuple[str, str, str], Reminder] = {}
-        self._wake = trio.Event()
-        self._nursery: trio.Nursery | None = None
+        self._wake = anyio.Event()
+        self._nursery: anyio.abc.TaskGroup | None = None
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -53,7 +55,7 @@ class Reminders:
         self._store.save_reminder(reminder)
         self._by_key[reminder.key] = reminder
         self._wake.set()
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return reminder
 
     async def cancel(self, kind: str, actor_id: str, name: str) -> bool:
@@ -61,7 +63,7 @@ class Reminders:
         self._store.delete_reminder(kind, actor_id, name)
         found = self._by_key.pop((kind, actor_id, name), None) is not None
         self._wake.set()
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return found
 
     def wake(self) -> None:
@@ -73,15 +75,17 @@ class Reminders:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Load stored reminders and fire each when due, until ``stop``."""
         for reminder in self._store.load_reminders():
             self._by_key[reminder.key] = reminder
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             self._nursery = nursery
             task_status.started()
             while True:
-                self._wake = trio.Event()
+                self._wake = anyio.Event()
                 # Reminders of kinds not registered yet wait for their kind (see ``wake``).
                 ready = (r for r in self._by_key.values() if self._supervisor.has_kind(r.kind))
                 soonest = min(ready, key=lambda r: r.due, default=None)
@@ -90,13 +94,13 @@ class Reminders:
                     continue
                 delay = soonest.due - self._supervisor.clock()
                 if delay > 0:
-                    with trio.move_on_after(delay):
+                    with anyio.move_on_after(delay):
                         await self._wake.wait()
                     continue
                 self._fire(soonest, nursery)
-                await trio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
 
-    def _fire(self, reminder: Reminder, nursery: trio.Nursery) -> None:
+    def _fire(self, reminder: Reminder, nursery: anyio.abc.TaskGroup) -> None:
         """Schedule the next tick in memory and deliver this one.
 
         The stored record changes only once the actor has handled the tick (``_deliver``):
@@ -117,7 +121,7 @@ class Reminders:
     async def _deliver(
         self, reminder: Reminder, after: Reminder | None, fired: ReminderFired
     ) -> None:
-        slot = ReplySlot()
+        slot = ReplySlot(self._supervisor.native.event())
         key = (reminder.kind, reminder.actor_id)
         try:
             await self._supervisor.deliver(key, (fired, slot))

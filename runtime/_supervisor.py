@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, final
 
+import anyio
+import anyio.abc
+import anyio.lowlevel
 import attrs
-import trio
 
 from satchel._errors import (
     ActorFailedError,
@@ -18,6 +20,7 @@ from satchel._errors import (
     RuntimeClosedError,
 )
 
+from . import _native
 from ._actor import Lending
 from ._cell import Cell, Item, turn_of
 from ._messages import ReplySlot
@@ -28,21 +31,19 @@ from ._stats import ActorStatistics, SupervisorStatistics
 
 Key = tuple[str, str]
 
-_EPOCH: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("satchel_epoch")
+_EPOCH: anyio.lowlevel.RunVar[float] = anyio.lowlevel.RunVar("satchel_epoch")
 
 
-def wall_clock() -> float:
-    """Seconds since the epoch, read as an offset from Trio's clock.
-
-    The offset is fixed once per ``trio.run``, so wall time moves with Trio's clock: a
-    mock clock in tests advances it too, across supervisors opened in one run.
-    """
+def _epoch() -> float:
+    """Wall time minus the event loop's clock, fixed once per run of the loop: wall time
+    moves with the loop's clock, so a mock clock in tests advances it too, across
+    supervisors opened in one run."""
     try:
-        epoch = _EPOCH.get()
+        return _EPOCH.get()
     except LookupError:
-        epoch = time.time() - trio.current_time()
+        epoch = time.time() - anyio.current_time()
         _EPOCH.set(epoch)
-    return epoch + trio.current_time()
+        return epoch
 
 
 @attrs.define
@@ -56,17 +57,21 @@ class _Totals:
 
 @final
 class Supervisor:
-    """Runs every actor of a runtime in one nursery; see ``open_supervisor``."""
+    """Runs every actor of a runtime in one task group; see ``open_supervisor``."""
 
     def __init__(
         self,
-        nursery: trio.Nursery,
+        nursery: anyio.abc.TaskGroup,
         *,
         strategy: Strategy,
         resident_cap: int,
         reminder_store: ReminderStore,
     ) -> None:
         self._nursery = nursery
+        #: The running event loop's hot-path primitives (Trio's or asyncio's).
+        self.native = _native.current_native()
+        self._epoch = _epoch()
+        self._now = self.native.clock()
         self.strategy = strategy
         self.resident_cap = resident_cap
         self._specs: dict[str, ActorSpec] = {}
@@ -75,16 +80,20 @@ class Supervisor:
         self._failed: dict[Key, Cell] = {}
         self._order = 0
         self.totals = _Totals()
-        self._emptied = trio.Event()
+        self._emptied = anyio.Event()
         # Events of callers waiting in ``stop`` (made on demand: a cell has no room for one).
-        self._stopping: dict[Key, trio.Event] = {}
-        self._sweep_wake = trio.Event()
+        self._stopping: dict[Key, anyio.Event] = {}
+        self._sweep_wake = anyio.Event()
         self.closed = False
         self.reminders = Reminders(self, reminder_store)
 
     def clock(self) -> float:
-        """Wall time in seconds since the epoch, advancing with Trio's clock (mockable)."""
-        return wall_clock()
+        """Wall time in seconds since the epoch, advancing with the loop's clock (mockable)."""
+        return self._epoch + self._now()
+
+    def now(self) -> float:
+        """The event loop's clock (monotonic seconds)."""
+        return self._now()
 
     def register(self, spec: ActorSpec) -> None:
         """Make actors of ``spec.kind`` addressable."""
@@ -93,8 +102,10 @@ class Supervisor:
         self._specs[spec.kind] = spec
         self.reminders.wake()
 
-    def spawn_system_task(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        """Run ``fn(*args)`` in the supervisor's nursery (timers and the like)."""
+    def spawn_system_task(
+        self, fn: Callable[..., Coroutine[Any, Any, object]], *args: object
+    ) -> None:
+        """Run ``fn(*args)`` in the supervisor's task group (timers and the like)."""
         self._nursery.start_soon(fn, *args)
 
     def is_live(self, kind: str, actor_id: str) -> bool:
@@ -120,7 +131,7 @@ class Supervisor:
             try:
                 await cell.mailbox.put(item)
                 return
-            except trio.BrokenResourceError:
+            except anyio.BrokenResourceError:
                 # The cell stopped while we waited for room: deliver to its successor.
                 if self.closed:
                     raise RuntimeClosedError("the runtime closed before delivery") from None
@@ -137,7 +148,7 @@ class Supervisor:
             return False
         try:
             cell.mailbox.put_nowait(item)
-        except (MailboxFullError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except (MailboxFullError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             return False
         return True
 
@@ -177,7 +188,7 @@ class Supervisor:
         # Not nursery.start: until started() that runs on_start in this caller's cancel scope,
         # and a caller that gives up must not abandon on_start for the senders already queued.
         # The cell's own task sets ``ready`` once its state is restored.
-        ready = trio.Event()
+        ready = self.native.event()
         self._nursery.start_soon(cell.run, ready, errors)
         await ready.wait()
         if errors:
@@ -209,7 +220,7 @@ class Supervisor:
         while True:
             timeouts = [s.idle_timeout for s in self._specs.values() if s.idle_timeout is not None]
             if not timeouts or not self._cells:
-                self._sweep_wake = trio.Event()
+                self._sweep_wake = anyio.Event()
                 await self._sweep_wake.wait()
                 continue
             shortest = min(timeouts)
@@ -222,7 +233,7 @@ class Supervisor:
                 timeout = cell.spec.idle_timeout
                 if timeout is not None and now - cell.last_activity >= timeout and cell.idle:
                     cell.request("passivate")
-            await trio.sleep(max(wake_at - now, 0.001))
+            await anyio.sleep(max(wake_at - now, 0.001))
 
     def _touched(self, cell: Cell) -> None:
         self._cells.move_to_end(cell.key)
@@ -276,7 +287,7 @@ class Supervisor:
         cell = self._cells.get((kind, actor_id))
         if cell is None:
             raise ActorNotFoundError(f"actor {kind}/{actor_id} is not live")
-        stopped = self._stopping.setdefault(cell.key, trio.Event())
+        stopped = self._stopping.setdefault(cell.key, anyio.Event())
         cell.request("passivate")
         await stopped.wait()
 
@@ -303,12 +314,12 @@ class Supervisor:
         """Stop taking messages; let each actor finish its turn and flush, within ``grace``."""
         self.closed = True
         self.reminders.stop()
-        with trio.move_on_after(grace):
+        with anyio.move_on_after(grace):
             while self._cells:
                 for cell in list(self._cells.values()):
                     cell.request("shutdown")
                 if self._cells:
-                    self._emptied = trio.Event()
+                    self._emptied = anyio.Event()
                     await self._emptied.wait()
         self._nursery.cancel_scope.cancel()
 
@@ -351,7 +362,7 @@ class ActorRef:
     async def ask(self, message: Any) -> Any:
         """Send ``message`` and wait for the actor's answer (or its error).
 
-        The caller sets any deadline (``trio.fail_after``); a late answer is dropped. An
+        The caller sets any deadline (``anyio.fail_after``); a late answer is dropped. An
         actor that asks itself from within its turn gets its answer inline.
         """
         self._check_open()
@@ -364,7 +375,7 @@ class ActorRef:
             how = cell.lending(message)
             if how is not Lending.NO:
                 return await cell.lent_turn(message, how)
-        slot = ReplySlot()
+        slot = ReplySlot(self._supervisor.native.event())
         if not self._supervisor.offer(self._key, (message, slot)):
             await self._supervisor.deliver(self._key, (message, slot))
         return await slot.wait()
@@ -385,10 +396,10 @@ async def open_supervisor(
     """
     if resident_cap < 1:
         raise ValueError(f"resident_cap must be at least 1, not {resident_cap}")
-    async with trio.open_nursery() as outer:
-        # Actors run in a nursery of their own, so that closing the supervisor cancels them
+    async with anyio.create_task_group() as outer:
+        # Actors run in a task group of their own, so that closing the supervisor cancels them
         # and not the caller's code inside this context manager.
-        nursery: trio.Nursery = await outer.start(_actor_nursery)
+        nursery: anyio.abc.TaskGroup = await outer.start(_actor_nursery)
         supervisor = Supervisor(
             nursery,
             strategy=strategy,
@@ -400,11 +411,11 @@ async def open_supervisor(
         try:
             yield supervisor
         finally:
-            with trio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
                 await supervisor.aclose(grace)
 
 
-async def _actor_nursery(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
-    async with trio.open_nursery() as nursery:
+async def _actor_nursery(*, task_status: anyio.abc.TaskStatus[anyio.abc.TaskGroup]) -> None:
+    async with anyio.create_task_group() as nursery:
         task_status.started(nursery)
-        await trio.sleep_forever()
+        await anyio.sleep_forever()

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import trio
+import anyio
+import anyio.lowlevel
 
 from satchel._cli_client import ApiError, Client
 from satchel._cli_output import Output
@@ -166,7 +167,7 @@ async def _file_chunks(path: Path, advance: Callable[[int], None]) -> AsyncItera
         while chunk := source.read(_CHUNK):
             advance(len(chunk))
             yield chunk
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
 
 
 async def artifacts_put(client: Client, args: argparse.Namespace, out: Output) -> int:

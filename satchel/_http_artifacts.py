@@ -9,7 +9,8 @@ import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import trio
+import anyio
+import anyio.lowlevel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -184,7 +185,7 @@ async def export_archive(request: Request) -> Response:
         with spool:
             while piece := spool.read(1 << 20):
                 yield piece
-                await trio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
 
     headers = {
         "Content-Length": str(size),

@@ -15,9 +15,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio
 import attrs
 import lupa
-import trio
 
 from satchel import _errors as errors
 from satchel._errors import (
@@ -182,7 +182,7 @@ class LuaState:
     async def _drive(self, dispatch: Dispatch, deadline: float) -> list[Any]:
         answer: tuple[Any, ...] = ()
         # One cancel scope for the whole run, not one per call: it is most of a call's cost.
-        with trio.move_on_at(trio.current_time() + deadline - time.monotonic()):
+        with anyio.move_on_at(anyio.current_time() + deadline - time.monotonic()):
             while True:
                 outcome = self._guarded(self._driver.step, *answer)
                 if outcome[0] == b"done":

@@ -18,8 +18,9 @@ from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import final
 
+import anyio
+import anyio.lowlevel
 import attrs
-import trio
 
 from satchel._errors import (
     BlobNotFoundError,
@@ -290,7 +291,7 @@ class BlobStore:
     async def _put_buffer(self, content: Buffer) -> StagedBlob:
         view = memoryview(content).cast("B")
         self._check_size(view.nbytes)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         if view.nbytes <= self.limits.chunk_size:
             return self.put_inline(view)
         digest = digest_of(view)
@@ -305,13 +306,13 @@ class BlobStore:
         try:
             async for piece in source:
                 writer.add(piece)
-                await trio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
             return writer.finish()
         except BaseException:
             writer.abort()
             if isinstance(source, AsyncGenerator):
                 # Finalize the caller's generator now, not whenever the GC gets to it.
-                with trio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True):
                     await source.aclose()
             raise
 
@@ -330,7 +331,7 @@ class BlobStore:
         try:
             for start in range(0, view.nbytes, size):
                 upload.add(view[start : start + size])
-                await trio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
             digest, layout = upload.finish()
         except BaseException:
             self._abort(upload.data_id)
@@ -532,7 +533,7 @@ class BlobStore:
     async def read(self, blob: BlobLike) -> bytes:
         """The whole content of ``blob``, verified against its hash."""
         digest, meta = self._require(blob)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         if meta.chunk_count == 1:
             raw = self._read_chunk(digest, meta, 0)
             if digest_of(raw) != digest:
@@ -543,7 +544,7 @@ class BlobStore:
         hasher = new_hasher(meta.size)
         chunks: list[bytes] = []
         for index in range(meta.chunk_count):
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
             raw = self._read_chunk(digest, meta, index)
             hasher.update(raw)
             chunks.append(raw)
@@ -559,7 +560,7 @@ class BlobStore:
     async def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncIterator[bytes]:
         hasher = new_hasher(meta.size)
         for index in range(meta.chunk_count):
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
             raw = self._read_chunk(digest, meta, index)
             hasher.update(raw)
             if meta.chunk_count > 1:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Literal, final
 
 import attrs
-import trio
+from satchel.runtime import Native, Parker, current_native
 
 from satchel._errors import StoreWriteFailedError, ValidationError
 
@@ -52,16 +52,12 @@ class GroupCommitStatistics:
 
 @final
 class _Waiter:
-    __slots__ = ("batch", "error", "task")
+    __slots__ = ("batch", "error", "parker")
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
-        self.task: trio.lowlevel.Task | None = None  # set while it waits for a leader
+        self.parker: Parker | None = None  # set while it waits for a leader
         self.error: BaseException | None = None
-
-
-def _refuse_abort(_: object) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.FAILED
 
 
 @final
@@ -92,27 +88,29 @@ class GroupCommit:
         """
         waiter = _Waiter(batch)
         self._waiting.append(waiter)
+        loop = current_native()
         if self._leading:
-            waiter.task = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
+            waiter.parker = parker = loop.parker()
+            await parker.park()
         else:
-            await self._lead()
+            await self._lead(loop)
         if waiter.error is not None:
             failure = waiter.error
             raise StoreWriteFailedError(f"the synced write failed: {failure!r}") from failure
 
-    async def _lead(self) -> None:
+    async def _lead(self, loop: Native) -> None:
         self._leading = True
         try:
             # Scheduler passes while writers keep joining (at most a few): every writer
             # runnable by then joins. After a group of several, at least two passes: Trio may
             # run a batch in either order, so the previous group's writers, released into the
-            # same batch as this leader's first pass, can all come after it. (Trio shows no
-            # public count of the tasks left in a batch, so a lone writer cannot skip a pass.)
+            # same batch as this leader's first pass, can all come after it. (Neither Trio nor
+            # asyncio shows a public count of the tasks left to run, so a lone writer cannot
+            # skip a pass.)
             joined = len(self._waiting)
             at_least = 2 if self._last_group > 1 else 1
             for passes in range(1, _MAX_PASSES + 1):
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                await loop.uncancellable_pass()
                 if len(self._waiting) == joined and passes >= at_least:
                     break
                 joined = len(self._waiting)
@@ -163,8 +161,8 @@ class GroupCommit:
         with ``failure`` if it is set."""
         for waiter in waiters:
             waiter.error = failure
-            if waiter.task is not None:
-                trio.lowlevel.reschedule(waiter.task)
+            if waiter.parker is not None:
+                waiter.parker.unpark()
 
     def statistics(self) -> GroupCommitStatistics:
         """Counters since the start."""

@@ -1,0 +1,351 @@
+"""The event loop beneath the kernel: its few hot-path primitives, native to Trio or asyncio.
+
+satchel is written against AnyIO and runs in whichever loop opens it. AnyIO's generic
+primitives cost more than the backend's own where it counts (measured here: an Event made in
+1.0 µs against Trio's 0.17 µs; an ask round trip through AnyIO memory object streams 41-61 µs,
+through a Trio channel 18-31 µs, through an asyncio Future 8-14 µs), and an ask costs 10-30 µs
+in all. So what every ask touches — the reply slot's event, the mailbox's channel, the
+lent-turn budget's checkpoints, the task's identity, the clock, and the parking of a writer
+that waits on a group commit — comes from a ``Native``: one per backend, picked by
+``current_native()`` when a supervisor (or a group commit's write) starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar, final
+
+import anyio
+import sniffio
+import trio
+
+T = TypeVar("T")
+
+
+class NativeEvent(Protocol):
+    """A one-shot event of the running backend (``trio.Event`` or ``asyncio.Event``)."""
+
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+    async def wait(self) -> Any: ...
+
+
+class Channel(Protocol[T]):
+    """A bounded first-in first-out channel with one receiver; errors are AnyIO's."""
+
+    async def send(self, item: T) -> None: ...
+    def send_nowait(self, item: T) -> None: ...
+    async def receive(self) -> T: ...
+    def receive_nowait(self) -> T: ...
+    def close(self) -> None: ...
+
+
+class Parker(Protocol):
+    """Where one task waits, uncancellably, until another task releases it."""
+
+    async def park(self) -> None: ...
+    def unpark(self) -> None: ...
+
+
+class Native(Protocol):
+    """The hot-path primitives of one backend."""
+
+    name: str
+    #: Whether a shield keeps every cancellation out of a turn run in a host's task. On
+    #: asyncio a host may cancel its own task natively (``Task.cancel``), past any shield.
+    shields_host_tasks: bool
+
+    def event(self) -> NativeEvent: ...
+    def channel(self, capacity: int) -> Channel[Any]: ...
+    def parker(self) -> Parker: ...
+    def current_task(self) -> object: ...
+    def clock(self) -> Callable[[], float]: ...
+    async def checkpoint(self) -> None: ...
+    async def checkpoint_if_cancelled(self) -> None: ...
+    async def uncancellable_pass(self) -> None: ...
+    def shield(self) -> trio.CancelScope: ...
+
+
+# -- Trio ---------------------------------------------------------------------------------
+
+
+def _refuse_abort(_: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
+
+
+@final
+class _TrioParker:
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        self._task: trio.lowlevel.Task | None = None
+
+    async def park(self) -> None:
+        self._task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
+
+    def unpark(self) -> None:
+        if self._task is not None:
+            trio.lowlevel.reschedule(self._task)
+            self._task = None
+
+
+@final
+class _TrioChannel(Generic[T]):
+    """A Trio memory channel with AnyIO's errors (raised on the rare paths only)."""
+
+    __slots__ = ("_receive", "_send")
+
+    def __init__(self, capacity: int) -> None:
+        self._send, self._receive = trio.open_memory_channel[T](capacity)
+
+    def send_nowait(self, item: T) -> None:
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            raise anyio.WouldBlock from None
+        except trio.BrokenResourceError:
+            raise anyio.BrokenResourceError from None
+
+    async def send(self, item: T) -> None:
+        try:
+            await self._send.send(item)
+        except trio.BrokenResourceError:
+            raise anyio.BrokenResourceError from None
+
+    async def receive(self) -> T:
+        return await self._receive.receive()
+
+    def receive_nowait(self) -> T:
+        try:
+            return self._receive.receive_nowait()
+        except trio.WouldBlock:
+            raise anyio.WouldBlock from None
+
+    def close(self) -> None:
+        self._receive.close()
+
+
+@final
+class _Trio:
+    name = "trio"
+    shields_host_tasks = True
+
+    def event(self) -> NativeEvent:
+        return trio.Event()
+
+    def channel(self, capacity: int) -> Channel[Any]:
+        return _TrioChannel[Any](capacity)
+
+    def parker(self) -> Parker:
+        return _TrioParker()
+
+    def current_task(self) -> object:
+        return trio.lowlevel.current_task()
+
+    def clock(self) -> Callable[[], float]:
+        return trio.current_time
+
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def checkpoint_if_cancelled(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def uncancellable_pass(self) -> None:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def shield(self) -> trio.CancelScope:
+        return trio.CancelScope(shield=True)
+
+
+# -- asyncio ------------------------------------------------------------------------------
+
+
+def _rearm(task: asyncio.Task[Any], cancelled: asyncio.CancelledError) -> None:
+    """Deliver a cancellation that was held off at the task's next await, as Trio would at
+    its next checkpoint. The count of requests is left as it was (``uncancel`` was called
+    when it was caught), so ``asyncio.timeout`` and AnyIO's scopes still recognise theirs."""
+    task.cancel(cancelled.args[0] if cancelled.args else None)
+
+
+@final
+class _AsyncioParker:
+    __slots__ = ("_future", "_released")
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+        self._released = False
+
+    async def park(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        held: asyncio.CancelledError | None = None
+        while not self._released:
+            self._future = loop.create_future()
+            try:
+                await self._future
+            except asyncio.CancelledError as cancelled:
+                # A cancelled task cancels the future it awaits: wait on a new one.
+                held = cancelled
+                task.uncancel()
+        self._future = None
+        if held is not None:
+            _rearm(task, held)
+
+    def unpark(self) -> None:
+        self._released = True
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+
+@final
+class _AsyncioChannel(Generic[T]):
+    """A bounded queue for one receiver. A sender woken for room adds its item itself, so a
+    sender cancelled meanwhile adds nothing (and passes the room on)."""
+
+    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putters")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: collections.deque[T] = collections.deque()
+        self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._getter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def _wake_getter(self) -> None:
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    def _wake_putter(self) -> None:
+        while self._putters:
+            putter = self._putters.popleft()
+            if not putter.done():
+                putter.set_result(None)
+                return
+
+    def send_nowait(self, item: T) -> None:
+        if self._closed:
+            raise anyio.BrokenResourceError
+        if len(self._items) >= self._capacity or self._putters:
+            raise anyio.WouldBlock
+        self._items.append(item)
+        self._wake_getter()
+
+    async def send(self, item: T) -> None:
+        if self._closed:
+            raise anyio.BrokenResourceError
+        if len(self._items) < self._capacity and not self._putters:
+            self._items.append(item)
+            self._wake_getter()
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            putter: asyncio.Future[None] = loop.create_future()
+            self._putters.append(putter)
+            try:
+                await putter
+            except BaseException:
+                if putter in self._putters:
+                    self._putters.remove(putter)
+                elif putter.done() and not putter.cancelled() and putter.exception() is None:
+                    self._wake_putter()  # woken for room it will not use
+                raise
+            if len(self._items) < self._capacity:
+                self._items.append(item)
+                self._wake_getter()
+                return
+
+    async def receive(self) -> T:
+        while not self._items:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        item = self._items.popleft()
+        self._wake_putter()
+        return item
+
+    def receive_nowait(self) -> T:
+        if not self._items:
+            raise anyio.ClosedResourceError if self._closed else anyio.WouldBlock
+        item = self._items.popleft()
+        self._wake_putter()
+        return item
+
+    def close(self) -> None:
+        self._closed = True
+        self._items.clear()
+        while self._putters:
+            putter = self._putters.popleft()
+            if not putter.done():
+                putter.set_exception(anyio.BrokenResourceError())
+        self._wake_getter()
+
+
+@final
+class _Asyncio:
+    name = "asyncio"
+    shields_host_tasks = False
+
+    def event(self) -> NativeEvent:
+        return asyncio.Event()
+
+    def channel(self, capacity: int) -> Channel[Any]:
+        return _AsyncioChannel[Any](capacity)
+
+    def parker(self) -> Parker:
+        return _AsyncioParker()
+
+    def current_task(self) -> object:
+        return asyncio.current_task()
+
+    def clock(self) -> Callable[[], float]:
+        return asyncio.get_running_loop().time
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+    async def checkpoint_if_cancelled(self) -> None:
+        # A cancellation (native or AnyIO's) is a request raised at the task's next await;
+        # there is nothing to look at before that.
+        return
+
+    async def uncancellable_pass(self) -> None:
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError as cancelled:
+            task = asyncio.current_task()
+            assert task is not None
+            task.uncancel()
+            _rearm(task, cancelled)
+
+    def shield(self) -> trio.CancelScope:
+        raise NotImplementedError("asyncio cannot shield a host's task from Task.cancel")
+
+
+TRIO: Native = _Trio()
+ASYNCIO: Native = _Asyncio()
+
+
+def current_native() -> Native:
+    """The primitives of the event loop running this task (Trio or asyncio)."""
+    try:
+        name = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise RuntimeError(
+            "satchel runs inside an event loop (Trio or asyncio); from plain code, use "
+            "satchel.sync.open_runtime"
+        ) from None
+    if name == "trio":
+        return TRIO
+    if name == "asyncio":
+        return ASYNCIO
+    raise RuntimeError(f"satchel runs on Trio or asyncio, not {name}")
