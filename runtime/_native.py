@@ -255,6 +255,8 @@ class _AsyncioChannel(Generic[T]):
                 elif putter.done() and not putter.cancelled() and putter.exception() is None:
                     self._wake_putter()  # woken for room it will not use
                 raise
+            if self._closed:
+                raise anyio.BrokenResourceError
             if len(self._items) < self._capacity:
                 self._items.append(item)
                 self._wake_getter()

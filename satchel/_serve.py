@@ -1,5 +1,6 @@
-"""``satchel serve``: the HTTP app on hypercorn's Trio worker, with its token and its
-discovery file in the data folder, so other commands on that folder find the server."""
+"""``satchel serve``: the HTTP app on hypercorn (its Trio or asyncio worker), with its token
+and its discovery file in the data folder, so other commands on that folder find the
+server."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.abc
 import attrs
-import trio
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.trio import serve as hypercorn_trio_serve
+from hypercorn.utils import repr_socket_addr, wrap_app
 
 from satchel._errors import ValidationError
 from satchel._http import make_app
+from satchel.runtime import current_native
 
 if TYPE_CHECKING:
     from satchel._runtime import Runtime
@@ -78,9 +83,12 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8470,
     *,
-    task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+    task_status: anyio.abc.TaskStatus[ServerInfo] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``rt`` over HTTP until cancelled; ``nursery.start`` returns once it listens."""
+    """Serve ``rt`` over HTTP until cancelled; ``task_group.start`` returns once it listens.
+
+    Runs on hypercorn's worker for the event loop that runs ``rt`` (Trio or asyncio).
+    """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValidationError(f"port must be 0..65535, not {port!r}")
     token = load_token(rt.path)
@@ -90,9 +98,13 @@ async def serve(
     config.errorlog = None
     config.graceful_timeout = 1.0
     app = make_app(rt, token)
-    async with trio.open_nursery() as nursery:
-        bound = await nursery.start(hypercorn_serve, app, config)
-        info = ServerInfo(bound[0], token, os.getpid())
+    async with anyio.create_task_group() as tasks:
+        if current_native().name == "trio":
+            bound = await tasks.start(hypercorn_trio_serve, app, config)
+            url = bound[0]
+        else:
+            url = await tasks.start(_serve_asyncio, app, config)
+        info = ServerInfo(url, token, os.getpid())
         discovery = None if rt.path is None else rt.path / SERVER_FILE
         try:
             if discovery is not None:
@@ -100,8 +112,42 @@ async def serve(
                 staged.write_text(json.dumps({"url": info.url, "pid": info.pid}))
                 staged.replace(discovery)
             task_status.started(info)
-            await trio.sleep_forever()
+            await anyio.sleep_forever()
         finally:
             if discovery is not None:
                 discovery.unlink(missing_ok=True)
-            nursery.cancel_scope.cancel()
+            tasks.cancel_scope.cancel()
+
+
+async def _serve_asyncio(
+    app: Any, config: Config, *, task_status: anyio.abc.TaskStatus[str]
+) -> None:
+    """hypercorn's asyncio worker on sockets bound here (so port 0 can be reported), stopped
+    gracefully when this task is cancelled."""
+    sockets = config.create_sockets()
+    listening = sockets.insecure_sockets[0]
+    stop = anyio.Event()
+    try:
+        async with anyio.create_task_group() as tasks:
+
+            async def run() -> None:
+                # Shielded: hypercorn's shutdown awaits; the trigger below stops it instead.
+                with anyio.CancelScope(shield=True):
+                    await worker_serve(
+                        wrap_app(app, config.wsgi_max_body_size, None),
+                        config,
+                        sockets=sockets,
+                        shutdown_trigger=stop.wait,
+                    )
+
+            tasks.start_soon(run)
+            task_status.started(
+                "http://" + repr_socket_addr(listening.family, listening.getsockname())
+            )
+            try:
+                await anyio.sleep_forever()
+            finally:
+                stop.set()
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()

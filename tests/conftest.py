@@ -1,14 +1,39 @@
-"""Shared fixtures: every backend, and stores on each."""
+"""Shared fixtures: both event loops, every storage backend, and stores on each."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio.testing
 from satchel.storage import BlobLimits, KeyValueStore, MemoryStore, RocksStore, Store, open_store
 
 from satchel import Runtime, open_runtime
+
+from .autojump import AutojumpLoop
+
+#: Every async test runs on each event loop.
+LOOPS = ["trio", "asyncio"]
+
+
+@pytest.fixture(params=LOOPS)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """The event loop an async test runs on; a test that asks for ``autojump_clock`` runs
+    on a clock that jumps ahead whenever every task waits."""
+    if "autojump_clock" not in request.fixturenames:
+        return (request.param, {})
+    if request.param == "trio":
+        return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+    return ("asyncio", {"loop_factory": AutojumpLoop})
+
+
+@pytest.fixture
+def autojump_clock() -> None:
+    """Asked for by a test whose time jumps ahead whenever every task waits (see
+    ``anyio_backend``): nothing sleeps in real time."""
+
 
 BACKENDS = ["memory", "rocksdb"]
 #: Also RocksDB with every non-empty blob-space value in a file (64 KiB and up otherwise).

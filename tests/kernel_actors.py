@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import attrs
-import trio
 from satchel.runtime import Actor, ActorSpec, ReminderFired, TimerFired
 
 from satchel import ValidationError
@@ -91,7 +91,7 @@ class Counter(Actor[Any]):
         if isinstance(message, Invalid):
             raise ValidationError(f"{self.actor_id}: invalid")
         if isinstance(message, Sleep):
-            await trio.sleep(message.seconds)
+            await anyio.sleep(message.seconds)
             return "slept"
         if isinstance(message, Tick):
             self.context.start_timer("tick", message.every, interval=message.every)

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
+import anyio.lowlevel
 import attrs
 import blake3
 import msgpack
 import pytest
-import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from satchel.actors import ArchiveReport, export_session, import_session
@@ -127,7 +128,7 @@ def flip(data: bytes, at: int) -> bytes:
 async def pieces(data: bytes, size: int = 300_000) -> AsyncIterator[bytes]:
     """``data`` as an async stream."""
     for start in range(0, len(data), size):
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         yield data[start : start + size]
 
 
@@ -342,13 +343,11 @@ async def test_dedup_against_content_already_stored(rt: Runtime, target: Runtime
     await clean(target)
 
 
-async def test_imported_deadlines_fire(
-    rt: Runtime, target: Runtime, autojump_clock: trio.abc.Clock
-) -> None:
+async def test_imported_deadlines_fire(rt: Runtime, target: Runtime, autojump_clock: None) -> None:
     """A policy deadline of an imported session fires in the target, as if created there."""
     sid = await rt.sessions.create(config={"max_duration_s": 60})
     await load(target, await export(rt, sid))
-    await trio.sleep(61)
+    await anyio.sleep(61)
     info = await target.sessions.get(sid)
     assert (info.status, info.failure_reason) == ("failed", "timeout")
     await clean(target)
@@ -387,7 +386,7 @@ async def test_export_reads_one_consistent_view(rt: Runtime, target: Runtime) ->
         nonlocal archive
         archive = await export(rt, sid)
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(exporter)
         for n in range(20):
             await rt.sessions.set_state(sid, "n", n)
@@ -405,7 +404,7 @@ async def test_artifact_deleted_during_export_fails_the_export(tmp_path: Path) -
     async with open_runtime(tmp_path, store="memory", limits=SMALL_CHUNKS) as rt:
         sid = await rt.sessions.create()
         await rt.artifacts.store(sid, "tool_result", "a.bin", os.urandom(SMALL_CHUNKS.max_size))
-        started = trio.Event()
+        started = anyio.Event()
 
         class Sink(io.BytesIO):
             def write(self, data: Any) -> int:
@@ -417,7 +416,7 @@ async def test_artifact_deleted_during_export_fails_the_export(tmp_path: Path) -
             await started.wait()
             await rt.artifacts.delete(sid, "a.bin")
 
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             nursery.start_soon(deleter)
             with pytest.raises(ArtifactNotFoundError, match="deleted during the export"):
                 await export_session(rt.sessions, rt.artifacts, rt.store, sid, Sink())
@@ -728,17 +727,17 @@ def test_descendants_of_looping_parent_links_end() -> None:
 
 
 async def test_a_deadline_already_past_when_imported_fires(
-    rt: Runtime, target: Runtime, autojump_clock: trio.abc.Clock
+    rt: Runtime, target: Runtime, autojump_clock: None
 ) -> None:
     """An imported session whose deadline passed before the import (and after the target's
     last sweep) is acted on at once, not never."""
     sid = await rt.sessions.create(config={"max_duration_s": 60})
     archive = await export(rt, sid)
     other = await target.sessions.create(config={"max_duration_s": 100})
-    await trio.sleep(300)  # the target sweeps past the imported deadline's time
+    await anyio.sleep(300)  # the target sweeps past the imported deadline's time
     assert (await target.sessions.get(other)).status == "failed"
     await load(target, archive)
-    await trio.sleep(1)
+    await anyio.sleep(1)
     assert (await target.sessions.get(sid)).status == "failed"
 
 

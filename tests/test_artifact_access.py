@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import trio
 from satchel.storage import Batch
 
 from satchel import (
@@ -205,7 +204,7 @@ async def test_finished_sessions_can_share(rt: Runtime) -> None:
     assert kinds[-1] == "artifact_shared"
 
 
-async def test_audit_log_is_bounded(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+async def test_audit_log_is_bounded(tmp_path: Path, autojump_clock: None) -> None:
     """Past ``audit_max_entries`` the oldest entries go, also across a restart."""
     async with open_runtime(tmp_path, audit_max_entries=5) as rt:
         owner, other, _ = await three(rt)
@@ -314,9 +313,7 @@ async def test_strangers_learn_nothing_from_share(rt: Runtime) -> None:
     assert [(e.action, e.granted) for e in log] == [("share", False)] * 3
 
 
-async def test_audit_bound_holds_when_a_write_fails(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
-) -> None:
+async def test_audit_bound_holds_when_a_write_fails(tmp_path: Path, autojump_clock: None) -> None:
     """A granted write that then fails on a quota is audited and the bound still holds."""
     async with open_runtime(tmp_path, audit_max_entries=2) as rt:
         owner = await rt.sessions.create(config={"max_artifacts": 2})

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
-import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from satchel.actors import _artifact_query
@@ -44,7 +44,7 @@ async def populate(rt: Runtime) -> tuple[list[str], list[ArtifactInfo]]:
             meta["label"] = "red"  # custom metadata that looks like a tag, but is not one
         content = bytes([i]) * ((i * 37) % 50)
         await rt.artifacts.store(sessions[i % 4], TYPES[i % 3], NAMES[(i // 4) % 5], content, meta)
-        await trio.sleep(1 if i % 3 else 0)  # some stores share a timestamp
+        await anyio.sleep(1 if i % 3 else 0)  # some stores share a timestamp
     first = (await rt.artifacts.versions(sessions[0], NAMES[0]))[0]
     await rt.artifacts.delete(sessions[0], first.id)
     await rt.artifacts.delete(sessions[1], NAMES[4])
@@ -138,7 +138,7 @@ def queries(sessions: list[str], start: float) -> st.SearchStrategy[dict[str, An
 @pytest.mark.parametrize(("small", "probe"), [(512, 256), (2, 2)])
 async def test_queries_match_the_model(
     tmp_path: Path,
-    autojump_clock: trio.abc.Clock,
+    autojump_clock: None,
     monkeypatch: pytest.MonkeyPatch,
     backend: str,
     small: int,
@@ -187,7 +187,7 @@ async def test_queries_match_the_model(
 
 
 async def test_tags_match_tags_and_metadata_matches_custom(
-    rt: Runtime, autojump_clock: trio.abc.Clock
+    rt: Runtime, autojump_clock: None
 ) -> None:
     """``tags`` matches the artifact's tags only; a custom key named like a tag is matched
     by ``metadata``; custom values compare as JSON (``1 == 1.0``, ``true`` apart)."""

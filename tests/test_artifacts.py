@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
-import trio
 from satchel.storage import BlobLimits
 
 from satchel import (
@@ -29,7 +30,7 @@ MIB = 1 << 20
 async def pieces(data: bytes, size: int = 300_000) -> AsyncIterator[bytes]:
     """``data`` as an async stream of pieces."""
     for start in range(0, len(data), size):
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         yield data[start : start + size]
 
 
@@ -174,7 +175,7 @@ async def test_concurrent_stores_of_the_same_bytes_make_one_blob(rt: Runtime) ->
         content = pieces(data) if streamed else data
         refs.append(await session.store_artifact("same", content, "tool_result"))
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(store, sessions[0], True)
         nursery.start_soon(store, sessions[1], False)
     assert refs[0].content_hash == refs[1].content_hash

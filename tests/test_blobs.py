@@ -6,6 +6,8 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import blake3
 import lz4.frame
 import pytest
@@ -25,7 +27,7 @@ TEXT = b'{"role": "tool", "content": "the quick brown fox jumps over the lazy do
 async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
     """Yield ``data`` in pieces of ``size`` bytes, checkpointing between them."""
     for start in range(0, len(data), size):
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         yield data[start : start + size]
 
 
@@ -115,7 +117,7 @@ async def test_concurrent_streams_of_same_bytes_dedup(store: Store) -> None:
     async def upload(owner: bytes) -> None:
         hashes.append(await store_blob(store, pieces(data, 1500), owner))
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(upload, b"t\x00a")
         nursery.start_soon(upload, b"t\x00b")
     assert hashes[0] == hashes[1]
@@ -238,7 +240,7 @@ async def test_oversize_stream_cleans_up(store: Store) -> None:
     assert (await store.check()).clean
 
 
-async def test_cancelled_upload_cleans_up(store: Store, autojump_clock: trio.abc.Clock) -> None:
+async def test_cancelled_upload_cleans_up(store: Store, autojump_clock: None) -> None:
     """Cancelling a streaming put removes the chunks it had written."""
     written: list[int] = []
 
@@ -246,10 +248,10 @@ async def test_cancelled_upload_cleans_up(store: Store, autojump_clock: trio.abc
         for _ in range(3):
             yield os.urandom(4096)
         written.append(len(chunk_keys(store)))
-        await trio.sleep_forever()
+        await anyio.sleep_forever()
         yield b""  # pragma: no cover
 
-    with trio.move_on_after(5):
+    with anyio.move_on_after(5):
         await store.blobs.put(stalls())
     assert (written, chunk_keys(store)) == ([3], [])
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
-import trio
-import trio.testing
 from satchel.actors import _layout as layout
 from satchel.storage import Batch
 
@@ -54,11 +53,11 @@ async def test_passivate_and_restart_are_obeyed(rt: Runtime) -> None:
     sid = await rt.sessions.create()
     await rt.sessions.set_state(sid, "k", 1)  # creating writes records; the actor starts on use
     rt.control.restart(sid)
-    await trio.testing.wait_all_tasks_blocked()
+    await anyio.wait_all_tasks_blocked()
     inspected = await rt.control.inspect(sid)
     assert inspected.actor is not None and inspected.actor.activations == 2
     rt.control.passivate(sid)
-    await trio.testing.wait_all_tasks_blocked()
+    await anyio.wait_all_tasks_blocked()
     assert sid not in live_ids(rt)
     with pytest.raises(ActorNotFoundError):
         rt.control.passivate(sid)
@@ -108,7 +107,7 @@ async def test_check_and_gc_keep_data_readable(rt: Runtime) -> None:
     assert (await rt.control.check()).clean
     report = await rt.control.gc()
     assert report.passivated >= 1 and report.compacted and report.orphan_chunks_freed == 0
-    await trio.testing.wait_all_tasks_blocked()
+    await anyio.wait_all_tasks_blocked()
     assert sid not in live_ids(rt)
     assert (await rt.artifacts.get(sid, "a19")).content == b"x" * 5000 + bytes([19])
     assert (await rt.control.check()).clean

@@ -6,9 +6,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 import trio
-import trio.testing
 from satchel.actors import check_sessions
 from satchel.storage import Batch, GroupCommit, MemoryStore, RocksStore, _keys
 
@@ -62,7 +63,7 @@ async def test_concurrent_writers_share_a_few_syncs(machine: Runtime) -> None:
     for sid in sessions:  # start every actor, so all updates arrive together
         await machine.sessions.set_state(sid, "step", 0)
     before = syncs(machine)
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for sid in sessions:
             nursery.start_soon(machine.sessions.set_state, sid, "step", 1)
     assert syncs(machine) - before <= 10
@@ -80,7 +81,7 @@ async def test_order_is_kept_per_session(machine: Runtime) -> None:
             await machine.sessions.set_state(sid, "i", i)
             assert await machine.sessions.get_state(sid, "i") == i  # reads its own write
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for sid in sessions:
             nursery.start_soon(writer, sid)
     for sid in sessions:
@@ -114,7 +115,7 @@ async def test_a_failed_group_fails_its_writers_and_writes_nothing(tmp_path: Pat
             except StoreWriteFailedError as error:
                 errors.append(error)
 
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for sid in sessions:
                 nursery.start_soon(update, sid)
         assert len(errors) == 5
@@ -131,7 +132,7 @@ async def test_group_bounds_split_groups() -> None:
     """A group takes at most max_writes batches; the rest form the next group."""
     kv = MemoryStore()
     group = GroupCommit(kv, max_writes=3)
-    async with trio.open_nursery() as writers:
+    async with anyio.create_task_group() as writers:
         for i in range(10):
             batch = Batch()
             batch.put(b"k%d" % i, b"v")
@@ -153,7 +154,7 @@ async def test_writers_writing_again_at_once_keep_forming_one_group() -> None:
             batch.put(b"k%d-%d" % (i, round_), b"v")
             await group.write(batch)
 
-    async with trio.open_nursery() as writers:
+    async with anyio.create_task_group() as writers:
         for i in range(50):
             writers.start_soon(writer, i)
     stats = group.statistics()
@@ -185,19 +186,19 @@ async def test_a_cancelled_writer_is_still_written_with_its_group() -> None:
     landed: list[int] = []
     released: list[int] = []
 
-    async def writer(i: int, scope: trio.CancelScope) -> None:
+    async def writer(i: int, scope: anyio.CancelScope) -> None:
         batch = Batch()
         batch.put(b"k%d" % i, b"v")
         with scope:
             await group.write(batch)
             released.append(i)
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
             landed.append(i)
 
-    scopes = [trio.CancelScope() for _ in range(4)]
+    scopes = [anyio.CancelScope() for _ in range(4)]
     scopes[0].cancel()  # the leader
     scopes[2].cancel()  # a follower
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as nursery:
         for i, scope in enumerate(scopes):
             nursery.start_soon(writer, i, scope)
     assert sorted(released) == [0, 1, 2, 3] and sorted(landed) == [1, 3]
@@ -246,7 +247,7 @@ def test_an_interrupt_in_the_synced_write_releases_every_writer() -> None:
             outcomes.append("failed")
 
     async def writers() -> None:
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             for i in range(5):
                 nursery.start_soon(writer, i)
 
@@ -274,12 +275,12 @@ async def test_a_lent_turn_unshielded_is_not_cut_by_an_observer_registered_meanw
 
         async def slow_observer(_: object) -> None:
             seen.append("start")
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
             seen.append("end")
 
         cell = rt.supervisor.resident(("session", sid))
         assert cell is not None
-        asking = trio.CancelScope()
+        asking = anyio.CancelScope()
         kv = rt.store.kv
         real_write = kv.write
 
@@ -291,7 +292,7 @@ async def test_a_lent_turn_unshielded_is_not_cut_by_an_observer_registered_meanw
                 asking.cancel()
 
         kv.write = write_then_meddle  # type: ignore[method-assign]
-        with trio.fail_after(10), asking:
+        with anyio.fail_after(10), asking:
             await rt.sessions.set_state(sid, "k", 1)
         kv.write = real_write  # type: ignore[method-assign]
         assert seen == ["start", "end"] and asking.cancelled_caught

@@ -3,8 +3,8 @@ subscribers follow them live."""
 
 from __future__ import annotations
 
+import anyio
 import pytest
-import trio
 
 from satchel import InvalidArgumentError, Runtime, ValidationError
 
@@ -23,7 +23,7 @@ async def test_subscribers_follow_events_live(rt: Runtime) -> None:
         assert (first.kind, first.data["value"], first.seq) == ("state_set", 2, 2)
         assert (second.kind, second.data["name"]) == ("artifact_stored", "r.txt")
         assert {first.session_id, second.session_id} == {sid}
-        with trio.move_on_after(0.01):
+        with anyio.move_on_after(0.01):
             await feed.__anext__()
             pytest.fail("an unwanted event arrived")
     assert not rt.events.active
@@ -94,10 +94,10 @@ async def test_a_reader_finishes_when_the_subscription_ends(rt: Runtime) -> None
         async for event in feed:  # type: ignore[attr-defined]
             got.append(event.kind)
 
-    async with trio.open_nursery() as nursery, rt.events.subscribe(session_id=sid) as feed:
+    async with anyio.create_task_group() as nursery, rt.events.subscribe(session_id=sid) as feed:
         nursery.start_soon(read, feed)
         await rt.sessions.set_state(sid, "k", 1)
-        await trio.sleep(0.01)
+        await anyio.sleep(0.01)
     assert got == ["state_set"]
     with pytest.raises(InvalidArgumentError):
         async with rt.events.subscribe(kinds="state_set"):

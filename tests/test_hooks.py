@@ -6,8 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
-import trio
 from satchel.actors import _hooks
 
 from satchel import (
@@ -109,7 +110,7 @@ async def test_hooks_run_by_priority_and_are_journaled(rt: Runtime) -> None:
         seen.append(("low", ctx.data["value"]))
 
     async def high(ctx: HookContext) -> HookResult:
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         seen.append(("high", ctx.data["value"]))
         return HookResult.modify({"value": ctx.data["value"] + 1})
 
@@ -149,12 +150,12 @@ async def test_failing_hooks_are_isolated_unless_required(rt: Runtime) -> None:
     assert await rt.sessions.get_state(sid, "k") == 1
 
 
-async def test_overrunning_hooks(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+async def test_overrunning_hooks(rt: Runtime, autojump_clock: None) -> None:
     """An async hook past its deadline is cancelled and skipped (or fails a required one)."""
     sid = await rt.sessions.create()
 
     async def slow(ctx: HookContext) -> HookResult:
-        await trio.sleep(10)
+        await anyio.sleep(10)
         return HookResult.cancel("too late to matter")
 
     rt.hooks.register("state_changed", slow, name="slow", deadline_s=0.5)
@@ -321,9 +322,7 @@ async def test_metrics_let_go_of_deleted_sessions(tmp_path: Path) -> None:
         assert rt.metrics.aggregate() == MetricsSummary(None, {}, {}, 0, 0)
 
 
-async def test_untimed_observers_are_batched(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
-) -> None:
+async def test_untimed_observers_are_batched(tmp_path: Path, autojump_clock: None) -> None:
     """Untimed observers are called in a batch shortly after the operations, not in their turn,
     and all of them before the runtime closes."""
     seen: list[tuple[str, str]] = []
@@ -337,7 +336,7 @@ async def test_untimed_observers_are_batched(
         for i in range(3):
             await rt.sessions.set_state(sid, "k", i)
         assert seen == []
-        await trio.sleep(_hooks.FLUSH_DELAY_S * 2)
+        await anyio.sleep(_hooks.FLUSH_DELAY_S * 2)
         assert seen == [("state_changed", sid)] * 3
         await rt.sessions.set_state(sid, "k", 4)
         assert len(seen) == 3

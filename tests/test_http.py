@@ -8,10 +8,9 @@ import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
-import trio
-import trio.testing
 from satchel.storage import BlobLimits, RocksStore
 
 from satchel import Runtime, ValidationError, open_runtime
@@ -34,7 +33,7 @@ class Server:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     """A server on a fresh data folder (4 MiB content limit, 64 KiB chunks)."""
-    async with open_runtime(tmp_path / "data", limits=LIMITS) as rt, trio.open_nursery() as n:
+    async with open_runtime(tmp_path / "data", limits=LIMITS) as rt, anyio.create_task_group() as n:
         info: ServerInfo = await n.start(serve, rt, "127.0.0.1", 0)
         headers = {"Authorization": f"Bearer {info.token}"}
         async with httpx.AsyncClient(base_url=info.url, headers=headers) as client:
@@ -72,7 +71,7 @@ async def test_the_discovery_file_goes_when_the_server_stops(tmp_path: Path) -> 
     folder = tmp_path / "data"
     tokens = []
     for _ in range(2):
-        async with open_runtime(folder) as rt, trio.open_nursery() as nursery:
+        async with open_runtime(folder) as rt, anyio.create_task_group() as nursery:
             info = await nursery.start(serve, rt, "127.0.0.1", 0)
             assert (folder / SERVER_FILE).exists()
             tokens.append(info.token)

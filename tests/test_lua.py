@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
-import trio
-import trio.testing
 from satchel.scripting import LuaState, ScriptLimits
 
 from satchel import (
@@ -241,12 +240,12 @@ async def test_session_scripts_store_files_only_from_allowed_folders(
 
 
 async def test_wall_time_limit_reaches_into_a_slow_api_call(
-    rt: Runtime, autojump_clock: trio.testing.MockClock
+    rt: Runtime, autojump_clock: None
 ) -> None:
     """A run whose API call outlasts the wall-time limit stops with ScriptLimitExceeded."""
 
     async def slow(_: Any) -> None:
-        await trio.sleep(60)
+        await anyio.sleep(60)
 
     rt.hooks.register("state_changed", slow, deadline_s=600)
     sid = await rt.sessions.create()

@@ -7,8 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import anyio
 import pytest
-import trio
 from satchel.actors import _layout as layout
 from satchel.storage import Batch
 
@@ -29,9 +29,7 @@ async def test_restart_reloads_state_from_rocksdb(tmp_path: Path) -> None:
         assert await rt.ask("stored", "s1", Add(1)) == 6
 
 
-async def test_state_and_reminders_survive_reopen(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
-) -> None:
+async def test_state_and_reminders_survive_reopen(tmp_path: Path, autojump_clock: None) -> None:
     """After closing and reopening the data folder, state is there and reminders fire."""
     async with open_runtime(tmp_path) as rt:
         rt.register(stored_counter_spec(rt.store))
@@ -40,7 +38,7 @@ async def test_state_and_reminders_survive_reopen(
         assert rt.statistics().supervisor.reminders == 1
     async with open_runtime(tmp_path) as rt:
         rt.register(stored_counter_spec(rt.store))
-        await trio.sleep(61)
+        await anyio.sleep(61)
         assert await rt.ask("stored", "s1", Add(0)) == 1002
         assert rt.statistics().supervisor.reminders == 0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
-import trio
 
 from satchel import (
     InvalidArgumentError,
@@ -17,7 +17,7 @@ from satchel import (
 
 
 async def test_a_replay_runs_when_due_and_keeps_its_result(
-    rt: Runtime, autojump_clock: trio.abc.Clock
+    rt: Runtime, autojump_clock: None
 ) -> None:
     """A one-shot schedule runs at its time, once; its result is kept and listed."""
     sid = await rt.sessions.create()
@@ -25,49 +25,47 @@ async def test_a_replay_runs_when_due_and_keeps_its_result(
     when = rt.supervisor.clock() + 30
     schedule = await rt.replays.schedule(sid, when=when, mode="exact")
     assert [s.id for s in await rt.replays.list(sid)] == [schedule]
-    await trio.sleep(20)
+    await anyio.sleep(20)
     assert await rt.replays.results(schedule) == []
-    await trio.sleep(20)
+    await anyio.sleep(20)
     (run,) = await rt.replays.results(schedule)
     assert (run.events_replayed, run.error) == (2, None)
-    await trio.sleep(600)
+    await anyio.sleep(600)
     assert len(await rt.replays.results(schedule)) == 1
     assert await rt.replays.cancel(schedule)
     assert await rt.replays.list() == []
     assert not await rt.replays.cancel(schedule)
 
 
-async def test_repeating_schedules_and_cancel(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+async def test_repeating_schedules_and_cancel(rt: Runtime, autojump_clock: None) -> None:
     """An interval schedule runs every interval until cancelled."""
     sid = await rt.sessions.create()
     schedule = await rt.replays.schedule(sid, every_s=60)
-    await trio.sleep(185)
+    await anyio.sleep(185)
     runs = await rt.replays.results(schedule)
     assert len(runs) == 4  # now, +60, +120, +180
     assert runs == sorted(runs, key=lambda r: r.ran_at)
     await rt.replays.cancel(schedule)
-    await trio.sleep(300)
+    await anyio.sleep(300)
     assert await rt.replays.results(schedule) == []
 
 
-async def test_a_schedule_survives_a_restart(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
-) -> None:
+async def test_a_schedule_survives_a_restart(tmp_path: Path, autojump_clock: None) -> None:
     """A schedule made before closing fires after reopening, including one that fell due
     while the runtime was closed."""
     async with open_runtime(tmp_path) as rt:
         sid = await rt.sessions.create()
         await rt.sessions.set_state(sid, "k", 1)
         schedule = await rt.replays.schedule(sid, when=rt.supervisor.clock() + 100)
-    await trio.sleep(500)  # closed while it falls due
+    await anyio.sleep(500)  # closed while it falls due
     async with open_runtime(tmp_path) as rt:
-        await trio.sleep(1)
+        await anyio.sleep(1)
         (run,) = await rt.replays.results(schedule)
         assert run.events_replayed == 2
 
 
 async def test_schedules_are_checked_and_dropped_with_their_session(
-    rt: Runtime, autojump_clock: trio.abc.Clock
+    rt: Runtime, autojump_clock: None
 ) -> None:
     """Bad schedules are refused; one whose session is gone is dropped when it fires."""
     sid = await rt.sessions.create()
@@ -81,18 +79,18 @@ async def test_schedules_are_checked_and_dropped_with_their_session(
         await rt.replays.cancel("nope")
     schedule = await rt.replays.schedule(sid, when=rt.supervisor.clock() + 10, every_s=10)
     await rt.sessions.delete(sid)
-    await trio.sleep(30)
+    await anyio.sleep(30)
     assert await rt.replays.list() == []
     assert await rt.replays.results(schedule) == []
 
 
-async def test_schedules_go_with_their_session(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+async def test_schedules_go_with_their_session(rt: Runtime, autojump_clock: None) -> None:
     """Deleting a session deletes its schedules and their runs in the same batch."""
     sid = await rt.sessions.create()
     keep = await rt.sessions.create()
     schedule = await rt.replays.schedule(sid, every_s=10)
     other = await rt.replays.schedule(keep, every_s=10)
-    await trio.sleep(1)
+    await anyio.sleep(1)
     assert await rt.replays.results(schedule)
     await rt.sessions.delete(sid)
     assert [s.id for s in await rt.replays.list()] == [other]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
-import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from satchel.actors import _query
@@ -31,7 +31,7 @@ async def populate(rt: Runtime) -> list[SessionInfo]:
             parent_id=parent,
         )
         ids.append(sid)
-        await trio.sleep(1)
+        await anyio.sleep(1)
     for i, sid in enumerate(ids):
         if i % 5 == 1:
             await rt.sessions.suspend(sid)
@@ -42,13 +42,13 @@ async def populate(rt: Runtime) -> list[SessionInfo]:
         elif i % 10 == 4:
             await rt.sessions.complete(sid)
             await rt.sessions.archive(sid)
-        await trio.sleep(1)
+        await anyio.sleep(1)
     # Touch some sessions so the update order differs from the creation order.
     for sid in ids[::-4]:
         info = await rt.sessions.get(sid)
         if info.status == "active":
             await rt.sessions.set_state(sid, "touch", True)
-            await trio.sleep(1)
+            await anyio.sleep(1)
     return await rt.sessions.list()
 
 
@@ -109,7 +109,7 @@ def queries(everything: list[SessionInfo]) -> st.SearchStrategy[dict[str, Any]]:
 @pytest.mark.parametrize(("small", "probe"), [(512, 256), (2, 2)])
 async def test_queries_match_the_model(
     tmp_path: Path,
-    autojump_clock: trio.abc.Clock,
+    autojump_clock: None,
     monkeypatch: pytest.MonkeyPatch,
     backend: str,
     small: int,
@@ -135,7 +135,7 @@ async def test_queries_match_the_model(
         assert (await rt.sessions.check()).clean
 
 
-async def test_each_filter_alone(rt: Runtime, autojump_clock: trio.abc.Clock) -> None:
+async def test_each_filter_alone(rt: Runtime, autojump_clock: None) -> None:
     """Each filter on its own selects exactly the sessions it names."""
     everything = await populate(rt)
     for q in (
