@@ -50,7 +50,8 @@ class Parker(Protocol):
 
 
 class Native(Protocol):
-    """The hot-path primitives of one backend."""
+    """The hot-path primitives of one backend. ``loop_token`` names the event loop running
+    the caller (``None`` outside one of this backend's loops)."""
 
     name: str
     #: Whether a shield keeps every cancellation out of a turn run in a host's task. On
@@ -61,6 +62,7 @@ class Native(Protocol):
     def channel(self, capacity: int) -> Channel[Any]: ...
     def parker(self) -> Parker: ...
     def current_task(self) -> object: ...
+    def loop_token(self) -> object | None: ...
     def clock(self) -> Callable[[], float]: ...
     async def checkpoint(self) -> None: ...
     async def checkpoint_if_cancelled(self) -> None: ...
@@ -144,6 +146,12 @@ class _Trio:
 
     def current_task(self) -> object:
         return trio.lowlevel.current_task()
+
+    def loop_token(self) -> object | None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
 
     def clock(self) -> Callable[[], float]:
         return trio.current_time
@@ -308,6 +316,9 @@ class _Asyncio:
 
     def current_task(self) -> object:
         return asyncio.current_task()
+
+    def loop_token(self) -> object | None:
+        return asyncio._get_running_loop()
 
     def clock(self) -> Callable[[], float]:
         return asyncio.get_running_loop().time

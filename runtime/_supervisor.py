@@ -6,7 +6,7 @@ import collections
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, final
+from typing import Any, NoReturn, final
 
 import anyio
 import anyio.abc
@@ -16,6 +16,7 @@ import attrs
 from satchel._errors import (
     ActorFailedError,
     ActorNotFoundError,
+    ForeignLoopError,
     MailboxFullError,
     RuntimeClosedError,
 )
@@ -70,6 +71,7 @@ class Supervisor:
         self._nursery = nursery
         #: The running event loop's hot-path primitives (Trio's or asyncio's).
         self.native = _native.current_native()
+        self._loop = self.native.loop_token()
         self._epoch = _epoch()
         self._now = self.native.clock()
         self.strategy = strategy
@@ -94,6 +96,14 @@ class Supervisor:
     def now(self) -> float:
         """The event loop's clock (monotonic seconds)."""
         return self._now()
+
+    def refuse_foreign_caller(self) -> NoReturn:
+        """Raise ``ForeignLoopError``: the caller runs outside the loop that opened this."""
+        raise ForeignLoopError(
+            f"this satchel runtime runs in the {self.native.name} event loop that opened it, "
+            "and was called from another thread or event loop; from plain threads use "
+            "satchel.sync.open_runtime, or open a runtime in the loop that calls it"
+        )
 
     def register(self, spec: ActorSpec) -> None:
         """Make actors of ``spec.kind`` addressable."""
@@ -346,8 +356,11 @@ class ActorRef:
         return hash(self._key)
 
     def _check_open(self) -> None:
-        if self._supervisor.closed:
+        supervisor = self._supervisor
+        if supervisor.closed:
             raise RuntimeClosedError(f"the runtime is closed; {self.kind}/{self.actor_id} is gone")
+        if supervisor.native.loop_token() is not supervisor._loop:
+            supervisor.refuse_foreign_caller()
 
     async def tell(self, message: Any) -> None:
         """Send ``message``, waiting while the mailbox is full; no answer."""

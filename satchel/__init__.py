@@ -8,6 +8,7 @@ from ._errors import ActorNotFoundError as ActorNotFoundError
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import BlobNotFoundError as BlobNotFoundError
 from ._errors import ContentTooLargeError as ContentTooLargeError
+from ._errors import ForeignLoopError as ForeignLoopError
 from ._errors import HookCancelledError as HookCancelledError
 from ._errors import IntegrityError as IntegrityError
 from ._errors import InvalidArgumentError as InvalidArgumentError

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+import anyio
 import httpx
-import trio
 
 from satchel import _cli_commands as cmd
 from satchel._allocator import tune_allocator
@@ -80,6 +80,12 @@ def _common() -> argparse.ArgumentParser:
         choices=get_args(Durability),
         default=argparse.SUPPRESS,
         help="process (default: survives a killed process) or machine (survives power loss)",
+    )
+    common.add_argument(
+        "--backend",
+        choices=("trio", "asyncio"),
+        default=argparse.SUPPRESS,
+        help="the event loop the command runs on (default trio)",
     )
     return common
 
@@ -242,6 +248,9 @@ def _parser() -> argparse.ArgumentParser:
     place.add_argument("--memory", action="store_true", help="keep nothing: an in-memory store")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--durability", choices=get_args(Durability), help="process or machine")
+    parser.add_argument(
+        "--backend", choices=("trio", "asyncio"), default="trio", help="event loop (default trio)"
+    )
     commands = parser.add_subparsers(dest="group", required=True)
     demo = commands.add_parser("demo", help="store an artifact, read it back, check the store",
                                parents=[common])  # fmt: skip
@@ -320,7 +329,7 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
     durability = _durability(args)
     async with (
         open_runtime(folder, store=store, durability=durability) as rt,
-        trio.open_nursery() as nursery,
+        anyio.create_task_group() as nursery,
     ):
         info = await nursery.start(serve, rt, args.host, args.port)
         where = f"token in {folder / TOKEN_FILE}" if folder else f"token {info.token}"
@@ -329,7 +338,7 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
             f"({durability} durability, {where})"
         )
         # SIGTERM and Ctrl-C stop serving cleanly: the discovery file goes, the store closes.
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
                 nursery.cancel_scope.cancel()
                 break
@@ -359,15 +368,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else 2
     out = Output(as_json=args.json)
     tune_allocator()  # this process is ours: keep freed chunk buffers warm (satchel._allocator)
+    backend = args.backend
     try:
         if args.group == "run":
-            return trio.run(_run, args, out)
+            return anyio.run(_run, args, out, backend=backend)
         if args.group == "serve":
-            return trio.run(_serve, args, out)
+            return anyio.run(_serve, args, out, backend=backend)
         if args.group == "demo":
             with _open(args) as store:
-                return trio.run(_demo, store, args.name)
-        return trio.run(_api, args, out)
+                return anyio.run(_demo, store, args.name, backend=backend)
+        return anyio.run(_api, args, out, backend=backend)
     except SatchelError as error:
         out.error(f"{error.kind}: {error}")
         return 2

@@ -106,6 +106,14 @@ class RuntimeClosedError(SatchelError, RuntimeError):
     kind = "RuntimeClosed"
 
 
+class ForeignLoopError(SatchelError, RuntimeError):
+    """The runtime was called from a thread or event loop other than the one that opened it
+    (it belongs to that loop: use ``satchel.sync`` from plain threads, or open it where it
+    is called)."""
+
+    kind = "ForeignLoop"
+
+
 class SessionExistsError(SatchelError, FileExistsError):
     """A session with that id (or an artifact id it holds) is already stored, so an import
     would overwrite it."""

@@ -1,77 +1,75 @@
-"""``satchel.sync.open_runtime``: the runtime for plain synchronous code.
-
-The Trio loop runs in a background thread; each method call blocks the caller until the
-Trio side has answered.
-"""
+"""``satchel.sync.open_runtime``: the runtime for plain synchronous code (see ``_portal``)."""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import os
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import trio
+from anyio.from_thread import start_blocking_portal
 
-from satchel._portal import Proxy, is_async, with_keywords
-from satchel._runtime import open_runtime as open_trio_runtime
-
-
-class _ThreadPortal:
-    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
-        self._token = token
-
-    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        target = with_keywords(fn, kwargs)
-        if is_async(fn):
-            return trio.from_thread.run(target, *args, trio_token=self._token)
-        return trio.from_thread.run_sync(target, *args, trio_token=self._token)
-
-
-class SyncProxy(Proxy):
-    """A runtime object whose methods block until the Trio side answers."""
-
-    __slots__ = ()
-
-    def _method(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._wrap(self._portal.call(fn, *args, **kwargs))
-
-        call.__doc__ = fn.__doc__
-        return call
+from satchel._portal import LoopPortal, ThreadPortal
+from satchel._runtime import Runtime
+from satchel._runtime import open_runtime as open_async_runtime
+from satchel._sync_api import SyncRuntime
 
 
 @contextmanager
-def open_runtime(path: str | os.PathLike[str] | None = None, **options: Any) -> Iterator[Any]:
-    """The runtime of ``satchel.open_runtime`` (same arguments), for synchronous code."""
-    handoff: queue.Queue[tuple[Any, ...] | BaseException] = queue.Queue()
-    failure: list[BaseException] = []
+def open_runtime(
+    path: str | os.PathLike[str] | None = None, *, background: bool = False, **options: Any
+) -> Iterator[SyncRuntime]:
+    """The runtime of ``satchel.open_runtime`` (same arguments), with blocking methods.
 
-    async def main() -> None:
-        try:
-            async with open_trio_runtime(path, **options) as runtime:
-                stop = trio.Event()
-                handoff.put((runtime, stop, trio.lowlevel.current_trio_token()))
-                await stop.wait()
-        except BaseException as error:
-            handoff.put(error)
-            failure.append(error)
-
-    thread = threading.Thread(target=trio.run, args=(main,), name="satchel-trio", daemon=True)
-    thread.start()
-    first = handoff.get()
-    if isinstance(first, BaseException):
-        thread.join()
-        raise first
-    runtime, stop, token = first
+    Each call runs the runtime's event loop in the calling thread, which alone may use it;
+    between calls nothing runs. With ``background=True`` the loop runs in a thread of its own
+    (timers fire on time, any thread may call), and each call costs a hop to that thread.
+    """
+    if background:
+        with (
+            start_blocking_portal("asyncio") as blocking,
+            blocking.wrap_async_context_manager(open_async_runtime(path, **options)) as rt,
+        ):
+            yield SyncRuntime(rt, ThreadPortal(blocking))
+        return
+    loop = asyncio.new_event_loop()
+    portal = LoopPortal(loop)
     try:
-        yield SyncProxy(runtime, _ThreadPortal(token))
+        with _held_open(loop, path, options) as rt:
+            yield SyncRuntime(rt, portal)
     finally:
-        with contextlib.suppress(trio.RunFinishedError):  # the run may have died already
-            trio.from_thread.run_sync(stop.set, trio_token=token)
-        thread.join()
-        if failure:
-            raise failure[0]  # the body's own error, if any, stays as its __context__
+        portal.closed = True
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+@contextmanager
+def _held_open(
+    loop: asyncio.AbstractEventLoop, path: str | os.PathLike[str] | None, options: dict[str, Any]
+) -> Iterator[Runtime]:
+    """The runtime opened in a task of ``loop`` that keeps it open until this exits."""
+    opened: asyncio.Future[Runtime] = loop.create_future()
+    stop = asyncio.Event()
+
+    async def hold() -> None:
+        async with open_async_runtime(path, **options) as rt:
+            opened.set_result(rt)
+            await stop.wait()
+
+    async def first() -> Runtime:
+        waiting: list[asyncio.Future[Any]] = [opened, holder]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not opened.done():
+            holder.result()  # raises why the runtime did not open
+        return opened.result()
+
+    holder = loop.create_task(hold())
+    rt = loop.run_until_complete(first())
+    try:
+        yield rt
+    finally:
+        stop.set()
+        loop.run_until_complete(holder)

@@ -56,6 +56,23 @@ def _is_lock_error(error: Exception) -> bool:
     return "LOCK" in text and ("lock" in text.lower())
 
 
+_OWNER_FILE = "owner.pid"
+
+
+def _holder(folder: Path) -> str:
+    """Who holds ``folder``'s lock, as the owner file tells it."""
+    try:
+        pid = int((folder / _OWNER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return "another satchel holds its lock"
+    if pid == os.getpid():
+        return f"this process (pid {pid}) has it open already"
+    return (
+        f"process {pid} holds it (a satchel serve there is reached by the CLI; "
+        "otherwise stop that process)"
+    )
+
+
 @final
 class RocksStore:
     """A ``KeyValueStore`` in a RocksDB folder; one open store per folder at a time."""
@@ -77,10 +94,11 @@ class RocksStore:
         except Exception as error:
             if _is_lock_error(error):
                 raise StoreLockedError(
-                    f"the data folder {str(self.path)!r} is in use by another satchel "
-                    "(a process or an open store holds its lock)"
+                    f"the data folder {str(self.path)!r} is in use: {_holder(self.path)}"
                 ) from None
             raise
+        # Who holds the lock, for the error a second opener gets (RocksDB's LOCK names none).
+        (self.path / _OWNER_FILE).write_text(f"{os.getpid()}\n")
         self._db: rocksdict.Rdict | None = db
         self._blobs = db.get_column_family(_BLOBS_CF)
         # Every chunk is verified against its BLAKE3 digest on read; RocksDB's own crc32c over

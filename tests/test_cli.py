@@ -57,3 +57,17 @@ def test_locked_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
     with open_store(tmp_path):
         assert main(["--data", str(tmp_path), "check"]) == 2
     assert capsys.readouterr().err.startswith("StoreLocked: ")
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_commands_run_on_either_event_loop(tmp_path: Path, backend: str) -> None:
+    """--backend picks the loop: a session made, a script run and the store checked on it."""
+    data = ["--data", str(tmp_path / "data"), "--backend", backend]
+    made = run("sessions", "create", "--name", "loop", *data)
+    assert made.returncode == 0, made.stderr
+    script = tmp_path / "s.lua"
+    script.write_text("print(Session.get(ARGS[1]).name)")
+    ran = run(*data, "run", str(script), made.stdout.strip())
+    assert (ran.returncode, ran.stdout.strip()) == (0, "loop"), ran.stderr
+    checked = run("check", *data)
+    assert checked.returncode == 0 and checked.stdout.endswith("clean\n")

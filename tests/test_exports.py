@@ -10,7 +10,6 @@ import satchel
 
 PUBLIC_MODULES = [
     "satchel",
-    "satchel.aio",
     "satchel.sync",
     "satchel.runtime",
     "satchel.actors",

@@ -87,14 +87,14 @@ from tests.kernel_actors import Add, Boom, stored_counter_spec
 
 ASYNCIO_HOST = """
 import asyncio
-import satchel.aio
+import satchel
 from satchel import ActorCrashedError, RuntimeClosedError
 
 async def main(path):
-    async with satchel.aio.open_runtime(path) as rt:
-        await rt.register(stored_counter_spec(rt.store))
+    async with satchel.open_runtime(path) as rt:
+        rt.register(stored_counter_spec(rt.store))
         assert await rt.ask("stored", "a", Add(2)) == 2
-        ref = await rt.ref("stored", "a")
+        ref = rt.ref("stored", "a")
         assert await ref.ask(Add(3)) == 5
         try:
             await rt.ask("stored", "a", Boom())
@@ -103,20 +103,20 @@ async def main(path):
         await asyncio.gather(*(rt.ask("stored", f"b{i}", Add(i)) for i in range(20)))
         task = asyncio.create_task(rt.ask("stored", "a", Add(1)))
         await asyncio.sleep(0)
-        stored = [a for a in await rt.actors() if a.kind == "stored"]
+        stored = [a for a in rt.actors() if a.kind == "stored"]
         print("live", len(stored), "value", await task)
         sid = await rt.sessions.create(name="aio", tags=["t"])
-        session = await rt.session(sid)
+        session = rt.session(sid)
         await session.set_state("k", [1, {"a": None}])
         print("session", await session.get_state("k"), (await rt.sessions.get(sid)).name)
         await rt.artifacts.store(sid, "agent_output", "a.md", b"# a", None)
         print("query", [a.name for a in await rt.artifacts.query(session_id=sid)])
     try:
-        await rt.statistics()
+        await rt.ask("stored", "a", Add(0))
     except RuntimeClosedError:
         print("closed")
-    async with satchel.aio.open_runtime(path) as rt:
-        await rt.register(stored_counter_spec(rt.store))
+    async with satchel.open_runtime(path) as rt:
+        rt.register(stored_counter_spec(rt.store))
         print("reopened", await rt.ask("stored", "a", Add(0)))
 
 asyncio.run(main(sys.argv[1]))
@@ -163,7 +163,7 @@ def run_host(source: str, folder: Path) -> list[str]:
 
 
 def test_asyncio_host(tmp_path: Path) -> None:
-    """An asyncio.run program drives the runtime through satchel.aio; calls after close fail."""
+    """An asyncio.run program opens the runtime in its own loop; calls after close fail."""
     assert run_host(ASYNCIO_HOST, tmp_path) == [
         "live 21 value 6",
         "session [1, {'a': None}] aio",
