@@ -10,7 +10,8 @@ Each operation runs ``loops`` times inside one open runtime; the runtime is open
 * ``artifact store 1 KiB``: a new version of one name, unique JSON-like content each time;
 * ``artifact get 1 KiB``: the latest version of that name, content verified.
 
-``perf/report.py`` shows each asyncio row against the Trio row of the same operation.
+Also ``set_state [sync]`` and ``get_state [sync]``: the same calls through ``satchel.sync``
+(its loop run in the calling thread for each call), against the Trio rows.
 
 Run (from the repository root)::
 
@@ -30,6 +31,7 @@ from typing import Any
 import anyio
 import pyperf
 
+import satchel.sync
 from satchel import Runtime, SessionHandle, open_runtime
 
 BACKENDS = ("trio", "asyncio")
@@ -101,12 +103,37 @@ def timed(backend: str, op: Op) -> Callable[[int], float]:
     return bench
 
 
+def timed_sync(read: bool) -> Callable[[int], float]:
+    """A pyperf time function of ``set_state`` (or ``get_state``) through ``satchel.sync``."""
+
+    def bench(loops: int) -> float:
+        folder = Path(tempfile.mkdtemp(prefix="satchel-backends-"))
+        try:
+            with satchel.sync.open_runtime(folder) as rt:
+                session = rt.session(rt.sessions.create())
+                session.set_state("k", 0)
+                start = time.perf_counter()
+                if read:
+                    for _ in range(loops):
+                        session.get_state("k")
+                else:
+                    for i in range(loops):
+                        session.set_state("k", {"step": i, "note": "x" * 40})
+                return time.perf_counter() - start
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return bench
+
+
 def main() -> None:
     runner = pyperf.Runner()
     runner.metadata["description"] = "the runtime on Trio and on asyncio, same operations"
     for name, op in OPERATIONS.items():
         for backend in BACKENDS:
             runner.bench_time_func(f"{name} [{backend}]", timed(backend, op))
+    runner.bench_time_func("set_state [sync]", timed_sync(read=False))
+    runner.bench_time_func("get_state [sync]", timed_sync(read=True))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""satchel side by side with its peers, in one process and one run (issue 9).
+"""satchel side by side with its peers, in one process and one run.
 
 The same work on satchel and on:
 
@@ -14,7 +14,8 @@ Each peer's durability is read from its own SQLite connection (``journal_mode`` 
 ``synchronous``) and satchel is compared at the same durability: ``synchronous`` FULL or EXTRA
 (an fsync per commit) is ``machine``; anything less is at most ``process``. Timings are
 medians over ``--repeats`` rounds of ``--ops`` operations each (after a warm-up round), as
-time per operation; satchel runs on Trio, the peers on asyncio (sequentially, never at once).
+time per operation; satchel runs on asyncio as the peers do (``--backend trio`` for Trio),
+sequentially, never at once.
 The process calls ``satchel.tune_allocator()`` first, as satchel's CLI and server do; the peers
 run in the same process, so with it too.
 
@@ -40,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import trio
+import anyio
 
 from satchel import open_runtime, tune_allocator
 
@@ -122,7 +123,7 @@ async def satchel_state(durability: str, sessions: int, ops: int, repeats: int) 
             rounds = []
             for r in range(repeats + 1):
                 started = time.perf_counter()
-                async with trio.open_nursery() as nursery:
+                async with anyio.create_task_group() as nursery:
                     for sid in ids:
                         nursery.start_soon(writer, sid, r * per_session)
                 elapsed = time.perf_counter() - started
@@ -308,8 +309,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     args = parser.parse_args()
-    ops, repeats = args.ops, args.repeats
+    ops, repeats, backend = args.ops, args.repeats, args.backend
     artifact_ops = max(10, ops // 10)
     # As the CLI and server do (satchel._allocator); the peers share the process and it.
     tuned = tune_allocator()
@@ -319,11 +321,15 @@ def main() -> None:
     oa, oa_pragmas = run_async(lambda: agents_add_items(ops, repeats))
     adk, adk_pragmas = run_async(lambda: adk_append_event(ops, repeats))
     adk_save, adk_load = run_async(lambda: adk_file_artifacts(artifact_ops, repeats))
-    machine_one = trio.run(satchel_state, "machine", 1, ops, repeats)
-    machine_many = trio.run(satchel_state, "machine", CONCURRENT, ops * 10, repeats)
-    process_one = trio.run(satchel_state, "process", 1, ops, repeats)
-    process_many = trio.run(satchel_state, "process", CONCURRENT, ops * 10, repeats)
-    save, load = trio.run(satchel_artifacts, artifact_ops, repeats)
+
+    def on_loop(fn: Callable[..., Awaitable[Any]], *fn_args: Any) -> Any:
+        return anyio.run(fn, *fn_args, backend=backend)
+
+    machine_one = on_loop(satchel_state, "machine", 1, ops, repeats)
+    machine_many = on_loop(satchel_state, "machine", CONCURRENT, ops * 10, repeats)
+    process_one = on_loop(satchel_state, "process", 1, ops, repeats)
+    process_many = on_loop(satchel_state, "process", CONCURRENT, ops * 10, repeats)
+    save, load = on_loop(satchel_artifacts, artifact_ops, repeats)
 
     def mode(found: tuple[str, int]) -> str:
         return (
@@ -349,7 +355,8 @@ def main() -> None:
         "## satchel and its peers, side by side (`python perf/bench_peers.py`)",
         "",
         f"One process, one run; medians of {repeats} rounds of {ops} operations "
-        f"({artifact_ops} for 1 MiB artifacts) after a warm-up round; satchel on RocksDB, "
+        f"({artifact_ops} for 1 MiB artifacts) after a warm-up round; satchel on RocksDB "
+        f"in a{'n' if backend == 'asyncio' else ''} {backend} loop, "
         "the peers on SQLite files (their own defaults) and the local file system. Each "
         "peer's durability as configured, and satchel at the same durability. "
         f"`satchel.tune_allocator()` {'applied' if tuned else 'not available'} "

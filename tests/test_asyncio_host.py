@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+import uvloop
 from satchel.storage import BlobLimits
 
 import satchel
@@ -19,9 +20,19 @@ from satchel import ForeignLoopError, HookContext, HookResult, StoreLockedError
 SMALL = BlobLimits(chunk_size=4096, compress_min=64, max_size=1 << 20)
 
 
-def run(main: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``main`` as an asyncio host would."""
-    return asyncio.run(main())  # type: ignore[arg-type]
+Host = Callable[[Callable[[], Awaitable[Any]]], Any]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Host:
+    """Runs ``main`` as an asyncio host would: ``asyncio.run``, or on uvloop."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else None
+
+    def host(main: Callable[[], Awaitable[Any]]) -> Any:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(main())  # type: ignore[arg-type]
+
+    return host
 
 
 async def pieces(content: bytes, size: int) -> AsyncIterator[bytes]:
@@ -31,7 +42,7 @@ async def pieces(content: bytes, size: int) -> AsyncIterator[bytes]:
         yield content[start : start + size]
 
 
-def test_streams_both_ways_with_asyncio_iterators(tmp_path: Path) -> None:
+def test_streams_both_ways_with_asyncio_iterators(run: Host, tmp_path: Path) -> None:
     """An artifact is stored from an asyncio async generator and read back with async for."""
     content = random.Random(1).randbytes(50_000)
 
@@ -46,7 +57,7 @@ def test_streams_both_ways_with_asyncio_iterators(tmp_path: Path) -> None:
     assert (read, count) == (content, 13)
 
 
-def test_async_hooks_await_the_hosts_loop(tmp_path: Path) -> None:
+def test_async_hooks_await_the_hosts_loop(run: Host, tmp_path: Path) -> None:
     """A before-hook awaiting asyncio (a sleep, a future set by a loop callback) runs and its
     change lands; an observer awaiting asyncio sees the write."""
     seen: list[Any] = []
@@ -74,7 +85,7 @@ def test_async_hooks_await_the_hosts_loop(tmp_path: Path) -> None:
     assert seen == [42]
 
 
-def test_subscriptions_follow_writes_from_other_tasks(tmp_path: Path) -> None:
+def test_subscriptions_follow_writes_from_other_tasks(run: Host, tmp_path: Path) -> None:
     """A subscriber reads the events of writes made by another asyncio task."""
 
     async def main() -> list[str]:
@@ -100,7 +111,9 @@ def test_subscriptions_follow_writes_from_other_tasks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("durability", ["process", "machine"])
-def test_cancelled_host_tasks_leave_sessions_consistent(tmp_path: Path, durability: str) -> None:
+def test_cancelled_host_tasks_leave_sessions_consistent(
+    run: Host, tmp_path: Path, durability: str
+) -> None:
     """Host tasks cancelled at random points (Task.cancel, asyncio.timeout) while writing
     leave every acknowledged write in place, nothing half-written, and the next call works."""
 
@@ -142,7 +155,7 @@ def test_cancelled_host_tasks_leave_sessions_consistent(tmp_path: Path, durabili
     assert set(stored) - {"after"} >= set(acknowledged)
 
 
-def test_a_cancelled_queued_ask_lets_its_turn_finish(tmp_path: Path) -> None:
+def test_a_cancelled_queued_ask_lets_its_turn_finish(run: Host, tmp_path: Path) -> None:
     """With an awaited observer registered (turns queued, not lent, on asyncio), a host task
     cancelled mid-write gets CancelledError, the write completes whole, the session works."""
 
@@ -164,7 +177,7 @@ def test_a_cancelled_queued_ask_lets_its_turn_finish(tmp_path: Path) -> None:
     assert run(main) == ("v", "v2")
 
 
-def test_a_call_from_another_loop_names_the_fix(tmp_path: Path) -> None:
+def test_a_call_from_another_loop_names_the_fix(run: Host, tmp_path: Path) -> None:
     """Calling the runtime from a thread running its own asyncio loop, or from Trio, raises
     ForeignLoopError naming satchel.sync; the runtime keeps working in its own loop."""
     errors: list[BaseException] = []
@@ -192,7 +205,7 @@ def test_a_call_from_another_loop_names_the_fix(tmp_path: Path) -> None:
     assert "satchel.sync" in str(errors[0])
 
 
-def test_a_second_opener_is_told_the_holders_pid(tmp_path: Path) -> None:
+def test_a_second_opener_is_told_the_holders_pid(run: Host, tmp_path: Path) -> None:
     """Opening a data folder another runtime holds raises StoreLocked naming that holder."""
 
     async def main() -> str:
