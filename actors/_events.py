@@ -51,7 +51,7 @@ class Subscription:
         self.dropped = 0
         self._buffer = buffer
         self._events: collections.deque[Event] = collections.deque()
-        self._arrived: anyio.Event | None = None  # set while a reader waits
+        self._arrived: anyio.Event | None = None  # readers waiting share it
         self._closed = False
 
     def wants(self, session_id: str, kind: str) -> bool:
@@ -84,11 +84,9 @@ class Subscription:
         while not self._events:
             if self._closed:
                 raise StopAsyncIteration
-            self._arrived = anyio.Event()
-            try:
-                await self._arrived.wait()
-            finally:
-                self._arrived = None
+            if self._arrived is None or self._arrived.is_set():
+                self._arrived = anyio.Event()
+            await self._arrived.wait()
         return self._events.popleft()
 
 

@@ -118,13 +118,18 @@ class _TrioChannel(Generic[T]):
             raise anyio.BrokenResourceError from None
 
     async def receive(self) -> T:
-        return await self._receive.receive()
+        try:
+            return await self._receive.receive()
+        except trio.ClosedResourceError:
+            raise anyio.ClosedResourceError from None
 
     def receive_nowait(self) -> T:
         try:
             return self._receive.receive_nowait()
         except trio.WouldBlock:
             raise anyio.WouldBlock from None
+        except trio.ClosedResourceError:
+            raise anyio.ClosedResourceError from None
 
     def close(self) -> None:
         self._receive.close()
@@ -174,9 +179,11 @@ class _Trio:
 
 def _rearm(task: asyncio.Task[Any], cancelled: asyncio.CancelledError) -> None:
     """Deliver a cancellation that was held off at the task's next await, as Trio would at
-    its next checkpoint. The count of requests is left as it was (``uncancel`` was called
-    when it was caught), so ``asyncio.timeout`` and AnyIO's scopes still recognise theirs."""
+    its next checkpoint (``checkpoint_if_cancelled``, after every lent turn, is that await).
+    Each request caught stays counted in ``Task.cancelling()`` and arming adds none, so
+    ``asyncio.timeout`` and AnyIO's scopes (which count their own) still recognise theirs."""
     task.cancel(cancelled.args[0] if cancelled.args else None)
+    task.uncancel()
 
 
 @final
@@ -199,7 +206,6 @@ class _AsyncioParker:
             except asyncio.CancelledError as cancelled:
                 # A cancelled task cancels the future it awaits: wait on a new one.
                 held = cancelled
-                task.uncancel()
         self._future = None
         if held is not None:
             _rearm(task, held)
@@ -212,10 +218,11 @@ class _AsyncioParker:
 
 @final
 class _AsyncioChannel(Generic[T]):
-    """A bounded queue for one receiver. A sender woken for room adds its item itself, so a
-    sender cancelled meanwhile adds nothing (and passes the room on)."""
+    """A bounded queue for one receiver. Room freed by a receive is reserved for the sender
+    it wakes (FIFO, as Trio's channel); a sender cancelled before it uses its room passes
+    the reservation on."""
 
-    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putters")
+    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putters", "_reserved")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
@@ -223,6 +230,7 @@ class _AsyncioChannel(Generic[T]):
         self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._getter: asyncio.Future[None] | None = None
         self._closed = False
+        self._reserved = 0
 
     def _wake_getter(self) -> None:
         getter = self._getter
@@ -230,16 +238,20 @@ class _AsyncioChannel(Generic[T]):
             getter.set_result(None)
 
     def _wake_putter(self) -> None:
-        while self._putters:
+        while self._putters and len(self._items) + self._reserved < self._capacity:
             putter = self._putters.popleft()
             if not putter.done():
+                self._reserved += 1
                 putter.set_result(None)
                 return
+
+    def _full(self) -> bool:
+        return len(self._items) + self._reserved >= self._capacity or bool(self._putters)
 
     def send_nowait(self, item: T) -> None:
         if self._closed:
             raise anyio.BrokenResourceError
-        if len(self._items) >= self._capacity or self._putters:
+        if self._full():
             raise anyio.WouldBlock
         self._items.append(item)
         self._wake_getter()
@@ -247,28 +259,26 @@ class _AsyncioChannel(Generic[T]):
     async def send(self, item: T) -> None:
         if self._closed:
             raise anyio.BrokenResourceError
-        if len(self._items) < self._capacity and not self._putters:
+        if not self._full():
             self._items.append(item)
             self._wake_getter()
             return
-        loop = asyncio.get_running_loop()
-        while True:
-            putter: asyncio.Future[None] = loop.create_future()
-            self._putters.append(putter)
-            try:
-                await putter
-            except BaseException:
-                if putter in self._putters:
-                    self._putters.remove(putter)
-                elif putter.done() and not putter.cancelled() and putter.exception() is None:
-                    self._wake_putter()  # woken for room it will not use
-                raise
-            if self._closed:
-                raise anyio.BrokenResourceError
-            if len(self._items) < self._capacity:
-                self._items.append(item)
-                self._wake_getter()
-                return
+        putter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._putters.append(putter)
+        try:
+            await putter
+        except BaseException:
+            if putter in self._putters:
+                self._putters.remove(putter)
+            elif putter.done() and not putter.cancelled() and putter.exception() is None:
+                self._reserved -= 1
+                self._wake_putter()  # woken for room it will not use
+            raise
+        self._reserved -= 1
+        if self._closed:
+            raise anyio.BrokenResourceError
+        self._items.append(item)
+        self._wake_getter()
 
     async def receive(self) -> T:
         while not self._items:
@@ -328,8 +338,10 @@ class _Asyncio:
 
     async def checkpoint_if_cancelled(self) -> None:
         # A cancellation (native or AnyIO's) is a request raised at the task's next await;
-        # there is nothing to look at before that.
-        return
+        # one held off by an uncancellable wait is pending: deliver it here, as Trio would.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            await asyncio.sleep(0)
 
     async def uncancellable_pass(self) -> None:
         try:
@@ -337,7 +349,6 @@ class _Asyncio:
         except asyncio.CancelledError as cancelled:
             task = asyncio.current_task()
             assert task is not None
-            task.uncancel()
             _rearm(task, cancelled)
 
     def shield(self) -> trio.CancelScope:

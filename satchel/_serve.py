@@ -126,6 +126,10 @@ async def _serve_asyncio(
     gracefully when this task is cancelled."""
     sockets = config.create_sockets()
     listening = sockets.insecure_sockets[0]
+    for sock in sockets.insecure_sockets:
+        # Listening now, so a client that connects once ``started`` returns waits in the
+        # backlog until hypercorn accepts (it starts its server after the app's lifespan).
+        sock.listen(config.backlog)
     stop = anyio.Event()
     try:
         async with anyio.create_task_group() as tasks:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import trio
 import uvloop
@@ -217,3 +218,33 @@ def test_a_second_opener_is_told_the_holders_pid(run: Host, tmp_path: Path) -> N
 
     message = run(main)
     assert f"pid {__import__('os').getpid()}" in message
+
+
+def test_a_deadline_passing_during_a_synced_write_ends_its_own_block(
+    run: Host, tmp_path: Path
+) -> None:
+    """asyncio.timeout and AnyIO deadlines that pass while a lent write waits on its group
+    commit end their own block (TimeoutError, cancelled_caught); the write is whole and
+    nothing raises after the block."""
+
+    async def main() -> tuple[str, bool, str, Any]:
+        async with satchel.open_runtime(tmp_path / "data", durability="machine") as rt:
+            session = rt.session(await rt.sessions.create())
+            for i in range(3):  # past the task's first lent turn, which always yields
+                await session.set_state("k", i)
+            outcome = "no TimeoutError"
+            try:
+                async with asyncio.timeout(0):
+                    await session.set_state("k", 10)
+            except TimeoutError:
+                outcome = "TimeoutError"
+            with anyio.move_on_after(0) as scope:
+                await session.set_state("k", 11)
+            try:
+                await asyncio.sleep(0)
+                after = "nothing"
+            except asyncio.CancelledError:
+                after = "a stray CancelledError"
+            return outcome, scope.cancelled_caught, after, await session.get_state("k")
+
+    assert run(main) == ("TimeoutError", True, "nothing", 11)

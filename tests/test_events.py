@@ -102,3 +102,24 @@ async def test_a_reader_finishes_when_the_subscription_ends(rt: Runtime) -> None
     with pytest.raises(InvalidArgumentError):
         async with rt.events.subscribe(kinds="state_set"):
             pass
+
+
+async def test_readers_sharing_a_subscription_each_wake(rt: Runtime) -> None:
+    """Two tasks reading one subscription between them read every event once, and both
+    finish when it ends (a second waiting reader was never woken)."""
+    sid = await rt.sessions.create()
+    got: list[tuple[int, str]] = []
+
+    async def read(feed: object, reader: int) -> None:
+        async for event in feed:  # type: ignore[attr-defined]
+            got.append((reader, event.data["key"]))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks, rt.events.subscribe(session_id=sid) as feed:
+            tasks.start_soon(read, feed, 1)
+            tasks.start_soon(read, feed, 2)
+            await anyio.wait_all_tasks_blocked()
+            for i in range(4):
+                await rt.sessions.set_state(sid, f"k{i}", i)
+                await anyio.wait_all_tasks_blocked()
+    assert sorted(key for _, key in got) == ["k0", "k1", "k2", "k3"]

@@ -356,3 +356,14 @@ def test_a_new_data_folder_is_its_owners_only(tmp_path: Path) -> None:
     """The folder a store makes for its data is readable by its owner only."""
     RocksStore(tmp_path / "new").close()
     assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+
+
+async def test_the_server_listens_once_started(tmp_path: Path) -> None:
+    """A client that connects as soon as ``start`` returns is accepted (on asyncio the
+    socket listened only after the app's startup, so such a client was refused)."""
+    async with open_runtime(tmp_path / "data") as rt, anyio.create_task_group() as tasks:
+        info: ServerInfo = await tasks.start(serve, rt, "127.0.0.1", 0)
+        address = httpx.URL(info.url)
+        stream = await anyio.connect_tcp(address.host, address.port or 80)
+        await stream.aclose()
+        tasks.cancel_scope.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from satchel.runtime import (
+    Actor,
     ActorRef,
     ActorSpec,
     Intensity,
@@ -542,3 +544,68 @@ async def test_reminder_an_actor_crashed_on_is_fired_again(
         await anyio.sleep(10)
         assert [e[1].name for e in world.events] == ["once"]
     assert store.load_reminders() == []
+
+
+class _Gated(Actor[str]):
+    """Records each message; the message ``hold`` waits for the gate first."""
+
+    def __init__(self, gate: anyio.Event, seen: list[str]) -> None:
+        self.gate = gate
+        self.seen = seen
+
+    async def receive(self, message: str) -> None:
+        if message == "hold":
+            await self.gate.wait()
+        self.seen.append(message)
+
+
+async def test_a_sender_waiting_for_room_keeps_its_place() -> None:
+    """Room freed in a full mailbox goes to the sender already waiting for it: a message
+    offered later without waiting is refused, not slipped in ahead."""
+    gate, seen = anyio.Event(), []
+    async with open_supervisor() as sup:
+        sup.register(ActorSpec("gated", lambda _: _Gated(gate, seen), mailbox_capacity=1))
+        ref = sup.ref("gated", "x")
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(ref.ask, "hold")
+            await anyio.wait_all_tasks_blocked()
+            await ref.tell("first")  # fills the mailbox
+            tasks.start_soon(ref.tell, "waiting")
+            await anyio.wait_all_tasks_blocked()
+            gate.set()  # "hold" ends; the loop takes "first": room for "waiting"
+
+            async def late() -> None:
+                try:
+                    await ref.try_tell("late")
+                except MailboxFullError:
+                    seen.append("late refused")
+
+            tasks.start_soon(late)
+        await anyio.wait_all_tasks_blocked()
+    handled = [m for m in seen if m != "late refused"]
+    assert handled in (["hold", "first", "waiting"], ["hold", "first", "waiting", "late"])
+
+
+async def test_a_waiting_sender_is_not_starved_by_senders_that_do_not_wait() -> None:
+    """A tell waiting for room is delivered although another task offers a message every
+    scheduler pass (each used to take the room first)."""
+    gate, seen = anyio.Event(), []
+    async with open_supervisor() as sup:
+        sup.register(ActorSpec("gated", lambda _: _Gated(gate, seen), mailbox_capacity=1))
+        ref = sup.ref("gated", "x")
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(ref.ask, "hold")
+            await anyio.wait_all_tasks_blocked()
+            await ref.tell("first")
+
+            async def offer_forever() -> None:
+                while True:
+                    with contextlib.suppress(MailboxFullError):
+                        await ref.try_tell("offered")
+                    await anyio.lowlevel.checkpoint()
+
+            tasks.start_soon(offer_forever)
+            gate.set()
+            with anyio.fail_after(5):  # it waited forever behind the offers
+                await ref.tell("waiting")
+            tasks.cancel_scope.cancel()
