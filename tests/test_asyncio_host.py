@@ -16,7 +16,13 @@ import uvloop
 from satchel.storage import BlobLimits
 
 import satchel
-from satchel import ForeignLoopError, HookContext, HookResult, StoreLockedError
+from satchel import (
+    ForeignLoopError,
+    HookContext,
+    HookResult,
+    RuntimeClosedError,
+    StoreLockedError,
+)
 
 SMALL = BlobLimits(chunk_size=4096, compress_min=64, max_size=1 << 20)
 
@@ -248,3 +254,33 @@ def test_a_deadline_passing_during_a_synced_write_ends_its_own_block(
             return outcome, scope.cancelled_caught, after, await session.get_state("k")
 
     assert run(main) == ("TimeoutError", True, "nothing", 11)
+
+
+def test_calls_in_flight_when_the_runtime_closes(run: Host, tmp_path: Path) -> None:
+    """Host tasks still writing when the runtime closes get RuntimeClosedError; every write
+    they saw return is there on reopening, nothing half-written, the folder checks clean."""
+
+    async def main() -> tuple[list[Any], dict[str, int], dict[str, Any], bool]:
+        acknowledged: dict[str, int] = {}
+        async with satchel.open_runtime(tmp_path / "data") as rt:
+            session = rt.session(await rt.sessions.create())
+
+            async def writer(name: str) -> None:
+                for i in range(1_000_000):
+                    await session.set_state(name, i)
+                    acknowledged[name] = i
+
+            tasks = [asyncio.create_task(writer(f"w{n}")) for n in range(4)]
+            await asyncio.sleep(0.02)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        async with satchel.open_runtime(tmp_path / "data") as rt:
+            again = rt.session(session.id)
+            stored = {key: await again.get_state(key) for key in await again.list_state()}
+            clean = (await rt.control.check()).clean
+        return [type(o) for o in outcomes], acknowledged, stored, clean
+
+    outcomes, acknowledged, stored, clean = run(main)
+    assert outcomes == [RuntimeClosedError] * 4
+    assert clean and set(stored) == set(acknowledged)
+    for key, value in acknowledged.items():
+        assert stored[key] in (value, value + 1), key
