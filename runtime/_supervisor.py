@@ -62,7 +62,7 @@ class Supervisor:
 
     def __init__(
         self,
-        nursery: anyio.abc.TaskGroup,
+        nursery: _native.TaskGroup,
         *,
         strategy: Strategy,
         resident_cap: int,
@@ -412,7 +412,7 @@ async def open_supervisor(
     async with anyio.create_task_group() as outer:
         # Actors run in a task group of their own, so that closing the supervisor cancels them
         # and not the caller's code inside this context manager.
-        nursery: anyio.abc.TaskGroup = await outer.start(_actor_nursery)
+        nursery: _native.TaskGroup = await outer.start(_actor_nursery)
         supervisor = Supervisor(
             nursery,
             strategy=strategy,
@@ -428,7 +428,7 @@ async def open_supervisor(
                 await supervisor.aclose(grace)
 
 
-async def _actor_nursery(*, task_status: anyio.abc.TaskStatus[anyio.abc.TaskGroup]) -> None:
-    async with anyio.create_task_group() as nursery:
+async def _actor_nursery(*, task_status: anyio.abc.TaskStatus[_native.TaskGroup]) -> None:
+    async with _native.current_native().open_task_group() as nursery:
         task_status.started(nursery)
         await anyio.sleep_forever()
