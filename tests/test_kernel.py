@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 from satchel.runtime import (
@@ -559,29 +560,40 @@ class _Gated(Actor[str]):
         self.seen.append(message)
 
 
-async def test_a_sender_waiting_for_room_keeps_its_place() -> None:
-    """Room freed in a full mailbox goes to the sender already waiting for it: a message
-    offered later without waiting is refused, not slipped in ahead."""
-    gate, seen = anyio.Event(), []
+@asynccontextmanager
+async def full_mailbox(
+    gate: anyio.Event, seen: list[str]
+) -> AsyncIterator[tuple[ActorRef, anyio.abc.TaskGroup]]:
+    """A gated actor of mailbox capacity 1, busy with "hold" (until ``gate``), its mailbox
+    full with "first"; and a task group for the test's senders."""
     async with open_supervisor() as sup:
         sup.register(ActorSpec("gated", lambda _: _Gated(gate, seen), mailbox_capacity=1))
         ref = sup.ref("gated", "x")
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(ref.ask, "hold")
             await anyio.wait_all_tasks_blocked()
-            await ref.tell("first")  # fills the mailbox
-            tasks.start_soon(ref.tell, "waiting")
-            await anyio.wait_all_tasks_blocked()
-            gate.set()  # "hold" ends; the loop takes "first": room for "waiting"
+            await ref.tell("first")
+            yield ref, tasks
 
-            async def late() -> None:
-                try:
-                    await ref.try_tell("late")
-                except MailboxFullError:
-                    seen.append("late refused")
 
-            tasks.start_soon(late)
+async def test_a_sender_waiting_for_room_keeps_its_place() -> None:
+    """Room freed in a full mailbox goes to the sender already waiting for it: a message
+    offered later without waiting is refused, not slipped in ahead."""
+    gate, seen = anyio.Event(), []
+
+    async with full_mailbox(gate, seen) as (ref, tasks):
+
+        async def late() -> None:
+            try:
+                await ref.try_tell("late")
+            except MailboxFullError:
+                seen.append("late refused")
+
+        tasks.start_soon(ref.tell, "waiting")
         await anyio.wait_all_tasks_blocked()
+        gate.set()  # "hold" ends; the loop takes "first": room for "waiting"
+        tasks.start_soon(late)
+    await anyio.wait_all_tasks_blocked()
     handled = [m for m in seen if m != "late refused"]
     assert handled in (["hold", "first", "waiting"], ["hold", "first", "waiting", "late"])
 
@@ -590,22 +602,17 @@ async def test_a_waiting_sender_is_not_starved_by_senders_that_do_not_wait() -> 
     """A tell waiting for room is delivered although another task offers a message every
     scheduler pass (each used to take the room first)."""
     gate, seen = anyio.Event(), []
-    async with open_supervisor() as sup:
-        sup.register(ActorSpec("gated", lambda _: _Gated(gate, seen), mailbox_capacity=1))
-        ref = sup.ref("gated", "x")
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(ref.ask, "hold")
-            await anyio.wait_all_tasks_blocked()
-            await ref.tell("first")
 
-            async def offer_forever() -> None:
-                while True:
-                    with contextlib.suppress(MailboxFullError):
-                        await ref.try_tell("offered")
-                    await anyio.lowlevel.checkpoint()
+    async with full_mailbox(gate, seen) as (ref, tasks):
 
-            tasks.start_soon(offer_forever)
-            gate.set()
-            with anyio.fail_after(5):  # it waited forever behind the offers
-                await ref.tell("waiting")
-            tasks.cancel_scope.cancel()
+        async def offer_forever() -> None:
+            while True:
+                with contextlib.suppress(MailboxFullError):
+                    await ref.try_tell("offered")
+                await anyio.lowlevel.checkpoint()
+
+        tasks.start_soon(offer_forever)
+        gate.set()
+        with anyio.fail_after(5):  # it waited forever behind the offers
+            await ref.tell("waiting")
+        tasks.cancel_scope.cancel()
