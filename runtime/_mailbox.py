@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Generic, TypeVar, final
 
 import anyio
+import trio
 
 from satchel._errors import MailboxFullError
 
 from . import _native
 
 T = TypeVar("T")
+#: Each backend's "empty" or "full" (the Trio channel is used as it is, unwrapped).
+_WOULD_BLOCK = (trio.WouldBlock, anyio.WouldBlock)
 
 
 @final
@@ -22,13 +25,14 @@ class Mailbox(Generic[T]):
     ``MailboxFullError`` instead. The owner drains it with ``get`` and ``get_nowait``.
     """
 
-    __slots__ = ("_channel", "capacity", "depth", "name", "peak")
+    __slots__ = ("_receive", "_send", "capacity", "depth", "name", "peak")
 
     def __init__(self, capacity: int, name: str = "", native: _native.Native | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"a mailbox holds at least one message, not {capacity}")
-        channel: _native.Channel[T] = (native or _native.current_native()).channel(capacity)
-        self._channel = channel
+        self._send: _native.SendSide[T]
+        self._receive: _native.ReceiveSide[T]
+        self._send, self._receive = (native or _native.current_native()).channel(capacity)
         self.capacity = capacity
         self.name = name
         self.depth = 0
@@ -45,7 +49,10 @@ class Mailbox(Generic[T]):
         # each receive pulls one such sender's item into the buffer, so drain() gets it too.
         self._added()
         try:
-            await self._channel.send(item)
+            await self._send.send(item)
+        except trio.BrokenResourceError:
+            self.depth -= 1
+            raise anyio.BrokenResourceError from None
         except BaseException:
             self.depth -= 1
             raise
@@ -53,22 +60,30 @@ class Mailbox(Generic[T]):
     def put_nowait(self, item: T) -> None:
         """Add ``item`` now, or raise ``MailboxFullError`` if the mailbox is full."""
         try:
-            self._channel.send_nowait(item)
-        except anyio.WouldBlock:
+            self._send.send_nowait(item)
+        except _WOULD_BLOCK:
             raise MailboxFullError(
                 f"the mailbox of {self.name or 'the actor'} is full ({self.capacity} messages)"
             ) from None
+        except trio.BrokenResourceError:
+            raise anyio.BrokenResourceError from None
         self._added()
 
     async def get(self) -> T:
         """The oldest item, waiting for one if the mailbox is empty."""
-        item = await self._channel.receive()
+        try:
+            item = await self._receive.receive()
+        except trio.ClosedResourceError:
+            raise anyio.ClosedResourceError from None
         self.depth -= 1
         return item
 
     def get_nowait(self) -> T:
         """The oldest item; ``anyio.WouldBlock`` if the mailbox is empty."""
-        item = self._channel.receive_nowait()
+        try:
+            item = self._receive.receive_nowait()
+        except _WOULD_BLOCK:
+            raise anyio.WouldBlock from None
         self.depth -= 1
         return item
 
@@ -77,15 +92,15 @@ class Mailbox(Generic[T]):
         # Take exactly what is counted: ending the loop on WouldBlock cost more than the
         # messages themselves (an exception per drain, on every turn of every actor).
         items: list[T] = []
-        receive = self._channel.receive_nowait
+        receive = self._receive.receive_nowait
         try:
             for _ in range(self.depth):
                 items.append(receive())
-        except anyio.WouldBlock:
+        except _WOULD_BLOCK:
             pass
         self.depth -= len(items)
         return items
 
     def close(self) -> None:
         """Refuse further items: senders waiting for room get ``anyio.BrokenResourceError``."""
-        self._channel.close()
+        self._receive.close()

@@ -85,7 +85,8 @@ class Supervisor:
         self._emptied = anyio.Event()
         # Events of callers waiting in ``stop`` (made on demand: a cell has no room for one).
         self._stopping: dict[Key, anyio.Event] = {}
-        self._sweep_wake = anyio.Event()
+        # Native, not AnyIO's: every activation sets it, and the sweeper makes a new one.
+        self._sweep_wake = self.native.event()
         self.closed = False
         self.reminders = Reminders(self, reminder_store)
 
@@ -230,7 +231,7 @@ class Supervisor:
         while True:
             timeouts = [s.idle_timeout for s in self._specs.values() if s.idle_timeout is not None]
             if not timeouts or not self._cells:
-                self._sweep_wake = anyio.Event()
+                self._sweep_wake = self.native.event()
                 await self._sweep_wake.wait()
                 continue
             shortest = min(timeouts)

@@ -166,15 +166,19 @@ def test_a_cancelled_queued_ask_lets_its_turn_finish(run: Host, tmp_path: Path) 
     """With an awaited observer registered (turns queued, not lent, on asyncio), a host task
     cancelled mid-write gets CancelledError, the write completes whole, the session works."""
 
-    async def slow(context: HookContext) -> None:
-        await asyncio.sleep(0.01)
-
     async def main() -> tuple[Any, Any]:
+        observing = asyncio.Event()
+
+        async def slow(context: HookContext) -> None:
+            if context.data["key"] == "k":
+                observing.set()  # the turn is under way: written, its observer awaited
+                await asyncio.sleep(0.01)
+
         async with satchel.open_runtime(store="memory") as rt:
             rt.hooks.register("state_changed", slow, phase="after")
             session = rt.session(await rt.sessions.create())
             task = asyncio.create_task(session.set_state("k", "v"))
-            await asyncio.sleep(0.001)
+            await observing.wait()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
