@@ -1,8 +1,8 @@
-"""Writes ``satchel/_sync_api.py``: the blocking facade of every public runtime class, each
+"""Writes ``satchel/_sync_*.py``: the blocking facade of every public runtime class, each
 method declared with the async method's own parameters and types (read from its source).
 
-``python -m tests.sync_api_gen`` rewrites the file; ``tests/test_sync.py`` checks that the
-committed file is what this writes from today's async API.
+``python -m tests.sync_api_gen`` rewrites the files; ``tests/test_sync.py`` checks that the
+committed files are what this writes from today's async API.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = ROOT / "satchel" / "_sync_api.py"
+#: Where each facade class is written (modules under ~600 lines): module -> facades.
+FILES = {
+    "_sync_api": ["SyncRuntime", "SyncCollectors", "SyncHooks", "SyncMetrics", "SyncControl",
+                  "SyncReplays", "SyncActorRef"],
+    "_sync_sessions": ["SyncSessionManager", "SyncSessionHandle"],
+    "_sync_artifacts": ["SyncArtifactManager"],
+}  # fmt: skip
+HOME = {facade: module for module, facades in FILES.items() for facade in facades}
 
 #: (module, class, facade name, extra instance attributes as (name, annotation)).
 CLASSES: list[tuple[str, str, str, list[tuple[str, str]]]] = [
@@ -101,7 +108,8 @@ def _sync_annotation(text: str) -> str:
 
 
 class _Writer:
-    def __init__(self) -> None:
+    def __init__(self, home: str) -> None:
+        self.home = home
         self.imports: set[str] = {
             "from collections.abc import Iterable, Iterator",
             "from typing import Any",
@@ -112,7 +120,11 @@ class _Writer:
         finder = _Names()
         finder.visit(ast.parse(text, mode="eval"))
         for name in finder.names:
-            if name in WRAPPED.values() or name in {"Any", "Iterable", "Iterator"}:
+            if name in HOME:
+                if HOME[name] != self.home:
+                    self.imports.add(f"from satchel.{HOME[name]} import {name}")
+                continue
+            if name in {"Any", "Iterable", "Iterator"}:
                 continue
             if name in imports:
                 self.imports.add(imports[name])
@@ -254,37 +266,48 @@ def _emit_class(
             _emit_method(out, node, imports, module)
 
 
-def generate() -> str:
-    """The text of ``satchel/_sync_api.py``."""
-    out = _Writer()
-    for module, cls_name, facade, extra in CLASSES:
-        importlib.import_module(module)
-        _emit_class(out, module, cls_name, facade, extra)
-    out.imports.add("from typing import final")
-    out.imports.add("from satchel._portal import Portal")
-    header = textwrap.dedent(
-        '''\
-        """The blocking facade of the runtime, one class per runtime class (``satchel.sync``).
+def generate() -> dict[str, str]:
+    """The text of each ``satchel/_sync_*.py`` module, by module name."""
+    texts = {}
+    for home, facades in FILES.items():
+        out = _Writer(home)
+        for module, cls_name, facade, extra in CLASSES:
+            if facade in facades:
+                importlib.import_module(module)
+                _emit_class(out, module, cls_name, facade, extra)
+        out.imports.add("from typing import final")
+        out.imports.add("from satchel._portal import Portal")
+        body = "\n".join(out.lines).rstrip() + "\n"
+        texts[home] = HEADER + "\n".join(sorted(out.imports)) + "\n\n" + body
+    return texts
 
-        Written by ``python -m tests.sync_api_gen`` from the async classes' own signatures; do
-        not edit by hand. Every call runs the async method in the runtime's event loop, in the
-        calling thread, and returns its result; streams come back as iterators of bytes and
-        content may be given as an iterable of bytes.
-        """
 
-        from __future__ import annotations
+HEADER = textwrap.dedent(
+    '''\
+    """Part of the blocking facade of the runtime, one class per runtime class (``satchel.sync``).
 
-        '''
-    )
-    body = "\n".join(out.lines).rstrip() + "\n"
-    return header + "\n".join(sorted(out.imports)) + "\n\n" + body
+    Written by ``python -m tests.sync_api_gen`` from the async classes' own signatures; do
+    not edit by hand. Every call runs the async method in the runtime's event loop, in the
+    calling thread, and returns its result; streams come back as iterators of bytes and
+    content may be given as an iterable of bytes.
+    """
+
+    from __future__ import annotations
+
+    '''
+)
+
+
+def path_of(module: str) -> Path:
+    """The file of the generated module ``module``."""
+    return ROOT / "satchel" / f"{module}.py"
 
 
 def formatted(text: str) -> str:
     """``text`` with its imports sorted and formatted as the project's ruff settings say."""
-    for command in (["check", "--select", "I", "--fix"], ["format"]):
+    for command in (["check", "--select", "I,F401", "--fix"], ["format"]):
         text = subprocess.run(
-            [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(TARGET), "-"],
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", "satchel/_sync_x.py", "-"],
             input=text,
             capture_output=True,
             text=True,
@@ -295,4 +318,5 @@ def formatted(text: str) -> str:
 
 
 if __name__ == "__main__":
-    TARGET.write_text(formatted(generate()))
+    for name, text in generate().items():
+        path_of(name).write_text(formatted(text))

@@ -1,0 +1,355 @@
+"""Part of the blocking facade of the runtime, one class per runtime class (``satchel.sync``).
+
+Written by ``python -m tests.sync_api_gen`` from the async classes' own signatures; do
+not edit by hand. Every call runs the async method in the runtime's event loop, in the
+calling thread, and returns its result; streams come back as iterators of bytes and
+content may be given as an iterable of bytes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, final
+
+from satchel._portal import Portal
+from satchel._sync_artifacts import SyncArtifactManager
+from satchel.actors._artifact_manager import ArtifactSpec
+from satchel.actors._artifact_model import Artifact, ArtifactInfo, ArtifactRef
+from satchel.actors._audit import AuditEntry
+from satchel.actors._check import SessionCheckReport
+from satchel.actors._handle import SessionHandle
+from satchel.actors._history import ReplayMetadata
+from satchel.actors._manager import SessionManager
+from satchel.actors._model import JournalEntry, SessionConfig, SessionInfo
+from satchel.actors._replay import ReplayResult, SessionState
+
+
+@final
+class SyncSessionManager:
+    """The blocking face of ``SessionManager`` (each call runs in the runtime's loop)."""
+
+    __slots__ = ("_portal", "_target")
+
+    def __init__(self, target: SessionManager, portal: Portal) -> None:
+        self._target = target
+        self._portal = portal
+
+    def __repr__(self) -> str:
+        return f"<SyncSessionManager of {self._target!r}>"
+
+    def note_deadlines(self, deadlines: Iterable[tuple[int, Any]]) -> None:
+        """Tell the deadline sweeper of a session's deadlines written without the manager
+        (an imported archive); it would otherwise wait for its next wake-up."""
+        self._portal.run(self._target.note_deadlines(deadlines))
+
+    def handle(self, session_id: str) -> SyncSessionHandle:
+        """A handle on one session (checked to be a well-formed id, not to exist)."""
+        return SyncSessionHandle(self._target.handle(session_id), self._portal)
+
+    def create(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        parent_session_id: str | None = None,
+        config: SessionConfig | Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create an active session and return its id (``SessionNotFound`` for a missing parent).
+
+        Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
+        are the same field.
+        """
+        return self._portal.run(
+            self._target.create(
+                name=name,
+                description=description,
+                tags=tags,
+                metadata=metadata,
+                parent_id=parent_id,
+                parent_session_id=parent_session_id,
+                config=config,
+            )
+        )
+
+    def state_at(self, session_id: str, seq: int | None = None) -> SessionState:
+        """The session's variables, artifacts and status after journal entry ``seq``."""
+        return self._portal.run(self._target.state_at(session_id, seq))
+
+    def replay(self, session_id: str, **config: Any) -> ReplayResult:
+        """Replay the journal (``mode``: simulate, exact, modified, debug; ``at``,
+        ``modifications``, ``compare_results``, ``stop_on_error``, ``progress``); the
+        session is not changed."""
+        return self._portal.run(self._target.replay(session_id, **config))
+
+    def replay_metadata(self, session_id: str) -> ReplayMetadata:
+        """How many journal entries there are, and when the first and last were made."""
+        return self._portal.run(self._target.replay_metadata(session_id))
+
+    def can_replay(self, session_id: str) -> bool:
+        """Whether the session exists to be replayed."""
+        return self._portal.run(self._target.can_replay(session_id))
+
+    def list_replayable(self) -> builtins.list[str]:
+        """The ids of every session that can be replayed."""
+        return self._portal.run(self._target.list_replayable())
+
+    def fork(self, session_id: str, *, at: int | None = None, name: str | None = None) -> str:
+        """A new session holding the variables and artifacts ``session_id`` had after
+        entry ``at`` (default: now); artifact content is shared, not copied. The
+        ``session_start`` hooks run as for a creation (their data names the origin)."""
+        return self._portal.run(self._target.fork(session_id, at=at, name=name))
+
+    def get(self, session_id: str) -> SessionInfo:
+        """The session table of ``session_id``, whatever its status."""
+        return self._portal.run(self._target.get(session_id))
+
+    def children(self, session_id: str) -> builtins.list[SessionInfo]:
+        """The child sessions of ``session_id``, oldest first."""
+        return self._portal.run(self._target.children(session_id))
+
+    def timeline(
+        self, session_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> builtins.list[JournalEntry]:
+        """The session's journal in order, from entry ``offset + 1``, at most ``limit`` entries."""
+        return self._portal.run(self._target.timeline(session_id, offset=offset, limit=limit))
+
+    def delete(self, session_id: str, *, cascade: bool = False) -> None:
+        """Delete the session; with ``cascade``, every session below it too, in the same
+        atomic batch (their live actors are passivated first)."""
+        self._portal.run(self._target.delete(session_id, cascade=cascade))
+
+    def suspend(self, session_id: str) -> None:
+        """Active → suspended."""
+        self._portal.run(self._target.suspend(session_id))
+
+    def resume(self, session_id: str) -> None:
+        """Suspended → active."""
+        self._portal.run(self._target.resume(session_id))
+
+    def complete(self, session_id: str) -> None:
+        """Active or suspended → completed."""
+        self._portal.run(self._target.complete(session_id))
+
+    def fail(self, session_id: str, reason: str | None = None) -> None:
+        """Active or suspended → failed, keeping ``reason``."""
+        self._portal.run(self._target.fail(session_id, reason))
+
+    def archive(self, session_id: str) -> None:
+        """Completed or failed → archived."""
+        self._portal.run(self._target.archive(session_id))
+
+    def save(self, session_id: str) -> None:
+        """Persist now (every change is already persisted when acknowledged)."""
+        self._portal.run(self._target.save(session_id))
+
+    def load(self, session_id: str) -> str:
+        """Make the session live (after a restart, for instance); return its id."""
+        return self._portal.run(self._target.load(session_id))
+
+    def save_all(self) -> int:
+        """Save every live session; how many there were."""
+        return self._portal.run(self._target.save_all())
+
+    def restore_recent(self, count: int) -> builtins.list[str]:
+        """Make the ``count`` most recently updated sessions live; their ids, newest first."""
+        return self._portal.run(self._target.restore_recent(count))
+
+    def set_state(self, session_id: str, key: str, value: Any) -> None:
+        """Set variable ``key`` (a JSON-like value; ``None`` is stored as null)."""
+        self._portal.run(self._target.set_state(session_id, key, value))
+
+    def get_state(self, session_id: str, key: str) -> Any:
+        """Variable ``key``, or ``None`` if unset."""
+        return self._portal.run(self._target.get_state(session_id, key))
+
+    def delete_state(self, session_id: str, key: str) -> None:
+        """Remove variable ``key`` (no error if unset)."""
+        self._portal.run(self._target.delete_state(session_id, key))
+
+    def list_state(self, session_id: str) -> builtins.list[str]:
+        """The names of the session's variables."""
+        return self._portal.run(self._target.list_state(session_id))
+
+    def check(self, *, fix: bool = False) -> SessionCheckReport:
+        """Compare every session with its counters, journal and index entries (see
+        ``check_sessions``); ``fix`` rebuilds index entries and drops orphaned data."""
+        return self._portal.run(self._target.check(fix=fix))
+
+    def list(self, **filters: Any) -> builtins.list[SessionInfo]:
+        """Sessions matching the spec's filters: ``status``, ``tags`` (all), ``parent_session_id``,
+        ``search`` (case-insensitive substring of name or description), ``created_after``,
+        ``created_before`` (exclusive), ``order_by`` (``created_at``, ``updated_at``, ``name``),
+        ``descending``, ``offset``, ``limit``."""
+        return self._portal.run(self._target.list(**filters))
+
+
+@final
+class SyncSessionHandle:
+    """The blocking face of ``SessionHandle`` (each call runs in the runtime's loop)."""
+
+    __slots__ = ("_portal", "_target")
+
+    def __init__(self, target: SessionHandle, portal: Portal) -> None:
+        self._target = target
+        self._portal = portal
+
+    def __repr__(self) -> str:
+        return f"<SyncSessionHandle of {self._target!r}>"
+
+    @property
+    def id(self) -> str:
+        """``SessionHandle.id``."""
+        return self._target.id
+
+    def info(self) -> SessionInfo:
+        """The session table now."""
+        return self._portal.run(self._target.info())
+
+    def suspend(self) -> None:
+        """Active → suspended."""
+        self._portal.run(self._target.suspend())
+
+    def resume(self) -> None:
+        """Suspended → active."""
+        self._portal.run(self._target.resume())
+
+    def complete(self) -> None:
+        """Active or suspended → completed."""
+        self._portal.run(self._target.complete())
+
+    def fail(self, reason: str | None = None) -> None:
+        """Active or suspended → failed."""
+        self._portal.run(self._target.fail(reason))
+
+    def archive(self) -> None:
+        """Completed or failed → archived."""
+        self._portal.run(self._target.archive())
+
+    def delete(self, *, cascade: bool = False) -> None:
+        """Delete the session (and its descendants with ``cascade``)."""
+        self._portal.run(self._target.delete(cascade=cascade))
+
+    def save(self) -> None:
+        """Persist now (a no-op kept for compatibility: changes are persisted as made)."""
+        self._portal.run(self._target.save())
+
+    def load(self) -> str:
+        """Make the session live."""
+        return self._portal.run(self._target.load())
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Set a variable."""
+        self._portal.run(self._target.set_state(key, value))
+
+    def get_state(self, key: str) -> Any:
+        """A variable, or ``None``."""
+        return self._portal.run(self._target.get_state(key))
+
+    def delete_state(self, key: str) -> None:
+        """Remove a variable."""
+        self._portal.run(self._target.delete_state(key))
+
+    def list_state(self) -> list[str]:
+        """The names of the variables."""
+        return self._portal.run(self._target.list_state())
+
+    def children(self) -> list[SessionInfo]:
+        """The child sessions, oldest first."""
+        return self._portal.run(self._target.children())
+
+    def timeline(self, *, offset: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """The journal, in order."""
+        return self._portal.run(self._target.timeline(offset=offset, limit=limit))
+
+    def store_artifact(
+        self,
+        name: str,
+        content: bytes | Iterable[bytes],
+        type: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ArtifactRef:
+        """Store the next version of artifact ``name`` (see ``ArtifactManager.store``)."""
+        return self._portal.run(
+            self._target.store_artifact(name, self._portal.feed(content), type, metadata)
+        )
+
+    def store_file(
+        self, path: str | os.PathLike[str], type: str, metadata: Mapping[str, Any] | None = None
+    ) -> ArtifactRef:
+        """Store a file as an artifact named by its base name."""
+        return self._portal.run(self._target.store_file(path, type, metadata))
+
+    def get_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> Artifact:
+        """Content and metadata of an artifact of this session."""
+        return self._portal.run(self._target.get_artifact(artifact, version))
+
+    def artifact_info(self, artifact: ArtifactSpec, version: int | None = None) -> ArtifactInfo:
+        """Metadata of an artifact of this session, without its content."""
+        return self._portal.run(self._target.artifact_info(artifact, version))
+
+    def stream_artifact(
+        self, artifact: ArtifactSpec, version: int | None = None
+    ) -> Iterator[bytes]:
+        """The content of an artifact of this session, chunk by chunk."""
+        return self._portal.iterate(self._target.stream_artifact(artifact, version))
+
+    def list_artifacts(self) -> list[ArtifactInfo]:
+        """The latest version of each artifact name, the earliest stored first."""
+        return self._portal.run(self._target.list_artifacts())
+
+    def artifact_versions(self, name: str) -> list[ArtifactInfo]:
+        """Every version of ``name``."""
+        return self._portal.run(self._target.artifact_versions(name))
+
+    def delete_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> int:
+        """Delete one version, or every version of a name; how many went."""
+        return self._portal.run(self._target.delete_artifact(artifact, version))
+
+    def query_artifacts(self, **filters: Any) -> list[ArtifactInfo]:
+        """Artifacts this session may read (its own and those granted to it) matching the
+        filters of ``ArtifactManager.query``."""
+        return self._portal.run(self._target.query_artifacts(**filters))
+
+    def share_artifact(
+        self, artifact: ArtifactSpec, target_session_id: str, permission: str = "read"
+    ) -> None:
+        """Grant another session ``permission`` on an artifact of this session."""
+        self._portal.run(self._target.share_artifact(artifact, target_session_id, permission))
+
+    def revoke_artifact(self, artifact: ArtifactSpec, target_session_id: str) -> bool:
+        """Remove a grant on an artifact of this session; whether there was one."""
+        return self._portal.run(self._target.revoke_artifact(artifact, target_session_id))
+
+    def artifact_audit_log(
+        self, artifact: ArtifactSpec, *, offset: int = 0, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """The audit log of an artifact of this session, oldest first."""
+        return self._portal.run(
+            self._target.artifact_audit_log(artifact, offset=offset, limit=limit)
+        )
+
+    @property
+    def artifacts(self) -> SyncArtifactManager:
+        """``SessionHandle.artifacts``."""
+        return SyncArtifactManager(self._target.artifacts, self._portal)
+
+    def state_at(self, seq: int | None = None) -> SessionState:
+        """Variables, artifacts and status after journal entry ``seq``."""
+        return self._portal.run(self._target.state_at(seq))
+
+    def replay(self, **config: Any) -> ReplayResult:
+        """Replay this session's journal (see ``SessionManager.replay``)."""
+        return self._portal.run(self._target.replay(**config))
+
+    def replay_metadata(self) -> ReplayMetadata:
+        """How many journal entries there are, and when the first and last were made."""
+        return self._portal.run(self._target.replay_metadata())
+
+    def fork(self, *, at: int | None = None, name: str | None = None) -> str:
+        """A new session with this one's variables and artifacts after entry ``at``."""
+        return self._portal.run(self._target.fork(at=at, name=name))
