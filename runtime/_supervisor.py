@@ -94,10 +94,6 @@ class Supervisor:
         """Wall time in seconds since the epoch, advancing with the loop's clock (mockable)."""
         return self._epoch + self._now()
 
-    def now(self) -> float:
-        """The event loop's clock (monotonic seconds)."""
-        return self._now()
-
     def refuse_foreign_caller(self) -> NoReturn:
         """Raise ``ForeignLoopError``: the caller runs outside the loop that opened this."""
         raise ForeignLoopError(

@@ -4,6 +4,7 @@ host's own coroutines, iterators, hooks and cancellations, as agent frameworks u
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -227,7 +228,7 @@ def test_a_second_opener_is_told_the_holders_pid(run: Host, tmp_path: Path) -> N
             return str(caught.value)
 
     message = run(main)
-    assert f"pid {__import__('os').getpid()}" in message
+    assert f"pid {os.getpid()}" in message
 
 
 def test_a_deadline_passing_during_a_synced_write_ends_its_own_block(
