@@ -49,7 +49,16 @@ from ._messages import (
     SetState,
 )
 from ._model import JournalEntry, SessionConfig, SessionInfo
-from ._query import QUERY_FIELDS, by_update_time, load, make_query, run_query, to_info
+from ._query import (
+    QUERY_FIELDS,
+    SessionQuery,
+    by_update_time,
+    load,
+    make_query,
+    query_among,
+    run_query,
+    to_info,
+)
 from ._replay import ReplayResult, SessionState
 from ._session import SESSION_KIND, SessionBusyError
 
@@ -497,15 +506,28 @@ class SessionManager:
         ``search`` (case-insensitive substring of name or description), ``created_after``,
         ``created_before`` (exclusive), ``order_by`` (``created_at``, ``updated_at``, ``name``),
         ``descending``, ``offset``, ``limit``."""
-        unknown = sorted(set(filters) - QUERY_FIELDS)
-        if unknown:
-            raise InvalidArgumentError(
-                f"unknown session query field(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(QUERY_FIELDS))}"
-            )
-        found = run_query(self._kv, make_query(**filters))
+        found = run_query(self._kv, _query(filters))
         await anyio.lowlevel.checkpoint()
         return found
+
+    async def list_among(
+        self, session_ids: Iterable[str], **filters: Any
+    ) -> builtins.list[SessionInfo]:
+        """``list`` among ``session_ids`` only: every filter, the order, the page and the time
+        it takes as if no other session existed (what a session script may see)."""
+        found = query_among(self._kv, session_ids, _query(filters))
+        await anyio.lowlevel.checkpoint()
+        return found
+
+
+def _query(filters: dict[str, Any]) -> SessionQuery:
+    unknown = sorted(set(filters) - QUERY_FIELDS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown session query field(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(QUERY_FIELDS))}"
+        )
+    return make_query(**filters)
 
 
 def _check_metadata_size(metadata: dict[str, Any]) -> None:

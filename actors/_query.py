@@ -179,6 +179,34 @@ def run_query(kv: KeyValueStore, query: SessionQuery) -> list[SessionInfo]:
     return _page(kv, query, _tested(kv, query, _in_created_range(query, suffixes), filters, None))
 
 
+def query_among(kv: KeyValueStore, sids: Iterable[str], query: SessionQuery) -> list[SessionInfo]:
+    """The sessions among ``sids`` matching ``query``, in its order, paginated. Only those
+    sessions are read, so what a caller who may see only them gets, and how long it takes,
+    is the same whether or not other sessions exist."""
+    wanted = sorted({validate.session_id(sid)[1] for sid in sids})
+    kept = [x for x in load(kv, wanted) if x is not None and _matches(x[0], query)]
+    if query.order_by == "created_at":
+        kept.sort(key=lambda x: (x[0].created_us, layout.bytes_of(x[0].id)))
+    else:
+        kept.sort(key=_sort_key(query.order_by))
+    if query.descending:
+        kept.reverse()
+    return [to_info(*x) for x in indexscan.window(iter(kept), query.offset, query.limit)]
+
+
+def _matches(record: layout.SessionRecord, query: SessionQuery) -> bool:
+    """Whether one session passes every filter of ``query`` (as the indexes judge it)."""
+    after, before = query.created_after_us, query.created_before_us
+    return (
+        (query.status is None or record.status == query.status)
+        and all(tag in record.tags for tag in query.tags)
+        and (query.parent_session_id is None or record.parent_id == query.parent_session_id)
+        and (query.search is None or query.search.encode() in layout.search_text(record))
+        and (after is None or record.created_us > after)
+        and (before is None or record.created_us < before)
+    )
+
+
 def by_update_time(
     kv: KeyValueStore, entries: Iterable[tuple[bytes, bytes]], *, descending: bool
 ) -> Iterator[tuple[bytes, bytes]]:

@@ -159,7 +159,9 @@ class SessionActor(Actor[Any]):
                 buckets[self._id] = self._bucket
 
     async def on_stop(self) -> None:
-        """Forget the rate bucket once it is full again: a new one would be the same."""
+        """Let go of the script worker; forget the rate bucket once it is full again (a new
+        one would be the same)."""
+        self._services.scripts.release(self._script_slot)
         if self._bucket is not None and self._bucket.full(anyio.current_time()):
             self._services.buckets.pop(self._id, None)
 

@@ -38,3 +38,5 @@ class ScriptRunner:
     runtime's managers exist, after the actors' services)."""
 
     run: RunScriptFunction | None = None
+    #: Lets go of what a slot keeps (its worker process) when its actor stops.
+    release: Callable[[ScriptSlot], None] = lambda slot: None

@@ -35,7 +35,14 @@ from satchel.runtime import (
     Supervisor,
     open_supervisor,
 )
-from satchel.scripting import LuaState, ScriptApi, ScriptLimits, api_names
+from satchel.scripting import (
+    LuaState,
+    ScriptApi,
+    ScriptLimits,
+    ScriptWorkers,
+    WorkerPool,
+    api_names,
+)
 from satchel.scripting._api import run_session_script
 from satchel.storage import (
     Backend,
@@ -67,6 +74,7 @@ class Runtime:
         replays: Replays,
         durability: Durability = "process",
         group: GroupCommit | None = None,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
@@ -87,6 +95,8 @@ class Runtime:
         self.durability = durability
         #: Inspect and steer live actors: ``rt.control.actors()``, ``rt.control.stop(id)``.
         self.control = Control(supervisor, sessions, replays, hooks, store, backend, group)
+        #: The worker processes session scripts (and scripts sent over HTTP) run in.
+        self.script_workers = workers or WorkerPool()
 
     async def run_lua(
         self,
@@ -98,6 +108,7 @@ class Runtime:
         allow_io: bool = False,
         limits: ScriptLimits | None = None,
         output: Callable[[str], None] = print,
+        isolated: bool = False,
     ) -> list[Any]:
         """Run a Lua script (see ``docs/lua.md``); what it returned. A host script runs in a
         fresh sandbox; with ``session_id``, a session script runs in that session's actor.
@@ -105,7 +116,12 @@ class Runtime:
         ``args`` are the chunk's ``...`` and the global ``ARGS``; ``print`` lines go to
         ``output``; ``allow_io`` gives the script the full ``io`` and ``os`` libraries. An
         uncaught error raises its kind (``ScriptError`` for the script's own), a limit
-        ``ScriptLimitExceededError``."""
+        ``ScriptLimitExceededError``.
+
+        A session script always runs in a worker process. A host script runs in this process
+        (the operator's own code), or with ``isolated`` in a fresh worker process, as the HTTP
+        API runs every script: a script that exhausts memory, loops in C or crashes Lua then
+        costs only its worker."""
         if session_id is not None:
             if allow_io:
                 raise InvalidArgumentError("session scripts never get io (allow_io)")
@@ -113,9 +129,20 @@ class Runtime:
             message = RunScript(source, name, tuple(args), output, limits or ScriptLimits())
             answer: list[Any] = await self.supervisor.ref(SESSION_KIND, checked).ask(message)
             return answer
+        api = ScriptApi(self.sessions, self.artifacts, HostState(self.store.kv))
+        if isolated:
+            return await self.script_workers.run(
+                source,
+                api.dispatch,
+                api_names(),
+                name=name,
+                args=args,
+                output=output,
+                limits=limits,
+                allow_io=allow_io,
+            )
         state = LuaState(limits or ScriptLimits(), allow_io=allow_io)
         state.define(api_names())
-        api = ScriptApi(self.sessions, self.artifacts, HostState(self.store.kv))
         return await state.run(source, api.dispatch, name=name, args=args, output=output)
 
     def session(self, session_id: str) -> SessionHandle:
@@ -173,6 +200,7 @@ async def open_runtime(
     builtin_hooks: bool = False,
     metrics_privacy: bool = False,
     durability: Durability = "process",
+    script_workers: ScriptWorkers | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
@@ -185,79 +213,83 @@ async def open_runtime(
     session ids with ``metrics_privacy``. ``durability="process"`` (default): an acknowledged
     write survives a killed process; ``"machine"``: it survives power loss — every write is
     synced, the journaled writes of many sessions by one group commit (docs/durability.md).
+    ``script_workers`` sizes the pool of worker processes session scripts run in.
     On exit every actor finishes its turn and flushes within ``grace`` seconds, then the
     store closes.
     """
     checked_max_entries(audit_max_entries)
     checked_durability(durability)
     with open_store(path, backend=store, limits=limits) as opened:
-        group = None
-        if durability == "machine":
-            opened.kv.default_sync = True
-            group = GroupCommit(opened.kv)
-        async with open_supervisor(
-            strategy=strategy,
-            resident_cap=resident_cap,
-            reminder_store=StoreReminders(opened.kv),
-            grace=grace,
-        ) as supervisor:
-            board = DeadlineBoard(supervisor)
-            hooks = Hooks()
-            supervisor.spawn_system_task(hooks.drain)
-            metrics = Metrics(privacy=metrics_privacy)
-            if builtin_hooks:
-                install_builtin_hooks(hooks, metrics)
-            events = EventBus(opened.kv)
-            services = register_session_kinds(
-                opened,
-                supervisor,
-                board,
-                hooks=hooks,
-                events=events,
-                audit_max_entries=audit_max_entries,
-                group=group,
-                on_deleted=(metrics.forget,) if builtin_hooks else (),
-            )
-            roots = [Path.cwd()] if file_roots is None else file_roots
-            artifacts = ArtifactManager(
-                opened.kv,
-                opened.blobs,
-                supervisor,
-                services.storage,
-                roots,
-                services.audit,
-                hooks,
-                data_folder=opened.path,
-            )
-            sessions = SessionManager(
-                opened.kv,
-                supervisor,
-                board,
-                session_defaults or SessionConfig(),
-                artifacts,
-                hooks,
-                opened.blobs,
-                events,
-            )
-            services.scripts.run = functools.partial(
-                run_session_script, sessions, artifacts, HostState(opened.kv)
-            )
-            await board.start()
-            collectors = Collectors(supervisor, opened.kv, collection)
-            replays = register_hook_kind(
-                supervisor, artifacts, hooks, collectors, sessions, opened.kv
-            )
-            yield Runtime(
-                opened,
-                supervisor,
-                store,
-                sessions,
-                artifacts,
-                hooks,
-                collectors,
-                metrics,
-                events,
-                replays,
-                durability,
-                group,
-            )
+        async with WorkerPool(script_workers) as workers:
+            group = None
+            if durability == "machine":
+                opened.kv.default_sync = True
+                group = GroupCommit(opened.kv)
+            async with open_supervisor(
+                strategy=strategy,
+                resident_cap=resident_cap,
+                reminder_store=StoreReminders(opened.kv),
+                grace=grace,
+            ) as supervisor:
+                board = DeadlineBoard(supervisor)
+                hooks = Hooks()
+                supervisor.spawn_system_task(hooks.drain)
+                metrics = Metrics(privacy=metrics_privacy)
+                if builtin_hooks:
+                    install_builtin_hooks(hooks, metrics)
+                events = EventBus(opened.kv)
+                services = register_session_kinds(
+                    opened,
+                    supervisor,
+                    board,
+                    hooks=hooks,
+                    events=events,
+                    audit_max_entries=audit_max_entries,
+                    group=group,
+                    on_deleted=(metrics.forget,) if builtin_hooks else (),
+                )
+                roots = [Path.cwd()] if file_roots is None else file_roots
+                artifacts = ArtifactManager(
+                    opened.kv,
+                    opened.blobs,
+                    supervisor,
+                    services.storage,
+                    roots,
+                    services.audit,
+                    hooks,
+                    data_folder=opened.path,
+                )
+                sessions = SessionManager(
+                    opened.kv,
+                    supervisor,
+                    board,
+                    session_defaults or SessionConfig(),
+                    artifacts,
+                    hooks,
+                    opened.blobs,
+                    events,
+                )
+                services.scripts.run = functools.partial(
+                    run_session_script, sessions, artifacts, HostState(opened.kv), workers
+                )
+                services.scripts.release = workers.release_slot
+                await board.start()
+                collectors = Collectors(supervisor, opened.kv, collection)
+                replays = register_hook_kind(
+                    supervisor, artifacts, hooks, collectors, sessions, opened.kv
+                )
+                yield Runtime(
+                    opened,
+                    supervisor,
+                    store,
+                    sessions,
+                    artifacts,
+                    hooks,
+                    collectors,
+                    metrics,
+                    events,
+                    replays,
+                    durability,
+                    group,
+                    workers,
+                )

@@ -117,6 +117,7 @@ class SyncRuntime:
         allow_io: bool = False,
         limits: ScriptLimits | None = None,
         output: Callable[[str], None] = print,
+        isolated: bool = False,
     ) -> list[Any]:
         """Run a Lua script (see ``docs/lua.md``); what it returned. A host script runs in a
         fresh sandbox; with ``session_id``, a session script runs in that session's actor.
@@ -124,7 +125,12 @@ class SyncRuntime:
         ``args`` are the chunk's ``...`` and the global ``ARGS``; ``print`` lines go to
         ``output``; ``allow_io`` gives the script the full ``io`` and ``os`` libraries. An
         uncaught error raises its kind (``ScriptError`` for the script's own), a limit
-        ``ScriptLimitExceededError``."""
+        ``ScriptLimitExceededError``.
+
+        A session script always runs in a worker process. A host script runs in this process
+        (the operator's own code), or with ``isolated`` in a fresh worker process, as the HTTP
+        API runs every script: a script that exhausts memory, loops in C or crashes Lua then
+        costs only its worker."""
         return self._portal.run(
             self._target.run_lua(
                 source,
@@ -134,6 +140,7 @@ class SyncRuntime:
                 allow_io=allow_io,
                 limits=limits,
                 output=output,
+                isolated=isolated,
             )
         )
 

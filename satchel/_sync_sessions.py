@@ -187,6 +187,11 @@ class SyncSessionManager:
         ``descending``, ``offset``, ``limit``."""
         return self._portal.run(self._target.list(**filters))
 
+    def list_among(self, session_ids: Iterable[str], **filters: Any) -> builtins.list[SessionInfo]:
+        """``list`` among ``session_ids`` only: every filter, the order, the page and the time
+        it takes as if no other session existed (what a session script may see)."""
+        return self._portal.run(self._target.list_among(session_ids, **filters))
+
 
 @final
 class SyncSessionHandle:

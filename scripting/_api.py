@@ -8,19 +8,22 @@ are its own, other sessions' artifacts need a grant, and its ``State`` is its va
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from satchel._errors import AccessDeniedError, InvalidArgumentError
+from satchel._errors import AccessDeniedError, InvalidArgumentError, SatchelError
 from satchel._wire import to_wire
 
 from ._convert import from_lua, lua_type_name, mapping_from_lua, text
-from ._sandbox import LuaState
 
 if TYPE_CHECKING:
     from satchel.actors._artifact_manager import ArtifactManager
     from satchel.actors._manager import SessionManager
     from satchel.actors._session_scripts import RunScript, ScriptSlot
+
+    from ._pool import WorkerPool
 
 
 class HostState(Protocol):
@@ -33,6 +36,8 @@ class HostState(Protocol):
 
 
 Handler = Callable[..., Awaitable[Any]]
+log = logging.getLogger("satchel.scripting")
+_REPLAY_OPTIONS = {"mode", "at", "modifications", "compare_results", "stop_on_error"}
 _CREATE_OPTIONS = {"name", "description", "tags", "metadata", "parent_session_id", "config"}
 
 
@@ -115,8 +120,23 @@ class ScriptApi:
         }
 
     async def dispatch(self, op: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Run request ``op`` with the script's arguments; what the Lua call returns."""
-        result = await self._handlers[op](*args)
+        """Run request ``op`` with the script's arguments; what the Lua call returns. Every
+        failure is a satchel error: a script must not be able to crash the actor it runs in."""
+        handler = self._handlers.get(op)
+        if handler is None:
+            raise InvalidArgumentError(f"there is no API function {op!r}")
+        most = _MOST_ARGUMENTS[op]
+        if len(args) > most:
+            raise InvalidArgumentError(
+                f"{op} takes at most {most} argument{'' if most == 1 else 's'} ({len(args)} given)"
+            )
+        try:
+            result = await handler(*args)
+        except SatchelError:
+            raise
+        except Exception as error:  # a handler that let a bad argument through
+            log.error("%s failed on a script's arguments", op, exc_info=True)
+            raise InvalidArgumentError(f"{op}: {error}") from error
         return () if op in _RETURNS_NOTHING else (result,)
 
     # -- whose sessions --------------------------------------------------------------------
@@ -138,14 +158,7 @@ class ScriptApi:
 
     async def session_create(self, opts: Any = None) -> str:
         given = mapping_from_lua(opts, "Session.create options") or {}
-        unknown = set(given) - {
-            "name",
-            "description",
-            "tags",
-            "metadata",
-            "parent_session_id",
-            "config",
-        }
+        unknown = set(given) - _CREATE_OPTIONS
         if unknown:
             raise InvalidArgumentError(
                 f"unknown Session.create options: {', '.join(sorted(unknown))}"
@@ -169,9 +182,10 @@ class ScriptApi:
 
     async def session_list(self, query: Any = None) -> Any:
         filters = mapping_from_lua(query, "Session.list query") or {}
-        found = await self._sessions.list(**filters)
-        if self._session_id is not None:
-            found = [info for info in found if info.id in self._own]
+        if self._session_id is None:
+            found = await self._sessions.list(**filters)
+        else:  # filtered to its own before search, order, page and counts
+            found = await self._sessions.list_among(self._own, **filters)
         return [to_wire(info) for info in found]
 
     async def session_suspend(self, session_id: Any) -> None:
@@ -249,6 +263,11 @@ class ScriptApi:
 
     async def session_replay(self, session_id: Any, cfg: Any = None) -> Any:
         config = mapping_from_lua(cfg, "Session.replay config") or {}
+        unknown = set(config) - _REPLAY_OPTIONS  # progress is a Python callback: not from Lua
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown Session.replay options: {', '.join(sorted(unknown))}"
+            )
         return to_wire(await self._sessions.replay(self._session(session_id), **config))
 
     async def session_getreplaymetadata(self, session_id: Any = None) -> Any:
@@ -401,26 +420,34 @@ async def run_session_script(
     sessions: SessionManager,
     artifacts: ArtifactManager,
     state: HostState,
+    workers: WorkerPool,
     session_id: str,
     slot: ScriptSlot,
     message: RunScript,
 ) -> list[Any]:
-    """Run a session script in the session actor's Lua state (made on first use, and again
-    after a run a limit stopped)."""
-    lua = slot.state
-    if lua is None or not lua.usable:
-        lua = slot.state = LuaState(message.limits)
-        lua.define(api_names())
+    """Run a session script in a worker process that keeps the session's Lua state in
+    ``slot`` between runs (made on first use, and again after a run a limit stopped)."""
     api = ScriptApi(sessions, artifacts, state, session_id=session_id)
-    results: list[Any] = await lua.run(
+    return await workers.run(
         message.source,
         api.dispatch,
+        API_NAMES,
+        keeper=slot,
         name=message.name,
         args=message.args,
         output=message.output,
         limits=message.limits,
     )
-    return results
+
+
+def _most_arguments() -> dict[str, int]:
+    """How many arguments each op's handler takes at most."""
+    return {
+        op: len(inspect.signature(getattr(ScriptApi, op.replace(".", "_").lower())).parameters) - 1
+        for _, _, op in api_names()
+    }
 
 
 _RETURNS_NOTHING = _returns_nothing()
+_MOST_ARGUMENTS = _most_arguments()
+API_NAMES = tuple(api_names())

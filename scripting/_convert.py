@@ -1,23 +1,21 @@
-"""Values across the Lua boundary, both ways.
+"""Script values as Python data, on the host side.
 
-Lua strings are bytes (the sandbox runs lupa without an encoding): content stays bytes,
-text is decoded as UTF-8. A table whose keys are all positive integers is an array (holes
-become ``None``); any other is a map with string keys; an empty table is an empty array
-(arguments that want a map accept it). Python values go back as Lua tables, strings and
-numbers; integers stay integers.
+A script's arguments arrive as plain data (``_values``): strings as bytes, tables as dicts of
+their raw entries, what is not data as ``Opaque``. Content stays bytes, text is decoded as
+UTF-8. A table whose keys are all positive integers is an array (holes become ``None``); any
+other is a map with string keys; an empty table is an empty array (arguments that want a map
+accept it). Python values go back as Lua tables, strings and numbers; integers stay integers.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
 from typing import Any
-
-import lupa
 
 from satchel._errors import InvalidArgumentError
 
-MAX_DEPTH = 64
+from ._values import MAX_DEPTH, Opaque
+from ._values import rfc3339 as rfc3339
+
 #: An array may have holes, but not many more slots than values (no sparse-table bombs).
 _MAX_HOLE_RATIO = 4
 
@@ -44,19 +42,23 @@ def lua_type_name(value: Any) -> str:
         return "number"
     if isinstance(value, bytes):
         return "string"
-    return str(lupa.lua_type(value) or type(value).__name__)
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, Opaque):
+        return "table" if value.what == "deep" else value.what
+    return type(value).__name__
 
 
 def from_lua(value: Any, depth: int = 0) -> Any:
-    """A Lua value as plain Python data (strings as text)."""
+    """A script's value as plain Python data (strings as text)."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, bytes):
         return text(value, "a string in this value")
-    if lupa.lua_type(value) != "table":
-        raise InvalidArgumentError(f"a {lua_type_name(value)} cannot leave the script")
-    if depth >= MAX_DEPTH:
+    if (isinstance(value, Opaque) and value.what == "deep") or depth >= MAX_DEPTH:
         raise InvalidArgumentError(f"tables nest deeper than {MAX_DEPTH} levels (a cycle?)")
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"a {lua_type_name(value)} cannot leave the script")
     entries = list(value.items())
     if not entries:
         return []
@@ -89,29 +91,3 @@ def mapping_from_lua(value: Any, what: str) -> dict[str, Any] | None:
     if not isinstance(converted, dict):
         raise InvalidArgumentError(f"{what} must be a table of named fields")
     return converted
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """A time as the spec writes it: RFC 3339, UTC, microseconds, ``Z``."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def to_lua(runtime: lupa.LuaRuntime, value: Any) -> Any:
-    """Plain Python data as a Lua value in ``runtime``."""
-    if value is None or isinstance(value, bool | int | float | bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, dt.datetime):
-        return rfc3339(value).encode()
-    if isinstance(value, Mapping):
-        return runtime.table_from(
-            {str(k).encode(): to_lua(runtime, v) for k, v in value.items() if v is not None}
-        )
-    if isinstance(value, list | tuple):
-        table = runtime.table_from([])
-        for index, item in enumerate(value, 1):
-            if item is not None:
-                table[index] = to_lua(runtime, item)
-        return table
-    raise InvalidArgumentError(f"cannot give a {type(value).__name__} to a script")

@@ -116,6 +116,11 @@ local function yield(...)
 end
 
 local function close(co)
+  -- Lua 5.5 lets a coroutine close itself, which would unwind the driver's own thread.
+  local status = co_status(co)
+  if status ~= "suspended" and status ~= "dead" then
+    error("cannot close a " .. status .. " coroutine", 2)
+  end
   return check_killed(co_close(co))
 end
 
@@ -259,7 +264,8 @@ local function new_env(allow_io)
   env.print = function(...)
     local parts = {}
     for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-    host_print(concat(parts, "\t"))
+    local refused = host_print(concat(parts, "\t"))
+    if refused then kill(refused) end  -- past the output limit
   end
   local function json(f, v)
     local ok, result = f(v)

@@ -199,3 +199,25 @@ async def test_exact_update_order_within_one_second(
     newest = model(everything, {"order_by": "updated_at", "descending": True})[:3]
     assert await rt.sessions.restore_recent(3) == newest
     assert newest[0] == ids[3]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_queries_among_some_sessions_see_no_other(
+    tmp_path: Path, autojump_clock: None, backend: str
+) -> None:
+    """A query among some sessions (a session script's own) answers as if the others did
+    not exist: filters, order, page and counts alike."""
+    async with open_runtime(tmp_path, store=backend) as rt:  # type: ignore[arg-type]
+        everything = await populate(rt)
+        examples: list[tuple[list[str], dict[str, Any]]] = []
+        ids = [s.id for s in everything]
+
+        @settings(max_examples=150, deadline=None, database=None)
+        @given(own=st.lists(st.sampled_from(ids), max_size=12, unique=True), q=queries(everything))
+        def collect(own: list[str], q: dict[str, Any]) -> None:
+            examples.append((own, q))
+
+        collect()
+        for own, q in examples:
+            got = [s.id for s in await rt.sessions.list_among(own, **q)]
+            assert got == model([s for s in everything if s.id in own], q), (own, q)

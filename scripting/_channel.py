@@ -1,0 +1,94 @@
+"""The messages between the host and a script worker: length-prefixed msgpack frames.
+
+Only plain values cross (``None``, booleans, integers, floats, bytes, text, lists, maps, and
+``Opaque`` as an extension type); a frame never unpacks into anything that runs code, so a
+worker whose sandbox were broken still could not reach into the host through its messages.
+
+Host to worker: ``["run", {...}]`` starts a run; ``["answer", ok, values]`` answers a call;
+``["kill", why]`` answers a call that came too late (the run ends at its limit).
+Worker to host: ``["ready", pid]`` once, then for a run any number of ``["print", line]`` and
+``["call", op, args]`` and one ``["end", usable, step]`` (``step`` as ``_core`` ends a run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import struct
+from typing import Any
+
+import msgpack
+
+from ._values import Opaque, rfc3339
+
+HEADER = struct.Struct(">I")
+_OPAQUE = 1
+
+
+class FrameError(ValueError):
+    """A frame that is not a message of this protocol."""
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Opaque):
+        return msgpack.ExtType(_OPAQUE, value.what.encode())
+    if isinstance(value, dt.datetime):
+        return rfc3339(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot give a {type(value).__name__} to a script")
+
+
+def _ext(code: int, data: bytes) -> Any:
+    if code != _OPAQUE:
+        raise FrameError(f"unknown extension type {code}")
+    return Opaque(data.decode(errors="replace"))
+
+
+def encode(message: Any) -> bytes:
+    """``message`` as one frame (``TypeError`` or ``OverflowError`` for what cannot cross)."""
+    payload: bytes = msgpack.packb(message, use_bin_type=True, default=_default)
+    return HEADER.pack(len(payload)) + payload
+
+
+def decode(payload: bytes) -> Any:
+    """The message of a frame's payload (``FrameError`` if it is not one)."""
+    try:
+        return msgpack.unpackb(
+            payload, raw=False, strict_map_key=False, ext_hook=_ext, use_list=True
+        )
+    except FrameError:
+        raise
+    except Exception as error:  # msgpack raises several kinds for malformed input
+        raise FrameError(f"a malformed frame: {error!r}") from None
+
+
+class FdChannel:
+    """The worker's end: blocking reads and writes on two pipe descriptors."""
+
+    def __init__(self, reader: int, writer: int) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    def send(self, message: Any) -> None:
+        view = memoryview(encode(message))
+        while view:
+            view = view[os.write(self._writer, view) :]
+
+    def receive(self) -> Any:
+        """The next message; ``None`` once the host closed its end."""
+        header = self._exactly(HEADER.size)
+        if header is None:
+            return None
+        payload = self._exactly(HEADER.unpack(header)[0])
+        return None if payload is None else decode(payload)
+
+    def _exactly(self, size: int) -> bytes | None:
+        chunks = []
+        while size:
+            chunk = os.read(self._reader, min(size, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,295 @@
+"""Untrusted scripts run in worker processes: whatever a script does to its Lua state, the host
+survives, keeps answering other sessions, and the run ends with the documented error."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from satchel.scripting import ScriptLimits, ScriptWorkers
+
+from satchel import Runtime, ScriptError, ScriptLimitExceededError, open_runtime
+
+LIMITS = ScriptLimits(max_seconds=1)
+FULL_STATE = (
+    'Artifact.store(nil, "tool_result", "big", string.rep("y", 20 << 20)); collectgarbage(); '
+    'local filler = string.rep("x", 50 << 20); pcall(Artifact.get, nil, "big")'
+)
+#: Each case of the attack report: the script, the error it ends with, words of its message.
+ATTACKS: dict[str, tuple[str, type[Exception], str]] = {
+    "lua panic (memory, answer)": (FULL_STATE, ScriptError, "not enough memory"),
+    "lua panic (memory, callback)": (
+        'local filler = string.rep("x", 50 << 20); '
+        'pcall(JSON.encode, {string.rep("\\1", 2 << 20)})',
+        Exception,  # a panic (SIGABRT) or the time limit, whichever the state reaches first
+        "",
+    ),
+    "table.insert, huge __len": (
+        "table.insert(setmetatable({}, {__len = function() return 1 << 62 end}), 1, true)",
+        ScriptLimitExceededError,
+        "time limit",
+    ),
+    "table.remove, huge __len": (
+        "table.remove(setmetatable({}, {__len = function() return 1 << 62 end}), 1)",
+        ScriptLimitExceededError,
+        "time limit",
+    ),
+    "table.sort, huge __len": (
+        "table.sort(setmetatable({}, {__len = function() return (1 << 31) - 2 end}), rawequal)",
+        ScriptLimitExceededError,
+        "time limit",
+    ),
+    "table.concat, __index = rawlen": (
+        "table.concat(setmetatable({}, {__index = rawlen, __len = function() return 1 << 40 end}))",
+        ScriptLimitExceededError,
+        "time limit",
+    ),
+    "literal pattern": (
+        'string.match(("a"):rep(1 << 17), ("a"):rep(1 << 16) .. "b")',
+        ScriptLimitExceededError,
+        "",
+    ),
+    "long pattern": (
+        '("a"):rep(9000):find("a*" .. ("a"):rep(100) .. "b")',
+        ScriptLimitExceededError,
+        "",
+    ),
+    "bounded C calls in a loop": (
+        'local s = string.rep("a", 8 << 20) while true do utf8.len(s) end',
+        ScriptLimitExceededError,
+        "time limit",
+    ),
+    "unbounded output": (
+        'local s = string.rep("p", 8 << 20) for i = 1, 200 do print(s) end',
+        ScriptLimitExceededError,
+        "output limit",
+    ),
+}
+
+
+@pytest.fixture
+async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A runtime on RocksDB whose worker pool is started ahead of the first script."""
+    workers = ScriptWorkers(prestart=True, spares=1)
+    async with open_runtime(tmp_path / "data", script_workers=workers) as runtime:
+        yield runtime
+
+
+async def attacked(rt: Runtime, source: str, limits: ScriptLimits = LIMITS) -> BaseException:
+    """Run ``source`` as a session script while another session keeps being asked; the error
+    the run ended with (it must end within its wall-time limit and one second)."""
+    victim, bystander = await rt.sessions.create(), await rt.sessions.create()
+    answered = 0
+
+    async def keep_asking() -> None:
+        nonlocal answered
+        while True:
+            await rt.sessions.set_state(bystander, "n", answered)
+            answered += 1
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(keep_asking)
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:  # noqa: PT011 (each caller checks its kind)
+            await rt.run_lua(source, session_id=victim, limits=limits, output=lambda _: None)
+        elapsed = time.monotonic() - started
+        group.cancel_scope.cancel()
+    assert elapsed < limits.max_seconds + 1, elapsed
+    assert answered > 0
+    # (the last write may have landed as the asker was cancelled)
+    assert await rt.sessions.get_state(bystander, "n") in (answered - 1, answered)
+    # The session itself carries on, with a fresh Lua state.
+    assert await rt.run_lua("return (kept or 0) + 1", session_id=victim) == [1]
+    return caught.value
+
+
+@pytest.mark.parametrize("case", ATTACKS)
+async def test_an_attack_ends_only_its_own_run(rt: Runtime, case: str) -> None:
+    """Each attack of the report ends within its limit and a second with the documented
+    error, while the host keeps answering another session."""
+    source, expected, words = ATTACKS[case]
+    error = await attacked(rt, source)
+    assert isinstance(error, expected), repr(error)
+    assert words in str(error)
+
+
+async def test_a_dead_worker_is_named_and_replaced(rt: Runtime) -> None:
+    """A worker that dies (a Lua panic) ends its run with ScriptError naming how it ended and
+    Lua's last words; the pool replaces it."""
+    started = rt.script_workers.started
+    error = await attacked(rt, FULL_STATE)
+    assert isinstance(error, ScriptError)
+    assert "worker process died" in str(error) and "PANIC" in str(error), str(error)
+    assert rt.script_workers.started > started
+
+
+async def test_a_crash_costs_no_other_session_its_globals(rt: Runtime) -> None:
+    """Another session's Lua globals survive a session whose worker dies."""
+    keeper, crasher = await rt.sessions.create(), await rt.sessions.create()
+    await rt.run_lua("kept = 41", session_id=keeper)
+    with pytest.raises(ScriptError, match="worker process died"):
+        await rt.run_lua(FULL_STATE, session_id=crasher)
+    assert await rt.run_lua("return kept + 1", session_id=keeper) == [42]
+
+
+async def test_a_completed_call_stays_committed_when_the_worker_dies(rt: Runtime) -> None:
+    """What a script wrote before its worker died stays written."""
+    sid = await rt.sessions.create()
+    with pytest.raises(ScriptError):
+        await rt.run_lua(f"State.set('before', 1) {FULL_STATE}", session_id=sid)
+    assert await rt.sessions.get_state(sid, "before") == 1
+    assert (await rt.check()).clean
+
+
+async def test_a_killed_run_stops_at_its_wall_time(rt: Runtime) -> None:
+    """A script stuck in C code is killed at its wall-time limit, with ScriptLimitExceeded."""
+    sid = await rt.sessions.create()
+    with pytest.raises(ScriptLimitExceededError, match=r"time limit of 0\.5 s"):
+        await rt.run_lua(
+            'local s = string.rep("a", 8 << 20) while true do utf8.len(s) end',
+            session_id=sid,
+            limits=ScriptLimits(max_seconds=0.5),
+        )
+
+
+async def test_output_past_the_limit_stops_the_run(rt: Runtime) -> None:
+    """Output up to ``max_output`` bytes arrives; one byte more stops the run."""
+    sid = await rt.sessions.create()
+    lines: list[str] = []
+    limits = ScriptLimits(max_output=100)
+    source = "print(string.rep('a', 99))"
+    await rt.run_lua(source, session_id=sid, limits=limits, output=lines.append)
+    assert lines == ["a" * 99]
+    with pytest.raises(ScriptLimitExceededError, match="output limit of 100 bytes"):
+        await rt.run_lua("print(string.rep('a', 100))", session_id=sid, limits=limits)
+
+
+async def test_globals_are_kept_while_the_worker_is(rt: Runtime) -> None:
+    """A session's globals persist between its runs, and are gone after it passivates."""
+    sid = await rt.sessions.create()
+    for expected in (1, 2):
+        assert await rt.run_lua("n = (n or 0) + 1 return n", session_id=sid) == [expected]
+    held = {w.pid for w in rt.script_workers._held}
+    assert held
+    await rt.control.stop(sid)
+    assert not held & {w.pid for w in rt.script_workers._held}
+    assert await rt.run_lua("return n", session_id=sid) == [None]
+
+
+async def test_a_full_pool_takes_the_longest_idle_worker(tmp_path: Path) -> None:
+    """At its size limit the pool takes the worker idle longest: that session starts afresh."""
+    async with open_runtime(store="memory", script_workers=ScriptWorkers(max_workers=1)) as rt:
+        first, second = await rt.sessions.create(), await rt.sessions.create()
+        await rt.run_lua("kept = 1", session_id=first)
+        await rt.run_lua("kept = 2", session_id=second)
+        assert rt.script_workers.live == 1
+        assert await rt.run_lua("return kept", session_id=first) == [None]
+
+
+async def test_workers_hold_no_host_descriptor_or_environment(rt: Runtime) -> None:
+    """A worker's descriptors are its pipes and /dev/null, and its environment is empty."""
+    sid = await rt.sessions.create()
+    os.environ["SATCHEL_TEST_SECRET"] = "hunter2"
+    try:
+        await rt.run_lua("return 1", session_id=sid)
+    finally:
+        del os.environ["SATCHEL_TEST_SECRET"]
+    pids = [w.pid for w in rt.script_workers._held]
+    assert pids
+    for pid in pids:
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        assert all(t == "/dev/null" or t.startswith("pipe:") for t in targets), targets
+        assert _environ(pid) == b""
+
+
+async def test_closing_the_runtime_ends_every_worker(tmp_path: Path) -> None:
+    """No worker outlives the runtime that started it."""
+    workers = ScriptWorkers(prestart=True, spares=2)
+    async with open_runtime(store="memory", script_workers=workers) as rt:
+        sid = await rt.sessions.create()
+        await rt.run_lua("return 1", session_id=sid)
+        pids = [w.pid for w in [*rt.script_workers._spares, *rt.script_workers._held]]
+    assert pids
+    for pid in pids:
+        assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()
+    except FileNotFoundError:
+        return False
+
+
+def _environ(pid: int) -> bytes:
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        return environ.read()
+
+
+async def test_os_clock_counts_only_the_workers_time(rt: Runtime) -> None:
+    """``os.clock`` in a session script does not move while the host burns CPU."""
+    sid = await rt.sessions.create()
+
+    async def burn(_: Any) -> None:
+        until = time.process_time() + 0.3
+        while time.process_time() < until:
+            pass
+
+    rt.hooks.register("state_changed", burn)
+    [spent] = await rt.run_lua(
+        "local c = os.clock() State.set('k', 1) return os.clock() - c", session_id=sid
+    )
+    assert spent < 0.15, spent
+
+
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [
+        ("return Session.get(Session.getCurrent(), 1, 2)", "InvalidArgument: Session.get takes"),
+        ("return Session.replay(Session.getCurrent(), {progress = {}})", "InvalidArgument"),
+        ("return Session.list({within = {}})", "InvalidArgument: unknown session query"),
+        ("return coroutine.close(coroutine.running())", "cannot close a running coroutine"),
+    ],
+)
+async def test_bad_calls_are_typed_errors_and_crash_nothing(
+    rt: Runtime, source: str, raised: str
+) -> None:
+    """Calls that once crashed the session actor or the driver raise a typed error in the
+    script, which carries on."""
+    sid = await rt.sessions.create()
+    [ok, message] = await rt.run_lua(f"return pcall(function() {source} end)", session_id=sid)
+    assert ok is False
+    assert message.startswith(raised), message
+    stats = rt.control.statistics().supervisor
+    assert (stats.failed_actors, stats.restarts) == (0, 0)
+    assert await rt.run_lua("return 1", session_id=sid) == [1]
+
+
+async def test_session_list_reveals_nothing_of_other_sessions(rt: Runtime) -> None:
+    """A session script's search, page and counts see only its own sessions."""
+    await rt.sessions.create(description="the secret plan")
+    sid = await rt.sessions.create(description="mine")
+    source = (
+        "return #Session.list({search = 'secret'}), #Session.list({limit = 1, offset = 1}),"
+        " #Session.list()"
+    )
+    assert await rt.run_lua(source, session_id=sid) == [0, 0, 1]
+
+
+async def test_http_scripts_run_in_a_worker(rt: Runtime) -> None:
+    """A host script run isolated (as the HTTP API runs every script) that panics Lua costs
+    only its worker."""
+    with pytest.raises(ScriptError, match="worker process died"):
+        await rt.run_lua(
+            "local sid = Session.create() Session.setCurrent(sid) " + FULL_STATE,
+            isolated=True,
+        )
+    assert await rt.run_lua("return 1", isolated=True) == [1]
