@@ -22,6 +22,7 @@ from satchel._errors import SatchelError
 from satchel._runtime import open_runtime
 from satchel._serve import TOKEN_FILE, find_server, serve
 from satchel._version import __version__
+from satchel.scripting import ScriptLimits, ScriptWorkers
 from satchel.storage import Backend, Batch, Durability, Store, checked_durability, open_store
 from satchel.storage._keys import DEMO
 
@@ -299,6 +300,9 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
                 args=args.args,
                 session_id=args.session,
                 allow_io=args.allow_io,
+                # The operator's own script prints straight to stdout: nothing to bound. A
+                # session script keeps the default output limit.
+                limits=None if args.session else _UNBOUNDED_OUTPUT,
             )
         except SatchelError as error:
             out.error(f"{error.kind}: {error}")
@@ -323,12 +327,17 @@ async def _run_remote(args: argparse.Namespace, source: bytes, folder: Path | No
     return 0
 
 
+_UNBOUNDED_OUTPUT = ScriptLimits(max_output=1 << 62)
+
+
 async def _serve(args: argparse.Namespace, out: Output) -> int:
     folder = _folder(args)
     store: Backend = "rocksdb" if folder else "memory"
     durability = _durability(args)
+    # Scripts sent over HTTP run in worker processes: some are ready before the first one.
+    workers = ScriptWorkers(prestart=True)
     async with (
-        open_runtime(folder, store=store, durability=durability) as rt,
+        open_runtime(folder, store=store, durability=durability, script_workers=workers) as rt,
         anyio.create_task_group() as nursery,
     ):
         info = await nursery.start(serve, rt, args.host, args.port)

@@ -222,6 +222,7 @@ async def run_lua(request: Request) -> Response:
         args=args,
         session_id=body.get("session_id"),
         output=output.append,
+        isolated=True,
     )
     return json_response({"results": _plain(results), "output": output})
 

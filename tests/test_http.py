@@ -294,6 +294,23 @@ async def test_lua_over_http(server: Server) -> None:
     assert kind(failed) == (422, "ScriptError")
 
 
+async def test_a_script_over_http_cannot_take_the_server_down(server: Server) -> None:
+    """A posted script that panics Lua or prints without end costs only its worker: the
+    run fails with its kind and the server keeps answering."""
+    panic = (
+        "Session.setCurrent(Session.create()) "
+        'Artifact.store(nil, "tool_result", "big", string.rep("y", 3 << 20)) '
+        'collectgarbage() local filler = string.rep("x", 62 << 20) '
+        'pcall(Artifact.get, nil, "big")'
+    )
+    assert kind(await server.http.post("/lua", json={"source": panic})) == (422, "ScriptError")
+    flood = 'local s = string.rep("p", 8 << 20) for i = 1, 200 do print(s) end'
+    answer = await server.http.post("/lua", json={"source": flood})
+    assert answer.json()["error"]["kind"] == "ScriptLimitExceeded"
+    assert len(answer.content) < 10_000
+    assert (await server.http.post("/lua", json={"source": "return 1"})).json()["results"] == [1]
+
+
 async def test_openapi_lists_every_endpoint(server: Server) -> None:
     """The OpenAPI document names every method and path the app serves."""
     document = (await server.http.get("/openapi.json")).json()
