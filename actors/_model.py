@@ -25,6 +25,16 @@ class SessionStatus(enum.StrEnum):
 MAX_VALUE_BYTES = 1 << 20
 
 _COUNTS = ("max_artifacts", "max_bytes", "max_operations", "rate_burst", "max_value_bytes")
+#: The fields that limit what a session may do (the others are policies).
+LIMITS = (
+    "max_artifacts",
+    "max_bytes",
+    "max_operations",
+    "max_duration_s",
+    "rate_limit",
+    "rate_burst",
+    "max_value_bytes",
+)
 _CENTURY_S = 100 * 365.25 * 86_400
 #: Upper bounds keep every deadline inside the index's 64-bit microsecond times.
 _SECONDS = {
@@ -91,6 +101,18 @@ class SessionConfig:
         if self.rate_burst is not None:
             return self.rate_burst
         return max(1, math.ceil(self.rate_limit or 1))
+
+    def within(self, bound: SessionConfig) -> SessionConfig:
+        """This config with every limit at most ``bound``'s (no limit is the most): what a
+        session script's child gets, so that it cannot loosen its parent's limits."""
+        changes: dict[str, Any] = {}
+        for name in LIMITS:
+            mine, most = getattr(self, name), getattr(bound, name)
+            if name == "rate_burst" and bound.rate_limit is not None:
+                most = bound.burst
+            if most is not None and (mine is None or mine > most):
+                changes[name] = most
+        return attrs.evolve(self, **changes)
 
 
 @attrs.frozen

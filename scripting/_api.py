@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from satchel._errors import AccessDeniedError, InvalidArgumentError, SatchelError
 from satchel._wire import to_wire
+from satchel.actors._manager import merge_config
 
 from ._convert import from_lua, lua_type_name, mapping_from_lua, text
 
@@ -164,15 +165,19 @@ class ScriptApi:
                 f"unknown Session.create options: {', '.join(sorted(unknown))}"
             )
         parent = given.get("parent_session_id")
+        config = given.get("config") or None
         if self._session_id is not None:
             parent = self._session(parent.encode() if parent else None)
+            # A child cannot loosen its parent's limits.
+            bound = (await self._sessions.get(parent)).config
+            config = merge_config(self._sessions.defaults, config).within(bound)
         created = await self._sessions.create(
             name=given.get("name", ""),
             description=given.get("description", ""),
             tags=given.get("tags") or [],
             metadata=given.get("metadata") or {},
             parent_id=parent,
-            config=given.get("config") or None,
+            config=config,
         )
         self._own.add(created)
         return created

@@ -293,3 +293,18 @@ async def test_http_scripts_run_in_a_worker(rt: Runtime) -> None:
             isolated=True,
         )
     assert await rt.run_lua("return 1", isolated=True) == [1]
+
+
+async def test_a_child_cannot_loosen_its_parents_limits(rt: Runtime) -> None:
+    """Every limit of a session a session script creates is at most its parent's."""
+    config = {"max_operations": 50, "rate_limit": 2.0, "max_bytes": 1000}
+    parent = await rt.sessions.create(config=config)
+    source = (
+        "return Session.create({config = {max_value_bytes = 1 << 30, max_bytes = 1 << 40,"
+        " rate_burst = 1000, max_artifacts = 7}})"
+    )
+    [child] = await rt.run_lua(source, session_id=parent)
+    got = (await rt.sessions.get(child)).config
+    assert (got.max_operations, got.rate_limit, got.rate_burst) == (50, 2.0, 2)
+    assert (got.max_bytes, got.max_artifacts) == (1000, 7)
+    assert got.max_value_bytes == (await rt.sessions.get(parent)).config.max_value_bytes
