@@ -134,7 +134,6 @@ class Runtime:
             return await self.script_workers.run(
                 source,
                 api.dispatch,
-                api_names(),
                 name=name,
                 args=args,
                 output=output,
@@ -220,7 +219,7 @@ async def open_runtime(
     checked_max_entries(audit_max_entries)
     checked_durability(durability)
     with open_store(path, backend=store, limits=limits) as opened:
-        async with WorkerPool(script_workers) as workers:
+        async with WorkerPool(script_workers, api_names()) as workers:
             group = None
             if durability == "machine":
                 opened.kv.default_sync = True

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from satchel.actors._manager import merge_config
+
 from satchel._errors import AccessDeniedError, InvalidArgumentError, SatchelError
 from satchel._wire import to_wire
-from satchel.actors._manager import merge_config
 
 from ._convert import from_lua, lua_type_name, mapping_from_lua, text
 
@@ -436,7 +437,6 @@ async def run_session_script(
     return await workers.run(
         message.source,
         api.dispatch,
-        API_NAMES,
         keeper=slot,
         name=message.name,
         args=message.args,
@@ -455,4 +455,3 @@ def _most_arguments() -> dict[str, int]:
 
 _RETURNS_NOTHING = _returns_nothing()
 _MOST_ARGUMENTS = _most_arguments()
-API_NAMES = tuple(api_names())

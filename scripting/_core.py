@@ -79,6 +79,9 @@ class LuaEngine:
         output: Callable[[bytes], None] = lambda line: None,
     ) -> None:
         self.max_memory = max_memory
+        self.allow_io = allow_io
+        #: Runs started in this state.
+        self.runs = 0
         self.output = output
         self._printed = 0
         self._max_output = math.inf
@@ -142,6 +145,7 @@ class LuaEngine:
         ``max_seconds``, ``max_pattern_steps``, ``max_output``); its first step."""
         if not self.usable:
             return ("end", "error", "this Lua state was stopped by a limit", None, False)
+        self.runs += 1
         max_memory = int(limits["max_memory"])
         if max_memory != self.max_memory:
             self.max_memory = max_memory

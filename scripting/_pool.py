@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import weakref
 from collections.abc import Callable, Sequence
@@ -32,12 +30,10 @@ import satchel
 from satchel import scripting
 from satchel._errors import ScriptError, ScriptLimitExceededError, ValidationError
 
-from ._channel import HEADER, FrameError, decode, encode
+from ._channel import FrameError, encode
+from ._process import WorkerProcess as Worker
 from ._run import Dispatch, ScriptLimits, Step, drive
 from ._worker import BOOTSTRAP
-
-#: The bytes of a worker's last words (its stderr) kept to say why it died.
-_LAST_WORDS = 2048
 
 
 @attrs.frozen
@@ -57,89 +53,16 @@ class ScriptWorkers:
             raise ValidationError(f"spares must be 0 to max_workers, not {self.spares!r}")
 
 
-class Worker:
-    """One worker process, as the host holds it."""
-
-    def __init__(self, process: anyio.abc.Process) -> None:
-        self.process = process
-        self.pid = process.pid
-        self._buffer = bytearray()
-        #: The session slot keeping this worker (its Lua state), if any.
-        self.owner: weakref.ref[Any] | None = None
-        self.has_state = False
-        self.busy = False
-        self.last_used = 0.0
-        self.killed = False
-
-    async def send(self, frame: bytes) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send(frame)
-
-    async def receive(self, max_frame: int) -> Any:
-        """The next message; ``None`` if the worker closed its end (it died)."""
-        header = await self._exactly(HEADER.size)
-        if header is None:
-            return None
-        size = HEADER.unpack(header)[0]
-        if size > max_frame:
-            raise FrameError(f"a message of {size} bytes (at most {max_frame})")
-        payload = await self._exactly(size)
-        return None if payload is None else decode(payload)
-
-    async def _exactly(self, size: int) -> bytes | None:
-        assert self.process.stdout is not None
-        buffer = self._buffer
-        while len(buffer) < size:
-            try:
-                buffer += await self.process.stdout.receive(max(65536, size - len(buffer)))
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return None
-        chunk = bytes(buffer[:size])
-        del buffer[:size]
-        return chunk
-
-    def kill(self) -> None:
-        if not self.killed:
-            self.killed = True
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-
-    async def cause_of_death(self) -> str:
-        """Why the worker ended: its exit status and its last words on stderr."""
-        with anyio.move_on_after(1):
-            await self.process.wait()
-        words = b""
-        if self.process.stderr is not None:
-            with anyio.move_on_after(0.2):
-                try:
-                    while len(words) < 1 << 16:
-                        words += await self.process.stderr.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
-        code = self.process.returncode
-        if code is None:
-            status = "it stopped answering"
-        elif code < 0:
-            status = f"killed by signal {_signal_name(-code)}"
-        else:
-            status = f"exit status {code}"
-        said = words[-_LAST_WORDS:].decode(errors="replace").strip()
-        return f"{status}; it said: {said}" if said else status
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
 class WorkerPool:
     """The supervised pool (``async with WorkerPool(config) as pool``; closing it kills every
     worker)."""
 
-    def __init__(self, config: ScriptWorkers | None = None) -> None:
+    def __init__(
+        self, config: ScriptWorkers | None = None, names: Sequence[tuple[str, str, str]] = ()
+    ) -> None:
         self.config = config or ScriptWorkers()
+        #: The API functions scripts get: ``(global table, function name, op)``.
+        self.names = [list(name) for name in names]
         self._spares: list[Worker] = []
         self._held: set[Worker] = set()  # running a script, or kept by a session
         self._dying: set[Worker] = set()  # killed, not yet reaped
@@ -194,8 +117,7 @@ class WorkerPool:
     # -- workers --------------------------------------------------------------------------
 
     async def _spawn(self) -> None:
-        # Shielded: a start cut short could leave a process nobody reaps (asyncio's own
-        # cleanup of a cancelled start awaits again, and is cancelled again).
+        # Shielded: a start cut short could leave a process nobody reaps.
         try:
             with anyio.CancelScope(shield=True):
                 worker = await self._start_worker()
@@ -212,16 +134,7 @@ class WorkerPool:
         self._failure = None
 
     async def _start_worker(self) -> Worker:
-        process = await anyio.open_process(
-            self._command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={},
-            cwd="/",
-            start_new_session=True,
-        )
-        worker = Worker(process)
+        worker = await Worker.start(self._command)
         try:
             hello = await worker.receive(1 << 10)
         except FrameError:
@@ -231,6 +144,8 @@ class WorkerPool:
             cause = await worker.cause_of_death()
             self._reap(worker)
             raise ScriptError(f"a script worker did not start ({cause})")
+        # The worker makes its first Lua state now, before any script waits for it.
+        await worker.send(encode(["prepare", self.names]))
         self.started += 1
         return worker
 
@@ -281,7 +196,6 @@ class WorkerPool:
             if self._spares:
                 worker = self._spares.pop()
                 self._held.add(worker)
-                self._refill()
                 return worker
             if self.live < self.config.max_workers:
                 self._spawning += 1
@@ -316,7 +230,6 @@ class WorkerPool:
         self,
         source: str | bytes,
         dispatch: Dispatch,
-        names: Sequence[tuple[str, str, str]],
         *,
         keeper: Any = None,
         name: str = "script",
@@ -336,7 +249,7 @@ class WorkerPool:
                 keeper.state = worker
                 worker.owner = weakref.ref(keeper)
         worker.busy = True
-        run = _WorkerRun(worker, source, name, args, names, limits, allow_io, output)
+        run = _WorkerRun(worker, source, name, args, limits, allow_io, output)
         finished = False
         try:
             results = await drive(run, dispatch, limits)
@@ -346,6 +259,8 @@ class WorkerPool:
             finished = True
             raise
         finally:
+            # Spares are replaced after the run: a worker starting takes a core for a while.
+            self._refill()
             worker.busy = False
             worker.last_used = anyio.current_time()
             if keeper is None or not finished or not run.usable or worker.killed:
@@ -359,8 +274,7 @@ class WorkerPool:
 
 async def _close(worker: Worker) -> None:
     with anyio.CancelScope(shield=True):
-        worker.kill()
-        await worker.process.aclose()
+        await worker.reap()
 
 
 class _WorkerRun:
@@ -372,16 +286,13 @@ class _WorkerRun:
         source: str | bytes,
         name: str,
         args: Sequence[Any],
-        names: Sequence[tuple[str, str, str]],
         limits: ScriptLimits,
         allow_io: bool,
         output: Callable[[str], None],
     ) -> None:
         self._worker = worker
-        fresh = not worker.has_state
         self._request = {
-            "fresh": fresh,
-            "names": [list(n) for n in names] if fresh else [],
+            "fresh": not worker.has_state,
             "allow_io": allow_io,
             "source": source.encode() if isinstance(source, str) else source,
             "name": name,

@@ -32,6 +32,8 @@ _MIB = 1 << 20
 #: Lua limit (the state itself, an answer being converted into it, its frame) plus a margin.
 _SPACE_PER_LUA_BYTE = 3
 _SPACE_MARGIN = 256 * _MIB
+#: The Lua memory limit a prepared state starts with (a run sets its own).
+DEFAULT_MEMORY = 64 * _MIB
 
 
 def main(host_pid: int) -> None:
@@ -41,11 +43,15 @@ def main(host_pid: int) -> None:
     _die_with(host_pid)
     baseline = _address_space()
     channel.send(["ready", os.getpid()])
+    names: list[tuple[str, str, str]] = []
     engine: LuaEngine | None = None
     while (message := channel.receive()) is not None:
-        if message[0] != "run":
-            continue  # an answer to a run that has ended: nothing waits for it
-        engine = _run(channel, engine, message[1], baseline)
+        if message[0] == "prepare":
+            names = [tuple(name) for name in message[1]]
+            engine = _new_engine(channel, names, DEFAULT_MEMORY, allow_io=False)
+        elif message[0] == "run":
+            engine = _run(channel, engine, names, message[1], baseline)
+        # anything else answers a run that has ended: nothing waits for it
 
 
 def _take_channel() -> FdChannel:
@@ -89,19 +95,28 @@ def _set_limits(limits: dict[str, Any], baseline: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (space, hard))
 
 
+def _new_engine(
+    channel: FdChannel, names: list[tuple[str, str, str]], max_memory: int, *, allow_io: bool
+) -> LuaEngine:
+    return LuaEngine(
+        max_memory, names, allow_io=allow_io, output=lambda line: channel.send(["print", line])
+    )
+
+
 def _run(
-    channel: FdChannel, engine: LuaEngine | None, run: dict[str, Any], baseline: int
+    channel: FdChannel,
+    engine: LuaEngine | None,
+    names: list[tuple[str, str, str]],
+    run: dict[str, Any],
+    baseline: int,
 ) -> LuaEngine:
     limits = run["limits"]
     _set_limits(limits, baseline)
-    if run["fresh"] or engine is None or not engine.usable:
+    allow_io = bool(run["allow_io"])
+    prepared = engine is not None and engine.runs == 0 and engine.allow_io == allow_io
+    if engine is None or not engine.usable or (run["fresh"] and not prepared):
         engine = None  # the old state is garbage before the new one is made
-        engine = LuaEngine(
-            int(limits["max_memory"]),
-            [tuple(name) for name in run["names"]],
-            allow_io=bool(run["allow_io"]),
-            output=lambda line: channel.send(["print", line]),
-        )
+        engine = _new_engine(channel, names, int(limits["max_memory"]), allow_io=allow_io)
     step = engine.start(run["source"], run["name"], run["args"], limits)
     while step[0] == "call":
         channel.send(list(step))
