@@ -1,20 +1,28 @@
-"""pyperf benchmarks of Lua scripting (issue 7), each beside its floor in the same run.
+"""pyperf benchmarks of Lua scripting, each beside its floor in the same run.
 
 * ``Session.setState from Lua, host script``: one ``Session.setState(id, key, table)`` call
-  from a host script's loop (the script is started once per batch of calls; its start is
-  spread over the batch). Floor: the same ``rt.sessions.set_state`` awaited from Python.
-  Target: at most 2x.
-* ``Session.setState from Lua, session script``: the same call from a script running in the
-  session's own actor (answered inline in its turn). Floor: as above.
-* ``bridge call (Session.getCurrent)``: a Lua call to the cheapest API function: one
-  coroutine yield, the Python handler, the answer converted back, one resume. Floor: the same
-  handler awaited directly from Python. The difference is the bridge's per-call overhead.
+  from a host script's loop, in the host process (the script is started once per batch of
+  calls; its start is spread over the batch). Floor: the same ``rt.sessions.set_state``
+  awaited from Python. Target: at most 2x.
+* ``Session.setState from Lua, session script``: the same call from a session script, which
+  runs in a worker process: each call is a message to the host, answered inline in the
+  session actor's turn. Floor: the same call from a host script in the host process (the row
+  above). Target: at most 3x.
+* ``bridge call (Session.getCurrent)``: a Lua call to the cheapest API function from a host
+  script: one coroutine yield, the Python handler, the answer converted back, one resume.
+  Floor: the same handler awaited directly from Python. The difference is the bridge's
+  per-call overhead.
 * ``create a sandboxed Lua state``: ``LuaState`` (lupa runtime with a memory limit, the
   prelude: coroutine driver, limits, sandboxed environment) plus the 74 API functions.
   Floor: a bare ``lupa.LuaRuntime`` with the same memory limit.
 * ``first script run in a fresh session``: ``run_lua("return 1", session_id=...)`` on a
-  session whose actor has no Lua state yet (it makes one). Target: at most 5 ms.
-  Floor: the same run again, on the now warm state.
+  session with no worker yet, with a warm pool (a spare worker is ready: the run takes it and
+  its prepared Lua state). Target: at most 5 ms. Floor: the same run again, on the now warm
+  worker.
+
+The worker pool's own figures (an idle worker's memory, how long each attack of the security
+tests takes to end and how long the host's loop stalls meanwhile) are in
+``perf/lua_workers.py``.
 
 Run (from the repository root)::
 
@@ -32,11 +40,12 @@ from pathlib import Path
 import lupa
 import pyperf
 import trio
-from satchel.scripting import LuaState, ScriptApi, ScriptLimits, api_names
+from satchel.scripting import LuaState, ScriptApi, ScriptLimits, ScriptWorkers, api_names
 
 from satchel import Runtime, open_runtime
 
 VALUE = '{n = i, note = "thinking"}'
+WORKERS = ScriptWorkers(prestart=True, spares=1)
 
 
 def _in_runtime(body: Callable[[Runtime, int], Awaitable[float]]) -> Callable[[int], float]:
@@ -46,7 +55,7 @@ def _in_runtime(body: Callable[[Runtime, int], Awaitable[float]]) -> Callable[[i
         folder = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
 
         async def main() -> float:
-            async with open_runtime(folder) as rt:
+            async with open_runtime(folder, script_workers=WORKERS) as rt:
                 return await body(rt, loops)
 
         try:
@@ -71,6 +80,7 @@ async def lua_set_state_host(rt: Runtime, loops: int) -> float:
 
 
 async def lua_set_state_session(rt: Runtime, loops: int) -> float:
+    # The floor of this row is ``lua_set_state_host``: the same calls, in the host process.
     sid = await rt.sessions.create()
     script = f"for i = 1, ARGS[1] do State.set('step', {VALUE}) end"
     await rt.run_lua(script, args=[1], session_id=sid, output=_silent)
@@ -127,11 +137,13 @@ def _session_runs(warm: bool) -> Callable[[Runtime, int], Awaitable[float]]:
         total = 0.0
         for _ in range(loops):
             sid = await rt.sessions.create()
+            await rt.script_workers.wait_ready()  # a warm pool
             if warm:
                 await rt.run_lua("return 1", session_id=sid, output=_silent)
             start = time.perf_counter()
             await rt.run_lua("return 1", session_id=sid, output=_silent)
             total += time.perf_counter() - start
+            await rt.control.stop(sid)  # its worker goes; the pool starts another
         return total
 
     return body
@@ -150,7 +162,7 @@ def main() -> None:
         "Session.setState from Lua, session script", _in_runtime(lua_set_state_session)
     )
     runner.bench_time_func(
-        "Session.setState from Lua, session script [floor]", _in_runtime(python_set_state)
+        "Session.setState from Lua, session script [floor]", _in_runtime(lua_set_state_host)
     )
     runner.bench_time_func("bridge call (Session.getCurrent)", _in_runtime(bridge_call))
     runner.bench_time_func("bridge call (Session.getCurrent) [floor]", _in_runtime(direct_call))

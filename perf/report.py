@@ -80,7 +80,8 @@ TARGETS: tuple[Target, ...] = (
     Target("* built-in hooks", "max_x", 1.15),
     Target("simulate replay, 10,000 entries", "max_time", 0.2),
     Target("fork, 1,000 artifacts", "max_time", 50e-3),
-    Target("Session.setState from Lua, *", "max_x", 2.0),
+    Target("Session.setState from Lua, host script", "max_x", 2.0),
+    Target("Session.setState from Lua, session script", "max_x", 3.0),
     Target("first script run in a fresh session", "max_time", 5e-3),
 )
 

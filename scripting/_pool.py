@@ -110,6 +110,20 @@ class WorkerPool:
         return await self._group.__aexit__(exc_type, exc, traceback)
 
     @property
+    def spares_ready(self) -> bool:
+        """Whether every spare is started and waiting."""
+        return len(self._spares) >= self.config.spares
+
+    async def wait_ready(self) -> None:
+        """Return once every spare is started and waiting (``ScriptError`` if they cannot
+        start)."""
+        self._refill()
+        while not self.spares_ready:
+            if self._spawning == 0 and self._failure is not None:
+                raise ScriptError(f"no script worker could start: {self._failure}")
+            await self._changed.wait()
+
+    @property
     def live(self) -> int:
         """Workers started or starting, and not ended."""
         return len(self._spares) + len(self._held) + self._spawning
@@ -123,15 +137,16 @@ class WorkerPool:
                 worker = await self._start_worker()
         except Exception as error:
             self._failure = error
-            raise
-        finally:
             self._spawning -= 1
             self._notify()
+            raise
+        self._spawning -= 1
         if self._closing:
             await _close(worker)
             return
         self._spares.append(worker)
         self._failure = None
+        self._notify()
 
     async def _start_worker(self) -> Worker:
         worker = await Worker.start(self._command)
