@@ -55,6 +55,8 @@ class SessionRecord:
     failure_reason: str | None = None
     # (due in µs, Deadline value) pairs this session has in the deadline index.
     deadlines: tuple[tuple[int, bytes], ...] = ()
+    # The session whose budget this one's operations also count against (``_budgets``).
+    budget_of: str | None = None
 
 
 RECORD_CODEC = RecordCodec(SessionRecord, kind="session", version=1)
@@ -166,6 +168,7 @@ BY_NAME = keys.SESSION_INDEX + b"n"
 BY_STATUS = keys.SESSION_INDEX + b"s"
 BY_TAG = keys.SESSION_INDEX + b"t"
 BY_PARENT = keys.SESSION_INDEX + b"p"
+BY_BUDGET = keys.SESSION_INDEX + b"b"
 
 _STATUS_BYTE = {status: bytes([i + 1]) for i, status in enumerate(SessionStatus)}
 
@@ -178,6 +181,11 @@ def status_prefix(status: SessionStatus) -> bytes:
 def tag_prefix(tag: str) -> bytes:
     """The prefix of the by-tag index for ``tag`` (creation-ordered)."""
     return BY_TAG + tag.encode() + b"\x00"
+
+
+def budget_prefix(holder: bytes) -> bytes:
+    """The prefix of the sessions counting against the budget of ``holder``."""
+    return BY_BUDGET + holder
 
 
 def parent_prefix(parent: bytes) -> bytes:
@@ -234,6 +242,8 @@ def index_entries(sid: bytes, record: SessionRecord) -> list[tuple[bytes, bytes]
     found.extend((tag_prefix(tag) + created + sid, b"") for tag in record.tags)
     if record.parent_id is not None:
         found.append((parent_prefix(bytes_of(record.parent_id)) + created + sid, b""))
+    if record.budget_of is not None:
+        found.append((budget_prefix(bytes_of(record.budget_of)) + created + sid, b""))
     return found
 
 

@@ -30,6 +30,7 @@ from . import _layout as layout
 from . import _removal as removal
 from . import _validate as validate
 from ._artifact_manager import ArtifactManager
+from ._budgets import Budgets
 from ._check import SessionCheckReport, check_sessions
 from ._deadlines import DeadlineBoard
 from ._events import EventBus, correlation_of
@@ -102,9 +103,11 @@ class SessionManager:
         hooks: Hooks,
         blobs: BlobStore,
         events: EventBus,
+        budgets: Budgets,
     ) -> None:
         self._kv = kv
         self._events = events
+        self._budgets = budgets
         self._history = History(kv, blobs, hooks)
         self._supervisor = supervisor
         self._refs: dict[str, ActorRef] = {}
@@ -151,11 +154,14 @@ class SessionManager:
         parent_id: str | None = None,
         parent_session_id: str | None = None,
         config: SessionConfig | Mapping[str, Any] | None = None,
+        budget_of: str | None = None,
     ) -> str:
         """Create an active session and return its id (``SessionNotFound`` for a missing parent).
 
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
-        are the same field.
+        are the same field. With ``budget_of`` (a session id) the new session's limits are at
+        most that session's, and its operations, artifacts and bytes count against that
+        session's budget too (what a session script's sessions get).
         """
         started = time.perf_counter_ns()
         if (
@@ -173,6 +179,7 @@ class SessionManager:
             metadata,
             parent_id if parent_id is not None else parent_session_id,
             config,
+            budget_of,
         )
         cause = None
         if record.parent_id is not None:
@@ -212,6 +219,8 @@ class SessionManager:
         batch.put(layout.updated_key(sid, now), layout.u64(now))
         layout.move_deadlines(batch, sid, (), record.deadlines)
         self._kv.write(batch)
+        if record.budget_of is not None:
+            self._budgets.adopted(record.budget_of)
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
@@ -242,10 +251,16 @@ class SessionManager:
         metadata: Mapping[str, Any] | None,
         parent_id: str | None,
         config: SessionConfig | Mapping[str, Any] | None,
+        budget_of: str | None = None,
     ) -> tuple[layout.SessionRecord, bytes]:
         meta = validate.metadata(metadata)
         parent = None if parent_id is None else validate.session_id(parent_id)[0]
         merged = merge_config(self.defaults, config)
+        if budget_of is not None:
+            holder = load(self._kv, [validate.session_id(budget_of)[1]])[0]
+            if holder is None:
+                raise SessionNotFoundError(f"no session {budget_of}")
+            merged = merged.within(holder[0].config)
         session_id, sid = validate.new_session_id()
         now = round(self._supervisor.clock() * _US)
         deadlines = []
@@ -268,6 +283,7 @@ class SessionManager:
             status=ACTIVE,
             created_us=now,
             deadlines=tuple(deadlines),
+            budget_of=budget_of,
         )
         return record, sid
 
@@ -330,10 +346,18 @@ class SessionManager:
         await anyio.lowlevel.checkpoint()
         return self._history.replayable()
 
-    async def fork(self, session_id: str, *, at: int | None = None, name: str | None = None) -> str:
+    async def fork(
+        self,
+        session_id: str,
+        *,
+        at: int | None = None,
+        name: str | None = None,
+        budget_of: str | None = None,
+    ) -> str:
         """A new session holding the variables and artifacts ``session_id`` had after
         entry ``at`` (default: now); artifact content is shared, not copied. The
-        ``session_start`` hooks run as for a creation (their data names the origin)."""
+        ``session_start`` hooks run as for a creation (their data names the origin).
+        ``budget_of`` as for ``create``."""
         started = time.perf_counter_ns()
         state = self._history.state_at(session_id, at)
         origin = load(self._kv, [validate.session_id(session_id)[1]])[0]
@@ -348,6 +372,7 @@ class SessionManager:
             record.metadata,
             None,
             record.config,
+            budget_of,
         )
         hook_records: list[dict[str, Any]] = []
         if self._hooks.has(HookPoint.SESSION_START):
@@ -358,6 +383,8 @@ class SessionManager:
                 raise SessionNotFoundError(f"no session {record.id}")  # deleted meanwhile
         correlation = correlation_of(self._kv, record.id)
         data, cause = self._history.fork_write(state, forked, sid, correlation, hook_records)
+        if forked.budget_of is not None:
+            self._budgets.adopted(forked.budget_of)
         if self._events.active:
             self._events.publish(forked.id, 1, forked.created_us, "session_forked", data, cause)
         if forked.deadlines:

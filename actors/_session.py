@@ -19,8 +19,6 @@ from satchel.storage import Batch, scan_prefix
 
 from satchel._errors import (
     InvalidArgumentError,
-    QuotaExceededError,
-    RateLimitedError,
     SessionHasChildrenError,
     SessionNotActiveError,
     SessionNotFoundError,
@@ -35,6 +33,7 @@ from . import _session_hooks as session_hooks
 from . import _sharing as sharing
 from . import _validate as validate
 from ._artifact_model import ArtifactRef
+from ._budgets import count_operation, limits_anything, take_token
 from ._hooks import HookPoint
 from ._lifecycle import (
     ACTIVE,
@@ -120,6 +119,7 @@ class SessionActor(Actor[Any]):
         self._writes = TurnWrites(services.kv, services.group, self._published)
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
+        self._budgeted = False  # counts against budgets beyond its own (``_budgets``)
         self._active_us = 0
         self._handlers: dict[type, Callable[[Any], Any]] = {
             SetState: self._set_state,
@@ -150,13 +150,10 @@ class SessionActor(Actor[Any]):
         self._created = layout.u64(self._record.created_us)
         config = self._record.config
         self._tracks_idle = config.idle_timeout_s is not None
+        self._budgeted = self._record.budget_of is not None or limits_anything(config)
         if config.rate_limit is not None:
             # Kept by the runtime, not the actor: passivating must not refill it.
-            buckets = self._services.buckets
-            self._bucket = buckets.get(self._id)
-            if self._bucket is None:
-                self._bucket = TokenBucket(config.rate_limit, config.burst, anyio.current_time())
-                buckets[self._id] = self._bucket
+            self._bucket = self._services.budgets.bucket(self._id, config)
 
     async def on_stop(self) -> None:
         """Let go of the script worker; forget the rate bucket once it is full again (a new
@@ -189,8 +186,8 @@ class SessionActor(Actor[Any]):
             raise TypeError(f"a session actor takes no {type(message).__name__}")
         if self._record is None:
             self._require_session()
-        if self._bucket is not None and type(message) not in _UNTHROTTLED:
-            self._throttle(self._bucket)
+        if (self._bucket is not None or self._budgeted) and type(message) not in _UNTHROTTLED:
+            self._throttle()
         hooks = self._hooks
         awaited = bool(hooks.awaiting)  # none when the turn was lent unshielded
         # Observers (``after`` hooks) need the point, the status before, and the start time.
@@ -267,19 +264,13 @@ class SessionActor(Actor[Any]):
             )
         return record
 
-    def _throttle(self, bucket: TokenBucket) -> None:
-        wait = bucket.take(anyio.current_time())
-        if wait:
-            raise RateLimitedError(
-                f"session {self._id} is over its rate limit of "
-                f"{self._require_session().config.rate_limit} operations/s; retry in {wait:.3f} s"
-            )
-
-    def _count_operation(self, limit: int) -> None:
-        if self._counters.operations >= limit:
-            raise QuotaExceededError(
-                f"session {self._id} has used its {limit} operations (max_operations)"
-            )
+    def _throttle(self) -> None:
+        record = self._require_session()
+        if self._bucket is not None:
+            take_token(self._bucket, self._id, record.config)
+        if self._budgeted:
+            budgets = self._services.budgets
+            budgets.throttle(self._id, budgets.holders(self._id, record))
 
     # -- writing ------------------------------------------------------------------------
 
@@ -303,6 +294,11 @@ class SessionActor(Actor[Any]):
         """Add the journal entry and counters to ``batch`` and write it atomically (with
         ``write`` when the batch also moves blob references)."""
         old = self._counters
+        holders = None
+        if self._budgeted and (operation or artifacts or size):
+            budgets = self._services.budgets
+            holders = budgets.holders(self._id, self._require_session())
+            budgets.check(self._id, holders, operation, artifacts, size)
         if now is None:
             now = self._now_us()
         new = layout.Counters(
@@ -326,6 +322,8 @@ class SessionActor(Actor[Any]):
         if record is not None:
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
         self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
+        if holders:
+            self._services.budgets.charge(holders, operation, artifacts, size)
         self._counters = new
         if record is not None:
             self._record = record
@@ -363,7 +361,7 @@ class SessionActor(Actor[Any]):
                 f"the limit is {record.config.max_value_bytes} (max_value_bytes)"
             )
         if limit is not None:
-            self._count_operation(limit)
+            count_operation(self._id, self._counters, limit)
         batch = Batch()
         batch.put(var_key, encoded)
         self._commit(
@@ -378,7 +376,7 @@ class SessionActor(Actor[Any]):
         limit = self._require_active().config.max_operations
         var_key = self._var_key(message.key)
         if limit is not None:
-            self._count_operation(limit)
+            count_operation(self._id, self._counters, limit)
         batch = Batch()
         batch.delete(var_key)
         self._commit(batch, "state_deleted", {"key": message.key}, operation=True)
@@ -431,7 +429,7 @@ class SessionActor(Actor[Any]):
         sharing.check_delete(self._owner(), message.caller, records, now)
         batch = Batch()
         if config.max_operations is not None:
-            self._count_operation(config.max_operations)
+            count_operation(self._id, self._counters, config.max_operations)
         caller = None if message.caller == self._id else message.caller
         drops, data = artifact_writes.delete_batch(self._kv, self._sid, records, batch, caller)
         blobs = self._services.blobs

@@ -11,6 +11,7 @@ from satchel.storage import BlobStore, GroupCommit, KeyValueStore
 from satchel._errors import SessionHasChildrenError
 
 from ._audit import AuditLog
+from ._budgets import Budgets
 from ._events import EventBus
 from ._hooks import Hooks
 from ._ratelimit import TokenBucket
@@ -40,10 +41,16 @@ class SessionServices:
     #: Called with the id of each deleted session, so what is kept in memory per session
     #: (the built-in metrics) goes with it.
     on_deleted: tuple[Callable[[str], None], ...] = ()
+    #: Budgets shared down trees of sessions that session scripts made.
+    budgets: Budgets = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: Budgets(self.kv, self.buckets), takes_self=True),
+    )
 
     def forget(self, session_id: str) -> None:
         """Drop what is kept in memory for a session that was deleted."""
         self.buckets.pop(session_id, None)
+        self.budgets.forget(session_id)
         for forget in self.on_deleted:
             forget(session_id)
 

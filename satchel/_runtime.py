@@ -267,6 +267,7 @@ async def open_runtime(
                     hooks,
                     opened.blobs,
                     events,
+                    services.budgets,
                 )
                 services.scripts.run = functools.partial(
                     run_session_script, sessions, artifacts, HostState(opened.kv), workers

@@ -58,11 +58,14 @@ class SyncSessionManager:
         parent_id: str | None = None,
         parent_session_id: str | None = None,
         config: SessionConfig | Mapping[str, Any] | None = None,
+        budget_of: str | None = None,
     ) -> str:
         """Create an active session and return its id (``SessionNotFound`` for a missing parent).
 
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
-        are the same field.
+        are the same field. With ``budget_of`` (a session id) the new session's limits are at
+        most that session's, and its operations, artifacts and bytes count against that
+        session's budget too (what a session script's sessions get).
         """
         return self._portal.run(
             self._target.create(
@@ -73,6 +76,7 @@ class SyncSessionManager:
                 parent_id=parent_id,
                 parent_session_id=parent_session_id,
                 config=config,
+                budget_of=budget_of,
             )
         )
 
@@ -98,11 +102,21 @@ class SyncSessionManager:
         """The ids of every session that can be replayed."""
         return self._portal.run(self._target.list_replayable())
 
-    def fork(self, session_id: str, *, at: int | None = None, name: str | None = None) -> str:
+    def fork(
+        self,
+        session_id: str,
+        *,
+        at: int | None = None,
+        name: str | None = None,
+        budget_of: str | None = None,
+    ) -> str:
         """A new session holding the variables and artifacts ``session_id`` had after
         entry ``at`` (default: now); artifact content is shared, not copied. The
-        ``session_start`` hooks run as for a creation (their data names the origin)."""
-        return self._portal.run(self._target.fork(session_id, at=at, name=name))
+        ``session_start`` hooks run as for a creation (their data names the origin).
+        ``budget_of`` as for ``create``."""
+        return self._portal.run(
+            self._target.fork(session_id, at=at, name=name, budget_of=budget_of)
+        )
 
     def get(self, session_id: str) -> SessionInfo:
         """The session table of ``session_id``, whatever its status."""

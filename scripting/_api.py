@@ -13,8 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from satchel.actors._manager import merge_config
-
 from satchel._errors import AccessDeniedError, InvalidArgumentError, SatchelError
 from satchel._wire import to_wire
 
@@ -166,19 +164,18 @@ class ScriptApi:
                 f"unknown Session.create options: {', '.join(sorted(unknown))}"
             )
         parent = given.get("parent_session_id")
-        config = given.get("config") or None
+        budget_of = None
         if self._session_id is not None:
-            parent = self._session(parent.encode() if parent else None)
-            # A child cannot loosen its parent's limits.
-            bound = (await self._sessions.get(parent)).config
-            config = merge_config(self._sessions.defaults, config).within(bound)
+            # Its limits are at most its parent's, and what it does counts against them too.
+            parent = budget_of = self._session(parent.encode() if parent else None)
         created = await self._sessions.create(
             name=given.get("name", ""),
             description=given.get("description", ""),
             tags=given.get("tags") or [],
             metadata=given.get("metadata") or {},
             parent_id=parent,
-            config=config,
+            config=given.get("config") or None,
+            budget_of=budget_of,
         )
         self._own.add(created)
         return created
@@ -252,10 +249,12 @@ class ScriptApi:
 
     async def session_fork(self, session_id: Any, opts: Any = None) -> str:
         given = mapping_from_lua(opts, "Session.fork options") or {}
+        origin = self._session(session_id)
         forked = await self._sessions.fork(
-            self._session(session_id),
+            origin,
             at=_int(given.get("at"), "at"),
             name=given.get("name"),
+            budget_of=None if self._session_id is None else origin,
         )
         self._own.add(forked)
         return forked

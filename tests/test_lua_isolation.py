@@ -308,3 +308,53 @@ async def test_a_child_cannot_loosen_its_parents_limits(rt: Runtime) -> None:
     assert (got.max_operations, got.rate_limit, got.rate_burst) == (50, 2.0, 2)
     assert (got.max_bytes, got.max_artifacts) == (1000, 7)
     assert got.max_value_bytes == (await rt.sessions.get(parent)).config.max_value_bytes
+
+
+async def test_a_childs_work_counts_against_its_parents_budget(rt: Runtime) -> None:
+    """Operations in sessions a session script creates or forks count against the
+    script's session too: five allowed operations stay five, however many sessions."""
+    parent = await rt.sessions.create(config={"max_operations": 5})
+    source = """
+        local done = 0
+        for i = 1, 4 do
+          local child = Session.create({parent_session_id = Session.getCurrent()})
+          for j = 1, 3 do
+            if pcall(Session.setState, child, "k" .. j, j) then done = done + 1 end
+          end
+        end
+        local fork = Session.fork(Session.getCurrent())
+        if pcall(Session.setState, fork, "f", 1) then done = done + 1 end
+        if pcall(State.set, "own", 1) then done = done + 1 end
+        return done
+    """
+    assert await rt.run_lua(source, session_id=parent) == [5]
+    assert (await rt.check()).clean
+
+
+async def test_a_childs_requests_take_its_parents_rate_tokens(rt: Runtime) -> None:
+    """A session script's child draws on its parent's rate limit as well as its own."""
+    parent = await rt.sessions.create(config={"rate_limit": 1.0, "rate_burst": 3})
+    source = """
+        local child = Session.create({parent_session_id = Session.getCurrent()})
+        local done = 0
+        for j = 1, 10 do
+          if pcall(Session.setState, child, "k", j) then done = done + 1 end
+        end
+        return done
+    """
+    [done] = await rt.run_lua(source, session_id=parent)
+    assert 1 <= done <= 3
+
+
+async def test_a_shared_budget_is_summed_again_after_a_restart(tmp_path: Path) -> None:
+    """What a session script's child used still counts against its parent after reopening."""
+    create = """
+        local child = Session.create({parent_session_id = Session.getCurrent()})
+        for j = 1, 3 do Session.setState(child, "k" .. j, j) end
+    """
+    async with open_runtime(tmp_path / "data") as rt:
+        parent = await rt.sessions.create(config={"max_operations": 5})
+        await rt.run_lua(create, session_id=parent)
+    async with open_runtime(tmp_path / "data") as rt:
+        count = "local n = 0 for j = 1, 5 do if pcall(State.set, 'k', j) then n = n + 1 end end"
+        assert await rt.run_lua(count + " return n", session_id=parent) == [2]
