@@ -173,6 +173,9 @@ class Budgets:
                 total[0] += counters.operations
                 total[1] += counters.artifacts
                 total[2] += counters.total_bytes
+            spent = layout.spent_prefix(sid)
+            for _, value in self._kv.scan(spent, prefix_upper_bound(spent)):
+                total[0] += int.from_bytes(value, "big")  # what deleted sharers did
             prefix = layout.budget_prefix(sid)
             for key, _ in self._kv.scan(prefix, prefix_upper_bound(prefix)):
                 sharer = key[-layout.ID_BYTES :]

@@ -34,6 +34,7 @@ _OWNED = (
     keys.ARTIFACT_GRANT,
     keys.ARTIFACT_GRANTED,
     keys.ARTIFACT_AUDIT,
+    keys.SESSION_SPENT,
 )
 
 

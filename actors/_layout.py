@@ -183,6 +183,11 @@ def tag_prefix(tag: str) -> bytes:
     return BY_TAG + tag.encode() + b"\x00"
 
 
+def spent_prefix(holder: bytes) -> bytes:
+    """The prefix of the operations deleted sessions had counted against ``holder``."""
+    return keys.SESSION_SPENT + holder
+
+
 def budget_prefix(holder: bytes) -> bytes:
     """The prefix of the sessions counting against the budget of ``holder``."""
     return BY_BUDGET + holder

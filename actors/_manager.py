@@ -160,8 +160,9 @@ class SessionManager:
 
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
         are the same field. With ``budget_of`` (a session id) the new session's limits are at
-        most that session's, and its operations, artifacts and bytes count against that
-        session's budget too (what a session script's sessions get).
+        most that session's (and its parent's), and its operations, artifacts and bytes count
+        against that session's budget too (what a session script's sessions get); that
+        session cannot be deleted while this one exists.
         """
         started = time.perf_counter_ns()
         if (
@@ -256,11 +257,12 @@ class SessionManager:
         meta = validate.metadata(metadata)
         parent = None if parent_id is None else validate.session_id(parent_id)[0]
         merged = merge_config(self.defaults, config)
-        if budget_of is not None:
-            holder = load(self._kv, [validate.session_id(budget_of)[1]])[0]
-            if holder is None:
-                raise SessionNotFoundError(f"no session {budget_of}")
-            merged = merged.within(holder[0].config)
+        if budget_of is not None:  # limits at most the holder's and the parent's
+            bounds = [budget_of] if parent is None else [budget_of, parent]
+            for found in load(self._kv, [validate.session_id(b)[1] for b in bounds]):
+                if found is None:
+                    raise SessionNotFoundError(f"no session {budget_of} or {parent}")
+                merged = merged.within(found[0].config)
         session_id, sid = validate.new_session_id()
         now = round(self._supervisor.clock() * _US)
         deadlines = []

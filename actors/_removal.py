@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
 from satchel.storage import _keys as keys
+
+from satchel._errors import SessionHasChildrenError
 
 from . import _access as access
 from . import _artifact_index as index
@@ -40,15 +44,36 @@ def first_child(kv: KeyValueStore, sid: bytes) -> bytes | None:
 Drop = tuple[str, bytes]  # (content hash, owner key) of a blob reference to release
 
 
+def refuse_escaping_sharers(kv: KeyValueStore, doomed: Collection[bytes]) -> None:
+    """Refuse to delete a budget holder while a session not deleted with it counts against
+    its budget (that session would escape the budget)."""
+    for holder in doomed:
+        for key, _ in scan_prefix(kv, layout.budget_prefix(holder)):
+            if (sharer := key[-layout.ID_BYTES :]) not in doomed:
+                raise SessionHasChildrenError(
+                    f"session {layout.text_of(sharer)} counts against the budget of session "
+                    f"{layout.text_of(holder)}; delete it first"
+                )
+
+
 def delete_session(
     kv: KeyValueStore,
     batch: Batch,
     sid: bytes,
     record: layout.SessionRecord,
     counters: layout.Counters,
+    doomed: Collection[bytes] = (),
 ) -> list[Drop]:
     """Add the removal of every key of session ``sid`` to ``batch``; the blob references
-    its artifacts held, to release in the same write (``BlobStore.commit``)."""
+    its artifacts held, to release in the same write (``BlobStore.commit``). The operations
+    it counted against a budget holder not deleted with it (``doomed``) stay counted there."""
+    spent = layout.spent_prefix(sid)
+    if record.budget_of is not None and (holder := layout.bytes_of(record.budget_of)) not in doomed:
+        operations = counters.operations + sum(
+            int.from_bytes(value, "big") for _, value in scan_prefix(kv, spent)
+        )
+        batch.put(layout.spent_prefix(holder) + sid, layout.u64(operations))
+    batch.delete_range(spent, prefix_upper_bound(spent))
     drops = []
     for owner, artifact in artifacts.all_of_session(kv, sid):
         drops.append((artifact.content_hash, owner))

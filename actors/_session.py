@@ -579,20 +579,19 @@ class SessionActor(Actor[Any]):
                 f"session {self._id} has child sessions (such as {layout.text_of(child)}); "
                 "delete them first or pass cascade=True"
             )
-        batch = Batch()
-        drops: list[removal.Drop] = []
+        removal.refuse_escaping_sharers(self._kv, doomed := {self._sid, *below})
+        batch, drops = Batch(), list[removal.Drop]()
         for sid, loaded in zip(below, load(self._kv, below), strict=True):
             session_id = layout.text_of(sid)
             if self._services.is_live(session_id):
                 raise SessionBusyError(session_id)
             if loaded is not None:
-                drops += removal.delete_session(self._kv, batch, sid, *loaded)
-        drops += removal.delete_session(self._kv, batch, self._sid, record, self._counters)
+                drops += removal.delete_session(self._kv, batch, sid, *loaded, doomed)
+        drops += removal.delete_session(self._kv, batch, self._sid, record, self._counters, doomed)
         self._services.blobs.commit(batch, drop=drops)
         for session_id in [*map(layout.text_of, below), self._id]:
             self._services.forget(session_id)
-        self._record = None
-        self._counters = layout.Counters()
+        self._record, self._counters = None, layout.Counters()
         self.context.passivate()
 
     def _retire(self, _: Retire) -> None:

@@ -64,8 +64,9 @@ class SyncSessionManager:
 
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
         are the same field. With ``budget_of`` (a session id) the new session's limits are at
-        most that session's, and its operations, artifacts and bytes count against that
-        session's budget too (what a session script's sessions get).
+        most that session's (and its parent's), and its operations, artifacts and bytes count
+        against that session's budget too (what a session script's sessions get); that
+        session cannot be deleted while this one exists.
         """
         return self._portal.run(
             self._target.create(

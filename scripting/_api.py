@@ -164,10 +164,8 @@ class ScriptApi:
                 f"unknown Session.create options: {', '.join(sorted(unknown))}"
             )
         parent = given.get("parent_session_id")
-        budget_of = None
         if self._session_id is not None:
-            # Its limits are at most its parent's, and what it does counts against them too.
-            parent = budget_of = self._session(parent.encode() if parent else None)
+            parent = self._session(parent.encode() if parent else None)
         created = await self._sessions.create(
             name=given.get("name", ""),
             description=given.get("description", ""),
@@ -175,7 +173,8 @@ class ScriptApi:
             metadata=given.get("metadata") or {},
             parent_id=parent,
             config=given.get("config") or None,
-            budget_of=budget_of,
+            # A session script's sessions count against its session's budget.
+            budget_of=self._session_id,
         )
         self._own.add(created)
         return created
@@ -254,7 +253,7 @@ class ScriptApi:
             origin,
             at=_int(given.get("at"), "at"),
             name=given.get("name"),
-            budget_of=None if self._session_id is None else origin,
+            budget_of=self._session_id,
         )
         self._own.add(forked)
         return forked

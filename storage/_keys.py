@@ -57,6 +57,9 @@ SESSION_VAR = b"svar\x00"  # + id(16) + key -> encoded value
 JOURNAL = b"jnl\x00"  # + id(16) + seq(8) -> journal entry
 SESSION_INDEX = b"six\x00"  # + index letter + index layout -> b"" (secondary indexes)
 DEADLINE = b"sdl\x00"  # + due(8) + id(16) + reason(1) -> b"" (policy and retention times)
+# + holder id(16) + id(16) -> operations(8) a deleted session had counted against the budget
+# of the holder (satchel.actors._budgets): they stay counted.
+SESSION_SPENT = b"ssp\x00"
 
 # Artifacts (satchel.actors): versions live under their session, so deleting a session is a
 # range delete; ids point back to them.

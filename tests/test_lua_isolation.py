@@ -13,7 +13,13 @@ import anyio
 import pytest
 from satchel.scripting import ScriptLimits, ScriptWorkers
 
-from satchel import Runtime, ScriptError, ScriptLimitExceededError, open_runtime
+from satchel import (
+    Runtime,
+    ScriptError,
+    ScriptLimitExceededError,
+    SessionHasChildrenError,
+    open_runtime,
+)
 
 LIMITS = ScriptLimits(max_seconds=1)
 FULL_STATE = (
@@ -358,3 +364,33 @@ async def test_a_shared_budget_is_summed_again_after_a_restart(tmp_path: Path) -
     async with open_runtime(tmp_path / "data") as rt:
         count = "local n = 0 for j = 1, 5 do if pcall(State.set, 'k', j) then n = n + 1 end end"
         assert await rt.run_lua(count + " return n", session_id=parent) == [2]
+
+
+async def test_deleting_a_child_gives_back_no_operations(rt: Runtime) -> None:
+    """Operations a deleted child did stay counted against its parent's budget."""
+    parent = await rt.sessions.create(config={"max_operations": 5})
+    source = """
+        local done = 0
+        for round = 1, 3 do
+          local child = Session.create({parent_session_id = Session.getCurrent()})
+          for j = 1, 3 do
+            if pcall(Session.setState, child, "k" .. j, j) then done = done + 1 end
+          end
+          Session.delete(child)
+        end
+        return done
+    """
+    assert await rt.run_lua(source, session_id=parent) == [5]
+    assert (await rt.check()).clean
+
+
+async def test_a_budget_holder_outlives_what_counts_against_it(rt: Runtime) -> None:
+    """A session cannot be deleted while a session counting against its budget exists (a
+    fork would escape the budget), and can once that one is gone."""
+    holder = await rt.sessions.create(config={"max_operations": 50})
+    [fork] = await rt.run_lua("return Session.fork(Session.getCurrent())", session_id=holder)
+    with pytest.raises(SessionHasChildrenError, match="counts against the budget"):
+        await rt.sessions.delete(holder)
+    await rt.sessions.delete(fork)
+    await rt.sessions.delete(holder)
+    assert (await rt.check()).clean
