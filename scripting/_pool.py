@@ -258,6 +258,9 @@ class WorkerPool:
         there for the next run; without, the worker is ended after this run."""
         limits = limits or ScriptLimits()
         worker = getattr(keeper, "state", None) if keeper is not None else None
+        if isinstance(worker, Worker) and worker.popen.poll() is not None:
+            self.release(worker)  # it died between runs (killed from outside): start afresh
+            worker = None
         if not isinstance(worker, Worker) or worker.killed or worker not in self._held:
             worker = await self._take()
             if keeper is not None:

@@ -12,8 +12,8 @@ What the worker does so that a script costs only its own process:
 * OS limits, set before each run: CPU time (the run's wall-time limit, plus a margin: a loop
   in C that no hook reaches is killed by the kernel) and address space (a margin over the Lua
   state's limit, for the host's answers);
-* it dies with the host (``PR_SET_PDEATHSIG``), and ignores the terminal's Ctrl-C, which is the
-  host's to handle.
+* it leaves when the host closes its pipe (the host died, or ended it), and ignores the
+  terminal's Ctrl-C, which is the host's to handle.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(host_pid: int) -> None:
     """Serve runs until the host closes the channel."""
     channel = _take_channel()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with(host_pid)
+    _orphaned(host_pid)
     baseline = _address_space()
     channel.send(["ready", os.getpid()])
     names: list[tuple[str, str, str]] = []
@@ -63,16 +63,12 @@ def _take_channel() -> FdChannel:
     return FdChannel(reader, writer)
 
 
-def _die_with(host_pid: int) -> None:
-    """Ask Linux to kill this process when the host dies (best effort elsewhere)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != host_pid:  # the host died before the request took effect
+def _orphaned(host_pid: int) -> None:
+    """Leave at once if the host died before this worker started. (``PR_SET_PDEATHSIG`` is
+    no use here: Linux ties it to the thread that started the process, and the host starts
+    workers from a thread pool whose threads come and go. A worker notices a dead host at
+    its next read; a run in progress ends at its own limits first.)"""
+    if os.getppid() != host_pid:
         os._exit(0)
 
 

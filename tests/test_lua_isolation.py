@@ -394,3 +394,23 @@ async def test_a_budget_holder_outlives_what_counts_against_it(rt: Runtime) -> N
     await rt.sessions.delete(fork)
     await rt.sessions.delete(holder)
     assert (await rt.check()).clean
+
+
+async def test_a_kept_worker_outlives_the_thread_that_started_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers start from pooled threads that come and go; a session's worker (and its
+    globals) stays when the thread that started it has gone."""
+    import anyio._backends._asyncio as anyio_asyncio
+    import trio._core._thread_cache as trio_threads
+
+    monkeypatch.setattr(trio_threads, "IDLE_TIMEOUT", 0.05)
+    monkeypatch.setattr(anyio_asyncio.WorkerThread, "MAX_IDLE_TIME", 0.05)
+    async with open_runtime(store="memory") as rt:
+        kept, other = await rt.sessions.create(), await rt.sessions.create()
+        await rt.run_lua("x = 41", session_id=kept)
+        for _ in range(3):  # new threads start workers while the old ones expire
+            await anyio.sleep(0.2)
+            await rt.run_lua("return 1", session_id=other)
+            await rt.control.stop(other)
+        assert await rt.run_lua("return x + 1", session_id=kept) == [42]
