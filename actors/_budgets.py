@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import anyio
 import attrs
-from satchel.storage import KeyValueStore, prefix_upper_bound
+from satchel.storage import Batch, KeyValueStore, prefix_upper_bound
 
-from satchel._errors import QuotaExceededError, RateLimitedError
+from satchel._errors import (
+    QuotaExceededError,
+    RateLimitedError,
+    SessionNotActiveError,
+    SessionNotFoundError,
+)
 
 from . import _layout as layout
-from ._model import SessionConfig
+from ._model import SessionConfig, SessionStatus
 from ._ratelimit import TokenBucket
 
 _QUOTAS = ("max_operations", "max_artifacts", "max_bytes")
@@ -46,6 +51,12 @@ def count_operation(session_id: str, counters: layout.Counters, limit: int) -> N
         raise QuotaExceededError(
             f"session {session_id} has used its {limit} operations (max_operations)"
         )
+
+
+def creation_key(holder: bytes, sid: bytes) -> tuple[bytes, bytes]:
+    """The entry that keeps a sharer's creation counted as one operation of its holder (the
+    sharer's deletion adds its own operations to it)."""
+    return layout.spent_prefix(holder) + sid, layout.u64(1)
 
 
 def limits_anything(config: SessionConfig) -> bool:
@@ -130,15 +141,60 @@ class Budgets:
                 used[1] += artifacts
                 used[2] += size
 
-    def adopted(self, holder_id: str) -> None:
-        """A new sharer now counts against ``holder_id`` (it starts with nothing used)."""
-        self._has_sharers[holder_id] = True
+    def admit(
+        self,
+        batch: Batch,
+        record: layout.SessionRecord,
+        sid: bytes,
+        artifacts: int = 0,
+        size: int = 0,
+    ) -> list[Holder] | None:
+        """Before a session is written: if it counts against another's budget, refuse it when
+        that session is not active or the budgets up the chain cannot take its creation (one
+        operation, with the artifacts and bytes it starts with), else the holders to charge
+        once it is written (``admitted``); ``batch`` gets the entry that keeps its creation
+        counted."""
+        if record.budget_of is None:
+            return None
+        raw = self._kv.get(layout.record_key(layout.bytes_of(record.budget_of)))
+        if raw is None:
+            raise SessionNotFoundError(f"no session {record.budget_of}")
+        status = layout.RECORD_CODEC.decode(raw).status
+        if status is not SessionStatus.ACTIVE:
+            raise SessionNotActiveError(
+                f"session {record.budget_of} is {status.value}: it cannot start sessions that "
+                "count against its budget"
+            )
+        holders = self.holders(record.id, record)
+        self.throttle(record.id, holders)
+        self.check(record.id, holders, 1, artifacts, size)
+        batch.put(*creation_key(layout.bytes_of(record.budget_of), sid))
+        return holders
+
+    def admitted(
+        self, record: layout.SessionRecord, holders: list[Holder], artifacts: int, size: int
+    ) -> None:
+        """The session ``record``, which counts against another's budget, was written."""
+        assert record.budget_of is not None
+        self._has_sharers[record.budget_of] = True
+        self.charge(holders, 1, artifacts, size)
 
     def forget(self, session_id: str) -> None:
         """A session was deleted: what is kept is summed again when next needed."""
         self._records.pop(session_id, None)
         self._has_sharers.clear()
         self._usage.clear()
+
+    def holder_of(self, session_id: str) -> str | None:
+        """The session whose budget ``session_id`` counts against, if any."""
+        record = self._record(session_id)
+        return None if record is None else record.budget_of
+
+    def sharers(self, holder_id: str) -> list[str]:
+        """The sessions counting against the budget of ``holder_id`` directly."""
+        prefix = layout.budget_prefix(layout.bytes_of(holder_id))
+        end = prefix_upper_bound(prefix)
+        return [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in self._kv.scan(prefix, end)]
 
     # -- reading the store ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from satchel.storage import BlobStore, KeyValueStore, scan_prefix
+from satchel.storage import Batch, BlobStore, KeyValueStore, scan_prefix
 from satchel.storage import _keys as keys
 
 from satchel._errors import InvalidArgumentError, SessionNotFoundError
@@ -126,11 +126,15 @@ class History:
         sid: bytes,
         correlation: str,
         hook_records: list[dict[str, Any]],
+        extra: Batch | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Write the fork of ``state`` as session ``record``, with its blob references; the
-        data and cause of its first journal entry (with the ``session_start`` hooks' records)."""
+        """Write the fork of ``state`` as session ``record`` (and ``extra``, in the same
+        write), with its blob references; the data and cause of its first journal entry
+        (with the ``session_start`` hooks' records)."""
         batch, refs, data, cause = fork_batch(
             self._kv, state, record, sid, correlation, hook_records
         )
+        if extra is not None:
+            batch.extend(extra)
         self._blobs.commit(batch, add=refs)
         return data, cause

@@ -205,6 +205,7 @@ class SessionManager:
         created["correlation_id"] = correlation
         now = record.created_us
         batch = Batch()
+        holders = self._budgets.admit(batch, record, sid)
         encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
         if len(encoded) > validate.MAX_METADATA_BYTES:
             # Only a large record can hold metadata over its limit; small ones skip the encode.
@@ -220,8 +221,8 @@ class SessionManager:
         batch.put(layout.updated_key(sid, now), layout.u64(now))
         layout.move_deadlines(batch, sid, (), record.deadlines)
         self._kv.write(batch)
-        if record.budget_of is not None:
-            self._budgets.adopted(record.budget_of)
+        if holders is not None:
+            self._budgets.admitted(record, holders, 0, 0)
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
@@ -384,9 +385,12 @@ class SessionManager:
             if self._kv.get(layout.record_key(layout.bytes_of(record.id))) is None:
                 raise SessionNotFoundError(f"no session {record.id}")  # deleted meanwhile
         correlation = correlation_of(self._kv, record.id)
-        data, cause = self._history.fork_write(state, forked, sid, correlation, hook_records)
-        if forked.budget_of is not None:
-            self._budgets.adopted(forked.budget_of)
+        artifacts, size = len(state.artifacts), sum(a.size for a in state.artifacts)
+        extra = Batch()
+        holders = self._budgets.admit(extra, forked, sid, artifacts, size)
+        data, cause = self._history.fork_write(state, forked, sid, correlation, hook_records, extra)
+        if holders is not None:
+            self._budgets.admitted(forked, holders, artifacts, size)
         if self._events.active:
             self._events.publish(forked.id, 1, forked.created_us, "session_forked", data, cause)
         if forked.deadlines:
@@ -538,6 +542,15 @@ class SessionManager:
         found = run_query(self._kv, _query(filters))
         await anyio.lowlevel.checkpoint()
         return found
+
+    def made_by_scripts_of(self, session_id: str) -> builtins.list[str]:
+        """The sessions that scripts of ``session_id`` created or forked (they count against
+        its budget)."""
+        return self._budgets.sharers(session_id)
+
+    def made_by_a_script_of(self, session_id: str, holder_id: str) -> bool:
+        """Whether ``session_id`` was created or forked by a script of ``holder_id``."""
+        return self._budgets.holder_of(session_id) == holder_id
 
     async def list_among(
         self, session_ids: Iterable[str], **filters: Any

@@ -69,10 +69,12 @@ def delete_session(
     it counted against a budget holder not deleted with it (``doomed``) stay counted there."""
     spent = layout.spent_prefix(sid)
     if record.budget_of is not None and (holder := layout.bytes_of(record.budget_of)) not in doomed:
-        operations = counters.operations + sum(
-            int.from_bytes(value, "big") for _, value in scan_prefix(kv, spent)
+        key = layout.spent_prefix(holder) + sid  # holds its creation, counted as one operation
+        operations = sum(
+            int.from_bytes(value, "big")
+            for value in [kv.get(key) or b"", *(v for _, v in scan_prefix(kv, spent))]
         )
-        batch.put(layout.spent_prefix(holder) + sid, layout.u64(operations))
+        batch.put(key, layout.u64(operations + counters.operations))
     batch.delete_range(spent, prefix_upper_bound(spent))
     drops = []
     for owner, artifact in artifacts.all_of_session(kv, sid):

@@ -125,18 +125,21 @@ class ScriptApi:
         handler = self._handlers.get(op)
         if handler is None:
             raise InvalidArgumentError(f"there is no API function {op!r}")
-        most = _MOST_ARGUMENTS[op]
-        if len(args) > most:
+        least, most = _ARGUMENTS[op]
+        if not least <= len(args) <= most:
+            wanted = f"at most {most}" if len(args) > most else f"at least {least}"
             raise InvalidArgumentError(
-                f"{op} takes at most {most} argument{'' if most == 1 else 's'} ({len(args)} given)"
+                f"{op} takes {wanted} argument{'' if max(least, most) == 1 else 's'} "
+                f"({len(args)} given)"
             )
         try:
             result = await handler(*args)
         except SatchelError:
             raise
         except Exception as error:  # a handler that let a bad argument through
-            log.error("%s failed on a script's arguments", op, exc_info=True)
-            raise InvalidArgumentError(f"{op}: {error}") from error
+            # Not an error of the host's (a script can cause it at will): debug level.
+            log.debug("%s failed on a script's arguments", op, exc_info=True)
+            raise InvalidArgumentError(f"{op}: bad arguments ({type(error).__name__})") from None
         return () if op in _RETURNS_NOTHING else (result,)
 
     # -- whose sessions --------------------------------------------------------------------
@@ -149,9 +152,11 @@ class ScriptApi:
             return self.current
         session_id = text(value, "a session id")
         if self._session_id is not None and session_id not in self._own:
-            raise AccessDeniedError(
-                f"session {self._session_id} may not reach session {session_id} from a script"
-            )
+            if not self._sessions.made_by_a_script_of(session_id, self._session_id):
+                raise AccessDeniedError(
+                    f"session {self._session_id} may not reach session {session_id} from a script"
+                )
+            self._own.add(session_id)  # made by an earlier run of its scripts
         return session_id
 
     # -- Session ---------------------------------------------------------------------------
@@ -187,7 +192,8 @@ class ScriptApi:
         if self._session_id is None:
             found = await self._sessions.list(**filters)
         else:  # filtered to its own before search, order, page and counts
-            found = await self._sessions.list_among(self._own, **filters)
+            own = {self._session_id, *self._sessions.made_by_scripts_of(self._session_id)}
+            found = await self._sessions.list_among(own, **filters)
         return [to_wire(info) for info in found]
 
     async def session_suspend(self, session_id: Any) -> None:
@@ -279,7 +285,10 @@ class ScriptApi:
 
     async def session_listreplayable(self) -> list[str]:
         found = await self._sessions.list_replayable()
-        return found if self._session_id is None else [s for s in found if s in self._own]
+        if self._session_id is None:
+            return found
+        own = {self._session_id, *self._sessions.made_by_scripts_of(self._session_id)}
+        return [s for s in found if s in own]
 
     # -- State -----------------------------------------------------------------------------
 
@@ -443,13 +452,16 @@ async def run_session_script(
     )
 
 
-def _most_arguments() -> dict[str, int]:
-    """How many arguments each op's handler takes at most."""
-    return {
-        op: len(inspect.signature(getattr(ScriptApi, op.replace(".", "_").lower())).parameters) - 1
-        for _, _, op in api_names()
-    }
+def _arguments() -> dict[str, tuple[int, int]]:
+    """How many arguments each op's handler takes, at least and at most."""
+    found = {}
+    for _, _, op in api_names():
+        handler = getattr(ScriptApi, op.replace(".", "_").lower())
+        parameters = list(inspect.signature(handler).parameters.values())[1:]
+        least = sum(p.default is inspect.Parameter.empty for p in parameters)
+        found[op] = (least, len(parameters))
+    return found
 
 
 _RETURNS_NOTHING = _returns_nothing()
-_MOST_ARGUMENTS = _most_arguments()
+_ARGUMENTS = _arguments()

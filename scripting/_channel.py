@@ -19,9 +19,12 @@ from typing import Any
 
 import msgpack
 
-from ._values import Opaque, rfc3339
+from ._values import MAX_ENTRIES, Opaque, rfc3339
 
 HEADER = struct.Struct(">I")
+#: Entries a frame may hold in all: what the values of one message may hold (``_values``),
+#: and room for the message around them.
+MAX_ITEMS = MAX_ENTRIES + 1024
 _OPAQUE = 1
 
 
@@ -51,11 +54,27 @@ def encode(message: Any) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
-def decode(payload: bytes) -> Any:
-    """The message of a frame's payload (``FrameError`` if it is not one)."""
+def decode(payload: bytes, max_items: int = MAX_ITEMS) -> Any:
+    """The message of a frame's payload (``FrameError`` if it is not one, or if it holds
+    more than ``max_items`` list and map entries in all: a frame of a million empty lists
+    would otherwise become gigabytes of Python objects)."""
+    left = [max_items]
+
+    def counted(container: Any) -> Any:
+        left[0] -= len(container) + 1
+        if left[0] < 0:
+            raise FrameError(f"a frame of more than {max_items} items")
+        return container
+
     try:
         return msgpack.unpackb(
-            payload, raw=False, strict_map_key=False, ext_hook=_ext, use_list=True
+            payload,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_ext,
+            use_list=True,
+            list_hook=counted,
+            object_hook=counted,
         )
     except FrameError:
         raise

@@ -30,7 +30,7 @@ import lupa
 from ._convert import from_lua
 from ._patterns import pattern_weight
 from ._prelude import PRELUDE
-from ._values import TooLarge, to_lua, to_plain
+from ._values import TooLarge, all_to_plain, to_lua, to_plain
 
 Step = tuple[Any, ...]
 log = logging.getLogger("satchel.scripting")
@@ -189,8 +189,8 @@ class LuaEngine:
             if outcome[0] == b"done":
                 return self._end(self._finished(outcome[1], outcome[2:]))
             try:
-                return ("call", outcome[1].decode(), [to_plain(a) for a in outcome[2:]])
-            except TooLarge as error:
+                return ("call", outcome[1].decode(), all_to_plain(outcome[2:]))
+            except (TooLarge, TypeError, ValueError) as error:
                 answer = (False, f"InvalidArgument: {error}".encode())
 
     def kill(self, why: str) -> Step:
@@ -215,8 +215,8 @@ class LuaEngine:
     def _finished(self, ok: bool, results: tuple[Any, ...]) -> Step:
         if ok:
             try:
-                return ("end", "ok", [to_plain(value) for value in results])
-            except TooLarge as error:
+                return ("end", "ok", all_to_plain(results))
+            except (TooLarge, TypeError, ValueError) as error:
                 return ("end", "error", f"InvalidArgument: {error}", None, False)
         value = results[0] if results else None
         if isinstance(value, bytes):

@@ -28,12 +28,15 @@ import attrs
 
 import satchel
 from satchel import scripting
-from satchel._errors import ScriptError, ScriptLimitExceededError, ValidationError
+from satchel._errors import SatchelError, ScriptError, ScriptLimitExceededError, ValidationError
 
 from ._channel import FrameError, encode
 from ._process import WorkerProcess as Worker
 from ._run import Dispatch, ScriptLimits, Step, drive
 from ._worker import BOOTSTRAP
+
+#: Real seconds a new worker has to say it is ready.
+_START_SECONDS = 10.0
 
 
 @attrs.frozen
@@ -66,6 +69,7 @@ class WorkerPool:
         self._spares: list[Worker] = []
         self._held: set[Worker] = set()  # running a script, or kept by a session
         self._dying: set[Worker] = set()  # killed, not yet reaped
+        self._starting: set[Worker] = set()  # started, not yet ready
         self._spawning = 0
         self._changed = anyio.Event()
         self._failure: BaseException | None = None
@@ -102,9 +106,10 @@ class WorkerPool:
         workers = [*self._spares, *self._held, *self._dying]
         self._spares.clear()
         self._held.clear()
-        for worker in workers:
+        for worker in [*workers, *self._starting]:
             worker.kill()
-        # Reaped here rather than in tasks; workers still starting end themselves once started.
+        # Reaped here rather than in tasks; a worker still starting sees its end, and its
+        # start (a task of this group) reaps it.
         for worker in workers:
             await _close(worker)
         return await self._group.__aexit__(exc_type, exc, traceback)
@@ -149,15 +154,23 @@ class WorkerPool:
         self._notify()
 
     async def _start_worker(self) -> Worker:
-        worker = await Worker.start(self._command)
         try:
-            hello = await worker.receive(1 << 10)
+            worker = await Worker.start(self._command)
+        except OSError as error:  # no descriptors or processes left, no interpreter...
+            raise ScriptError(f"a script worker could not start: {error}") from error
+        self._starting.add(worker)
+        try:
+            hello = await worker.hello(_START_SECONDS)
         except FrameError:
-            hello = None
+            hello = False
+        finally:
+            self._starting.discard(worker)
         if not (isinstance(hello, list) and hello[:1] == ["ready"]):
             worker.kill()
             cause = await worker.cause_of_death()
-            self._reap(worker)
+            await _close(worker)
+            if hello is None and not self._closing:
+                cause = f"no word from it within {_START_SECONDS:g} s; it was stopped"
             raise ScriptError(f"a script worker did not start ({cause})")
         # The worker makes its first Lua state now, before any script waits for it.
         await worker.send(encode(["prepare", self.names]))
@@ -273,8 +286,8 @@ class WorkerPool:
             results = await drive(run, dispatch, limits)
             finished = True
             return results
-        except ScriptLimitExceededError:
-            finished = True
+        except SatchelError:  # the run ended (its error is the answer); the worker says
+            finished = True  # whether its state can be used again (``run.usable``)
             raise
         finally:
             # Spares are replaced after the run: a worker starting takes a core for a while.

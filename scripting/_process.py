@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import weakref
@@ -49,7 +50,14 @@ class WorkerProcess:
     async def start(cls, command: Sequence[str]) -> WorkerProcess:
         """Start a worker running ``command`` with nothing of the host but its pipes: an
         empty environment, ``/`` as its folder, a session of its own (no terminal signals)."""
-        ends = [os.pipe() for _ in range(3)]
+        ends: list[tuple[int, int]] = []
+        try:
+            for _ in range(3):
+                ends.append(os.pipe())
+        except OSError:
+            for fd in (fd for pair in ends for fd in pair):
+                os.close(fd)
+            raise
         (to_read, to_write), (from_read, from_write), (err_read, err_write) = ends
         try:
             popen = await anyio.to_thread.run_sync(
@@ -73,6 +81,14 @@ class WorkerProcess:
         for fd in (to_write, from_read, err_read):
             os.set_blocking(fd, False)
         return cls(popen, to_write, from_read, err_read)
+
+    async def hello(self, seconds: float) -> Any:
+        """The worker's first message, or ``None`` if none came within ``seconds`` of real
+        time (waited for in a thread: a test's virtual clock must not cut a start short)."""
+        readable, _, _ = await anyio.to_thread.run_sync(
+            select.select, [self._from], [], [], seconds
+        )
+        return await self.receive(1 << 10) if readable else None
 
     async def send(self, frame: bytes) -> None:
         """Write one frame (``BrokenPipeError`` once the worker is gone)."""

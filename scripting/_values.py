@@ -20,7 +20,8 @@ import lupa
 
 #: Tables nested deeper than this become ``Opaque("deep")`` (a cycle, most likely).
 MAX_DEPTH = 64
-#: A value leaving a script holds at most this many table entries, all levels together: a
+#: The values leaving a script at once (a call's arguments, a run's results) hold at most
+#: this many table entries, all levels together: a
 #: table shared many times over (``t = {t1, t1}``, ``t1 = {t2, t2}``, ...) would otherwise
 #: convert into exponentially many.
 MAX_ENTRIES = 1_000_000
@@ -53,6 +54,13 @@ def to_plain(value: Any) -> Any:
     return _plain(value, 0, [MAX_ENTRIES])
 
 
+def all_to_plain(values: Any) -> list[Any]:
+    """Lua values as plain data, ``MAX_ENTRIES`` entries for them all (what one message
+    may carry)."""
+    budget = [MAX_ENTRIES]
+    return [_plain(value, 0, budget) for value in values]
+
+
 def _plain(value: Any, depth: int, budget: list[int]) -> Any:
     if value is None or isinstance(value, bool | int | float | bytes):
         return value
@@ -62,14 +70,23 @@ def _plain(value: Any, depth: int, budget: list[int]) -> Any:
     if depth >= MAX_DEPTH:
         return Opaque("deep")
     table: dict[Any, Any] = {}
+    budget[0] -= 1  # the table itself, as a frame counts it
     for key, item in value.items():
         budget[0] -= 1
         if budget[0] < 0:
             raise TooLarge(
                 f"a value of more than {MAX_ENTRIES} table entries cannot leave the script"
             )
-        table[_plain(key, depth + 1, budget)] = _plain(item, depth + 1, budget)
+        table[_key(key)] = _plain(item, depth + 1, budget)
     return table
+
+
+def _key(key: Any) -> Any:
+    """A table key as plain data: keys that are not strings, numbers or booleans cannot be
+    dict keys here (a table is not hashable) and are refused wherever a key is read."""
+    if isinstance(key, bool | int | float | bytes):
+        return key
+    return Opaque(str(lupa.lua_type(key) or type(key).__name__))
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -88,7 +105,7 @@ def to_lua(runtime: lupa.LuaRuntime, value: Any) -> Any:
         return rfc3339(value).encode()
     if isinstance(value, Mapping):
         return runtime.table_from(
-            {_key(k): to_lua(runtime, v) for k, v in value.items() if v is not None}
+            {_lua_key(k): to_lua(runtime, v) for k, v in value.items() if v is not None}
         )
     if isinstance(value, list | tuple):
         table = runtime.table_from([])
@@ -99,5 +116,5 @@ def to_lua(runtime: lupa.LuaRuntime, value: Any) -> Any:
     raise TypeError(f"cannot give a {type(value).__name__} to a script")
 
 
-def _key(key: Any) -> bytes:
+def _lua_key(key: Any) -> bytes:
     return key if isinstance(key, bytes) else str(key).encode()

@@ -317,19 +317,22 @@ async def test_a_child_cannot_loosen_its_parents_limits(rt: Runtime) -> None:
 
 
 async def test_a_childs_work_counts_against_its_parents_budget(rt: Runtime) -> None:
-    """Operations in sessions a session script creates or forks count against the
-    script's session too: five allowed operations stay five, however many sessions."""
+    """Operations in sessions a session script creates or forks, and the creations
+    themselves, count against the script's session too: five allowed operations stay five,
+    however many sessions."""
     parent = await rt.sessions.create(config={"max_operations": 5})
     source = """
         local done = 0
         for i = 1, 4 do
-          local child = Session.create({parent_session_id = Session.getCurrent()})
-          for j = 1, 3 do
-            if pcall(Session.setState, child, "k" .. j, j) then done = done + 1 end
+          local made, child = pcall(Session.create, {parent_session_id = Session.getCurrent()})
+          if made then
+            done = done + 1
+            for j = 1, 3 do
+              if pcall(Session.setState, child, "k" .. j, j) then done = done + 1 end
+            end
           end
         end
-        local fork = Session.fork(Session.getCurrent())
-        if pcall(Session.setState, fork, "f", 1) then done = done + 1 end
+        if pcall(Session.fork, Session.getCurrent()) then done = done + 1 end
         if pcall(State.set, "own", 1) then done = done + 1 end
         return done
     """
@@ -353,7 +356,8 @@ async def test_a_childs_requests_take_its_parents_rate_tokens(rt: Runtime) -> No
 
 
 async def test_a_shared_budget_is_summed_again_after_a_restart(tmp_path: Path) -> None:
-    """What a session script's child used still counts against its parent after reopening."""
+    """What a session script's child used (and its creation) still counts against its parent
+    after reopening."""
     create = """
         local child = Session.create({parent_session_id = Session.getCurrent()})
         for j = 1, 3 do Session.setState(child, "k" .. j, j) end
@@ -363,20 +367,24 @@ async def test_a_shared_budget_is_summed_again_after_a_restart(tmp_path: Path) -
         await rt.run_lua(create, session_id=parent)
     async with open_runtime(tmp_path / "data") as rt:
         count = "local n = 0 for j = 1, 5 do if pcall(State.set, 'k', j) then n = n + 1 end end"
-        assert await rt.run_lua(count + " return n", session_id=parent) == [2]
+        assert await rt.run_lua(count + " return n", session_id=parent) == [1]
 
 
 async def test_deleting_a_child_gives_back_no_operations(rt: Runtime) -> None:
-    """Operations a deleted child did stay counted against its parent's budget."""
+    """Operations a deleted child did (and its creation) stay counted against its parent's
+    budget."""
     parent = await rt.sessions.create(config={"max_operations": 5})
     source = """
         local done = 0
         for round = 1, 3 do
-          local child = Session.create({parent_session_id = Session.getCurrent()})
-          for j = 1, 3 do
-            if pcall(Session.setState, child, "k" .. j, j) then done = done + 1 end
+          local made, child = pcall(Session.create, {parent_session_id = Session.getCurrent()})
+          if made then
+            done = done + 1
+            for j = 1, 3 do
+              if pcall(Session.setState, child, "k" .. j, j) then done = done + 1 end
+            end
+            Session.delete(child)
           end
-          Session.delete(child)
         end
         return done
     """
@@ -414,3 +422,48 @@ async def test_a_kept_worker_outlives_the_thread_that_started_it(
             await rt.run_lua("return 1", session_id=other)
             await rt.control.stop(other)
         assert await rt.run_lua("return x + 1", session_id=kept) == [42]
+
+
+async def test_a_later_run_reaches_what_earlier_runs_made(rt: Runtime) -> None:
+    """Sessions a session's scripts made stay its own in later runs (to list and delete)."""
+    sid = await rt.sessions.create()
+    [child] = await rt.run_lua("return Session.create({name = 'kid'})", session_id=sid)
+    assert await rt.run_lua(
+        "return #Session.list(), Session.get(ARGS[1]).name", session_id=sid, args=[child]
+    ) == [2, "kid"]
+    await rt.run_lua("Session.delete(ARGS[1])", session_id=sid, args=[child])
+    await rt.sessions.delete(sid)
+
+
+async def test_an_ended_session_starts_no_new_sessions(rt: Runtime) -> None:
+    """A session script of a session that is no longer active cannot create or fork
+    sessions that would carry on its work."""
+    sid = await rt.sessions.create()
+    await rt.sessions.fail(sid)
+    for call in ("Session.create()", "Session.fork(Session.getCurrent())"):
+        [ok, message] = await rt.run_lua(
+            f"return pcall(function() return {call} end)", session_id=sid
+        )
+        assert ok is False and message.startswith("SessionNotActive"), message
+
+
+async def test_creating_and_forking_count_against_the_budget(rt: Runtime) -> None:
+    """Each session a script creates or forks is an operation of its session, and a fork
+    brings its artifacts and bytes into the budget: forks cannot multiply a quota."""
+    config = {"max_operations": 4, "max_artifacts": 2, "max_bytes": 1500}
+    sid = await rt.sessions.create(config=config)
+    source = """
+        Artifact.store(nil, "tool_result", "a", string.rep("x", 1000))
+        local made = 0
+        for i = 1, 10 do
+          if pcall(Session.fork, Session.getCurrent()) then made = made + 1 end
+        end
+        for i = 1, 10 do
+          if pcall(Session.create) then made = made + 1 end
+        end
+        return made
+    """
+    # One fork fits (its 1,000 bytes and 1 artifact; 2 operations so far); then bytes
+    # refuse forks, and operations refuse creations after the fourth operation.
+    assert await rt.run_lua(source, session_id=sid) == [3]
+    assert (await rt.check()).clean
