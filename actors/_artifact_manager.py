@@ -389,8 +389,21 @@ class ArtifactManager:
     def _session(self, session_id: str | None) -> bytes:
         session_id, sid = self._owner(session_id)
         if self._kv.get(session_layout.record_key(sid)) is None:
+            self._refuse_stranger(sid)
             raise SessionNotFoundError(f"no session {session_id}")
         return sid
+
+    def _refuse_stranger(self, sid: bytes) -> None:
+        """A caller with no grant in session ``sid`` learns nothing of it: whether it or a
+        name exists there, it is refused alike (``AccessDenied``, the same words)."""
+        caller = self.caller
+        if caller is None:
+            return
+        caller_sid = session_layout.bytes_of(caller)
+        if caller_sid != sid and not access.has_grant_in(self._kv, caller_sid, sid):
+            raise AccessDeniedError(
+                f"session {caller} has no grant in session {session_layout.text_of(sid)}"
+            )
 
     @staticmethod
     def _subject(artifact: ArtifactSpec) -> tuple[str | None, str | None]:
@@ -458,9 +471,10 @@ class ArtifactManager:
             return True
         self._audit_decision(record, action, allowed=allowed)
         if not allowed:
+            self._refuse_stranger(session_layout.bytes_of(record.session_id))
             raise AccessDeniedError(
-                f"session {caller} has no {needed.value} grant on artifact {record.id} "
-                f"({record.name!r}) of session {record.session_id}"
+                f"session {caller} has no {needed.value} grant on artifact {record.name!r} "
+                f"of session {record.session_id}"
             )
         return False
 
@@ -533,11 +547,13 @@ class ArtifactManager:
         if artifact_id is not None:
             record = layout.by_id(self._kv, validate.artifact_id(artifact_id))
             if record is None or record.session_id != session_id:
+                self._refuse_stranger(sid)
                 raise ArtifactNotFoundError(f"no artifact {artifact_id} in session {session_id}")
             return record
         assert name is not None
         found = layout.by_name(self._kv, sid, name.encode(), _version(version))
         if found is None:
+            self._refuse_stranger(sid)
             which = "" if version is None else f" version {version}"
             raise ArtifactNotFoundError(f"no artifact {name!r}{which} in session {session_id}")
         return found

@@ -467,3 +467,23 @@ async def test_creating_and_forking_count_against_the_budget(rt: Runtime) -> Non
     # refuse forks, and operations refuse creations after the fourth operation.
     assert await rt.run_lua(source, session_id=sid) == [3]
     assert (await rt.check()).clean
+
+
+async def test_a_stranger_learns_nothing_from_artifact_errors(rt: Runtime) -> None:
+    """A session script with no grant in another session gets the same AccessDenied for an
+    artifact there, a missing name and a missing session: no existence oracle."""
+    victim, sid = await rt.sessions.create(), await rt.sessions.create()
+    await rt.artifacts.store(victim, "tool_result", "secret_report", b"x")
+    missing = "00000000-0000-4000-8000-000000000000"
+    source = """
+        local seen = {}
+        for _, probe in ipairs({{ARGS[1], "secret_report"}, {ARGS[1], "nope"},
+                                {ARGS[2], "secret_report"}}) do
+          local _, message = pcall(Artifact.get, probe[1], probe[2])
+          seen[#seen + 1] = message
+        end
+        return seen
+    """
+    [seen] = await rt.run_lua(source, session_id=sid, args=[victim, missing])
+    words = {m.replace(victim, "S").replace(missing, "S") for m in seen}
+    assert len(words) == 1 and seen[0].startswith("AccessDenied"), seen
