@@ -88,6 +88,7 @@ class FdChannel:
     def __init__(self, reader: int, writer: int) -> None:
         self._reader = reader
         self._writer = writer
+        self._buffer = bytearray()
 
     def send(self, message: Any) -> None:
         view = memoryview(encode(message))
@@ -103,11 +104,14 @@ class FdChannel:
         return None if payload is None else decode(payload)
 
     def _exactly(self, size: int) -> bytes | None:
-        chunks = []
-        while size:
-            chunk = os.read(self._reader, min(size, 1 << 20))
+        # Reads ahead (a whole small frame in one call), and at most what is missing of a
+        # large one.
+        buffer = self._buffer
+        while len(buffer) < size:
+            chunk = os.read(self._reader, max(1 << 16, size - len(buffer)))
             if not chunk:
                 return None
-            chunks.append(chunk)
-            size -= len(chunk)
-        return b"".join(chunks)
+            buffer += chunk
+        chunk = bytes(buffer[:size])
+        del buffer[:size]
+        return chunk
