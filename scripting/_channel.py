@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import select
 import struct
 from typing import Any
 
@@ -22,6 +23,8 @@ import msgpack
 from ._values import MAX_ENTRIES, Opaque, rfc3339
 
 HEADER = struct.Struct(">I")
+#: How many times a worker's read yields the CPU before it sleeps.
+_YIELDS = 200
 #: Entries a frame may hold in all: what the values of one message may hold (``_values``),
 #: and room for the message around them.
 MAX_ITEMS = MAX_ENTRIES + 1024
@@ -83,12 +86,30 @@ def decode(payload: bytes, max_items: int = MAX_ITEMS) -> Any:
 
 
 class FdChannel:
-    """The worker's end: blocking reads and writes on two pipe descriptors."""
+    """The worker's end: reads and writes on two pipe descriptors.
+
+    A read that finds nothing yields the CPU a few times before it sleeps: the host's answer
+    to a call usually comes within tens of microseconds, and waking a sleeping process on
+    another (virtual) CPU can cost more than that. Yielding rather than spinning leaves the
+    CPU to the host when both share one."""
 
     def __init__(self, reader: int, writer: int) -> None:
         self._reader = reader
         self._writer = writer
         self._buffer = bytearray()
+        os.set_blocking(reader, False)
+
+    def _read(self, size: int) -> bytes:
+        for _ in range(_YIELDS):
+            try:
+                return os.read(self._reader, size)
+            except BlockingIOError:
+                os.sched_yield()
+        while True:
+            try:
+                return os.read(self._reader, size)
+            except BlockingIOError:
+                select.select([self._reader], [], [])
 
     def send(self, message: Any) -> None:
         view = memoryview(encode(message))
@@ -108,7 +129,7 @@ class FdChannel:
         # large one.
         buffer = self._buffer
         while len(buffer) < size:
-            chunk = os.read(self._reader, max(1 << 16, size - len(buffer)))
+            chunk = self._read(max(1 << 16, size - len(buffer)))
             if not chunk:
                 return None
             buffer += chunk
