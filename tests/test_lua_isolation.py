@@ -11,6 +11,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from satchel.scripting import ScriptLimits, ScriptWorkers
 
 from satchel import (
@@ -487,3 +489,77 @@ async def test_a_stranger_learns_nothing_from_artifact_errors(rt: Runtime) -> No
     [seen] = await rt.run_lua(source, session_id=sid, args=[victim, missing])
     words = {m.replace(victim, "S").replace(missing, "S") for m in seen}
     assert len(words) == 1 and seen[0].startswith("AccessDenied"), seen
+
+
+NAMES = ["alpha", "beta", "Alpha-2", "gamma"]
+TAGS = ["red", "green"]
+
+
+@st.composite
+def script_queries(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A random ``Session.list`` or ``Artifact.query`` of a session script."""
+    page = {
+        "offset": draw(st.integers(0, 4)),
+        "limit": draw(st.none() | st.integers(0, 4)),
+        "descending": draw(st.booleans()),
+    }
+    tags = draw(st.lists(st.sampled_from(TAGS), max_size=1))
+    if draw(st.booleans()):
+        search = draw(st.none() | st.sampled_from(["alpha", "a", "zzz", "secret"]))
+        order = draw(st.sampled_from(["created_at", "updated_at", "name"]))
+        return "Session.list", {"search": search, "tags": tags, "order_by": order, **page}
+    pattern = draw(st.none() | st.sampled_from(["alpha", "a", "."]))
+    order = draw(st.sampled_from(["created_at", "size", "name"]))
+    kind = draw(st.none() | st.sampled_from(["tool_result", "agent_output"]))
+    query = {"name_pattern": pattern, "tags": tags, "order_by": order, "type": kind, **page}
+    return "Artifact.query", query
+
+
+async def test_what_a_script_sees_is_the_same_whether_or_not_others_exist(rt: Runtime) -> None:
+    """For random queries, every listing a session script gets (sessions and artifacts,
+    their order, pages and counts) is the same before and after other sessions, much like
+    its own, appear."""
+
+    async def populate(owner: str | None) -> str:
+        """A session (and, for a script, sessions it makes) with names, tags, artifacts."""
+        sid = await rt.sessions.create(name="alpha-root", tags=["red"], description="secret")
+        for i, name in enumerate(NAMES):
+            meta = {"tags": [TAGS[i % 2]]}
+            kind = ["tool_result", "agent_output"][i % 2]
+            await rt.artifacts.store(sid, kind, name, bytes([i]) * (i * 7), meta)
+            if owner is None:
+                await rt.sessions.create(name=name, tags=[TAGS[i % 2]], parent_id=sid)
+        return sid
+
+    mine = await populate("script")
+    make = "for i, n in ipairs(ARGS[1]) do Session.create({name = n, tags = {ARGS[2][i]}}) end"
+    await rt.run_lua(make, session_id=mine, args=[NAMES, [TAGS[i % 2] for i in range(4)]])
+    examples: list[tuple[str, dict[str, Any]]] = []
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(script_queries())
+    def collect(example: tuple[str, dict[str, Any]]) -> None:
+        examples.append(example)
+
+    collect()
+    source = """
+        local found = {}
+        for _, item in ipairs(_G[ARGS[1]:match("^(%a+)")][ARGS[1]:match("%.(%a+)$")](ARGS[2])) do
+          found[#found + 1] = item.id
+        end
+        return found
+    """
+
+    async def seen() -> list[list[str]]:
+        answers = []
+        for call, query in examples:
+            plain = {k: v for k, v in query.items() if v is not None}
+            [found] = await rt.run_lua(source, session_id=mine, args=[call, plain])
+            answers.append(found)
+        return answers
+
+    before = await seen()
+    assert sum(map(bool, before)) > len(before) // 8  # the queries find things
+    for _ in range(3):
+        await populate(None)
+    assert await seen() == before
