@@ -172,8 +172,12 @@ class WorkerPool:
             if hello is None and not self._closing:
                 cause = f"no word from it within {_START_SECONDS:g} s; it was stopped"
             raise ScriptError(f"a script worker did not start ({cause})")
-        # The worker makes its first Lua state now, before any script waits for it.
-        await worker.send(encode(["prepare", self.names]))
+        try:  # the worker makes its first Lua state now, before any script waits for it
+            await worker.send(encode(["prepare", self.names]))
+        except OSError:
+            cause = await worker.cause_of_death()
+            await _close(worker)
+            raise ScriptError(f"a script worker ended as it started ({cause})") from None
         self.started += 1
         return worker
 
