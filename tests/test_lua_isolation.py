@@ -4,6 +4,7 @@ survives, keeps answering other sessions, and the run ends with the documented e
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from satchel.scripting import ScriptLimits, ScriptWorkers
 
 from satchel import (
+    InvalidArgumentError,
     Runtime,
     ScriptError,
     ScriptLimitExceededError,
@@ -563,3 +565,53 @@ async def test_what_a_script_sees_is_the_same_whether_or_not_others_exist(rt: Ru
     for _ in range(3):
         await populate(None)
     assert await seen() == before
+
+
+def test_a_frame_of_too_many_items_is_refused() -> None:
+    """A frame (from a worker that is not to be trusted) holding more list and map entries
+    than any script value may is refused as it is decoded, not built into gigabytes."""
+    from satchel.scripting import _channel
+
+    frame = _channel.encode([[]] * (_channel.MAX_ITEMS + 1))
+    with pytest.raises(_channel.FrameError, match="more than"):
+        _channel.decode(frame[_channel.HEADER.size :])
+    fine = _channel.encode({"a": [1] * 1000, "b": b"x" * (1 << 20)})
+    assert _channel.decode(fine[_channel.HEADER.size :])["b"] == b"x" * (1 << 20)
+
+
+async def test_an_error_keeps_the_globals_and_bad_keys_are_refused(rt: Runtime) -> None:
+    """A run that ends with an error keeps its session's worker and globals; a table used as
+    a table key is refused with InvalidArgument, in a result or an argument."""
+    sid = await rt.sessions.create()
+    await rt.run_lua("x = 1", session_id=sid)
+    pid = {w.pid for w in rt.script_workers._held}
+    with pytest.raises(ScriptError, match="boom"):
+        await rt.run_lua("error('boom')", session_id=sid)
+    with pytest.raises(InvalidArgumentError, match="table key"):
+        await rt.run_lua("return {[{}] = 1}", session_id=sid)
+    [ok, message] = await rt.run_lua("return pcall(State.set, 'k', {[{}] = 1})", session_id=sid)
+    assert ok is False and message.startswith("InvalidArgument"), message
+    assert await rt.run_lua("return x", session_id=sid) == [1]
+    assert {w.pid for w in rt.script_workers._held} == pid
+
+
+async def test_a_worker_that_cannot_start_fails_only_its_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that cannot start, or never says it is ready, ends the run with
+    ScriptError; the session's actor is not harmed and the runtime closes."""
+    from satchel.scripting import _pool
+
+    monkeypatch.setattr(_pool, "_START_SECONDS", 0.5)
+    async with open_runtime(store="memory", script_workers=ScriptWorkers(spares=0)) as rt:
+        sid = await rt.sessions.create()
+        monkeypatch.setattr(rt.script_workers, "_command", ["/nonexistent/python"])
+        with pytest.raises(ScriptError, match="could not start"):
+            await rt.run_lua("return 1", session_id=sid)
+        silent = [sys.executable, "-c", "import time; time.sleep(60)"]
+        monkeypatch.setattr(rt.script_workers, "_command", silent)
+        with pytest.raises(ScriptError, match="no word from it"):
+            await rt.run_lua("return 1", session_id=sid)
+        stats = rt.control.statistics().supervisor
+        assert (stats.failed_actors, stats.restarts) == (0, 0)
+        await rt.sessions.set_state(sid, "still", True)
