@@ -1,6 +1,6 @@
-"""Session scripts: the message that runs Lua in a session's actor, and the slot that keeps
-the actor's Lua state between runs (made on first use, dropped with the actor instance, so
-passivation forgets a script's globals)."""
+"""Session scripts: the message that runs Lua for a session's actor, and the slot that keeps
+the worker process holding the session's Lua state between runs (taken on first use, let go
+when the actor stops, so passivation forgets a script's globals)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import attrs
 
 @attrs.frozen
 class RunScript:
-    """Run Lua ``source`` in the session's own sandbox; answers what the script returned."""
+    """Run Lua ``source`` in the session's own sandbox (in its worker process); answers what
+    the script returned."""
 
     source: str | bytes
     name: str
@@ -23,7 +24,7 @@ class RunScript:
 
 @attrs.define
 class ScriptSlot:
-    """A session actor's Lua state; opaque to the actor."""
+    """What keeps a session's Lua state (its worker process); opaque to the actor."""
 
     state: Any = None
 

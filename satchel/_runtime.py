@@ -111,7 +111,8 @@ class Runtime:
         isolated: bool = False,
     ) -> list[Any]:
         """Run a Lua script (see ``docs/lua.md``); what it returned. A host script runs in a
-        fresh sandbox; with ``session_id``, a session script runs in that session's actor.
+        fresh sandbox; with ``session_id``, a session script runs for that session's actor,
+        in the session's own sandbox.
 
         ``args`` are the chunk's ``...`` and the global ``ARGS``; ``print`` lines go to
         ``output``; ``allow_io`` gives the script the full ``io`` and ``os`` libraries. An
