@@ -559,13 +559,17 @@ class ArtifactManager:
         return found
 
 
+#: Versions are kept in four bytes.
+MAX_VERSION = (1 << 32) - 1
+
+
 def _version(version: object) -> int | None:
     if version is None:
         return None
     if type(version) is not int:
         raise InvalidArgumentError(f"a version must be an integer, not {type(version).__name__}")
-    if version < 1:
-        raise ValidationError(f"versions count from 1, not {version}")
+    if not 1 <= version <= MAX_VERSION:
+        raise ValidationError(f"versions count from 1 to {MAX_VERSION}, not {version}")
     return version
 
 

@@ -71,6 +71,11 @@ class History:
         session_id, sid, _ = self._session(session_id)
         checked = replays.mode_of(mode)
         upto = replays.check_seq(at, replays.last_seq(self._kv, sid), session_id)
+        if modifications is not None and not isinstance(modifications, Mapping):
+            raise InvalidArgumentError(
+                f"modifications must be a map of variable names to values, not "
+                f"{type(modifications).__name__}"
+            )
         pins = dict(modifications or {})
         for key, value in pins.items():
             validate.state_key(key)

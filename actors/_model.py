@@ -24,6 +24,8 @@ class SessionStatus(enum.StrEnum):
 
 MAX_VALUE_BYTES = 1 << 20
 
+#: Counts are stored as signed 64-bit integers.
+_MOST_COUNT = (1 << 63) - 1
 _COUNTS = ("max_artifacts", "max_bytes", "max_operations", "rate_burst", "max_value_bytes")
 #: The fields that limit what a session may do (the others are policies).
 LIMITS = (
@@ -80,8 +82,10 @@ class SessionConfig:
                 raise InvalidArgumentError(
                     f"session config {name} must be an integer, not {type(value).__name__}"
                 )
-            if value < 1:
-                raise ValidationError(f"session config {name} must be at least 1, not {value}")
+            if not 1 <= value <= _MOST_COUNT:
+                raise ValidationError(
+                    f"session config {name} must be from 1 to {_MOST_COUNT}, not {value}"
+                )
         for name, most in _SECONDS.items():
             value = getattr(self, name)
             if value is None:

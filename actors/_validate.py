@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -234,10 +235,12 @@ def page(offset: object, limit: object) -> None:
             continue
         if type(value) is not int:
             raise InvalidArgumentError(f"{field} must be an integer, not {type(value).__name__}")
-        if value < 0:
-            raise ValidationError(f"{field} must not be negative, not {value}")
+        if not 0 <= value <= MAX_PAGE:
+            raise ValidationError(f"{field} must be from 0 to {MAX_PAGE}, not {value}")
 
 
+#: The largest offset or limit of a page (Python's own bound on a slice).
+MAX_PAGE = sys.maxsize
 MAX_ARTIFACT_NAME_BYTES = 255
 MAX_TYPE_BYTES = 64
 MAX_MIME_BYTES = 255
