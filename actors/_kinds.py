@@ -28,10 +28,12 @@ def register_session_kinds(
     audit_max_entries: int = DEFAULT_MAX_ENTRIES,
     group: GroupCommit | None = None,
     on_deleted: tuple[Callable[[str], None], ...] = (),
+    idle_s: float | None = SESSION_IDLE_S,
 ) -> SessionServices:
     """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share
     (``group``: the group commit of ``machine`` durability; ``on_deleted``: called with the
-    id of each deleted session)."""
+    id of each deleted session; ``idle_s``: how long a session actor stays in memory with no
+    message, ``None`` for ever)."""
     supervisor.register(
         ActorSpec(kind=STORAGE_KIND, factory=lambda _: StorageActor(store.blobs), idle_timeout=None)
     )
@@ -51,7 +53,7 @@ def register_session_kinds(
         ActorSpec(
             kind=SESSION_KIND,
             factory=lambda session_id: SessionActor(session_id, services),
-            idle_timeout=SESSION_IDLE_S,
+            idle_timeout=idle_s,
         )
     )
     supervisor.register(

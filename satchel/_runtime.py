@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
-from satchel._errors import InvalidArgumentError
+from satchel._errors import InvalidArgumentError, ValidationError
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors import _validate as validate
 from satchel.actors._artifact_manager import ArtifactManager
@@ -22,6 +23,7 @@ from satchel.actors._events import EventBus
 from satchel.actors._handle import SessionHandle
 from satchel.actors._hooks import Hooks
 from satchel.actors._host_state import HostState
+from satchel.actors._kinds import SESSION_IDLE_S
 from satchel.actors._manager import SessionManager
 from satchel.actors._model import SessionConfig
 from satchel.actors._schedules import Replays
@@ -201,6 +203,7 @@ async def open_runtime(
     metrics_privacy: bool = False,
     durability: Durability = "process",
     script_workers: ScriptWorkers | None = None,
+    actor_idle_s: float | None = SESSION_IDLE_S,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
@@ -213,11 +216,18 @@ async def open_runtime(
     session ids with ``metrics_privacy``. ``durability="process"`` (default): an acknowledged
     write survives a killed process; ``"machine"``: it survives power loss — every write is
     synced, the journaled writes of many sessions by one group commit (docs/durability.md).
-    ``script_workers`` sizes the pool of worker processes session scripts run in.
+    ``script_workers`` sizes the pool of worker processes session scripts run in. A session's
+    actor leaves memory (and lets go of its script worker) after ``actor_idle_s`` seconds
+    without a message (``None``: never; its data stays, and the next call brings it back);
+    at most ``resident_cap`` actors stay in memory at once.
     On exit every actor finishes its turn and flushes within ``grace`` seconds, then the
     store closes.
     """
     checked_max_entries(audit_max_entries)
+    if actor_idle_s is not None and not (
+        isinstance(actor_idle_s, int | float) and 0 < actor_idle_s < math.inf
+    ):
+        raise ValidationError(f"actor_idle_s must be a positive number, not {actor_idle_s!r}")
     checked_durability(durability)
     with open_store(path, backend=store, limits=limits) as opened:
         async with WorkerPool(script_workers, api_names()) as workers:
@@ -247,6 +257,7 @@ async def open_runtime(
                     audit_max_entries=audit_max_entries,
                     group=group,
                     on_deleted=(metrics.forget,) if builtin_hooks else (),
+                    idle_s=actor_idle_s,
                 )
                 roots = [Path.cwd()] if file_roots is None else file_roots
                 artifacts = ArtifactManager(

@@ -12,7 +12,7 @@ import pytest
 from satchel.actors import _layout as layout
 from satchel.storage import Batch
 
-from satchel import ActorCrashedError, StoreLockedError, open_runtime
+from satchel import ActorCrashedError, StoreLockedError, ValidationError, open_runtime
 
 from .kernel_actors import Add, Boom, stored_counter_spec
 
@@ -184,3 +184,19 @@ def test_sync_host(tmp_path: Path) -> None:
         "locked",
         "reopened 5",
     ]
+
+
+async def test_the_actor_idle_time_is_a_setting(tmp_path: Path, autojump_clock: None) -> None:
+    """A session's actor leaves memory after ``actor_idle_s`` without a message, and comes
+    back on the next call; a bad value is a ValidationError."""
+    async with open_runtime(store="memory", actor_idle_s=10) as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 1)
+        assert rt.control.statistics().supervisor.live_actors >= 1
+        live = rt.control.statistics().supervisor.live_actors
+        await anyio.sleep(60)
+        assert rt.control.statistics().supervisor.live_actors < live
+        assert await rt.sessions.get_state(sid, "k") == 1
+    with pytest.raises(ValidationError, match="actor_idle_s"):
+        async with open_runtime(store="memory", actor_idle_s=0):
+            pass
