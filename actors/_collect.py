@@ -36,7 +36,7 @@ from ._hooks import HookPoint, Hooks
 from ._manager import SessionManager
 from ._model import SessionStatus
 from ._query import load
-from ._schedules import REPLAYS_ID, REPLAYS_KIND, ReplayActor, Replays
+from ._schedules import MIN_EVERY_S, REPLAYS_ID, REPLAYS_KIND, ReplayActor, Replays
 
 HOOKS_KIND = "hooks"
 HOOKS_ID = "shared"
@@ -277,9 +277,10 @@ def register_hook_kind(
     collectors: Collectors,
     sessions: SessionManager,
     kv: KeyValueStore,
+    min_every_s: float = MIN_EVERY_S,
 ) -> Replays:
     """Register the shared hook actor's kind and the scheduled replays' one; the scheduled
-    replays' front."""
+    replays' front (repeating no faster than every ``min_every_s`` seconds)."""
     supervisor.register(
         ActorSpec(
             kind=HOOKS_KIND,
@@ -294,4 +295,4 @@ def register_hook_kind(
             idle_timeout=None,
         )
     )
-    return Replays(kv, supervisor, supervisor.ref(REPLAYS_KIND, REPLAYS_ID))
+    return Replays(kv, supervisor, supervisor.ref(REPLAYS_KIND, REPLAYS_ID), min_every_s)

@@ -10,6 +10,7 @@ the next time it fires.
 from __future__ import annotations
 
 import builtins
+import math
 import os
 import struct
 from collections.abc import Mapping
@@ -169,13 +170,25 @@ def forget(kv: KeyValueStore, schedule_id: str) -> bool:
     return existed
 
 
+#: The shortest interval of a repeating replay, unless the runtime sets another.
+MIN_EVERY_S = 1.0
+
+
 class Replays:
     """``rt.replays``: replays run later, once or every interval, with their results kept."""
 
-    def __init__(self, kv: KeyValueStore, supervisor: Supervisor, actor: ActorRef) -> None:
+    def __init__(
+        self,
+        kv: KeyValueStore,
+        supervisor: Supervisor,
+        actor: ActorRef,
+        min_every_s: float = MIN_EVERY_S,
+    ) -> None:
         self._kv = kv
         self._supervisor = supervisor
         self._actor = actor
+        #: The shortest interval a schedule may repeat at.
+        self.min_every_s = min_every_s
 
     async def schedule(
         self,
@@ -194,8 +207,13 @@ class Replays:
         if self._kv.get(layout.record_key(sid)) is None:
             raise SessionNotFoundError(f"no session {session_id}")
         mode_of(mode)
-        if every_s is not None and not (isinstance(every_s, int | float) and every_s > 0):
-            raise ValidationError(f"every_s must be a positive number, not {every_s!r}")
+        if every_s is not None and not (
+            isinstance(every_s, int | float) and self.min_every_s <= every_s < math.inf
+        ):
+            raise ValidationError(
+                f"every_s must be a number of seconds from {self.min_every_s:g} (the runtime's "
+                f"min_replay_interval_s), not {every_s!r}"
+            )
         if at is not None and (type(at) is not int or at < 1):
             raise InvalidArgumentError(f"at must be a journal sequence (>= 1), not {at!r}")
         pins = dict(modifications or {})

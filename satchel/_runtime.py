@@ -26,7 +26,7 @@ from satchel.actors._host_state import HostState
 from satchel.actors._kinds import SESSION_IDLE_S
 from satchel.actors._manager import SessionManager
 from satchel.actors._model import SessionConfig
-from satchel.actors._schedules import Replays
+from satchel.actors._schedules import MIN_EVERY_S, Replays
 from satchel.actors._session import SESSION_KIND
 from satchel.actors._session_scripts import RunScript
 from satchel.runtime import (
@@ -204,6 +204,7 @@ async def open_runtime(
     durability: Durability = "process",
     script_workers: ScriptWorkers | None = None,
     actor_idle_s: float | None = SESSION_IDLE_S,
+    min_replay_interval_s: float = MIN_EVERY_S,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
@@ -219,7 +220,8 @@ async def open_runtime(
     ``script_workers`` sizes the pool of worker processes session scripts run in. A session's
     actor leaves memory (and lets go of its script worker) after ``actor_idle_s`` seconds
     without a message (``None``: never; its data stays, and the next call brings it back);
-    at most ``resident_cap`` actors stay in memory at once.
+    at most ``resident_cap`` actors stay in memory at once. A scheduled replay repeats no
+    more often than every ``min_replay_interval_s`` seconds.
     On exit every actor finishes its turn and flushes within ``grace`` seconds, then the
     store closes.
     """
@@ -228,6 +230,10 @@ async def open_runtime(
         isinstance(actor_idle_s, int | float) and 0 < actor_idle_s < math.inf
     ):
         raise ValidationError(f"actor_idle_s must be a positive number, not {actor_idle_s!r}")
+    if not (isinstance(min_replay_interval_s, int | float) and min_replay_interval_s > 0):
+        raise ValidationError(
+            f"min_replay_interval_s must be a positive number, not {min_replay_interval_s!r}"
+        )
     checked_durability(durability)
     with open_store(path, backend=store, limits=limits) as opened:
         async with WorkerPool(script_workers, api_names()) as workers:
@@ -288,7 +294,13 @@ async def open_runtime(
                 await board.start()
                 collectors = Collectors(supervisor, opened.kv, collection)
                 replays = register_hook_kind(
-                    supervisor, artifacts, hooks, collectors, sessions, opened.kv
+                    supervisor,
+                    artifacts,
+                    hooks,
+                    collectors,
+                    sessions,
+                    opened.kv,
+                    min_replay_interval_s,
                 )
                 yield Runtime(
                     opened,

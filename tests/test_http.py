@@ -239,6 +239,13 @@ async def test_control_endpoints(server: Server) -> None:
     assert (await server.http.post("/control/gc")).json()["compacted"] is True
 
 
+async def test_a_replay_interval_under_the_floor_is_refused(server: Server) -> None:
+    """A schedule repeating faster than the runtime allows is refused with 422."""
+    sid = (await server.http.post("/sessions", json={})).json()["id"]
+    answer = await server.http.post("/control/schedules", json={"session_id": sid, "every_s": 1e-9})
+    assert kind(answer) == (422, "ValidationError")
+
+
 async def test_replay_schedules(server: Server) -> None:
     """A replay schedule is added, listed, and cancelled over HTTP."""
     sid = await new_session(server)

@@ -96,3 +96,17 @@ async def test_schedules_go_with_their_session(rt: Runtime, autojump_clock: None
     assert [s.id for s in await rt.replays.list()] == [other]
     assert await rt.replays.results(schedule) == []
     assert (await rt.sessions.check()).clean
+
+
+async def test_a_replay_repeats_no_faster_than_the_runtime_allows(tmp_path: Path) -> None:
+    """An interval under ``min_replay_interval_s`` (default 1 s) is a ValidationError (it
+    once burned a core at 1e-9 s); a runtime may lower the floor."""
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create()
+        for every_s in (1e-9, 0.5, float("inf")):
+            with pytest.raises(ValidationError, match="min_replay_interval_s"):
+                await rt.replays.schedule(sid, every_s=every_s)
+        assert await rt.replays.schedule(sid, every_s=1)
+    async with open_runtime(store="memory", min_replay_interval_s=0.01) as rt:
+        sid = await rt.sessions.create()
+        assert await rt.replays.schedule(sid, every_s=0.05)
