@@ -75,7 +75,20 @@ def find_server(folder: Path) -> ServerInfo | None:
         return None
     except PermissionError:
         pass  # alive, owned by another user
+    started = found.get("started")
+    if started is not None and started != process_started(pid):
+        return None  # the server died and another process got its pid
     return ServerInfo(url, token, pid)
+
+
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started, in the kernel's clock ticks since boot (Linux; ``None``
+    elsewhere): with the pid, it names one process even once pids are reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 async def serve(
@@ -109,7 +122,8 @@ async def serve(
         try:
             if discovery is not None:
                 staged = discovery.with_suffix(".tmp")
-                staged.write_text(json.dumps({"url": info.url, "pid": info.pid}))
+                found = {"url": info.url, "pid": info.pid, "started": process_started(info.pid)}
+                staged.write_text(json.dumps(found))
                 staged.replace(discovery)
             task_status.started(info)
             await anyio.sleep_forever()

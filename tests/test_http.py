@@ -15,7 +15,15 @@ from satchel.storage import BlobLimits, RocksStore
 
 from satchel import Runtime, ValidationError, open_runtime
 from satchel._http_routes import ENDPOINTS
-from satchel._serve import SERVER_FILE, TOKEN_FILE, ServerInfo, find_server, load_token, serve
+from satchel._serve import (
+    SERVER_FILE,
+    TOKEN_FILE,
+    ServerInfo,
+    find_server,
+    load_token,
+    process_started,
+    serve,
+)
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 LIMITS = BlobLimits(chunk_size=64 << 10, max_size=4 << 20)
@@ -64,6 +72,23 @@ async def test_every_request_needs_the_token(server: Server, tmp_path: Path) -> 
     folder = tmp_path / "data"
     assert stat.S_IMODE(os.stat(folder / TOKEN_FILE).st_mode) == 0o600
     assert find_server(folder) == ServerInfo(server.info.url, server.info.token, os.getpid())
+
+
+def test_a_discovery_file_naming_a_reused_pid_is_stale(tmp_path: Path) -> None:
+    """A discovery file whose pid now belongs to another process (the server died, the pid
+    was reused) names no server; the same pid with its own start time still does."""
+    load_token(tmp_path)
+    mine = os.getpid()
+    started = process_started(mine)
+    assert started is not None
+    (tmp_path / SERVER_FILE).write_text(
+        json.dumps({"url": "http://127.0.0.1:1", "pid": mine, "started": str(int(started) - 1)})
+    )
+    assert find_server(tmp_path) is None
+    (tmp_path / SERVER_FILE).write_text(
+        json.dumps({"url": "http://127.0.0.1:1", "pid": mine, "started": started})
+    )
+    assert find_server(tmp_path) is not None
 
 
 async def test_the_discovery_file_goes_when_the_server_stops(tmp_path: Path) -> None:
