@@ -46,3 +46,13 @@ def test_subpackages_and_marker_are_shipped(wheel_names: list[str]) -> None:
     }
     assert expected <= set(wheel_names)
     assert not [n for n in wheel_names if n.startswith("satchel/tests") or "/perf/" in n]
+
+
+@pytest.mark.slow
+def test_the_license_is_shipped(wheel_names: list[str]) -> None:
+    """The MIT license text the project declares is in the wheel's metadata."""
+    assert any(
+        n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")
+        for n in wheel_names
+    ), [n for n in wheel_names if ".dist-info/" in n]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
