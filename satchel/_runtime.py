@@ -60,7 +60,8 @@ from satchel.storage import (
 
 @final
 class Runtime:
-    """An open satchel runtime. Get one from ``open_runtime``; every method runs on Trio."""
+    """An open satchel runtime. Get one from ``open_runtime``; every method runs in the event
+    loop that opened it."""
 
     def __init__(
         self,
@@ -74,9 +75,9 @@ class Runtime:
         metrics: Metrics,
         events: EventBus,
         replays: Replays,
+        workers: WorkerPool,
         durability: Durability = "process",
         group: GroupCommit | None = None,
-        workers: WorkerPool | None = None,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
@@ -98,7 +99,7 @@ class Runtime:
         #: Inspect and steer live actors: ``rt.control.actors()``, ``rt.control.stop(id)``.
         self.control = Control(supervisor, sessions, replays, hooks, store, backend, group)
         #: The worker processes session scripts (and scripts sent over HTTP) run in.
-        self.script_workers = workers or WorkerPool()
+        self.script_workers = workers
 
     async def run_lua(
         self,
@@ -313,7 +314,7 @@ async def open_runtime(
                     metrics,
                     events,
                     replays,
+                    workers,
                     durability,
                     group,
-                    workers,
                 )

@@ -84,9 +84,8 @@ class WorkerPool:
             str(Path(scripting.__file__).parent),
             str(os.getpid()),
         ]
-        #: Workers started and ended, for statistics and tests.
+        #: Workers started, for statistics and tests.
         self.started = 0
-        self.replaced = 0
 
     async def __aenter__(self) -> WorkerPool:
         self._group = anyio.create_task_group()

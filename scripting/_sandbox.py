@@ -25,7 +25,6 @@ class LuaState:
 
     def __init__(self, limits: ScriptLimits, *, allow_io: bool = False) -> None:
         self.limits = limits
-        self._allow_io = allow_io
         self._output: Callable[[str], None] = print
         self._engine = LuaEngine(limits.max_memory, (), allow_io=allow_io, output=self._print)
 
