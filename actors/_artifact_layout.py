@@ -47,6 +47,27 @@ def name_key(sid: bytes, name: bytes) -> bytes:
     return keys.ARTIFACT_NAME + sid + name
 
 
+def retired_key(sid: bytes, name: bytes) -> bytes:
+    """Where the last version of a name whose every version was deleted is kept."""
+    return keys.ARTIFACT_RETIRED + sid + name
+
+
+def retired_prefix(sid: bytes) -> bytes:
+    """The prefix of every retired name of session ``sid``."""
+    return keys.ARTIFACT_RETIRED + sid
+
+
+def last_version(kv: KeyValueStore, sid: bytes, name: bytes) -> int:
+    """The last version number given to ``name`` in the session, 0 if none ever was."""
+    raw = kv.get(retired_key(sid, name))
+    return 0 if raw is None else int(_U32.unpack(raw)[0])
+
+
+def encode_retired(last_version: int) -> bytes:
+    """The value of a retired key."""
+    return _U32.pack(last_version)
+
+
 def names_prefix(sid: bytes) -> bytes:
     """The prefix of every artifact name of session ``sid``."""
     return keys.ARTIFACT_NAME + sid

@@ -107,11 +107,11 @@ class ArtifactManager:
     async def store(
         self,
         session_id: str | None,
-        type: str,
         name: str,
         content: bytes | AsyncIterable[bytes],
-        metadata: Mapping[str, Any] | None = None,
         *,
+        type: str,
+        metadata: Mapping[str, Any] | None = None,
         hook_records: Sequence[dict[str, Any]] = (),
     ) -> ArtifactRef:
         """Store ``content`` (bytes or an async iterator of bytes) as the next version of
@@ -183,9 +183,9 @@ class ArtifactManager:
         self,
         session_id: str | None,
         path: str | os.PathLike[str],
+        *,
         type: str,
         metadata: Mapping[str, Any] | None = None,
-        *,
         anywhere: bool = False,
     ) -> ArtifactRef:
         """Store a file under one of ``file_roots`` (symlinks resolved first; ``anywhere``
@@ -194,7 +194,7 @@ class ArtifactManager:
         real, file = self._open_allowed(path, anywhere)
         try:
             content = _read_file(file, real)
-            return await self.store(session_id, type, real.name, content, metadata)
+            return await self.store(session_id, real.name, content, type=type, metadata=metadata)
         finally:
             file.close()
 

@@ -119,7 +119,10 @@ def store_batch(
     name = message.name.encode()
     previous = kv.get(layout.name_key(sid, name))
     if previous is None:
-        last, first, latest = 0, now_us, None
+        # A name deleted whole keeps its last number: a client caching ``version=N`` must
+        # never read other bytes under it.
+        last, first, latest = layout.last_version(kv, sid, name), now_us, None
+        batch.delete(layout.retired_key(sid, name))
     else:
         last, first, latest = layout.decode_name_value(previous)
     version = last + 1
@@ -207,7 +210,9 @@ def delete_batch(
     if not remaining:
         # The name is gone: its audit log goes with it (a new artifact of that name must
         # not inherit who read the old one).
+        last, _, _ = layout.decode_name_value(kv.get(layout.name_key(sid, name)) or b"")
         batch.delete(layout.name_key(sid, name))
+        batch.put(layout.retired_key(sid, name), layout.encode_retired(last))
         log = audit.prefix_of(sid, name)
         batch.delete_range(log, prefix_upper_bound(log))
     else:

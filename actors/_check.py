@@ -31,6 +31,7 @@ _OWNED = (
     keys.JOURNAL,
     keys.ARTIFACT,
     keys.ARTIFACT_NAME,
+    keys.ARTIFACT_RETIRED,
     keys.ARTIFACT_GRANT,
     keys.ARTIFACT_GRANTED,
     keys.ARTIFACT_AUDIT,

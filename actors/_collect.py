@@ -130,7 +130,12 @@ class HookActor(Actor[Any]):
         stored = {**data["metadata"], "tags": data["tags"]}
         started = time.perf_counter()
         ref = await self._artifacts.store(
-            report.session_id, kind, report.name, report.content, stored, hook_records=records
+            report.session_id,
+            report.name,
+            report.content,
+            type=kind,
+            metadata=stored,
+            hook_records=records,
         )
         collectors.collected += 1
         if self._hooks.observes(point):

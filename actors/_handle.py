@@ -99,20 +99,22 @@ class SessionHandle:
         self,
         name: str,
         content: bytes | AsyncIterable[bytes],
+        *,
         type: str,
         metadata: Mapping[str, Any] | None = None,
     ) -> ArtifactRef:
         """Store the next version of artifact ``name`` (see ``ArtifactManager.store``)."""
-        return await self._artifacts.store(self.id, type, name, content, metadata)
+        return await self._artifacts.store(self.id, name, content, type=type, metadata=metadata)
 
     async def store_file(
         self,
         path: str | os.PathLike[str],
+        *,
         type: str,
         metadata: Mapping[str, Any] | None = None,
     ) -> ArtifactRef:
         """Store a file as an artifact named by its base name."""
-        return await self._artifacts.store_file(self.id, path, type, metadata)
+        return await self._artifacts.store_file(self.id, path, type=type, metadata=metadata)
 
     async def get_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> Artifact:
         """Content and metadata of an artifact of this session."""

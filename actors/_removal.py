@@ -90,6 +90,7 @@ def delete_session(
         layout.journal_prefix(sid),
         artifacts.session_prefix(sid),
         artifacts.names_prefix(sid),
+        artifacts.retired_prefix(sid),
     ):
         batch.delete_range(prefix, prefix_upper_bound(prefix))
     for key, _value in layout.index_entries(sid, record):

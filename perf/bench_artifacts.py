@@ -75,7 +75,7 @@ def bench_store_new(loops: int) -> float:
             sid = await rt.sessions.create()
             start = time.perf_counter()
             for content in contents:
-                await rt.artifacts.store(sid, "tool_result", "out.json", content)
+                await rt.artifacts.store(sid, "out.json", content, type="tool_result")
             return time.perf_counter() - start
 
     with scratch_dir() as folder:
@@ -92,10 +92,10 @@ def bench_store_present(loops: int) -> float:
     async def main(folder: str) -> float:
         async with open_runtime(folder) as rt:
             sid = await rt.sessions.create()
-            await rt.artifacts.store(sid, "tool_result", "result.json", content)
+            await rt.artifacts.store(sid, "result.json", content, type="tool_result")
             start = time.perf_counter()
             for _ in range(loops):
-                await rt.artifacts.store(sid, "tool_result", "result.json", content)
+                await rt.artifacts.store(sid, "result.json", content, type="tool_result")
             return time.perf_counter() - start
 
     with scratch_dir() as folder:
@@ -108,7 +108,7 @@ def bench_get(loops: int) -> float:
     async def put(folder: str) -> tuple[str, str]:
         async with open_runtime(folder) as rt:
             sid = await rt.sessions.create()
-            ref = await rt.artifacts.store(sid, "tool_result", "out.json", content)
+            ref = await rt.artifacts.store(sid, "out.json", content, type="tool_result")
             return sid, ref.id
 
     async def get(folder: str, sid: str, artifact_id: str) -> float:
@@ -151,10 +151,14 @@ async def _build_big() -> None:
                 content = f"{n}:{j}:".encode() + rng.randbytes(size)
                 await rt.artifacts.store(
                     sid,
-                    rng.choice(TYPES),
                     f"{WORDS[j % len(WORDS)]}-{j % NAMES}.json",
                     content,
-                    {"tags": rng.sample(TAGS, 2), "team": f"t{rng.randrange(50)}", "step": j},
+                    type=rng.choice(TYPES),
+                    metadata={
+                        "tags": rng.sample(TAGS, 2),
+                        "team": f"t{rng.randrange(50)}",
+                        "step": j,
+                    },
                 )
         # A caller with grants in ten other sessions (one whole name, one version each).
         caller = sessions[0]

@@ -63,7 +63,7 @@ async def _get(_: Runtime, session: SessionHandle, i: int) -> Any:
 
 
 async def _store(_: Runtime, session: SessionHandle, i: int) -> Any:
-    return await session.store_artifact("a.json", _kib(i), "tool_result")
+    return await session.store_artifact("a.json", _kib(i), type="tool_result")
 
 
 async def _read(_: Runtime, session: SessionHandle, i: int) -> Any:
@@ -89,7 +89,7 @@ def timed(backend: str, op: Op) -> Callable[[int], float]:
             async with open_runtime(folder) as rt:
                 session = rt.session(await rt.sessions.create())
                 await session.set_state("k", 0)
-                await session.store_artifact("a.json", _kib(-1), "tool_result")
+                await session.store_artifact("a.json", _kib(-1), type="tool_result")
                 start = time.perf_counter()
                 for i in range(loops):
                     await op(rt, session, i)

@@ -133,7 +133,11 @@ def bench_fork(loops: int) -> float:
             sid = await rt.sessions.create()
             for i in range(ARTIFACTS):
                 await rt.artifacts.store(
-                    sid, "tool_result", f"r{i}.json", b"%d" % i, {"tags": ["t"], "team": "a"}
+                    sid,
+                    f"r{i}.json",
+                    b"%d" % i,
+                    type="tool_result",
+                    metadata={"tags": ["t"], "team": "a"},
                 )
             total = 0.0
             for _ in range(loops):

@@ -143,7 +143,7 @@ async def satchel_artifacts(ops: int, repeats: int) -> tuple[float, float]:
             sid = await rt.sessions.create()
 
             async def save(name: str, content: bytes) -> None:
-                await rt.artifacts.store(sid, "tool_result", name, content)
+                await rt.artifacts.store(sid, name, content, type="tool_result")
 
             async def load(name: str) -> None:
                 await rt.artifacts.get(sid, name)

@@ -56,7 +56,7 @@ async def main(gib: int, folder: str) -> None:
         print(f"after open:  peak RSS {peak_mib():.1f} MiB")
         sent = hashlib.sha256()
         start = time.perf_counter()
-        ref = await rt.artifacts.store(sid, "tool_result", "big.jsonl", produce(count, sent))
+        ref = await rt.artifacts.store(sid, "big.jsonl", produce(count, sent), type="tool_result")
         took = time.perf_counter() - start
         print(
             f"stored {ref.size / MIB:.0f} MiB in {took:.1f} s "

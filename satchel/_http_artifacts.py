@@ -74,7 +74,11 @@ async def put_artifact(request: Request) -> Response:
     body = _body(request)
     try:
         ref = await _artifacts(request).store(
-            _sid(request), params.get("type", "user_input"), _name(request), body, metadata
+            _sid(request),
+            _name(request),
+            body,
+            type=params.get("type", "user_input"),
+            metadata=metadata,
         )
     except errors.ContentTooLargeError:
         # Read (and drop) what the client still sends, up to the limit again, so that a

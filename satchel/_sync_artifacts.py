@@ -41,11 +41,11 @@ class SyncArtifactManager:
     def store(
         self,
         session_id: str | None,
-        type: str,
         name: str,
         content: bytes | Iterable[bytes],
-        metadata: Mapping[str, Any] | None = None,
         *,
+        type: str,
+        metadata: Mapping[str, Any] | None = None,
         hook_records: Sequence[dict[str, Any]] = (),
     ) -> ArtifactRef:
         """Store ``content`` (bytes or an async iterator of bytes) as the next version of
@@ -56,10 +56,10 @@ class SyncArtifactManager:
         return self._portal.run(
             self._target.store(
                 session_id,
-                type,
                 name,
                 self._portal.feed(content),
-                metadata,
+                type=type,
+                metadata=metadata,
                 hook_records=hook_records,
             )
         )
@@ -68,16 +68,18 @@ class SyncArtifactManager:
         self,
         session_id: str | None,
         path: str | os.PathLike[str],
+        *,
         type: str,
         metadata: Mapping[str, Any] | None = None,
-        *,
         anywhere: bool = False,
     ) -> ArtifactRef:
         """Store a file under one of ``file_roots`` (symlinks resolved first; ``anywhere``
         lifts that, for a trusted host script), named by its base name; never one inside the
         data folder. A file that changes size while read fails; nothing is stored."""
         return self._portal.run(
-            self._target.store_file(session_id, path, type, metadata, anywhere=anywhere)
+            self._target.store_file(
+                session_id, path, type=type, metadata=metadata, anywhere=anywhere
+            )
         )
 
     def get(

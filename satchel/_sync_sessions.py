@@ -299,19 +299,22 @@ class SyncSessionHandle:
         self,
         name: str,
         content: bytes | Iterable[bytes],
+        *,
         type: str,
         metadata: Mapping[str, Any] | None = None,
     ) -> ArtifactRef:
         """Store the next version of artifact ``name`` (see ``ArtifactManager.store``)."""
         return self._portal.run(
-            self._target.store_artifact(name, self._portal.feed(content), type, metadata)
+            self._target.store_artifact(
+                name, self._portal.feed(content), type=type, metadata=metadata
+            )
         )
 
     def store_file(
-        self, path: str | os.PathLike[str], type: str, metadata: Mapping[str, Any] | None = None
+        self, path: str | os.PathLike[str], *, type: str, metadata: Mapping[str, Any] | None = None
     ) -> ArtifactRef:
         """Store a file as an artifact named by its base name."""
-        return self._portal.run(self._target.store_file(path, type, metadata))
+        return self._portal.run(self._target.store_file(path, type=type, metadata=metadata))
 
     def get_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> Artifact:
         """Content and metadata of an artifact of this session."""

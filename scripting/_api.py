@@ -336,10 +336,10 @@ class ScriptApi:
     ) -> Any:
         ref = await self._artifacts.store(
             self._owner(session_id),
-            text(type, "an artifact type"),
             text(name, "an artifact name"),
             _content(content),
-            mapping_from_lua(metadata, "artifact metadata"),
+            type=text(type, "an artifact type"),
+            metadata=mapping_from_lua(metadata, "artifact metadata"),
         )
         return _ref(ref)
 
@@ -367,8 +367,8 @@ class ScriptApi:
         ref = await self._artifacts.store_file(
             self._owner(session_id),
             text(path, "a file path"),
-            text(type if type is not None else b"user_input", "an artifact type"),
-            mapping_from_lua(metadata, "artifact metadata"),
+            type=text(type if type is not None else b"user_input", "an artifact type"),
+            metadata=mapping_from_lua(metadata, "artifact metadata"),
             anywhere=self._session_id is None,
         )
         return _ref(ref)

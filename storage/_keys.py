@@ -66,6 +66,9 @@ SESSION_SPENT = b"ssp\x00"
 ARTIFACT = b"art\x00"  # + session id(16) + name + NUL + version(4) -> ArtifactRecord
 ARTIFACT_ID = b"aid\x00"  # + artifact id(16) -> the ARTIFACT key suffix it names
 ARTIFACT_NAME = b"anm\x00"  # + session id(16) + name -> last version(4) + first created(8)
+# + session id(16) + name -> last version(4) of a name whose every version was deleted, so
+# that a version number is never given twice in a session's life.
+ARTIFACT_RETIRED = b"arr\x00"
 ARTIFACT_INDEX = b"aix\x00"  # + index letter + index layout -> (query indexes)
 # Grants: forward by the artifact, and reverse by the session granted to.
 ARTIFACT_GRANT = b"agr\x00"  # + owner(16) + name + NUL + scope(16) + target(16) -> Grant

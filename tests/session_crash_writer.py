@@ -92,7 +92,7 @@ async def main(folder: str, run: str) -> None:
             elif kind == "set":
                 await rt.sessions.set_state(ids[name], *arg)
             elif kind == "store":
-                await rt.artifacts.store(ids[name], "tool_result", arg[0], arg[1])
+                await rt.artifacts.store(ids[name], arg[0], arg[1], type="tool_result")
             elif kind == "drop":
                 await rt.artifacts.delete(ids[name], arg)
             elif kind == "unset":

@@ -153,13 +153,17 @@ async def rich_session(rt: Runtime) -> str:
     await session.set_state("gone", 1)
     await session.delete_state("gone")
     meta = {"description": "report", "tags": ["final", "md"], "model": {"name": "m-1", "t": 0.2}}
-    await session.store_artifact("report.md", b"# one\n", "agent_output", meta)
-    await session.store_artifact("report.md", TEXT, "agent_output", {"tags": ["final"]})
-    await session.store_artifact("report.md", b"# three\n", "agent_output")
+    await session.store_artifact("report.md", b"# one\n", type="agent_output", metadata=meta)
+    await session.store_artifact(
+        "report.md", TEXT, type="agent_output", metadata={"tags": ["final"]}
+    )
+    await session.store_artifact("report.md", b"# three\n", type="agent_output")
     await session.delete_artifact("report.md", 3)  # the name's last version stays 3
-    await rt.artifacts.store(sid, "tool_result", "big.bin", pieces(BIG), {"run": 7})
-    await session.store_artifact("bytes.bin", BINARY, "custom-type", {"mime_type": "x/y"})
-    await session.store_artifact("copy.bin", BINARY, "user_input")  # same content again
+    await rt.artifacts.store(sid, "big.bin", pieces(BIG), type="tool_result", metadata={"run": 7})
+    await session.store_artifact(
+        "bytes.bin", BINARY, type="custom-type", metadata={"mime_type": "x/y"}
+    )
+    await session.store_artifact("copy.bin", BINARY, type="user_input")  # same content again
     await session.suspend()
     await session.resume()
     await session.set_state("plan", ["write"])
@@ -242,11 +246,11 @@ async def test_imported_session_is_found_by_queries(rt: Runtime, target: Runtime
 async def test_imported_session_keeps_working(rt: Runtime, target: Runtime) -> None:
     """An imported active session takes new writes and versions after its old ones."""
     sid = await rt.sessions.create(name="live")
-    await rt.artifacts.store(sid, "tool_result", "a.txt", b"1")
+    await rt.artifacts.store(sid, "a.txt", b"1", type="tool_result")
     await rt.sessions.set_state(sid, "n", 1)
     await load(target, await export(rt, sid))
     await target.sessions.set_state(sid, "n", 2)
-    ref = await target.artifacts.store(sid, "tool_result", "a.txt", b"2")
+    ref = await target.artifacts.store(sid, "a.txt", b"2", type="tool_result")
     assert ref.version == 2
     assert [e.seq for e in await target.sessions.timeline(sid)] == [1, 2, 3, 4, 5]
     await clean(target)
@@ -329,7 +333,7 @@ async def test_dedup_against_content_already_stored(rt: Runtime, target: Runtime
     as either session holds it."""
     sid = await rich_session(rt)
     other = await target.sessions.create(name="already here")
-    await target.artifacts.store(other, "tool_result", "same.bin", BIG)
+    await target.artifacts.store(other, "same.bin", BIG, type="tool_result")
     report = await load(target, await export(rt, sid))
     assert (report.blobs, report.blobs_reused) == (4, 1)
     digest = blake3.blake3(BIG).hexdigest()
@@ -379,7 +383,7 @@ async def test_export_reads_one_consistent_view(rt: Runtime, target: Runtime) ->
     """Writes racing an export land wholly before or after it: the archive imports clean and
     is a prefix of the session's history."""
     sid = await rt.sessions.create()
-    await rt.artifacts.store(sid, "tool_result", "big.bin", BIG)
+    await rt.artifacts.store(sid, "big.bin", BIG, type="tool_result")
     archive = b""
 
     async def exporter() -> None:
@@ -390,7 +394,7 @@ async def test_export_reads_one_consistent_view(rt: Runtime, target: Runtime) ->
         nursery.start_soon(exporter)
         for n in range(20):
             await rt.sessions.set_state(sid, "n", n)
-            await rt.artifacts.store(sid, "tool_result", f"f{n}.txt", b"%d" % n)
+            await rt.artifacts.store(sid, f"f{n}.txt", b"%d" % n, type="tool_result")
     await load(target, archive)
     await clean(target)
     imported = await target.sessions.timeline(sid)
@@ -403,7 +407,9 @@ async def test_artifact_deleted_during_export_fails_the_export(tmp_path: Path) -
     ArtifactNotFoundError rather than write another view."""
     async with open_runtime(tmp_path, store="memory", limits=SMALL_CHUNKS) as rt:
         sid = await rt.sessions.create()
-        await rt.artifacts.store(sid, "tool_result", "a.bin", os.urandom(SMALL_CHUNKS.max_size))
+        await rt.artifacts.store(
+            sid, "a.bin", os.urandom(SMALL_CHUNKS.max_size), type="tool_result"
+        )
         started = anyio.Event()
 
         class Sink(io.BytesIO):
@@ -456,7 +462,7 @@ async def test_failed_commit_leaves_the_target_as_it_was(
     sid = await rich_session(rt)
     archive = await export(rt, sid)
     mine = await target.sessions.create(name="mine")
-    await target.artifacts.store(mine, "tool_result", "same.bin", BIG)
+    await target.artifacts.store(mine, "same.bin", BIG, type="tool_result")
     before = dump(target.store.kv)
     write = target.store.kv.write
 

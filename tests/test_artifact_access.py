@@ -23,8 +23,8 @@ from satchel import (
 async def three(rt: Runtime) -> tuple[str, str, str]:
     """An owner with one artifact ``doc`` (two versions), and two other sessions."""
     owner, other, third = [await rt.sessions.create(name=n) for n in ("o", "b", "c")]
-    await rt.artifacts.store(owner, "agent_output", "doc", b"v1", None)
-    await rt.artifacts.store(owner, "agent_output", "doc", b"v2", None)
+    await rt.artifacts.store(owner, "doc", b"v1", type="agent_output", metadata=None)
+    await rt.artifacts.store(owner, "doc", b"v2", type="agent_output", metadata=None)
     return owner, other, third
 
 
@@ -64,7 +64,7 @@ async def test_read_grant_allows_reading_only(rt: Runtime) -> None:
     assert [a.version for a in await reader.versions(owner, "doc")] == [1, 2]
     assert [a.name for a in await reader.list(owner)] == ["doc"]
     for call in (
-        reader.store(owner, "agent_output", "doc", b"v3"),
+        reader.store(owner, "doc", b"v3", type="agent_output"),
         reader.delete(owner, "doc"),
         reader.share(owner, "doc", third, "read"),
         reader.revoke(owner, "doc", third),
@@ -81,12 +81,12 @@ async def test_write_grant_stores_versions_and_deletes(rt: Runtime) -> None:
     owner, other, third = await three(rt)
     await rt.artifacts.share(owner, "doc", other, "write")
     writer = rt.session(other).artifacts
-    ref = await writer.store(owner, "tool_result", "doc", b"v3")
+    ref = await writer.store(owner, "doc", b"v3", type="tool_result")
     assert (ref.session_id, ref.version) == (owner, 3)
     assert (await rt.artifacts.info(owner, ref.id)).created_by == other
     assert (await rt.sessions.get(owner)).artifact_count == 3
     with pytest.raises(AccessDeniedError):
-        await writer.store(owner, "tool_result", "new-name", b"x")
+        await writer.store(owner, "new-name", b"x", type="tool_result")
     with pytest.raises(AccessDeniedError):
         await writer.share(owner, "doc", third, "read")
     assert await writer.delete(owner, "doc", 1) == 1
@@ -163,7 +163,7 @@ async def test_grants_die_with_their_artifact_and_sessions(rt: Runtime) -> None:
     await rt.artifacts.share(owner, "doc", other, "read")
     await rt.artifacts.share(owner, "doc", third, "read")
     await rt.artifacts.delete(owner, "doc")
-    await rt.artifacts.store(owner, "agent_output", "doc", b"again", None)
+    await rt.artifacts.store(owner, "doc", b"again", type="agent_output", metadata=None)
     with pytest.raises(AccessDeniedError):
         await rt.session(other).artifacts.get(owner, "doc")
     await rt.artifacts.share(owner, "doc", other, "read")
@@ -251,11 +251,11 @@ async def test_no_audit_data_for_names_that_do_not_exist(rt: Runtime) -> None:
 
     for n in range(5):
         with pytest.raises(AccessDeniedError):
-            await stranger.store(owner, "tool_result", f"new-{n}", b"x")
+            await stranger.store(owner, f"new-{n}", b"x", type="tool_result")
         with pytest.raises(AccessDeniedError):
-            await stranger.store(owner, "tool_result", f"big-{n}", stream())
+            await stranger.store(owner, f"big-{n}", stream(), type="tool_result")
     with pytest.raises(AccessDeniedError):
-        await stranger.store(owner, "tool_result", "doc", stream())  # exists, no grant
+        await stranger.store(owner, "doc", stream(), type="tool_result")  # exists, no grant
     assert [(e.action, e.granted) for e in await rt.artifacts.audit_log(owner, "doc")] == [
         ("write", False)
     ]
@@ -270,7 +270,7 @@ async def test_a_deleted_name_takes_its_audit_log_along(rt: Runtime) -> None:
     await rt.artifacts.share(owner, "doc", other, "read")
     await rt.session(other).artifacts.get(owner, "doc")
     await rt.artifacts.delete(owner, "doc")
-    await rt.artifacts.store(owner, "agent_output", "doc", b"new", None)
+    await rt.artifacts.store(owner, "doc", b"new", type="agent_output", metadata=None)
     assert await rt.artifacts.audit_log(owner, "doc") == []
     assert (await rt.sessions.check()).clean
 
@@ -294,7 +294,7 @@ async def test_grantees_cannot_grant_themselves(rt: Runtime) -> None:
 async def test_versions_of_an_unreadable_name_are_denied(rt: Runtime) -> None:
     """With a grant on one name, another name's versions are denied, not empty."""
     owner, other, _ = await three(rt)
-    await rt.artifacts.store(owner, "agent_output", "public", b"p", None)
+    await rt.artifacts.store(owner, "public", b"p", type="agent_output", metadata=None)
     await rt.artifacts.share(owner, "public", other, "read")
     reader = rt.session(other).artifacts
     assert [a.name for a in await reader.versions(owner, "public")] == ["public"]
@@ -319,12 +319,12 @@ async def test_audit_bound_holds_when_a_write_fails(tmp_path: Path, autojump_clo
     async with open_runtime(tmp_path, audit_max_entries=2) as rt:
         owner = await rt.sessions.create(config={"max_artifacts": 2})
         other = await rt.sessions.create()
-        await rt.artifacts.store(owner, "agent_output", "doc", b"v1", None)
-        await rt.artifacts.store(owner, "agent_output", "doc", b"v2", None)
+        await rt.artifacts.store(owner, "doc", b"v1", type="agent_output", metadata=None)
+        await rt.artifacts.store(owner, "doc", b"v2", type="agent_output", metadata=None)
         await rt.artifacts.share(owner, "doc", other, "write")
         for _ in range(3):
             with pytest.raises(QuotaExceededError):
-                await rt.session(other).artifacts.store(owner, "tool_result", "doc", b"v3")
+                await rt.session(other).artifacts.store(owner, "doc", b"v3", type="tool_result")
         log = await rt.artifacts.audit_log(owner, "doc")
         assert [(e.action, e.granted) for e in log] == [("write", True)] * 2
         assert len(list(rt.store.kv.scan(b"aud\x00", b"aud\x01"))) == 2
@@ -334,8 +334,8 @@ async def test_names_shaped_like_ids_are_refused(rt: Runtime) -> None:
     """A name that reads as an artifact id could never be reached by name."""
     owner, _, _ = await three(rt)
     with pytest.raises(ValidationError):
-        await rt.artifacts.store(owner, "agent_output", "art_" + "0" * 32, b"x", None)
-    await rt.artifacts.store(owner, "agent_output", "art_" + "0" * 31, b"x", None)
+        await rt.artifacts.store(owner, "art_" + "0" * 32, b"x", type="agent_output", metadata=None)
+    await rt.artifacts.store(owner, "art_" + "0" * 31, b"x", type="agent_output", metadata=None)
 
 
 async def test_check_repairs_grants_and_audit_logs(rt: Runtime) -> None:

@@ -43,7 +43,9 @@ async def populate(rt: Runtime) -> tuple[list[str], list[ArtifactInfo]]:
         if i % 6 == 0:
             meta["label"] = "red"  # custom metadata that looks like a tag, but is not one
         content = bytes([i]) * ((i * 37) % 50)
-        await rt.artifacts.store(sessions[i % 4], TYPES[i % 3], NAMES[(i // 4) % 5], content, meta)
+        await rt.artifacts.store(
+            sessions[i % 4], NAMES[(i // 4) % 5], content, type=TYPES[i % 3], metadata=meta
+        )
         await anyio.sleep(1 if i % 3 else 0)  # some stores share a timestamp
     first = (await rt.artifacts.versions(sessions[0], NAMES[0]))[0]
     await rt.artifacts.delete(sessions[0], first.id)
@@ -192,9 +194,13 @@ async def test_tags_match_tags_and_metadata_matches_custom(
     """``tags`` matches the artifact's tags only; a custom key named like a tag is matched
     by ``metadata``; custom values compare as JSON (``1 == 1.0``, ``true`` apart)."""
     sid = await rt.sessions.create()
-    tagged = await rt.artifacts.store(sid, "tool_result", "a", b"1", {"tags": ["red"]})
-    custom = await rt.artifacts.store(sid, "tool_result", "b", b"2", {"tag": "red", "n": 1})
-    flag = await rt.artifacts.store(sid, "tool_result", "c", b"3", {"n": True})
+    tagged = await rt.artifacts.store(
+        sid, "a", b"1", type="tool_result", metadata={"tags": ["red"]}
+    )
+    custom = await rt.artifacts.store(
+        sid, "b", b"2", type="tool_result", metadata={"tag": "red", "n": 1}
+    )
+    flag = await rt.artifacts.store(sid, "c", b"3", type="tool_result", metadata={"n": True})
     assert [a.id for a in await rt.artifacts.query(tags=["red"])] == [tagged.id]
     assert [a.id for a in await rt.artifacts.query(metadata={"tag": "red"})] == [custom.id]
     assert [a.id for a in await rt.artifacts.query(metadata={"n": 1.0})] == [custom.id]
@@ -206,8 +212,8 @@ async def test_versions_and_deletes_move_the_latest(rt: Runtime) -> None:
     """Only the newest version of a name is "latest"; deleting it makes the one before it
     latest again, and deleting the name removes it from every query."""
     sid = await rt.sessions.create()
-    v1 = await rt.artifacts.store(sid, "tool_result", "x", b"one", None)
-    v2 = await rt.artifacts.store(sid, "tool_result", "x", b"two", None)
+    v1 = await rt.artifacts.store(sid, "x", b"one", type="tool_result", metadata=None)
+    v2 = await rt.artifacts.store(sid, "x", b"two", type="tool_result", metadata=None)
     assert [a.id for a in await rt.artifacts.query(session_id=sid)] == [v2.id]
     every = await rt.artifacts.query(session_id=sid, all_versions=True)
     assert [a.id for a in every] == [v1.id, v2.id]
@@ -224,8 +230,10 @@ async def test_query_indexes_survive_reopen_and_session_delete(tmp_path: Path) -
     async with open_runtime(tmp_path) as rt:
         keep = await rt.sessions.create()
         gone = await rt.sessions.create()
-        kept = await rt.artifacts.store(keep, "agent_output", "k", b"k", {"tags": ["t"]})
-        await rt.artifacts.store(gone, "agent_output", "g", b"g", {"tags": ["t"]})
+        kept = await rt.artifacts.store(
+            keep, "k", b"k", type="agent_output", metadata={"tags": ["t"]}
+        )
+        await rt.artifacts.store(gone, "g", b"g", type="agent_output", metadata={"tags": ["t"]})
     async with open_runtime(tmp_path) as rt:
         assert len(await rt.artifacts.query(tags=["t"])) == 2
         await rt.sessions.delete(gone)
@@ -239,7 +247,9 @@ async def test_check_rebuilds_query_indexes(tmp_path: Path) -> None:
     """``check(fix=True)`` restores a lost query index entry and drops a stray one."""
     async with open_runtime(tmp_path) as rt:
         sid = await rt.sessions.create()
-        ref = await rt.artifacts.store(sid, "agent_output", "k", b"k", {"tags": ["t"]})
+        ref = await rt.artifacts.store(
+            sid, "k", b"k", type="agent_output", metadata={"tags": ["t"]}
+        )
         kv = rt.store.kv
         index_keys = [k for k, _ in kv.scan(b"aix\x00", b"aix\x01")]
         assert len(index_keys) == 7  # all, latest, session, type, size, name, tag

@@ -44,7 +44,7 @@ async def test_store_and_get_keep_everything(rt: Runtime) -> None:
     """Content and every metadata field come back as given; mime is guessed from the name."""
     session = rt.session(await rt.sessions.create())
     meta = {"description": "a note", "tags": ["draft", "x"], "source": {"tool": "s", "n": [1]}}
-    ref = await session.store_artifact("notes.md", b"# hi\n", "agent_output", meta)
+    ref = await session.store_artifact("notes.md", b"# hi\n", type="agent_output", metadata=meta)
     assert (ref.session_id, ref.name, ref.version, ref.size, ref.sequence) == (
         session.id,
         "notes.md",
@@ -68,7 +68,7 @@ async def test_store_and_get_keep_everything(rt: Runtime) -> None:
     assert (info.content_hash, info.created_by) == (ref.content_hash, session.id)
     assert await session.artifact_info("notes.md") == info
     custom = await session.store_artifact(
-        "data", b"{}", "my-type", {"mime_type": "application/json"}
+        "data", b"{}", type="my-type", metadata={"mime_type": "application/json"}
     )
     assert (await session.artifact_info(custom.id)).mime_type == "application/json"
     await clean(rt)
@@ -77,10 +77,10 @@ async def test_store_and_get_keep_everything(rt: Runtime) -> None:
 async def test_versions_ids_and_listing(rt: Runtime) -> None:
     """A name stored again gets version n+1; every version has its own id, also for equal bytes."""
     session = rt.session(await rt.sessions.create())
-    first = await session.store_artifact("a.txt", b"same", "tool_result")
-    second = await session.store_artifact("a.txt", b"same", "tool_result")
-    other = await session.store_artifact("b.txt", b"same", "tool_result")
-    third = await session.store_artifact("a.txt", b"new", "tool_result")
+    first = await session.store_artifact("a.txt", b"same", type="tool_result")
+    second = await session.store_artifact("a.txt", b"same", type="tool_result")
+    other = await session.store_artifact("b.txt", b"same", type="tool_result")
+    third = await session.store_artifact("a.txt", b"new", type="tool_result")
     assert [first.version, second.version, third.version] == [1, 2, 3]
     assert len({first.id, second.id, third.id, other.id}) == 4
     assert first.content_hash == second.content_hash == other.content_hash
@@ -98,7 +98,7 @@ async def test_streams_in_and_out(rt: Runtime) -> None:
     """Content streamed in as pieces is stored whole; a streaming read gives it back."""
     data = os.urandom(MIB) + b"text " * 300_000
     session = rt.session(await rt.sessions.create())
-    ref = await session.store_artifact("big.bin", pieces(data), "user_input")
+    ref = await session.store_artifact("big.bin", pieces(data), type="user_input")
     assert ref.size == len(data)
     out = b"".join([chunk async for chunk in session.stream_artifact(ref.id)])
     assert out == data
@@ -109,13 +109,15 @@ async def test_streams_in_and_out(rt: Runtime) -> None:
 async def test_delete_by_id_version_and_name(rt: Runtime) -> None:
     """Delete removes one version by id or number, or all versions by name; numbering goes on."""
     session = rt.session(await rt.sessions.create())
-    refs = [await session.store_artifact("r", f"v{i}".encode(), "tool_result") for i in range(4)]
+    refs = [
+        await session.store_artifact("r", f"v{i}".encode(), type="tool_result") for i in range(4)
+    ]
     assert await session.delete_artifact(refs[1].id) == 1
     assert await session.delete_artifact("r", 4) == 1
     assert [i.version for i in await session.artifact_versions("r")] == [1, 3]
     # The last assigned version (4) is gone: the latest is the newest left.
     assert (await session.get_artifact("r")).content == b"v2"
-    assert (await session.store_artifact("r", b"v5", "tool_result")).version == 5
+    assert (await session.store_artifact("r", b"v5", type="tool_result")).version == 5
     assert (await session.get_artifact("r")).content == b"v5"
     with pytest.raises(ArtifactNotFoundError):
         await session.get_artifact(refs[1].id)
@@ -130,10 +132,41 @@ async def test_delete_by_id_version_and_name(rt: Runtime) -> None:
     await clean(rt)
 
 
+async def test_version_numbers_are_never_given_twice(rt: Runtime) -> None:
+    """A name deleted whole, or down to nothing, numbers its next version after the last."""
+    sid = await rt.sessions.create()
+    session = rt.session(sid)
+    one = await session.store_artifact("r", b"first", type="tool_result")
+    assert await session.delete_artifact("r", 1) == 1
+    again = await session.store_artifact("r", b"second", type="tool_result")
+    assert again.version == 2
+    with pytest.raises(ArtifactNotFoundError):
+        await session.get_artifact("r", one.version)
+    await session.store_artifact("r", b"third", type="tool_result")
+    assert await session.delete_artifact("r") == 2
+    assert (await session.store_artifact("r", b"fourth", type="tool_result")).version == 4
+    assert [i.version for i in await session.artifact_versions("r")] == [4]
+    await clean(rt)
+    await rt.sessions.delete(sid)
+    await clean(rt)
+
+
+async def test_type_cannot_be_swapped_with_the_name(rt: Runtime) -> None:
+    """``type`` and ``metadata`` are keywords, so the old positional order fails loudly."""
+    sid = await rt.sessions.create()
+    store: Any = rt.artifacts.store
+    with pytest.raises(TypeError):
+        await store(sid, "tool_result", "report.md", b"x")
+    handle: Any = rt.session(sid).store_artifact
+    with pytest.raises(TypeError):
+        await handle("report.md", b"x", "tool_result")
+    assert await rt.artifacts.list(sid) == []
+
+
 async def test_journal_names_artifacts_never_content(rt: Runtime) -> None:
     """Stores and deletes are journaled with id, name, version and hash, not the bytes."""
     session = rt.session(await rt.sessions.create())
-    ref = await session.store_artifact("secret.txt", b"TOPSECRET", "user_input")
+    ref = await session.store_artifact("secret.txt", b"TOPSECRET", type="user_input")
     await session.delete_artifact(ref.id)
     stored, deleted = (await session.timeline())[1:]
     assert stored.kind == "artifact_stored" and deleted.kind == "artifact_deleted"
@@ -152,8 +185,8 @@ async def test_dedup_and_shared_blob_lifetime(rt: Runtime) -> None:
     one = rt.session(await rt.sessions.create())
     two = rt.session(await rt.sessions.create())
     data = b"shared " * 500_000
-    a = await one.store_artifact("x", data, "agent_output")
-    b = await two.store_artifact("y", data, "agent_output")
+    a = await one.store_artifact("x", data, type="agent_output")
+    b = await two.store_artifact("y", data, type="agent_output")
     blob = rt.store.blobs.info(a.content_hash)
     assert blob is not None and a.content_hash == b.content_hash
     assert len(rt.store.blobs.references(a.content_hash)) == 2
@@ -173,7 +206,7 @@ async def test_concurrent_stores_of_the_same_bytes_make_one_blob(rt: Runtime) ->
 
     async def store(session: Any, streamed: bool) -> None:
         content = pieces(data) if streamed else data
-        refs.append(await session.store_artifact("same", content, "tool_result"))
+        refs.append(await session.store_artifact("same", content, type="tool_result"))
 
     async with anyio.create_task_group() as nursery:
         nursery.start_soon(store, sessions[0], True)
@@ -189,8 +222,8 @@ async def test_references_survive_reopen(tmp_path: Path) -> None:
         one = await rt.sessions.create()
         two = await rt.sessions.create()
         data = b"persisted " * 200_000
-        a = await rt.artifacts.store(one, "agent_output", "p", data)
-        await rt.artifacts.store(two, "agent_output", "q", data)
+        a = await rt.artifacts.store(one, "p", data, type="agent_output")
+        await rt.artifacts.store(two, "q", data, type="agent_output")
     async with open_runtime(tmp_path) as rt:
         assert len(rt.store.blobs.references(a.content_hash)) == 2
         await rt.artifacts.delete(one, "p")
@@ -209,12 +242,12 @@ async def test_quotas_refuse_before_writing(rt: Runtime, streamed: bool) -> None
     def content(data: bytes) -> Any:
         return pieces(data, 100) if streamed else data
 
-    await session.store_artifact("a", content(b"x" * 600), "tool_result")
+    await session.store_artifact("a", content(b"x" * 600), type="tool_result")
     with pytest.raises(QuotaExceededError, match="max_bytes"):
-        await session.store_artifact("b", content(b"y" * 401), "tool_result")
-    await session.store_artifact("b", content(b"y" * 400), "tool_result")
+        await session.store_artifact("b", content(b"y" * 401), type="tool_result")
+    await session.store_artifact("b", content(b"y" * 400), type="tool_result")
     with pytest.raises(QuotaExceededError, match="max_artifacts"):
-        await session.store_artifact("c", content(b""), "tool_result")
+        await session.store_artifact("c", content(b""), type="tool_result")
     info = await session.info()
     assert (info.artifact_count, info.total_bytes) == (2, 1000)
     assert [i.name for i in await session.list_artifacts()] == ["a", "b"]
@@ -239,7 +272,7 @@ async def test_bad_names_are_refused(rt: Runtime, name: Any, error: type[Excepti
     """Names must be 1-255 bytes without '/', '\\', NUL or a leading '.'."""
     session = rt.session(await rt.sessions.create())
     with pytest.raises(error):
-        await session.store_artifact(name, b"x", "tool_result")
+        await session.store_artifact(name, b"x", type="tool_result")
     assert await session.list_artifacts() == []
 
 
@@ -273,10 +306,10 @@ async def test_content_size_limit(tmp_path: Path) -> None:
     async with open_runtime(tmp_path, limits=limits) as rt:
         session = rt.session(await rt.sessions.create())
         with pytest.raises(ValidationError):
-            await session.store_artifact("big", b"x" * 10_001, "tool_result")
+            await session.store_artifact("big", b"x" * 10_001, type="tool_result")
         with pytest.raises(ValidationError):
-            await session.store_artifact("big", pieces(b"x" * 20_000, 3000), "tool_result")
-        await session.store_artifact("ok", b"x" * 10_000, "tool_result")
+            await session.store_artifact("big", pieces(b"x" * 20_000, 3000), type="tool_result")
+        await session.store_artifact("ok", b"x" * 10_000, type="tool_result")
         assert [i.name for i in await session.list_artifacts()] == ["ok"]
         await clean(rt)
         assert rt.store.blobs.uploads_in_flight == frozenset()
@@ -291,7 +324,7 @@ async def test_a_failing_stream_stores_nothing(rt: Runtime) -> None:
         raise OSError("the network went away")
 
     with pytest.raises(OSError, match="network"):
-        await session.store_artifact("partial", broken(), "user_input")
+        await session.store_artifact("partial", broken(), type="user_input")
     assert await session.list_artifacts() == []
     await clean(rt)
     assert rt.store.blobs.uploads_in_flight == frozenset()
@@ -300,10 +333,10 @@ async def test_a_failing_stream_stores_nothing(rt: Runtime) -> None:
 async def test_only_active_sessions_store_and_unknowns_are_typed(rt: Runtime) -> None:
     """Stores into a non-active session and reads of unknown things get their error kinds."""
     session = rt.session(await rt.sessions.create())
-    ref = await session.store_artifact("kept", b"k", "tool_result")
+    ref = await session.store_artifact("kept", b"k", type="tool_result")
     await session.complete()
     with pytest.raises(SessionNotActiveError):
-        await session.store_artifact("late", b"x", "tool_result")
+        await session.store_artifact("late", b"x", type="tool_result")
     with pytest.raises(SessionNotActiveError):
         await session.delete_artifact(ref.id)
     assert (await session.get_artifact(ref.id)).content == b"k"
@@ -329,16 +362,16 @@ async def test_store_file_reads_only_under_allowed_roots(tmp_path: Path) -> None
     (root / "link.txt").symlink_to(outside / "secret.txt")
     async with open_runtime(tmp_path / "data", file_roots=[root]) as rt:
         session = rt.session(await rt.sessions.create())
-        ref = await session.store_file(root / "report.csv", "user_input")
+        ref = await session.store_file(root / "report.csv", type="user_input")
         info = await session.artifact_info(ref.id)
         assert (info.name, info.mime_type, info.size) == ("report.csv", "text/csv", 8)
         for bad in (root / ".." / "private" / "secret.txt", root / "link.txt"):
             with pytest.raises(AccessDeniedError):
-                await session.store_file(bad, "user_input")
+                await session.store_file(bad, type="user_input")
         with pytest.raises(ValidationError):
-            await session.store_file(root, "user_input")
+            await session.store_file(root, type="user_input")
         with pytest.raises(ValidationError):
-            await session.store_file(root / "missing", "user_input")
+            await session.store_file(root / "missing", type="user_input")
         assert [i.name for i in await session.list_artifacts()] == ["report.csv"]
 
 
@@ -349,7 +382,7 @@ async def test_store_file_never_reads_the_data_folder(tmp_path: Path) -> None:
         session = rt.session(await rt.sessions.create())
         for name in ("CURRENT", "../data/CURRENT"):
             with pytest.raises(AccessDeniedError, match="inside the data folder"):
-                await session.store_file(tmp_path / "data" / name, "user_input")
+                await session.store_file(tmp_path / "data" / name, type="user_input")
         assert await session.list_artifacts() == []
 
 
@@ -388,7 +421,7 @@ async def test_store_file_checks_the_file_it_opened(
     async with open_runtime(tmp_path / "data", file_roots=[root]) as rt:
         session = rt.session(await rt.sessions.create())
         with pytest.raises(AccessDeniedError, match="outside the folders"):
-            await session.store_file(root / "report.txt", "user_input")
+            await session.store_file(root / "report.txt", type="user_input")
         assert await session.list_artifacts() == []
 
 
@@ -411,7 +444,7 @@ async def test_a_file_that_grows_while_read_is_refused(tmp_path: Path) -> None:
         _artifact_manager._read_file = growing  # type: ignore[assignment]
         try:
             with pytest.raises(ValidationError, match="changed size"):
-                await session.store_file(path, "user_input")
+                await session.store_file(path, type="user_input")
         finally:
             _artifact_manager._read_file = real  # type: ignore[assignment]
         assert await session.list_artifacts() == []
@@ -439,7 +472,7 @@ async def test_a_failed_chunk_cleanup_does_not_undo_a_committed_delete(rt: Runti
     """When freeing the chunks of a deleted artifact fails, the delete still counts as done
     (its journal entry stays and later entries follow it), and check(fix=True) frees them."""
     sid = await rt.sessions.create()
-    await rt.artifacts.store(sid, "agent_output", "only.bin", os.urandom(5000))
+    await rt.artifacts.store(sid, "only.bin", os.urandom(5000), type="agent_output")
     _fail_the_cleanup_of_the_next_commit(rt)
     assert await rt.artifacts.delete(sid, "only.bin") == 1
     await rt.sessions.set_state(sid, "after", 1)
@@ -458,7 +491,7 @@ async def test_a_failed_chunk_cleanup_does_not_bring_a_deleted_session_back(
     later writes to it are refused, leaving none of its keys."""
     sid = await rt.sessions.create()
     await rt.sessions.set_state(sid, "a", 1)
-    await rt.artifacts.store(sid, "agent_output", "only.bin", os.urandom(5000))
+    await rt.artifacts.store(sid, "only.bin", os.urandom(5000), type="agent_output")
     _fail_the_cleanup_of_the_next_commit(rt)
     await rt.sessions.delete(sid)
     with pytest.raises(SessionNotFoundError):

@@ -57,7 +57,7 @@ def test_streams_both_ways_with_asyncio_iterators(run: Host, tmp_path: Path) -> 
     async def main() -> tuple[bytes, int]:
         async with satchel.open_runtime(tmp_path / "data", limits=SMALL) as rt:
             session = rt.session(await rt.sessions.create())
-            ref = await session.store_artifact("big.bin", pieces(content, 3000), "tool_result")
+            ref = await session.store_artifact("big.bin", pieces(content, 3000), type="tool_result")
             chunks = [chunk async for chunk in session.stream_artifact(ref)]
             return b"".join(chunks), len(chunks)
 

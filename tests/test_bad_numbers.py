@@ -39,7 +39,7 @@ async def test_out_of_range_numbers_are_typed_errors(rt: Runtime, case: str) -> 
     """Each out-of-range call raises its documented kind, and the session keeps working
     (four such calls once failed its actor for good)."""
     sid = await rt.sessions.create()
-    await rt.artifacts.store(sid, "tool_result", "a", b"x")
+    await rt.artifacts.store(sid, "a", b"x", type="tool_result")
     call, kind = CALLS[case]
     for _ in range(4):
         with pytest.raises(kind):

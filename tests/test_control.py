@@ -102,7 +102,7 @@ async def test_check_and_gc_keep_data_readable(rt: Runtime) -> None:
     """check is clean; gc passivates idle sessions, compacts, and every artifact still reads."""
     sid = await rt.sessions.create()
     for i in range(20):
-        await rt.artifacts.store(sid, "tool_result", f"a{i}", b"x" * 5000 + bytes([i]))
+        await rt.artifacts.store(sid, f"a{i}", b"x" * 5000 + bytes([i]), type="tool_result")
     await rt.artifacts.delete(sid, "a0")
     assert (await rt.control.check()).clean
     report = await rt.control.gc()
@@ -126,7 +126,7 @@ async def test_one_check_with_fix_leaves_everything_clean(rt: Runtime) -> None:
     """A session whose record was lost: one check(fix=True) repairs the sessions and the blob
     references their repair released, so a second check finds nothing."""
     sid = await rt.sessions.create()
-    await rt.artifacts.store(sid, "agent_output", "a.txt", b"content only this session holds")
+    await rt.artifacts.store(sid, "a.txt", b"content only this session holds", type="agent_output")
     batch = Batch()
     batch.delete(layout.record_key(layout.bytes_of(sid)))
     rt.store.kv.write(batch)

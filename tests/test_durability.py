@@ -50,7 +50,7 @@ async def test_machine_mode_asks_rocksdb_for_synced_writes(machine: Runtime) -> 
     before = syncs(machine)
     await machine.sessions.set_state(sid, "k", 1)
     assert syncs(machine) == before + 1 and kv.last_write_options.sync is True
-    await machine.artifacts.store(sid, "tool_result", "a", b"x" * 200_000)
+    await machine.artifacts.store(sid, "a", b"x" * 200_000, type="tool_result")
     assert kv.last_write_options.sync is True
     assert machine.statistics().durability == "machine"
     stats = machine.control.statistics()

@@ -17,7 +17,7 @@ async def test_subscribers_follow_events_live(rt: Runtime) -> None:
         await rt.sessions.set_state(other, "x", 1)  # another session: not followed
         await rt.sessions.set_state(sid, "x", 2)
         await rt.sessions.delete_state(sid, "x")  # another kind: not followed
-        await rt.artifacts.store(sid, "tool_result", "r.txt", b"r", None)
+        await rt.artifacts.store(sid, "r.txt", b"r", type="tool_result", metadata=None)
         first = await feed.__anext__()
         second = await feed.__anext__()
         assert (first.kind, first.data["value"], first.seq) == ("state_set", 2, 2)

@@ -60,7 +60,7 @@ async def test_modify_changes_what_is_stored(rt: Runtime) -> None:
     await rt.sessions.set_state(sid, "plain", "ok")
     assert await rt.sessions.get_state(sid, "secret") == "***"
     assert await rt.sessions.get_state(sid, "plain") == "ok"
-    ref = await rt.artifacts.store(sid, "tool_result", "a.txt", b"a", {"tags": ["t"]})
+    ref = await rt.artifacts.store(sid, "a.txt", b"a", type="tool_result", metadata={"tags": ["t"]})
     assert (await rt.artifacts.info(sid, ref.id)).tags == ("t", "audited")
     assert [a.id for a in await rt.artifacts.query(tags=["audited"])] == [ref.id]
     assert (await rt.sessions.check()).clean
@@ -189,7 +189,7 @@ async def test_lifecycle_and_artifact_hooks(rt: Runtime) -> None:
     """Hooks can stop a completion and a delete; an invalid transition fails as itself; save
     runs its hooks and journals them."""
     sid = await rt.sessions.create()
-    ref = await rt.artifacts.store(sid, "tool_result", "keep.txt", b"k", None)
+    ref = await rt.artifacts.store(sid, "keep.txt", b"k", type="tool_result", metadata=None)
     rt.hooks.register("session_complete", lambda ctx: HookResult.cancel("not yet"))
     rt.hooks.register("artifact_deleted", lambda ctx: HookResult.cancel("keep it"))
     calls: list[str] = []
@@ -230,7 +230,7 @@ async def test_artifact_access_hooks(rt: Runtime) -> None:
     """Reads pass the artifact_accessed hooks: a cancel refuses the read, and executions are
     journaled by the owning session's actor."""
     sid = await rt.sessions.create()
-    ref = await rt.artifacts.store(sid, "tool_result", "r.txt", b"r", None)
+    ref = await rt.artifacts.store(sid, "r.txt", b"r", type="tool_result", metadata=None)
     seen: list[str] = []
     rt.hooks.register("artifact_accessed", lambda ctx: seen.append(ctx.data["how"]), name="log")  # type: ignore[func-returns-value]
     await rt.artifacts.get(sid, ref.id)
@@ -280,7 +280,7 @@ async def test_builtin_metrics_and_log(tmp_path: Path, caplog: pytest.LogCapture
             other = await rt.sessions.create()
             await rt.sessions.set_state(sid, "a", 1)
             await rt.sessions.set_state(sid, "b", 2)
-            await rt.artifacts.store(sid, "tool_result", "x.bin", b"12345", None)
+            await rt.artifacts.store(sid, "x.bin", b"12345", type="tool_result", metadata=None)
             summary = rt.metrics.summary(sid)  # reading lands the batched observer calls
         assert summary.operations == {
             "session_start": 1,
@@ -306,7 +306,7 @@ async def test_metrics_let_go_of_deleted_sessions(tmp_path: Path) -> None:
         child = await rt.sessions.create(parent_id=parent)
         for sid in (kept, parent, child):
             await rt.sessions.set_state(sid, "a", 1)
-        await rt.artifacts.store(child, "tool_result", "x.bin", b"123", None)
+        await rt.artifacts.store(child, "x.bin", b"123", type="tool_result", metadata=None)
         before = rt.metrics.aggregate()
         await rt.sessions.delete(parent, cascade=True)
         assert set(rt.metrics.export()) == {kept}
@@ -364,7 +364,7 @@ async def test_hook_records_are_safe(rt: Runtime) -> None:
         ctx.data["custom"]["huge"] = "y" * 100_000  # type: ignore[index]
 
     rt.hooks.register("artifact_created", meddle)
-    ref = await rt.artifacts.store(sid, "tool_result", "a", b"a", {"note": "n"})
+    ref = await rt.artifacts.store(sid, "a", b"a", type="tool_result", metadata={"note": "n"})
     assert (await rt.artifacts.info(sid, ref.id)).custom == {"note": "n"}
 
     def redact(ctx: HookContext) -> HookResult:
@@ -387,7 +387,7 @@ async def test_read_observers_and_cancelled_reads(rt: Runtime) -> None:
     """Observers see each finished read; a read a hook cancels is not audited as made."""
     owner = await rt.sessions.create()
     reader = await rt.sessions.create()
-    ref = await rt.artifacts.store(owner, "tool_result", "r.txt", b"r", None)
+    ref = await rt.artifacts.store(owner, "r.txt", b"r", type="tool_result", metadata=None)
     await rt.artifacts.share(owner, ref.id, reader, "read")
     reads: list[str] = []
     rt.hooks.register("artifact_accessed", lambda ctx: reads.append(ctx.data["how"]), phase="after")  # type: ignore[func-returns-value]

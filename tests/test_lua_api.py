@@ -553,7 +553,7 @@ async def test_share_grants_a_session_script_access(rt: Runtime, style: str) -> 
     source, expected = SCENARIOS["Artifact.share"]
     owner = await rt.sessions.create()
     reader = await rt.sessions.create()
-    await rt.artifacts.store(owner, "tool_result", "secret", b"s3cret")
+    await rt.artifacts.store(owner, "secret", b"s3cret", type="tool_result")
     assert await run(rt, PROBE, style, session_id=reader, args=[owner]) == ["AccessDenied"]
     kind, owner, reader = await run(rt, source, style)
     assert [kind] == expected

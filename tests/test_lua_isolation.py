@@ -477,7 +477,7 @@ async def test_a_stranger_learns_nothing_from_artifact_errors(rt: Runtime) -> No
     """A session script with no grant in another session gets the same AccessDenied for an
     artifact there, a missing name and a missing session: no existence oracle."""
     victim, sid = await rt.sessions.create(), await rt.sessions.create()
-    await rt.artifacts.store(victim, "tool_result", "secret_report", b"x")
+    await rt.artifacts.store(victim, "secret_report", b"x", type="tool_result")
     missing = "00000000-0000-4000-8000-000000000000"
     source = """
         local seen = {}
@@ -528,7 +528,7 @@ async def test_what_a_script_sees_is_the_same_whether_or_not_others_exist(rt: Ru
         for i, name in enumerate(NAMES):
             meta = {"tags": [TAGS[i % 2]]}
             kind = ["tool_result", "agent_output"][i % 2]
-            await rt.artifacts.store(sid, kind, name, bytes([i]) * (i * 7), meta)
+            await rt.artifacts.store(sid, name, bytes([i]) * (i * 7), type=kind, metadata=meta)
             if owner is None:
                 await rt.sessions.create(name=name, tags=[TAGS[i % 2]], parent_id=sid)
         return sid

@@ -56,7 +56,7 @@ def test_a_session_from_plain_code(tmp_path: Path) -> None:
     with satchel.sync.open_runtime(tmp_path / "data") as rt:
         session = rt.session(rt.sessions.create(name="plain", tags=["t"]))
         session.set_state("n", {"a": [1, 2]})
-        session.store_artifact("notes.md", b"# notes", "agent_output")
+        session.store_artifact("notes.md", b"# notes", type="agent_output")
         assert session.get_state("n") == {"a": [1, 2]}
         assert session.get_artifact("notes.md").content == b"# notes"
         assert [a.name for a in rt.artifacts.query(session_id=session.id)] == ["notes.md"]
@@ -76,7 +76,7 @@ def test_streams_both_ways_with_plain_iterators(tmp_path: Path) -> None:
 
     with satchel.sync.open_runtime(tmp_path / "data", limits=SMALL) as rt:
         session = rt.session(rt.sessions.create())
-        ref = session.store_artifact("big.bin", pieces(), "tool_result")
+        ref = session.store_artifact("big.bin", pieces(), type="tool_result")
         chunks = list(session.stream_artifact(ref))
         partial = session.stream_artifact(ref)
         first = next(partial)
