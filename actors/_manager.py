@@ -8,6 +8,7 @@ them; ``create`` writes directly, since no actor can yet know a fresh id.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import itertools
 import time
 from collections.abc import Iterable, Mapping
@@ -454,7 +455,9 @@ class SessionManager:
         below = [layout.text_of(child) for child in removal.descendants(self._kv, sid)]
         for child in below:
             if self._supervisor.is_live(SESSION_KIND, child):
-                await self._ask(child, Retire())
+                # One deleted since the scan has nothing left to retire.
+                with contextlib.suppress(SessionNotFoundError):
+                    await self._ask(child, Retire())
         for _ in range(_DELETE_ATTEMPTS):
             # A retired actor finishes its flush a few scheduler ticks after answering.
             if not any(self._supervisor.is_live(SESSION_KIND, child) for child in below):

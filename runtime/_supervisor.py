@@ -47,6 +47,14 @@ def _epoch() -> float:
         return epoch
 
 
+#: How many times ``activate`` starts an actor that keeps being passivated as it starts.
+_START_ATTEMPTS = 3
+
+
+class _StoppedWhileStarting(RuntimeClosedError):
+    """The actor was passivated (or stopped) before its start finished."""
+
+
 @attrs.define
 class _Totals:
     activations: int = 0
@@ -170,8 +178,17 @@ class Supervisor:
     async def activate(self, kind: str, actor_id: str) -> Cell:
         """The live cell of the actor, started (state restored) if it was not live.
 
-        Concurrent calls for one id share one activation: never two live actors per id.
+        Concurrent calls for one id share one activation: never two live actors per id. An
+        actor passivated while it started is started again (a few times at most).
         """
+        for _ in range(_START_ATTEMPTS - 1):
+            try:
+                return await self._activate_once(kind, actor_id)
+            except _StoppedWhileStarting:
+                continue
+        return await self._activate_once(kind, actor_id)
+
+    async def _activate_once(self, kind: str, actor_id: str) -> Cell:
         key = (kind, actor_id)
         if self.closed:
             raise RuntimeClosedError("the runtime is closed")
@@ -203,7 +220,9 @@ class Supervisor:
                 f"actor {kind}/{actor_id} could not start: {errors[0]!r}"
             ) from errors[0]
         if cell.state != "running" and self._cells.get(key) is not cell:
-            raise RuntimeClosedError(f"actor {kind}/{actor_id} stopped while starting")
+            if self.closed:
+                raise RuntimeClosedError(f"actor {kind}/{actor_id} stopped while starting")
+            raise _StoppedWhileStarting(f"actor {kind}/{actor_id} stopped while starting")
         self._enforce_cap()
         return cell
 

@@ -109,7 +109,7 @@ async def main(path):
         session = rt.session(sid)
         await session.set_state("k", [1, {"a": None}])
         print("session", await session.get_state("k"), (await rt.sessions.get(sid)).name)
-        await rt.artifacts.store(sid, "agent_output", "a.md", b"# a", None)
+        await rt.artifacts.store(sid, "a.md", b"# a", type="agent_output")
         print("query", [a.name for a in await rt.artifacts.query(session_id=sid)])
     try:
         await rt.ask("stored", "a", Add(0))
@@ -132,7 +132,7 @@ with satchel.sync.open_runtime(sys.argv[1]) as rt:
     print("live", len([a for a in rt.actors() if a.kind == "stored"]))
     session = rt.session(rt.sessions.create(name="sync"))
     session.set_state("n", 3)
-    ref = session.store_artifact("out.txt", b"hello", "tool_result", {"tags": ["t"]})
+    ref = session.store_artifact("out.txt", b"hello", type="tool_result", metadata={"tags": ["t"]})
     other = rt.session(rt.sessions.create(name="other"))
     session.share_artifact("out.txt", other.id, "read")
     seen = other.artifacts.query(tags=["t"])
