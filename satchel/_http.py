@@ -14,14 +14,16 @@ import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from satchel import _errors as errors
+from satchel._http_body import DEFAULT_MAX_JSON_BYTES, DrainAfterRefusal
+from satchel._http_body import body_object as body_object
 from satchel._version import __version__
-from satchel._wire import dumps, loads_object
+from satchel._wire import dumps
 
 log = logging.getLogger("satchel.http")
 
@@ -78,11 +80,6 @@ def error_response(kind: str, message: str, status: int) -> Response:
     return json_response({"error": {"kind": kind, "message": message}}, status)
 
 
-async def body_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object (an empty body is ``{}``); malformed JSON is a 400."""
-    return loads_object(await request.body())
-
-
 def only(body: dict[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
     """``body``, refusing keys the endpoint does not take."""
     unknown = sorted(set(body) - set(allowed))
@@ -102,6 +99,14 @@ def query_int(request: Request, name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise errors.InvalidArgumentError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def strict_bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
+    """The JSON boolean ``body[name]`` (``default`` if absent): nothing else stands for one."""
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise errors.InvalidArgumentError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def query_bool(request: Request, name: str) -> bool | None:
@@ -170,6 +175,11 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if error.status_code == 405:
         kind = "MethodNotAllowed"
     return error_response(kind, str(error.detail), error.status_code)
+
+
+async def _client_gone(request: Request, error: Exception) -> Response:
+    # The client left mid-body: no one reads this answer, and nothing failed on our side.
+    return error_response("ClientDisconnected", "the client closed the connection", 400)
 
 
 async def _internal_error(request: Request, error: Exception) -> Response:
@@ -241,10 +251,26 @@ def _openapi_path(path: str) -> str:
     )
 
 
-def make_app(rt: Runtime, token: str) -> Starlette:
-    """The Starlette app serving ``rt``; every request needs ``token``."""
+def make_app(
+    rt: Runtime,
+    token: str,
+    *,
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    metrics_open: bool = False,
+) -> Starlette:
+    """The Starlette app serving ``rt``; every request needs ``token``.
+
+    A JSON request body over ``max_json_bytes`` is refused with 413 (artifact uploads and
+    archives stream and have their own limits).
+    """
     from satchel._http_routes import ENDPOINTS
 
+    if isinstance(max_json_bytes, bool) or not isinstance(max_json_bytes, int):
+        raise errors.InvalidArgumentError(
+            f"max_json_bytes must be an integer, not {max_json_bytes!r}"
+        )
+    if max_json_bytes < 1:
+        raise errors.ValidationError(f"max_json_bytes must be positive, not {max_json_bytes}")
     document = openapi(ENDPOINTS)
 
     async def openapi_document(request: Request) -> Response:
@@ -254,12 +280,17 @@ def make_app(rt: Runtime, token: str) -> Starlette:
     routes.append(Route("/openapi.json", openapi_document, methods=["GET"]))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_BearerToken, token=token)],
+        middleware=[
+            Middleware(DrainAfterRefusal, default_drain=max_json_bytes),
+            Middleware(_BearerToken, token=token),
+        ],
         exception_handlers={
             errors.SatchelError: _satchel_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _internal_error,
         },
     )
     app.state.runtime = rt
+    app.state.max_json_bytes = max_json_bytes
     return app

@@ -24,7 +24,7 @@ from satchel._http import (
     query_int,
     runtime,
 )
-from satchel._wire import loads_object
+from satchel._http_body import declared_length, parse_object, too_large
 from satchel.actors import export_session, import_session
 from satchel.actors._artifact_manager import ArtifactManager
 
@@ -60,17 +60,17 @@ async def put_artifact(request: Request) -> Response:
     metadata: dict[str, Any] = {}
     raw = request.headers.get(METADATA_HEADER)
     if raw is not None:
-        metadata.update(loads_object(raw.encode(), f"the {METADATA_HEADER} header"))
+        metadata.update(parse_object(raw.encode("latin-1"), f"the {METADATA_HEADER} header"))
     metadata.update({n: params[n] for n in _UPLOAD_TEXT[1:] if n in params})
     if params.getlist("tags"):
         metadata["tags"] = params.getlist("tags")
-    declared = request.headers.get("content-length")
     limit = runtime(request).store.blobs.limits.max_size
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        await _drain(request, limit)
-        raise errors.ContentTooLargeError(
-            f"content of {declared} bytes is over the limit of {limit} bytes"
-        )
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
+        raise too_large(request, str(declared), limit, "the store's max_size")
+    # What the client still sends after a refusal is read (and dropped) up to the limit
+    # again (``DrainAfterRefusal``), so a client that sends all before it reads gets its 413.
+    request.state.drain_bytes = limit
     body = _body(request)
     try:
         ref = await _artifacts(request).store(
@@ -80,11 +80,6 @@ async def put_artifact(request: Request) -> Response:
             type=params.get("type", "user_input"),
             metadata=metadata,
         )
-    except errors.ContentTooLargeError:
-        # Read (and drop) what the client still sends, up to the limit again, so that a
-        # client that sends all before it reads gets the 413, not a broken connection.
-        await _drain(request, limit)
-        raise
     finally:
         await body.aclose()
     return json_response(ref, 201)
@@ -98,14 +93,6 @@ async def _body(request: Request) -> AsyncGenerator[bytes, None]:
                 yield piece
     finally:
         await stream.aclose()
-
-
-async def _drain(request: Request, budget: int) -> None:
-    while budget > 0:
-        message = await request.receive()
-        budget -= len(message.get("body", b""))
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
 
 
 async def get_artifact(request: Request) -> Response:

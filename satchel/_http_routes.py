@@ -15,6 +15,7 @@ from satchel._http import (
     query_bool,
     query_int,
     runtime,
+    strict_bool,
 )
 from satchel._http_artifacts import ARTIFACT_ENDPOINTS
 
@@ -182,8 +183,8 @@ async def get_statistics(request: Request) -> Response:
 
 
 async def run_check(request: Request) -> Response:
-    fix = only(await body_object(request), ("fix",)).get("fix", False)
-    result = await runtime(request).control.check(fix=fix is True)
+    fix = strict_bool(only(await body_object(request), ("fix",)), "fix")
+    result = await runtime(request).control.check(fix=fix)
     return json_response(
         {"clean": result.clean, "blobs": result.blobs, "sessions": result.sessions}
     )

@@ -20,6 +20,7 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 
 from satchel._errors import ValidationError
 from satchel._http import make_app
+from satchel._http_body import DEFAULT_MAX_JSON_BYTES
 from satchel.runtime import current_native
 
 if TYPE_CHECKING:
@@ -96,11 +97,13 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8470,
     *,
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
     task_status: anyio.abc.TaskStatus[ServerInfo] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``rt`` over HTTP until cancelled; ``task_group.start`` returns once it listens.
 
-    Runs on hypercorn's worker for the event loop that runs ``rt`` (Trio or asyncio).
+    Runs on hypercorn's worker for the event loop that runs ``rt`` (Trio or asyncio). A JSON
+    request body over ``max_json_bytes`` is refused with 413.
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValidationError(f"port must be 0..65535, not {port!r}")
@@ -110,7 +113,7 @@ async def serve(
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1.0
-    app = make_app(rt, token)
+    app = make_app(rt, token, max_json_bytes=max_json_bytes)
     async with anyio.create_task_group() as tasks:
         if current_native().name == "trio":
             bound = await tasks.start(hypercorn_trio_serve, app, config)
