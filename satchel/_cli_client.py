@@ -10,8 +10,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 
+from satchel._cli_transport import StreamingASGITransport
 from satchel._errors import StoreLockedError
 from satchel._http import make_app
 from satchel._runtime import open_runtime
@@ -151,9 +153,11 @@ async def _local(folder: Path | None, durability: str | None) -> AsyncIterator[C
     store: Backend = "memory" if folder is None else "rocksdb"
     async with open_runtime(folder, store=store, **options) as rt:
         token = secrets.token_urlsafe(16)
-        transport = httpx.ASGITransport(app=make_app(rt, token))
         headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://satchel.local", headers=headers
-        ) as http:
-            yield Client(http, f"local {rt.path or 'memory'}")
+        async with anyio.create_task_group() as tasks:
+            transport = StreamingASGITransport(make_app(rt, token), tasks)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://satchel.local", headers=headers
+            ) as http:
+                yield Client(http, f"local {rt.path or 'memory'}")
+            tasks.cancel_scope.cancel()  # an answer left unread ends with the command
