@@ -25,6 +25,7 @@ from satchel._http import (
     runtime,
 )
 from satchel._http_body import declared_length, parse_object, too_large
+from satchel._http_download import download
 from satchel.actors import export_session, import_session
 from satchel.actors._artifact_manager import ArtifactManager
 
@@ -100,14 +101,13 @@ async def get_artifact(request: Request) -> Response:
     version = query_int(request, "version")
     # Resolved (and access checked) before the response starts: a refusal is still a 4xx.
     info = await manager.info(_sid(request), _name(request), version)
-    chunks = manager.stream(_sid(request), info.id)
-    headers = {
-        "Content-Length": str(info.size),
-        "ETag": f'"{info.content_hash}"',
-        "X-Satchel-Version": str(info.version),
-        "X-Satchel-Artifact-Id": info.id,
-    }
-    return StreamingResponse(chunks, media_type=info.mime_type, headers=headers)
+    blobs = runtime(request).store.blobs
+    return download(
+        request,
+        info,
+        lambda: manager.stream(_sid(request), info.id),
+        lambda: blobs.stream(info.content_hash),
+    )
 
 
 async def get_artifact_metadata(request: Request) -> Response:
