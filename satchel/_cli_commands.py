@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import anyio
-import anyio.lowlevel
 
 from satchel._cli_client import ApiError, Client
 from satchel._cli_output import Output
@@ -75,6 +69,7 @@ async def sessions_create(client: Client, args: argparse.Namespace, out: Output)
         tags=args.tag or None,
         metadata=args.metadata,
         parent_session_id=args.parent,
+        config=args.config,
     )
     created = await client.call("POST", "/sessions", json=body)
     out.data(created) if out.as_json else out.message(created["id"])
@@ -90,7 +85,8 @@ async def sessions_transition(client: Client, args: argparse.Namespace, out: Out
 
 async def sessions_delete(client: Client, args: argparse.Namespace, out: Output) -> int:
     await client.call("DELETE", _session_path(args), params={"cascade": args.cascade})
-    out.message(f"deleted {args.session}")
+    done = {"deleted": args.session, "cascade": args.cascade}
+    out.data(done) if out.as_json else out.message(f"deleted {args.session}")
     return 0
 
 
@@ -142,60 +138,6 @@ async def artifacts_versions(client: Client, args: argparse.Namespace, out: Outp
     return 0
 
 
-async def artifacts_get(client: Client, args: argparse.Namespace, out: Output) -> int:
-    params = {"version": args.version}
-    if args.metadata:
-        out.data(await client.call("GET", _artifact_path(args, "/metadata"), params=params))
-        return 0
-    async with client.stream("GET", _artifact_path(args), params=params) as answer:
-        total = int(answer.headers.get("content-length", 0)) or None
-        sink = sys.stdout.buffer if args.output is None else args.output.open("wb")
-        try:
-            with out.progress(transfer=True) as progress:
-                task = progress.add_task(f"{args.name}", total=total)
-                async for chunk in answer.aiter_bytes():
-                    sink.write(chunk)
-                    progress.advance(task, len(chunk))
-        finally:
-            if args.output is not None:
-                sink.close()
-    return 0
-
-
-async def _file_chunks(path: Path, advance: Callable[[int], None]) -> AsyncIterator[bytes]:
-    with path.open("rb") as source:
-        while chunk := source.read(_CHUNK):
-            advance(len(chunk))
-            yield chunk
-            await anyio.lowlevel.checkpoint()
-
-
-async def artifacts_put(client: Client, args: argparse.Namespace, out: Output) -> int:
-    if args.name is not None and len(args.files) > 1:
-        raise ApiError("InvalidArgument", "--name names one file; give one file", 422)
-    headers = {} if args.metadata is None else {"X-Satchel-Metadata": json.dumps(args.metadata)}
-    stored = []
-    with out.progress(transfer=True) as progress:
-        overall = progress.add_task("storing", total=sum(f.stat().st_size for f in args.files))
-        for path in args.files:
-            params = {"type": args.type, "tags": args.tag or None, "mime_type": args.mime_type}
-            name = args.name or path.name
-            ref = await client.call(
-                "PUT",
-                f"/sessions/{args.session}/artifacts/{name}",
-                params=params,
-                headers={**headers, "Content-Length": str(path.stat().st_size)},
-                content=_file_chunks(path, lambda n: progress.advance(overall, n)),
-            )
-            stored.append(ref)
-    if out.as_json:
-        out.data(stored)
-    else:
-        for ref in stored:
-            out.message(f"{ref['name']} v{ref['version']} {ref['size']} bytes {ref['id']}")
-    return 0
-
-
 async def artifacts_query(client: Client, args: argparse.Namespace, out: Output) -> int:
     filters = _given(
         session_id=args.session,
@@ -219,50 +161,25 @@ async def artifacts_query(client: Client, args: argparse.Namespace, out: Output)
 async def artifacts_delete(client: Client, args: argparse.Namespace, out: Output) -> int:
     await client.call("DELETE", _artifact_path(args), params={"version": args.version})
     which = "every version" if args.version is None else f"version {args.version}"
-    out.message(f"deleted {args.name}, {which}")
+    done = {"deleted": args.name, "version": args.version}
+    out.data(done) if out.as_json else out.message(f"deleted {args.name}, {which}")
     return 0
 
 
 async def artifacts_share(client: Client, args: argparse.Namespace, out: Output) -> int:
     body = {"target": args.target, "permission": args.permission}
     await client.call("POST", _artifact_path(args, "/share"), json=body)
-    out.message(f"{args.target} may {args.permission} {args.name}")
+    done = {"name": args.name, **body}
+    out.data(done) if out.as_json else out.message(
+        f"{args.target} may {args.permission} {args.name}"
+    )
     return 0
 
 
 async def artifacts_revoke(client: Client, args: argparse.Namespace, out: Output) -> int:
     await client.call("POST", _artifact_path(args, "/revoke"), json={"target": args.target})
-    out.message(f"revoked {args.target} on {args.name}")
-    return 0
-
-
-# -- archives -----------------------------------------------------------------------------------
-
-
-async def export(client: Client, args: argparse.Namespace, out: Output) -> int:
-    staged = args.output.with_name(args.output.name + ".partial")
-    async with client.stream("GET", _session_path(args, "/export")) as answer:
-        total = int(answer.headers.get("content-length", 0)) or None
-        with out.progress(transfer=True) as progress, staged.open("wb") as sink:
-            task = progress.add_task(f"exporting {args.session}", total=total)
-            async for chunk in answer.aiter_bytes():
-                sink.write(chunk)
-                progress.advance(task, len(chunk))
-    os.replace(staged, args.output)  # a half-written archive never has the final name
-    out.message(f"exported {args.session} to {args.output}")
-    return 0
-
-
-async def import_(client: Client, args: argparse.Namespace, out: Output) -> int:
-    with out.progress(transfer=True) as progress:
-        task = progress.add_task(f"importing {args.file.name}", total=args.file.stat().st_size)
-        report = await client.call(
-            "POST",
-            "/import",
-            content=_file_chunks(args.file, lambda n: progress.advance(task, n)),
-            headers={"Content-Length": str(args.file.stat().st_size)},
-        )
-    out.data(report)
+    done = {"name": args.name, "revoked": args.target}
+    out.data(done) if out.as_json else out.message(f"revoked {args.target} on {args.name}")
     return 0
 
 
@@ -317,28 +234,3 @@ async def actors(client: Client, args: argparse.Namespace, out: Output) -> int:
 async def stats(client: Client, args: argparse.Namespace, out: Output) -> int:
     out.data(await client.call("GET", "/control/statistics"))
     return 0
-
-
-async def schedules(client: Client, args: argparse.Namespace, out: Output) -> int:
-    if args.verb == "list":
-        found = await client.call("GET", "/control/schedules", params={"session_id": args.id})
-        out.data(found, ("id", "session_id", "mode", "due", "every_s"))
-    elif args.verb == "add":
-        body = _given(
-            session_id=args.id, mode=args.mode, every_s=args.every, when=_moment(args.when)
-        )
-        added = await client.call("POST", "/control/schedules", json=body)
-        out.data(added) if out.as_json else out.message(added["id"])
-    else:
-        out.data(await client.call("DELETE", f"/control/schedules/{args.id}"))
-    return 0
-
-
-def _moment(text: str | None) -> str | float | None:
-    """A time argument: epoch seconds if it is a number, else RFC 3339 text."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text

@@ -1,7 +1,8 @@
-"""The satchel command line."""
+"""The satchel command line: version, data folder, locks and event loops."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,22 +26,14 @@ def test_version() -> None:
     assert (result.returncode, result.stdout.strip()) == (0, f"satchel {__version__}")
 
 
-def test_demo_stores_and_reads_back(tmp_path: Path) -> None:
-    """demo stores an artifact, reads it back identical, and finds the store clean."""
-    result = run("--data", str(tmp_path), "demo")
-    assert result.returncode == 0, result.stderr
-    assert "identical: True" in result.stdout and "check       : clean" in result.stdout
-    again = run("--data", str(tmp_path), "demo")
-    assert "already stored" in again.stdout and "references  : 1" in again.stdout
-
-
 def test_data_from_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without --data the folder comes from $SATCHEL_DATA."""
     monkeypatch.setenv("SATCHEL_DATA", str(tmp_path / "env"))
-    assert main(["demo"]) == 0
-    assert f"data folder : {tmp_path / 'env'}" in capsys.readouterr().out
+    assert main(["sessions", "create"]) == 0
+    sid = capsys.readouterr().out.strip()
+    assert main(["sessions", "show", sid, "--data", str(tmp_path / "env")]) == 0
 
 
 def test_check_of_empty_memory_store(capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,12 +44,14 @@ def test_check_of_empty_memory_store(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_locked_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A data folder held by another store gives a StoreLocked message and exit status 2."""
+    """A data folder held by another store gives a StoreLocked message naming the holder and
+    exit status 1."""
     from satchel.storage import open_store
 
     with open_store(tmp_path):
-        assert main(["--data", str(tmp_path), "check"]) == 2
-    assert capsys.readouterr().err.startswith("StoreLocked: ")
+        assert main(["--data", str(tmp_path), "check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("StoreLocked: ") and f"pid {os.getpid()}" in err
 
 
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])

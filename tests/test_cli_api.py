@@ -219,11 +219,11 @@ def test_progress_is_shown_on_a_terminal_only() -> None:
 
 def test_durability_option(cli: Cli) -> None:
     """--durability picks the mode of the runtime a command opens; stats shows it."""
+    sid = cli.ok("sessions", "create", "--durability", "machine").strip()
+    assert cli.json("sessions", "show", sid)["id"] == sid
     assert cli.json("stats")["durability"] == "process"
     stats = cli.json("stats", "--durability", "machine")
     assert stats["durability"] == "machine" and stats["group_commit"]["durability"] == "machine"
-    sid = cli.ok("sessions", "create", "--durability", "machine").strip()
-    assert cli.json("sessions", "show", sid)["id"] == sid
     code, _, err = cli("stats", "--durability", "disk")
     assert code == 2 and "invalid choice" in err
 

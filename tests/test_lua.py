@@ -212,7 +212,7 @@ def test_cli_runs_the_tour(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "stored search.json version 1, then version 2" in out
     assert "fork sees plan progress 1 and 0 artifacts" in out
-    assert "resume an active session: false, InvalidStateTransition" in out
+    assert "resuming an active session is refused, as expected: InvalidStateTransition" in out
     assert out.rstrip().endswith("status now: completed")
 
 

@@ -42,9 +42,11 @@ print("fork sees plan progress " .. Session.getState(fork, "plan").done
 local replay = Session.replay(id, {mode = "simulate"})
 print("replayed " .. replay.events_replayed .. " events; plan done = " .. replay.state.plan.done)
 
--- Errors carry their kind, so pcall callers can tell them apart.
+-- Errors carry their kind, so pcall callers can tell them apart. Resuming a session that
+-- is already active is refused on purpose here, to show one.
 local ok, err = pcall(Session.resume, id)
-print("resume an active session: " .. tostring(ok) .. ", " .. err)
+assert(not ok)
+print("resuming an active session is refused, as expected: " .. err:match("^%a+"))
 
 Session.complete(id)
 print("status now: " .. Session.get(id).status)
