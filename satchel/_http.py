@@ -149,12 +149,13 @@ class _BearerToken:
     """Every request carries ``Authorization: Bearer <token>``, compared in constant time.
     Plain ASGI, not ``BaseHTTPMiddleware``: it leaves streamed bodies alone and costs less."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str]) -> None:
         self._app = app
         self._expected = f"Bearer {token}".encode()
+        self._open = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["path"] not in self._open:
             given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
             if not hmac.compare_digest(given, self._expected):
                 response = error_response("Unauthorized", "a valid bearer token is required", 401)
@@ -261,8 +262,10 @@ def make_app(
     """The Starlette app serving ``rt``; every request needs ``token``.
 
     A JSON request body over ``max_json_bytes`` is refused with 413 (artifact uploads and
-    archives stream and have their own limits).
+    archives stream and have their own limits). ``GET /health`` needs no token, nor does
+    ``GET /metrics`` if ``metrics_open``.
     """
+    from satchel._http_ops import Observe, Traffic, health, metrics
     from satchel._http_routes import ENDPOINTS
 
     if isinstance(max_json_bytes, bool) or not isinstance(max_json_bytes, int):
@@ -278,11 +281,16 @@ def make_app(
 
     routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in ENDPOINTS]
     routes.append(Route("/openapi.json", openapi_document, methods=["GET"]))
+    routes.append(Route("/health", health, methods=["GET"]))
+    routes.append(Route("/metrics", metrics, methods=["GET"]))
+    open_paths = frozenset({"/health", "/metrics"} if metrics_open else {"/health"})
+    traffic = Traffic()
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(Observe, traffic=traffic),
             Middleware(DrainAfterRefusal, default_drain=max_json_bytes),
-            Middleware(_BearerToken, token=token),
+            Middleware(_BearerToken, token=token, open_paths=open_paths),
         ],
         exception_handlers={
             errors.SatchelError: _satchel_error,
@@ -293,4 +301,5 @@ def make_app(
     )
     app.state.runtime = rt
     app.state.max_json_bytes = max_json_bytes
+    app.state.traffic = traffic
     return app

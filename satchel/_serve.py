@@ -21,6 +21,7 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 from satchel._errors import ValidationError
 from satchel._http import make_app
 from satchel._http_body import DEFAULT_MAX_JSON_BYTES
+from satchel._http_ops import logs_to_stderr
 from satchel.runtime import current_native
 
 if TYPE_CHECKING:
@@ -98,12 +99,17 @@ async def serve(
     port: int = 8470,
     *,
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    metrics_open: bool = False,
+    log_level: str | None = "info",
     task_status: anyio.abc.TaskStatus[ServerInfo] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``rt`` over HTTP until cancelled; ``task_group.start`` returns once it listens.
 
     Runs on hypercorn's worker for the event loop that runs ``rt`` (Trio or asyncio). A JSON
-    request body over ``max_json_bytes`` is refused with 413.
+    request body over ``max_json_bytes`` is refused with 413. ``GET /metrics`` needs the token
+    unless ``metrics_open``. satchel's loggers (the access log ``satchel.http.access`` among
+    them) write to stderr at ``log_level`` (debug, info, warning or error) while it serves;
+    ``None`` leaves logging to the host.
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValidationError(f"port must be 0..65535, not {port!r}")
@@ -113,7 +119,18 @@ async def serve(
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1.0
-    app = make_app(rt, token, max_json_bytes=max_json_bytes)
+    app = make_app(rt, token, max_json_bytes=max_json_bytes, metrics_open=metrics_open)
+    with logs_to_stderr(log_level):
+        await _serve_app(rt, app, config, token, task_status)
+
+
+async def _serve_app(
+    rt: Runtime,
+    app: Any,
+    config: Config,
+    token: str,
+    task_status: anyio.abc.TaskStatus[ServerInfo],
+) -> None:
     async with anyio.create_task_group() as tasks:
         if current_native().name == "trio":
             bound = await tasks.start(hypercorn_trio_serve, app, config)
