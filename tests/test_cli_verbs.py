@@ -211,3 +211,18 @@ def test_tour_reads_as_intended(cli: Cli) -> None:
     """The tour's deliberate refusal is printed as expected, not as a failure."""
     out = cli.ok("run", str(EXAMPLES / "tour.lua"))
     assert "refused, as expected: InvalidStateTransition" in out and "false" not in out
+
+
+def test_serve_passes_its_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """serve --log-level and --max-json-bytes reach `satchel._serve.serve` as keywords."""
+    seen: dict[str, Any] = {}
+
+    async def fake(rt: Any, host: str, port: int, *, log_level: str = "info",
+                   max_json_bytes: int = 0, task_status: Any = None) -> None:  # fmt: skip
+        seen.update(log_level=log_level, max_json_bytes=max_json_bytes)
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr("satchel._cli.serve", fake)
+    flags = ["--log-level", "debug", "--max-json-bytes", "1000", "--memory", "--port", "1"]
+    assert main(["serve", *flags]) == 1
+    assert seen == {"log_level": "debug", "max_json_bytes": 1000}
