@@ -5,6 +5,7 @@ error object an HTTP client gets, on stdout) and exit status 1, or 2 for a comma
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from typing import Any
 
@@ -40,6 +41,11 @@ def report(out: Output, error: BaseException) -> int:
         out.failure("InvalidArgument", error.message)
         return USAGE
     leaf = _leaf(error)
+    if isinstance(leaf, BrokenPipeError):
+        # The reader of stdout is gone (`... | head`): nothing to tell it. What is still
+        # buffered goes nowhere, not to a second error at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
     kind, message, extra = _described(leaf)
     out.failure(kind, message, **extra)
     if kind == "InternalError" and os.environ.get("SATCHEL_DEBUG"):

@@ -177,3 +177,20 @@ def test_memory_needs_no_folder(capsys: pytest.CaptureFixture[str]) -> None:
     """--memory reads an empty store without any folder."""
     assert main(["sessions", "list", "--memory", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_closed_stdout_ends_quietly(cli: Cli, tmp_path: Path) -> None:
+    """`artifacts get ... | head -c 10`: the command stops, exit 1, with nothing on stderr."""
+    sid = session(cli)
+    (tmp_path / "big.bin").write_bytes(random.Random(2).randbytes(4 << 20))
+    cli.ok("artifacts", "put", sid, str(tmp_path / "big.bin"))
+    command = [sys.executable, "-m", "satchel._cli", "artifacts", "get", sid, "big.bin"]
+    reader = subprocess.Popen(
+        [*command, "--data", str(cli.folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert len(reader.stdout.read(10)) == 10
+    reader.stdout.close()
+    with reader.stderr:
+        err = reader.stderr.read()
+    assert (reader.wait(timeout=60), err) == (1, b"")
