@@ -266,6 +266,7 @@ def make_app(
     ``GET /metrics`` if ``metrics_open``.
     """
     from satchel._http_ops import Observe, Traffic, health, metrics
+    from satchel._http_protocol import StrictPaths, WholeLastMessage
     from satchel._http_routes import ENDPOINTS
 
     if isinstance(max_json_bytes, bool) or not isinstance(max_json_bytes, int):
@@ -289,7 +290,9 @@ def make_app(
         routes=routes,
         middleware=[
             Middleware(Observe, traffic=traffic),
+            Middleware(WholeLastMessage),
             Middleware(DrainAfterRefusal, default_drain=max_json_bytes),
+            Middleware(StrictPaths),
             Middleware(_BearerToken, token=token, open_paths=open_paths),
         ],
         exception_handlers={

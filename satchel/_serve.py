@@ -22,6 +22,7 @@ from satchel._errors import ValidationError
 from satchel._http import make_app
 from satchel._http_body import DEFAULT_MAX_JSON_BYTES
 from satchel._http_ops import logs_to_stderr
+from satchel._http_protocol import json_protocol_errors
 from satchel.runtime import current_native
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ async def serve(
     config.errorlog = None
     config.graceful_timeout = 1.0
     app = make_app(rt, token, max_json_bytes=max_json_bytes, metrics_open=metrics_open)
+    json_protocol_errors()
     with logs_to_stderr(log_level):
         await _serve_app(rt, app, config, token, task_status)
 
