@@ -99,7 +99,7 @@ def _snapshot(kv: KeyValueStore, store: Store, session_id: str, sid: bytes) -> _
     """The session's records, read without yielding to any other task (see the module)."""
     raw_record, raw_counters = kv.get_many([layout.record_key(sid), layout.counters_key(sid)])
     if raw_record is None or raw_counters is None:
-        raise SessionNotFoundError(f"no session {session_id}")
+        raise SessionNotFoundError(f"Session not found: {session_id}")
     seq = layout.Counters.decode(raw_counters).seq
     start = len(layout.var_prefix(sid))
     variables = [(k[start:], v) for k, v in scan_prefix(kv, layout.var_prefix(sid))]

@@ -190,3 +190,14 @@ def all_of_session(kv: KeyValueStore, sid: bytes) -> list[tuple[bytes, ArtifactR
         (key, ARTIFACT_CODEC.decode(value))
         for key, value in kv.scan(prefix, prefix_upper_bound(prefix))
     ]
+
+
+def by_content(
+    kv: KeyValueStore, sid: bytes, content_hash: str, version: int | None
+) -> list[ArtifactRecord]:
+    """The versions numbered ``version`` of session ``sid`` that hold ``content_hash``."""
+    return [
+        record
+        for _, record in all_of_session(kv, sid)
+        if record.version == version and record.content_hash == content_hash
+    ]

@@ -54,7 +54,6 @@ ArtifactSpec = str | ArtifactRef | ArtifactInfo  # an id, a name, or a ref/metad
 #: Content up to this size is hashed and encoded in the owning session's turn (short enough
 #: not to hold up the event loop); larger content goes through the storage actor.
 INLINE_MAX = 64 * 1024
-_FILE_PIECE = 1 << 20
 
 
 @final
@@ -171,7 +170,7 @@ class ArtifactManager:
     def _writable(self, sid: bytes, session_id: str, size: int) -> writes.Budget:
         loaded = load(self._kv, [sid])[0]
         if loaded is None:
-            raise SessionNotFoundError(f"no session {session_id}")
+            raise SessionNotFoundError(f"Session not found: {session_id}")
         record, counters = loaded
         if record.status is not SessionStatus.ACTIVE:
             raise SessionNotActiveError(
@@ -193,7 +192,7 @@ class ArtifactManager:
         data folder. A file that changes size while read fails; nothing is stored."""
         real, file = self._open_allowed(path, anywhere)
         try:
-            content = _read_file(file, real)
+            content = writes.read_file(file, real)
             return await self.store(session_id, real.name, content, type=type, metadata=metadata)
         finally:
             file.close()
@@ -240,7 +239,7 @@ class ArtifactManager:
         try:
             content = await self._blobs.read(record.content_hash)
         except BlobNotFoundError:
-            raise ArtifactNotFoundError(f"artifact {record.id} was deleted") from None
+            raise ArtifactNotFoundError(f"Artifact not found: {record.id} (deleted)") from None
         if self._hooks.observed:  # no coroutine per read when nothing observes
             await self._read_done(record, "get", started)
         return Artifact(content, layout.to_info(record))
@@ -265,7 +264,7 @@ class ArtifactManager:
         try:
             chunks = self._blobs.stream(record.content_hash)
         except BlobNotFoundError:
-            raise ArtifactNotFoundError(f"artifact {record.id} was deleted") from None
+            raise ArtifactNotFoundError(f"Artifact not found: {record.id} (deleted)") from None
         async for chunk in chunks:
             yield chunk
         if self._hooks.observed:  # no coroutine per read when nothing observes
@@ -287,7 +286,7 @@ class ArtifactManager:
         await anyio.lowlevel.checkpoint()
         if not found:
             owner = session_layout.text_of(sid)
-            raise ArtifactNotFoundError(f"no artifact {name!r} in session {owner}")
+            raise ArtifactNotFoundError(f"Artifact not found: {name!r} in session {owner}")
         visible = [layout.to_info(r) for r in self._visible(sid, found)]
         if not visible:
             raise AccessDeniedError(
@@ -360,6 +359,24 @@ class ArtifactManager:
         await anyio.lowlevel.checkpoint()
         return entries
 
+    def id_of_content(self, session_id: str | None, content_hash: str, version: int) -> str:
+        """The id of the version ``version`` holding ``content_hash`` in the session: what
+        rs-llmspell's id tables (``{content_hash, session_id, sequence}``) name."""
+        sid = self._session(session_id)
+        found = layout.by_content(self._kv, sid, content_hash, _version(version))
+        if len(found) != 1:
+            self._refuse_stranger(sid)
+        if not found:
+            raise ArtifactNotFoundError(
+                f"Artifact not found: version {version} holding {content_hash[:16]} in session "
+                f"{session_layout.text_of(sid)}"
+            )
+        if len(found) > 1:
+            raise InvalidArgumentError(
+                f"{len(found)} artifacts hold that content at version {version}: name it by id"
+            )
+        return found[0].id
+
     # -- deleting -------------------------------------------------------------------------
 
     async def delete(
@@ -390,7 +407,7 @@ class ArtifactManager:
         session_id, sid = self._owner(session_id)
         if self._kv.get(session_layout.record_key(sid)) is None:
             self._refuse_stranger(sid)
-            raise SessionNotFoundError(f"no session {session_id}")
+            raise SessionNotFoundError(f"Session not found: {session_id}")
         return sid
 
     def _refuse_stranger(self, sid: bytes) -> None:
@@ -548,14 +565,18 @@ class ArtifactManager:
             record = layout.by_id(self._kv, validate.artifact_id(artifact_id))
             if record is None or record.session_id != session_id:
                 self._refuse_stranger(sid)
-                raise ArtifactNotFoundError(f"no artifact {artifact_id} in session {session_id}")
+                raise ArtifactNotFoundError(
+                    f"Artifact not found: {artifact_id} in session {session_id}"
+                )
             return record
         assert name is not None
         found = layout.by_name(self._kv, sid, name.encode(), _version(version))
         if found is None:
             self._refuse_stranger(sid)
             which = "" if version is None else f" version {version}"
-            raise ArtifactNotFoundError(f"no artifact {name!r}{which} in session {session_id}")
+            raise ArtifactNotFoundError(
+                f"Artifact not found: {name!r}{which} in session {session_id}"
+            )
         return found
 
 
@@ -571,22 +592,6 @@ def _version(version: object) -> int | None:
     if not 1 <= version <= MAX_VERSION:
         raise ValidationError(f"versions count from 1 to {MAX_VERSION}, not {version}")
     return version
-
-
-async def _read_file(raw: BinaryIO, path: Path) -> AsyncIterator[bytes]:
-    """The open file's bytes piece by piece; raises if it changes size while being read."""
-    expected = os.fstat(raw.fileno()).st_size
-    seen = 0
-    while piece := await anyio.to_thread.run_sync(raw.read, _FILE_PIECE):
-        seen += len(piece)
-        if seen > expected:
-            break
-        yield piece
-    if seen != expected or os.fstat(raw.fileno()).st_size != expected:
-        raise ValidationError(
-            f"{str(path)!r} changed size while it was read ({expected} bytes at first, "
-            f"{seen} read); nothing was stored"
-        )
 
 
 def _opened_path(fd: int, path: str | os.PathLike[str]) -> Path:

@@ -4,8 +4,10 @@ or delete (records, id and name entries, journal, counters and blob references).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterable
-from typing import Any
+import os
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import anyio
 import attrs
@@ -18,6 +20,7 @@ from satchel._errors import (
     InvalidArgumentError,
     QuotaExceededError,
     SatchelError,
+    ValidationError,
 )
 
 from . import _access as access
@@ -169,7 +172,7 @@ def doomed(
     if message.artifact_id is not None:
         record = layout.by_id(kv, validate.artifact_id(message.artifact_id))
         found = [] if record is None or record.session_id != session_id else [record]
-        what = f"artifact {message.artifact_id}"
+        what = message.artifact_id
     else:
         assert message.name is not None
         name = message.name.encode()
@@ -178,11 +181,11 @@ def doomed(
         else:
             one = layout.by_name(kv, sid, name, message.version)
             found = [] if one is None else [one]
-        what = f"artifact {message.name!r}" + (
+        what = repr(message.name) + (
             "" if message.version is None else f" version {message.version}"
         )
     if not found:
-        raise ArtifactNotFoundError(f"no {what} in session {session_id}")
+        raise ArtifactNotFoundError(f"Artifact not found: {what} in session {session_id}")
     return found
 
 
@@ -228,3 +231,23 @@ def delete_batch(
     if caller is not None:
         data["caller"] = caller
     return drops, data
+
+
+#: How much of a file ``read_file`` reads at a time.
+_FILE_PIECE = 1 << 20
+
+
+async def read_file(raw: BinaryIO, path: Path) -> AsyncIterator[bytes]:
+    """The open file's bytes piece by piece; raises if it changes size while being read."""
+    expected = os.fstat(raw.fileno()).st_size
+    seen = 0
+    while piece := await anyio.to_thread.run_sync(raw.read, _FILE_PIECE):
+        seen += len(piece)
+        if seen > expected:
+            break
+        yield piece
+    if seen != expected or os.fstat(raw.fileno()).st_size != expected:
+        raise ValidationError(
+            f"{str(path)!r} changed size while it was read ({expected} bytes at first, "
+            f"{seen} read); nothing was stored"
+        )

@@ -158,7 +158,7 @@ class Budgets:
             return None
         raw = self._kv.get(layout.record_key(layout.bytes_of(record.budget_of)))
         if raw is None:
-            raise SessionNotFoundError(f"no session {record.budget_of}")
+            raise SessionNotFoundError(f"Session not found: {record.budget_of}")
         status = layout.RECORD_CODEC.decode(raw).status
         if status is not SessionStatus.ACTIVE:
             raise SessionNotActiveError(

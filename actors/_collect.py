@@ -267,7 +267,7 @@ class Collectors:
         session_id, sid = validate.session_id(session_id)
         loaded = load(self._kv, [sid])[0]
         if loaded is None:
-            raise SessionNotFoundError(f"no session {session_id}")
+            raise SessionNotFoundError(f"Session not found: {session_id}")
         if loaded[0].status is not SessionStatus.ACTIVE:
             raise SessionNotActiveError(
                 f"session {session_id} is {loaded[0].status.value}; only active sessions collect"

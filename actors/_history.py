@@ -47,7 +47,7 @@ class History:
         session_id, sid = validate.session_id(session_id)
         raw = self._kv.get(layout.record_key(sid))
         if raw is None:
-            raise SessionNotFoundError(f"no session {session_id}")
+            raise SessionNotFoundError(f"Session not found: {session_id}")
         return session_id, sid, layout.RECORD_CODEC.decode(raw)
 
     def state_at(self, session_id: str, seq: int | None = None) -> SessionState:

@@ -188,7 +188,7 @@ class SessionManager:
             parent = layout.bytes_of(record.parent_id)
             raw_counters = self._kv.get(layout.counters_key(parent))
             if raw_counters is None:
-                raise SessionNotFoundError(f"no parent session {record.parent_id}")
+                raise SessionNotFoundError(f"Session not found: {record.parent_id} (the parent)")
             # The child's creation follows from the parent's state as of its last entry.
             cause = {
                 "session_id": record.parent_id,
@@ -202,7 +202,7 @@ class SessionManager:
             record, created = await self._start_hooks(record)
             if record.parent_id is not None and self._kv.get(layout.record_key(parent)) is None:
                 # The parent went while the hooks ran.
-                raise SessionNotFoundError(f"no parent session {record.parent_id}")
+                raise SessionNotFoundError(f"Session not found: {record.parent_id} (the parent)")
         created["correlation_id"] = correlation
         now = record.created_us
         batch = Batch()
@@ -263,7 +263,7 @@ class SessionManager:
             bounds = [budget_of] if parent is None else [budget_of, parent]
             for found in load(self._kv, [validate.session_id(b)[1] for b in bounds]):
                 if found is None:
-                    raise SessionNotFoundError(f"no session {budget_of} or {parent}")
+                    raise SessionNotFoundError(f"Session not found: {budget_of} or {parent}")
                 merged = merged.within(found[0].config)
         session_id, sid = validate.new_session_id()
         now = round(self._supervisor.clock() * _US)
@@ -384,7 +384,7 @@ class SessionManager:
             forked, started_data = await self._start_hooks(forked, origin=record.id)
             hook_records = started_data["hooks"]
             if self._kv.get(layout.record_key(layout.bytes_of(record.id))) is None:
-                raise SessionNotFoundError(f"no session {record.id}")  # deleted meanwhile
+                raise SessionNotFoundError(f"Session not found: {record.id}")  # deleted meanwhile
         correlation = correlation_of(self._kv, record.id)
         artifacts, size = len(state.artifacts), sum(a.size for a in state.artifacts)
         extra = Batch()
@@ -407,7 +407,7 @@ class SessionManager:
         loaded = load(self._kv, [sid])[0]
         await anyio.lowlevel.checkpoint()
         if loaded is None:
-            raise SessionNotFoundError(f"no session {session_id}")
+            raise SessionNotFoundError(f"Session not found: {session_id}")
         return to_info(*loaded)
 
     async def children(self, session_id: str) -> builtins.list[SessionInfo]:

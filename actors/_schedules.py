@@ -205,7 +205,7 @@ class Replays:
         if given; the schedule's id."""
         session_id, sid = validate.session_id(session_id)
         if self._kv.get(layout.record_key(sid)) is None:
-            raise SessionNotFoundError(f"no session {session_id}")
+            raise SessionNotFoundError(f"Session not found: {session_id}")
         mode_of(mode)
         if every_s is not None and not (
             isinstance(every_s, int | float) and self.min_every_s <= every_s < math.inf

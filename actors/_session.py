@@ -253,7 +253,7 @@ class SessionActor(Actor[Any]):
         if self._record is None:
             # Nothing to hold in memory for an id that names no session.
             self.context.passivate()
-            raise SessionNotFoundError(f"no session {self._id}")
+            raise SessionNotFoundError(f"Session not found: {self._id}")
         return self._record
 
     def _require_active(self) -> layout.SessionRecord:

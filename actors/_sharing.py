@@ -109,12 +109,14 @@ def _subject(
         record = layout.by_id(owner.kv, validate.artifact_id(message.artifact_id))
         if record is None or record.session_id != owner.session_id:
             raise ArtifactNotFoundError(
-                f"no artifact {message.artifact_id} in session {owner.session_id}"
+                f"Artifact not found: {message.artifact_id} in session {owner.session_id}"
             )
         return record.name, record
     assert message.name is not None
     if owner.kv.get(layout.name_key(owner.sid, message.name.encode())) is None:
-        raise ArtifactNotFoundError(f"no artifact {message.name!r} in session {owner.session_id}")
+        raise ArtifactNotFoundError(
+            f"Artifact not found: {message.name!r} in session {owner.session_id}"
+        )
     return message.name, None
 
 
@@ -148,7 +150,7 @@ def _target(owner: Owner, caller: str | None, target_session_id: str) -> bytes:
     if caller is not None and target_id == caller:
         raise ValidationError(f"session {caller} cannot change its own grants")
     if owner.kv.get(session_layout.record_key(target)) is None:
-        raise SessionNotFoundError(f"no session {target_id}")
+        raise SessionNotFoundError(f"Session not found: {target_id}")
     return target
 
 

@@ -149,6 +149,11 @@ class SyncArtifactManager:
             self._target.audit_log(session_id, artifact, offset=offset, limit=limit)
         )
 
+    def id_of_content(self, session_id: str | None, content_hash: str, version: int) -> str:
+        """The id of the version ``version`` holding ``content_hash`` in the session: what
+        rs-llmspell's id tables (``{content_hash, session_id, sequence}``) name."""
+        return self._target.id_of_content(session_id, content_hash, version)
+
     def delete(
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None
     ) -> int:

@@ -38,7 +38,15 @@ class HostState(Protocol):
 Handler = Callable[..., Awaitable[Any]]
 log = logging.getLogger("satchel.scripting")
 _REPLAY_OPTIONS = {"mode", "at", "modifications", "compare_results", "stop_on_error"}
-_CREATE_OPTIONS = {"name", "description", "tags", "metadata", "parent_session_id", "config"}
+_CREATE_OPTIONS = {
+    "name",
+    "description",
+    "tags",
+    "metadata",
+    "custom_metadata",  # rs-llmspell's name for metadata
+    "parent_session_id",
+    "config",
+}
 
 
 def _snake(name: str) -> str:
@@ -175,7 +183,7 @@ class ScriptApi:
             name=given.get("name", ""),
             description=given.get("description", ""),
             tags=given.get("tags") or [],
-            metadata=given.get("metadata") or {},
+            metadata=_metadata_option(given),
             parent_id=parent,
             config=given.get("config") or None,
             # A session script's sessions count against its session's budget.
@@ -343,9 +351,30 @@ class ScriptApi:
         )
         return _ref(ref)
 
+    def _artifact(self, value: Any) -> str:
+        """An artifact argument: an id, an id table (rs-llmspell's, without ``id``, too), or
+        a name."""
+        if isinstance(value, bytes):
+            return text(value, "an artifact")
+        given = from_lua(value) if value is not None else None
+        if isinstance(given, dict):
+            found = given.get("id")
+            if isinstance(found, str):
+                return found
+            if {"content_hash", "session_id", "sequence"} <= given.keys():
+                sequence = _int(given["sequence"], "an id table's sequence")
+                return self._artifacts.id_of_content(
+                    _text_field(given, "session_id"),
+                    _text_field(given, "content_hash"),
+                    0 if sequence is None else sequence,
+                )
+        raise InvalidArgumentError(
+            f"an artifact is an id, an id table or a name, not {lua_type_name(value)}"
+        )
+
     async def artifact_get(self, session_id: Any, artifact: Any, version: Any = None) -> Any:
         found = await self._artifacts.get(
-            self._owner(session_id), _artifact(artifact), _int(version, "version")
+            self._owner(session_id), self._artifact(artifact), _int(version, "version")
         )
         return {"content": found.content, "metadata": to_wire(found.metadata)}
 
@@ -359,7 +388,7 @@ class ScriptApi:
         return [to_wire(i) for i in found]
 
     async def artifact_delete(self, session_id: Any, artifact: Any) -> None:
-        await self._artifacts.delete(self._owner(session_id), _artifact(artifact))
+        await self._artifacts.delete(self._owner(session_id), self._artifact(artifact))
 
     async def artifact_storefile(
         self, session_id: Any, path: Any, type: Any = None, metadata: Any = None
@@ -382,18 +411,18 @@ class ScriptApi:
     ) -> None:
         await self._artifacts.share(
             self._owner(owner),
-            _artifact(artifact),
+            self._artifact(artifact),
             text(target, "a target session id"),
             text(permission, "a permission"),
         )
 
     async def artifact_revoke(self, owner: Any, artifact: Any, target: Any) -> None:
         await self._artifacts.revoke(
-            self._owner(owner), _artifact(artifact), text(target, "a target session id")
+            self._owner(owner), self._artifact(artifact), text(target, "a target session id")
         )
 
     async def artifact_auditlog(self, session_id: Any, artifact: Any) -> Any:
-        entries = await self._artifacts.audit_log(self._owner(session_id), _artifact(artifact))
+        entries = await self._artifacts.audit_log(self._owner(session_id), self._artifact(artifact))
         return [to_wire(e) for e in entries]
 
 
@@ -405,17 +434,25 @@ def _content(value: Any) -> bytes:
     raise InvalidArgumentError(f"artifact content must be a string, not {lua_type_name(value)}")
 
 
-def _artifact(value: Any) -> str:
-    """An artifact argument: an id, an id table, or a name."""
-    if isinstance(value, bytes):
-        return text(value, "an artifact")
-    given = from_lua(value) if value is not None else None
-    found = given.get("id") if isinstance(given, dict) else None
-    if isinstance(found, str):
-        return found
-    raise InvalidArgumentError(
-        f"an artifact is an id, an id table or a name, not {lua_type_name(value)}"
-    )
+def _metadata_option(given: dict[str, Any]) -> dict[str, Any]:
+    """Session.create's ``metadata`` (or ``custom_metadata``): a map, ``{}`` included."""
+    found = [given[key] for key in ("metadata", "custom_metadata") if key in given]
+    if len(found) == 2 and found[0] != found[1]:
+        raise InvalidArgumentError("metadata and custom_metadata differ: give one of them")
+    value = found[0] if found else {}
+    if value == []:
+        return {}  # an empty Lua table
+    if not isinstance(value, dict):
+        raise InvalidArgumentError("session metadata must be a table of named fields")
+    return value
+
+
+def _text_field(table: dict[str, Any], key: str) -> str:
+    """A field of an id table that must be text."""
+    value = table[key]
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"an id table's {key} must be a string")
+    return value
 
 
 def _ref(ref: Any) -> dict[str, Any]:

@@ -339,10 +339,28 @@ local function killed_now(why)
   end
 end
 
+-- rs-llmspell scripts read a session's metadata as custom_metadata: the same table.
+local function alias_metadata(info)
+  if type(info) == "table" then info.custom_metadata = info.metadata end
+  return info
+end
+local SESSION_TABLES = {
+  ["Session.get"] = alias_metadata,
+  ["Session.list"] = function(infos)
+    for _, info in ipairs(infos) do alias_metadata(info) end
+    return infos
+  end,
+}
+
 local function define(env, global, name, op)
   local t = rawget(env, global)
   if t == nil then t = {}; rawset(env, global, t) end
-  t[name] = function(...) return request(op, ...) end
+  local shape = SESSION_TABLES[op]
+  if shape ~= nil then
+    t[name] = function(...) return shape(request(op, ...)) end
+  else
+    t[name] = function(...) return request(op, ...) end
+  end
 end
 
 return {

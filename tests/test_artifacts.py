@@ -427,11 +427,11 @@ async def test_store_file_checks_the_file_it_opened(
 
 async def test_a_file_that_grows_while_read_is_refused(tmp_path: Path) -> None:
     """A file whose size changes during the read stores nothing."""
-    from satchel.actors import _artifact_manager
+    from satchel.actors import _artifact_writes
 
     path = tmp_path / "growing.log"
     path.write_bytes(b"x" * (3 * MIB))
-    real = _artifact_manager._read_file
+    real = _artifact_writes.read_file
 
     async def growing(raw: Any, p: Path) -> AsyncIterator[bytes]:
         async for piece in real(raw, p):
@@ -441,12 +441,12 @@ async def test_a_file_that_grows_while_read_is_refused(tmp_path: Path) -> None:
 
     async with open_runtime(tmp_path / "data", file_roots=[tmp_path]) as rt:
         session = rt.session(await rt.sessions.create())
-        _artifact_manager._read_file = growing  # type: ignore[assignment]
+        _artifact_writes.read_file = growing  # type: ignore[assignment]
         try:
             with pytest.raises(ValidationError, match="changed size"):
                 await session.store_file(path, type="user_input")
         finally:
-            _artifact_manager._read_file = real  # type: ignore[assignment]
+            _artifact_writes.read_file = real  # type: ignore[assignment]
         assert await session.list_artifacts() == []
         await clean(rt)
 

@@ -112,8 +112,8 @@ async def test_malformed_and_unknown_ids(rt: Runtime) -> None:
     """A malformed id is InvalidArgument; a well-formed unknown one is SessionNotFound."""
     with pytest.raises(InvalidArgumentError):
         rt.session("../etc/passwd")
-    with pytest.raises(InvalidArgumentError):
-        await rt.sessions.get(str(uuid.uuid1()))
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.get(str(uuid.uuid1()))  # any UUID is well formed
     unknown = rt.session(str(uuid.uuid4()))
     for call in (unknown.info(), unknown.get_state("k"), unknown.suspend(), unknown.delete()):
         with pytest.raises(SessionNotFoundError):
