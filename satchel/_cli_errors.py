@@ -13,7 +13,7 @@ import httpx
 
 from satchel._cli_client import ApiError
 from satchel._cli_output import Output
-from satchel._errors import SatchelError, ScriptError
+from satchel._errors import SatchelError
 
 FAILED = 1
 USAGE = 2
@@ -63,10 +63,10 @@ def _leaf(error: BaseException) -> BaseException:
 def _described(error: BaseException) -> tuple[str, str, dict[str, Any]]:
     if isinstance(error, ApiError):
         return error.kind, error.message, {}
-    if isinstance(error, ScriptError):
-        return error.kind, str(error), _lua_traceback(str(error), error.lua_traceback)
     if isinstance(error, SatchelError):
-        return error.kind, str(error), {}
+        # Any kind a script raised carries the script's stack (``ScriptError`` and the API's).
+        trace = getattr(error, "lua_traceback", None)
+        return error.kind, str(error), _lua_traceback(f"{error.kind}: {error}", trace)
     if isinstance(error, httpx.TransportError):
         return "ServerUnreachable", str(error) or type(error).__name__, {}
     # A bug: its type and message on one line; SATCHEL_DEBUG=1 adds the traceback.
@@ -79,6 +79,6 @@ def _lua_traceback(message: str, trace: str | None) -> dict[str, Any]:
     if not trace:
         return {}
     lines = trace.splitlines()
-    if lines and lines[0].strip() == message.strip():
+    if lines and lines[0].strip() in (message.strip(), message.partition(": ")[2].strip()):
         lines = lines[1:]
     return {"traceback": "\n".join(lines)} if lines else {}

@@ -269,7 +269,7 @@ def test_tracebacks_show_only_the_scripts_frames(
     )
     assert main(["run", "--memory", str(script)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("SessionNotFound: ")
+    assert err.startswith("SessionNotFound: ") and err.count("Session not found") == 1
     assert "t.lua:1: in local 'look'" in err and "t.lua:3: in main chunk" in err
     assert "<python>" not in err and "raw_" not in err
 
