@@ -11,7 +11,7 @@ import builtins
 import contextlib
 import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, final
 
 import anyio
@@ -29,6 +29,7 @@ from satchel._errors import (
 
 from . import _layout as layout
 from . import _removal as removal
+from . import _session_update as update
 from . import _validate as validate
 from ._artifact_manager import ArtifactManager
 from ._budgets import Budgets
@@ -49,6 +50,7 @@ from ._messages import (
     Retire,
     Save,
     SetState,
+    UpdateSession,
 )
 from ._model import JournalEntry, SessionConfig, SessionInfo
 from ._query import (
@@ -210,7 +212,7 @@ class SessionManager:
         encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
         if len(encoded) > validate.MAX_METADATA_BYTES:
             # Only a large record can hold metadata over its limit; small ones skip the encode.
-            _check_metadata_size(record.metadata)
+            update.check_metadata_size(record.metadata)
         batch.put(layout.record_key(sid), encoded)
         batch.put(layout.counters_key(sid), layout.Counters(1, now).encode())
         batch.put(
@@ -464,6 +466,23 @@ class SessionManager:
                 return
             await anyio.lowlevel.checkpoint()
 
+    async def update(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> SessionInfo:
+        """Change a session's name, description, tags or metadata (each replaced whole;
+        ``None`` leaves it) or ``config["idle_timeout_s"]`` (``None`` there removes the idle
+        timeout); journaled as ``session_updated``. Returns the session as it now is."""
+        changes = update.changes(name, description, tags, metadata, config)
+        await self._ask(session_id, UpdateSession(changes))
+        return await self.get(session_id)
+
     async def suspend(self, session_id: str) -> None:
         """Active → suspended."""
         await self._ask(session_id, ChangeStatus(Transition.SUSPEND))
@@ -575,15 +594,9 @@ def _query(filters: dict[str, Any]) -> SessionQuery:
     return make_query(**filters)
 
 
-def _check_metadata_size(metadata: dict[str, Any]) -> None:
-    size, limit = len(layout.encode_value(metadata)), validate.MAX_METADATA_BYTES
-    if size > limit:
-        raise ValidationError(f"session metadata encodes to {size} bytes; the limit is {limit}")
-
-
 def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
-    # Description, metadata and config never change after creation: they are read from the
-    # record, which lives and dies with the journal, rather than stored twice.
+    # Description, metadata and config are read from the record, which lives and dies with
+    # the journal, rather than stored twice; a ``session_updated`` entry names any change.
     return {"name": record.name, "tags": record.tags, "parent_session_id": record.parent_id}
 
 

@@ -64,6 +64,14 @@ class Delete:
 
 
 @attrs.frozen
+class UpdateSession:
+    """Change the session's name, description, tags, metadata or changeable config
+    (``(field, checked value)`` pairs, ``config.`` before a config field)."""
+
+    changes: tuple[tuple[str, Any], ...]
+
+
+@attrs.frozen
 class Retire:
     """Passivate after this turn."""
 

@@ -30,6 +30,7 @@ from . import _artifact_writes as artifact_writes
 from . import _layout as layout
 from . import _removal as removal
 from . import _session_hooks as session_hooks
+from . import _session_update as update
 from . import _sharing as sharing
 from . import _validate as validate
 from ._artifact_model import ArtifactRef
@@ -60,6 +61,7 @@ from ._messages import (
     SetState,
     ShareArtifact,
     StoreArtifact,
+    UpdateSession,
 )
 from ._query import load
 from ._ratelimit import TokenBucket
@@ -136,6 +138,7 @@ class SessionActor(Actor[Any]):
             ShareArtifact: self._share_artifact,
             RevokeArtifact: self._revoke_artifact,
             RecordHooks: self._record_hooks,
+            UpdateSession: self._update,
         }
 
     async def on_start(self) -> None:
@@ -497,6 +500,15 @@ class SessionActor(Actor[Any]):
         added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
         data = {"from": record.status.value, "to": target.value, "reason": reason}
         self._commit(batch, "status_changed", data, operation=False, record=new)
+        self._announce(added)
+
+    def _update(self, message: UpdateSession) -> None:
+        record = self._require_session()
+        new = update.apply(record, message.changes, now := self._now_us())
+        added = update.write(batch := Batch(), self._sid, record, new)
+        data = update.journal_data(message.changes)
+        self._commit(batch, "session_updated", data, operation=False, record=new, now=now)
+        self._tracks_idle = new.config.idle_timeout_s is not None
         self._announce(added)
 
     def _announce(self, added: list[int]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, final
 
 from satchel._portal import Portal
@@ -137,6 +137,30 @@ class SyncSessionManager:
         """Delete the session; with ``cascade``, every session below it too, in the same
         atomic batch (their live actors are passivated first)."""
         self._portal.run(self._target.delete(session_id, cascade=cascade))
+
+    def update(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> SessionInfo:
+        """Change a session's name, description, tags or metadata (each replaced whole;
+        ``None`` leaves it) or ``config["idle_timeout_s"]`` (``None`` there removes the idle
+        timeout); journaled as ``session_updated``. Returns the session as it now is."""
+        return self._portal.run(
+            self._target.update(
+                session_id,
+                name=name,
+                description=description,
+                tags=tags,
+                metadata=metadata,
+                config=config,
+            )
+        )
 
     def suspend(self, session_id: str) -> None:
         """Active → suspended."""
