@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -22,7 +22,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from satchel import _errors as errors
 from satchel._http_body import DEFAULT_MAX_JSON_BYTES, DrainAfterRefusal
 from satchel._http_body import body_object as body_object
-from satchel._version import __version__
 from satchel._wire import dumps
 
 log = logging.getLogger("satchel.http")
@@ -143,6 +142,11 @@ class Endpoint:
     body: str | None = None  # "json", "bytes", or None
     status: int = 200
     produces: str = JSON
+    #: What a success answers, for the OpenAPI document: a type, or a ``shape``.
+    returns: Any = None
+    #: The fields of a JSON body and their types.
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    needs_token: bool = True
 
 
 class _BearerToken:
@@ -190,68 +194,6 @@ async def _internal_error(request: Request, error: Exception) -> Response:
     return error_response("InternalError", f"{type(error).__name__} (see the server log)", 500)
 
 
-def openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
-    """An OpenAPI 3.1 document of ``endpoints``."""
-    error = {"$ref": "#/components/schemas/Error"}
-    paths: dict[str, dict[str, Any]] = {}
-    for ep in endpoints:
-        parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_names(ep.path)
-        ] + [{"name": name, "in": "query", "schema": {"type": "string"}} for name in ep.query]
-        operation: dict[str, Any] = {
-            "summary": ep.summary,
-            "tags": [ep.tag],
-            "operationId": ep.handler.__name__,
-            "parameters": parameters,
-            "responses": {
-                str(ep.status): {"description": "success", "content": {ep.produces: {}}},
-                "default": {
-                    "description": "an error, with its kind",
-                    "content": {JSON: {"schema": error}},
-                },
-            },
-        }
-        if ep.body is not None:
-            media = JSON if ep.body == "json" else "application/octet-stream"
-            operation["requestBody"] = {"required": ep.body == "bytes", "content": {media: {}}}
-        paths.setdefault(_openapi_path(ep.path), {})[ep.method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "satchel", "version": __version__},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "properties": {
-                                "kind": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                }
-            },
-        },
-        "security": [{"bearer": []}],
-    }
-
-
-def _path_names(path: str) -> list[str]:
-    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
-
-
-def _openapi_path(path: str) -> str:
-    return "/".join(
-        "{" + part[1:-1].split(":")[0] + "}" if part.startswith("{") else part
-        for part in path.split("/")
-    )
-
-
 def make_app(
     rt: Runtime,
     token: str,
@@ -265,7 +207,8 @@ def make_app(
     archives stream and have their own limits). ``GET /health`` needs no token, nor does
     ``GET /metrics`` if ``metrics_open``.
     """
-    from satchel._http_ops import Observe, Traffic, health, metrics
+    from satchel._http_openapi import openapi
+    from satchel._http_ops import Observe, Traffic
     from satchel._http_protocol import StrictPaths, WholeLastMessage
     from satchel._http_routes import ENDPOINTS
 
@@ -282,8 +225,6 @@ def make_app(
 
     routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in ENDPOINTS]
     routes.append(Route("/openapi.json", openapi_document, methods=["GET"]))
-    routes.append(Route("/health", health, methods=["GET"]))
-    routes.append(Route("/metrics", metrics, methods=["GET"]))
     open_paths = frozenset({"/health", "/metrics"} if metrics_open else {"/health"})
     traffic = Traffic()
     app = Starlette(

@@ -26,6 +26,7 @@ from satchel._http import (
 )
 from satchel._http_body import declared_length, parse_object, too_large
 from satchel._http_download import download
+from satchel._http_openapi import returns, shape
 from satchel.actors import export_session, import_session
 from satchel.actors._artifact_manager import ArtifactManager
 
@@ -231,27 +232,32 @@ def _plain(value: Any) -> Any:
 _N = "/sessions/{session_id}/artifacts/{name}"
 ARTIFACT_ENDPOINTS = (
     Endpoint("GET", "/sessions/{session_id}/artifacts", list_artifacts,
-             "Latest version of each artifact", "artifacts"),
+             "Latest version of each artifact", "artifacts",
+             returns=returns(ArtifactManager.list)),
     Endpoint("PUT", _N, put_artifact, "Store a new version (body streamed)", "artifacts",
-             ("type", "mime_type", "description", "tags"), body="bytes", status=201),
+             ("type", "mime_type", "description", "tags"), body="bytes", status=201,
+             returns=returns(ArtifactManager.store)),
     Endpoint("GET", _N, get_artifact, "Download content (streamed)", "artifacts",
              ("version",), produces="application/octet-stream"),
     Endpoint("DELETE", _N, delete_artifact, "Delete a version, or every version", "artifacts",
              ("version",), status=204),
     Endpoint("GET", f"{_N}/metadata", get_artifact_metadata, "Metadata of a version",
-             "artifacts", ("version",)),
-    Endpoint("GET", f"{_N}/versions", list_versions, "Every version", "artifacts"),
+             "artifacts", ("version",), returns=returns(ArtifactManager.info)),
+    Endpoint("GET", f"{_N}/versions", list_versions, "Every version", "artifacts",
+             returns=returns(ArtifactManager.versions)),
     Endpoint("POST", f"{_N}/share", share_artifact, "Grant another session access",
-             "artifacts", body="json", status=204),
+             "artifacts", body="json", status=204, fields={"target": str, "permission": str}),
     Endpoint("POST", f"{_N}/revoke", revoke_artifact, "Take a grant back", "artifacts",
-             body="json", status=204),
+             body="json", status=204, fields={"target": str}),
     Endpoint("GET", f"{_N}/audit", get_audit_log, "Access decisions on a shared name",
-             "artifacts"),
+             "artifacts", returns=returns(ArtifactManager.audit_log)),
     Endpoint("POST", "/artifacts/query", query_artifacts, "Query artifacts", "artifacts",
-             body="json"),
+             body="json", returns=returns(ArtifactManager.query)),
     Endpoint("GET", "/sessions/{session_id}/export", export_archive,
              "Export a session as an archive", "archives", produces="application/x-tar"),
     Endpoint("POST", "/import", import_archive, "Import a session archive", "archives",
-             body="bytes", status=201),
-    Endpoint("POST", "/lua", run_lua, "Run a Lua script", "lua", body="json"),
+             body="bytes", status=201, returns=returns(import_session)),
+    Endpoint("POST", "/lua", run_lua, "Run a Lua script", "lua", body="json",
+             returns=shape(results=list[Any], output=list[str]),
+             fields={"source": str, "args": list[Any], "session_id": str | None, "name": str}),
 )  # fmt: skip

@@ -3,6 +3,8 @@ Artifacts, archives and Lua are in ``_http_artifacts``; ``ENDPOINTS`` is every r
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,6 +20,12 @@ from satchel._http import (
     strict_bool,
 )
 from satchel._http_artifacts import ARTIFACT_ENDPOINTS
+from satchel._http_openapi import fields_of, returns, shape
+from satchel._http_ops import health, metrics
+from satchel.actors._control import Control
+from satchel.actors._history import History
+from satchel.actors._manager import SessionManager
+from satchel.actors._schedules import Replays
 
 _LIST_TEXT = ("status", "parent_session_id", "search", "created_after", "created_before")
 _LIST = (*_LIST_TEXT, "tags", "order_by", "descending", "offset", "limit")
@@ -218,52 +226,77 @@ async def schedule_results(request: Request) -> Response:
 
 _S = "/sessions/{session_id}"
 _A = "/control/actors/{kind}/{actor_id}"
+_INFO = returns(SessionManager.get)
+_ID = shape(id=str)
 SESSION_ENDPOINTS = (
-    Endpoint("GET", "/sessions", list_sessions, "List sessions", "sessions", _LIST),
+    Endpoint("GET", "/sessions", list_sessions, "List sessions", "sessions", _LIST,
+             returns=returns(SessionManager.list)),
     Endpoint("POST", "/sessions", create_session, "Create a session", "sessions", body="json",
-             status=201),
-    Endpoint("GET", _S, get_session, "Get a session", "sessions"),
+             status=201, returns=_ID, fields=fields_of(SessionManager.create, _CREATE)),
+    Endpoint("GET", _S, get_session, "Get a session", "sessions", returns=_INFO),
     Endpoint("DELETE", _S, delete_session, "Delete a session", "sessions", ("cascade",),
              status=204),
-    Endpoint("POST", f"{_S}/suspend", _lifecycle("suspend"), "Suspend a session", "sessions"),
-    Endpoint("POST", f"{_S}/resume", _lifecycle("resume"), "Resume a session", "sessions"),
-    Endpoint("POST", f"{_S}/complete", _lifecycle("complete"), "Complete a session", "sessions"),
+    Endpoint("POST", f"{_S}/suspend", _lifecycle("suspend"), "Suspend a session", "sessions",
+             returns=_INFO),
+    Endpoint("POST", f"{_S}/resume", _lifecycle("resume"), "Resume a session", "sessions",
+             returns=_INFO),
+    Endpoint("POST", f"{_S}/complete", _lifecycle("complete"), "Complete a session", "sessions",
+             returns=_INFO),
     Endpoint("POST", f"{_S}/fail", _lifecycle("fail"), "Fail a session", "sessions",
-             body="json"),
-    Endpoint("POST", f"{_S}/archive", _lifecycle("archive"), "Archive a session", "sessions"),
-    Endpoint("POST", f"{_S}/save", _lifecycle("save"), "Persist a session now", "sessions"),
-    Endpoint("POST", f"{_S}/load", _lifecycle("load"), "Make a session live", "sessions"),
+             body="json", returns=_INFO, fields=fields_of(SessionManager.fail, ("reason",))),
+    Endpoint("POST", f"{_S}/archive", _lifecycle("archive"), "Archive a session", "sessions",
+             returns=_INFO),
+    Endpoint("POST", f"{_S}/save", _lifecycle("save"), "Persist a session now", "sessions",
+             returns=_INFO),
+    Endpoint("POST", f"{_S}/load", _lifecycle("load"), "Make a session live", "sessions",
+             returns=_INFO),
     Endpoint("POST", f"{_S}/fork", fork_session, "Fork a session", "sessions", body="json",
-             status=201),
-    Endpoint("GET", f"{_S}/state", get_variables, "All variables", "state"),
-    Endpoint("GET", f"{_S}/state/{{key}}", get_variable, "One variable", "state"),
+             status=201, returns=_ID, fields=fields_of(SessionManager.fork, ("at", "name"))),
+    Endpoint("GET", f"{_S}/state", get_variables, "All variables", "state",
+             returns=shape(variables=dict[str, Any])),
+    Endpoint("GET", f"{_S}/state/{{key}}", get_variable, "One variable", "state",
+             returns=shape(key=str, value=Any)),
     Endpoint("PUT", f"{_S}/state/{{key}}", put_variable, "Set a variable", "state",
-             body="json", status=204),
+             body="json", status=204, fields={"value": Any}),
     Endpoint("DELETE", f"{_S}/state/{{key}}", delete_variable, "Delete a variable", "state",
              status=204),
     Endpoint("GET", f"{_S}/timeline", get_timeline, "The journal, paginated", "replay",
-             ("offset", "limit")),
-    Endpoint("POST", f"{_S}/replay", replay_session, "Replay a session", "replay", body="json"),
-    Endpoint("GET", f"{_S}/replay", get_replay_metadata, "Replay metadata", "replay"),
+             ("offset", "limit"), returns=returns(SessionManager.timeline)),
+    Endpoint("POST", f"{_S}/replay", replay_session, "Replay a session", "replay", body="json",
+             returns=returns(SessionManager.replay), fields=fields_of(History.replay, _REPLAY)),
+    Endpoint("GET", f"{_S}/replay", get_replay_metadata, "Replay metadata", "replay",
+             returns=returns(SessionManager.replay_metadata)),
 )  # fmt: skip
 CONTROL_ENDPOINTS = (
-    Endpoint("GET", "/control/actors", list_actors, "Live actors", "control", ("kind",)),
-    Endpoint("GET", _A, inspect_actor, "Inspect an actor", "control"),
+    Endpoint("GET", "/control/actors", list_actors, "Live actors", "control", ("kind",),
+             returns=returns(Control.actors)),
+    Endpoint("GET", _A, inspect_actor, "Inspect an actor", "control",
+             returns=returns(Control.inspect)),
     Endpoint("POST", f"{_A}/passivate", passivate_actor, "Passivate an actor", "control",
-             status=202),
-    Endpoint("POST", f"{_A}/restart", restart_actor, "Restart an actor", "control", status=202),
-    Endpoint("POST", f"{_A}/stop", stop_actor, "Stop an actor (waits)", "control"),
-    Endpoint("POST", f"{_A}/clear-failure", clear_actor_failure, "Forget a failure", "control"),
-    Endpoint("GET", "/control/statistics", get_statistics, "Runtime statistics", "control"),
-    Endpoint("POST", "/control/check", run_check, "Check the store", "control", body="json"),
-    Endpoint("POST", "/control/gc", run_gc, "Collect garbage", "control"),
+             status=202, returns=shape(requested=str)),
+    Endpoint("POST", f"{_A}/restart", restart_actor, "Restart an actor", "control", status=202,
+             returns=shape(requested=str)),
+    Endpoint("POST", f"{_A}/stop", stop_actor, "Stop an actor (waits)", "control",
+             returns=shape(stopped=bool)),
+    Endpoint("POST", f"{_A}/clear-failure", clear_actor_failure, "Forget a failure", "control",
+             returns=shape(cleared=bool)),
+    Endpoint("GET", "/control/statistics", get_statistics, "Runtime statistics", "control",
+             returns=returns(Control.statistics)),
+    Endpoint("POST", "/control/check", run_check, "Check the store", "control", body="json",
+             returns=shape(clean=bool, blobs=Any, sessions=Any), fields={"fix": bool}),
+    Endpoint("POST", "/control/gc", run_gc, "Collect garbage", "control",
+             returns=returns(Control.gc)),
     Endpoint("GET", "/control/schedules", list_schedules, "Replay schedules", "control",
-             ("session_id",)),
+             ("session_id",), returns=returns(Control.schedules)),
     Endpoint("POST", "/control/schedules", add_schedule, "Schedule a replay", "control",
-             body="json", status=201),
+             body="json", status=201, returns=_ID, fields=fields_of(Replays.schedule, _SCHEDULE)),
     Endpoint("DELETE", "/control/schedules/{schedule_id}", cancel_schedule,
-             "Cancel a schedule", "control"),
+             "Cancel a schedule", "control", returns=shape(cancelled=bool)),
     Endpoint("GET", "/control/schedules/{schedule_id}/results", schedule_results,
-             "Runs of a schedule", "control"),
+             "Runs of a schedule", "control", returns=returns(Control.schedule_results)),
+    Endpoint("GET", "/health", health, "Liveness (no token needed)", "service",
+             returns=shape(status=str), needs_token=False),
+    Endpoint("GET", "/metrics", metrics, "Prometheus metrics", "service",
+             produces="text/plain"),
 )  # fmt: skip
 ENDPOINTS = SESSION_ENDPOINTS + CONTROL_ENDPOINTS + ARTIFACT_ENDPOINTS
