@@ -1,7 +1,9 @@
 """The HTTP face of a runtime: a Starlette app serving the control API and the session and
 artifact operations as JSON (``docs/http.md``). Routes live in ``_http_routes``; this module
-holds what every request shares: the bearer token, error bodies and status codes, bodies and
-query parameters, and the OpenAPI document."""
+holds what every request shares: the bearer token, error bodies and status codes, query
+parameters, and the app itself. Bodies are read in ``_http_body``, downloads answered in
+``_http_download``, the protocol's edges kept in ``_http_protocol``, health, metrics and the
+access log in ``_http_ops``, and the OpenAPI document made in ``_http_openapi``."""
 
 from __future__ import annotations
 
