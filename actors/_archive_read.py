@@ -38,6 +38,7 @@ from . import _artifact_layout as artifact_layout
 from . import _layout as layout
 from . import _lifecycle as lifecycle
 from . import _validate as validate
+from ._archive_rename import renamed
 from ._archive_write import check_file, check_managers, check_progress
 from ._artifact_manager import ArtifactManager
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
@@ -268,9 +269,10 @@ _READERS = {
 class _Import:
     """One import in progress: what it has staged, to commit or discard."""
 
-    def __init__(self, store: Store, progress: fmt.Progress | None) -> None:
+    def __init__(self, store: Store, progress: fmt.Progress | None, new_id: bool) -> None:
         self.store = store
         self.progress = progress
+        self.new_id = new_id
         self.writers: list[BlobWriter] = []
         self.staged: dict[str, StagedBlob] = {}
         self.reused = 0
@@ -288,13 +290,16 @@ class _Import:
             members = _members(tar)
             manifest = fmt.parse_manifest(_content(tar, _next(members, fmt.MANIFEST, None)))
             records = _Records(manifest.session_id, layout.bytes_of(manifest.session_id))
-            _require_absent(self.store, records)
+            if not self.new_id:
+                _require_absent(self.store, records)
             for expected in manifest.members[: len(fmt.FIXED)]:
                 data = _content(tar, _next(members, expected.name, expected.size))
                 _expect(_hash(data) == expected.blake3, f"{expected.name} does not match its hash")
                 _READERS[expected.name](records, data)
                 await anyio.lowlevel.checkpoint()
             _check_whole(records, manifest)
+            if self.new_id:
+                records = renamed(records)
             _require_absent(self.store, records)
             done = 0
             if self.progress is not None:
@@ -460,16 +465,19 @@ async def import_session(
     source: fmt.BinarySource,
     *,
     progress: fmt.Progress | None = None,
+    new_id: bool = False,
 ) -> fmt.ArchiveReport:
     """Verify the archive read from ``source`` (a readable binary file; it need not seek)
     and store its session as it was exported: same id, records, variables, journal and
     artifact versions, with content already stored here shared. ``progress(done, total)``
     is called as content bytes are read. Refuses (``ValidationError``) anything the
-    format does not allow, and a session that exists here (``SessionExistsError``)."""
+    format does not allow, and a session that exists here (``SessionExistsError``). With
+    ``new_id`` the session and its artifact versions get fresh ids (the journal names them),
+    so an archive can be imported beside its original, or twice."""
     check_managers(sessions, artifacts, store)
     check_progress(progress)
     check_file(source, "read", "source")
-    job = _Import(store, progress)
+    job = _Import(store, progress, new_id)
     try:
         try:
             manifest, records = await job.read(source)
