@@ -1,6 +1,7 @@
 """satchel: a runtime for long-running agent sessions and the artifacts they produce."""
 
 from ._allocator import tune_allocator as tune_allocator
+from ._backup import restore_backup as restore_backup
 from ._errors import AccessDeniedError as AccessDeniedError
 from ._errors import ActorCrashedError as ActorCrashedError
 from ._errors import ActorFailedError as ActorFailedError

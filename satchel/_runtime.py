@@ -48,11 +48,13 @@ from satchel.scripting import (
 from satchel.scripting._api import run_session_script
 from satchel.storage import (
     Backend,
+    BackupReport,
     BlobLimits,
     Durability,
     GroupCommit,
     Store,
     StoreReminders,
+    backup_store,
     checked_durability,
     open_store,
 )
@@ -185,6 +187,12 @@ class Runtime:
         """Compare the blob index with its data and the sessions with their indexes
         (``rt.control.check``)."""
         return await self.control.check(fix=fix)
+
+    async def backup(self, destination: str | os.PathLike[str]) -> BackupReport:
+        """Copy the whole store into the new folder ``destination`` while the runtime goes
+        on serving: a data folder as of the moment the backup began (see ``restore_backup``).
+        Only a store in a data folder can be backed up."""
+        return await backup_store(self.store, destination)
 
 
 @asynccontextmanager

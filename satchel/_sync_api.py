@@ -9,6 +9,7 @@ content may be given as an iterable of bytes.
 from __future__ import annotations
 
 import builtins
+import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from satchel.actors._session import SESSION_KIND
 from satchel.runtime import ActorSpec, ActorStatistics
 from satchel.runtime._supervisor import ActorRef
 from satchel.scripting import ScriptLimits
-from satchel.storage import Durability, Store
+from satchel.storage import BackupReport, Durability, Store
 
 
 @final
@@ -182,6 +183,12 @@ class SyncRuntime:
         """Compare the blob index with its data and the sessions with their indexes
         (``rt.control.check``)."""
         return self._portal.run(self._target.check(fix=fix))
+
+    def backup(self, destination: str | os.PathLike[str]) -> BackupReport:
+        """Copy the whole store into the new folder ``destination`` while the runtime goes
+        on serving: a data folder as of the moment the backup began (see ``restore_backup``).
+        Only a store in a data folder can be backed up."""
+        return self._portal.run(self._target.backup(destination))
 
 
 @final

@@ -1,5 +1,9 @@
 """Storage: key-value backends, the content-addressed blob store, record codecs, ``check``."""
 
+from ._backup import BackupReport as BackupReport
+from ._backup import backup_store as backup_store
+from ._backup import copy_backup as copy_backup
+from ._backup import finish_restore as finish_restore
 from ._blobformat import BlobLimits as BlobLimits
 from ._blobs import BlobRef as BlobRef
 from ._blobs import BlobStore as BlobStore

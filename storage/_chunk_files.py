@@ -97,6 +97,33 @@ class ChunkFiles:
         # the store is reopened.
         # (Its text only: the error's frames would keep the store's database alive.)
         self._sync_failure: str | None = None
+        # While a backup copies the files, removals wait (their index marks stay meanwhile,
+        # so a process killed before ``release`` removes them at its next open).
+        self._holds = 0
+        self._held: list[bytes] = []
+
+    def hold(self) -> None:
+        """Keep every file until ``release``: a backup is copying them."""
+        self._holds += 1
+
+    def release(self) -> list[bytes]:
+        """End one ``hold``; once none is left, the keys whose removal waited (the caller
+        removes them)."""
+        self._holds -= 1
+        if self._holds:
+            return []
+        held, self._held = self._held, []
+        return held
+
+    def paths(self) -> list[str]:
+        """Every key's file, as paths relative to the folder's parent (``chunks/ab/ab..``);
+        unfinished replacements are left out."""
+        found = []
+        for folder in sorted(self._made):
+            for entry in os.scandir(os.path.join(self.root, folder)):
+                if not entry.name.endswith(_REPLACEMENT):
+                    found.append(os.path.join(self.root.name, folder, entry.name))
+        return found
 
     def _path(self, key: bytes) -> str:
         name = key.hex()
@@ -233,6 +260,12 @@ class ChunkFiles:
         ``replacements`` their unfinished replacements; the keys whose file could not be
         deleted (the error is logged: the caller keeps their marks for a later try)."""
         failed: list[bytes] = []
+        if self._holds and not replacements:
+            # Kept for a backup: removed at ``release``; till then they read as absent.
+            keys = [key for key in keys if _nameable(key)]
+            self._held.extend(keys)
+            self._hidden.update(keys)
+            return keys
         for key in keys:
             if not _nameable(key):
                 continue

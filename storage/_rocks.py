@@ -312,14 +312,38 @@ class RocksStore:
             self._files.remove(created)
             raise
         if doomed:
-            # Committed: a file that cannot be removed now keeps its mark for the next open.
-            failed = set(self._files.remove(doomed))
-            self._files.hide(failed)
-            cleared = rocksdict.WriteBatch(raw_mode=True)
-            for key in doomed:
-                if key not in failed:
-                    cleared.delete(_keys.chunk_file_pending_key(key), index)
-            db.write(cleared, self._plain)
+            self._remove_files(doomed)
+
+    def _remove_files(self, doomed: list[bytes]) -> None:
+        """Remove the files of keys a committed batch deleted, clearing their marks; a file
+        that cannot be removed now (or that a backup holds) keeps its mark for later."""
+        failed = set(self._files.remove(doomed))
+        self._files.hide(failed)
+        cleared = rocksdict.WriteBatch(raw_mode=True)
+        for key in doomed:
+            if key not in failed:
+                cleared.delete(_keys.chunk_file_pending_key(key), self._handles[0])
+        if cleared.len():
+            self._target(INDEX).write(cleared, self._plain)
+
+    def checkpoint(self, dest: Path) -> list[str]:
+        """Write a consistent copy of the database to the new folder ``dest`` (RocksDB's
+        checkpoint: hard links where it can) and hold every chunk file until
+        ``end_checkpoint``; the chunk files to copy beside it, relative to the data folder."""
+        db = self._target(INDEX)
+        self._files.hold()
+        try:
+            rocksdict.Checkpoint(db).create_checkpoint(str(dest))
+            return self._files.paths()
+        except BaseException:
+            self.end_checkpoint()
+            raise
+
+    def end_checkpoint(self) -> None:
+        """Let go of the chunk files a checkpoint held, removing those deleted meanwhile."""
+        held = self._files.release()
+        if held and self._db is not None:
+            self._remove_files(held)
 
     def _remove_uncommitted_files(self) -> None:
         """Remove the files the index marks as named by nothing: written by a batch a stopped

@@ -475,3 +475,23 @@ def test_the_files_of_a_failed_commit_do_not_read_as_values(tmp_path: Path) -> N
         assert list(again.scan(b"c", b"d")) == []  # its mark went at the open
     finally:
         again.close()
+
+
+def test_a_checkpoint_holds_deleted_files_until_it_ends(tmp_path: Path) -> None:
+    """A file deleted during a checkpoint stays for the copy, reads as absent, and goes when
+    the checkpoint ends, or at the next open if the process stops before that."""
+    kv = RocksStore(tmp_path / "data")
+    write(kv, ("put", b"k1", big(1)), ("put", b"k2", big(2)))
+    kv.checkpoint(tmp_path / "copy")
+    write(kv, ("delete", b"k1", None))
+    assert kv.get(b"k1", space=BLOBS) is None
+    assert len(files_under(tmp_path / "data")) == 2
+    kv.end_checkpoint()
+    assert len(files_under(tmp_path / "data")) == 1
+    kv.checkpoint(tmp_path / "copy2")
+    write(kv, ("delete", b"k2", None))
+    kv.close()  # stopped before the checkpoint ended: the file's mark is still in the index
+    assert len(files_under(tmp_path / "data")) == 1
+    reopened = RocksStore(tmp_path / "data")
+    assert files_under(tmp_path / "data") == []
+    reopened.close()
