@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,9 @@ async def exchange(
 
             async def keep_sending(source: AsyncIterator[bytes]) -> None:
                 try:
-                    async for piece in source:
-                        await stream.send(piece)
+                    async with aclosing(source):  # type: ignore[type-var]
+                        async for piece in source:
+                            await stream.send(piece)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     pass  # the server closed the connection
 
