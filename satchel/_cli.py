@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from satchel._allocator import tune_allocator
+from satchel._backup import restore_backup
 from satchel._cli_client import connect
 from satchel._cli_errors import UsageError, invalid, report
 from satchel._cli_output import Output
@@ -25,7 +26,7 @@ from satchel._cli_parser import parser
 from satchel._runtime import open_runtime
 from satchel._serve import TOKEN_FILE, find_server, serve
 from satchel.scripting import ScriptLimits, ScriptWorkers
-from satchel.storage import Backend, Durability, checked_durability
+from satchel.storage import Backend, BlobLimits, Durability, checked_durability
 
 
 class _LocalNoise(logging.Filter):
@@ -68,10 +69,20 @@ def _existing(args: argparse.Namespace) -> Path | None:
     folder = _folder(args)
     if folder is not None and not args.creates and not folder.exists():
         raise invalid(
-            f"no data folder at {str(folder)!r} (sessions create, import, run and serve make "
-            "one; --data DIR or $SATCHEL_DATA names another)"
+            f"no data folder at {str(folder)!r} (sessions create, import, run, serve and "
+            "restore make one; --data DIR or $SATCHEL_DATA names another)"
         )
     return folder
+
+
+async def _restore(args: argparse.Namespace, out: Output) -> int:
+    folder = _folder(args)
+    if folder is None:
+        raise invalid("restore needs a data folder to write (--data DIR), not --memory")
+    report = await restore_backup(args.backup, folder)
+    found = {"data": str(folder), "clean": report.clean}
+    out.data(found) if out.as_json else out.message(f"restored into {folder}; it checks clean")
+    return 0
 
 
 async def _run(args: argparse.Namespace, out: Output) -> int:
@@ -87,7 +98,9 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
         return await _run_remote(args, source, folder, out)
     store: Backend = "rocksdb" if folder else "memory"
     lines: list[str] = []
-    async with open_runtime(folder, store=store, durability=_durability(args)) as rt:
+    async with open_runtime(
+        folder, store=store, durability=_durability(args), limits=_limits(args)
+    ) as rt:
         results = await rt.run_lua(
             source,
             name=args.script.name,
@@ -108,7 +121,7 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
 async def _run_remote(
     args: argparse.Namespace, source: bytes, folder: Path | None, out: Output
 ) -> int:
-    async with connect(folder, durability=args.durability) as client:
+    async with connect(folder, durability=args.durability, limits=_limits(args)) as client:
         body = {
             "source": source.decode(errors="replace"),
             "args": args.args,
@@ -155,7 +168,13 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
     # Scripts sent over HTTP run in worker processes: some are ready before the first one.
     workers = ScriptWorkers(prestart=True)
     async with (
-        open_runtime(folder, store=store, durability=durability, script_workers=workers) as rt,
+        open_runtime(
+            folder,
+            store=store,
+            durability=durability,
+            script_workers=workers,
+            limits=_limits(args),
+        ) as rt,
         anyio.create_task_group() as nursery,
     ):
         try:
@@ -202,12 +221,19 @@ def _first(group: BaseExceptionGroup[Any]) -> BaseException:
     return error
 
 
+def _limits(args: argparse.Namespace) -> BlobLimits | None:
+    """The blob limits ``--max-artifact-bytes`` asks for, if it was given."""
+    if args.max_artifact_bytes is None:
+        return None
+    return BlobLimits(max_size=args.max_artifact_bytes)
+
+
 def _durability(args: argparse.Namespace) -> Durability:
     return "process" if args.durability is None else checked_durability(args.durability)
 
 
 async def _api(args: argparse.Namespace, out: Output) -> int:
-    async with connect(_existing(args), durability=args.durability) as client:
+    async with connect(_existing(args), durability=args.durability, limits=_limits(args)) as client:
         code: int = await args.command(client, args, out)
         return code
 
@@ -241,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else 0
     out = Output(as_json=args.json)
     tune_allocator()  # this process is ours: keep freed chunk buffers warm (satchel._allocator)
-    work = {"run": _run, "serve": _serve}.get(args.group, _api)
+    work = {"run": _run, "serve": _serve, "restore": _restore}.get(args.group, _api)
     try:
         with nullcontext() if args.group == "serve" else _quiet_locally():
             return anyio.run(work, args, out, backend=args.backend)

@@ -18,7 +18,7 @@ from satchel._errors import StoreLockedError
 from satchel._http import make_app
 from satchel._runtime import open_runtime
 from satchel._serve import find_server
-from satchel.storage import Backend
+from satchel.storage import Backend, BlobLimits
 
 Params = Mapping[str, str | int | float | bool | Iterable[str] | None]
 
@@ -108,25 +108,40 @@ def _params(params: Params | None) -> dict[str, Any] | None:
 
 
 @asynccontextmanager
-async def connect(folder: Path | None, *, durability: str | None = None) -> AsyncIterator[Client]:
+async def connect(
+    folder: Path | None, *, durability: str | None = None, limits: BlobLimits | None = None
+) -> AsyncIterator[Client]:
     """A client on the server holding ``folder``, else on a runtime opened here (in memory
     for ``None``)."""
     if folder is not None:
         found = find_server(folder)
         if found is not None:
+            _refuse_limits(limits)
             async with _remote(found.url, found.token, durability) as client:
                 yield client
             return
     async with AsyncExitStack() as stack:
         try:
-            client = await stack.enter_async_context(_local(folder, durability))
+            client = await stack.enter_async_context(_local(folder, durability, limits))
         except StoreLockedError:
             # The server may have taken the folder after the first look.
             found = None if folder is None else find_server(folder)
             if found is None:
                 raise
+            _refuse_limits(limits)
             client = await stack.enter_async_context(_remote(found.url, found.token, durability))
         yield client
+
+
+def _refuse_limits(limits: BlobLimits | None) -> None:
+    """A server holds the folder: its own limits apply, not this command's."""
+    if limits is not None:
+        raise ApiError(
+            "InvalidArgument",
+            "satchel serve holds this folder and applies its own artifact size limit; "
+            "restart it with --max-artifact-bytes N",
+            422,
+        )
 
 
 @asynccontextmanager
@@ -148,8 +163,11 @@ async def _remote(url: str, token: str, durability: str | None) -> AsyncIterator
 
 
 @asynccontextmanager
-async def _local(folder: Path | None, durability: str | None) -> AsyncIterator[Client]:
+async def _local(
+    folder: Path | None, durability: str | None, limits: BlobLimits | None
+) -> AsyncIterator[Client]:
     options: dict[str, Any] = {} if durability is None else {"durability": durability}
+    options["limits"] = limits
     store: Backend = "memory" if folder is None else "rocksdb"
     async with open_runtime(folder, store=store, **options) as rt:
         token = secrets.token_urlsafe(16)

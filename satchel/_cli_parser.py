@@ -30,6 +30,12 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(self.format_usage(), message)
 
 
+_MAX_ARTIFACT_HELP = (
+    "the largest artifact a local command or serve accepts, in bytes (default 100 MiB; "
+    "in Python: open_runtime(limits=BlobLimits(max_size=N)))"
+)
+
+
 def _common() -> Parser:
     """Options every command takes (given before or after the command)."""
     common = Parser(add_help=False)
@@ -43,6 +49,8 @@ def _common() -> Parser:
     common.add_argument("--durability", choices=get_args(Durability), default=argparse.SUPPRESS,
                         help="process (default: a write survives a killed process) or machine "
                         "(it survives power loss)")  # fmt: skip
+    common.add_argument("--max-artifact-bytes", type=int, default=argparse.SUPPRESS, metavar="N",
+                        help=_MAX_ARTIFACT_HELP)  # fmt: skip
     common.add_argument("--backend", choices=("trio", "asyncio"), default=argparse.SUPPRESS,
                         help="the event loop the command runs on (default trio)")  # fmt: skip
     return common
@@ -96,6 +104,20 @@ def _session_commands(commands: Group, c: Commands) -> None:
     create.add_argument("--parent", metavar="ID", help="parent session id")
     create.add_argument("--config", type=cmd.json_arg, metavar="JSON",
                         help='quotas and policies, JSON (e.g. {"max_artifacts": 10})')  # fmt: skip
+    update = c.leaf(group, "update", cmd.sessions_update,
+                    "change a session's name, tags, metadata or idle timeout")  # fmt: skip
+    update.add_argument("session", help="id")
+    update.add_argument("--name", help="the new name")
+    update.add_argument("--description", help="the new description")
+    tags = update.add_mutually_exclusive_group()
+    tags.add_argument("--tag", action="append", help="a tag (repeatable): replaces every tag")
+    tags.add_argument("--no-tags", action="store_true", help="remove every tag")
+    update.add_argument("--metadata", type=cmd.json_arg, metavar="JSON",
+                        help="the new custom metadata, a JSON object (replaces it)")  # fmt: skip
+    idle = update.add_mutually_exclusive_group()
+    idle.add_argument("--idle-timeout", type=float, metavar="S",
+                      help="suspend the session after S seconds without operations")  # fmt: skip
+    idle.add_argument("--no-idle-timeout", action="store_true", help="remove the idle timeout")
     for verb in ("suspend", "resume", "complete", "fail", "archive"):
         leaf = c.leaf(group, verb, cmd.sessions_transition, f"{verb} a session")
         leaf.add_argument("session", help="id")
@@ -203,6 +225,10 @@ def _other_commands(commands: Group, c: Commands) -> None:
     into = c.leaf(commands, "import", files.import_, "a session from an archive file",
                   creates=True)  # fmt: skip
     into.add_argument("file", type=Path, help="the archive")
+    into.add_argument("--new-id", action="store_true",
+                      help="fresh session and artifact ids: import a copy")  # fmt: skip
+    keep = c.leaf(commands, "backup", extras.backup, "copy the whole store into a new folder")
+    keep.add_argument("path", type=Path, help="the new folder (a data folder once written)")
     actors = c.leaf(commands, "actors", cmd.actors, "live actors: list, show, steer")
     actors.add_argument("verb", choices=("list", "show", "passivate", "restart", "stop"),
                         help="what to do")  # fmt: skip
@@ -232,6 +258,10 @@ def _local_commands(commands: Group, c: Commands, serve_options: set[str]) -> No
     run.add_argument("args", nargs="*", help="script arguments (after --): the global ARGS")
     run.add_argument("--session", metavar="ID", help="run as a session script of session ID")
     run.add_argument("--allow-io", action="store_true", help="give the script io and all of os")
+    restore = c.leaf(commands, "restore", None,
+                     "copy a backup into the (new or empty) data folder, and check it",
+                     creates=True)  # fmt: skip
+    restore.add_argument("backup", type=Path, help="the backup folder")
     serve = c.leaf(commands, "serve", None, "serve the HTTP API (docs/http.md)",
                    creates=True)  # fmt: skip
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
@@ -257,6 +287,7 @@ def parser(serve_options: set[str]) -> argparse.ArgumentParser:
     top.add_argument("--json", action="store_true", help="print JSON (errors too, on stdout)")
     top.add_argument("--durability", choices=get_args(Durability),
                      help="process (default) or machine (docs/durability.md)")  # fmt: skip
+    top.add_argument("--max-artifact-bytes", type=int, metavar="N", help=_MAX_ARTIFACT_HELP)
     top.add_argument("--backend", choices=("trio", "asyncio"), default="trio",
                      help="the event loop (default trio)")  # fmt: skip
     commands = top.add_subparsers(dest="group", required=True, metavar="COMMAND")

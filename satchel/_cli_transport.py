@@ -37,8 +37,9 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
         sender, messages = anyio.create_memory_object_stream[Message]()
         cancel = anyio.CancelScope()
         done = anyio.Event()
-        receive = _receiver(request.stream.__aiter__(), done)
-        self._tasks.start_soon(self._call, _scope(request), receive, sender, cancel)
+        chunks = request.stream.__aiter__()
+        receive = _receiver(chunks, done)
+        self._tasks.start_soon(self._call, _scope(request), receive, chunks, sender, cancel)
         body = _Body(messages, cancel, done)
         try:
             start = await body.next_message()
@@ -60,6 +61,7 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
         self,
         scope: Message,
         receive: Any,
+        chunks: AsyncIterator[bytes],
         sender: MemoryObjectSendStream[Message],
         cancel: anyio.CancelScope,
     ) -> None:
@@ -69,6 +71,13 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
             except Exception as error:
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await sender.send({"type": _FAILED, "error": _unwrapped(error)})
+            finally:
+                # An app that refused a body early (413) left the request stream unread:
+                # close it here, not in the garbage collector.
+                closing = getattr(chunks, "aclose", None)
+                if closing is not None:
+                    with anyio.CancelScope(shield=True):
+                        await closing()
 
 
 class _Body(httpx.AsyncByteStream):

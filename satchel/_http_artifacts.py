@@ -21,6 +21,7 @@ from satchel._http import (
     body_object,
     json_response,
     only,
+    query_bool,
     query_int,
     runtime,
 )
@@ -29,6 +30,7 @@ from satchel._http_download import download
 from satchel._http_openapi import returns, shape
 from satchel.actors import export_session, import_session
 from satchel.actors._artifact_manager import ArtifactManager
+from satchel.storage._blobformat import MAX_SIZE_HINT
 
 #: Header carrying an upload's custom metadata, a JSON object.
 METADATA_HEADER = "X-Satchel-Metadata"
@@ -69,7 +71,7 @@ async def put_artifact(request: Request) -> Response:
     limit = runtime(request).store.blobs.limits.max_size
     declared = declared_length(request)
     if declared is not None and declared > limit:
-        raise too_large(request, str(declared), limit, "the store's max_size")
+        raise too_large(request, str(declared), limit, MAX_SIZE_HINT)
     # What the client still sends after a refusal is read (and dropped) up to the limit
     # again (``DrainAfterRefusal``), so a client that sends all before it reads gets its 413.
     request.state.drain_bytes = limit
@@ -192,7 +194,8 @@ async def import_archive(request: Request) -> Response:
         async for piece in request.stream():
             spool.write(piece)
         spool.seek(0)
-        report = await import_session(rt.sessions, rt.artifacts, rt.store, spool)
+        new_id = query_bool(request, "new_id") or False
+        report = await import_session(rt.sessions, rt.artifacts, rt.store, spool, new_id=new_id)
     return json_response(report, 201)
 
 
@@ -256,7 +259,7 @@ ARTIFACT_ENDPOINTS = (
     Endpoint("GET", "/sessions/{session_id}/export", export_archive,
              "Export a session as an archive", "archives", produces="application/x-tar"),
     Endpoint("POST", "/import", import_archive, "Import a session archive", "archives",
-             body="bytes", status=201, returns=returns(import_session)),
+             ("new_id",), body="bytes", status=201, returns=returns(import_session)),
     Endpoint("POST", "/lua", run_lua, "Run a Lua script", "lua", body="json",
              returns=shape(results=list[Any], output=list[str]),
              fields={"source": str, "args": list[Any], "session_id": str | None, "name": str}),

@@ -57,6 +57,10 @@ def declared_length(request: Request) -> int | None:
     return int(raw) if raw is not None and raw.isdigit() else None
 
 
+#: How to raise the JSON body limit, for the error refusing a body over it.
+_JSON_HINT = "max_json_bytes: raise it with satchel serve --max-json-bytes N"
+
+
 def too_large(request: Request, size: str, limit: int, setting: str) -> errors.ContentTooLargeError:
     """The error refusing a body of ``size`` over ``limit``; after it is answered, at most
     ``limit`` bytes more of the body are read and dropped."""
@@ -71,12 +75,12 @@ async def read_limited(request: Request, limit: int) -> bytes:
     ``limit`` bytes: at once if its ``Content-Length`` says so, else as soon as it crosses."""
     declared = declared_length(request)
     if declared is not None and declared > limit:
-        raise too_large(request, str(declared), limit, "max_json_bytes")
+        raise too_large(request, str(declared), limit, _JSON_HINT)
     received = bytearray()
     async with aclosing(request.stream()) as stream:
         async for piece in stream:
             if len(received) + len(piece) > limit:
-                raise too_large(request, "more than that", limit, "max_json_bytes")
+                raise too_large(request, "more than that", limit, _JSON_HINT)
             received += piece
     return bytes(received)
 

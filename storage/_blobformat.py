@@ -42,6 +42,13 @@ _RAW_SHARE = 0.9
 Buffer = bytes | bytearray | memoryview
 
 
+#: How to raise ``BlobLimits.max_size``, for the errors that refuse content over it.
+MAX_SIZE_HINT = (
+    "the blob store's max_size: raise it with open_runtime(limits=BlobLimits(max_size=N)), "
+    "or --max-artifact-bytes N on the command line and satchel serve"
+)
+
+
 @attrs.frozen
 class BlobLimits:
     """Every size rule of the blob store in one record."""

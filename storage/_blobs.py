@@ -33,6 +33,7 @@ from satchel._errors import (
 from . import _keys
 from ._blobformat import (
     DIGEST_SIZE,
+    MAX_SIZE_HINT,
     BlobLimits,
     Buffer,
     chunk_key,
@@ -265,7 +266,8 @@ class BlobStore:
     def _check_size(self, size: int) -> None:
         if size > self.limits.max_size:
             raise ContentTooLargeError(
-                f"content of {size} bytes or more is over the limit of {self.limits.max_size} bytes"
+                f"content of {size} bytes or more is over the limit of {self.limits.max_size} "
+                f"bytes ({MAX_SIZE_HINT})"
             )
 
     def put_inline(self, content: Buffer) -> StagedBlob:
