@@ -76,6 +76,24 @@ async def sessions_create(client: Client, args: argparse.Namespace, out: Output)
     return 0
 
 
+async def sessions_update(client: Client, args: argparse.Namespace, out: Output) -> int:
+    tags = [] if args.no_tags else args.tag
+    config: dict[str, Any] = {}
+    if args.no_idle_timeout:
+        config["idle_timeout_s"] = None
+    elif args.idle_timeout is not None:
+        config["idle_timeout_s"] = args.idle_timeout
+    body = _given(
+        name=args.name,
+        description=args.description,
+        tags=tags,
+        metadata=args.metadata,
+        config=config or None,
+    )
+    out.data(await client.call("PATCH", _session_path(args), json=body))
+    return 0
+
+
 async def sessions_transition(client: Client, args: argparse.Namespace, out: Output) -> int:
     body = {"reason": args.reason} if getattr(args, "reason", None) else None
     record = await client.call("POST", _session_path(args, f"/{args.verb}"), json=body)

@@ -106,3 +106,13 @@ def _moment(text: str | None) -> Any:
         return float(text)
     except ValueError:
         return text
+
+
+# -- backups ----------------------------------------------------------------------------------
+
+
+async def backup(client: Client, args: argparse.Namespace, out: Output) -> int:
+    # Absolute: the server that writes it may run in another working folder.
+    path = str(args.path.expanduser().absolute())
+    out.data(await client.call("POST", "/control/backup", json={"path": path}))
+    return 0

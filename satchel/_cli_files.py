@@ -93,7 +93,7 @@ async def import_(client: Client, args: argparse.Namespace, out: Output) -> int:
         task = progress.add_task(f"importing {args.file.name}", total=size)
         report = await client.call(
             "POST",
-            "/import",
+            "/import?new_id=true" if args.new_id else "/import",
             content=_chunks(str(args.file), lambda n: progress.advance(task, n)),
             headers={"Content-Length": str(size)},
         )

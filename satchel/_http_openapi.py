@@ -27,6 +27,7 @@ QUERY_TYPES: dict[str, Any] = {
     "version": int,
     "descending": bool,
     "cascade": bool,
+    "new_id": bool,
     "tags": list[str],
 }
 _ERROR = {

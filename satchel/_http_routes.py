@@ -19,6 +19,7 @@ from satchel._http import (
     runtime,
     strict_bool,
 )
+from satchel._http_admin import ADMIN_ENDPOINTS
 from satchel._http_artifacts import ARTIFACT_ENDPOINTS
 from satchel._http_openapi import fields_of, returns, shape
 from satchel._http_ops import health, metrics
@@ -299,4 +300,4 @@ CONTROL_ENDPOINTS = (
     Endpoint("GET", "/metrics", metrics, "Prometheus metrics", "service",
              produces="text/plain"),
 )  # fmt: skip
-ENDPOINTS = SESSION_ENDPOINTS + CONTROL_ENDPOINTS + ARTIFACT_ENDPOINTS
+ENDPOINTS = SESSION_ENDPOINTS + ADMIN_ENDPOINTS + CONTROL_ENDPOINTS + ARTIFACT_ENDPOINTS
