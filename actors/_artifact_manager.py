@@ -8,6 +8,7 @@ once stored, and a version deleted mid-read reads as ``ArtifactNotFound``.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import stat
 import time
@@ -265,8 +266,9 @@ class ArtifactManager:
             chunks = self._blobs.stream(record.content_hash)
         except BlobNotFoundError:
             raise ArtifactNotFoundError(f"Artifact not found: {record.id} (deleted)") from None
-        async for chunk in chunks:
-            yield chunk
+        async with contextlib.aclosing(chunks):  # a reader that stops early closes it now
+            async for chunk in chunks:
+                yield chunk
         if self._hooks.observed:  # no coroutine per read when nothing observes
             await self._read_done(record, "stream", started)
 

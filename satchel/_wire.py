@@ -10,7 +10,6 @@ from typing import Any
 
 import attrs
 
-from satchel._errors import InvalidArgumentError
 from satchel.actors._artifact_model import ArtifactInfo
 
 
@@ -41,16 +40,3 @@ def to_wire(value: Any) -> Any:
 def dumps(value: Any) -> bytes:
     """A record (or plain data) as compact UTF-8 JSON."""
     return json.dumps(to_wire(value), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def loads_object(body: bytes, what: str = "the request body") -> dict[str, Any]:
-    """A JSON object from bytes (empty = ``{}``); ``InvalidArgumentError`` otherwise."""
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidArgumentError(f"{what} is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise InvalidArgumentError(f"{what} must be a JSON object, not {type(value).__name__}")
-    return value

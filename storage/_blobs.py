@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from typing import final
 
 import anyio
@@ -554,12 +554,12 @@ class BlobStore:
             raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
         return b"".join(chunks)
 
-    def stream(self, blob: BlobLike) -> AsyncIterator[bytes]:
+    def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
         """The content of ``blob`` chunk by chunk, each verified before it is yielded."""
         digest, meta = self._require(blob)
         return self._stream(digest, meta)
 
-    async def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncIterator[bytes]:
+    async def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncGenerator[bytes, None]:
         hasher = new_hasher(meta.size)
         for index in range(meta.chunk_count):
             await anyio.lowlevel.checkpoint()
