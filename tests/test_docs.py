@@ -10,7 +10,6 @@ times). An example that prints must have such a block, except on the pages in
 from __future__ import annotations
 
 import doctest
-import itertools
 import os
 import re
 import subprocess
@@ -37,8 +36,9 @@ def examples(page: Path) -> list[tuple[str, str | None]]:
     """Each python block of the page, with the expected output that follows it, if any."""
     text = page.read_text(encoding="utf-8")
     blocks = list(FENCE.finditer(text))
-    found = []
-    for block, after in itertools.pairwise([*blocks, None]):
+    found: list[tuple[str, str | None]] = []
+    for n, block in enumerate(blocks):
+        after = blocks[n + 1] if n + 1 < len(blocks) else None
         if block.group(1) != "python":
             continue
         expected = None
