@@ -9,8 +9,8 @@ Today's RESULTS.md::
     python perf/report.py perf/storage.json perf/kernel.json perf/sessions.json \
         perf/artifacts.json perf/hooks.json perf/lua.json \
         --notes perf/kernel_memory.md perf/sessions_notes.md perf/artifacts_notes.md \
-        perf/hooks_notes.md perf/lua_notes.md perf/http_notes.md perf/peers_notes.md \
-        perf/raw_floors.md
+        perf/hooks_notes.md perf/lua_notes.md perf/http_notes.md perf/backends_notes.md \
+        perf/peers_notes.md perf/raw_floors.md perf/guide_figures.md
 
 Benchmarks pair by name: ``<op>`` with ``<op> [floor]``, in any file given. A benchmark whose
 metadata holds ``bytes_per_op`` gets a throughput (MB/s, 10^6 bytes per second) and is compared

@@ -33,6 +33,7 @@ from ._errors import StoreWriteFailedError as StoreWriteFailedError
 from ._errors import ValidationError as ValidationError
 from ._runtime import Runtime as Runtime
 from ._runtime import open_runtime as open_runtime
+from ._serve import serve as serve
 from ._version import __version__ as __version__
 from .actors._access import Permission as Permission
 from .actors._artifact_manager import ArtifactManager as ArtifactManager

@@ -21,7 +21,7 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.S | re.M)
 # Pages whose examples print without showing it yet (their output is not checked).
-OUTPUT_NOT_SHOWN = {"http.md"}
+OUTPUT_NOT_SHOWN: set[str] = set()
 CHECKER = doctest.OutputChecker()
 FLAGS = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1 | doctest.DONT_ACCEPT_BLANKLINE
 
