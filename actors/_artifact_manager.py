@@ -365,9 +365,9 @@ class ArtifactManager:
         """The id of the version ``version`` holding ``content_hash`` in the session: what
         rs-llmspell's id tables (``{content_hash, session_id, sequence}``) name."""
         sid = self._session(session_id)
+        # Before the search: a caller with no grant there learns nothing, found or not.
+        self._refuse_stranger(sid)
         found = layout.by_content(self._kv, sid, content_hash, _version(version))
-        if len(found) != 1:
-            self._refuse_stranger(sid)
         if not found:
             raise ArtifactNotFoundError(
                 f"Artifact not found: version {version} holding {content_hash[:16]} in session "

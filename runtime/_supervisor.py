@@ -47,10 +47,6 @@ def _epoch() -> float:
         return epoch
 
 
-#: How many times ``activate`` starts an actor that keeps being passivated as it starts.
-_START_ATTEMPTS = 3
-
-
 class _StoppedWhileStarting(RuntimeClosedError):
     """The actor was passivated (or stopped) before its start finished."""
 
@@ -179,14 +175,14 @@ class Supervisor:
         """The live cell of the actor, started (state restored) if it was not live.
 
         Concurrent calls for one id share one activation: never two live actors per id. An
-        actor passivated while it started is started again (a few times at most).
+        actor passivated while it started is started again.
         """
-        for _ in range(_START_ATTEMPTS - 1):
+        while True:
             try:
                 return await self._activate_once(kind, actor_id)
             except _StoppedWhileStarting:
-                continue
-        return await self._activate_once(kind, actor_id)
+                # Each start ran the mail queued before it, so this ends; let others run.
+                await self.native.checkpoint()
 
     async def _activate_once(self, kind: str, actor_id: str) -> Cell:
         key = (kind, actor_id)

@@ -90,3 +90,20 @@ async def test_writes_racing_a_cascade_get_a_typed_error(rt: Runtime, live: bool
         with pytest.raises(SessionNotFoundError):
             await rt.session(kids[0]).set_state("late", 1)
     assert (await rt.check()).clean
+
+
+async def test_callers_hammering_a_deleted_session_get_session_not_found(rt: Runtime) -> None:
+    """Concurrent callers of a deleted session, whose actor starts and stops under them,
+    get SessionNotFound every time, never a closed-runtime error."""
+    sid = await rt.sessions.create()
+    await rt.sessions.delete(sid)
+    outcomes: list[str] = []
+
+    async def hammer() -> None:
+        for _ in range(300):
+            await _outcome(functools.partial(rt.session(sid).get_state, "k"), outcomes)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(hammer)
+        tasks.start_soon(hammer)
+    assert set(outcomes) == {"SessionNotFoundError"}

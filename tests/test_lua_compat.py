@@ -166,3 +166,26 @@ async def test_ambiguous_id_tables_are_refused(rt: Runtime) -> None:
         """,
     )
     assert found[0] is False and found[1].startswith("InvalidArgument: ")
+
+
+async def test_id_tables_tell_a_stranger_nothing(rt: Runtime) -> None:
+    """A session script without a grant gets the same AccessDenied for a right and a wrong
+    id table of another session: whether that content is there stays hidden."""
+    victim = await rt.sessions.create()
+    ref = await rt.artifacts.store(victim, "secret.txt", b"s3cret", type="tool_result")
+    attacker = await rt.sessions.create()
+    found = await rt.run_lua(
+        f"""
+        local out = {{}}
+        for _, hash in ipairs({{"{ref.content_hash}", string.rep("0", 64)}}) do
+          local ok, err = pcall(Artifact.get, "",
+            {{content_hash = hash, session_id = "{victim}", sequence = 1}})
+          out[#out + 1] = err
+        end
+        return table.unpack(out)
+        """,
+        session_id=attacker,
+        output=lambda _: None,
+    )
+    assert found[0] == found[1] and found[0].startswith("AccessDenied: ")
+    assert ref.id not in found[0]
