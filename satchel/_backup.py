@@ -21,7 +21,7 @@ async def restore_backup(
     """Copy the backup folder ``backup`` to the new (or empty) data folder ``target``, open
     it and check blobs and sessions; ``IntegrityError`` (and no folder) if they do not check
     clean. The backup itself is left as it was."""
-    final, partial = await anyio.to_thread.run_sync(copy_backup, backup, target)
+    partial = await anyio.to_thread.run_sync(copy_backup, backup, target)
     try:
         async with open_runtime(partial) as rt:
             report = await rt.check()
@@ -31,5 +31,10 @@ async def restore_backup(
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(shutil.rmtree, partial, True)
         raise
-    await anyio.to_thread.run_sync(finish_restore, final, partial)
+    try:
+        await anyio.to_thread.run_sync(finish_restore, partial, target)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(shutil.rmtree, partial, True)
+        raise
     return report

@@ -1,16 +1,19 @@
-"""Whole-store backups of a data folder, and restoring one into a new data folder.
+"""Whole-store backups of a data folder, and copying one into a new data folder.
 
 A backup is itself a data folder: RocksDB's checkpoint of the index (a consistent view, hard
 links where the file system allows) and a copy of every chunk file it may name. The chunk
 files are held while they are copied — a file a later commit deletes is removed only once
-the copy is done — so the checkpoint never names a file the copy missed. A backup is built
-under ``<name>.partial`` and renamed into place when complete: a folder by the final name is
-a whole backup.
+the copy is done — so the checkpoint never names a file the copy missed; a file that goes
+anyway (the store closed, or something outside satchel removed it) fails the backup. A backup
+is built in a hidden folder of its own beside the destination and renamed into place when
+complete: a folder by the final name is a whole backup, and nothing that was there before is
+ever removed.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -18,12 +21,16 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from satchel._errors import InvalidArgumentError, ValidationError
+from satchel._errors import (
+    IntegrityError,
+    InvalidArgumentError,
+    StoreClosedError,
+    ValidationError,
+)
 
 from ._rocks import RocksStore
 from ._store import Store
 
-_PARTIAL = ".partial"
 #: A file every RocksDB folder has: what tells a data folder from any other folder.
 _CURRENT = "CURRENT"
 
@@ -43,24 +50,27 @@ async def backup_store(store: Store, destination: str | os.PathLike[str]) -> Bac
     kv = store.kv
     if not isinstance(kv, RocksStore) or store.path is None:
         raise InvalidArgumentError("only a store in a data folder (rocksdb) can be backed up")
-    final, partial = _prepare(destination, store.path)
+    final = _destination(destination, store.path)
+    partial = _partial(final)
     files = kv.checkpoint(partial)
     try:
-        copied = await anyio.to_thread.run_sync(_copy_files, store.path, partial, files)
+        try:
+            copied = await anyio.to_thread.run_sync(_copy_files, store.path, partial, files)
+        finally:
+            kv.end_checkpoint()
+        if kv.closed:
+            # Its next open removes files the copy may have missed: this copy is not whole.
+            raise StoreClosedError("the store closed while it was being backed up")
+        _publish(partial, final)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(shutil.rmtree, partial, True)
         raise
-    finally:
-        kv.end_checkpoint()
-    os.replace(partial, final)
-    _sync_dir(final.parent)
     return BackupReport(final, len(files), copied)
 
 
-def _prepare(destination: str | os.PathLike[str], data: Path) -> tuple[Path, Path]:
-    """The backup's final and partial folders, checked (a stopped backup's partial one is
-    removed)."""
+def _destination(destination: str | os.PathLike[str], data: Path) -> Path:
+    """The backup's folder, checked: new, outside the data folder, in a folder that exists."""
     final = Path(destination).expanduser().absolute()
     if final.exists():
         raise ValidationError(f"{str(final)!r} exists already: a backup goes to a new folder")
@@ -68,15 +78,26 @@ def _prepare(destination: str | os.PathLike[str], data: Path) -> tuple[Path, Pat
         raise ValidationError("a backup cannot go inside the data folder it copies")
     if not final.parent.is_dir():
         raise ValidationError(f"no folder {str(final.parent)!r} to hold the backup")
-    partial = final.with_name(final.name + _PARTIAL)
-    if partial.exists():
-        shutil.rmtree(partial)
-    return final, partial
+    return final
+
+
+def _partial(final: Path) -> Path:
+    """A new hidden folder name beside ``final``, this copy's own while it is written."""
+    return final.with_name(f".{final.name}.partial-{secrets.token_hex(6)}")
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """Give the finished copy its name (which must still be free, or an empty folder)."""
+    if final.exists():
+        if not final.is_dir() or any(final.iterdir()):
+            raise ValidationError(f"{str(final)!r} appeared while the copy was made")
+        final.rmdir()
+    os.rename(partial, final)
+    _sync_dir(final.parent)
 
 
 def _copy_files(source: Path, target: Path, files: list[str]) -> int:
-    """Copy ``files`` (relative paths) from ``source`` to ``target``, synced; their bytes.
-    A file gone since it was listed was a pending upload the index no longer names."""
+    """Copy ``files`` (relative paths) from ``source`` to ``target``, synced; their bytes."""
     total = 0
     folders: set[Path] = set()
     for name in files:
@@ -87,7 +108,10 @@ def _copy_files(source: Path, target: Path, files: list[str]) -> int:
         try:
             shutil.copyfile(source / name, to)
         except FileNotFoundError:
-            continue
+            if not (source / name).exists():
+                gone = f"chunk file {name} went while it was being backed up"
+                raise IntegrityError(gone) from None
+            raise
         fd = os.open(to, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -107,27 +131,29 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def finish_restore(final: Path, partial: Path) -> None:
-    """Move a checked restore copy into place."""
-    if final.exists():
-        final.rmdir()
-    os.replace(partial, final)
-    _sync_dir(final.parent)
-
-
-def copy_backup(
-    backup: str | os.PathLike[str], target: str | os.PathLike[str]
-) -> tuple[Path, Path]:
-    """Copy the backup folder ``backup`` beside the new data folder ``target`` (to its
-    partial name); ``(final, partial)``. The caller checks the copy, then ``finish_restore``."""
+def copy_backup(backup: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Copy the backup folder ``backup`` to a hidden folder of its own beside the new data
+    folder ``target``, and return it; the caller checks the copy, then ``finish_restore``
+    names it (or removes it)."""
     source = Path(backup).expanduser().absolute()
     final = Path(target).expanduser().absolute()
-    if not (source / _CURRENT).is_file() or source.name.endswith(_PARTIAL):
+    if not (source / _CURRENT).is_file() or ".partial-" in source.name:
         raise ValidationError(f"{str(source)!r} is not a finished satchel backup")
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise ValidationError(f"{str(final)!r} is not empty: restore into a new folder")
-    partial = final.with_name(final.name + _PARTIAL)
-    if partial.exists():
-        shutil.rmtree(partial)
-    shutil.copytree(source, partial)
-    return final, partial
+    if not final.parent.is_dir():
+        raise ValidationError(f"no folder {str(final.parent)!r} to restore into")
+    partial = _partial(final)
+    try:
+        shutil.copytree(source, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return partial
+
+
+def finish_restore(partial: Path, target: str | os.PathLike[str]) -> Path:
+    """Give a checked restore copy the data folder's name; the folder."""
+    final = Path(target).expanduser().absolute()
+    _publish(partial, final)
+    return final

@@ -384,6 +384,11 @@ class RocksStore:
         self._target(Space.INDEX).compact_range(None, None)
         self._target(Space.BLOBS).compact_range(None, None)
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._db is None
+
     def close(self) -> None:
         """Flush the memtables and release the folder's lock."""
         if self._db is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from satchel.storage import _backup
 from satchel import (
     IntegrityError,
     InvalidArgumentError,
+    StoreClosedError,
     ValidationError,
     open_runtime,
     restore_backup,
@@ -116,3 +118,72 @@ async def test_a_damaged_backup_does_not_restore(tmp_path: Path) -> None:
         await restore_backup(tmp_path / "b", tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
     assert not (tmp_path / "restored.partial").exists()
+
+
+async def test_a_backup_never_removes_what_was_there(tmp_path: Path) -> None:
+    """A data folder named like a backup's work folder is left alone, and so is its store."""
+    async with open_runtime(tmp_path / "store.partial") as rt:
+        sid = await rt.sessions.create(name="live")
+        await rt.backup(tmp_path / "store")
+        assert (await rt.sessions.get(sid)).name == "live"
+        assert (await rt.check()).clean
+    assert sorted(os.listdir(tmp_path)) == ["store", "store.partial"]
+
+
+async def test_two_backups_to_one_place_leave_one_whole_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of two backups racing to one destination one is published, the other refused, and
+    no work folder is left."""
+    copy = _backup._copy_files
+    async with open_runtime(tmp_path / "data") as rt:
+        sid = await rt.sessions.create()
+        await rt.artifacts.store(sid, "a.bin", os.urandom(BIG), type="tool_result")
+        second: list[BaseException] = []
+
+        async def race() -> None:
+            try:
+                await rt.backup(tmp_path / "b")
+            except ValidationError as error:
+                second.append(error)
+
+        def copy_while_another_runs(*args: Any) -> int:
+            monkeypatch.setattr(_backup, "_copy_files", copy)
+            anyio.from_thread.run(race)
+            return copy(*args)
+
+        monkeypatch.setattr(_backup, "_copy_files", copy_while_another_runs)
+        with pytest.raises(ValidationError):
+            await rt.backup(tmp_path / "b")
+        assert second == []  # the one started second finished first
+    assert sorted(os.listdir(tmp_path)) == ["b", "data"]
+    assert (await restore_backup(tmp_path / "b", tmp_path / "r")).clean
+
+
+async def test_a_store_closed_under_a_backup_fails_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup whose store closes while it copies fails, leaving no folder."""
+    copy = _backup._copy_files
+    async with open_runtime(tmp_path / "data") as rt:
+        await rt.sessions.create()
+
+        def copy_after_close(*args: Any) -> int:
+            rt.store.kv.close()
+            return copy(*args)
+
+        monkeypatch.setattr(_backup, "_copy_files", copy_after_close)
+        with pytest.raises(StoreClosedError):
+            await rt.backup(tmp_path / "b")
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
+async def test_a_restore_that_fails_to_copy_leaves_nothing(tmp_path: Path) -> None:
+    """A backup that cannot be copied whole (a dangling link in it) leaves no folder."""
+    async with open_runtime(tmp_path / "data") as rt:
+        await rt.sessions.create()
+        await rt.backup(tmp_path / "b")
+    (tmp_path / "b" / "broken").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(shutil.Error):
+        await restore_backup(tmp_path / "b", tmp_path / "r")
+    assert sorted(os.listdir(tmp_path)) == ["b", "data"]
