@@ -6,7 +6,9 @@ An archive is an uncompressed POSIX tar holding, in this order:
 ``manifest.json``      format, version, session id, counts, and each later member's size and hash
 ``session.msgpack``    ``{"record": bytes, "counters": bytes}`` as the store holds them
 ``variables.msgpack``  ``[[key, stored value], ...]`` in key order
-``artifacts.msgpack``  ``{"versions": [stored record, ...], "names": [[name, stored entry], ...]}``
+``artifacts.msgpack``  ``{"versions": [stored record, ...], "names": [[name, stored entry], ...],
+                       "retired": [[name, last version], ...]}`` (``retired``: names whose
+                       every version was deleted; from format version 2 on)
 ``journal.msgpack``    ``[[seq, stored entry], ...]`` from 1 on
 ``blobs/<hash>``       the raw content of each distinct blob, once (its hash is its BLAKE3)
 =====================  ==========================================================================
@@ -35,7 +37,9 @@ from satchel._errors import InvalidArgumentError, ValidationError
 from . import _validate as validate
 
 FORMAT = "satchel-session-archive"
-VERSION = 1
+VERSION = 2
+#: The format versions this satchel reads (1 has no ``retired`` names).
+READABLE = (1, 2)
 
 MANIFEST = "manifest.json"
 SESSION = "session.msgpack"
@@ -173,8 +177,11 @@ def parse_manifest(data: bytes) -> Manifest:
     if type(body) is not dict or body.get("format") != FORMAT:
         raise refuse(f"the manifest does not name the format {FORMAT!r}")
     version = body.get("version")
-    if version != VERSION or type(version) is not int:
-        raise refuse(f"format version {version!r} is unknown; this satchel reads version {VERSION}")
+    if version not in READABLE or type(version) is not int:
+        raise refuse(
+            f"format version {version!r} is unknown; this satchel reads versions "
+            f"{', '.join(map(str, READABLE))}"
+        )
     try:
         session_id = validate.session_id(body.get("session_id"))[0]
     except (InvalidArgumentError, ValidationError) as error:

@@ -50,6 +50,8 @@ _U64_MAX = (1 << 64) - 1
 # The last microsecond a datetime can hold (year 9999): every time read back becomes one.
 _LAST_US = 253_402_300_799_999_999
 _U32_MAX = (1 << 32) - 1
+_NIL = "00000000-0000-0000-0000-000000000000"
+_WITH_RETIRED = ["names", "retired", "versions"]
 _DEADLINES = frozenset(d.value for d in layout.Deadline)
 
 
@@ -67,6 +69,7 @@ class _Records:
     journal: list[tuple[int, bytes]] = attrs.Factory(list)
     versions: list[tuple[bytes, ArtifactRecord]] = attrs.Factory(list)
     names: list[tuple[bytes, bytes]] = attrs.Factory(list)
+    retired: list[tuple[bytes, bytes]] = attrs.Factory(list)
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -115,6 +118,7 @@ def _read_session(records: _Records, data: bytes) -> None:
     record = _decoded("the session record", layout.RECORD_CODEC.decode, body["record"])
     records.counters = _decoded("the counters", layout.Counters.decode, body["counters"])
     _expect(record.id == records.session_id, f"the record is of session {record.id!r:.60}")
+    _expect(record.id != _NIL, "the nil UUID names no session")
     validate.text("session name", record.name, validate.MAX_NAME_BYTES)
     validate.text(
         "session description", record.description, validate.MAX_DESCRIPTION_BYTES, nul_ok=True
@@ -161,8 +165,8 @@ def _read_variables(records: _Records, data: bytes) -> None:
 def _read_artifacts(records: _Records, data: bytes) -> None:
     body = _unpack(fmt.ARTIFACTS, data)
     _expect(
-        type(body) is dict and sorted(body) == ["names", "versions"],
-        f"{fmt.ARTIFACTS} must hold the versions and names",
+        type(body) is dict and sorted(body) in (["names", "versions"], _WITH_RETIRED),
+        f"{fmt.ARTIFACTS} must hold the versions and names (and retired names)",
     )
     versions = body["versions"]
     _expect(type(versions) is list, "versions must be a list")
@@ -172,6 +176,19 @@ def _read_artifacts(records: _Records, data: bytes) -> None:
         _check_version(records.session_id, record)
         records.versions.append((raw, record))
     records.names = _pairs("names", body["names"], bytes)
+    records.retired = _pairs("retired", body.get("retired", []), bytes)
+    live = {name for name, _ in records.names}
+    for name, value in records.retired:
+        validate.artifact_name(_utf8(name, "a retired name"))
+        _expect(name not in live, f"retired name {name!r:.80} still has versions")
+        _expect(len(value) == 4 and value != bytes(4), f"retired name {name!r:.80}: bad value")
+
+
+def _utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise fmt.refuse(f"{what} {data!r:.80} is not UTF-8") from None
 
 
 def _check_version(session_id: str, record: ArtifactRecord) -> None:
@@ -373,6 +390,8 @@ class _Import:
         for name, value in records.names:
             batch.put(artifact_layout.name_key(sid, name), value)
             batch.put(index.LATEST + index.suffix_of(latest[name]), b"")
+        for name, value in records.retired:
+            batch.put(artifact_layout.retired_key(sid, name), value)
         # Raises before writing anything if a reused blob went meanwhile.
         self.store.blobs.commit(batch, add=refs)
 
@@ -447,6 +466,7 @@ def _require_absent(store: Store, records: _Records) -> None:
         layout.journal_prefix(sid),
         artifact_layout.session_prefix(sid),
         artifact_layout.names_prefix(sid),
+        artifact_layout.retired_prefix(sid),
     ):
         if next(scan_prefix(kv, prefix, limit=1), None) is not None:
             raise SessionExistsError(

@@ -28,11 +28,13 @@ def renamed(records: Any) -> Any:
         created_by = ids.get(version.created_by, version.created_by)
         moved = attrs.evolve(version, id=fresh, session_id=new_id, created_by=created_by)
         versions.append((ARTIFACT_CODEC.encode(moved), moved))
-    record = attrs.evolve(record, id=new_id)
+    # A copy the host imports is the host's: it counts against no script's budget.
+    record = attrs.evolve(record, id=new_id, budget_of=None)
     journal = []
     for seq, entry in records.journal:
         at_us, kind, data, cause = layout.decode_entry_with_cause(entry)
-        journal.append((seq, layout.encode_entry(at_us, kind, _swap(data, ids), _swap(cause, ids))))
+        data, cause = _renamed_entry(kind, data, cause, ids)
+        journal.append((seq, layout.encode_entry(at_us, kind, data, cause)))
     latest = {v.name.encode(): v for _, v in versions}  # versions come in version order
     names = []
     for name, value in records.names:
@@ -51,12 +53,25 @@ def renamed(records: Any) -> Any:
     )
 
 
-def _swap(value: Any, ids: dict[str, str]) -> Any:
-    """``value`` with every string that is an old id replaced by its new one."""
-    if isinstance(value, str):
-        return ids.get(value, value)
-    if isinstance(value, dict):
-        return {key: _swap(item, ids) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_swap(item, ids) for item in value]
-    return value
+def _renamed_entry(
+    kind: str, data: dict[str, Any], cause: dict[str, Any] | None, ids: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A journal entry's data and cause with the ids of this session's own artifacts (and
+    the session itself) where entries hold them: the only places, so a variable or a name
+    that happens to hold an id is kept as it was."""
+    data = dict(data)
+    if kind in ("artifact_stored", "artifact_shared", "artifact_revoked") and data.get("id"):
+        data["id"] = ids.get(data["id"], data["id"])
+    elif kind == "artifact_deleted":
+        data["deleted"] = [_renamed_id(item, ids) for item in data.get("deleted", ())]
+    elif kind == "session_forked":
+        data["artifacts"] = [_renamed_id(item, ids) for item in data.get("artifacts", ())]
+    if cause is not None and cause.get("session_id") in ids:
+        cause = {**cause, "session_id": ids[cause["session_id"]]}
+    return data, cause
+
+
+def _renamed_id(item: Any, ids: dict[str, str]) -> Any:
+    if isinstance(item, dict) and isinstance(item.get("id"), str):
+        return {**item, "id": ids.get(item["id"], item["id"])}
+    return item

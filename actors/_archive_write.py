@@ -56,6 +56,7 @@ class _Snapshot:
     journal: list[tuple[int, bytes]]
     versions: list[bytes]
     names: list[tuple[bytes, bytes]]
+    retired: list[tuple[bytes, bytes]]
     blobs: list[BlobRef]  # distinct, in the order versions first name them
     owners: dict[str, list[bytes]]  # content hash -> the version keys that reference it
 
@@ -129,6 +130,8 @@ def _snapshot(kv: KeyValueStore, store: Store, session_id: str, sid: bytes) -> _
             blobs[record.content_hash] = ref
     start = len(artifact_layout.names_prefix(sid))
     names = [(k[start:], v) for k, v in scan_prefix(kv, artifact_layout.names_prefix(sid))]
+    start = len(artifact_layout.retired_prefix(sid))
+    retired = [(k[start:], v) for k, v in scan_prefix(kv, artifact_layout.retired_prefix(sid))]
     return _Snapshot(
         raw_record,
         raw_counters,
@@ -137,6 +140,7 @@ def _snapshot(kv: KeyValueStore, store: Store, session_id: str, sid: bytes) -> _
         journal,
         versions,
         names,
+        retired,
         list(blobs.values()),
         owners,
     )
@@ -185,7 +189,11 @@ async def export_session(
         fmt.SESSION: _packed({"record": snap.record, "counters": snap.counters}),
         fmt.VARIABLES: _packed([list(pair) for pair in snap.variables]),
         fmt.ARTIFACTS: _packed(
-            {"versions": snap.versions, "names": [list(pair) for pair in snap.names]}
+            {
+                "versions": snap.versions,
+                "names": [list(pair) for pair in snap.names],
+                "retired": [list(pair) for pair in snap.retired],
+            }
         ),
         fmt.JOURNAL: _journal_pieces(snap.journal),
     }

@@ -277,7 +277,7 @@ async def test_archive_is_a_plain_tar_with_a_manifest(rt: Runtime) -> None:
     manifest = json.loads(items[0][1])
     assert (manifest["format"], manifest["version"], manifest["session_id"]) == (
         "satchel-session-archive",
-        1,
+        2,
         sid,
     )
     assert manifest["counts"] == {
@@ -605,7 +605,7 @@ async def test_blob_not_matching_its_content_hash_is_refused(
     await clean(target)
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+@pytest.mark.parametrize("version", [0, 3, "1", None])
 async def test_unknown_format_version_is_refused(
     archive: bytes, target: Runtime, version: object
 ) -> None:
