@@ -103,7 +103,7 @@ class Control:
     async def inspect(self, actor_id: str, kind: str = SESSION_KIND) -> ActorInspection:
         """An actor's counters (``None`` when it is not live) and, for a session, its record;
         ``ActorNotFoundError`` when it is neither live nor a session."""
-        _kind(kind)
+        actor_id = _actor_id(_kind(kind), actor_id)
         try:
             actor = self._supervisor.inspect(kind, actor_id)
         except ActorNotFoundError:
@@ -155,19 +155,19 @@ class Control:
     def passivate(self, actor_id: str, kind: str = SESSION_KIND) -> None:
         """Ask a live actor to flush and leave memory after its current turn (the next
         message activates it again); ``ActorNotFoundError`` when it is not live."""
-        self._supervisor.request(_kind(kind), actor_id, "passivate")
+        self._supervisor.request(_kind(kind), _actor_id(kind, actor_id), "passivate")
 
     def restart(self, actor_id: str, kind: str = SESSION_KIND) -> None:
         """Ask a live actor to restart from its stored state after its current turn."""
-        self._supervisor.request(_kind(kind), actor_id, "restart")
+        self._supervisor.request(_kind(kind), _actor_id(kind, actor_id), "restart")
 
     async def stop(self, actor_id: str, kind: str = SESSION_KIND) -> None:
         """Passivate a live actor and return once it is gone (its state flushed)."""
-        await self._supervisor.stop(_kind(kind), actor_id)
+        await self._supervisor.stop(_kind(kind), _actor_id(kind, actor_id))
 
     def clear_failure(self, actor_id: str, kind: str = SESSION_KIND) -> None:
         """Forget that an actor failed, so its next message activates it again."""
-        self._supervisor.clear_failure(_kind(kind), actor_id)
+        self._supervisor.clear_failure(_kind(kind), _actor_id(kind, actor_id))
 
     # -- replays ----------------------------------------------------------------------------
 
@@ -213,6 +213,11 @@ class Control:
         report = await self._store.check(fix=True)
         await anyio.to_thread.run_sync(self._store.kv.compact)
         return GcReport(passivated, len(report.orphan_chunks), compacted=True)
+
+
+def _actor_id(kind: str, actor_id: str) -> str:
+    """A session actor's id is its session's canonical id (a session key names it too)."""
+    return validate.session_id(actor_id)[0] if kind == SESSION_KIND else actor_id
 
 
 def _kind(kind: str) -> str:

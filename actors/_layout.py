@@ -22,6 +22,7 @@ from satchel.storage import _keys as keys
 
 from satchel._errors import IntegrityError
 
+from . import _validate as validate
 from ._model import SessionConfig, SessionStatus
 
 _U64 = struct.Struct(">Q")
@@ -57,9 +58,18 @@ class SessionRecord:
     deadlines: tuple[tuple[int, bytes], ...] = ()
     # The session whose budget this one's operations also count against (``_budgets``).
     budget_of: str | None = None
+    # The key a caller chose for it (its id is derived from the key), and the application and
+    # user it belongs to, if given.
+    key: str | None = None
+    app: str | None = None
+    user: str | None = None
 
 
-RECORD_CODEC = RecordCodec(SessionRecord, kind="session", version=1)
+def _from_version_1(fields: dict[str, Any]) -> dict[str, Any]:
+    return {**fields, "key": None, "app": None, "user": None}
+
+
+RECORD_CODEC = RecordCodec(SessionRecord, kind="session", version=2, upgrades={1: _from_version_1})
 
 
 class Counters(NamedTuple):
@@ -169,6 +179,8 @@ BY_STATUS = keys.SESSION_INDEX + b"s"
 BY_TAG = keys.SESSION_INDEX + b"t"
 BY_PARENT = keys.SESSION_INDEX + b"p"
 BY_BUDGET = keys.SESSION_INDEX + b"b"
+BY_APP = keys.SESSION_INDEX + b"a"
+BY_USER = keys.SESSION_INDEX + b"w"
 
 _STATUS_BYTE = {status: bytes([i + 1]) for i, status in enumerate(SessionStatus)}
 
@@ -191,6 +203,16 @@ def spent_prefix(holder: bytes) -> bytes:
 def budget_prefix(holder: bytes) -> bytes:
     """The prefix of the sessions counting against the budget of ``holder``."""
     return BY_BUDGET + holder
+
+
+def app_prefix(app: str) -> bytes:
+    """The prefix of the sessions of application ``app`` (creation-ordered)."""
+    return BY_APP + app.encode() + b"\x00"
+
+
+def user_prefix(app: str | None, user: str) -> bytes:
+    """The prefix of the sessions of ``user`` in application ``app`` (creation-ordered)."""
+    return BY_USER + (app or "").encode() + b"\x00" + user.encode() + b"\x00"
 
 
 def parent_prefix(parent: bytes) -> bytes:
@@ -249,6 +271,10 @@ def index_entries(sid: bytes, record: SessionRecord) -> list[tuple[bytes, bytes]
         found.append((parent_prefix(bytes_of(record.parent_id)) + created + sid, b""))
     if record.budget_of is not None:
         found.append((budget_prefix(bytes_of(record.budget_of)) + created + sid, b""))
+    if record.app is not None:
+        found.append((app_prefix(record.app) + created + sid, b""))
+    if record.user is not None:
+        found.append((user_prefix(record.app, record.user) + created + sid, b""))
     return found
 
 
@@ -286,8 +312,11 @@ DEADLINES_UPPER = prefix_upper_bound(keys.DEADLINE)
 
 
 def bytes_of(session_id: str) -> bytes:
-    """The 16 bytes of a canonical session id (already validated)."""
-    return bytes.fromhex(session_id.replace("-", ""))
+    """The 16 bytes of a session id already validated: canonical, or a session's key."""
+    try:
+        return bytes.fromhex(session_id.replace("-", ""))
+    except ValueError:
+        return validate.session_id(session_id)[1]
 
 
 def text_of(sid: bytes) -> str:

@@ -27,6 +27,7 @@ from satchel._errors import (
     ValidationError,
 )
 
+from . import _creation as creation
 from . import _layout as layout
 from . import _removal as removal
 from . import _session_update as update
@@ -34,12 +35,13 @@ from . import _validate as validate
 from ._artifact_manager import ArtifactManager
 from ._budgets import Budgets
 from ._check import SessionCheckReport, check_sessions
+from ._creation import Creation
 from ._deadlines import DeadlineBoard
 from ._events import EventBus, correlation_of
 from ._handle import SessionHandle
 from ._history import History, ReplayMetadata
 from ._hooks import HookPoint, Hooks
-from ._lifecycle import ACTIVE, Transition
+from ._lifecycle import Transition
 from ._messages import (
     ChangeStatus,
     Delete,
@@ -71,25 +73,6 @@ _DELETE_ATTEMPTS = 20
 #: Session refs the manager keeps for the ids it was last asked about.
 _REMEMBERED_REFS = 4096
 _CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(SessionConfig))
-
-
-def merge_config(
-    defaults: SessionConfig, given: SessionConfig | Mapping[str, Any] | None
-) -> SessionConfig:
-    """``given`` (a record, or a map of some fields) over the runtime's defaults."""
-    if given is None:
-        return defaults
-    if isinstance(given, SessionConfig):
-        return given
-    if not isinstance(given, Mapping):
-        raise InvalidArgumentError(f"config must be a map, not {type(given).__name__}")
-    unknown = sorted(str(k) for k in given if k not in _CONFIG_FIELDS)
-    if unknown:
-        raise InvalidArgumentError(
-            f"unknown session config field(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(_CONFIG_FIELDS))}"
-        )
-    return attrs.evolve(defaults, **given)
 
 
 @final
@@ -158,14 +141,21 @@ class SessionManager:
         parent_session_id: str | None = None,
         config: SessionConfig | Mapping[str, Any] | None = None,
         budget_of: str | None = None,
+        key: str | None = None,
+        app: str | None = None,
+        user: str | None = None,
     ) -> str:
         """Create an active session and return its id (``SessionNotFound`` for a missing parent).
 
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
-        are the same field. With ``budget_of`` (a session id) the new session's limits are at
-        most that session's (and its parent's), and its operations, artifacts and bytes count
-        against that session's budget too (what a session script's sessions get); that
-        session cannot be deleted while this one exists.
+        are the same field. With ``key`` (any text of 1..256 bytes, e.g. a framework's thread
+        id) the session's id is derived from the key, every call taking a session id takes the
+        key too, and a second session with that key is refused (``SessionExistsError``).
+        ``app`` and ``user`` (``user`` needs ``app``) scope it: ``list(app=, user=)``. With
+        ``budget_of`` (a session id) the new session's limits are at most that session's
+        (and its parent's), and its operations, artifacts and bytes count against that
+        session's budget too (what a session script's sessions get); that session cannot be
+        deleted while this one exists.
         """
         started = time.perf_counter_ns()
         if (
@@ -176,15 +166,18 @@ class SessionManager:
             raise InvalidArgumentError(
                 f"parent_id {parent_id!r} and parent_session_id {parent_session_id!r} disagree"
             )
-        record, sid = self._new_record(
-            "" if name is None else name,
-            "" if description is None else description,
-            () if tags is None else tags,
-            metadata,
-            parent_id if parent_id is not None else parent_session_id,
-            config,
-            budget_of,
+        fields = Creation(
+            name="" if name is None else name,
+            description="" if description is None else description,
+            tags=() if tags is None else tags,
+            metadata=metadata,
+            parent_id=parent_id if parent_id is not None else parent_session_id,
+            config=config,
+            key=key,
+            app=app,
+            user=user,
         )
+        record, sid = self._new_record(fields, budget_of)
         cause = None
         if record.parent_id is not None:
             parent = layout.bytes_of(record.parent_id)
@@ -199,7 +192,7 @@ class SessionManager:
             correlation = correlation_of(self._kv, record.parent_id)
         else:
             correlation = record.id
-        created = _created_data(record)
+        created = creation.created_data(record)
         if self._hooks.has(HookPoint.SESSION_START):
             record, created = await self._start_hooks(record)
             if record.parent_id is not None and self._kv.get(layout.record_key(parent)) is None:
@@ -208,6 +201,7 @@ class SessionManager:
         created["correlation_id"] = correlation
         now = record.created_us
         batch = Batch()
+        creation.refuse_taken(self._kv, record, sid)
         holders = self._budgets.admit(batch, record, sid)
         encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
         if len(encoded) > validate.MAX_METADATA_BYTES:
@@ -219,8 +213,8 @@ class SessionManager:
             layout.journal_key(sid, 1),
             layout.encode_entry(now, "session_created", created, cause),
         )
-        for key, value in layout.index_entries(sid, record):
-            batch.put(key, value)
+        for entry, value in layout.index_entries(sid, record):
+            batch.put(entry, value)
         batch.put(layout.updated_key(sid, now), layout.u64(now))
         layout.move_deadlines(batch, sid, (), record.deadlines)
         self._kv.write(batch)
@@ -250,48 +244,11 @@ class SessionManager:
 
     def _new_record(
         self,
-        name: str,
-        description: str,
-        tags: Iterable[str],
-        metadata: Mapping[str, Any] | None,
-        parent_id: str | None,
-        config: SessionConfig | Mapping[str, Any] | None,
+        fields: Creation,
         budget_of: str | None = None,
     ) -> tuple[layout.SessionRecord, bytes]:
-        meta = validate.metadata(metadata)
-        parent = None if parent_id is None else validate.session_id(parent_id)[0]
-        merged = merge_config(self.defaults, config)
-        if budget_of is not None:  # limits at most the holder's and the parent's
-            bounds = [budget_of] if parent is None else [budget_of, parent]
-            for found in load(self._kv, [validate.session_id(b)[1] for b in bounds]):
-                if found is None:
-                    raise SessionNotFoundError(f"Session not found: {budget_of} or {parent}")
-                merged = merged.within(found[0].config)
-        session_id, sid = validate.new_session_id()
         now = round(self._supervisor.clock() * _US)
-        deadlines = []
-        if merged.max_duration_s is not None:
-            deadlines.append(
-                (now + round(merged.max_duration_s * _US), layout.Deadline.MAX_DURATION.value)
-            )
-        if merged.idle_timeout_s is not None:
-            deadlines.append((now + round(merged.idle_timeout_s * _US), layout.Deadline.IDLE.value))
-        record = layout.SessionRecord(
-            id=session_id,
-            name=validate.text("session name", name, validate.MAX_NAME_BYTES),
-            description=validate.text(
-                "session description", description, validate.MAX_DESCRIPTION_BYTES, nul_ok=True
-            ),
-            tags=validate.tags(tags),
-            metadata=meta,
-            parent_id=parent,
-            config=merged,
-            status=ACTIVE,
-            created_us=now,
-            deadlines=tuple(deadlines),
-            budget_of=budget_of,
-        )
-        return record, sid
+        return creation.new_record(self._kv, self.defaults, fields, now, budget_of)
 
     async def _start_hooks(
         self, record: layout.SessionRecord, *, origin: str | None = None
@@ -322,7 +279,7 @@ class SessionManager:
                 tags=validate.tags(data["tags"]),
                 metadata=validate.metadata(data["metadata"]),
             )
-        return record, {**_created_data(record), "hooks": records}
+        return record, {**creation.created_data(record), "hooks": records}
 
     # -- history --------------------------------------------------------------------------
 
@@ -359,27 +316,31 @@ class SessionManager:
         at: int | None = None,
         name: str | None = None,
         budget_of: str | None = None,
+        key: str | None = None,
     ) -> str:
         """A new session holding the variables and artifacts ``session_id`` had after
         entry ``at`` (default: now); artifact content is shared, not copied. The
         ``session_start`` hooks run as for a creation (their data names the origin).
-        ``budget_of`` as for ``create``."""
+        ``budget_of`` and ``key`` as for ``create``; the fork keeps the origin's app and
+        user."""
         started = time.perf_counter_ns()
         state = self._history.state_at(session_id, at)
         origin = load(self._kv, [validate.session_id(session_id)[1]])[0]
         assert origin is not None  # state_at found it
         record = origin[0]
         if name is None:
-            name = _fork_name(record.name)
-        forked, sid = self._new_record(
-            name,
-            record.description,
-            record.tags,
-            record.metadata,
-            None,
-            record.config,
-            budget_of,
+            name = creation.fork_name(record.name)
+        fields = Creation(
+            name=name,
+            description=record.description,
+            tags=record.tags,
+            metadata=record.metadata,
+            config=record.config,
+            key=key,
+            app=record.app,
+            user=record.user,
         )
+        forked, sid = self._new_record(fields, budget_of)
         hook_records: list[dict[str, Any]] = []
         if self._hooks.has(HookPoint.SESSION_START):
             # A fork starts a session as a creation does: the same hooks may change or refuse it.
@@ -390,6 +351,7 @@ class SessionManager:
         correlation = correlation_of(self._kv, record.id)
         artifacts, size = len(state.artifacts), sum(a.size for a in state.artifacts)
         extra = Batch()
+        creation.refuse_taken(self._kv, forked, sid)
         holders = self._budgets.admit(extra, forked, sid, artifacts, size)
         data, cause = self._history.fork_write(state, forked, sid, correlation, hook_records, extra)
         if holders is not None:
@@ -592,16 +554,3 @@ def _query(filters: dict[str, Any]) -> SessionQuery:
             f"known: {', '.join(sorted(QUERY_FIELDS))}"
         )
     return make_query(**filters)
-
-
-def _created_data(record: layout.SessionRecord) -> dict[str, Any]:
-    # Description, metadata and config are read from the record, which lives and dies with
-    # the journal, rather than stored twice; a ``session_updated`` entry names any change.
-    return {"name": record.name, "tags": record.tags, "parent_session_id": record.parent_id}
-
-
-def _fork_name(name: str) -> str:
-    """The default name of a fork: the origin's, marked, within the name limit."""
-    suffix = " (fork)"
-    room = validate.MAX_NAME_BYTES - len(suffix)
-    return name.encode()[:room].decode(errors="ignore") + suffix

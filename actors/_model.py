@@ -138,6 +138,11 @@ class SessionInfo:
     total_bytes: int
     operation_count: int
     failure_reason: str | None
+    #: The key the session was created with (its id is derived from it), if any.
+    key: str | None = None
+    #: The application and user the session belongs to, if given at creation.
+    app: str | None = None
+    user: str | None = None
 
 
 @attrs.frozen

@@ -48,10 +48,14 @@ class SessionQuery:
     descending: bool = False
     offset: int = 0
     limit: int | None = None
+    app: str | None = None
+    user: str | None = None
 
 
 QUERY_FIELDS = frozenset(
     {
+        "app",
+        "user",
         "status",
         "tags",
         "parent_session_id",
@@ -78,8 +82,11 @@ def make_query(
     descending: bool = False,
     offset: int = 0,
     limit: int | None = None,
+    app: str | None = None,
+    user: str | None = None,
 ) -> SessionQuery:
-    """A ``SessionQuery`` from the spec's filters, each checked."""
+    """A ``SessionQuery`` from the spec's filters, each checked (``user`` within ``app``:
+    the sessions created with both)."""
     if status is not None:
         if not isinstance(status, str):
             raise InvalidArgumentError(f"status must be a string, not {type(status).__name__}")
@@ -107,7 +114,17 @@ def make_query(
         descending=descending,
         offset=offset,
         limit=limit,
+        app=None if app is None else scope("app", app),
+        user=None if user is None else scope("user", user),
     )
+
+
+def scope(field: str, value: object) -> str:
+    """An application or user name: text of 1..256 UTF-8 bytes, no NUL."""
+    checked = validate.text(field, value, validate.MAX_SESSION_KEY_BYTES)
+    if not checked:
+        raise ValidationError(f"{field} must not be empty")
+    return checked
 
 
 def _time(field: str, value: Any) -> int | None:
@@ -132,6 +149,9 @@ def to_info(record: layout.SessionRecord, counters: layout.Counters) -> SessionI
         total_bytes=counters.total_bytes,
         operation_count=counters.operations,
         failure_reason=record.failure_reason,
+        key=record.key,
+        app=record.app,
+        user=record.user,
     )
 
 
@@ -201,6 +221,8 @@ def _matches(record: layout.SessionRecord, query: SessionQuery) -> bool:
         (query.status is None or record.status == query.status)
         and all(tag in record.tags for tag in query.tags)
         and (query.parent_session_id is None or record.parent_id == query.parent_session_id)
+        and (query.app is None or record.app == query.app)
+        and (query.user is None or (record.user == query.user and record.app == query.app))
         and (query.search is None or query.search.encode() in layout.search_text(record))
         and (after is None or record.created_us > after)
         and (before is None or record.created_us < before)
@@ -291,6 +313,10 @@ def _page(kv: KeyValueStore, query: SessionQuery, found: Iterator[Suffix]) -> li
 def _filter_prefixes(query: SessionQuery) -> list[bytes]:
     """The creation-ordered index prefixes of the query's equality filters."""
     prefixes = []
+    if query.user is not None:
+        prefixes.append(layout.user_prefix(query.app, query.user))
+    elif query.app is not None:
+        prefixes.append(layout.app_prefix(query.app))
     if query.parent_session_id is not None:
         prefixes.append(layout.parent_prefix(layout.bytes_of(query.parent_session_id)))
     if query.status is not None:

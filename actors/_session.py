@@ -143,6 +143,9 @@ class SessionActor(Actor[Any]):
 
     async def on_start(self) -> None:
         """Load the record and counters; a missing session answers ``SessionNotFound``."""
+        self._load_stored()
+
+    def _load_stored(self) -> None:
         raw_record, raw_counters = self._kv.get_many(
             [layout.record_key(self._sid), layout.counters_key(self._sid)]
         )
@@ -253,6 +256,8 @@ class SessionActor(Actor[Any]):
     # -- guards -------------------------------------------------------------------------
 
     def _require_session(self) -> layout.SessionRecord:
+        if self._record is None:
+            self._load_stored()  # a keyed session may have been created since this started
         if self._record is None:
             # Nothing to hold in memory for an id that names no session.
             self.context.passivate()

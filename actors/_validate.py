@@ -6,6 +6,7 @@ Wrong types raise ``InvalidArgumentError``; values of the right type out of boun
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -38,10 +39,17 @@ def _short(value: object) -> str:
 _HEX = frozenset("0123456789abcdef")
 
 
+#: The longest session key a caller may choose (UTF-8 bytes).
+MAX_SESSION_KEY_BYTES = 256
+#: The namespace of the UUIDs that keyed sessions get (``session_id_for``).
+_KEY_NAMESPACE = uuid.UUID("5a7c4e1e-9d2b-5c3f-8a61-0b7e2f4d9c10")
+
+
 def session_id(value: object) -> tuple[str, bytes]:
-    """The canonical text and 16 bytes of a session id, any RFC 4122 UUID in its 36-character
-    form (new ids are UUIDv4; the nil UUID names no session); ``InvalidArgumentError`` if
-    malformed."""
+    """The canonical text and 16 bytes of the session ``value`` names: a UUID in its
+    36-character form (new ids are UUIDv4; the nil UUID names no session), or any other text
+    a caller chose as a session's key, which names the UUID ``session_id_for`` derives from
+    it; ``InvalidArgumentError`` for anything else."""
     if (
         type(value) is str
         and len(value) == 36
@@ -53,15 +61,31 @@ def session_id(value: object) -> tuple[str, bytes]:
             return value, bytes.fromhex(digits)
     if type(value) is not str:
         raise InvalidArgumentError(f"a session id must be a string, not {type(value).__name__}")
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgumentError(f"Invalid session ID: {_short(value)}") from None
-    if len(value) != 36:
-        raise InvalidArgumentError(
-            f"Invalid session ID: {_short(value)} (not the 36-character form of a UUID)"
-        )
-    return str(parsed), parsed.bytes
+    if len(value) == 36:
+        with contextlib.suppress(ValueError):
+            parsed = uuid.UUID(value)
+            return str(parsed), parsed.bytes
+    return session_id_for(value)
+
+
+def session_key(value: object) -> str:
+    """A caller-chosen session key, checked: text of 1..256 UTF-8 bytes, no NUL."""
+    key = text("a session key", value, MAX_SESSION_KEY_BYTES)
+    if not key:
+        raise InvalidArgumentError("Invalid session ID: a session key must not be empty")
+    return key
+
+
+def session_id_for(key: object) -> tuple[str, bytes]:
+    """The id of the session keyed ``key``: the key itself if it is a UUID, else a UUIDv5
+    derived from it (the same key names the same session in every store)."""
+    checked = session_key(key)
+    if len(checked) == 36:
+        with contextlib.suppress(ValueError):
+            parsed = uuid.UUID(checked)
+            return str(parsed), parsed.bytes
+    derived = uuid.uuid5(_KEY_NAMESPACE, checked)
+    return str(derived), derived.bytes
 
 
 def new_session_id() -> tuple[str, bytes]:

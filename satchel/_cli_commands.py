@@ -48,6 +48,8 @@ async def sessions_list(client: Client, args: argparse.Namespace, out: Output) -
         "tags": args.tag or None,
         "parent_session_id": args.parent,
         "search": args.search,
+        "app": args.app,
+        "user": args.user,
         "order_by": args.order_by,
         "descending": args.desc or None,
         "offset": args.offset,
@@ -70,6 +72,9 @@ async def sessions_create(client: Client, args: argparse.Namespace, out: Output)
         metadata=args.metadata,
         parent_session_id=args.parent,
         config=args.config,
+        key=args.key,
+        app=args.app,
+        user=args.user,
     )
     created = await client.call("POST", "/sessions", json=body)
     out.data(created) if out.as_json else out.message(created["id"])

@@ -90,6 +90,8 @@ def _session_commands(commands: Group, c: Commands) -> None:
     listing.add_argument("--tag", action="append", help="must have this tag (repeatable)")
     listing.add_argument("--parent", metavar="ID", help="children of this session")
     listing.add_argument("--search", help="substring of name or description")
+    listing.add_argument("--app", help="only sessions of this application")
+    listing.add_argument("--user", help="only sessions of this user (with --app)")
     listing.add_argument("--order-by", choices=("created_at", "updated_at", "name"),
                          help="sort field (default created_at)")  # fmt: skip
     listing.add_argument("--desc", action="store_true", help="newest (or last) first")
@@ -102,6 +104,9 @@ def _session_commands(commands: Group, c: Commands) -> None:
     create.add_argument("--tag", action="append", help="a tag (repeatable)")
     create.add_argument("--metadata", type=cmd.json_arg, help="custom metadata, a JSON object")
     create.add_argument("--parent", metavar="ID", help="parent session id")
+    create.add_argument("--key", help="a key of your own: the session's id derives from it")
+    create.add_argument("--app", help="the application it belongs to")
+    create.add_argument("--user", help="the user it belongs to (needs --app)")
     create.add_argument("--config", type=cmd.json_arg, metavar="JSON",
                         help='quotas and policies, JSON (e.g. {"max_artifacts": 10})')  # fmt: skip
     update = c.leaf(group, "update", cmd.sessions_update,

@@ -28,9 +28,27 @@ from satchel.actors._history import History
 from satchel.actors._manager import SessionManager
 from satchel.actors._schedules import Replays
 
-_LIST_TEXT = ("status", "parent_session_id", "search", "created_after", "created_before")
+_LIST_TEXT = (
+    "status",
+    "parent_session_id",
+    "search",
+    "created_after",
+    "created_before",
+    "app",
+    "user",
+)
 _LIST = (*_LIST_TEXT, "tags", "order_by", "descending", "offset", "limit")
-_CREATE = ("name", "description", "tags", "metadata", "parent_session_id", "config")
+_CREATE = (
+    "name",
+    "description",
+    "tags",
+    "metadata",
+    "parent_session_id",
+    "config",
+    "key",
+    "app",
+    "user",
+)
 _REPLAY = ("mode", "at", "modifications", "compare_results", "stop_on_error")
 _SCHEDULE = ("session_id", "when", "every_s", "mode", "at", "modifications", "compare_results")
 
@@ -99,7 +117,7 @@ def _lifecycle(verb: str) -> Handler:
 
 
 async def fork_session(request: Request) -> Response:
-    body = only(await body_object(request), ("at", "name"))
+    body = only(await body_object(request), ("at", "name", "key"))
     forked = await runtime(request).sessions.fork(_sid(request), **body)
     return json_response({"id": forked}, 201)
 
@@ -252,7 +270,7 @@ SESSION_ENDPOINTS = (
     Endpoint("POST", f"{_S}/load", _lifecycle("load"), "Make a session live", "sessions",
              returns=_INFO),
     Endpoint("POST", f"{_S}/fork", fork_session, "Fork a session", "sessions", body="json",
-             status=201, returns=_ID, fields=fields_of(SessionManager.fork, ("at", "name"))),
+             status=201, returns=_ID, fields=fields_of(SessionManager.fork, ("at", "name", "key"))),
     Endpoint("GET", f"{_S}/state", get_variables, "All variables", "state",
              returns=shape(variables=dict[str, Any])),
     Endpoint("GET", f"{_S}/state/{{key}}", get_variable, "One variable", "state",

@@ -59,14 +59,21 @@ class SyncSessionManager:
         parent_session_id: str | None = None,
         config: SessionConfig | Mapping[str, Any] | None = None,
         budget_of: str | None = None,
+        key: str | None = None,
+        app: str | None = None,
+        user: str | None = None,
     ) -> str:
         """Create an active session and return its id (``SessionNotFound`` for a missing parent).
 
         Every field is optional. ``parent_session_id`` (the spec's name) and ``parent_id``
-        are the same field. With ``budget_of`` (a session id) the new session's limits are at
-        most that session's (and its parent's), and its operations, artifacts and bytes count
-        against that session's budget too (what a session script's sessions get); that
-        session cannot be deleted while this one exists.
+        are the same field. With ``key`` (any text of 1..256 bytes, e.g. a framework's thread
+        id) the session's id is derived from the key, every call taking a session id takes the
+        key too, and a second session with that key is refused (``SessionExistsError``).
+        ``app`` and ``user`` (``user`` needs ``app``) scope it: ``list(app=, user=)``. With
+        ``budget_of`` (a session id) the new session's limits are at most that session's
+        (and its parent's), and its operations, artifacts and bytes count against that
+        session's budget too (what a session script's sessions get); that session cannot be
+        deleted while this one exists.
         """
         return self._portal.run(
             self._target.create(
@@ -78,6 +85,9 @@ class SyncSessionManager:
                 parent_session_id=parent_session_id,
                 config=config,
                 budget_of=budget_of,
+                key=key,
+                app=app,
+                user=user,
             )
         )
 
@@ -110,13 +120,15 @@ class SyncSessionManager:
         at: int | None = None,
         name: str | None = None,
         budget_of: str | None = None,
+        key: str | None = None,
     ) -> str:
         """A new session holding the variables and artifacts ``session_id`` had after
         entry ``at`` (default: now); artifact content is shared, not copied. The
         ``session_start`` hooks run as for a creation (their data names the origin).
-        ``budget_of`` as for ``create``."""
+        ``budget_of`` and ``key`` as for ``create``; the fork keeps the origin's app and
+        user."""
         return self._portal.run(
-            self._target.fork(session_id, at=at, name=name, budget_of=budget_of)
+            self._target.fork(session_id, at=at, name=name, budget_of=budget_of, key=key)
         )
 
     def get(self, session_id: str) -> SessionInfo:

@@ -8,8 +8,10 @@ are its own, other sessions' artifacts need a grant, and its ``State`` is its va
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -158,7 +160,7 @@ class ScriptApi:
             if self.current is None:
                 raise InvalidArgumentError("no current session; pass a session id")
             return self.current
-        session_id = text(value, "a session id")
+        session_id = _uuid(value, "a session id")
         if self._session_id is not None and session_id not in self._own:
             if not self._sessions.made_by_a_script_of(session_id, self._session_id):
                 raise AccessDeniedError(
@@ -179,6 +181,8 @@ class ScriptApi:
         parent = given.get("parent_session_id")
         if self._session_id is not None:
             parent = self._session(parent.encode() if parent else None)
+        elif parent is not None:
+            parent = _canonical_uuid(parent)
         created = await self._sessions.create(
             name=given.get("name", ""),
             description=given.get("description", ""),
@@ -337,7 +341,7 @@ class ScriptApi:
             if self.current is None:
                 raise InvalidArgumentError("no current session; pass a session id")
             return self.current
-        return text(value, "a session id")
+        return _uuid(value, "a session id")
 
     async def artifact_store(
         self, session_id: Any, type: Any, name: Any, content: Any, metadata: Any = None
@@ -364,7 +368,7 @@ class ScriptApi:
             if {"content_hash", "session_id", "sequence"} <= given.keys():
                 sequence = _int(given["sequence"], "an id table's sequence")
                 return self._artifacts.id_of_content(
-                    _text_field(given, "session_id"),
+                    _canonical_uuid(_text_field(given, "session_id")),
                     _text_field(given, "content_hash"),
                     0 if sequence is None else sequence,
                 )
@@ -412,13 +416,13 @@ class ScriptApi:
         await self._artifacts.share(
             self._owner(owner),
             self._artifact(artifact),
-            text(target, "a target session id"),
+            _uuid(target, "a target session id"),
             text(permission, "a permission"),
         )
 
     async def artifact_revoke(self, owner: Any, artifact: Any, target: Any) -> None:
         await self._artifacts.revoke(
-            self._owner(owner), self._artifact(artifact), text(target, "a target session id")
+            self._owner(owner), self._artifact(artifact), _uuid(target, "a target session id")
         )
 
     async def artifact_auditlog(self, session_id: Any, artifact: Any) -> Any:
@@ -445,6 +449,20 @@ def _metadata_option(given: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArgumentError("session metadata must be a table of named fields")
     return value
+
+
+def _uuid(value: Any, what: str) -> str:
+    """A session id from Lua: a UUID (scripts name sessions by id, not by a host's key),
+    canonical; else rs-llmspell's ``Invalid session ID``."""
+    return _canonical_uuid(text(value, what))
+
+
+def _canonical_uuid(value: str) -> str:
+    if len(value) == 36:
+        with contextlib.suppress(ValueError):
+            return str(uuid.UUID(value))
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    raise InvalidArgumentError(f"Invalid session ID: {shown!r}")
 
 
 def _text_field(table: dict[str, Any], key: str) -> str:

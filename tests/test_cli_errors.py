@@ -144,7 +144,7 @@ def test_errors_under_json(cli: Cli) -> None:
     session(cli)
     code, out, err = cli("sessions", "show", "0" * 8, "--json")
     assert (code, err) == (1, "")
-    assert json.loads(out)["error"]["kind"] == "InvalidArgument"
+    assert json.loads(out)["error"]["kind"] == "SessionNotFound"  # any text is a key
     code, out, err = cli("sessions", "nonsense", "--json")
     assert (code, err) == (2, "")
     assert json.loads(out)["error"]["kind"] == "InvalidArgument"

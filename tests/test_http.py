@@ -126,7 +126,7 @@ async def test_sessions_lifecycle_and_errors(server: Server) -> None:
     assert kind(await server.http.delete(f"/sessions/{parent}")) == (409, "SessionHasChildren")
     assert (await server.http.delete(f"/sessions/{parent}?cascade=true")).status_code == 204
     assert kind(await server.http.get(f"/sessions/{child}")) == (404, "SessionNotFound")
-    assert kind(await server.http.get("/sessions/not-an-id")) == (422, "InvalidArgument")
+    assert kind(await server.http.get("/sessions/not-an-id")) == (404, "SessionNotFound")  # a key
     assert kind(await server.http.get("/no/such/route")) == (404, "NotFound")
 
 

@@ -170,7 +170,10 @@ async def test_bad_queries_are_refused(rt: Runtime) -> None:
         ({"status": 5}, InvalidArgumentError),
         ({"created_before": 10**400}, ValidationError),
         ({"created_after": "yesterday"}, ValidationError),
-        ({"parent_session_id": "nope"}, InvalidArgumentError),
+        ({"parent_session_id": ""}, InvalidArgumentError),
+        ({"parent_session_id": 7}, InvalidArgumentError),
+        ({"app": ""}, ValidationError),
+        ({"user": "u\x00"}, ValidationError),
     ):
         with pytest.raises(error):
             await rt.sessions.list(**bad)

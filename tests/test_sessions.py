@@ -84,7 +84,8 @@ async def test_unknown_parent_is_not_found(rt: Runtime) -> None:
         ({"name": "\udc80"}, ValidationError),
         ({"metadata": {"x": "y" * 70_000}}, ValidationError),
         ({"metadata": [1]}, InvalidArgumentError),
-        ({"parent_id": "not-a-uuid"}, InvalidArgumentError),
+        ({"parent_id": "not-a-uuid"}, SessionNotFoundError),  # a key no session has
+        ({"parent_id": ""}, InvalidArgumentError),
         ({"config": {"max_operations": 0}}, ValidationError),
         ({"config": {"max_operations": "3"}}, InvalidArgumentError),
         ({"config": {"idle_timeout_s": -1}}, ValidationError),
@@ -109,9 +110,11 @@ def session_keys(rt: Runtime) -> list[bytes]:
 
 
 async def test_malformed_and_unknown_ids(rt: Runtime) -> None:
-    """A malformed id is InvalidArgument; a well-formed unknown one is SessionNotFound."""
+    """A malformed id is InvalidArgument; an unknown id or key is SessionNotFound."""
     with pytest.raises(InvalidArgumentError):
-        rt.session("../etc/passwd")
+        rt.session("")
+    with pytest.raises(SessionNotFoundError):
+        await rt.session("../etc/passwd").info()  # a key no session has
     with pytest.raises(SessionNotFoundError):
         await rt.sessions.get(str(uuid.uuid1()))  # any UUID is well formed
     unknown = rt.session(str(uuid.uuid4()))
@@ -120,7 +123,7 @@ async def test_malformed_and_unknown_ids(rt: Runtime) -> None:
             await call
     sid = await rt.sessions.create()
     await rt.sessions.set_state(sid, "k", 1)  # the manager now remembers this id's ref
-    for bad in (sid.upper() + "x", sid[:-1], [sid], b"x", None):
+    for bad in ("", [sid], b"x", None):
         with pytest.raises(InvalidArgumentError):
             await rt.sessions.set_state(bad, "k", 2)  # type: ignore[arg-type]
     assert await rt.sessions.get_state(sid, "k") == 1

@@ -1,0 +1,169 @@
+"""Sessions keyed by the caller (a framework's thread or session id), and scoped by
+application and user."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import msgpack
+import pytest
+from satchel.actors import _layout as layout
+
+from satchel import (
+    InvalidArgumentError,
+    Runtime,
+    SessionExistsError,
+    SessionNotFoundError,
+    ValidationError,
+    open_runtime,
+)
+
+
+async def test_a_key_names_its_session_everywhere(rt: Runtime) -> None:
+    """A keyed session is reached by its key or its id in every call, and reads back its key."""
+    sid = await rt.sessions.create(key="thread-1", name="t")
+    assert sid != "thread-1" and uuid.UUID(sid)
+    info = await rt.sessions.get("thread-1")
+    assert (info.id, info.key) == (sid, "thread-1")
+    await rt.sessions.set_state("thread-1", "step", 1)
+    assert await rt.sessions.get_state(sid, "step") == 1
+    ref = await rt.artifacts.store("thread-1", "a.txt", b"x", type="tool_result")
+    assert ref.session_id == sid
+    assert (await rt.session("thread-1").get_artifact("a.txt")).content == b"x"
+    assert [e.kind for e in await rt.sessions.timeline("thread-1")][-1] == "artifact_stored"
+    await rt.sessions.delete("thread-1")
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.get(sid)
+    assert (await rt.check()).clean
+
+
+async def test_a_key_is_taken_once(rt: Runtime) -> None:
+    """Creating a key that exists is SessionExists and changes nothing; after a delete the
+    key can be used again."""
+    sid = await rt.sessions.create(key="k", name="first")
+    with pytest.raises(SessionExistsError):
+        await rt.sessions.create(key="k", name="second")
+    assert (await rt.sessions.get("k")).name == "first"
+    await rt.sessions.delete(sid)
+    assert await rt.sessions.create(key="k", name="again") == sid
+    assert (await rt.sessions.get("k")).name == "again"
+    assert (await rt.check()).clean
+
+
+async def test_a_uuid_key_is_the_id(rt: Runtime) -> None:
+    """A key that is a UUID is the session's id itself."""
+    chosen = str(uuid.uuid4())
+    assert await rt.sessions.create(key=chosen) == chosen
+    assert (await rt.sessions.get(chosen)).key == chosen
+
+
+async def test_a_key_looked_up_before_it_exists_works_once_created(rt: Runtime) -> None:
+    """A call for a key with no session yet is SessionNotFound; right after the create, the
+    same key works."""
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.get_state("late", "x")
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.set_state("late", "x", 1)
+    await rt.sessions.create(key="late")
+    await rt.sessions.set_state("late", "x", 2)
+    assert await rt.sessions.get_state("late", "x") == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"key": ""}, InvalidArgumentError),
+        ({"key": "a\x00b"}, ValidationError),
+        ({"key": "x" * 257}, ValidationError),
+        ({"key": 5}, InvalidArgumentError),
+        ({"user": "u"}, InvalidArgumentError),
+        ({"app": ""}, ValidationError),
+        ({"app": "a", "user": "x" * 300}, ValidationError),
+    ],
+)
+async def test_bad_keys_and_scopes_are_refused(
+    rt: Runtime, fields: dict[str, object], error: type[Exception]
+) -> None:
+    """Each bad key, app or user gets its typed error, and no session is made."""
+    with pytest.raises(error):
+        await rt.sessions.create(**fields)  # type: ignore[arg-type]
+    assert await rt.sessions.list() == []
+
+
+async def test_listing_by_app_and_user(rt: Runtime) -> None:
+    """``list(app=)`` and ``list(app=, user=)`` find the sessions created with them, with the
+    other filters and paging."""
+    made = {}
+    for app, user, n in [("a", "u1", 2), ("a", "u2", 1), ("b", "u1", 1)]:
+        for i in range(n):
+            made[(app, user, i)] = await rt.sessions.create(
+                app=app, user=user, key=f"{app}{user}{i}"
+            )
+    await rt.sessions.create(name="no scope")
+    ids = lambda found: [s.id for s in found]  # noqa: E731
+    assert ids(await rt.sessions.list(app="a")) == [
+        made[("a", "u1", 0)],
+        made[("a", "u1", 1)],
+        made[("a", "u2", 0)],
+    ]
+    assert ids(await rt.sessions.list(app="a", user="u1")) == [
+        made[("a", "u1", 0)],
+        made[("a", "u1", 1)],
+    ]
+    assert ids(await rt.sessions.list(app="b", user="u1")) == [made[("b", "u1", 0)]]
+    assert ids(await rt.sessions.list(app="a", user="u1", limit=1, descending=True)) == [
+        made[("a", "u1", 1)]
+    ]
+    assert await rt.sessions.list(app="c") == []
+    info = await rt.sessions.get(made[("a", "u2", 0)])
+    assert (info.app, info.user, info.key) == ("a", "u2", "au20")
+    assert (await rt.check()).clean
+
+
+async def test_a_fork_takes_a_key_and_keeps_the_scope(rt: Runtime) -> None:
+    """A fork may be keyed, and belongs to the origin's app and user."""
+    await rt.sessions.create(key="src", app="a", user="u")
+    await rt.sessions.set_state("src", "v", 1)
+    fork = await rt.sessions.fork("src", key="dst")
+    info = await rt.sessions.get("dst")
+    assert (info.id, info.app, info.user) == (fork, "a", "u")
+    assert await rt.sessions.get_state("dst", "v") == 1
+    with pytest.raises(SessionExistsError):
+        await rt.sessions.fork("src", key="dst")
+    assert (await rt.check()).clean
+
+
+async def test_keyed_sessions_survive_a_restart(tmp_path: Path) -> None:
+    """Keys, apps and users are stored and indexed."""
+    async with open_runtime(tmp_path / "data") as rt:
+        await rt.sessions.create(key="t", app="a", user="u")
+    async with open_runtime(tmp_path / "data") as rt:
+        assert [s.key for s in await rt.sessions.list(app="a", user="u")] == ["t"]
+        assert (await rt.check()).clean
+
+
+def test_records_of_the_first_schema_still_read() -> None:
+    """A session record written before keys existed reads back with no key, app or user."""
+    record = layout.SessionRecord(
+        id=str(uuid.uuid4()), name="old", description="", tags=(), metadata={},
+        parent_id=None, config=layout.RECORD_CODEC.decode(
+            layout.RECORD_CODEC.encode(_any_record())
+        ).config, status=_any_record().status, created_us=1,
+    )  # fmt: skip
+    current = layout.RECORD_CODEC.encode(record)
+    fields = msgpack.unpackb(current[3:])
+    for gone in ("key", "app", "user"):
+        del fields[gone]
+    old = b"\x01\x00\x01" + msgpack.packb(fields)
+    decoded = layout.RECORD_CODEC.decode(old)
+    assert (decoded.name, decoded.key, decoded.app, decoded.user) == ("old", None, None, None)
+
+
+def _any_record() -> layout.SessionRecord:
+    from satchel import SessionConfig, SessionStatus
+
+    return layout.SessionRecord(
+        id=str(uuid.uuid4()), name="", description="", tags=(), metadata={}, parent_id=None,
+        config=SessionConfig(), status=SessionStatus.ACTIVE, created_us=0,
+    )  # fmt: skip
