@@ -35,6 +35,7 @@ from satchel._errors import (
 from . import _archive_format as fmt
 from . import _artifact_index as index
 from . import _artifact_layout as artifact_layout
+from . import _event_log as event_log
 from . import _layout as layout
 from . import _lifecycle as lifecycle
 from . import _validate as validate
@@ -44,6 +45,7 @@ from ._artifact_manager import ArtifactManager
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from ._check import OPERATION_KINDS
 from ._manager import SessionManager
+from ._replay import event_log_of
 
 T = TypeVar("T")
 _U64_MAX = (1 << 64) - 1
@@ -371,6 +373,9 @@ class _Import:
             batch.put(layout.var_prefix(sid) + key, value)
         for seq, entry in records.journal:
             batch.put(layout.journal_key(sid, seq), entry)
+        # The event log is derived from the journal, as the indexes are from the records.
+        kinds = (layout.decode_entry_with_cause(entry)[1:3] for _, entry in records.journal)
+        batch.extend(event_log.rebuilt(*event_log_of(kinds), sid))
         for key, value in layout.index_entries(sid, record):
             batch.put(key, value)
         batch.put(layout.updated_key(sid, counters.updated_us), layout.u64(record.created_us))

@@ -24,7 +24,17 @@ from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 
 #: Journal kinds that count as operations (``operation_count``).
-OPERATION_KINDS = frozenset({"state_set", "state_deleted", "artifact_stored", "artifact_deleted"})
+OPERATION_KINDS = frozenset(
+    {
+        "state_set",
+        "state_deleted",
+        "artifact_stored",
+        "artifact_deleted",
+        "events_appended",
+        "event_popped",
+        "events_cleared",
+    }
+)
 _OWNED = (
     keys.SESSION_COUNTERS,
     keys.SESSION_VAR,
@@ -36,6 +46,8 @@ _OWNED = (
     keys.ARTIFACT_GRANTED,
     keys.ARTIFACT_AUDIT,
     keys.SESSION_SPENT,
+    keys.SESSION_EVENT,
+    keys.SESSION_EVENT_LAST,
 )
 
 

@@ -138,3 +138,8 @@ def fork_name(name: str) -> str:
     suffix = " (fork)"
     room = validate.MAX_NAME_BYTES - len(suffix)
     return name.encode()[:room].decode(errors="ignore") + suffix
+
+
+def session_id_for(key: str) -> str:
+    """The id of the session keyed ``key`` (created with ``key=``), whether it exists or not."""
+    return validate.session_id_for(key)[0]

@@ -17,6 +17,7 @@ from satchel.storage import _keys as keys
 
 from . import _artifact_index as index
 from . import _artifact_layout as artifact_layout
+from . import _event_log as event_log
 from . import _layout as layout
 from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
@@ -51,6 +52,11 @@ def fork_batch(
         "missing": missing,
         "correlation_id": correlation,
     }
+    if state.last_event:
+        data["events"] = [list(event) for event in state.events]
+        data["last_event"] = state.last_event
+        log = event_log.rebuilt({p: (at, d) for p, at, d in state.events}, state.last_event, sid)
+        batch.extend(log)
     if hook_records:
         data["hooks"] = hook_records
     counters = layout.Counters(1, now, 0, len(copied), sum(r.size for r in copied))

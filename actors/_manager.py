@@ -42,6 +42,7 @@ from ._handle import SessionHandle
 from ._history import History, ReplayMetadata
 from ._hooks import HookPoint, Hooks
 from ._lifecycle import Transition
+from ._manager_log import EventLogCalls
 from ._messages import (
     ChangeStatus,
     Delete,
@@ -76,7 +77,7 @@ _CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(SessionConfig))
 
 
 @final
-class SessionManager:
+class SessionManager(EventLogCalls):
     """Every session of a runtime, by id."""
 
     def __init__(

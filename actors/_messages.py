@@ -145,3 +145,21 @@ class RecordHooks:
     """Journal hook executions that ran outside the actor (on a read of an artifact)."""
 
     records: list[dict[str, Any]]
+
+
+@attrs.frozen
+class AppendEvents:
+    """Append events to the session's log, applying a state delta in the same write
+    (``satchel.actors._event_log.Append``, checked); answers the last position."""
+
+    append: Any
+
+
+@attrs.frozen
+class PopEvent:
+    """Remove the last event of the session's log; answers it, or ``None``."""
+
+
+@attrs.frozen
+class ClearEvents:
+    """Remove every event of the session's log; answers how many there were."""

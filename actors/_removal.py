@@ -13,6 +13,7 @@ from . import _access as access
 from . import _artifact_index as index
 from . import _artifact_layout as artifacts
 from . import _audit as audit
+from . import _event_log as event_log
 from . import _layout as layout
 from . import _schedules as schedules
 from . import _validate as validate
@@ -91,6 +92,8 @@ def delete_session(
         artifacts.session_prefix(sid),
         artifacts.names_prefix(sid),
         artifacts.retired_prefix(sid),
+        event_log.events_prefix(sid),
+        event_log.last_key(sid),
     ):
         batch.delete_range(prefix, prefix_upper_bound(prefix))
     for key, _value in layout.index_entries(sid, record):

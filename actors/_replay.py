@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -66,6 +66,9 @@ class SessionState:
     status: str
     variables: dict[str, Any]
     artifacts: tuple[ArtifactAt, ...]  # by name, then version
+    #: The event log: (position, time in µs, data), oldest first; and the last position given.
+    events: tuple[tuple[int, int, dict[str, Any]], ...] = ()
+    last_event: int = 0
 
 
 @attrs.frozen
@@ -118,6 +121,9 @@ class ReplayProgress:
         self.stop_requested = True
 
 
+_EVENT_KINDS = frozenset({"events_appended", "event_popped", "events_cleared"})
+
+
 class _Fold:
     """A session's state, built entry by entry."""
 
@@ -125,9 +131,13 @@ class _Fold:
         self.status = "active"
         self.variables: dict[str, Any] = {}
         self.artifacts: dict[str, ArtifactAt] = {}
+        self.events: dict[int, tuple[int, dict[str, Any]]] = {}
+        self.last_event = 0
 
     def apply(self, kind: str, data: Mapping[str, Any]) -> None:
-        if kind == "state_set":
+        if kind in _EVENT_KINDS:
+            self._apply_event_change(kind, data)
+        elif kind == "state_set":
             self.variables[data["key"]] = data["value"]
         elif kind == "state_deleted":
             self.variables.pop(data["key"], None)
@@ -141,9 +151,39 @@ class _Fold:
         elif kind == "session_forked":
             self.variables = dict(data["variables"])
             self.artifacts = {a["id"]: _artifact(a) for a in data["artifacts"]}
+            self.events = {p: (at, d) for p, at, d in data.get("events", ())}
+            self.last_event = data.get("last_event", 0)
+
+    def _apply_event_change(self, kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "events_appended":
+            self.variables.update(data.get("state", {}))
+            for key in data.get("deleted", ()):
+                self.variables.pop(key, None)
+            for offset, event in enumerate(data["events"]):
+                self.events[data["first"] + offset] = (data["at"], event)
+            self.last_event = data["first"] + len(data["events"]) - 1
+        elif kind == "event_popped":
+            self.events.pop(data["position"], None)
+        else:
+            self.events.clear()
+
+    def event_list(self) -> tuple[tuple[int, int, dict[str, Any]], ...]:
+        return tuple((p, at, d) for p, (at, d) in sorted(self.events.items()))
 
     def artifact_list(self) -> tuple[ArtifactAt, ...]:
         return tuple(sorted(self.artifacts.values(), key=lambda a: (a.name, a.version)))
+
+
+def event_log_of(
+    entries: Iterable[tuple[str, Mapping[str, Any]]],
+) -> tuple[dict[int, tuple[int, dict[str, Any]]], int]:
+    """The event log (position → (time µs, data)) and last position a journal's
+    ``(kind, data)`` entries leave."""
+    fold = _Fold()
+    for kind, data in entries:
+        if kind in _EVENT_KINDS or kind == "session_forked":
+            fold.apply(kind, data)
+    return fold.events, fold.last_event
 
 
 def _artifact(data: Mapping[str, Any]) -> ArtifactAt:
@@ -187,7 +227,15 @@ def state_at(kv: KeyValueStore, sid: bytes, session_id: str, seq: int) -> Sessio
     fold = _Fold()
     for _, _, kind, data in entries(kv, sid, seq):
         fold.apply(kind, data)
-    return SessionState(session_id, seq, fold.status, fold.variables, fold.artifact_list())
+    return SessionState(
+        session_id,
+        seq,
+        fold.status,
+        fold.variables,
+        fold.artifact_list(),
+        fold.event_list(),
+        fold.last_event,
+    )
 
 
 async def replay(

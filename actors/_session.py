@@ -46,7 +46,9 @@ from ._lifecycle import (
     target_of,
 )
 from ._messages import (
+    AppendEvents,
     ChangeStatus,
+    ClearEvents,
     DeadlineDue,
     Delete,
     DeleteArtifact,
@@ -54,6 +56,7 @@ from ._messages import (
     GetState,
     ListState,
     Load,
+    PopEvent,
     RecordHooks,
     Retire,
     RevokeArtifact,
@@ -65,6 +68,7 @@ from ._messages import (
 )
 from ._query import load
 from ._ratelimit import TokenBucket
+from ._session_log import EventLogTurns
 from ._session_scripts import RunScript, ScriptSlot
 from ._session_services import SessionBusyError as SessionBusyError
 from ._session_services import SessionServices as SessionServices
@@ -96,7 +100,7 @@ _LENDABLE = frozenset(
 
 
 @final
-class SessionActor(Actor[Any]):
+class SessionActor(EventLogTurns, Actor[Any]):
     """The actor of one session; ``factory`` of the ``session`` kind."""
 
     def __init__(self, session_id: str, services: SessionServices) -> None:
@@ -139,6 +143,9 @@ class SessionActor(Actor[Any]):
             RevokeArtifact: self._revoke_artifact,
             RecordHooks: self._record_hooks,
             UpdateSession: self._update,
+            AppendEvents: self._append_events,
+            PopEvent: self._pop_event,
+            ClearEvents: self._clear_events,
         }
 
     async def on_start(self) -> None:

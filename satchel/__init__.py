@@ -51,6 +51,8 @@ from .actors._control import CheckResult as CheckResult
 from .actors._control import Control as Control
 from .actors._control import ControlStatistics as ControlStatistics
 from .actors._control import GcReport as GcReport
+from .actors._creation import session_id_for as session_id_for
+from .actors._event_log import SessionEvent as SessionEvent
 from .actors._handle import SessionHandle as SessionHandle
 from .actors._history import ReplayMetadata as ReplayMetadata
 from .actors._hooks import HookContext as HookContext

@@ -19,6 +19,7 @@ from satchel.actors._artifact_manager import ArtifactSpec
 from satchel.actors._artifact_model import Artifact, ArtifactInfo, ArtifactRef
 from satchel.actors._audit import AuditEntry
 from satchel.actors._check import SessionCheckReport
+from satchel.actors._event_log import SessionEvent
 from satchel.actors._handle import SessionHandle
 from satchel.actors._history import ReplayMetadata
 from satchel.actors._manager import SessionManager
@@ -38,6 +39,81 @@ class SyncSessionManager:
 
     def __repr__(self) -> str:
         return f"<SyncSessionManager of {self._target!r}>"
+
+    def append_events(
+        self,
+        session_id: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        state: Mapping[str, Any] | None = None,
+        delete: Iterable[str] = (),
+        expect_position: int | None = None,
+        at: Any = None,
+    ) -> int:
+        """Append ``events`` (JSON-like maps) to the session's log and, in the same atomic
+        write, set the variables in ``state`` (``None`` is stored as null) and delete those in
+        ``delete``; returns the last event's position. Positions count from 1 and are never
+        given twice. With ``expect_position`` the append is refused
+        (``InvalidStateTransitionError``) unless the log's last position is still that: a
+        writer that read the session stale does not overwrite it. ``at`` (a datetime, RFC
+        3339 text or epoch seconds) is the events' time instead of now."""
+        return self._portal.run(
+            self._target.append_events(
+                session_id,
+                events,
+                state=state,
+                delete=delete,
+                expect_position=expect_position,
+                at=at,
+            )
+        )
+
+    def append_event(
+        self,
+        session_id: str,
+        event: Mapping[str, Any],
+        *,
+        state: Mapping[str, Any] | None = None,
+        delete: Iterable[str] = (),
+        expect_position: int | None = None,
+        at: Any = None,
+    ) -> int:
+        """``append_events`` of one event; its position."""
+        return self._portal.run(
+            self._target.append_event(
+                session_id,
+                event,
+                state=state,
+                delete=delete,
+                expect_position=expect_position,
+                at=at,
+            )
+        )
+
+    def events(
+        self, session_id: str, *, last: int | None = None, after: Any = None
+    ) -> builtins.list[SessionEvent]:
+        """The session's events, oldest first: the last ``last`` of them, or (and) those after
+        the time ``after``, read from the end of the log without the rest."""
+        return self._portal.run(self._target.events(session_id, last=last, after=after))
+
+    def last_event_position(self, session_id: str) -> int:
+        """The last position given in the session's log (0 if none; a pop does not lower
+        it): what ``expect_position`` compares with."""
+        return self._portal.run(self._target.last_event_position(session_id))
+
+    def pop_event(self, session_id: str) -> SessionEvent | None:
+        """Remove and return the session's last event (``None`` if it has none); its state
+        delta stays applied."""
+        return self._portal.run(self._target.pop_event(session_id))
+
+    def clear_events(self, session_id: str) -> int:
+        """Remove every event of the session's log; how many there were."""
+        return self._portal.run(self._target.clear_events(session_id))
+
+    def state(self, session_id: str) -> dict[str, Any]:
+        """Every variable of the session and its value."""
+        return self._portal.run(self._target.state(session_id))
 
     def note_deadlines(self, deadlines: Iterable[tuple[int, Any]]) -> None:
         """Tell the deadline sweeper of a session's deadlines written without the manager

@@ -60,6 +60,10 @@ DEADLINE = b"sdl\x00"  # + due(8) + id(16) + reason(1) -> b"" (policy and retent
 # + holder id(16) + id(16) -> operations(8) a deleted session had counted against the budget
 # of the holder (satchel.actors._budgets): they stay counted.
 SESSION_SPENT = b"ssp\x00"
+# A session's event log (satchel.actors._event_log): + id(16) + position(8) -> [at µs, data];
+# and + id(16) -> the last position given (positions are never reused, even after a pop).
+SESSION_EVENT = b"sev\x00"
+SESSION_EVENT_LAST = b"sel\x00"
 
 # Artifacts (satchel.actors): versions live under their session, so deleting a session is a
 # range delete; ids point back to them.

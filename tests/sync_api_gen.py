@@ -252,6 +252,25 @@ def _emit_class(
     ]
     for name, annotation in extra:
         _emit_attribute(out, cls_name, name, annotation, imports, module)
+    _emit_members(out, cls, cls_name, imports, module)
+
+
+def _emit_members(
+    out: _Writer, cls: ast.ClassDef, cls_name: str, imports: dict[str, str], module: str
+) -> None:
+    """The public members of ``cls``, then those of its bases defined in satchel (a part of
+    a class kept in a module of its own, as ``SessionManager``'s event-log calls are)."""
+    for base in cls.bases:
+        line = imports.get(ast.unparse(base), "")
+        home = line.split()[1] if line.startswith("from ") else ""
+        if home.startswith("satchel.") and home.rsplit(".", 1)[0] != "satchel.runtime":
+            base_tree = ast.parse(_source_path(home).read_text())
+            base_cls = next(
+                n
+                for n in base_tree.body
+                if isinstance(n, ast.ClassDef) and n.name == ast.unparse(base)
+            )
+            _emit_members(out, base_cls, cls_name, _imports_of(home, base_tree), home)
     for node in cls.body:
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             continue

@@ -38,7 +38,14 @@ def test_every_public_method_has_a_typed_blocking_twin(
     source = getattr(importlib.import_module(module), cls_name)
     blocking = getattr(satchel.sync, facade)
     assert "__getattr__" not in vars(blocking)
-    for name, member in vars(source).items():
+    members = {
+        name: member
+        for klass in reversed(source.__mro__)
+        if klass.__module__.startswith("satchel.")
+        and not klass.__module__.startswith("satchel.runtime")
+        for name, member in vars(klass).items()
+    }
+    for name, member in members.items():
         if name.startswith("_") or not inspect.isfunction(member):
             continue
         if hasattr(member, "__wrapped__"):

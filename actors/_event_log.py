@@ -1,0 +1,215 @@
+"""A session's event log: ordered, append-only (but for popping the last), each append
+applying a state delta to the session's variables in the same write.
+
+Events live under their session (``sev`` + session + position), so the last N, or those
+after a time, are read from the end without the rest; the journal holds each change too
+(``events_appended``, ``event_popped``, ``events_cleared``), so replay, fork and import
+rebuild the log as it was at any entry.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+import msgpack
+from satchel.storage import Batch, KeyValueStore, prefix_upper_bound
+from satchel.storage import _keys as keys
+
+from satchel._errors import InvalidArgumentError, InvalidStateTransitionError, ValidationError
+
+from . import _layout as layout
+from . import _validate as validate
+
+_U64 = struct.Struct(">Q")
+#: The most events one append may carry.
+MAX_EVENTS_PER_APPEND = 10_000
+
+
+@attrs.frozen
+class SessionEvent:
+    """One event of a session's log: its position (from 1, never reused), when it
+    happened, and what it holds."""
+
+    position: int
+    at: datetime
+    data: dict[str, Any]
+
+
+def events_prefix(sid: bytes) -> bytes:
+    """The prefix of every event of session ``sid``, in position order."""
+    return keys.SESSION_EVENT + sid
+
+
+def event_key(sid: bytes, position: int) -> bytes:
+    """Where event ``position`` of session ``sid`` is."""
+    return keys.SESSION_EVENT + sid + _U64.pack(position)
+
+
+def last_key(sid: bytes) -> bytes:
+    """Where the last position given in session ``sid`` is kept."""
+    return keys.SESSION_EVENT_LAST + sid
+
+
+def last_position(kv: KeyValueStore, sid: bytes) -> int:
+    """The last position given in the session (0 if none ever was)."""
+    raw = kv.get(last_key(sid))
+    return 0 if raw is None else int(_U64.unpack(raw)[0])
+
+
+def encode_event(at_us: int, data: Mapping[str, Any]) -> bytes:
+    """An event's stored bytes."""
+    packed: bytes = msgpack.packb([at_us, data])
+    return packed
+
+
+def decode_event(position: int, raw: bytes) -> SessionEvent:
+    """An event from its stored bytes."""
+    at_us, data = msgpack.unpackb(raw, raw=False)
+    return SessionEvent(position, validate.to_datetime(at_us), data)
+
+
+@attrs.frozen
+class Append:
+    """A checked append: its events and their time, the variables it sets and deletes."""
+
+    events: tuple[dict[str, Any], ...]
+    at_us: int | None
+    state: tuple[tuple[str, Any], ...]
+    deleted: tuple[str, ...]
+    expect_position: int | None
+
+
+def checked_append(
+    events: Sequence[Mapping[str, Any]],
+    state: Mapping[str, Any] | None,
+    delete: Iterable[str],
+    expect_position: int | None,
+    at: Any,
+) -> Append:
+    """The arguments of an append, checked (``state`` values may be ``None``: stored as
+    null; ``delete`` names the variables it removes)."""
+    if isinstance(events, Mapping) or not isinstance(events, Sequence):
+        raise InvalidArgumentError("events must be a list of maps")
+    if not 1 <= len(events) <= MAX_EVENTS_PER_APPEND:
+        raise ValidationError(f"an append holds 1 to {MAX_EVENTS_PER_APPEND} events")
+    checked = []
+    for event in events:
+        if not isinstance(event, Mapping):
+            raise InvalidArgumentError(f"an event must be a map, not {type(event).__name__}")
+        validate.json_like("an event", dict(event))
+        checked.append(dict(event))
+    if state is not None and not isinstance(state, Mapping):
+        raise InvalidArgumentError(f"state must be a map, not {type(state).__name__}")
+    pairs = tuple((validate_key(k), v) for k, v in (state or {}).items())
+    for key, value in pairs:
+        validate.json_like(f"state {key!r}", value)
+    if isinstance(delete, str):
+        raise InvalidArgumentError("delete must be a list of variable names")
+    deleted = tuple(validate_key(k) for k in delete)
+    if set(deleted) & {k for k, _ in pairs}:
+        raise InvalidArgumentError("a variable cannot be both set and deleted by one append")
+    if expect_position is not None and (type(expect_position) is not int or expect_position < 0):
+        raise InvalidArgumentError("expect_position must be a non-negative integer")
+    at_us = None if at is None else validate.micros("at", at)
+    return Append(tuple(checked), at_us, pairs, deleted, expect_position)
+
+
+def validate_key(key: object) -> str:
+    """A variable name, as ``set_state`` checks it."""
+    validate.state_key(key)
+    assert isinstance(key, str)
+    return key
+
+
+def append_batch(
+    kv: KeyValueStore,
+    sid: bytes,
+    session_id: str,
+    append: Append,
+    now_us: int,
+    max_value_bytes: int,
+    batch: Batch,
+) -> dict[str, Any]:
+    """Add the append to ``batch``; its journal data (``events_appended``)."""
+    last = last_position(kv, sid)
+    if append.expect_position is not None and append.expect_position != last:
+        raise InvalidStateTransitionError(
+            f"session {session_id} has {last} as its last event position, not "
+            f"{append.expect_position}: it was changed since it was read"
+        )
+    at_us = now_us if append.at_us is None else append.at_us
+    for offset, event in enumerate(append.events, 1):
+        encoded = validate.encoded("an event", lambda e: encode_event(at_us, e), event)
+        _within(len(encoded), max_value_bytes, f"event {last + offset} of session {session_id}")
+        batch.put(event_key(sid, last + offset), encoded)
+    for key, value in append.state:
+        encoded = validate.encoded(f"state {key!r}", layout.encode_value, value)
+        _within(len(encoded), max_value_bytes, f"state {key!r} of session {session_id}")
+        batch.put(layout.var_prefix(sid) + key.encode(), encoded)
+    for key in append.deleted:
+        batch.delete(layout.var_prefix(sid) + key.encode())
+    batch.put(last_key(sid), _U64.pack(last + len(append.events)))
+    data: dict[str, Any] = {"first": last + 1, "at": at_us, "events": list(append.events)}
+    if append.state:
+        data["state"] = dict(append.state)
+    if append.deleted:
+        data["deleted"] = list(append.deleted)
+    return data
+
+
+def _within(size: int, limit: int, what: str) -> None:
+    if size > limit:
+        raise ValidationError(
+            f"{what} encodes to {size} bytes; the limit is {limit} (max_value_bytes)"
+        )
+
+
+def newest(kv: KeyValueStore, sid: bytes) -> SessionEvent | None:
+    """The last event of the session, if it has any."""
+    prefix = events_prefix(sid)
+    for key, raw in kv.scan(prefix, prefix_upper_bound(prefix), reverse=True, limit=1):
+        return decode_event(_U64.unpack(key[len(prefix) :])[0], raw)
+    return None
+
+
+def read(
+    kv: KeyValueStore, sid: bytes, *, last: int | None, after_us: int | None
+) -> list[SessionEvent]:
+    """The session's events, oldest first: the last ``last`` of them, and of those only the
+    ones after ``after_us`` (read back from the end: event times grow with positions)."""
+    prefix = events_prefix(sid)
+    start = len(prefix)
+    upper = prefix_upper_bound(prefix)
+    if last is None and after_us is None:
+        return [decode_event(_U64.unpack(k[start:])[0], v) for k, v in kv.scan(prefix, upper)]
+    found: list[SessionEvent] = []
+    for key, raw in kv.scan(prefix, upper, reverse=True, limit=last):
+        at_us, data = msgpack.unpackb(raw, raw=False)
+        if after_us is not None and at_us <= after_us:
+            break
+        found.append(SessionEvent(_U64.unpack(key[start:])[0], validate.to_datetime(at_us), data))
+    found.reverse()
+    return found
+
+
+def clear_batch(kv: KeyValueStore, sid: bytes, batch: Batch) -> int:
+    """Add the removal of every event to ``batch``; how many there were."""
+    prefix = events_prefix(sid)
+    count = sum(1 for _ in kv.scan(prefix, prefix_upper_bound(prefix)))
+    batch.delete_range(prefix, prefix_upper_bound(prefix))
+    return count
+
+
+def rebuilt(events: Mapping[int, tuple[int, dict[str, Any]]], last: int, sid: bytes) -> Batch:
+    """A batch writing the log ``events`` (position → (at µs, data)) whose last given
+    position is ``last`` (a fork's, an import's)."""
+    batch = Batch()
+    for position, (at_us, data) in sorted(events.items()):
+        batch.put(event_key(sid, position), encode_event(at_us, data))
+    if last:
+        batch.put(last_key(sid), _U64.pack(last))
+    return batch

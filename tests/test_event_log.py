@@ -1,0 +1,221 @@
+"""A session's event log: ordered appends with a state delta in the same write, reading the
+last events or those after a time, pop, clear, and the log through replay, fork and import."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from satchel.actors import export_session, import_session
+
+from satchel import (
+    InvalidArgumentError,
+    InvalidStateTransitionError,
+    Runtime,
+    SessionNotActiveError,
+    SessionNotFoundError,
+    ValidationError,
+    open_runtime,
+    session_id_for,
+)
+
+
+def datas(events: list[Any]) -> list[Any]:
+    """The data of each event."""
+    return [e.data for e in events]
+
+
+async def test_append_applies_its_state_delta_in_the_same_write(rt: Runtime) -> None:
+    """An append numbers its events, sets and deletes variables, and is one journal entry."""
+    sid = await rt.sessions.create(key="t")
+    await rt.sessions.set_state(sid, "old", 1)
+    last = await rt.sessions.append_events(
+        "t", [{"n": 1}, {"n": 2}], state={"turn": 1, "none": None}, delete=["old"]
+    )
+    assert last == 2
+    assert await rt.sessions.state(sid) == {"turn": 1, "none": None}
+    assert [(e.position, e.data) for e in await rt.sessions.events(sid)] == [
+        (1, {"n": 1}),
+        (2, {"n": 2}),
+    ]
+    entry = (await rt.sessions.timeline(sid))[-1]
+    assert (entry.kind, entry.data["first"], entry.data["events"]) == (
+        "events_appended",
+        1,
+        [{"n": 1}, {"n": 2}],
+    )
+    assert (await rt.sessions.get(sid)).operation_count == 2
+    assert (await rt.check()).clean
+
+
+async def test_reading_the_last_events_and_those_after_a_time(rt: Runtime) -> None:
+    """``last`` and ``after`` read from the end; both together narrow each other."""
+    sid = await rt.sessions.create()
+    for n in range(10):
+        await rt.sessions.append_event(sid, {"n": n}, at=1000 + n)
+    assert datas(await rt.sessions.events(sid, last=3)) == [{"n": 7}, {"n": 8}, {"n": 9}]
+    assert datas(await rt.sessions.events(sid, after=1007)) == [{"n": 8}, {"n": 9}]
+    assert datas(await rt.sessions.events(sid, last=1, after=1000)) == [{"n": 9}]
+    assert await rt.sessions.events(sid, last=0) == []
+    assert len(await rt.sessions.events(sid, last=100)) == 10
+    first = (await rt.sessions.events(sid))[0]
+    assert first.at == datetime.fromtimestamp(1000, UTC)
+
+
+async def test_pop_and_clear(rt: Runtime) -> None:
+    """Pop takes the last event (positions are not given again); clear empties the log."""
+    sid = await rt.sessions.create()
+    assert await rt.sessions.pop_event(sid) is None
+    await rt.sessions.append_events(sid, [{"a": 1}, {"a": 2}], state={"k": 1})
+    popped = await rt.sessions.pop_event(sid)
+    assert popped is not None and (popped.position, popped.data) == (2, {"a": 2})
+    assert await rt.sessions.state(sid) == {"k": 1}  # the delta stays
+    assert await rt.sessions.append_event(sid, {"a": 3}) == 3
+    assert [e.position for e in await rt.sessions.events(sid)] == [1, 3]
+    assert await rt.sessions.clear_events(sid) == 2
+    assert await rt.sessions.clear_events(sid) == 0
+    assert await rt.sessions.events(sid) == []
+    assert await rt.sessions.last_event_position(sid) == 3
+    assert await rt.sessions.append_event(sid, {"a": 4}) == 4
+    assert (await rt.check()).clean
+
+
+async def test_expect_position_refuses_a_stale_writer(rt: Runtime) -> None:
+    """An append that expects another last position is refused and writes nothing."""
+    sid = await rt.sessions.create()
+    seen = await rt.sessions.last_event_position(sid)
+    await rt.sessions.append_event(sid, {"by": "first"}, expect_position=seen)
+    with pytest.raises(InvalidStateTransitionError):
+        await rt.sessions.append_event(sid, {"by": "stale"}, state={"x": 1}, expect_position=seen)
+    assert datas(await rt.sessions.events(sid)) == [{"by": "first"}]
+    assert await rt.sessions.state(sid) == {}
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        ({"events": []}, ValidationError),
+        ({"events": {"a": 1}}, InvalidArgumentError),
+        ({"events": [1]}, InvalidArgumentError),
+        ({"events": [{"x": object()}]}, InvalidArgumentError),
+        ({"events": [{"x": "y" * 2_000_000}]}, ValidationError),
+        ({"events": [{}], "state": {"": 1}}, ValidationError),
+        ({"events": [{}], "state": {"k": 1}, "delete": ["k"]}, InvalidArgumentError),
+        ({"events": [{}], "delete": "k"}, InvalidArgumentError),
+        ({"events": [{}], "expect_position": -1}, InvalidArgumentError),
+        ({"events": [{}], "at": "yesterday"}, ValidationError),
+    ],
+)
+async def test_bad_appends_write_nothing(
+    rt: Runtime, call: dict[str, Any], error: type[Exception]
+) -> None:
+    """Each bad append gets its typed error, and the log, variables and journal stay."""
+    sid = await rt.sessions.create()
+    before = await rt.sessions.timeline(sid)
+    with pytest.raises(error):
+        await rt.sessions.append_events(sid, **call)
+    assert await rt.sessions.events(sid) == []
+    assert await rt.sessions.timeline(sid) == before
+
+
+async def test_only_live_sessions_take_events(rt: Runtime) -> None:
+    """A suspended session refuses appends; a missing one is SessionNotFound."""
+    sid = await rt.sessions.create()
+    await rt.sessions.suspend(sid)
+    with pytest.raises(SessionNotActiveError):
+        await rt.sessions.append_event(sid, {"a": 1})
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.events("no-such-key")
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.append_event("no-such-key", {"a": 1})
+
+
+async def test_replay_and_fork_see_the_log(rt: Runtime) -> None:
+    """Replay applies appends' deltas; a fork from an entry has the log as it was there."""
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1}, state={"k": 1})
+    at = (await rt.sessions.timeline(sid))[-1].seq
+    await rt.sessions.append_event(sid, {"n": 2}, state={"k": 2})
+    await rt.sessions.pop_event(sid)
+    assert (await rt.sessions.replay(sid)).state == {"k": 2}
+    early = await rt.sessions.fork(sid, at=at)
+    assert datas(await rt.sessions.events(early)) == [{"n": 1}]
+    late = await rt.sessions.fork(sid)
+    assert datas(await rt.sessions.events(late)) == [{"n": 1}]
+    assert await rt.sessions.append_event(late, {"n": 3}) == 3
+    assert (await rt.check()).clean
+
+
+async def test_archives_carry_the_log(rt: Runtime) -> None:
+    """An exported session imports with its log, under its id or a new one."""
+    sid = await rt.sessions.create()
+    await rt.sessions.append_events(sid, [{"n": 1}, {"n": 2}, {"n": 3}])
+    await rt.sessions.pop_event(sid)
+    sink = io.BytesIO()
+    await export_session(rt.sessions, rt.artifacts, rt.store, sid, sink)
+    copy = (
+        await import_session(
+            rt.sessions, rt.artifacts, rt.store, io.BytesIO(sink.getvalue()), new_id=True
+        )
+    ).session_id
+    await rt.sessions.delete(sid)
+    await import_session(rt.sessions, rt.artifacts, rt.store, io.BytesIO(sink.getvalue()))
+    for session in (sid, copy):
+        assert datas(await rt.sessions.events(session)) == [{"n": 1}, {"n": 2}]
+        assert await rt.sessions.append_event(session, {"n": 4}) == 4
+    assert (await rt.check()).clean
+
+
+async def test_the_log_survives_a_restart_and_a_delete_removes_it(tmp_path: Path) -> None:
+    """Events are stored; deleting the session leaves none of its keys."""
+    async with open_runtime(tmp_path / "data") as rt:
+        await rt.sessions.create(key="k")
+        await rt.sessions.append_events("k", [{"i": i} for i in range(5)])
+    async with open_runtime(tmp_path / "data") as rt:
+        assert len(await rt.sessions.events(session_id_for("k"))) == 5
+        await rt.sessions.delete("k")
+        assert (await rt.check()).clean
+        await rt.sessions.create(key="k")
+        assert await rt.sessions.events("k") == []
+        assert await rt.sessions.append_event("k", {"i": 0}) == 1
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(1, 4)),
+            st.tuples(st.just("pop"), st.just(0)),
+            st.tuples(st.just("clear"), st.just(0)),
+        ),
+        max_size=15,
+    )
+)
+async def test_the_log_matches_a_model(ops: list[tuple[str, int]]) -> None:
+    """Any sequence of appends, pops and clears leaves the log a plain list model predicts,
+    and a fork reads the same."""
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create()
+        model: list[tuple[int, int]] = []
+        last = 0
+        for op, count in ops:
+            if op == "append":
+                await rt.sessions.append_events(sid, [{"v": last + i} for i in range(1, count + 1)])
+                model += [(last + i, last + i) for i in range(1, count + 1)]
+                last += count
+            elif op == "pop":
+                await rt.sessions.pop_event(sid)
+                model = model[:-1]
+            else:
+                await rt.sessions.clear_events(sid)
+                model = []
+        got = [(e.position, e.data["v"]) for e in await rt.sessions.events(sid)]
+        assert got == model
+        fork = await rt.sessions.fork(sid)
+        assert [(e.position, e.data["v"]) for e in await rt.sessions.events(fork)] == model
+        assert (await rt.check()).clean
