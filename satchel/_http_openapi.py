@@ -28,6 +28,7 @@ QUERY_TYPES: dict[str, Any] = {
     "descending": bool,
     "cascade": bool,
     "new_id": bool,
+    "last": int,
     "tags": list[str],
 }
 _ERROR = {

@@ -21,6 +21,7 @@ from satchel._http import (
 )
 from satchel._http_admin import ADMIN_ENDPOINTS
 from satchel._http_artifacts import ARTIFACT_ENDPOINTS
+from satchel._http_events import EVENT_ENDPOINTS
 from satchel._http_openapi import fields_of, returns, shape
 from satchel._http_ops import health, metrics
 from satchel.actors._control import Control
@@ -318,4 +319,6 @@ CONTROL_ENDPOINTS = (
     Endpoint("GET", "/metrics", metrics, "Prometheus metrics", "service",
              produces="text/plain"),
 )  # fmt: skip
-ENDPOINTS = SESSION_ENDPOINTS + ADMIN_ENDPOINTS + CONTROL_ENDPOINTS + ARTIFACT_ENDPOINTS
+ENDPOINTS = (
+    SESSION_ENDPOINTS + ADMIN_ENDPOINTS + EVENT_ENDPOINTS + CONTROL_ENDPOINTS + ARTIFACT_ENDPOINTS
+)

@@ -1,0 +1,30 @@
+"""HTTP: a session's event log."""
+
+from __future__ import annotations
+
+from .test_http import Server, kind, new_session, server  # noqa: F401 - the fixture
+
+
+async def test_the_event_log_over_http(server: Server) -> None:  # noqa: F811
+    """Append with a state delta, read the last events, pop and clear, over HTTP."""
+    sid = await new_session(server, key="chat")
+    answer = await server.http.post(
+        f"/sessions/{sid}/events",
+        json={"events": [{"n": 1}, {"n": 2}], "state": {"turns": 1}, "at": 1000},
+    )
+    assert (answer.status_code, answer.json()) == (201, {"position": 2})
+    last = (await server.http.get("/sessions/chat/events", params={"last": 1})).json()
+    assert [(e["position"], e["data"]) for e in last] == [(2, {"n": 2})]
+    after = await server.http.get(f"/sessions/{sid}/events", params={"after": "999"})
+    assert len(after.json()) == 2
+    variables = (await server.http.get(f"/sessions/{sid}/state")).json()["variables"]
+    assert variables == {"turns": 1}
+    popped = (await server.http.delete(f"/sessions/{sid}/events/last")).json()["event"]
+    assert popped["position"] == 2
+    stale = await server.http.post(
+        f"/sessions/{sid}/events", json={"events": [{}], "expect_position": 0}
+    )
+    assert kind(stale) == (409, "InvalidStateTransition")
+    assert (await server.http.delete(f"/sessions/{sid}/events")).json() == {"cleared": 1}
+    assert (await server.http.get(f"/sessions/{sid}/events")).json() == []
+    assert kind(await server.http.post(f"/sessions/{sid}/events", json={"events": []}))[0] == 422
