@@ -15,6 +15,7 @@ PUBLIC_MODULES = [
     "satchel.actors",
     "satchel.storage",
     "satchel.scripting",
+    "satchel.integrations",
 ]
 
 
