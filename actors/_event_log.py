@@ -94,8 +94,8 @@ def checked_append(
     null; ``delete`` names the variables it removes)."""
     if isinstance(events, Mapping) or not isinstance(events, Sequence):
         raise InvalidArgumentError("events must be a list of maps")
-    if not 1 <= len(events) <= MAX_EVENTS_PER_APPEND:
-        raise ValidationError(f"an append holds 1 to {MAX_EVENTS_PER_APPEND} events")
+    if len(events) > MAX_EVENTS_PER_APPEND:
+        raise ValidationError(f"an append holds at most {MAX_EVENTS_PER_APPEND} events")
     checked = []
     for event in events:
         if not isinstance(event, Mapping):
@@ -112,6 +112,8 @@ def checked_append(
     deleted = tuple(validate_key(k) for k in delete)
     if set(deleted) & {k for k, _ in pairs}:
         raise InvalidArgumentError("a variable cannot be both set and deleted by one append")
+    if not (events or pairs or deleted):
+        raise ValidationError("an append holds events or changes variables, or both")
     if expect_position is not None and (type(expect_position) is not int or expect_position < 0):
         raise InvalidArgumentError("expect_position must be a non-negative integer")
     at_us = None if at is None else validate.micros("at", at)
@@ -152,7 +154,8 @@ def append_batch(
         batch.put(layout.var_prefix(sid) + key.encode(), encoded)
     for key in append.deleted:
         batch.delete(layout.var_prefix(sid) + key.encode())
-    batch.put(last_key(sid), _U64.pack(last + len(append.events)))
+    if append.events:
+        batch.put(last_key(sid), _U64.pack(last + len(append.events)))
     data: dict[str, Any] = {"first": last + 1, "at": at_us, "events": list(append.events)}
     if append.state:
         data["state"] = dict(append.state)

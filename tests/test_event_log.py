@@ -67,6 +67,16 @@ async def test_reading_the_last_events_and_those_after_a_time(rt: Runtime) -> No
     assert first.at == datetime.fromtimestamp(1000, UTC)
 
 
+async def test_an_append_may_only_change_variables(rt: Runtime) -> None:
+    """An append of no events with a state delta changes the variables, no position."""
+    sid = await rt.sessions.create()
+    assert await rt.sessions.append_events(sid, [], state={"k": 1}) == 0
+    assert await rt.sessions.append_events(sid, [], delete=["k"], expect_position=0) == 0
+    assert (await rt.sessions.state(sid), await rt.sessions.events(sid)) == ({}, [])
+    assert await rt.sessions.append_event(sid, {"n": 1}) == 1
+    assert (await rt.check()).clean
+
+
 async def test_pop_and_clear(rt: Runtime) -> None:
     """Pop takes the last event (positions are not given again); clear empties the log."""
     sid = await rt.sessions.create()
@@ -100,6 +110,7 @@ async def test_expect_position_refuses_a_stale_writer(rt: Runtime) -> None:
     ("call", "error"),
     [
         ({"events": []}, ValidationError),
+        ({"events": [], "state": {}}, ValidationError),
         ({"events": {"a": 1}}, InvalidArgumentError),
         ({"events": [1]}, InvalidArgumentError),
         ({"events": [{"x": object()}]}, InvalidArgumentError),

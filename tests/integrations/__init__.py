@@ -1,0 +1,1 @@
+"""Tests of the framework adapters (satchel.integrations), each against its framework."""
