@@ -1,0 +1,145 @@
+"""How ``SatchelSaver`` lays a LangGraph thread out in its satchel session: variable names,
+session keys and the JSON-like records it keeps.
+
+A thread is one session, keyed ``"langgraph:" + thread_id``. Its variables (``nsid`` is
+``""`` for the root checkpoint namespace, else 24 hex digits of the namespace's BLAKE3):
+
+* ``c:{nsid}:{checkpoint_id}`` — a checkpoint: namespace, id, parent, the serialized
+  checkpoint without its channel values, the metadata, and a reference to the value of every
+  channel it holds;
+* ``h:{nsid}`` — the newest checkpoint id of the namespace;
+* ``w:{nsid}:{checkpoint_id}`` — every pending write of that checkpoint, by task and index;
+* ``r:{run hash}:{nsid}:{checkpoint_id}`` — the run index ``delete_for_runs`` reads;
+* ``t`` — the thread id, when it is too long (or holds NUL) to be part of the key.
+
+A value reference (``Ref``) is ``["i", serde type, base64]`` for a small value kept in the
+record, ``["a", serde type, artifact name, size]`` for one kept as an artifact (BLAKE3
+content-addressed, written once per channel version) and ``["e"]`` for no value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, TypeAlias
+
+from blake3 import blake3
+
+#: The app every thread's session belongs to (``rt.sessions.list(app=...)``).
+APP: Final = "langgraph"
+#: The default session key prefix: keys are global, so a thread id never meets another
+#: framework's session id, and never is a UUID (which would be the session id itself).
+KEY_PREFIX: Final = "langgraph:"
+#: Serialized values up to this many bytes stay in the record that names them.
+INLINE_MAX: Final = 2048
+#: At most this many inline bytes in one record (the rest become artifacts): a record is one
+#: variable, at most the session's ``max_value_bytes`` (1 MiB by default).
+RECORD_INLINE_BUDGET: Final = 256 * 1024
+#: The artifact types of channel values and of pending-write values.
+CHANNEL_TYPE: Final = "langgraph_channel"
+WRITE_TYPE: Final = "langgraph_write"
+#: The prefixes of their artifact names.
+CHANNEL_BLOB: Final = "lgc-"
+WRITE_BLOB: Final = "lgw-"
+MAX_KEY_BYTES: Final = 256
+HASHED: Final = "\x01"  # marks a session key that holds a hash of the thread id
+MAX_NAME_BYTES: Final = 200
+
+Ref: TypeAlias = list[Any]
+EMPTY: Final[Ref] = ["e"]
+
+
+def digest(*parts: str, size: int = 32) -> str:
+    """Hex BLAKE3 of ``parts``, ``size`` digits."""
+    return blake3("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:size]
+
+
+def nsid(ns: str) -> str:
+    """The short form of a checkpoint namespace in variable names."""
+    return "" if ns == "" else digest(ns, size=24)
+
+
+def checkpoint_key(ns_id: str, checkpoint_id: str) -> str:
+    return f"c:{ns_id}:{checkpoint_id}"
+
+
+def head_key(ns_id: str) -> str:
+    return f"h:{ns_id}"
+
+
+def writes_key(ns_id: str, checkpoint_id: str) -> str:
+    return f"w:{ns_id}:{checkpoint_id}"
+
+
+def run_key(run_id: str, ns_id: str, checkpoint_id: str) -> str:
+    return f"r:{run_prefix(run_id)}{ns_id}:{checkpoint_id}"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{digest(run_id, size=24)}:"
+
+
+def write_slot(task_id: str, idx: int) -> str:
+    """The key of one write in a checkpoint's writes record."""
+    return f"{digest(task_id, size=16)}:{idx}"
+
+
+def parse(name: str) -> tuple[str, str, str]:
+    """``(kind, nsid, checkpoint_id)`` of a ``c:``, ``w:`` or ``r:`` variable name."""
+    kind, rest = name.split(":", 1)
+    if kind == "r":
+        rest = rest.split(":", 1)[1]
+    ns_id, checkpoint_id = rest.split(":", 1)
+    return kind, ns_id, checkpoint_id
+
+
+def channel_blob(ns: str, channel: str, version: Any) -> str:
+    """The artifact name of a channel's value at a version."""
+    return CHANNEL_BLOB + digest(ns, channel, f"{type(version).__name__}:{version}", size=40)
+
+
+def write_blob(ns: str, checkpoint_id: str, task_id: str, idx: int) -> str:
+    """The artifact name of a pending write's value."""
+    return WRITE_BLOB + digest(ns, checkpoint_id, task_id, str(idx), size=40)
+
+
+def check_id(checkpoint_id: Any) -> str:
+    """A checkpoint id that fits the variable names, else ``ValueError``."""
+    if not isinstance(checkpoint_id, str) or not checkpoint_id or ":" in checkpoint_id:
+        raise ValueError(f"invalid checkpoint id {checkpoint_id!r}")
+    if "\0" in checkpoint_id or len(run_key("", "x" * 24, checkpoint_id).encode()) > 256:
+        raise ValueError(f"checkpoint id {checkpoint_id[:40]!r}... is longer than 204 bytes")
+    return checkpoint_id
+
+
+def session_name(thread_id: str) -> str:
+    """A session name showing the thread id (names are at most 255 bytes, without NUL)."""
+    raw = thread_id.replace("\0", "").encode("utf-8", "replace")[:MAX_NAME_BYTES]
+    return raw.decode("utf-8", "ignore") or "langgraph thread"
+
+
+def json_like(value: Any, depth: int = 0) -> bool:
+    """Whether satchel keeps ``value`` as a variable as it is (tuples come back as lists)."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return True
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if kind is int:
+        return bool(-(1 << 63) <= value <= (1 << 64) - 1)
+    if kind is float:
+        return bool(value == value and value not in (float("inf"), float("-inf")))
+    if depth >= 60:
+        return False
+    if kind is list or kind is tuple:
+        return all(json_like(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(type(k) is str and json_like(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def json_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event with the fields satchel cannot keep as they are turned to text."""
+    return {k: v if json_like(v) else repr(v) for k, v in event.items()}

@@ -1,0 +1,615 @@
+"""What ``SatchelSaver`` does, as plans (see ``_langgraph_calls``): the same logic for its
+sync and async methods, on the session layout of ``_langgraph_layout``.
+
+Every ``put`` and every ``put_writes`` is one ``append_events`` call: an event naming the
+checkpoint (or the task's writes) and, in the same atomic, journaled write, the variables it
+sets. ``put_writes`` merges into the checkpoint's writes record, so it appends with
+``expect_position`` (the log's last position when it read the record) and reads again if
+another writer came between — LangGraph saves parallel tasks' writes concurrently.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+
+from satchel import (
+    InvalidStateTransitionError,
+    SessionNotActiveError,
+    SessionNotFoundError,
+    session_id_for,
+)
+
+from . import _langgraph_layout as lay
+from ._langgraph_calls import RAISE, Call, Emit, ListPlan, Plan
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.serde.base import SerializerProtocol
+
+#: Sessions read per page when a call spans every thread.
+_PAGE: Final = 200
+#: How often ``put_writes`` reads again after another writer came first.
+_MERGE_TRIES: Final = 1000
+
+#: A value waiting to be stored as an artifact: its name, bytes and custom metadata.
+_Pending = tuple[str, bytes, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelBlob:
+    """A channel value kept as an artifact (``SatchelSaver.stored_channel_blobs``)."""
+
+    name: str
+    namespace: str
+    channel: str
+    version: str
+    size: int
+    content_hash: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _sid(key: str) -> str:
+    """The session id of a thread's key (derived from it; cached, as every call needs it)."""
+    return session_id_for(key)
+
+
+class ThreadPlans:
+    """The plans of ``SatchelSaver`` (a base class of it; ``serde`` is the saver's)."""
+
+    serde: SerializerProtocol
+
+    def _setup(self, key_prefix: str, app: str, user: str | None, inline_max: int) -> None:
+        self._prefix = key_prefix
+        self._app = app
+        self._user = user
+        self._inline_max = inline_max
+        self._known: set[str] = set()  # session keys known to exist (a hint; misses recover)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _key(self, thread_id: Any) -> str:
+        tid = str(thread_id)
+        key = self._prefix + tid
+        if "\0" in key or len(key.encode("utf-8", "surrogatepass")) > lay.MAX_KEY_BYTES:
+            return self._prefix + lay.HASHED + lay.digest(tid, size=40)
+        return key
+
+    def _hashed(self, key: str) -> bool:
+        return key.startswith(self._prefix + lay.HASHED)
+
+    def _scope(self) -> dict[str, Any]:
+        return {"app": self._app} | ({"user": self._user} if self._user is not None else {})
+
+    def _create(self, key: str, thread_id: str) -> Plan[None]:
+        options = {"key": key, "name": lay.session_name(thread_id), "tags": ["langgraph"]}
+        yield Call("sessions", "create", (), options | self._scope(), exists_ok=True)
+        self._known.add(key)
+
+    def _append(
+        self,
+        key: str,
+        thread_id: str,
+        event: dict[str, Any],
+        state: dict[str, Any],
+        delete: Sequence[str] = (),
+        expect: int | None = None,
+    ) -> Plan[int]:
+        """One ``append_events`` on the thread's session, creating it first if needed and
+        resuming it if a policy suspended it."""
+        if key not in self._known:
+            yield from self._create(key, thread_id)
+        call = Call(
+            "sessions",
+            "append_events",
+            (_sid(key), [lay.json_event(event)]),
+            {"state": state, "delete": list(delete), "expect_position": expect},
+        )
+        try:
+            return cast(int, (yield call))
+        except SessionNotFoundError:  # deleted meanwhile (by another saver on this runtime)
+            self._known.discard(key)
+            yield from self._create(key, thread_id)
+        except SessionNotActiveError:
+            yield Call("sessions", "resume", (_sid(key),))
+        return cast(int, (yield call))
+
+    def _get(self, key: str, name: str) -> Plan[Any]:
+        return (yield Call("sessions", "get_state", (_sid(key), name), missing=None))
+
+    def _names(self, key: str, prefix: str = "") -> Plan[builtins.list[str]]:
+        # The core has no prefix scan of variable names: this reads every name of the thread.
+        names = yield Call("sessions", "list_state", (_sid(key),), missing=[])
+        return [n for n in cast(builtins.list[str], names) if n.startswith(prefix)]
+
+    def _threads(self) -> Plan[builtins.list[tuple[str, str]]]:
+        """``(session key, thread id)`` of every thread of this saver's app."""
+        found: builtins.list[tuple[str, str]] = []
+        offset = 0
+        while True:
+            page = yield Call(
+                "sessions", "list", (), {"offset": offset, "limit": _PAGE} | self._scope()
+            )
+            for info in page:
+                key = info.key
+                if key is None or not key.startswith(self._prefix):
+                    continue
+                if self._hashed(key):
+                    tid = yield from self._get(key, "t")
+                    if tid is None:
+                        continue
+                else:
+                    tid = key[len(self._prefix) :]
+                found.append((key, str(tid)))
+            if len(page) < _PAGE:
+                return found
+            offset += _PAGE
+
+    # -- values --------------------------------------------------------------------------------
+
+    def _ref(
+        self,
+        dumped: tuple[str, bytes],
+        name: str,
+        meta: dict[str, Any],
+        pending: builtins.list[_Pending],
+        budget: list[int],
+    ) -> lay.Ref:
+        """The reference of a serialized value; one kept as an artifact joins ``pending``."""
+        type_, data = dumped
+        if len(data) <= self._inline_max and len(data) <= budget[0]:
+            budget[0] -= len(data)
+            return ["i", type_, base64.b64encode(data).decode("ascii")]
+        pending.append((name, data, {**meta, "serde_type": type_}))
+        return ["a", type_, name, len(data)]
+
+    def _store(
+        self, key: str, thread_id: str, pending: builtins.list[_Pending], kind: str
+    ) -> Plan[None]:
+        """Store the artifacts of a write (before the record that names them: a crash between
+        leaves unreferenced artifacts, which ``collect_garbage`` removes)."""
+        if pending and key not in self._known:
+            yield from self._create(key, thread_id)
+        for name, data, meta in pending:
+            call = Call(
+                "artifacts",
+                "store",
+                (_sid(key), name, data),
+                {"type": kind, "metadata": meta},
+            )
+            try:
+                yield call
+            except SessionNotFoundError:
+                self._known.discard(key)
+                yield from self._create(key, thread_id)
+                yield call
+
+    def _load(self, key: str, ref: lay.Ref) -> Plan[tuple[bool, Any]]:
+        """``(found, value)`` of a reference."""
+        if ref[0] == "i":
+            return True, self.serde.loads_typed((ref[1], base64.b64decode(ref[2])))
+        if ref[0] == "a":
+            call = Call("artifacts", "get", (_sid(key), ref[2]), missing=None)
+            artifact = yield call
+            if artifact is None:
+                return False, None
+            return True, self.serde.loads_typed((ref[1], artifact.content))
+        return False, None
+
+    def _doc(self, value: Any) -> builtins.list[Any]:
+        """A JSON-like document of ``value``: itself if satchel keeps it as it is, else its
+        serialization."""
+        if lay.json_like(value):
+            return ["j", value]
+        type_, data = self.serde.dumps_typed(value)
+        return ["s", type_, base64.b64encode(data).decode("ascii")]
+
+    def _undoc(self, doc: builtins.list[Any]) -> Any:
+        if doc[0] == "j":
+            return doc[1]
+        return self.serde.loads_typed((doc[1], base64.b64decode(doc[2])))
+
+    # -- put -----------------------------------------------------------------------------------
+
+    def _put_plan(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Plan[RunnableConfig]:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = str(conf.get("checkpoint_ns", ""))
+        parent_id = conf.get("checkpoint_id")
+        checkpoint_id = lay.check_id(checkpoint["id"])
+        key, ns_id = self._key(thread_id), lay.nsid(ns)
+
+        values = checkpoint["channel_values"]
+        skeleton = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        pending: builtins.list[_Pending] = []
+        budget = [lay.RECORD_INLINE_BUDGET]
+        refs: dict[str, builtins.list[Any]] = {}
+        for channel, version in new_versions.items():
+            if channel not in values:
+                refs[channel] = [version, lay.EMPTY]
+                continue
+            meta = {"namespace": ns, "channel": channel, "version": str(version)}
+            name = lay.channel_blob(ns, channel, version)
+            dumped = self.serde.dumps_typed(values[channel])
+            refs[channel] = [version, self._ref(dumped, name, meta, pending, budget)]
+        # A channel not new here keeps the value of its version: from the parent's record
+        # (each record names every channel's value), else from another of the namespace's.
+        versions = checkpoint["channel_versions"]
+        unresolved = {c: v for c, v in versions.items() if c not in refs}
+        if unresolved and parent_id:
+            parent = yield from self._get(key, lay.checkpoint_key(ns_id, str(parent_id)))
+            for channel, (version, ref) in (parent or {"v": {}})["v"].items():
+                if unresolved.get(channel, RAISE) == version:
+                    refs[channel] = [version, ref]
+                    del unresolved[channel]
+        if unresolved:
+            yield from self._resolve_elsewhere(key, ns_id, unresolved, refs)
+
+        md = get_checkpoint_metadata(config, metadata)
+        md.pop("writes", None)  # type: ignore[typeddict-item]
+        run_id = md.get("run_id")
+        type_, data = self.serde.dumps_typed(skeleton)
+        record = {
+            "ns": ns,
+            "id": checkpoint_id,
+            "p": parent_id,
+            "cp": ["s", type_, base64.b64encode(data).decode("ascii")],
+            "md": self._doc(dict(md)),
+            "v": refs,
+        }
+        state: dict[str, Any] = {lay.checkpoint_key(ns_id, checkpoint_id): record}
+        head = yield from self._get(key, lay.head_key(ns_id))
+        if head is None or checkpoint_id >= head:
+            state[lay.head_key(ns_id)] = checkpoint_id
+        if run_id is not None:
+            state[lay.run_key(str(run_id), ns_id, checkpoint_id)] = 1
+        if self._hashed(key):
+            state["t"] = thread_id
+        yield from self._store(key, thread_id, pending, lay.CHANNEL_TYPE)
+        event = {"lg": "put", "ns": ns, "id": checkpoint_id, "parent": parent_id, "run": run_id}
+        yield from self._append(key, thread_id, event, state)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+            }
+        }
+
+    def _resolve_elsewhere(
+        self, key: str, ns_id: str, unresolved: dict[str, Any], refs: dict[str, Any]
+    ) -> Plan[None]:
+        """Find the values of ``unresolved`` channel versions in the namespace's records,
+        newest first (rare: LangGraph names the parent, whose record has them). What stays
+        unresolved has no stored value (``InMemorySaver`` skips such channels too)."""
+        for name in reversed((yield from self._names(key, f"c:{ns_id}:"))):
+            if not unresolved:
+                return
+            record = yield from self._get(key, name)
+            for channel, (version, ref) in (record or {"v": {}})["v"].items():
+                if unresolved.get(channel, RAISE) == version and ref != lay.EMPTY:
+                    refs[channel] = [version, ref]
+                    del unresolved[channel]
+
+    # -- put_writes ----------------------------------------------------------------------------
+
+    def _put_writes_plan(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> Plan[None]:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = str(conf.get("checkpoint_ns", ""))
+        checkpoint_id = lay.check_id(str(conf["checkpoint_id"]))
+        key, ns_id = self._key(thread_id), lay.nsid(ns)
+        name = lay.writes_key(ns_id, checkpoint_id)
+        dumped = [
+            (WRITES_IDX_MAP.get(channel, n), channel, self.serde.dumps_typed(value))
+            for n, (channel, value) in enumerate(writes)
+        ]
+        stored: set[str] = set()
+        for _ in range(_MERGE_TRIES):
+            position = yield Call("sessions", "last_event_position", (_sid(key),), missing=0)
+            record = dict((yield from self._get(key, name)) or {})
+            inline = sum(len(w["val"][2]) for w in record.values() if w["val"][0] == "i")
+            budget = [max(0, lay.RECORD_INLINE_BUDGET - inline * 3 // 4)]
+            pending: builtins.list[_Pending] = []
+            changed = 0
+            for idx, channel, value in dumped:
+                slot = lay.write_slot(task_id, idx)
+                # As LangGraph's savers: a regular write (idx >= 0) is kept as first written (a
+                # retried task does not repeat it); a special one (error, interrupt, ...)
+                # replaces the one before.
+                if idx >= 0 and slot in record:
+                    continue
+                meta = {"namespace": ns, "checkpoint_id": checkpoint_id, "channel": channel}
+                blob = lay.write_blob(ns, checkpoint_id, task_id, idx)
+                ref = self._ref(value, blob, meta, pending, budget)
+                record[slot] = {"task": task_id, "path": task_path, "ch": channel, "idx": idx}
+                record[slot]["val"] = ref
+                changed += 1
+            if not changed:
+                return
+            yield from self._store(
+                key, thread_id, [p for p in pending if p[0] not in stored], lay.WRITE_TYPE
+            )
+            stored.update(p[0] for p in pending)
+            event = {"lg": "writes", "ns": ns, "id": checkpoint_id, "task": task_id, "n": changed}
+            try:
+                yield from self._append(key, thread_id, event, {name: record}, expect=position)
+                return
+            except InvalidStateTransitionError:
+                continue  # another write came first: merge into what it left
+        raise InvalidStateTransitionError(
+            f"thread {thread_id!r}: the writes of checkpoint {checkpoint_id} kept changing"
+        )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _tuple_plan(
+        self, key: str, thread_id: str, record: dict[str, Any]
+    ) -> Plan[CheckpointTuple]:
+        ns, checkpoint_id, parent_id = record["ns"], record["id"], record["p"]
+        checkpoint = cast(Checkpoint, self._undoc(record["cp"]))
+        values: dict[str, Any] = {}
+        for channel, (_version, ref) in record["v"].items():
+            found, value = yield from self._load(key, ref)
+            if found:
+                values[channel] = value
+        checkpoint["channel_values"] = values
+        writes = yield from self._get(key, lay.writes_key(lay.nsid(ns), checkpoint_id))
+        stored: builtins.list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for write in (writes or {}).values():
+            found, value = yield from self._load(key, write["val"])
+            if found:
+                order = writes_sort_key(write["path"], write["task"], write["idx"])
+                stored.append((order, (write["task"], write["ch"], value)))
+        stored.sort(key=lambda pair: pair[0])
+
+        def conf(cid: str) -> RunnableConfig:
+            return {
+                "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
+            }
+
+        return CheckpointTuple(
+            config=conf(checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=cast(CheckpointMetadata, self._undoc(record["md"])),
+            parent_config=conf(parent_id) if parent_id else None,
+            pending_writes=[write for _, write in stored],
+        )
+
+    def _get_tuple_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns_id = lay.nsid(str(conf.get("checkpoint_ns", "")))
+        key = self._key(thread_id)
+        checkpoint_id = get_checkpoint_id(config)
+        if not checkpoint_id:
+            checkpoint_id = yield from self._get(key, lay.head_key(ns_id))
+            if checkpoint_id is None:
+                return None
+        elif ":" in checkpoint_id:
+            return None
+        record = yield from self._get(key, lay.checkpoint_key(ns_id, checkpoint_id))
+        if record is None:
+            return None
+        return (yield from self._tuple_plan(key, thread_id, record))
+
+    def _list_plan(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> ListPlan:
+        if limit is not None and limit <= 0:
+            return
+        if config is not None:
+            conf = config["configurable"]
+            thread_id = str(conf["thread_id"])
+            threads = [(self._key(thread_id), thread_id)]
+            ns = conf.get("checkpoint_ns")
+            only = get_checkpoint_id(config)
+        else:
+            threads = yield from self._threads()
+            ns, only = None, None
+        before_id = get_checkpoint_id(before) if before is not None else None
+        prefix = "c:" if ns is None else f"c:{lay.nsid(str(ns))}:"
+        # Every candidate by its checkpoint id, newest first across threads and namespaces
+        # (as SqliteSaver's ORDER BY checkpoint_id DESC); records are loaded one at a time.
+        candidates: builtins.list[tuple[str, str, str, str]] = []
+        for key, tid in threads:
+            for name in (yield from self._names(key, prefix)):
+                checkpoint_id = lay.parse(name)[2]
+                if only and checkpoint_id != only:
+                    continue
+                if before_id is not None and checkpoint_id >= before_id:
+                    continue
+                candidates.append((checkpoint_id, name, key, tid))
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        left = limit
+        for _cid, name, key, tid in candidates:
+            record = yield from self._get(key, name)
+            if record is None:
+                continue
+            if filter:
+                metadata = self._undoc(record["md"])
+                if not all(metadata.get(k) == v for k, v in filter.items()):
+                    continue
+            yield Emit((yield from self._tuple_plan(key, tid, record)))
+            if left is not None:
+                left -= 1
+                if left <= 0:
+                    return
+
+    # -- deletes and copies --------------------------------------------------------------------
+
+    def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
+        key = self._key(str(thread_id))
+        self._known.discard(key)
+        yield Call("sessions", "delete", (_sid(key),), missing=None)
+
+    def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
+        if not run_ids:
+            return
+        wanted = {"r:" + lay.run_prefix(str(r)) for r in run_ids}
+        width = len(next(iter(wanted)))
+        for key, thread_id in (yield from self._threads()):
+            names = yield from self._names(key)
+            doomed = {lay.parse(n)[1:] for n in names if n.startswith("r:") and n[:width] in wanted}
+            if doomed:
+                yield from self._drop(key, thread_id, names, doomed, "delete_for_runs")
+
+    def _copy_thread_plan(self, source: str, target: str) -> Plan[None]:
+        source_key, target_key = self._key(str(source)), self._key(str(target))
+        forked = yield Call(
+            "sessions",
+            "fork",
+            (_sid(source_key),),
+            {"key": target_key, "name": lay.session_name(str(target))},
+            missing=None,
+        )
+        if forked is None:
+            return  # no such thread: nothing to copy (as delete_thread of a missing one)
+        self._known.add(target_key)
+        if self._hashed(target_key):
+            event = {"lg": "copied", "from": str(source)[:200]}
+            yield from self._append(target_key, str(target), event, {"t": str(target)})
+
+    def _prune_plan(self, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"unknown prune strategy {strategy!r}: keep_latest or delete")
+        for thread_id in thread_ids:
+            if strategy == "delete":
+                yield from self._delete_thread_plan(str(thread_id))
+                continue
+            key = self._key(str(thread_id))
+            names = yield from self._names(key)
+            by_ns: dict[str, builtins.list[str]] = {}
+            for name in names:
+                if name.startswith("c:"):
+                    _, ns_id, checkpoint_id = lay.parse(name)
+                    by_ns.setdefault(ns_id, []).append(checkpoint_id)
+            keep: set[tuple[str, str]] = set()
+            for ns_id, ids in by_ns.items():
+                latest = max(ids)
+                keep.add((ns_id, latest))
+                # A channel the latest checkpoint holds no value for (a DeltaChannel step) is
+                # rebuilt from its ancestors back to one holding a value: keep those.
+                record = yield from self._get(key, lay.checkpoint_key(ns_id, latest))
+                need = {c for c, (_, r) in (record or {"v": {}})["v"].items() if r == lay.EMPTY}
+                parent = record["p"] if record else None
+                while need and parent:
+                    older = yield from self._get(key, lay.checkpoint_key(ns_id, parent))
+                    if older is None:
+                        break
+                    keep.add((ns_id, parent))
+                    need -= {c for c, (_, r) in older["v"].items() if r != lay.EMPTY}
+                    parent = older["p"]
+            doomed = {(ns_id, cid) for ns_id, ids in by_ns.items() for cid in ids} - keep
+            if doomed:
+                yield from self._drop(key, str(thread_id), names, doomed, "prune")
+
+    def _drop(
+        self,
+        key: str,
+        thread_id: str,
+        names: builtins.list[str],
+        doomed: set[tuple[str, str]],
+        why: str,
+    ) -> Plan[None]:
+        """Remove the checkpoints ``doomed`` (``(nsid, checkpoint_id)``), their writes and run
+        index entries and fix the heads, in one write; then collect the artifacts no remaining
+        record names."""
+        delete: builtins.list[str] = []
+        remaining: dict[str, builtins.list[str]] = {}
+        for name in names:
+            if name[:2] not in ("c:", "w:", "r:"):
+                continue
+            kind, ns_id, checkpoint_id = lay.parse(name)
+            if (ns_id, checkpoint_id) in doomed:
+                delete.append(name)
+            elif kind == "c":
+                remaining.setdefault(ns_id, []).append(checkpoint_id)
+        heads: dict[str, Any] = {}
+        for ns_id in {ns_id for ns_id, _ in doomed}:
+            ids = remaining.get(ns_id)
+            if ids:
+                heads[lay.head_key(ns_id)] = max(ids)
+            else:
+                delete.append(lay.head_key(ns_id))
+        event = {"lg": why, "removed": len(doomed)}
+        yield from self._append(key, thread_id, event, heads, delete)
+        gone = set(delete)
+        yield from self._collect(key, [n for n in names if n not in gone])
+
+    def _collect(self, key: str, names: builtins.list[str]) -> Plan[int]:
+        """Delete the value artifacts that none of the variables ``names`` names."""
+        used: set[str] = set()
+        for name in names:
+            if not name.startswith(("c:", "w:")):
+                continue
+            value = yield from self._get(key, name)
+            if value is None:
+                continue
+            if name[0] == "c":
+                refs = [ref for _, ref in value["v"].values()]
+            else:
+                refs = [write["val"] for write in value.values()]
+            used.update(ref[2] for ref in refs if ref[0] == "a")
+        sid = _sid(key)
+        artifacts = yield Call("artifacts", "list", (sid,), missing=[])
+        dropped = 0
+        for info in artifacts:
+            if info.name.startswith((lay.CHANNEL_BLOB, lay.WRITE_BLOB)) and info.name not in used:
+                yield Call("artifacts", "delete", (sid, info.name), missing=0)
+                dropped += 1
+        return dropped
+
+    # -- satchel extras ------------------------------------------------------------------------
+
+    def _blobs_plan(self, thread_id: str) -> Plan[builtins.list[ChannelBlob]]:
+        key = self._key(str(thread_id))
+        artifacts = yield Call("artifacts", "list", (_sid(key),), missing=[])
+        return [
+            ChannelBlob(
+                name=a.name,
+                namespace=str(a.custom.get("namespace", "")),
+                channel=str(a.custom.get("channel", "")),
+                version=str(a.custom.get("version", "")),
+                size=a.size,
+                content_hash=a.content_hash,
+            )
+            for a in artifacts
+            if a.name.startswith(lay.CHANNEL_BLOB)
+        ]
+
+    def _gc_plan(self, thread_id: str) -> Plan[int]:
+        key = self._key(str(thread_id))
+        return (yield from self._collect(key, (yield from self._names(key))))
