@@ -1,0 +1,63 @@
+"""What the Google ADK session and artifact services share: how ADK's names become satchel
+session keys, and how ADK values become satchel values."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from urllib.parse import quote
+
+import blake3
+from pydantic_core import to_jsonable_python
+
+import satchel
+
+if TYPE_CHECKING:
+    from satchel.storage import Backend
+
+#: The longest session key satchel takes, in UTF-8 bytes.
+KEY_MAX_BYTES: Final = 256
+#: Tags of the satchel sessions the services create, by what they hold.
+TAG_SESSION: Final = "adk:session"
+TAG_APP: Final = "adk:app-state"
+TAG_USER: Final = "adk:user-state"
+TAG_ARTIFACTS: Final = "adk:artifacts"
+
+_Service = TypeVar("_Service")
+
+
+def key(*parts: str) -> str:
+    """The satchel session key of a tuple of ADK names: ``adk/<part>/<part>...`` with each part
+    percent-encoded (so no part holds the separator or NUL) while it fits in 256 bytes, else
+    ``adk/h/<BLAKE3 of the parts>``; the same tuple always gives the same key."""
+    readable = "adk/" + "/".join(quote(part, safe="") for part in parts)
+    if len(readable.encode()) <= KEY_MAX_BYTES:
+        return readable
+    digest = blake3.blake3("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"adk/h/{quote(parts[0], safe='')[:32]}/{digest}"
+
+
+def json_safe(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` as JSON-like values, as ADK's SQL services store it: a value JSON cannot hold
+    becomes its ``str()``, a non-finite float becomes ``None``."""
+    return cast(dict[str, Any], to_jsonable_python(dict(state), fallback=str, inf_nan_mode="null"))
+
+
+def strip_id(session_id: str | None) -> str | None:
+    """A session id as ADK's in-memory service takes it: trimmed, and ``None`` when blank."""
+    if session_id is None:
+        return None
+    return session_id.strip() or None
+
+
+@contextlib.asynccontextmanager
+async def standalone(
+    make: Callable[[satchel.Runtime], _Service],
+    path: str | None,
+    store: Backend,
+    options: Mapping[str, Any],
+) -> AsyncIterator[_Service]:
+    """A service on a runtime of its own, opened on ``path`` and closed on exit."""
+    async with satchel.open_runtime(path, store=store, **options) as rt:
+        yield make(rt)
