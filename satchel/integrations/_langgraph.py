@@ -105,8 +105,8 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     def _sync(self, plan: Plan[T]) -> T:
         if not self._async:
             return drive_sync(self.rt, plan)
-        future = asyncio.run_coroutine_threadsafe(drive_async(self.rt, plan), self._other_loop())
-        return future.result()
+        loop = self._other_loop()
+        return asyncio.run_coroutine_threadsafe(drive_async(self.rt, plan), loop).result()
 
     async def _await(self, plan: Plan[T]) -> T:
         if self._async:
@@ -117,8 +117,8 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     def _sync_iter(self, plan: ListPlan) -> Iterator[CheckpointTuple]:
         if not self._async:
             return iter_sync(self.rt, plan)
-        future = asyncio.run_coroutine_threadsafe(collect_async(self.rt, plan), self._other_loop())
-        return iter(future.result())
+        loop = self._other_loop()
+        return iter(asyncio.run_coroutine_threadsafe(collect_async(self.rt, plan), loop).result())
 
     async def _async_iter(self, plan: ListPlan) -> AsyncIterator[CheckpointTuple]:
         if self._async:
