@@ -101,11 +101,15 @@ def write_blob(ns: str, checkpoint_id: str, task_id: str, idx: int) -> str:
     return WRITE_BLOB + digest(ns, checkpoint_id, task_id, str(idx), size=40)
 
 
+#: The longest checkpoint id: ``r:{24}:{24}:{id}`` (the longest name holding it) is a key.
+_MAX_ID_BYTES: Final = MAX_KEY_BYTES - len("r:" + "0" * 24 + ":" + "0" * 24 + ":")
+
+
 def check_id(checkpoint_id: Any) -> str:
     """A checkpoint id that fits the variable names, else ``ValueError``."""
     if not isinstance(checkpoint_id, str) or not checkpoint_id or ":" in checkpoint_id:
         raise ValueError(f"invalid checkpoint id {checkpoint_id!r}")
-    if "\0" in checkpoint_id or len(run_key("", "x" * 24, checkpoint_id).encode()) > 256:
+    if "\0" in checkpoint_id or len(checkpoint_id.encode()) > _MAX_ID_BYTES:
         raise ValueError(f"checkpoint id {checkpoint_id[:40]!r}... is longer than 204 bytes")
     return checkpoint_id
 

@@ -1,0 +1,80 @@
+"""``SatchelSaver``'s own behaviour beyond the conformance suite: thread ids that do not fit
+a session key, concurrent writes to one checkpoint, and the artifacts it collects."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+
+import satchel
+from satchel.integrations.langgraph import SatchelSaver
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """LangGraph runs on asyncio only (the conftest would run Trio too)."""
+    return "asyncio"
+
+
+async def put(saver: SatchelSaver, thread: str, values: dict[str, Any]) -> Any:
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = values
+    versions = {c: saver.get_next_version(None, None) for c in values}
+    checkpoint["channel_versions"] = versions
+    config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    return await saver.aput(config, checkpoint, {"source": "input", "step": -1}, versions)
+
+
+async def test_thread_ids_that_do_not_fit_a_key(tmp_path: Path) -> None:
+    """A thread id over 246 bytes or holding NUL is hashed into the key and still listed,
+    copied and deleted by its own id."""
+    async with SatchelSaver.from_path(tmp_path / "data") as saver:
+        long_id, nul_id = "t" * 300, "a\0b"
+        for thread in (long_id, nul_id):
+            config = await put(saver, thread, {"x": thread})
+            found = await saver.aget_tuple(config)
+            assert found is not None and found.checkpoint["channel_values"] == {"x": thread}
+        listed = [t.config["configurable"]["thread_id"] async for t in saver.alist(None)]
+        assert sorted(listed) == sorted([long_id, nul_id])
+        await saver.acopy_thread(long_id, "u" * 300)
+        copied = [t async for t in saver.alist({"configurable": {"thread_id": "u" * 300}})]
+        assert [t.checkpoint["channel_values"] for t in copied] == [{"x": long_id}]
+        await saver.adelete_thread(long_id)
+        assert await saver.aget_tuple({"configurable": {"thread_id": long_id}}) is None
+
+
+async def test_concurrent_writes_to_one_checkpoint_all_kept(tmp_path: Path) -> None:
+    """Fifty tasks saving their writes to one checkpoint at once each keep theirs (the
+    writes record is merged, with a retry when another writer came first)."""
+    async with SatchelSaver.from_path(tmp_path / "data", durability="machine") as saver:
+        config = await put(saver, "t", {"x": 1})
+        await asyncio.gather(
+            *(saver.aput_writes(config, [("log", n), ("n", n)], f"task-{n}") for n in range(50))
+        )
+        found = await saver.aget_tuple(config)
+        assert found is not None and found.pending_writes is not None
+        assert sorted(w[0] for w in found.pending_writes if w[1] == "log") == sorted(
+            f"task-{n}" for n in range(50)
+        )
+        assert len(found.pending_writes) == 100
+
+
+async def test_unreferenced_value_artifacts_are_collected(tmp_path: Path) -> None:
+    """A large value stored by a put that never wrote its record (a stopped process) is
+    removed by collect_garbage; values a checkpoint names stay."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        config = await put(saver, "t", {"big": "b" * 10_000})
+        await rt.artifacts.store(
+            "langgraph:t", "lgc-orphan", b"o" * 10_000, type="langgraph_channel"
+        )
+        assert await saver.collect_garbage("t") == 1
+        assert [b.channel for b in await saver.stored_channel_blobs("t")] == ["big"]
+        found = await saver.aget_tuple(config)
+        assert found is not None and found.checkpoint["channel_values"]["big"] == "b" * 10_000
