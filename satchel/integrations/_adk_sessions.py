@@ -227,8 +227,8 @@ class SatchelSessionService(BaseSessionService):
         # of this invocation read it), never storage.
         self._apply_temp_state(session, event)
         event = self._trim_temp_delta_state(event)
-        if any(e.id == event.id and e == event for e in session.events):
-            return event  # an equal re-delivery: stored once, as InMemorySessionService
+        if session.events and session.events[-1].id == event.id and session.events[-1] == event:
+            return event  # the last event again: stored once, as InMemorySessionService does
         key = _session_key(session.app_name, session.user_id, session.id)
         data = event.model_dump(mode="json", exclude_none=True)
         delta = event.actions.state_delta if event.actions else {}
