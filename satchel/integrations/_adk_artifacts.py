@@ -298,15 +298,16 @@ def _split(
     part: types.Part, app_name: str, user_id: str, session_id: str | None
 ) -> tuple[bytes, str, str | None, dict[str, Any]]:
     """(content, kind, MIME type, the part without its payload) of a part to save."""
-    shape = part.model_dump(mode="json", exclude_none=True)
+    # The payload is left out of the dump: base64 of a large one would cost more than storing.
     if part.inline_data is not None:
         if part.inline_data.data is None:
             raise InputValidationError("inline_data must carry data (b'' for empty).")
-        shape["inline_data"].pop("data", None)
+        shape = part.model_dump(mode="json", exclude_none=True, exclude={"inline_data": {"data"}})
         return part.inline_data.data, "inline", part.inline_data.mime_type, shape
     if part.text is not None:
-        shape.pop("text")
+        shape = part.model_dump(mode="json", exclude_none=True, exclude={"text"})
         return part.text.encode(), "text", "text/plain", shape
+    shape = part.model_dump(mode="json", exclude_none=True)
     if part.file_data is not None:
         if not artifact_util.is_artifact_ref(part):
             return b"", "file", part.file_data.mime_type, shape
