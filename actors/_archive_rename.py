@@ -29,7 +29,8 @@ def renamed(records: Any) -> Any:
         moved = attrs.evolve(version, id=fresh, session_id=new_id, created_by=created_by)
         versions.append((ARTIFACT_CODEC.encode(moved), moved))
     # A copy the host imports is the host's: it counts against no script's budget.
-    record = attrs.evolve(record, id=new_id, budget_of=None)
+    # Nor does it keep the key, which names the original.
+    record = attrs.evolve(record, id=new_id, budget_of=None, key=None)
     journal = []
     for seq, entry in records.journal:
         at_us, kind, data, cause = layout.decode_entry_with_cause(entry)

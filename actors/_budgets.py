@@ -199,10 +199,15 @@ class Budgets:
     # -- reading the store ------------------------------------------------------------------
 
     def _record(self, session_id: str) -> layout.SessionRecord | None:
-        if session_id not in self._records:
+        found = self._records.get(session_id)
+        if found is None:
             raw = self._kv.get(layout.record_key(layout.bytes_of(session_id)))
-            self._records[session_id] = None if raw is None else layout.RECORD_CODEC.decode(raw)
-        return self._records[session_id]
+            if raw is None:
+                # Not remembered: a keyed session's id is known before it exists, and a
+                # session created under it later must count against its budget.
+                return None
+            found = self._records[session_id] = layout.RECORD_CODEC.decode(raw)
+        return found
 
     def _sharers_of(self, session_id: str) -> bool:
         known = self._has_sharers.get(session_id)

@@ -103,7 +103,7 @@ def new_record(
         status=ACTIVE,
         created_us=now,
         deadlines=tuple(deadlines),
-        budget_of=budget_of,
+        budget_of=None if budget_of is None else validate.session_id(budget_of)[0],
         key=None if fields.key is None else validate.session_key(fields.key),
         app=None if fields.app is None else scope("app", fields.app),
         user=None if fields.user is None else scope("user", fields.user),

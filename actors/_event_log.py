@@ -25,6 +25,9 @@ from . import _layout as layout
 from . import _validate as validate
 
 _U64 = struct.Struct(">Q")
+_LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)
+#: The last microsecond a datetime can hold (year 9999).
+_LAST_US = 253_402_300_799_999_999
 #: The most events one append may carry.
 MAX_EVENTS_PER_APPEND = 10_000
 
@@ -56,8 +59,16 @@ def last_key(sid: bytes) -> bytes:
 
 def last_position(kv: KeyValueStore, sid: bytes) -> int:
     """The last position given in the session (0 if none ever was)."""
+    return _last(kv, sid)[0]
+
+
+def _last(kv: KeyValueStore, sid: bytes) -> tuple[int, int]:
+    """The last position given and the time of the last event appended (µs; 0, 0 if none)."""
     raw = kv.get(last_key(sid))
-    return 0 if raw is None else int(_U64.unpack(raw)[0])
+    if raw is None:
+        return 0, 0
+    position, at_us = _LAST.unpack(raw)
+    return int(position), int(at_us)
 
 
 def encode_event(at_us: int, data: Mapping[str, Any]) -> bytes:
@@ -117,6 +128,8 @@ def checked_append(
     if expect_position is not None and (type(expect_position) is not int or expect_position < 0):
         raise InvalidArgumentError("expect_position must be a non-negative integer")
     at_us = None if at is None else validate.micros("at", at)
+    if at_us is not None and not 0 <= at_us <= _LAST_US:
+        raise ValidationError(f"at must be a time from 1970 to the year 9999, not {at!r}")
     return Append(tuple(checked), at_us, pairs, deleted, expect_position)
 
 
@@ -137,13 +150,15 @@ def append_batch(
     batch: Batch,
 ) -> dict[str, Any]:
     """Add the append to ``batch``; its journal data (``events_appended``)."""
-    last = last_position(kv, sid)
+    last, last_at = _last(kv, sid)
     if append.expect_position is not None and append.expect_position != last:
         raise InvalidStateTransitionError(
             f"session {session_id} has {last} as its last event position, not "
             f"{append.expect_position}: it was changed since it was read"
         )
-    at_us = now_us if append.at_us is None else append.at_us
+    # Times never go back along the log, so reading "after a time" from the end can stop at
+    # the first event at or before it: an earlier time is raised to the last event's.
+    at_us = max(now_us if append.at_us is None else append.at_us, last_at)
     for offset, event in enumerate(append.events, 1):
         encoded = validate.encoded("an event", lambda e: encode_event(at_us, e), event)
         _within(len(encoded), max_value_bytes, f"event {last + offset} of session {session_id}")
@@ -155,7 +170,7 @@ def append_batch(
     for key in append.deleted:
         batch.delete(layout.var_prefix(sid) + key.encode())
     if append.events:
-        batch.put(last_key(sid), _U64.pack(last + len(append.events)))
+        batch.put(last_key(sid), _LAST.pack(last + len(append.events), at_us))
     data: dict[str, Any] = {"first": last + 1, "at": at_us, "events": list(append.events)}
     if append.state:
         data["state"] = dict(append.state)
@@ -214,5 +229,6 @@ def rebuilt(events: Mapping[int, tuple[int, dict[str, Any]]], last: int, sid: by
     for position, (at_us, data) in sorted(events.items()):
         batch.put(event_key(sid, position), encode_event(at_us, data))
     if last:
-        batch.put(last_key(sid), _U64.pack(last))
+        last_at = max((at_us for at_us, _ in events.values()), default=0)
+        batch.put(last_key(sid), _LAST.pack(last, last_at))
     return batch

@@ -152,6 +152,10 @@ class EventBus:
                     )
                 subscription.offer(event)
 
+    def forget(self, session_id: str) -> None:
+        """Drop what is remembered of a deleted session (its id may name a new one: a key)."""
+        self._correlations.pop(session_id, None)
+
     def correlation_of(self, session_id: str) -> str:
         """The id of the session's root (parents and fork origins followed up)."""
         known = self._correlations.get(session_id)

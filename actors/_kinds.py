@@ -7,6 +7,9 @@ from collections.abc import Callable
 from satchel.runtime import ActorSpec, Supervisor
 from satchel.storage import GroupCommit, Store
 
+from satchel._errors import InvalidArgumentError
+
+from . import _validate as validate
 from ._audit import DEFAULT_MAX_ENTRIES, AuditLog
 from ._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
 from ._events import EventBus
@@ -52,7 +55,7 @@ def register_session_kinds(
     supervisor.register(
         ActorSpec(
             kind=SESSION_KIND,
-            factory=lambda session_id: SessionActor(session_id, services),
+            factory=lambda session_id: SessionActor(_canonical(session_id), services),
             idle_timeout=idle_s,
         )
     )
@@ -65,3 +68,11 @@ def register_session_kinds(
         )
     )
     return services
+
+
+def _canonical(session_id: str) -> str:
+    """A session actor's id, which must be its session's canonical id: any other name of the
+    session (a key, capitals) would start a second actor for it."""
+    if validate.session_id(session_id)[0] != session_id:
+        raise InvalidArgumentError(f"session actors are named by canonical id, not {session_id!r}")
+    return session_id

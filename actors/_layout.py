@@ -22,7 +22,6 @@ from satchel.storage import _keys as keys
 
 from satchel._errors import IntegrityError
 
-from . import _validate as validate
 from ._model import SessionConfig, SessionStatus
 
 _U64 = struct.Struct(">Q")
@@ -312,11 +311,10 @@ DEADLINES_UPPER = prefix_upper_bound(keys.DEADLINE)
 
 
 def bytes_of(session_id: str) -> bytes:
-    """The 16 bytes of a session id already validated: canonical, or a session's key."""
-    try:
-        return bytes.fromhex(session_id.replace("-", ""))
-    except ValueError:
-        return validate.session_id(session_id)[1]
+    """The 16 bytes of a canonical session id (already validated: a key is not one)."""
+    if len(session_id) != 36:
+        raise ValueError(f"not a canonical session id: {session_id!r}")
+    return bytes.fromhex(session_id.replace("-", ""))
 
 
 def text_of(sid: bytes) -> str:

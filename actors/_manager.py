@@ -112,6 +112,7 @@ class SessionManager(EventLogCalls):
             if len(self._refs) >= _REMEMBERED_REFS:
                 self._refs.clear()
             self._refs[ref.actor_id] = ref
+            self._refs[session_id] = ref  # a key too: it skips deriving the id again
         return ref
 
     async def _ask(self, session_id: str, message: Any) -> Any:
@@ -384,9 +385,9 @@ class SessionManager(EventLogCalls):
         self, session_id: str, *, offset: int = 0, limit: int | None = None
     ) -> builtins.list[JournalEntry]:
         """The session's journal in order, from entry ``offset + 1``, at most ``limit`` entries."""
+        session_id, sid = validate.session_id(session_id)
         await self.get(session_id)
         validate.page(offset, limit)
-        sid = validate.session_id(session_id)[1]
         upper = prefix_upper_bound(layout.journal_prefix(sid))
         entries = []
         correlation = correlation_of(self._kv, session_id)

@@ -103,6 +103,8 @@ def make_query(
     if type(descending) is not bool:
         raise InvalidArgumentError(f"descending must be a boolean, not {descending!r}")
     validate.page(offset, limit)
+    if user is not None and app is None:
+        raise InvalidArgumentError("a user is one of an app's: list(app=..., user=...)")
     return SessionQuery(
         status=status,
         tags=() if tags is None else validate.tags(tags),

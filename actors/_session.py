@@ -255,6 +255,8 @@ class SessionActor(EventLogTurns, Actor[Any]):
             self._require_active()
         elif type(message) is ChangeStatus:
             target_of(self._id, record.status, message.operation)
+        if type(message) is AppendEvents:
+            return await self._run_append_hooks(point, message)
         session_hooks.check_input(message, record.config.max_value_bytes)
         data = session_hooks.data_of(message, record.status)
         after, self._hook_records = await self._hooks.run(point, self._id, data)

@@ -16,6 +16,7 @@ from ._hooks import HookPoint, Hooks
 from ._layout import encode_value
 from ._lifecycle import Transition
 from ._messages import (
+    AppendEvents,
     ChangeStatus,
     DeleteArtifact,
     DeleteState,
@@ -34,6 +35,7 @@ _TRANSITION_POINTS = {
     Transition.ARCHIVE: HookPoint.SESSION_ARCHIVE,
 }
 _POINTS: dict[type, HookPoint] = {
+    AppendEvents: HookPoint.STATE_CHANGED,
     SetState: HookPoint.STATE_CHANGED,
     DeleteState: HookPoint.STATE_CHANGED,
     Save: HookPoint.SESSION_SAVE,
@@ -42,7 +44,7 @@ _POINTS: dict[type, HookPoint] = {
     DeleteArtifact: HookPoint.ARTIFACT_DELETED,
 }
 #: Messages that change the session (their hooks run only where the change may happen).
-WRITES = (SetState, DeleteState, StoreArtifact, DeleteArtifact)
+WRITES = (SetState, DeleteState, StoreArtifact, DeleteArtifact, AppendEvents)
 
 
 def point_of(message: Any) -> HookPoint | None:
@@ -94,6 +96,10 @@ def data_of(message: Any, status: SessionStatus | None) -> dict[str, Any]:
         }
     if type(message) is DeleteArtifact:
         return {"id": message.artifact_id, "name": message.name, "version": message.version}
+    if type(message) is AppendEvents:
+        # What observers see of an append: the variables it changed (its hooks ran per key).
+        append = message.append
+        return {"keys": [k for k, _ in append.state], "deleted": list(append.deleted)}
     return {}
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from satchel.storage import Batch, KeyValueStore
 
 from . import _event_log as log
 from . import _layout as layout
+from . import _validate as validate
 from ._budgets import count_operation
+from ._hooks import HookPoint, Hooks
 from ._messages import AppendEvents, ClearEvents, PopEvent
 
 
@@ -22,6 +25,8 @@ class EventLogTurns:
         _sid: bytes
         _id: str
         _counters: layout.Counters
+        _hooks: Hooks
+        _hook_records: list[dict[str, Any]]
 
         def _require_active(self) -> layout.SessionRecord: ...
 
@@ -41,6 +46,35 @@ class EventLogTurns:
             write: Callable[[Batch], None] | None = None,
         ) -> None: ...
 
+    async def _run_append_hooks(self, point: HookPoint, message: AppendEvents) -> AppendEvents:
+        """Run the ``state_changed`` hooks once for each variable the append sets or deletes,
+        as ``set_state`` and ``delete_state`` would: one may cancel the whole append or
+        change a value; their records go in the append's journal entry."""
+        append: log.Append = message.append
+        records: list[dict[str, Any]] = []
+        state = []
+        for key, value in append.state:
+            data = {"key": key, "value": value, "deleted": False}
+            after, ran = await self._hooks.run(point, self._id, data)
+            records += ran
+            if after is not data:
+                value = after["value"]
+                validate.json_like(f"state {key!r}", value)
+            state.append((key, value))
+        for key in append.deleted:
+            _, ran = await self._hooks.run(
+                point, self._id, {"key": key, "value": None, "deleted": True}
+            )
+            records += ran
+        self._hook_records = records
+        return AppendEvents(attrs.evolve(append, state=tuple(state)))
+
+    def _count_operation(self) -> None:
+        """Refuse the operation past the session's ``max_operations``."""
+        config = self._require_active().config
+        if config.max_operations is not None:
+            count_operation(self._id, self._counters, config.max_operations)
+
     def _append_events(self, message: AppendEvents) -> int:
         config = self._require_active().config
         if config.max_operations is not None:
@@ -55,7 +89,7 @@ class EventLogTurns:
         return int(data["first"]) + len(append.events) - 1
 
     def _pop_event(self, _: PopEvent) -> log.SessionEvent | None:
-        self._require_active()
+        self._count_operation()
         last = log.newest(self._kv, self._sid)
         if last is None:
             return None
@@ -65,7 +99,7 @@ class EventLogTurns:
         return last
 
     def _clear_events(self, _: ClearEvents) -> int:
-        self._require_active()
+        self._count_operation()
         batch = Batch()
         count = log.clear_batch(self._kv, self._sid, batch)
         if count:

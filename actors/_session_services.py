@@ -51,6 +51,7 @@ class SessionServices:
         """Drop what is kept in memory for a session that was deleted."""
         self.buckets.pop(session_id, None)
         self.budgets.forget(session_id)
+        self.events.forget(session_id)
         for forget in self.on_deleted:
             forget(session_id)
 

@@ -83,6 +83,8 @@ def session_id_for(key: object) -> tuple[str, bytes]:
     if len(checked) == 36:
         with contextlib.suppress(ValueError):
             parsed = uuid.UUID(checked)
+            if parsed.int == 0:
+                raise InvalidArgumentError("Invalid session ID: the nil UUID names no session")
             return str(parsed), parsed.bytes
     derived = uuid.uuid5(_KEY_NAMESPACE, checked)
     return str(derived), derived.bytes

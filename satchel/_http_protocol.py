@@ -24,7 +24,8 @@ _PROTOCOL_KINDS = {400: "BadRequest", 431: "HeadersTooLarge", 413: "ContentTooLa
 
 class StrictPaths:
     """A path whose percent-escapes are not UTF-8 is refused with 400: decoded with
-    replacement, ``%FF`` and ``%FE`` would both name ``\\ufffd``."""
+    replacement, ``%FF`` and ``%FE`` would both name ``\\ufffd``. So is an escaped ``/``:
+    routes match the decoded path, where ``x%2Fevents`` would reach session x's events."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -36,6 +37,14 @@ class StrictPaths:
                 unquote_to_bytes(raw).decode("utf-8")
             except UnicodeDecodeError:
                 refused = error_response("BadRequest", "the path is not UTF-8", 400)
+                await refused(scope, receive, send)
+                return
+            if b"%2f" in raw.lower():
+                refused = error_response(
+                    "BadRequest",
+                    "a path segment cannot hold an escaped '/': name such a session by its id",
+                    400,
+                )
                 await refused(scope, receive, send)
                 return
         await self._app(scope, receive, send)

@@ -164,16 +164,19 @@ class Runtime:
         self.supervisor.register(spec)
 
     def ref(self, kind: str, actor_id: str) -> ActorRef:
-        """The address of an actor (live or not: sending to it activates it)."""
+        """The address of an actor (live or not: sending to it activates it); a session's
+        actor is addressed by the session's id or key."""
+        if kind == SESSION_KIND:
+            actor_id = validate.session_id(actor_id)[0]  # one actor per session, whatever names it
         return self.supervisor.ref(kind, actor_id)
 
     async def ask(self, kind: str, actor_id: str, message: Any) -> Any:
         """Send ``message`` to an actor and return its answer."""
-        return await self.supervisor.ref(kind, actor_id).ask(message)
+        return await self.ref(kind, actor_id).ask(message)
 
     async def tell(self, kind: str, actor_id: str, message: Any) -> None:
         """Send ``message`` to an actor without waiting for an answer."""
-        await self.supervisor.ref(kind, actor_id).tell(message)
+        await self.ref(kind, actor_id).tell(message)
 
     def actors(self) -> list[ActorStatistics]:
         """Statistics of every live (and failed) actor (``rt.control.actors``)."""

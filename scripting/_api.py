@@ -244,7 +244,7 @@ class ScriptApi:
         if session_id is None:
             self.current = None
             return
-        chosen = text(session_id, "a session id")
+        chosen = _uuid(session_id, "a session id")
         await self._sessions.get(chosen)  # SessionNotFound for an unknown id
         self.current = chosen
 

@@ -230,3 +230,58 @@ async def test_the_log_matches_a_model(ops: list[tuple[str, int]]) -> None:
         fork = await rt.sessions.fork(sid)
         assert [(e.position, e.data["v"]) for e in await rt.sessions.events(fork)] == model
         assert (await rt.check()).clean
+
+
+async def test_state_hooks_see_an_appends_variables(rt: Runtime) -> None:
+    """An append's state changes pass the ``state_changed`` hooks key by key: one may cancel
+    the whole append or change a value, as for ``set_state``."""
+    from satchel import HookCancelledError, HookPoint, HookResult
+
+    def guard(context: Any) -> HookResult:
+        if context.data["key"] == "role":
+            return HookResult.cancel("role is read-only")
+        if context.data["key"] == "secret" and not context.data["deleted"]:
+            return HookResult.modify({"value": "***"})
+        return HookResult.proceed()
+
+    rt.hooks.register(HookPoint.STATE_CHANGED, guard, name="guard")
+    sid = await rt.sessions.create()
+    with pytest.raises(HookCancelledError):
+        await rt.sessions.append_event(sid, {"n": 1}, state={"role": "admin", "x": 1})
+    assert (await rt.sessions.state(sid), await rt.sessions.events(sid)) == ({}, [])
+    await rt.sessions.append_event(sid, {"n": 2}, state={"secret": "hunter2"})
+    assert await rt.sessions.state(sid) == {"secret": "***"}
+    entry = (await rt.sessions.timeline(sid))[-1]
+    assert entry.data["state"] == {"secret": "***"} and entry.data["hooks"]
+
+
+async def test_times_never_go_back_along_the_log(rt: Runtime) -> None:
+    """An earlier time than the last event's is raised to it, so reading after a time from
+    the end finds every later event."""
+    sid = await rt.sessions.create()
+    for at in (1000, 3000, 1200, 4000):
+        await rt.sessions.append_event(sid, {"at": at}, at=at)
+    assert [e.data["at"] for e in await rt.sessions.events(sid, after=1500)] == [3000, 1200, 4000]
+    times = [e.at.timestamp() for e in await rt.sessions.events(sid)]
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize("at", [-1, 3e11, 1e30, float("nan")])
+async def test_times_out_of_range_are_refused(rt: Runtime, at: float) -> None:
+    """A time before 1970 or past the year 9999 is a ValidationError; nothing is written."""
+    sid = await rt.sessions.create()
+    with pytest.raises(ValidationError):
+        await rt.sessions.append_event(sid, {"n": 1}, at=at)
+    assert await rt.sessions.events(sid) == []
+
+
+async def test_pops_and_clears_count_against_the_operation_quota(rt: Runtime) -> None:
+    """Pop and clear are operations: past ``max_operations`` they are refused."""
+    from satchel import QuotaExceededError
+
+    sid = await rt.sessions.create(config={"max_operations": 2})
+    await rt.sessions.append_events(sid, [{"n": 1}, {"n": 2}])
+    await rt.sessions.pop_event(sid)
+    with pytest.raises(QuotaExceededError):
+        await rt.sessions.clear_events(sid)
+    assert (await rt.sessions.get(sid)).operation_count == 2

@@ -28,3 +28,13 @@ async def test_the_event_log_over_http(server: Server) -> None:  # noqa: F811
     assert (await server.http.delete(f"/sessions/{sid}/events")).json() == {"cleared": 1}
     assert (await server.http.get(f"/sessions/{sid}/events")).json() == []
     assert kind(await server.http.post(f"/sessions/{sid}/events", json={"events": []}))[0] == 422
+
+
+async def test_an_escaped_slash_names_no_resource(server: Server) -> None:  # noqa: F811
+    """``x%2Fevents`` is refused rather than routed to session x's events."""
+    await new_session(server, key="x")
+    await server.http.post("/sessions/x/events", json={"events": [{"n": 1}]})
+    for method in ("GET", "DELETE"):
+        answer = await server.http.request(method, "/sessions/x%2Fevents")
+        assert kind(answer) == (400, "BadRequest")
+    assert len((await server.http.get("/sessions/x/events")).json()) == 1

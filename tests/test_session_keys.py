@@ -17,6 +17,7 @@ from satchel import (
     SessionNotFoundError,
     ValidationError,
     open_runtime,
+    session_id_for,
 )
 
 
@@ -167,3 +168,81 @@ def _any_record() -> layout.SessionRecord:
         id=str(uuid.uuid4()), name="", description="", tags=(), metadata={}, parent_id=None,
         config=SessionConfig(), status=SessionStatus.ACTIVE, created_us=0,
     )  # fmt: skip
+
+
+async def test_one_actor_per_session_whatever_names_it(rt: Runtime) -> None:
+    """Asking a session's actor by key, by id or in capitals reaches one actor, and the
+    journal keeps every write."""
+    from satchel.actors._messages import SetState
+
+    sid = await rt.sessions.create(key="thread-1")
+    await rt.sessions.set_state(sid, "a", 1)
+    await rt.ask("session", "thread-1", SetState("b", 2))
+    await rt.ask("session", sid.upper(), SetState("c", 3))
+    await rt.sessions.set_state("thread-1", "d", 4)
+    live = [a.id for a in rt.control.actors("session")]
+    assert live == [sid]
+    kinds = [e.kind for e in await rt.sessions.timeline(sid)]
+    assert kinds == ["session_created", *["state_set"] * 4]
+    assert (await rt.sessions.replay(sid)).state == await rt.sessions.state(sid)
+
+
+async def test_hex_like_keys_name_their_own_session(rt: Runtime) -> None:
+    """Keys that read as hexadecimal ("42", "cafe") are keys like any other."""
+    sid = await rt.sessions.create(key="42")
+    assert (await rt.sessions.timeline("42"))[0].correlation_id == sid
+    child = await rt.sessions.create(key="cafe", parent_session_id="42")
+    assert (await rt.sessions.get(child)).parent_session_id == sid
+    assert [s.id for s in await rt.sessions.children("42")] == [child]
+
+
+async def test_a_key_looked_up_early_still_counts_against_its_budget(rt: Runtime) -> None:
+    """A holder's id looked up before the holder exists does not free the sessions its
+    scripts make from its operation budget."""
+    holder_id = session_id_for("tenant-42")
+    other = await rt.sessions.create()
+    await rt.run_lua(f'return pcall(Session.get, "{holder_id}")', session_id=other)
+    holder = await rt.sessions.create(key="tenant-42", config={"max_operations": 5})
+    done = await rt.run_lua(
+        """
+        local done = 0
+        for i = 1, 4 do
+          local made, child = pcall(Session.create, {parent_session_id = Session.getCurrent()})
+          if made then
+            done = done + 1
+            for j = 1, 3 do
+              if pcall(Session.setState, child, "k" .. j, j) then done = done + 1 end
+            end
+          end
+        end
+        return done
+        """,
+        session_id=holder,
+    )
+    assert done == [5]
+
+
+async def test_reused_keys_do_not_inherit_correlation(rt: Runtime) -> None:
+    """A key deleted and created again without a parent is its own root."""
+    root = await rt.sessions.create()
+    first = await rt.sessions.create(key="k", parent_session_id=root)
+    assert (await rt.sessions.timeline("k"))[0].correlation_id == root
+    await rt.sessions.delete(first)
+    again = await rt.sessions.create(key="k")
+    seen = []
+    async with rt.events.subscribe(session_id=again) as events:
+        await rt.sessions.set_state("k", "x", 1)
+        seen.append(await anext(events))
+    assert seen[0].correlation_id == again
+
+
+async def test_the_nil_uuid_is_no_key(rt: Runtime) -> None:
+    """Creating a session keyed by the nil UUID is refused."""
+    with pytest.raises(InvalidArgumentError):
+        await rt.sessions.create(key="00000000-0000-0000-0000-000000000000")
+
+
+async def test_a_user_needs_its_app_when_listing(rt: Runtime) -> None:
+    """Listing by user without the app is an InvalidArgument, not an empty page."""
+    with pytest.raises(InvalidArgumentError):
+        await rt.sessions.list(user="u")
