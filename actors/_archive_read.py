@@ -30,6 +30,7 @@ from satchel._errors import (
     IntegrityError,
     InvalidArgumentError,
     SessionExistsError,
+    ValidationError,
 )
 
 from . import _archive_format as fmt
@@ -45,6 +46,7 @@ from ._artifact_manager import ArtifactManager
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from ._check import OPERATION_KINDS
 from ._manager import SessionManager
+from ._query import scope
 from ._replay import event_log_of
 
 T = TypeVar("T")
@@ -54,6 +56,7 @@ _LAST_US = 253_402_300_799_999_999
 _U32_MAX = (1 << 32) - 1
 _NIL = "00000000-0000-0000-0000-000000000000"
 _WITH_RETIRED = ["names", "retired", "versions"]
+_EVENT_KINDS = frozenset({"events_appended", "event_popped", "events_cleared"})
 _DEADLINES = frozenset(d.value for d in layout.Deadline)
 
 
@@ -121,6 +124,7 @@ def _read_session(records: _Records, data: bytes) -> None:
     records.counters = _decoded("the counters", layout.Counters.decode, body["counters"])
     _expect(record.id == records.session_id, f"the record is of session {record.id!r:.60}")
     _expect(record.id != _NIL, "the nil UUID names no session")
+    _read_scope(record)
     validate.text("session name", record.name, validate.MAX_NAME_BYTES)
     validate.text(
         "session description", record.description, validate.MAX_DESCRIPTION_BYTES, nul_ok=True
@@ -142,6 +146,20 @@ def _read_session(records: _Records, data: bytes) -> None:
         f"a deadline does not fit the status {record.status.value!r}",
     )
     records.record = record
+
+
+def _read_scope(record: layout.SessionRecord) -> None:
+    """A record's key, app and user as a store writes them: the key names the record's id."""
+    if record.key is not None:
+        _expect(
+            validate.session_id_for(record.key)[0] == record.id,
+            "the session's key does not name its id",
+        )
+    for field in ("app", "user"):
+        value = getattr(record, field)
+        if value is not None:
+            _expect(value == scope(field, value), f"the session's {field} is malformed")
+    _expect(record.user is None or record.app is not None, "the session's user has no app")
 
 
 def _read_variables(records: _Records, data: bytes) -> None:
@@ -227,6 +245,11 @@ def _read_journal(records: _Records, data: bytes) -> None:
         )
         _expect(0 <= at_us <= _LAST_US, f"journal entry {seq}: time out of range")
         _expect(cause is None or type(cause) is dict, f"journal entry {seq} is malformed")
+        if kind in _EVENT_KINDS:
+            try:
+                event_log.check_entry(kind, body)
+            except ValidationError as error:
+                raise fmt.refuse(f"journal entry {seq}: {error}") from None
         operations += kind in OPERATION_KINDS
     records.journal = entries
     counters = records.counters

@@ -28,6 +28,7 @@ _U64 = struct.Struct(">Q")
 _LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)
 #: The last microsecond a datetime can hold (year 9999).
 _LAST_US = 253_402_300_799_999_999
+_POSITION_MAX = (1 << 63) - 1
 #: The most events one append may carry.
 MAX_EVENTS_PER_APPEND = 10_000
 
@@ -232,3 +233,27 @@ def rebuilt(events: Mapping[int, tuple[int, dict[str, Any]]], last: int, sid: by
         last_at = max((at_us for at_us, _ in events.values()), default=0)
         batch.put(last_key(sid), _LAST.pack(last, last_at))
     return batch
+
+
+def check_entry(kind: str, data: Mapping[str, Any]) -> None:
+    """Refuse (``ValidationError``) an event-log journal entry not as appends, pops and
+    clears write them: what an archive brings is checked before the log is rebuilt."""
+    if kind == "events_appended":
+        first, events, at_us = data.get("first"), data.get("events"), data.get("at")
+        ok = (
+            type(first) is int
+            and 1 <= first <= _POSITION_MAX
+            and isinstance(events, list)
+            and all(isinstance(e, dict) for e in events)
+            and type(at_us) is int
+            and 0 <= at_us <= _LAST_US
+            and isinstance(data.get("state", {}), dict)
+            and all(isinstance(k, str) for k in data.get("deleted", []))
+        )
+    elif kind == "event_popped":
+        position = data.get("position")
+        ok = type(position) is int and 1 <= position <= _POSITION_MAX
+    else:
+        ok = type(data.get("count")) is int
+    if not ok:
+        raise ValidationError(f"a {kind} journal entry is malformed")

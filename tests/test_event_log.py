@@ -285,3 +285,61 @@ async def test_pops_and_clears_count_against_the_operation_quota(rt: Runtime) ->
     with pytest.raises(QuotaExceededError):
         await rt.sessions.clear_events(sid)
     assert (await rt.sessions.get(sid)).operation_count == 2
+
+
+def _with_member(archive: bytes, name: str, change: Any) -> bytes:
+    """``archive`` with member ``name`` replaced by ``change(its bytes)``, manifest updated."""
+    import json
+
+    import blake3
+
+    from .test_archive import build, members
+
+    items = members(archive)
+    manifest = json.loads(items[0][1])
+    edited = []
+    for member, data in items[1:]:
+        if member == name:
+            data = change(data)
+            for entry in manifest["members"]:
+                if entry["name"] == name:
+                    entry["size"], entry["blake3"] = len(data), blake3.blake3(data).hexdigest()
+        edited.append((member, data))
+    return build([("manifest.json", json.dumps(manifest).encode()), *edited])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"events": [{}], "at": 1},  # no first
+        {"first": -5, "events": [{}], "at": 1},
+        {"first": 1, "events": 7, "at": 1},
+        {"first": 2**63, "events": [{}], "at": 1},
+        {"first": 1, "events": [{}], "at": "x"},
+    ],
+)
+async def test_archives_with_malformed_event_entries_are_refused(
+    rt: Runtime, bad: dict[str, Any]
+) -> None:
+    """An archive whose journal holds a malformed append is refused, nothing imported."""
+    import msgpack
+    from satchel.actors import _layout as layout
+
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1})
+    sink = io.BytesIO()
+    await export_session(rt.sessions, rt.artifacts, rt.store, sid, sink)
+    await rt.sessions.delete(sid)
+
+    def corrupt(data: bytes) -> bytes:
+        entries = msgpack.unpackb(data)
+        seq, raw = entries[-1]
+        at_us, kind, _, cause = layout.decode_entry_with_cause(raw)
+        entries[-1] = [seq, layout.encode_entry(at_us, kind, bad, cause)]
+        packed: bytes = msgpack.packb(entries)
+        return packed
+
+    archive = _with_member(sink.getvalue(), "journal.msgpack", corrupt)
+    with pytest.raises(ValidationError):
+        await import_session(rt.sessions, rt.artifacts, rt.store, io.BytesIO(archive))
+    assert await rt.sessions.list() == []

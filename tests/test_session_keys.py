@@ -246,3 +246,18 @@ async def test_a_user_needs_its_app_when_listing(rt: Runtime) -> None:
     """Listing by user without the app is an InvalidArgument, not an empty page."""
     with pytest.raises(InvalidArgumentError):
         await rt.sessions.list(user="u")
+
+
+def test_an_archived_record_whose_key_names_another_id_is_refused() -> None:
+    """On import, a record's key must name the record's own id, and its user its app."""
+    import attrs
+    from satchel.actors import _archive_read
+
+    record = _any_record()
+    with pytest.raises(ValidationError):
+        _archive_read._read_scope(attrs.evolve(record, key="thread-1"))
+    with pytest.raises(ValidationError):
+        _archive_read._read_scope(attrs.evolve(record, user="u"))
+    with pytest.raises(ValidationError):
+        _archive_read._read_scope(attrs.evolve(record, app="a\x00b"))
+    _archive_read._read_scope(attrs.evolve(record, id=session_id_for("t"), key="t", app="a"))
