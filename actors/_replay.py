@@ -283,7 +283,8 @@ async def replay(
             raise ReplayError(
                 f"session {session_id}: journal entry {seq} ({kind}) cannot be replayed: {error!r}"
             ) from None
-        if pinned and kind == "session_forked":
+        if pinned and kind in ("session_forked", "events_appended"):
+            # An append's state delta does not override a pin either.
             fold.variables.update(copy.deepcopy(pinned))
         counts["events"] += 1
         progress.done = seq

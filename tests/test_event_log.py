@@ -343,3 +343,13 @@ async def test_archives_with_malformed_event_entries_are_refused(
     with pytest.raises(ValidationError):
         await import_session(rt.sessions, rt.artifacts, rt.store, io.BytesIO(archive))
     assert await rt.sessions.list() == []
+
+
+async def test_a_modified_replay_keeps_its_pins_through_appends(rt: Runtime) -> None:
+    """Variables pinned by a modified replay stay pinned through appends' state deltas."""
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1}, state={"model": "a", "other": 1})
+    await rt.sessions.append_event(sid, {"n": 2}, state={"model": "b"}, delete=["other"])
+    pins = {"model": "PINNED", "other": "PINNED"}
+    result = await rt.sessions.replay(sid, mode="modified", modifications=pins)
+    assert result.state == pins
