@@ -30,6 +30,7 @@ except ImportError as error:  # pragma: no cover - the extra is missing
     ) from error
 
 import anyio.to_thread
+from anyio.from_thread import start_blocking_portal
 
 import satchel
 import satchel.sync
@@ -53,9 +54,10 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     """A LangGraph checkpointer keeping each thread in a satchel session.
 
     Built on an open runtime: ``SatchelSaver(rt)`` with ``satchel.open_runtime``'s runtime
-    (the async methods, on its loop; the sync ones only from other threads, as LangGraph's
-    ``AsyncSqliteSaver``) or with ``satchel.sync.open_runtime(..., background=True)``'s (the
-    sync methods from any thread; the async ones run them in a worker thread). Or on a
+    (the async methods, on its loop or, through it, on another; the sync ones only from
+    other threads, as LangGraph's ``AsyncSqliteSaver``) or with
+    ``satchel.sync.open_runtime(..., background=True)``'s (the sync methods from any thread;
+    the async ones run them in a worker thread). Or on a
     runtime of its own: ``async with SatchelSaver.from_path(path) as saver`` or
     ``with SatchelSaver.from_path(path) as saver``.
 
@@ -96,7 +98,7 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         """A saver on a runtime of its own over the data folder ``path`` (``None``: satchel's
         default, ``$SATCHEL_DATA`` or ``./.satchel``; ``store="memory"`` keeps nothing;
         ``options`` go to ``open_runtime``, ``durability=`` for one): ``async with`` opens it
-        on the running loop, ``with`` on ``satchel.sync`` with its loop in a thread of its own
+        on the running loop, ``with`` on a loop in a thread of its own
         (LangGraph calls a sync checkpointer from several threads)."""
         return SaverOpener(cls, path, store, serde, options)
 
@@ -109,10 +111,13 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         return asyncio.run_coroutine_threadsafe(drive_async(self.rt, plan), loop).result()
 
     async def _await(self, plan: Plan[T]) -> T:
-        if self._async:
-            self._loop = asyncio.get_running_loop()
+        if not self._async:
+            return await anyio.to_thread.run_sync(drive_sync, self.rt, plan)
+        if self._on_runtime_loop():
             return await drive_async(self.rt, plan)
-        return await anyio.to_thread.run_sync(drive_sync, self.rt, plan)
+        # Called from another loop (a saver of `with SatchelSaver.from_path()`): one hop.
+        hop = asyncio.run_coroutine_threadsafe(drive_async(self.rt, plan), self._other_loop())
+        return await asyncio.wrap_future(hop)
 
     def _sync_iter(self, plan: ListPlan) -> Iterator[CheckpointTuple]:
         if not self._async:
@@ -121,14 +126,25 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         return iter(asyncio.run_coroutine_threadsafe(collect_async(self.rt, plan), loop).result())
 
     async def _async_iter(self, plan: ListPlan) -> AsyncIterator[CheckpointTuple]:
-        if self._async:
-            self._loop = asyncio.get_running_loop()
+        if self._async and self._on_runtime_loop():
             async for item in iter_async(self.rt, plan):
                 yield item
             return
-        items = await anyio.to_thread.run_sync(lambda: list(iter_sync(self.rt, plan)))
+        if self._async:
+            hop = asyncio.run_coroutine_threadsafe(collect_async(self.rt, plan), self._other_loop())
+            items = await asyncio.wrap_future(hop)
+        else:
+            items = await anyio.to_thread.run_sync(lambda: list(iter_sync(self.rt, plan)))
         for item in items:
             yield item
+
+    def _on_runtime_loop(self) -> bool:
+        """Whether this runs on the runtime's loop (taken as the first one seen if the saver
+        was made outside any)."""
+        running = asyncio.get_running_loop()
+        if self._loop is None or self._loop.is_closed():
+            self._loop = running
+        return running is self._loop
 
     def _other_loop(self) -> asyncio.AbstractEventLoop:
         """The runtime's loop, for a sync call made from another thread."""
@@ -292,10 +308,18 @@ class SaverOpener:
         return await stack.__aexit__(kind, error, tb)
 
     def __enter__(self) -> SatchelSaver:
-        stack = contextlib.ExitStack()
-        opened = satchel.sync.open_runtime(self._path, background=True, **self._options)
-        rt = stack.enter_context(opened)
-        self._stack = stack
+        # The runtime runs in a loop of its own thread, as satchel.sync.open_runtime(path,
+        # background=True) runs it; the saver drives each operation there in one hop (the
+        # sync facade would hop once per runtime call).
+        with contextlib.ExitStack() as stack:
+            portal = stack.enter_context(start_blocking_portal("asyncio"))
+            opened = satchel.open_runtime(self._path, **self._options)
+            rt = stack.enter_context(portal.wrap_async_context_manager(opened))
+            saver = portal.call(self._made, rt)
+            self._stack = stack.pop_all()
+        return saver
+
+    async def _made(self, rt: satchel.Runtime) -> SatchelSaver:
         return self._cls(rt, serde=self._serde)
 
     def __exit__(

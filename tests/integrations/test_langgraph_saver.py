@@ -78,3 +78,17 @@ async def test_unreferenced_value_artifacts_are_collected(tmp_path: Path) -> Non
         assert [b.channel for b in await saver.stored_channel_blobs("t")] == ["big"]
         found = await saver.aget_tuple(config)
         assert found is not None and found.checkpoint["channel_values"]["big"] == "b" * 10_000
+
+
+def test_sync_opened_saver_serves_async_methods_from_another_loop(tmp_path: Path) -> None:
+    """A saver opened with ``with`` (its runtime on a loop of its own) answers the async
+    methods awaited on the caller's loop, and the sync ones, with the same checkpoints."""
+    with SatchelSaver.from_path(tmp_path / "data") as saver:
+        config = asyncio.run(put(saver, "t", {"x": 1}))
+        found = saver.get_tuple(config)
+        assert found is not None and found.checkpoint["channel_values"] == {"x": 1}
+
+        async def listed() -> list[Any]:
+            return [t.config async for t in saver.alist({"configurable": {"thread_id": "t"}})]
+
+        assert asyncio.run(listed()) == [config]
