@@ -54,6 +54,9 @@ _PAGE: Final = 500
 #: How far before ``after_timestamp`` the satchel read starts: event times are kept to the
 #: microsecond, so the read takes a little more and the exact filter runs on the events.
 _AFTER_MARGIN_S: Final = 0.001
+#: The latest time satchel keeps for an event (the end of year 9999), in epoch seconds; an
+#: event's time is clamped to 1970..9999 in the log (its own ``timestamp`` stays as it is).
+_LAST_TIME: Final = 253_402_300_799.0
 
 
 def _session_key(app_name: str, user_id: str, session_id: str) -> str:
@@ -247,7 +250,7 @@ class SatchelSessionService(BaseSessionService):
                 data,
                 state=deltas["session"] or None,
                 expect_position=expected,
-                at=event.timestamp,
+                at=min(max(event.timestamp, 0.0), _LAST_TIME),
             )
         except satchel.SessionNotFoundError:
             raise SessionNotFoundError(f"Session {session.id} not found.") from None

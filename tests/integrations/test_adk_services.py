@@ -180,3 +180,14 @@ async def test_a_reopened_data_folder_has_everything(tmp_path: Path) -> None:
         assert await artifacts.list_artifact_keys(app_name=APP, user_id=USER, session_id="s9") == [
             "user:p"
         ]
+
+
+async def test_event_times_outside_satchels_range_are_kept(rt: Runtime) -> None:
+    """An event timestamped before 1970 or after 9999 is stored, its own timestamp intact."""
+    service = SatchelSessionService(rt)
+    session = await service.create_session(app_name=APP, user_id=USER, session_id="s1")
+    for timestamp in (-5.0, 1e12):
+        await service.append_event(session, Event(author="user", timestamp=timestamp))
+    got = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
+    assert got is not None
+    assert [e.timestamp for e in got.events] == [-5.0, 1e12]
