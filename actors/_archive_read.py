@@ -398,7 +398,8 @@ class _Import:
             batch.put(layout.journal_key(sid, seq), entry)
         # The event log is derived from the journal, as the indexes are from the records.
         kinds = (layout.decode_entry_with_cause(entry)[1:3] for _, entry in records.journal)
-        batch.extend(event_log.rebuilt(*event_log_of(kinds), sid))
+        for log_key, log_value in event_log.rebuilt(*event_log_of(kinds), sid).items():
+            batch.put(log_key, log_value)
         for key, value in layout.index_entries(sid, record):
             batch.put(key, value)
         batch.put(layout.updated_key(sid, counters.updated_us), layout.u64(record.created_us))

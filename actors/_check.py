@@ -9,6 +9,7 @@ two is right cannot be known.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
@@ -19,11 +20,14 @@ from satchel._errors import SatchelError
 from . import _access as access
 from . import _artifact_index as index
 from . import _artifact_layout as artifacts
+from . import _event_log as event_log
 from . import _layout as layout
 from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from ._replay import event_log_of
 
 #: Journal kinds that count as operations (``operation_count``).
+_LOG_KINDS = frozenset({"events_appended", "event_popped", "events_cleared", "session_forked"})
 OPERATION_KINDS = frozenset(
     {
         "state_set",
@@ -68,6 +72,7 @@ class SessionCheckReport:
 def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckReport:
     """Check every session; with ``fix``, rebuild derived entries and drop orphans."""
     problems: list[str] = []
+    batch = Batch()
     expected: dict[bytes, bytes] = {}
     present: set[bytes] = set()  # sessions with a record, readable or not
     unreadable: set[bytes] = set()
@@ -78,9 +83,9 @@ def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckRepor
             continue
         record, counters = loaded
         expected.update(_derived(sid, record, counters))
-        _check_journal(kv, sid, counters, problems)
+        logged = _check_journal(kv, sid, counters, problems)
         _check_artifacts(kv, sid, counters, expected, problems)
-    batch = Batch()
+        _check_event_log(kv, sid, logged, problems, batch)
     _compare_derived(kv, expected, unreadable, problems, batch)
     _find_orphans(kv, present, problems, batch)
     _check_grants(kv, present, problems, batch)
@@ -125,11 +130,16 @@ def _derived(
 
 def _check_journal(
     kv: KeyValueStore, sid: bytes, counters: layout.Counters, problems: list[str]
-) -> None:
+) -> list[tuple[str, dict[str, Any]]]:
+    """Compare the journal with the counters; the entries that make the event log."""
     seqs, operations = [], 0
+    logged: list[tuple[str, dict[str, Any]]] = []
     for key, value in scan_prefix(kv, layout.journal_prefix(sid)):
         seqs.append(int.from_bytes(key[-8:], "big"))
-        operations += layout.decode_entry(value)[1] in OPERATION_KINDS
+        _, kind, data = layout.decode_entry(value)
+        operations += kind in OPERATION_KINDS
+        if kind in _LOG_KINDS:
+            logged.append((kind, data))
     name = layout.text_of(sid)
     if seqs != list(range(1, counters.seq + 1)):
         problems.append(
@@ -140,6 +150,30 @@ def _check_journal(
             f"session {name}: journal holds {operations} operations, "
             f"counters say {counters.operations}"
         )
+    return logged
+
+
+def _check_event_log(
+    kv: KeyValueStore,
+    sid: bytes,
+    logged: list[tuple[str, dict[str, Any]]],
+    problems: list[str],
+    batch: Batch,
+) -> None:
+    """The event log must be what the journal's appends, pops and clears leave (with fix,
+    it is written again from the journal)."""
+    expected = event_log.rebuilt(*event_log_of(logged), sid)
+    found = dict(scan_prefix(kv, event_log.events_prefix(sid)))
+    last = kv.get(event_log.last_key(sid))
+    if last is not None:
+        found[event_log.last_key(sid)] = last
+    if found != expected:
+        problems.append(f"session {layout.text_of(sid)}: the event log differs from the journal")
+        prefix = event_log.events_prefix(sid)
+        batch.delete_range(prefix, prefix_upper_bound(prefix))
+        batch.delete(event_log.last_key(sid))
+        for key, value in expected.items():
+            batch.put(key, value)
 
 
 def _check_artifacts(

@@ -223,16 +223,18 @@ def clear_batch(kv: KeyValueStore, sid: bytes, batch: Batch) -> int:
     return count
 
 
-def rebuilt(events: Mapping[int, tuple[int, dict[str, Any]]], last: int, sid: bytes) -> Batch:
-    """A batch writing the log ``events`` (position → (at µs, data)) whose last given
-    position is ``last`` (a fork's, an import's)."""
-    batch = Batch()
-    for position, (at_us, data) in sorted(events.items()):
-        batch.put(event_key(sid, position), encode_event(at_us, data))
+def rebuilt(
+    events: Mapping[int, tuple[int, dict[str, Any]]], last: int, last_at: int, sid: bytes
+) -> dict[bytes, bytes]:
+    """The keys and values of the log ``events`` (position → (at µs, data)) whose last given
+    position is ``last`` and last event time ``last_at`` (a fork's, an import's, check's)."""
+    found = {
+        event_key(sid, position): encode_event(at_us, data)
+        for position, (at_us, data) in sorted(events.items())
+    }
     if last:
-        last_at = max((at_us for at_us, _ in events.values()), default=0)
-        batch.put(last_key(sid), _LAST.pack(last, last_at))
-    return batch
+        found[last_key(sid)] = _LAST.pack(last, last_at)
+    return found
 
 
 def check_entry(kind: str, data: Mapping[str, Any]) -> None:

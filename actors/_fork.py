@@ -55,8 +55,12 @@ def fork_batch(
     if state.last_event:
         data["events"] = [list(event) for event in state.events]
         data["last_event"] = state.last_event
-        log = event_log.rebuilt({p: (at, d) for p, at, d in state.events}, state.last_event, sid)
-        batch.extend(log)
+        data["last_event_at"] = state.last_event_at
+        log = {p: (at, d) for p, at, d in state.events}
+        for log_key, log_value in event_log.rebuilt(
+            log, state.last_event, state.last_event_at, sid
+        ).items():
+            batch.put(log_key, log_value)
     if hook_records:
         data["hooks"] = hook_records
     counters = layout.Counters(1, now, 0, len(copied), sum(r.size for r in copied))

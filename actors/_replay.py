@@ -69,6 +69,7 @@ class SessionState:
     #: The event log: (position, time in µs, data), oldest first; and the last position given.
     events: tuple[tuple[int, int, dict[str, Any]], ...] = ()
     last_event: int = 0
+    last_event_at: int = 0  # µs: the time of the last event appended (popped or not)
 
 
 @attrs.frozen
@@ -133,6 +134,7 @@ class _Fold:
         self.artifacts: dict[str, ArtifactAt] = {}
         self.events: dict[int, tuple[int, dict[str, Any]]] = {}
         self.last_event = 0
+        self.last_event_at = 0
 
     def apply(self, kind: str, data: Mapping[str, Any]) -> None:
         if kind in _EVENT_KINDS:
@@ -153,6 +155,7 @@ class _Fold:
             self.artifacts = {a["id"]: _artifact(a) for a in data["artifacts"]}
             self.events = {p: (at, d) for p, at, d in data.get("events", ())}
             self.last_event = data.get("last_event", 0)
+            self.last_event_at = data.get("last_event_at", 0)
 
     def _apply_event_change(self, kind: str, data: Mapping[str, Any]) -> None:
         if kind == "events_appended":
@@ -162,6 +165,8 @@ class _Fold:
             for offset, event in enumerate(data["events"]):
                 self.events[data["first"] + offset] = (data["at"], event)
             self.last_event = data["first"] + len(data["events"]) - 1
+            if data["events"]:
+                self.last_event_at = data["at"]
         elif kind == "event_popped":
             self.events.pop(data["position"], None)
         else:
@@ -176,14 +181,14 @@ class _Fold:
 
 def event_log_of(
     entries: Iterable[tuple[str, Mapping[str, Any]]],
-) -> tuple[dict[int, tuple[int, dict[str, Any]]], int]:
-    """The event log (position → (time µs, data)) and last position a journal's
-    ``(kind, data)`` entries leave."""
+) -> tuple[dict[int, tuple[int, dict[str, Any]]], int, int]:
+    """The event log (position → (time µs, data)), last position and last event time a
+    journal's ``(kind, data)`` entries leave."""
     fold = _Fold()
     for kind, data in entries:
         if kind in _EVENT_KINDS or kind == "session_forked":
             fold.apply(kind, data)
-    return fold.events, fold.last_event
+    return fold.events, fold.last_event, fold.last_event_at
 
 
 def _artifact(data: Mapping[str, Any]) -> ArtifactAt:
@@ -235,6 +240,7 @@ def state_at(kv: KeyValueStore, sid: bytes, session_id: str, seq: int) -> Sessio
         fold.artifact_list(),
         fold.event_list(),
         fold.last_event,
+        fold.last_event_at,
     )
 
 

@@ -353,3 +353,26 @@ async def test_a_modified_replay_keeps_its_pins_through_appends(rt: Runtime) -> 
     pins = {"model": "PINNED", "other": "PINNED"}
     result = await rt.sessions.replay(sid, mode="modified", modifications=pins)
     assert result.state == pins
+
+
+async def test_check_finds_and_fixes_a_log_that_left_the_journal(rt: Runtime) -> None:
+    """A log key lost or changed behind the runtime's back is a check problem, and
+    ``fix`` writes the log again from the journal, so positions are not given twice."""
+    from satchel.actors import _event_log as event_log
+    from satchel.actors import _layout as layout
+    from satchel.storage import Batch
+
+    sid = await rt.sessions.create()
+    await rt.sessions.append_events(sid, [{"n": 1}, {"n": 2}, {"n": 3}])
+    await rt.sessions.pop_event(sid)
+    assert (await rt.check()).clean
+    broken = Batch()
+    broken.delete(event_log.last_key(layout.bytes_of(sid)))
+    broken.put(event_log.event_key(layout.bytes_of(sid), 9), b"junk")
+    rt.store.kv.write(broken)
+    found = await rt.sessions.check()
+    assert any("event log" in p for p in found.problems)
+    fixed = await rt.sessions.check(fix=True)
+    assert fixed.fixed and (await rt.sessions.check()).clean
+    assert [e.position for e in await rt.sessions.events(sid)] == [1, 2]
+    assert await rt.sessions.append_event(sid, {"n": 4}) == 4
