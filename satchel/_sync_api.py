@@ -160,7 +160,8 @@ class SyncRuntime:
         self._target.register(spec)
 
     def ref(self, kind: str, actor_id: str) -> SyncActorRef:
-        """The address of an actor (live or not: sending to it activates it)."""
+        """The address of an actor (live or not: sending to it activates it); a session's
+        actor is addressed by the session's id or key."""
         return SyncActorRef(self._target.ref(kind, actor_id), self._portal)
 
     def ask(self, kind: str, actor_id: str, message: Any) -> Any:

@@ -173,7 +173,8 @@ async def test_bad_queries_are_refused(rt: Runtime) -> None:
         ({"parent_session_id": ""}, InvalidArgumentError),
         ({"parent_session_id": 7}, InvalidArgumentError),
         ({"app": ""}, ValidationError),
-        ({"user": "u\x00"}, ValidationError),
+        ({"app": "a", "user": "u\x00"}, ValidationError),
+        ({"user": "u"}, InvalidArgumentError),
     ):
         with pytest.raises(error):
             await rt.sessions.list(**bad)
