@@ -247,85 +247,103 @@ async def open_runtime(
             f"min_replay_interval_s must be a positive number, not {min_replay_interval_s!r}"
         )
     checked_durability(durability)
-    with open_store(path, backend=store, limits=limits) as opened:
-        async with WorkerPool(script_workers, api_names()) as workers:
-            group = None
-            if durability == "machine":
-                opened.kv.default_sync = True
-                group = GroupCommit(opened.kv)
-            async with open_supervisor(
-                strategy=strategy,
-                resident_cap=resident_cap,
-                reminder_store=StoreReminders(opened.kv),
-                grace=grace,
-            ) as supervisor:
-                board = DeadlineBoard(supervisor)
-                hooks = Hooks()
-                supervisor.spawn_system_task(hooks.drain)
-                metrics = Metrics(privacy=metrics_privacy)
-                if builtin_hooks:
-                    install_builtin_hooks(hooks, metrics)
-                events = EventBus(opened.kv)
-                services = register_session_kinds(
-                    opened,
-                    supervisor,
-                    board,
-                    hooks=hooks,
-                    events=events,
-                    audit_max_entries=audit_max_entries,
-                    group=group,
-                    on_deleted=(metrics.forget,) if builtin_hooks else (),
-                    idle_s=actor_idle_s,
-                )
-                roots = [Path.cwd()] if file_roots is None else file_roots
-                artifacts = ArtifactManager(
-                    opened.kv,
-                    opened.blobs,
-                    supervisor,
-                    services.storage,
-                    roots,
-                    services.audit,
-                    hooks,
-                    data_folder=opened.path,
-                )
-                sessions = SessionManager(
-                    opened.kv,
-                    supervisor,
-                    board,
-                    session_defaults or SessionConfig(),
-                    artifacts,
-                    hooks,
-                    opened.blobs,
-                    events,
-                    services.budgets,
-                )
-                services.scripts.run = functools.partial(
-                    run_session_script, sessions, artifacts, HostState(opened.kv), workers
-                )
-                services.scripts.release = workers.release_slot
-                await board.start()
-                collectors = Collectors(supervisor, opened.kv, collection)
-                replays = register_hook_kind(
-                    supervisor,
-                    artifacts,
-                    hooks,
-                    collectors,
-                    sessions,
-                    opened.kv,
-                    min_replay_interval_s,
-                )
-                yield Runtime(
-                    opened,
-                    supervisor,
-                    store,
-                    sessions,
-                    artifacts,
-                    hooks,
-                    collectors,
-                    metrics,
-                    events,
-                    replays,
-                    workers,
-                    durability,
-                    group,
-                )
+    try:
+        with open_store(path, backend=store, limits=limits) as opened:
+            async with WorkerPool(script_workers, api_names()) as workers:
+                group = None
+                if durability == "machine":
+                    opened.kv.default_sync = True
+                    group = GroupCommit(opened.kv)
+                async with open_supervisor(
+                    strategy=strategy,
+                    resident_cap=resident_cap,
+                    reminder_store=StoreReminders(opened.kv),
+                    grace=grace,
+                ) as supervisor:
+                    board = DeadlineBoard(supervisor)
+                    hooks = Hooks()
+                    supervisor.spawn_system_task(hooks.drain)
+                    metrics = Metrics(privacy=metrics_privacy)
+                    if builtin_hooks:
+                        install_builtin_hooks(hooks, metrics)
+                    events = EventBus(opened.kv)
+                    services = register_session_kinds(
+                        opened,
+                        supervisor,
+                        board,
+                        hooks=hooks,
+                        events=events,
+                        audit_max_entries=audit_max_entries,
+                        group=group,
+                        on_deleted=(metrics.forget,) if builtin_hooks else (),
+                        idle_s=actor_idle_s,
+                    )
+                    roots = [Path.cwd()] if file_roots is None else file_roots
+                    artifacts = ArtifactManager(
+                        opened.kv,
+                        opened.blobs,
+                        supervisor,
+                        services.storage,
+                        roots,
+                        services.audit,
+                        hooks,
+                        data_folder=opened.path,
+                    )
+                    sessions = SessionManager(
+                        opened.kv,
+                        supervisor,
+                        board,
+                        session_defaults or SessionConfig(),
+                        artifacts,
+                        hooks,
+                        opened.blobs,
+                        events,
+                        services.budgets,
+                    )
+                    services.scripts.run = functools.partial(
+                        run_session_script, sessions, artifacts, HostState(opened.kv), workers
+                    )
+                    services.scripts.release = workers.release_slot
+                    await board.start()
+                    collectors = Collectors(supervisor, opened.kv, collection)
+                    replays = register_hook_kind(
+                        supervisor,
+                        artifacts,
+                        hooks,
+                        collectors,
+                        sessions,
+                        opened.kv,
+                        min_replay_interval_s,
+                    )
+                    yield Runtime(
+                        opened,
+                        supervisor,
+                        store,
+                        sessions,
+                        artifacts,
+                        hooks,
+                        collectors,
+                        metrics,
+                        events,
+                        replays,
+                        workers,
+                        durability,
+                        group,
+                    )
+    except BaseExceptionGroup as group_error:
+        # The runtime's task groups wrap what the host's own code raised in its block: one
+        # error comes out as itself, so ``except KeyError:`` around the block still works.
+        single = _single(group_error)
+        if single is None:
+            raise
+        raise single from single.__cause__
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception a (nested) exception group holds, if it holds exactly one."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        if len(found.exceptions) != 1:
+            return None
+        found = found.exceptions[0]
+    return found

@@ -200,3 +200,20 @@ async def test_the_actor_idle_time_is_a_setting(tmp_path: Path, autojump_clock: 
     with pytest.raises(ValidationError, match="actor_idle_s"):
         async with open_runtime(store="memory", actor_idle_s=0):
             pass
+
+
+async def test_an_error_of_the_hosts_block_comes_out_as_itself() -> None:
+    """An exception the host's code raises inside ``open_runtime`` is not wrapped in an
+    exception group by the runtime's task groups."""
+    with pytest.raises(KeyError, match="mine"):
+        async with open_runtime(store="memory"):
+            raise KeyError("mine")
+
+
+def test_an_error_in_a_background_sync_runtime_comes_out_as_itself(tmp_path: Path) -> None:
+    """The same from the blocking facade whose loop runs in a thread of its own."""
+    import satchel.sync
+
+    with pytest.raises(KeyError, match="mine"):
+        with satchel.sync.open_runtime(tmp_path / "data", background=True):
+            raise KeyError("mine")
