@@ -214,6 +214,8 @@ def test_an_error_in_a_background_sync_runtime_comes_out_as_itself(tmp_path: Pat
     """The same from the blocking facade whose loop runs in a thread of its own."""
     import satchel.sync
 
-    with pytest.raises(KeyError, match="mine"):
-        with satchel.sync.open_runtime(tmp_path / "data", background=True):
-            raise KeyError("mine")
+    with (
+        pytest.raises(KeyError, match="mine"),
+        satchel.sync.open_runtime(tmp_path / "data", background=True),
+    ):
+        raise KeyError("mine")
