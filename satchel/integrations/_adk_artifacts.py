@@ -122,7 +122,11 @@ class SatchelArtifactService(BaseArtifactService):
         if ref.version == 1:
             return 0  # the name's first version ever
         live = await self._versions(key, filename)
-        return next(n for n, info in enumerate(live) if info.id == ref.id)
+        found = next((n for n, info in enumerate(live) if info.id == ref.id), None)
+        if found is None:
+            # Deleted (with its name) by a delete_artifact that ran while this save did.
+            raise ValueError(f"artifact {filename!r} was deleted while it was being saved")
+        return found
 
     async def load_artifact(
         self,

@@ -12,6 +12,8 @@ import blake3
 from pydantic_core import to_jsonable_python
 
 import satchel
+from satchel.actors import _validate as validate
+from satchel.actors._layout import encode_value
 
 if TYPE_CHECKING:
     from satchel.storage import Backend
@@ -34,7 +36,8 @@ def key(*parts: str) -> str:
     readable = "adk/" + "/".join(quote(part, safe="") for part in parts)
     if len(readable.encode()) <= KEY_MAX_BYTES:
         return readable
-    digest = blake3.blake3("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    # Hashed as the readable form is built (each part escaped), so two tuples never share it.
+    digest = blake3.blake3(readable.encode("utf-8", "surrogatepass")).hexdigest()
     return f"adk/h/{quote(parts[0], safe='')[:32]}/{digest}"
 
 
@@ -61,3 +64,17 @@ async def standalone(
     """A service on a runtime of its own, opened on ``path`` and closed on exit."""
     async with satchel.open_runtime(path, store=store, **options) as rt:
         yield make(rt)
+
+
+def refuse_unstorable(deltas: Mapping[str, Mapping[str, Any]], event: Any = None) -> None:
+    """Refuse, before anything is written, state (``{"app"|"user"|"session": {name: value}}``)
+    or an event satchel would not store: a write of shared state must not land for an event
+    or a session that is then refused."""
+    for scope in deltas.values():
+        for name, value in scope.items():
+            validate.state_key(name)
+            validate.json_like(f"state {name!r}", value)
+            validate.encoded(f"state {name!r}", encode_value, value)
+    if event is not None:
+        validate.json_like("the event", event)
+        validate.encoded("the event", encode_value, event)

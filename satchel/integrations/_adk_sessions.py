@@ -120,6 +120,7 @@ class SatchelSessionService(BaseSessionService):
         session_id = common.strip_id(session_id) or platform_uuid.new_uuid()
         key = _session_key(app_name, user_id, session_id)
         deltas = _session_util.extract_json_safe_state_delta(state or {})
+        common.refuse_unstorable(deltas)  # a refused state must leave no session behind
         created = platform_time.get_time()
         try:
             await self._rt.sessions.create(
@@ -236,6 +237,8 @@ class SatchelSessionService(BaseSessionService):
         data = event.model_dump(mode="json", exclude_none=True)
         delta = event.actions.state_delta if event.actions else {}
         deltas = _session_util.extract_json_safe_state_delta(delta)
+        # Before the shared scopes are written: an event refused later must change nothing.
+        common.refuse_unstorable(deltas, data)
         expected = _marker(session)
         if expected is None or deltas["app"] or deltas["user"]:
             # Checked before the shared scopes are written, so a stale copy writes nothing.

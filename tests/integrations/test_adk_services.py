@@ -191,3 +191,29 @@ async def test_event_times_outside_satchels_range_are_kept(rt: Runtime) -> None:
     got = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
     assert got is not None
     assert [e.timestamp for e in got.events] == [-5.0, 1e12]
+
+
+async def test_state_satchel_cannot_store_is_refused_before_anything_is_written(
+    rt: Runtime,
+) -> None:
+    """A create or an append whose state satchel refuses writes nothing: no session left
+    behind for a retry to trip over, no app: or user: state changed for others."""
+    from satchel import ValidationError
+
+    service = SatchelSessionService(rt)
+    with pytest.raises(ValidationError):
+        await service.create_session(
+            app_name="a", user_id="u", session_id="s1", state={"big": 2**70}
+        )
+    session = await service.create_session(app_name="a", user_id="u", session_id="s1")
+    refused = Event(
+        author="user",
+        invocation_id="i",
+        actions=EventActions(state_delta={"app:flag": "x", "bad": 2**70}),
+    )
+    with pytest.raises(ValidationError):
+        await service.append_event(session, refused)
+    other = await service.create_session(app_name="a", user_id="v", session_id="s2")
+    assert "app:flag" not in other.state
+    again = await service.get_session(app_name="a", user_id="u", session_id="s1")
+    assert again is not None and again.events == []
