@@ -15,6 +15,7 @@ import builtins
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -31,6 +32,7 @@ from langgraph.checkpoint.base import (
 )
 
 from satchel import (
+    IntegrityError,
     InvalidStateTransitionError,
     SessionNotActiveError,
     SessionNotFoundError,
@@ -42,6 +44,9 @@ from ._langgraph_calls import RAISE, Call, Emit, ListPlan, Plan
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.serde.base import SerializerProtocol
+
+#: How old an unnamed value artifact must be before collection deletes it.
+_COLLECT_GRACE = timedelta(minutes=10)
 
 #: Sessions read per page when a call spans every thread.
 _PAGE: Final = 200
@@ -127,6 +132,11 @@ class ThreadPlans:
             self._known.discard(key)
             yield from self._create(key, thread_id)
         except SessionNotActiveError:
+            # A thread suspended (by an idle timeout) takes writes again; a completed, failed
+            # or archived one does not, and the error says so.
+            info = yield Call("sessions", "get", (_sid(key),))
+            if info.status != "suspended":
+                raise
             yield Call("sessions", "resume", (_sid(key),))
         return cast(int, (yield call))
 
@@ -208,7 +218,9 @@ class ThreadPlans:
             call = Call("artifacts", "get", (_sid(key), ref[2]), missing=None)
             artifact = yield call
             if artifact is None:
-                return False, None
+                raise IntegrityError(
+                    f"the value artifact {ref[2]!r} a checkpoint names is gone from {key!r}"
+                )
             return True, self.serde.loads_typed((ref[1], artifact.content))
         return False, None
 
@@ -586,7 +598,12 @@ class ThreadPlans:
         sid = _sid(key)
         artifacts = yield Call("artifacts", "list", (sid,), missing=[])
         dropped = 0
+        # A put stores its values before the record naming them: a value that new is not
+        # garbage yet, whatever the records read a moment ago said.
+        settled = datetime.now(UTC) - _COLLECT_GRACE
         for info in artifacts:
+            if info.created_at > settled:
+                continue
             if info.name.startswith((lay.CHANNEL_BLOB, lay.WRITE_BLOB)) and info.name not in used:
                 yield Call("artifacts", "delete", (sid, info.name), missing=0)
                 dropped += 1

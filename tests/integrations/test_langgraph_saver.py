@@ -4,6 +4,7 @@ a session key, concurrent writes to one checkpoint, and the artifacts it collect
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +66,22 @@ async def test_concurrent_writes_to_one_checkpoint_all_kept(tmp_path: Path) -> N
         assert len(found.pending_writes) == 100
 
 
-async def test_unreferenced_value_artifacts_are_collected(tmp_path: Path) -> None:
+async def test_unreferenced_value_artifacts_are_collected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A large value stored by a put that never wrote its record (a stopped process) is
-    removed by collect_garbage; values a checkpoint names stay."""
+    removed by collect_garbage once it is older than a put takes; values a checkpoint names
+    stay, and so does a value that new (its put may be writing the record that names it)."""
+    from satchel.integrations import _langgraph_plans
+
     async with satchel.open_runtime(tmp_path / "data") as rt:
         saver = SatchelSaver(rt)
         config = await put(saver, "t", {"big": "b" * 10_000})
         await rt.artifacts.store(
             "langgraph:t", "lgc-orphan", b"o" * 10_000, type="langgraph_channel"
         )
+        assert await saver.collect_garbage("t") == 0  # too new to be garbage yet
+        monkeypatch.setattr(_langgraph_plans, "_COLLECT_GRACE", timedelta(0))
         assert await saver.collect_garbage("t") == 1
         assert [b.channel for b in await saver.stored_channel_blobs("t")] == ["big"]
         found = await saver.aget_tuple(config)
@@ -92,3 +100,30 @@ def test_sync_opened_saver_serves_async_methods_from_another_loop(tmp_path: Path
             return [t.config async for t in saver.alist({"configurable": {"thread_id": "t"}})]
 
         assert asyncio.run(listed()) == [config]
+
+
+async def test_a_finished_thread_refuses_writes_plainly(tmp_path: Path) -> None:
+    """A put or put_writes on a thread whose session completed raises SessionNotActive at
+    once (a suspended one is resumed); it does not retry as if another writer came first."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        config = await put(saver, "t", {"x": 1})
+        await rt.sessions.suspend("langgraph:t")
+        config = await put(saver, "t", {"x": 2})  # resumed
+        await rt.sessions.complete("langgraph:t")
+        with pytest.raises(satchel.SessionNotActiveError):
+            await put(saver, "t", {"x": 3})
+        with pytest.raises(satchel.SessionNotActiveError):
+            await saver.aput_writes(config, [("x", 4)], "task-1")
+
+
+async def test_a_lost_value_is_an_error_not_a_missing_channel(tmp_path: Path) -> None:
+    """A checkpoint whose large value artifact is gone fails to load (IntegrityError)
+    rather than coming back without that channel."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        config = await put(saver, "t", {"big": "b" * 10_000})
+        for blob in await saver.stored_channel_blobs("t"):
+            await rt.artifacts.delete("langgraph:t", blob.name)
+        with pytest.raises(satchel.IntegrityError):
+            await saver.aget_tuple(config)
