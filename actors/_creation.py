@@ -10,7 +10,12 @@ from typing import Any
 import attrs
 from satchel.storage import KeyValueStore
 
-from satchel._errors import InvalidArgumentError, SessionExistsError, SessionNotFoundError
+from satchel._errors import (
+    InvalidArgumentError,
+    SessionExistsError,
+    SessionNotFoundError,
+    ValidationError,
+)
 
 from . import _layout as layout
 from . import _validate as validate
@@ -143,3 +148,27 @@ def fork_name(name: str) -> str:
 def session_id_for(key: str) -> str:
     """The id of the session keyed ``key`` (created with ``key=``), whether it exists or not."""
     return validate.session_id_for(key)[0]
+
+
+def initial_state(
+    state: Mapping[str, Any] | None, max_value_bytes: int
+) -> list[tuple[str, Any, bytes]]:
+    """A new session's variables, checked as ``set_state`` checks one: ``(name, value,
+    stored bytes)`` each."""
+    if state is None:
+        return []
+    if not isinstance(state, Mapping):
+        raise InvalidArgumentError(f"state must be a map, not {type(state).__name__}")
+    found = []
+    for name, value in state.items():
+        validate.state_key(name)
+        field = f"state {name!r}"
+        validate.json_like(field, value)
+        encoded = validate.encoded(field, layout.encode_value, value)
+        if len(encoded) > max_value_bytes:
+            raise ValidationError(
+                f"{field} encodes to {len(encoded)} bytes; the limit is {max_value_bytes} "
+                "(max_value_bytes)"
+            )
+        found.append((name, value, encoded))
+    return found

@@ -146,6 +146,7 @@ class SessionManager(EventLogCalls):
         key: str | None = None,
         app: str | None = None,
         user: str | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> str:
         """Create an active session and return its id (``SessionNotFound`` for a missing parent).
 
@@ -157,7 +158,7 @@ class SessionManager(EventLogCalls):
         ``budget_of`` (a session id) the new session's limits are at most that session's
         (and its parent's), and its operations, artifacts and bytes count against that
         session's budget too (what a session script's sessions get); that session cannot be
-        deleted while this one exists.
+        deleted while this one exists. ``state`` gives it variables, written with it.
         """
         started = time.perf_counter_ns()
         if (
@@ -180,6 +181,7 @@ class SessionManager(EventLogCalls):
             user=user,
         )
         record, sid = self._new_record(fields, budget_of)
+        initial = creation.initial_state(state, record.config.max_value_bytes)
         cause = None
         if record.parent_id is not None:
             parent = layout.bytes_of(record.parent_id)
@@ -201,8 +203,12 @@ class SessionManager(EventLogCalls):
                 # The parent went while the hooks ran.
                 raise SessionNotFoundError(f"Session not found: {record.parent_id} (the parent)")
         created["correlation_id"] = correlation
+        if initial:
+            created["state"] = {name: value for name, value, _ in initial}
         now = record.created_us
         batch = Batch()
+        for name, _, encoded in initial:
+            batch.put(layout.var_prefix(sid) + name.encode(), encoded)
         creation.refuse_taken(self._kv, record, sid)
         holders = self._budgets.admit(batch, record, sid)
         encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)

@@ -94,15 +94,15 @@ class EventLogCalls:
         count: int = await self._ask(session_id, ClearEvents())
         return count
 
-    async def state(self, session_id: str) -> dict[str, Any]:
-        """Every variable of the session and its value."""
+    async def state(self, session_id: str, *, prefix: str = "") -> dict[str, Any]:
+        """Every variable of the session and its value (those whose name starts with
+        ``prefix``, read without the others), in name order."""
         sid = self._existing(session_id)
-        prefix = layout.var_prefix(sid)
-        start = len(prefix)
-        found = {
-            key[start:].decode(): layout.decode_value(raw)
-            for key, raw in scan_prefix(self._kv, prefix)
-        }
+        if not isinstance(prefix, str):
+            raise InvalidArgumentError(f"prefix must be a string, not {type(prefix).__name__}")
+        start = len(layout.var_prefix(sid))
+        pairs = scan_prefix(self._kv, layout.var_prefix(sid) + prefix.encode())
+        found = {key[start:].decode(): layout.decode_value(raw) for key, raw in pairs}
         await anyio.lowlevel.checkpoint()
         return found
 

@@ -141,6 +141,8 @@ class _Fold:
             self._apply_event_change(kind, data)
         elif kind == "state_set":
             self.variables[data["key"]] = data["value"]
+        elif kind == "session_created":
+            self.variables.update(data.get("state", {}))
         elif kind == "state_deleted":
             self.variables.pop(data["key"], None)
         elif kind == "status_changed":
@@ -289,7 +291,7 @@ async def replay(
             raise ReplayError(
                 f"session {session_id}: journal entry {seq} ({kind}) cannot be replayed: {error!r}"
             ) from None
-        if pinned and kind in ("session_forked", "events_appended"):
+        if pinned and kind in ("session_created", "session_forked", "events_appended"):
             # An append's state delta does not override a pin either.
             fold.variables.update(copy.deepcopy(pinned))
         counts["events"] += 1

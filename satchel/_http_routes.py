@@ -49,6 +49,7 @@ _CREATE = (
     "key",
     "app",
     "user",
+    "state",
 )
 _REPLAY = ("mode", "at", "modifications", "compare_results", "stop_on_error")
 _SCHEDULE = ("session_id", "when", "every_s", "mode", "at", "modifications", "compare_results")

@@ -111,9 +111,10 @@ class SyncSessionManager:
         """Remove every event of the session's log; how many there were."""
         return self._portal.run(self._target.clear_events(session_id))
 
-    def state(self, session_id: str) -> dict[str, Any]:
-        """Every variable of the session and its value."""
-        return self._portal.run(self._target.state(session_id))
+    def state(self, session_id: str, *, prefix: str = "") -> dict[str, Any]:
+        """Every variable of the session and its value (those whose name starts with
+        ``prefix``, read without the others), in name order."""
+        return self._portal.run(self._target.state(session_id, prefix=prefix))
 
     def note_deadlines(self, deadlines: Iterable[tuple[int, Any]]) -> None:
         """Tell the deadline sweeper of a session's deadlines written without the manager
@@ -138,6 +139,7 @@ class SyncSessionManager:
         key: str | None = None,
         app: str | None = None,
         user: str | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> str:
         """Create an active session and return its id (``SessionNotFound`` for a missing parent).
 
@@ -149,7 +151,7 @@ class SyncSessionManager:
         ``budget_of`` (a session id) the new session's limits are at most that session's
         (and its parent's), and its operations, artifacts and bytes count against that
         session's budget too (what a session script's sessions get); that session cannot be
-        deleted while this one exists.
+        deleted while this one exists. ``state`` gives it variables, written with it.
         """
         return self._portal.run(
             self._target.create(
@@ -164,6 +166,7 @@ class SyncSessionManager:
                 key=key,
                 app=app,
                 user=user,
+                state=state,
             )
         )
 

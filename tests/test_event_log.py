@@ -376,3 +376,30 @@ async def test_check_finds_and_fixes_a_log_that_left_the_journal(rt: Runtime) ->
     assert fixed.fixed and (await rt.sessions.check()).clean
     assert [e.position for e in await rt.sessions.events(sid)] == [1, 2]
     assert await rt.sessions.append_event(sid, {"n": 4}) == 4
+
+
+async def test_a_session_is_created_with_its_variables(rt: Runtime) -> None:
+    """``create(state=)`` writes the variables with the session: one journal entry, which
+    replay and fork apply; bad state creates nothing."""
+    sid = await rt.sessions.create(key="s", state={"a": 1, "b": {"c": [1, 2]}})
+    assert await rt.sessions.state(sid) == {"a": 1, "b": {"c": [1, 2]}}
+    assert [e.kind for e in await rt.sessions.timeline(sid)] == ["session_created"]
+    assert (await rt.sessions.replay(sid)).state == {"a": 1, "b": {"c": [1, 2]}}
+    fork = await rt.sessions.fork(sid)
+    assert await rt.sessions.state(fork) == {"a": 1, "b": {"c": [1, 2]}}
+    pinned = await rt.sessions.replay(sid, mode="modified", modifications={"a": "P"})
+    assert pinned.state["a"] == "P"
+    for bad, error in (({"": 1}, ValidationError), ({"x": object()}, InvalidArgumentError)):
+        with pytest.raises(error):
+            await rt.sessions.create(key="bad", state=bad)
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.get("bad")
+    assert (await rt.check()).clean
+
+
+async def test_variables_read_by_prefix(rt: Runtime) -> None:
+    """``state(prefix=)`` reads only the variables whose names start with it."""
+    sid = await rt.sessions.create(state={"c:1": 1, "c:2": 2, "w:1": 3, "c": 4})
+    assert await rt.sessions.state(sid, prefix="c:") == {"c:1": 1, "c:2": 2}
+    assert await rt.sessions.state(sid, prefix="zz") == {}
+    assert len(await rt.sessions.state(sid)) == 4

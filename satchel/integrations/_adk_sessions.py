@@ -130,13 +130,11 @@ class SatchelSessionService(BaseSessionService):
                 name=session_id if len(session_id.encode()) <= 255 else None,
                 tags=[common.TAG_SESSION],
                 metadata={"adk": {"id": session_id, "created": created}},
+                state=deltas["session"] or None,  # the session's own state, written with it
             )
         except satchel.SessionExistsError:
             raise AlreadyExistsError(f"Session with id {session_id} already exists.") from None
-        # Shared scopes first, then the session's own state (see append_event for why).
         await self._write_scopes(app_name, user_id, deltas)
-        if deltas["session"]:
-            await self._rt.sessions.append_events(key, [], state=deltas["session"])
         merged = await self._shared_state(app_name, user_id)
         merged.update(deltas["session"])
         return self._session(app_name, user_id, session_id, merged, [], created, 0)
