@@ -8,7 +8,8 @@ A thread is one session, keyed ``"langgraph:" + thread_id``. Its variables (``ns
   checkpoint without its channel values, the metadata, and a reference to the value of every
   channel it holds;
 * ``h:{nsid}`` — the newest checkpoint id of the namespace;
-* ``w:{nsid}:{checkpoint_id}`` — every pending write of that checkpoint, by task and index;
+* ``w:{nsid}:{checkpoint_id}:{slot}`` — one pending write of that checkpoint (its slot names
+  the task and index);
 * ``r:{run hash}:{nsid}:{checkpoint_id}`` — the run index ``delete_for_runs`` reads;
 * ``t`` — the thread id, when it is too long (or holds NUL) to be part of the key.
 
@@ -65,8 +66,9 @@ def head_key(ns_id: str) -> str:
     return f"h:{ns_id}"
 
 
-def writes_key(ns_id: str, checkpoint_id: str) -> str:
-    return f"w:{ns_id}:{checkpoint_id}"
+def writes_prefix(ns_id: str, checkpoint_id: str) -> str:
+    """The prefix of the variables of a checkpoint's pending writes, one per write."""
+    return f"w:{ns_id}:{checkpoint_id}:"
 
 
 def run_key(run_id: str, ns_id: str, checkpoint_id: str) -> str:
@@ -88,6 +90,8 @@ def parse(name: str) -> tuple[str, str, str]:
     if kind == "r":
         rest = rest.split(":", 1)[1]
     ns_id, checkpoint_id = rest.split(":", 1)
+    if kind == "w":
+        checkpoint_id = checkpoint_id.split(":", 1)[0]  # then the write's slot
     return kind, ns_id, checkpoint_id
 
 

@@ -3,9 +3,8 @@ sync and async methods, on the session layout of ``_langgraph_layout``.
 
 Every ``put`` and every ``put_writes`` is one ``append_events`` call: an event naming the
 checkpoint (or the task's writes) and, in the same atomic, journaled write, the variables it
-sets. ``put_writes`` merges into the checkpoint's writes record, so it appends with
-``expect_position`` (the log's last position when it read the record) and reads again if
-another writer came between — LangGraph saves parallel tasks' writes concurrently.
+sets. Each pending write is a variable of its own, so the parallel tasks LangGraph saves at
+once write different variables and never have to merge.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from langgraph.checkpoint.base import (
 
 from satchel import (
     IntegrityError,
-    InvalidStateTransitionError,
     SessionNotActiveError,
     SessionNotFoundError,
     session_id_for,
@@ -50,8 +48,6 @@ _COLLECT_GRACE = timedelta(minutes=10)
 
 #: Sessions read per page when a call spans every thread.
 _PAGE: Final = 200
-#: How often ``put_writes`` reads again after another writer came first.
-_MERGE_TRIES: Final = 1000
 
 #: A value waiting to be stored as an artifact: its name, bytes and custom metadata.
 _Pending = tuple[str, bytes, dict[str, Any]]
@@ -339,47 +335,33 @@ class ThreadPlans:
         ns = str(conf.get("checkpoint_ns", ""))
         checkpoint_id = lay.check_id(str(conf["checkpoint_id"]))
         key, ns_id = self._key(thread_id), lay.nsid(ns)
-        name = lay.writes_key(ns_id, checkpoint_id)
+        prefix = lay.writes_prefix(ns_id, checkpoint_id)
         dumped = [
             (WRITES_IDX_MAP.get(channel, n), channel, self.serde.dumps_typed(value))
             for n, (channel, value) in enumerate(writes)
         ]
-        stored: set[str] = set()
-        for _ in range(_MERGE_TRIES):
-            position = yield Call("sessions", "last_event_position", (_sid(key),), missing=0)
-            record = dict((yield from self._get(key, name)) or {})
-            inline = sum(len(w["val"][2]) for w in record.values() if w["val"][0] == "i")
-            budget = [max(0, lay.RECORD_INLINE_BUDGET - inline * 3 // 4)]
-            pending: builtins.list[_Pending] = []
-            changed = 0
-            for idx, channel, value in dumped:
-                slot = lay.write_slot(task_id, idx)
-                # As LangGraph's savers: a regular write (idx >= 0) is kept as first written (a
-                # retried task does not repeat it); a special one (error, interrupt, ...)
-                # replaces the one before.
-                if idx >= 0 and slot in record:
-                    continue
-                meta = {"namespace": ns, "checkpoint_id": checkpoint_id, "channel": channel}
-                blob = lay.write_blob(ns, checkpoint_id, task_id, idx)
-                ref = self._ref(value, blob, meta, pending, budget)
-                record[slot] = {"task": task_id, "path": task_path, "ch": channel, "idx": idx}
-                record[slot]["val"] = ref
-                changed += 1
-            if not changed:
-                return
-            yield from self._store(
-                key, thread_id, [p for p in pending if p[0] not in stored], lay.WRITE_TYPE
-            )
-            stored.update(p[0] for p in pending)
-            event = {"lg": "writes", "ns": ns, "id": checkpoint_id, "task": task_id, "n": changed}
-            try:
-                yield from self._append(key, thread_id, event, {name: record}, expect=position)
-                return
-            except InvalidStateTransitionError:
-                continue  # another write came first: merge into what it left
-        raise InvalidStateTransitionError(
-            f"thread {thread_id!r}: the writes of checkpoint {checkpoint_id} kept changing"
-        )
+        # One variable per write: tasks writing at once touch different variables, and a
+        # step's writes cost what they hold, not what the step's other tasks wrote before.
+        budget = [lay.RECORD_INLINE_BUDGET]
+        pending: builtins.list[_Pending] = []
+        state: dict[str, Any] = {}
+        for idx, channel, value in dumped:
+            name = prefix + lay.write_slot(task_id, idx)
+            # As LangGraph's savers: a regular write (idx >= 0) is kept as first written (a
+            # retried task does not repeat it); a special one (error, interrupt, ...)
+            # replaces the one before.
+            if idx >= 0 and (yield from self._get(key, name)) is not None:
+                continue
+            meta = {"namespace": ns, "checkpoint_id": checkpoint_id, "channel": channel}
+            blob = lay.write_blob(ns, checkpoint_id, task_id, idx)
+            ref = self._ref(value, blob, meta, pending, budget)
+            state[name] = {"task": task_id, "path": task_path, "ch": channel, "idx": idx}
+            state[name]["val"] = ref
+        if not state:
+            return
+        yield from self._store(key, thread_id, pending, lay.WRITE_TYPE)
+        event = {"lg": "writes", "ns": ns, "id": checkpoint_id, "task": task_id, "n": len(state)}
+        yield from self._append(key, thread_id, event, state)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -394,9 +376,10 @@ class ThreadPlans:
             if found:
                 values[channel] = value
         checkpoint["channel_values"] = values
-        writes = yield from self._get(key, lay.writes_key(lay.nsid(ns), checkpoint_id))
+        prefix = lay.writes_prefix(lay.nsid(ns), checkpoint_id)
+        writes = yield Call("sessions", "state", (_sid(key),), {"prefix": prefix}, missing={})
         stored: builtins.list[tuple[tuple[str, str, int], PendingWrite]] = []
-        for write in (writes or {}).values():
+        for write in writes.values():
             found, value = yield from self._load(key, write["val"])
             if found:
                 order = writes_sort_key(write["path"], write["task"], write["idx"])
@@ -590,10 +573,7 @@ class ThreadPlans:
             value = yield from self._get(key, name)
             if value is None:
                 continue
-            if name[0] == "c":
-                refs = [ref for _, ref in value["v"].values()]
-            else:
-                refs = [write["val"] for write in value.values()]
+            refs = [ref for _, ref in value["v"].values()] if name[0] == "c" else [value["val"]]
             used.update(ref[2] for ref in refs if ref[0] == "a")
         sid = _sid(key)
         artifacts = yield Call("artifacts", "list", (sid,), missing=[])

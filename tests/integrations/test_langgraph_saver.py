@@ -127,3 +127,21 @@ async def test_a_lost_value_is_an_error_not_a_missing_channel(tmp_path: Path) ->
             await rt.artifacts.delete("langgraph:t", blob.name)
         with pytest.raises(satchel.IntegrityError):
             await saver.aget_tuple(config)
+
+
+async def test_each_pending_write_is_written_once(tmp_path: Path) -> None:
+    """A task's write is a variable of its own: each put_writes journals only its own writes
+    (the whole checkpoint's writes rewritten each time grew the journal with the square of
+    the tasks and failed past ~1 MiB), and every write reads back."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        config = await put(saver, "t", {"x": 1})
+        for n in range(300):
+            await saver.aput_writes(config, [("ch", n)], f"task-{n}", task_path=f"p{n}")
+        last = (await rt.sessions.timeline("langgraph:t"))[-1]
+        assert last.kind == "events_appended" and len(last.data["state"]) == 1
+        (journaled,) = last.data["state"].values()
+        assert journaled["task"] == "task-299"  # this write alone, not the 299 before it
+        found = await saver.aget_tuple(config)
+        assert found is not None and len(found.pending_writes) == 300
+        assert (await rt.check()).clean
