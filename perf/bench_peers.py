@@ -5,7 +5,10 @@ The same work on satchel and on:
 * LangGraph ``SqliteSaver.put`` of a checkpoint with one changed channel;
 * OpenAI Agents SDK ``SQLiteSession.add_items`` of one message;
 * Google ADK ``SqliteSessionService.append_event`` of an event with a one-key state delta;
-* Google ADK ``FileArtifactService`` save and load of 1 MiB.
+* Google ADK ``FileArtifactService`` save and load of 1 MiB;
+
+and then satchel's framework adapters (``satchel.integrations``) against each framework's own
+backends, durable and in memory, as issue 20 asks (``perf/bench_adapters.py``).
 
 Beside them, the floor of one durable write on this disk (``pwrite`` + ``fdatasync`` of 200
 bytes into a preallocated file), which no store that syncs each write alone can go under.
@@ -401,6 +404,9 @@ def main() -> None:
         f"{verdict(load <= 500e-6)} |",
         "",
     ]
+    from bench_adapters import adapter_lines  # it imports this module's helpers
+
+    lines += adapter_lines(ops, repeats)
     NOTES.write_text("\n".join(lines))
     print("\n".join(lines))
 
