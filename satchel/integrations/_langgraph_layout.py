@@ -46,6 +46,10 @@ MAX_NAME_BYTES: Final = 200
 
 Ref: TypeAlias = list[Any]
 EMPTY: Final[Ref] = ["e"]
+#: A channel version whose value no record holds (never put): read as no value, and not
+#: looked for again by later checkpoints.
+MISSING: Final[Ref] = ["m"]
+NO_VALUE: Final = (EMPTY, MISSING)
 
 
 def digest(*parts: str, size: int = 32) -> str:

@@ -274,6 +274,10 @@ class ThreadPlans:
                     del unresolved[channel]
         if unresolved:
             yield from self._resolve_elsewhere(key, ns_id, unresolved, refs)
+        for channel, version in unresolved.items():
+            # No stored value anywhere: recorded as such, so the next put finds it in its
+            # parent instead of searching every record of the namespace again.
+            refs[channel] = [version, lay.MISSING]
 
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[typeddict-item]
@@ -317,7 +321,7 @@ class ThreadPlans:
                 return
             record = yield from self._get(key, name)
             for channel, (version, ref) in (record or {"v": {}})["v"].items():
-                if unresolved.get(channel, RAISE) == version and ref != lay.EMPTY:
+                if unresolved.get(channel, RAISE) == version and ref not in lay.NO_VALUE:
                     refs[channel] = [version, ref]
                     del unresolved[channel]
 

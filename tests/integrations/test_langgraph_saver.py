@@ -145,3 +145,49 @@ async def test_each_pending_write_is_written_once(tmp_path: Path) -> None:
         found = await saver.aget_tuple(config)
         assert found is not None and len(found.pending_writes) == 300
         assert (await rt.check()).clean
+
+
+async def test_a_channel_never_stored_is_looked_for_once(tmp_path: Path) -> None:
+    """A channel version no put ever stored is searched for once, then recorded as missing:
+    later puts find it in their parent instead of reading every record of the thread again,
+    and it reads back as no value."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        reads = 0
+        get_state = rt.sessions.get_state
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return await get_state(*args, **kwargs)
+
+        rt.sessions.get_state = counted  # type: ignore[method-assign]
+        per_put = []
+        for step in range(40):
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"x": step}
+            checkpoint["channel_versions"] = {"x": step + 1, "never": 1}
+            before = reads
+            config = await saver.aput(config, checkpoint, {"step": step}, {"x": step + 1})
+            per_put.append(reads - before)
+        assert max(per_put[5:]) == min(per_put[5:])  # constant, not growing with the thread
+        found = await saver.aget_tuple(config)
+        assert found is not None and found.checkpoint["channel_values"] == {"x": 39}
+
+
+async def test_prune_keeps_only_the_latest_when_a_channel_was_never_stored(
+    tmp_path: Path,
+) -> None:
+    """A channel no put stored does not make prune keep the thread's whole history."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        for step in range(5):
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"x": step}
+            checkpoint["channel_versions"] = {"x": step + 1, "never": 1}
+            config = await saver.aput(config, checkpoint, {"step": step}, {"x": step + 1})
+        await saver.aprune(["t"], strategy="keep_latest")
+        listed = [c async for c in saver.alist({"configurable": {"thread_id": "t"}})]
+        assert len(listed) == 1 and listed[0].checkpoint["channel_values"] == {"x": 4}
