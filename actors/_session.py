@@ -68,6 +68,7 @@ from ._messages import (
 )
 from ._query import load
 from ._ratelimit import TokenBucket
+from ._session_deadlines import DeadlineTurns
 from ._session_log import EventLogTurns
 from ._session_scripts import RunScript, ScriptSlot
 from ._session_services import SessionBusyError as SessionBusyError
@@ -100,7 +101,7 @@ _LENDABLE = frozenset(
 
 
 @final
-class SessionActor(EventLogTurns, Actor[Any]):
+class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
     """The actor of one session; ``factory`` of the ``session`` kind."""
 
     def __init__(self, session_id: str, services: SessionServices) -> None:
@@ -537,58 +538,6 @@ class SessionActor(EventLogTurns, Actor[Any]):
         if self._earliest_added is not None:
             due, self._earliest_added = self._earliest_added, None
             await self._note_deadline(due)
-
-    # -- deadlines ----------------------------------------------------------------------
-
-    def _deadline_due(self, message: DeadlineDue) -> None:
-        record = self._record
-        entry = (message.due_us, message.reason)
-        if record is None or entry not in record.deadlines:
-            self._drop_stale_deadline(message)
-            if record is None:
-                self.context.passivate()
-            return
-        reason = layout.Deadline(message.reason)
-        if reason is layout.Deadline.MAX_DURATION:
-            self._transition(Transition.FAIL, "timeout")
-        elif reason is layout.Deadline.IDLE:
-            self._idle_due(record, entry)
-        elif reason is layout.Deadline.RETENTION:
-            self._transition(Transition.ARCHIVE, "retention")
-        else:
-            self._archive_retention_due(entry)
-
-    def _drop_stale_deadline(self, message: DeadlineDue) -> None:
-        batch = Batch()
-        batch.delete(layout.deadline_key(message.due_us, self._sid, message.reason))
-        self._kv.write(batch)
-
-    def _idle_due(self, record: layout.SessionRecord, entry: tuple[int, bytes]) -> None:
-        timeout_us = round((record.config.idle_timeout_s or 0) * _US)
-        idle_until = max(self._counters.updated_us, self._active_us) + timeout_us
-        if self._now_us() >= idle_until:
-            self._transition(Transition.SUSPEND, "idle")
-            self.context.passivate()
-            return
-        self._rearm(record, entry, idle_until)
-
-    def _archive_retention_due(self, entry: tuple[int, bytes]) -> None:
-        try:
-            self._delete(Delete(cascade=False))
-        except SessionHasChildrenError:
-            record = self._require_session()
-            self._rearm(record, entry, self._now_us() + _RETRY_DELETE_US)
-
-    def _rearm(self, record: layout.SessionRecord, entry: tuple[int, bytes], due: int) -> None:
-        """Move one deadline later (bookkeeping only: no journal entry)."""
-        deadlines = (*(d for d in record.deadlines if d != entry), (due, entry[1]))
-        new = attrs.evolve(record, deadlines=deadlines)
-        batch = Batch()
-        added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
-        batch.put(layout.record_key(self._sid), layout.RECORD_CODEC.encode(new))
-        self._kv.write(batch)
-        self._record = new
-        self._announce(added)
 
     # -- deletion -----------------------------------------------------------------------
 
