@@ -45,7 +45,8 @@ from ._langgraph_calls import (
     iter_async,
     iter_sync,
 )
-from ._langgraph_plans import ChannelBlob, ThreadPlans
+from ._langgraph_plans import ThreadPlans
+from ._langgraph_upkeep import ChannelBlob
 
 T = TypeVar("T")
 

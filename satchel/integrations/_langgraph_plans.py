@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import base64
 import builtins
-import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -34,17 +31,14 @@ from satchel import (
     IntegrityError,
     SessionNotActiveError,
     SessionNotFoundError,
-    session_id_for,
 )
 
 from . import _langgraph_layout as lay
 from ._langgraph_calls import RAISE, Call, Emit, ListPlan, Plan
+from ._langgraph_upkeep import ThreadUpkeep, _sid
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.serde.base import SerializerProtocol
-
-#: How old an unnamed value artifact must be before collection deletes it.
-_COLLECT_GRACE = timedelta(minutes=10)
 
 #: Sessions read per page when a call spans every thread.
 _PAGE: Final = 200
@@ -53,25 +47,7 @@ _PAGE: Final = 200
 _Pending = tuple[str, bytes, dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelBlob:
-    """A channel value kept as an artifact (``SatchelSaver.stored_channel_blobs``)."""
-
-    name: str
-    namespace: str
-    channel: str
-    version: str
-    size: int
-    content_hash: str
-
-
-@functools.lru_cache(maxsize=4096)
-def _sid(key: str) -> str:
-    """The session id of a thread's key (derived from it; cached, as every call needs it)."""
-    return session_id_for(key)
-
-
-class ThreadPlans:
+class ThreadPlans(ThreadUpkeep):
     """The plans of ``SatchelSaver`` (a base class of it; ``serde`` is the saver's)."""
 
     serde: SerializerProtocol
@@ -466,151 +442,3 @@ class ThreadPlans:
                 left -= 1
                 if left <= 0:
                     return
-
-    # -- deletes and copies --------------------------------------------------------------------
-
-    def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
-        key = self._key(str(thread_id))
-        self._known.discard(key)
-        yield Call("sessions", "delete", (_sid(key),), missing=None)
-
-    def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
-        if not run_ids:
-            return
-        wanted = {"r:" + lay.run_prefix(str(r)) for r in run_ids}
-        width = len(next(iter(wanted)))
-        for key, thread_id in (yield from self._threads()):
-            names = yield from self._names(key)
-            doomed = {lay.parse(n)[1:] for n in names if n.startswith("r:") and n[:width] in wanted}
-            if doomed:
-                yield from self._drop(key, thread_id, names, doomed, "delete_for_runs")
-
-    def _copy_thread_plan(self, source: str, target: str) -> Plan[None]:
-        source_key, target_key = self._key(str(source)), self._key(str(target))
-        forked = yield Call(
-            "sessions",
-            "fork",
-            (_sid(source_key),),
-            {"key": target_key, "name": lay.session_name(str(target))},
-            missing=None,
-        )
-        if forked is None:
-            return  # no such thread: nothing to copy (as delete_thread of a missing one)
-        self._known.add(target_key)
-        if self._hashed(target_key):
-            event = {"lg": "copied", "from": str(source)[:200]}
-            yield from self._append(target_key, str(target), event, {"t": str(target)})
-
-    def _prune_plan(self, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
-        if strategy not in ("keep_latest", "delete"):
-            raise ValueError(f"unknown prune strategy {strategy!r}: keep_latest or delete")
-        for thread_id in thread_ids:
-            if strategy == "delete":
-                yield from self._delete_thread_plan(str(thread_id))
-                continue
-            key = self._key(str(thread_id))
-            names = yield from self._names(key)
-            by_ns: dict[str, builtins.list[str]] = {}
-            for name in names:
-                if name.startswith("c:"):
-                    _, ns_id, checkpoint_id = lay.parse(name)
-                    by_ns.setdefault(ns_id, []).append(checkpoint_id)
-            keep: set[tuple[str, str]] = set()
-            for ns_id, ids in by_ns.items():
-                latest = max(ids)
-                keep.add((ns_id, latest))
-                # A channel the latest checkpoint holds no value for (a DeltaChannel step) is
-                # rebuilt from its ancestors back to one holding a value: keep those.
-                record = yield from self._get(key, lay.checkpoint_key(ns_id, latest))
-                need = {c for c, (_, r) in (record or {"v": {}})["v"].items() if r == lay.EMPTY}
-                parent = record["p"] if record else None
-                while need and parent:
-                    older = yield from self._get(key, lay.checkpoint_key(ns_id, parent))
-                    if older is None:
-                        break
-                    keep.add((ns_id, parent))
-                    need -= {c for c, (_, r) in older["v"].items() if r != lay.EMPTY}
-                    parent = older["p"]
-            doomed = {(ns_id, cid) for ns_id, ids in by_ns.items() for cid in ids} - keep
-            if doomed:
-                yield from self._drop(key, str(thread_id), names, doomed, "prune")
-
-    def _drop(
-        self,
-        key: str,
-        thread_id: str,
-        names: builtins.list[str],
-        doomed: set[tuple[str, str]],
-        why: str,
-    ) -> Plan[None]:
-        """Remove the checkpoints ``doomed`` (``(nsid, checkpoint_id)``), their writes and run
-        index entries and fix the heads, in one write; then collect the artifacts no remaining
-        record names."""
-        delete: builtins.list[str] = []
-        remaining: dict[str, builtins.list[str]] = {}
-        for name in names:
-            if name[:2] not in ("c:", "w:", "r:"):
-                continue
-            kind, ns_id, checkpoint_id = lay.parse(name)
-            if (ns_id, checkpoint_id) in doomed:
-                delete.append(name)
-            elif kind == "c":
-                remaining.setdefault(ns_id, []).append(checkpoint_id)
-        heads: dict[str, Any] = {}
-        for ns_id in {ns_id for ns_id, _ in doomed}:
-            ids = remaining.get(ns_id)
-            if ids:
-                heads[lay.head_key(ns_id)] = max(ids)
-            else:
-                delete.append(lay.head_key(ns_id))
-        event = {"lg": why, "removed": len(doomed)}
-        yield from self._append(key, thread_id, event, heads, delete)
-        gone = set(delete)
-        yield from self._collect(key, [n for n in names if n not in gone])
-
-    def _collect(self, key: str, names: builtins.list[str]) -> Plan[int]:
-        """Delete the value artifacts that none of the variables ``names`` names."""
-        used: set[str] = set()
-        for name in names:
-            if not name.startswith(("c:", "w:")):
-                continue
-            value = yield from self._get(key, name)
-            if value is None:
-                continue
-            refs = [ref for _, ref in value["v"].values()] if name[0] == "c" else [value["val"]]
-            used.update(ref[2] for ref in refs if ref[0] == "a")
-        sid = _sid(key)
-        artifacts = yield Call("artifacts", "list", (sid,), missing=[])
-        dropped = 0
-        # A put stores its values before the record naming them: a value that new is not
-        # garbage yet, whatever the records read a moment ago said.
-        settled = datetime.now(UTC) - _COLLECT_GRACE
-        for info in artifacts:
-            if info.created_at > settled:
-                continue
-            if info.name.startswith((lay.CHANNEL_BLOB, lay.WRITE_BLOB)) and info.name not in used:
-                yield Call("artifacts", "delete", (sid, info.name), missing=0)
-                dropped += 1
-        return dropped
-
-    # -- satchel extras ------------------------------------------------------------------------
-
-    def _blobs_plan(self, thread_id: str) -> Plan[builtins.list[ChannelBlob]]:
-        key = self._key(str(thread_id))
-        artifacts = yield Call("artifacts", "list", (_sid(key),), missing=[])
-        return [
-            ChannelBlob(
-                name=a.name,
-                namespace=str(a.custom.get("namespace", "")),
-                channel=str(a.custom.get("channel", "")),
-                version=str(a.custom.get("version", "")),
-                size=a.size,
-                content_hash=a.content_hash,
-            )
-            for a in artifacts
-            if a.name.startswith(lay.CHANNEL_BLOB)
-        ]
-
-    def _gc_plan(self, thread_id: str) -> Plan[int]:
-        key = self._key(str(thread_id))
-        return (yield from self._collect(key, (yield from self._names(key))))

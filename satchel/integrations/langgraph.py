@@ -4,6 +4,6 @@ docs/langgraph.md)."""
 
 from ._langgraph import SatchelSaver as SatchelSaver
 from ._langgraph import SaverOpener as SaverOpener
-from ._langgraph_plans import ChannelBlob as ChannelBlob
+from ._langgraph_upkeep import ChannelBlob as ChannelBlob
 
 __all__ = ["ChannelBlob", "SatchelSaver", "SaverOpener"]

@@ -72,7 +72,7 @@ async def test_unreferenced_value_artifacts_are_collected(
     """A large value stored by a put that never wrote its record (a stopped process) is
     removed by collect_garbage once it is older than a put takes; values a checkpoint names
     stay, and so does a value that new (its put may be writing the record that names it)."""
-    from satchel.integrations import _langgraph_plans
+    from satchel.integrations import _langgraph_upkeep
 
     async with satchel.open_runtime(tmp_path / "data") as rt:
         saver = SatchelSaver(rt)
@@ -81,7 +81,7 @@ async def test_unreferenced_value_artifacts_are_collected(
             "langgraph:t", "lgc-orphan", b"o" * 10_000, type="langgraph_channel"
         )
         assert await saver.collect_garbage("t") == 0  # too new to be garbage yet
-        monkeypatch.setattr(_langgraph_plans, "_COLLECT_GRACE", timedelta(0))
+        monkeypatch.setattr(_langgraph_upkeep, "_COLLECT_GRACE", timedelta(0))
         assert await saver.collect_garbage("t") == 1
         assert [b.channel for b in await saver.stored_channel_blobs("t")] == ["big"]
         found = await saver.aget_tuple(config)
