@@ -211,7 +211,7 @@ class ArtifactManager:
         except (OSError, ValueError):
             raise ValidationError(f"no readable file at {os.fspath(path)!r}") from None
         try:
-            real = _opened_path(fd, path)
+            real = writes.opened_path(fd, path)
             self._check_allowed(real, path, anywhere)
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ValidationError(f"{os.fspath(path)!r} is not a regular file")
@@ -594,12 +594,3 @@ def _version(version: object) -> int | None:
     if not 1 <= version <= MAX_VERSION:
         raise ValidationError(f"versions count from 1 to {MAX_VERSION}, not {version}")
     return version
-
-
-def _opened_path(fd: int, path: str | os.PathLike[str]) -> Path:
-    """Where the file open as ``fd`` is (Linux tells by the descriptor; elsewhere the path is
-    resolved again, which a swap between open and check could still fool)."""
-    try:
-        return Path(os.readlink(f"/proc/self/fd/{fd}"))
-    except OSError:
-        return Path(path).resolve(strict=True)

@@ -251,3 +251,12 @@ async def read_file(raw: BinaryIO, path: Path) -> AsyncIterator[bytes]:
             f"{str(path)!r} changed size while it was read ({expected} bytes at first, "
             f"{seen} read); nothing was stored"
         )
+
+
+def opened_path(fd: int, path: str | os.PathLike[str]) -> Path:
+    """Where the file open as ``fd`` is (Linux tells by the descriptor; elsewhere the path is
+    resolved again, which a swap between open and check could still fool)."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return Path(path).resolve(strict=True)
