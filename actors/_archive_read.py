@@ -51,8 +51,7 @@ from ._replay import event_log_of
 
 T = TypeVar("T")
 _U64_MAX = (1 << 64) - 1
-# The last microsecond a datetime can hold (year 9999): every time read back becomes one.
-_LAST_US = 253_402_300_799_999_999
+_LAST_US = validate.LAST_US  # every time read back becomes a datetime
 _U32_MAX = (1 << 32) - 1
 _NIL = "00000000-0000-0000-0000-000000000000"
 _WITH_RETIRED = ["names", "retired", "versions"]

@@ -26,8 +26,7 @@ from . import _validate as validate
 
 _U64 = struct.Struct(">Q")
 _LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)
-#: The last microsecond a datetime can hold (year 9999).
-_LAST_US = 253_402_300_799_999_999
+_LAST_US = validate.LAST_US
 _POSITION_MAX = (1 << 63) - 1
 #: The most events one append may carry.
 MAX_EVENTS_PER_APPEND = 10_000

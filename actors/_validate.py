@@ -251,6 +251,10 @@ def micros(field: str, value: object) -> int:
     )
 
 
+#: The last microsecond a datetime can hold (year 9999): the latest time satchel stores.
+LAST_US = 253_402_300_799_999_999
+
+
 def to_datetime(us: int) -> datetime:
     """A UTC datetime from microseconds since the epoch."""
     return _EPOCH + timedelta(microseconds=us)
