@@ -1,16 +1,18 @@
 """satchel's framework adapters beside their frameworks' own backends (issue 20's Performance).
 
 Called by ``perf/bench_peers.py`` (which puts the table in ``perf/peers_notes.md``); the same
-rules as there: one process, each contender on its own asyncio loop and data folder, one after
-the other; medians over ``repeats`` rounds of ``ops`` calls (after a warm-up round), as time
-per call. Each SQLite peer's durability is read from its connection (``synchronous`` FULL or
-EXTRA is ``machine``) and the adapter runs at that durability; the in-memory peers (and
+rules as there: one process and asyncio loop, every contender of a comparison open at once in
+its own data folder, taking turns in interleaved rounds (``perf/interleave.py``); medians over
+``repeats`` rounds of ``ops`` calls (after a warm-up round), as time per call. Each SQLite
+peer's durability is read from its connection (``synchronous`` FULL or EXTRA is ``machine``)
+and the adapter runs at that durability; the in-memory peers (and
 ``FileArtifactService``, which never syncs) are met at ``process``.
 
 * LangGraph: ``put`` of a checkpoint with one changed channel (``SatchelSaver.aput``;
   ``SqliteSaver.put``, which has no async methods; ``InMemorySaver.aput``), and a 10-step
   linear ``StateGraph`` end to end on a fresh thread (``ainvoke`` on SatchelSaver; ``invoke``
-  on SqliteSaver, outside any loop, as sync code runs it; ``ainvoke`` on AsyncSqliteSaver).
+  on SqliteSaver, its sync API, blocking the loop as it would block a thread; ``ainvoke`` on
+  AsyncSqliteSaver).
 * OpenAI Agents SDK: ``add_items`` of one message (``SQLiteSession`` on a file, and on
   ``":memory:"``, the SDK's only in-memory session).
 * Google ADK: ``append_event`` with a one-key state delta, a fresh session each round; and
@@ -20,33 +22,19 @@ EXTRA is ``machine``) and the adapter runs at that durability; the in-memory pee
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import sqlite3
-import time
 import warnings
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
-from bench_peers import SYNC_NAMES, durability_of, fresh, median_per_op, pragmas, us
+import peer_work as work
+from bench_peers import SYNC_NAMES, durability_of, pragmas, us
+from interleave import interleaved
 
 from satchel import open_runtime
 
 Call = Callable[[int], Awaitable[Any]]
-
-
-async def rounds_of(call: Call, ops: int, repeats: int) -> float:
-    """Seconds per ``call(i)`` (``i`` counts every call), median of ``repeats`` rounds."""
-    rounds, n = [], 0
-    for r in range(repeats + 1):
-        started = time.perf_counter()
-        for _ in range(ops):
-            n += 1
-            await call(n)
-        if r:  # the first round warms up
-            rounds.append((time.perf_counter() - started, ops))
-    return median_per_op(rounds)
 
 
 def how(found: tuple[str, int]) -> str:
@@ -80,39 +68,6 @@ def putter(saver: Any, sync: bool = False) -> Call:
     return put
 
 
-async def lg_put_satchel(durability: str, ops: int, repeats: int) -> float:
-    from satchel.integrations.langgraph import SatchelSaver
-
-    folder = fresh()
-    try:
-        async with SatchelSaver.from_path(folder / "data", durability=durability) as saver:
-            return await rounds_of(putter(saver), ops, repeats)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def lg_put_sqlite(ops: int, repeats: int) -> tuple[float, tuple[str, int]]:
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    folder = fresh()
-    try:
-        conn = sqlite3.connect(folder / "checkpoints.sqlite", check_same_thread=False)
-        saver = SqliteSaver(conn)
-        saver.setup()
-        seconds = await rounds_of(putter(saver, sync=True), ops, repeats)
-        found = pragmas(conn)
-        conn.close()
-        return seconds, found
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def lg_put_memory(ops: int, repeats: int) -> float:
-    from langgraph.checkpoint.memory import InMemorySaver
-
-    return await rounds_of(putter(InMemorySaver()), ops, repeats)
-
-
 class Count(TypedDict):
     n: int
 
@@ -136,52 +91,6 @@ async def graph_call(graph: Any, n: int) -> None:
     assert out["n"] == 10
 
 
-async def lg_graph_satchel(durability: str, runs: int, repeats: int) -> float:
-    from satchel.integrations.langgraph import SatchelSaver
-
-    folder = fresh()
-    try:
-        async with SatchelSaver.from_path(folder / "data", durability=durability) as saver:
-            graph = ten_steps(saver)
-            return await rounds_of(lambda n: graph_call(graph, n), runs, repeats)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def lg_graph_async_sqlite(runs: int, repeats: int) -> float:
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    folder = fresh()
-    try:
-        async with AsyncSqliteSaver.from_conn_string(str(folder / "g.sqlite")) as saver:
-            graph = ten_steps(saver)
-            return await rounds_of(lambda n: graph_call(graph, n), runs, repeats)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def lg_graph_sqlite(runs: int, repeats: int) -> float:
-    """``invoke`` on SqliteSaver, in plain sync code (no event loop running)."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    folder = fresh()
-    try:
-        with SqliteSaver.from_conn_string(str(folder / "g.sqlite")) as saver:
-            graph = ten_steps(saver)
-            rounds, n = [], 0
-            for r in range(repeats + 1):
-                started = time.perf_counter()
-                for _ in range(runs):
-                    n += 1
-                    out = graph.invoke({"n": 0}, {"configurable": {"thread_id": f"g{n}"}})
-                    assert out["n"] == 10
-                if r:
-                    rounds.append((time.perf_counter() - started, runs))
-            return median_per_op(rounds)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 # -- OpenAI Agents SDK ------------------------------------------------------------------------
 
 
@@ -190,31 +99,6 @@ def adder(session: Any) -> Call:
         await session.add_items([{"role": "user", "content": f"message {i}"}])
 
     return add
-
-
-async def oa_satchel(durability: str, ops: int, repeats: int) -> float:
-    from satchel.integrations.openai_agents import SatchelSession
-
-    folder = fresh()
-    try:
-        async with open_runtime(folder / "data", durability=durability) as rt:  # type: ignore[arg-type]
-            return await rounds_of(adder(SatchelSession("session-1", rt)), ops, repeats)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def oa_sqlite(on_file: bool, ops: int, repeats: int) -> tuple[float, tuple[str, int]]:
-    from agents import SQLiteSession
-
-    folder = fresh()
-    try:
-        session = SQLiteSession("session-1", folder / "agents.sqlite" if on_file else ":memory:")
-        seconds = await rounds_of(adder(session), ops, repeats)
-        found = pragmas(session._get_connection())
-        session.close()
-        return seconds, found
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- Google ADK -------------------------------------------------------------------------------
@@ -228,7 +112,7 @@ def appender(service: Any, ops: int) -> Call:
 
     async def append(i: int) -> None:
         nonlocal session
-        if (i - 1) % ops == 0:
+        if session is None or i % ops == 0:
             session = await service.create_session(app_name="bench", user_id="u")
         event = Event(
             invocation_id=f"inv-{i}", author="agent", actions=EventActions(state_delta={"step": i})
@@ -238,148 +122,257 @@ def appender(service: Any, ops: int) -> Call:
     return append
 
 
-async def adk_append_satchel(durability: str, ops: int, repeats: int) -> float:
-    from satchel.integrations.adk import SatchelSessionService
-
-    folder = fresh()
-    try:
-        async with open_runtime(folder / "data", durability=durability) as rt:  # type: ignore[arg-type]
-            return await rounds_of(appender(SatchelSessionService(rt), ops), ops, repeats)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def adk_append_sqlite(ops: int, repeats: int) -> tuple[float, tuple[str, int]]:
-    from google.adk.sessions.sqlite_session_service import SqliteSessionService
-
-    folder = fresh()
-    try:
-        path = folder / "adk.sqlite"
-        seconds = await rounds_of(appender(SqliteSessionService(str(path)), ops), ops, repeats)
-        probe = sqlite3.connect(path)  # the service sets no pragma but foreign_keys
-        found = pragmas(probe)
-        probe.close()
-        return seconds, found
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def adk_append_memory(ops: int, repeats: int) -> float:
-    from google.adk.sessions import InMemorySessionService
-
-    return await rounds_of(appender(InMemorySessionService(), ops), ops, repeats)
-
-
 def json_like(seed: int, size: int = 1 << 20) -> bytes:
     """``size`` bytes of JSON records, different for each seed."""
-    records, total, n = [], 0, 0
-    while total < size:
-        record = {
-            "id": f"{seed}-{n}",
-            "role": "assistant" if n % 2 else "user",
-            "text": f"message {n} of run {seed}: " + "lorem ipsum dolor sit amet " * 3,
-            "tokens": (n * 37 + seed) % 4096,
-            "tags": ["a", "b", str(n % 7)],
-        }
-        line = json.dumps(record)
-        records.append(line)
-        total += len(line) + 2
-        n += 1
-    return ("[" + ",\n".join(records) + "]").encode()[:size]
+    return work.json_like(seed, size)
 
 
-async def artifact_rounds(service: Any, ops: int, repeats: int) -> tuple[float, float]:
-    """Seconds per save of new 1 MiB JSON-like content and per load of it."""
+# -- openers for the interleaved rounds (perf/interleave.py) ---------------------------------
+
+
+def lg_put(kind: str, durability: str = "process") -> Callable[[], Any]:
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[Call]:
+        if kind == "satchel":
+            from satchel.integrations.langgraph import SatchelSaver
+
+            async with (
+                work.folder() as where,
+                SatchelSaver.from_path(where / "data", durability=durability) as saver,
+            ):
+                yield putter(saver)
+        elif kind == "sqlite":
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            async with work.folder() as where:
+                conn = sqlite3.connect(where / "checkpoints.sqlite", check_same_thread=False)
+                saver = SqliteSaver(conn)
+                saver.setup()
+                yield putter(saver, sync=True)
+                FOUND["lg"] = pragmas(conn)
+                conn.close()
+        else:
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            yield putter(InMemorySaver())
+
+    return opened
+
+
+def lg_graph(kind: str, durability: str = "process") -> Callable[[], Any]:
+    """A 10-step graph on a fresh thread per call: ``ainvoke`` on SatchelSaver and
+    AsyncSqliteSaver, ``invoke`` on SqliteSaver (its sync API, blocking the loop as sync
+    code would block its thread)."""
+
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[Call]:
+        async with work.folder() as where:
+            if kind == "satchel":
+                from satchel.integrations.langgraph import SatchelSaver
+
+                async with SatchelSaver.from_path(where / "data", durability=durability) as s:
+                    graph = ten_steps(s)
+                    yield lambda n: graph_call(graph, n)
+            elif kind == "async-sqlite":
+                from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+                async with AsyncSqliteSaver.from_conn_string(str(where / "g.sqlite")) as saver:
+                    graph = ten_steps(saver)
+                    yield lambda n: graph_call(graph, n)
+            else:
+                from langgraph.checkpoint.sqlite import SqliteSaver
+
+                with SqliteSaver.from_conn_string(str(where / "g.sqlite")) as saver:
+                    graph = ten_steps(saver)
+
+                    async def call(n: int) -> None:
+                        out = graph.invoke({"n": 0}, {"configurable": {"thread_id": f"g{n}"}})
+                        assert out["n"] == 10
+
+                    yield call
+
+    return opened
+
+
+def oa_add(kind: str, durability: str = "process") -> Callable[[], Any]:
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[Call]:
+        async with work.folder() as where:
+            if kind == "satchel":
+                from satchel.integrations.openai_agents import SatchelSession
+
+                async with open_runtime(where / "data", durability=durability) as rt:  # type: ignore[arg-type]
+                    yield adder(SatchelSession("session-1", rt))
+            else:
+                from agents import SQLiteSession
+
+                on_file = kind == "sqlite"
+                session = SQLiteSession("session-1", where / "a.sqlite" if on_file else ":memory:")
+                yield adder(session)
+                if on_file:
+                    FOUND["oa"] = pragmas(session._get_connection())
+                session.close()
+
+    return opened
+
+
+def adk_append(kind: str, ops: int, durability: str = "process") -> Callable[[], Any]:
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[Call]:
+        async with work.folder() as where:
+            if kind == "satchel":
+                from satchel.integrations.adk import SatchelSessionService
+
+                async with open_runtime(where / "data", durability=durability) as rt:  # type: ignore[arg-type]
+                    yield appender(SatchelSessionService(rt), ops)
+            elif kind == "sqlite":
+                from google.adk.sessions.sqlite_session_service import SqliteSessionService
+
+                path = where / "adk.sqlite"
+                yield appender(SqliteSessionService(str(path)), ops)
+                probe = sqlite3.connect(path)  # the service sets no pragma but foreign_keys
+                FOUND["adk"] = pragmas(probe)
+                probe.close()
+            else:
+                from google.adk.sessions import InMemorySessionService
+
+                yield appender(InMemorySessionService(), ops)
+
+    return opened
+
+
+_WHERE = {"app_name": "bench", "user_id": "u", "session_id": "s"}
+
+
+def _part(data: bytes) -> Any:
     from google.genai import types
 
-    where = {"app_name": "bench", "user_id": "u", "session_id": "s"}
-    parts = [
-        types.Part.from_bytes(data=json_like(i), mime_type="application/json")
-        for i in range((repeats + 1) * ops)
-    ]
-    saves, loads = [], []
-    for r in range(repeats + 1):
-        names = [f"r{r}-{i}.json" for i in range(ops)]
-        started = time.perf_counter()
-        for name, part in zip(names, parts[r * ops : (r + 1) * ops], strict=True):
-            await service.save_artifact(filename=name, artifact=part, **where)
-        saved = time.perf_counter() - started
-        started = time.perf_counter()
-        for name in names:
-            assert await service.load_artifact(filename=name, **where) is not None
-        if r:
-            saves.append((saved, ops))
-            loads.append((time.perf_counter() - started, ops))
-    return median_per_op(saves), median_per_op(loads)
+    return types.Part.from_bytes(data=data, mime_type="application/json")
 
 
-async def adk_artifacts_satchel(ops: int, repeats: int) -> tuple[float, float]:
-    from satchel.integrations.adk import SatchelArtifactService
+@asynccontextmanager
+async def _artifact_service(kind: str) -> AsyncIterator[Any]:
+    async with work.folder() as where:
+        if kind == "satchel":
+            from satchel.integrations.adk import SatchelArtifactService
 
-    folder = fresh()
+            async with open_runtime(where / "data", durability="process") as rt:
+                yield SatchelArtifactService(rt)
+        else:
+            from google.adk.artifacts import FileArtifactService
+
+            yield FileArtifactService(where / "files")
+
+
+def adk_save(kind: str) -> Callable[[], Any]:
+    """Save of new 1 MiB JSON-like content (made before the clock runs)."""
+
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[Call]:
+        async with _artifact_service(kind) as service:
+
+            async def save(i: int, data: bytes) -> None:
+                await service.save_artifact(filename=f"r{i}.json", artifact=_part(data), **_WHERE)
+
+            yield work.prepared_op(work.json_like, 1 << 20, save)
+
+    return opened
+
+
+def adk_load(kind: str, names: int = 10) -> Callable[[], Any]:
+    """Load of 1 MiB JSON-like content saved before."""
+
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[Call]:
+        async with _artifact_service(kind) as service:
+            for n in range(names):
+                part = _part(json_like(n))
+                await service.save_artifact(filename=f"r{n}.json", artifact=part, **_WHERE)
+
+            async def load(i: int) -> None:
+                assert await service.load_artifact(filename=f"r{i % names}.json", **_WHERE)
+
+            yield load
+
+    return opened
+
+
+#: The pragmas each SQLite peer ran with: "lg", "oa", "adk" -> (journal_mode, synchronous).
+FOUND: dict[str, tuple[str, int]] = {}
+
+
+def machine_if_synced() -> str:
+    """The durability the SQLite peers run at by default (``synchronous=FULL``, read from a
+    fresh connection: every peer here leaves SQLite's default), to run satchel at."""
+    conn = sqlite3.connect(":memory:")
     try:
-        async with open_runtime(folder / "data", durability="process") as rt:
-            return await artifact_rounds(SatchelArtifactService(rt), ops, repeats)
+        return durability_of(int(conn.execute("PRAGMA synchronous").fetchone()[0]))
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def adk_artifacts_files(ops: int, repeats: int) -> tuple[float, float]:
-    from google.adk.artifacts import FileArtifactService
-
-    folder = fresh()
-    try:
-        return await artifact_rounds(FileArtifactService(Path(folder) / "files"), ops, repeats)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        conn.close()
 
 
 # -- the table --------------------------------------------------------------------------------
 
 
 def adapter_lines(ops: int, repeats: int) -> list[str]:
-    """Measure every pair and return the markdown section."""
+    """Measure every pair in interleaved rounds and return the markdown section."""
     warnings.simplefilter("ignore")  # ADK's experimental-feature warnings
     run = asyncio.run
     artifact_ops = max(10, ops // 10)
     graph_runs = max(5, ops // 5)
+    d = machine_if_synced()
 
-    lg_sql, lg_found = run(lg_put_sqlite(ops, repeats))
-    lg_ours = run(lg_put_satchel(durability_of(lg_found[1]), ops, repeats))
-    lg_mem = run(lg_put_memory(ops, repeats))
-    lg_ours_p = run(lg_put_satchel("process", ops, repeats))
-    g_sql = lg_graph_sqlite(graph_runs, repeats)
-    g_asql = run(lg_graph_async_sqlite(graph_runs, repeats))
-    g_ours = run(lg_graph_satchel(durability_of(lg_found[1]), graph_runs, repeats))
-    g_ours_p = run(lg_graph_satchel("process", graph_runs, repeats))
-
-    oa_sql, oa_found = run(oa_sqlite(True, ops, repeats))
-    oa_ours = run(oa_satchel(durability_of(oa_found[1]), ops, repeats))
-    oa_mem, _ = run(oa_sqlite(False, ops, repeats))
-    oa_ours_p = run(oa_satchel("process", ops, repeats))
-
-    adk_sql, adk_found = run(adk_append_sqlite(ops, repeats))
-    adk_ours = run(adk_append_satchel(durability_of(adk_found[1]), ops, repeats))
-    adk_mem = run(adk_append_memory(ops, repeats))
-    adk_ours_p = run(adk_append_satchel("process", ops, repeats))
-    files_save, files_load = run(adk_artifacts_files(artifact_ops, repeats))
-    ours_save, ours_load = run(adk_artifacts_satchel(artifact_ops, repeats))
-
-    def at(found: tuple[str, int]) -> str:
-        return durability_of(found[1])
+    lg_ours, lg_sql, lg_ours_p, lg_mem = run(
+        interleaved(
+            [lg_put("satchel", d), lg_put("sqlite"), lg_put("satchel"), lg_put("memory")],
+            ops,
+            repeats,
+        )
+    )
+    g_ours, g_sql, g_asql, g_ours_p = run(
+        interleaved(
+            [lg_graph("satchel", d), lg_graph("sqlite"), lg_graph("async-sqlite"),
+             lg_graph("satchel")],
+            graph_runs,
+            repeats,
+        )
+    )  # fmt: skip
+    oa_ours, oa_sql, oa_ours_p, oa_mem = run(
+        interleaved(
+            [oa_add("satchel", d), oa_add("sqlite"), oa_add("satchel"), oa_add("memory")],
+            ops,
+            repeats,
+        )
+    )
+    adk_ours, adk_sql, adk_ours_p, adk_mem = run(
+        interleaved(
+            [adk_append("satchel", ops, d), adk_append("sqlite", ops),
+             adk_append("satchel", ops), adk_append("memory", ops)],
+            ops,
+            repeats,
+        )
+    )  # fmt: skip
+    ours_save, files_save = run(
+        interleaved([adk_save("satchel"), adk_save("files")], artifact_ops, repeats)
+    )
+    ours_load, files_load = run(
+        interleaved([adk_load("satchel"), adk_load("files")], artifact_ops, repeats)
+    )
+    lg_found, oa_found, adk_found = FOUND["lg"], FOUND["oa"], FOUND["adk"]
+    assert {durability_of(f[1]) for f in FOUND.values()} == {d}, FOUND
 
     rows = [
-        (f"LangGraph put, one changed channel: SatchelSaver ({at(lg_found)}) vs SqliteSaver "
+        (f"LangGraph put, one changed channel: SatchelSaver ({d}) vs SqliteSaver "
          f"({how(lg_found)})", lg_ours, lg_sql, 0.5),
         ("LangGraph put, one changed channel: SatchelSaver (process) vs InMemorySaver",
          lg_ours_p, lg_mem, 3.0),
-        (f"LangGraph 10-step graph end to end: SatchelSaver ({at(lg_found)}, ainvoke) vs "
+        (f"LangGraph 10-step graph end to end: SatchelSaver ({d}, ainvoke) vs "
          "SqliteSaver (invoke)", g_ours, g_sql, 1.0),
-        (f"OpenAI Agents add_items, one message: SatchelSession ({at(oa_found)}) vs "
+        (f"OpenAI Agents add_items, one message: SatchelSession ({d}) vs "
          f"SQLiteSession file ({how(oa_found)})", oa_ours, oa_sql, 0.5),
         ('OpenAI Agents add_items, one message: SatchelSession (process) vs SQLiteSession '
          '(":memory:")', oa_ours_p, oa_mem, 3.0),
-        (f"ADK append_event, one-key delta: SatchelSessionService ({at(adk_found)}) vs "
+        (f"ADK append_event, one-key delta: SatchelSessionService ({d}) vs "
          f"SqliteSessionService ({how(adk_found)})", adk_ours, adk_sql, 0.5),
         ("ADK append_event, one-key delta: SatchelSessionService (process) vs "
          "InMemorySessionService", adk_ours_p, adk_mem, 3.0),
@@ -390,11 +383,12 @@ def adapter_lines(ops: int, repeats: int) -> list[str]:
          "FileArtifactService", ours_load, files_load, 1.0),
     ]  # fmt: skip
     lines = [
-        "### The framework adapters against their frameworks' own backends (issue 20)",
+        "### The framework adapters against their frameworks' own backends",
         "",
-        f"Same run and process; each contender on its own asyncio loop and data folder, one "
-        f"after the other; medians of {repeats} rounds of {ops} calls ({artifact_ops} for "
-        f"1 MiB artifacts, {graph_runs} for the graph, each on a fresh thread) after a warm-up "
+        f"Same process, one asyncio loop; the contenders of each pair (and their in-memory "
+        f"and process-durability twins) open at once, in interleaved rounds of rotating order "
+        f"(`perf/interleave.py`); medians of {repeats} rounds of {ops} calls ({artifact_ops} "
+        f"for 1 MiB artifacts, {graph_runs} graphs, each on a fresh thread) after a warm-up "
         "round. Each adapter at the SQLite peer's durability as read from its connection, and "
         "at `process` against the in-memory peers. Target: satchel / peer.",
         "",
@@ -411,7 +405,7 @@ def adapter_lines(ops: int, repeats: int) -> list[str]:
         "",
         f"Besides, the 10-step graph with SatchelSaver at `process`: {us(g_ours_p)}; with "
         f"AsyncSqliteSaver (`ainvoke`): {us(g_asql)} "
-        f"(SatchelSaver at {at(lg_found)} / AsyncSqliteSaver = {g_ours / g_asql:.2f}x).",
+        f"(SatchelSaver at {d} / AsyncSqliteSaver = {g_ours / g_asql:.2f}x).",
         "",
     ]
     return lines
