@@ -1,0 +1,131 @@
+"""SatchelSession's writes in the runtime's own loop: run in the caller's task (no task or hop
+of their own) and settled before a cancellation is raised, however often it comes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agents import TResponseInputItem
+
+from satchel import Runtime, open_runtime
+from satchel.integrations.openai_agents import SatchelSession
+
+ITEMS: list[TResponseInputItem] = [{"role": "user", "content": "a"}]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The SDK runs on asyncio only."""
+    return "asyncio"
+
+
+@pytest.fixture(params=["process", "machine"])
+async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A runtime on RocksDB at each durability (``machine`` writes wait on their sync)."""
+    async with open_runtime(tmp_path / "satchel", durability=request.param) as runtime:
+        yield runtime
+
+
+def slowed(rt: Runtime, monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list[Any]:
+    """Make every ``append_events`` wait ``seconds`` on the loop first; the tasks that ran
+    them, in order."""
+    real = rt.sessions.append_events
+    tasks: list[Any] = []
+
+    async def append_events(*args: Any, **kwargs: Any) -> int:
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(seconds)
+        position: int = await real(*args, **kwargs)
+        return position
+
+    monkeypatch.setattr(rt.sessions, "append_events", append_events)
+    return tasks
+
+
+async def test_a_write_runs_in_the_callers_task(rt: Runtime) -> None:
+    """No task per call: the write runs in the task that calls add_items."""
+    session = SatchelSession("direct", rt)
+    seen: list[Any] = []
+    real = rt.sessions.append_events
+
+    async def append_events(*args: Any, **kwargs: Any) -> int:
+        seen.append(asyncio.current_task())
+        position: int = await real(*args, **kwargs)
+        return position
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rt.sessions, "append_events", append_events)
+        await session.add_items(ITEMS)
+        await session.add_items(ITEMS)
+    assert seen and all(task is asyncio.current_task() for task in seen)
+    assert await session.get_items() == ITEMS * 2
+
+
+async def test_repeated_cancellations_wait_for_the_write(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cancelled three times while its write waits gets CancelledError once the
+    write is done, and the write is whole."""
+    session = SatchelSession("cancelled", rt)
+    tasks = slowed(rt, monkeypatch)
+    task = asyncio.create_task(session.add_items(ITEMS))
+    await asyncio.sleep(0.01)
+    for _ in range(3):
+        task.cancel()
+        await asyncio.sleep(0)
+    assert not task.done()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert tasks and tasks[0] is task
+    assert await session.get_items() == ITEMS
+
+
+async def test_a_timeout_during_a_write_is_raised_after_it(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``asyncio.timeout`` still recognises its cancellation, raised once the write lands."""
+    session = SatchelSession("timed", rt)
+    slowed(rt, monkeypatch)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.005):
+            await session.add_items(ITEMS)
+    assert await session.get_items() == ITEMS
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+
+
+async def test_an_error_of_the_write_reaches_the_caller(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails after waiting raises its own error; cancelled meanwhile, the
+    caller gets the cancellation, after the failure."""
+    session = SatchelSession("failing", rt)
+
+    async def append_events(*args: Any, **kwargs: Any) -> int:
+        await asyncio.sleep(0.02)
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(rt.sessions, "append_events", append_events)
+    with pytest.raises(OSError, match="disk on fire"):
+        await session.add_items(ITEMS)
+    task = asyncio.create_task(session.add_items(ITEMS))
+    await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_cancelled_pop_returns_nothing_and_pops_once(rt: Runtime) -> None:
+    """pop_item cancelled after it began still pops exactly one item."""
+    session = SatchelSession("pop", rt)
+    await session.add_items([*ITEMS, {"role": "user", "content": "b"}])
+    task = asyncio.create_task(session.pop_item())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await session.get_items() == ITEMS
