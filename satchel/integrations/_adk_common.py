@@ -4,6 +4,7 @@ session keys, and how ADK values become satchel values."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import quote
@@ -29,6 +30,9 @@ TAG_ARTIFACTS: Final = "adk:artifacts"
 _Service = TypeVar("_Service")
 
 
+# Every call of a service builds its keys (percent-encoding each part, ~2 µs); a service sees
+# the same few names over and over.
+@functools.lru_cache(maxsize=4096)
 def key(*parts: str) -> str:
     """The satchel session key of a tuple of ADK names: ``adk/<part>/<part>...`` with each part
     percent-encoded (so no part holds the separator or NUL) while it fits in 256 bytes, else
@@ -69,7 +73,13 @@ async def standalone(
 def refuse_unstorable(deltas: Mapping[str, Mapping[str, Any]], event: Any = None) -> None:
     """Refuse, before anything is written, state (``{"app"|"user"|"session": {name: value}}``)
     or an event satchel would not store: a write of shared state must not land for an event
-    or a session that is then refused."""
+    or a session that is then refused.
+
+    Only needed when there is app: or user: state to write first: a write of the session
+    alone is one atomic satchel write, which refuses the same values itself (with the same
+    errors) and writes nothing then, so checking before it would check everything twice."""
+    if not deltas["app"] and not deltas["user"]:
+        return
     for scope in deltas.values():
         for name, value in scope.items():
             validate.state_key(name)

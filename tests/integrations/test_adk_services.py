@@ -217,3 +217,35 @@ async def test_state_satchel_cannot_store_is_refused_before_anything_is_written(
     assert "app:flag" not in other.state
     again = await service.get_session(app_name="a", user_id="u", session_id="s1")
     assert again is not None and again.events == []
+
+
+async def test_an_event_satchel_refuses_alone_writes_nothing_and_keeps_the_copy_current(
+    rt: Runtime,
+) -> None:
+    """An append with only session state, checked by the one atomic write that stores it
+    (not twice), is refused with satchel's error, writes nothing, and the caller's copy can
+    append next."""
+    from satchel import ValidationError
+
+    service = SatchelSessionService(rt)
+    with pytest.raises(ValidationError):
+        await service.create_session(
+            app_name=APP, user_id=USER, session_id="s1", state={"x": 2**64}
+        )
+    assert await service.get_session(app_name=APP, user_id=USER, session_id="s1") is None
+    session = await service.create_session(app_name=APP, user_id=USER, session_id="s1")
+    await service.append_event(session, _event(1, kept=1))
+    bad_text = Event(
+        author="user",
+        invocation_id="i",
+        content=types.Content(parts=[types.Part(text="lone \ud800 surrogate")]),
+    )
+    for event in (_event(2, big=2**70), bad_text):
+        with pytest.raises(ValidationError):
+            await service.append_event(session, event)
+    got = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
+    assert got is not None
+    assert [e.invocation_id for e in got.events] == ["inv1"] and got.state == {"kept": 1}
+    await service.append_event(session, _event(4, kept=4))  # the copy is not stale
+    got = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
+    assert got is not None and got.state == {"kept": 4}
