@@ -41,6 +41,8 @@ _NAME_MAX_BYTES: Final = 255
 #: Characters an ADK file name keeps as they are in a satchel artifact name.
 _NAME_SAFE: Final = " :!$&'()*+,;=@~-_"
 _NOT_FOUND = (satchel.SessionNotFoundError, satchel.ArtifactNotFoundError)
+#: The empty part, compared with every part loaded (built once: ~5 µs a load otherwise).
+_EMPTY_PART: Final = types.Part()
 
 
 def artifact_name(filename: str) -> str:
@@ -277,7 +279,7 @@ class SatchelArtifactService(BaseArtifactService):
                 target.version,
                 depth - 1,
             )
-        if part == types.Part() or artifact_util._is_rewind_tombstone(part):
+        if part == _EMPTY_PART or artifact_util._is_rewind_tombstone(part):
             return None  # ADK's rewind saves this to mean "absent"
         return part
 
