@@ -504,11 +504,12 @@ class SessionManager(EventLogCalls):
 
     async def set_state(self, session_id: str, key: str, value: Any) -> None:
         """Set variable ``key`` (a JSON-like value; ``None`` is stored as null)."""
-        await self._ask(session_id, SetState(key, value))
+        # Not through ``_ask``: a coroutine less on the hottest calls.
+        await self._ref(session_id).ask(SetState(key, value))
 
     async def get_state(self, session_id: str, key: str) -> Any:
         """Variable ``key``, or ``None`` if unset."""
-        return await self._ask(session_id, GetState(key))
+        return await self._ref(session_id).ask(GetState(key))
 
     async def delete_state(self, session_id: str, key: str) -> None:
         """Remove variable ``key`` (no error if unset)."""

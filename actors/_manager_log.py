@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio.lowlevel
+from satchel.runtime import ActorRef
 from satchel.storage import KeyValueStore, scan_prefix
 
 from satchel._errors import InvalidArgumentError, SessionNotFoundError
@@ -27,6 +28,8 @@ class EventLogCalls:
 
         async def _ask(self, session_id: str, message: Any) -> Any: ...
 
+        def _ref(self, session_id: str) -> ActorRef: ...
+
     async def append_events(
         self,
         session_id: str,
@@ -45,7 +48,8 @@ class EventLogCalls:
         writer that read the session stale does not overwrite it. ``at`` (a datetime, RFC
         3339 text or epoch seconds) is the events' time instead of now."""
         append = log.checked_append(events, state, delete, expect_position, at)
-        position: int = await self._ask(session_id, AppendEvents(append))
+        # Not through ``_ask``: a coroutine less on the call every adapter makes.
+        position: int = await self._ref(session_id).ask(AppendEvents(append))
         return position
 
     async def append_event(

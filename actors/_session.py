@@ -85,9 +85,14 @@ _RETRY_DELETE_US = round(DAY_S * _US)
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
 #: Turns an asker may run itself while the actor is idle (``Actor.lending``): none of them
-#: suspends unless it waits for a group commit (uncancellable) or an awaited observer.
+#: suspends unless it waits for a group commit (uncancellable) or an awaited observer. The
+#: event-log turns are as plain as ``SetState`` without hooks (``_run_append_hooks`` is the
+#: only await of an append, and runs only while a hook is registered: then none is lent).
 _LENDABLE = frozenset(
     {
+        AppendEvents,
+        PopEvent,
+        ClearEvents,
         SetState,
         GetState,
         DeleteState,
@@ -367,24 +372,23 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         return self._var_prefix + validate.state_key(key)
 
     def _set_state(self, message: SetState) -> None:
-        record = self._require_active()
-        var_key = self._var_key(message.key)
-        limit = record.config.max_operations
-        field = f"state {message.key!r}"
-        validate.json_like(field, message.value)
-        encoded = validate.encoded(field, layout.encode_value, message.value)
-        if len(encoded) > record.config.max_value_bytes:
+        record = self._record
+        if record is None or record.status is not ACTIVE:
+            record = self._require_active()
+        key, value = message.key, message.value
+        var_key = self._var_prefix + validate.state_key(key)
+        config = record.config
+        encoded = validate.json_encoded(("state", key), layout.encode_value, value)
+        if len(encoded) > config.max_value_bytes:
             raise ValidationError(
-                f"state {message.key!r} of session {self._id} encodes to {len(encoded)} bytes; "
-                f"the limit is {record.config.max_value_bytes} (max_value_bytes)"
+                f"state {key!r} of session {self._id} encodes to {len(encoded)} bytes; "
+                f"the limit is {config.max_value_bytes} (max_value_bytes)"
             )
-        if limit is not None:
-            count_operation(self._id, self._counters, limit)
+        if config.max_operations is not None:
+            count_operation(self._id, self._counters, config.max_operations)
         batch = Batch()
         batch.put(var_key, encoded)
-        self._commit(
-            batch, "state_set", {"key": message.key, "value": message.value}, operation=True
-        )
+        self._commit(batch, "state_set", {"key": key, "value": value}, operation=True)
 
     def _get_state(self, message: GetState) -> Any:
         raw = self._kv.get(self._var_key(message.key))

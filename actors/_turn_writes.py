@@ -23,7 +23,7 @@ Event = tuple[int, int, str, dict[str, Any]]
 class TurnWrites:
     """The journaled writes of one session actor (see the module docstring)."""
 
-    __slots__ = ("_batch", "_events", "_group", "_kv", "_publish", "rollback")
+    __slots__ = ("_batch", "_events", "_group", "_kv", "_publish", "holding", "rollback")
 
     def __init__(
         self, kv: KeyValueStore, group: GroupCommit | None, publish: Callable[[Event], None]
@@ -35,6 +35,9 @@ class TurnWrites:
         self._events: list[Event] = []
         #: What the actor held before the held writes (set while any are held).
         self.rollback: Any = None
+        #: Whether writes of this turn wait for ``settle`` (an attribute, not a property:
+        #: every turn looks at it).
+        self.holding = False
 
     def write(
         self,
@@ -52,6 +55,7 @@ class TurnWrites:
         if self._group is not None and write is None:
             if self._batch is None:
                 self._batch, self.rollback = batch, rollback
+                self.holding = True
             else:
                 self._batch.extend(batch)
             self._events.append(event)
@@ -59,21 +63,18 @@ class TurnWrites:
         if self._batch is not None:
             self._batch.extend(batch)
             batch, self._batch = self._batch, None
+            self.holding = False
         (write or self._kv.write)(batch)
         events, self._events = [*self._events, event], []
         for done in events:
             self._publish(done)
-
-    @property
-    def holding(self) -> bool:
-        """Whether writes of this turn wait for ``settle``."""
-        return self._batch is not None
 
     async def settle(self) -> None:
         """Write what the turn holds with a group, and publish its events once it is on
         stable storage; ``StoreWriteFailedError`` if the group failed (nothing written)."""
         batch, self._batch = self._batch, None
         events, self._events = self._events, []
+        self.holding = False
         if batch is None:
             return
         assert self._group is not None

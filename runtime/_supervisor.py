@@ -390,12 +390,14 @@ class ActorRef:
         The caller sets any deadline (``anyio.fail_after``); a late answer is dropped. An
         actor that asks itself from within its turn gets its answer inline.
         """
-        self._check_open()
+        supervisor = self._supervisor
+        if supervisor.closed or supervisor.native.loop_token() is not supervisor._loop:
+            self._check_open()  # raises: the checks inline are the hot path's
         cell = turn_of(self._key)
         if cell is not None:
             # Queued, the message would wait for the very turn that waits for its answer.
             return await cell.receive_inline(message)
-        cell = self._supervisor.resident(self._key)
+        cell = supervisor._cells.get(self._key)  # ``resident``, without the call
         if cell is not None:
             how = cell.lending(message)
             if how is not Lending.NO:
