@@ -27,6 +27,7 @@ from . import _validate as validate
 _U64 = struct.Struct(">Q")
 _LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)
 _LAST_US = validate.LAST_US
+_EPOCH = validate.to_datetime(0)
 _POSITION_MAX = (1 << 63) - 1
 #: The most events one append may carry.
 MAX_EVENTS_PER_APPEND = 10_000
@@ -40,6 +41,23 @@ class SessionEvent:
     position: int
     at: datetime
     data: dict[str, Any]
+
+
+# A read of the last N events makes N of them: filling the slots directly costs two thirds of
+# the frozen class's __init__, which goes through object.__setattr__ by name for each field.
+_new_object = object.__new__
+_set_position = SessionEvent.__dict__["position"].__set__
+_set_at = SessionEvent.__dict__["at"].__set__
+_set_data = SessionEvent.__dict__["data"].__set__
+
+
+def _event(position: int, at: datetime, data: dict[str, Any]) -> SessionEvent:
+    """``SessionEvent(position, at, data)``, made faster (see above)."""
+    event: SessionEvent = _new_object(SessionEvent)
+    _set_position(event, position)
+    _set_at(event, at)
+    _set_data(event, data)
+    return event
 
 
 def events_prefix(sid: bytes) -> bytes:
@@ -71,16 +89,21 @@ def _last(kv: KeyValueStore, sid: bytes) -> tuple[int, int]:
     return int(position), int(at_us)
 
 
+# One packer, as the layout's: ``msgpack.packb`` builds a packer per call. A failed pack
+# leaves it empty, and packing never awaits, so turns cannot interleave on it.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
 def encode_event(at_us: int, data: Mapping[str, Any]) -> bytes:
     """An event's stored bytes."""
-    packed: bytes = msgpack.packb([at_us, data])
+    packed: bytes = _pack([at_us, data])
     return packed
 
 
 def decode_event(position: int, raw: bytes) -> SessionEvent:
     """An event from its stored bytes."""
     at_us, data = msgpack.unpackb(raw, raw=False)
-    return SessionEvent(position, validate.to_datetime(at_us), data)
+    return _event(position, validate.to_datetime(at_us), data)
 
 
 @attrs.frozen
@@ -103,27 +126,34 @@ def checked_append(
 ) -> Append:
     """The arguments of an append, checked (``state`` values may be ``None``: stored as
     null; ``delete`` names the variables it removes)."""
-    if isinstance(events, Mapping) or not isinstance(events, Sequence):
+    # Exact types first: the lists and dicts nearly every caller passes skip the ABC checks.
+    if type(events) is not list and (
+        isinstance(events, Mapping) or not isinstance(events, Sequence)
+    ):
         raise InvalidArgumentError("events must be a list of maps")
     if len(events) > MAX_EVENTS_PER_APPEND:
         raise ValidationError(f"an append holds at most {MAX_EVENTS_PER_APPEND} events")
     checked = []
     for event in events:
-        if not isinstance(event, Mapping):
+        if type(event) is not dict and not isinstance(event, Mapping):
             raise InvalidArgumentError(f"an event must be a map, not {type(event).__name__}")
-        validate.json_like("an event", dict(event))
-        checked.append(dict(event))
-    if state is not None and not isinstance(state, Mapping):
-        raise InvalidArgumentError(f"state must be a map, not {type(state).__name__}")
-    pairs = tuple((validate_key(k), v) for k, v in (state or {}).items())
-    for key, value in pairs:
-        validate.json_like(f"state {key!r}", value)
+        # A copy of the caller's map (its top level) is what is checked, stored and journaled.
+        copy = dict(event)
+        validate.json_like("an event", copy)
+        checked.append(copy)
+    pairs: tuple[tuple[str, Any], ...] = ()
+    if state is not None:
+        if type(state) is not dict and not isinstance(state, Mapping):
+            raise InvalidArgumentError(f"state must be a map, not {type(state).__name__}")
+        pairs = tuple((validate_key(k), v) for k, v in state.items())
+        for key, value in pairs:
+            validate.json_like(("state", key), value)
     if isinstance(delete, str):
         raise InvalidArgumentError("delete must be a list of variable names")
-    deleted = tuple(validate_key(k) for k in delete)
-    if set(deleted) & {k for k, _ in pairs}:
+    deleted = () if type(delete) is tuple and not delete else tuple(map(validate_key, delete))
+    if deleted and pairs and set(deleted) & {k for k, _ in pairs}:
         raise InvalidArgumentError("a variable cannot be both set and deleted by one append")
-    if not (events or pairs or deleted):
+    if not (checked or pairs or deleted):
         raise ValidationError("an append holds events or changes variables, or both")
     if expect_position is not None and (type(expect_position) is not int or expect_position < 0):
         raise InvalidArgumentError("expect_position must be a non-negative integer")
@@ -159,18 +189,28 @@ def append_batch(
     # Times never go back along the log, so reading "after a time" from the end can stop at
     # the first event at or before it: an earlier time is raised to the last event's.
     at_us = max(now_us if append.at_us is None else append.at_us, last_at)
-    for offset, event in enumerate(append.events, 1):
-        encoded = validate.encoded("an event", lambda e: encode_event(at_us, e), event)
-        _within(len(encoded), max_value_bytes, f"event {last + offset} of session {session_id}")
-        batch.put(event_key(sid, last + offset), encoded)
-    for key, value in append.state:
-        encoded = validate.encoded(f"state {key!r}", layout.encode_value, value)
-        _within(len(encoded), max_value_bytes, f"state {key!r} of session {session_id}")
-        batch.put(layout.var_prefix(sid) + key.encode(), encoded)
-    for key in append.deleted:
-        batch.delete(layout.var_prefix(sid) + key.encode())
+    prefix = keys.SESSION_EVENT + sid
+    position = last
+    for event in append.events:
+        position += 1
+        try:
+            encoded = encode_event(at_us, event)
+        except UnicodeEncodeError as error:
+            raise validate.not_unicode("an event", error) from None
+        if len(encoded) > max_value_bytes:
+            _within(len(encoded), max_value_bytes, f"event {position} of session {session_id}")
+        batch.put(prefix + _U64.pack(position), encoded)
+    if append.state or append.deleted:
+        variables = layout.var_prefix(sid)
+        for key, value in append.state:
+            encoded = validate.encoded(("state", key), layout.encode_value, value)
+            if len(encoded) > max_value_bytes:
+                _within(len(encoded), max_value_bytes, f"state {key!r} of session {session_id}")
+            batch.put(variables + key.encode(), encoded)
+        for key in append.deleted:
+            batch.delete(variables + key.encode())
     if append.events:
-        batch.put(last_key(sid), _LAST.pack(last + len(append.events), at_us))
+        batch.put(keys.SESSION_EVENT_LAST + sid, _LAST.pack(position, at_us))
     data: dict[str, Any] = {"first": last + 1, "at": at_us, "events": list(append.events)}
     if append.state:
         data["state"] = dict(append.state)
@@ -203,13 +243,17 @@ def read(
     start = len(prefix)
     upper = prefix_upper_bound(prefix)
     if last is None and after_us is None:
-        return [decode_event(_U64.unpack(k[start:])[0], v) for k, v in kv.scan(prefix, upper)]
+        return [decode_event(_U64.unpack_from(k, start)[0], v) for k, v in kv.scan(prefix, upper)]
     found: list[SessionEvent] = []
+    unpack, position_at, to_datetime = msgpack.unpackb, _U64.unpack_from, validate.to_datetime
+    moment_us, moment = -1, _EPOCH  # the events of one append share their time: made once
     for key, raw in kv.scan(prefix, upper, reverse=True, limit=last):
-        at_us, data = msgpack.unpackb(raw, raw=False)
+        at_us, data = unpack(raw)
         if after_us is not None and at_us <= after_us:
             break
-        found.append(SessionEvent(_U64.unpack(key[start:])[0], validate.to_datetime(at_us), data))
+        if at_us != moment_us:
+            moment_us, moment = at_us, to_datetime(at_us)
+        found.append(_event(position_at(key, start)[0], moment, data))
     found.reverse()
     return found
 

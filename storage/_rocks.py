@@ -9,6 +9,7 @@ files for any larger value written there by an earlier version.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from satchel._errors import StoreClosedError, StoreLockedError
 
 from . import _keys
 from ._chunk_files import LARGE_VALUE, ChunkFiles, is_file_value, merged
-from ._kv import BLOBS, INDEX, Batch, Space, prefix_upper_bound
+from ._kv import BLOBS, INDEX, Batch, Op, Space, prefix_upper_bound
 
 _BLOBS_CF = "blobs"
 # The index's memtable size, and so how much log a synced write can count on being recycled
@@ -202,24 +203,23 @@ class RocksStore:
         # rocksdict 0.3 mis-encodes the lower bound in raw mode, so only the upper one is set.
         read = rocksdict.ReadOptions()
         read.set_iterate_upper_bound(upper)
-        it = target.iter(read)
-        if reverse:
-            it.seek_for_prev(upper)
-            if it.valid() and it.key() == upper:
-                it.prev()
-        else:
-            it.seek(lower)
-        left = -1 if limit is None else limit
-        while it.valid() and left != 0:
-            key: bytes = it.key()
+        # rocksdict's own iterator of pairs: one call a pair, not four (valid, key, value,
+        # next). Backwards it starts at the last key before ``upper`` (the bound keeps
+        # ``upper`` itself out) and is stopped at ``lower`` here; forwards, at ``lower``.
+        # Raw mode: keys and values are bytes.
+        pairs = cast(
+            "Iterator[tuple[bytes, bytes]]",
+            target.items(backwards=reverse, from_key=upper if reverse else lower, read_opt=read),
+        )
+        if limit is not None:
+            pairs = itertools.islice(pairs, limit)
+        if not reverse:
+            yield from pairs
+            return
+        for key, value in pairs:
             if key < lower:
                 return
-            yield key, it.value()
-            left -= 1
-            if reverse:
-                it.prev()
-            else:
-                it.next()
+            yield key, value
 
     def write(self, batch: Batch, *, sync: bool | None = None) -> None:
         """Apply ``batch``: its index operations, and blob-space values under 64 KiB, in one
@@ -241,6 +241,30 @@ class RocksStore:
                 self._files.sync()
             db.put(key, value, options)
             return
+        native = rocksdict.WriteBatch(raw_mode=True)
+        index = self._handles[0]
+        for op, space, key, value in ops:
+            if space is not INDEX:
+                break
+            if op == "put":
+                native.put(key, value, index)
+            elif op == "delete":
+                native.delete(key, index)
+            else:
+                native.delete_range(key, cast("bytes", value), index)
+        else:
+            # Index records only (every session write): no chunk file to write or remove,
+            # only those written before to make durable first (as _commit_with_files does).
+            if sync:
+                self._files.sync()
+            db.write(native, options)
+            return
+        self._write_with_blobs(ops, options, sync=sync)
+
+    def _write_with_blobs(
+        self, ops: Sequence[Op], options: rocksdict.WriteOptions, *, sync: bool
+    ) -> None:
+        """``write`` of a batch that has blob-space operations (see ``write``)."""
         native = rocksdict.WriteBatch(raw_mode=True)
         files: dict[bytes, tuple[int, bytes]] = {}  # key -> position and value of its file put
         last: dict[bytes, int] = {}  # blob-space key -> position of its last put or delete
