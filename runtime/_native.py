@@ -96,6 +96,12 @@ class Native(Protocol):
     async def checkpoint(self) -> None: ...
     async def checkpoint_if_cancelled(self) -> None: ...
     async def uncancellable_pass(self) -> None: ...
+    def alone(self) -> bool:
+        """Whether no other task can run before the caller's next scheduler pass ends
+        (so such a pass lets no other task do anything first); False where that is not
+        known cheaply."""
+        ...
+
     def shield(self) -> trio.CancelScope: ...
 
 
@@ -165,6 +171,11 @@ class _Trio:
 
     async def uncancellable_pass(self) -> None:
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def alone(self) -> bool:
+        # Trio runs the tasks that I/O woke in the same batch as the caller, in any order,
+        # and its count of runnable tasks costs most of a pass (``current_statistics``).
+        return False
 
     def shield(self) -> trio.CancelScope:
         return trio.CancelScope(shield=True)
@@ -350,6 +361,14 @@ class _Asyncio:
             task = asyncio.current_task()
             assert task is not None
             _rearm(task, cancelled)
+
+    def alone(self) -> bool:
+        # A pass runs the callbacks ready now and then the caller; those that I/O and timers
+        # make ready in that pass are queued behind the caller. So with none ready, nothing
+        # else runs before the caller resumes. ``_ready`` is the loop's queue of them (the
+        # standard loops'; another loop without it is never taken to be alone).
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        return type(ready) is collections.deque and not ready
 
     def shield(self) -> trio.CancelScope:
         raise NotImplementedError("asyncio cannot shield a host's task from Task.cancel")
