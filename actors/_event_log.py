@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import msgpack
@@ -106,9 +106,9 @@ def decode_event(position: int, raw: bytes) -> SessionEvent:
     return _event(position, validate.to_datetime(at_us), data)
 
 
-@attrs.frozen
-class Append:
-    """A checked append: its events and their time, the variables it sets and deletes."""
+class Append(NamedTuple):
+    """A checked append: its events and their time, the variables it sets and deletes (a
+    tuple: made on every append, in half the time of a frozen attrs record)."""
 
     events: tuple[dict[str, Any], ...]
     at_us: int | None
@@ -246,14 +246,19 @@ def read(
         return [decode_event(_U64.unpack_from(k, start)[0], v) for k, v in kv.scan(prefix, upper)]
     found: list[SessionEvent] = []
     unpack, position_at, to_datetime = msgpack.unpackb, _U64.unpack_from, validate.to_datetime
+    new, set_position, set_at, set_data = _new_object, _set_position, _set_at, _set_data
     moment_us, moment = -1, _EPOCH  # the events of one append share their time: made once
     for key, raw in kv.scan(prefix, upper, reverse=True, limit=last):
         at_us, data = unpack(raw)
-        if after_us is not None and at_us <= after_us:
-            break
         if at_us != moment_us:
+            if after_us is not None and at_us <= after_us:
+                break
             moment_us, moment = at_us, to_datetime(at_us)
-        found.append(_event(position_at(key, start)[0], moment, data))
+        event = new(SessionEvent)  # ``_event``, inline: once per event read
+        set_position(event, position_at(key, start)[0])
+        set_at(event, moment)
+        set_data(event, data)
+        found.append(event)
     found.reverse()
     return found
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from satchel.storage import Batch, KeyValueStore
 
 from . import _event_log as log
@@ -67,7 +66,7 @@ class EventLogTurns:
             )
             records += ran
         self._hook_records = records
-        return AppendEvents(attrs.evolve(append, state=tuple(state)))
+        return AppendEvents(append._replace(state=tuple(state)))
 
     def _count_operation(self) -> None:
         """Refuse the operation past the session's ``max_operations``."""
