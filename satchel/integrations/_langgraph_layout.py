@@ -20,7 +20,10 @@ content-addressed, written once per channel version) and ``["e"]`` for no value.
 
 from __future__ import annotations
 
-from typing import Any, Final, TypeAlias
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from blake3 import blake3
 
@@ -57,8 +60,10 @@ def digest(*parts: str, size: int = 32) -> str:
     return blake3("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:size]
 
 
+@functools.lru_cache(maxsize=4096)
 def nsid(ns: str) -> str:
-    """The short form of a checkpoint namespace in variable names."""
+    """The short form of a checkpoint namespace in variable names (cached: every put and
+    read needs it, and a graph has few namespaces)."""
     return "" if ns == "" else digest(ns, size=24)
 
 
@@ -85,7 +90,14 @@ def run_prefix(run_id: str) -> str:
 
 def write_slot(task_id: str, idx: int) -> str:
     """The key of one write in a checkpoint's writes record."""
-    return f"{digest(task_id, size=16)}:{idx}"
+    return f"{task_slots(task_id)}{idx}"
+
+
+@functools.lru_cache(maxsize=4096)
+def task_slots(task_id: str) -> str:
+    """The start of the slots of a task's writes (cached: a task saves its writes once or
+    twice, and the digest is most of the name's cost)."""
+    return f"{digest(task_id, size=16)}:"
 
 
 def parse(name: str) -> tuple[str, str, str]:
@@ -131,27 +143,90 @@ def session_name(thread_id: str) -> str:
 def json_like(value: Any, depth: int = 0) -> bool:
     """Whether satchel keeps ``value`` as a variable as it is (tuples come back as lists)."""
     kind = type(value)
-    if value is None or kind is bool:
-        return True
     if kind is str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
+        # ASCII text encodes; only other text can hold a lone surrogate UTF-8 refuses.
+        return value.isascii() or _utf8(value)
+    if value is None or kind is bool:
         return True
     if kind is int:
         return bool(-(1 << 63) <= value <= (1 << 64) - 1)
     if kind is float:
-        return bool(value == value and value not in (float("inf"), float("-inf")))
+        return math.isfinite(value)
     if depth >= 60:
         return False
+    if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str or not json_like(v, depth + 1):
+                return False
+        return True
     if kind is list or kind is tuple:
         return all(json_like(v, depth + 1) for v in value)
-    if kind is dict:
-        return all(type(k) is str and json_like(v, depth + 1) for k, v in value.items())
     return False
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_event(event: dict[str, Any]) -> dict[str, Any]:
     """An event with the fields satchel cannot keep as they are turned to text."""
     return {k: v if json_like(v) else repr(v) for k, v in event.items()}
+
+
+class View(NamedTuple):
+    """What a saver knows of a thread as of its event position ``pos``. A put relying on it
+    appends with ``expect_position=pos``: if another writer appended since, the core refuses
+    (``InvalidStateTransitionError``) and the saver reads the thread again. Never changed in
+    place (the threads of a sync saver share it): an append of the saver replaces it."""
+
+    pos: int
+    #: The newest checkpoint id of each namespace (by nsid) that has one.
+    heads: Mapping[str, str]
+    #: The checkpoint the saver put last in each namespace, and its channel references: the
+    #: parent of the next put there, whose record need not be read.
+    last: Mapping[str, tuple[str, Mapping[str, Ref]]]
+    #: Whether every write of the thread is known (the saver made the thread): ``written``
+    #: then holds each namespace's newest checkpoint id that has writes (a newer one has
+    #: none), and ``slots`` the write names of that checkpoint.
+    whole: bool
+    written: Mapping[str, str]
+    slots: Mapping[str, frozenset[str]]
+
+
+def new_view(pos: int, heads: Mapping[str, str], whole: bool) -> View:
+    return View(pos, heads, {}, whole, {}, {})
+
+
+def known_writes(view: View, ns_id: str, checkpoint_id: str) -> frozenset[str] | None:
+    """The names of the writes of ``checkpoint_id`` as of ``view.pos``, if known."""
+    if not view.whole:
+        return None
+    newest = view.written.get(ns_id)
+    if newest is None or checkpoint_id > newest:
+        return frozenset()
+    return view.slots[ns_id] if checkpoint_id == newest else None
+
+
+def after_put(
+    view: View, pos: int, ns_id: str, checkpoint_id: str, refs: Mapping[str, Ref], head: bool
+) -> View:
+    """``view`` once the put of ``checkpoint_id`` landed at ``pos`` (``head``: it set the
+    namespace's head)."""
+    heads = {**view.heads, ns_id: checkpoint_id} if head else view.heads
+    last = {**view.last, ns_id: (checkpoint_id, refs)}
+    return View(pos, heads, last, view.whole, view.written, view.slots)
+
+
+def after_writes(view: View, pos: int, ns_id: str, checkpoint_id: str, names: Any) -> View:
+    """``view`` once writes ``names`` of ``checkpoint_id`` landed at ``pos``."""
+    written, slots = view.written, view.slots
+    if view.whole:
+        known = known_writes(view, ns_id, checkpoint_id)
+        if known is not None:  # else an older checkpoint's, whose writes are not followed
+            written = {**written, ns_id: checkpoint_id}
+            slots = {**slots, ns_id: known | frozenset(names)}
+    return View(pos, view.heads, view.last, view.whole, written, slots)

@@ -29,13 +29,13 @@ from langgraph.checkpoint.base import (
 
 from satchel import (
     IntegrityError,
-    SessionNotActiveError,
+    InvalidStateTransitionError,
     SessionNotFoundError,
 )
 
 from . import _langgraph_layout as lay
-from ._langgraph_calls import RAISE, Call, Emit, ListPlan, Plan
-from ._langgraph_upkeep import ThreadUpkeep, _sid
+from ._langgraph_calls import RAISE, TRIES, Call, Emit, ListPlan, Plan, sid
+from ._langgraph_upkeep import ThreadUpkeep
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -43,8 +43,20 @@ if TYPE_CHECKING:
 #: Sessions read per page when a call spans every thread.
 _PAGE: Final = 200
 
+#: Thread ids whose session key a saver keeps (every call needs it).
+_KEYS: Final = 4096
+
 #: A value waiting to be stored as an artifact: its name, bytes and custom metadata.
 _Pending = tuple[str, bytes, dict[str, Any]]
+
+
+def _plain(value: Any) -> bool:
+    """Whether an event field is ASCII text, ``None`` or a small count (the ids and counts
+    events hold, kept without a walk; ``json_event`` sees to anything else)."""
+    kind = type(value)
+    if kind is str:
+        return bool(value.isascii())
+    return value is None or (kind is int and 0 <= value < 1 << 62)
 
 
 class ThreadPlans(ThreadUpkeep):
@@ -57,15 +69,21 @@ class ThreadPlans(ThreadUpkeep):
         self._app = app
         self._user = user
         self._inline_max = inline_max
-        self._known: set[str] = set()  # session keys known to exist (a hint; misses recover)
+        self._setup_appends()
+        self._keys: dict[str, str] = {}  # thread id -> session key (a hash for a long one)
 
     # -- sessions ------------------------------------------------------------------------------
 
     def _key(self, thread_id: Any) -> str:
         tid = str(thread_id)
-        key = self._prefix + tid
-        if "\0" in key or len(key.encode("utf-8", "surrogatepass")) > lay.MAX_KEY_BYTES:
-            return self._prefix + lay.HASHED + lay.digest(tid, size=40)
+        key = self._keys.get(tid)
+        if key is None:
+            key = self._prefix + tid
+            if "\0" in key or len(key.encode("utf-8", "surrogatepass")) > lay.MAX_KEY_BYTES:
+                key = self._prefix + lay.HASHED + lay.digest(tid, size=40)
+            if len(self._keys) >= _KEYS:
+                self._keys.clear()
+            self._keys[tid] = key
         return key
 
     def _hashed(self, key: str) -> bool:
@@ -74,50 +92,12 @@ class ThreadPlans(ThreadUpkeep):
     def _scope(self) -> dict[str, Any]:
         return {"app": self._app} | ({"user": self._user} if self._user is not None else {})
 
-    def _create(self, key: str, thread_id: str) -> Plan[None]:
-        options = {"key": key, "name": lay.session_name(thread_id), "tags": ["langgraph"]}
-        yield Call("sessions", "create", (), options | self._scope(), exists_ok=True)
-        self._known.add(key)
-
-    def _append(
-        self,
-        key: str,
-        thread_id: str,
-        event: dict[str, Any],
-        state: dict[str, Any],
-        delete: Sequence[str] = (),
-        expect: int | None = None,
-    ) -> Plan[int]:
-        """One ``append_events`` on the thread's session, creating it first if needed and
-        resuming it if a policy suspended it."""
-        if key not in self._known:
-            yield from self._create(key, thread_id)
-        call = Call(
-            "sessions",
-            "append_events",
-            (_sid(key), [lay.json_event(event)]),
-            {"state": state, "delete": list(delete), "expect_position": expect},
-        )
-        try:
-            return cast(int, (yield call))
-        except SessionNotFoundError:  # deleted meanwhile (by another saver on this runtime)
-            self._known.discard(key)
-            yield from self._create(key, thread_id)
-        except SessionNotActiveError:
-            # A thread suspended (by an idle timeout) takes writes again; a completed, failed
-            # or archived one does not, and the error says so.
-            info = yield Call("sessions", "get", (_sid(key),))
-            if info.status != "suspended":
-                raise
-            yield Call("sessions", "resume", (_sid(key),))
-        return cast(int, (yield call))
-
     def _get(self, key: str, name: str) -> Plan[Any]:
-        return (yield Call("sessions", "get_state", (_sid(key), name), missing=None))
+        return (yield Call("sessions", "get_state", (sid(key), name), missing=None))
 
     def _names(self, key: str, prefix: str = "") -> Plan[builtins.list[str]]:
         # The core has no prefix scan of variable names: this reads every name of the thread.
-        names = yield Call("sessions", "list_state", (_sid(key),), missing=[])
+        names = yield Call("sessions", "list_state", (sid(key),), missing=[])
         return [n for n in cast(builtins.list[str], names) if n.startswith(prefix)]
 
     def _threads(self) -> Plan[builtins.list[tuple[str, str]]]:
@@ -145,19 +125,25 @@ class ThreadPlans(ThreadUpkeep):
 
     # -- values --------------------------------------------------------------------------------
 
-    def _ref(
+    def _inline(self, dumped: tuple[str, bytes], budget: list[int]) -> lay.Ref | None:
+        """The reference of a serialized value small enough to stay in its record (then
+        taken from ``budget``), else ``None``."""
+        size = len(dumped[1])
+        if size <= self._inline_max and size <= budget[0]:
+            budget[0] -= size
+            return ["i", dumped[0], base64.b64encode(dumped[1]).decode("ascii")]
+        return None
+
+    def _artifact(
         self,
         dumped: tuple[str, bytes],
         name: str,
         meta: dict[str, Any],
         pending: builtins.list[_Pending],
-        budget: list[int],
     ) -> lay.Ref:
-        """The reference of a serialized value; one kept as an artifact joins ``pending``."""
+        """The reference of a value kept as the artifact ``name``, which joins ``pending``
+        (named only when needed: its name costs a hash)."""
         type_, data = dumped
-        if len(data) <= self._inline_max and len(data) <= budget[0]:
-            budget[0] -= len(data)
-            return ["i", type_, base64.b64encode(data).decode("ascii")]
         pending.append((name, data, {**meta, "serde_type": type_}))
         return ["a", type_, name, len(data)]
 
@@ -172,7 +158,7 @@ class ThreadPlans(ThreadUpkeep):
             call = Call(
                 "artifacts",
                 "store",
-                (_sid(key), name, data),
+                (sid(key), name, data),
                 {"type": kind, "metadata": meta},
             )
             try:
@@ -187,7 +173,7 @@ class ThreadPlans(ThreadUpkeep):
         if ref[0] == "i":
             return True, self.serde.loads_typed((ref[1], base64.b64decode(ref[2])))
         if ref[0] == "a":
-            call = Call("artifacts", "get", (_sid(key), ref[2]), missing=None)
+            call = Call("artifacts", "get", (sid(key), ref[2]), missing=None)
             artifact = yield call
             if artifact is None:
                 raise IntegrityError(
@@ -226,7 +212,6 @@ class ThreadPlans(ThreadUpkeep):
         key, ns_id = self._key(thread_id), lay.nsid(ns)
 
         values = checkpoint["channel_values"]
-        skeleton = {k: v for k, v in checkpoint.items() if k != "channel_values"}
         pending: builtins.list[_Pending] = []
         budget = [lay.RECORD_INLINE_BUDGET]
         refs: dict[str, builtins.list[Any]] = {}
@@ -234,17 +219,97 @@ class ThreadPlans(ThreadUpkeep):
             if channel not in values:
                 refs[channel] = [version, lay.EMPTY]
                 continue
-            meta = {"namespace": ns, "channel": channel, "version": str(version)}
-            name = lay.channel_blob(ns, channel, version)
             dumped = self.serde.dumps_typed(values[channel])
-            refs[channel] = [version, self._ref(dumped, name, meta, pending, budget)]
-        # A channel not new here keeps the value of its version: from the parent's record
-        # (each record names every channel's value), else from another of the namespace's.
+            ref = self._inline(dumped, budget)
+            if ref is None:
+                name = lay.channel_blob(ns, channel, version)
+                meta = {"namespace": ns, "channel": channel, "version": str(version)}
+                ref = self._artifact(dumped, name, meta, pending)
+            refs[channel] = [version, ref]
         versions = checkpoint["channel_versions"]
         unresolved = {c: v for c, v in versions.items() if c not in refs}
-        if unresolved and parent_id:
-            parent = yield from self._get(key, lay.checkpoint_key(ns_id, str(parent_id)))
-            for channel, (version, ref) in (parent or {"v": {}})["v"].items():
+
+        md = get_checkpoint_metadata(config, metadata)
+        md.pop("writes", None)  # type: ignore[typeddict-item]
+        run_id = md.get("run_id")
+        skeleton = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        type_, data = self.serde.dumps_typed(skeleton)
+        cp_doc = ["s", type_, base64.b64encode(data).decode("ascii")]
+        md_doc = self._doc(dict(md))
+        event = self._event("put", ns, checkpoint_id, parent_id, run_id)
+        if pending:
+            yield from self._store(key, thread_id, pending, lay.CHANNEL_TYPE)
+        name = lay.checkpoint_key(ns_id, checkpoint_id)
+        head_name = lay.head_key(ns_id)
+        for _ in range(TRIES):
+            if self._inflight.get(key):
+                yield from self._settle(key)
+            view = self._views.get(key)
+            if view is None:  # read (or made) first, then the other appends waited for
+                yield from self._view(key, thread_id)
+                continue
+            full = refs
+            if unresolved:
+                full = dict(refs)
+                yield from self._resolve(key, ns_id, parent_id, view, dict(unresolved), full)
+            record = {"ns": ns, "id": checkpoint_id, "p": parent_id, "cp": cp_doc, "md": md_doc}
+            record["v"] = full
+            state: dict[str, Any] = {name: record}
+            head = view.heads.get(ns_id)
+            if head is None or checkpoint_id >= head:
+                state[head_name] = checkpoint_id
+            if run_id is not None:
+                state[lay.run_key(str(run_id), ns_id, checkpoint_id)] = 1
+            if self._hashed(key):
+                state["t"] = thread_id
+            pos = yield from self._commit(key, thread_id, event, state, view)
+            if pos is not None:
+                new = lay.after_put(view, pos, ns_id, checkpoint_id, full, head_name in state)
+                self._keep(key, view, new)
+                return {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": checkpoint_id,
+                    }
+                }
+        raise InvalidStateTransitionError(
+            f"the checkpoint {checkpoint_id!r} of thread {thread_id[:200]!r} was not saved: "
+            f"other writers changed the thread {TRIES} times while it was being saved"
+        )
+
+    def _event(
+        self, kind: str, ns: str, checkpoint_id: str, other: Any, more: Any
+    ) -> dict[str, Any]:
+        """The event of a put (``other``: parent, ``more``: run id) or a put_writes (task id,
+        number of writes)."""
+        keys = ("parent", "run") if kind == "put" else ("task", "n")
+        event = {"lg": kind, "ns": ns, "id": checkpoint_id, keys[0]: other, keys[1]: more}
+        if _plain(other) and _plain(more):
+            return event  # the common case, known JSON-like without a walk
+        return lay.json_event(event)
+
+    def _resolve(
+        self,
+        key: str,
+        ns_id: str,
+        parent_id: Any,
+        view: lay.View,
+        unresolved: dict[str, Any],
+        refs: dict[str, Any],
+    ) -> Plan[None]:
+        """Fill ``refs`` with the channels not new here: each keeps the value of its version,
+        from the parent's record (each record names every channel's value; the parent is
+        most often the checkpoint the saver put last, ``view`` knows its references), else
+        from another of the namespace's."""
+        if parent_id:
+            last = view.last.get(ns_id)
+            if last is not None and last[0] == parent_id:
+                parent_refs: Any = last[1]
+            else:
+                parent = yield from self._get(key, lay.checkpoint_key(ns_id, str(parent_id)))
+                parent_refs = (parent or {"v": {}})["v"]
+            for channel, (version, ref) in parent_refs.items():
                 if unresolved.get(channel, RAISE) == version:
                     refs[channel] = [version, ref]
                     del unresolved[channel]
@@ -254,37 +319,6 @@ class ThreadPlans(ThreadUpkeep):
             # No stored value anywhere: recorded as such, so the next put finds it in its
             # parent instead of searching every record of the namespace again.
             refs[channel] = [version, lay.MISSING]
-
-        md = get_checkpoint_metadata(config, metadata)
-        md.pop("writes", None)  # type: ignore[typeddict-item]
-        run_id = md.get("run_id")
-        type_, data = self.serde.dumps_typed(skeleton)
-        record = {
-            "ns": ns,
-            "id": checkpoint_id,
-            "p": parent_id,
-            "cp": ["s", type_, base64.b64encode(data).decode("ascii")],
-            "md": self._doc(dict(md)),
-            "v": refs,
-        }
-        state: dict[str, Any] = {lay.checkpoint_key(ns_id, checkpoint_id): record}
-        head = yield from self._get(key, lay.head_key(ns_id))
-        if head is None or checkpoint_id >= head:
-            state[lay.head_key(ns_id)] = checkpoint_id
-        if run_id is not None:
-            state[lay.run_key(str(run_id), ns_id, checkpoint_id)] = 1
-        if self._hashed(key):
-            state["t"] = thread_id
-        yield from self._store(key, thread_id, pending, lay.CHANNEL_TYPE)
-        event = {"lg": "put", "ns": ns, "id": checkpoint_id, "parent": parent_id, "run": run_id}
-        yield from self._append(key, thread_id, event, state)
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": ns,
-                "checkpoint_id": checkpoint_id,
-            }
-        }
 
     def _resolve_elsewhere(
         self, key: str, ns_id: str, unresolved: dict[str, Any], refs: dict[str, Any]
@@ -316,32 +350,76 @@ class ThreadPlans(ThreadUpkeep):
         checkpoint_id = lay.check_id(str(conf["checkpoint_id"]))
         key, ns_id = self._key(thread_id), lay.nsid(ns)
         prefix = lay.writes_prefix(ns_id, checkpoint_id)
+        task = prefix + lay.task_slots(task_id)
         dumped = [
-            (WRITES_IDX_MAP.get(channel, n), channel, self.serde.dumps_typed(value))
-            for n, (channel, value) in enumerate(writes)
+            (task + str(idx), idx, channel, self.serde.dumps_typed(value))
+            for idx, channel, value in (
+                (WRITES_IDX_MAP.get(channel, n), channel, value)
+                for n, (channel, value) in enumerate(writes)
+            )
         ]
-        # One variable per write: tasks writing at once touch different variables, and a
-        # step's writes cost what they hold, not what the step's other tasks wrote before.
-        budget = [lay.RECORD_INLINE_BUDGET]
-        pending: builtins.list[_Pending] = []
-        state: dict[str, Any] = {}
-        for idx, channel, value in dumped:
-            name = prefix + lay.write_slot(task_id, idx)
+        stored: set[str] = set()
+        for _ in range(TRIES):
             # As LangGraph's savers: a regular write (idx >= 0) is kept as first written (a
             # retried task does not repeat it); a special one (error, interrupt, ...)
-            # replaces the one before.
-            if idx >= 0 and (yield from self._get(key, name)) is not None:
-                continue
-            meta = {"namespace": ns, "checkpoint_id": checkpoint_id, "channel": channel}
-            blob = lay.write_blob(ns, checkpoint_id, task_id, idx)
-            ref = self._ref(value, blob, meta, pending, budget)
-            state[name] = {"task": task_id, "path": task_path, "ch": channel, "idx": idx}
-            state[name]["val"] = ref
-        if not state:
+            # replaces the one before. The writes of a checkpoint this saver put are known
+            # without a read (the append expects the log unchanged since), else read.
+            if self._inflight.get(key):
+                yield from self._settle(key)
+            view = self._views.get(key)
+            known = None
+            if view is not None and not self._inflight.get(key):
+                known = lay.known_writes(view, ns_id, checkpoint_id)
+            there: Any = known
+            if known is None:
+                there = {}
+                if any(idx >= 0 for _, idx, _, _ in dumped):
+                    session = sid(key)
+                    there = yield Call(
+                        "sessions", "state", (session,), {"prefix": task}, missing={}
+                    )
+                    # Behind the appends sent meanwhile (a put expecting the log as it was).
+                    yield from self._settle(key)
+            # One variable per write: tasks writing at once touch different variables, and a
+            # step's writes cost what they hold, not what the step's other tasks wrote before.
+            budget = [lay.RECORD_INLINE_BUDGET]
+            pending: builtins.list[_Pending] = []
+            state: dict[str, Any] = {}
+            for name, idx, channel, value in dumped:
+                if idx >= 0 and name in there:
+                    continue
+                ref = self._inline(value, budget)
+                if ref is None:
+                    meta = {"namespace": ns, "checkpoint_id": checkpoint_id, "channel": channel}
+                    blob = lay.write_blob(ns, checkpoint_id, task_id, idx)
+                    ref = self._artifact(value, blob, meta, pending)
+                state[name] = {"task": task_id, "path": task_path, "ch": channel, "idx": idx}
+                state[name]["val"] = ref
+            if not state:
+                return
+            fresh = [p for p in pending if p[0] not in stored]
+            if fresh:
+                yield from self._store(key, thread_id, fresh, lay.WRITE_TYPE)
+                stored.update(p[0] for p in fresh)
+            event = self._event("writes", ns, checkpoint_id, task_id, len(state))
+            pos: int | None
+            if view is None or known is None:
+                pos = yield from self._append(key, thread_id, event, state, forget=False)
+            else:
+                pos = yield from self._commit(key, thread_id, event, state, view)
+                if pos is None:
+                    continue
+            # The view now (a put of this saver may have moved it meanwhile) takes the writes
+            # if nothing else came in between.
+            current = self._views.get(key)
+            if current is not None and pos == current.pos + 1:
+                new = lay.after_writes(current, pos, ns_id, checkpoint_id, state)
+                self._keep(key, current, new)
             return
-        yield from self._store(key, thread_id, pending, lay.WRITE_TYPE)
-        event = {"lg": "writes", "ns": ns, "id": checkpoint_id, "task": task_id, "n": len(state)}
-        yield from self._append(key, thread_id, event, state)
+        raise InvalidStateTransitionError(
+            f"the writes of task {task_id[:200]!r} were not saved: other writers changed "
+            f"thread {thread_id[:200]!r} {TRIES} times while they were being saved"
+        )
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -357,7 +435,7 @@ class ThreadPlans(ThreadUpkeep):
                 values[channel] = value
         checkpoint["channel_values"] = values
         prefix = lay.writes_prefix(lay.nsid(ns), checkpoint_id)
-        writes = yield Call("sessions", "state", (_sid(key),), {"prefix": prefix}, missing={})
+        writes = yield Call("sessions", "state", (sid(key),), {"prefix": prefix}, missing={})
         stored: builtins.list[tuple[tuple[str, str, int], PendingWrite]] = []
         for write in writes.values():
             found, value = yield from self._load(key, write["val"])

@@ -5,16 +5,13 @@ copying threads, pruning, and collecting the value artifacts no record names (a 
 from __future__ import annotations
 
 import builtins
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from satchel import session_id_for
-
 from . import _langgraph_layout as lay
-from ._langgraph_calls import Call, Plan
+from ._langgraph_calls import Call, Plan, ThreadAppends, sid
 
 #: How old an unnamed value artifact must be before collection deletes it.
 _COLLECT_GRACE = timedelta(minutes=10)
@@ -32,17 +29,10 @@ class ChannelBlob:
     content_hash: str
 
 
-@functools.lru_cache(maxsize=4096)
-def _sid(key: str) -> str:
-    """The session id of a thread's key (derived from it; cached, as every call needs it)."""
-    return session_id_for(key)
-
-
-class ThreadUpkeep:
+class ThreadUpkeep(ThreadAppends):
     """Deletes, copies, prune and garbage collection of ``ThreadPlans``."""
 
     if TYPE_CHECKING:
-        _known: set[str]
 
         def _key(self, thread_id: Any) -> str: ...
 
@@ -54,22 +44,13 @@ class ThreadUpkeep:
 
         def _threads(self) -> Plan[builtins.list[tuple[str, str]]]: ...
 
-        def _append(
-            self,
-            key: str,
-            thread_id: str,
-            event: dict[str, Any],
-            state: dict[str, Any],
-            delete: Sequence[str] = (),
-            expect: int | None = None,
-        ) -> Plan[int]: ...
-
     # -- deletes and copies --------------------------------------------------------------------
 
     def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
         key = self._key(str(thread_id))
         self._known.discard(key)
-        yield Call("sessions", "delete", (_sid(key),), missing=None)
+        self._forget(key)
+        yield Call("sessions", "delete", (sid(key),), missing=None)
 
     def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
         if not run_ids:
@@ -87,13 +68,14 @@ class ThreadUpkeep:
         forked = yield Call(
             "sessions",
             "fork",
-            (_sid(source_key),),
+            (sid(source_key),),
             {"key": target_key, "name": lay.session_name(str(target))},
             missing=None,
         )
         if forked is None:
             return  # no such thread: nothing to copy (as delete_thread of a missing one)
         self._known.add(target_key)
+        self._forget(target_key)
         if self._hashed(target_key):
             event = {"lg": "copied", "from": str(source)[:200]}
             yield from self._append(target_key, str(target), event, {"t": str(target)})
@@ -176,8 +158,8 @@ class ThreadUpkeep:
                 continue
             refs = [ref for _, ref in value["v"].values()] if name[0] == "c" else [value["val"]]
             used.update(ref[2] for ref in refs if ref[0] == "a")
-        sid = _sid(key)
-        artifacts = yield Call("artifacts", "list", (sid,), missing=[])
+        session = sid(key)
+        artifacts = yield Call("artifacts", "list", (session,), missing=[])
         dropped = 0
         # A put stores its values before the record naming them: a value that new is not
         # garbage yet, whatever the records read a moment ago said.
@@ -186,7 +168,7 @@ class ThreadUpkeep:
             if info.created_at > settled:
                 continue
             if info.name.startswith((lay.CHANNEL_BLOB, lay.WRITE_BLOB)) and info.name not in used:
-                yield Call("artifacts", "delete", (sid, info.name), missing=0)
+                yield Call("artifacts", "delete", (session, info.name), missing=0)
                 dropped += 1
         return dropped
 
@@ -194,7 +176,7 @@ class ThreadUpkeep:
 
     def _blobs_plan(self, thread_id: str) -> Plan[builtins.list[ChannelBlob]]:
         key = self._key(str(thread_id))
-        artifacts = yield Call("artifacts", "list", (_sid(key),), missing=[])
+        artifacts = yield Call("artifacts", "list", (sid(key),), missing=[])
         return [
             ChannelBlob(
                 name=a.name,

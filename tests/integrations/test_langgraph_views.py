@@ -1,0 +1,204 @@
+"""What ``SatchelSaver`` keeps of a thread between calls (its view): a put and a put_writes are
+one runtime call each, and another writer on the thread meanwhile is noticed (the append
+expects the log unchanged) instead of overwritten."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+import satchel
+import satchel.sync
+from satchel.integrations.langgraph import SatchelSaver
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """LangGraph runs on asyncio only (the conftest would run Trio too)."""
+    return "asyncio"
+
+
+def counting(rt: Any) -> collections.Counter[str]:
+    """Count the calls made on ``rt.sessions``."""
+    counts: collections.Counter[str] = collections.Counter()
+    for name in ("append_events", "get_state", "state", "list_state", "last_event_position"):
+        method = getattr(rt.sessions, name)
+
+        def counted(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            counts[_name] += 1
+            return _method(*args, **kwargs)
+
+        setattr(rt.sessions, name, counted)
+    return counts
+
+
+def checkpoint(checkpoint_id: str, value: Any, version: int) -> Any:
+    made = empty_checkpoint()
+    made["id"] = checkpoint_id
+    made["channel_values"] = {"x": value}
+    made["channel_versions"] = {"x": version}
+    return made
+
+
+def config(thread: str, checkpoint_id: str | None = None) -> Any:
+    conf = {"thread_id": thread, "checkpoint_ns": ""}
+    return {"configurable": conf | ({"checkpoint_id": checkpoint_id} if checkpoint_id else {})}
+
+
+class Count(TypedDict):
+    n: int
+
+
+def ten_steps(saver: SatchelSaver) -> Any:
+    builder: Any = StateGraph(Count)
+    previous = START
+    for i in range(10):
+        builder.add_node(f"step{i}", lambda s: {"n": s["n"] + 1})
+        builder.add_edge(previous, f"step{i}")
+        previous = f"step{i}"
+    builder.add_edge(previous, END)
+    return builder.compile(checkpointer=saver)
+
+
+async def test_a_put_and_a_put_writes_are_one_call_each(tmp_path: Path) -> None:
+    """On a thread the saver made, each put and each put_writes is one append and nothing
+    else: the head, the parent's channels and the checkpoint's writes are known."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        conf = await saver.aput(config("t"), checkpoint("001", 0, 1), {"step": 0}, {"x": 1})
+        counts = counting(rt)
+        for step in range(1, 21):
+            made = checkpoint(f"{step + 1:03}", step, step + 1)
+            made["channel_values"]["y"] = "same"  # y is unchanged: its value is the parent's
+            made["channel_versions"]["y"] = 1
+            if step == 1:
+                await saver.aput(conf, made, {"step": step}, {"x": step + 1, "y": 1})
+                conf = config("t", made["id"])
+                counts.clear()  # y first stored here; from now on it comes from the parent
+                continue
+            conf = await saver.aput(conf, made, {"step": step}, {"x": step + 1})
+            await saver.aput_writes(conf, [("x", step), ("y", "w")], f"task-{step}")
+        assert counts == {"append_events": 38}
+        found = await saver.aget_tuple(config("t"))
+        assert found is not None and found.checkpoint["id"] == "021"
+        assert found.checkpoint["channel_values"] == {"x": 20, "y": "same"}
+        assert [w[2] for w in found.pending_writes or []] == [20, "w"]
+
+
+async def test_a_graph_run_makes_no_call_twice(tmp_path: Path) -> None:
+    """A 10-step graph (puts and writes in flight at once: LangGraph does not wait for a
+    put before the writes of the next step) appends once per put and per put_writes, and
+    none is refused: the saver waits for its own appends instead of racing them."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        graph = ten_steps(saver)
+        counts = counting(rt)
+        out = await graph.ainvoke({"n": 0}, {"configurable": {"thread_id": "g"}})
+        assert out["n"] == 10
+        events = await rt.sessions.events("langgraph:g")
+        assert counts["append_events"] == len(events)
+        assert counts["get_state"] + counts["state"] <= 3  # the first get_tuple and writes
+        assert saver.conflicts == 0
+
+
+async def test_another_writer_between_puts_keeps_the_newest_head(tmp_path: Path) -> None:
+    """A put after another saver wrote the thread does not trust what it knew: the newest
+    checkpoint stays the head although this saver's last put was older."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        mine, other = SatchelSaver(rt), SatchelSaver(rt)
+        await mine.aput(config("t"), checkpoint("3", "a", 1), {}, {"x": 1})
+        await other.aput(config("t", "3"), checkpoint("5", "b", 2), {}, {"x": 2})
+        await mine.aput(config("t", "3"), checkpoint("4", "c", 3), {}, {"x": 3})
+        found = await mine.aget_tuple(config("t"))
+        assert found is not None and found.checkpoint["id"] == "5"
+        assert mine.conflicts == 1
+
+
+async def test_a_write_another_writer_made_first_is_kept(tmp_path: Path) -> None:
+    """A task's regular write another saver stored first is kept, though this saver put the
+    checkpoint and knew it had no writes then."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        mine, other = SatchelSaver(rt), SatchelSaver(rt)
+        conf = await mine.aput(config("t"), checkpoint("1", 0, 1), {}, {"x": 1})
+        await other.aput_writes(conf, [("x", "first")], "task")
+        await mine.aput_writes(conf, [("x", "second")], "task")
+        found = await mine.aget_tuple(conf)
+        assert found is not None and found.pending_writes == [("task", "x", "first")]
+
+
+async def test_a_thread_written_before_is_read_once(tmp_path: Path) -> None:
+    """A saver meeting a thread another one wrote reads its position and heads once, then
+    appends with one call per put."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        first = SatchelSaver(rt)
+        conf = await first.aput(config("t"), checkpoint("1", 0, 1), {}, {"x": 1})
+        later = SatchelSaver(rt)
+        counts = counting(rt)
+        conf = await later.aput(conf, checkpoint("2", 1, 2), {}, {"x": 2})
+        conf = await later.aput(conf, checkpoint("3", 2, 3), {}, {"x": 3})
+        assert counts == {"last_event_position": 1, "state": 1, "append_events": 2}
+        found = await first.aget_tuple(config("t"))
+        assert found is not None and found.checkpoint["channel_values"] == {"x": 2}
+
+
+async def test_a_cancelled_put_leaves_nothing_in_flight(tmp_path: Path) -> None:
+    """A put cancelled while its append is in flight does not leave the thread counted busy
+    (the next put would wait for it forever)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        conf = await saver.aput(config("t"), checkpoint("1", 0, 1), {}, {"x": 1})
+        started = asyncio.Event()
+        append = rt.sessions.append_events
+
+        async def stalled(*args: Any, **kwargs: Any) -> Any:
+            started.set()
+            await asyncio.sleep(3600)
+            return await append(*args, **kwargs)
+
+        rt.sessions.append_events = stalled
+        task = asyncio.ensure_future(saver.aput(conf, checkpoint("2", 1, 2), {}, {"x": 2}))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rt.sessions.append_events = append
+        assert not saver._inflight
+        await asyncio.wait_for(saver.aput(conf, checkpoint("3", 2, 3), {}, {"x": 3}), 10)
+
+
+def test_sync_writers_in_threads_all_land(tmp_path: Path) -> None:
+    """The sync methods on a ``satchel.sync`` runtime, from many threads at once: writes
+    and puts racing on one thread are each retried until they land."""
+
+    with satchel.sync.open_runtime(tmp_path / "data", background=True) as rt:
+        saver = SatchelSaver(rt)
+        conf = saver.put(config("t"), checkpoint("100", 0, 1), {}, {"x": 1})
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                saver.put_writes(conf, [("x", n)], f"task-{n}")
+                saver.put(conf, checkpoint(f"{200 + n}", n, n + 2), {}, {"x": n + 2})
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        found = saver.get_tuple(conf)
+        assert found is not None and len(found.pending_writes or []) == 8
+        newest = saver.get_tuple(config("t"))
+        assert newest is not None and newest.checkpoint["id"] == "207"
