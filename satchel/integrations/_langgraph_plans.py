@@ -232,10 +232,11 @@ class ThreadPlans(ThreadUpkeep):
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[typeddict-item]
         run_id = md.get("run_id")
-        skeleton = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        skeleton = dict(checkpoint)
+        del skeleton["channel_values"]
         type_, data = self.serde.dumps_typed(skeleton)
         cp_doc = ["s", type_, base64.b64encode(data).decode("ascii")]
-        md_doc = self._doc(dict(md))
+        md_doc = self._doc(md)  # get_checkpoint_metadata made a new dict
         event = self._event("put", ns, checkpoint_id, parent_id, run_id)
         if pending:
             yield from self._store(key, thread_id, pending, lay.CHANNEL_TYPE)
