@@ -230,7 +230,16 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._await(self._put_plan(config, checkpoint, metadata, new_versions))
+        if not (self._async and self._on_runtime_loop()):
+            return await self._await(self._put_plan(config, checkpoint, metadata, new_versions))
+        job = self._put_job(config, checkpoint, metadata, new_versions)
+        ready = self._put_at_once(job)
+        if ready is not None:
+            view, full, state = ready
+            pos = await self._append_at_once(job.key, job.event, state, view)
+            if pos is not None:
+                return self._put_landed(job, view, pos, full, state)
+        return await drive_async(self.rt, self._put_job_plan(job))
 
     async def aput_writes(
         self,

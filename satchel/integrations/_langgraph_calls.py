@@ -228,6 +228,7 @@ class ThreadAppends:
     ``expect_position`` where the thread's view (``lay.View``) saw the log."""
 
     if TYPE_CHECKING:
+        rt: Any
 
         def _scope(self) -> dict[str, Any]: ...
 
@@ -292,19 +293,51 @@ class ThreadAppends:
 
     def _send(self, key: str, call: Call) -> Plan[Any]:
         """``call``, an append, counted as in flight on the thread until it is answered."""
-        with self._counting:
-            self._inflight[key] = self._inflight.get(key, 0) + 1
+        self._sending(key)
         try:
             return (yield call)
         finally:
-            with self._counting:
-                left = self._inflight.pop(key) - 1
-                if left:
-                    self._inflight[key] = left
-            if not left:
-                waiter = self._waiters.pop(key, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)  # only made by the async driver: on this loop
+            self._answered(key)
+
+    def _sending(self, key: str) -> None:
+        with self._counting:
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+
+    def _answered(self, key: str) -> None:
+        with self._counting:
+            left = self._inflight.pop(key) - 1
+            if left:
+                self._inflight[key] = left
+        if not left:
+            waiter = self._waiters.pop(key, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)  # only made by the async driver: on this loop
+
+    async def _append_at_once(
+        self, key: str, event: dict[str, Any], state: dict[str, Any], view: lay.View
+    ) -> int | None:
+        """``_commit`` without a plan, on the async runtime (the common put and put_writes,
+        one call: a plan's driving costs a third of the saver's share of it). ``None`` if
+        the append was refused or the thread is gone or not active: the plan then runs."""
+        self._sending(key)
+        try:
+            position: int = await self.rt.sessions.append_events(
+                sid(key), [event], state=state, expect_position=view.pos
+            )
+            return position
+        except InvalidStateTransitionError:
+            self.conflicts += 1
+            current = self._views.get(key)
+            if current is None or current.pos <= view.pos:
+                self._forget(key)  # another writer came first
+        except SessionNotFoundError:
+            self._known.discard(key)
+            self._forget(key)
+        except SessionNotActiveError:
+            self._forget(key)
+        finally:
+            self._answered(key)
+        return None
 
     def _settle(self, key: str) -> Plan[None]:
         """Wait until no other append of this saver is in flight on the thread: an append

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import builtins
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -20,21 +20,16 @@ from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
-    CheckpointTuple,
-    PendingWrite,
-    get_checkpoint_id,
     get_checkpoint_metadata,
-    writes_sort_key,
 )
 
 from satchel import (
-    IntegrityError,
     InvalidStateTransitionError,
     SessionNotFoundError,
 )
 
 from . import _langgraph_layout as lay
-from ._langgraph_calls import RAISE, TRIES, Call, Emit, ListPlan, Plan, sid
+from ._langgraph_calls import RAISE, TRIES, Call, Plan, sid
 from ._langgraph_upkeep import ThreadUpkeep
 
 if TYPE_CHECKING:
@@ -57,6 +52,33 @@ def _plain(value: Any) -> bool:
     if kind is str:
         return bool(value.isascii())
     return value is None or (kind is int and 0 <= value < 1 << 62)
+
+
+def _from_parent(unresolved: dict[str, Any], parent: Any, refs: dict[str, Any]) -> bool:
+    """Move to ``refs`` the channels of ``unresolved`` whose version the parent's references
+    name; whether any is left."""
+    for channel, (version, ref) in parent.items():
+        if unresolved.get(channel, RAISE) == version:
+            refs[channel] = [version, ref]
+            del unresolved[channel]
+    return bool(unresolved)
+
+
+class _Put(NamedTuple):
+    """A put serialized (``ThreadPlans._put_job``)."""
+
+    thread_id: str
+    key: str
+    ns: str
+    ns_id: str
+    checkpoint_id: str
+    parent_id: Any
+    run_id: Any
+    refs: dict[str, Any]
+    unresolved: dict[str, Any]
+    pending: builtins.list[_Pending]
+    record: dict[str, Any]
+    event: dict[str, Any]
 
 
 class ThreadPlans(ThreadUpkeep):
@@ -168,20 +190,6 @@ class ThreadPlans(ThreadUpkeep):
                 yield from self._create(key, thread_id)
                 yield call
 
-    def _load(self, key: str, ref: lay.Ref) -> Plan[tuple[bool, Any]]:
-        """``(found, value)`` of a reference."""
-        if ref[0] == "i":
-            return True, self.serde.loads_typed((ref[1], base64.b64decode(ref[2])))
-        if ref[0] == "a":
-            call = Call("artifacts", "get", (sid(key), ref[2]), missing=None)
-            artifact = yield call
-            if artifact is None:
-                raise IntegrityError(
-                    f"the value artifact {ref[2]!r} a checkpoint names is gone from {key!r}"
-                )
-            return True, self.serde.loads_typed((ref[1], artifact.content))
-        return False, None
-
     def _doc(self, value: Any) -> builtins.list[Any]:
         """A JSON-like document of ``value``: itself if satchel keeps it as it is, else its
         serialization."""
@@ -190,27 +198,21 @@ class ThreadPlans(ThreadUpkeep):
         type_, data = self.serde.dumps_typed(value)
         return ["s", type_, base64.b64encode(data).decode("ascii")]
 
-    def _undoc(self, doc: builtins.list[Any]) -> Any:
-        if doc[0] == "j":
-            return doc[1]
-        return self.serde.loads_typed((doc[1], base64.b64decode(doc[2])))
-
     # -- put -----------------------------------------------------------------------------------
 
-    def _put_plan(
+    def _put_job(
         self,
         config: RunnableConfig,
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> Plan[RunnableConfig]:
+    ) -> _Put:
+        """What a put writes, serialized: all of it but what depends on the thread's view."""
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         ns = str(conf.get("checkpoint_ns", ""))
         parent_id = conf.get("checkpoint_id")
         checkpoint_id = lay.check_id(checkpoint["id"])
-        key, ns_id = self._key(thread_id), lay.nsid(ns)
-
         values = checkpoint["channel_values"]
         pending: builtins.list[_Pending] = []
         budget = [lay.RECORD_INLINE_BUDGET]
@@ -228,7 +230,6 @@ class ThreadPlans(ThreadUpkeep):
             refs[channel] = [version, ref]
         versions = checkpoint["channel_versions"]
         unresolved = {c: v for c, v in versions.items() if c not in refs}
-
         md = get_checkpoint_metadata(config, metadata)
         md.pop("writes", None)  # type: ignore[typeddict-item]
         run_id = md.get("run_id")
@@ -237,46 +238,96 @@ class ThreadPlans(ThreadUpkeep):
         type_, data = self.serde.dumps_typed(skeleton)
         cp_doc = ["s", type_, base64.b64encode(data).decode("ascii")]
         md_doc = self._doc(md)  # get_checkpoint_metadata made a new dict
+        record = {"ns": ns, "id": checkpoint_id, "p": parent_id, "cp": cp_doc, "md": md_doc}
         event = self._event("put", ns, checkpoint_id, parent_id, run_id)
-        if pending:
-            yield from self._store(key, thread_id, pending, lay.CHANNEL_TYPE)
-        name = lay.checkpoint_key(ns_id, checkpoint_id)
-        head_name = lay.head_key(ns_id)
+        key = self._key(thread_id)
+        return _Put(
+            thread_id, key, ns, lay.nsid(ns), checkpoint_id, parent_id, run_id, refs,
+            unresolved, pending, record, event,
+        )  # fmt: skip
+
+    def _put_state(self, job: _Put, view: lay.View, full: dict[str, Any]) -> dict[str, Any]:
+        """The variables a put sets, ``full`` its channel references."""
+        record = job.record  # the same each try: a refused append keeps none of it
+        record["v"] = full
+        ns_id, checkpoint_id = job.ns_id, job.checkpoint_id
+        state: dict[str, Any] = {lay.checkpoint_key(ns_id, checkpoint_id): record}
+        head = view.heads.get(ns_id)
+        if head is None or checkpoint_id >= head:
+            state[lay.head_key(ns_id)] = checkpoint_id
+        if job.run_id is not None:
+            state[lay.run_key(str(job.run_id), ns_id, checkpoint_id)] = 1
+        if self._hashed(job.key):
+            state["t"] = job.thread_id
+        return state
+
+    def _put_landed(
+        self, job: _Put, view: lay.View, pos: int, full: dict[str, Any], state: dict[str, Any]
+    ) -> RunnableConfig:
+        """The view once the put landed at ``pos``; the put's config."""
+        head = lay.head_key(job.ns_id) in state
+        self._keep(
+            job.key, view, lay.after_put(view, pos, job.ns_id, job.checkpoint_id, full, head)
+        )
+        return {
+            "configurable": {
+                "thread_id": job.thread_id,
+                "checkpoint_ns": job.ns,
+                "checkpoint_id": job.checkpoint_id,
+            }
+        }
+
+    def _put_at_once(self, job: _Put) -> tuple[lay.View, dict[str, Any], dict[str, Any]] | None:
+        """``(view, channel references, variables)`` of a put that is one append as it is
+        (its view kept, no value to store, its parent's channels known, nothing of this
+        saver in flight on the thread), else ``None``."""
+        view = self._views.get(job.key)
+        if view is None or job.pending or self._inflight.get(job.key):
+            return None
+        full = job.refs
+        if job.unresolved:
+            last = view.last.get(job.ns_id)
+            if last is None or not job.parent_id or last[0] != job.parent_id:
+                return None
+            full = dict(job.refs)
+            if _from_parent(dict(job.unresolved), last[1], full):
+                return None
+        return view, full, self._put_state(job, view, full)
+
+    def _put_plan(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Plan[RunnableConfig]:
+        return (
+            yield from self._put_job_plan(self._put_job(config, checkpoint, metadata, new_versions))
+        )
+
+    def _put_job_plan(self, job: _Put) -> Plan[RunnableConfig]:
+        key = job.key
+        if job.pending:
+            yield from self._store(key, job.thread_id, job.pending, lay.CHANNEL_TYPE)
         for _ in range(TRIES):
             if self._inflight.get(key):
                 yield from self._settle(key)
             view = self._views.get(key)
             if view is None:  # read (or made) first, then the other appends waited for
-                yield from self._view(key, thread_id)
+                yield from self._view(key, job.thread_id)
                 continue
-            full = refs
-            if unresolved:
-                full = dict(refs)
-                yield from self._resolve(key, ns_id, parent_id, view, dict(unresolved), full)
-            record = {"ns": ns, "id": checkpoint_id, "p": parent_id, "cp": cp_doc, "md": md_doc}
-            record["v"] = full
-            state: dict[str, Any] = {name: record}
-            head = view.heads.get(ns_id)
-            if head is None or checkpoint_id >= head:
-                state[head_name] = checkpoint_id
-            if run_id is not None:
-                state[lay.run_key(str(run_id), ns_id, checkpoint_id)] = 1
-            if self._hashed(key):
-                state["t"] = thread_id
-            pos = yield from self._commit(key, thread_id, event, state, view)
+            full = job.refs
+            if job.unresolved:
+                full = dict(job.refs)
+                unresolved = dict(job.unresolved)
+                yield from self._resolve(key, job.ns_id, job.parent_id, view, unresolved, full)
+            state = self._put_state(job, view, full)
+            pos = yield from self._commit(key, job.thread_id, job.event, state, view)
             if pos is not None:
-                new = lay.after_put(view, pos, ns_id, checkpoint_id, full, head_name in state)
-                self._keep(key, view, new)
-                return {
-                    "configurable": {
-                        "thread_id": thread_id,
-                        "checkpoint_ns": ns,
-                        "checkpoint_id": checkpoint_id,
-                    }
-                }
+                return self._put_landed(job, view, pos, full, state)
         raise InvalidStateTransitionError(
-            f"the checkpoint {checkpoint_id!r} of thread {thread_id[:200]!r} was not saved: "
-            f"other writers changed the thread {TRIES} times while it was being saved"
+            f"the checkpoint {job.checkpoint_id!r} of thread {job.thread_id[:200]!r} was not "
+            f"saved: other writers changed the thread {TRIES} times while it was being saved"
         )
 
     def _event(
@@ -310,10 +361,7 @@ class ThreadPlans(ThreadUpkeep):
             else:
                 parent = yield from self._get(key, lay.checkpoint_key(ns_id, str(parent_id)))
                 parent_refs = (parent or {"v": {}})["v"]
-            for channel, (version, ref) in parent_refs.items():
-                if unresolved.get(channel, RAISE) == version:
-                    refs[channel] = [version, ref]
-                    del unresolved[channel]
+            _from_parent(unresolved, parent_refs, refs)
         if unresolved:
             yield from self._resolve_elsewhere(key, ns_id, unresolved, refs)
         for channel, version in unresolved.items():
@@ -421,103 +469,3 @@ class ThreadPlans(ThreadUpkeep):
             f"the writes of task {task_id[:200]!r} were not saved: other writers changed "
             f"thread {thread_id[:200]!r} {TRIES} times while they were being saved"
         )
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    def _tuple_plan(
-        self, key: str, thread_id: str, record: dict[str, Any]
-    ) -> Plan[CheckpointTuple]:
-        ns, checkpoint_id, parent_id = record["ns"], record["id"], record["p"]
-        checkpoint = cast(Checkpoint, self._undoc(record["cp"]))
-        values: dict[str, Any] = {}
-        for channel, (_version, ref) in record["v"].items():
-            found, value = yield from self._load(key, ref)
-            if found:
-                values[channel] = value
-        checkpoint["channel_values"] = values
-        prefix = lay.writes_prefix(lay.nsid(ns), checkpoint_id)
-        writes = yield Call("sessions", "state", (sid(key),), {"prefix": prefix}, missing={})
-        stored: builtins.list[tuple[tuple[str, str, int], PendingWrite]] = []
-        for write in writes.values():
-            found, value = yield from self._load(key, write["val"])
-            if found:
-                order = writes_sort_key(write["path"], write["task"], write["idx"])
-                stored.append((order, (write["task"], write["ch"], value)))
-        stored.sort(key=lambda pair: pair[0])
-
-        def conf(cid: str) -> RunnableConfig:
-            return {
-                "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
-            }
-
-        return CheckpointTuple(
-            config=conf(checkpoint_id),
-            checkpoint=checkpoint,
-            metadata=cast(CheckpointMetadata, self._undoc(record["md"])),
-            parent_config=conf(parent_id) if parent_id else None,
-            pending_writes=[write for _, write in stored],
-        )
-
-    def _get_tuple_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
-        conf = config["configurable"]
-        thread_id = str(conf["thread_id"])
-        ns_id = lay.nsid(str(conf.get("checkpoint_ns", "")))
-        key = self._key(thread_id)
-        checkpoint_id = get_checkpoint_id(config)
-        if not checkpoint_id:
-            checkpoint_id = yield from self._get(key, lay.head_key(ns_id))
-            if checkpoint_id is None:
-                return None
-        elif ":" in checkpoint_id:
-            return None
-        record = yield from self._get(key, lay.checkpoint_key(ns_id, checkpoint_id))
-        if record is None:
-            return None
-        return (yield from self._tuple_plan(key, thread_id, record))
-
-    def _list_plan(
-        self,
-        config: RunnableConfig | None,
-        filter: dict[str, Any] | None,
-        before: RunnableConfig | None,
-        limit: int | None,
-    ) -> ListPlan:
-        if limit is not None and limit <= 0:
-            return
-        if config is not None:
-            conf = config["configurable"]
-            thread_id = str(conf["thread_id"])
-            threads = [(self._key(thread_id), thread_id)]
-            ns = conf.get("checkpoint_ns")
-            only = get_checkpoint_id(config)
-        else:
-            threads = yield from self._threads()
-            ns, only = None, None
-        before_id = get_checkpoint_id(before) if before is not None else None
-        prefix = "c:" if ns is None else f"c:{lay.nsid(str(ns))}:"
-        # Every candidate by its checkpoint id, newest first across threads and namespaces
-        # (as SqliteSaver's ORDER BY checkpoint_id DESC); records are loaded one at a time.
-        candidates: builtins.list[tuple[str, str, str, str]] = []
-        for key, tid in threads:
-            for name in (yield from self._names(key, prefix)):
-                checkpoint_id = lay.parse(name)[2]
-                if only and checkpoint_id != only:
-                    continue
-                if before_id is not None and checkpoint_id >= before_id:
-                    continue
-                candidates.append((checkpoint_id, name, key, tid))
-        candidates.sort(key=lambda c: c[0], reverse=True)
-        left = limit
-        for _cid, name, key, tid in candidates:
-            record = yield from self._get(key, name)
-            if record is None:
-                continue
-            if filter:
-                metadata = self._undoc(record["md"])
-                if not all(metadata.get(k) == v for k, v in filter.items()):
-                    continue
-            yield Emit((yield from self._tuple_plan(key, tid, record)))
-            if left is not None:
-                left -= 1
-                if left <= 0:
-                    return

@@ -1,17 +1,33 @@
-"""What ``SatchelSaver`` does besides reading and writing checkpoints, as plans: deleting and
-copying threads, pruning, and collecting the value artifacts no record names (a part of
-``ThreadPlans``, kept apart to keep each module small)."""
+"""What ``SatchelSaver`` does besides writing checkpoints, as plans: reading and listing them,
+deleting and copying threads, pruning, and collecting the value artifacts no record names (a
+part of ``ThreadPlans``, kept apart to keep each module small)."""
 
 from __future__ import annotations
 
+import base64
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    writes_sort_key,
+)
+
+from satchel import IntegrityError
 
 from . import _langgraph_layout as lay
-from ._langgraph_calls import Call, Plan, ThreadAppends, sid
+from ._langgraph_calls import Call, Emit, ListPlan, Plan, ThreadAppends, sid
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.serde.base import SerializerProtocol
 
 #: How old an unnamed value artifact must be before collection deletes it.
 _COLLECT_GRACE = timedelta(minutes=10)
@@ -30,9 +46,10 @@ class ChannelBlob:
 
 
 class ThreadUpkeep(ThreadAppends):
-    """Deletes, copies, prune and garbage collection of ``ThreadPlans``."""
+    """Reads, deletes, copies, prune and garbage collection of ``ThreadPlans``."""
 
     if TYPE_CHECKING:
+        serde: SerializerProtocol
 
         def _key(self, thread_id: Any) -> str: ...
 
@@ -43,6 +60,127 @@ class ThreadUpkeep(ThreadAppends):
         def _get(self, key: str, name: str) -> Plan[Any]: ...
 
         def _threads(self) -> Plan[builtins.list[tuple[str, str]]]: ...
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _tuple_plan(
+        self, key: str, thread_id: str, record: dict[str, Any]
+    ) -> Plan[CheckpointTuple]:
+        ns, checkpoint_id, parent_id = record["ns"], record["id"], record["p"]
+        checkpoint = cast(Checkpoint, self._undoc(record["cp"]))
+        values: dict[str, Any] = {}
+        for channel, (_version, ref) in record["v"].items():
+            found, value = yield from self._load(key, ref)
+            if found:
+                values[channel] = value
+        checkpoint["channel_values"] = values
+        prefix = lay.writes_prefix(lay.nsid(ns), checkpoint_id)
+        writes = yield Call("sessions", "state", (sid(key),), {"prefix": prefix}, missing={})
+        stored: builtins.list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for write in writes.values():
+            found, value = yield from self._load(key, write["val"])
+            if found:
+                order = writes_sort_key(write["path"], write["task"], write["idx"])
+                stored.append((order, (write["task"], write["ch"], value)))
+        stored.sort(key=lambda pair: pair[0])
+
+        def conf(cid: str) -> RunnableConfig:
+            return {
+                "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
+            }
+
+        return CheckpointTuple(
+            config=conf(checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=cast(CheckpointMetadata, self._undoc(record["md"])),
+            parent_config=conf(parent_id) if parent_id else None,
+            pending_writes=[write for _, write in stored],
+        )
+
+    def _get_tuple_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns_id = lay.nsid(str(conf.get("checkpoint_ns", "")))
+        key = self._key(thread_id)
+        checkpoint_id = get_checkpoint_id(config)
+        if not checkpoint_id:
+            checkpoint_id = yield from self._get(key, lay.head_key(ns_id))
+            if checkpoint_id is None:
+                return None
+        elif ":" in checkpoint_id:
+            return None
+        record = yield from self._get(key, lay.checkpoint_key(ns_id, checkpoint_id))
+        if record is None:
+            return None
+        return (yield from self._tuple_plan(key, thread_id, record))
+
+    def _list_plan(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> ListPlan:
+        if limit is not None and limit <= 0:
+            return
+        if config is not None:
+            conf = config["configurable"]
+            thread_id = str(conf["thread_id"])
+            threads = [(self._key(thread_id), thread_id)]
+            ns = conf.get("checkpoint_ns")
+            only = get_checkpoint_id(config)
+        else:
+            threads = yield from self._threads()
+            ns, only = None, None
+        before_id = get_checkpoint_id(before) if before is not None else None
+        prefix = "c:" if ns is None else f"c:{lay.nsid(str(ns))}:"
+        # Every candidate by its checkpoint id, newest first across threads and namespaces
+        # (as SqliteSaver's ORDER BY checkpoint_id DESC); records are loaded one at a time.
+        candidates: builtins.list[tuple[str, str, str, str]] = []
+        for key, tid in threads:
+            for name in (yield from self._names(key, prefix)):
+                checkpoint_id = lay.parse(name)[2]
+                if only and checkpoint_id != only:
+                    continue
+                if before_id is not None and checkpoint_id >= before_id:
+                    continue
+                candidates.append((checkpoint_id, name, key, tid))
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        left = limit
+        for _cid, name, key, tid in candidates:
+            record = yield from self._get(key, name)
+            if record is None:
+                continue
+            if filter:
+                metadata = self._undoc(record["md"])
+                if not all(metadata.get(k) == v for k, v in filter.items()):
+                    continue
+            yield Emit((yield from self._tuple_plan(key, tid, record)))
+            if left is not None:
+                left -= 1
+                if left <= 0:
+                    return
+
+    # -- values read back ----------------------------------------------------------------------
+
+    def _load(self, key: str, ref: lay.Ref) -> Plan[tuple[bool, Any]]:
+        """``(found, value)`` of a reference."""
+        if ref[0] == "i":
+            return True, self.serde.loads_typed((ref[1], base64.b64decode(ref[2])))
+        if ref[0] == "a":
+            call = Call("artifacts", "get", (sid(key), ref[2]), missing=None)
+            artifact = yield call
+            if artifact is None:
+                raise IntegrityError(
+                    f"the value artifact {ref[2]!r} a checkpoint names is gone from {key!r}"
+                )
+            return True, self.serde.loads_typed((ref[1], artifact.content))
+        return False, None
+
+    def _undoc(self, doc: builtins.list[Any]) -> Any:
+        if doc[0] == "j":
+            return doc[1]
+        return self.serde.loads_typed((doc[1], base64.b64decode(doc[2])))
 
     # -- deletes and copies --------------------------------------------------------------------
 
