@@ -248,7 +248,20 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._await(self._put_writes_plan(config, writes, task_id, task_path))
+        if not (self._async and self._on_runtime_loop()):
+            await self._await(self._put_writes_plan(config, writes, task_id, task_path))
+            return
+        job = self._writes_job(config, writes, task_id, task_path)
+        ready = self._writes_at_once(job)
+        if ready is not None:
+            view, state, event = ready
+            if not state:
+                return  # every write was there already
+            pos = await self._append_at_once(job.key, event, state, view)
+            if pos is not None:
+                self._writes_landed(job, pos, state)
+                return
+        await drive_async(self.rt, self._writes_plan(job))
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._await(self._delete_thread_plan(thread_id))

@@ -81,6 +81,20 @@ class _Put(NamedTuple):
     event: dict[str, Any]
 
 
+class _Writes(NamedTuple):
+    """A put_writes serialized (``ThreadPlans._writes_job``)."""
+
+    thread_id: str
+    key: str
+    ns: str
+    ns_id: str
+    checkpoint_id: str
+    task_id: str
+    task_path: str
+    task: str  # the start of the names of the task's writes
+    dumped: builtins.list[tuple[str, int, str, tuple[str, bytes]]]
+
+
 class ThreadPlans(ThreadUpkeep):
     """The plans of ``SatchelSaver`` (a base class of it; ``serde`` is the saver's)."""
 
@@ -386,20 +400,20 @@ class ThreadPlans(ThreadUpkeep):
 
     # -- put_writes ----------------------------------------------------------------------------
 
-    def _put_writes_plan(
+    def _writes_job(
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str,
-    ) -> Plan[None]:
+    ) -> _Writes:
+        """A put_writes serialized: each write's variable name, index, channel and value."""
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         ns = str(conf.get("checkpoint_ns", ""))
         checkpoint_id = lay.check_id(str(conf["checkpoint_id"]))
-        key, ns_id = self._key(thread_id), lay.nsid(ns)
-        prefix = lay.writes_prefix(ns_id, checkpoint_id)
-        task = prefix + lay.task_slots(task_id)
+        ns_id = lay.nsid(ns)
+        task = lay.writes_prefix(ns_id, checkpoint_id) + lay.task_slots(task_id)
         dumped = [
             (task + str(idx), idx, channel, self.serde.dumps_typed(value))
             for idx, channel, value in (
@@ -407,65 +421,106 @@ class ThreadPlans(ThreadUpkeep):
                 for n, (channel, value) in enumerate(writes)
             )
         ]
+        key = self._key(thread_id)
+        return _Writes(thread_id, key, ns, ns_id, checkpoint_id, task_id, task_path, task, dumped)
+
+    def _writes_state(
+        self, job: _Writes, there: Any
+    ) -> tuple[dict[str, Any], builtins.list[_Pending]]:
+        """The variables of the writes not ``there`` (as LangGraph's savers: a regular write,
+        idx >= 0, is kept as first written, a retried task does not repeat it; a special one,
+        an error or interrupt, replaces the one before), and the values to store first. One
+        variable per write: tasks writing at once touch different variables, and a step's
+        writes cost what they hold, not what the step's other tasks wrote before."""
+        budget = [lay.RECORD_INLINE_BUDGET]
+        pending: builtins.list[_Pending] = []
+        state: dict[str, Any] = {}
+        ns, checkpoint_id, task_id = job.ns, job.checkpoint_id, job.task_id
+        for name, idx, channel, value in job.dumped:
+            if idx >= 0 and name in there:
+                continue
+            ref = self._inline(value, budget)
+            if ref is None:
+                meta = {"namespace": ns, "checkpoint_id": checkpoint_id, "channel": channel}
+                blob = lay.write_blob(ns, checkpoint_id, task_id, idx)
+                ref = self._artifact(value, blob, meta, pending)
+            state[name] = {"task": task_id, "path": job.task_path, "ch": channel, "idx": idx}
+            state[name]["val"] = ref
+        return state, pending
+
+    def _writes_landed(self, job: _Writes, pos: int, state: dict[str, Any]) -> None:
+        """The view takes the writes landed at ``pos`` if nothing else came in between (as
+        it is now: a put of this saver may have moved it meanwhile)."""
+        current = self._views.get(job.key)
+        if current is not None and pos == current.pos + 1:
+            new = lay.after_writes(current, pos, job.ns_id, job.checkpoint_id, state)
+            self._keep(job.key, current, new)
+
+    def _writes_at_once(
+        self, job: _Writes
+    ) -> tuple[lay.View, dict[str, Any], dict[str, Any]] | None:
+        """``(view, variables, event)`` of writes that are one append as they are (the
+        checkpoint's writes known, no value to store, nothing of this saver in flight on the
+        thread), ``(view, {}, {})`` if there is nothing to write, else ``None``."""
+        view = self._views.get(job.key)
+        if view is None or self._inflight.get(job.key):
+            return None
+        known = lay.known_writes(view, job.ns_id, job.checkpoint_id)
+        if known is None:
+            return None
+        state, pending = self._writes_state(job, known)
+        if pending:
+            return None
+        return view, state, self._writes_event(job, state) if state else {}
+
+    def _writes_event(self, job: _Writes, state: dict[str, Any]) -> dict[str, Any]:
+        return self._event("writes", job.ns, job.checkpoint_id, job.task_id, len(state))
+
+    def _put_writes_plan(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> Plan[None]:
+        return (yield from self._writes_plan(self._writes_job(config, writes, task_id, task_path)))
+
+    def _writes_plan(self, job: _Writes) -> Plan[None]:
+        key = job.key
         stored: set[str] = set()
         for _ in range(TRIES):
-            # As LangGraph's savers: a regular write (idx >= 0) is kept as first written (a
-            # retried task does not repeat it); a special one (error, interrupt, ...)
-            # replaces the one before. The writes of a checkpoint this saver put are known
-            # without a read (the append expects the log unchanged since), else read.
+            # The writes of a checkpoint this saver put are known without a read (the append
+            # expects the log unchanged since), else read.
             if self._inflight.get(key):
                 yield from self._settle(key)
             view = self._views.get(key)
-            known = None
-            if view is not None and not self._inflight.get(key):
-                known = lay.known_writes(view, ns_id, checkpoint_id)
+            known = None if view is None else lay.known_writes(view, job.ns_id, job.checkpoint_id)
             there: Any = known
             if known is None:
                 there = {}
-                if any(idx >= 0 for _, idx, _, _ in dumped):
-                    session = sid(key)
-                    there = yield Call(
-                        "sessions", "state", (session,), {"prefix": task}, missing={}
-                    )
+                if any(idx >= 0 for _, idx, _, _ in job.dumped):
+                    read = Call("sessions", "state", (sid(key),), {"prefix": job.task}, missing={})
+                    there = yield read
                     # Behind the appends sent meanwhile (a put expecting the log as it was).
                     yield from self._settle(key)
-            # One variable per write: tasks writing at once touch different variables, and a
-            # step's writes cost what they hold, not what the step's other tasks wrote before.
-            budget = [lay.RECORD_INLINE_BUDGET]
-            pending: builtins.list[_Pending] = []
-            state: dict[str, Any] = {}
-            for name, idx, channel, value in dumped:
-                if idx >= 0 and name in there:
-                    continue
-                ref = self._inline(value, budget)
-                if ref is None:
-                    meta = {"namespace": ns, "checkpoint_id": checkpoint_id, "channel": channel}
-                    blob = lay.write_blob(ns, checkpoint_id, task_id, idx)
-                    ref = self._artifact(value, blob, meta, pending)
-                state[name] = {"task": task_id, "path": task_path, "ch": channel, "idx": idx}
-                state[name]["val"] = ref
+            state, pending = self._writes_state(job, there)
             if not state:
                 return
             fresh = [p for p in pending if p[0] not in stored]
             if fresh:
-                yield from self._store(key, thread_id, fresh, lay.WRITE_TYPE)
+                yield from self._store(key, job.thread_id, fresh, lay.WRITE_TYPE)
                 stored.update(p[0] for p in fresh)
-            event = self._event("writes", ns, checkpoint_id, task_id, len(state))
+            event = self._writes_event(job, state)
             pos: int | None
             if view is None or known is None:
-                pos = yield from self._append(key, thread_id, event, state, forget=False)
+                pos = yield from self._append(key, job.thread_id, event, state, forget=False)
             else:
-                pos = yield from self._commit(key, thread_id, event, state, view)
+                pos = yield from self._commit(key, job.thread_id, event, state, view)
                 if pos is None:
                     continue
-            # The view now (a put of this saver may have moved it meanwhile) takes the writes
-            # if nothing else came in between.
-            current = self._views.get(key)
-            if current is not None and pos == current.pos + 1:
-                new = lay.after_writes(current, pos, ns_id, checkpoint_id, state)
-                self._keep(key, current, new)
+            self._writes_landed(job, pos, state)
             return
         raise InvalidStateTransitionError(
-            f"the writes of task {task_id[:200]!r} were not saved: other writers changed "
-            f"thread {thread_id[:200]!r} {TRIES} times while they were being saved"
+            f"the writes of task {job.task_id[:200]!r} were not saved: other writers changed "
+            f"thread {job.thread_id[:200]!r} {TRIES} times while they were being saved"
         )
