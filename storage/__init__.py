@@ -4,11 +4,11 @@ from ._backup import BackupReport as BackupReport
 from ._backup import backup_store as backup_store
 from ._backup import copy_backup as copy_backup
 from ._backup import finish_restore as finish_restore
+from ._blob_uploads import BlobRef as BlobRef
+from ._blob_uploads import BlobWriter as BlobWriter
+from ._blob_uploads import StagedBlob as StagedBlob
 from ._blobformat import BlobLimits as BlobLimits
-from ._blobs import BlobRef as BlobRef
 from ._blobs import BlobStore as BlobStore
-from ._blobs import BlobWriter as BlobWriter
-from ._blobs import StagedBlob as StagedBlob
 from ._check import CheckReport as CheckReport
 from ._codec import RecordCodec as RecordCodec
 from ._group_commit import Durability as Durability

@@ -19,9 +19,16 @@ class BlobMeta:
     lz4_map: bytes
     chunk_digests: bytes
     refcount: int = 0
+    #: The BLAKE3 digest of each chunk's stored bytes, 32 bytes a chunk (empty in records
+    #: written before version 2). A read verifies these instead of hashing what it
+    #: decompressed: LZ4 decoding is deterministic, so stored bytes that match give exactly
+    #: the content stored, and compressed bytes are a third of JSON-like content to hash.
+    stored_digests: bytes = b""
 
 
-META_CODEC = RecordCodec(BlobMeta, kind="blob", version=1)
+META_CODEC = RecordCodec(
+    BlobMeta, kind="blob", version=2, upgrades={1: lambda old: {**old, "stored_digests": b""}}
+)
 
 
 class MetaCache:
@@ -57,4 +64,5 @@ def with_refcount(meta: BlobMeta, count: int) -> BlobMeta:
         meta.lz4_map,
         meta.chunk_digests,
         count,
+        meta.stored_digests,
     )

@@ -31,6 +31,16 @@ from satchel._errors import (
 )
 
 from . import _keys
+from ._blob_uploads import (
+    BlobLike,
+    BlobRef,
+    BlobWriter,
+    StagedBlob,
+    Upload,
+    free_chunks,
+    parse_digest,
+    ref_for,
+)
 from ._blobformat import (
     DIGEST_SIZE,
     MAX_SIZE_HINT,
@@ -46,176 +56,9 @@ from ._blobformat import (
     set_bit,
 )
 from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
-from ._kv import BLOBS, Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+from ._kv import BLOBS, Batch, KeyValueStore, scan_prefix
 
 log = logging.getLogger("satchel.storage")
-
-
-@attrs.frozen
-class BlobRef:
-    """A stored blob: its BLAKE3 hash (hex), sizes, and how it is kept."""
-
-    hash: str
-    size: int
-    stored_size: int
-    compressed: bool
-    chunk_count: int
-
-    @property
-    def digest(self) -> bytes:
-        """The raw 32-byte BLAKE3 digest."""
-        return bytes.fromhex(self.hash)
-
-
-def _ref_for(digest: bytes, meta: BlobMeta) -> BlobRef:
-    return BlobRef(
-        hash=digest.hex(),
-        size=meta.size,
-        stored_size=meta.stored_size,
-        compressed=any(meta.lz4_map),
-        chunk_count=meta.chunk_count,
-    )
-
-
-@attrs.frozen(eq=False)
-class StagedBlob:
-    """Content that ``put`` hashed (and, when large, wrote) but no record references yet.
-
-    Hand it to ``BlobStore.commit`` to take a reference, or to ``discard`` to drop it.
-    """
-
-    ref: BlobRef
-    _layout: BlobMeta | None = attrs.field(repr=False)
-    _chunks: tuple[bytes, ...] | None = attrs.field(repr=False)
-    _content: Buffer | None = attrs.field(repr=False)
-
-
-BlobLike = StagedBlob | BlobRef | str
-
-
-def parse_digest(blob: BlobLike) -> bytes:
-    """The raw digest named by a staged blob, a ref, or a 64-character hex string."""
-    if isinstance(blob, StagedBlob):
-        return blob.ref.digest
-    if isinstance(blob, BlobRef):
-        return blob.digest
-    if not isinstance(blob, str):
-        raise InvalidArgumentError(f"a blob is named by its hex hash, not {type(blob).__name__}")
-    try:
-        digest = bytes.fromhex(blob)
-    except ValueError:
-        digest = b""
-    if len(digest) != DIGEST_SIZE:
-        raise ValidationError(f"{blob!r} is not a 64-digit hex BLAKE3 hash")
-    return digest
-
-
-class _Upload:
-    """Chunks of one blob written as they arrive, under a pending upload id."""
-
-    def __init__(self, kv: KeyValueStore, limits: BlobLimits, *, whole_digest: bytes | None):
-        self.kv = kv
-        self.limits = limits
-        self.data_id = new_data_id()
-        self.count = 0
-        self.size = 0
-        self.stored_size = 0
-        self.lz4_map = bytearray()
-        self.digests = bytearray()
-        self.whole_digest = whole_digest
-        self.hasher = new_hasher(limits.chunk_size) if whole_digest is None else None
-
-    def add(self, chunk: Buffer) -> None:
-        stored, compressed = encode_chunk(chunk, self.limits)
-        batch = Batch()
-        if self.count == 0:
-            batch.put(_keys.pending_key(self.data_id), b"")
-        batch.put(chunk_key(self.data_id, self.count), stored, BLOBS)
-        # Not synced: the synced commit that makes the blob live makes its chunks durable too
-        # (one write-ahead log), and an upload cut short is only orphan chunks.
-        self.kv.write(batch, sync=False)
-        if self.hasher is not None:
-            self.hasher.update(chunk)
-        self.digests += digest_of(chunk)
-        if compressed:
-            set_bit(self.lz4_map, self.count)
-        self.count += 1
-        self.size += len(chunk)
-        self.stored_size += len(stored)
-
-    def finish(self) -> tuple[bytes, BlobMeta]:
-        if self.count == 0:
-            self.add(b"")
-        digest = self.whole_digest if self.hasher is None else self.hasher.digest()
-        assert digest is not None
-        meta = BlobMeta(
-            size=self.size,
-            stored_size=self.stored_size,
-            chunk_size=self.limits.chunk_size,
-            chunk_count=self.count,
-            data_id=self.data_id,
-            lz4_map=bytes(self.lz4_map),
-            chunk_digests=bytes(self.digests) if self.count > 1 else b"",
-        )
-        return digest, meta
-
-
-@final
-class BlobWriter:
-    """One upload in progress; get it from ``BlobStore.writer``."""
-
-    def __init__(self, store: BlobStore) -> None:
-        self._store = store
-        self._upload: _Upload | None = _Upload(store.kv, store.limits, whole_digest=None)
-        store._uploads.add(self._upload.data_id)
-        self._pending = bytearray()
-
-    def _open(self) -> _Upload:
-        if self._upload is None:
-            raise ValidationError("this upload is finished or aborted")
-        return self._upload
-
-    @property
-    def size(self) -> int:
-        """Bytes added so far."""
-        upload = self._open()
-        return upload.size + len(self._pending)
-
-    def add(self, piece: Buffer) -> None:
-        """Append ``piece``; full chunks are encoded and written now."""
-        upload = self._open()
-        given: object = piece  # callers outside the type checker pass anything
-        if not isinstance(given, bytes | bytearray | memoryview):
-            kind = type(given).__name__
-            raise InvalidArgumentError(f"a content stream yielded {kind}, not bytes")
-        self._store._check_size(self.size + memoryview(piece).nbytes)
-        chunk = self._store.limits.chunk_size
-        self._pending += piece
-        while len(self._pending) >= chunk:
-            upload.add(bytes(self._pending[:chunk]))
-            del self._pending[:chunk]
-
-    def finish(self) -> StagedBlob:
-        """The staged blob of everything added, for ``BlobStore.commit`` or ``discard``."""
-        upload = self._open()
-        if self._pending or upload.count == 0:
-            upload.add(bytes(self._pending))
-            self._pending.clear()
-        digest, layout = upload.finish()
-        self._upload = None
-        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=None, content=None)
-
-    def abort(self) -> None:
-        """Drop what was written (nothing happens if already finished or aborted)."""
-        if self._upload is not None:
-            self._store._abort(self._upload.data_id)
-            self._upload = None
-
-
-def free_chunks(batch: Batch, data_id: bytes) -> None:
-    """Add to ``batch`` the deletion of every chunk of ``data_id`` and its pending mark."""
-    batch.delete_range(chunk_key(data_id, 0), prefix_upper_bound(data_id), BLOBS)
-    batch.delete(_keys.pending_key(data_id))
 
 
 @attrs.define
@@ -286,9 +129,9 @@ class BlobStore:
             # Keep an immutable copy: the caller may reuse a bytearray before commit, and this
             # content is written under ``digest`` if the stored blob goes away meanwhile.
             held = content if type(content) is bytes else bytes(view)
-            return StagedBlob(_ref_for(digest, meta), layout=None, chunks=None, content=held)
-        layout, chunks = self._encode_whole(content if type(content) is bytes else view)
-        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=chunks, content=None)
+            return StagedBlob(ref_for(digest, meta), layout=None, chunks=None, content=held)
+        layout, chunks = self._encode_whole(content if type(content) is bytes else view, digest)
+        return StagedBlob(ref_for(digest, layout), layout=layout, chunks=chunks, content=None)
 
     async def _put_buffer(self, content: Buffer) -> StagedBlob:
         view = memoryview(content).cast("B")
@@ -300,7 +143,7 @@ class BlobStore:
         meta = self.load_meta(digest)
         if meta is not None:
             held = content if type(content) is bytes else bytes(view)
-            return StagedBlob(_ref_for(digest, meta), layout=None, chunks=None, content=held)
+            return StagedBlob(ref_for(digest, meta), layout=None, chunks=None, content=held)
         return await self._upload_buffer(view, digest)
 
     async def _put_stream(self, source: AsyncIterable[Buffer]) -> StagedBlob:
@@ -327,7 +170,7 @@ class BlobStore:
         return BlobWriter(self)
 
     async def _upload_buffer(self, view: memoryview, digest: bytes) -> StagedBlob:
-        upload = _Upload(self.kv, self.limits, whole_digest=digest)
+        upload = Upload(self.kv, self.limits, whole_digest=digest)
         self._uploads.add(upload.data_id)
         size = self.limits.chunk_size
         try:
@@ -338,10 +181,13 @@ class BlobStore:
         except BaseException:
             self._abort(upload.data_id)
             raise
-        return StagedBlob(_ref_for(digest, layout), layout=layout, chunks=None, content=None)
+        return StagedBlob(ref_for(digest, layout), layout=layout, chunks=None, content=None)
 
-    def _encode_whole(self, content: bytes | memoryview) -> tuple[BlobMeta, tuple[bytes, ...]]:
-        """Encode content held in memory into chunks, for writing inside a commit."""
+    def _encode_whole(
+        self, content: bytes | memoryview, digest: bytes
+    ) -> tuple[BlobMeta, tuple[bytes, ...]]:
+        """Encode content held in memory (whose digest is ``digest``) into chunks, for
+        writing inside a commit."""
         size = self.limits.chunk_size
         total = len(content) if type(content) is bytes else memoryview(content).nbytes
         if total <= size:
@@ -351,14 +197,17 @@ class BlobStore:
             pieces = [view[start : start + size] for start in range(0, total, size)]
         lz4_map = bytearray()
         digests = bytearray()
+        stored_digests = bytearray()
         chunks: list[bytes] = []
         for index, piece in enumerate(pieces):
             stored, compressed = encode_chunk(piece, self.limits)
             chunks.append(stored)
             if compressed:
                 set_bit(lz4_map, index)
+            piece_digest = digest if len(pieces) == 1 else digest_of(piece)
             if len(pieces) > 1:
-                digests += digest_of(piece)
+                digests += piece_digest
+            stored_digests += digest_of(stored) if compressed else piece_digest
         layout = BlobMeta(
             size=total,
             stored_size=sum(map(len, chunks)),
@@ -367,6 +216,7 @@ class BlobStore:
             data_id=new_data_id(),
             lz4_map=bytes(lz4_map),
             chunk_digests=bytes(digests),
+            stored_digests=bytes(stored_digests),
         )
         return layout, tuple(chunks)
 
@@ -497,7 +347,7 @@ class BlobStore:
                 return staged._layout
         for staged in stagings:
             if staged._content is not None:
-                layout, chunks = self._encode_whole(memoryview(staged._content).cast("B"))
+                layout, chunks = self._encode_whole(memoryview(staged._content).cast("B"), digest)
                 self._put_chunks(own, layout, chunks)
                 return layout
         raise BlobNotFoundError(f"blob {digest.hex()} is not stored (it may have been deleted)")
@@ -525,7 +375,7 @@ class BlobStore:
         """The ref of a stored blob, or ``None`` if no blob has that hash."""
         digest = parse_digest(blob)
         meta = self.load_meta(digest)
-        return None if meta is None else _ref_for(digest, meta)
+        return None if meta is None else ref_for(digest, meta)
 
     def references(self, blob: BlobLike) -> list[bytes]:
         """The owner keys that hold a reference to ``blob``."""
@@ -533,9 +383,12 @@ class BlobStore:
         return [key[len(prefix) :] for key, _ in scan_prefix(self.kv, prefix)]
 
     async def read(self, blob: BlobLike) -> bytes:
-        """The whole content of ``blob``, verified against its hash."""
+        """The whole content of ``blob``, verified against its hash (or, in records that
+        keep them, each chunk's stored bytes against theirs)."""
         digest, meta = self._require(blob)
         await anyio.lowlevel.checkpoint()
+        if meta.stored_digests:
+            return await self._read_verified(digest, meta)
         if meta.chunk_count == 1:
             raw = self._read_chunk(digest, meta, 0)
             if digest_of(raw) != digest:
@@ -554,12 +407,24 @@ class BlobStore:
             raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
         return b"".join(chunks)
 
+    async def _read_verified(self, digest: bytes, meta: BlobMeta) -> bytes:
+        pieces = [self._read_verified_chunk(digest, meta, 0)]
+        for index in range(1, meta.chunk_count):
+            await anyio.lowlevel.checkpoint()
+            pieces.append(self._read_verified_chunk(digest, meta, index))
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
         """The content of ``blob`` chunk by chunk, each verified before it is yielded."""
         digest, meta = self._require(blob)
         return self._stream(digest, meta)
 
     async def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncGenerator[bytes, None]:
+        if meta.stored_digests:
+            for index in range(meta.chunk_count):
+                await anyio.lowlevel.checkpoint()
+                yield self._read_verified_chunk(digest, meta, index)
+            return
         hasher = new_hasher(meta.size)
         for index in range(meta.chunk_count):
             await anyio.lowlevel.checkpoint()
@@ -574,6 +439,23 @@ class BlobStore:
             yield raw
         if hasher.digest() != digest:
             raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
+
+    def _read_verified_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
+        """Chunk ``index`` of a blob whose record holds its stored digests, its stored bytes
+        checked against their digest before they are decoded."""
+        stored = self.kv.get(chunk_key(meta.data_id, index), BLOBS)
+        if stored is None:
+            raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
+        expected = meta.stored_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
+        if digest_of(stored) != expected:
+            what = (
+                f"chunk {index} is corrupt"
+                if meta.chunk_count > 1
+                else "content does not match its hash"
+            )
+            raise IntegrityError(f"blob {digest.hex()}: {what}")
+        size = min(meta.chunk_size, meta.size - index * meta.chunk_size)
+        return decode_chunk(stored, has_bit(meta.lz4_map, index), size, digest.hex())
 
     def _read_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
         stored = self.kv.get(chunk_key(meta.data_id, index), BLOBS)

@@ -20,9 +20,10 @@ import attrs
 from satchel._errors import IntegrityError
 
 from . import _keys
+from ._blob_uploads import free_chunks
 from ._blobformat import DATA_ID_SIZE, DIGEST_SIZE, split_chunk_key
 from ._blobmeta import META_CODEC, BlobMeta
-from ._blobs import BlobStore, free_chunks
+from ._blobs import BlobStore
 from ._kv import BLOBS, Batch, scan_prefix
 
 # Above every chunk key (data id + 4-byte index), so one scan covers the blob space.
