@@ -255,8 +255,6 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         ready = self._writes_at_once(job)
         if ready is not None:
             view, state, event = ready
-            if not state:
-                return  # every write was there already
             pos = await self._append_at_once(job.key, event, state, view)
             if pos is not None:
                 self._writes_landed(job, pos, state)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final, NamedTuple, TypeAlias
 
 from blake3 import blake3
@@ -191,23 +191,30 @@ class View(NamedTuple):
     last: Mapping[str, tuple[str, Mapping[str, Ref]]]
     #: Whether every write of the thread is known (the saver made the thread): ``written``
     #: then holds each namespace's newest checkpoint id that has writes (a newer one has
-    #: none), and ``slots`` the write names of that checkpoint.
+    #: none), and ``slots`` the write names of that checkpoint. A set of ``slots`` only
+    #: grows, in place, shared by the views before and after: a name in it exists at the
+    #: view's position or later, and a put_writes finding one there reads the writes rather
+    #: than trust it.
     whole: bool
     written: Mapping[str, str]
-    slots: Mapping[str, frozenset[str]]
+    slots: Mapping[str, set[str]]
 
 
 def new_view(pos: int, heads: Mapping[str, str], whole: bool) -> View:
     return View(pos, heads, {}, whole, {}, {})
 
 
-def known_writes(view: View, ns_id: str, checkpoint_id: str) -> frozenset[str] | None:
-    """The names of the writes of ``checkpoint_id`` as of ``view.pos``, if known."""
+_NONE: Final[frozenset[str]] = frozenset()
+
+
+def known_writes(view: View, ns_id: str, checkpoint_id: str) -> Collection[str] | None:
+    """The names of the writes of ``checkpoint_id`` as of ``view.pos`` (and maybe later
+    ones), if known."""
     if not view.whole:
         return None
     newest = view.written.get(ns_id)
     if newest is None or checkpoint_id > newest:
-        return frozenset()
+        return _NONE
     return view.slots[ns_id] if checkpoint_id == newest else None
 
 
@@ -225,8 +232,11 @@ def after_writes(view: View, pos: int, ns_id: str, checkpoint_id: str, names: An
     """``view`` once writes ``names`` of ``checkpoint_id`` landed at ``pos``."""
     written, slots = view.written, view.slots
     if view.whole:
-        known = known_writes(view, ns_id, checkpoint_id)
-        if known is not None:  # else an older checkpoint's, whose writes are not followed
+        newest = written.get(ns_id)
+        if newest is None or checkpoint_id > newest:
             written = {**written, ns_id: checkpoint_id}
-            slots = {**slots, ns_id: known | frozenset(names)}
+            slots = {**slots, ns_id: set(names)}
+        elif checkpoint_id == newest:
+            slots[ns_id].update(names)  # in place: a write's cost must not grow with the step's
+        # else an older checkpoint's writes, which the view does not follow
     return View(pos, view.heads, view.last, view.whole, written, slots)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import builtins
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -93,6 +93,16 @@ class _Writes(NamedTuple):
     task_path: str
     task: str  # the start of the names of the task's writes
     dumped: builtins.list[tuple[str, int, str, tuple[str, bytes]]]
+
+
+def _unseen(job: _Writes, known: Collection[str] | None) -> Collection[str] | None:
+    """``known`` if it holds none of the writes' regular names, else ``None``: a retried
+    task's writes are read, as the view may know a name another writer removed since."""
+    if known is None or not known:
+        return known
+    if any(idx >= 0 and name in known for name, idx, _, _ in job.dumped):
+        return None
+    return known
 
 
 class ThreadPlans(ThreadUpkeep):
@@ -414,13 +424,10 @@ class ThreadPlans(ThreadUpkeep):
         checkpoint_id = lay.check_id(str(conf["checkpoint_id"]))
         ns_id = lay.nsid(ns)
         task = lay.writes_prefix(ns_id, checkpoint_id) + lay.task_slots(task_id)
-        dumped = [
-            (task + str(idx), idx, channel, self.serde.dumps_typed(value))
-            for idx, channel, value in (
-                (WRITES_IDX_MAP.get(channel, n), channel, value)
-                for n, (channel, value) in enumerate(writes)
-            )
-        ]
+        dumped = []
+        for n, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, n)
+            dumped.append((task + str(idx), idx, channel, self.serde.dumps_typed(value)))
         key = self._key(thread_id)
         return _Writes(thread_id, key, ns, ns_id, checkpoint_id, task_id, task_path, task, dumped)
 
@@ -459,19 +466,19 @@ class ThreadPlans(ThreadUpkeep):
     def _writes_at_once(
         self, job: _Writes
     ) -> tuple[lay.View, dict[str, Any], dict[str, Any]] | None:
-        """``(view, variables, event)`` of writes that are one append as they are (the
-        checkpoint's writes known, no value to store, nothing of this saver in flight on the
-        thread), ``(view, {}, {})`` if there is nothing to write, else ``None``."""
+        """``(view, variables, event)`` of writes that are one append as they are (none of
+        them there, known without a read, no value to store, nothing of this saver in flight
+        on the thread), else ``None``."""
         view = self._views.get(job.key)
         if view is None or self._inflight.get(job.key):
             return None
-        known = lay.known_writes(view, job.ns_id, job.checkpoint_id)
+        known = _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id))
         if known is None:
             return None
         state, pending = self._writes_state(job, known)
-        if pending:
+        if pending or not state:
             return None
-        return view, state, self._writes_event(job, state) if state else {}
+        return view, state, self._writes_event(job, state)
 
     def _writes_event(self, job: _Writes, state: dict[str, Any]) -> dict[str, Any]:
         return self._event("writes", job.ns, job.checkpoint_id, job.task_id, len(state))
@@ -494,7 +501,9 @@ class ThreadPlans(ThreadUpkeep):
             if self._inflight.get(key):
                 yield from self._settle(key)
             view = self._views.get(key)
-            known = None if view is None else lay.known_writes(view, job.ns_id, job.checkpoint_id)
+            known = None
+            if view is not None:
+                known = _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id))
             there: Any = known
             if known is None:
                 there = {}

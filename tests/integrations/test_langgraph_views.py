@@ -202,3 +202,31 @@ def test_sync_writers_in_threads_all_land(tmp_path: Path) -> None:
         assert found is not None and len(found.pending_writes or []) == 8
         newest = saver.get_tuple(config("t"))
         assert newest is not None and newest.checkpoint["id"] == "207"
+
+
+async def test_a_retried_write_is_read_not_trusted_to_the_view(tmp_path: Path) -> None:
+    """A task's write the view knows of is looked for again before it is skipped: another
+    saver may have deleted the thread meanwhile, and the write must land again."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        mine, other = SatchelSaver(rt), SatchelSaver(rt)
+        conf = await mine.aput(config("t"), checkpoint("1", 0, 1), {}, {"x": 1})
+        await mine.aput_writes(conf, [("x", "before")], "task")
+        await other.adelete_thread("t")
+        await mine.aput_writes(conf, [("x", "after")], "task")
+        written = await rt.sessions.state("langgraph:t", prefix="w:")
+        assert [w["task"] for w in written.values()] == ["task"]
+
+
+async def test_the_writes_of_a_step_cost_what_one_write_does(tmp_path: Path) -> None:
+    """The view adds a checkpoint's writes to one set in place (a copy per write made a
+    step of n tasks cost n squared)."""
+    from satchel.integrations import _langgraph_layout as lay
+
+    view = lay.new_view(0, {}, whole=True)
+    view = lay.after_writes(view, 1, "", "c1", ["w:a"])
+    names = view.slots[""]
+    for n in range(2, 50):
+        view = lay.after_writes(view, n, "", "c1", [f"w:{n}"])
+    assert view.slots[""] is names and len(names) == 49
+    newer = lay.after_writes(view, 50, "", "c2", ["w:z"])
+    assert newer.slots[""] == {"w:z"} and view.slots[""] is names
