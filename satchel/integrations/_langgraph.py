@@ -232,6 +232,7 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         if not (self._async and self._on_runtime_loop()):
             return await self._await(self._put_plan(config, checkpoint, metadata, new_versions))
+        # The common put is one append, awaited here; anything else runs the put's plan.
         job = self._put_job(config, checkpoint, metadata, new_versions)
         ready = self._put_at_once(job)
         if ready is not None:
@@ -251,6 +252,7 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         if not (self._async and self._on_runtime_loop()):
             await self._await(self._put_writes_plan(config, writes, task_id, task_path))
             return
+        # As aput: the common put_writes is one append awaited here.
         job = self._writes_job(config, writes, task_id, task_path)
         ready = self._writes_at_once(job)
         if ready is not None:
