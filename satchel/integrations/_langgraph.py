@@ -10,7 +10,7 @@ import contextlib
 import inspect
 import os
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -111,6 +111,15 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         loop = self._other_loop()
         return asyncio.run_coroutine_threadsafe(drive_async(self.rt, plan), loop).result()
 
+    def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the runtime's loop from another thread; its result."""
+        try:
+            loop = self._other_loop()
+        except BaseException:
+            work.close()  # never awaited: no warning about it
+            raise
+        return asyncio.run_coroutine_threadsafe(work, loop).result()
+
     async def _await(self, plan: Plan[T]) -> T:
         if not self._async:
             return await anyio.to_thread.run_sync(drive_sync, self.rt, plan)
@@ -184,7 +193,10 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return self._sync(self._put_plan(config, checkpoint, metadata, new_versions))
+        if self._async:  # on the runtime's loop, as aput (its one-append path)
+            put = self.aput(config, checkpoint, metadata, new_versions)
+            return self._on_loop(put)
+        return drive_sync(self.rt, self._put_plan(config, checkpoint, metadata, new_versions))
 
     def put_writes(
         self,
@@ -193,7 +205,10 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        self._sync(self._put_writes_plan(config, writes, task_id, task_path))
+        if self._async:
+            self._on_loop(self.aput_writes(config, writes, task_id, task_path))
+            return
+        drive_sync(self.rt, self._put_writes_plan(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
         self._sync(self._delete_thread_plan(thread_id))
