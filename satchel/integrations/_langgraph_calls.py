@@ -352,7 +352,9 @@ class ThreadAppends:
         waiter = self._waiters.get(key)
         if waiter is None or waiter.done():
             waiter = self._waiters[key] = asyncio.get_running_loop().create_future()
-        return waiter
+        # Every plan waiting on the thread shares ``waiter``: a task cancelled while it
+        # waits must cancel its own wait, not the one the others are waiting on.
+        return asyncio.shield(waiter)
 
     def _forget(self, key: str) -> None:
         self._views.pop(key, None)

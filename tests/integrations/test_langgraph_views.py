@@ -230,3 +230,27 @@ async def test_the_writes_of_a_step_cost_what_one_write_does(tmp_path: Path) -> 
     assert view.slots[""] is names and len(names) == 49
     newer = lay.after_writes(view, 50, "", "c2", ["w:z"])
     assert newer.slots[""] == {"w:z"} and view.slots[""] is names
+
+
+async def test_a_cancelled_writer_does_not_cancel_the_others_waiting(tmp_path: Path) -> None:
+    """Writes waiting for the saver's own append in flight on a thread share one wait;
+    cancelling one of them (as LangGraph cancels a step's other tasks when one fails) leaves
+    the others to land."""
+    async with satchel.open_runtime(tmp_path / "data", durability="machine") as rt:
+        saver = SatchelSaver(rt)
+        await saver.aput(config("t"), checkpoint("001", 0, 1), {"step": 0}, {"x": 1})
+        at = config("t", "001")
+        tasks = {
+            name: asyncio.create_task(saver.aput_writes(at, [("x", i)], f"task-{name}"))
+            for i, name in enumerate("abc")
+        }
+
+        async def cancel_b() -> None:
+            tasks["b"].cancel()
+
+        await asyncio.create_task(cancel_b())
+        outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        assert outcomes[0] is None and outcomes[2] is None, outcomes
+        found = await saver.aget_tuple(at)
+        assert found is not None
+        assert {w[0] for w in found.pending_writes or []} >= {"task-a", "task-c"}
