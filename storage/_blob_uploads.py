@@ -90,7 +90,18 @@ def parse_digest(blob: BlobLike) -> bytes:
 class Upload:
     """Chunks of one blob written as they arrive, under a pending upload id."""
 
-    def __init__(self, kv: KeyValueStore, limits: BlobLimits, *, whole_digest: bytes | None):
+    def __init__(
+        self,
+        kv: KeyValueStore,
+        limits: BlobLimits,
+        *,
+        whole_digest: bytes | None,
+        verify: bool = False,
+    ):
+        """``whole_digest``: the content's digest if already known; with ``verify`` the
+        chunks are hashed as they are written anyway and ``finish`` refuses content that
+        no longer has that digest (a mutable buffer changed while it was written: reads
+        check the stored bytes, not the name, so nothing else would notice)."""
         self.kv = kv
         self.limits = limits
         self.data_id = new_data_id()
@@ -101,7 +112,8 @@ class Upload:
         self.digests = bytearray()
         self.stored_digests = bytearray()
         self.whole_digest = whole_digest
-        self.hasher = new_hasher(limits.chunk_size) if whole_digest is None else None
+        hashing = whole_digest is None or verify
+        self.hasher = new_hasher(limits.chunk_size) if hashing else None
 
     def add(self, chunk: Buffer) -> None:
         stored, compressed = encode_chunk(chunk, self.limits)
@@ -129,6 +141,8 @@ class Upload:
             self.add(b"")
         digest = self.whole_digest if self.hasher is None else self.hasher.digest()
         assert digest is not None
+        if self.whole_digest is not None and digest != self.whole_digest:
+            raise ValidationError("the content changed while it was being stored")
         meta = BlobMeta(
             size=self.size,
             stored_size=self.stored_size,

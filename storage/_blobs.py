@@ -170,7 +170,8 @@ class BlobStore:
         return BlobWriter(self)
 
     async def _upload_buffer(self, view: memoryview, digest: bytes) -> StagedBlob:
-        upload = Upload(self.kv, self.limits, whole_digest=digest)
+        # A buffer the caller can change (a bytearray) is hashed again as it is written.
+        upload = Upload(self.kv, self.limits, whole_digest=digest, verify=not view.readonly)
         self._uploads.add(upload.data_id)
         size = self.limits.chunk_size
         try:

@@ -21,7 +21,7 @@ from satchel._errors import IntegrityError
 
 from . import _keys
 from ._blob_uploads import free_chunks
-from ._blobformat import DATA_ID_SIZE, DIGEST_SIZE, split_chunk_key
+from ._blobformat import DATA_ID_SIZE, DIGEST_SIZE, new_hasher, split_chunk_key
 from ._blobmeta import META_CODEC, BlobMeta
 from ._blobs import BlobStore
 from ._kv import BLOBS, Batch, scan_prefix
@@ -80,11 +80,16 @@ def _scan(store: BlobStore) -> _Scan:
 
 
 async def _verify(store: BlobStore, digest: bytes) -> str | None:
+    """What is wrong with a blob's chunks, or its content against its name (hashed here
+    whatever reads check: a deep check proves the name, not only the stored bytes)."""
+    hasher = new_hasher(1 << 20)
     try:
-        async for _ in store.stream(digest.hex()):
-            pass
+        async for chunk in store.stream(digest.hex()):
+            hasher.update(chunk)
     except IntegrityError as error:
         return str(error)
+    if hasher.digest() != digest:
+        return f"blob {digest.hex()}: content does not match its hash"
     return None
 
 

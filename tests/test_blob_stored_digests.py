@@ -3,6 +3,10 @@ written before those digests existed are still read, verified by the content has
 
 from __future__ import annotations
 
+import os
+
+import anyio
+import anyio.lowlevel
 import attrs
 import lz4.frame
 import pytest
@@ -11,10 +15,10 @@ from satchel.storage._blobformat import chunk_key, digest_of, encode_chunk
 from satchel.storage._blobmeta import META_CODEC, BlobMeta
 from satchel.storage._keys import blob_key
 
-from satchel import IntegrityError
+from satchel import IntegrityError, ValidationError
 
 from .conftest import SMALL_CHUNKS
-from .test_blobs import TEXT, store_blob
+from .test_blobs import TEXT, chunk_keys, store_blob
 
 ONE_CHUNK = TEXT[:3000] + bytes(1000)  # compresses, one 4 KiB chunk
 CHUNKS = TEXT * 3  # compresses, several chunks
@@ -114,3 +118,48 @@ def test_a_version_1_record_decodes_without_stored_digests() -> None:
     data = RecordCodec(_BlobMetaV1, kind="blob", version=1).encode(old)
     meta = META_CODEC.decode(data)
     assert meta == BlobMeta(10, 10, 4096, 1, b"\x01" * 16, b"", b"", 2, b"")
+
+
+async def test_a_buffer_changed_while_it_is_stored_is_refused(store: Store) -> None:
+    """A bytearray the caller changes while its chunks are written is refused, not stored
+    under the digest of what it held before (reads check stored bytes, not the name)."""
+    original = os.urandom(4096) + b"A" * 4096 + os.urandom(4096)
+    buffer = bytearray(original)
+
+    async def change() -> None:
+        for _ in range(6):
+            await anyio.lowlevel.checkpoint()
+            buffer[8192:8200] = b"EVILEVIL"
+
+    refused: list[ValidationError] = []
+
+    async def put() -> None:
+        try:
+            await store.blobs.put(buffer)
+        except ValidationError as error:
+            refused.append(error)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(put)
+        group.start_soon(change)
+    assert len(refused) == 1 and "changed while" in str(refused[0])
+    assert chunk_keys(store) == []
+    assert (await store.check()).clean
+
+
+async def test_a_deep_check_hashes_content_against_its_name(store: Store) -> None:
+    """check(deep=True) finds a blob whose stored bytes match their digests but whose
+    content does not match its name."""
+    blob = await store_blob(store, CHUNKS, b"t\x00a")
+    meta = meta_of(store, blob)
+    swap_chunk(store, meta, 0, other(CHUNKS[: SMALL_CHUNKS.chunk_size]))
+    forged = attrs.evolve(
+        meta,
+        stored_digests=digest_of(store.kv.get(chunk_key(meta.data_id, 0), BLOBS) or b"")
+        + meta.stored_digests[32:],
+    )
+    batch = Batch()
+    batch.put(blob_key(bytes.fromhex(blob)), META_CODEC.encode(forged))
+    store.kv.write(batch)
+    report = await store.check(deep=True)
+    assert any("does not match its hash" in problem for problem in report.corrupt_blobs), report
