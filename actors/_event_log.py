@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import attrs
@@ -115,6 +115,23 @@ class Append(NamedTuple):
     state: tuple[tuple[str, Any], ...]
     deleted: tuple[str, ...]
     expect_position: int | None
+    expect_created_us: int | None = None
+
+
+def created_micros(value: object) -> int:
+    """A session's creation time (a datetime, or RFC 3339 text) in whole microseconds since
+    the epoch, exactly (no float on the way: it is compared for equality)."""
+    moment = value
+    if type(value) is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+    if not isinstance(moment, datetime):
+        raise InvalidArgumentError("expect_created_at must be a datetime or RFC 3339 text")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def checked_append(
@@ -123,6 +140,7 @@ def checked_append(
     delete: Iterable[str],
     expect_position: int | None,
     at: Any,
+    expect_created_at: Any = None,
 ) -> Append:
     """The arguments of an append, checked (``state`` values may be ``None``: stored as
     null; ``delete`` names the variables it removes)."""
@@ -160,7 +178,8 @@ def checked_append(
     at_us = None if at is None else validate.micros("at", at)
     if at_us is not None and not 0 <= at_us <= _LAST_US:
         raise ValidationError(f"at must be a time from 1970 to the year 9999, not {at!r}")
-    return Append(tuple(checked), at_us, pairs, deleted, expect_position)
+    created = None if expect_created_at is None else created_micros(expect_created_at)
+    return Append(tuple(checked), at_us, pairs, deleted, expect_position, created)
 
 
 def validate_key(key: object) -> str:

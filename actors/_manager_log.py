@@ -39,15 +39,19 @@ class EventLogCalls:
         delete: Iterable[str] = (),
         expect_position: int | None = None,
         at: Any = None,
+        expect_created_at: Any = None,
     ) -> int:
         """Append ``events`` (JSON-like maps) to the session's log and, in the same atomic
         write, set the variables in ``state`` (``None`` is stored as null) and delete those in
         ``delete``; returns the last event's position. Positions count from 1 and are never
         given twice. With ``expect_position`` the append is refused
         (``InvalidStateTransitionError``) unless the log's last position is still that: a
-        writer that read the session stale does not overwrite it. ``at`` (a datetime, RFC
-        3339 text or epoch seconds) is the events' time instead of now."""
-        append = log.checked_append(events, state, delete, expect_position, at)
+        writer that read the session stale does not overwrite it. With
+        ``expect_created_at`` (the session's ``created_at``) it is refused, the same way, if
+        the session was deleted and created again under the same key since (positions count
+        from 1 again in the new one). ``at`` (a datetime, RFC 3339 text or epoch seconds) is
+        the events' time instead of now."""
+        append = log.checked_append(events, state, delete, expect_position, at, expect_created_at)
         # Not through ``_ask``: a coroutine less on the call every adapter makes.
         position: int = await self._ref(session_id).ask(AppendEvents(append))
         return position
@@ -61,10 +65,17 @@ class EventLogCalls:
         delete: Iterable[str] = (),
         expect_position: int | None = None,
         at: Any = None,
+        expect_created_at: Any = None,
     ) -> int:
         """``append_events`` of one event; its position."""
         return await self.append_events(
-            session_id, [event], state=state, delete=delete, expect_position=expect_position, at=at
+            session_id,
+            [event],
+            state=state,
+            delete=delete,
+            expect_position=expect_position,
+            at=at,
+            expect_created_at=expect_created_at,
         )
 
     async def events(

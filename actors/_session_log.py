@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from satchel.storage import Batch, KeyValueStore
 
+from satchel._errors import InvalidStateTransitionError
+
 from . import _event_log as log
 from . import _layout as layout
 from . import _validate as validate
@@ -75,12 +77,20 @@ class EventLogTurns:
             count_operation(self._id, self._counters, config.max_operations)
 
     def _append_events(self, message: AppendEvents) -> int:
-        config = self._require_active().config
+        record = self._require_active()
+        config = record.config
+        append: log.Append = message.append
+        created = append.expect_created_us
+        if created is not None and created != record.created_us:
+            raise InvalidStateTransitionError(
+                f"session {self._id} was created at {validate.to_datetime(record.created_us)},"
+                f" not {validate.to_datetime(created)}: it was deleted and created again "
+                "since it was read"
+            )
         if config.max_operations is not None:
             count_operation(self._id, self._counters, config.max_operations)
         now = self._now_us()
         batch = Batch()
-        append: log.Append = message.append
         data = log.append_batch(
             self._kv, self._sid, self._id, append, now, config.max_value_bytes, batch
         )

@@ -106,9 +106,31 @@ async def test_expect_position_refuses_a_stale_writer(rt: Runtime) -> None:
     assert await rt.sessions.state(sid) == {}
 
 
+async def test_expect_created_at_refuses_a_writer_from_before_a_recreate(rt: Runtime) -> None:
+    """An append expecting the session's creation time is refused once the session was
+    deleted and created again under its key, though the log reached the same position."""
+    sid = await rt.sessions.create(key="thread")
+    born = (await rt.sessions.get(sid)).created_at
+    seen = await rt.sessions.append_event(sid, {"n": 1}, expect_position=0, expect_created_at=born)
+    await rt.sessions.delete(sid)
+    assert await rt.sessions.create(key="thread") == sid
+    await rt.sessions.append_event(sid, {"by": "other"})
+    with pytest.raises(InvalidStateTransitionError, match="created again"):
+        await rt.sessions.append_event(
+            sid, {"by": "stale"}, state={"x": 1}, expect_position=seen, expect_created_at=born
+        )
+    assert datas(await rt.sessions.events(sid)) == [{"by": "other"}]
+    assert await rt.sessions.state(sid) == {}
+    now = (await rt.sessions.get(sid)).created_at
+    assert now != born
+    await rt.sessions.append_event(sid, {"n": 2}, expect_created_at=now.isoformat())
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
+        ({"events": [{}], "expect_created_at": 12.5}, InvalidArgumentError),
+        ({"events": [{}], "expect_created_at": "not a time"}, InvalidArgumentError),
         ({"events": []}, ValidationError),
         ({"events": [], "state": {}}, ValidationError),
         ({"events": {"a": 1}}, InvalidArgumentError),
