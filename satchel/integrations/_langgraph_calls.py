@@ -323,7 +323,11 @@ class ThreadAppends:
         self._sending(key)
         try:
             position: int = await self.rt.sessions.append_events(
-                sid(key), [event], state=state, expect_position=view.pos
+                sid(key),
+                [event],
+                state=state,
+                expect_position=view.pos,
+                expect_created_at=view.created,
             )
             return position
         except InvalidStateTransitionError:
@@ -367,18 +371,24 @@ class ThreadAppends:
             self._views[key] = new
 
     def _view(self, key: str, thread_id: str) -> Plan[lay.View]:
-        """The view of a thread, read (two calls) or made with it."""
+        """The view of a thread, read (three calls) or made with it (two)."""
+        session = sid(key)
         while True:
-            if key not in self._known and (yield from self._create(key, thread_id)):
-                view = lay.new_view(0, {}, whole=True)  # made here: empty, every write known
+            made = key not in self._known and (yield from self._create(key, thread_id))
+            # The creation time first: if the thread is made again after it is read, the
+            # appends expecting it are refused, whatever the reads below saw.
+            info = yield Call("sessions", "get", (session,), missing=None)
+            if info is not None and made:
+                # Made here: empty, every write known.
+                view = lay.new_view(0, {}, whole=True, created=info.created_at)
                 break
-            session = sid(key)
             pos = yield Call("sessions", "last_event_position", (session,), missing=None)
             # The heads read after the position: if the log moved in between, the append
             # expecting that position is refused.
             heads = yield Call("sessions", "state", (session,), {"prefix": "h:"}, missing=None)
-            if pos is not None and heads is not None:
-                view = lay.new_view(pos, {k[2:]: v for k, v in heads.items()}, whole=False)
+            if info is not None and pos is not None and heads is not None:
+                heads = {k[2:]: v for k, v in heads.items()}
+                view = lay.new_view(pos, heads, whole=False, created=info.created_at)
                 break
             self._known.discard(key)  # deleted meanwhile
         self._keep(key, None, view)
@@ -400,7 +410,7 @@ class ThreadAppends:
             "sessions",
             "append_events",
             (sid(key), [event]),
-            {"state": state, "expect_position": view.pos},
+            {"state": state, "expect_position": view.pos, "expect_created_at": view.created},
         )
         try:
             return cast(int, (yield from self._send(key, call)))

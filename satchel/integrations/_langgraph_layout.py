@@ -198,10 +198,13 @@ class View(NamedTuple):
     whole: bool
     written: Mapping[str, str]
     slots: Mapping[str, set[str]]
+    #: The thread's session's ``created_at``, which its appends also expect: a thread
+    #: deleted and made again starts its positions over, and must not pass for this one.
+    created: Any = None
 
 
-def new_view(pos: int, heads: Mapping[str, str], whole: bool) -> View:
-    return View(pos, heads, {}, whole, {}, {})
+def new_view(pos: int, heads: Mapping[str, str], whole: bool, created: Any) -> View:
+    return View(pos, heads, {}, whole, {}, {}, created)
 
 
 _NONE: Final[frozenset[str]] = frozenset()
@@ -225,7 +228,7 @@ def after_put(
     namespace's head)."""
     heads = {**view.heads, ns_id: checkpoint_id} if head else view.heads
     last = {**view.last, ns_id: (checkpoint_id, refs)}
-    return View(pos, heads, last, view.whole, view.written, view.slots)
+    return View(pos, heads, last, view.whole, view.written, view.slots, view.created)
 
 
 def after_writes(view: View, pos: int, ns_id: str, checkpoint_id: str, names: Any) -> View:
@@ -239,4 +242,4 @@ def after_writes(view: View, pos: int, ns_id: str, checkpoint_id: str, names: An
         elif checkpoint_id == newest:
             slots[ns_id].update(names)  # in place: a write's cost must not grow with the step's
         # else an older checkpoint's writes, which the view does not follow
-    return View(pos, view.heads, view.last, view.whole, written, slots)
+    return View(pos, view.heads, view.last, view.whole, written, slots, view.created)

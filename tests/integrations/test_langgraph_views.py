@@ -222,7 +222,7 @@ async def test_the_writes_of_a_step_cost_what_one_write_does(tmp_path: Path) -> 
     step of n tasks cost n squared)."""
     from satchel.integrations import _langgraph_layout as lay
 
-    view = lay.new_view(0, {}, whole=True)
+    view = lay.new_view(0, {}, whole=True, created=None)
     view = lay.after_writes(view, 1, "", "c1", ["w:a"])
     names = view.slots[""]
     for n in range(2, 50):
@@ -254,3 +254,28 @@ async def test_a_cancelled_writer_does_not_cancel_the_others_waiting(tmp_path: P
         found = await saver.aget_tuple(at)
         assert found is not None
         assert {w[0] for w in found.pending_writes or []} >= {"task-a", "task-c"}
+
+
+async def test_a_thread_made_again_elsewhere_is_read_again(tmp_path: Path) -> None:
+    """A thread deleted and made again by another saver, up to the same log position, is
+    not taken for the one this saver knew: its put reads the thread again and carries the
+    new parent's values, not the old thread's."""
+
+    def put_of(checkpoint_id: str, value: Any) -> Any:
+        made = empty_checkpoint()
+        made["id"] = checkpoint_id
+        made["channel_values"] = {} if value is None else {"x": value}
+        made["channel_versions"] = {"x": 1}
+        return made
+
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        first, second = SatchelSaver(rt), SatchelSaver(rt)
+        await first.aput(config("t"), put_of("001", "old value"), {"step": 0}, {"x": 1})
+        await second.adelete_thread("t")
+        await second.aput(config("t"), put_of("001", "new value"), {"step": 0}, {"x": 1})
+        # x is unchanged at 002: its value comes from the parent, 001.
+        await first.aput(config("t", "001"), put_of("002", None), {"step": 1}, {})
+        found = await second.aget_tuple(config("t", "002"))
+        assert found is not None
+        assert found.checkpoint["channel_values"]["x"] == "new value"
+        assert first.conflicts == 1
