@@ -14,7 +14,7 @@ from satchel.storage import _keys as keys
 from satchel._errors import ValidationError
 
 from . import _validate as validate
-from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord
+from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord, record_fields
 from ._layout import encode_value
 
 _U32 = struct.Struct(">I")
@@ -86,23 +86,34 @@ def decode_name_value(value: bytes) -> tuple[int, int, bytes]:
 
 def to_info(record: ArtifactRecord) -> ArtifactInfo:
     """The metadata table of a stored version."""
+    # Positional, in ArtifactInfo's field order: listing versions builds one per version.
     return ArtifactInfo(
-        id=record.id,
-        session_id=record.session_id,
-        name=record.name,
-        version=record.version,
-        type=record.type,
-        mime_type=record.mime_type,
-        description=record.description,
-        size=record.size,
-        content_hash=record.content_hash,
-        tags=record.tags,
-        custom=record.custom,
-        created_at=validate.to_datetime(record.created_us),
-        created_by=record.created_by,
-        is_compressed=record.compressed,
-        stored_size=record.stored_size,
+        record.id,
+        record.session_id,
+        record.name,
+        record.version,
+        record.type,
+        record.mime_type,
+        record.description,
+        record.size,
+        record.content_hash,
+        record.tags,
+        record.custom,
+        validate.to_datetime(record.created_us),
+        record.created_by,
+        record.compressed,
+        record.stored_size,
     )
+
+
+def _info_of(raw: Any) -> ArtifactInfo:
+    """``to_info`` of the record unpacked as ``raw`` (see ``record_fields``), without
+    building the record."""
+    f = record_fields(raw)
+    return ArtifactInfo(
+        f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[10], f[9], f[7], f[8],
+        validate.to_datetime(f[13]), f[14], f[12], f[11],
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1024)
@@ -166,6 +177,12 @@ def by_name(
 def versions(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactRecord]:
     """Every version of ``name``, version 1 first."""
     return [ARTIFACT_CODEC.decode(v) for _, v in scan_prefix(kv, versions_prefix(sid, name))]
+
+
+def version_infos(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactInfo]:
+    """``to_info`` of every version of ``name``, version 1 first."""
+    decode = ARTIFACT_CODEC.decode_as
+    return [decode(v, _info_of, to_info) for _, v in scan_prefix(kv, versions_prefix(sid, name))]
 
 
 def latest_of_each(kv: KeyValueStore, sid: bytes) -> list[ArtifactRecord]:
