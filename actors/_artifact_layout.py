@@ -59,7 +59,11 @@ def retired_prefix(sid: bytes) -> bytes:
 
 def last_version(kv: KeyValueStore, sid: bytes, name: bytes) -> int:
     """The last version number given to ``name`` in the session, 0 if none ever was."""
-    raw = kv.get(retired_key(sid, name))
+    return decode_retired(kv.get(retired_key(sid, name)))
+
+
+def decode_retired(raw: bytes | None) -> int:
+    """The last version a retired key's value holds (0 for no key)."""
     return 0 if raw is None else int(_U32.unpack(raw)[0])
 
 
@@ -116,8 +120,18 @@ def _info_of(raw: Any) -> ArtifactInfo:
     )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=1024)
 def _guess_mime(name: str) -> str:
+    dot = name.rfind(".")
+    if dot > 0 and ":" not in name and name[dot:] not in mimetypes.encodings_map:
+        # A checked name (no "/", no leading ".") with no URL scheme and no encoding
+        # suffix (".gz" makes "a.tar.gz" a tar) has its extension's type, so names that
+        # differ (report-1.json, report-2.json...) share one cache entry.
+        return _guess_named("x" + name[dot:])
+    return _guess_named(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _guess_named(name: str) -> str:
     # Artifact names repeat (each new version reuses one), and guessing parses the name.
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 

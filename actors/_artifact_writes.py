@@ -124,8 +124,12 @@ def store_batch(
     if previous is None:
         # A name deleted whole keeps its last number: a client caching ``version=N`` must
         # never read other bytes under it.
-        last, first, latest = layout.last_version(kv, sid, name), now_us, None
-        batch.delete(layout.retired_key(sid, name))
+        retired = kv.get(layout.retired_key(sid, name))
+        last, first, latest = layout.decode_retired(retired), now_us, None
+        if retired is not None:
+            # Only a name deleted whole has one (deletes are never held back in a turn, so
+            # the store has it); a tombstone for nothing would cost every later read.
+            batch.delete(layout.retired_key(sid, name))
     else:
         last, first, latest = layout.decode_name_value(previous)
     version = last + 1

@@ -75,6 +75,8 @@ def new_hasher(size_hint: int = 0) -> blake3.blake3:
 
 def digest_of(data: Buffer) -> bytes:
     """The BLAKE3 digest of ``data``."""
+    if len(data) < _THREADED_HASH_FROM:
+        return blake3.blake3(data).digest()  # one thread; hashed as it is made (0.3 µs less)
     hasher = new_hasher(len(data))
     hasher.update(data)
     return hasher.digest()

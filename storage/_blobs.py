@@ -192,10 +192,22 @@ class BlobStore:
         size = self.limits.chunk_size
         total = len(content) if type(content) is bytes else memoryview(content).nbytes
         if total <= size:
-            pieces: list[Buffer] = [content]  # one chunk: bytes stored as they are, no copy
-        else:
-            view = memoryview(content)
-            pieces = [view[start : start + size] for start in range(0, total, size)]
+            # One chunk (every small store): what the loop below makes of it, built directly.
+            stored, compressed = encode_chunk(content, self.limits)
+            layout = BlobMeta(
+                total,
+                len(stored),
+                size,
+                1,
+                new_data_id(),
+                b"\x01" if compressed else b"",
+                b"",
+                0,
+                digest_of(stored) if compressed else digest,
+            )
+            return layout, (stored,)
+        view = memoryview(content)
+        pieces = [view[start : start + size] for start in range(0, total, size)]
         lz4_map = bytearray()
         digests = bytearray()
         stored_digests = bytearray()
@@ -205,9 +217,8 @@ class BlobStore:
             chunks.append(stored)
             if compressed:
                 set_bit(lz4_map, index)
-            piece_digest = digest if len(pieces) == 1 else digest_of(piece)
-            if len(pieces) > 1:
-                digests += piece_digest
+            piece_digest = digest_of(piece)
+            digests += piece_digest
             stored_digests += digest_of(stored) if compressed else piece_digest
         layout = BlobMeta(
             size=total,
@@ -248,7 +259,7 @@ class BlobStore:
         dangling one. Raises before anything is written if a reference is taken twice by one
         owner, released by an owner that does not hold it, or taken on a blob that is gone.
         """
-        own = Batch()
+        own, chunks = Batch(), Batch()
         changes: dict[bytes, _Change] = defaultdict(_Change)
         touched: set[bytes] = set()
         for item, owner in add:
@@ -263,7 +274,13 @@ class BlobStore:
         adopted: list[bytes] = []
         released: list[bytes] = []
         for digest, change in changes.items():
-            self._apply(own, cleanup, digest, change, adopted, released)
+            self._apply(own, chunks, cleanup, digest, change, adopted, released)
+        if len(chunks):
+            # Chunks of fresh data ids (no other op in the batch names them) go first: a
+            # store reading the batch in order then meets the blob space at once, rather
+            # than after building a batch of index operations only to start over.
+            chunks.extend(batch)
+            batch = chunks
         batch.extend(own)
         self.kv.write(batch, sync=sync)
         self._uploads.difference_update(adopted)
@@ -305,6 +322,7 @@ class BlobStore:
     def _apply(
         self,
         own: Batch,
+        chunks: Batch,
         cleanup: Batch,
         digest: bytes,
         change: _Change,
@@ -314,7 +332,7 @@ class BlobStore:
         meta = self.load_meta(digest)
         winner: bytes | None = None
         if meta is None:
-            meta = self._adopt(own, digest, change.stagings)
+            meta = self._adopt(own, chunks, digest, change.stagings)
             winner = meta.data_id
             adopted.append(winner)
         for staged in change.stagings:
@@ -335,8 +353,11 @@ class BlobStore:
             own.put(_keys.pending_key(meta.data_id), b"")
             free_chunks(cleanup, meta.data_id)
 
-    def _adopt(self, own: Batch, digest: bytes, stagings: list[StagedBlob]) -> BlobMeta:
-        """Make one staging's data the blob's, for a blob the index does not hold yet."""
+    def _adopt(
+        self, own: Batch, chunks: Batch, digest: bytes, stagings: list[StagedBlob]
+    ) -> BlobMeta:
+        """Make one staging's data the blob's, for a blob the index does not hold yet (its
+        chunks, if held in memory, are put in ``chunks``)."""
         for staged in stagings:
             layout = staged._layout
             if layout is not None and layout.data_id in self._uploads:
@@ -344,12 +365,12 @@ class BlobStore:
                 return layout
         for staged in stagings:
             if staged._layout is not None and staged._chunks is not None:
-                self._put_chunks(own, staged._layout, staged._chunks)
+                self._put_chunks(chunks, staged._layout, staged._chunks)
                 return staged._layout
         for staged in stagings:
             if staged._content is not None:
-                layout, chunks = self._encode_whole(memoryview(staged._content).cast("B"), digest)
-                self._put_chunks(own, layout, chunks)
+                layout, encoded = self._encode_whole(memoryview(staged._content).cast("B"), digest)
+                self._put_chunks(chunks, layout, encoded)
                 return layout
         raise BlobNotFoundError(f"blob {digest.hex()} is not stored (it may have been deleted)")
 
