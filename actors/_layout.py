@@ -19,6 +19,7 @@ import attrs
 import msgpack
 from satchel.storage import Batch, RecordCodec, prefix_upper_bound
 from satchel.storage import _keys as keys
+from satchel.storage._codec import converter
 
 from satchel._errors import IntegrityError
 
@@ -68,7 +69,48 @@ def _from_version_1(fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, "key": None, "app": None, "user": None}
 
 
-RECORD_CODEC = RecordCodec(SessionRecord, kind="session", version=2, upgrades={1: _from_version_1})
+_unstructure_config = converter.get_unstructure_hook(SessionConfig)
+_unstructure_map = converter.get_unstructure_hook(dict[str, Any])
+_unstructure_deadlines = converter.get_unstructure_hook(tuple[tuple[int, bytes], ...])
+#: The last config unstructured and its map: sessions mostly share the runtime's defaults
+#: (a config is frozen; holding it keeps its identity from being reused). One tuple,
+#: replaced whole, so a thread never pairs one config with another's map.
+_last_config: tuple[Any, Any] = (None, None)
+
+
+def _unstructure_record(record: SessionRecord) -> dict[str, Any]:
+    # What cattrs' generated hook gives (every create writes one), at half its cost.
+    global _last_config
+    config, cached = record.config, _last_config
+    if config is not cached[0]:
+        cached = _last_config = (config, _unstructure_config(config))
+    return {
+        "id": record.id,
+        "name": record.name,
+        "description": record.description,
+        "tags": list(record.tags),
+        "metadata": _unstructure_map(record.metadata) if record.metadata else {},
+        "parent_id": record.parent_id,
+        "config": cached[1],
+        "status": record.status,
+        "created_us": record.created_us,
+        "ended_us": record.ended_us,
+        "failure_reason": record.failure_reason,
+        "deadlines": _unstructure_deadlines(record.deadlines) if record.deadlines else [],
+        "budget_of": record.budget_of,
+        "key": record.key,
+        "app": record.app,
+        "user": record.user,
+    }
+
+
+RECORD_CODEC = RecordCodec(
+    SessionRecord,
+    kind="session",
+    version=2,
+    upgrades={1: _from_version_1},
+    unstructure=_unstructure_record,
+)
 
 
 class Counters(NamedTuple):
