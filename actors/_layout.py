@@ -305,7 +305,7 @@ def index_entries(sid: bytes, record: SessionRecord) -> list[tuple[bytes, bytes]
     found = [
         (BY_CREATED + created + sid, search_text(record)),
         (BY_NAME + name_sort_key(record.name) + b"\x00" + sid, created),
-        (status_key(sid, record), b""),
+        (status_prefix(record.status) + created + sid, b""),  # status_key(sid, record)
     ]
     found.extend((tag_prefix(tag) + created + sid, b"") for tag in record.tags)
     if record.parent_id is not None:

@@ -224,7 +224,8 @@ class SessionManager(EventLogCalls):
         for entry, value in layout.index_entries(sid, record):
             batch.put(entry, value)
         batch.put(layout.updated_key(sid, now), layout.u64(now))
-        layout.move_deadlines(batch, sid, (), record.deadlines)
+        if record.deadlines:
+            layout.move_deadlines(batch, sid, (), record.deadlines)
         self._kv.write(batch)
         if holders is not None:
             self._budgets.admitted(record, holders, 0, 0)
@@ -235,8 +236,9 @@ class SessionManager(EventLogCalls):
         if self._events.active:
             self._events.publish(record.id, 1, now, "session_created", dict(created), cause)
         # The journal entry is written (and the event has its own copy): the data is the
-        # observers' now.
-        await self._started(record.id, created, started)
+        # observers' now (with none, no coroutine is made for them).
+        if self._hooks.observed:
+            await self._started(record.id, created, started)
         return record.id
 
     async def _started(self, session_id: str, data: dict[str, Any], started: int) -> None:
