@@ -140,6 +140,9 @@ def split_metadata(
     name: str, metadata: Mapping[str, Any] | None
 ) -> tuple[str, str | None, tuple[str, ...], dict[str, Any]]:
     """``(mime_type, description, tags, custom)`` from a store call's metadata map."""
+    if metadata is None:
+        # What the checks below make of no metadata (most stores give none).
+        return validate.mime_type(_guess_mime(name)), None, (), {}
     given = validate.metadata(metadata)
     mime = given.get("mime_type")
     if mime is None:

@@ -170,3 +170,8 @@ async def test_a_new_name_writes_no_retired_tombstone_and_a_retired_one_goes(
         assert kv.get(retired) is None
     finally:
         del kv.write
+
+
+@pytest.mark.parametrize("name", ["a.json", "notes", "a.tar.gz"])
+def test_no_metadata_splits_as_an_empty_map_does(name: str) -> None:
+    assert artifact_layout.split_metadata(name, None) == artifact_layout.split_metadata(name, {})
