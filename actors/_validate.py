@@ -7,6 +7,7 @@ Wrong types raise ``InvalidArgumentError``; values of the right type out of boun
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import sys
@@ -45,6 +46,7 @@ _HEX = frozenset("0123456789abcdef")
 MAX_SESSION_KEY_BYTES = 256
 #: The namespace of the UUIDs that keyed sessions get (``session_id_for``).
 _KEY_NAMESPACE = uuid.UUID("5a7c4e1e-9d2b-5c3f-8a61-0b7e2f4d9c10")
+_KEY_NAMESPACE_BYTES = _KEY_NAMESPACE.bytes
 
 
 def session_id(value: object) -> tuple[str, bytes]:
@@ -88,8 +90,15 @@ def session_id_for(key: object) -> tuple[str, bytes]:
             if parsed.int == 0:
                 raise InvalidArgumentError("Invalid session ID: the nil UUID names no session")
             return str(parsed), parsed.bytes
-    derived = uuid.uuid5(_KEY_NAMESPACE, checked)
-    return str(derived), derived.bytes
+    # uuid.uuid5 by hand (RFC 4122: SHA-1 of namespace and name, version and variant bits
+    # set), without its UUID objects: 0.8 instead of 3 µs on every keyed call.
+    raw = bytearray(
+        hashlib.sha1(_KEY_NAMESPACE_BYTES + checked.encode(), usedforsecurity=False).digest()[:16]
+    )
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", bytes(raw)
 
 
 def new_session_id() -> tuple[str, bytes]:

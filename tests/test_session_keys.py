@@ -8,7 +8,10 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from satchel.actors import _layout as layout
+from satchel.actors import _validate
 
 from satchel import (
     InvalidArgumentError,
@@ -261,3 +264,22 @@ def test_an_archived_record_whose_key_names_another_id_is_refused() -> None:
     with pytest.raises(ValidationError):
         _archive_read._read_scope(attrs.evolve(record, app="a\x00b"))
     _archive_read._read_scope(attrs.evolve(record, id=session_id_for("t"), key="t", app="a"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(min_size=1, max_size=60).filter(lambda k: "\x00" not in k))
+def test_a_key_names_the_uuid5_it_always_did(key: str) -> None:
+    """The id derived from a key is uuid.uuid5 of the satchel key namespace, as before the
+    derivation was written out by hand (ids in existing stores must not move)."""
+    try:
+        derived = session_id_for(key)
+    except (InvalidArgumentError, ValidationError):
+        return
+    try:
+        as_uuid = uuid.UUID(key)
+    except ValueError:
+        as_uuid = None
+    if as_uuid is not None and len(key) == 36:
+        assert derived == str(as_uuid)
+    else:
+        assert derived == str(uuid.uuid5(_validate._KEY_NAMESPACE, key))
