@@ -212,22 +212,14 @@ class ArtifactManager:
             raise ValidationError(f"no readable file at {os.fspath(path)!r}") from None
         try:
             real = writes.opened_path(fd, path)
-            self._check_allowed(real, path, anywhere)
+            roots = None if anywhere else self.file_roots
+            writes.check_allowed(real, path, self.data_folder, roots)
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ValidationError(f"{os.fspath(path)!r} is not a regular file")
         except BaseException:
             os.close(fd)
             raise
         return real, os.fdopen(fd, "rb", buffering=0)
-
-    def _check_allowed(self, real: Path, path: str | os.PathLike[str], anywhere: bool) -> None:
-        if self.data_folder is not None and real.is_relative_to(self.data_folder):
-            raise AccessDeniedError(f"{os.fspath(path)!r} is inside the data folder")
-        if not anywhere and not any(real.is_relative_to(r) for r in self.file_roots):
-            raise AccessDeniedError(
-                f"{os.fspath(path)!r} is outside the folders files may be stored from "
-                f"({', '.join(map(str, self.file_roots)) or 'none'})"
-            )
 
     # -- reading --------------------------------------------------------------------------
 

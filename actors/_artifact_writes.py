@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +16,7 @@ from satchel.storage import Batch, KeyValueStore, StagedBlob, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from satchel._errors import (
+    AccessDeniedError,
     ArtifactNotFoundError,
     InvalidArgumentError,
     QuotaExceededError,
@@ -254,6 +255,23 @@ async def read_file(raw: BinaryIO, path: Path) -> AsyncIterator[bytes]:
         raise ValidationError(
             f"{str(path)!r} changed size while it was read ({expected} bytes at first, "
             f"{seen} read); nothing was stored"
+        )
+
+
+def check_allowed(
+    real: Path,
+    path: str | os.PathLike[str],
+    data_folder: Path | None,
+    roots: Sequence[Path] | None,
+) -> None:
+    """``AccessDeniedError`` unless the file really at ``real`` may be stored: never one in
+    the data folder, and (``roots`` given) only one under a root."""
+    if data_folder is not None and real.is_relative_to(data_folder):
+        raise AccessDeniedError(f"{os.fspath(path)!r} is inside the data folder")
+    if roots is not None and not any(real.is_relative_to(r) for r in roots):
+        raise AccessDeniedError(
+            f"{os.fspath(path)!r} is outside the folders files may be stored from "
+            f"({', '.join(map(str, roots)) or 'none'})"
         )
 
 
