@@ -277,8 +277,11 @@ class ArtifactManager:
         another session: those this caller may read)."""
         sid = self._session(session_id)
         name_bytes = validate.artifact_name(name)
+        sees_all = self._sees_all(sid)
+        if not sees_all:
+            self._refuse_stranger(sid)  # before "not found": a stranger learns no name
         # Versions all visible (the common case) are each read straight into their info.
-        infos = layout.version_infos(self._kv, sid, name_bytes) if self._sees_all(sid) else None
+        infos = layout.version_infos(self._kv, sid, name_bytes) if sees_all else None
         found = layout.versions(self._kv, sid, name_bytes) if infos is None else []
         await anyio.lowlevel.checkpoint()
         if not (infos or found):

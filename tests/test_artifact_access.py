@@ -49,6 +49,8 @@ async def test_without_a_grant_every_read_is_denied(rt: Runtime) -> None:
     with pytest.raises(AccessDeniedError):
         await stranger.get(owner, "missing")
     with pytest.raises(AccessDeniedError):
+        await stranger.versions(owner, "missing")
+    with pytest.raises(AccessDeniedError):
         await stranger.get("00000000-0000-4000-8000-000000000000", "doc")
     assert (await rt.artifacts.as_session(owner).get(None, "doc")).content == b"v2"
     assert (await rt.artifacts.get(owner, "doc")).content == b"v2"
