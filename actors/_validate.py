@@ -254,6 +254,8 @@ def _walk(value: Any, depth: int) -> None:
         if not math.isfinite(value):
             raise _Unfit(ValidationError, f"{value} is not a finite number")
         return
+    if depth >= MAX_DEPTH:  # as before the walk took containers first: depth is judged first
+        raise _Unfit(ValidationError, f"nested more than {MAX_DEPTH} levels deep")
     raise _Unfit(InvalidArgumentError, f"{kind.__name__} is not a JSON-like value")
 
 

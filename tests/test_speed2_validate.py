@@ -58,3 +58,13 @@ def test_subclasses_of_plain_types_are_still_refused() -> None:
         validate.json_like("v", {"a": Text("x")})
     with pytest.raises(InvalidArgumentError, match="Map is not a JSON-like value"):
         validate.json_like("v", [Map()])
+
+
+def test_a_value_that_is_no_json_at_the_depth_limit_is_refused_for_its_depth() -> None:
+    """A value that is not JSON-like, 64 levels deep, is refused for its depth first, as
+    before the walk took containers first (ValidationError, not InvalidArgumentError)."""
+    value: object = {1, 2}
+    for _ in range(64):
+        value = [value]
+    with pytest.raises(ValidationError, match="levels deep"):
+        validate.json_like("v", value)
