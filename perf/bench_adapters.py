@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
+import peer_systems as peers
 import peer_work as work
 from bench_peers import SYNC_NAMES, durability_of, pragmas, us
 from interleave import interleaved
@@ -120,11 +121,6 @@ def appender(service: Any, ops: int) -> Call:
         await service.append_event(session, event)
 
     return append
-
-
-def json_like(seed: int, size: int = 1 << 20) -> bytes:
-    """``size`` bytes of JSON records, different for each seed."""
-    return work.json_like(seed, size)
 
 
 # -- openers for the interleaved rounds (perf/interleave.py) ---------------------------------
@@ -241,62 +237,6 @@ def adk_append(kind: str, ops: int, durability: str = "process") -> Callable[[],
     return opened
 
 
-_WHERE = {"app_name": "bench", "user_id": "u", "session_id": "s"}
-
-
-def _part(data: bytes) -> Any:
-    from google.genai import types
-
-    return types.Part.from_bytes(data=data, mime_type="application/json")
-
-
-@asynccontextmanager
-async def _artifact_service(kind: str) -> AsyncIterator[Any]:
-    async with work.folder() as where:
-        if kind == "satchel":
-            from satchel.integrations.adk import SatchelArtifactService
-
-            async with open_runtime(where / "data", durability="process") as rt:
-                yield SatchelArtifactService(rt)
-        else:
-            from google.adk.artifacts import FileArtifactService
-
-            yield FileArtifactService(where / "files")
-
-
-def adk_save(kind: str) -> Callable[[], Any]:
-    """Save of new 1 MiB JSON-like content (made before the clock runs)."""
-
-    @asynccontextmanager
-    async def opened() -> AsyncIterator[Call]:
-        async with _artifact_service(kind) as service:
-
-            async def save(i: int, data: bytes) -> None:
-                await service.save_artifact(filename=f"r{i}.json", artifact=_part(data), **_WHERE)
-
-            yield work.prepared_op(work.json_like, 1 << 20, save)
-
-    return opened
-
-
-def adk_load(kind: str, names: int = 10) -> Callable[[], Any]:
-    """Load of 1 MiB JSON-like content saved before."""
-
-    @asynccontextmanager
-    async def opened() -> AsyncIterator[Call]:
-        async with _artifact_service(kind) as service:
-            for n in range(names):
-                part = _part(json_like(n))
-                await service.save_artifact(filename=f"r{n}.json", artifact=part, **_WHERE)
-
-            async def load(i: int) -> None:
-                assert await service.load_artifact(filename=f"r{i % names}.json", **_WHERE)
-
-            yield load
-
-    return opened
-
-
 #: The pragmas each SQLite peer ran with: "lg", "oa", "adk" -> (journal_mode, synchronous).
 FOUND: dict[str, tuple[str, int]] = {}
 
@@ -353,10 +293,16 @@ def adapter_lines(ops: int, repeats: int) -> list[str]:
         )
     )  # fmt: skip
     ours_save, files_save = run(
-        interleaved([adk_save("satchel"), adk_save("files")], artifact_ops, repeats)
+        interleaved(
+            [peers.adk_save(k, work.json_like, 1 << 20) for k in ("satchel", "files")],
+            artifact_ops,
+            repeats,
+        )
     )
     ours_load, files_load = run(
-        interleaved([adk_load("satchel"), adk_load("files")], artifact_ops, repeats)
+        interleaved(
+            [peers.adk_load(k, 1 << 20) for k in ("satchel", "files")], artifact_ops, repeats
+        )
     )
     lg_found, oa_found, adk_found = FOUND["lg"], FOUND["oa"], FOUND["adk"]
     assert {durability_of(f[1]) for f in FOUND.values()} == {d}, FOUND

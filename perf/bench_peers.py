@@ -35,9 +35,7 @@ import argparse
 import asyncio
 import os
 import sqlite3
-import statistics
 import sys
-import tempfile
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -60,16 +58,6 @@ CONCURRENT = 100
 
 
 # -- helpers shared with bench_adapters.py ----------------------------------------------------
-
-
-def fresh() -> Path:
-    """A new temporary folder."""
-    return Path(tempfile.mkdtemp(prefix="satchel-peers-"))
-
-
-def median_per_op(rounds: list[tuple[float, int]]) -> float:
-    """The median of each round's time per operation."""
-    return statistics.median(seconds / count for seconds, count in rounds)
 
 
 def pragmas(conn: sqlite3.Connection) -> tuple[str, int]:
@@ -124,8 +112,8 @@ def workloads(ops: int) -> list[Workload]:
             n,
             [
                 *satchel_pair(lambda d: work.satchel_save(d, content, size)),
-                Contender(FILES, "process", peers.adk_save(True, content, size)),
-                Contender(ADK_MEM, "memory", peers.adk_save(False, content, size), True),
+                Contender(FILES, "process", peers.adk_save("files", content, size)),
+                Contender(ADK_MEM, "memory", peers.adk_save("memory", content, size), True),
             ],
             {"file write": floors.file_write(size, sync=False),
              "file write + fsync": floors.file_write(size, sync=True)},
@@ -137,8 +125,8 @@ def workloads(ops: int) -> list[Workload]:
             n,
             [
                 Contender("satchel", "process", work.satchel_load(size)),
-                Contender(FILES, "process", peers.adk_load(True, size)),
-                Contender(ADK_MEM, "memory", peers.adk_load(False, size), True),
+                Contender(FILES, "process", peers.adk_load("files", size)),
+                Contender(ADK_MEM, "memory", peers.adk_load("memory", size), True),
             ],
             {"file read": floors.file_read(size)},
         )  # fmt: skip
@@ -189,8 +177,8 @@ def workloads(ops: int) -> list[Workload]:
             ops,
             [
                 Contender("satchel", "process", work.satchel_versions()),
-                Contender("ADK FileArtifactService", "process", peers.adk_versions(True)),
-                Contender("ADK InMemoryArtifactService", "memory", peers.adk_versions(False), True),
+                Contender(FILES, "process", peers.adk_versions("files")),
+                Contender(ADK_MEM, "memory", peers.adk_versions("memory"), True),
             ],
         ),
     ]  # fmt: skip

@@ -26,6 +26,8 @@ from peer_work import (
     small_value,
 )
 
+from satchel import open_runtime
+
 #: The pragmas each SQLite peer ran with, filled as they close: system -> (journal, sync).
 PRAGMAS: dict[str, tuple[str, int]] = {}
 
@@ -219,14 +221,22 @@ def adk_recent(durable: bool) -> Opener:
 
 
 @asynccontextmanager
-async def _adk_artifacts(durable: bool) -> AsyncIterator[Any]:
+async def adk_artifacts(kind: str) -> AsyncIterator[Any]:
+    """An ADK artifact service: ``"files"`` (FileArtifactService), ``"memory"``
+    (InMemoryArtifactService) or ``"satchel"`` (SatchelArtifactService at ``process``)."""
     from google.adk.artifacts import FileArtifactService, InMemoryArtifactService
 
-    if not durable:
+    if kind == "memory":
         yield InMemoryArtifactService()
         return
     async with folder() as where:
-        yield FileArtifactService(where / "artifacts")
+        if kind == "files":
+            yield FileArtifactService(where / "artifacts")
+            return
+        from satchel.integrations.adk import SatchelArtifactService
+
+        async with open_runtime(where / "data", durability="process") as rt:
+            yield SatchelArtifactService(rt)
 
 
 _WHERE = {"app_name": APP, "user_id": USER, "session_id": SESSION}
@@ -238,10 +248,10 @@ def _part(data: bytes) -> Any:
     return types.Part.from_bytes(data=data, mime_type="application/json")
 
 
-def adk_save(durable: bool, content: Content, size: int) -> Opener:
+def adk_save(kind: str, content: Content, size: int) -> Opener:
     @asynccontextmanager
     async def opened() -> AsyncIterator[Op]:
-        async with _adk_artifacts(durable) as service:
+        async with adk_artifacts(kind) as service:
 
             async def save(i: int, data: bytes) -> None:
                 await service.save_artifact(
@@ -253,27 +263,27 @@ def adk_save(durable: bool, content: Content, size: int) -> Opener:
     return opened
 
 
-def adk_load(durable: bool, size: int, names: int = 10) -> Opener:
+def adk_load(kind: str, size: int, names: int = 10) -> Opener:
     @asynccontextmanager
     async def opened() -> AsyncIterator[Op]:
-        async with _adk_artifacts(durable) as service:
+        async with adk_artifacts(kind) as service:
             for n in range(names):
                 await service.save_artifact(
                     filename=f"report-{n}.json", artifact=_part(json_like(n, size)), **_WHERE
                 )
 
             async def op(i: int) -> None:
-                await service.load_artifact(filename=f"report-{i % names}.json", **_WHERE)
+                assert await service.load_artifact(filename=f"report-{i % names}.json", **_WHERE)
 
             yield op
 
     return opened
 
 
-def adk_versions(durable: bool, versions: int = 10) -> Opener:
+def adk_versions(kind: str, versions: int = 10) -> Opener:
     @asynccontextmanager
     async def opened() -> AsyncIterator[Op]:
-        async with _adk_artifacts(durable) as service:
+        async with adk_artifacts(kind) as service:
             for v in range(versions):
                 await service.save_artifact(
                     filename="report.json", artifact=_part(json_like(v, 1024)), **_WHERE
