@@ -430,10 +430,10 @@ class BlobStore:
         return b"".join(chunks)
 
     async def _read_verified(self, digest: bytes, meta: BlobMeta) -> bytes:
-        pieces = [self._read_verified_chunk(digest, meta, 0)]
+        pieces = [self._read_chunk(digest, meta, 0)]
         for index in range(1, meta.chunk_count):
             await anyio.lowlevel.checkpoint()
-            pieces.append(self._read_verified_chunk(digest, meta, index))
+            pieces.append(self._read_chunk(digest, meta, index))
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
@@ -445,7 +445,7 @@ class BlobStore:
         if meta.stored_digests:
             for index in range(meta.chunk_count):
                 await anyio.lowlevel.checkpoint()
-                yield self._read_verified_chunk(digest, meta, index)
+                yield self._read_chunk(digest, meta, index)
             return
         hasher = new_hasher(meta.size)
         for index in range(meta.chunk_count):
@@ -462,26 +462,20 @@ class BlobStore:
         if hasher.digest() != digest:
             raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
 
-    def _read_verified_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
-        """Chunk ``index`` of a blob whose record holds its stored digests, its stored bytes
-        checked against their digest before they are decoded."""
-        stored = self.kv.get(chunk_key(meta.data_id, index), BLOBS)
-        if stored is None:
-            raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
-        expected = meta.stored_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
-        if digest_of(stored) != expected:
-            what = (
-                f"chunk {index} is corrupt"
-                if meta.chunk_count > 1
-                else "content does not match its hash"
-            )
-            raise IntegrityError(f"blob {digest.hex()}: {what}")
-        size = min(meta.chunk_size, meta.size - index * meta.chunk_size)
-        return decode_chunk(stored, has_bit(meta.lz4_map, index), size, digest.hex())
-
     def _read_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
+        """Chunk ``index`` decoded; in a record that keeps stored digests, its stored bytes
+        are checked against theirs before they are decoded."""
         stored = self.kv.get(chunk_key(meta.data_id, index), BLOBS)
         if stored is None:
             raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
+        if meta.stored_digests:
+            expected = meta.stored_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
+            if digest_of(stored) != expected:
+                what = (
+                    f"chunk {index} is corrupt"
+                    if meta.chunk_count > 1
+                    else "content does not match its hash"
+                )
+                raise IntegrityError(f"blob {digest.hex()}: {what}")
         size = min(meta.chunk_size, meta.size - index * meta.chunk_size)
         return decode_chunk(stored, has_bit(meta.lz4_map, index), size, digest.hex())
