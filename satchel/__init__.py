@@ -15,6 +15,7 @@ from ._errors import IntegrityError as IntegrityError
 from ._errors import InvalidArgumentError as InvalidArgumentError
 from ._errors import InvalidStateTransitionError as InvalidStateTransitionError
 from ._errors import MailboxFullError as MailboxFullError
+from ._errors import ObjectNotFoundError as ObjectNotFoundError
 from ._errors import QuotaExceededError as QuotaExceededError
 from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RecordVersionError as RecordVersionError
@@ -29,8 +30,10 @@ from ._errors import SessionNotActiveError as SessionNotActiveError
 from ._errors import SessionNotFoundError as SessionNotFoundError
 from ._errors import StoreClosedError as StoreClosedError
 from ._errors import StoreLockedError as StoreLockedError
+from ._errors import StoreUnavailableError as StoreUnavailableError
 from ._errors import StoreWriteFailedError as StoreWriteFailedError
 from ._errors import ValidationError as ValidationError
+from ._errors import WriteConflictError as WriteConflictError
 from ._runtime import Runtime as Runtime
 from ._runtime import open_runtime as open_runtime
 from ._serve import serve as serve

@@ -73,6 +73,29 @@ class StoreWriteFailedError(SatchelError, OSError):
     kind = "StoreWriteFailed"
 
 
+class WriteConflictError(SatchelError, RuntimeError):
+    """A conditional write found its record changed since it was read (another writer got
+    there first); nothing of its transaction was written. Read again and retry."""
+
+    kind = "WriteConflict"
+
+
+class StoreUnavailableError(SatchelError, ConnectionError):
+    """The storage server could not be reached, or the connection broke during the call;
+    a write that fails with it may or may not have been committed."""
+
+    kind = "StoreUnavailable"
+
+
+class ObjectNotFoundError(SatchelError, KeyError):
+    """No object is stored under that key in the object store."""
+
+    kind = "ObjectNotFound"
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
 class MailboxFullError(SatchelError):
     """``try_tell`` found the actor's mailbox at capacity; ``tell`` would have waited."""
 

@@ -59,6 +59,9 @@ STATUS: dict[type[errors.SatchelError], int] = {
     errors.RuntimeClosedError: 503,
     errors.StoreLockedError: 503,
     errors.StoreWriteFailedError: 503,
+    errors.StoreUnavailableError: 503,
+    errors.WriteConflictError: 409,
+    errors.ObjectNotFoundError: 404,
     errors.IntegrityError: 500,
 }
 

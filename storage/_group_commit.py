@@ -22,9 +22,10 @@ from typing import Literal, final
 import attrs
 from satchel.runtime import Native, Parker, current_native
 
-from satchel._errors import StoreWriteFailedError, ValidationError
+from satchel._errors import StoreWriteFailedError, ValidationError, WriteConflictError
 
 from ._kv import Batch, KeyValueStore
+from ._overlay import Conditions, Overlay
 
 Durability = Literal["process", "machine"]
 DURABILITIES: tuple[Durability, ...] = ("process", "machine")
@@ -55,10 +56,11 @@ class GroupCommitStatistics:
 
 @final
 class _Waiter:
-    __slots__ = ("batch", "error", "parker")
+    __slots__ = ("batch", "conditions", "error", "parker")
 
-    def __init__(self, batch: Batch) -> None:
+    def __init__(self, batch: Batch, conditions: Conditions | None) -> None:
         self.batch = batch
+        self.conditions = conditions
         self.parker: Parker | None = None  # set while it waits for a leader
         self.error: BaseException | None = None
 
@@ -82,15 +84,18 @@ class GroupCommit:
         self._largest = 0
         self._failed = 0
 
-    async def write(self, batch: Batch) -> None:
+    async def write(self, batch: Batch, conditions: Conditions | None = None) -> None:
         """Return once ``batch`` is written and synced (with the group it joined); raise
         ``StoreWriteFailedError`` if that group failed, in which case none of it was written.
+        ``conditions`` are checked when the group is written, against the store as the
+        batches ahead in the group leave it: ``WriteConflictError`` if one fails (the
+        batch is left out of the group).
 
         Not cancellable: a batch handed over is written (or failed) with its group, so the
         turn that wrote it is never cut between its change and its reply. The wait is at
         most one group.
         """
-        waiter = _Waiter(batch)
+        waiter = _Waiter(batch, conditions)
         self._waiting.append(waiter)
         loop = current_native()
         if self._leading:
@@ -100,6 +105,8 @@ class GroupCommit:
             await self._lead(loop)
         if waiter.error is not None:
             failure = waiter.error
+            if isinstance(failure, WriteConflictError):
+                raise failure
             raise StoreWriteFailedError(f"the synced write failed: {failure!r}") from failure
 
     async def _lead(self, loop: Native) -> None:
@@ -149,16 +156,33 @@ class GroupCommit:
         del self._waiting[: len(group)]
         return group
 
+    def _checked(self, group: list[_Waiter]) -> list[_Waiter]:
+        """The writers of ``group`` whose conditions hold; the others fail with the conflict."""
+        overlay = Overlay(self._kv)
+        passed: list[_Waiter] = []
+        for waiter in group:
+            try:
+                overlay.apply(waiter.batch, waiter.conditions)
+            except WriteConflictError as conflict:
+                waiter.error = conflict
+                self._release([waiter], conflict)
+            else:
+                passed.append(waiter)
+        return passed
+
     def _flush(self, group: list[_Waiter]) -> None:
-        if len(group) == 1:
-            merged = group[0].batch  # written as it is: a write does not change its batch
-        else:
-            merged = Batch()
-            for waiter in group:
-                merged.extend(waiter.batch)
         failure: BaseException | None = None
         try:
-            self._kv.write(merged, sync=True)
+            if any(waiter.conditions for waiter in group):
+                group = self._checked(group)  # reads: a failure fails the whole group
+            if len(group) == 1:
+                merged = group[0].batch  # written as it is: a write does not change it
+            else:
+                merged = Batch()
+                for waiter in group:
+                    merged.extend(waiter.batch)
+            if group:
+                self._kv.write(merged, sync=True)
         except BaseException as error:
             failure = error
             self._failed += 1

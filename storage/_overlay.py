@@ -1,0 +1,78 @@
+"""What the records would read after batches not yet written: for conditions checked at commit.
+
+A transaction's conditions are checked against the committed state as its own earlier
+operations (and, in a group commit, the batches ahead of it in the group) leave it. An
+``Overlay`` holds those pending operations over a key-value store's reads.
+"""
+
+from __future__ import annotations
+
+from typing import final
+
+from satchel._errors import WriteConflictError
+
+from ._kv import INDEX, Batch, KeyValueStore, Space
+from ._ports import ABSENT, Condition
+
+#: (op index, condition): the condition holds before the batch's op at that index.
+Conditions = list[tuple[int, Condition]]
+
+
+@final
+class Overlay:
+    """The index space of ``kv`` as the batches applied to this overlay would leave it."""
+
+    __slots__ = ("_kv", "_points", "_ranges")
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self._kv = kv
+        self._points: dict[bytes, bytes | None] = {}
+        self._ranges: list[tuple[bytes, bytes]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value ``key`` would have."""
+        if key in self._points:
+            return self._points[key]
+        for lower, upper in self._ranges:
+            if lower <= key < upper:
+                return None
+        return self._kv.get(key)
+
+    def _apply(self, op: str, space: Space, key: bytes, value: bytes | None) -> None:
+        if space is not INDEX:
+            return
+        if op == "delete_range":
+            assert value is not None
+            self._points = {k: v for k, v in self._points.items() if not key <= k < value}
+            self._ranges.append((key, value))
+        else:
+            self._points[key] = value  # a put's value, or None for a delete
+
+    def apply(self, batch: Batch, conditions: Conditions | None = None) -> None:
+        """Check ``conditions`` as ``batch`` goes (``WriteConflictError`` if one fails, and
+        then nothing of ``batch`` stays applied), then keep its operations."""
+        if not conditions:
+            for op in batch.ops:
+                self._apply(*op)
+            return
+        saved_points, saved_ranges = dict(self._points), list(self._ranges)
+        pending = iter(conditions)
+        next_check = next(pending, None)
+        try:
+            for index, op in enumerate(batch.ops):
+                while next_check is not None and next_check[0] == index:
+                    _require(next_check[1], op[2], self.get(op[2]))
+                    next_check = next(pending, None)
+                self._apply(*op)
+        except WriteConflictError:
+            self._points, self._ranges = saved_points, saved_ranges
+            raise
+
+
+def _require(condition: Condition, key: bytes, current: bytes | None) -> None:
+    if condition is ABSENT:
+        if current is not None:
+            raise WriteConflictError(f"record {key!r} exists; the write expected none")
+    elif current != condition.value:  # type: ignore[union-attr]
+        state = "is missing" if current is None else "changed"
+        raise WriteConflictError(f"record {key!r} {state} since it was read")

@@ -1,0 +1,136 @@
+"""The two ports a storage backend implements: records and objects.
+
+**Records** (``RecordStore``) are small values under bytewise-sorted ``bytes`` keys: the
+index of sessions, journals, versions and references. Writes go through a ``Transaction``:
+its reads see what is committed, its puts and deletes are buffered, and ``commit`` applies
+them all at once or none of them. A put or delete may carry a condition — the key holds an
+``Equals`` value, or is ``ABSENT`` — checked at commit against the state the transaction's
+earlier operations leave; if one fails, ``WriteConflictError`` is raised and nothing of the
+transaction is written. Reads take no locks (the isolation is optimistic): a write that
+depends on what was read carries a condition on it, so two writers never both win a
+read-modify-write. A record whose history matters (a counter, a next version) is its own
+version: the condition names its old value.
+
+**Objects** (``ObjectStore``) are immutable byte strings under ``str`` keys: blob chunks. A put
+is idempotent (satchel names objects by content or by a fresh upload id, so a second put of a
+key writes the same bytes); a record naming an object is committed only after the object's
+put returned; objects are deleted by a sweep, never while a record may name them.
+
+A local backend (memory, RocksDB) answers without suspending where no I/O waits: a read is a
+coroutine that completes at its first step, and so is a commit in ``process`` durability. A
+networked backend (PostgreSQL, S3) suspends for its round trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, TypeAlias, final
+
+import attrs
+
+
+@final
+class _Absent:
+    """The condition that a key holds no value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+#: The condition that a key holds no value.
+ABSENT = _Absent()
+
+
+@attrs.frozen
+class Equals:
+    """The condition that a key holds exactly ``value``."""
+
+    value: bytes
+
+
+#: What a conditional put or delete expects of its key.
+Condition: TypeAlias = _Absent | Equals
+
+
+class RecordReads(Protocol):
+    """Reads of committed records."""
+
+    async def get(self, key: bytes) -> bytes | None:
+        """The value of ``key``, or ``None``."""
+        ...
+
+    async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The values of ``keys`` in order, ``None`` for each missing key."""
+        ...
+
+    async def scan(
+        self, lower: bytes, upper: bytes, *, reverse: bool = False, limit: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Pairs with ``lower <= key < upper`` in key order (descending if ``reverse``), at
+        most ``limit`` of them."""
+        ...
+
+
+class Transaction(RecordReads, Protocol):
+    """Reads, then one atomic commit of buffered puts and deletes (see the module docstring)."""
+
+    def put(self, key: bytes, value: bytes, *, expect: Condition | None = None) -> None:
+        """Set ``key`` to ``value`` at commit (if ``expect`` holds then)."""
+        ...
+
+    def delete(self, key: bytes, *, expect: Condition | None = None) -> None:
+        """Remove ``key`` at commit, if present (and if ``expect`` holds then)."""
+        ...
+
+    def delete_range(self, lower: bytes, upper: bytes) -> None:
+        """Remove every key ``k`` with ``lower <= k < upper`` at commit."""
+        ...
+
+    async def commit(self) -> None:
+        """Apply every buffered operation at once, durably as the store is configured;
+        ``WriteConflictError`` if a condition failed (nothing applied). A transaction
+        commits once; it may not be used after."""
+        ...
+
+
+class RecordStore(RecordReads, Protocol):
+    """Records under sorted ``bytes`` keys, written by transactions."""
+
+    def transaction(self) -> Transaction:
+        """A new transaction (nothing is read or locked until it is used)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the backend; later calls raise ``StoreClosedError``."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """Immutable objects under ``str`` keys (see the module docstring)."""
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (replacing what a put of the same key left)."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The object's bytes; ``ObjectNotFoundError`` if there is none."""
+        ...
+
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        """At most ``length`` bytes of the object from offset ``start`` (fewer at its end);
+        ``ObjectNotFoundError`` if there is none."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
+        ...
+
+    def list(self, prefix: str = "") -> AsyncIterator[str]:
+        """The keys that start with ``prefix``, in ascending order."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the backend."""
+        ...

@@ -1,0 +1,90 @@
+"""Record and object stores of every backend, for the port contract suites.
+
+PostgreSQL and S3 come from servers named by ``SATCHEL_TEST_POSTGRES`` (a ``postgresql://``
+URL) and ``SATCHEL_TEST_S3`` (an ``s3://bucket?endpoint=…`` URL); ``.ci/servers start``
+starts both on loopback and prints these. Without them, those backends are skipped, unless
+``SATCHEL_TEST_SERVERS=required`` (``.ci/run`` sets it), which fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from satchel.storage import (
+    GroupCommit,
+    LocalObjects,
+    LocalRecords,
+    MemoryStore,
+    ObjectStore,
+    PostgresRecords,
+    RecordStore,
+    RocksStore,
+    S3Objects,
+)
+
+RECORD_BACKENDS = ["memory", "rocksdb", "rocksdb-machine", "postgresql"]
+OBJECT_BACKENDS = ["memory", "rocksdb", "rocksdb-files", "s3"]
+
+
+def server_url(variable: str) -> str:
+    """The URL of a test server, skipping (or failing, when servers are required) without."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    message = f"{variable} is not set (start the servers with `.ci/servers start`)"
+    if os.environ.get("SATCHEL_TEST_SERVERS") == "required":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@asynccontextmanager
+async def open_records(backend: str, folder: Path) -> AsyncIterator[RecordStore]:
+    """A fresh, empty record store of ``backend``."""
+    if backend == "postgresql":
+        url = server_url("SATCHEL_TEST_POSTGRES")
+        records = await PostgresRecords.open(url, table=f"t_{uuid.uuid4().hex[:16]}")
+        try:
+            yield records
+        finally:
+            await records.drop()
+            await records.aclose()
+        return
+    kv = MemoryStore() if backend == "memory" else RocksStore(folder / "db")
+    group = GroupCommit(kv) if backend == "rocksdb-machine" else None
+    local = LocalRecords(kv, group)
+    try:
+        yield local
+    finally:
+        await local.aclose()
+
+
+@asynccontextmanager
+async def open_objects(backend: str, folder: Path) -> AsyncIterator[ObjectStore]:
+    """A fresh, empty object store of ``backend``."""
+    if backend == "s3":
+        base = server_url("SATCHEL_TEST_S3")
+        bucket, _, query = base.partition("?")
+        objects: ObjectStore = await S3Objects.open(
+            f"{bucket.rstrip('/')}/{uuid.uuid4().hex}?{query}"
+        )
+        try:
+            yield objects
+        finally:
+            async for key in objects.list():
+                await objects.delete(key)
+            await objects.aclose()
+        return
+    if backend == "memory":
+        kv: MemoryStore | RocksStore = MemoryStore()
+    else:
+        every_value_a_file = 1 if backend == "rocksdb-files" else 64 * 1024
+        kv = RocksStore(folder / "db", file_values_from=every_value_a_file)
+    try:
+        yield LocalObjects(kv)
+    finally:
+        kv.close()
