@@ -14,10 +14,9 @@ import struct
 from collections.abc import Iterator
 
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import Batch, KeyValueStore, scan_prefix
 from satchel.storage import _keys as keys
-
-from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _artifact_index as index
 from . import _artifact_layout as layout

@@ -31,8 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
-
-from satchel._errors import InvalidArgumentError, ValidationError
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 from . import _validate as validate
 

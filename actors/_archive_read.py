@@ -23,15 +23,14 @@ import anyio.lowlevel
 import attrs
 import blake3
 import msgpack
-from satchel.storage import Batch, BlobWriter, StagedBlob, Store, scan_prefix
-from satchel.storage import _keys as keys
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     IntegrityError,
     InvalidArgumentError,
     SessionExistsError,
     ValidationError,
 )
+from satchel.storage import Batch, BlobWriter, StagedBlob, Store, scan_prefix
+from satchel.storage import _keys as keys
 
 from . import _archive_format as fmt
 from . import _artifact_index as index

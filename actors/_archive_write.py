@@ -24,9 +24,7 @@ import anyio.lowlevel
 import attrs
 import blake3
 import msgpack
-from satchel.storage import BlobRef, KeyValueStore, Store, prefix_upper_bound, scan_prefix
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     AccessDeniedError,
     ArtifactNotFoundError,
     BlobNotFoundError,
@@ -34,6 +32,8 @@ from satchel._errors import (
     InvalidArgumentError,
     SessionNotFoundError,
 )
+from satchel.storage import BlobRef, KeyValueStore, Store, prefix_upper_bound, scan_prefix
+
 from satchel._version import __version__
 
 from . import _archive_format as fmt

@@ -8,10 +8,9 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+from satchel.runtime._errors import ValidationError
 from satchel.storage import KeyValueStore, prefix_upper_bound, scan_prefix
 from satchel.storage import _keys as keys
-
-from satchel._errors import ValidationError
 
 from . import _validate as validate
 from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord, record_fields

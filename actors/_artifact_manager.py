@@ -19,9 +19,7 @@ from typing import Any, BinaryIO, final
 import anyio
 import anyio.lowlevel
 from satchel.runtime import ActorRef, Supervisor
-from satchel.storage import BlobStore, KeyValueStore
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     AccessDeniedError,
     ArtifactNotFoundError,
     BlobNotFoundError,
@@ -30,6 +28,7 @@ from satchel._errors import (
     SessionNotFoundError,
     ValidationError,
 )
+from satchel.storage import BlobStore, KeyValueStore
 
 from . import _access as access
 from . import _artifact_layout as layout

@@ -18,10 +18,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import KeyValueStore, prefix_upper_bound
 from satchel.storage import _keys as keys
-
-from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _artifact_index as index
 from . import _artifact_layout as layout

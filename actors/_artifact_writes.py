@@ -12,10 +12,7 @@ from typing import Any, BinaryIO
 import anyio
 import attrs
 from satchel.runtime import ActorRef
-from satchel.storage import Batch, KeyValueStore, StagedBlob, prefix_upper_bound
-from satchel.storage import _keys as keys
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     AccessDeniedError,
     ArtifactNotFoundError,
     InvalidArgumentError,
@@ -23,6 +20,8 @@ from satchel._errors import (
     SatchelError,
     ValidationError,
 )
+from satchel.storage import Batch, KeyValueStore, StagedBlob, prefix_upper_bound
+from satchel.storage import _keys as keys
 
 from . import _access as access
 from . import _artifact_index as index

@@ -14,10 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import Batch, KeyValueStore, RecordCodec, scan_prefix
 from satchel.storage import _keys as keys
-
-from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _validate as validate
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import anyio
 import attrs
-from satchel.storage import Batch, KeyValueStore, prefix_upper_bound
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     QuotaExceededError,
     RateLimitedError,
     SessionNotActiveError,
     SessionNotFoundError,
 )
+from satchel.storage import Batch, KeyValueStore, prefix_upper_bound
 
 from . import _layout as layout
 from ._model import SessionConfig, SessionStatus

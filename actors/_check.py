@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
+from satchel.runtime._errors import SatchelError
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
 from satchel.storage import _keys as keys
-
-from satchel._errors import SatchelError
 
 from . import _access as access
 from . import _artifact_index as index

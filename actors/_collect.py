@@ -20,14 +20,13 @@ from typing import Any, final
 import attrs
 import blake3
 from satchel.runtime import Actor, ActorSpec, Supervisor
-from satchel.storage import KeyValueStore
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionNotActiveError,
     SessionNotFoundError,
     ValidationError,
 )
+from satchel.storage import KeyValueStore
 
 from . import _validate as validate
 from ._artifact_manager import ArtifactManager

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
-
-from satchel._errors import ActorNotFoundError, InvalidArgumentError
+from satchel.runtime._errors import ActorNotFoundError, InvalidArgumentError
 
 from . import _validate as validate
 from ._session import SESSION_KIND

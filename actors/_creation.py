@@ -8,14 +8,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
-from satchel.storage import KeyValueStore
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionExistsError,
     SessionNotFoundError,
     ValidationError,
 )
+from satchel.storage import KeyValueStore
 
 from . import _layout as layout
 from . import _validate as validate

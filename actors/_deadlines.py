@@ -17,10 +17,9 @@ from typing import Any, final
 import anyio
 import anyio.lowlevel
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
+from satchel.runtime._errors import SatchelError
 from satchel.storage import KeyValueStore
 from satchel.storage import _keys as keys
-
-from satchel._errors import SatchelError
 
 from . import _layout as layout
 from ._messages import DeadlineAdded, DeadlineDue

@@ -16,10 +16,13 @@ from typing import Any, NamedTuple
 
 import attrs
 import msgpack
+from satchel.runtime._errors import (
+    InvalidArgumentError,
+    InvalidStateTransitionError,
+    ValidationError,
+)
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound
 from satchel.storage import _keys as keys
-
-from satchel._errors import InvalidArgumentError, InvalidStateTransitionError, ValidationError
 
 from . import _layout as layout
 from . import _validate as validate

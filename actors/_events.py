@@ -21,9 +21,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import KeyValueStore
-
-from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _layout as layout
 from . import _validate as validate

@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
 from satchel.storage import Batch, BlobStore, KeyValueStore, scan_prefix
 from satchel.storage import _keys as keys
-
-from satchel._errors import InvalidArgumentError, SessionNotFoundError
 
 from . import _layout as layout
 from . import _replay as replays

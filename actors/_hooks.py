@@ -28,8 +28,7 @@ from typing import Any, NamedTuple
 
 import anyio
 import attrs
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     HookCancelledError,
     InvalidArgumentError,
     SatchelError,

@@ -7,10 +7,9 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+from satchel.runtime._errors import ValidationError
 from satchel.storage import Batch, KeyValueStore
 from satchel.storage._keys import HOST_STATE
-
-from satchel._errors import ValidationError
 
 from . import _validate as validate
 from ._layout import decode_value, encode_value

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from satchel.runtime import ActorSpec, Supervisor
+from satchel.runtime._errors import InvalidArgumentError
 from satchel.storage import GroupCommit, Store
-
-from satchel._errors import InvalidArgumentError
 
 from . import _validate as validate
 from ._audit import DEFAULT_MAX_ENTRIES, AuditLog

@@ -17,11 +17,10 @@ from typing import Any, NamedTuple
 
 import attrs
 import msgpack
+from satchel.runtime._errors import IntegrityError
 from satchel.storage import Batch, RecordCodec, prefix_upper_bound
 from satchel.storage import _keys as keys
 from satchel.storage._codec import converter
-
-from satchel._errors import IntegrityError
 
 from ._model import SessionConfig, SessionStatus
 

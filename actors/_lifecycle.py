@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from satchel._errors import InvalidStateTransitionError
+from satchel.runtime._errors import InvalidStateTransitionError
 
 from . import _layout as layout
 from ._model import SessionStatus

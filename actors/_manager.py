@@ -18,14 +18,13 @@ import anyio
 import anyio.lowlevel
 import attrs
 from satchel.runtime import ActorRef, Supervisor
-from satchel.storage import Batch, BlobStore, KeyValueStore, prefix_upper_bound, scan_prefix
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionHasChildrenError,
     SessionNotFoundError,
     ValidationError,
 )
+from satchel.storage import Batch, BlobStore, KeyValueStore, prefix_upper_bound, scan_prefix
 
 from . import _creation as creation
 from . import _layout as layout

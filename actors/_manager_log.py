@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.lowlevel
 from satchel.runtime import ActorRef
+from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
 from satchel.storage import KeyValueStore, scan_prefix
-
-from satchel._errors import InvalidArgumentError, SessionNotFoundError
 
 from . import _event_log as log
 from . import _layout as layout

@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-
-from satchel._errors import InvalidArgumentError, ValidationError
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 
 class SessionStatus(enum.StrEnum):

@@ -18,9 +18,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import KeyValueStore, prefix_upper_bound
-
-from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _indexscan as indexscan
 from . import _layout as layout

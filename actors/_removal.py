@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
 from satchel.storage import _keys as keys
-
-from satchel._errors import SessionHasChildrenError
 
 from . import _access as access
 from . import _artifact_index as index

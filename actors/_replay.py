@@ -25,9 +25,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, ReplayError, ValidationError
 from satchel.storage import KeyValueStore, prefix_upper_bound
-
-from satchel._errors import InvalidArgumentError, ReplayError, ValidationError
 
 from . import _layout as layout
 from ._hooks import HookPoint, Hooks

@@ -21,13 +21,12 @@ import anyio
 import anyio.lowlevel
 import attrs
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
-from satchel.storage import Batch, KeyValueStore, RecordCodec, prefix_upper_bound, scan_prefix
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionNotFoundError,
     ValidationError,
 )
+from satchel.storage import Batch, KeyValueStore, RecordCodec, prefix_upper_bound, scan_prefix
 
 from . import _layout as layout
 from . import _validate as validate

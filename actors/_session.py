@@ -15,9 +15,7 @@ from typing import Any, final
 import anyio
 import attrs
 from satchel.runtime import Actor, Lending
-from satchel.storage import Batch, scan_prefix
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionHasChildrenError,
     SessionNotActiveError,
@@ -25,6 +23,7 @@ from satchel._errors import (
     StoreWriteFailedError,
     ValidationError,
 )
+from satchel.storage import Batch, scan_prefix
 
 from . import _artifact_writes as artifact_writes
 from . import _layout as layout

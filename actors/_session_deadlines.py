@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from satchel.runtime import ActorContext
+from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import Batch, KeyValueStore
-
-from satchel._errors import SessionHasChildrenError
 
 from . import _layout as layout
 from ._lifecycle import DAY_S, Transition

@@ -7,8 +7,7 @@ from typing import Any
 
 import anyio
 import attrs
-
-from satchel._errors import ValidationError
+from satchel.runtime._errors import ValidationError
 
 from . import _artifact_layout as artifact_layout
 from . import _validate as validate

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from satchel.runtime._errors import InvalidStateTransitionError
 from satchel.storage import Batch, KeyValueStore
-
-from satchel._errors import InvalidStateTransitionError
 
 from . import _event_log as log
 from . import _layout as layout

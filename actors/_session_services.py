@@ -6,9 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 from satchel.runtime import ActorRef
+from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import BlobStore, GroupCommit, KeyValueStore
-
-from satchel._errors import SessionHasChildrenError
 
 from ._audit import AuditLog
 from ._budgets import Budgets

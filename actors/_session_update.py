@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import Batch
-
-from satchel._errors import InvalidArgumentError, ValidationError
 
 from . import _layout as layout
 from . import _validate as validate

@@ -13,14 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from satchel.storage import Batch, KeyValueStore
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     AccessDeniedError,
     ArtifactNotFoundError,
     SessionNotFoundError,
     ValidationError,
 )
+from satchel.storage import Batch, KeyValueStore
 
 from . import _access as access
 from . import _artifact_layout as layout

@@ -12,9 +12,8 @@ from typing import Any, final
 
 import attrs
 from satchel.runtime import Actor
+from satchel.runtime._errors import ValidationError
 from satchel.storage import BlobStore, BlobWriter, StagedBlob
-
-from satchel._errors import ValidationError
 
 STORAGE_KIND = "storage"
 STORAGE_ID = "blobs"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from satchel._errors import InvalidArgumentError, ValidationError
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 MAX_NAME_BYTES = 255
 MAX_DESCRIPTION_BYTES = 64 * 1024

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import trio
 
-from satchel._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError
-
 from ._actor import ActorContext, Lending
 from ._budget import cooperate
+from ._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError
 from ._mailbox import Mailbox
 from ._messages import ReplySlot, TimerFired, reraisable
 from ._native import NativeEvent

@@ -8,9 +8,8 @@ from typing import Generic, TypeVar, final
 import anyio
 import trio
 
-from satchel._errors import MailboxFullError
-
 from . import _native
+from ._errors import MailboxFullError
 
 T = TypeVar("T")
 #: Each backend's "empty" or "full" (the Trio channel is used as it is, unwrapped).

@@ -11,13 +11,12 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from satchel._errors import (
+from ._errors import (
     ActorCrashedError,
     ActorFailedError,
     RuntimeClosedError,
     ValidationError,
 )
-
 from ._messages import ReminderFired, ReplySlot
 from ._persistence import Reminder, ReminderStore
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from satchel._errors import SatchelError
+from ._errors import SatchelError
 
 if TYPE_CHECKING:
     from ._actor import Actor

@@ -13,17 +13,16 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from satchel._errors import (
+from . import _native
+from ._actor import Lending
+from ._cell import Cell, Item, turn_of
+from ._errors import (
     ActorFailedError,
     ActorNotFoundError,
     ForeignLoopError,
     MailboxFullError,
     RuntimeClosedError,
 )
-
-from . import _native
-from ._actor import Lending
-from ._cell import Cell, Item, turn_of
 from ._messages import ReplySlot
 from ._persistence import MemoryReminders, ReminderStore
 from ._reminders import Reminders

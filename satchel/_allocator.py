@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-from ._errors import ValidationError
+from .runtime._errors import ValidationError
 
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1

@@ -8,8 +8,8 @@ import shutil
 
 import anyio.to_thread
 
-from satchel._errors import IntegrityError
 from satchel.actors._control import CheckResult
+from satchel.runtime._errors import IntegrityError
 from satchel.storage import copy_backup, finish_restore
 
 from ._runtime import open_runtime

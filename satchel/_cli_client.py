@@ -14,10 +14,10 @@ import anyio
 import httpx
 
 from satchel._cli_transport import StreamingASGITransport
-from satchel._errors import StoreLockedError
 from satchel._http import make_app
 from satchel._runtime import open_runtime
 from satchel._serve import find_server
+from satchel.runtime._errors import StoreLockedError
 from satchel.storage import Backend, BlobLimits
 
 Params = Mapping[str, str | int | float | bool | Iterable[str] | None]

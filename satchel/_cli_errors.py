@@ -13,7 +13,7 @@ import httpx
 
 from satchel._cli_client import ApiError
 from satchel._cli_output import Output
-from satchel._errors import SatchelError
+from satchel.runtime._errors import SatchelError
 
 FAILED = 1
 USAGE = 2

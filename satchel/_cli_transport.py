@@ -18,7 +18,7 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.types import ASGIApp
 
-from satchel._errors import SatchelError
+from satchel.runtime._errors import SatchelError
 
 Message = MutableMapping[str, Any]
 #: The message type a failed app call sends after whatever it sent before failing.

@@ -21,10 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from satchel import _errors as errors
 from satchel._http_body import DEFAULT_MAX_JSON_BYTES, DrainAfterRefusal
 from satchel._http_body import body_object as body_object
 from satchel._wire import dumps
+from satchel.runtime import _errors as errors
 
 log = logging.getLogger("satchel.http")
 

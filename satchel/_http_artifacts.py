@@ -14,7 +14,6 @@ import anyio.lowlevel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from satchel import _errors as errors
 from satchel._http import (
     ACTING_SESSION,
     Endpoint,
@@ -30,6 +29,7 @@ from satchel._http_download import download
 from satchel._http_openapi import returns, shape
 from satchel.actors import export_session, import_session
 from satchel.actors._artifact_manager import ArtifactManager
+from satchel.runtime import _errors as errors
 from satchel.storage._blobformat import MAX_SIZE_HINT
 
 #: Header carrying an upload's custom metadata, a JSON object.

@@ -19,7 +19,7 @@ import attrs
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from satchel import _errors as errors
+from satchel.runtime import _errors as errors
 
 #: The default limit of a JSON request body.
 DEFAULT_MAX_JSON_BYTES = 16 << 20

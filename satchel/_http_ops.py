@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from satchel import _errors as errors
 from satchel._http import json_response, runtime
+from satchel.runtime import _errors as errors
 
 access_log = logging.getLogger("satchel.http.access")
 LOG_LEVELS = {

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar, cast, final
 
 from anyio.from_thread import BlockingPortal
 
-from satchel._errors import ForeignLoopError, RuntimeClosedError
+from satchel.runtime._errors import ForeignLoopError, RuntimeClosedError
 
 T = TypeVar("T")
 

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
-from satchel._errors import InvalidArgumentError, ValidationError
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors import _validate as validate
 from satchel.actors._artifact_manager import ArtifactManager
@@ -37,6 +36,7 @@ from satchel.runtime import (
     Supervisor,
     open_supervisor,
 )
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.scripting import (
     LuaState,
     ScriptApi,

@@ -18,12 +18,12 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_trio_serve
 from hypercorn.utils import repr_socket_addr, wrap_app
 
-from satchel._errors import ValidationError
 from satchel._http import make_app
 from satchel._http_body import DEFAULT_MAX_JSON_BYTES
 from satchel._http_ops import logs_to_stderr
 from satchel._http_protocol import json_protocol_errors
 from satchel.runtime import current_native
+from satchel.runtime._errors import ValidationError
 
 if TYPE_CHECKING:
     from satchel._runtime import Runtime

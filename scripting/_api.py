@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from satchel._errors import AccessDeniedError, InvalidArgumentError, SatchelError
+from satchel.runtime._errors import AccessDeniedError, InvalidArgumentError, SatchelError
+
 from satchel._wire import to_wire
 
 from ._convert import from_lua, lua_type_name, mapping_from_lua, text

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from satchel._errors import InvalidArgumentError
+from satchel.runtime._errors import InvalidArgumentError
 
 from ._values import MAX_DEPTH, Opaque
 from ._values import rfc3339 as rfc3339

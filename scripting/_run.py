@@ -16,9 +16,8 @@ from typing import Any, Protocol
 
 import anyio
 import attrs
-
-from satchel import _errors as errors
-from satchel._errors import (
+from satchel.runtime import _errors as errors
+from satchel.runtime._errors import (
     SatchelError,
     ScriptError,
     ScriptLimitExceededError,

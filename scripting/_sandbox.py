@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from satchel._errors import ScriptError
+from satchel.runtime._errors import ScriptError
 
 from ._core import LuaEngine
 from ._run import Dispatch, ScriptLimits, Step, drive

@@ -20,8 +20,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import attrs
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     IntegrityError,
     InvalidArgumentError,
     StoreClosedError,

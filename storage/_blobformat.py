@@ -16,8 +16,7 @@ from typing import Any
 import attrs
 import blake3
 import lz4.frame
-
-from satchel._errors import IntegrityError, ValidationError
+from satchel.runtime._errors import IntegrityError, ValidationError
 
 DIGEST_SIZE = 32
 DATA_ID_SIZE = 16

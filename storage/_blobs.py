@@ -21,8 +21,7 @@ from typing import final
 import anyio
 import anyio.lowlevel
 import attrs
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     BlobNotFoundError,
     ContentTooLargeError,
     IntegrityError,

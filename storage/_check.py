@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import attrs
-
-from satchel._errors import IntegrityError
+from satchel.runtime._errors import IntegrityError
 
 from . import _keys
 from ._blob_uploads import free_chunks

@@ -28,8 +28,7 @@ from typing import Any, Generic, TypeVar, final
 import msgpack
 from cattrs.errors import BaseValidationError
 from cattrs.preconf.msgpack import make_converter
-
-from satchel._errors import IntegrityError, RecordVersionError
+from satchel.runtime._errors import IntegrityError, RecordVersionError
 
 T = TypeVar("T")
 U = TypeVar("U")

@@ -21,8 +21,7 @@ from typing import Literal, final
 
 import attrs
 from satchel.runtime import Native, Parker, current_native
-
-from satchel._errors import StoreWriteFailedError, ValidationError, WriteConflictError
+from satchel.runtime._errors import StoreWriteFailedError, ValidationError, WriteConflictError
 
 from ._kv import Batch, KeyValueStore
 from ._overlay import Conditions, Overlay

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterator, Sequence
 from typing import Protocol, TypeAlias
 
-from satchel._errors import InvalidArgumentError
+from satchel.runtime._errors import InvalidArgumentError
 
 
 class Space(enum.Enum):

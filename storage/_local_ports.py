@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import final
 
-from satchel._errors import InvalidArgumentError, ObjectNotFoundError
+from satchel.runtime._errors import InvalidArgumentError, ObjectNotFoundError
 
 from ._group_commit import GroupCommit
 from ._kv import BLOBS, Batch, KeyValueStore, prefix_upper_bound

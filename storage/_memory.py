@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Iterator, Sequence
 from typing import final
 
-from satchel._errors import StoreClosedError
+from satchel.runtime._errors import StoreClosedError
 
 from ._kv import INDEX, Batch, Space
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import final
 
-from satchel._errors import WriteConflictError
+from satchel.runtime._errors import WriteConflictError
 
 from ._kv import INDEX, Batch, KeyValueStore, Space
 from ._ports import ABSENT, Condition

@@ -23,8 +23,7 @@ from typing import Any, Protocol, final
 
 import anyio
 import sniffio
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     InvalidArgumentError,
     StoreClosedError,
     StoreUnavailableError,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import final
 
 from satchel.runtime import Reminder
-
-from satchel._errors import ValidationError
+from satchel.runtime._errors import ValidationError
 
 from . import _keys
 from ._codec import RecordCodec

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import cast, final
 
 import rocksdict
-
-from satchel._errors import StoreClosedError, StoreLockedError
+from satchel.runtime._errors import StoreClosedError, StoreLockedError
 
 from . import _keys
 from ._chunk_files import LARGE_VALUE, ChunkFiles, is_file_value, merged

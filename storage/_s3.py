@@ -17,8 +17,7 @@ from typing import Any, TypeVar, final
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-
-from satchel._errors import (
+from satchel.runtime._errors import (
     InvalidArgumentError,
     ObjectNotFoundError,
     StoreClosedError,

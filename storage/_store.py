@@ -7,7 +7,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, final
 
-from satchel._errors import ValidationError
+from satchel.runtime._errors import ValidationError
 
 from ._blobformat import BlobLimits
 from ._blobs import BlobStore

@@ -56,3 +56,16 @@ def test_the_license_is_shipped(wheel_names: list[str]) -> None:
         for n in wheel_names
     ), [n for n in wheel_names if ".dist-info/" in n]
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_checkout_imports_at_its_root() -> None:
+    """At the checkout's root (after ``pip install -e .``) ``satchel`` and every subpackage
+    import, from the checkout's own folders."""
+    script = (
+        "import satchel, satchel.runtime, satchel.actors, satchel.storage, satchel.scripting;"
+        "print(satchel.actors.__file__)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    assert Path(found.stdout.strip()) == ROOT / "actors" / "__init__.py"

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 from satchel.actors import _validate as validate
-
-from satchel._errors import InvalidArgumentError, ValidationError
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 
 def _nested(depth: int, inner: Any) -> Any:
