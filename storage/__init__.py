@@ -15,9 +15,12 @@ from ._group_commit import Durability as Durability
 from ._group_commit import GroupCommit as GroupCommit
 from ._group_commit import GroupCommitStatistics as GroupCommitStatistics
 from ._group_commit import checked_durability as checked_durability
+from ._kv import ABSENT as ABSENT
 from ._kv import BLOBS as BLOBS
 from ._kv import INDEX as INDEX
 from ._kv import Batch as Batch
+from ._kv import Condition as Condition
+from ._kv import Equals as Equals
 from ._kv import KeyValueStore as KeyValueStore
 from ._kv import Space as Space
 from ._kv import prefix_upper_bound as prefix_upper_bound
@@ -25,9 +28,6 @@ from ._kv import scan_prefix as scan_prefix
 from ._local_ports import LocalObjects as LocalObjects
 from ._local_ports import LocalRecords as LocalRecords
 from ._memory import MemoryStore as MemoryStore
-from ._ports import ABSENT as ABSENT
-from ._ports import Condition as Condition
-from ._ports import Equals as Equals
 from ._ports import ObjectStore as ObjectStore
 from ._ports import RecordReads as RecordReads
 from ._ports import RecordStore as RecordStore

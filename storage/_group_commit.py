@@ -24,7 +24,7 @@ from satchel.runtime import Native, Parker, current_native
 from satchel.runtime._errors import StoreWriteFailedError, ValidationError, WriteConflictError
 
 from ._kv import Batch, KeyValueStore
-from ._overlay import Conditions, Overlay
+from ._overlay import Overlay
 
 Durability = Literal["process", "machine"]
 DURABILITIES: tuple[Durability, ...] = ("process", "machine")
@@ -55,11 +55,10 @@ class GroupCommitStatistics:
 
 @final
 class _Waiter:
-    __slots__ = ("batch", "conditions", "error", "parker")
+    __slots__ = ("batch", "error", "parker")
 
-    def __init__(self, batch: Batch, conditions: Conditions | None) -> None:
+    def __init__(self, batch: Batch) -> None:
         self.batch = batch
-        self.conditions = conditions
         self.parker: Parker | None = None  # set while it waits for a leader
         self.error: BaseException | None = None
 
@@ -83,18 +82,18 @@ class GroupCommit:
         self._largest = 0
         self._failed = 0
 
-    async def write(self, batch: Batch, conditions: Conditions | None = None) -> None:
+    async def write(self, batch: Batch) -> None:
         """Return once ``batch`` is written and synced (with the group it joined); raise
         ``StoreWriteFailedError`` if that group failed, in which case none of it was written.
-        ``conditions`` are checked when the group is written, against the store as the
-        batches ahead in the group leave it: ``WriteConflictError`` if one fails (the
+        The batch's conditions are checked when the group is written, against the store as
+        the batches ahead in the group leave it: ``WriteConflictError`` if one fails (the
         batch is left out of the group).
 
         Not cancellable: a batch handed over is written (or failed) with its group, so the
         turn that wrote it is never cut between its change and its reply. The wait is at
         most one group.
         """
-        waiter = _Waiter(batch, conditions)
+        waiter = _Waiter(batch)
         self._waiting.append(waiter)
         loop = current_native()
         if self._leading:
@@ -161,7 +160,7 @@ class GroupCommit:
         passed: list[_Waiter] = []
         for waiter in group:
             try:
-                overlay.apply(waiter.batch, waiter.conditions)
+                overlay.apply(waiter.batch)
             except WriteConflictError as conflict:
                 waiter.error = conflict
                 self._release([waiter], conflict)
@@ -172,7 +171,7 @@ class GroupCommit:
     def _flush(self, group: list[_Waiter]) -> None:
         failure: BaseException | None = None
         try:
-            if any(waiter.conditions for waiter in group):
+            if len(group) > 1 and any(waiter.batch.conditions for waiter in group):
                 group = self._checked(group)  # reads: a failure fails the whole group
             if len(group) == 1:
                 merged = group[0].batch  # written as it is: a write does not change it

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Sequence
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, final
 
+import attrs
 from satchel.runtime._errors import InvalidArgumentError
 
 
@@ -29,36 +30,85 @@ BLOBS = Space.BLOBS
 Op: TypeAlias = tuple[str, Space, bytes, bytes | None]
 
 
+@final
+class _Absent:
+    """The condition that a key holds no value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+#: The condition that a key holds no value.
+ABSENT = _Absent()
+
+
+@attrs.frozen
+class Equals:
+    """The condition that a key holds exactly ``value``."""
+
+    value: bytes
+
+
+#: What a conditional put or delete expects of its key.
+Condition: TypeAlias = _Absent | Equals
+#: (op index, condition): the condition holds just before the batch's op at that index.
+Conditions: TypeAlias = list[tuple[int, Condition]]
+
+
 def _require_bytes(name: str, value: object) -> None:
     if type(value) is not bytes:
         raise InvalidArgumentError(f"{name} must be bytes, not {type(value).__name__}")
 
 
 class Batch:
-    """Puts and deletes that a backend applies all together or not at all."""
+    """Puts and deletes that a backend applies all together or not at all.
 
-    __slots__ = ("_ops",)
+    A put or delete of a record (index space) may carry a condition (``expect``): the
+    backend checks it as it writes the batch, against the state the batch's earlier
+    operations leave, and if one fails it raises ``WriteConflictError`` and writes none of
+    the batch."""
+
+    __slots__ = ("_ops", "conditions")
 
     def __init__(self) -> None:
         self._ops: list[Op] = []
+        #: The conditions of the batch, ``None`` while it has none.
+        self.conditions: Conditions | None = None
+
+    def _expect(self, expect: object, space: Space) -> None:
+        if not isinstance(expect, (_Absent, Equals)):
+            raise InvalidArgumentError(f"expect must be ABSENT or Equals(value), not {expect!r}")
+        if space is not INDEX:
+            raise InvalidArgumentError("conditions apply to records (the index space) only")
+        if self.conditions is None:
+            self.conditions = []
+        self.conditions.append((len(self._ops), expect))
 
     @property
     def size(self) -> int:
         """Bytes of keys and values in the batch (what a group commit bounds)."""
         return sum(len(key) + len(value or b"") for _, _, key, value in self._ops)
 
-    def put(self, key: bytes, value: bytes, space: Space = INDEX) -> None:
-        """Set ``key`` to ``value`` when the batch is written."""
+    def put(
+        self, key: bytes, value: bytes, space: Space = INDEX, *, expect: Condition | None = None
+    ) -> None:
+        """Set ``key`` to ``value`` when the batch is written (if ``expect`` holds then)."""
         # Checked inline: batches of secondary-index puts sit on every write path.
         if type(key) is not bytes or type(value) is not bytes:
             _require_bytes("key", key)
             _require_bytes("value", value)
+        if expect is not None:
+            self._expect(expect, space)
         self._ops.append(("put", space, key, value))
 
-    def delete(self, key: bytes, space: Space = INDEX) -> None:
-        """Remove ``key`` (if present) when the batch is written."""
+    def delete(self, key: bytes, space: Space = INDEX, *, expect: Condition | None = None) -> None:
+        """Remove ``key`` (if present) when the batch is written (if ``expect`` holds then)."""
         if type(key) is not bytes:
             _require_bytes("key", key)
+        if expect is not None:
+            self._expect(expect, space)
         self._ops.append(("delete", space, key, None))
 
     def delete_range(self, lower: bytes, upper: bytes, space: Space = INDEX) -> None:
@@ -70,7 +120,11 @@ class Batch:
             self._ops.append(("delete_range", space, lower, upper))
 
     def extend(self, other: Batch) -> None:
-        """Append the operations of ``other``, in order, to this batch."""
+        """Append the operations (and conditions) of ``other``, in order, to this batch."""
+        if other.conditions:
+            offset = len(self._ops)
+            moved = [(index + offset, condition) for index, condition in other.conditions]
+            self.conditions = (self.conditions or []) + moved
         self._ops.extend(other._ops)
 
     @property
@@ -109,7 +163,8 @@ class KeyValueStore(Protocol):
     default_sync: bool
 
     def write(self, batch: Batch, *, sync: bool | None = None) -> None:
-        """Apply every operation of ``batch`` atomically; ``sync`` waits for stable storage
+        """Apply every operation of ``batch`` atomically, if its conditions hold
+        (``WriteConflictError`` otherwise); ``sync`` waits for stable storage
         (``None``: the store's ``default_sync``; ``False`` for writes a later synced write
         makes durable, such as blob chunks staged before their commit)."""
         ...

@@ -17,75 +17,14 @@ from typing import final
 from satchel.runtime._errors import InvalidArgumentError, ObjectNotFoundError
 
 from ._group_commit import GroupCommit
-from ._kv import BLOBS, Batch, KeyValueStore, prefix_upper_bound
-from ._overlay import Conditions, Overlay
-from ._ports import Condition, Equals, _Absent
-
-
-def _checked_condition(expect: object) -> Condition | None:
-    if expect is None or isinstance(expect, (_Absent, Equals)):
-        return expect
-    raise InvalidArgumentError(f"expect must be ABSENT or Equals(value), not {expect!r}")
-
-
-@final
-class LocalTransaction:
-    """A transaction on a ``LocalRecords`` (see ``Transaction``)."""
-
-    __slots__ = ("_batch", "_conditions", "_done", "_records")
-
-    def __init__(self, records: LocalRecords) -> None:
-        self._records = records
-        self._batch = Batch()
-        self._conditions: Conditions = []
-        self._done = False
-
-    async def get(self, key: bytes) -> bytes | None:
-        return self._records.kv.get(key)
-
-    async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        return self._records.kv.get_many(keys)
-
-    async def scan(
-        self, lower: bytes, upper: bytes, *, reverse: bool = False, limit: int | None = None
-    ) -> list[tuple[bytes, bytes]]:
-        return list(self._records.kv.scan(lower, upper, reverse=reverse, limit=limit))
-
-    def _condition(self, expect: Condition | None) -> None:
-        condition = _checked_condition(expect)
-        if condition is not None:
-            self._conditions.append((len(self._batch), condition))
-
-    def put(self, key: bytes, value: bytes, *, expect: Condition | None = None) -> None:
-        self._condition(expect)
-        self._batch.put(key, value)
-
-    def delete(self, key: bytes, *, expect: Condition | None = None) -> None:
-        self._condition(expect)
-        self._batch.delete(key)
-
-    def delete_range(self, lower: bytes, upper: bytes) -> None:
-        self._batch.delete_range(lower, upper)
-
-    async def commit(self) -> None:
-        if self._done:
-            raise InvalidArgumentError("this transaction was committed already")
-        self._done = True
-        if not len(self._batch):
-            return
-        records = self._records
-        if records.group is not None:
-            await records.group.write(self._batch, self._conditions or None)
-            return
-        if self._conditions:
-            Overlay(records.kv).apply(self._batch, self._conditions)
-        records.kv.write(self._batch)
+from ._kv import BLOBS, INDEX, Batch, KeyValueStore, Space, prefix_upper_bound
+from ._ports import Transaction
 
 
 @final
 class LocalRecords:
-    """``RecordStore`` over the index space of ``kv``; commits through ``group`` (machine
-    durability) when one is given, else written at once with the store's default sync."""
+    """``RecordStore`` over ``kv``; commits through ``group`` (machine durability) when one
+    is given, else written at once with the store's default sync."""
 
     __slots__ = ("group", "kv")
 
@@ -93,19 +32,31 @@ class LocalRecords:
         self.kv = kv
         self.group = group
 
-    def transaction(self) -> LocalTransaction:
-        return LocalTransaction(self)
+    def transaction(self) -> Transaction:
+        return Transaction(self)
 
-    async def get(self, key: bytes) -> bytes | None:
-        return self.kv.get(key)
+    async def get(self, key: bytes, space: Space = INDEX) -> bytes | None:
+        return self.kv.get(key, space)
 
-    async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        return self.kv.get_many(keys)
+    async def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
+        return self.kv.get_many(keys, space)
 
     async def scan(
-        self, lower: bytes, upper: bytes, *, reverse: bool = False, limit: int | None = None
+        self,
+        lower: bytes,
+        upper: bytes,
+        *,
+        space: Space = INDEX,
+        reverse: bool = False,
+        limit: int | None = None,
     ) -> list[tuple[bytes, bytes]]:
-        return list(self.kv.scan(lower, upper, reverse=reverse, limit=limit))
+        return list(self.kv.scan(lower, upper, space=space, reverse=reverse, limit=limit))
+
+    async def write(self, batch: Batch) -> None:
+        if self.group is not None:
+            await self.group.write(batch)
+        else:
+            self.kv.write(batch)
 
     async def aclose(self) -> None:
         self.kv.close()

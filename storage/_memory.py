@@ -9,6 +9,7 @@ from typing import final
 from satchel.runtime._errors import StoreClosedError
 
 from ._kv import INDEX, Batch, Space
+from ._overlay import Overlay
 
 
 class _SortedSpace:
@@ -83,8 +84,11 @@ class MemoryStore:
         return iter([(key, target.values[key]) for key in keys])
 
     def write(self, batch: Batch, *, sync: bool | None = None) -> None:
-        """Apply every operation of ``batch`` (validated when it was built) atomically."""
+        """Apply every operation of ``batch`` (validated when it was built) atomically, if
+        its conditions hold."""
         self._space(INDEX)
+        if batch.conditions:
+            Overlay(self).apply(batch)  # WriteConflictError before anything is applied
         for op, space, key, value in batch.ops:
             target = self._space(space)
             if op == "put":

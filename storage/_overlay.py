@@ -11,11 +11,7 @@ from typing import final
 
 from satchel.runtime._errors import WriteConflictError
 
-from ._kv import INDEX, Batch, KeyValueStore, Space
-from ._ports import ABSENT, Condition
-
-#: (op index, condition): the condition holds before the batch's op at that index.
-Conditions = list[tuple[int, Condition]]
+from ._kv import ABSENT, INDEX, Batch, Condition, Conditions, KeyValueStore, Space
 
 
 @final
@@ -48,9 +44,10 @@ class Overlay:
         else:
             self._points[key] = value  # a put's value, or None for a delete
 
-    def apply(self, batch: Batch, conditions: Conditions | None = None) -> None:
-        """Check ``conditions`` as ``batch`` goes (``WriteConflictError`` if one fails, and
-        then nothing of ``batch`` stays applied), then keep its operations."""
+    def apply(self, batch: Batch) -> None:
+        """Check the conditions of ``batch`` as it goes (``WriteConflictError`` if one fails,
+        and then nothing of it stays applied), and keep its operations."""
+        conditions: Conditions | None = batch.conditions
         if not conditions:
             for op in batch.ops:
                 self._apply(*op)

@@ -24,87 +24,107 @@ networked backend (PostgreSQL, S3) suspends for its round trips.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, TypeAlias, final
+from typing import Protocol, final
 
-import attrs
+from satchel.runtime._errors import InvalidArgumentError
 
-
-@final
-class _Absent:
-    """The condition that a key holds no value."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-
-#: The condition that a key holds no value.
-ABSENT = _Absent()
-
-
-@attrs.frozen
-class Equals:
-    """The condition that a key holds exactly ``value``."""
-
-    value: bytes
-
-
-#: What a conditional put or delete expects of its key.
-Condition: TypeAlias = _Absent | Equals
+from ._kv import INDEX, Batch, Condition, Space
 
 
 class RecordReads(Protocol):
     """Reads of committed records."""
 
-    async def get(self, key: bytes) -> bytes | None:
+    async def get(self, key: bytes, space: Space = INDEX) -> bytes | None:
         """The value of ``key``, or ``None``."""
         ...
 
-    async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+    async def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
         """The values of ``keys`` in order, ``None`` for each missing key."""
         ...
 
     async def scan(
-        self, lower: bytes, upper: bytes, *, reverse: bool = False, limit: int | None = None
+        self,
+        lower: bytes,
+        upper: bytes,
+        *,
+        space: Space = INDEX,
+        reverse: bool = False,
+        limit: int | None = None,
     ) -> list[tuple[bytes, bytes]]:
         """Pairs with ``lower <= key < upper`` in key order (descending if ``reverse``), at
         most ``limit`` of them."""
         ...
 
 
-class Transaction(RecordReads, Protocol):
-    """Reads, then one atomic commit of buffered puts and deletes (see the module docstring)."""
-
-    def put(self, key: bytes, value: bytes, *, expect: Condition | None = None) -> None:
-        """Set ``key`` to ``value`` at commit (if ``expect`` holds then)."""
-        ...
-
-    def delete(self, key: bytes, *, expect: Condition | None = None) -> None:
-        """Remove ``key`` at commit, if present (and if ``expect`` holds then)."""
-        ...
-
-    def delete_range(self, lower: bytes, upper: bytes) -> None:
-        """Remove every key ``k`` with ``lower <= k < upper`` at commit."""
-        ...
-
-    async def commit(self) -> None:
-        """Apply every buffered operation at once, durably as the store is configured;
-        ``WriteConflictError`` if a condition failed (nothing applied). A transaction
-        commits once; it may not be used after."""
-        ...
-
-
 class RecordStore(RecordReads, Protocol):
-    """Records under sorted ``bytes`` keys, written by transactions."""
+    """Records under sorted ``bytes`` keys, written by atomic batches."""
 
     def transaction(self) -> Transaction:
-        """A new transaction (nothing is read or locked until it is used)."""
+        """A new transaction on this store (``Transaction(self)``)."""
+        ...
+
+    async def write(self, batch: Batch) -> None:
+        """Apply every operation of ``batch`` at once, durably as the store is configured;
+        ``WriteConflictError`` if one of its conditions failed (nothing applied)."""
         ...
 
     async def aclose(self) -> None:
         """Release the backend; later calls raise ``StoreClosedError``."""
         ...
+
+
+@final
+class Transaction:
+    """Reads of ``store``, then one atomic commit of buffered puts and deletes (see the
+    module docstring)."""
+
+    __slots__ = ("_done", "_store", "batch")
+
+    def __init__(self, store: RecordStore) -> None:
+        self._store = store
+        self.batch = Batch()
+        self._done = False
+
+    async def get(self, key: bytes, space: Space = INDEX) -> bytes | None:
+        """The committed value of ``key``, or ``None``."""
+        return await self._store.get(key, space)
+
+    async def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
+        """The committed values of ``keys`` in order, ``None`` for each missing key."""
+        return await self._store.get_many(keys, space)
+
+    async def scan(
+        self,
+        lower: bytes,
+        upper: bytes,
+        *,
+        space: Space = INDEX,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """Committed pairs with ``lower <= key < upper`` (see ``RecordReads.scan``)."""
+        return await self._store.scan(lower, upper, space=space, reverse=reverse, limit=limit)
+
+    def put(self, key: bytes, value: bytes, *, expect: Condition | None = None) -> None:
+        """Set ``key`` to ``value`` at commit (if ``expect`` holds then)."""
+        self.batch.put(key, value, expect=expect)
+
+    def delete(self, key: bytes, *, expect: Condition | None = None) -> None:
+        """Remove ``key`` at commit, if present (and if ``expect`` holds then)."""
+        self.batch.delete(key, expect=expect)
+
+    def delete_range(self, lower: bytes, upper: bytes) -> None:
+        """Remove every key ``k`` with ``lower <= k < upper`` at commit."""
+        self.batch.delete_range(lower, upper)
+
+    async def commit(self) -> None:
+        """Write the buffered operations as one batch (``RecordStore.write``). A transaction
+        commits once."""
+        if self._done:
+            raise InvalidArgumentError("this transaction was committed already")
+        self._done = True
+        if len(self.batch):
+            await self._store.write(self.batch)
 
 
 class ObjectStore(Protocol):

@@ -30,8 +30,8 @@ from satchel.runtime._errors import (
     WriteConflictError,
 )
 
-from ._local_ports import _checked_condition
-from ._ports import ABSENT, Condition
+from ._kv import BLOBS, INDEX, Batch, Equals, Space
+from ._ports import Transaction
 
 #: The SQLSTATE the commit function raises for a failed condition.
 _CONFLICT = "SC409"
@@ -40,14 +40,18 @@ _RETRYABLE = {_CONFLICT, "40001", "40P01"}
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
 #: Operation codes in the commit arrays.
-_PUT, _DELETE, _DELETE_RANGE = 1, 2, 3
+_OPS = {"put": 1, "delete": 2, "delete_range": 3}
+_SPACES = {INDEX: 0, BLOBS: 1}
 #: Condition codes: none, absent, equals.
 _ANY, _IS_ABSENT, _EQUALS = 0, 1, 2
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS {t} (key bytea PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS {t} (
+    space smallint NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (space, key)
+);
 CREATE OR REPLACE FUNCTION {t}_commit(
-    ops smallint[], keys bytea[], vals bytea[], conds smallint[], expects bytea[]
+    ops smallint[], spaces smallint[], keys bytea[], vals bytea[], conds smallint[],
+    expects bytea[]
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     i int;
@@ -56,26 +60,29 @@ BEGIN
     FOR i IN 1 .. coalesce(array_length(ops, 1), 0) LOOP
         IF ops[i] = 1 THEN
             IF conds[i] = 1 THEN
-                INSERT INTO {t} VALUES (keys[i], vals[i]) ON CONFLICT (key) DO NOTHING;
+                INSERT INTO {t} VALUES (spaces[i], keys[i], vals[i])
+                    ON CONFLICT (space, key) DO NOTHING;
             ELSIF conds[i] = 2 THEN
-                UPDATE {t} SET value = vals[i] WHERE key = keys[i] AND value = expects[i];
+                UPDATE {t} SET value = vals[i]
+                    WHERE space = spaces[i] AND key = keys[i] AND value = expects[i];
             ELSE
-                INSERT INTO {t} VALUES (keys[i], vals[i])
-                    ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+                INSERT INTO {t} VALUES (spaces[i], keys[i], vals[i])
+                    ON CONFLICT (space, key) DO UPDATE SET value = excluded.value;
             END IF;
         ELSIF ops[i] = 2 THEN
             IF conds[i] = 1 THEN
-                PERFORM 1 FROM {t} WHERE key = keys[i] FOR UPDATE;
+                PERFORM 1 FROM {t} WHERE space = spaces[i] AND key = keys[i] FOR UPDATE;
                 IF FOUND THEN
                     RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = i::text;
                 END IF;
             ELSIF conds[i] = 2 THEN
-                DELETE FROM {t} WHERE key = keys[i] AND value = expects[i];
+                DELETE FROM {t}
+                    WHERE space = spaces[i] AND key = keys[i] AND value = expects[i];
             ELSE
-                DELETE FROM {t} WHERE key = keys[i];
+                DELETE FROM {t} WHERE space = spaces[i] AND key = keys[i];
             END IF;
         ELSE
-            DELETE FROM {t} WHERE key >= keys[i] AND key < vals[i];
+            DELETE FROM {t} WHERE space = spaces[i] AND key >= keys[i] AND key < vals[i];
         END IF;
         IF conds[i] <> 0 AND ops[i] <> 2 OR conds[i] = 2 THEN
             GET DIAGNOSTICS n = ROW_COUNT;
@@ -178,68 +185,32 @@ async def _open_driver(conninfo: str, max_size: int) -> _Driver:
         raise _translate(error) from error
 
 
-@final
-class PostgresTransaction:
-    """A transaction on ``PostgresRecords`` (see ``Transaction``): reads now, one round trip
-    at commit."""
-
-    __slots__ = ("_conds", "_done", "_expects", "_keys", "_ops", "_records", "_vals")
-
-    def __init__(self, records: PostgresRecords) -> None:
-        self._records = records
-        self._ops: list[int] = []
-        self._keys: list[bytes] = []
-        self._vals: list[bytes | None] = []
-        self._conds: list[int] = []
-        self._expects: list[bytes | None] = []
-        self._done = False
-
-    async def get(self, key: bytes) -> bytes | None:
-        return await self._records.get(key)
-
-    async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        return await self._records.get_many(keys)
-
-    async def scan(
-        self, lower: bytes, upper: bytes, *, reverse: bool = False, limit: int | None = None
-    ) -> list[tuple[bytes, bytes]]:
-        return await self._records.scan(lower, upper, reverse=reverse, limit=limit)
-
-    def _add(self, op: int, key: bytes, value: bytes | None, expect: Condition | None) -> None:
-        if type(key) is not bytes or (value is not None and type(value) is not bytes):
-            raise InvalidArgumentError("keys and values must be bytes")
-        condition = _checked_condition(expect)
-        self._ops.append(op)
-        self._keys.append(key)
-        self._vals.append(value)
+def _commit_arrays(batch: Batch) -> tuple[list[Any], ...]:
+    """The commit function's arguments for ``batch``: operation, space, key, value,
+    condition and expected value of each operation, in order."""
+    conditions = dict(batch.conditions or ())
+    ops: list[int] = []
+    spaces: list[int] = []
+    keys: list[bytes] = []
+    values: list[bytes | None] = []
+    conds: list[int] = []
+    expects: list[bytes | None] = []
+    for index, (op, space, key, value) in enumerate(batch.ops):
+        ops.append(_OPS[op])
+        spaces.append(_SPACES[space])
+        keys.append(key)
+        values.append(value)
+        condition = conditions.get(index)
         if condition is None:
-            self._conds.append(_ANY)
-            self._expects.append(None)
-        elif condition is ABSENT:
-            self._conds.append(_IS_ABSENT)
-            self._expects.append(None)
+            conds.append(_ANY)
+            expects.append(None)
+        elif isinstance(condition, Equals):
+            conds.append(_EQUALS)
+            expects.append(condition.value)
         else:
-            self._conds.append(_EQUALS)
-            self._expects.append(condition.value)  # type: ignore[union-attr]
-
-    def put(self, key: bytes, value: bytes, *, expect: Condition | None = None) -> None:
-        self._add(_PUT, key, value, expect)
-
-    def delete(self, key: bytes, *, expect: Condition | None = None) -> None:
-        self._add(_DELETE, key, None, expect)
-
-    def delete_range(self, lower: bytes, upper: bytes) -> None:
-        if lower < upper:
-            self._add(_DELETE_RANGE, lower, upper, None)
-
-    async def commit(self) -> None:
-        if self._done:
-            raise InvalidArgumentError("this transaction was committed already")
-        self._done = True
-        if not self._ops:
-            return
-        params = (self._ops, self._keys, self._vals, self._conds, self._expects)
-        await self._records._call(self._records._commit_sql, params)
+            conds.append(_IS_ABSENT)
+            expects.append(None)
+    return ops, spaces, keys, values, conds, expects
 
 
 @final
@@ -250,10 +221,10 @@ class PostgresRecords:
         self._driver = driver
         self._closed = False
         self.table = table
-        self._get_sql = f"SELECT value FROM {table} WHERE key = %b"
-        self._many_sql = f"SELECT key, value FROM {table} WHERE key = ANY(%b)"
+        self._get_sql = f"SELECT value FROM {table} WHERE space = %b AND key = %b"
+        self._many_sql = f"SELECT key, value FROM {table} WHERE space = %b AND key = ANY(%b)"
         self._commit_sql = (
-            f"SELECT {table}_commit(%b::smallint[], %b::bytea[], %b::bytea[], "
+            f"SELECT {table}_commit(%b::smallint[], %b::smallint[], %b::bytea[], %b::bytea[], "
             "%b::smallint[], %b::bytea[])"
         )
 
@@ -293,39 +264,49 @@ class PostgresRecords:
         except Exception as error:
             raise _translate(error) from error
 
-    def transaction(self) -> PostgresTransaction:
-        return PostgresTransaction(self)
+    def transaction(self) -> Transaction:
+        return Transaction(self)
 
-    async def get(self, key: bytes) -> bytes | None:
-        rows = await self._fetch(self._get_sql, (key,))
+    async def get(self, key: bytes, space: Space = INDEX) -> bytes | None:
+        rows = await self._fetch(self._get_sql, (_SPACES[space], key))
         return bytes(rows[0][0]) if rows else None
 
-    async def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+    async def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
         if not keys:
             return []
-        found = dict(await self._fetch(self._many_sql, (list(keys),)))
+        found = dict(await self._fetch(self._many_sql, (_SPACES[space], list(keys))))
         return [None if (value := found.get(key)) is None else bytes(value) for key in keys]
 
     async def scan(
-        self, lower: bytes, upper: bytes, *, reverse: bool = False, limit: int | None = None
+        self,
+        lower: bytes,
+        upper: bytes,
+        *,
+        space: Space = INDEX,
+        reverse: bool = False,
+        limit: int | None = None,
     ) -> list[tuple[bytes, bytes]]:
         if (limit is not None and limit <= 0) or lower >= upper:
             return []
         order = "DESC" if reverse else "ASC"
-        query = f"SELECT key, value FROM {self.table} WHERE key >= %b AND key < %b"
-        query += f" ORDER BY key {order}"
-        params: tuple[Any, ...] = (lower, upper)
+        query = f"SELECT key, value FROM {self.table} WHERE space = %b AND key >= %b"
+        query += f" AND key < %b ORDER BY key {order}"
+        params: tuple[Any, ...] = (_SPACES[space], lower, upper)
         if limit is not None:
             query += " LIMIT %b"
-            params = (lower, upper, limit)
+            params = (*params, limit)
         return [(bytes(k), bytes(v)) for k, v in await self._fetch(query, params)]
+
+    async def write(self, batch: Batch) -> None:
+        if len(batch):
+            await self._call(self._commit_sql, _commit_arrays(batch))
 
     async def drop(self) -> None:
         """Remove the table and its function (for tests and ``satchel`` admin tools)."""
         await self._call(
             f"DROP TABLE IF EXISTS {self.table}; "
-            f"DROP FUNCTION IF EXISTS {self.table}_commit(smallint[], bytea[], bytea[], "
-            "smallint[], bytea[])",
+            f"DROP FUNCTION IF EXISTS {self.table}_commit(smallint[], smallint[], bytea[], "
+            "bytea[], smallint[], bytea[])",
             None,
         )
 

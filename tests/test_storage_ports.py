@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from satchel.storage import ABSENT, Equals, ObjectStore, RecordStore
+from satchel.storage import (
+    ABSENT,
+    BLOBS,
+    Batch,
+    Equals,
+    LocalObjects,
+    LocalRecords,
+    MemoryStore,
+    ObjectStore,
+    RecordStore,
+    RocksStore,
+)
 
 from satchel import InvalidArgumentError, ObjectNotFoundError, WriteConflictError
 
 from .ports import OBJECT_BACKENDS, RECORD_BACKENDS, open_objects, open_records
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
 
 
 @pytest.fixture(params=RECORD_BACKENDS)
@@ -52,6 +65,25 @@ async def test_committed_puts_read_back(records: RecordStore) -> None:
     assert await records.get_many([b"b", b"zz", b"a"]) == [b"2", None, b"1"]
     assert await records.get_many([]) == []
     assert await records.scan(b"a", b"c") == [(b"a", b"1"), (b"b", b"2")]
+
+
+async def test_the_blob_space_is_apart_from_the_index(records: RecordStore) -> None:
+    """A record written to the blob space reads back there and nowhere in the index space."""
+    batch = Batch()
+    batch.put(b"k", b"blob", BLOBS)
+    batch.put(b"k", b"record")
+    await records.write(batch)
+    assert await records.get(b"k", BLOBS) == b"blob"
+    assert await records.get_many([b"k"], BLOBS) == [b"blob"]
+    assert await records.scan(b"", b"\xff", space=BLOBS) == [(b"k", b"blob")]
+    assert await records.get(b"k") == b"record"
+    with pytest.raises(InvalidArgumentError):
+        batch.put(b"k", b"x", BLOBS, expect=ABSENT)  # conditions are for records only
+    gone = Batch()
+    gone.delete(b"k", BLOBS)
+    await records.write(gone)
+    assert await records.get(b"k", BLOBS) is None
+    assert await records.get(b"k") == b"record"
 
 
 async def test_nothing_is_visible_before_commit(records: RecordStore) -> None:
@@ -316,3 +348,30 @@ async def test_objects_list_by_prefix_in_order(objects: ObjectStore) -> None:
     assert [k async for k in objects.list("b/")] == ["b/1", "b/10", "b/2"]
     assert [k async for k in objects.list()] == sorted(names)
     assert [k async for k in objects.list("zzz")] == []
+
+
+def _run_to_end(step: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that must finish at its first step, without suspending."""
+    try:
+        step.send(None)
+    except StopIteration as finished:
+        return finished.value  # type: ignore[no-any-return]
+    step.close()
+    raise AssertionError("the coroutine suspended")
+
+
+@pytest.mark.parametrize("backend", ["memory", "rocksdb"])
+def test_local_reads_and_commits_do_not_suspend(backend: str, tmp_path: Path) -> None:
+    """On a local backend in process durability, reads and a conditional commit finish at
+    their first step: they never hand the event loop to another task."""
+    kv = MemoryStore() if backend == "memory" else RocksStore(tmp_path / "db")
+    records, objects = LocalRecords(kv), LocalObjects(kv)
+    txn = records.transaction()
+    txn.put(b"k", b"v", expect=ABSENT)
+    _run_to_end(txn.commit())
+    assert _run_to_end(records.get(b"k")) == b"v"
+    assert _run_to_end(records.scan(b"a", b"z")) == [(b"k", b"v")]
+    assert _run_to_end(txn.get(b"k")) == b"v"
+    _run_to_end(objects.put("o", b"x" * 100_000))
+    assert _run_to_end(objects.get_range("o", 1, 2)) == b"xx"
+    _run_to_end(records.aclose())
