@@ -16,14 +16,14 @@ from satchel.runtime._errors import SatchelError
 from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
 from satchel.storage import _keys as keys
 
-from . import _access as access
-from . import _artifact_index as index
-from . import _artifact_layout as artifacts
-from . import _event_log as event_log
 from . import _layout as layout
 from . import _validate as validate
-from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
-from ._replay import event_log_of
+from .artifacts import _access as access
+from .artifacts import _artifact_index as index
+from .artifacts import _artifact_layout as artifacts
+from .artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from .hooks._replay import event_log_of
+from .sessions import _event_log as event_log
 
 #: Journal kinds that count as operations (``operation_count``).
 _LOG_KINDS = frozenset({"events_appended", "event_popped", "events_cleared", "session_forked"})

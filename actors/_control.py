@@ -15,17 +15,17 @@ import attrs
 from satchel.runtime._errors import ActorNotFoundError, InvalidArgumentError
 
 from . import _validate as validate
-from ._session import SESSION_KIND
+from .sessions._session import SESSION_KIND
 
 if TYPE_CHECKING:
     from satchel.runtime import ActorStatistics, Supervisor, SupervisorStatistics
     from satchel.storage import CheckReport, GroupCommit, GroupCommitStatistics, Store
 
     from ._check import SessionCheckReport
-    from ._hooks import Hooks, HookStatistics
-    from ._manager import SessionManager
     from ._model import SessionInfo
-    from ._schedules import ReplayRun, Replays, ScheduledReplay
+    from .hooks._hooks import Hooks, HookStatistics
+    from .hooks._schedules import ReplayRun, Replays, ScheduledReplay
+    from .sessions._manager import SessionManager
 
 
 @attrs.frozen

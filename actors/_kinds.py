@@ -9,12 +9,12 @@ from satchel.runtime._errors import InvalidArgumentError
 from satchel.storage import GroupCommit, Store
 
 from . import _validate as validate
-from ._audit import DEFAULT_MAX_ENTRIES, AuditLog
-from ._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
-from ._events import EventBus
-from ._hooks import Hooks
-from ._session import SESSION_KIND, SessionActor, SessionServices
-from ._storage import STORAGE_ID, STORAGE_KIND, StorageActor
+from .artifacts._audit import DEFAULT_MAX_ENTRIES, AuditLog
+from .artifacts._storage import STORAGE_ID, STORAGE_KIND, StorageActor
+from .hooks._events import EventBus
+from .hooks._hooks import Hooks
+from .sessions._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
+from .sessions._session import SESSION_KIND, SessionActor, SessionServices
 
 #: A live session with no message for this long is passivated (its state is all on disk).
 SESSION_IDLE_S = 300.0

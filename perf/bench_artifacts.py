@@ -48,8 +48,8 @@ from bench_storage import (
     time_blob_put_floor,
     variants,
 )
-from satchel.actors import _artifact_index as index
-from satchel.actors._artifact_model import ARTIFACT_CODEC
+from satchel.actors.artifacts import _artifact_index as index
+from satchel.actors.artifacts._artifact_model import ARTIFACT_CODEC
 from satchel.storage import RocksStore
 from satchel.storage import _keys as keys
 

@@ -110,7 +110,7 @@ async def bridge_call(rt: Runtime, loops: int) -> float:
 
 
 async def direct_call(rt: Runtime, loops: int) -> float:
-    from satchel.actors._host_state import HostState
+    from satchel.actors.sessions._host_state import HostState
 
     api = ScriptApi(rt.sessions, rt.artifacts, HostState(rt.store.kv))
     start = time.perf_counter()

@@ -40,7 +40,7 @@ import rocksdict
 import trio
 from satchel.actors import _layout as layout
 from satchel.actors import _validate as validate
-from satchel.actors._creation import created_data as _created_data
+from satchel.actors.sessions._creation import created_data as _created_data
 from satchel.storage import RocksStore
 
 from satchel import Runtime, open_runtime

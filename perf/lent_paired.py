@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from satchel.actors import _session
+from satchel.actors.sessions import _session
 from satchel.runtime import Lending
 
 from satchel import open_runtime

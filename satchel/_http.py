@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from satchel._http_body import DEFAULT_MAX_JSON_BYTES, DrainAfterRefusal
 from satchel._http_body import body_object as body_object
-from satchel._wire import dumps
+from satchel.actors._wire import dumps
 from satchel.runtime import _errors as errors
 
 log = logging.getLogger("satchel.http")

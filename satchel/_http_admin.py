@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from satchel._http import Endpoint, body_object, json_response, only, runtime
 from satchel._http_openapi import fields_of, returns, shape
-from satchel.actors._manager import SessionManager
+from satchel.actors.sessions._manager import SessionManager
 from satchel.runtime._errors import InvalidArgumentError
 
 _UPDATE = ("name", "description", "tags", "metadata", "config")

@@ -28,7 +28,7 @@ from satchel._http_body import declared_length, parse_object, too_large
 from satchel._http_download import download
 from satchel._http_openapi import returns, shape
 from satchel.actors import export_session, import_session
-from satchel.actors._artifact_manager import ArtifactManager
+from satchel.actors.artifacts._artifact_manager import ArtifactManager
 from satchel.runtime import _errors as errors
 from satchel.storage._blobformat import MAX_SIZE_HINT
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from satchel._http import error_response
-from satchel.actors._artifact_model import ArtifactInfo
+from satchel.actors.artifacts._artifact_model import ArtifactInfo
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 

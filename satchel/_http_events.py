@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from satchel._http import Endpoint, body_object, json_response, only, query_int, runtime
 from satchel._http_openapi import fields_of, returns, shape
-from satchel.actors._manager import SessionManager
+from satchel.actors.sessions._manager import SessionManager
 
 _APPEND = ("events", "state", "delete", "expect_position", "at", "expect_created_at")
 _E = "/sessions/{session_id}/events"

@@ -46,10 +46,11 @@ _ERROR = {
 
 def _names() -> dict[str, Any]:
     """Names the records' annotations use under ``TYPE_CHECKING`` only."""
-    import satchel.actors._schedules as schedules
+    import satchel.actors.hooks._schedules as schedules
     import satchel.runtime as runtime
     import satchel.storage as storage
-    from satchel.actors import _check, _hooks, _model
+    from satchel.actors import _check, _model
+    from satchel.actors.hooks import _hooks
 
     found: dict[str, Any] = {}
     for module in (runtime, storage, schedules, _check, _hooks, _model):

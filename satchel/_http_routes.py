@@ -25,9 +25,9 @@ from satchel._http_events import EVENT_ENDPOINTS
 from satchel._http_openapi import fields_of, returns, shape
 from satchel._http_ops import health, metrics
 from satchel.actors._control import Control
-from satchel.actors._history import History
-from satchel.actors._manager import SessionManager
-from satchel.actors._schedules import Replays
+from satchel.actors.hooks._schedules import Replays
+from satchel.actors.sessions._history import History
+from satchel.actors.sessions._manager import SessionManager
 
 _LIST_TEXT = (
     "status",

@@ -12,22 +12,22 @@ from typing import Any, final
 
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors import _validate as validate
-from satchel.actors._artifact_manager import ArtifactManager
-from satchel.actors._audit import checked_max_entries
-from satchel.actors._builtin_hooks import Metrics
-from satchel.actors._builtin_hooks import install as install_builtin_hooks
-from satchel.actors._collect import CollectionConfig, Collectors, register_hook_kind
 from satchel.actors._control import CheckResult, Control, ControlStatistics
-from satchel.actors._events import EventBus
-from satchel.actors._handle import SessionHandle
-from satchel.actors._hooks import Hooks
-from satchel.actors._host_state import HostState
 from satchel.actors._kinds import SESSION_IDLE_S
-from satchel.actors._manager import SessionManager
 from satchel.actors._model import SessionConfig
-from satchel.actors._schedules import MIN_EVERY_S, Replays
-from satchel.actors._session import SESSION_KIND
-from satchel.actors._session_scripts import RunScript
+from satchel.actors.artifacts._artifact_manager import ArtifactManager
+from satchel.actors.artifacts._audit import checked_max_entries
+from satchel.actors.artifacts._collect import CollectionConfig, Collectors, register_hook_kind
+from satchel.actors.hooks._builtin_hooks import Metrics
+from satchel.actors.hooks._builtin_hooks import install as install_builtin_hooks
+from satchel.actors.hooks._events import EventBus
+from satchel.actors.hooks._hooks import Hooks
+from satchel.actors.hooks._schedules import MIN_EVERY_S, Replays
+from satchel.actors.sessions._handle import SessionHandle
+from satchel.actors.sessions._host_state import HostState
+from satchel.actors.sessions._manager import SessionManager
+from satchel.actors.sessions._session import SESSION_KIND
+from satchel.actors.sessions._session_scripts import RunScript
 from satchel.runtime import (
     ActorRef,
     ActorSpec,

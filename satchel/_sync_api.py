@@ -19,9 +19,6 @@ from satchel._portal import Portal
 from satchel._runtime import Runtime
 from satchel._sync_artifacts import SyncArtifactManager
 from satchel._sync_sessions import SyncSessionHandle, SyncSessionManager
-from satchel.actors._artifact_model import ArtifactRef
-from satchel.actors._builtin_hooks import Metrics, MetricsSummary
-from satchel.actors._collect import Collectors
 from satchel.actors._control import (
     ActorInspection,
     CheckResult,
@@ -29,7 +26,10 @@ from satchel.actors._control import (
     ControlStatistics,
     GcReport,
 )
-from satchel.actors._hooks import (
+from satchel.actors.artifacts._artifact_model import ArtifactRef
+from satchel.actors.artifacts._collect import Collectors
+from satchel.actors.hooks._builtin_hooks import Metrics, MetricsSummary
+from satchel.actors.hooks._hooks import (
     HookContext,
     HookFunction,
     HookPoint,
@@ -37,8 +37,8 @@ from satchel.actors._hooks import (
     Hooks,
     HookStatistics,
 )
-from satchel.actors._schedules import ReplayRun, Replays, ScheduledReplay
-from satchel.actors._session import SESSION_KIND
+from satchel.actors.hooks._schedules import ReplayRun, Replays, ScheduledReplay
+from satchel.actors.sessions._session import SESSION_KIND
 from satchel.runtime import ActorSpec, ActorStatistics
 from satchel.runtime._supervisor import ActorRef
 from satchel.scripting import ScriptLimits

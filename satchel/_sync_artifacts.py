@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, final
 
 from satchel._portal import Portal
-from satchel.actors._artifact_manager import ArtifactManager, ArtifactSpec
-from satchel.actors._artifact_model import Artifact, ArtifactInfo, ArtifactRef
-from satchel.actors._audit import AuditEntry
+from satchel.actors.artifacts._artifact_manager import ArtifactManager, ArtifactSpec
+from satchel.actors.artifacts._artifact_model import Artifact, ArtifactInfo, ArtifactRef
+from satchel.actors.artifacts._audit import AuditEntry
 
 
 @final

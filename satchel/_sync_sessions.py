@@ -15,16 +15,16 @@ from typing import Any, final
 
 from satchel._portal import Portal
 from satchel._sync_artifacts import SyncArtifactManager
-from satchel.actors._artifact_manager import ArtifactSpec
-from satchel.actors._artifact_model import Artifact, ArtifactInfo, ArtifactRef
-from satchel.actors._audit import AuditEntry
 from satchel.actors._check import SessionCheckReport
-from satchel.actors._event_log import SessionEvent
-from satchel.actors._handle import SessionHandle
-from satchel.actors._history import ReplayMetadata
-from satchel.actors._manager import SessionManager
 from satchel.actors._model import JournalEntry, SessionConfig, SessionInfo
-from satchel.actors._replay import ReplayResult, SessionState
+from satchel.actors.artifacts._artifact_manager import ArtifactSpec
+from satchel.actors.artifacts._artifact_model import Artifact, ArtifactInfo, ArtifactRef
+from satchel.actors.artifacts._audit import AuditEntry
+from satchel.actors.hooks._replay import ReplayResult, SessionState
+from satchel.actors.sessions._event_log import SessionEvent
+from satchel.actors.sessions._handle import SessionHandle
+from satchel.actors.sessions._history import ReplayMetadata
+from satchel.actors.sessions._manager import SessionManager
 
 
 @final

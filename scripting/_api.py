@@ -15,16 +15,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from satchel.actors._wire import to_wire
 from satchel.runtime._errors import AccessDeniedError, InvalidArgumentError, SatchelError
-
-from satchel._wire import to_wire
 
 from ._convert import from_lua, lua_type_name, mapping_from_lua, text
 
 if TYPE_CHECKING:
-    from satchel.actors._artifact_manager import ArtifactManager
-    from satchel.actors._manager import SessionManager
-    from satchel.actors._session_scripts import RunScript, ScriptSlot
+    from satchel.actors.artifacts._artifact_manager import ArtifactManager
+    from satchel.actors.sessions._manager import SessionManager
+    from satchel.actors.sessions._session_scripts import RunScript, ScriptSlot
 
     from ._pool import WorkerPool
 

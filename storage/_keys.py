@@ -58,10 +58,11 @@ JOURNAL = b"jnl\x00"  # + id(16) + seq(8) -> journal entry
 SESSION_INDEX = b"six\x00"  # + index letter + index layout -> b"" (secondary indexes)
 DEADLINE = b"sdl\x00"  # + due(8) + id(16) + reason(1) -> b"" (policy and retention times)
 # + holder id(16) + id(16) -> operations(8) a deleted session had counted against the budget
-# of the holder (satchel.actors._budgets): they stay counted.
+# of the holder (satchel.actors.sessions._budgets): they stay counted.
 SESSION_SPENT = b"ssp\x00"
-# A session's event log (satchel.actors._event_log): + id(16) + position(8) -> [at µs, data];
-# and + id(16) -> the last position given (positions are never reused, even after a pop).
+# A session's event log (satchel.actors.sessions._event_log):
+# + id(16) + position(8) -> [at µs, data]; and + id(16) -> the last position given
+# (positions are never reused, even after a pop).
 SESSION_EVENT = b"sev\x00"
 SESSION_EVENT_LAST = b"sel\x00"
 

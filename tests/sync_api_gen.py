@@ -43,14 +43,14 @@ CLASSES: list[tuple[str, str, str, list[tuple[str, str]]]] = [
             ("backend", "str"),
         ],
     ),
-    ("satchel.actors._manager", "SessionManager", "SyncSessionManager", []),
-    ("satchel.actors._handle", "SessionHandle", "SyncSessionHandle", [("id", "str")]),
-    ("satchel.actors._artifact_manager", "ArtifactManager", "SyncArtifactManager", []),
-    ("satchel.actors._collect", "Collectors", "SyncCollectors", []),
-    ("satchel.actors._hooks", "Hooks", "SyncHooks", []),
-    ("satchel.actors._builtin_hooks", "Metrics", "SyncMetrics", []),
+    ("satchel.actors.sessions._manager", "SessionManager", "SyncSessionManager", []),
+    ("satchel.actors.sessions._handle", "SessionHandle", "SyncSessionHandle", [("id", "str")]),
+    ("satchel.actors.artifacts._artifact_manager", "ArtifactManager", "SyncArtifactManager", []),
+    ("satchel.actors.artifacts._collect", "Collectors", "SyncCollectors", []),
+    ("satchel.actors.hooks._hooks", "Hooks", "SyncHooks", []),
+    ("satchel.actors.hooks._builtin_hooks", "Metrics", "SyncMetrics", []),
     ("satchel.actors._control", "Control", "SyncControl", []),
-    ("satchel.actors._schedules", "Replays", "SyncReplays", []),
+    ("satchel.actors.hooks._schedules", "Replays", "SyncReplays", []),
     (
         "satchel.runtime._supervisor",
         "ActorRef",
@@ -68,7 +68,7 @@ STREAM = "AsyncIterator[bytes]"
 def _source_path(module: str) -> Path:
     parts = module.split(".")[1:]
     if parts[0] in PACKAGES:
-        return ROOT / parts[0] / (parts[1] + ".py")
+        return ROOT.joinpath(*parts[:-1], parts[-1] + ".py")
     return ROOT / "satchel" / (parts[0] + ".py")
 
 

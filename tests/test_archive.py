@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from satchel.actors import ArchiveReport, export_session, import_session
 from satchel.actors import _layout as layout
-from satchel.actors import _removal as removal
+from satchel.actors.sessions import _removal as removal
 from satchel.storage import BLOBS, Backend, Batch, KeyValueStore, MemoryStore
 from satchel.storage import _keys as keys
 

@@ -90,8 +90,8 @@ async def test_the_nil_uuid_is_never_imported(rt: Runtime) -> None:
     """An archive whose session record is the nil UUID's is refused."""
     import attrs
     import msgpack
-    from satchel.actors import _archive_read
     from satchel.actors import _layout as layout
+    from satchel.actors.archives import _archive_read
 
     sid = await rt.sessions.create()
     raw_record, raw_counters = rt.store.kv.get_many(

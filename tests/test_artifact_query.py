@@ -10,7 +10,7 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.actors import _artifact_query
+from satchel.actors.artifacts import _artifact_query
 
 from satchel import (
     ArtifactInfo,

@@ -408,7 +408,7 @@ async def test_store_file_checks_the_file_it_opened(
 ) -> None:
     """A file swapped for a symlink to outside the roots as it is opened is refused: the
     check is made on what was opened, not on the path before."""
-    from satchel.actors import _artifact_manager
+    from satchel.actors.artifacts import _artifact_manager
 
     root, outside = tmp_path / "work", tmp_path / "private"
     root.mkdir()
@@ -427,7 +427,7 @@ async def test_store_file_checks_the_file_it_opened(
 
 async def test_a_file_that_grows_while_read_is_refused(tmp_path: Path) -> None:
     """A file whose size changes during the read stores nothing."""
-    from satchel.actors import _artifact_writes
+    from satchel.actors.artifacts import _artifact_writes
 
     path = tmp_path / "growing.log"
     path.write_bytes(b"x" * (3 * MIB))

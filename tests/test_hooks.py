@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from satchel.actors import _hooks
+from satchel.actors.hooks import _hooks
 
 from satchel import (
     HookCancelledError,

@@ -34,12 +34,18 @@ def test_only_satchel_at_top_level(wheel_names: list[str]) -> None:
 
 
 @pytest.mark.slow
+#: The domain's per-concept subpackages.
+ACTOR_SUBPACKAGES = ("sessions", "artifacts", "hooks", "archives")
+
+
 def test_subpackages_and_marker_are_shipped(wheel_names: list[str]) -> None:
     """The four domain folders install as satchel subpackages, with py.typed."""
     expected = {
         "satchel/py.typed",
         "satchel/runtime/__init__.py",
         "satchel/actors/__init__.py",
+        *(f"satchel/actors/{concept}/__init__.py" for concept in ACTOR_SUBPACKAGES),
+        "satchel/actors/sessions/_session.py",
         "satchel/storage/__init__.py",
         "satchel/storage/_blobs.py",
         "satchel/scripting/__init__.py",

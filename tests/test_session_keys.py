@@ -254,7 +254,7 @@ async def test_a_user_needs_its_app_when_listing(rt: Runtime) -> None:
 def test_an_archived_record_whose_key_names_another_id_is_refused() -> None:
     """On import, a record's key must name the record's own id, and its user its app."""
     import attrs
-    from satchel.actors import _archive_read
+    from satchel.actors.archives import _archive_read
 
     record = _any_record()
     with pytest.raises(ValidationError):

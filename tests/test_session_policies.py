@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 from satchel.actors import _layout as layout
-from satchel.actors._deadlines import RETRY_S
+from satchel.actors.sessions._deadlines import RETRY_S
 from satchel.storage import Batch
 
 from satchel import (
@@ -166,7 +166,7 @@ async def test_deadlines_due_during_a_sweep_are_not_lost(
     rt: Runtime, autojump_clock: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A deadline falling due while the sweeper is telling another session still fires."""
-    from satchel.actors._session import SessionActor
+    from satchel.actors.sessions._session import SessionActor
 
     first = await rt.sessions.create(config={"max_duration_s": 10})
     second = await rt.sessions.create(config={"max_duration_s": 10.01})

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.actors import _query
+from satchel.actors.sessions import _query
 
 from satchel import InvalidArgumentError, Runtime, SessionInfo, ValidationError, open_runtime
 

@@ -10,8 +10,8 @@ import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from satchel.actors import _artifact_layout as layout
-from satchel.actors._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from satchel.actors.artifacts import _artifact_layout as layout
+from satchel.actors.artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from satchel.storage._codec import converter
 
 from satchel import IntegrityError, Runtime

@@ -12,10 +12,10 @@ import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from satchel.actors import _artifact_layout as artifact_layout
 from satchel.actors import _layout as layout
-from satchel.actors._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from satchel.actors._model import SessionConfig, SessionStatus
+from satchel.actors.artifacts import _artifact_layout as artifact_layout
+from satchel.actors.artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, open_store
 from satchel.storage._blobformat import chunk_key, digest_of, encode_chunk
 from satchel.storage._codec import converter

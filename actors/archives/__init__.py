@@ -1,0 +1,1 @@
+"""Session archives: export and import of a session with its artifacts."""

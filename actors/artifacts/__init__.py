@@ -1,0 +1,1 @@
+"""Artifacts: versions, their index and query, sharing and audit, the storage actor."""

@@ -1,0 +1,236 @@
+"""How artifacts sit in the index space, next to their session's keys."""
+
+from __future__ import annotations
+
+import functools
+import mimetypes
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from satchel.runtime._errors import ValidationError
+from satchel.storage import KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import _keys as keys
+
+from .. import _validate as validate
+from .._layout import encode_value
+from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord, record_fields
+
+_U32 = struct.Struct(">I")
+_NAME_VALUE = struct.Struct(">IQ24s")
+_RESERVED = ("mime_type", "description", "tags")
+
+
+def session_prefix(sid: bytes) -> bytes:
+    """The prefix of every artifact version of session ``sid``."""
+    return keys.ARTIFACT + sid
+
+
+def versions_prefix(sid: bytes, name: bytes) -> bytes:
+    """The prefix of every version of ``name`` in session ``sid`` (in version order)."""
+    return keys.ARTIFACT + sid + name + b"\x00"
+
+
+def record_key(sid: bytes, name: bytes, version: int) -> bytes:
+    """Where one version's record is; also the owner key of its blob reference."""
+    return versions_prefix(sid, name) + _U32.pack(version)
+
+
+def id_key(aid: bytes) -> bytes:
+    """Where an artifact id points to its version's record."""
+    return keys.ARTIFACT_ID + aid
+
+
+def name_key(sid: bytes, name: bytes) -> bytes:
+    """Where a name's last assigned version and first creation time are."""
+    return keys.ARTIFACT_NAME + sid + name
+
+
+def retired_key(sid: bytes, name: bytes) -> bytes:
+    """Where the last version of a name whose every version was deleted is kept."""
+    return keys.ARTIFACT_RETIRED + sid + name
+
+
+def retired_prefix(sid: bytes) -> bytes:
+    """The prefix of every retired name of session ``sid``."""
+    return keys.ARTIFACT_RETIRED + sid
+
+
+def last_version(kv: KeyValueStore, sid: bytes, name: bytes) -> int:
+    """The last version number given to ``name`` in the session, 0 if none ever was."""
+    return decode_retired(kv.get(retired_key(sid, name)))
+
+
+def decode_retired(raw: bytes | None) -> int:
+    """The last version a retired key's value holds (0 for no key)."""
+    return 0 if raw is None else int(_U32.unpack(raw)[0])
+
+
+def encode_retired(last_version: int) -> bytes:
+    """The value of a retired key."""
+    return _U32.pack(last_version)
+
+
+def names_prefix(sid: bytes) -> bytes:
+    """The prefix of every artifact name of session ``sid``."""
+    return keys.ARTIFACT_NAME + sid
+
+
+def encode_name_value(last_version: int, first_created_us: int, latest: bytes) -> bytes:
+    """The value of a name key; ``latest`` is the query-index suffix of the latest version."""
+    return _NAME_VALUE.pack(last_version, first_created_us, latest)
+
+
+def decode_name_value(value: bytes) -> tuple[int, int, bytes]:
+    """``(last_version, first_created_us, latest_suffix)`` of a name key's value."""
+    last, first, latest = _NAME_VALUE.unpack(value)
+    return last, first, latest
+
+
+def to_info(record: ArtifactRecord) -> ArtifactInfo:
+    """The metadata table of a stored version."""
+    # Positional, in ArtifactInfo's field order: listing versions builds one per version.
+    return ArtifactInfo(
+        record.id,
+        record.session_id,
+        record.name,
+        record.version,
+        record.type,
+        record.mime_type,
+        record.description,
+        record.size,
+        record.content_hash,
+        record.tags,
+        record.custom,
+        validate.to_datetime(record.created_us),
+        record.created_by,
+        record.compressed,
+        record.stored_size,
+    )
+
+
+def _info_of(raw: Any) -> ArtifactInfo:
+    """``to_info`` of the record unpacked as ``raw`` (see ``record_fields``), without
+    building the record."""
+    f = record_fields(raw)
+    return ArtifactInfo(
+        f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[10], f[9], f[7], f[8],
+        validate.to_datetime(f[13]), f[14], f[12], f[11],
+    )  # fmt: skip
+
+
+def _guess_mime(name: str) -> str:
+    dot = name.rfind(".")
+    if dot > 0 and ":" not in name and name[dot:] not in mimetypes.encodings_map:
+        # A checked name (no "/", no leading ".") with no URL scheme and no encoding
+        # suffix (".gz" makes "a.tar.gz" a tar) has its extension's type, so names that
+        # differ (report-1.json, report-2.json...) share one cache entry.
+        return _guess_named("x" + name[dot:])
+    return _guess_named(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _guess_named(name: str) -> str:
+    # Artifact names repeat (each new version reuses one), and guessing parses the name.
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def split_metadata(
+    name: str, metadata: Mapping[str, Any] | None
+) -> tuple[str, str | None, tuple[str, ...], dict[str, Any]]:
+    """``(mime_type, description, tags, custom)`` from a store call's metadata map."""
+    if metadata is None:
+        # What the checks below make of no metadata (most stores give none).
+        return validate.mime_type(_guess_mime(name)), None, (), {}
+    given = validate.metadata(metadata)
+    mime = given.get("mime_type")
+    if mime is None:
+        mime = _guess_mime(name)
+    description = given.get("description")
+    if description is not None:
+        description = validate.text("description", description, validate.MAX_DESCRIPTION_BYTES)
+    tags = validate.tags(given.get("tags") or ())
+    custom = {k: v for k, v in given.items() if k not in _RESERVED}
+    size = len(validate.encoded("custom metadata", encode_value, custom))
+    if size > validate.MAX_CUSTOM_BYTES:
+        raise ValidationError(
+            f"custom metadata encodes to {size} bytes; the limit is {validate.MAX_CUSTOM_BYTES}"
+        )
+    return validate.mime_type(mime), description, tags, custom
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def by_id(kv: KeyValueStore, aid: bytes) -> ArtifactRecord | None:
+    """The version an artifact id names, if it exists."""
+    where = kv.get(id_key(aid))
+    if where is None:
+        return None
+    raw = kv.get(keys.ARTIFACT + where)
+    return None if raw is None else ARTIFACT_CODEC.decode(raw)
+
+
+def by_name(
+    kv: KeyValueStore, sid: bytes, name: bytes, version: int | None
+) -> ArtifactRecord | None:
+    """Version ``version`` of ``name`` (the latest if ``None``), if it exists."""
+    if version is None:
+        # Point lookups of the name's last assigned version: cheaper than a reverse seek,
+        # which no bloom filter helps. The scan is left for a last version since deleted
+        # (and a missing name key, which ``check`` reports).
+        named = kv.get(name_key(sid, name))
+        last = None if named is None else decode_name_value(named)[0]
+        raw = None if last is None else kv.get(record_key(sid, name, last))
+        if raw is None:
+            latest = next(scan_prefix(kv, versions_prefix(sid, name), reverse=True, limit=1), None)
+            raw = None if latest is None else latest[1]
+    else:
+        raw = kv.get(record_key(sid, name, version))
+    return None if raw is None else ARTIFACT_CODEC.decode(raw)
+
+
+def versions(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactRecord]:
+    """Every version of ``name``, version 1 first."""
+    return [ARTIFACT_CODEC.decode(v) for _, v in scan_prefix(kv, versions_prefix(sid, name))]
+
+
+def version_infos(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactInfo]:
+    """``to_info`` of every version of ``name``, version 1 first."""
+    decode = ARTIFACT_CODEC.decode_as
+    return [decode(v, _info_of, to_info) for _, v in scan_prefix(kv, versions_prefix(sid, name))]
+
+
+def latest_of_each(kv: KeyValueStore, sid: bytes) -> list[ArtifactRecord]:
+    """The latest version of each name, the name first stored earliest first."""
+    start = len(names_prefix(sid))
+    named = [
+        (decode_name_value(value)[1], key[start:])
+        for key, value in scan_prefix(kv, names_prefix(sid))
+    ]
+    found = []
+    for _, name in sorted(named):
+        record = by_name(kv, sid, name, None)
+        if record is not None:
+            found.append(record)
+    return found
+
+
+def all_of_session(kv: KeyValueStore, sid: bytes) -> list[tuple[bytes, ArtifactRecord]]:
+    """Every version of every name of session ``sid``, with its record key."""
+    prefix = session_prefix(sid)
+    return [
+        (key, ARTIFACT_CODEC.decode(value))
+        for key, value in kv.scan(prefix, prefix_upper_bound(prefix))
+    ]
+
+
+def by_content(
+    kv: KeyValueStore, sid: bytes, content_hash: str, version: int | None
+) -> list[ArtifactRecord]:
+    """The versions numbered ``version`` of session ``sid`` that hold ``content_hash``."""
+    return [
+        record
+        for _, record in all_of_session(kv, sid)
+        if record.version == version and record.content_hash == content_hash
+    ]

@@ -1,0 +1,161 @@
+"""The audit log of shared artifacts: every access decision another session caused, and every
+share and revoke, kept per artifact name and bounded to the newest ``max_entries``.
+
+Entries are numbered per name. The numbers in use are remembered for recently audited names
+and otherwise read back from the first and last key, so no counter key is written: two
+batches that each append an entry never overwrite one another's count.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import attrs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
+from satchel.storage import Batch, KeyValueStore, RecordCodec, scan_prefix
+from satchel.storage import _keys as keys
+
+from .. import _validate as validate
+
+DEFAULT_MAX_ENTRIES = 1000
+_SEQ = struct.Struct(">Q")
+_REMEMBERED = 4096
+
+
+@attrs.frozen
+class AuditEntry:
+    """One access decision: who (a session id, or ``None`` for the host) tried what on which
+    version, and whether it was allowed."""
+
+    at: datetime
+    session_id: str | None
+    action: str
+    granted: bool
+    artifact_id: str | None
+    name: str
+    target_session_id: str | None = None
+    permission: str | None = None
+
+
+@attrs.frozen
+class _Stored:
+    at_us: int
+    session_id: str | None
+    action: str
+    granted: bool
+    artifact_id: str | None
+    name: str
+    target_session_id: str | None
+    permission: str | None
+
+
+_CODEC = RecordCodec(_Stored, kind="audit", version=1)
+
+
+def checked_max_entries(value: object) -> int:
+    """The ``audit_max_entries`` option, checked."""
+    if type(value) is not int:
+        raise InvalidArgumentError(f"audit_max_entries must be an integer, not {value!r}")
+    if value < 1:
+        raise ValidationError(f"audit_max_entries must be at least 1, not {value}")
+    return value
+
+
+def prefix_of(owner: bytes, name: bytes) -> bytes:
+    """The keys of one name's audit entries."""
+    return keys.ARTIFACT_AUDIT + owner + name + b"\x00"
+
+
+def session_prefix(owner: bytes) -> bytes:
+    """The keys of every audit entry of session ``owner``'s artifacts."""
+    return keys.ARTIFACT_AUDIT + owner
+
+
+class AuditLog:
+    """Appends entries into batches and reads them back, oldest first."""
+
+    def __init__(self, kv: KeyValueStore, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._kv = kv
+        self.max_entries = checked_max_entries(max_entries)
+        self._spans: OrderedDict[bytes, list[int]] = OrderedDict()  # prefix -> [first, next]
+
+    def append(
+        self,
+        batch: Batch,
+        owner: bytes,
+        *,
+        at_us: int,
+        caller: str | None,
+        action: str,
+        granted: bool,
+        name: str,
+        artifact_id: str | None = None,
+        target_session_id: str | None = None,
+        permission: str | None = None,
+    ) -> None:
+        """Add one entry to ``batch``, and the removal of those past the bound."""
+        prefix = prefix_of(owner, name.encode())
+        span = self._span(prefix)
+        seq = span[1]
+        span[1] += 1
+        stored = _Stored(
+            at_us, caller, action, granted, artifact_id, name, target_session_id, permission
+        )
+        batch.put(prefix + _SEQ.pack(seq), _CODEC.encode(stored))
+        keep_from = span[1] - self.max_entries
+        if keep_from > span[0]:
+            # From the first number, not the first remembered: a batch that was never
+            # written leaves nothing behind that a later trim would miss.
+            batch.delete_range(prefix + _SEQ.pack(0), prefix + _SEQ.pack(keep_from))
+            span[0] = keep_from
+
+    def write(self, owner: bytes, **fields: Any) -> None:
+        """Append one entry in a batch of its own (decisions made outside any actor)."""
+        batch = Batch()
+        self.append(batch, owner, **fields)
+        self._kv.write(batch)
+
+    def read(
+        self, owner: bytes, name: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """One name's entries, oldest first."""
+        found = scan_prefix(self._kv, prefix_of(owner, name.encode()))
+        entries: list[AuditEntry] = []
+        for index, (_, raw) in enumerate(found):
+            if index < offset:
+                continue
+            if limit is not None and len(entries) >= limit:
+                break
+            s = _CODEC.decode(raw)
+            entries.append(
+                AuditEntry(
+                    validate.to_datetime(s.at_us),
+                    s.session_id,
+                    s.action,
+                    s.granted,
+                    s.artifact_id,
+                    s.name,
+                    s.target_session_id,
+                    s.permission,
+                )
+            )
+        return entries
+
+    def _span(self, prefix: bytes) -> list[int]:
+        span = self._spans.get(prefix)
+        if span is not None:
+            self._spans.move_to_end(prefix)
+            return span
+        first = next(scan_prefix(self._kv, prefix, limit=1), None)
+        last = next(scan_prefix(self._kv, prefix, reverse=True, limit=1), None)
+        if first is None or last is None:
+            span = [0, 0]
+        else:
+            span = [_SEQ.unpack(first[0][-8:])[0], _SEQ.unpack(last[0][-8:])[0] + 1]
+        self._spans[prefix] = span
+        if len(self._spans) > _REMEMBERED:
+            self._spans.popitem(last=False)
+        return span

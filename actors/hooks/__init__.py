@@ -1,0 +1,1 @@
+"""Hooks, events, replay, fork and replay schedules."""

@@ -1,0 +1,1 @@
+"""Sessions: the session actor, its journal and variables, the manager, queries, budgets."""

@@ -1,0 +1,128 @@
+"""The session manager's calls on sessions' event logs and whole variable sets (a part of
+``SessionManager``, kept apart to keep each module small)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio.lowlevel
+from satchel.runtime import ActorRef
+from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
+from satchel.storage import KeyValueStore, scan_prefix
+
+from .. import _layout as layout
+from .. import _validate as validate
+from .._messages import AppendEvents, ClearEvents, PopEvent
+from . import _event_log as log
+from ._event_log import SessionEvent
+
+
+class EventLogCalls:
+    """Append, read, pop and clear events; read every variable at once."""
+
+    if TYPE_CHECKING:
+        _kv: KeyValueStore
+
+        async def _ask(self, session_id: str, message: Any) -> Any: ...
+
+        def _ref(self, session_id: str) -> ActorRef: ...
+
+    async def append_events(
+        self,
+        session_id: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        state: Mapping[str, Any] | None = None,
+        delete: Iterable[str] = (),
+        expect_position: int | None = None,
+        at: Any = None,
+        expect_created_at: Any = None,
+    ) -> int:
+        """Append ``events`` (JSON-like maps) to the session's log and, in the same atomic
+        write, set the variables in ``state`` (``None`` is stored as null) and delete those in
+        ``delete``; returns the last event's position. Positions count from 1 and are never
+        given twice. With ``expect_position`` the append is refused
+        (``InvalidStateTransitionError``) unless the log's last position is still that: a
+        writer that read the session stale does not overwrite it. With
+        ``expect_created_at`` (the session's ``created_at``) it is refused, the same way, if
+        the session was deleted and created again under the same key since (positions count
+        from 1 again in the new one). ``at`` (a datetime, RFC 3339 text or epoch seconds) is
+        the events' time instead of now."""
+        append = log.checked_append(events, state, delete, expect_position, at, expect_created_at)
+        # Not through ``_ask``: a coroutine less on the call every adapter makes.
+        position: int = await self._ref(session_id).ask(AppendEvents(append))
+        return position
+
+    async def append_event(
+        self,
+        session_id: str,
+        event: Mapping[str, Any],
+        *,
+        state: Mapping[str, Any] | None = None,
+        delete: Iterable[str] = (),
+        expect_position: int | None = None,
+        at: Any = None,
+        expect_created_at: Any = None,
+    ) -> int:
+        """``append_events`` of one event; its position."""
+        return await self.append_events(
+            session_id,
+            [event],
+            state=state,
+            delete=delete,
+            expect_position=expect_position,
+            at=at,
+            expect_created_at=expect_created_at,
+        )
+
+    async def events(
+        self, session_id: str, *, last: int | None = None, after: Any = None
+    ) -> builtins.list[SessionEvent]:
+        """The session's events, oldest first: the last ``last`` of them, or (and) those after
+        the time ``after``, read from the end of the log without the rest."""
+        sid = self._existing(session_id)
+        if last is not None and (type(last) is not int or last < 0):
+            raise InvalidArgumentError(f"last must be a non-negative integer, not {last!r}")
+        after_us = None if after is None else validate.micros("after", after)
+        found = [] if last == 0 else log.read(self._kv, sid, last=last, after_us=after_us)
+        await anyio.lowlevel.checkpoint()
+        return found
+
+    async def last_event_position(self, session_id: str) -> int:
+        """The last position given in the session's log (0 if none; a pop does not lower
+        it): what ``expect_position`` compares with."""
+        sid = self._existing(session_id)
+        await anyio.lowlevel.checkpoint()
+        return log.last_position(self._kv, sid)
+
+    async def pop_event(self, session_id: str) -> SessionEvent | None:
+        """Remove and return the session's last event (``None`` if it has none); its state
+        delta stays applied."""
+        popped: SessionEvent | None = await self._ask(session_id, PopEvent())
+        return popped
+
+    async def clear_events(self, session_id: str) -> int:
+        """Remove every event of the session's log; how many there were."""
+        count: int = await self._ask(session_id, ClearEvents())
+        return count
+
+    async def state(self, session_id: str, *, prefix: str = "") -> dict[str, Any]:
+        """Every variable of the session and its value (those whose name starts with
+        ``prefix``, read without the others), in name order."""
+        sid = self._existing(session_id)
+        if not isinstance(prefix, str):
+            raise InvalidArgumentError(f"prefix must be a string, not {type(prefix).__name__}")
+        start = len(layout.var_prefix(sid))
+        pairs = scan_prefix(self._kv, layout.var_prefix(sid) + prefix.encode())
+        found = {key[start:].decode(): layout.decode_value(raw) for key, raw in pairs}
+        await anyio.lowlevel.checkpoint()
+        return found
+
+    def _existing(self, session_id: str) -> bytes:
+        """The bytes of ``session_id``; ``SessionNotFound`` if it names no session."""
+        sid = validate.session_id(session_id)[1]
+        if self._kv.get(layout.counters_key(sid)) is None:
+            raise SessionNotFoundError(f"Session not found: {session_id}")
+        return sid

@@ -1,0 +1,577 @@
+"""The session actor: one per live session; it owns the session's record and counters.
+
+Every change is one atomic batch holding the new state, the journal entry that describes it
+and the counters, written before the change is acknowledged. The actor caches only the record
+and counters; variables are read from the store, so a live session costs little memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, final
+
+import anyio
+import attrs
+from satchel.runtime import Actor, Lending
+from satchel.runtime._errors import (
+    InvalidArgumentError,
+    SessionHasChildrenError,
+    SessionNotActiveError,
+    SessionNotFoundError,
+    StoreWriteFailedError,
+    ValidationError,
+)
+from satchel.storage import Batch, scan_prefix
+
+from .. import _layout as layout
+from .. import _validate as validate
+from .._lifecycle import (
+    ACTIVE,
+    COMPLETED,
+    DAY_S,
+    FAILED,
+    Transition,
+    deadlines_after,
+    target_of,
+)
+from .._messages import (
+    AppendEvents,
+    ChangeStatus,
+    ClearEvents,
+    DeadlineDue,
+    Delete,
+    DeleteArtifact,
+    DeleteState,
+    GetState,
+    ListState,
+    Load,
+    PopEvent,
+    RecordHooks,
+    Retire,
+    RevokeArtifact,
+    Save,
+    SetState,
+    ShareArtifact,
+    StoreArtifact,
+    UpdateSession,
+)
+from ..artifacts import _artifact_writes as artifact_writes
+from ..artifacts import _sharing as sharing
+from ..artifacts._artifact_model import ArtifactRef
+from ..hooks._hooks import HookPoint
+from . import _removal as removal
+from . import _session_hooks as session_hooks
+from . import _session_update as update
+from ._budgets import count_operation, limits_anything, take_token
+from ._query import load
+from ._ratelimit import TokenBucket
+from ._session_deadlines import DeadlineTurns
+from ._session_log import EventLogTurns
+from ._session_scripts import RunScript, ScriptSlot
+from ._session_services import SessionBusyError as SessionBusyError
+from ._session_services import SessionServices as SessionServices
+from ._turn_writes import Event, TurnWrites
+
+log = logging.getLogger("satchel.sessions")
+
+SESSION_KIND = "session"
+_US = 1_000_000
+# An archived session that cannot be deleted yet (it has children) is looked at again later.
+_RETRY_DELETE_US = round(DAY_S * _US)
+
+#: Maintenance messages the rate limit does not count.
+_UNTHROTTLED = (Save, Load, Retire, RecordHooks)
+#: Turns an asker may run itself while the actor is idle (``Actor.lending``): none of them
+#: suspends unless it waits for a group commit (uncancellable) or an awaited observer. The
+#: event-log turns are as plain as ``SetState`` without hooks (``_run_append_hooks`` is the
+#: only await of an append, and runs only while a hook is registered: then none is lent).
+_LENDABLE = frozenset(
+    {
+        AppendEvents,
+        PopEvent,
+        ClearEvents,
+        SetState,
+        GetState,
+        DeleteState,
+        ListState,
+        StoreArtifact,
+        DeleteArtifact,
+        ShareArtifact,
+        RevokeArtifact,
+    }
+)
+
+
+@final
+class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
+    """The actor of one session; ``factory`` of the ``session`` kind."""
+
+    def __init__(self, session_id: str, services: SessionServices) -> None:
+        self._id = session_id
+        self._sid = layout.bytes_of(session_id)
+        self._services = services
+        self._kv = services.kv
+        self._note_deadline = services.note_deadline
+        self._record: layout.SessionRecord | None = None
+        self._counters = layout.Counters()
+        self._bucket: TokenBucket | None = None
+        self._created = b""  # the creation time as index values hold it
+        self._journal_prefix = layout.journal_prefix(self._sid)
+        self._counters_key = layout.counters_key(self._sid)
+        self._var_prefix = layout.var_prefix(self._sid)
+        self._earliest_added: int | None = None
+        self._as_owner: sharing.Owner | None = None
+        self._hooks = services.hooks
+        self._events = services.events
+        self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
+        self._script_slot = ScriptSlot()
+        self._writes = TurnWrites(services.kv, services.group, self._published)
+        # Reads are activity too but are not journaled: while live, the actor remembers them.
+        self._tracks_idle = False
+        self._budgeted = False  # counts against budgets beyond its own (``_budgets``)
+        self._active_us = 0
+        self._handlers: dict[type, Callable[[Any], Any]] = {
+            SetState: self._set_state,
+            GetState: self._get_state,
+            DeleteState: self._delete_state,
+            ListState: self._list_state,
+            ChangeStatus: self._change_status,
+            Save: self._save,
+            Load: self._load,
+            Delete: self._delete,
+            Retire: self._retire,
+            StoreArtifact: self._store_artifact,
+            DeleteArtifact: self._delete_artifact,
+            ShareArtifact: self._share_artifact,
+            RevokeArtifact: self._revoke_artifact,
+            RecordHooks: self._record_hooks,
+            UpdateSession: self._update,
+            AppendEvents: self._append_events,
+            PopEvent: self._pop_event,
+            ClearEvents: self._clear_events,
+        }
+
+    async def on_start(self) -> None:
+        """Load the record and counters; a missing session answers ``SessionNotFound``."""
+        self._load_stored()
+
+    def _load_stored(self) -> None:
+        raw_record, raw_counters = self._kv.get_many(
+            [layout.record_key(self._sid), layout.counters_key(self._sid)]
+        )
+        if raw_record is None or raw_counters is None:
+            return
+        self._record = layout.RECORD_CODEC.decode(raw_record)
+        self._counters = layout.Counters.decode(raw_counters)
+        self._created = layout.u64(self._record.created_us)
+        config = self._record.config
+        self._tracks_idle = config.idle_timeout_s is not None
+        self._budgeted = self._record.budget_of is not None or limits_anything(config)
+        if config.rate_limit is not None:
+            # Kept by the runtime, not the actor: passivating must not refill it.
+            self._bucket = self._services.budgets.bucket(self._id, config)
+
+    async def on_stop(self) -> None:
+        """Let go of the script worker; forget the rate bucket once it is full again (a new
+        one would be the same)."""
+        self._services.scripts.release(self._script_slot)
+        if self._bucket is not None and self._bucket.full(anyio.current_time()):
+            self._services.buckets.pop(self._id, None)
+
+    def lending(self, message: Any) -> Lending:
+        """Variable and artifact operations, while no hook (which may take its time) is
+        registered: unshielded while no observer is awaited (a group commit's wait is
+        uncancellable by itself), shielded otherwise."""
+        hooks = self._hooks
+        if type(message) not in _LENDABLE or hooks.has_any:
+            return Lending.NO
+        return Lending.SHIELDED if hooks.awaiting else Lending.SYNC
+
+    async def receive(self, message: Any) -> Any:
+        """Answer one operation on the session."""
+        if type(message) is DeadlineDue:
+            self._deadline_due(message)
+            if self._writes.holding:
+                await self._settle()
+            await self._announce_deadline()
+            return None
+        if type(message) is RunScript:
+            return await self._run_script(message)
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            raise TypeError(f"a session actor takes no {type(message).__name__}")
+        if self._record is None:
+            self._require_session()
+        if (self._bucket is not None or self._budgeted) and type(message) not in _UNTHROTTLED:
+            self._throttle()
+        hooks = self._hooks
+        awaited = bool(hooks.awaiting)  # none when the turn was lent unshielded
+        # Observers (``after`` hooks) need the point, the status before, and the start time.
+        if hooks.observed and hooks.observes(watched := session_hooks.point_of(message)):
+            record = self._record
+            before = record.status if record is not None else None
+            started = time.perf_counter_ns()
+        else:
+            watched = None
+        try:
+            if hooks.has_any and (point := session_hooks.point_of(message)) is not None:
+                message = await self._run_hooks(point, message)
+            result = handler(message)
+            if self._hook_records:
+                # The operation wrote no journal entry of its own (save, restore): the hook
+                # executions still go in the journal.
+                self._commit(Batch(), "hooks_ran", {}, operation=False)
+        except (ValidationError, InvalidArgumentError) as error:
+            # Validators name the value at fault; the caller also needs to know the session.
+            if self._id in str(error):
+                raise
+            raise type(error)(f"session {self._id}: {error}") from None
+        finally:
+            if self._hook_records:
+                self._hook_records = []
+            if self._writes.holding:
+                await self._settle()
+        if watched is not None:
+            data = session_hooks.data_of(message, before)
+            data["duration_us"] = (time.perf_counter_ns() - started) // 1000
+            if watched in hooks.awaiting:
+                await session_hooks.tell_awaited(hooks, watched, self._id, data, shield=not awaited)
+            else:
+                hooks.notify_now(watched, self._id, data)
+        if self._tracks_idle and type(message) not in _UNTHROTTLED:  # upkeep is no activity
+            self._active_us = self._now_us()
+        if self._earliest_added is not None:
+            await self._announce_deadline()
+        return result
+
+    async def _run_script(self, message: RunScript) -> list[Any]:
+        self._require_session()
+        run = self._services.scripts.run
+        assert run is not None, "open_runtime wires session scripts"
+        return await run(self._id, self._script_slot, message)
+
+    async def _run_hooks(self, point: HookPoint, message: Any) -> Any:
+        """Run the hooks of ``point`` for ``message`` where the operation may happen (so an
+        invalid one fails as itself, not as a hook's decision); the message they leave."""
+        record = self._require_session()
+        if isinstance(message, session_hooks.WRITES):
+            self._require_active()
+        elif type(message) is ChangeStatus:
+            target_of(self._id, record.status, message.operation)
+        if type(message) is AppendEvents:
+            return await self._run_append_hooks(point, message)
+        session_hooks.check_input(message, record.config.max_value_bytes)
+        data = session_hooks.data_of(message, record.status)
+        after, self._hook_records = await self._hooks.run(point, self._id, data)
+        return message if after is data else session_hooks.changed(message, after)
+
+    # -- guards -------------------------------------------------------------------------
+
+    def _require_session(self) -> layout.SessionRecord:
+        if self._record is None:
+            self._load_stored()  # a keyed session may have been created since this started
+        if self._record is None:
+            # Nothing to hold in memory for an id that names no session.
+            self.context.passivate()
+            raise SessionNotFoundError(f"Session not found: {self._id}")
+        return self._record
+
+    def _require_active(self) -> layout.SessionRecord:
+        record = self._require_session()
+        if record.status is not ACTIVE:
+            raise SessionNotActiveError(
+                f"session {self._id} is {record.status.value}; only active sessions accept writes"
+            )
+        return record
+
+    def _throttle(self) -> None:
+        record = self._require_session()
+        if self._bucket is not None:
+            take_token(self._bucket, self._id, record.config)
+        if self._budgeted:
+            budgets = self._services.budgets
+            budgets.throttle(self._id, budgets.holders(self._id, record))
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _now_us(self) -> int:
+        # Journal times never go backwards, even if the wall clock does.
+        return max(round(self.context.now() * _US), self._counters.updated_us)
+
+    def _commit(
+        self,
+        batch: Batch,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        operation: bool,
+        record: layout.SessionRecord | None = None,
+        now: int | None = None,
+        artifacts: int = 0,
+        size: int = 0,
+        write: Callable[[Batch], None] | None = None,
+    ) -> None:
+        """Add the journal entry and counters to ``batch`` and write it atomically (with
+        ``write`` when the batch also moves blob references)."""
+        old = self._counters
+        holders = None
+        if self._budgeted and (operation or artifacts or size):
+            budgets = self._services.budgets
+            holders = budgets.holders(self._id, self._require_session())
+            budgets.check(self._id, holders, operation, artifacts, size)
+        if now is None:
+            now = self._now_us()
+        new = layout.Counters(
+            old.seq + 1,
+            now,
+            old.operations + operation,
+            old.artifacts + artifacts,
+            old.total_bytes + size,
+        )
+        sid = self._sid
+        if self._hook_records:
+            data = {**data, "hooks": self._hook_records}
+            self._hook_records = []
+        batch.put(
+            self._journal_prefix + layout.seq_bytes(new.seq), layout.encode_entry(now, kind, data)
+        )
+        batch.put(self._counters_key, new.encode())
+        if not layout.same_update_bucket(now, old.updated_us):
+            batch.delete(layout.updated_key(sid, old.updated_us))
+            batch.put(layout.updated_key(sid, now), self._created)
+        if record is not None:
+            batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
+        self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
+        if holders:
+            self._services.budgets.charge(holders, operation, artifacts, size)
+        self._counters = new
+        if record is not None:
+            self._record = record
+
+    def _published(self, event: Event) -> None:
+        if self._events.active:
+            self._events.publish(self._id, *event)
+
+    async def _settle(self) -> None:
+        """The turn's held writes (``machine`` durability) reach stable storage before its
+        reply. If their group failed, the state goes back to what is stored, the actor
+        passivates (to reload the rest), and the error is the reply."""
+        try:
+            await self._writes.settle()
+        except StoreWriteFailedError:
+            self._counters, self._record = self._writes.rollback
+            self.context.passivate()
+            raise
+
+    # -- variables ----------------------------------------------------------------------
+
+    def _var_key(self, key: str) -> bytes:
+        return self._var_prefix + validate.state_key(key)
+
+    def _set_state(self, message: SetState) -> None:
+        record = self._record
+        if record is None or record.status is not ACTIVE:
+            record = self._require_active()
+        key, value = message.key, message.value
+        var_key = self._var_prefix + validate.state_key(key)
+        config = record.config
+        encoded = validate.json_encoded(("state", key), layout.encode_value, value)
+        if len(encoded) > config.max_value_bytes:
+            raise ValidationError(
+                f"state {key!r} of session {self._id} encodes to {len(encoded)} bytes; "
+                f"the limit is {config.max_value_bytes} (max_value_bytes)"
+            )
+        if config.max_operations is not None:
+            count_operation(self._id, self._counters, config.max_operations)
+        batch = Batch()
+        batch.put(var_key, encoded)
+        self._commit(batch, "state_set", {"key": key, "value": value}, operation=True)
+
+    def _get_state(self, message: GetState) -> Any:
+        raw = self._kv.get(self._var_key(message.key))
+        return None if raw is None else layout.decode_value(raw)
+
+    def _delete_state(self, message: DeleteState) -> None:
+        limit = self._require_active().config.max_operations
+        var_key = self._var_key(message.key)
+        if limit is not None:
+            count_operation(self._id, self._counters, limit)
+        batch = Batch()
+        batch.delete(var_key)
+        self._commit(batch, "state_deleted", {"key": message.key}, operation=True)
+
+    def _list_state(self, _: ListState) -> list[str]:
+        prefix = layout.var_prefix(self._sid)
+        start = len(prefix)
+        return [key[start:].decode() for key, _ in scan_prefix(self._kv, prefix)]
+
+    def _save(self, _: Save) -> None:
+        """Every change is already written when acknowledged; nothing is buffered."""
+
+    def _load(self, _: Load) -> str:
+        return self._id
+
+    # -- artifacts ----------------------------------------------------------------------
+
+    def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
+        """Commit content the caller staged (the caller discards it if this refuses)."""
+        config = self._require_active().config
+        now = self._now_us()
+        sharing.check_store(self._owner(), message.caller, message.name, now)
+        batch = Batch()
+        staged = message.staged
+        size = len(message.content or b"") if staged is None else staged.ref.size
+        artifact_writes.check_quota(self._id, config, self._counters, size)
+        if staged is None:
+            staged = self._services.blobs.put_inline(message.content or b"")
+        ref, data, owner = artifact_writes.store_batch(
+            self._kv, self._sid, self._id, message, staged, now, batch
+        )
+        self._hook_records = [*message.hook_records, *self._hook_records]
+        blobs = self._services.blobs
+        self._commit(
+            batch,
+            "artifact_stored",
+            data,
+            operation=True,
+            now=now,
+            artifacts=1,
+            size=staged.ref.size,
+            write=lambda b: blobs.commit(b, add=[(staged, owner)]),
+        )
+        return ref
+
+    def _delete_artifact(self, message: DeleteArtifact) -> int:
+        config = self._require_active().config
+        records = artifact_writes.doomed(self._kv, self._sid, self._id, message)
+        now = self._now_us()
+        sharing.check_delete(self._owner(), message.caller, records, now)
+        batch = Batch()
+        if config.max_operations is not None:
+            count_operation(self._id, self._counters, config.max_operations)
+        caller = None if message.caller == self._id else message.caller
+        drops, data = artifact_writes.delete_batch(self._kv, self._sid, records, batch, caller)
+        blobs = self._services.blobs
+        self._commit(
+            batch,
+            "artifact_deleted",
+            data,
+            operation=True,
+            now=now,
+            artifacts=-len(records),
+            size=-sum(r.size for r in records),
+            write=lambda b: blobs.commit(b, drop=drops),
+        )
+        return len(records)
+
+    def _share_artifact(self, message: ShareArtifact) -> None:
+        """Grants are kept in any status: a finished session's results can still be shared."""
+        self._require_session()
+        now = self._now_us()
+        batch, data = sharing.share_batch(self._owner(), message, now)
+        self._commit(batch, "artifact_shared", data, operation=False, now=now)
+
+    def _revoke_artifact(self, message: RevokeArtifact) -> bool:
+        self._require_session()
+        now = self._now_us()
+        batch, data = sharing.revoke_batch(self._owner(), message, now)
+        if data is None:
+            self._kv.write(batch)  # nothing to revoke: only the decision is recorded
+            return False
+        self._commit(batch, "artifact_revoked", data, operation=False, now=now)
+        return True
+
+    def _record_hooks(self, message: RecordHooks) -> None:
+        self._require_session()
+        self._commit(Batch(), "hooks_ran", {"hooks": message.records}, operation=False)
+
+    def _owner(self) -> sharing.Owner:
+        if self._as_owner is None:
+            self._as_owner = sharing.Owner(self._kv, self._services.audit, self._sid, self._id)
+        return self._as_owner
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _change_status(self, message: ChangeStatus) -> None:
+        self._transition(message.operation, message.reason)
+
+    def _transition(self, operation: Transition, reason: str | None) -> None:
+        record = self._require_session()
+        target = target_of(self._id, record.status, operation)
+        if reason is not None:
+            validate.text("a failure reason", reason, validate.MAX_REASON_BYTES, nul_ok=True)
+        now = self._now_us()
+        ended = now if target in (COMPLETED, FAILED) else record.ended_us
+        deadlines = deadlines_after(record, target, now)
+        new = attrs.evolve(
+            record,
+            status=target,
+            ended_us=ended,
+            failure_reason=reason if target is FAILED else record.failure_reason,
+            deadlines=deadlines,
+        )
+        batch = Batch()
+        batch.delete(layout.status_key(self._sid, record))
+        batch.put(layout.status_key(self._sid, new), b"")
+        added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
+        data = {"from": record.status.value, "to": target.value, "reason": reason}
+        self._commit(batch, "status_changed", data, operation=False, record=new)
+        self._announce(added)
+
+    def _update(self, message: UpdateSession) -> None:
+        record = self._require_session()
+        new = update.apply(record, message.changes, now := self._now_us())
+        added = update.write(batch := Batch(), self._sid, record, new)
+        data = update.journal_data(message.changes)
+        self._commit(batch, "session_updated", data, operation=False, record=new, now=now)
+        self._tracks_idle = new.config.idle_timeout_s is not None
+        self._announce(added)
+
+    def _announce(self, added: list[int]) -> None:
+        if added:
+            due = min(added)
+            self._earliest_added = (
+                due if self._earliest_added is None else min(due, self._earliest_added)
+            )
+
+    async def _announce_deadline(self) -> None:
+        """Tell the deadline actor of the earliest deadline this turn added."""
+        if self._earliest_added is not None:
+            due, self._earliest_added = self._earliest_added, None
+            await self._note_deadline(due)
+
+    # -- deletion -----------------------------------------------------------------------
+
+    def _delete(self, message: Delete) -> None:
+        """Delete the session (and with ``cascade`` every session below it) in one batch.
+
+        The caller has passivated the live actors below (``Retire``); one that came back
+        since could write after the batch, so the delete is refused and retried instead.
+        """
+        record = self._require_session()
+        below = removal.descendants(self._kv, self._sid) if message.cascade else []
+        if not message.cascade and (child := removal.first_child(self._kv, self._sid)):
+            raise SessionHasChildrenError(
+                f"session {self._id} has child sessions (such as {layout.text_of(child)}); "
+                "delete them first or pass cascade=True"
+            )
+        removal.refuse_escaping_sharers(self._kv, doomed := {self._sid, *below})
+        batch, drops = Batch(), list[removal.Drop]()
+        for sid, loaded in zip(below, load(self._kv, below), strict=True):
+            session_id = layout.text_of(sid)
+            if self._services.is_live(session_id):
+                raise SessionBusyError(session_id)
+            if loaded is not None:
+                drops += removal.delete_session(self._kv, batch, sid, *loaded, doomed)
+        drops += removal.delete_session(self._kv, batch, self._sid, record, self._counters, doomed)
+        self._services.blobs.commit(batch, drop=drops)
+        for session_id in [*map(layout.text_of, below), self._id]:
+            self._services.forget(session_id)
+        self._record, self._counters = None, layout.Counters()
+        self.context.passivate()
+
+    def _retire(self, _: Retire) -> None:
+        """Passivate after this turn (so a cascading delete can remove this session)."""
+        self.context.passivate()

@@ -1,0 +1,115 @@
+"""The session actor's turns on its event log (a part of ``SessionActor``, kept apart to
+keep each module small)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from satchel.runtime._errors import InvalidStateTransitionError
+from satchel.storage import Batch, KeyValueStore
+
+from .. import _layout as layout
+from .. import _validate as validate
+from .._messages import AppendEvents, ClearEvents, PopEvent
+from ..hooks._hooks import HookPoint, Hooks
+from . import _event_log as log
+from ._budgets import count_operation
+
+
+class EventLogTurns:
+    """Append, pop and clear: each one atomic write with its journal entry."""
+
+    if TYPE_CHECKING:
+        _kv: KeyValueStore
+        _sid: bytes
+        _id: str
+        _counters: layout.Counters
+        _hooks: Hooks
+        _hook_records: list[dict[str, Any]]
+
+        def _require_active(self) -> layout.SessionRecord: ...
+
+        def _now_us(self) -> int: ...
+
+        def _commit(
+            self,
+            batch: Batch,
+            kind: str,
+            data: dict[str, Any],
+            *,
+            operation: bool,
+            record: layout.SessionRecord | None = None,
+            now: int | None = None,
+            artifacts: int = 0,
+            size: int = 0,
+            write: Callable[[Batch], None] | None = None,
+        ) -> None: ...
+
+    async def _run_append_hooks(self, point: HookPoint, message: AppendEvents) -> AppendEvents:
+        """Run the ``state_changed`` hooks once for each variable the append sets or deletes,
+        as ``set_state`` and ``delete_state`` would: one may cancel the whole append or
+        change a value; their records go in the append's journal entry."""
+        append: log.Append = message.append
+        records: list[dict[str, Any]] = []
+        state = []
+        for key, value in append.state:
+            data = {"key": key, "value": value, "deleted": False}
+            after, ran = await self._hooks.run(point, self._id, data)
+            records += ran
+            if after is not data:
+                value = after["value"]
+                validate.json_like(f"state {key!r}", value)
+            state.append((key, value))
+        for key in append.deleted:
+            _, ran = await self._hooks.run(
+                point, self._id, {"key": key, "value": None, "deleted": True}
+            )
+            records += ran
+        self._hook_records = records
+        return AppendEvents(append._replace(state=tuple(state)))
+
+    def _count_operation(self) -> None:
+        """Refuse the operation past the session's ``max_operations``."""
+        config = self._require_active().config
+        if config.max_operations is not None:
+            count_operation(self._id, self._counters, config.max_operations)
+
+    def _append_events(self, message: AppendEvents) -> int:
+        record = self._require_active()
+        config = record.config
+        append: log.Append = message.append
+        created = append.expect_created_us
+        if created is not None and created != record.created_us:
+            raise InvalidStateTransitionError(
+                f"session {self._id} was created at {validate.to_datetime(record.created_us)},"
+                f" not {validate.to_datetime(created)}: it was deleted and created again "
+                "since it was read"
+            )
+        if config.max_operations is not None:
+            count_operation(self._id, self._counters, config.max_operations)
+        now = self._now_us()
+        batch = Batch()
+        data = log.append_batch(
+            self._kv, self._sid, self._id, append, now, config.max_value_bytes, batch
+        )
+        self._commit(batch, "events_appended", data, operation=True, now=now)
+        return int(data["first"]) + len(append.events) - 1
+
+    def _pop_event(self, _: PopEvent) -> log.SessionEvent | None:
+        self._count_operation()
+        last = log.newest(self._kv, self._sid)
+        if last is None:
+            return None
+        batch = Batch()
+        batch.delete(log.event_key(self._sid, last.position))
+        self._commit(batch, "event_popped", {"position": last.position}, operation=True)
+        return last
+
+    def _clear_events(self, _: ClearEvents) -> int:
+        self._count_operation()
+        batch = Batch()
+        count = log.clear_batch(self._kv, self._sid, batch)
+        if count:
+            self._commit(batch, "events_cleared", {"count": count}, operation=True)
+        return count

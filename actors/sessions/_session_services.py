@@ -1,0 +1,63 @@
+"""What every session actor shares, and the error a busy child raises to a cascading delete."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+from satchel.runtime import ActorRef
+from satchel.runtime._errors import SessionHasChildrenError
+from satchel.storage import BlobStore, GroupCommit, KeyValueStore
+
+from ..artifacts._audit import AuditLog
+from ..hooks._events import EventBus
+from ..hooks._hooks import Hooks
+from ._budgets import Budgets
+from ._ratelimit import TokenBucket
+from ._session_scripts import ScriptRunner
+
+NoteDeadline = Callable[[int], Awaitable[None]]
+
+
+@attrs.frozen
+class SessionServices:
+    """What every session actor shares: the store and its blobs, the storage actor, the
+    deadline board, the rate buckets (which outlive passivation), a view of which sessions
+    have a live actor, and who must hear of a deleted session."""
+
+    kv: KeyValueStore
+    blobs: BlobStore
+    storage: ActorRef
+    note_deadline: NoteDeadline
+    is_live: Callable[[str], bool]
+    audit: AuditLog
+    hooks: Hooks
+    events: EventBus
+    #: Set in ``machine`` durability: journaled writes go through its group commit.
+    group: GroupCommit | None = None
+    buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
+    scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
+    #: Called with the id of each deleted session, so what is kept in memory per session
+    #: (the built-in metrics) goes with it.
+    on_deleted: tuple[Callable[[str], None], ...] = ()
+    #: Budgets shared down trees of sessions that session scripts made.
+    budgets: Budgets = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: Budgets(self.kv, self.buckets), takes_self=True),
+    )
+
+    def forget(self, session_id: str) -> None:
+        """Drop what is kept in memory for a session that was deleted."""
+        self.buckets.pop(session_id, None)
+        self.budgets.forget(session_id)
+        self.events.forget(session_id)
+        for forget in self.on_deleted:
+            forget(session_id)
+
+
+class SessionBusyError(SessionHasChildrenError):
+    """A session below one being deleted came back to life; the delete is retried."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"child session {session_id} is in use; retry the delete")
+        self.session_id = session_id
