@@ -33,11 +33,11 @@ def test_only_satchel_at_top_level(wheel_names: list[str]) -> None:
     assert {t for t in tops if not t.endswith(".dist-info")} == {"satchel"}
 
 
-@pytest.mark.slow
 #: The domain's per-concept subpackages.
 ACTOR_SUBPACKAGES = ("sessions", "artifacts", "hooks", "archives")
 
 
+@pytest.mark.slow
 def test_subpackages_and_marker_are_shipped(wheel_names: list[str]) -> None:
     """The four domain folders install as satchel subpackages, with py.typed."""
     expected = {
