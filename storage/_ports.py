@@ -28,7 +28,7 @@ from typing import Protocol, final
 
 from satchel.runtime._errors import InvalidArgumentError
 
-from ._kv import INDEX, Batch, Condition, Space
+from ._kv import INDEX, Batch, Condition, Space, prefix_upper_bound
 
 
 class RecordReads(Protocol):
@@ -154,3 +154,41 @@ class ObjectStore(Protocol):
     async def aclose(self) -> None:
         """Release the backend."""
         ...
+
+
+async def prefix_pairs(
+    reads: RecordReads,
+    prefix: bytes,
+    *,
+    space: Space = INDEX,
+    reverse: bool = False,
+    limit: int | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """The pairs whose key starts with ``prefix`` (``RecordReads.scan`` of its range)."""
+    upper = prefix_upper_bound(prefix)
+    return await reads.scan(prefix, upper, space=space, reverse=reverse, limit=limit)
+
+
+async def iter_pairs(
+    reads: RecordReads,
+    lower: bytes,
+    upper: bytes,
+    *,
+    space: Space = INDEX,
+    reverse: bool = False,
+    page: int = 256,
+) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Pairs with ``lower <= key < upper``, read ``page`` at a time: for a caller that may
+    stop early (a filtered query with a limit), so a networked store is asked for what is
+    used, in a few round trips."""
+    while lower < upper:
+        found = await reads.scan(lower, upper, space=space, reverse=reverse, limit=page)
+        for pair in found:
+            yield pair
+        if len(found) < page:
+            return
+        last = found[-1][0]
+        if reverse:
+            upper = last
+        else:
+            lower = last + b"\x00"  # the smallest key after ``last``

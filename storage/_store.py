@@ -13,6 +13,7 @@ from ._blobformat import BlobLimits
 from ._blobs import BlobStore
 from ._check import CheckReport, check_blobs
 from ._kv import KeyValueStore
+from ._local_ports import LocalObjects, LocalRecords
 from ._memory import MemoryStore
 from ._rocks import RocksStore
 
@@ -36,6 +37,10 @@ class Store:
     def __init__(self, kv: KeyValueStore, path: Path | None, limits: BlobLimits) -> None:
         self.kv = kv
         self.path = path
+        #: The record port over ``kv`` (what the domain reads and writes through).
+        self.records = LocalRecords(kv)
+        #: The object port over ``kv``'s blob space.
+        self.objects = LocalObjects(kv)
         self.blobs = BlobStore(kv, limits)
 
     async def check(self, *, fix: bool = False, deep: bool = True) -> CheckReport:

@@ -23,6 +23,8 @@ from satchel.storage import (
     ObjectStore,
     RecordStore,
     RocksStore,
+    iter_pairs,
+    prefix_pairs,
 )
 
 from satchel import InvalidArgumentError, ObjectNotFoundError, WriteConflictError
@@ -109,6 +111,18 @@ async def test_scan_orders_bytewise_with_reverse_and_limit(records: RecordStore)
     ]
     assert await records.scan(b"a", b"b", limit=0) == []
     assert await records.scan(b"b", b"a") == []
+
+
+async def test_paged_and_prefix_reads(records: RecordStore) -> None:
+    """iter_pairs reads a range a page at a time, either way, and prefix_pairs a prefix."""
+    keys = [b"p", b"p\x00", b"p\x00\x00", b"p\x01", b"p\xff", b"q"]
+    await commit(records, *((key, key) for key in keys))
+    pages = [k async for k, _ in iter_pairs(records, b"p", b"q", page=2)]
+    assert pages == keys[:-1]
+    backwards = [k async for k, _ in iter_pairs(records, b"p", b"q", reverse=True, page=2)]
+    assert backwards == keys[-2::-1]
+    assert [k for k, _ in await prefix_pairs(records, b"p\x00")] == [b"p\x00", b"p\x00\x00"]
+    assert await prefix_pairs(records, b"p", reverse=True, limit=1) == [(b"p\xff", b"p\xff")]
 
 
 async def test_delete_and_delete_range(records: RecordStore) -> None:
