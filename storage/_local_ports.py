@@ -52,11 +52,11 @@ class LocalRecords:
     ) -> list[tuple[bytes, bytes]]:
         return list(self.kv.scan(lower, upper, space=space, reverse=reverse, limit=limit))
 
-    async def write(self, batch: Batch) -> None:
-        if self.group is not None:
+    async def write(self, batch: Batch, *, sync: bool | None = None) -> None:
+        if self.group is not None and sync is not False:
             await self.group.write(batch)
         else:
-            self.kv.write(batch)
+            self.kv.write(batch, sync=sync)
 
     async def aclose(self) -> None:
         self.kv.close()

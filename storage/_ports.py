@@ -63,9 +63,12 @@ class RecordStore(RecordReads, Protocol):
         """A new transaction on this store (``Transaction(self)``)."""
         ...
 
-    async def write(self, batch: Batch) -> None:
+    async def write(self, batch: Batch, *, sync: bool | None = None) -> None:
         """Apply every operation of ``batch`` at once, durably as the store is configured;
-        ``WriteConflictError`` if one of its conditions failed (nothing applied)."""
+        ``WriteConflictError`` if one of its conditions failed (nothing applied).
+        ``sync=False`` allows a local store to skip its sync: the write may then be lost
+        by a crash until a later synced write (blob chunks staged before the commit that
+        names them); a networked store commits every write durably."""
         ...
 
     async def aclose(self) -> None:

@@ -297,7 +297,8 @@ class PostgresRecords:
             params = (*params, limit)
         return [(bytes(k), bytes(v)) for k, v in await self._fetch(query, params)]
 
-    async def write(self, batch: Batch) -> None:
+    async def write(self, batch: Batch, *, sync: bool | None = None) -> None:
+        del sync  # every commit is durable (PostgreSQL's synchronous_commit)
         if len(batch):
             await self._call(self._commit_sql, _commit_arrays(batch))
 
