@@ -1,4 +1,4 @@
-"""The record port on PostgreSQL (psycopg 3 with a connection pool).
+"""The record port on PostgreSQL (psycopg 3, a few connections kept open).
 
 One table holds the records: ``key bytea PRIMARY KEY, value bytea``; bytea compares bytewise,
 so a scan is an index range scan in key order. A commit is one round trip: a PL/pgSQL
@@ -10,16 +10,16 @@ statement finds the row changed and the function raises, undoing all of its tran
 
 Driver mode, by measurement on this machine (point select, median): psycopg's
 ``AsyncConnection`` on asyncio 146 µs; a synchronous connection called inline 134 µs, and
-from a worker thread 268 µs. So on asyncio the pool is psycopg's async pool; on Trio (which
-psycopg's async connections do not support) each call runs a synchronous pooled connection
-in a worker thread.
+from a worker thread 268 µs. So on asyncio calls use psycopg's async connections; on Trio
+(which they do not support) each call runs a synchronous connection in a worker thread.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
-from typing import Any, Protocol, final
+from typing import Any, final
 
 import anyio
 import sniffio
@@ -96,93 +96,91 @@ $$;
 """
 
 
-class _Driver(Protocol):
-    async def fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
-    async def execute(self, query: str, params: Sequence[Any] | None) -> None:
-        """Run ``query``; with ``params`` ``None``, as a script of several statements."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
 def _translate(error: BaseException) -> BaseException:
     """The satchel error for a psycopg one (the error itself if it is not psycopg's)."""
     import psycopg
-    import psycopg_pool
 
     if isinstance(error, psycopg.Error) and error.sqlstate in _RETRYABLE:
         return WriteConflictError(
             "a record changed since it was read, or another writer held it; "
             "nothing of the transaction was written"
         )
-    if isinstance(error, psycopg_pool.PoolClosed):
-        return StoreClosedError("the PostgreSQL record store is closed")
-    if isinstance(error, (psycopg.OperationalError, psycopg_pool.PoolTimeout)):
+    if isinstance(error, psycopg.OperationalError):
         return StoreUnavailableError(f"PostgreSQL did not answer: {error}")
     return error
 
 
-@final
-class _AsyncioDriver:
-    """psycopg's async pool, on asyncio."""
-
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-
-    async def fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(query, params, binary=True)
-            rows: list[tuple[Any, ...]] = await cursor.fetchall()
-            return rows
-
-    async def execute(self, query: str, params: Sequence[Any] | None) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(query, params, binary=params is not None)
-
-    async def aclose(self) -> None:
-        await self._pool.close()
+def _run_sync(conn: Any, query: str, params: Sequence[Any] | None, fetch: bool) -> Any:
+    cursor = conn.execute(query, params, binary=params is not None)
+    return cursor.fetchall() if fetch else []
 
 
 @final
-class _ThreadDriver:
-    """A synchronous pool, each call in a worker thread (Trio)."""
+class _Connections:
+    """Connections to one server, made when a call finds none idle, at most ``size`` in
+    use at once; one the server dropped is closed and forgotten.
 
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
+    Not psycopg_pool: its reconnection backs off exponentially, so in a test with the server
+    down for ~20 s, the first call after it was back still waited out its 10 s for the pool's
+    next attempt and failed. Here every call that finds no connection makes one: a call
+    during an outage fails at once with ``StoreUnavailableError``, and the first call after
+    the server is back succeeds.
+    """
 
-    def _run(self, query: str, params: Sequence[Any] | None, fetch: bool) -> list[tuple[Any, ...]]:
-        with self._pool.connection() as conn:
-            cursor = conn.execute(query, params, binary=params is not None)
-            return cursor.fetchall() if fetch else []
+    def __init__(self, conninfo: str, size: int, threaded: bool) -> None:
+        self._conninfo = conninfo
+        #: Trio: psycopg's async connections need asyncio, so calls run synchronous
+        #: connections in worker threads.
+        self._threaded = threaded
+        self._idle: list[Any] = []
+        self._slots = anyio.Semaphore(size)
 
-    async def fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return await anyio.to_thread.run_sync(self._run, query, params, True)
+    async def _connect(self) -> Any:
+        import psycopg
 
-    async def execute(self, query: str, params: Sequence[Any] | None) -> None:
-        await anyio.to_thread.run_sync(self._run, query, params, False)
-
-    async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self._pool.close)
-
-
-async def _open_driver(conninfo: str, max_size: int) -> _Driver:
-    import psycopg_pool
-
-    kwargs = {"autocommit": True}
-    try:
-        if sniffio.current_async_library() == "asyncio":
-            pool: Any = psycopg_pool.AsyncConnectionPool(
-                conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False
+        # connect_timeout: a server that does not answer fails the call rather than hang it.
+        if self._threaded:
+            return await anyio.to_thread.run_sync(
+                lambda: psycopg.Connection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=10
+                )
             )
-            await pool.open(wait=True, timeout=10)
-            return _AsyncioDriver(pool)
-        sync_pool = psycopg_pool.ConnectionPool(
-            conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=10
         )
-        await anyio.to_thread.run_sync(lambda: sync_pool.open(wait=True, timeout=10))
-        return _ThreadDriver(sync_pool)
-    except Exception as error:
-        raise _translate(error) from error
+
+    async def run(
+        self, query: str, params: Sequence[Any] | None, fetch: bool
+    ) -> list[tuple[Any, ...]]:
+        """Run ``query`` on a connection (``params`` ``None``: a script of statements)."""
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await self._connect()
+            try:
+                if self._threaded:
+                    rows = await anyio.to_thread.run_sync(_run_sync, conn, query, params, fetch)
+                else:
+                    cursor = await conn.execute(query, params, binary=params is not None)
+                    rows = await cursor.fetchall() if fetch else []
+            except BaseException:
+                if conn.broken or not isinstance(sys.exc_info()[1], Exception):
+                    await self._close(conn)  # dropped, or cut mid-call by a cancellation
+                else:
+                    self._idle.append(conn)  # autocommit: a failed statement left no state
+                raise
+            self._idle.append(conn)
+            return rows  # type: ignore[no-any-return]
+
+    async def _close(self, conn: Any) -> None:
+        with anyio.CancelScope(shield=True):
+            if self._threaded:
+                await anyio.to_thread.run_sync(conn.close)
+            else:
+                await conn.close()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._close(conn)
 
 
 def _commit_arrays(batch: Batch) -> tuple[list[Any], ...]:
@@ -217,8 +215,8 @@ def _commit_arrays(batch: Batch) -> tuple[list[Any], ...]:
 class PostgresRecords:
     """``RecordStore`` on a PostgreSQL table (see the module docstring). Open with ``open``."""
 
-    def __init__(self, driver: _Driver, table: str) -> None:
-        self._driver = driver
+    def __init__(self, connections: _Connections, table: str) -> None:
+        self._connections = connections
         self._closed = False
         self.table = table
         self._get_sql = f"SELECT value FROM {table} WHERE space = %b AND key = %b"
@@ -236,15 +234,15 @@ class PostgresRecords:
         commit function if they are missing."""
         if not _NAME.fullmatch(table):
             raise InvalidArgumentError(f"table must be a lower-case SQL name, not {table!r}")
-        driver = await _open_driver(conninfo, max_size)
-        records = cls(driver, table)
+        threaded = sniffio.current_async_library() != "asyncio"
+        records = cls(_Connections(conninfo, max_size, threaded), table)
         # Two nodes opening at once would race on CREATE OR REPLACE FUNCTION.
         lock = f"SELECT pg_advisory_xact_lock(hashtext('{table}'));"
         schema = _SCHEMA.format(t=table, conflict=_CONFLICT)
         try:
             await records._call(f"BEGIN; {lock} {schema} COMMIT;", None)
         except BaseException:
-            await driver.aclose()
+            await records.aclose()
             raise
         return records
 
@@ -252,17 +250,26 @@ class PostgresRecords:
         if self._closed:
             raise StoreClosedError("the PostgreSQL record store is closed")
         try:
-            await self._driver.execute(query, params)
+            await self._connections.run(query, params, fetch=False)
         except Exception as error:
             raise _translate(error) from error
 
     async def _fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._closed:
             raise StoreClosedError("the PostgreSQL record store is closed")
-        try:
-            return await self._driver.fetch(query, params)
-        except Exception as error:
-            raise _translate(error) from error
+        import psycopg
+
+        for attempt in (1, 2):
+            try:
+                return await self._connections.run(query, params, fetch=True)
+            except psycopg.OperationalError as error:
+                # A connection the server dropped (a restart) fails its first use, and is
+                # closed. A read is safe to ask again, once, on a fresh one.
+                if attempt == 2:
+                    raise _translate(error) from error
+            except Exception as error:
+                raise _translate(error) from error
+        raise AssertionError("unreachable")
 
     def transaction(self) -> Transaction:
         return Transaction(self)
@@ -314,4 +321,4 @@ class PostgresRecords:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._driver.aclose()
+            await self._connections.aclose()
