@@ -23,11 +23,19 @@ from satchel.storage import (
     ObjectStore,
     RecordStore,
     RocksStore,
+    S3Location,
+    S3Objects,
     iter_pairs,
     prefix_pairs,
 )
 
-from satchel import InvalidArgumentError, ObjectNotFoundError, WriteConflictError
+from satchel import (
+    InvalidArgumentError,
+    ObjectNotFoundError,
+    StoreUnavailableError,
+    ValidationError,
+    WriteConflictError,
+)
 
 from .ports import OBJECT_BACKENDS, RECORD_BACKENDS, open_objects, open_records
 
@@ -389,3 +397,29 @@ def test_local_reads_and_commits_do_not_suspend(backend: str, tmp_path: Path) ->
     _run_to_end(objects.put("o", b"x" * 100_000))
     assert _run_to_end(objects.get_range("o", 1, 2)) == b"xx"
     _run_to_end(records.aclose())
+
+
+async def test_an_unreachable_object_store_is_a_typed_error() -> None:
+    """An S3 endpoint nobody answers fails with StoreUnavailableError, not botocore's error."""
+    with pytest.raises(StoreUnavailableError):
+        await S3Objects.open("s3://bucket?endpoint=http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://bucket", "s3://", "s3://bucket?endpoint=x&colour=red", "bucket"]
+)
+def test_malformed_object_store_urls_are_refused(url: str) -> None:
+    """An object store URL that is not s3://bucket[/prefix]?endpoint=… is a ValidationError."""
+    with pytest.raises(ValidationError):
+        S3Location.parse(url)
+
+
+def test_object_store_urls_name_bucket_prefix_endpoint_and_region() -> None:
+    """The bucket, a key prefix, the endpoint and the region come from the URL."""
+    where = S3Location.parse("s3://b/some/prefix/?endpoint=http://h:1&region=eu-west-3")
+    assert (where.bucket, where.prefix, where.endpoint, where.region) == (
+        "b",
+        "some/prefix/",
+        "http://h:1",
+        "eu-west-3",
+    )
