@@ -39,6 +39,7 @@ from ._reminders import StoreReminders as StoreReminders
 from ._rocks import RocksStore as RocksStore
 from ._s3 import S3Location as S3Location
 from ._s3 import S3Objects as S3Objects
+from ._split import SplitRecords as SplitRecords
 from ._store import Backend as Backend
 from ._store import Store as Store
 from ._store import open_store as open_store

@@ -25,9 +25,12 @@ from satchel.storage import (
     RecordStore,
     RocksStore,
     S3Objects,
+    SplitRecords,
 )
 
-RECORD_BACKENDS = ["memory", "rocksdb", "rocksdb-machine", "postgresql"]
+RECORD_BACKENDS = ["memory", "rocksdb", "rocksdb-machine", "postgresql", "split", "postgresql+s3"]
+#: What ``SplitRecords`` makes an object in the tests: every blob-space value of 16 bytes on.
+SPLIT_LARGE = 16
 OBJECT_BACKENDS = ["memory", "rocksdb", "rocksdb-files", "s3"]
 
 
@@ -53,6 +56,14 @@ async def open_records(backend: str, folder: Path) -> AsyncIterator[RecordStore]
         finally:
             await records.drop()
             await records.aclose()
+        return
+    if backend == "split":
+        kv = MemoryStore()
+        yield SplitRecords(LocalRecords(kv), LocalObjects(MemoryStore()), large=SPLIT_LARGE)
+        return
+    if backend == "postgresql+s3":
+        async with open_records("postgresql", folder) as rows, open_objects("s3", folder) as big:
+            yield SplitRecords(rows, big, large=SPLIT_LARGE)
         return
     kv = MemoryStore() if backend == "memory" else RocksStore(folder / "db")
     group = GroupCommit(kv) if backend == "rocksdb-machine" else None

@@ -1,0 +1,210 @@
+"""Large blob-space values as objects: a record store and an object store made one.
+
+PostgreSQL keeps records and small values well and large ones badly; an S3 store is the
+reverse (a PUT costs milliseconds, whatever its size, up to megabytes). ``SplitRecords`` is a
+``RecordStore`` that keeps every index-space record, and every blob-space value under
+``large`` bytes, in the record store, and each larger blob-space value as an object, the
+record store holding only its name. It is what ``RocksStore`` does with chunk files, over
+the two ports instead of a folder.
+
+Order, as diskcache does it: a write puts its new objects first, then commits the records
+that name them, then deletes the objects it superseded. An object's name is its key (hex),
+the time it was made and a random part, so a name is never reused: a put over a large value
+writes a new object rather than replace the one a reader may be reading. A process killed
+between the put and the commit, or before the deletes, leaves objects no record names;
+``sweep`` deletes those once they are older than a grace period (an upload still in flight
+is younger than that, and is never collected).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import final
+
+import anyio
+
+from ._kv import BLOBS, INDEX, Batch, Space
+from ._ports import ObjectStore, RecordStore, Transaction
+
+#: The first byte of a blob-space row: the value follows, or the name of its object does.
+_INLINE, _OBJECT = b"\x00", b"\x01"
+#: Values from this size on are objects.
+LARGE_VALUE = 64 * 1024
+#: Objects put at once by one write.
+_PARALLEL_PUTS = 8
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@final
+class SplitRecords:
+    """``RecordStore`` over ``records``, with blob-space values of ``large`` bytes or more in
+    ``objects`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        records: RecordStore,
+        objects: ObjectStore,
+        *,
+        large: int = LARGE_VALUE,
+        clock: Callable[[], int] = _now_us,
+    ) -> None:
+        self.records = records
+        self.objects = objects
+        self.large = large
+        self._clock = clock
+
+    def transaction(self) -> Transaction:
+        return Transaction(self)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def _value(self, row: bytes | None) -> bytes | None:
+        if row is None or row[:1] == _INLINE:
+            return None if row is None else row[1:]
+        return await self.objects.get(row[1:].decode())
+
+    async def get(self, key: bytes, space: Space = INDEX) -> bytes | None:
+        row = await self.records.get(key, space)
+        return row if space is INDEX else await self._value(row)
+
+    async def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
+        rows = await self.records.get_many(keys, space)
+        if space is INDEX:
+            return rows
+        return [await self._value(row) for row in rows]
+
+    async def scan(
+        self,
+        lower: bytes,
+        upper: bytes,
+        *,
+        space: Space = INDEX,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        pairs = await self.records.scan(lower, upper, space=space, reverse=reverse, limit=limit)
+        if space is INDEX:
+            return pairs
+        found: list[tuple[bytes, bytes]] = []
+        for key, row in pairs:
+            value = await self._value(row)
+            assert value is not None
+            found.append((key, value))
+        return found
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _name(self, key: bytes) -> str:
+        return f"{key.hex()}.{self._clock():016x}.{secrets.token_hex(4)}"
+
+    async def _named_by(self, batch: Batch) -> set[str]:
+        """The objects named now by the blob-space rows ``batch`` replaces or deletes."""
+        points: list[bytes] = []
+        rows: list[bytes | None] = []
+        for op, space, key, value in batch.ops:
+            if space is not BLOBS:
+                continue
+            if op == "delete_range":
+                assert value is not None
+                rows += [row for _, row in await self.records.scan(key, value, space=BLOBS)]
+            else:
+                points.append(key)
+        rows += await self.records.get_many(points, BLOBS)
+        return {row[1:].decode() for row in rows if row is not None and row[:1] == _OBJECT}
+
+    async def write(self, batch: Batch, *, sync: bool | None = None) -> None:
+        if all(space is INDEX for _, space, _, _ in batch.ops):
+            await self.records.write(batch, sync=sync)
+            return
+        superseded = await self._named_by(batch)
+        rows = Batch()
+        uploads: list[tuple[str, bytes]] = []
+        for op, space, key, value in batch.ops:
+            if op == "put" and space is BLOBS:
+                assert value is not None
+                if len(value) >= self.large:
+                    name = self._name(key)
+                    uploads.append((name, value))
+                    rows.put(key, _OBJECT + name.encode(), BLOBS)
+                else:
+                    rows.put(key, _INLINE + value, BLOBS)
+            elif op == "put":
+                assert value is not None
+                rows.put(key, value, space)
+            elif op == "delete":
+                rows.delete(key, space)
+            else:
+                assert value is not None
+                rows.delete_range(key, value, space)
+        rows.conditions = None if batch.conditions is None else list(batch.conditions)
+        try:
+            await self._put_all(uploads)
+            await self.records.write(rows, sync=sync)
+        except BaseException:
+            # Nothing names them: remove them now (what this misses, ``sweep`` removes).
+            with anyio.CancelScope(shield=True):
+                await self._delete_quietly([name for name, _ in uploads])
+            raise
+        await self._delete_quietly(sorted(superseded))
+
+    async def _put_all(self, uploads: list[tuple[str, bytes]]) -> None:
+        if len(uploads) == 1:
+            await self.objects.put(*uploads[0])
+            return
+        limiter = anyio.CapacityLimiter(_PARALLEL_PUTS)
+        failures: list[Exception] = []
+
+        async def put(name: str, data: bytes) -> None:
+            try:
+                async with limiter:
+                    await self.objects.put(name, data)
+            except Exception as error:  # the first one is raised as it is, not in a group
+                failures.append(error)
+                tasks.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tasks:
+            for name, data in uploads:
+                tasks.start_soon(put, name, data)
+        if failures:
+            raise failures[0]
+
+    async def _delete_quietly(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                await self.objects.delete(name)
+            except Exception:  # left for ``sweep``
+                continue
+
+    # -- upkeep --------------------------------------------------------------------------
+
+    async def sweep(self, *, grace_s: float = 3600.0) -> int:
+        """Delete the objects no record names that are older than ``grace_s`` seconds (so
+        never one whose write is still in flight); the number deleted."""
+        oldest_kept = self._clock() - int(grace_s * 1_000_000)
+        deleted = 0
+        async for name in self.objects.list():
+            key_hex, _, rest = name.partition(".")
+            made_hex = rest.partition(".")[0]
+            try:
+                key, made = bytes.fromhex(key_hex), int(made_hex, 16)
+            except ValueError:
+                continue  # not one of ours
+            if made > oldest_kept:
+                continue
+            row = await self.records.get(key, BLOBS)
+            if row == _OBJECT + name.encode():
+                continue
+            await self.objects.delete(name)
+            deleted += 1
+        return deleted
+
+    async def aclose(self) -> None:
+        try:
+            await self.records.aclose()
+        finally:
+            await self.objects.aclose()
