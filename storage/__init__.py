@@ -28,6 +28,9 @@ from ._kv import scan_prefix as scan_prefix
 from ._local_ports import LocalObjects as LocalObjects
 from ._local_ports import LocalRecords as LocalRecords
 from ._memory import MemoryStore as MemoryStore
+from ._open_ports import is_networked as is_networked
+from ._open_ports import open_networked as open_networked
+from ._open_ports import split_table as split_table
 from ._ports import ObjectStore as ObjectStore
 from ._ports import RecordReads as RecordReads
 from ._ports import RecordStore as RecordStore

@@ -21,12 +21,16 @@ from satchel.storage import (
     LocalRecords,
     MemoryStore,
     ObjectStore,
+    PostgresRecords,
     RecordStore,
     RocksStore,
     S3Location,
     S3Objects,
+    SplitRecords,
     iter_pairs,
+    open_networked,
     prefix_pairs,
+    split_table,
 )
 
 from satchel import (
@@ -37,7 +41,7 @@ from satchel import (
     WriteConflictError,
 )
 
-from .ports import OBJECT_BACKENDS, RECORD_BACKENDS, open_objects, open_records
+from .ports import OBJECT_BACKENDS, RECORD_BACKENDS, open_objects, open_records, server_url
 
 pytestmark = pytest.mark.anyio
 T = TypeVar("T")
@@ -423,3 +427,46 @@ def test_object_store_urls_name_bucket_prefix_endpoint_and_region() -> None:
         "http://h:1",
         "eu-west-3",
     )
+
+
+def test_the_table_parameter_is_taken_out_of_a_postgresql_url() -> None:
+    """satchel_table names the table and never reaches libpq; other parameters stay."""
+    assert split_table("postgresql://u@h/db?host=/tmp&satchel_table=t2") == (
+        "postgresql://u@h/db?host=%2Ftmp",
+        "t2",
+    )
+    assert split_table("postgresql://u@h/db") == ("postgresql://u@h/db", "satchel_records")
+
+
+async def test_open_networked_refuses_what_it_cannot_open() -> None:
+    """A store that is not a postgresql:// URL, or objects that are not s3://, are refused."""
+    with pytest.raises(ValidationError):
+        await open_networked("rocksdb")
+    with pytest.raises(ValidationError):
+        await open_networked("postgresql://h/db", "file:///tmp")
+
+
+async def test_open_networked_opens_postgresql_with_s3() -> None:
+    """open_networked gives PostgreSQL records with large blob values in S3."""
+    postgres = server_url("SATCHEL_TEST_POSTGRES")
+    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
+    table = f"t_{uuid.uuid4().hex[:16]}"
+    sep = "&" if "?" in postgres else "?"
+    records = await open_networked(
+        f"{postgres}{sep}satchel_table={table}", f"{bucket}/{table}?{query}"
+    )
+    try:
+        assert isinstance(records, SplitRecords)
+        batch = Batch()
+        batch.put(b"chunk", b"x" * 70_000, BLOBS)
+        await records.write(batch)
+        assert [name async for name in records.objects.list()] != []
+        assert await records.get(b"chunk", BLOBS) == b"x" * 70_000
+        gone = Batch()
+        gone.delete(b"chunk", BLOBS)
+        await records.write(gone)
+    finally:
+        assert isinstance(records, SplitRecords)
+        assert isinstance(records.records, PostgresRecords)
+        await records.records.drop()
+        await records.aclose()
