@@ -8,12 +8,11 @@ two is right cannot be known.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
 from satchel.runtime._errors import SatchelError
-from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import Batch, RecordStore, prefix_pairs, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from . import _layout as layout
@@ -68,53 +67,55 @@ class SessionCheckReport:
         return not self.problems
 
 
-def check_sessions(kv: KeyValueStore, *, fix: bool = False) -> SessionCheckReport:
+async def check_sessions(records: RecordStore, *, fix: bool = False) -> SessionCheckReport:
     """Check every session; with ``fix``, rebuild derived entries and drop orphans."""
     problems: list[str] = []
     batch = Batch()
     expected: dict[bytes, bytes] = {}
     present: set[bytes] = set()  # sessions with a record, readable or not
     unreadable: set[bytes] = set()
-    for sid, loaded in _sessions(kv, problems):
+    for sid, loaded in await _sessions(records, problems):
         present.add(sid)
         if loaded is None:
             unreadable.add(sid)
             continue
         record, counters = loaded
         expected.update(_derived(sid, record, counters))
-        logged = _check_journal(kv, sid, counters, problems)
-        _check_artifacts(kv, sid, counters, expected, problems)
-        _check_event_log(kv, sid, logged, problems, batch)
-    _compare_derived(kv, expected, unreadable, problems, batch)
-    _find_orphans(kv, present, problems, batch)
-    _check_grants(kv, present, problems, batch)
-    _check_audit_logs(kv, present, problems, batch)
+        logged = await _check_journal(records, sid, counters, problems)
+        await _check_artifacts(records, sid, counters, expected, problems)
+        await _check_event_log(records, sid, logged, problems, batch)
+    await _compare_derived(records, expected, unreadable, problems, batch)
+    await _find_orphans(records, present, problems, batch)
+    await _check_grants(records, present, problems, batch)
+    await _check_audit_logs(records, present, problems, batch)
     if fix and len(batch):
-        kv.write(batch)
+        await records.write(batch)
     return SessionCheckReport(len(present), tuple(problems), fix and bool(len(batch)))
 
 
-def _sessions(
-    kv: KeyValueStore, problems: list[str]
-) -> Iterator[tuple[bytes, tuple[layout.SessionRecord, layout.Counters] | None]]:
+async def _sessions(
+    records: RecordStore, problems: list[str]
+) -> list[tuple[bytes, tuple[layout.SessionRecord, layout.Counters] | None]]:
     """Every session with a record; ``None`` for one that cannot be read (left untouched:
     a newer satchel may read it, so nothing of it is taken for an orphan)."""
-    for key, value in scan_prefix(kv, keys.SESSION):
+    found: list[tuple[bytes, tuple[layout.SessionRecord, layout.Counters] | None]] = []
+    for key, value in await prefix_pairs(records, keys.SESSION):
         sid = key[len(keys.SESSION) :]
         name = layout.text_of(sid)
-        raw_counters = kv.get(layout.counters_key(sid))
+        raw_counters = await records.get(layout.counters_key(sid))
         try:
             record = layout.RECORD_CODEC.decode(value)
             if raw_counters is None:
                 problems.append(f"session {name}: no counters")
-                yield sid, None
+                found.append((sid, None))
                 continue
             counters = layout.Counters.decode(raw_counters)
         except SatchelError as error:
             problems.append(f"session {name}: {error}")
-            yield sid, None
+            found.append((sid, None))
             continue
-        yield sid, (record, counters)
+        found.append((sid, (record, counters)))
+    return found
 
 
 def _derived(
@@ -127,13 +128,13 @@ def _derived(
     return entries
 
 
-def _check_journal(
-    kv: KeyValueStore, sid: bytes, counters: layout.Counters, problems: list[str]
+async def _check_journal(
+    records: RecordStore, sid: bytes, counters: layout.Counters, problems: list[str]
 ) -> list[tuple[str, dict[str, Any]]]:
     """Compare the journal with the counters; the entries that make the event log."""
     seqs, operations = [], 0
     logged: list[tuple[str, dict[str, Any]]] = []
-    for key, value in scan_prefix(kv, layout.journal_prefix(sid)):
+    for key, value in await prefix_pairs(records, layout.journal_prefix(sid)):
         seqs.append(int.from_bytes(key[-8:], "big"))
         _, kind, data = layout.decode_entry(value)
         operations += kind in OPERATION_KINDS
@@ -152,8 +153,8 @@ def _check_journal(
     return logged
 
 
-def _check_event_log(
-    kv: KeyValueStore,
+async def _check_event_log(
+    records: RecordStore,
     sid: bytes,
     logged: list[tuple[str, dict[str, Any]]],
     problems: list[str],
@@ -162,8 +163,8 @@ def _check_event_log(
     """The event log must be what the journal's appends, pops and clears leave (with fix,
     it is written again from the journal)."""
     expected = event_log.rebuilt(*event_log_of(logged), sid)
-    found = dict(scan_prefix(kv, event_log.events_prefix(sid)))
-    last = kv.get(event_log.last_key(sid))
+    found = dict(await prefix_pairs(records, event_log.events_prefix(sid)))
+    last = await records.get(event_log.last_key(sid))
     if last is not None:
         found[event_log.last_key(sid)] = last
     if found != expected:
@@ -175,8 +176,8 @@ def _check_event_log(
             batch.put(key, value)
 
 
-def _check_artifacts(
-    kv: KeyValueStore,
+async def _check_artifacts(
+    records: RecordStore,
     sid: bytes,
     counters: layout.Counters,
     expected: dict[bytes, bytes],
@@ -186,7 +187,7 @@ def _check_artifacts(
     count = size = 0
     last: dict[bytes, ArtifactRecord] = {}
     name = layout.text_of(sid)
-    for key, value in scan_prefix(kv, artifacts.session_prefix(sid)):
+    for key, value in await prefix_pairs(records, artifacts.session_prefix(sid)):
         try:
             record = ARTIFACT_CODEC.decode(value)
         except SatchelError as error:
@@ -201,7 +202,7 @@ def _check_artifacts(
     for named, latest in last.items():
         newest = index.suffix_of(latest)
         expected[index.LATEST + newest] = b""
-        raw = kv.get(artifacts.name_key(sid, named))
+        raw = await records.get(artifacts.name_key(sid, named))
         entry = None if raw is None else artifacts.decode_name_value(raw)
         if entry is None or entry[0] < latest.version or entry[2] != newest:
             problems.append(
@@ -214,17 +215,21 @@ def _check_artifacts(
         )
 
 
-def _compare_derived(
-    kv: KeyValueStore,
+async def _compare_derived(
+    records: RecordStore,
     expected: dict[bytes, bytes],
     unreadable: set[bytes],
     problems: list[str],
     batch: Batch,
 ) -> None:
     for prefix in (keys.SESSION_INDEX, keys.DEADLINE, keys.ARTIFACT_ID, keys.ARTIFACT_INDEX):
-        for key, value in scan_prefix(kv, prefix):
+        for key, value in await prefix_pairs(records, prefix):
             want = expected.pop(key, None)
-            if want is None and unreadable and _owner(kv, prefix, key, value) in unreadable:
+            if (
+                want is None
+                and unreadable
+                and await _owner(records, prefix, key, value) in unreadable
+            ):
                 continue
             if want is None:
                 problems.append(f"index entry {key!r} belongs to no session")
@@ -237,66 +242,72 @@ def _compare_derived(
         batch.put(key, value)
 
 
-def _owner(kv: KeyValueStore, prefix: bytes, key: bytes, value: bytes) -> bytes:
+async def _owner(records: RecordStore, prefix: bytes, key: bytes, value: bytes) -> bytes:
     """The session an index, deadline or artifact id entry belongs to."""
     if prefix == keys.DEADLINE:
         return layout.parse_deadline_key(key)[1]
     if prefix == keys.ARTIFACT_ID:
         return value[: layout.ID_BYTES]
     if prefix == keys.ARTIFACT_INDEX:
-        summary = kv.get(index.ALL + key[-index.SUFFIX_BYTES :])
+        summary = await records.get(index.ALL + key[-index.SUFFIX_BYTES :])
         return b"" if summary is None else index.parse_summary(summary)[1][: layout.ID_BYTES]
     return key[-layout.ID_BYTES :]
 
 
-def _check_grants(kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch) -> None:
+async def _check_grants(
+    records: RecordStore, live: set[bytes], problems: list[str], batch: Batch
+) -> None:
     """Each grant needs its artifact, both sessions and its reverse entry (and the reverse)."""
     forward = set()
-    for grant in access.all_grants(kv):
+    for grant in await access.all_grants(records):
         exists = (
             grant.target in live
-            and kv.get(artifacts.name_key(grant.owner, grant.name)) is not None
-            and (grant.scope == access.WHOLE_NAME or kv.get(artifacts.id_key(grant.scope)))
+            and await records.get(artifacts.name_key(grant.owner, grant.name)) is not None
+            and (
+                grant.scope == access.WHOLE_NAME or await records.get(artifacts.id_key(grant.scope))
+            )
         )
         if not exists:
             problems.append(f"grant on a missing artifact or session: {grant}")
             access.remove(batch, grant.owner, grant.name, grant.scope, grant.target)
         else:
             forward.add(access.granted_key(grant.target, grant.owner, grant.name, grant.scope))
-    for key, _ in scan_prefix(kv, keys.ARTIFACT_GRANTED):
+    for key, _ in await prefix_pairs(records, keys.ARTIFACT_GRANTED):
         if key not in forward:
             problems.append(f"reverse grant entry {key!r} has no grant")
             batch.delete(key)
-    missing = forward - {key for key, _ in scan_prefix(kv, keys.ARTIFACT_GRANTED)}
+    missing = forward - {key for key, _ in await prefix_pairs(records, keys.ARTIFACT_GRANTED)}
     for key in sorted(missing):
         problems.append(f"reverse grant entry {key!r} is missing")
         batch.put(key, b"")
 
 
-def _check_audit_logs(
-    kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch
+async def _check_audit_logs(
+    records: RecordStore, live: set[bytes], problems: list[str], batch: Batch
 ) -> None:
     """An audit log belongs to an existing name (a log of a missing session is an orphan
     that ``_find_orphans`` removes)."""
     seen: set[bytes] = set()
     start = len(keys.ARTIFACT_AUDIT)
-    for key, _ in scan_prefix(kv, keys.ARTIFACT_AUDIT):
+    for key, _ in await prefix_pairs(records, keys.ARTIFACT_AUDIT):
         log = key[:-8]  # the tag, owner, name and NUL before the entry number
         if log in seen:
             continue
         seen.add(log)
         owner, name = log[start : start + layout.ID_BYTES], log[start + layout.ID_BYTES : -1]
-        if owner in live and kv.get(artifacts.name_key(owner, name)) is None:
+        if owner in live and await records.get(artifacts.name_key(owner, name)) is None:
             problems.append(f"audit log of missing artifact {name!r} of {layout.text_of(owner)}")
             batch.delete_range(log, prefix_upper_bound(log))
 
 
-def _find_orphans(kv: KeyValueStore, live: set[bytes], problems: list[str], batch: Batch) -> None:
+async def _find_orphans(
+    records: RecordStore, live: set[bytes], problems: list[str], batch: Batch
+) -> None:
     for prefix in _OWNED:
         lower = prefix
         upper = prefix_upper_bound(prefix)
-        while (first := next(kv.scan(lower, upper, limit=1), None)) is not None:
-            sid = first[0][len(prefix) : len(prefix) + layout.ID_BYTES]
+        while first := await records.scan(lower, upper, limit=1):
+            sid = first[0][0][len(prefix) : len(prefix) + layout.ID_BYTES]
             owned = prefix + sid
             end = prefix_upper_bound(owned)
             if sid not in live:

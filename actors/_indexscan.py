@@ -4,10 +4,11 @@ end with a creation-time suffix, and choosing the most selective of several such
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing
+from typing import TypeVar, cast
 
-from satchel.storage import KeyValueStore, prefix_upper_bound
+from satchel.storage import INDEX, RecordReads, Space, iter_pairs, prefix_upper_bound
 
 from ._layout import u64
 
@@ -26,8 +27,23 @@ def created_range(
     return lower, upper
 
 
-def most_selective(
-    kv: KeyValueStore,
+def paged(
+    records: RecordReads,
+    lower: bytes,
+    upper: bytes,
+    *,
+    space: Space = INDEX,
+    reverse: bool = False,
+    page: int = 256,
+) -> AsyncGenerator[tuple[bytes, bytes], None]:
+    """``iter_pairs``, typed as the async generator it is: a reader that may stop early
+    closes it (``contextlib.aclosing``) rather than leave it to the event loop's finalizer."""
+    pairs = iter_pairs(records, lower, upper, space=space, reverse=reverse, page=page)
+    return cast(AsyncGenerator[tuple[bytes, bytes], None], pairs)
+
+
+async def most_selective(
+    records: RecordReads,
     prefixes: list[bytes],
     bounds: Callable[[bytes], tuple[bytes, bytes]],
     probe: int,
@@ -41,7 +57,7 @@ def most_selective(
         return best, best_count
     for prefix in prefixes:
         lower, upper = bounds(prefix)
-        count = sum(1 for _ in kv.scan(lower, upper, limit=probe))
+        count = len(await records.scan(lower, upper, limit=probe))
         if count < best_count:
             best, best_count = prefix, count
     return best, best_count
@@ -58,3 +74,33 @@ def first_chunk(offset: int, limit: int | None) -> int:
 def window(found: Iterator[T], offset: int, limit: int | None) -> Iterator[T]:
     """The page ``offset``..``offset + limit`` of ``found``."""
     return itertools.islice(found, offset, None if limit is None else offset + limit)
+
+
+async def page_of(found: AsyncGenerator[T, None], offset: int, limit: int | None) -> list[T]:
+    """``window`` of a lazy pipeline: the page ``offset``..``offset + limit`` of ``found``,
+    read no further than its end; ``found`` is closed (and with it the stages it reads)."""
+    page: list[T] = []
+    stop = None if limit is None else offset + limit
+    if stop is not None and stop <= offset:
+        return page
+    async with aclosing(found):
+        seen = 0
+        async for item in found:
+            if seen >= offset:
+                page.append(item)
+            seen += 1
+            if seen == stop:
+                break
+    return page
+
+
+async def take(source: AsyncIterator[T], size: int) -> list[T]:
+    """The next ``size`` items of ``source`` (fewer at its end), read no further."""
+    taken: list[T] = []
+    if size <= 0:
+        return taken
+    async for item in source:
+        taken.append(item)
+        if len(taken) == size:
+            break
+    return taken

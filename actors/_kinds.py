@@ -40,12 +40,12 @@ def register_session_kinds(
         ActorSpec(kind=STORAGE_KIND, factory=lambda _: StorageActor(store.blobs), idle_timeout=None)
     )
     services = SessionServices(
-        kv=store.kv,
+        records=store.records,
         blobs=store.blobs,
         storage=supervisor.ref(STORAGE_KIND, STORAGE_ID),
         note_deadline=board.note,
         is_live=lambda session_id: supervisor.is_live(SESSION_KIND, session_id),
-        audit=AuditLog(store.kv, audit_max_entries),
+        audit=AuditLog(store.records, audit_max_entries),
         hooks=hooks,
         events=events,
         group=group,
@@ -62,7 +62,7 @@ def register_session_kinds(
         ActorSpec(
             kind=DEADLINES_KIND,
             factory=lambda _: DeadlineSweeper(
-                store.kv, board, lambda session_id: supervisor.ref(SESSION_KIND, session_id)
+                store.records, board, lambda session_id: supervisor.ref(SESSION_KIND, session_id)
             ),
         )
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -30,6 +31,7 @@ from satchel._http_openapi import returns, shape
 from satchel.actors import export_session, import_session
 from satchel.actors.artifacts._artifact_manager import ArtifactManager
 from satchel.runtime import _errors as errors
+from satchel.storage import BlobStore
 from satchel.storage._blobformat import MAX_SIZE_HINT
 
 #: Header carrying an upload's custom metadata, a JSON object.
@@ -99,6 +101,15 @@ async def _body(request: Request) -> AsyncGenerator[bytes, None]:
         await stream.aclose()
 
 
+async def _blob_chunks(blobs: BlobStore, content_hash: str) -> AsyncGenerator[bytes, None]:
+    """The blob's own stream, opened (and its blob looked up) when the first chunk is asked
+    for; closing this closes it."""
+    chunks = await blobs.stream(content_hash)
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            yield chunk
+
+
 async def get_artifact(request: Request) -> Response:
     manager = _artifacts(request)
     version = query_int(request, "version")
@@ -109,7 +120,7 @@ async def get_artifact(request: Request) -> Response:
         request,
         info,
         lambda: manager.stream(_sid(request), info.id),
-        lambda: blobs.stream(info.content_hash),
+        lambda: _blob_chunks(blobs, info.content_hash),
     )
 
 

@@ -135,7 +135,7 @@ class Runtime:
             message = RunScript(source, name, tuple(args), output, limits or ScriptLimits())
             answer: list[Any] = await self.supervisor.ref(SESSION_KIND, checked).ask(message)
             return answer
-        api = ScriptApi(self.sessions, self.artifacts, HostState(self.store.kv))
+        api = ScriptApi(self.sessions, self.artifacts, HostState(self.store.records))
         if isolated:
             return await self.script_workers.run(
                 source,
@@ -249,6 +249,7 @@ async def open_runtime(
     checked_durability(durability)
     try:
         with open_store(path, backend=store, limits=limits) as opened:
+            await opened.blobs.recover()
             async with WorkerPool(script_workers, api_names()) as workers:
                 group = None
                 if durability == "machine":
@@ -266,7 +267,7 @@ async def open_runtime(
                     metrics = Metrics(privacy=metrics_privacy)
                     if builtin_hooks:
                         install_builtin_hooks(hooks, metrics)
-                    events = EventBus(opened.kv)
+                    events = EventBus(opened.records)
                     services = register_session_kinds(
                         opened,
                         supervisor,
@@ -280,7 +281,7 @@ async def open_runtime(
                     )
                     roots = [Path.cwd()] if file_roots is None else file_roots
                     artifacts = ArtifactManager(
-                        opened.kv,
+                        opened.records,
                         opened.blobs,
                         supervisor,
                         services.storage,
@@ -290,7 +291,7 @@ async def open_runtime(
                         data_folder=opened.path,
                     )
                     sessions = SessionManager(
-                        opened.kv,
+                        opened.records,
                         supervisor,
                         board,
                         session_defaults or SessionConfig(),
@@ -301,18 +302,18 @@ async def open_runtime(
                         services.budgets,
                     )
                     services.scripts.run = functools.partial(
-                        run_session_script, sessions, artifacts, HostState(opened.kv), workers
+                        run_session_script, sessions, artifacts, HostState(opened.records), workers
                     )
                     services.scripts.release = workers.release_slot
                     await board.start()
-                    collectors = Collectors(supervisor, opened.kv, collection)
+                    collectors = Collectors(supervisor, opened.records, collection)
                     replays = register_hook_kind(
                         supervisor,
                         artifacts,
                         hooks,
                         collectors,
                         sessions,
-                        opened.kv,
+                        opened.records,
                         min_replay_interval_s,
                     )
                     yield Runtime(

@@ -152,7 +152,7 @@ class SyncArtifactManager:
     def id_of_content(self, session_id: str | None, content_hash: str, version: int) -> str:
         """The id of the version ``version`` holding ``content_hash`` in the session: what
         rs-llmspell's id tables (``{content_hash, session_id, sequence}``) name."""
-        return self._target.id_of_content(session_id, content_hash, version)
+        return self._portal.run(self._target.id_of_content(session_id, content_hash, version))
 
     def delete(
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None = None

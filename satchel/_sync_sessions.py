@@ -327,11 +327,11 @@ class SyncSessionManager:
     def made_by_scripts_of(self, session_id: str) -> builtins.list[str]:
         """The sessions that scripts of ``session_id`` created or forked (they count against
         its budget)."""
-        return self._target.made_by_scripts_of(session_id)
+        return self._portal.run(self._target.made_by_scripts_of(session_id))
 
     def made_by_a_script_of(self, session_id: str, holder_id: str) -> bool:
         """Whether ``session_id`` was created or forked by a script of ``holder_id``."""
-        return self._target.made_by_a_script_of(session_id, holder_id)
+        return self._portal.run(self._target.made_by_a_script_of(session_id, holder_id))
 
     def list_among(self, session_ids: Iterable[str], **filters: Any) -> builtins.list[SessionInfo]:
         """``list`` among ``session_ids`` only: every filter, the order, the page and the time

@@ -154,7 +154,7 @@ class ScriptApi:
 
     # -- whose sessions --------------------------------------------------------------------
 
-    def _session(self, value: Any, *, default_current: bool = True) -> str:
+    async def _session(self, value: Any, *, default_current: bool = True) -> str:
         """A session id argument (nil or "" = the current session), checked for access."""
         if value in (None, b"") and default_current:
             if self.current is None:
@@ -162,7 +162,7 @@ class ScriptApi:
             return self.current
         session_id = _uuid(value, "a session id")
         if self._session_id is not None and session_id not in self._own:
-            if not self._sessions.made_by_a_script_of(session_id, self._session_id):
+            if not await self._sessions.made_by_a_script_of(session_id, self._session_id):
                 raise AccessDeniedError(
                     f"session {self._session_id} may not reach session {session_id} from a script"
                 )
@@ -180,7 +180,7 @@ class ScriptApi:
             )
         parent = given.get("parent_session_id")
         if self._session_id is not None:
-            parent = self._session(parent.encode() if parent else None)
+            parent = await self._session(parent.encode() if parent else None)
         elif parent is not None:
             parent = _canonical_uuid(parent)
         created = await self._sessions.create(
@@ -197,43 +197,46 @@ class ScriptApi:
         return created
 
     async def session_get(self, session_id: Any) -> Any:
-        return to_wire(await self._sessions.get(self._session(session_id, default_current=False)))
+        return to_wire(
+            await self._sessions.get(await self._session(session_id, default_current=False))
+        )
 
     async def session_list(self, query: Any = None) -> Any:
         filters = mapping_from_lua(query, "Session.list query") or {}
         if self._session_id is None:
             found = await self._sessions.list(**filters)
         else:  # filtered to its own before search, order, page and counts
-            own = {self._session_id, *self._sessions.made_by_scripts_of(self._session_id)}
+            own = {self._session_id, *await self._sessions.made_by_scripts_of(self._session_id)}
             found = await self._sessions.list_among(own, **filters)
         return [to_wire(info) for info in found]
 
     async def session_suspend(self, session_id: Any) -> None:
-        await self._sessions.suspend(self._session(session_id))
+        await self._sessions.suspend(await self._session(session_id))
 
     async def session_resume(self, session_id: Any) -> None:
-        await self._sessions.resume(self._session(session_id))
+        await self._sessions.resume(await self._session(session_id))
 
     async def session_complete(self, session_id: Any) -> None:
-        await self._sessions.complete(self._session(session_id))
+        await self._sessions.complete(await self._session(session_id))
 
     async def session_fail(self, session_id: Any, reason: Any = None) -> None:
-        await self._sessions.fail(self._session(session_id), _optional_text(reason, "reason"))
+        await self._sessions.fail(await self._session(session_id), _optional_text(reason, "reason"))
 
     async def session_archive(self, session_id: Any) -> None:
-        await self._sessions.archive(self._session(session_id))
+        await self._sessions.archive(await self._session(session_id))
 
     async def session_delete(self, session_id: Any, opts: Any = None) -> None:
         given = mapping_from_lua(opts, "Session.delete options") or {}
         await self._sessions.delete(
-            self._session(session_id, default_current=False), cascade=bool(given.get("cascade"))
+            await self._session(session_id, default_current=False),
+            cascade=bool(given.get("cascade")),
         )
 
     async def session_save(self, session_id: Any) -> None:
-        await self._sessions.save(self._session(session_id))
+        await self._sessions.save(await self._session(session_id))
 
     async def session_load(self, session_id: Any) -> str:
-        return await self._sessions.load(self._session(session_id))
+        return await self._sessions.load(await self._session(session_id))
 
     async def session_getcurrent(self) -> str | None:
         return self.current
@@ -249,24 +252,26 @@ class ScriptApi:
         self.current = chosen
 
     async def session_setstate(self, session_id: Any, key: Any, value: Any = None) -> None:
-        sid, name = self._session(session_id), text(key, "a state key")
+        sid, name = await self._session(session_id), text(key, "a state key")
         if value is None:
             await self._sessions.delete_state(sid, name)
         else:
             await self._sessions.set_state(sid, name, from_lua(value))
 
     async def session_getstate(self, session_id: Any, key: Any) -> Any:
-        return await self._sessions.get_state(self._session(session_id), text(key, "a state key"))
+        return await self._sessions.get_state(
+            await self._session(session_id), text(key, "a state key")
+        )
 
     async def session_deletestate(self, session_id: Any, key: Any) -> None:
-        await self._sessions.delete_state(self._session(session_id), text(key, "a state key"))
+        await self._sessions.delete_state(await self._session(session_id), text(key, "a state key"))
 
     async def session_liststate(self, session_id: Any = None) -> list[str]:
-        return await self._sessions.list_state(self._session(session_id))
+        return await self._sessions.list_state(await self._session(session_id))
 
     async def session_fork(self, session_id: Any, opts: Any = None) -> str:
         given = mapping_from_lua(opts, "Session.fork options") or {}
-        origin = self._session(session_id)
+        origin = await self._session(session_id)
         forked = await self._sessions.fork(
             origin,
             at=_int(given.get("at"), "at"),
@@ -277,11 +282,11 @@ class ScriptApi:
         return forked
 
     async def session_timeline(self, session_id: Any = None) -> Any:
-        entries = await self._sessions.timeline(self._session(session_id))
+        entries = await self._sessions.timeline(await self._session(session_id))
         return [{"seq": e.seq, "at": e.at, "kind": e.kind, "data": e.data} for e in entries]
 
     async def session_canreplay(self, session_id: Any = None) -> bool:
-        return await self._sessions.can_replay(self._session(session_id))
+        return await self._sessions.can_replay(await self._session(session_id))
 
     async def session_replay(self, session_id: Any, cfg: Any = None) -> Any:
         config = mapping_from_lua(cfg, "Session.replay config") or {}
@@ -290,16 +295,16 @@ class ScriptApi:
             raise InvalidArgumentError(
                 f"unknown Session.replay options: {', '.join(sorted(unknown))}"
             )
-        return to_wire(await self._sessions.replay(self._session(session_id), **config))
+        return to_wire(await self._sessions.replay(await self._session(session_id), **config))
 
     async def session_getreplaymetadata(self, session_id: Any = None) -> Any:
-        return to_wire(await self._sessions.replay_metadata(self._session(session_id)))
+        return to_wire(await self._sessions.replay_metadata(await self._session(session_id)))
 
     async def session_listreplayable(self) -> list[str]:
         found = await self._sessions.list_replayable()
         if self._session_id is None:
             return found
-        own = {self._session_id, *self._sessions.made_by_scripts_of(self._session_id)}
+        own = {self._session_id, *await self._sessions.made_by_scripts_of(self._session_id)}
         return [s for s in found if s in own]
 
     # -- State -----------------------------------------------------------------------------
@@ -355,7 +360,7 @@ class ScriptApi:
         )
         return _ref(ref)
 
-    def _artifact(self, value: Any) -> str:
+    async def _artifact(self, value: Any) -> str:
         """An artifact argument: an id, an id table (rs-llmspell's, without ``id``, too), or
         a name."""
         if isinstance(value, bytes):
@@ -367,7 +372,7 @@ class ScriptApi:
                 return found
             if {"content_hash", "session_id", "sequence"} <= given.keys():
                 sequence = _int(given["sequence"], "an id table's sequence")
-                return self._artifacts.id_of_content(
+                return await self._artifacts.id_of_content(
                     _canonical_uuid(_text_field(given, "session_id")),
                     _text_field(given, "content_hash"),
                     0 if sequence is None else sequence,
@@ -378,7 +383,7 @@ class ScriptApi:
 
     async def artifact_get(self, session_id: Any, artifact: Any, version: Any = None) -> Any:
         found = await self._artifacts.get(
-            self._owner(session_id), self._artifact(artifact), _int(version, "version")
+            self._owner(session_id), await self._artifact(artifact), _int(version, "version")
         )
         return {"content": found.content, "metadata": to_wire(found.metadata)}
 
@@ -392,7 +397,7 @@ class ScriptApi:
         return [to_wire(i) for i in found]
 
     async def artifact_delete(self, session_id: Any, artifact: Any) -> None:
-        await self._artifacts.delete(self._owner(session_id), self._artifact(artifact))
+        await self._artifacts.delete(self._owner(session_id), await self._artifact(artifact))
 
     async def artifact_storefile(
         self, session_id: Any, path: Any, type: Any = None, metadata: Any = None
@@ -415,18 +420,20 @@ class ScriptApi:
     ) -> None:
         await self._artifacts.share(
             self._owner(owner),
-            self._artifact(artifact),
+            await self._artifact(artifact),
             _uuid(target, "a target session id"),
             text(permission, "a permission"),
         )
 
     async def artifact_revoke(self, owner: Any, artifact: Any, target: Any) -> None:
         await self._artifacts.revoke(
-            self._owner(owner), self._artifact(artifact), _uuid(target, "a target session id")
+            self._owner(owner), await self._artifact(artifact), _uuid(target, "a target session id")
         )
 
     async def artifact_auditlog(self, session_id: Any, artifact: Any) -> Any:
-        entries = await self._artifacts.audit_log(self._owner(session_id), self._artifact(artifact))
+        entries = await self._artifacts.audit_log(
+            self._owner(session_id), await self._artifact(artifact)
+        )
         return [to_wire(e) for e in entries]
 
 

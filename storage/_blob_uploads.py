@@ -21,7 +21,8 @@ from ._blobformat import (
     set_bit,
 )
 from ._blobmeta import BlobMeta
-from ._kv import BLOBS, Batch, KeyValueStore, prefix_upper_bound
+from ._kv import BLOBS, Batch, prefix_upper_bound
+from ._ports import RecordStore
 
 if TYPE_CHECKING:
     from ._blobs import BlobStore
@@ -91,7 +92,7 @@ class Upload:
 
     def __init__(
         self,
-        kv: KeyValueStore,
+        records: RecordStore,
         limits: BlobLimits,
         *,
         whole_digest: bytes | None,
@@ -101,7 +102,7 @@ class Upload:
         chunks are hashed as they are written anyway and ``finish`` refuses content that
         no longer has that digest (a mutable buffer changed while it was written: reads
         check the stored bytes, not the name, so nothing else would notice)."""
-        self.kv = kv
+        self.records = records
         self.limits = limits
         self.data_id = new_data_id()
         self.count = 0
@@ -114,7 +115,7 @@ class Upload:
         hashing = whole_digest is None or verify
         self.hasher = new_hasher(limits.chunk_size) if hashing else None
 
-    def add(self, chunk: Buffer) -> None:
+    async def add(self, chunk: Buffer) -> None:
         stored, compressed = encode_chunk(chunk, self.limits)
         batch = Batch()
         if self.count == 0:
@@ -122,7 +123,7 @@ class Upload:
         batch.put(chunk_key(self.data_id, self.count), stored, BLOBS)
         # Not synced: the synced commit that makes the blob live makes its chunks durable too
         # (one write-ahead log), and an upload cut short is only orphan chunks.
-        self.kv.write(batch, sync=False)
+        await self.records.write(batch, sync=False)
         if self.hasher is not None:
             self.hasher.update(chunk)
         chunk_digest = digest_of(chunk)
@@ -135,9 +136,9 @@ class Upload:
         self.size += len(chunk)
         self.stored_size += len(stored)
 
-    def finish(self) -> tuple[bytes, BlobMeta]:
+    async def finish(self) -> tuple[bytes, BlobMeta]:
         if self.count == 0:
-            self.add(b"")
+            await self.add(b"")
         digest = self.whole_digest if self.hasher is None else self.hasher.digest()
         assert digest is not None
         if self.whole_digest is not None and digest != self.whole_digest:
@@ -161,7 +162,7 @@ class BlobWriter:
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
-        self._upload: Upload | None = Upload(store.kv, store.limits, whole_digest=None)
+        self._upload: Upload | None = Upload(store.records, store.limits, whole_digest=None)
         store._uploads.add(self._upload.data_id)
         self._pending = bytearray()
 
@@ -176,7 +177,7 @@ class BlobWriter:
         upload = self._open()
         return upload.size + len(self._pending)
 
-    def add(self, piece: Buffer) -> None:
+    async def add(self, piece: Buffer) -> None:
         """Append ``piece``; full chunks are encoded and written now."""
         upload = self._open()
         given: object = piece  # callers outside the type checker pass anything
@@ -187,23 +188,23 @@ class BlobWriter:
         chunk = self._store.limits.chunk_size
         self._pending += piece
         while len(self._pending) >= chunk:
-            upload.add(bytes(self._pending[:chunk]))
+            await upload.add(bytes(self._pending[:chunk]))
             del self._pending[:chunk]
 
-    def finish(self) -> StagedBlob:
+    async def finish(self) -> StagedBlob:
         """The staged blob of everything added, for ``BlobStore.commit`` or ``discard``."""
         upload = self._open()
         if self._pending or upload.count == 0:
-            upload.add(bytes(self._pending))
+            await upload.add(bytes(self._pending))
             self._pending.clear()
-        digest, layout = upload.finish()
+        digest, layout = await upload.finish()
         self._upload = None
         return StagedBlob(ref_for(digest, layout), layout=layout, chunks=None, content=None)
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
         """Drop what was written (nothing happens if already finished or aborted)."""
         if self._upload is not None:
-            self._store._abort(self._upload.data_id)
+            await self._store._abort(self._upload.data_id)
             self._upload = None
 
 

@@ -5,7 +5,8 @@ one chunk) writes its chunks under a fresh upload id, marked *pending*; ``commit
 drops references in the caller's own batch, together with the caller's records, so a record
 and the references it holds change atomically. Chunks that no blob owns any more (a duplicate
 upload, a blob whose last reference went) are deleted after that batch is written. A crash at
-any point leaves at worst pending chunks, which the next open deletes.
+any point leaves at worst pending chunks, which ``recover`` deletes (awaited once by whoever
+opens the store, before the blobs are used).
 
 Reference counts are persisted in the blob's metadata; each reference is also a key of its own
 (``bref`` + digest + owner key), so ``check`` can recount them and name their owners.
@@ -55,7 +56,8 @@ from ._blobformat import (
     set_bit,
 )
 from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
-from ._kv import BLOBS, Batch, KeyValueStore, scan_prefix
+from ._kv import BLOBS, Batch
+from ._ports import RecordStore, prefix_pairs
 
 log = logging.getLogger("satchel.storage")
 
@@ -70,22 +72,22 @@ class _Change:
 
 @final
 class BlobStore:
-    """Content-addressed blobs in a ``KeyValueStore``; see the module docstring."""
+    """Content-addressed blobs in a ``RecordStore``; see the module docstring. Whoever opens
+    the store awaits ``recover`` once before using it."""
 
-    def __init__(self, kv: KeyValueStore, limits: BlobLimits | None = None) -> None:
-        self.kv = kv
+    def __init__(self, records: RecordStore, limits: BlobLimits | None = None) -> None:
+        self.records = records
         self.limits = limits or BlobLimits()
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
-        self._recover()
 
-    def _recover(self) -> None:
+    async def recover(self) -> None:
         """Delete chunks left pending by a process that stopped mid-upload or mid-free."""
         batch = Batch()
-        for key, _ in scan_prefix(self.kv, _keys.BLOB_PENDING):
+        for key, _ in await prefix_pairs(self.records, _keys.BLOB_PENDING):
             free_chunks(batch, key[len(_keys.BLOB_PENDING) :])
         if len(batch):
-            self.kv.write(batch)
+            await self.records.write(batch)
 
     @property
     def uploads_in_flight(self) -> frozenset[bytes]:
@@ -112,9 +114,10 @@ class BlobStore:
                 f"bytes ({MAX_SIZE_HINT})"
             )
 
-    def put_inline(self, content: Buffer) -> StagedBlob:
-        """``put`` of content no larger than one chunk, without awaiting: it is hashed and
-        encoded in memory, and nothing is written before ``commit``."""
+    async def put_inline(self, content: Buffer) -> StagedBlob:
+        """``put`` of content no larger than one chunk, without a checkpoint: it is hashed and
+        encoded in memory, and nothing is written before ``commit`` (on a local store it
+        completes at its first step)."""
         view = memoryview(content).cast("B")
         if view.nbytes > self.limits.chunk_size:
             raise InvalidArgumentError(
@@ -123,7 +126,7 @@ class BlobStore:
             )
         self._check_size(view.nbytes)
         digest = digest_of(view)
-        meta = self.load_meta(digest)
+        meta = await self.load_meta(digest)
         if meta is not None:
             # Keep an immutable copy: the caller may reuse a bytearray before commit, and this
             # content is written under ``digest`` if the stored blob goes away meanwhile.
@@ -137,9 +140,9 @@ class BlobStore:
         self._check_size(view.nbytes)
         await anyio.lowlevel.checkpoint()
         if view.nbytes <= self.limits.chunk_size:
-            return self.put_inline(view)
+            return await self.put_inline(view)
         digest = digest_of(view)
-        meta = self.load_meta(digest)
+        meta = await self.load_meta(digest)
         if meta is not None:
             held = content if type(content) is bytes else bytes(view)
             return StagedBlob(ref_for(digest, meta), layout=None, chunks=None, content=held)
@@ -149,11 +152,11 @@ class BlobStore:
         writer = self.writer()
         try:
             async for piece in source:
-                writer.add(piece)
+                await writer.add(piece)
                 await anyio.lowlevel.checkpoint()
-            return writer.finish()
+            return await writer.finish()
         except BaseException:
-            writer.abort()
+            await writer.abort()
             if isinstance(source, AsyncGenerator):
                 # Finalize the caller's generator now, not whenever the GC gets to it.
                 with anyio.CancelScope(shield=True):
@@ -170,16 +173,16 @@ class BlobStore:
 
     async def _upload_buffer(self, view: memoryview, digest: bytes) -> StagedBlob:
         # A buffer the caller can change (a bytearray) is hashed again as it is written.
-        upload = Upload(self.kv, self.limits, whole_digest=digest, verify=not view.readonly)
+        upload = Upload(self.records, self.limits, whole_digest=digest, verify=not view.readonly)
         self._uploads.add(upload.data_id)
         size = self.limits.chunk_size
         try:
             for start in range(0, view.nbytes, size):
-                upload.add(view[start : start + size])
+                await upload.add(view[start : start + size])
                 await anyio.lowlevel.checkpoint()
-            digest, layout = upload.finish()
+            digest, layout = await upload.finish()
         except BaseException:
-            self._abort(upload.data_id)
+            await self._abort(upload.data_id)
             raise
         return StagedBlob(ref_for(digest, layout), layout=layout, chunks=None, content=None)
 
@@ -231,19 +234,19 @@ class BlobStore:
         )
         return layout, tuple(chunks)
 
-    def discard(self, staged: StagedBlob) -> None:
+    async def discard(self, staged: StagedBlob) -> None:
         """Drop a staged blob that will not be committed (deletes chunks it wrote)."""
         layout = staged._layout
         if layout is not None and layout.data_id in self._uploads:
-            self._abort(layout.data_id)
+            await self._abort(layout.data_id)
 
-    def _abort(self, data_id: bytes) -> None:
+    async def _abort(self, data_id: bytes) -> None:
         self._uploads.discard(data_id)
         batch = Batch()
         free_chunks(batch, data_id)
-        self.kv.write(batch, sync=False)
+        await self.records.write(batch, sync=False)
 
-    def commit(
+    async def commit(
         self,
         batch: Batch,
         *,
@@ -262,18 +265,18 @@ class BlobStore:
         changes: dict[bytes, _Change] = defaultdict(_Change)
         touched: set[bytes] = set()
         for item, owner in add:
-            digest = self._reference(own, touched, item, owner, taking=True)
+            digest = await self._reference(own, touched, item, owner, taking=True)
             changes[digest].delta += 1
             if isinstance(item, StagedBlob):
                 changes[digest].stagings.append(item)
         for held, owner in drop:
-            digest = self._reference(own, touched, held, owner, taking=False)
+            digest = await self._reference(own, touched, held, owner, taking=False)
             changes[digest].delta -= 1
         cleanup = Batch()
         adopted: list[bytes] = []
         released: list[bytes] = []
         for digest, change in changes.items():
-            self._apply(own, chunks, cleanup, digest, change, adopted, released)
+            await self._apply(own, chunks, cleanup, digest, change, adopted, released)
         if len(chunks):
             # Chunks of fresh data ids (no other op in the batch names them) go first: a
             # store reading the batch in order then meets the blob space at once, rather
@@ -281,23 +284,23 @@ class BlobStore:
             chunks.extend(batch)
             batch = chunks
         batch.extend(own)
-        self.kv.write(batch, sync=sync)
+        await self.records.write(batch, sync=sync)
         self._uploads.difference_update(adopted)
         self._uploads.difference_update(released)
         if len(cleanup):
-            self._clean_up(cleanup)
+            await self._clean_up(cleanup)
 
-    def _clean_up(self, cleanup: Batch) -> None:
+    async def _clean_up(self, cleanup: Batch) -> None:
         """Free the chunks a committed batch left to no blob. The batch is in: a failure
         here must not read as "nothing written" to the caller (whose journal and counters
         moved on), so it is logged; the chunks stay marked pending, and ``check(fix=True)``
         (or ``gc``) frees them, as after a crash."""
         try:
-            self.kv.write(cleanup, sync=False)
+            await self.records.write(cleanup, sync=False)
         except Exception as error:
             log.warning("freeing unused chunks failed (check(fix=True) frees them): %s", error)
 
-    def _reference(
+    async def _reference(
         self, own: Batch, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
     ) -> bytes:
         if type(owner) is not bytes or not owner:
@@ -307,7 +310,7 @@ class BlobStore:
         if key in touched:
             raise ValidationError(f"owner {owner!r} names blob {digest.hex()} twice in a commit")
         touched.add(key)
-        held = self.kv.get(key) is not None
+        held = await self.records.get(key) is not None
         if taking and held:
             raise ValidationError(f"owner {owner!r} already references blob {digest.hex()}")
         if not taking and not held:
@@ -318,7 +321,7 @@ class BlobStore:
             own.delete(key)
         return digest
 
-    def _apply(
+    async def _apply(
         self,
         own: Batch,
         chunks: Batch,
@@ -328,7 +331,7 @@ class BlobStore:
         adopted: list[bytes],
         released: list[bytes],
     ) -> None:
-        meta = self.load_meta(digest)
+        meta = await self.load_meta(digest)
         winner: bytes | None = None
         if meta is None:
             meta = self._adopt(own, chunks, digest, change.stagings)
@@ -380,38 +383,38 @@ class BlobStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def load_meta(self, digest: bytes) -> BlobMeta | None:
+    async def load_meta(self, digest: bytes) -> BlobMeta | None:
         """The index record of the blob with ``digest``, or ``None``."""
-        data = self.kv.get(_keys.blob_key(digest))
+        data = await self.records.get(_keys.blob_key(digest))
         return None if data is None else self._metas.decode(data)
 
-    def _require(self, blob: BlobLike) -> tuple[bytes, BlobMeta]:
+    async def _require(self, blob: BlobLike) -> tuple[bytes, BlobMeta]:
         digest = parse_digest(blob)
-        meta = self.load_meta(digest)
+        meta = await self.load_meta(digest)
         if meta is None:
             raise BlobNotFoundError(f"blob {digest.hex()} is not stored")
         return digest, meta
 
-    def info(self, blob: BlobLike) -> BlobRef | None:
+    async def info(self, blob: BlobLike) -> BlobRef | None:
         """The ref of a stored blob, or ``None`` if no blob has that hash."""
         digest = parse_digest(blob)
-        meta = self.load_meta(digest)
+        meta = await self.load_meta(digest)
         return None if meta is None else ref_for(digest, meta)
 
-    def references(self, blob: BlobLike) -> list[bytes]:
+    async def references(self, blob: BlobLike) -> list[bytes]:
         """The owner keys that hold a reference to ``blob``."""
         prefix = _keys.BLOB_REF + parse_digest(blob)
-        return [key[len(prefix) :] for key, _ in scan_prefix(self.kv, prefix)]
+        return [key[len(prefix) :] for key, _ in await prefix_pairs(self.records, prefix)]
 
     async def read(self, blob: BlobLike) -> bytes:
         """The whole content of ``blob``, verified against its hash (or, in records that
         keep them, each chunk's stored bytes against theirs)."""
-        digest, meta = self._require(blob)
+        digest, meta = await self._require(blob)
         await anyio.lowlevel.checkpoint()
         if meta.stored_digests:
             return await self._read_verified(digest, meta)
         if meta.chunk_count == 1:
-            raw = self._read_chunk(digest, meta, 0)
+            raw = await self._read_chunk(digest, meta, 0)
             if digest_of(raw) != digest:
                 raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
             return raw
@@ -421,7 +424,7 @@ class BlobStore:
         chunks: list[bytes] = []
         for index in range(meta.chunk_count):
             await anyio.lowlevel.checkpoint()
-            raw = self._read_chunk(digest, meta, index)
+            raw = await self._read_chunk(digest, meta, index)
             hasher.update(raw)
             chunks.append(raw)
         if hasher.digest() != digest:
@@ -429,27 +432,28 @@ class BlobStore:
         return b"".join(chunks)
 
     async def _read_verified(self, digest: bytes, meta: BlobMeta) -> bytes:
-        pieces = [self._read_chunk(digest, meta, 0)]
+        pieces = [await self._read_chunk(digest, meta, 0)]
         for index in range(1, meta.chunk_count):
             await anyio.lowlevel.checkpoint()
-            pieces.append(self._read_chunk(digest, meta, index))
+            pieces.append(await self._read_chunk(digest, meta, index))
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
-        """The content of ``blob`` chunk by chunk, each verified before it is yielded."""
-        digest, meta = self._require(blob)
+    async def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
+        """The content of ``blob`` chunk by chunk, each verified before it is yielded (a
+        blob that is not stored raises here, before the first chunk)."""
+        digest, meta = await self._require(blob)
         return self._stream(digest, meta)
 
     async def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncGenerator[bytes, None]:
         if meta.stored_digests:
             for index in range(meta.chunk_count):
                 await anyio.lowlevel.checkpoint()
-                yield self._read_chunk(digest, meta, index)
+                yield await self._read_chunk(digest, meta, index)
             return
         hasher = new_hasher(meta.size)
         for index in range(meta.chunk_count):
             await anyio.lowlevel.checkpoint()
-            raw = self._read_chunk(digest, meta, index)
+            raw = await self._read_chunk(digest, meta, index)
             hasher.update(raw)
             if meta.chunk_count > 1:
                 expected = meta.chunk_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
@@ -461,10 +465,10 @@ class BlobStore:
         if hasher.digest() != digest:
             raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
 
-    def _read_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
+    async def _read_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
         """Chunk ``index`` decoded; in a record that keeps stored digests, its stored bytes
         are checked against theirs before they are decoded."""
-        stored = self.kv.get(chunk_key(meta.data_id, index), BLOBS)
+        stored = await self.records.get(chunk_key(meta.data_id, index), BLOBS)
         if stored is None:
             raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
         if meta.stored_digests:

@@ -23,10 +23,13 @@ from ._blob_uploads import free_chunks
 from ._blobformat import DATA_ID_SIZE, DIGEST_SIZE, new_hasher, split_chunk_key
 from ._blobmeta import META_CODEC, BlobMeta
 from ._blobs import BlobStore
-from ._kv import BLOBS, Batch, scan_prefix
+from ._kv import BLOBS, Batch
+from ._ports import iter_pairs, prefix_pairs
 
 # Above every chunk key (data id + 4-byte index), so one scan covers the blob space.
 _END_OF_CHUNKS = b"\xff" * (DATA_ID_SIZE + 5)
+#: Chunks read per page of the blob-space scan.
+_CHUNK_PAGE = 16
 
 
 @attrs.frozen
@@ -60,19 +63,20 @@ class _Scan:
     chunks: defaultdict[bytes, set[int]] = attrs.Factory(lambda: defaultdict(set))
 
 
-def _scan(store: BlobStore) -> _Scan:
-    kv = store.kv
+async def _scan(store: BlobStore) -> _Scan:
+    records = store.records
     found = _Scan()
-    for key, value in scan_prefix(kv, _keys.BLOB):
+    for key, value in await prefix_pairs(records, _keys.BLOB):
         found.metas[key[len(_keys.BLOB) :]] = META_CODEC.decode(value)
     start = len(_keys.BLOB_REF)
-    for key, _ in scan_prefix(kv, _keys.BLOB_REF):
+    for key, _ in await prefix_pairs(records, _keys.BLOB_REF):
         digest, owner = key[start : start + DIGEST_SIZE], key[start + DIGEST_SIZE :]
-        if digest in found.metas and kv.get(owner) is not None:
+        if digest in found.metas and await records.get(owner) is not None:
             found.refs[digest] += 1
         else:
             found.dangling.append((digest, owner))
-    for key, _ in kv.scan(b"", _END_OF_CHUNKS, space=BLOBS):
+    # Paged: the pairs carry the chunks' bytes, which a list of the whole space would hold.
+    async for key, _ in iter_pairs(records, b"", _END_OF_CHUNKS, space=BLOBS, page=_CHUNK_PAGE):
         data_id, index = split_chunk_key(key)
         found.chunks[data_id].add(index)
     return found
@@ -83,7 +87,7 @@ async def _verify(store: BlobStore, digest: bytes) -> str | None:
     whatever reads check: a deep check proves the name, not only the stored bytes)."""
     hasher = new_hasher(1 << 20)
     try:
-        async for chunk in store.stream(digest.hex()):
+        async for chunk in await store.stream(digest.hex()):
             hasher.update(chunk)
     except IntegrityError as error:
         return str(error)
@@ -97,7 +101,7 @@ async def check_blobs(store: BlobStore, *, fix: bool = False, deep: bool = True)
 
     ``deep`` reads and hashes every blob; without it only chunk presence is checked.
     """
-    found = _scan(store)
+    found = await _scan(store)
     repair = Batch()
     cleanup = Batch()
     dangling = [f"blob {d.hex()} referenced by {o!r}" for d, o in found.dangling]
@@ -130,9 +134,9 @@ async def check_blobs(store: BlobStore, *, fix: bool = False, deep: bool = True)
         free_chunks(cleanup, data_id)
     if fix:
         if len(repair):
-            store.kv.write(repair)
+            await store.records.write(repair)
         if len(cleanup):
-            store.kv.write(cleanup)
+            await store.records.write(cleanup)
     return CheckReport(
         blobs=len(found.metas),
         references=sum(found.refs.values()),

@@ -41,7 +41,9 @@ class Store:
         self.records = LocalRecords(kv)
         #: The object port over ``kv``'s blob space.
         self.objects = LocalObjects(kv)
-        self.blobs = BlobStore(kv, limits)
+        #: The blobs (chunks and index) in ``records``; ``await blobs.recover()`` once, after
+        #: opening, before using them.
+        self.blobs = BlobStore(self.records, limits)
 
     async def check(self, *, fix: bool = False, deep: bool = True) -> CheckReport:
         """Compare the blob index with references and chunks; repair with ``fix=True``."""

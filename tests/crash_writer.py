@@ -41,6 +41,7 @@ async def main(folder: str, run: str) -> None:
     # Chunk values of 2 KiB and more are files here (64 KiB and more by default), so kills
     # also land between a chunk file and the index commit that names it.
     with Store(RocksStore(folder, file_values_from=2048), Path(folder), LIMITS) as store:
+        await store.blobs.recover()
         index = 0
         while True:
             data = content_for(run, index)
@@ -48,13 +49,13 @@ async def main(folder: str, run: str) -> None:
             batch = Batch()
             key = owner_key(run, index)
             batch.put(key, staged.ref.hash.encode())
-            store.blobs.commit(batch, add=[(staged, key)])
+            await store.blobs.commit(batch, add=[(staged, key)])
             print(f"put {index} {staged.ref.hash}", flush=True)
             if index % 5 == 4:
                 gone = owner_key(run, index - 3)
                 batch = Batch()
                 batch.delete(gone)
-                store.blobs.commit(batch, drop=[(store.kv.get(gone).decode(), gone)])  # type: ignore[union-attr]
+                await store.blobs.commit(batch, drop=[(store.kv.get(gone).decode(), gone)])  # type: ignore[union-attr]
                 print(f"del {index - 3}", flush=True)
             index += 1
 

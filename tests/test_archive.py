@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from satchel.actors import ArchiveReport, export_session, import_session
 from satchel.actors import _layout as layout
 from satchel.actors.sessions import _removal as removal
-from satchel.storage import BLOBS, Backend, Batch, KeyValueStore, MemoryStore
+from satchel.storage import BLOBS, Backend, Batch, KeyValueStore, LocalRecords, MemoryStore
 from satchel.storage import _keys as keys
 
 from satchel import (
@@ -337,13 +337,13 @@ async def test_dedup_against_content_already_stored(rt: Runtime, target: Runtime
     report = await load(target, await export(rt, sid))
     assert (report.blobs, report.blobs_reused) == (4, 1)
     digest = blake3.blake3(BIG).hexdigest()
-    assert len(target.store.blobs.references(digest)) == 2
+    assert len(await target.store.blobs.references(digest)) == 2
     await clean(target)
     await target.sessions.delete(other)
     assert (await target.artifacts.get(sid, "big.bin")).content == BIG
     await clean(target)
     await target.sessions.delete(sid)
-    assert target.store.blobs.info(digest) is None
+    assert await target.store.blobs.info(digest) is None
     await clean(target)
 
 
@@ -726,7 +726,10 @@ def test_descendants_of_looping_parent_links_end() -> None:
     kv.write(batch)
     found: list[list[bytes]] = []
     # In a thread: a walk that loops must fail the test, not hang it.
-    walker = threading.Thread(target=lambda: found.append(removal.descendants(kv, a)), daemon=True)
+    records = LocalRecords(kv)
+    walker = threading.Thread(
+        target=lambda: found.append(anyio.run(removal.descendants, records, a)), daemon=True
+    )
     walker.start()
     walker.join(timeout=10)
     assert found == [[b]]

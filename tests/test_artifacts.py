@@ -187,14 +187,14 @@ async def test_dedup_and_shared_blob_lifetime(rt: Runtime) -> None:
     data = b"shared " * 500_000
     a = await one.store_artifact("x", data, type="agent_output")
     b = await two.store_artifact("y", data, type="agent_output")
-    blob = rt.store.blobs.info(a.content_hash)
+    blob = await rt.store.blobs.info(a.content_hash)
     assert blob is not None and a.content_hash == b.content_hash
-    assert len(rt.store.blobs.references(a.content_hash)) == 2
+    assert len(await rt.store.blobs.references(a.content_hash)) == 2
     await one.delete_artifact(a.id)
-    assert len(rt.store.blobs.references(a.content_hash)) == 1
+    assert len(await rt.store.blobs.references(a.content_hash)) == 1
     assert (await two.get_artifact(b.id)).content == data
     await rt.sessions.delete(two.id)
-    assert rt.store.blobs.info(a.content_hash) is None
+    assert await rt.store.blobs.info(a.content_hash) is None
     await clean(rt)
 
 
@@ -212,7 +212,7 @@ async def test_concurrent_stores_of_the_same_bytes_make_one_blob(rt: Runtime) ->
         nursery.start_soon(store, sessions[0], True)
         nursery.start_soon(store, sessions[1], False)
     assert refs[0].content_hash == refs[1].content_hash
-    assert len(rt.store.blobs.references(refs[0].content_hash)) == 2
+    assert len(await rt.store.blobs.references(refs[0].content_hash)) == 2
     await clean(rt)
 
 
@@ -225,11 +225,11 @@ async def test_references_survive_reopen(tmp_path: Path) -> None:
         a = await rt.artifacts.store(one, "p", data, type="agent_output")
         await rt.artifacts.store(two, "q", data, type="agent_output")
     async with open_runtime(tmp_path) as rt:
-        assert len(rt.store.blobs.references(a.content_hash)) == 2
+        assert len(await rt.store.blobs.references(a.content_hash)) == 2
         await rt.artifacts.delete(one, "p")
         assert (await rt.artifacts.get(two, "q")).content == data
         await rt.sessions.delete(two)
-        assert rt.store.blobs.info(a.content_hash) is None
+        assert await rt.store.blobs.info(a.content_hash) is None
         await clean(rt)
 
 
@@ -387,7 +387,7 @@ async def test_store_file_never_reads_the_data_folder(tmp_path: Path) -> None:
 
 
 class _SwappingOs:
-    """``os`` as the artifact manager sees it, putting a symlink to ``target`` in place of
+    """``os`` as the artifact writes see it, putting a symlink to ``target`` in place of
     ``victim`` just before it is opened (another process racing the check)."""
 
     def __init__(self, victim: Path, target: Path) -> None:
@@ -408,7 +408,7 @@ async def test_store_file_checks_the_file_it_opened(
 ) -> None:
     """A file swapped for a symlink to outside the roots as it is opened is refused: the
     check is made on what was opened, not on the path before."""
-    from satchel.actors.artifacts import _artifact_manager
+    from satchel.actors.artifacts import _artifact_writes
 
     root, outside = tmp_path / "work", tmp_path / "private"
     root.mkdir()
@@ -416,7 +416,7 @@ async def test_store_file_checks_the_file_it_opened(
     (root / "report.txt").write_bytes(b"fine")
     (outside / "secret.txt").write_bytes(b"SECRET")
     monkeypatch.setattr(
-        _artifact_manager, "os", _SwappingOs(root / "report.txt", outside / "secret.txt")
+        _artifact_writes, "os", _SwappingOs(root / "report.txt", outside / "secret.txt")
     )
     async with open_runtime(tmp_path / "data", file_roots=[root]) as rt:
         session = rt.session(await rt.sessions.create())

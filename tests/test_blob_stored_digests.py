@@ -45,7 +45,7 @@ def other(content: bytes) -> bytes:
 
 
 async def read_all(store: Store, blob: str) -> bytes:
-    return b"".join([chunk async for chunk in store.blobs.stream(blob)])
+    return b"".join([chunk async for chunk in await store.blobs.stream(blob)])
 
 
 @pytest.mark.parametrize("content", [ONE_CHUNK, CHUNKS], ids=["one chunk", "chunks"])
@@ -129,8 +129,8 @@ async def test_a_buffer_changed_while_it_is_stored_is_refused(
     buffer = bytearray(original)
     add = Upload.add
 
-    def add_then_change(self: Upload, chunk: Any) -> None:
-        add(self, chunk)
+    async def add_then_change(self: Upload, chunk: Any) -> None:
+        await add(self, chunk)
         buffer[8192:8200] = b"EVILEVIL"  # after the first chunk, as another task could
 
     monkeypatch.setattr(Upload, "add", add_then_change)

@@ -36,7 +36,7 @@ async def store_blob(store: Store, content: bytes | AsyncIterator[bytes], owner:
     staged = await store.blobs.put(content)
     batch = Batch()
     batch.put(owner, b"record")
-    store.blobs.commit(batch, add=[(staged, owner)])
+    await store.blobs.commit(batch, add=[(staged, owner)])
     return staged.ref.hash
 
 
@@ -45,11 +45,11 @@ def chunk_keys(store: Store) -> list[bytes]:
     return [key for key, _ in store.kv.scan(b"", b"\xff" * 32, space=BLOBS)]
 
 
-def drop(store: Store, blob: str, owner: bytes) -> None:
+async def drop(store: Store, blob: str, owner: bytes) -> None:
     """Delete the record at ``owner`` together with its reference to ``blob``."""
     batch = Batch()
     batch.delete(owner)
-    store.blobs.commit(batch, drop=[(blob, owner)])
+    await store.blobs.commit(batch, drop=[(blob, owner)])
 
 
 async def test_round_trip_small_compressible(store: Store) -> None:
@@ -61,7 +61,7 @@ async def test_round_trip_small_compressible(store: Store) -> None:
     assert staged.ref.stored_size < 4000 * 0.9
     batch = Batch()
     batch.put(b"t\x00a", b"")
-    store.blobs.commit(batch, add=[(staged, b"t\x00a")])
+    await store.blobs.commit(batch, add=[(staged, b"t\x00a")])
     assert await store.blobs.read(staged.ref) == data
     assert (await store.check()).clean
 
@@ -70,7 +70,7 @@ async def test_random_bytes_are_stored_raw(store: Store) -> None:
     """Content that LZ4 cannot shrink by 10% is kept uncompressed."""
     data = os.urandom(3000)
     blob = await store_blob(store, data, b"t\x00r")
-    ref = store.blobs.info(blob)
+    ref = await store.blobs.info(blob)
     assert ref is not None
     assert (ref.compressed, ref.stored_size) == (False, 3000)
     assert await store.blobs.read(blob) == data
@@ -80,7 +80,7 @@ async def test_below_threshold_is_not_compressed(tmp_path: Path) -> None:
     """Content under compress_min is stored raw even when it would compress."""
     with open_store(backend="memory", limits=BlobLimits(compress_min=4096)) as store:
         blob = await store_blob(store, b"a" * 4095, b"t\x00x")
-        assert store.blobs.info(blob).compressed is False  # type: ignore[union-attr]
+        assert (await store.blobs.info(blob)).compressed is False  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096, 5 * 4096 + 17])
@@ -90,9 +90,9 @@ async def test_sizes_round_trip_as_bytes_and_stream(store: Store, size: int) -> 
     from_bytes = await store_blob(store, data, b"t\x00b")
     from_stream = await store_blob(store, pieces(data, 1000), b"t\x00s")
     assert from_bytes == from_stream == blake3.blake3(data).hexdigest()
-    assert store.blobs.info(from_bytes).chunk_count == max(1, -(-size // 4096))  # type: ignore[union-attr]
+    assert (await store.blobs.info(from_bytes)).chunk_count == max(1, -(-size // 4096))  # type: ignore[union-attr]
     assert await store.blobs.read(from_bytes) == data
-    assert b"".join([c async for c in store.blobs.stream(from_bytes)]) == data
+    assert b"".join([c async for c in await store.blobs.stream(from_bytes)]) == data
     assert (await store.check()).clean
 
 
@@ -104,8 +104,8 @@ async def test_same_bytes_twice_are_one_blob(store: Store) -> None:
     second = await store_blob(store, pieces(data, 777), b"t\x00two")
     assert first == second
     assert chunk_keys(store) == keys_after_first
-    assert sorted(store.blobs.references(first)) == [b"t\x00one", b"t\x00two"]
-    assert store.blobs.load_meta(bytes.fromhex(first)).refcount == 2  # type: ignore[union-attr]
+    assert sorted(await store.blobs.references(first)) == [b"t\x00one", b"t\x00two"]
+    assert (await store.blobs.load_meta(bytes.fromhex(first))).refcount == 2  # type: ignore[union-attr]
     assert (await store.check()).clean
 
 
@@ -122,7 +122,7 @@ async def test_concurrent_streams_of_same_bytes_dedup(store: Store) -> None:
         nursery.start_soon(upload, b"t\x00b")
     assert hashes[0] == hashes[1]
     assert len(chunk_keys(store)) == 6
-    assert store.blobs.load_meta(bytes.fromhex(hashes[0])).refcount == 2  # type: ignore[union-attr]
+    assert (await store.blobs.load_meta(bytes.fromhex(hashes[0]))).refcount == 2  # type: ignore[union-attr]
     assert (await store.check()).clean
 
 
@@ -131,11 +131,11 @@ async def test_last_reference_deletes_the_blob(store: Store) -> None:
     data = TEXT * 2
     blob = await store_blob(store, data, b"t\x00a")
     await store_blob(store, data, b"t\x00b")
-    drop(store, blob, b"t\x00a")
-    assert store.blobs.load_meta(bytes.fromhex(blob)).refcount == 1  # type: ignore[union-attr]
+    await drop(store, blob, b"t\x00a")
+    assert (await store.blobs.load_meta(bytes.fromhex(blob))).refcount == 1  # type: ignore[union-attr]
     assert await store.blobs.read(blob) == data
-    drop(store, blob, b"t\x00b")
-    assert (store.blobs.info(blob), chunk_keys(store)) == (None, [])
+    await drop(store, blob, b"t\x00b")
+    assert (await store.blobs.info(blob), chunk_keys(store)) == (None, [])
     with pytest.raises(BlobNotFoundError, match=blob):
         await store.blobs.read(blob)
     assert (await store.check()).clean
@@ -144,13 +144,13 @@ async def test_last_reference_deletes_the_blob(store: Store) -> None:
 async def test_add_and_drop_in_one_commit(store: Store) -> None:
     """A commit may move a blob from one owner to another without the blob ever going."""
     blob = await store_blob(store, TEXT, b"t\x00old")
-    ref = store.blobs.info(blob)
+    ref = await store.blobs.info(blob)
     assert ref is not None
     batch = Batch()
     batch.delete(b"t\x00old")
     batch.put(b"t\x00new", b"")
-    store.blobs.commit(batch, add=[(ref, b"t\x00new")], drop=[(ref, b"t\x00old")])
-    assert store.blobs.references(blob) == [b"t\x00new"]
+    await store.blobs.commit(batch, add=[(ref, b"t\x00new")], drop=[(ref, b"t\x00old")])
+    assert await store.blobs.references(blob) == [b"t\x00new"]
     assert await store.blobs.read(blob) == TEXT
     assert (await store.check()).clean
 
@@ -162,9 +162,9 @@ async def test_owner_cannot_reference_twice(store: Store) -> None:
     batch = Batch()
     batch.put(b"t\x00marker", b"")
     with pytest.raises(ValidationError, match="already references"):
-        store.blobs.commit(batch, add=[(staged, b"t\x00a")])
+        await store.blobs.commit(batch, add=[(staged, b"t\x00a")])
     assert store.kv.get(b"t\x00marker") is None
-    assert store.blobs.load_meta(bytes.fromhex(blob)).refcount == 1  # type: ignore[union-attr]
+    assert (await store.blobs.load_meta(bytes.fromhex(blob))).refcount == 1  # type: ignore[union-attr]
 
 
 async def test_drop_without_reference_is_refused(store: Store) -> None:
@@ -173,7 +173,7 @@ async def test_drop_without_reference_is_refused(store: Store) -> None:
     batch = Batch()
     batch.put(b"t\x00marker", b"")
     with pytest.raises(BlobNotFoundError, match="holds no reference"):
-        store.blobs.commit(batch, drop=[(blob, b"t\x00b")])
+        await store.blobs.commit(batch, drop=[(blob, b"t\x00b")])
     assert store.kv.get(b"t\x00marker") is None
     assert (await store.check()).clean
 
@@ -181,13 +181,13 @@ async def test_drop_without_reference_is_refused(store: Store) -> None:
 async def test_referencing_a_gone_blob_by_hash_fails(store: Store) -> None:
     """Taking a reference by ref to a blob that was deleted raises BlobNotFoundError."""
     blob = await store_blob(store, TEXT, b"t\x00a")
-    ref = store.blobs.info(blob)
+    ref = await store.blobs.info(blob)
     assert ref is not None
-    drop(store, blob, b"t\x00a")
+    await drop(store, blob, b"t\x00a")
     batch = Batch()
     batch.put(b"t\x00b", b"")
     with pytest.raises(BlobNotFoundError, match="not stored"):
-        store.blobs.commit(batch, add=[(ref, b"t\x00b")])
+        await store.blobs.commit(batch, add=[(ref, b"t\x00b")])
     assert store.kv.get(b"t\x00b") is None
 
 
@@ -196,11 +196,11 @@ async def test_staged_duplicate_survives_deletion_of_original(store: Store) -> N
     data = TEXT * 5
     blob = await store_blob(store, data, b"t\x00a")
     staged = await store.blobs.put(data)
-    drop(store, blob, b"t\x00a")
+    await drop(store, blob, b"t\x00a")
     await store_blob(store, b"unrelated", b"t\x00u")
     batch = Batch()
     batch.put(b"t\x00b", b"")
-    store.blobs.commit(batch, add=[(staged, b"t\x00b")])
+    await store.blobs.commit(batch, add=[(staged, b"t\x00b")])
     assert await store.blobs.read(blob) == data
     assert (await store.check()).clean
 
@@ -260,7 +260,7 @@ async def test_discard_removes_staged_upload(store: Store) -> None:
     """A discarded multi-chunk staging leaves no chunk behind."""
     staged = await store.blobs.put(os.urandom(3 * 4096))
     assert len(chunk_keys(store)) == 3
-    store.blobs.discard(staged)
+    await store.blobs.discard(staged)
     assert chunk_keys(store) == []
     assert (await store.check()).clean
 
@@ -301,7 +301,7 @@ async def test_stream_stops_at_the_corrupt_chunk(store: Store) -> None:
     got: list[bytes] = []
 
     async def consume() -> None:
-        async for chunk in store.blobs.stream(blob):
+        async for chunk in await store.blobs.stream(blob):
             got.append(chunk)
 
     with pytest.raises(IntegrityError, match="chunk 1 is corrupt"):
@@ -333,20 +333,22 @@ async def test_refcounts_survive_reopen(tmp_path: Path) -> None:
         blob = await store_blob(store, TEXT * 4, b"t\x00a")
         await store_blob(store, TEXT * 4, b"t\x00b")
     with open_store(tmp_path, limits=SMALL_CHUNKS) as store:
-        assert store.blobs.load_meta(bytes.fromhex(blob)).refcount == 2  # type: ignore[union-attr]
-        drop(store, blob, b"t\x00a")
+        assert (await store.blobs.load_meta(bytes.fromhex(blob))).refcount == 2  # type: ignore[union-attr]
+        await drop(store, blob, b"t\x00a")
     with open_store(tmp_path, limits=SMALL_CHUNKS) as store:
-        assert store.blobs.references(blob) == [b"t\x00b"]
+        assert await store.blobs.references(blob) == [b"t\x00b"]
         assert await store.blobs.read(blob) == TEXT * 4
         assert (await store.check()).clean
 
 
 async def test_interrupted_upload_is_recovered_on_open(tmp_path: Path) -> None:
-    """Chunks of an upload never committed (the process stopped) are deleted at next open."""
+    """Chunks of an upload never committed (the process stopped) are deleted by the
+    recovery that follows the next open."""
     with open_store(tmp_path, limits=SMALL_CHUNKS) as store:
         await store.blobs.put(os.urandom(5 * 4096))
         assert len(chunk_keys(store)) == 5
     with open_store(tmp_path, limits=SMALL_CHUNKS) as store:
+        await store.blobs.recover()
         assert chunk_keys(store) == []
         assert (await store.check()).clean
 
@@ -356,7 +358,7 @@ async def test_sync_commit_reaches_the_backend(store: Store) -> None:
     staged = await store.blobs.put(TEXT)
     batch = Batch()
     batch.put(b"t\x00a", b"")
-    store.blobs.commit(batch, add=[(staged, b"t\x00a")], sync=True)
+    await store.blobs.commit(batch, add=[(staged, b"t\x00a")], sync=True)
     assert store.kv.sync_writes == 1  # type: ignore[attr-defined]
 
 
@@ -396,7 +398,7 @@ async def test_streaming_keeps_memory_bounded(tmp_path: Path) -> None:
             _, put_peak = tracemalloc.get_traced_memory()
             tracemalloc.reset_peak()
             total = 0
-            async for chunk in store.blobs.stream(blob):
+            async for chunk in await store.blobs.stream(blob):
                 total += len(chunk)
             _, get_peak = tracemalloc.get_traced_memory()
         finally:
@@ -410,11 +412,11 @@ async def test_reused_buffer_cannot_change_a_staged_duplicate(store: Store) -> N
     data = bytearray(TEXT)
     blob = await store_blob(store, bytes(data), b"t\x00a")
     staged = await store.blobs.put(data)
-    drop(store, blob, b"t\x00a")
+    await drop(store, blob, b"t\x00a")
     data[:5] = b"XXXXX"
     batch = Batch()
     batch.put(b"t\x00b", b"")
-    store.blobs.commit(batch, add=[(staged, b"t\x00b")])
+    await store.blobs.commit(batch, add=[(staged, b"t\x00b")])
     assert await store.blobs.read(blob) == TEXT
 
 
@@ -422,24 +424,24 @@ async def test_put_inline_stages_one_chunk_without_writing(store: Store) -> None
     """``put_inline`` hashes and encodes up to one chunk in memory, writes nothing before
     ``commit``, and dedups against what is stored."""
     data = TEXT[:3000]
-    staged = store.blobs.put_inline(data)
+    staged = await store.blobs.put_inline(data)
     assert chunk_keys(store) == []
     batch = Batch()
     batch.put(b"t\x00one", b"record")
-    store.blobs.commit(batch, add=[(staged, b"t\x00one")])
-    again = store.blobs.put_inline(bytearray(data))
+    await store.blobs.commit(batch, add=[(staged, b"t\x00one")])
+    again = await store.blobs.put_inline(bytearray(data))
     assert again.ref == staged.ref
     batch = Batch()
     batch.put(b"t\x00two", b"record")
-    store.blobs.commit(batch, add=[(again, b"t\x00two")])
-    meta = store.blobs.load_meta(bytes.fromhex(staged.ref.hash))
+    await store.blobs.commit(batch, add=[(again, b"t\x00two")])
+    meta = await store.blobs.load_meta(bytes.fromhex(staged.ref.hash))
     assert meta is not None and meta.refcount == 2
     assert (await store.check()).clean
     with pytest.raises(InvalidArgumentError):
-        store.blobs.put_inline(b"x" * (SMALL_CHUNKS.chunk_size + 1))
-    tight = BlobStore(store.kv, BlobLimits(chunk_size=4096, max_size=100))
+        await store.blobs.put_inline(b"x" * (SMALL_CHUNKS.chunk_size + 1))
+    tight = BlobStore(store.records, BlobLimits(chunk_size=4096, max_size=100))
     with pytest.raises(ValidationError):
-        tight.put_inline(b"x" * 101)
+        await tight.put_inline(b"x" * 101)
 
 
 _MIB = 1 << 20

@@ -30,7 +30,7 @@ async def test_owner_deleted_behind_the_back(store: Store) -> None:
     report = await store.check(fix=True)
     assert len(report.dangling_references) == 1 and blob in report.dangling_references[0]
     assert len(report.refcount_mismatches) == 1
-    assert (store.blobs.info(blob), chunk_keys(store)) == (None, [])
+    assert (await store.blobs.info(blob), chunk_keys(store)) == (None, [])
     assert (await store.check()).clean
 
 
@@ -38,7 +38,7 @@ async def test_wrong_refcount_is_recounted(store: Store) -> None:
     """A blob whose stored count is off is reported and recounted by fix."""
     blob = await store_blob(store, TEXT, b"t\x00a")
     digest = bytes.fromhex(blob)
-    meta = store.blobs.load_meta(digest)
+    meta = await store.blobs.load_meta(digest)
     assert meta is not None
     batch = Batch()
     batch.put(blob_key(digest), META_CODEC.encode(attrs.evolve(meta, refcount=5)))
@@ -47,7 +47,7 @@ async def test_wrong_refcount_is_recounted(store: Store) -> None:
     assert report.refcount_mismatches == (f"blob {blob} counts 5, has 1",)
     assert not report.fixed
     await store.check(fix=True)
-    assert store.blobs.load_meta(digest).refcount == 1  # type: ignore[union-attr]
+    assert (await store.blobs.load_meta(digest)).refcount == 1  # type: ignore[union-attr]
     assert (await store.check()).clean
 
 
@@ -84,5 +84,5 @@ async def test_upload_in_flight_is_not_an_orphan(store: Store) -> None:
     assert report.clean
     batch = Batch()
     batch.put(b"t\x00a", b"")
-    store.blobs.commit(batch, add=[(staged, b"t\x00a")])
+    await store.blobs.commit(batch, add=[(staged, b"t\x00a")])
     assert (await store.check()).clean

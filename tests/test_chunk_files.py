@@ -141,7 +141,7 @@ async def test_a_file_nothing_names_is_an_orphan_check_removes(tmp_path: Path) -
         staged = await store.blobs.put(content)
         owner = Batch()
         owner.put(b"owner", b"")  # a reference's owner is a record of the index
-        store.blobs.commit(owner, add=[(staged, b"owner")])
+        await store.blobs.commit(owner, add=[(staged, b"owner")])
         write(store.kv, ("put", os.urandom(16) + b"\x00\x00\x00\x00", big(9)))
         report = await store.check()
         assert not report.clean and len(report.orphan_chunks) == 1

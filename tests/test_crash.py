@@ -69,6 +69,7 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
         run = f"r{round_}"
         history[run] = acknowledged(run_and_kill(folder, run, rng))
         with open_store(folder, limits=LIMITS) as store:
+            await store.blobs.recover()  # what the runtime does when it opens a store
             for old, (present, deleted, maybe) in history.items():
                 for index, blob in present.items():
                     record = store.kv.get(owner_key(old, index))

@@ -125,7 +125,7 @@ async def test_a_failed_group_fails_its_writers_and_writes_nothing(tmp_path: Pat
             await rt.sessions.set_state(sid, "k", "again")
             kinds = [e.kind for e in await rt.sessions.timeline(sid)]
             assert kinds == ["session_created", "state_set", "state_set"]
-        assert check_sessions(kv).clean
+        assert (await check_sessions(rt.store.records)).clean
 
 
 async def test_group_bounds_split_groups() -> None:

@@ -146,10 +146,10 @@ async def test_version_listing_equals_the_records_infos(rt: Runtime) -> None:
             metadata={"tags": ["t", str(n)], "description": f"v{n}", "n": n, "m": {"k": [n]}},
         )
     listed = await rt.artifacts.versions(sid, "a.json")
-    kv = rt.artifacts._kv
+    records = rt.store.records
     from satchel.actors import _layout as session_layout
 
-    records = layout.versions(kv, session_layout.bytes_of(sid), b"a.json")
-    assert listed == [layout.to_info(r) for r in records]
+    stored = await layout.versions(records, session_layout.bytes_of(sid), b"a.json")
+    assert listed == [layout.to_info(r) for r in stored]
     assert [i.version for i in listed] == [1, 2, 3]
     assert listed[2].tags == ("t", "2") and listed[2].custom == {"n": 2, "m": {"k": [2]}}

@@ -16,7 +16,7 @@ from satchel.actors import _layout as layout
 from satchel.actors._model import SessionConfig, SessionStatus
 from satchel.actors.artifacts import _artifact_layout as artifact_layout
 from satchel.actors.artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
-from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, open_store
+from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, LocalRecords, open_store
 from satchel.storage._blobformat import chunk_key, digest_of, encode_chunk
 from satchel.storage._codec import converter
 from satchel.storage._kv import KeyValueStore
@@ -112,7 +112,7 @@ def test_session_records_encode_as_cattrs_encodes_them(
     "content", [b"", b"x", b"ab" * 2048, bytes(range(256)) * 16, b"z" * 3000], ids=repr
 )
 def test_one_chunk_blobs_encode_as_the_general_loop_does(content: bytes) -> None:
-    store = BlobStore(_memory_kv(), BlobLimits(chunk_size=4096))
+    store = BlobStore(LocalRecords(_memory_kv()), BlobLimits(chunk_size=4096))
     digest = digest_of(content)
     layout_, chunks = store._encode_whole(content, digest)
     stored, compressed = encode_chunk(content, store.limits)
@@ -132,14 +132,14 @@ def _memory_kv() -> KeyValueStore:
 async def test_a_commit_writes_chunks_and_records_together(tmp_path: Any) -> None:
     with open_store(tmp_path / "db") as store:
         blobs = store.blobs
-        staged = blobs.put_inline(b"hello" * 100)
+        staged = await blobs.put_inline(b"hello" * 100)
         batch = Batch()
         batch.put(b"owner", b"record")
-        blobs.commit(batch, add=[(staged, b"owner")])
+        await blobs.commit(batch, add=[(staged, b"owner")])
         assert store.kv.get(b"owner") == b"record"
         assert await blobs.read(staged.ref) == b"hello" * 100
-        assert blobs.references(staged.ref) == [b"owner"]
-        meta = blobs.load_meta(staged.ref.digest)
+        assert await blobs.references(staged.ref) == [b"owner"]
+        meta = await blobs.load_meta(staged.ref.digest)
         assert meta is not None and meta.refcount == 1
         assert store.kv.get(chunk_key(meta.data_id, 0), BLOBS) is not None
 
@@ -148,7 +148,7 @@ async def test_a_new_name_writes_no_retired_tombstone_and_a_retired_one_goes(
     rt: Runtime,
 ) -> None:
     sid = await rt.sessions.create()
-    kv = rt.artifacts._kv
+    kv = rt.store.kv
     sid_bytes = layout.bytes_of(sid)
     written: list[Batch] = []
     real_write = kv.write

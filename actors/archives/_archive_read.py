@@ -29,7 +29,7 @@ from satchel.runtime._errors import (
     SessionExistsError,
     ValidationError,
 )
-from satchel.storage import Batch, BlobWriter, StagedBlob, Store, scan_prefix
+from satchel.storage import Batch, BlobWriter, StagedBlob, Store, prefix_pairs
 from satchel.storage import _keys as keys
 
 from .. import _layout as layout
@@ -317,12 +317,12 @@ class _Import:
         self.staged: dict[str, StagedBlob] = {}
         self.reused = 0
 
-    def discard(self) -> None:
+    async def discard(self) -> None:
         """Drop every chunk staged so far."""
         for writer in self.writers:
-            writer.abort()
+            await writer.abort()
         for staged in self.staged.values():
-            self.store.blobs.discard(staged)
+            await self.store.blobs.discard(staged)
 
     async def read(self, source: fmt.BinarySource) -> tuple[fmt.Manifest, _Records]:
         """Read and check the whole archive, staging its content."""
@@ -331,7 +331,7 @@ class _Import:
             manifest = fmt.parse_manifest(_content(tar, _next(members, fmt.MANIFEST, None)))
             records = _Records(manifest.session_id, layout.bytes_of(manifest.session_id))
             if not self.new_id:
-                _require_absent(self.store, records)
+                await _require_absent(self.store, records)
             for expected in manifest.members[: len(fmt.FIXED)]:
                 data = _content(tar, _next(members, expected.name, expected.size))
                 _expect(_hash(data) == expected.blake3, f"{expected.name} does not match its hash")
@@ -340,7 +340,7 @@ class _Import:
             _check_whole(records, manifest)
             if self.new_id:
                 records = renamed(records)
-            _require_absent(self.store, records)
+            await _require_absent(self.store, records)
             done = 0
             if self.progress is not None:
                 self.progress(0, manifest.total_bytes)
@@ -359,7 +359,7 @@ class _Import:
         digest = fmt.blob_hash(member.name)
         assert digest is not None
         blobs = self.store.blobs
-        writer = None if blobs.info(digest) is not None else blobs.writer()
+        writer = None if await blobs.info(digest) is not None else blobs.writer()
         if writer is not None:
             self.writers.append(writer)
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
@@ -367,7 +367,7 @@ class _Import:
         while piece := _read(stream, blobs.limits.chunk_size):
             hasher.update(piece)
             if writer is not None:
-                writer.add(piece)
+                await writer.add(piece)
             done += len(piece)
             if self.progress is not None:
                 self.progress(done, total)
@@ -377,16 +377,16 @@ class _Import:
         if writer is None:
             self.reused += 1
         else:
-            self.staged[digest] = writer.finish()
+            self.staged[digest] = await writer.finish()
         return done
 
-    def commit(self, records: _Records) -> None:
+    async def commit(self, records: _Records) -> None:
         """Write every record, index entry and blob reference in one batch."""
         record = records.record
         assert record is not None
         sid, counters = records.sid, records.counters
         # Checked again: other tasks ran while the content streamed in.
-        _require_absent(self.store, records)
+        await _require_absent(self.store, records)
         batch = Batch()
         batch.put(layout.record_key(sid), records.record_raw)
         batch.put(layout.counters_key(sid), records.counters_raw)
@@ -420,7 +420,7 @@ class _Import:
         for name, value in records.retired:
             batch.put(artifact_layout.retired_key(sid, name), value)
         # Raises before writing anything if a reused blob went meanwhile.
-        self.store.blobs.commit(batch, add=refs)
+        await self.store.blobs.commit(batch, add=refs)
 
 
 def _open_tar(source: fmt.BinarySource) -> tarfile.TarFile:
@@ -482,10 +482,10 @@ def _hash(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def _require_absent(store: Store, records: _Records) -> None:
+async def _require_absent(store: Store, records: _Records) -> None:
     """Refuse a session, or artifact ids, that the target already has."""
-    kv, sid = store.kv, records.sid
-    if kv.get(layout.record_key(sid)) is not None:
+    reads, sid = store.records, records.sid
+    if await reads.get(layout.record_key(sid)) is not None:
         raise SessionExistsError(f"session {records.session_id} already exists in the target")
     for prefix in (
         layout.counters_key(sid),
@@ -495,13 +495,13 @@ def _require_absent(store: Store, records: _Records) -> None:
         artifact_layout.names_prefix(sid),
         artifact_layout.retired_prefix(sid),
     ):
-        if next(scan_prefix(kv, prefix, limit=1), None) is not None:
+        if await prefix_pairs(reads, prefix, limit=1):
             raise SessionExistsError(
                 f"session {records.session_id} has leftover data in the target; "
                 "run sessions.check(fix=True) first"
             )
     for _, version in records.versions:
-        if kv.get(artifact_layout.id_key(validate.artifact_id(version.id))) is not None:
+        if await reads.get(artifact_layout.id_key(validate.artifact_id(version.id))) is not None:
             raise SessionExistsError(f"artifact {version.id} already exists in the target")
 
 
@@ -532,14 +532,19 @@ async def import_session(
             # Validators call a value of the wrong type an argument error; here it is a
             # value in the archive.
             raise fmt.refuse(str(error)) from None
-        job.commit(records)
+        await job.commit(records)
     except BaseException:
-        job.discard()  # synchronous: cancellation cannot cut it short
+        with anyio.CancelScope(shield=True):  # cancellation must not cut it short
+            await job.discard()
         raise
     record = records.record
     assert record is not None
     await sessions.note_deadlines(record.deadlines)
     parent = record.parent_id
+    parent_missing = (
+        parent is not None
+        and await store.records.get(layout.record_key(layout.bytes_of(parent))) is None
+    )
     return fmt.ArchiveReport(
         session_id=record.id,
         artifacts=len(records.versions),
@@ -548,6 +553,5 @@ async def import_session(
         journal_entries=len(records.journal),
         variables=len(records.variables),
         blobs_reused=job.reused,
-        parent_missing=parent is not None
-        and store.kv.get(layout.record_key(layout.bytes_of(parent))) is None,
+        parent_missing=parent_missing,
     )

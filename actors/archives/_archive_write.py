@@ -32,7 +32,7 @@ from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionNotFoundError,
 )
-from satchel.storage import BlobRef, KeyValueStore, Store, prefix_upper_bound, scan_prefix
+from satchel.storage import BlobRef, RecordReads, Store, prefix_pairs
 
 from satchel._version import __version__
 
@@ -96,16 +96,19 @@ def check_progress(progress: object) -> None:
         raise InvalidArgumentError(f"progress must be callable, not {type(progress).__name__}")
 
 
-def _snapshot(kv: KeyValueStore, store: Store, session_id: str, sid: bytes) -> _Snapshot:
-    """The session's records, read without yielding to any other task (see the module)."""
-    raw_record, raw_counters = kv.get_many([layout.record_key(sid), layout.counters_key(sid)])
+async def _snapshot(records: RecordReads, store: Store, session_id: str, sid: bytes) -> _Snapshot:
+    """The session's records, read without yielding to any other task on a local store
+    (see the module)."""
+    keys = [layout.record_key(sid), layout.counters_key(sid)]
+    raw_record, raw_counters = await records.get_many(keys)
     if raw_record is None or raw_counters is None:
         raise SessionNotFoundError(f"Session not found: {session_id}")
     seq = layout.Counters.decode(raw_counters).seq
     start = len(layout.var_prefix(sid))
-    variables = [(k[start:], v) for k, v in scan_prefix(kv, layout.var_prefix(sid))]
+    variables = [(k[start:], v) for k, v in await prefix_pairs(records, layout.var_prefix(sid))]
     journal = [
-        (int.from_bytes(k[-8:], "big"), v) for k, v in scan_prefix(kv, layout.journal_prefix(sid))
+        (int.from_bytes(k[-8:], "big"), v)
+        for k, v in await prefix_pairs(records, layout.journal_prefix(sid))
     ]
     if [s for s, _ in journal] != list(range(1, seq + 1)):
         raise IntegrityError(
@@ -116,12 +119,12 @@ def _snapshot(kv: KeyValueStore, store: Store, session_id: str, sid: bytes) -> _
     versions: list[bytes] = []
     blobs: dict[str, BlobRef] = {}
     owners: dict[str, list[bytes]] = {}
-    for key, value in kv.scan(prefix, prefix_upper_bound(prefix)):
+    for key, value in await prefix_pairs(records, prefix):
         record = ARTIFACT_CODEC.decode(value)
         versions.append(value)
         owners.setdefault(record.content_hash, []).append(key)
         if record.content_hash not in blobs:
-            ref = store.blobs.info(record.content_hash)
+            ref = await store.blobs.info(record.content_hash)
             if ref is None:
                 raise IntegrityError(
                     f"session {session_id}: artifact {record.id} names blob "
@@ -129,9 +132,13 @@ def _snapshot(kv: KeyValueStore, store: Store, session_id: str, sid: bytes) -> _
                 )
             blobs[record.content_hash] = ref
     start = len(artifact_layout.names_prefix(sid))
-    names = [(k[start:], v) for k, v in scan_prefix(kv, artifact_layout.names_prefix(sid))]
+    names = [
+        (k[start:], v) for k, v in await prefix_pairs(records, artifact_layout.names_prefix(sid))
+    ]
     start = len(artifact_layout.retired_prefix(sid))
-    retired = [(k[start:], v) for k, v in scan_prefix(kv, artifact_layout.retired_prefix(sid))]
+    retired = [
+        (k[start:], v) for k, v in await prefix_pairs(records, artifact_layout.retired_prefix(sid))
+    ]
     return _Snapshot(
         raw_record,
         raw_counters,
@@ -184,7 +191,7 @@ async def export_session(
     check_progress(progress)
     check_file(sink, "write", "sink")
     session_id, sid = validate.session_id(session_id)
-    snap = _snapshot(store.kv, store, session_id, sid)
+    snap = await _snapshot(store.records, store, session_id, sid)
     fixed = {
         fmt.SESSION: _packed({"record": snap.record, "counters": snap.counters}),
         fmt.VARIABLES: _packed([list(pair) for pair in snap.variables]),
@@ -227,13 +234,13 @@ async def export_session(
     for blob in snap.blobs:
         tar.begin(fmt.blob_member(blob.hash), blob.size)
         try:
-            async for chunk in store.blobs.stream(blob.hash):
+            async for chunk in await store.blobs.stream(blob.hash):
                 tar.write(chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
         except (BlobNotFoundError, IntegrityError) as error:
-            if not any(store.kv.get(owner) for owner in snap.owners[blob.hash]):
+            if not await _any_held(store.records, snap.owners[blob.hash]):
                 raise ArtifactNotFoundError(
                     f"session {session_id}: the artifact versions holding blob {blob.hash} "
                     "were deleted during the export; the output is incomplete, export again"
@@ -249,3 +256,11 @@ async def export_session(
         journal_entries=snap.seq,
         variables=len(snap.variables),
     )
+
+
+async def _any_held(records: RecordReads, owners: list[bytes]) -> bool:
+    """Whether any of the owner keys still holds a record (``any``, stopping at the first)."""
+    for owner in owners:
+        if await records.get(owner):
+            return True
+    return False

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterator
 
 import attrs
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import Batch, KeyValueStore, scan_prefix
+from satchel.storage import Batch, RecordReads, prefix_pairs
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
@@ -104,87 +103,95 @@ def remove(batch: Batch, owner: bytes, name: bytes, scope: bytes, target: bytes)
     batch.delete(granted_key(target, owner, name, scope))
 
 
-def permission_of(kv: KeyValueStore, record: ArtifactRecord, caller: bytes) -> Permission | None:
+async def permission_of(
+    records: RecordReads, record: ArtifactRecord, caller: bytes
+) -> Permission | None:
     """The strongest right session ``caller`` holds on this version (owner: admin)."""
     owner = validate.session_id(record.session_id)[1]
     if owner == caller:
         return Permission.ADMIN
     name = record.name.encode()
     aid = validate.artifact_id(record.id)
-    found = kv.get_many(
+    found = await records.get_many(
         [grant_key(owner, name, WHOLE_NAME, caller), grant_key(owner, name, aid, caller)]
     )
     ranks = [_VALUE.unpack(v)[0] for v in found if v is not None]
     return _BY_RANK[max(ranks)] if ranks else None
 
 
-def name_permission(
-    kv: KeyValueStore, owner: bytes, name: bytes, caller: bytes
+async def name_permission(
+    records: RecordReads, owner: bytes, name: bytes, caller: bytes
 ) -> Permission | None:
     """The right ``caller`` holds on every version of ``name`` (owner: admin)."""
     if owner == caller:
         return Permission.ADMIN
-    raw = kv.get(grant_key(owner, name, WHOLE_NAME, caller))
+    raw = await records.get(grant_key(owner, name, WHOLE_NAME, caller))
     return None if raw is None else _BY_RANK[_VALUE.unpack(raw)[0]]
 
 
-def grants_on(kv: KeyValueStore, owner: bytes, name: bytes) -> Iterator[Grant]:
+async def grants_on(records: RecordReads, owner: bytes, name: bytes) -> list[Grant]:
     """Every grant on ``name`` of session ``owner``."""
     prefix = name_prefix(owner, name)
-    for key, value in scan_prefix(kv, prefix):
+    found = []
+    for key, value in await prefix_pairs(records, prefix):
         rank, at, by = _VALUE.unpack(value)
         rest = key[len(prefix) :]
-        yield Grant(owner, name, rest[:_ID], rest[_ID:], _BY_RANK[rank], at, by)
+        found.append(Grant(owner, name, rest[:_ID], rest[_ID:], _BY_RANK[rank], at, by))
+    return found
 
 
-def all_grants(kv: KeyValueStore) -> Iterator[Grant]:
+async def all_grants(records: RecordReads) -> list[Grant]:
     """Every grant kept (for ``check``)."""
-    for key, value in scan_prefix(kv, keys.ARTIFACT_GRANT):
+    found = []
+    for key, value in await prefix_pairs(records, keys.ARTIFACT_GRANT):
         rest = key[len(keys.ARTIFACT_GRANT) :]
         rank, at, by = _VALUE.unpack(value)
         owner, name = rest[:_ID], rest[_ID : -2 * _ID - 1]
-        yield Grant(owner, name, rest[-2 * _ID : -_ID], rest[-_ID:], _BY_RANK[rank], at, by)
+        scope, target = rest[-2 * _ID : -_ID], rest[-_ID:]
+        found.append(Grant(owner, name, scope, target, _BY_RANK[rank], at, by))
+    return found
 
 
-def has_grant_in(kv: KeyValueStore, caller: bytes, owner: bytes) -> bool:
+async def has_grant_in(records: RecordReads, caller: bytes, owner: bytes) -> bool:
     """Whether ``caller`` holds any grant on an artifact of session ``owner``."""
-    return next(scan_prefix(kv, keys.ARTIFACT_GRANTED + caller + owner, limit=1), None) is not None
+    return bool(await prefix_pairs(records, keys.ARTIFACT_GRANTED + caller + owner, limit=1))
 
 
-def readable_suffixes(kv: KeyValueStore, caller: bytes) -> tuple[bytes, ...]:
+async def readable_suffixes(records: RecordReads, caller: bytes) -> tuple[bytes, ...]:
     """The index suffixes of every version granted to ``caller``, sorted."""
     prefix = keys.ARTIFACT_GRANTED + caller
     found: set[bytes] = set()
-    for key, _ in scan_prefix(kv, prefix):
+    for key, _ in await prefix_pairs(records, prefix):
         rest = key[len(prefix) :]
         owner, name, scope = rest[:_ID], rest[_ID : -_ID - 1], rest[-_ID:]
         if scope == WHOLE_NAME:
-            found.update(index.suffix_of(r) for r in layout.versions(kv, owner, name))
+            versions = await layout.versions(records, owner, name)
+            found.update(index.suffix_of(r) for r in versions)
         else:
-            record = layout.by_id(kv, scope)
+            record = await layout.by_id(records, scope)
             if record is not None:
                 found.add(index.suffix_of(record))
     return tuple(sorted(found))
 
 
-def drop_for_versions(
-    kv: KeyValueStore, batch: Batch, owner: bytes, name: bytes, aids: list[bytes], *, whole: bool
+async def drop_for_versions(
+    records: RecordReads, batch: Batch, owner: bytes, name: bytes, aids: list[bytes], *, whole: bool
 ) -> None:
     """Remove the grants on these versions (and on the whole name if ``whole``)."""
-    for grant in grants_on(kv, owner, name):
+    for grant in await grants_on(records, owner, name):
         if grant.scope in aids or (whole and grant.scope == WHOLE_NAME):
             remove(batch, owner, name, grant.scope, grant.target)
 
 
-def drop_for_session(kv: KeyValueStore, batch: Batch, sid: bytes) -> None:
+async def drop_for_session(records: RecordReads, batch: Batch, sid: bytes) -> None:
     """Remove every grant on the artifacts of session ``sid`` and every grant to it."""
     owned = keys.ARTIFACT_GRANT + sid
-    for key, _ in scan_prefix(kv, owned):
+    for key, _ in await prefix_pairs(records, owned):
         rest = key[len(owned) :]
         name, scope, target = rest[: -2 * _ID - 1], rest[-2 * _ID : -_ID], rest[-_ID:]
         remove(batch, sid, name, scope, target)
     held = keys.ARTIFACT_GRANTED + sid
-    for key, _ in scan_prefix(kv, held):
+    for key, _ in await prefix_pairs(records, held):
         rest = key[len(held) :]
         owner, name, scope = rest[:_ID], rest[_ID : -_ID - 1], rest[-_ID:]
         remove(batch, owner, name, scope, sid)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from satchel.runtime._errors import ValidationError
-from satchel.storage import KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import RecordReads, prefix_pairs
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
@@ -56,9 +56,9 @@ def retired_prefix(sid: bytes) -> bytes:
     return keys.ARTIFACT_RETIRED + sid
 
 
-def last_version(kv: KeyValueStore, sid: bytes, name: bytes) -> int:
+async def last_version(records: RecordReads, sid: bytes, name: bytes) -> int:
     """The last version number given to ``name`` in the session, 0 if none ever was."""
-    return decode_retired(kv.get(retired_key(sid, name)))
+    return decode_retired(await records.get(retired_key(sid, name)))
 
 
 def decode_retired(raw: bytes | None) -> int:
@@ -162,75 +162,75 @@ def split_metadata(
 # -- reading ----------------------------------------------------------------------------------
 
 
-def by_id(kv: KeyValueStore, aid: bytes) -> ArtifactRecord | None:
+async def by_id(records: RecordReads, aid: bytes) -> ArtifactRecord | None:
     """The version an artifact id names, if it exists."""
-    where = kv.get(id_key(aid))
+    where = await records.get(id_key(aid))
     if where is None:
         return None
-    raw = kv.get(keys.ARTIFACT + where)
+    raw = await records.get(keys.ARTIFACT + where)
     return None if raw is None else ARTIFACT_CODEC.decode(raw)
 
 
-def by_name(
-    kv: KeyValueStore, sid: bytes, name: bytes, version: int | None
+async def by_name(
+    records: RecordReads, sid: bytes, name: bytes, version: int | None
 ) -> ArtifactRecord | None:
     """Version ``version`` of ``name`` (the latest if ``None``), if it exists."""
     if version is None:
         # Point lookups of the name's last assigned version: cheaper than a reverse seek,
         # which no bloom filter helps. The scan is left for a last version since deleted
         # (and a missing name key, which ``check`` reports).
-        named = kv.get(name_key(sid, name))
+        named = await records.get(name_key(sid, name))
         last = None if named is None else decode_name_value(named)[0]
-        raw = None if last is None else kv.get(record_key(sid, name, last))
+        raw = None if last is None else await records.get(record_key(sid, name, last))
         if raw is None:
-            latest = next(scan_prefix(kv, versions_prefix(sid, name), reverse=True, limit=1), None)
-            raw = None if latest is None else latest[1]
+            prefix = versions_prefix(sid, name)
+            latest = await prefix_pairs(records, prefix, reverse=True, limit=1)
+            raw = latest[0][1] if latest else None
     else:
-        raw = kv.get(record_key(sid, name, version))
+        raw = await records.get(record_key(sid, name, version))
     return None if raw is None else ARTIFACT_CODEC.decode(raw)
 
 
-def versions(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactRecord]:
+async def versions(records: RecordReads, sid: bytes, name: bytes) -> list[ArtifactRecord]:
     """Every version of ``name``, version 1 first."""
-    return [ARTIFACT_CODEC.decode(v) for _, v in scan_prefix(kv, versions_prefix(sid, name))]
+    pairs = await prefix_pairs(records, versions_prefix(sid, name))
+    return [ARTIFACT_CODEC.decode(v) for _, v in pairs]
 
 
-def version_infos(kv: KeyValueStore, sid: bytes, name: bytes) -> list[ArtifactInfo]:
+async def version_infos(records: RecordReads, sid: bytes, name: bytes) -> list[ArtifactInfo]:
     """``to_info`` of every version of ``name``, version 1 first."""
     decode = ARTIFACT_CODEC.decode_as
-    return [decode(v, _info_of, to_info) for _, v in scan_prefix(kv, versions_prefix(sid, name))]
+    pairs = await prefix_pairs(records, versions_prefix(sid, name))
+    return [decode(v, _info_of, to_info) for _, v in pairs]
 
 
-def latest_of_each(kv: KeyValueStore, sid: bytes) -> list[ArtifactRecord]:
+async def latest_of_each(records: RecordReads, sid: bytes) -> list[ArtifactRecord]:
     """The latest version of each name, the name first stored earliest first."""
     start = len(names_prefix(sid))
     named = [
         (decode_name_value(value)[1], key[start:])
-        for key, value in scan_prefix(kv, names_prefix(sid))
+        for key, value in await prefix_pairs(records, names_prefix(sid))
     ]
     found = []
     for _, name in sorted(named):
-        record = by_name(kv, sid, name, None)
+        record = await by_name(records, sid, name, None)
         if record is not None:
             found.append(record)
     return found
 
 
-def all_of_session(kv: KeyValueStore, sid: bytes) -> list[tuple[bytes, ArtifactRecord]]:
+async def all_of_session(records: RecordReads, sid: bytes) -> list[tuple[bytes, ArtifactRecord]]:
     """Every version of every name of session ``sid``, with its record key."""
-    prefix = session_prefix(sid)
-    return [
-        (key, ARTIFACT_CODEC.decode(value))
-        for key, value in kv.scan(prefix, prefix_upper_bound(prefix))
-    ]
+    pairs = await prefix_pairs(records, session_prefix(sid))
+    return [(key, ARTIFACT_CODEC.decode(value)) for key, value in pairs]
 
 
-def by_content(
-    kv: KeyValueStore, sid: bytes, content_hash: str, version: int | None
+async def by_content(
+    records: RecordReads, sid: bytes, content_hash: str, version: int | None
 ) -> list[ArtifactRecord]:
     """The versions numbered ``version`` of session ``sid`` that hold ``content_hash``."""
     return [
         record
-        for _, record in all_of_session(kv, sid)
+        for _, record in await all_of_session(records, sid)
         if record.version == version and record.content_hash == content_hash
     ]

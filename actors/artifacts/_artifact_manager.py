@@ -10,11 +10,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
-import stat
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, final
+from typing import Any, final
 
 import anyio
 import anyio.lowlevel
@@ -28,7 +27,7 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from satchel.storage import BlobStore, KeyValueStore
+from satchel.storage import BlobStore, RecordStore
 
 from .. import _layout as session_layout
 from .. import _validate as validate
@@ -62,7 +61,7 @@ class ArtifactManager:
 
     def __init__(
         self,
-        kv: KeyValueStore,
+        records: RecordStore,
         blobs: BlobStore,
         supervisor: Supervisor,
         storage: ActorRef,
@@ -72,7 +71,7 @@ class ArtifactManager:
         caller: str | None = None,
         data_folder: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._kv = kv
+        self._records = records
         self._blobs = blobs
         self._supervisor = supervisor
         self._storage = storage
@@ -90,7 +89,7 @@ class ArtifactManager:
         ``""`` mean that session."""
         caller = validate.session_id(session_id)[0]
         return ArtifactManager(
-            self._kv,
+            self._records,
             self._blobs,
             self._supervisor,
             self._storage,
@@ -152,13 +151,15 @@ class ArtifactManager:
         # Refused early from what is stored, so no content is staged for nothing; the
         # session actor decides again (and audits) when it commits.
         if self.caller is not None and self.caller != session_id:
-            if self._kv.get(layout.name_key(sid, name.encode())) is None:
+            if await self._records.get(layout.name_key(sid, name.encode())) is None:
                 raise AccessDeniedError(
                     f"session {self.caller} may not create artifact {name!r} in session "
                     f"{session_id}"
                 )
-            self._authorize_name(sid, name, access.Permission.WRITE, "write", None, quiet=True)
-        budget = self._writable(sid, session_id, known)
+            await self._authorize_name(
+                sid, name, access.Permission.WRITE, "write", None, quiet=True
+            )
+        budget = await self._writable(sid, session_id, known)
         staged = await writes.stage(self._storage, content, budget)
         try:
             ref = await owner.ask(StoreArtifact(staged=staged, **fields))
@@ -167,8 +168,8 @@ class ArtifactManager:
             raise
         return ref
 
-    def _writable(self, sid: bytes, session_id: str, size: int) -> writes.Budget:
-        loaded = load(self._kv, [sid])[0]
+    async def _writable(self, sid: bytes, session_id: str, size: int) -> writes.Budget:
+        loaded = (await load(self._records, [sid]))[0]
         if loaded is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         record, counters = loaded
@@ -190,35 +191,13 @@ class ArtifactManager:
         """Store a file under one of ``file_roots`` (symlinks resolved first; ``anywhere``
         lifts that, for a trusted host script), named by its base name; never one inside the
         data folder. A file that changes size while read fails; nothing is stored."""
-        real, file = self._open_allowed(path, anywhere)
+        roots = None if anywhere else self.file_roots
+        real, file = writes.open_allowed(path, roots, self.data_folder)
         try:
             content = writes.read_file(file, real)
             return await self.store(session_id, real.name, content, type=type, metadata=metadata)
         finally:
             file.close()
-
-    def _open_allowed(self, path: str | os.PathLike[str], anywhere: bool) -> tuple[Path, BinaryIO]:
-        """The file at ``path``, open, and where it really is. Checked once open, on what was
-        opened: a path swapped meanwhile (a symlink put in its place) cannot lead elsewhere."""
-        if not isinstance(path, str | os.PathLike):
-            raise InvalidArgumentError(
-                f"a file path must be text, not {builtins.type(path).__name__}"
-            )
-        try:
-            # Non-blocking: opening a named pipe must not wait for a writer.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except (OSError, ValueError):
-            raise ValidationError(f"no readable file at {os.fspath(path)!r}") from None
-        try:
-            real = writes.opened_path(fd, path)
-            roots = None if anywhere else self.file_roots
-            writes.check_allowed(real, path, self.data_folder, roots)
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ValidationError(f"{os.fspath(path)!r} is not a regular file")
-        except BaseException:
-            os.close(fd)
-            raise
-        return real, os.fdopen(fd, "rb", buffering=0)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -254,7 +233,7 @@ class ArtifactManager:
         started = time.perf_counter()
         record = await self._readable(session_id, artifact, version, "stream")
         try:
-            chunks = self._blobs.stream(record.content_hash)
+            chunks = await self._blobs.stream(record.content_hash)
         except BlobNotFoundError:
             raise ArtifactNotFoundError(f"Artifact not found: {record.id} (deleted)") from None
         async with contextlib.aclosing(chunks):  # a reader that stops early closes it now
@@ -266,29 +245,29 @@ class ArtifactManager:
     async def list(self, session_id: str | None = None) -> builtins.list[ArtifactInfo]:
         """The latest version of each name, the earliest stored name first (of another
         session: those this caller may read)."""
-        sid = self._session(session_id)
-        found = layout.latest_of_each(self._kv, sid)
+        sid = await self._session(session_id)
+        found = await layout.latest_of_each(self._records, sid)
         await anyio.lowlevel.checkpoint()
-        return [layout.to_info(r) for r in self._visible(sid, found)]
+        return [layout.to_info(r) for r in await self._visible(sid, found)]
 
     async def versions(self, session_id: str | None, name: str) -> builtins.list[ArtifactInfo]:
         """Every version of ``name``, version 1 first (``ArtifactNotFound`` if none; of
         another session: those this caller may read)."""
-        sid = self._session(session_id)
+        sid = await self._session(session_id)
         name_bytes = validate.artifact_name(name)
         sees_all = self._sees_all(sid)
         if not sees_all:
-            self._refuse_stranger(sid)  # before "not found": a stranger learns no name
+            await self._refuse_stranger(sid)  # before "not found": a stranger learns no name
         # Versions all visible (the common case) are each read straight into their info.
-        infos = layout.version_infos(self._kv, sid, name_bytes) if sees_all else None
-        found = layout.versions(self._kv, sid, name_bytes) if infos is None else []
+        infos = await layout.version_infos(self._records, sid, name_bytes) if sees_all else None
+        found = await layout.versions(self._records, sid, name_bytes) if infos is None else []
         await anyio.lowlevel.checkpoint()
         if not (infos or found):
             owner = session_layout.text_of(sid)
             raise ArtifactNotFoundError(f"Artifact not found: {name!r} in session {owner}")
         if infos:
             return infos
-        visible = [layout.to_info(r) for r in self._visible(sid, found)]
+        visible = [layout.to_info(r) for r in await self._visible(sid, found)]
         if not visible:
             raise AccessDeniedError(
                 f"session {self.caller} may read no version of artifact {name!r} of session "
@@ -309,8 +288,9 @@ class ArtifactManager:
         readable = None
         if self.caller is not None:
             caller = session_layout.bytes_of(self.caller)
-            readable = artifact_query.Readable(caller, access.readable_suffixes(self._kv, caller))
-        found = artifact_query.run_query(self._kv, query, readable)
+            granted = await access.readable_suffixes(self._records, caller)
+            readable = artifact_query.Readable(caller, granted)
+        found = await artifact_query.run_query(self._records, query, readable)
         await anyio.lowlevel.checkpoint()
         return found
 
@@ -352,21 +332,21 @@ class ArtifactManager:
     ) -> builtins.list[AuditEntry]:
         """The audit log of an artifact's name, oldest first (needs ``admin``)."""
         validate.page(offset, limit)
-        record = self._resolve(session_id, artifact, None)
+        record = await self._resolve(session_id, artifact, None)
         owner = validate.session_id(record.session_id)[1]
         # The log covers every version of the name, so a grant on one version is not enough.
-        self._authorize_name(owner, record.name, access.Permission.ADMIN, "audit", record.id)
-        entries = self._audit.read(owner, record.name, offset=offset, limit=limit)
+        await self._authorize_name(owner, record.name, access.Permission.ADMIN, "audit", record.id)
+        entries = await self._audit.read(owner, record.name, offset=offset, limit=limit)
         await anyio.lowlevel.checkpoint()
         return entries
 
-    def id_of_content(self, session_id: str | None, content_hash: str, version: int) -> str:
+    async def id_of_content(self, session_id: str | None, content_hash: str, version: int) -> str:
         """The id of the version ``version`` holding ``content_hash`` in the session: what
         rs-llmspell's id tables (``{content_hash, session_id, sequence}``) name."""
-        sid = self._session(session_id)
+        sid = await self._session(session_id)
         # Before the search: a caller with no grant there learns nothing, found or not.
-        self._refuse_stranger(sid)
-        found = layout.by_content(self._kv, sid, content_hash, _version(version))
+        await self._refuse_stranger(sid)
+        found = await layout.by_content(self._records, sid, content_hash, _version(version))
         if not found:
             raise ArtifactNotFoundError(
                 f"Artifact not found: version {version} holding {content_hash[:16]} in session "
@@ -404,21 +384,21 @@ class ArtifactManager:
             session_id = self.caller
         return validate.session_id(session_id)
 
-    def _session(self, session_id: str | None) -> bytes:
+    async def _session(self, session_id: str | None) -> bytes:
         session_id, sid = self._owner(session_id)
-        if self._kv.get(session_layout.record_key(sid)) is None:
-            self._refuse_stranger(sid)
+        if await self._records.get(session_layout.record_key(sid)) is None:
+            await self._refuse_stranger(sid)
             raise SessionNotFoundError(f"Session not found: {session_id}")
         return sid
 
-    def _refuse_stranger(self, sid: bytes) -> None:
+    async def _refuse_stranger(self, sid: bytes) -> None:
         """A caller with no grant in session ``sid`` learns nothing of it: whether it or a
         name exists there, it is refused alike (``AccessDenied``, the same words)."""
         caller = self.caller
         if caller is None:
             return
         caller_sid = session_layout.bytes_of(caller)
-        if caller_sid != sid and not access.has_grant_in(self._kv, caller_sid, sid):
+        if caller_sid != sid and not await access.has_grant_in(self._records, caller_sid, sid):
             raise AccessDeniedError(
                 f"session {caller} has no grant in session {session_layout.text_of(sid)}"
             )
@@ -436,13 +416,13 @@ class ArtifactManager:
     async def _readable(
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None, how: str
     ) -> ArtifactRecord:
-        record = self._resolve(session_id, artifact, version)
-        granted = self._authorize(record, access.Permission.READ, "read", hold_grant=True)
+        record = await self._resolve(session_id, artifact, version)
+        granted = await self._authorize(record, access.Permission.READ, "read", hold_grant=True)
         if self._hooks.has(HookPoint.ARTIFACT_ACCESSED):
             await self._accessed(record, how)
         if granted:
             # Audited once the hooks let the read go on (a cancelled read was not made).
-            self._audit_decision(record, "read", allowed=True)
+            await self._audit_decision(record, "read", allowed=True)
         return record
 
     async def _read_done(self, record: ArtifactRecord, how: str, started: float) -> None:
@@ -470,7 +450,7 @@ class ArtifactManager:
         if records:
             await self._supervisor.ref(SESSION_KIND, record.session_id).tell(RecordHooks(records))
 
-    def _authorize(
+    async def _authorize(
         self,
         record: ArtifactRecord,
         needed: access.Permission,
@@ -483,21 +463,21 @@ class ArtifactManager:
         caller = self.caller
         if caller is None or caller == record.session_id:
             return False
-        held = access.permission_of(self._kv, record, session_layout.bytes_of(caller))
+        held = await access.permission_of(self._records, record, session_layout.bytes_of(caller))
         allowed = held is not None and held.allows(needed)
         if allowed and hold_grant:
             return True
-        self._audit_decision(record, action, allowed=allowed)
+        await self._audit_decision(record, action, allowed=allowed)
         if not allowed:
-            self._refuse_stranger(session_layout.bytes_of(record.session_id))
+            await self._refuse_stranger(session_layout.bytes_of(record.session_id))
             raise AccessDeniedError(
                 f"session {caller} has no {needed.value} grant on artifact {record.name!r} "
                 f"of session {record.session_id}"
             )
         return False
 
-    def _audit_decision(self, record: ArtifactRecord, action: str, *, allowed: bool) -> None:
-        self._audit.write(
+    async def _audit_decision(self, record: ArtifactRecord, action: str, *, allowed: bool) -> None:
+        await self._audit.write(
             validate.session_id(record.session_id)[1],
             at_us=round(self._supervisor.clock() * 1_000_000),
             caller=self.caller,
@@ -507,7 +487,7 @@ class ArtifactManager:
             artifact_id=record.id,
         )
 
-    def _authorize_name(
+    async def _authorize_name(
         self,
         owner: bytes,
         name: str,
@@ -523,10 +503,10 @@ class ArtifactManager:
         if caller is None or session_layout.bytes_of(caller) == owner:
             return
         caller_sid = session_layout.bytes_of(caller)
-        held = access.name_permission(self._kv, owner, name.encode(), caller_sid)
+        held = await access.name_permission(self._records, owner, name.encode(), caller_sid)
         allowed = held is not None and held.allows(needed)
         if not allowed or not quiet:
-            self._audit.write(
+            await self._audit.write(
                 owner,
                 at_us=round(self._supervisor.clock() * 1_000_000),
                 caller=caller,
@@ -545,39 +525,40 @@ class ArtifactManager:
         """Whether this caller may read every version in session ``sid``."""
         return self.caller is None or session_layout.bytes_of(self.caller) == sid
 
-    def _visible(
+    async def _visible(
         self, sid: bytes, records: builtins.list[ArtifactRecord]
-    ) -> Iterator[ArtifactRecord]:
+    ) -> builtins.list[ArtifactRecord]:
         """Of another session's versions, those this caller may read; ``AccessDenied`` if
         it holds no grant in that session at all."""
         caller = self.caller
         if caller is None or self._sees_all(sid):
-            return iter(records)
+            return records
         caller_sid = session_layout.bytes_of(caller)
-        if not access.has_grant_in(self._kv, caller_sid, sid):
+        if not await access.has_grant_in(self._records, caller_sid, sid):
             raise AccessDeniedError(
                 f"session {caller} has no grant in session {session_layout.text_of(sid)}"
             )
-        return (r for r in records if access.permission_of(self._kv, r, caller_sid) is not None)
+        held = [await access.permission_of(self._records, r, caller_sid) for r in records]
+        return [r for r, p in zip(records, held, strict=True) if p is not None]
 
-    def _resolve(
+    async def _resolve(
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None
     ) -> ArtifactRecord:
-        sid = self._session(session_id)
+        sid = await self._session(session_id)
         session_id = session_layout.text_of(sid)
         artifact_id, name = self._subject(artifact)
         if artifact_id is not None:
-            record = layout.by_id(self._kv, validate.artifact_id(artifact_id))
+            record = await layout.by_id(self._records, validate.artifact_id(artifact_id))
             if record is None or record.session_id != session_id:
-                self._refuse_stranger(sid)
+                await self._refuse_stranger(sid)
                 raise ArtifactNotFoundError(
                     f"Artifact not found: {artifact_id} in session {session_id}"
                 )
             return record
         assert name is not None
-        found = layout.by_name(self._kv, sid, name.encode(), _version(version))
+        found = await layout.by_name(self._records, sid, name.encode(), _version(version))
         if found is None:
-            self._refuse_stranger(sid)
+            await self._refuse_stranger(sid)
             which = "" if version is None else f" version {version}"
             raise ArtifactNotFoundError(
                 f"Artifact not found: {name!r}{which} in session {session_id}"

@@ -12,14 +12,13 @@ its own session's index merged with the versions granted to it. Only the page is
 from __future__ import annotations
 
 import builtins
-import heapq
-import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import attrs
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import KeyValueStore, prefix_upper_bound
+from satchel.storage import RecordReads, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from .. import _indexscan as indexscan
@@ -144,26 +143,29 @@ def make_query(
     )
 
 
-def run_query(
-    kv: KeyValueStore, query: ArtifactQuery, readable: Readable | None
+async def run_query(
+    records: RecordReads, query: ArtifactQuery, readable: Readable | None
 ) -> list[ArtifactInfo]:
     """The versions matching ``query`` that ``readable`` allows (all if ``None``), paginated."""
     filters = _filter_prefixes(query, restricted=readable is not None)
     if readable is not None:
-        candidates = _readable_suffixes(kv, query, readable)
+        candidates = await _readable_suffixes(records, query, readable)
         if query.order_by == "created_at":
-            return _page(kv, query, _tested(kv, query, candidates, filters, None))
-        return _sorted_page(kv, query, _tested(kv, query, candidates, filters, None))
+            return await _page(records, query, _tested(records, query, candidates, filters, None))
+        found = _tested(records, query, candidates, filters, None)
+        return await _sorted_page(records, query, found)
     if query.order_by == "created_at":
-        driver = _most_selective(kv, query, filters)[0] if filters else index.ALL
-        found = _tested(kv, query, _scan_suffixes(kv, query, driver), filters, driver)
-        return _page(kv, query, found)
+        driver = (await _most_selective(records, query, filters))[0] if filters else index.ALL
+        suffixes = _scan_suffixes(records, query, driver)
+        return await _page(records, query, _tested(records, query, suffixes, filters, driver))
     if filters:
-        driver, count = _most_selective(kv, query, filters, probe=SMALL)
+        driver, count = await _most_selective(records, query, filters, probe=SMALL)
         if count < SMALL:
-            found = _tested(kv, query, _scan_suffixes(kv, query, driver), filters, driver)
-            return _sorted_page(kv, query, found)
-    return _page(kv, query, _tested(kv, query, _order_suffixes(kv, query), filters, None))
+            suffixes = _scan_suffixes(records, query, driver, page=SMALL)  # one page: all
+            found = _tested(records, query, suffixes, filters, driver)
+            return await _sorted_page(records, query, found)
+    suffixes = _order_suffixes(records, query)
+    return await _page(records, query, _tested(records, query, suffixes, filters, None))
 
 
 Found = tuple[bytes, bytes]  # (suffix, all-versions entry value)
@@ -197,25 +199,37 @@ def _in_created_range(query: ArtifactQuery, suffix: bytes) -> bool:
     return query.created_before_us is None or stamp < _u64(query.created_before_us)
 
 
-def _most_selective(
-    kv: KeyValueStore, query: ArtifactQuery, prefixes: list[bytes], probe: int = PROBE
+async def _most_selective(
+    records: RecordReads, query: ArtifactQuery, prefixes: list[bytes], probe: int = PROBE
 ) -> tuple[bytes, int]:
     """The filter index with the fewest entries in range (counted up to ``probe``)."""
-    return indexscan.most_selective(
-        kv, prefixes, lambda prefix: _created_range(query, prefix), probe, count_one=probe != PROBE
+    return await indexscan.most_selective(
+        records,
+        prefixes,
+        lambda prefix: _created_range(query, prefix),
+        probe,
+        count_one=probe != PROBE,
     )
 
 
-def _scan_suffixes(kv: KeyValueStore, query: ArtifactQuery, prefix: bytes) -> Iterator[Found]:
+async def _scan_suffixes(
+    records: RecordReads, query: ArtifactQuery, prefix: bytes, page: int | None = None
+) -> AsyncGenerator[Found, None]:
     """``(suffix, value)`` of a creation-ordered index within the query's time range; the
-    value is the summary when ``prefix`` is the all-versions index, else empty."""
+    value is the summary when ``prefix`` is the all-versions index, else empty. Read a
+    ``page`` at a time (by default as many as the first chunk of tests takes)."""
     lower, upper = _created_range(query, prefix)
     start = len(prefix)
-    for key, value in kv.scan(lower, upper, reverse=query.descending):
-        yield key[start:], value
+    page = page or indexscan.first_chunk(query.offset, query.limit)
+    pairs = indexscan.paged(records, lower, upper, reverse=query.descending, page=page)
+    async with aclosing(pairs):
+        async for key, value in pairs:
+            yield key[start:], value
 
 
-def _order_suffixes(kv: KeyValueStore, query: ArtifactQuery) -> Iterator[Found]:
+async def _order_suffixes(
+    records: RecordReads, query: ArtifactQuery
+) -> AsyncGenerator[Found, None]:
     """Every version in size or name order, in the created range."""
     if query.order_by == "size":
         lower = index.BY_SIZE + _u64(query.min_size or 0)
@@ -224,36 +238,60 @@ def _order_suffixes(kv: KeyValueStore, query: ArtifactQuery) -> Iterator[Found]:
             upper = index.BY_SIZE + _u64(query.max_size + 1)
     else:
         lower, upper = index.BY_NAME, prefix_upper_bound(index.BY_NAME)
-    for key, _ in kv.scan(lower, upper, reverse=query.descending):
-        suffix = key[-_S:]
-        if _in_created_range(query, suffix):
-            yield suffix, b""
+    page = indexscan.first_chunk(query.offset, query.limit)
+    pairs = indexscan.paged(records, lower, upper, reverse=query.descending, page=page)
+    async with aclosing(pairs):
+        async for key, _ in pairs:
+            suffix = key[-_S:]
+            if _in_created_range(query, suffix):
+                yield suffix, b""
 
 
-def _readable_suffixes(
-    kv: KeyValueStore, query: ArtifactQuery, readable: Readable
-) -> Iterator[Found]:
+async def _readable_suffixes(
+    records: RecordReads, query: ArtifactQuery, readable: Readable
+) -> AsyncGenerator[Found, None]:
     """The caller's readable versions in creation order (merging its own session's index
     with the granted versions), within the query's session and time range."""
     wanted = None if query.session_id is None else validate.session_id(query.session_id)[1]
-    streams: list[Iterable[bytes]] = []
-    if wanted is None or wanted == readable.own_sid:
-        own = _scan_suffixes(
-            kv, attrs.evolve(query, descending=False), index.session_prefix(readable.own_sid)
-        )
-        streams.append(suffix for suffix, _ in own)
     granted: Iterable[bytes] = (s for s in readable.granted if _in_created_range(query, s))
     if wanted is not None:
-        wanted_granted = _of_session(kv, list(granted), wanted)
-        granted = wanted_granted
-    streams.append(granted)
-    merged = heapq.merge(*streams)
-    ordered = reversed(list(merged)) if query.descending else merged
-    return ((suffix, b"") for suffix in ordered)
+        granted = await _of_session(records, list(granted), wanted)
+    own = None
+    if wanted is None or wanted == readable.own_sid:
+        ascending = attrs.evolve(query, descending=False)
+        own = _scan_suffixes(records, ascending, index.session_prefix(readable.own_sid))
+    merged = _merged(own, iter(granted))
+    if not query.descending:
+        return merged
+    everything = await indexscan.page_of(merged, 0, None)
+    return _found(suffix for suffix, _ in reversed(everything))
 
 
-def _of_session(kv: KeyValueStore, suffixes: list[bytes], sid: bytes) -> list[bytes]:
-    values = kv.get_many([index.ALL + s for s in suffixes])
+async def _merged(
+    own: AsyncGenerator[Found, None] | None, granted: Iterator[bytes]
+) -> AsyncGenerator[Found, None]:
+    """``heapq.merge`` of the own session's suffixes (read lazily) and the granted ones (own
+    first among equals)."""
+    pending = next(granted, None)
+    if own is not None:
+        async with aclosing(own):
+            async for suffix, _ in own:
+                while pending is not None and pending < suffix:
+                    yield pending, b""
+                    pending = next(granted, None)
+                yield suffix, b""
+    while pending is not None:
+        yield pending, b""
+        pending = next(granted, None)
+
+
+async def _found(suffixes: Iterable[bytes]) -> AsyncGenerator[Found, None]:
+    for suffix in suffixes:
+        yield suffix, b""
+
+
+async def _of_session(records: RecordReads, suffixes: list[bytes], sid: bytes) -> list[bytes]:
+    values = await records.get_many([index.ALL + s for s in suffixes])
     return [
         s
         for s, v in zip(suffixes, values, strict=True)
@@ -261,33 +299,35 @@ def _of_session(kv: KeyValueStore, suffixes: list[bytes], sid: bytes) -> list[by
     ]
 
 
-def _tested(
-    kv: KeyValueStore,
+async def _tested(
+    records: RecordReads,
     query: ArtifactQuery,
-    candidates: Iterator[Found],
+    candidates: AsyncGenerator[Found, None],
     filters: list[bytes],
     driver: bytes | None,
-) -> Iterator[Found]:
+) -> AsyncGenerator[Found, None]:
     """The candidates in every filter index other than ``driver`` that pass the size and
     name tests, with their all-versions values."""
     others = [p for p in filters if p != driver]
     size = indexscan.first_chunk(query.offset, query.limit)
-    while chunk := list(itertools.islice(candidates, size)):
-        size = min(size * 4, indexscan.MAX_CHUNK)
-        suffixes = [suffix for suffix, _ in chunk]
-        keep = [True] * len(chunk)
-        for prefix in others:
-            found = kv.get_many([prefix + s for s in suffixes])
-            keep = [k and f is not None for k, f in zip(keep, found, strict=True)]
-        if driver == index.ALL:
-            values: list[bytes | None] = [value for _, value in chunk]
-        else:
-            values = kv.get_many([index.ALL + s for s, k in zip(suffixes, keep, strict=True) if k])
-            values_iter = iter(values)
-            values = [next(values_iter) if k else None for k in keep]
-        for suffix, kept, value in zip(suffixes, keep, values, strict=True):
-            if kept and value is not None and _summary_matches(query, value):
-                yield suffix, value
+    async with aclosing(candidates):
+        while chunk := await indexscan.take(candidates, size):
+            size = min(size * 4, indexscan.MAX_CHUNK)
+            suffixes = [suffix for suffix, _ in chunk]
+            keep = [True] * len(chunk)
+            for prefix in others:
+                found = await records.get_many([prefix + s for s in suffixes])
+                keep = [k and f is not None for k, f in zip(keep, found, strict=True)]
+            if driver == index.ALL:
+                values: list[bytes | None] = [value for _, value in chunk]
+            else:
+                kept_keys = [index.ALL + s for s, k in zip(suffixes, keep, strict=True) if k]
+                values = await records.get_many(kept_keys)
+                values_iter = iter(values)
+                values = [next(values_iter) if k else None for k in keep]
+            for suffix, kept, value in zip(suffixes, keep, values, strict=True):
+                if kept and value is not None and _summary_matches(query, value):
+                    yield suffix, value
 
 
 def _summary_matches(query: ArtifactQuery, value: bytes) -> bool:
@@ -306,23 +346,27 @@ def _name_of(tail: bytes) -> str:
     return tail[16:-5].decode()
 
 
-def _page(kv: KeyValueStore, query: ArtifactQuery, found: Iterator[Found]) -> list[ArtifactInfo]:
-    return _load([value for _, value in indexscan.window(found, query.offset, query.limit)], kv)
-
-
-def _sorted_page(
-    kv: KeyValueStore, query: ArtifactQuery, found: Iterator[Found]
+async def _page(
+    records: RecordReads, query: ArtifactQuery, found: AsyncGenerator[Found, None]
 ) -> list[ArtifactInfo]:
-    everything = list(found)
+    page = await indexscan.page_of(found, query.offset, query.limit)
+    return await _load([value for _, value in page], records)
+
+
+async def _sorted_page(
+    records: RecordReads, query: ArtifactQuery, found: AsyncGenerator[Found, None]
+) -> list[ArtifactInfo]:
+    everything = await indexscan.page_of(found, 0, None)
     if query.order_by == "size":
         everything.sort(key=lambda f: (f[1][:8], f[0]), reverse=query.descending)
     else:
         everything.sort(
             key=lambda f: (index.name_order_key(_name_of(f[1][8:])), f[0]), reverse=query.descending
         )
-    return _page(kv, query, iter(everything))
+    page = indexscan.window(iter(everything), query.offset, query.limit)
+    return await _load([value for _, value in page], records)
 
 
-def _load(values: list[bytes], kv: KeyValueStore) -> list[ArtifactInfo]:
-    raw = kv.get_many([keys.ARTIFACT + index.parse_summary(v)[1] for v in values])
+async def _load(values: list[bytes], records: RecordReads) -> list[ArtifactInfo]:
+    raw = await records.get_many([keys.ARTIFACT + index.parse_summary(v)[1] for v in values])
     return [layout.to_info(ARTIFACT_CODEC.decode(r)) for r in raw if r is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,7 +21,7 @@ from satchel.runtime._errors import (
     SatchelError,
     ValidationError,
 )
-from satchel.storage import Batch, KeyValueStore, StagedBlob, prefix_upper_bound
+from satchel.storage import Batch, RecordReads, StagedBlob, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
@@ -108,8 +109,8 @@ def check_quota(session_id: str, config: SessionConfig, counters: Counters, size
     return budget
 
 
-def store_batch(
-    kv: KeyValueStore,
+async def store_batch(
+    records: RecordReads,
     sid: bytes,
     session_id: str,
     message: StoreArtifact,
@@ -120,11 +121,11 @@ def store_batch(
     """Add to ``batch`` the staged content as the next version; its ref, journal data and
     owner key."""
     name = message.name.encode()
-    previous = kv.get(layout.name_key(sid, name))
+    previous = await records.get(layout.name_key(sid, name))
     if previous is None:
         # A name deleted whole keeps its last number: a client caching ``version=N`` must
         # never read other bytes under it.
-        retired = kv.get(layout.retired_key(sid, name))
+        retired = await records.get(layout.retired_key(sid, name))
         last, first, latest = layout.decode_retired(retired), now_us, None
         if retired is not None:
             # Only a name deleted whole has one (deletes are never held back in a turn, so
@@ -169,21 +170,21 @@ def store_batch(
     return ref, data, owner
 
 
-def doomed(
-    kv: KeyValueStore, sid: bytes, session_id: str, message: DeleteArtifact
+async def doomed(
+    records: RecordReads, sid: bytes, session_id: str, message: DeleteArtifact
 ) -> list[ArtifactRecord]:
     """The versions ``message`` deletes (``ArtifactNotFound`` if there are none)."""
     if message.artifact_id is not None:
-        record = layout.by_id(kv, validate.artifact_id(message.artifact_id))
+        record = await layout.by_id(records, validate.artifact_id(message.artifact_id))
         found = [] if record is None or record.session_id != session_id else [record]
         what = message.artifact_id
     else:
         assert message.name is not None
         name = message.name.encode()
         if message.version is None:
-            found = layout.versions(kv, sid, name)
+            found = await layout.versions(records, sid, name)
         else:
-            one = layout.by_name(kv, sid, name, message.version)
+            one = await layout.by_name(records, sid, name, message.version)
             found = [] if one is None else [one]
         what = repr(message.name) + (
             "" if message.version is None else f" version {message.version}"
@@ -193,8 +194,8 @@ def doomed(
     return found
 
 
-def delete_batch(
-    kv: KeyValueStore,
+async def delete_batch(
+    reads: RecordReads,
     sid: bytes,
     records: list[ArtifactRecord],
     batch: Batch,
@@ -213,11 +214,11 @@ def delete_batch(
     for key in index.keys_of(records, (owner[len(keys.ARTIFACT) :] for owner in owners)):
         batch.delete(key)
     going = {r.version for r in records}
-    remaining = [r for r in layout.versions(kv, sid, name) if r.version not in going]
+    remaining = [r for r in await layout.versions(reads, sid, name) if r.version not in going]
     if not remaining:
         # The name is gone: its audit log goes with it (a new artifact of that name must
         # not inherit who read the old one).
-        last, _, _ = layout.decode_name_value(kv.get(layout.name_key(sid, name)) or b"")
+        last, _, _ = layout.decode_name_value(await reads.get(layout.name_key(sid, name)) or b"")
         batch.delete(layout.name_key(sid, name))
         batch.put(layout.retired_key(sid, name), layout.encode_retired(last))
         log = audit.prefix_of(sid, name)
@@ -226,10 +227,11 @@ def delete_batch(
         # Deleting the latest version makes the newest remaining one the latest.
         newest = index.suffix_of(remaining[-1])
         batch.put(index.LATEST + newest, b"")
-        last, first, _ = layout.decode_name_value(kv.get(layout.name_key(sid, name)) or b"")
+        named = await reads.get(layout.name_key(sid, name))
+        last, first, _ = layout.decode_name_value(named or b"")
         batch.put(layout.name_key(sid, name), layout.encode_name_value(last, first, newest))
     aids = [validate.artifact_id(r.id) for r in records]
-    access.drop_for_versions(kv, batch, sid, name, aids, whole=not remaining)
+    await access.drop_for_versions(reads, batch, sid, name, aids, whole=not remaining)
     gone = [{"id": r.id, "version": r.version, "hash": r.content_hash} for r in records]
     data: dict[str, Any] = {"name": records[0].name, "deleted": gone}
     if caller is not None:
@@ -281,3 +283,27 @@ def opened_path(fd: int, path: str | os.PathLike[str]) -> Path:
         return Path(os.readlink(f"/proc/self/fd/{fd}"))
     except OSError:
         return Path(path).resolve(strict=True)
+
+
+def open_allowed(
+    path: str | os.PathLike[str], roots: Sequence[Path] | None, data_folder: Path | None
+) -> tuple[Path, BinaryIO]:
+    """The file at ``path``, open, and where it really is (``check_allowed``: under one of
+    ``roots`` if given, never in ``data_folder``). Checked once open, on what was opened: a
+    path swapped meanwhile (a symlink put in its place) cannot lead elsewhere."""
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidArgumentError(f"a file path must be text, not {type(path).__name__}")
+    try:
+        # Non-blocking: opening a named pipe must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        raise ValidationError(f"no readable file at {os.fspath(path)!r}") from None
+    try:
+        real = opened_path(fd, path)
+        check_allowed(real, path, data_folder, roots)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValidationError(f"{os.fspath(path)!r} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return real, os.fdopen(fd, "rb", buffering=0)

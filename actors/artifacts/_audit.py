@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import Batch, KeyValueStore, RecordCodec, scan_prefix
+from satchel.storage import Batch, RecordCodec, RecordStore, prefix_pairs
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
@@ -77,12 +77,12 @@ def session_prefix(owner: bytes) -> bytes:
 class AuditLog:
     """Appends entries into batches and reads them back, oldest first."""
 
-    def __init__(self, kv: KeyValueStore, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self._kv = kv
+    def __init__(self, records: RecordStore, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._records = records
         self.max_entries = checked_max_entries(max_entries)
         self._spans: OrderedDict[bytes, list[int]] = OrderedDict()  # prefix -> [first, next]
 
-    def append(
+    async def append(
         self,
         batch: Batch,
         owner: bytes,
@@ -98,7 +98,7 @@ class AuditLog:
     ) -> None:
         """Add one entry to ``batch``, and the removal of those past the bound."""
         prefix = prefix_of(owner, name.encode())
-        span = self._span(prefix)
+        span = await self._span(prefix)
         seq = span[1]
         span[1] += 1
         stored = _Stored(
@@ -112,17 +112,19 @@ class AuditLog:
             batch.delete_range(prefix + _SEQ.pack(0), prefix + _SEQ.pack(keep_from))
             span[0] = keep_from
 
-    def write(self, owner: bytes, **fields: Any) -> None:
+    async def write(self, owner: bytes, **fields: Any) -> None:
         """Append one entry in a batch of its own (decisions made outside any actor)."""
         batch = Batch()
-        self.append(batch, owner, **fields)
-        self._kv.write(batch)
+        await self.append(batch, owner, **fields)
+        await self._records.write(batch)
 
-    def read(
+    async def read(
         self, owner: bytes, name: str, *, offset: int = 0, limit: int | None = None
     ) -> list[AuditEntry]:
         """One name's entries, oldest first."""
-        found = scan_prefix(self._kv, prefix_of(owner, name.encode()))
+        prefix = prefix_of(owner, name.encode())
+        wanted = None if limit is None else max(offset, 0) + max(limit, 0)
+        found = [] if wanted == 0 else await prefix_pairs(self._records, prefix, limit=wanted)
         entries: list[AuditEntry] = []
         for index, (_, raw) in enumerate(found):
             if index < offset:
@@ -144,17 +146,17 @@ class AuditLog:
             )
         return entries
 
-    def _span(self, prefix: bytes) -> list[int]:
+    async def _span(self, prefix: bytes) -> list[int]:
         span = self._spans.get(prefix)
         if span is not None:
             self._spans.move_to_end(prefix)
             return span
-        first = next(scan_prefix(self._kv, prefix, limit=1), None)
-        last = next(scan_prefix(self._kv, prefix, reverse=True, limit=1), None)
-        if first is None or last is None:
+        first = await prefix_pairs(self._records, prefix, limit=1)
+        last = await prefix_pairs(self._records, prefix, reverse=True, limit=1)
+        if not first or not last:
             span = [0, 0]
         else:
-            span = [_SEQ.unpack(first[0][-8:])[0], _SEQ.unpack(last[0][-8:])[0] + 1]
+            span = [_SEQ.unpack(first[0][0][-8:])[0], _SEQ.unpack(last[0][0][-8:])[0] + 1]
         self._spans[prefix] = span
         if len(self._spans) > _REMEMBERED:
             self._spans.popitem(last=False)

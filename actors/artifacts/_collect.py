@@ -26,7 +26,7 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from satchel.storage import KeyValueStore
+from satchel.storage import RecordStore
 
 from .. import _validate as validate
 from .._model import SessionStatus
@@ -212,10 +212,13 @@ class Collectors:
     """
 
     def __init__(
-        self, supervisor: Supervisor, kv: KeyValueStore, config: CollectionConfig | None = None
+        self,
+        supervisor: Supervisor,
+        records: RecordStore,
+        config: CollectionConfig | None = None,
     ) -> None:
         self._supervisor = supervisor
-        self._kv = kv
+        self._records = records
         self.config = config or CollectionConfig()
         self.rng = random.Random()
         self.collected = 0
@@ -232,7 +235,7 @@ class Collectors:
     ) -> ArtifactRef | None:
         """Report a tool call (its ``result``, or the ``error`` it failed with); the artifact
         collected, or ``None`` if the collection config skipped it."""
-        session_id = self._active(session_id)
+        session_id = await self._active(session_id)
         tool = validate.text("a tool name", tool, validate.MAX_NAME_BYTES)
         if error is not None:
             error = validate.text("a tool error", error, validate.MAX_REASON_BYTES, nul_ok=True)
@@ -249,7 +252,7 @@ class Collectors:
     ) -> ArtifactRef | None:
         """Report an agent's output (text, or any JSON-like value), the model that made it
         and its token usage; the artifact collected, or ``None`` if skipped."""
-        session_id = self._active(session_id)
+        session_id = await self._active(session_id)
         agent = validate.text("an agent name", agent, validate.MAX_NAME_BYTES)
         if usage is not None:
             validate.json_like("usage", dict(usage))
@@ -261,10 +264,10 @@ class Collectors:
         ref: ArtifactRef | None = await self._supervisor.ref(HOOKS_KIND, HOOKS_ID).ask(report)
         return ref
 
-    def _active(self, session_id: str) -> str:
+    async def _active(self, session_id: str) -> str:
         """Only active sessions collect."""
         session_id, sid = validate.session_id(session_id)
-        loaded = load(self._kv, [sid])[0]
+        loaded = (await load(self._records, [sid]))[0]
         if loaded is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         if loaded[0].status is not SessionStatus.ACTIVE:
@@ -280,7 +283,7 @@ def register_hook_kind(
     hooks: Hooks,
     collectors: Collectors,
     sessions: SessionManager,
-    kv: KeyValueStore,
+    records: RecordStore,
     min_every_s: float = MIN_EVERY_S,
 ) -> Replays:
     """Register the shared hook actor's kind and the scheduled replays' one; the scheduled
@@ -295,8 +298,8 @@ def register_hook_kind(
     supervisor.register(
         ActorSpec(
             kind=REPLAYS_KIND,
-            factory=lambda _: ReplayActor(sessions, kv),
+            factory=lambda _: ReplayActor(sessions, records),
             idle_timeout=None,
         )
     )
-    return Replays(kv, supervisor, supervisor.ref(REPLAYS_KIND, REPLAYS_ID), min_every_s)
+    return Replays(records, supervisor, supervisor.ref(REPLAYS_KIND, REPLAYS_ID), min_every_s)

@@ -19,7 +19,7 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from satchel.storage import Batch, KeyValueStore
+from satchel.storage import Batch, RecordStore
 
 from .. import _layout as session_layout
 from .. import _validate as validate
@@ -34,7 +34,7 @@ from ._audit import AuditLog
 class Owner:
     """The session whose artifacts are decided on, and where decisions are written."""
 
-    kv: KeyValueStore
+    records: RecordStore
     audit: AuditLog
     sid: bytes
     session_id: str
@@ -43,7 +43,7 @@ class Owner:
         """Whether ``caller`` is a session other than the owner (the host is not)."""
         return caller is not None and caller != self.session_id
 
-    def decide(
+    async def decide(
         self,
         caller: str,
         action: str,
@@ -56,7 +56,7 @@ class Owner:
         """Audit one decision; raise ``AccessDenied`` if ``held`` does not include ``needed``."""
         allowed = held is not None and held.allows(needed)
         entry = Batch()
-        self.audit.append(
+        await self.audit.append(
             entry,
             self.sid,
             at_us=now,
@@ -66,7 +66,7 @@ class Owner:
             name=name,
             artifact_id=artifact_id,
         )
-        self.kv.write(entry)
+        await self.records.write(entry)
         if not allowed:
             what = name if artifact_id is None else f"{artifact_id} ({name!r})"
             raise AccessDeniedError(
@@ -74,52 +74,56 @@ class Owner:
             )
 
 
-def check_store(owner: Owner, caller: str | None, name: str, now: int) -> None:
+async def check_store(owner: Owner, caller: str | None, name: str, now: int) -> None:
     """Another session may store a new version of an existing name it holds ``write`` on."""
     if not owner.is_other(caller):
         return
     assert caller is not None
-    if owner.kv.get(layout.name_key(owner.sid, name.encode())) is None:
+    if await owner.records.get(layout.name_key(owner.sid, name.encode())) is None:
         raise AccessDeniedError(
             f"session {caller} may not create artifact {name!r} in session {owner.session_id}"
         )
-    held = access.name_permission(
-        owner.kv, owner.sid, name.encode(), session_layout.bytes_of(caller)
+    held = await access.name_permission(
+        owner.records, owner.sid, name.encode(), session_layout.bytes_of(caller)
     )
-    owner.decide(caller, "write", name, None, held, access.Permission.WRITE, now)
+    await owner.decide(caller, "write", name, None, held, access.Permission.WRITE, now)
 
 
-def check_delete(owner: Owner, caller: str | None, records: list[ArtifactRecord], now: int) -> None:
+async def check_delete(
+    owner: Owner, caller: str | None, records: list[ArtifactRecord], now: int
+) -> None:
     """Another session may delete versions it holds ``write`` on (all of them, or none go)."""
     if not owner.is_other(caller):
         return
     assert caller is not None
     caller_sid = session_layout.bytes_of(caller)
     for record in records:
-        held = access.permission_of(owner.kv, record, caller_sid)
-        owner.decide(caller, "delete", record.name, record.id, held, access.Permission.WRITE, now)
+        held = await access.permission_of(owner.records, record, caller_sid)
+        await owner.decide(
+            caller, "delete", record.name, record.id, held, access.Permission.WRITE, now
+        )
 
 
-def _subject(
+async def _subject(
     owner: Owner, message: ShareArtifact | RevokeArtifact
 ) -> tuple[str, ArtifactRecord | None]:
     """The name, and the version if one is named, that a share or revoke is about."""
     if message.artifact_id is not None:
-        record = layout.by_id(owner.kv, validate.artifact_id(message.artifact_id))
+        record = await layout.by_id(owner.records, validate.artifact_id(message.artifact_id))
         if record is None or record.session_id != owner.session_id:
             raise ArtifactNotFoundError(
                 f"Artifact not found: {message.artifact_id} in session {owner.session_id}"
             )
         return record.name, record
     assert message.name is not None
-    if owner.kv.get(layout.name_key(owner.sid, message.name.encode())) is None:
+    if await owner.records.get(layout.name_key(owner.sid, message.name.encode())) is None:
         raise ArtifactNotFoundError(
             f"Artifact not found: {message.name!r} in session {owner.session_id}"
         )
     return message.name, None
 
 
-def _check_admin(
+async def _check_admin(
     owner: Owner,
     caller: str | None,
     action: str,
@@ -134,30 +138,32 @@ def _check_admin(
     assert caller is not None
     caller_sid = session_layout.bytes_of(caller)
     if record is None:
-        held = access.name_permission(owner.kv, owner.sid, name.encode(), caller_sid)
+        held = await access.name_permission(owner.records, owner.sid, name.encode(), caller_sid)
     else:
-        held = access.permission_of(owner.kv, record, caller_sid)
+        held = await access.permission_of(owner.records, record, caller_sid)
     if held is None or not held.allows(access.Permission.ADMIN):
         artifact_id = None if record is None else record.id
-        owner.decide(caller, action, name, artifact_id, held, access.Permission.ADMIN, now)
+        await owner.decide(caller, action, name, artifact_id, held, access.Permission.ADMIN, now)
 
 
-def _target(owner: Owner, caller: str | None, target_session_id: str) -> bytes:
+async def _target(owner: Owner, caller: str | None, target_session_id: str) -> bytes:
     target_id, target = validate.session_id(target_session_id)
     if target == owner.sid:
         raise ValidationError(f"session {target_id} owns the artifact; it needs no grant")
     if caller is not None and target_id == caller:
         raise ValidationError(f"session {caller} cannot change its own grants")
-    if owner.kv.get(session_layout.record_key(target)) is None:
+    if await owner.records.get(session_layout.record_key(target)) is None:
         raise SessionNotFoundError(f"Session not found: {target_id}")
     return target
 
 
-def share_batch(owner: Owner, message: ShareArtifact, now: int) -> tuple[Batch, dict[str, Any]]:
+async def share_batch(
+    owner: Owner, message: ShareArtifact, now: int
+) -> tuple[Batch, dict[str, Any]]:
     """The batch granting a permission (audited) and its journal data."""
-    name, record = _subject(owner, message)
-    _check_admin(owner, message.caller, "share", name, record, now)
-    target = _target(owner, message.caller, message.target_session_id)
+    name, record = await _subject(owner, message)
+    await _check_admin(owner, message.caller, "share", name, record, now)
+    target = await _target(owner, message.caller, message.target_session_id)
     granted = access.permission(message.permission)
     scope = access.WHOLE_NAME if record is None else validate.artifact_id(record.id)
     by = bytes(16) if message.caller is None else session_layout.bytes_of(message.caller)
@@ -165,12 +171,14 @@ def share_batch(owner: Owner, message: ShareArtifact, now: int) -> tuple[Batch, 
     access.put(batch, access.Grant(owner.sid, name.encode(), scope, target, granted, now, by))
     target_id = session_layout.text_of(target)
     artifact_id = None if record is None else record.id
-    _audit_change(owner, batch, message, "share", name, artifact_id, target_id, granted.value, now)
+    await _audit_change(
+        owner, batch, message, "share", name, artifact_id, target_id, granted.value, now
+    )
     data = {"name": name, "id": artifact_id, "target": target_id, "permission": granted.value}
     return batch, data
 
 
-def _audit_change(
+async def _audit_change(
     owner: Owner,
     batch: Batch,
     message: ShareArtifact | RevokeArtifact,
@@ -182,7 +190,7 @@ def _audit_change(
     now: int,
 ) -> None:
     """Audit a share or revoke in the batch that makes it."""
-    owner.audit.append(
+    await owner.audit.append(
         batch,
         owner.sid,
         at_us=now,
@@ -196,17 +204,17 @@ def _audit_change(
     )
 
 
-def revoke_batch(
+async def revoke_batch(
     owner: Owner, message: RevokeArtifact, now: int
 ) -> tuple[Batch, dict[str, Any] | None]:
     """The batch removing grants (audited), and its journal data (``None`` if there were
     none). Revoking a name removes the target's grants on the name and on each version."""
-    name, record = _subject(owner, message)
-    _check_admin(owner, message.caller, "revoke", name, record, now)
-    target = _target(owner, message.caller, message.target_session_id)
+    name, record = await _subject(owner, message)
+    await _check_admin(owner, message.caller, "revoke", name, record, now)
+    target = await _target(owner, message.caller, message.target_session_id)
     batch = Batch()
     removed = 0
-    for grant in access.grants_on(owner.kv, owner.sid, name.encode()):
+    for grant in await access.grants_on(owner.records, owner.sid, name.encode()):
         if grant.target != target:
             continue
         if record is None or grant.scope == validate.artifact_id(record.id):
@@ -214,6 +222,6 @@ def revoke_batch(
             removed += 1
     target_id = session_layout.text_of(target)
     artifact_id = None if record is None else record.id
-    _audit_change(owner, batch, message, "revoke", name, artifact_id, target_id, None, now)
+    await _audit_change(owner, batch, message, "revoke", name, artifact_id, target_id, None, now)
     data = {"name": name, "id": artifact_id, "target": target_id, "grants": removed}
     return batch, data if removed else None

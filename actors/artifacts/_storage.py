@@ -72,7 +72,7 @@ class StorageActor(Actor[Any]):
     async def on_stop(self) -> None:
         """Uploads cannot outlive the actor: drop what they wrote."""
         for writer in self._uploads.values():
-            writer.abort()
+            await writer.abort()
         self._uploads.clear()
 
     async def receive(self, message: Any) -> Any:
@@ -86,23 +86,23 @@ class StorageActor(Actor[Any]):
         if isinstance(message, AppendUpload):
             writer = self._writer(message.upload)
             try:
-                writer.add(message.piece)
+                await writer.add(message.piece)
             except BaseException:
                 # Over the size limit, or a bad piece: the upload cannot go on.
                 del self._uploads[message.upload]
-                writer.abort()
+                await writer.abort()
                 raise
             return None
         if isinstance(message, FinishUpload):
             writer = self._writer(message.upload)
             del self._uploads[message.upload]
-            return writer.finish()
+            return await writer.finish()
         if isinstance(message, AbortUpload):
             if message.upload in self._uploads:
-                self._uploads.pop(message.upload).abort()
+                await self._uploads.pop(message.upload).abort()
             return None
         if isinstance(message, DiscardStaged):
-            self._blobs.discard(message.staged)
+            await self._blobs.discard(message.staged)
             return None
         raise TypeError(f"the storage actor takes no {type(message).__name__}")
 

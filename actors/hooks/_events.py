@@ -22,7 +22,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import KeyValueStore
+from satchel.storage import RecordReads
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -92,8 +92,8 @@ class Subscription:
 class EventBus:
     """The subscribers of one runtime."""
 
-    def __init__(self, kv: KeyValueStore) -> None:
-        self._kv = kv
+    def __init__(self, records: RecordReads) -> None:
+        self._records = records
         self._subscribers: list[Subscription] = []
         #: Whether anyone listens (writers check this before building an event).
         self.active = False
@@ -126,7 +126,7 @@ class EventBus:
             self.active = bool(self._subscribers)
             subscription.close()
 
-    def publish(
+    async def publish(
         self,
         session_id: str,
         seq: int,
@@ -142,7 +142,7 @@ class EventBus:
                 if event is None:
                     event = Event(
                         session_id,
-                        self.correlation_of(session_id),
+                        await self.correlation_of(session_id),
                         seq,
                         validate.to_datetime(at_us),
                         kind,
@@ -155,21 +155,21 @@ class EventBus:
         """Drop what is remembered of a deleted session (its id may name a new one: a key)."""
         self._correlations.pop(session_id, None)
 
-    def correlation_of(self, session_id: str) -> str:
+    async def correlation_of(self, session_id: str) -> str:
         """The id of the session's root (parents and fork origins followed up)."""
         known = self._correlations.get(session_id)
         if known is None:
-            known = correlation_of(self._kv, session_id)
+            known = await correlation_of(self._records, session_id)
             if len(self._correlations) > 100_000:
                 self._correlations.clear()
             self._correlations[session_id] = known
         return known
 
 
-def correlation_of(kv: KeyValueStore, session_id: str) -> str:
+async def correlation_of(records: RecordReads, session_id: str) -> str:
     """The correlation id the session's first journal entry recorded when it was created
     (its own id if it recorded none, or is gone)."""
-    first = kv.get(layout.journal_key(layout.bytes_of(session_id), 1))
+    first = await records.get(layout.journal_key(layout.bytes_of(session_id), 1))
     if first is None:
         return session_id
     found = layout.decode_entry(first)[2].get("correlation_id")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from satchel.storage import Batch, KeyValueStore
+from satchel.storage import Batch, RecordReads
 from satchel.storage import _keys as keys
 
 from .. import _layout as layout
@@ -26,8 +26,8 @@ from ._replay import SessionState
 ForkRef = tuple[str, bytes]  # the hash of a blob the fork references, and the owner key
 
 
-def fork_batch(
-    kv: KeyValueStore,
+async def fork_batch(
+    records: RecordReads,
     state: SessionState,
     record: layout.SessionRecord,
     sid: bytes,
@@ -38,7 +38,7 @@ def fork_batch(
     and the data and cause of its first journal entry."""
     now = record.created_us
     batch = Batch()
-    copied, refs, missing = _copy_artifacts(kv, state, record.id, sid, batch)
+    copied, refs, missing = await _copy_artifacts(records, state, record.id, sid, batch)
     for key, value in state.variables.items():
         batch.put(layout.var_prefix(sid) + key.encode(), layout.encode_value(value))
     data: dict[str, Any] = {
@@ -75,8 +75,8 @@ def fork_batch(
     return batch, refs, data, cause
 
 
-def _copy_artifacts(
-    kv: KeyValueStore,
+async def _copy_artifacts(
+    records: RecordReads,
     state: SessionState,
     session_id: str,
     sid: bytes,
@@ -91,7 +91,7 @@ def _copy_artifacts(
     # One scan of the origin's versions rather than a lookup per id; a version still stored
     # holds a reference on its blob, so the blob is there for the fork to reference too.
     origin_sid = validate.session_id(state.session_id)[1]
-    stored = {r.id: r for _, r in artifact_layout.all_of_session(kv, origin_sid)}
+    stored = {r.id: r for _, r in await artifact_layout.all_of_session(records, origin_sid)}
     for version in state.artifacts:
         origin = stored.get(version.id)
         if origin is None:

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import attrs
 from satchel.runtime._errors import InvalidArgumentError, ReplayError, ValidationError
-from satchel.storage import KeyValueStore, prefix_upper_bound
+from satchel.storage import RecordReads, prefix_pairs, prefix_upper_bound
 
 from .. import _layout as layout
+from .._indexscan import paged
 from ._hooks import HookPoint, Hooks
 
 #: Entries replayed between two checkpoints (and progress reports).
@@ -201,20 +203,24 @@ def _artifact(data: Mapping[str, Any]) -> ArtifactAt:
 Entry = tuple[int, int, str, dict[str, Any]]  # (seq, at_us, kind, data)
 
 
-def entries(kv: KeyValueStore, sid: bytes, upto: int | None = None) -> Iterator[Entry]:
-    """The journal of ``sid`` in order, up to and including entry ``upto``."""
+async def entries(
+    records: RecordReads, sid: bytes, upto: int | None = None
+) -> AsyncGenerator[Entry, None]:
+    """The journal of ``sid`` in order, up to and including entry ``upto`` (read a page at a
+    time: a replay may stop early)."""
     prefix = layout.journal_prefix(sid)
     upper = prefix_upper_bound(prefix) if upto is None else layout.journal_key(sid, upto + 1)
-    for key, value in kv.scan(prefix, upper):
-        at_us, kind, data = layout.decode_entry(value)
-        yield int.from_bytes(key[-8:], "big"), at_us, kind, data
+    pairs = paged(records, prefix, upper)
+    async with aclosing(pairs):
+        async for key, value in pairs:
+            at_us, kind, data = layout.decode_entry(value)
+            yield int.from_bytes(key[-8:], "big"), at_us, kind, data
 
 
-def last_seq(kv: KeyValueStore, sid: bytes) -> int:
+async def last_seq(records: RecordReads, sid: bytes) -> int:
     """The sequence of the newest journal entry (0 if none)."""
-    prefix = layout.journal_prefix(sid)
-    newest = next(kv.scan(prefix, prefix_upper_bound(prefix), reverse=True, limit=1), None)
-    return 0 if newest is None else int.from_bytes(newest[0][-8:], "big")
+    newest = await prefix_pairs(records, layout.journal_prefix(sid), reverse=True, limit=1)
+    return int.from_bytes(newest[0][0][-8:], "big") if newest else 0
 
 
 def check_seq(at: object, last: int, session_id: str) -> int:
@@ -228,10 +234,10 @@ def check_seq(at: object, last: int, session_id: str) -> int:
     return at
 
 
-def state_at(kv: KeyValueStore, sid: bytes, session_id: str, seq: int) -> SessionState:
+async def state_at(records: RecordReads, sid: bytes, session_id: str, seq: int) -> SessionState:
     """The session after entry ``seq``."""
     fold = _Fold()
-    for _, _, kind, data in entries(kv, sid, seq):
+    async for _, _, kind, data in entries(records, sid, seq):
         fold.apply(kind, data)
     return SessionState(
         session_id,
@@ -246,7 +252,7 @@ def state_at(kv: KeyValueStore, sid: bytes, session_id: str, seq: int) -> Sessio
 
 
 async def replay(
-    kv: KeyValueStore,
+    records: RecordReads,
     hooks: Hooks,
     sid: bytes,
     session_id: str,
@@ -268,39 +274,42 @@ async def replay(
     steps: list[ReplayStep] = []
     progress.total, progress.done = upto, 0
     halted = False
-    for seq, _, kind, data in entries(kv, sid, upto):
-        if progress.stop_requested:
-            break
-        if pinned and kind in ("state_set", "state_deleted") and data["key"] in pinned:
-            # A pinned variable keeps its override through writes and deletes alike.
-            data = {**data, "value": copy.deepcopy(pinned[data["key"]])}
-            kind = "state_set"
-        if rerun:
-            for record in data.get("hooks", ()):
-                found = await _rerun(hooks, session_id, seq, record, pinned, compare_results)
-                counts["hooks"] += 1
-                if found is None:
-                    counts["matched"] += 1
-                else:
-                    mismatches.append(found)
-                    halted = stop_on_error
-        try:
-            fold.apply(kind, data)
-        except (KeyError, TypeError, AttributeError) as error:
-            raise ReplayError(
-                f"session {session_id}: journal entry {seq} ({kind}) cannot be replayed: {error!r}"
-            ) from None
-        if pinned and kind in ("session_created", "session_forked", "events_appended"):
-            # An append's state delta does not override a pin either.
-            fold.variables.update(copy.deepcopy(pinned))
-        counts["events"] += 1
-        progress.done = seq
-        if mode is ReplayMode.DEBUG:
-            steps.append(ReplayStep(seq, kind, copy.deepcopy(fold.variables)))
-        if halted:
-            break
-        if counts["events"] % STEP == 0:
-            await anyio.lowlevel.checkpoint()
+    journal = entries(records, sid, upto)
+    async with aclosing(journal):
+        async for seq, _, kind, data in journal:
+            if progress.stop_requested:
+                break
+            if pinned and kind in ("state_set", "state_deleted") and data["key"] in pinned:
+                # A pinned variable keeps its override through writes and deletes alike.
+                data = {**data, "value": copy.deepcopy(pinned[data["key"]])}
+                kind = "state_set"
+            if rerun:
+                for record in data.get("hooks", ()):
+                    found = await _rerun(hooks, session_id, seq, record, pinned, compare_results)
+                    counts["hooks"] += 1
+                    if found is None:
+                        counts["matched"] += 1
+                    else:
+                        mismatches.append(found)
+                        halted = stop_on_error
+            try:
+                fold.apply(kind, data)
+            except (KeyError, TypeError, AttributeError) as error:
+                raise ReplayError(
+                    f"session {session_id}: journal entry {seq} ({kind}) cannot be replayed: "
+                    f"{error!r}"
+                ) from None
+            if pinned and kind in ("session_created", "session_forked", "events_appended"):
+                # An append's state delta does not override a pin either.
+                fold.variables.update(copy.deepcopy(pinned))
+            counts["events"] += 1
+            progress.done = seq
+            if mode is ReplayMode.DEBUG:
+                steps.append(ReplayStep(seq, kind, copy.deepcopy(fold.variables)))
+            if halted:
+                break
+            if counts["events"] % STEP == 0:
+                await anyio.lowlevel.checkpoint()
     return ReplayResult(
         session_id=session_id,
         mode=mode,

@@ -26,7 +26,7 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from satchel.storage import Batch, KeyValueStore, RecordCodec, prefix_upper_bound, scan_prefix
+from satchel.storage import Batch, RecordCodec, RecordStore, prefix_pairs, prefix_upper_bound
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -118,8 +118,8 @@ def _id_bytes(schedule_id: str) -> bytes:
         raise InvalidArgumentError(f"malformed schedule id {schedule_id!r}") from None
 
 
-def record_run(
-    kv: KeyValueStore, schedule_id: str, ran_us: int, found: Any, error: str | None
+async def record_run(
+    records: RecordStore, schedule_id: str, ran_us: int, found: Any, error: str | None
 ) -> None:
     """Keep one run's summary (and only the newest ``KEPT_RUNS``)."""
     prefix = RUN + _id_bytes(schedule_id)
@@ -134,38 +134,39 @@ def record_run(
     batch = Batch()
     batch.put(prefix + _U64.pack(ran_us), _RUN_CODEC.encode(stored))
     # The new run and the newest KEPT_RUNS - 1 before it stay.
-    kept = [key for key, _ in scan_prefix(kv, prefix, reverse=True, limit=KEPT_RUNS - 1)]
+    newest = await prefix_pairs(records, prefix, reverse=True, limit=KEPT_RUNS - 1)
+    kept = [key for key, _ in newest]
     if len(kept) == KEPT_RUNS - 1:
         batch.delete_range(prefix, kept[-1])
-    kv.write(batch)
+    await records.write(batch)
 
 
-def keep(kv: KeyValueStore, replay: ScheduledReplay) -> None:
+async def keep(records: RecordStore, replay: ScheduledReplay) -> None:
     """Store (or replace) a schedule."""
     batch = Batch()
     batch.put(schedule_key(replay.id), SCHEDULE_CODEC.encode(replay))
-    kv.write(batch)
+    await records.write(batch)
 
 
-def drop_for_session(kv: KeyValueStore, batch: Batch, session_id: str) -> None:
+async def drop_for_session(records: RecordStore, batch: Batch, session_id: str) -> None:
     """Add the removal of a deleted session's schedules and their runs to ``batch`` (their
     reminders find nothing to run and cancel themselves)."""
-    for key, value in scan_prefix(kv, SCHEDULE):
+    for key, value in await prefix_pairs(records, SCHEDULE):
         if SCHEDULE_CODEC.decode(value).session_id == session_id:
             runs = RUN + key[len(SCHEDULE) :]
             batch.delete(key)
             batch.delete_range(runs, prefix_upper_bound(runs))
 
 
-def forget(kv: KeyValueStore, schedule_id: str) -> bool:
+async def forget(records: RecordStore, schedule_id: str) -> bool:
     """Delete a schedule and its runs; whether it existed."""
     key = schedule_key(schedule_id)
-    existed = kv.get(key) is not None
+    existed = await records.get(key) is not None
     runs = RUN + _id_bytes(schedule_id)
     batch = Batch()
     batch.delete(key)
     batch.delete_range(runs, prefix_upper_bound(runs))
-    kv.write(batch)
+    await records.write(batch)
     return existed
 
 
@@ -178,12 +179,12 @@ class Replays:
 
     def __init__(
         self,
-        kv: KeyValueStore,
+        records: RecordStore,
         supervisor: Supervisor,
         actor: ActorRef,
         min_every_s: float = MIN_EVERY_S,
     ) -> None:
-        self._kv = kv
+        self._records = records
         self._supervisor = supervisor
         self._actor = actor
         #: The shortest interval a schedule may repeat at.
@@ -203,7 +204,7 @@ class Replays:
         """Replay ``session_id`` at ``when`` (default: now), then every ``every_s`` seconds
         if given; the schedule's id."""
         session_id, sid = validate.session_id(session_id)
-        if self._kv.get(layout.record_key(sid)) is None:
+        if await self._records.get(layout.record_key(sid)) is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         mode_of(mode)
         if every_s is not None and not (
@@ -236,7 +237,7 @@ class Replays:
 
     async def list(self, session_id: str | None = None) -> builtins.list[ScheduledReplay]:
         """Every schedule (of one session, if given)."""
-        found = [SCHEDULE_CODEC.decode(v) for _, v in scan_prefix(self._kv, SCHEDULE)]
+        found = [SCHEDULE_CODEC.decode(v) for _, v in await prefix_pairs(self._records, SCHEDULE)]
         if session_id is not None:
             session_id = validate.session_id(session_id)[0]
             found = [s for s in found if s.session_id == session_id]
@@ -247,7 +248,7 @@ class Replays:
         """The kept runs of a schedule, oldest first."""
         prefix = RUN + _id_bytes(schedule_id)
         runs = []
-        for _, value in scan_prefix(self._kv, prefix):
+        for _, value in await prefix_pairs(self._records, prefix):
             s = _RUN_CODEC.decode(value)
             runs.append(
                 ReplayRun(
@@ -273,26 +274,26 @@ class ReplayActor(Actor[Any]):
     """Runs scheduled replays (its own actor, so a long replay, or a replayed hook that
     reports to the collectors, never holds up or waits on the hook actor)."""
 
-    def __init__(self, sessions: SessionManager, kv: KeyValueStore) -> None:
+    def __init__(self, sessions: SessionManager, records: RecordStore) -> None:
         self._sessions = sessions
-        self._kv = kv
+        self._records = records
 
     async def receive(self, message: Any) -> Any:
         """Keep, drop or run a schedule."""
         if isinstance(message, ReminderFired):
             return await self._run(message.name)
         if isinstance(message, Schedule):
-            keep(self._kv, message.replay)
+            await keep(self._records, message.replay)
             replay = message.replay
             await self.context.set_reminder(replay.id, at=replay.due, every=replay.every_s)
             return None
         if isinstance(message, Unschedule):
             await self.context.cancel_reminder(message.schedule_id)
-            return forget(self._kv, message.schedule_id)
+            return await forget(self._records, message.schedule_id)
         raise TypeError(f"the replays actor takes no {type(message).__name__}")
 
     async def _run(self, schedule_id: str) -> None:
-        raw = self._kv.get(schedule_key(schedule_id))
+        raw = await self._records.get(schedule_key(schedule_id))
         if raw is None:
             await self.context.cancel_reminder(schedule_id)  # left by a cancelled schedule
             return
@@ -308,13 +309,13 @@ class ReplayActor(Actor[Any]):
             )
         except SessionNotFoundError:
             await self.context.cancel_reminder(schedule_id)
-            forget(self._kv, schedule_id)
+            await forget(self._records, schedule_id)
             return
         except Exception as error:
             # Any failure is the run's result: the schedule (and this actor) go on.
-            record_run(self._kv, schedule_id, ran_us, None, describe(error))
+            await record_run(self._records, schedule_id, ran_us, None, describe(error))
         else:
-            record_run(self._kv, schedule_id, ran_us, found, None)
+            await record_run(self._records, schedule_id, ran_us, found, None)
         if replay.every_s is None:
             # A one-shot schedule is done; its runs stay readable until it is cancelled.
-            keep(self._kv, attrs.evolve(replay, due=-1.0))
+            await keep(self._records, attrs.evolve(replay, due=-1.0))

@@ -21,7 +21,7 @@ from satchel.runtime._errors import (
     SessionNotActiveError,
     SessionNotFoundError,
 )
-from satchel.storage import Batch, KeyValueStore, prefix_upper_bound
+from satchel.storage import Batch, RecordReads, prefix_upper_bound
 
 from .. import _layout as layout
 from .._model import SessionConfig, SessionStatus
@@ -74,23 +74,23 @@ class Holder:
 class Budgets:
     """The runtime's view of shared budgets (one per runtime, shared by its session actors)."""
 
-    def __init__(self, kv: KeyValueStore, buckets: dict[str, TokenBucket]) -> None:
-        self._kv = kv
+    def __init__(self, records: RecordReads, buckets: dict[str, TokenBucket]) -> None:
+        self._records = records
         self._buckets = buckets
-        self._records: dict[str, layout.SessionRecord | None] = {}
+        self._known: dict[str, layout.SessionRecord | None] = {}
         self._has_sharers: dict[str, bool] = {}
         self._usage: dict[str, list[int]] = {}
 
-    def holders(self, session_id: str, record: layout.SessionRecord) -> list[Holder]:
+    async def holders(self, session_id: str, record: layout.SessionRecord) -> list[Holder]:
         """What an operation of ``session_id`` counts against besides its own counters: its
         own tree's usage if sharers count against it, then each holder up its chain."""
         found = []
-        if limits_anything(record.config) and self._sharers_of(session_id):
+        if limits_anything(record.config) and await self._sharers_of(session_id):
             found.append(Holder(session_id, record.config))
         current, seen = record, {session_id}
         while current.budget_of is not None and current.budget_of not in seen:
             seen.add(current.budget_of)
-            holder = self._record(current.budget_of)
+            holder = await self._record(current.budget_of)
             if holder is None:
                 break  # deleted: its budget went with it
             if limits_anything(holder.config):
@@ -115,12 +115,12 @@ class Budgets:
                 bucket = self.bucket(holder.id, holder.config)
                 take_token(bucket, session_id, holder.config, holder.id)
 
-    def check(
+    async def check(
         self, session_id: str, holders: list[Holder], operations: int, artifacts: int, size: int
     ) -> None:
         """Refuse what would take a holder past one of its quotas."""
         for holder in holders:
-            used = self._used(holder.id)
+            used = await self._used(holder.id)
             config = holder.config
             wanted = (operations, artifacts, size)
             for index, (name, more) in enumerate(zip(_QUOTAS, wanted, strict=True)):
@@ -140,7 +140,7 @@ class Budgets:
                 used[1] += artifacts
                 used[2] += size
 
-    def admit(
+    async def admit(
         self,
         batch: Batch,
         record: layout.SessionRecord,
@@ -155,7 +155,7 @@ class Budgets:
         counted."""
         if record.budget_of is None:
             return None
-        raw = self._kv.get(layout.record_key(layout.bytes_of(record.budget_of)))
+        raw = await self._records.get(layout.record_key(layout.bytes_of(record.budget_of)))
         if raw is None:
             raise SessionNotFoundError(f"Session not found: {record.budget_of}")
         status = layout.RECORD_CODEC.decode(raw).status
@@ -164,9 +164,9 @@ class Budgets:
                 f"session {record.budget_of} is {status.value}: it cannot start sessions that "
                 "count against its budget"
             )
-        holders = self.holders(record.id, record)
+        holders = await self.holders(record.id, record)
         self.throttle(record.id, holders)
-        self.check(record.id, holders, 1, artifacts, size)
+        await self.check(record.id, holders, 1, artifacts, size)
         batch.put(*creation_key(layout.bytes_of(record.budget_of), sid))
         return holders
 
@@ -180,64 +180,66 @@ class Budgets:
 
     def forget(self, session_id: str) -> None:
         """A session was deleted: what is kept is summed again when next needed."""
-        self._records.pop(session_id, None)
+        self._known.pop(session_id, None)
         self._has_sharers.clear()
         self._usage.clear()
 
-    def holder_of(self, session_id: str) -> str | None:
+    async def holder_of(self, session_id: str) -> str | None:
         """The session whose budget ``session_id`` counts against, if any."""
-        record = self._record(session_id)
+        record = await self._record(session_id)
         return None if record is None else record.budget_of
 
-    def sharers(self, holder_id: str) -> list[str]:
+    async def sharers(self, holder_id: str) -> list[str]:
         """The sessions counting against the budget of ``holder_id`` directly."""
         prefix = layout.budget_prefix(layout.bytes_of(holder_id))
         end = prefix_upper_bound(prefix)
-        return [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in self._kv.scan(prefix, end)]
+        pairs = await self._records.scan(prefix, end)
+        return [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in pairs]
 
     # -- reading the store ------------------------------------------------------------------
 
-    def _record(self, session_id: str) -> layout.SessionRecord | None:
-        found = self._records.get(session_id)
+    async def _record(self, session_id: str) -> layout.SessionRecord | None:
+        found = self._known.get(session_id)
         if found is None:
-            raw = self._kv.get(layout.record_key(layout.bytes_of(session_id)))
+            raw = await self._records.get(layout.record_key(layout.bytes_of(session_id)))
             if raw is None:
                 # Not remembered: a keyed session's id is known before it exists, and a
                 # session created under it later must count against its budget.
                 return None
-            found = self._records[session_id] = layout.RECORD_CODEC.decode(raw)
+            found = self._known[session_id] = layout.RECORD_CODEC.decode(raw)
         return found
 
-    def _sharers_of(self, session_id: str) -> bool:
+    async def _sharers_of(self, session_id: str) -> bool:
         known = self._has_sharers.get(session_id)
         if known is None:
             prefix = layout.budget_prefix(layout.bytes_of(session_id))
-            known = any(True for _ in self._kv.scan(prefix, prefix_upper_bound(prefix), limit=1))
+            upper = prefix_upper_bound(prefix)
+            known = bool(await self._records.scan(prefix, upper, limit=1))
             self._has_sharers[session_id] = known
         return known
 
-    def _used(self, holder_id: str) -> list[int]:
+    async def _used(self, holder_id: str) -> list[int]:
         used = self._usage.get(holder_id)
         if used is None:
-            used = self._usage[holder_id] = self._sum(layout.bytes_of(holder_id))
+            used = self._usage[holder_id] = await self._sum(layout.bytes_of(holder_id))
         return used
 
-    def _sum(self, holder: bytes) -> list[int]:
+    async def _sum(self, holder: bytes) -> list[int]:
         """The counters of ``holder`` and every sharer below it, summed from the store."""
         total, pending, seen = [0, 0, 0], [holder], {holder}
         while pending:
             sid = pending.pop()
-            raw = self._kv.get(layout.counters_key(sid))
+            raw = await self._records.get(layout.counters_key(sid))
             if raw is not None:
                 counters = layout.Counters.decode(raw)
                 total[0] += counters.operations
                 total[1] += counters.artifacts
                 total[2] += counters.total_bytes
             spent = layout.spent_prefix(sid)
-            for _, value in self._kv.scan(spent, prefix_upper_bound(spent)):
+            for _, value in await self._records.scan(spent, prefix_upper_bound(spent)):
                 total[0] += int.from_bytes(value, "big")  # what deleted sharers did
             prefix = layout.budget_prefix(sid)
-            for key, _ in self._kv.scan(prefix, prefix_upper_bound(prefix)):
+            for key, _ in await self._records.scan(prefix, prefix_upper_bound(prefix)):
                 sharer = key[-layout.ID_BYTES :]
                 if sharer not in seen:
                     seen.add(sharer)

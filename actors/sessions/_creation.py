@@ -14,7 +14,7 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from satchel.storage import KeyValueStore
+from satchel.storage import RecordReads
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -60,8 +60,8 @@ def merge_config(
     return attrs.evolve(defaults, **given)
 
 
-def new_record(
-    kv: KeyValueStore,
+async def new_record(
+    records: RecordReads,
     defaults: SessionConfig,
     fields: Creation,
     now: int,
@@ -74,7 +74,7 @@ def new_record(
     merged = merge_config(defaults, fields.config)
     if budget_of is not None:  # limits at most the holder's and the parent's
         bounds = [budget_of] if parent is None else [budget_of, parent]
-        for found in load(kv, [validate.session_id(b)[1] for b in bounds]):
+        for found in await load(records, [validate.session_id(b)[1] for b in bounds]):
             if found is None:
                 raise SessionNotFoundError(f"Session not found: {budget_of} or {parent}")
             merged = merged.within(found[0].config)
@@ -115,10 +115,10 @@ def new_record(
     return record, sid
 
 
-def refuse_taken(kv: KeyValueStore, record: layout.SessionRecord, sid: bytes) -> None:
+async def refuse_taken(records: RecordReads, record: layout.SessionRecord, sid: bytes) -> None:
     """A keyed session names one id: creating it again is refused (checked right before the
-    creating write, with no await between)."""
-    if record.key is not None and kv.get(layout.counters_key(sid)) is not None:
+    creating write, with nothing between that suspends on a local store)."""
+    if record.key is not None and await records.get(layout.counters_key(sid)) is not None:
         raise SessionExistsError(f"a session keyed {record.key!r} exists already ({record.id})")
 
 

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
 from satchel.runtime._errors import SatchelError
-from satchel.storage import KeyValueStore
+from satchel.storage import RecordReads
 from satchel.storage import _keys as keys
 
 from .. import _layout as layout
@@ -79,11 +79,11 @@ class DeadlineSweeper(Actor[Any]):
 
     def __init__(
         self,
-        kv: KeyValueStore,
+        records: RecordReads,
         board: DeadlineBoard,
         session_ref: Callable[[str], ActorRef],
     ) -> None:
-        self._kv = kv
+        self._records = records
         self._board = board
         self._session_ref = session_ref
         self._scheduled: int | None = None
@@ -116,7 +116,8 @@ class DeadlineSweeper(Actor[Any]):
         while True:
             now = self._now_us()
             upper = keys.DEADLINE + layout.u64(now + 1)
-            due = [layout.parse_deadline_key(key) for key, _ in self._kv.scan(lower, upper)]
+            found = await self._records.scan(lower, upper)
+            due = [layout.parse_deadline_key(key) for key, _ in found]
             for due_us, sid, reason in due:
                 await self._tell(layout.text_of(sid), DeadlineDue(due_us, reason))
             self._swept_us = now
@@ -135,8 +136,8 @@ class DeadlineSweeper(Actor[Any]):
     async def _schedule(self, *, retry: bool) -> None:
         """Set the reminder for the first deadline after the last sweep (or a retry)."""
         lower = keys.DEADLINE + layout.u64(self._swept_us + 1)
-        first = next(self._kv.scan(lower, layout.DEADLINES_UPPER, limit=1), None)
-        due_us = None if first is None else layout.parse_deadline_key(first[0])[0]
+        first = await self._records.scan(lower, layout.DEADLINES_UPPER, limit=1)
+        due_us = layout.parse_deadline_key(first[0][0])[0] if first else None
         if retry:
             again = self._swept_us + RETRY_S * _US
             due_us = again if due_us is None else min(due_us, again)

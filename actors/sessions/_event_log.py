@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -21,11 +22,12 @@ from satchel.runtime._errors import (
     InvalidStateTransitionError,
     ValidationError,
 )
-from satchel.storage import Batch, KeyValueStore, prefix_upper_bound
+from satchel.storage import Batch, RecordReads, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from .. import _layout as layout
 from .. import _validate as validate
+from .._indexscan import paged
 
 _U64 = struct.Struct(">Q")
 _LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)
@@ -78,14 +80,14 @@ def last_key(sid: bytes) -> bytes:
     return keys.SESSION_EVENT_LAST + sid
 
 
-def last_position(kv: KeyValueStore, sid: bytes) -> int:
+async def last_position(records: RecordReads, sid: bytes) -> int:
     """The last position given in the session (0 if none ever was)."""
-    return _last(kv, sid)[0]
+    return (await _last(records, sid))[0]
 
 
-def _last(kv: KeyValueStore, sid: bytes) -> tuple[int, int]:
+async def _last(records: RecordReads, sid: bytes) -> tuple[int, int]:
     """The last position given and the time of the last event appended (µs; 0, 0 if none)."""
-    raw = kv.get(last_key(sid))
+    raw = await records.get(last_key(sid))
     if raw is None:
         return 0, 0
     position, at_us = _LAST.unpack(raw)
@@ -192,8 +194,8 @@ def validate_key(key: object) -> str:
     return key
 
 
-def append_batch(
-    kv: KeyValueStore,
+async def append_batch(
+    records: RecordReads,
     sid: bytes,
     session_id: str,
     append: Append,
@@ -202,7 +204,7 @@ def append_batch(
     batch: Batch,
 ) -> dict[str, Any]:
     """Add the append to ``batch``; its journal data (``events_appended``)."""
-    last, last_at = _last(kv, sid)
+    last, last_at = await _last(records, sid)
     if append.expect_position is not None and append.expect_position != last:
         raise InvalidStateTransitionError(
             f"session {session_id} has {last} as its last event position, not "
@@ -248,16 +250,17 @@ def _within(size: int, limit: int, what: str) -> None:
         )
 
 
-def newest(kv: KeyValueStore, sid: bytes) -> SessionEvent | None:
+async def newest(records: RecordReads, sid: bytes) -> SessionEvent | None:
     """The last event of the session, if it has any."""
     prefix = events_prefix(sid)
-    for key, raw in kv.scan(prefix, prefix_upper_bound(prefix), reverse=True, limit=1):
+    upper = prefix_upper_bound(prefix)
+    for key, raw in await records.scan(prefix, upper, reverse=True, limit=1):
         return decode_event(_U64.unpack(key[len(prefix) :])[0], raw)
     return None
 
 
-def read(
-    kv: KeyValueStore, sid: bytes, *, last: int | None, after_us: int | None
+async def read(
+    records: RecordReads, sid: bytes, *, last: int | None, after_us: int | None
 ) -> list[SessionEvent]:
     """The session's events, oldest first: the last ``last`` of them, and of those only the
     ones after ``after_us`` (read back from the end: event times grow with positions)."""
@@ -265,30 +268,37 @@ def read(
     start = len(prefix)
     upper = prefix_upper_bound(prefix)
     if last is None and after_us is None:
-        return [decode_event(_U64.unpack_from(k, start)[0], v) for k, v in kv.scan(prefix, upper)]
+        pairs = await records.scan(prefix, upper)
+        return [decode_event(_U64.unpack_from(k, start)[0], v) for k, v in pairs]
     found: list[SessionEvent] = []
     unpack, position_at, to_datetime = msgpack.unpackb, _U64.unpack_from, validate.to_datetime
     new, set_position, set_at, set_data = _new_object, _set_position, _set_at, _set_data
     moment_us, moment = -1, _EPOCH  # the events of one append share their time: made once
-    for key, raw in kv.scan(prefix, upper, reverse=True, limit=last):
-        at_us, data = unpack(raw)
-        if at_us != moment_us:
-            if after_us is not None and at_us <= after_us:
+    # Paged (``last`` a page when given): the read stops at the first event not after
+    # ``after_us``, and a networked store is asked for no more than that.
+    newest_first = paged(records, prefix, upper, reverse=True, page=last or 256)
+    async with aclosing(newest_first):
+        async for key, raw in newest_first:
+            at_us, data = unpack(raw)
+            if at_us != moment_us:
+                if after_us is not None and at_us <= after_us:
+                    break
+                moment_us, moment = at_us, to_datetime(at_us)
+            event = new(SessionEvent)  # ``_event``, inline: once per event read
+            set_position(event, position_at(key, start)[0])
+            set_at(event, moment)
+            set_data(event, data)
+            found.append(event)
+            if len(found) == last:
                 break
-            moment_us, moment = at_us, to_datetime(at_us)
-        event = new(SessionEvent)  # ``_event``, inline: once per event read
-        set_position(event, position_at(key, start)[0])
-        set_at(event, moment)
-        set_data(event, data)
-        found.append(event)
     found.reverse()
     return found
 
 
-def clear_batch(kv: KeyValueStore, sid: bytes, batch: Batch) -> int:
+async def clear_batch(records: RecordReads, sid: bytes, batch: Batch) -> int:
     """Add the removal of every event to ``batch``; how many there were."""
     prefix = events_prefix(sid)
-    count = sum(1 for _ in kv.scan(prefix, prefix_upper_bound(prefix)))
+    count = len(await records.scan(prefix, prefix_upper_bound(prefix)))
     batch.delete_range(prefix, prefix_upper_bound(prefix))
     return count
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
-from satchel.storage import Batch, BlobStore, KeyValueStore, scan_prefix
+from satchel.storage import Batch, BlobStore, RecordStore, prefix_pairs
 from satchel.storage import _keys as keys
 
 from .. import _layout as layout
@@ -37,23 +37,23 @@ class ReplayMetadata:
 class History:
     """Reads of a session's past, and forks."""
 
-    def __init__(self, kv: KeyValueStore, blobs: BlobStore, hooks: Hooks) -> None:
-        self._kv = kv
+    def __init__(self, records: RecordStore, blobs: BlobStore, hooks: Hooks) -> None:
+        self._records = records
         self._blobs = blobs
         self._hooks = hooks
 
-    def _session(self, session_id: str) -> tuple[str, bytes, layout.SessionRecord]:
+    async def _session(self, session_id: str) -> tuple[str, bytes, layout.SessionRecord]:
         session_id, sid = validate.session_id(session_id)
-        raw = self._kv.get(layout.record_key(sid))
+        raw = await self._records.get(layout.record_key(sid))
         if raw is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         return session_id, sid, layout.RECORD_CODEC.decode(raw)
 
-    def state_at(self, session_id: str, seq: int | None = None) -> SessionState:
+    async def state_at(self, session_id: str, seq: int | None = None) -> SessionState:
         """Variables, artifacts and status after journal entry ``seq`` (default: now)."""
-        session_id, sid, _ = self._session(session_id)
-        at = replays.check_seq(seq, replays.last_seq(self._kv, sid), session_id)
-        return replays.state_at(self._kv, sid, session_id, at)
+        session_id, sid, _ = await self._session(session_id)
+        at = replays.check_seq(seq, await replays.last_seq(self._records, sid), session_id)
+        return await replays.state_at(self._records, sid, session_id, at)
 
     async def replay(
         self,
@@ -67,9 +67,9 @@ class History:
         progress: ReplayProgress | None = None,
     ) -> ReplayResult:
         """Replay the journal up to ``at`` in ``mode``; the session is not changed."""
-        session_id, sid, _ = self._session(session_id)
+        session_id, sid, _ = await self._session(session_id)
         checked = replays.mode_of(mode)
-        upto = replays.check_seq(at, replays.last_seq(self._kv, sid), session_id)
+        upto = replays.check_seq(at, await replays.last_seq(self._records, sid), session_id)
         if modifications is not None and not isinstance(modifications, Mapping):
             raise InvalidArgumentError(
                 f"modifications must be a map of variable names to values, not "
@@ -83,7 +83,7 @@ class History:
             if type(flag) is not bool:
                 raise InvalidArgumentError(f"{name} must be a boolean, not {flag!r}")
         return await replays.replay(
-            self._kv,
+            self._records,
             self._hooks,
             sid,
             session_id,
@@ -95,14 +95,15 @@ class History:
             progress=progress or ReplayProgress(),
         )
 
-    def metadata(self, session_id: str) -> ReplayMetadata:
+    async def metadata(self, session_id: str) -> ReplayMetadata:
         """How many journal entries the session has, and when the first and last were made."""
-        session_id, sid, _ = self._session(session_id)
+        session_id, sid, _ = await self._session(session_id)
         prefix = layout.journal_prefix(sid)
-        first = next(scan_prefix(self._kv, prefix, limit=1), None)
-        last = next(scan_prefix(self._kv, prefix, reverse=True, limit=1), None)
-        if first is None or last is None:
+        firsts = await prefix_pairs(self._records, prefix, limit=1)
+        lasts = await prefix_pairs(self._records, prefix, reverse=True, limit=1)
+        if not firsts or not lasts:
             return ReplayMetadata(session_id, 0, None, None, False)
+        first, last = firsts[0], lasts[0]
         return ReplayMetadata(
             session_id,
             int.from_bytes(last[0][-8:], "big"),
@@ -111,19 +112,20 @@ class History:
             True,
         )
 
-    def can_replay(self, session_id: str) -> bool:
+    async def can_replay(self, session_id: str) -> bool:
         """Whether the session exists (and so has a journal); never raises for a
         well-formed id."""
         sid = validate.session_id(session_id)[1]
-        return self._kv.get(layout.record_key(sid)) is not None
+        return await self._records.get(layout.record_key(sid)) is not None
 
-    def replayable(self) -> list[str]:
+    async def replayable(self) -> list[str]:
         """Every session with a journal to replay (all of them: each has at least its
         creation entry), by id."""
         start = len(keys.SESSION)
-        return [layout.text_of(key[start:]) for key, _ in scan_prefix(self._kv, keys.SESSION)]
+        pairs = await prefix_pairs(self._records, keys.SESSION)
+        return [layout.text_of(key[start:]) for key, _ in pairs]
 
-    def fork_write(
+    async def fork_write(
         self,
         state: SessionState,
         record: layout.SessionRecord,
@@ -135,10 +137,10 @@ class History:
         """Write the fork of ``state`` as session ``record`` (and ``extra``, in the same
         write), with its blob references; the data and cause of its first journal entry
         (with the ``session_start`` hooks' records)."""
-        batch, refs, data, cause = fork_batch(
-            self._kv, state, record, sid, correlation, hook_records
+        batch, refs, data, cause = await fork_batch(
+            self._records, state, record, sid, correlation, hook_records
         )
         if extra is not None:
             batch.extend(extra)
-        self._blobs.commit(batch, add=refs)
+        await self._blobs.commit(batch, add=refs)
         return data, cause

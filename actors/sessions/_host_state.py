@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 from satchel.runtime._errors import ValidationError
-from satchel.storage import Batch, KeyValueStore
+from satchel.storage import Batch, RecordStore
 from satchel.storage._keys import HOST_STATE
 
 from .. import _validate as validate
@@ -21,12 +21,12 @@ MAX_VALUE_BYTES = 1 << 20
 class HostState:
     """``State.get/set/delete/list`` of host scripts."""
 
-    def __init__(self, kv: KeyValueStore) -> None:
-        self._kv = kv
+    def __init__(self, records: RecordStore) -> None:
+        self._records = records
 
     async def get(self, key: str) -> Any:
         """The value of ``key``, or ``None``."""
-        raw = self._kv.get(HOST_STATE + validate.state_key(key))
+        raw = await self._records.get(HOST_STATE + validate.state_key(key))
         await anyio.lowlevel.checkpoint()
         return None if raw is None else decode_value(raw)
 
@@ -41,21 +41,21 @@ class HostState:
             )
         batch = Batch()
         batch.put(HOST_STATE + name, encoded)
-        self._kv.write(batch)
+        await self._records.write(batch)
         await anyio.lowlevel.checkpoint()
 
     async def delete(self, key: str) -> None:
         """Forget ``key`` (nothing happens if it is not there)."""
         batch = Batch()
         batch.delete(HOST_STATE + validate.state_key(key))
-        self._kv.write(batch)
+        await self._records.write(batch)
         await anyio.lowlevel.checkpoint()
 
     async def keys(self) -> list[str]:
         """Every key, in byte order."""
         found = [
             key[len(HOST_STATE) :].decode()
-            for key, _ in self._kv.scan(HOST_STATE, HOST_STATE + b"\xff")
+            for key, _ in await self._records.scan(HOST_STATE, HOST_STATE + b"\xff")
         ]
         await anyio.lowlevel.checkpoint()
         return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import itertools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, final
@@ -24,8 +23,9 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from satchel.storage import Batch, BlobStore, KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import Batch, BlobStore, RecordStore, prefix_upper_bound
 
+from .. import _indexscan as indexscan
 from .. import _layout as layout
 from .. import _validate as validate
 from .._check import SessionCheckReport, check_sessions
@@ -81,7 +81,7 @@ class SessionManager(EventLogCalls):
 
     def __init__(
         self,
-        kv: KeyValueStore,
+        records: RecordStore,
         supervisor: Supervisor,
         board: DeadlineBoard,
         defaults: SessionConfig,
@@ -91,10 +91,10 @@ class SessionManager(EventLogCalls):
         events: EventBus,
         budgets: Budgets,
     ) -> None:
-        self._kv = kv
+        self._records = records
         self._events = events
         self._budgets = budgets
-        self._history = History(kv, blobs, hooks)
+        self._history = History(records, blobs, hooks)
         self._supervisor = supervisor
         self._refs: dict[str, ActorRef] = {}
         self._board = board
@@ -179,12 +179,12 @@ class SessionManager(EventLogCalls):
             app=app,
             user=user,
         )
-        record, sid = self._new_record(fields, budget_of)
+        record, sid = await self._new_record(fields, budget_of)
         initial = creation.initial_state(state, record.config.max_value_bytes)
         cause = None
         if record.parent_id is not None:
             parent = layout.bytes_of(record.parent_id)
-            raw_counters = self._kv.get(layout.counters_key(parent))
+            raw_counters = await self._records.get(layout.counters_key(parent))
             if raw_counters is None:
                 raise SessionNotFoundError(f"Session not found: {record.parent_id} (the parent)")
             # The child's creation follows from the parent's state as of its last entry.
@@ -192,13 +192,16 @@ class SessionManager(EventLogCalls):
                 "session_id": record.parent_id,
                 "seq": layout.Counters.decode(raw_counters).seq,
             }
-            correlation = correlation_of(self._kv, record.parent_id)
+            correlation = await correlation_of(self._records, record.parent_id)
         else:
             correlation = record.id
         created = creation.created_data(record)
         if self._hooks.has(HookPoint.SESSION_START):
             record, created = await self._start_hooks(record)
-            if record.parent_id is not None and self._kv.get(layout.record_key(parent)) is None:
+            if (
+                record.parent_id is not None
+                and await self._records.get(layout.record_key(parent)) is None
+            ):
                 # The parent went while the hooks ran.
                 raise SessionNotFoundError(f"Session not found: {record.parent_id} (the parent)")
         created["correlation_id"] = correlation
@@ -208,8 +211,8 @@ class SessionManager(EventLogCalls):
         batch = Batch()
         for name, _, encoded in initial:
             batch.put(layout.var_prefix(sid) + name.encode(), encoded)
-        creation.refuse_taken(self._kv, record, sid)
-        holders = self._budgets.admit(batch, record, sid)
+        await creation.refuse_taken(self._records, record, sid)
+        holders = await self._budgets.admit(batch, record, sid)
         encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
         if len(encoded) > validate.MAX_METADATA_BYTES:
             # Only a large record can hold metadata over its limit; small ones skip the encode.
@@ -225,7 +228,7 @@ class SessionManager(EventLogCalls):
         batch.put(layout.updated_key(sid, now), layout.u64(now))
         if record.deadlines:
             layout.move_deadlines(batch, sid, (), record.deadlines)
-        self._kv.write(batch)
+        await self._records.write(batch)
         if holders is not None:
             self._budgets.admitted(record, holders, 0, 0)
         if record.deadlines:
@@ -233,7 +236,7 @@ class SessionManager(EventLogCalls):
         else:
             await anyio.lowlevel.checkpoint()
         if self._events.active:
-            self._events.publish(record.id, 1, now, "session_created", dict(created), cause)
+            await self._events.publish(record.id, 1, now, "session_created", dict(created), cause)
         # The journal entry is written (and the event has its own copy): the data is the
         # observers' now (with none, no coroutine is made for them).
         if self._hooks.observed:
@@ -251,13 +254,13 @@ class SessionManager(EventLogCalls):
             else:
                 hooks.notify_now(HookPoint.SESSION_START, session_id, data)
 
-    def _new_record(
+    async def _new_record(
         self,
         fields: Creation,
         budget_of: str | None = None,
     ) -> tuple[layout.SessionRecord, bytes]:
         now = round(self._supervisor.clock() * _US)
-        return creation.new_record(self._kv, self.defaults, fields, now, budget_of)
+        return await creation.new_record(self._records, self.defaults, fields, now, budget_of)
 
     async def _start_hooks(
         self, record: layout.SessionRecord, *, origin: str | None = None
@@ -295,7 +298,7 @@ class SessionManager(EventLogCalls):
     async def state_at(self, session_id: str, seq: int | None = None) -> SessionState:
         """The session's variables, artifacts and status after journal entry ``seq``."""
         await anyio.lowlevel.checkpoint()
-        return self._history.state_at(session_id, seq)
+        return await self._history.state_at(session_id, seq)
 
     async def replay(self, session_id: str, **config: Any) -> ReplayResult:
         """Replay the journal (``mode``: simulate, exact, modified, debug; ``at``,
@@ -306,17 +309,17 @@ class SessionManager(EventLogCalls):
     async def replay_metadata(self, session_id: str) -> ReplayMetadata:
         """How many journal entries there are, and when the first and last were made."""
         await anyio.lowlevel.checkpoint()
-        return self._history.metadata(session_id)
+        return await self._history.metadata(session_id)
 
     async def can_replay(self, session_id: str) -> bool:
         """Whether the session exists to be replayed."""
         await anyio.lowlevel.checkpoint()
-        return self._history.can_replay(session_id)
+        return await self._history.can_replay(session_id)
 
     async def list_replayable(self) -> builtins.list[str]:
         """The ids of every session that can be replayed."""
         await anyio.lowlevel.checkpoint()
-        return self._history.replayable()
+        return await self._history.replayable()
 
     async def fork(
         self,
@@ -333,8 +336,8 @@ class SessionManager(EventLogCalls):
         ``budget_of`` and ``key`` as for ``create``; the fork keeps the origin's app and
         user."""
         started = time.perf_counter_ns()
-        state = self._history.state_at(session_id, at)
-        origin = load(self._kv, [validate.session_id(session_id)[1]])[0]
+        state = await self._history.state_at(session_id, at)
+        origin = (await load(self._records, [validate.session_id(session_id)[1]]))[0]
         assert origin is not None  # state_at found it
         record = origin[0]
         if name is None:
@@ -349,24 +352,28 @@ class SessionManager(EventLogCalls):
             app=record.app,
             user=record.user,
         )
-        forked, sid = self._new_record(fields, budget_of)
+        forked, sid = await self._new_record(fields, budget_of)
         hook_records: list[dict[str, Any]] = []
         if self._hooks.has(HookPoint.SESSION_START):
             # A fork starts a session as a creation does: the same hooks may change or refuse it.
             forked, started_data = await self._start_hooks(forked, origin=record.id)
             hook_records = started_data["hooks"]
-            if self._kv.get(layout.record_key(layout.bytes_of(record.id))) is None:
+            if await self._records.get(layout.record_key(layout.bytes_of(record.id))) is None:
                 raise SessionNotFoundError(f"Session not found: {record.id}")  # deleted meanwhile
-        correlation = correlation_of(self._kv, record.id)
+        correlation = await correlation_of(self._records, record.id)
         artifacts, size = len(state.artifacts), sum(a.size for a in state.artifacts)
         extra = Batch()
-        creation.refuse_taken(self._kv, forked, sid)
-        holders = self._budgets.admit(extra, forked, sid, artifacts, size)
-        data, cause = self._history.fork_write(state, forked, sid, correlation, hook_records, extra)
+        await creation.refuse_taken(self._records, forked, sid)
+        holders = await self._budgets.admit(extra, forked, sid, artifacts, size)
+        data, cause = await self._history.fork_write(
+            state, forked, sid, correlation, hook_records, extra
+        )
         if holders is not None:
             self._budgets.admitted(forked, holders, artifacts, size)
         if self._events.active:
-            self._events.publish(forked.id, 1, forked.created_us, "session_forked", data, cause)
+            await self._events.publish(
+                forked.id, 1, forked.created_us, "session_forked", data, cause
+            )
         if forked.deadlines:
             await self._board.note(min(due for due, _ in forked.deadlines))
         else:
@@ -377,7 +384,7 @@ class SessionManager(EventLogCalls):
     async def get(self, session_id: str) -> SessionInfo:
         """The session table of ``session_id``, whatever its status."""
         _, sid = validate.session_id(session_id)
-        loaded = load(self._kv, [sid])[0]
+        loaded = (await load(self._records, [sid]))[0]
         await anyio.lowlevel.checkpoint()
         if loaded is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
@@ -397,8 +404,9 @@ class SessionManager(EventLogCalls):
         validate.page(offset, limit)
         upper = prefix_upper_bound(layout.journal_prefix(sid))
         entries = []
-        correlation = correlation_of(self._kv, session_id)
-        for key, value in self._kv.scan(layout.journal_key(sid, offset + 1), upper, limit=limit):
+        correlation = await correlation_of(self._records, session_id)
+        lower = layout.journal_key(sid, offset + 1)
+        for key, value in await self._records.scan(lower, upper, limit=limit):
             at_us, kind, data, cause = layout.decode_entry_with_cause(value)
             seq = int.from_bytes(key[-8:], "big")
             at = validate.to_datetime(at_us)
@@ -425,7 +433,7 @@ class SessionManager(EventLogCalls):
 
     async def _retire_below(self, sid: bytes) -> None:
         """Passivate the live actors of every session below ``sid``."""
-        below = [layout.text_of(child) for child in removal.descendants(self._kv, sid)]
+        below = [layout.text_of(child) for child in await removal.descendants(self._records, sid)]
         for child in below:
             if self._supervisor.is_live(SESSION_KIND, child):
                 # One deleted since the scan has nothing left to retire.
@@ -496,8 +504,11 @@ class SessionManager(EventLogCalls):
         """Make the ``count`` most recently updated sessions live; their ids, newest first."""
         if type(count) is not int or count < 0:
             raise ValidationError(f"count must be a non-negative integer, not {count!r}")
-        index = scan_prefix(self._kv, layout.BY_UPDATED, reverse=True)
-        newest = itertools.islice(by_update_time(self._kv, index, descending=True), count)
+        upper = prefix_upper_bound(layout.BY_UPDATED)
+        page = indexscan.first_chunk(0, count)
+        index = indexscan.paged(self._records, layout.BY_UPDATED, upper, reverse=True, page=page)
+        ordered = by_update_time(self._records, index, descending=True)
+        newest = await indexscan.page_of(ordered, 0, count)
         ids = [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in newest]
         for session_id in ids:
             await self._ask(session_id, Load())
@@ -524,7 +535,7 @@ class SessionManager(EventLogCalls):
     async def check(self, *, fix: bool = False) -> SessionCheckReport:
         """Compare every session with its counters, journal and index entries (see
         ``check_sessions``); ``fix`` rebuilds index entries and drops orphaned data."""
-        report = check_sessions(self._kv, fix=fix)
+        report = await check_sessions(self._records, fix=fix)
         await anyio.lowlevel.checkpoint()
         return report
 
@@ -533,25 +544,25 @@ class SessionManager(EventLogCalls):
         ``search`` (case-insensitive substring of name or description), ``created_after``,
         ``created_before`` (exclusive), ``order_by`` (``created_at``, ``updated_at``, ``name``),
         ``descending``, ``offset``, ``limit``."""
-        found = run_query(self._kv, _query(filters))
+        found = await run_query(self._records, _query(filters))
         await anyio.lowlevel.checkpoint()
         return found
 
-    def made_by_scripts_of(self, session_id: str) -> builtins.list[str]:
+    async def made_by_scripts_of(self, session_id: str) -> builtins.list[str]:
         """The sessions that scripts of ``session_id`` created or forked (they count against
         its budget)."""
-        return self._budgets.sharers(session_id)
+        return await self._budgets.sharers(session_id)
 
-    def made_by_a_script_of(self, session_id: str, holder_id: str) -> bool:
+    async def made_by_a_script_of(self, session_id: str, holder_id: str) -> bool:
         """Whether ``session_id`` was created or forked by a script of ``holder_id``."""
-        return self._budgets.holder_of(session_id) == holder_id
+        return await self._budgets.holder_of(session_id) == holder_id
 
     async def list_among(
         self, session_ids: Iterable[str], **filters: Any
     ) -> builtins.list[SessionInfo]:
         """``list`` among ``session_ids`` only: every filter, the order, the page and the time
         it takes as if no other session existed (what a session script may see)."""
-        found = query_among(self._kv, session_ids, _query(filters))
+        found = await query_among(self._records, session_ids, _query(filters))
         await anyio.lowlevel.checkpoint()
         return found
 

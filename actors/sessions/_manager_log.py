@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.lowlevel
 from satchel.runtime import ActorRef
 from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
-from satchel.storage import KeyValueStore, scan_prefix
+from satchel.storage import RecordStore, prefix_pairs
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -23,7 +23,7 @@ class EventLogCalls:
     """Append, read, pop and clear events; read every variable at once."""
 
     if TYPE_CHECKING:
-        _kv: KeyValueStore
+        _records: RecordStore
 
         async def _ask(self, session_id: str, message: Any) -> Any: ...
 
@@ -82,20 +82,22 @@ class EventLogCalls:
     ) -> builtins.list[SessionEvent]:
         """The session's events, oldest first: the last ``last`` of them, or (and) those after
         the time ``after``, read from the end of the log without the rest."""
-        sid = self._existing(session_id)
+        sid = await self._existing(session_id)
         if last is not None and (type(last) is not int or last < 0):
             raise InvalidArgumentError(f"last must be a non-negative integer, not {last!r}")
         after_us = None if after is None else validate.micros("after", after)
-        found = [] if last == 0 else log.read(self._kv, sid, last=last, after_us=after_us)
+        found = (
+            [] if last == 0 else await log.read(self._records, sid, last=last, after_us=after_us)
+        )
         await anyio.lowlevel.checkpoint()
         return found
 
     async def last_event_position(self, session_id: str) -> int:
         """The last position given in the session's log (0 if none; a pop does not lower
         it): what ``expect_position`` compares with."""
-        sid = self._existing(session_id)
+        sid = await self._existing(session_id)
         await anyio.lowlevel.checkpoint()
-        return log.last_position(self._kv, sid)
+        return await log.last_position(self._records, sid)
 
     async def pop_event(self, session_id: str) -> SessionEvent | None:
         """Remove and return the session's last event (``None`` if it has none); its state
@@ -111,18 +113,18 @@ class EventLogCalls:
     async def state(self, session_id: str, *, prefix: str = "") -> dict[str, Any]:
         """Every variable of the session and its value (those whose name starts with
         ``prefix``, read without the others), in name order."""
-        sid = self._existing(session_id)
+        sid = await self._existing(session_id)
         if not isinstance(prefix, str):
             raise InvalidArgumentError(f"prefix must be a string, not {type(prefix).__name__}")
         start = len(layout.var_prefix(sid))
-        pairs = scan_prefix(self._kv, layout.var_prefix(sid) + prefix.encode())
+        pairs = await prefix_pairs(self._records, layout.var_prefix(sid) + prefix.encode())
         found = {key[start:].decode(): layout.decode_value(raw) for key, raw in pairs}
         await anyio.lowlevel.checkpoint()
         return found
 
-    def _existing(self, session_id: str) -> bytes:
+    async def _existing(self, session_id: str) -> bytes:
         """The bytes of ``session_id``; ``SessionNotFound`` if it names no session."""
         sid = validate.session_id(session_id)[1]
-        if self._kv.get(layout.counters_key(sid)) is None:
+        if await self._records.get(layout.counters_key(sid)) is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         return sid

@@ -13,13 +13,13 @@ scanned and tested the same way.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from typing import Any
 
 import attrs
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import KeyValueStore, prefix_upper_bound
+from satchel.storage import RecordReads, prefix_upper_bound
 
 from .. import _indexscan as indexscan
 from .. import _layout as layout
@@ -159,10 +159,10 @@ def to_info(record: layout.SessionRecord, counters: layout.Counters) -> SessionI
 Loaded = tuple[layout.SessionRecord, layout.Counters]
 
 
-def load(kv: KeyValueStore, sids: list[bytes]) -> list[Loaded | None]:
+async def load(records: RecordReads, sids: list[bytes]) -> list[Loaded | None]:
     """The record and counters of each session, ``None`` where there is none."""
     wanted = [k for sid in sids for k in (layout.record_key(sid), layout.counters_key(sid))]
-    values = kv.get_many(wanted)
+    values = await records.get_many(wanted)
     found: list[Loaded | None] = []
     for raw_record, raw_counters in zip(values[::2], values[1::2], strict=True):
         if raw_record is None or raw_counters is None:
@@ -174,38 +174,55 @@ def load(kv: KeyValueStore, sids: list[bytes]) -> list[Loaded | None]:
     return found
 
 
-def run_query(kv: KeyValueStore, query: SessionQuery) -> list[SessionInfo]:
+async def run_query(records: RecordReads, query: SessionQuery) -> list[SessionInfo]:
     """The sessions matching ``query``, in its order, paginated."""
     filters = _filter_prefixes(query)
+    # Index entries are read a page at a time, as the tests of the first chunk use them.
+    page = indexscan.first_chunk(query.offset, query.limit)
     if query.order_by == "created_at":
-        driver = _most_selective(kv, query, filters)[0] if filters else layout.BY_CREATED
+        driver = (
+            (await _most_selective(records, query, filters))[0] if filters else layout.BY_CREATED
+        )
         lower, upper = _created_range(query, driver)
-        entries = kv.scan(lower, upper, reverse=query.descending)
-        found = _tested(kv, query, _suffixes(driver, entries), filters, driver)
-        return _page(kv, query, found)
+        entries = indexscan.paged(records, lower, upper, reverse=query.descending, page=page)
+        found = _tested(records, query, _suffixes(driver, entries), filters, driver)
+        return await _page(records, query, found)
     if filters:
-        driver, count = _most_selective(kv, query, filters, probe=SMALL)
+        driver, count = await _most_selective(records, query, filters, probe=SMALL)
         if count < SMALL:
             lower, upper = _created_range(query, driver)
-            entries = kv.scan(lower, upper)
-            matched = list(_tested(kv, query, _suffixes(driver, entries), filters, driver))
-            loaded = [x for x in load(kv, [s[8:] for s in matched]) if x is not None]
+            entries = indexscan.paged(records, lower, upper, page=SMALL)  # one page: all
+            tested = _tested(records, query, _suffixes(driver, entries), filters, driver)
+            matched = await indexscan.page_of(tested, 0, None)
+            loaded = [x for x in await load(records, [s[8:] for s in matched]) if x is not None]
             loaded.sort(key=_sort_key(query.order_by), reverse=query.descending)
             return [to_info(*x) for x in indexscan.window(iter(loaded), query.offset, query.limit)]
     order = layout.BY_NAME if query.order_by == "name" else layout.BY_UPDATED
-    entries = kv.scan(order, prefix_upper_bound(order), reverse=query.descending)
+    upper = prefix_upper_bound(order)
+    entries = indexscan.paged(records, order, upper, reverse=query.descending, page=page)
     if order == layout.BY_UPDATED:
-        entries = by_update_time(kv, entries, descending=query.descending)
-    suffixes = (value + key[-layout.ID_BYTES :] for key, value in entries)
-    return _page(kv, query, _tested(kv, query, _in_created_range(query, suffixes), filters, None))
+        entries = by_update_time(records, entries, descending=query.descending)
+    suffixes = _in_created_range(query, _order_suffixes(entries))
+    return await _page(records, query, _tested(records, query, suffixes, filters, None))
 
 
-def query_among(kv: KeyValueStore, sids: Iterable[str], query: SessionQuery) -> list[SessionInfo]:
+async def _order_suffixes(
+    entries: AsyncGenerator[tuple[bytes, bytes], None],
+) -> AsyncGenerator[Suffix, None]:
+    """The suffixes of an order index's entries (their values hold the creation time)."""
+    async with aclosing(entries):
+        async for key, value in entries:
+            yield value + key[-layout.ID_BYTES :]
+
+
+async def query_among(
+    records: RecordReads, sids: Iterable[str], query: SessionQuery
+) -> list[SessionInfo]:
     """The sessions among ``sids`` matching ``query``, in its order, paginated. Only those
     sessions are read, so what a caller who may see only them gets, and how long it takes,
     is the same whether or not other sessions exist."""
     wanted = sorted({validate.session_id(sid)[1] for sid in sids})
-    kept = [x for x in load(kv, wanted) if x is not None and _matches(x[0], query)]
+    kept = [x for x in await load(records, wanted) if x is not None and _matches(x[0], query)]
     if query.order_by == "created_at":
         kept.sort(key=lambda x: (x[0].created_us, layout.bytes_of(x[0].id)))
     else:
@@ -230,53 +247,84 @@ def _matches(record: layout.SessionRecord, query: SessionQuery) -> bool:
     )
 
 
-def by_update_time(
-    kv: KeyValueStore, entries: Iterable[tuple[bytes, bytes]], *, descending: bool
-) -> Iterator[tuple[bytes, bytes]]:
+async def by_update_time(
+    records: RecordReads,
+    entries: AsyncGenerator[tuple[bytes, bytes], None],
+    *,
+    descending: bool,
+) -> AsyncGenerator[tuple[bytes, bytes], None]:
     """By-update index entries in exact update order: the index orders them by the second,
     and each second's entries are sorted by the update times in their counters."""
     bucket_end = len(layout.BY_UPDATED) + 8
-    for _, group in itertools.groupby(entries, key=lambda entry: entry[0][:bucket_end]):
-        members = list(group)
-        if len(members) == 1:
-            yield members[0]
-            continue
-        raw = kv.get_many([layout.counters_key(key[-layout.ID_BYTES :]) for key, _ in members])
-        times = [layout.Counters.decode(r).updated_us if r else 0 for r in raw]
-        ranked = sorted(zip(times, members, strict=True), reverse=descending)
-        yield from (entry for _, entry in ranked)
+    members: list[tuple[bytes, bytes]] = []
+    async with aclosing(entries):
+        async for entry in entries:
+            if members and entry[0][:bucket_end] != members[0][0][:bucket_end]:
+                for ranked in await _ranked(records, members, descending):
+                    yield ranked
+                members = []
+            members.append(entry)
+    for ranked in await _ranked(records, members, descending):
+        yield ranked
+
+
+async def _ranked(
+    records: RecordReads, members: list[tuple[bytes, bytes]], descending: bool
+) -> list[tuple[bytes, bytes]]:
+    """The entries of one second of the by-update index in exact update order."""
+    if len(members) <= 1:
+        return members
+    keys = [layout.counters_key(key[-layout.ID_BYTES :]) for key, _ in members]
+    raw = await records.get_many(keys)
+    times = [layout.Counters.decode(r).updated_us if r else 0 for r in raw]
+    ranked = sorted(zip(times, members, strict=True), reverse=descending)
+    return [entry for _, entry in ranked]
 
 
 Suffix = bytes  # creation time (8 bytes) + session id (16 bytes)
 
 
-def _suffixes(prefix: bytes, entries: Iterable[tuple[bytes, bytes]]) -> Iterator[Suffix]:
+async def _suffixes(
+    prefix: bytes, entries: AsyncGenerator[tuple[bytes, bytes], None]
+) -> AsyncGenerator[Suffix, None]:
     start = len(prefix)
-    if prefix == layout.BY_CREATED:
-        # The by-creation values are the search text: keep them for the search test.
-        for key, value in entries:
-            yield key[start:] + value
-    else:
-        for key, _ in entries:
-            yield key[start:]
+    async with aclosing(entries):
+        if prefix == layout.BY_CREATED:
+            # The by-creation values are the search text: keep them for the search test.
+            async for key, value in entries:
+                yield key[start:] + value
+        else:
+            async for key, _ in entries:
+                yield key[start:]
 
 
-def _in_created_range(query: SessionQuery, suffixes: Iterator[Suffix]) -> Iterator[Suffix]:
+def _in_created_range(
+    query: SessionQuery, suffixes: AsyncGenerator[Suffix, None]
+) -> AsyncGenerator[Suffix, None]:
     after, before = query.created_after_us, query.created_before_us
     if after is None and before is None:
         return suffixes
     low = layout.u64(after + 1) if after is not None else b""
     high = layout.u64(before) if before is not None else b"\xff" * 8
-    return (s for s in suffixes if low <= s[:8] < high)
+    return _between(suffixes, low, high)
 
 
-def _tested(
-    kv: KeyValueStore,
+async def _between(
+    suffixes: AsyncGenerator[Suffix, None], low: bytes, high: bytes
+) -> AsyncGenerator[Suffix, None]:
+    async with aclosing(suffixes):
+        async for suffix in suffixes:
+            if low <= suffix[:8] < high:
+                yield suffix
+
+
+async def _tested(
+    records: RecordReads,
     query: SessionQuery,
-    candidates: Iterator[bytes],
+    candidates: AsyncGenerator[bytes, None],
     filters: list[bytes],
     driver: bytes | None,
-) -> Iterator[Suffix]:
+) -> AsyncGenerator[Suffix, None]:
     """The suffixes among ``candidates`` in every filter index (and matching ``search``).
 
     Candidates from the by-creation index carry their search text after the suffix.
@@ -285,30 +333,37 @@ def _tested(
     needle = None if query.search is None else query.search.encode()
     carries_text = driver == layout.BY_CREATED
     size = indexscan.first_chunk(query.offset, query.limit)
-    while chunk := list(itertools.islice(candidates, size)):
-        size = min(size * 4, indexscan.MAX_CHUNK)
-        suffixes = [c[:_SUFFIX] for c in chunk]
-        keep = [True] * len(chunk)
-        for prefix in others:
-            found = kv.get_many([prefix + s for s in suffixes])
-            keep = [k and f is not None for k, f in zip(keep, found, strict=True)]
-        if needle is not None:
-            texts = (
-                [c[_SUFFIX:] for c in chunk]
-                if carries_text
-                else kv.get_many([layout.BY_CREATED + s for s in suffixes])
-            )
-            keep = [k and t is not None and needle in t for k, t in zip(keep, texts, strict=True)]
-        yield from itertools.compress(suffixes, keep)
+    async with aclosing(candidates):
+        while chunk := await indexscan.take(candidates, size):
+            size = min(size * 4, indexscan.MAX_CHUNK)
+            suffixes = [c[:_SUFFIX] for c in chunk]
+            keep = [True] * len(chunk)
+            for prefix in others:
+                found = await records.get_many([prefix + s for s in suffixes])
+                keep = [k and f is not None for k, f in zip(keep, found, strict=True)]
+            if needle is not None:
+                texts = (
+                    [c[_SUFFIX:] for c in chunk]
+                    if carries_text
+                    else await records.get_many([layout.BY_CREATED + s for s in suffixes])
+                )
+                keep = [
+                    k and t is not None and needle in t for k, t in zip(keep, texts, strict=True)
+                ]
+            for suffix, kept in zip(suffixes, keep, strict=True):
+                if kept:
+                    yield suffix
 
 
 _SUFFIX = 8 + layout.ID_BYTES
 
 
-def _page(kv: KeyValueStore, query: SessionQuery, found: Iterator[Suffix]) -> list[SessionInfo]:
+async def _page(
+    records: RecordReads, query: SessionQuery, found: AsyncGenerator[Suffix, None]
+) -> list[SessionInfo]:
     """Load and describe the page of ``found`` the query asks for, in order."""
-    page = [s[8:] for s in indexscan.window(found, query.offset, query.limit)]
-    return [to_info(*x) for x in load(kv, page) if x is not None]
+    page = [s[8:] for s in await indexscan.page_of(found, query.offset, query.limit)]
+    return [to_info(*x) for x in await load(records, page) if x is not None]
 
 
 def _filter_prefixes(query: SessionQuery) -> list[bytes]:
@@ -330,12 +385,16 @@ def _created_range(query: SessionQuery, prefix: bytes) -> tuple[bytes, bytes]:
     return indexscan.created_range(prefix, query.created_after_us, query.created_before_us)
 
 
-def _most_selective(
-    kv: KeyValueStore, query: SessionQuery, prefixes: list[bytes], probe: int = PROBE
+async def _most_selective(
+    records: RecordReads, query: SessionQuery, prefixes: list[bytes], probe: int = PROBE
 ) -> tuple[bytes, int]:
     """The filter index with the fewest entries in range (counted up to ``probe``)."""
-    return indexscan.most_selective(
-        kv, prefixes, lambda prefix: _created_range(query, prefix), probe, count_one=probe != PROBE
+    return await indexscan.most_selective(
+        records,
+        prefixes,
+        lambda prefix: _created_range(query, prefix),
+        probe,
+        count_one=probe != PROBE,
     )
 
 

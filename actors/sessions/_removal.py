@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from satchel.runtime._errors import SessionHasChildrenError
-from satchel.storage import Batch, KeyValueStore, prefix_upper_bound, scan_prefix
+from satchel.storage import Batch, RecordStore, prefix_pairs, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from .. import _layout as layout
@@ -18,7 +18,7 @@ from ..hooks import _schedules as schedules
 from . import _event_log as event_log
 
 
-def descendants(kv: KeyValueStore, sid: bytes) -> list[bytes]:
+async def descendants(records: RecordStore, sid: bytes) -> list[bytes]:
     """Every session below ``sid``, parents before their children (each once, even if the
     parent links of damaged data loop)."""
     found: list[bytes] = []
@@ -26,7 +26,7 @@ def descendants(kv: KeyValueStore, sid: bytes) -> list[bytes]:
     frontier = [sid]
     while frontier:
         parent = frontier.pop()
-        for key, _ in scan_prefix(kv, layout.parent_prefix(parent)):
+        for key, _ in await prefix_pairs(records, layout.parent_prefix(parent)):
             child = key[-layout.ID_BYTES :]
             if child not in seen:
                 seen.add(child)
@@ -35,20 +35,20 @@ def descendants(kv: KeyValueStore, sid: bytes) -> list[bytes]:
     return found
 
 
-def first_child(kv: KeyValueStore, sid: bytes) -> bytes | None:
+async def first_child(records: RecordStore, sid: bytes) -> bytes | None:
     """One child session of ``sid``, if it has any."""
-    entry = next(scan_prefix(kv, layout.parent_prefix(sid), limit=1), None)
-    return None if entry is None else entry[0][-layout.ID_BYTES :]
+    entry = await prefix_pairs(records, layout.parent_prefix(sid), limit=1)
+    return entry[0][0][-layout.ID_BYTES :] if entry else None
 
 
 Drop = tuple[str, bytes]  # (content hash, owner key) of a blob reference to release
 
 
-def refuse_escaping_sharers(kv: KeyValueStore, doomed: Collection[bytes]) -> None:
+async def refuse_escaping_sharers(records: RecordStore, doomed: Collection[bytes]) -> None:
     """Refuse to delete a budget holder while a session not deleted with it counts against
     its budget (that session would escape the budget)."""
     for holder in doomed:
-        for key, _ in scan_prefix(kv, layout.budget_prefix(holder)):
+        for key, _ in await prefix_pairs(records, layout.budget_prefix(holder)):
             if (sharer := key[-layout.ID_BYTES :]) not in doomed:
                 raise SessionHasChildrenError(
                     f"session {layout.text_of(sharer)} counts against the budget of session "
@@ -56,8 +56,8 @@ def refuse_escaping_sharers(kv: KeyValueStore, doomed: Collection[bytes]) -> Non
                 )
 
 
-def delete_session(
-    kv: KeyValueStore,
+async def delete_session(
+    records: RecordStore,
     batch: Batch,
     sid: bytes,
     record: layout.SessionRecord,
@@ -70,20 +70,21 @@ def delete_session(
     spent = layout.spent_prefix(sid)
     if record.budget_of is not None and (holder := layout.bytes_of(record.budget_of)) not in doomed:
         key = layout.spent_prefix(holder) + sid  # holds its creation, counted as one operation
-        operations = sum(
-            int.from_bytes(value, "big")
-            for value in [kv.get(key) or b"", *(v for _, v in scan_prefix(kv, spent))]
-        )
+        values = [
+            await records.get(key) or b"",
+            *(v for _, v in await prefix_pairs(records, spent)),
+        ]
+        operations = sum(int.from_bytes(value, "big") for value in values)
         batch.put(key, layout.u64(operations + counters.operations))
     batch.delete_range(spent, prefix_upper_bound(spent))
     drops = []
-    for owner, artifact in artifacts.all_of_session(kv, sid):
+    for owner, artifact in await artifacts.all_of_session(records, sid):
         drops.append((artifact.content_hash, owner))
         batch.delete(artifacts.id_key(validate.artifact_id(artifact.id)))
         for key in index.keys_of([artifact], [owner[len(keys.ARTIFACT) :]]):
             batch.delete(key)
-    access.drop_for_session(kv, batch, sid)
-    schedules.drop_for_session(kv, batch, record.id)
+    await access.drop_for_session(records, batch, sid)
+    await schedules.drop_for_session(records, batch, record.id)
     for prefix in (
         audit.session_prefix(sid),
         layout.var_prefix(sid),

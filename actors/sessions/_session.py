@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, final
 
 import anyio
@@ -23,7 +23,7 @@ from satchel.runtime._errors import (
     StoreWriteFailedError,
     ValidationError,
 )
-from satchel.storage import Batch, scan_prefix
+from satchel.storage import Batch, prefix_pairs
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -112,7 +112,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         self._id = session_id
         self._sid = layout.bytes_of(session_id)
         self._services = services
-        self._kv = services.kv
+        self._records = services.records
         self._note_deadline = services.note_deadline
         self._record: layout.SessionRecord | None = None
         self._counters = layout.Counters()
@@ -127,12 +127,12 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         self._events = services.events
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         self._script_slot = ScriptSlot()
-        self._writes = TurnWrites(services.kv, services.group, self._published)
+        self._writes = TurnWrites(services.records, services.group, self._published)
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
         self._budgeted = False  # counts against budgets beyond its own (``_budgets``)
         self._active_us = 0
-        self._handlers: dict[type, Callable[[Any], Any]] = {
+        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
             SetState: self._set_state,
             GetState: self._get_state,
             DeleteState: self._delete_state,
@@ -155,10 +155,10 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
 
     async def on_start(self) -> None:
         """Load the record and counters; a missing session answers ``SessionNotFound``."""
-        self._load_stored()
+        await self._load_stored()
 
-    def _load_stored(self) -> None:
-        raw_record, raw_counters = self._kv.get_many(
+    async def _load_stored(self) -> None:
+        raw_record, raw_counters = await self._records.get_many(
             [layout.record_key(self._sid), layout.counters_key(self._sid)]
         )
         if raw_record is None or raw_counters is None:
@@ -192,7 +192,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
     async def receive(self, message: Any) -> Any:
         """Answer one operation on the session."""
         if type(message) is DeadlineDue:
-            self._deadline_due(message)
+            await self._deadline_due(message)
             if self._writes.holding:
                 await self._settle()
             await self._announce_deadline()
@@ -203,9 +203,9 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         if handler is None:
             raise TypeError(f"a session actor takes no {type(message).__name__}")
         if self._record is None:
-            self._require_session()
+            await self._require_session()
         if (self._bucket is not None or self._budgeted) and type(message) not in _UNTHROTTLED:
-            self._throttle()
+            await self._throttle()
         hooks = self._hooks
         awaited = bool(hooks.awaiting)  # none when the turn was lent unshielded
         # Observers (``after`` hooks) need the point, the status before, and the start time.
@@ -218,11 +218,11 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         try:
             if hooks.has_any and (point := session_hooks.point_of(message)) is not None:
                 message = await self._run_hooks(point, message)
-            result = handler(message)
+            result = await handler(message)
             if self._hook_records:
                 # The operation wrote no journal entry of its own (save, restore): the hook
                 # executions still go in the journal.
-                self._commit(Batch(), "hooks_ran", {}, operation=False)
+                await self._commit(Batch(), "hooks_ran", {}, operation=False)
         except (ValidationError, InvalidArgumentError) as error:
             # Validators name the value at fault; the caller also needs to know the session.
             if self._id in str(error):
@@ -247,7 +247,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         return result
 
     async def _run_script(self, message: RunScript) -> list[Any]:
-        self._require_session()
+        await self._require_session()
         run = self._services.scripts.run
         assert run is not None, "open_runtime wires session scripts"
         return await run(self._id, self._script_slot, message)
@@ -255,9 +255,9 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
     async def _run_hooks(self, point: HookPoint, message: Any) -> Any:
         """Run the hooks of ``point`` for ``message`` where the operation may happen (so an
         invalid one fails as itself, not as a hook's decision); the message they leave."""
-        record = self._require_session()
+        record = await self._require_session()
         if isinstance(message, session_hooks.WRITES):
-            self._require_active()
+            await self._require_active()
         elif type(message) is ChangeStatus:
             target_of(self._id, record.status, message.operation)
         if type(message) is AppendEvents:
@@ -269,30 +269,30 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
 
     # -- guards -------------------------------------------------------------------------
 
-    def _require_session(self) -> layout.SessionRecord:
+    async def _require_session(self) -> layout.SessionRecord:
         if self._record is None:
-            self._load_stored()  # a keyed session may have been created since this started
+            await self._load_stored()  # a keyed session may have been created since this started
         if self._record is None:
             # Nothing to hold in memory for an id that names no session.
             self.context.passivate()
             raise SessionNotFoundError(f"Session not found: {self._id}")
         return self._record
 
-    def _require_active(self) -> layout.SessionRecord:
-        record = self._require_session()
+    async def _require_active(self) -> layout.SessionRecord:
+        record = await self._require_session()
         if record.status is not ACTIVE:
             raise SessionNotActiveError(
                 f"session {self._id} is {record.status.value}; only active sessions accept writes"
             )
         return record
 
-    def _throttle(self) -> None:
-        record = self._require_session()
+    async def _throttle(self) -> None:
+        record = await self._require_session()
         if self._bucket is not None:
             take_token(self._bucket, self._id, record.config)
         if self._budgeted:
             budgets = self._services.budgets
-            budgets.throttle(self._id, budgets.holders(self._id, record))
+            budgets.throttle(self._id, await budgets.holders(self._id, record))
 
     # -- writing ------------------------------------------------------------------------
 
@@ -300,7 +300,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         # Journal times never go backwards, even if the wall clock does.
         return max(round(self.context.now() * _US), self._counters.updated_us)
 
-    def _commit(
+    async def _commit(
         self,
         batch: Batch,
         kind: str,
@@ -311,7 +311,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         now: int | None = None,
         artifacts: int = 0,
         size: int = 0,
-        write: Callable[[Batch], None] | None = None,
+        write: Callable[[Batch], Awaitable[None]] | None = None,
     ) -> None:
         """Add the journal entry and counters to ``batch`` and write it atomically (with
         ``write`` when the batch also moves blob references)."""
@@ -319,8 +319,8 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         holders = None
         if self._budgeted and (operation or artifacts or size):
             budgets = self._services.budgets
-            holders = budgets.holders(self._id, self._require_session())
-            budgets.check(self._id, holders, operation, artifacts, size)
+            holders = await budgets.holders(self._id, await self._require_session())
+            await budgets.check(self._id, holders, operation, artifacts, size)
         if now is None:
             now = self._now_us()
         new = layout.Counters(
@@ -343,16 +343,16 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
             batch.put(layout.updated_key(sid, now), self._created)
         if record is not None:
             batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
-        self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
+        await self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
         if holders:
             self._services.budgets.charge(holders, operation, artifacts, size)
         self._counters = new
         if record is not None:
             self._record = record
 
-    def _published(self, event: Event) -> None:
+    async def _published(self, event: Event) -> None:
         if self._events.active:
-            self._events.publish(self._id, *event)
+            await self._events.publish(self._id, *event)
 
     async def _settle(self) -> None:
         """The turn's held writes (``machine`` durability) reach stable storage before its
@@ -370,10 +370,10 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
     def _var_key(self, key: str) -> bytes:
         return self._var_prefix + validate.state_key(key)
 
-    def _set_state(self, message: SetState) -> None:
+    async def _set_state(self, message: SetState) -> None:
         record = self._record
         if record is None or record.status is not ACTIVE:
-            record = self._require_active()
+            record = await self._require_active()
         key, value = message.key, message.value
         var_key = self._var_prefix + validate.state_key(key)
         config = record.config
@@ -387,51 +387,51 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
             count_operation(self._id, self._counters, config.max_operations)
         batch = Batch()
         batch.put(var_key, encoded)
-        self._commit(batch, "state_set", {"key": key, "value": value}, operation=True)
+        await self._commit(batch, "state_set", {"key": key, "value": value}, operation=True)
 
-    def _get_state(self, message: GetState) -> Any:
-        raw = self._kv.get(self._var_key(message.key))
+    async def _get_state(self, message: GetState) -> Any:
+        raw = await self._records.get(self._var_key(message.key))
         return None if raw is None else layout.decode_value(raw)
 
-    def _delete_state(self, message: DeleteState) -> None:
-        limit = self._require_active().config.max_operations
+    async def _delete_state(self, message: DeleteState) -> None:
+        limit = (await self._require_active()).config.max_operations
         var_key = self._var_key(message.key)
         if limit is not None:
             count_operation(self._id, self._counters, limit)
         batch = Batch()
         batch.delete(var_key)
-        self._commit(batch, "state_deleted", {"key": message.key}, operation=True)
+        await self._commit(batch, "state_deleted", {"key": message.key}, operation=True)
 
-    def _list_state(self, _: ListState) -> list[str]:
+    async def _list_state(self, _: ListState) -> list[str]:
         prefix = layout.var_prefix(self._sid)
         start = len(prefix)
-        return [key[start:].decode() for key, _ in scan_prefix(self._kv, prefix)]
+        return [key[start:].decode() for key, _ in await prefix_pairs(self._records, prefix)]
 
-    def _save(self, _: Save) -> None:
+    async def _save(self, _: Save) -> None:
         """Every change is already written when acknowledged; nothing is buffered."""
 
-    def _load(self, _: Load) -> str:
+    async def _load(self, _: Load) -> str:
         return self._id
 
     # -- artifacts ----------------------------------------------------------------------
 
-    def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
+    async def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
         """Commit content the caller staged (the caller discards it if this refuses)."""
-        config = self._require_active().config
+        config = (await self._require_active()).config
         now = self._now_us()
-        sharing.check_store(self._owner(), message.caller, message.name, now)
+        await sharing.check_store(self._owner(), message.caller, message.name, now)
         batch = Batch()
         staged = message.staged
         size = len(message.content or b"") if staged is None else staged.ref.size
         artifact_writes.check_quota(self._id, config, self._counters, size)
         if staged is None:
-            staged = self._services.blobs.put_inline(message.content or b"")
-        ref, data, owner = artifact_writes.store_batch(
-            self._kv, self._sid, self._id, message, staged, now, batch
+            staged = await self._services.blobs.put_inline(message.content or b"")
+        ref, data, owner = await artifact_writes.store_batch(
+            self._records, self._sid, self._id, message, staged, now, batch
         )
         self._hook_records = [*message.hook_records, *self._hook_records]
         blobs = self._services.blobs
-        self._commit(
+        await self._commit(
             batch,
             "artifact_stored",
             data,
@@ -443,62 +443,64 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         )
         return ref
 
-    def _delete_artifact(self, message: DeleteArtifact) -> int:
-        config = self._require_active().config
-        records = artifact_writes.doomed(self._kv, self._sid, self._id, message)
+    async def _delete_artifact(self, message: DeleteArtifact) -> int:
+        config = (await self._require_active()).config
+        doomed = await artifact_writes.doomed(self._records, self._sid, self._id, message)
         now = self._now_us()
-        sharing.check_delete(self._owner(), message.caller, records, now)
+        await sharing.check_delete(self._owner(), message.caller, doomed, now)
         batch = Batch()
         if config.max_operations is not None:
             count_operation(self._id, self._counters, config.max_operations)
         caller = None if message.caller == self._id else message.caller
-        drops, data = artifact_writes.delete_batch(self._kv, self._sid, records, batch, caller)
+        drops, data = await artifact_writes.delete_batch(
+            self._records, self._sid, doomed, batch, caller
+        )
         blobs = self._services.blobs
-        self._commit(
+        await self._commit(
             batch,
             "artifact_deleted",
             data,
             operation=True,
             now=now,
-            artifacts=-len(records),
-            size=-sum(r.size for r in records),
+            artifacts=-len(doomed),
+            size=-sum(r.size for r in doomed),
             write=lambda b: blobs.commit(b, drop=drops),
         )
-        return len(records)
+        return len(doomed)
 
-    def _share_artifact(self, message: ShareArtifact) -> None:
+    async def _share_artifact(self, message: ShareArtifact) -> None:
         """Grants are kept in any status: a finished session's results can still be shared."""
-        self._require_session()
+        await self._require_session()
         now = self._now_us()
-        batch, data = sharing.share_batch(self._owner(), message, now)
-        self._commit(batch, "artifact_shared", data, operation=False, now=now)
+        batch, data = await sharing.share_batch(self._owner(), message, now)
+        await self._commit(batch, "artifact_shared", data, operation=False, now=now)
 
-    def _revoke_artifact(self, message: RevokeArtifact) -> bool:
-        self._require_session()
+    async def _revoke_artifact(self, message: RevokeArtifact) -> bool:
+        await self._require_session()
         now = self._now_us()
-        batch, data = sharing.revoke_batch(self._owner(), message, now)
+        batch, data = await sharing.revoke_batch(self._owner(), message, now)
         if data is None:
-            self._kv.write(batch)  # nothing to revoke: only the decision is recorded
+            await self._records.write(batch)  # nothing to revoke: only the decision is recorded
             return False
-        self._commit(batch, "artifact_revoked", data, operation=False, now=now)
+        await self._commit(batch, "artifact_revoked", data, operation=False, now=now)
         return True
 
-    def _record_hooks(self, message: RecordHooks) -> None:
-        self._require_session()
-        self._commit(Batch(), "hooks_ran", {"hooks": message.records}, operation=False)
+    async def _record_hooks(self, message: RecordHooks) -> None:
+        await self._require_session()
+        await self._commit(Batch(), "hooks_ran", {"hooks": message.records}, operation=False)
 
     def _owner(self) -> sharing.Owner:
         if self._as_owner is None:
-            self._as_owner = sharing.Owner(self._kv, self._services.audit, self._sid, self._id)
+            self._as_owner = sharing.Owner(self._records, self._services.audit, self._sid, self._id)
         return self._as_owner
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def _change_status(self, message: ChangeStatus) -> None:
-        self._transition(message.operation, message.reason)
+    async def _change_status(self, message: ChangeStatus) -> None:
+        await self._transition(message.operation, message.reason)
 
-    def _transition(self, operation: Transition, reason: str | None) -> None:
-        record = self._require_session()
+    async def _transition(self, operation: Transition, reason: str | None) -> None:
+        record = await self._require_session()
         target = target_of(self._id, record.status, operation)
         if reason is not None:
             validate.text("a failure reason", reason, validate.MAX_REASON_BYTES, nul_ok=True)
@@ -517,15 +519,15 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         batch.put(layout.status_key(self._sid, new), b"")
         added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
         data = {"from": record.status.value, "to": target.value, "reason": reason}
-        self._commit(batch, "status_changed", data, operation=False, record=new)
+        await self._commit(batch, "status_changed", data, operation=False, record=new)
         self._announce(added)
 
-    def _update(self, message: UpdateSession) -> None:
-        record = self._require_session()
+    async def _update(self, message: UpdateSession) -> None:
+        record = await self._require_session()
         new = update.apply(record, message.changes, now := self._now_us())
         added = update.write(batch := Batch(), self._sid, record, new)
         data = update.journal_data(message.changes)
-        self._commit(batch, "session_updated", data, operation=False, record=new, now=now)
+        await self._commit(batch, "session_updated", data, operation=False, record=new, now=now)
         self._tracks_idle = new.config.idle_timeout_s is not None
         self._announce(added)
 
@@ -544,34 +546,36 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
 
     # -- deletion -----------------------------------------------------------------------
 
-    def _delete(self, message: Delete) -> None:
+    async def _delete(self, message: Delete) -> None:
         """Delete the session (and with ``cascade`` every session below it) in one batch.
 
         The caller has passivated the live actors below (``Retire``); one that came back
         since could write after the batch, so the delete is refused and retried instead.
         """
-        record = self._require_session()
-        below = removal.descendants(self._kv, self._sid) if message.cascade else []
-        if not message.cascade and (child := removal.first_child(self._kv, self._sid)):
+        record = await self._require_session()
+        below = await removal.descendants(self._records, self._sid) if message.cascade else []
+        if not message.cascade and (child := await removal.first_child(self._records, self._sid)):
             raise SessionHasChildrenError(
                 f"session {self._id} has child sessions (such as {layout.text_of(child)}); "
                 "delete them first or pass cascade=True"
             )
-        removal.refuse_escaping_sharers(self._kv, doomed := {self._sid, *below})
+        await removal.refuse_escaping_sharers(self._records, doomed := {self._sid, *below})
         batch, drops = Batch(), list[removal.Drop]()
-        for sid, loaded in zip(below, load(self._kv, below), strict=True):
+        for sid, loaded in zip(below, await load(self._records, below), strict=True):
             session_id = layout.text_of(sid)
             if self._services.is_live(session_id):
                 raise SessionBusyError(session_id)
             if loaded is not None:
-                drops += removal.delete_session(self._kv, batch, sid, *loaded, doomed)
-        drops += removal.delete_session(self._kv, batch, self._sid, record, self._counters, doomed)
-        self._services.blobs.commit(batch, drop=drops)
+                drops += await removal.delete_session(self._records, batch, sid, *loaded, doomed)
+        drops += await removal.delete_session(
+            self._records, batch, self._sid, record, self._counters, doomed
+        )
+        await self._services.blobs.commit(batch, drop=drops)
         for session_id in [*map(layout.text_of, below), self._id]:
             self._services.forget(session_id)
         self._record, self._counters = None, layout.Counters()
         self.context.passivate()
 
-    def _retire(self, _: Retire) -> None:
+    async def _retire(self, _: Retire) -> None:
         """Passivate after this turn (so a cascading delete can remove this session)."""
         self.context.passivate()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from satchel.runtime import ActorContext
 from satchel.runtime._errors import SessionHasChildrenError
-from satchel.storage import Batch, KeyValueStore
+from satchel.storage import Batch, RecordStore
 
 from .. import _layout as layout
 from .._lifecycle import DAY_S, Transition
@@ -23,7 +23,7 @@ class DeadlineTurns:
     """What a session does when one of its deadlines comes."""
 
     if TYPE_CHECKING:
-        _kv: KeyValueStore
+        _records: RecordStore
         _sid: bytes
         _record: layout.SessionRecord | None
         _counters: layout.Counters
@@ -32,60 +32,62 @@ class DeadlineTurns:
 
         def _now_us(self) -> int: ...
 
-        def _require_session(self) -> layout.SessionRecord: ...
+        async def _require_session(self) -> layout.SessionRecord: ...
 
-        def _transition(self, operation: Transition, reason: str | None) -> None: ...
+        async def _transition(self, operation: Transition, reason: str | None) -> None: ...
 
         def _announce(self, added: list[int]) -> None: ...
 
-        def _delete(self, message: Delete) -> Any: ...
+        async def _delete(self, message: Delete) -> Any: ...
 
-    def _deadline_due(self, message: DeadlineDue) -> None:
+    async def _deadline_due(self, message: DeadlineDue) -> None:
         record = self._record
         entry = (message.due_us, message.reason)
         if record is None or entry not in record.deadlines:
-            self._drop_stale_deadline(message)
+            await self._drop_stale_deadline(message)
             if record is None:
                 self.context.passivate()
             return
         reason = layout.Deadline(message.reason)
         if reason is layout.Deadline.MAX_DURATION:
-            self._transition(Transition.FAIL, "timeout")
+            await self._transition(Transition.FAIL, "timeout")
         elif reason is layout.Deadline.IDLE:
-            self._idle_due(record, entry)
+            await self._idle_due(record, entry)
         elif reason is layout.Deadline.RETENTION:
-            self._transition(Transition.ARCHIVE, "retention")
+            await self._transition(Transition.ARCHIVE, "retention")
         else:
-            self._archive_retention_due(entry)
+            await self._archive_retention_due(entry)
 
-    def _drop_stale_deadline(self, message: DeadlineDue) -> None:
+    async def _drop_stale_deadline(self, message: DeadlineDue) -> None:
         batch = Batch()
         batch.delete(layout.deadline_key(message.due_us, self._sid, message.reason))
-        self._kv.write(batch)
+        await self._records.write(batch)
 
-    def _idle_due(self, record: layout.SessionRecord, entry: tuple[int, bytes]) -> None:
+    async def _idle_due(self, record: layout.SessionRecord, entry: tuple[int, bytes]) -> None:
         timeout_us = round((record.config.idle_timeout_s or 0) * _US)
         idle_until = max(self._counters.updated_us, self._active_us) + timeout_us
         if self._now_us() >= idle_until:
-            self._transition(Transition.SUSPEND, "idle")
+            await self._transition(Transition.SUSPEND, "idle")
             self.context.passivate()
             return
-        self._rearm(record, entry, idle_until)
+        await self._rearm(record, entry, idle_until)
 
-    def _archive_retention_due(self, entry: tuple[int, bytes]) -> None:
+    async def _archive_retention_due(self, entry: tuple[int, bytes]) -> None:
         try:
-            self._delete(Delete(cascade=False))
+            await self._delete(Delete(cascade=False))
         except SessionHasChildrenError:
-            record = self._require_session()
-            self._rearm(record, entry, self._now_us() + _RETRY_DELETE_US)
+            record = await self._require_session()
+            await self._rearm(record, entry, self._now_us() + _RETRY_DELETE_US)
 
-    def _rearm(self, record: layout.SessionRecord, entry: tuple[int, bytes], due: int) -> None:
+    async def _rearm(
+        self, record: layout.SessionRecord, entry: tuple[int, bytes], due: int
+    ) -> None:
         """Move one deadline later (bookkeeping only: no journal entry)."""
         deadlines = (*(d for d in record.deadlines if d != entry), (due, entry[1]))
         new = attrs.evolve(record, deadlines=deadlines)
         batch = Batch()
         added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
         batch.put(layout.record_key(self._sid), layout.RECORD_CODEC.encode(new))
-        self._kv.write(batch)
+        await self._records.write(batch)
         self._record = new
         self._announce(added)

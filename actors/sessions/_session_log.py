@@ -3,11 +3,11 @@ keep each module small)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from satchel.runtime._errors import InvalidStateTransitionError
-from satchel.storage import Batch, KeyValueStore
+from satchel.storage import Batch, RecordStore
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -21,18 +21,18 @@ class EventLogTurns:
     """Append, pop and clear: each one atomic write with its journal entry."""
 
     if TYPE_CHECKING:
-        _kv: KeyValueStore
+        _records: RecordStore
         _sid: bytes
         _id: str
         _counters: layout.Counters
         _hooks: Hooks
         _hook_records: list[dict[str, Any]]
 
-        def _require_active(self) -> layout.SessionRecord: ...
+        async def _require_active(self) -> layout.SessionRecord: ...
 
         def _now_us(self) -> int: ...
 
-        def _commit(
+        async def _commit(
             self,
             batch: Batch,
             kind: str,
@@ -43,7 +43,7 @@ class EventLogTurns:
             now: int | None = None,
             artifacts: int = 0,
             size: int = 0,
-            write: Callable[[Batch], None] | None = None,
+            write: Callable[[Batch], Awaitable[None]] | None = None,
         ) -> None: ...
 
     async def _run_append_hooks(self, point: HookPoint, message: AppendEvents) -> AppendEvents:
@@ -69,14 +69,14 @@ class EventLogTurns:
         self._hook_records = records
         return AppendEvents(append._replace(state=tuple(state)))
 
-    def _count_operation(self) -> None:
+    async def _count_operation(self) -> None:
         """Refuse the operation past the session's ``max_operations``."""
-        config = self._require_active().config
+        config = (await self._require_active()).config
         if config.max_operations is not None:
             count_operation(self._id, self._counters, config.max_operations)
 
-    def _append_events(self, message: AppendEvents) -> int:
-        record = self._require_active()
+    async def _append_events(self, message: AppendEvents) -> int:
+        record = await self._require_active()
         config = record.config
         append: log.Append = message.append
         created = append.expect_created_us
@@ -90,26 +90,26 @@ class EventLogTurns:
             count_operation(self._id, self._counters, config.max_operations)
         now = self._now_us()
         batch = Batch()
-        data = log.append_batch(
-            self._kv, self._sid, self._id, append, now, config.max_value_bytes, batch
+        data = await log.append_batch(
+            self._records, self._sid, self._id, append, now, config.max_value_bytes, batch
         )
-        self._commit(batch, "events_appended", data, operation=True, now=now)
+        await self._commit(batch, "events_appended", data, operation=True, now=now)
         return int(data["first"]) + len(append.events) - 1
 
-    def _pop_event(self, _: PopEvent) -> log.SessionEvent | None:
-        self._count_operation()
-        last = log.newest(self._kv, self._sid)
+    async def _pop_event(self, _: PopEvent) -> log.SessionEvent | None:
+        await self._count_operation()
+        last = await log.newest(self._records, self._sid)
         if last is None:
             return None
         batch = Batch()
         batch.delete(log.event_key(self._sid, last.position))
-        self._commit(batch, "event_popped", {"position": last.position}, operation=True)
+        await self._commit(batch, "event_popped", {"position": last.position}, operation=True)
         return last
 
-    def _clear_events(self, _: ClearEvents) -> int:
-        self._count_operation()
+    async def _clear_events(self, _: ClearEvents) -> int:
+        await self._count_operation()
         batch = Batch()
-        count = log.clear_batch(self._kv, self._sid, batch)
+        count = await log.clear_batch(self._records, self._sid, batch)
         if count:
-            self._commit(batch, "events_cleared", {"count": count}, operation=True)
+            await self._commit(batch, "events_cleared", {"count": count}, operation=True)
         return count

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 from satchel.runtime import ActorRef
 from satchel.runtime._errors import SessionHasChildrenError
-from satchel.storage import BlobStore, GroupCommit, KeyValueStore
+from satchel.storage import BlobStore, GroupCommit, RecordStore
 
 from ..artifacts._audit import AuditLog
 from ..hooks._events import EventBus
@@ -25,7 +25,7 @@ class SessionServices:
     deadline board, the rate buckets (which outlive passivation), a view of which sessions
     have a live actor, and who must hear of a deleted session."""
 
-    kv: KeyValueStore
+    records: RecordStore
     blobs: BlobStore
     storage: ActorRef
     note_deadline: NoteDeadline
@@ -43,7 +43,7 @@ class SessionServices:
     #: Budgets shared down trees of sessions that session scripts made.
     budgets: Budgets = attrs.field(
         init=False,
-        default=attrs.Factory(lambda self: Budgets(self.kv, self.buckets), takes_self=True),
+        default=attrs.Factory(lambda self: Budgets(self.records, self.buckets), takes_self=True),
     )
 
     def forget(self, session_id: str) -> None:

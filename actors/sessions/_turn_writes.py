@@ -10,10 +10,10 @@ in order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, final
 
-from satchel.storage import Batch, GroupCommit, KeyValueStore
+from satchel.storage import Batch, GroupCommit, RecordStore
 
 #: A journal event to publish once its write is durable: seq, time (µs), kind, data.
 Event = tuple[int, int, str, dict[str, Any]]
@@ -23,12 +23,15 @@ Event = tuple[int, int, str, dict[str, Any]]
 class TurnWrites:
     """The journaled writes of one session actor (see the module docstring)."""
 
-    __slots__ = ("_batch", "_events", "_group", "_kv", "_publish", "holding", "rollback")
+    __slots__ = ("_batch", "_events", "_group", "_publish", "_records", "holding", "rollback")
 
     def __init__(
-        self, kv: KeyValueStore, group: GroupCommit | None, publish: Callable[[Event], None]
+        self,
+        records: RecordStore,
+        group: GroupCommit | None,
+        publish: Callable[[Event], Awaitable[None]],
     ) -> None:
-        self._kv = kv
+        self._records = records
         self._group = group
         self._publish = publish
         self._batch: Batch | None = None
@@ -39,18 +42,18 @@ class TurnWrites:
         #: every turn looks at it).
         self.holding = False
 
-    def write(
+    async def write(
         self,
         batch: Batch,
         event: Event,
         rollback: Any,
-        write: Callable[[Batch], None] | None = None,
+        write: Callable[[Batch], Awaitable[None]] | None = None,
     ) -> None:
         """Write ``batch`` (or hold it to the end of the turn); ``rollback`` is the actor's
         state before it, restored if the held writes fail."""
         if self._batch is None and (self._group is None or write is not None):
-            (write or self._kv.write)(batch)  # the common case: nothing held, write now
-            self._publish(event)
+            await (write or self._records.write)(batch)  # the common case: nothing held, write now
+            await self._publish(event)
             return
         if self._group is not None and write is None:
             if self._batch is None:
@@ -64,10 +67,10 @@ class TurnWrites:
             self._batch.extend(batch)
             batch, self._batch = self._batch, None
             self.holding = False
-        (write or self._kv.write)(batch)
+        await (write or self._records.write)(batch)
         events, self._events = [*self._events, event], []
         for done in events:
-            self._publish(done)
+            await self._publish(done)
 
     async def settle(self) -> None:
         """Write what the turn holds with a group, and publish its events once it is on
@@ -80,4 +83,4 @@ class TurnWrites:
         assert self._group is not None
         await self._group.write(batch)
         for done in events:
-            self._publish(done)
+            await self._publish(done)
