@@ -198,7 +198,8 @@ class GroupCommit:
         """Wake the writers waiting on ``waiters`` (the leader's own has no task), failed
         with ``failure`` if it is set."""
         for waiter in waiters:
-            waiter.error = failure
+            if waiter.error is None:  # a conflict found first stays the writer's error
+                waiter.error = failure
             if waiter.parker is not None:
                 waiter.parker.unpark()
 

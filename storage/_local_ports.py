@@ -62,17 +62,22 @@ class LocalRecords:
         self.kv.close()
 
 
+#: Where objects live in the blob space, apart from the blob store's chunk keys beside them.
+_OBJECTS = b"obj\x00"
+
+
 def _object_key(key: str) -> bytes:
     if type(key) is not str or not key:
         raise InvalidArgumentError(f"an object key must be a non-empty str, not {key!r}")
-    return key.encode()
+    return _OBJECTS + key.encode()
 
 
 @final
 class LocalObjects:
-    """``ObjectStore`` over the blob space of ``kv``. A put is written without a sync of its
-    own: the next synced write of the store (the commit of the record that names it) makes
-    it durable first, as a log write does for every write before it."""
+    """``ObjectStore`` over the blob space of ``kv``, under a prefix of its own. A put is
+    written without a sync of its own: the next synced write of the store (the commit of
+    the record that names it) makes it durable first, as a log write does for every write
+    before it."""
 
     __slots__ = ("kv",)
 
@@ -101,11 +106,9 @@ class LocalObjects:
         self.kv.write(batch, sync=False)
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
-        lower = prefix.encode()
-        # UTF-8 has no 0xff byte: b"\xff" is past every key.
-        upper = prefix_upper_bound(lower) if lower else b"\xff"
-        for key, _ in self.kv.scan(lower, upper, space=BLOBS):
-            yield key.decode()
+        lower = _OBJECTS + prefix.encode()
+        for key, _ in self.kv.scan(lower, prefix_upper_bound(lower), space=BLOBS):
+            yield key[len(_OBJECTS) :].decode()
 
     async def aclose(self) -> None:
         """The backend is the records' too: closed with them."""

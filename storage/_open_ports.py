@@ -16,7 +16,7 @@ from satchel.runtime._errors import ValidationError
 from ._ports import RecordStore
 from ._postgres import PostgresRecords
 from ._s3 import S3Objects
-from ._split import SplitRecords
+from ._split import FORMAT_KEY, SplitRecords
 
 _TABLE = "satchel_table"
 
@@ -44,11 +44,20 @@ async def open_networked(store: str, objects: str | None = None) -> RecordStore:
         raise ValidationError(f"an object store is an s3:// URL, not {objects!r}")
     conninfo, table = split_table(store)
     records = await PostgresRecords.open(conninfo, table=table)
-    if objects is None:
-        return records
     try:
+        if objects is None:
+            if await records.get(FORMAT_KEY) is not None:
+                raise ValidationError(
+                    "this store keeps its large blob values in an object store: give its "
+                    "s3:// URL too"
+                )
+            return records
         bucket = await S3Objects.open(objects)
+        try:
+            return await SplitRecords.open(records, bucket)
+        except BaseException:
+            await bucket.aclose()
+            raise
     except BaseException:
         await records.aclose()
         raise
-    return SplitRecords(records, bucket)

@@ -1,23 +1,21 @@
 """The record port on PostgreSQL (psycopg 3, a few connections kept open).
 
-One table holds the records: ``key bytea PRIMARY KEY, value bytea``; bytea compares bytewise,
-so a scan is an index range scan in key order. A commit is one round trip: a PL/pgSQL
-function takes the transaction's operations as arrays and applies them in order inside the
-statement's own transaction, each conditional one with a statement that checks and writes at
-once (``INSERT … ON CONFLICT DO NOTHING`` for an absent key, ``UPDATE … WHERE value = …`` for
-an expected value), so two writers that raced for a record cannot both win: the loser's
-statement finds the row changed and the function raises, undoing all of its transaction.
+One table holds the records: ``(space, key) PRIMARY KEY, value``, all ``bytea`` but the
+space; bytea compares bytewise, so a scan is an index range scan in key order. A commit is
+one round trip: a PL/pgSQL function takes the batch's operations as arrays and applies them
+in order inside the statement's own transaction, each conditional one with a statement that
+checks and writes at once (``INSERT … ON CONFLICT DO NOTHING`` for an absent key, ``UPDATE …
+WHERE value = …`` for an expected value), so two writers that raced for a record cannot both
+win: the loser's statement finds the row changed and the function raises, undoing all of its
+transaction.
 
-Driver mode, by measurement on this machine (point select, median): psycopg's
-``AsyncConnection`` on asyncio 146 µs; a synchronous connection called inline 134 µs, and
-from a worker thread 268 µs. So on asyncio calls use psycopg's async connections; on Trio
-(which they do not support) each call runs a synchronous connection in a worker thread.
+A transaction that another rolled back (deadlock, serialization failure) is written again, a
+few times; a failed condition never is. Connections and the driver mode: ``_pg_connections``.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
 from typing import Any, final
 
@@ -31,12 +29,15 @@ from satchel.runtime._errors import (
 )
 
 from ._kv import BLOBS, INDEX, Batch, Equals, Space
+from ._pg_connections import Connections, DroppedConnectionError
 from ._ports import Transaction
 
 #: The SQLSTATE the commit function raises for a failed condition.
 _CONFLICT = "SC409"
-#: SQLSTATEs that mean "another transaction got in the way": serialization failure, deadlock.
-_RETRYABLE = {_CONFLICT, "40001", "40P01"}
+#: SQLSTATEs of a transaction rolled back because another got in the way (serialization
+#: failure, deadlock): a write is asked again, a few times, before it is a conflict.
+_CONTENDED = {"40001", "40P01"}
+_ATTEMPTS = 5
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
 #: Operation codes in the commit arrays.
@@ -71,10 +72,15 @@ BEGIN
             END IF;
         ELSIF ops[i] = 2 THEN
             IF conds[i] = 1 THEN
-                PERFORM 1 FROM {t} WHERE space = spaces[i] AND key = keys[i] FOR UPDATE;
-                IF FOUND THEN
+                -- A row of our own holds the key until commit, so a writer inserting it
+                -- meanwhile waits (a lock on nothing would let both win).
+                INSERT INTO {t} VALUES (spaces[i], keys[i], ''::bytea)
+                    ON CONFLICT (space, key) DO NOTHING;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                IF n = 0 THEN
                     RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = i::text;
                 END IF;
+                DELETE FROM {t} WHERE space = spaces[i] AND key = keys[i];
             ELSIF conds[i] = 2 THEN
                 DELETE FROM {t}
                     WHERE space = spaces[i] AND key = keys[i] AND value = expects[i];
@@ -96,91 +102,26 @@ $$;
 """
 
 
-def _translate(error: BaseException) -> BaseException:
+def _translate(error: Exception) -> Exception:
     """The satchel error for a psycopg one (the error itself if it is not psycopg's)."""
     import psycopg
 
-    if isinstance(error, psycopg.Error) and error.sqlstate in _RETRYABLE:
+    if isinstance(error, DroppedConnectionError):
+        return StoreUnavailableError(f"PostgreSQL dropped the connection: {error}")
+    if not isinstance(error, psycopg.Error):
+        return error
+    state = error.sqlstate or ""
+    if state == _CONFLICT:
         return WriteConflictError(
-            "a record changed since it was read, or another writer held it; "
-            "nothing of the transaction was written"
+            "a record changed since it was read; nothing of the transaction was written"
         )
-    if isinstance(error, psycopg.OperationalError):
-        return StoreUnavailableError(f"PostgreSQL did not answer: {error}")
-    return error
-
-
-def _run_sync(conn: Any, query: str, params: Sequence[Any] | None, fetch: bool) -> Any:
-    cursor = conn.execute(query, params, binary=params is not None)
-    return cursor.fetchall() if fetch else []
-
-
-@final
-class _Connections:
-    """Connections to one server, made when a call finds none idle, at most ``size`` in
-    use at once; one the server dropped is closed and forgotten.
-
-    Not psycopg_pool: its reconnection backs off exponentially, so in a test with the server
-    down for ~20 s, the first call after it was back still waited out its 10 s for the pool's
-    next attempt and failed. Here every call that finds no connection makes one: a call
-    during an outage fails at once with ``StoreUnavailableError``, and the first call after
-    the server is back succeeds.
-    """
-
-    def __init__(self, conninfo: str, size: int, threaded: bool) -> None:
-        self._conninfo = conninfo
-        #: Trio: psycopg's async connections need asyncio, so calls run synchronous
-        #: connections in worker threads.
-        self._threaded = threaded
-        self._idle: list[Any] = []
-        self._slots = anyio.Semaphore(size)
-
-    async def _connect(self) -> Any:
-        import psycopg
-
-        # connect_timeout: a server that does not answer fails the call rather than hang it.
-        if self._threaded:
-            return await anyio.to_thread.run_sync(
-                lambda: psycopg.Connection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=10
-                )
-            )
-        return await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=10
+    if state in _CONTENDED:
+        return WriteConflictError(
+            "other writers kept holding the records; nothing of the transaction was written"
         )
-
-    async def run(
-        self, query: str, params: Sequence[Any] | None, fetch: bool
-    ) -> list[tuple[Any, ...]]:
-        """Run ``query`` on a connection (``params`` ``None``: a script of statements)."""
-        async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
-            try:
-                if self._threaded:
-                    rows = await anyio.to_thread.run_sync(_run_sync, conn, query, params, fetch)
-                else:
-                    cursor = await conn.execute(query, params, binary=params is not None)
-                    rows = await cursor.fetchall() if fetch else []
-            except BaseException:
-                if conn.broken or not isinstance(sys.exc_info()[1], Exception):
-                    await self._close(conn)  # dropped, or cut mid-call by a cancellation
-                else:
-                    self._idle.append(conn)  # autocommit: a failed statement left no state
-                raise
-            self._idle.append(conn)
-            return rows  # type: ignore[no-any-return]
-
-    async def _close(self, conn: Any) -> None:
-        with anyio.CancelScope(shield=True):
-            if self._threaded:
-                await anyio.to_thread.run_sync(conn.close)
-            else:
-                await conn.close()
-
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._close(conn)
+    if state[:2] in ("22", "54"):  # data exception, program limit (an over-long key, say)
+        return InvalidArgumentError(f"PostgreSQL refused the values: {error}")
+    return StoreUnavailableError(f"PostgreSQL failed the call: {error}")
 
 
 def _commit_arrays(batch: Batch) -> tuple[list[Any], ...]:
@@ -215,7 +156,7 @@ def _commit_arrays(batch: Batch) -> tuple[list[Any], ...]:
 class PostgresRecords:
     """``RecordStore`` on a PostgreSQL table (see the module docstring). Open with ``open``."""
 
-    def __init__(self, connections: _Connections, table: str) -> None:
+    def __init__(self, connections: Connections, table: str) -> None:
         self._connections = connections
         self._closed = False
         self.table = table
@@ -235,7 +176,7 @@ class PostgresRecords:
         if not _NAME.fullmatch(table):
             raise InvalidArgumentError(f"table must be a lower-case SQL name, not {table!r}")
         threaded = sniffio.current_async_library() != "asyncio"
-        records = cls(_Connections(conninfo, max_size, threaded), table)
+        records = cls(Connections(conninfo, max_size, threaded), table)
         # Two nodes opening at once would race on CREATE OR REPLACE FUNCTION.
         lock = f"SELECT pg_advisory_xact_lock(hashtext('{table}'));"
         schema = _SCHEMA.format(t=table, conflict=_CONFLICT)
@@ -247,24 +188,32 @@ class PostgresRecords:
         return records
 
     async def _call(self, query: str, params: Sequence[Any] | None) -> None:
-        if self._closed:
-            raise StoreClosedError("the PostgreSQL record store is closed")
-        try:
-            await self._connections.run(query, params, fetch=False)
-        except Exception as error:
-            raise _translate(error) from error
-
-    async def _fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run a write: asked again when another transaction got in the way (it was rolled
+        back whole), never when the connection dropped (it may have committed)."""
         if self._closed:
             raise StoreClosedError("the PostgreSQL record store is closed")
         import psycopg
 
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                await self._connections.run(query, params, fetch=False)
+                return
+            except psycopg.Error as error:
+                if error.sqlstate not in _CONTENDED or attempt == _ATTEMPTS:
+                    raise _translate(error) from error
+            except Exception as error:
+                raise _translate(error) from error
+            await anyio.sleep(0.001 * attempt)
+
+    async def _fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run a read: asked again once on a fresh connection if the server had dropped
+        the one it ran on (a restart)."""
+        if self._closed:
+            raise StoreClosedError("the PostgreSQL record store is closed")
         for attempt in (1, 2):
             try:
                 return await self._connections.run(query, params, fetch=True)
-            except psycopg.OperationalError as error:
-                # A connection the server dropped (a restart) fails its first use, and is
-                # closed. A read is safe to ask again, once, on a fresh one.
+            except DroppedConnectionError as error:
                 if attempt == 2:
                     raise _translate(error) from error
             except Exception as error:

@@ -122,6 +122,10 @@ class S3Objects:
             raise StoreClosedError("the object store is closed")
         try:
             return await anyio.to_thread.run_sync(call)
+        except AttributeError:
+            if self._client is None:  # closed while the call waited for its thread
+                raise StoreClosedError("the object store is closed") from None
+            raise
         except ObjectNotFoundError:
             raise
         except Exception as error:
@@ -133,10 +137,10 @@ class S3Objects:
 
         if _error_code(error) in _MISSING:
             return ObjectNotFoundError("no such object")
-        if isinstance(error, (bce.EndpointConnectionError, bce.ConnectionError)):
-            return StoreUnavailableError(f"the object store did not answer: {error}")
         if isinstance(error, bce.ClientError):
             return StoreUnavailableError(f"the object store refused the call: {error}")
+        if isinstance(error, bce.BotoCoreError):  # connection lost, timed out, cut short...
+            return StoreUnavailableError(f"the object store did not answer: {error}")
         return error
 
     def _key(self, key: str) -> str:

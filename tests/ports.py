@@ -59,11 +59,12 @@ async def open_records(backend: str, folder: Path) -> AsyncIterator[RecordStore]
         return
     if backend == "split":
         kv = MemoryStore()
-        yield SplitRecords(LocalRecords(kv), LocalObjects(MemoryStore()), large=SPLIT_LARGE)
+        objects = LocalObjects(MemoryStore())
+        yield SplitRecords(LocalRecords(kv), objects, namespace="test", large=SPLIT_LARGE)
         return
     if backend == "postgresql+s3":
         async with open_records("postgresql", folder) as rows, open_objects("s3", folder) as big:
-            yield SplitRecords(rows, big, large=SPLIT_LARGE)
+            yield await SplitRecords.open(rows, big, large=SPLIT_LARGE)
         return
     kv = MemoryStore() if backend == "memory" else RocksStore(folder / "db")
     group = GroupCommit(kv) if backend == "rocksdb-machine" else None

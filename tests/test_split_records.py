@@ -103,7 +103,8 @@ class FailingObjects(LocalObjects):
 async def test_an_object_store_failure_fails_the_write_whole() -> None:
     """When an object put fails, the write fails with the typed error, no record names a
     missing object, and the objects it did put are removed."""
-    split = SplitRecords(LocalRecords(MemoryStore()), FailingObjects(MemoryStore()), large=16)
+    objects = FailingObjects(MemoryStore())
+    split = SplitRecords(LocalRecords(MemoryStore()), objects, namespace="n", large=16)
     batch = Batch()
     batch.put(b"one", BIG, BLOBS)
     batch.put(b"two", BIG, BLOBS)
@@ -120,16 +121,21 @@ async def test_sweep_removes_old_orphans_only() -> None:
     named ones and young orphans (an upload in flight)."""
     now = [10_000_000_000]
     split = SplitRecords(
-        LocalRecords(MemoryStore()), LocalObjects(MemoryStore()), large=16, clock=lambda: now[0]
+        LocalRecords(MemoryStore()),
+        LocalObjects(MemoryStore()),
+        namespace="n",
+        large=16,
+        clock=lambda: now[0],
     )
     await put_blobs(split, (b"named", BIG))
-    await split.objects.put(f"{b'old'.hex()}.{now[0]:016x}.00000000", BIG)
+    await split.objects.put(f"n/{b'old'.hex()}.{now[0]:016x}.00000000", BIG)
     now[0] += 2_000_000
-    await split.objects.put(f"{b'young'.hex()}.{now[0]:016x}.00000000", BIG)
-    await split.objects.put("not-ours", b"x")
+    await split.objects.put(f"n/{b'young'.hex()}.{now[0]:016x}.00000000", BIG)
+    await split.objects.put("n/not-ours", b"x")
+    await split.objects.put(f"other/{b'old'.hex()}.{0:016x}.00000000", BIG)  # another store's
     assert await split.sweep(grace_s=1.0) == 1
     left = await names(split.objects)
-    assert len(left) == 3 and not any(name.startswith(b"old".hex()) for name in left)
+    assert len(left) == 4 and not any(name.startswith(f"n/{b'old'.hex()}") for name in left)
     assert await split.get(b"named", BLOBS) == BIG
     now[0] += 2_000_000
     assert await split.sweep(grace_s=1.0) == 1  # the young one has aged
