@@ -166,7 +166,7 @@ async def _blob_put_loop(store: Store, contents: Sequence[bytes], owners: Sequen
         staged = await blobs.put(content)
         batch = Batch()
         batch.put(owner, OWNER_RECORD)
-        blobs.commit(batch, add=[(staged, owner)])
+        await blobs.commit(batch, add=[(staged, owner)])
     return time.perf_counter() - start
 
 
@@ -224,7 +224,7 @@ async def _store_blob(store: Store, content: bytes) -> str:
     owner = b"bench\x00owner"
     batch = Batch()
     batch.put(owner, OWNER_RECORD)
-    store.blobs.commit(batch, add=[(staged, owner)])
+    await store.blobs.commit(batch, add=[(staged, owner)])
     return staged.ref.hash
 
 

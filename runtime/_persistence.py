@@ -24,17 +24,18 @@ class Reminder:
 
 
 class ReminderStore(Protocol):
-    """Where reminders are kept: one record per reminder, each write durable on return."""
+    """Where reminders are kept: one record per reminder, each write durable on return (a
+    networked store answers after a round trip, so every call is a coroutine)."""
 
-    def load_reminders(self) -> list[Reminder]:
+    async def load_reminders(self) -> list[Reminder]:
         """Every stored reminder."""
         ...
 
-    def save_reminder(self, reminder: Reminder) -> None:
+    async def save_reminder(self, reminder: Reminder) -> None:
         """Store ``reminder``, replacing the one with the same key."""
         ...
 
-    def delete_reminder(self, kind: str, actor_id: str, name: str) -> None:
+    async def delete_reminder(self, kind: str, actor_id: str, name: str) -> None:
         """Remove the reminder with that key, if any."""
         ...
 
@@ -46,14 +47,14 @@ class MemoryReminders:
     def __init__(self) -> None:
         self._reminders: dict[tuple[str, str, str], Reminder] = {}
 
-    def load_reminders(self) -> list[Reminder]:
+    async def load_reminders(self) -> list[Reminder]:
         """Every stored reminder."""
         return list(self._reminders.values())
 
-    def save_reminder(self, reminder: Reminder) -> None:
+    async def save_reminder(self, reminder: Reminder) -> None:
         """Store ``reminder``, replacing the one with the same key."""
         self._reminders[reminder.key] = reminder
 
-    def delete_reminder(self, kind: str, actor_id: str, name: str) -> None:
+    async def delete_reminder(self, kind: str, actor_id: str, name: str) -> None:
         """Remove the reminder with that key, if any."""
         self._reminders.pop((kind, actor_id, name), None)

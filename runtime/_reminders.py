@@ -51,7 +51,7 @@ class Reminders:
         if not math.isfinite(at):
             raise ValidationError(f"a reminder time must be finite, not {at}")
         reminder = Reminder(kind=kind, actor_id=actor_id, name=name, due=at, every=every)
-        self._store.save_reminder(reminder)
+        await self._store.save_reminder(reminder)
         self._by_key[reminder.key] = reminder
         self._wake.set()
         await anyio.lowlevel.checkpoint()
@@ -59,7 +59,7 @@ class Reminders:
 
     async def cancel(self, kind: str, actor_id: str, name: str) -> bool:
         """Delete a reminder; whether there was one."""
-        self._store.delete_reminder(kind, actor_id, name)
+        await self._store.delete_reminder(kind, actor_id, name)
         found = self._by_key.pop((kind, actor_id, name), None) is not None
         self._wake.set()
         await anyio.lowlevel.checkpoint()
@@ -78,7 +78,7 @@ class Reminders:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Load stored reminders and fire each when due, until ``stop``."""
-        for reminder in self._store.load_reminders():
+        for reminder in await self._store.load_reminders():
             self._by_key[reminder.key] = reminder
         async with anyio.create_task_group() as nursery:
             self._nursery = nursery
@@ -142,6 +142,6 @@ class Reminders:
             log.warning("reminder %s for %s/%s: handler raised %r", fired.name, *key, error)
         current = self._by_key.get(reminder.key)
         if after is None and current is None:
-            self._store.delete_reminder(*reminder.key)
+            await self._store.delete_reminder(*reminder.key)
         elif after is not None and current is after:
-            self._store.save_reminder(after)
+            await self._store.save_reminder(after)

@@ -258,7 +258,7 @@ async def open_runtime(
                 async with open_supervisor(
                     strategy=strategy,
                     resident_cap=resident_cap,
-                    reminder_store=StoreReminders(opened.kv),
+                    reminder_store=StoreReminders(opened.records),
                     grace=grace,
                 ) as supervisor:
                     board = DeadlineBoard(supervisor)

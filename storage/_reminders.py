@@ -9,7 +9,8 @@ from satchel.runtime._errors import ValidationError
 
 from . import _keys
 from ._codec import RecordCodec
-from ._kv import Batch, KeyValueStore, scan_prefix
+from ._kv import Batch
+from ._ports import RecordStore, prefix_pairs
 
 REMINDER_CODEC = RecordCodec(Reminder, kind="reminder", version=1)
 
@@ -23,23 +24,24 @@ def _reminder_key(kind: str, actor_id: str, name: str) -> bytes:
 
 @final
 class StoreReminders:
-    """A ``satchel.runtime.ReminderStore`` in a key-value backend."""
+    """A ``satchel.runtime.ReminderStore`` in a record store."""
 
-    def __init__(self, kv: KeyValueStore) -> None:
-        self._kv = kv
+    def __init__(self, records: RecordStore) -> None:
+        self._records = records
 
-    def load_reminders(self) -> list[Reminder]:
+    async def load_reminders(self) -> list[Reminder]:
         """Every stored reminder."""
-        return [REMINDER_CODEC.decode(value) for _, value in scan_prefix(self._kv, _keys.REMINDER)]
+        found = await prefix_pairs(self._records, _keys.REMINDER)
+        return [REMINDER_CODEC.decode(value) for _, value in found]
 
-    def save_reminder(self, reminder: Reminder) -> None:
+    async def save_reminder(self, reminder: Reminder) -> None:
         """Store ``reminder`` (one atomic write), replacing the one with the same key."""
         batch = Batch()
         batch.put(_reminder_key(*reminder.key), REMINDER_CODEC.encode(reminder))
-        self._kv.write(batch)
+        await self._records.write(batch)
 
-    def delete_reminder(self, kind: str, actor_id: str, name: str) -> None:
+    async def delete_reminder(self, kind: str, actor_id: str, name: str) -> None:
         """Remove the reminder with that key, if any."""
         batch = Batch()
         batch.delete(_reminder_key(kind, actor_id, name))
-        self._kv.write(batch)
+        await self._records.write(batch)

@@ -52,25 +52,8 @@ def examples(page: Path) -> list[tuple[str, str | None]]:
     return found
 
 
-#: Examples that lag a change of the API they show, until their page is updated (strict:
-#: each fails the suite once it runs again, so the mark is removed with the fix).
-LAGGING = {
-    "storage.md:0": "BlobStore.commit is a coroutine since blobs moved onto the record port: "
-    "docs/storage.md must await it",
-}
-
 EXAMPLES = [
-    pytest.param(
-        code,
-        expected,
-        page.name,
-        id=f"{page.name}:{n}",
-        marks=(
-            [pytest.mark.xfail(reason=LAGGING[f"{page.name}:{n}"], strict=True)]
-            if f"{page.name}:{n}" in LAGGING
-            else []
-        ),
-    )
+    pytest.param(code, expected, page.name, id=f"{page.name}:{n}")
     for page in sorted(DOCS.glob("*.md"))
     for n, (code, expected) in enumerate(examples(page))
 ]

@@ -357,7 +357,7 @@ async def test_reminder_survives_restart_and_coalesces(autojump_clock: None) -> 
         assert len(world.events) == 2
         assert world.events[1][1].missed == 0
         await sup.reminders.cancel("counter", "a", "daily")
-    assert store.load_reminders() == []
+    assert (await store.load_reminders()) == []
 
 
 async def test_transient_actor_restarts_after_crash() -> None:
@@ -472,7 +472,7 @@ async def test_reminder_for_actor_that_cannot_start_is_kept(
         await sup.reminders.set("counter", "bad", "r", sup.clock() + 5, None)
         await anyio.sleep(10)
         assert await counter(sup, "good").ask(Add(1)) == 1
-    assert [r.name for r in store.load_reminders()] == ["r"]
+    assert [r.name for r in (await store.load_reminders())] == ["r"]
 
 
 async def test_ask_in_flight_when_grace_runs_out(autojump_clock: None) -> None:
@@ -507,12 +507,12 @@ async def test_one_shot_reminder_not_yet_handled_survives_shutdown(
         await ref.tell(Sleep(50))
         await sup.reminders.set("counter", "a", "once", sup.clock() + 5, None)
         await anyio.sleep(10)
-    assert [r.name for r in store.load_reminders()] == ["once"]
+    assert [r.name for r in (await store.load_reminders())] == ["once"]
     async with open_supervisor(reminder_store=store) as sup:
         sup.register(counter_spec(world))
         await anyio.sleep(1)
     assert [e[1].name for e in world.events] == ["once"]
-    assert store.load_reminders() == []
+    assert (await store.load_reminders()) == []
 
 
 async def test_hanging_on_stop_is_bounded(autojump_clock: None) -> None:
@@ -541,10 +541,10 @@ async def test_reminder_an_actor_crashed_on_is_fired_again(
         sup.register(counter_spec(world))
         await sup.reminders.set("counter", "a", "once", sup.clock() + 5, None)
         await anyio.sleep(6)
-        assert world.events == [] and [r.name for r in store.load_reminders()] == ["once"]
+        assert world.events == [] and [r.name for r in (await store.load_reminders())] == ["once"]
         await anyio.sleep(10)
         assert [e[1].name for e in world.events] == ["once"]
-    assert store.load_reminders() == []
+    assert (await store.load_reminders()) == []
 
 
 class _Gated(Actor[str]):
