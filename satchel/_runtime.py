@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
+import anyio
+
 from satchel.actors import DeadlineBoard, register_session_kinds
 from satchel.actors import _validate as validate
 from satchel.actors._control import CheckResult, Control, ControlStatistics
@@ -56,6 +58,8 @@ from satchel.storage import (
     StoreReminders,
     backup_store,
     checked_durability,
+    is_networked,
+    open_networked_store,
     open_store,
 )
 
@@ -202,7 +206,8 @@ class Runtime:
 async def open_runtime(
     path: str | os.PathLike[str] | None = None,
     *,
-    store: Backend = "rocksdb",
+    store: Backend | str = "rocksdb",
+    objects: str | None = None,
     limits: BlobLimits | None = None,
     strategy: Strategy = Strategy.ONE_FOR_ONE,
     resident_cap: int = 10_000,
@@ -220,7 +225,9 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
-    ``store="memory"`` keeps nothing. ``session_defaults`` is the config of a session
+    ``store="memory"`` keeps nothing; ``store="postgresql://…"`` keeps everything in
+    PostgreSQL, with blob values of 64 KiB and more in the S3 bucket ``objects`` names
+    (``"s3://bucket?endpoint=…"``) when it is given. ``session_defaults`` is the config of a session
     created without one (fields given at creation override it). ``store_file`` reads only
     under ``file_roots`` (default: the current folder; ``[]`` for none). The audit log of
     each shared artifact name keeps its newest ``audit_max_entries`` entries. ``collection``
@@ -248,11 +255,12 @@ async def open_runtime(
         )
     checked_durability(durability)
     try:
-        with open_store(path, backend=store, limits=limits) as opened:
+        async with _opened_store(path, store, objects, limits) as opened:
             await opened.blobs.recover()
             async with WorkerPool(script_workers, api_names()) as workers:
                 group = None
-                if durability == "machine":
+                if durability == "machine" and opened.kv is not None:
+                    # (A networked store commits every write durably: no group to form.)
                     opened.kv.default_sync = True
                     group = GroupCommit(opened.kv)
                 async with open_supervisor(
@@ -338,6 +346,32 @@ async def open_runtime(
         if single is None:
             raise
         raise single from single.__cause__
+
+
+@asynccontextmanager
+async def _opened_store(
+    path: str | os.PathLike[str] | None,
+    store: str,
+    objects: str | None,
+    limits: BlobLimits | None,
+) -> AsyncIterator[Store]:
+    """The store ``open_runtime`` runs on: a data folder, memory, or a networked store."""
+    if is_networked(store):
+        opened = await open_networked_store(store, objects, limits=limits)
+        try:
+            yield opened
+        finally:
+            with anyio.CancelScope(shield=True):
+                await opened.aclose()
+        return
+    if objects is not None:
+        raise ValidationError("an object store (objects=) goes with a postgresql:// store only")
+    if store not in ("rocksdb", "memory"):
+        raise ValidationError(
+            f"unknown store {store!r}; use 'rocksdb', 'memory' or a postgresql:// URL"
+        )
+    with open_store(path, backend=store, limits=limits) as local:  # type: ignore[arg-type]
+        yield local
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -45,5 +45,6 @@ from ._s3 import S3Objects as S3Objects
 from ._split import SplitRecords as SplitRecords
 from ._store import Backend as Backend
 from ._store import Store as Store
+from ._store import open_networked_store as open_networked_store
 from ._store import open_store as open_store
 from ._store import resolve_data_dir as resolve_data_dir

@@ -7,14 +7,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, final
 
-from satchel.runtime._errors import ValidationError
+from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 from ._blobformat import BlobLimits
 from ._blobs import BlobStore
 from ._check import CheckReport, check_blobs
 from ._kv import KeyValueStore
-from ._local_ports import LocalObjects, LocalRecords
+from ._local_ports import LocalRecords
 from ._memory import MemoryStore
+from ._open_ports import open_networked
+from ._ports import RecordStore
 from ._rocks import RocksStore
 
 Backend = Literal["rocksdb", "memory"]
@@ -32,26 +34,50 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
 
 @final
 class Store:
-    """A key-value backend and the content-addressed blob store kept in it."""
+    """A record store (a local key-value backend, or a networked one) and the
+    content-addressed blob store kept in it."""
 
-    def __init__(self, kv: KeyValueStore, path: Path | None, limits: BlobLimits) -> None:
+    def __init__(
+        self,
+        kv: KeyValueStore | None,
+        path: Path | None,
+        limits: BlobLimits,
+        *,
+        records: RecordStore | None = None,
+    ) -> None:
+        #: The local backend, ``None`` on a networked store (``records`` is given then).
         self.kv = kv
         self.path = path
-        #: The record port over ``kv`` (what the domain reads and writes through).
-        self.records = LocalRecords(kv)
-        #: The object port over ``kv``'s blob space.
-        self.objects = LocalObjects(kv)
+        if records is None:
+            if kv is None:
+                raise InvalidArgumentError("a store needs a key-value backend or a record store")
+            records = LocalRecords(kv)
+        #: The record port (what the domain reads and writes through).
+        self.records: RecordStore = records
         #: The blobs (chunks and index) in ``records``; ``await blobs.recover()`` once, after
         #: opening, before using them.
         self.blobs = BlobStore(self.records, limits)
+
+    @property
+    def networked(self) -> bool:
+        """Whether the records are on a server (PostgreSQL), not in a local backend."""
+        return self.kv is None
 
     async def check(self, *, fix: bool = False, deep: bool = True) -> CheckReport:
         """Compare the blob index with references and chunks; repair with ``fix=True``."""
         return await check_blobs(self.blobs, fix=fix, deep=deep)
 
     def close(self) -> None:
-        """Close the backend (releasing the data folder's lock)."""
-        self.kv.close()
+        """Close a local backend (releasing the data folder's lock); see ``aclose``."""
+        if self.kv is not None:
+            self.kv.close()
+
+    async def aclose(self) -> None:
+        """Close the backend, local or networked."""
+        if self.kv is not None:
+            self.kv.close()
+        else:
+            await self.records.aclose()
 
     def __enter__(self) -> Store:
         return self
@@ -82,3 +108,12 @@ def open_store(
         folder = resolve_data_dir(path)
         return Store(RocksStore(folder), folder, limits)
     raise ValidationError(f"unknown storage backend {backend!r}; use 'rocksdb' or 'memory'")
+
+
+async def open_networked_store(
+    store: str, objects: str | None = None, *, limits: BlobLimits | None = None
+) -> Store:
+    """A store on PostgreSQL (``store``: a ``postgresql://`` URL), with blob values of 64 KiB
+    and more in the S3 bucket ``objects`` names (``s3://bucket?endpoint=…``) when given;
+    close it with ``aclose``."""
+    return Store(None, None, limits or BlobLimits(), records=await open_networked(store, objects))

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio.testing
-from satchel.storage import BlobLimits, KeyValueStore, MemoryStore, RocksStore, Store, open_store
+from satchel.storage import (
+    BlobLimits,
+    KeyValueStore,
+    MemoryStore,
+    PostgresRecords,
+    RocksStore,
+    Store,
+    open_store,
+)
 
 from satchel import Runtime, open_runtime
 
 from .autojump import AutojumpLoop
+from .ports import server_url
 
 #: Every async test runs on each event loop.
 LOOPS = ["trio", "asyncio"]
@@ -72,11 +83,46 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-@pytest.fixture(params=[*BACKENDS, "rocksdb-machine"])
+#: The runtimes most suites run on: each local backend, and RocksDB in machine durability.
+RUNTIMES = [*BACKENDS, "rocksdb-machine"]
+#: And the session and artifact suites on PostgreSQL with S3 too (see ``networked_rt``).
+NETWORKED_RUNTIMES = [*RUNTIMES, "postgresql+s3"]
+
+
+@asynccontextmanager
+async def open_test_runtime(name: str, folder: Path) -> AsyncIterator[Runtime]:
+    """A fresh runtime named by one of ``NETWORKED_RUNTIMES``; on PostgreSQL with S3, in a
+    table and a bucket folder of its own, dropped afterwards."""
+    if name != "postgresql+s3":
+        backend, _, durability = name.partition("-")
+        async with open_runtime(
+            folder / "data", store=backend, durability=durability or "process"
+        ) as runtime:
+            yield runtime
+        return
+    table = f"t_{uuid.uuid4().hex[:16]}"
+    postgres = server_url("SATCHEL_TEST_POSTGRES")
+    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
+    store = f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}"
+    try:
+        async with open_runtime(store=store, objects=f"{bucket}/{table}?{query}") as runtime:
+            yield runtime
+    finally:
+        records = await PostgresRecords.open(postgres, table=table)
+        await records.drop()
+        await records.aclose()
+
+
+@pytest.fixture(params=RUNTIMES)
 async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
     """An open runtime on each backend, and on RocksDB in machine durability (group commit)."""
-    backend, _, durability = request.param.partition("-")
-    async with open_runtime(
-        tmp_path / "data", store=backend, durability=durability or "process"
-    ) as runtime:
+    async with open_test_runtime(request.param, tmp_path) as runtime:
+        yield runtime
+
+
+@pytest.fixture(params=NETWORKED_RUNTIMES)
+async def networked_rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """``rt``, and also on PostgreSQL with S3: a suite that asks for it as ``rt`` (its own
+    ``rt`` fixture returning this one) runs on the networked store too."""
+    async with open_test_runtime(request.param, tmp_path) as runtime:
         yield runtime
