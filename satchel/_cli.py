@@ -26,7 +26,7 @@ from satchel._cli_parser import parser
 from satchel._runtime import open_runtime
 from satchel._serve import TOKEN_FILE, find_server, serve
 from satchel.scripting import ScriptLimits, ScriptWorkers
-from satchel.storage import Backend, BlobLimits, Durability, checked_durability
+from satchel.storage import BlobLimits, Durability, checked_durability
 
 
 class _LocalNoise(logging.Filter):
@@ -55,8 +55,31 @@ def _quiet_locally() -> Iterator[None]:
             logger.removeFilter(noise)
 
 
+def _networked(args: argparse.Namespace) -> tuple[str, str | None] | None:
+    """The PostgreSQL store (and S3 bucket) the command runs on: ``--store``, else
+    ``$SATCHEL_STORE`` unless ``--data`` or ``--memory`` is given; ``None`` for a folder or
+    memory."""
+    if args.memory or args.data is not None:
+        store = None
+    else:
+        store = args.store or os.environ.get("SATCHEL_STORE") or None
+    if store is None:
+        if args.objects is not None:
+            raise invalid("--objects goes with a PostgreSQL store (--store postgresql://…)")
+        return None
+    return store, args.objects or os.environ.get("SATCHEL_OBJECTS") or None
+
+
+def _store_of(args: argparse.Namespace, folder: Path | None) -> dict[str, Any]:
+    """``open_runtime``'s ``store`` and ``objects`` for the command's place."""
+    networked = _networked(args)
+    if networked is not None:
+        return {"store": networked[0], "objects": networked[1]}
+    return {"store": "rocksdb" if folder else "memory"}
+
+
 def _folder(args: argparse.Namespace) -> Path | None:
-    if args.memory:
+    if args.memory or _networked(args) is not None:
         return None
     if args.data is not None:
         return Path(args.data)
@@ -78,7 +101,7 @@ def _existing(args: argparse.Namespace) -> Path | None:
 async def _restore(args: argparse.Namespace, out: Output) -> int:
     folder = _folder(args)
     if folder is None:
-        raise invalid("restore needs a data folder to write (--data DIR), not --memory")
+        raise invalid("restore needs a data folder to write (--data DIR), not --memory or --store")
     report = await restore_backup(args.backup, folder)
     found = {"data": str(folder), "clean": report.clean}
     out.data(found) if out.as_json else out.message(f"restored into {folder}; it checks clean")
@@ -96,10 +119,9 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
         if args.allow_io:
             raise invalid("--allow-io runs only in-process, not on a server")
         return await _run_remote(args, source, folder, out)
-    store: Backend = "rocksdb" if folder else "memory"
     lines: list[str] = []
     async with open_runtime(
-        folder, store=store, durability=_durability(args), limits=_limits(args)
+        folder, **_store_of(args, folder), durability=_durability(args), limits=_limits(args)
     ) as rt:
         results = await rt.run_lua(
             source,
@@ -162,7 +184,6 @@ _UNBOUNDED_OUTPUT = ScriptLimits(max_output=1 << 62)
 
 async def _serve(args: argparse.Namespace, out: Output) -> int:
     folder = _folder(args)
-    store: Backend = "rocksdb" if folder else "memory"
     durability = _durability(args)
     options = {name: getattr(args, name) for name in _SERVE_OPTIONS if hasattr(args, name)}
     # Scripts sent over HTTP run in worker processes: some are ready before the first one.
@@ -170,7 +191,7 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
     async with (
         open_runtime(
             folder,
-            store=store,
+            **_store_of(args, folder),
             durability=durability,
             script_workers=workers,
             limits=_limits(args),
@@ -182,7 +203,7 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
         except OSError as error:  # the port is taken, or the address is not this machine's
             raise invalid(f"cannot serve on {args.host}:{args.port}: {error.strerror}") from None
         token = {"token_file": str(folder / TOKEN_FILE)} if folder else {"token": info.token}
-        where = str(rt.path or "memory")
+        where = str(rt.path or ("a PostgreSQL store" if rt.store.networked else "memory"))
         if out.as_json:
             out.data({"url": info.url, "data": where, "durability": durability, **token})
         else:
@@ -233,7 +254,14 @@ def _durability(args: argparse.Namespace) -> Durability:
 
 
 async def _api(args: argparse.Namespace, out: Output) -> int:
-    async with connect(_existing(args), durability=args.durability, limits=_limits(args)) as client:
+    networked = _networked(args) or (None, None)
+    async with connect(
+        _existing(args),
+        durability=args.durability,
+        limits=_limits(args),
+        store=networked[0],
+        objects=networked[1],
+    ) as client:
         code: int = await args.command(client, args, out)
         return code
 

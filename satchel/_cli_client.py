@@ -18,7 +18,7 @@ from satchel._http import make_app
 from satchel._runtime import open_runtime
 from satchel._serve import find_server
 from satchel.runtime._errors import StoreLockedError
-from satchel.storage import Backend, BlobLimits
+from satchel.storage import BlobLimits
 
 Params = Mapping[str, str | int | float | bool | Iterable[str] | None]
 
@@ -109,10 +109,19 @@ def _params(params: Params | None) -> dict[str, Any] | None:
 
 @asynccontextmanager
 async def connect(
-    folder: Path | None, *, durability: str | None = None, limits: BlobLimits | None = None
+    folder: Path | None,
+    *,
+    durability: str | None = None,
+    limits: BlobLimits | None = None,
+    store: str | None = None,
+    objects: str | None = None,
 ) -> AsyncIterator[Client]:
     """A client on the server holding ``folder``, else on a runtime opened here (in memory
-    for ``None``)."""
+    for ``None``; on the networked ``store``, with ``objects``, when it is given)."""
+    if store is not None:
+        async with _local(None, durability, limits, store, objects) as client:
+            yield client
+        return
     if folder is not None:
         found = find_server(folder)
         if found is not None:
@@ -164,12 +173,17 @@ async def _remote(url: str, token: str, durability: str | None) -> AsyncIterator
 
 @asynccontextmanager
 async def _local(
-    folder: Path | None, durability: str | None, limits: BlobLimits | None
+    folder: Path | None,
+    durability: str | None,
+    limits: BlobLimits | None,
+    store: str | None = None,
+    objects: str | None = None,
 ) -> AsyncIterator[Client]:
     options: dict[str, Any] = {} if durability is None else {"durability": durability}
     options["limits"] = limits
-    store: Backend = "memory" if folder is None else "rocksdb"
-    async with open_runtime(folder, store=store, **options) as rt:
+    if store is None:
+        store = "memory" if folder is None else "rocksdb"
+    async with open_runtime(folder, store=store, objects=objects, **options) as rt:
         token = secrets.token_urlsafe(16)
         headers = {"Authorization": f"Bearer {token}"}
         async with anyio.create_task_group() as tasks:

@@ -36,6 +36,13 @@ _MAX_ARTIFACT_HELP = (
 )
 
 
+_STORE_HELP = "a PostgreSQL store, postgresql://… (default $SATCHEL_STORE, else a data folder)"
+_OBJECTS_HELP = (
+    "with --store: an S3 bucket for blob values of 64 KiB and more, s3://bucket?endpoint=… "
+    "(default $SATCHEL_OBJECTS)"
+)
+
+
 def _common() -> Parser:
     """Options every command takes (given before or after the command)."""
     common = Parser(add_help=False)
@@ -44,6 +51,10 @@ def _common() -> Parser:
                        help="data folder (default $SATCHEL_DATA, else ./.satchel)")  # fmt: skip
     place.add_argument("--memory", action="store_true", default=argparse.SUPPRESS,
                        help="an in-memory store: keep nothing")  # fmt: skip
+    place.add_argument("--store", default=argparse.SUPPRESS, metavar="URL",
+                       help=_STORE_HELP)  # fmt: skip
+    common.add_argument("--objects", default=argparse.SUPPRESS, metavar="URL",
+                        help=_OBJECTS_HELP)  # fmt: skip
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON (errors too, on stdout)")  # fmt: skip
     common.add_argument("--durability", choices=get_args(Durability), default=argparse.SUPPRESS,
@@ -289,6 +300,8 @@ def parser(serve_options: set[str]) -> argparse.ArgumentParser:
     place.add_argument("--data", type=Path, metavar="DIR",
                        help="data folder (default $SATCHEL_DATA, else ./.satchel)")  # fmt: skip
     place.add_argument("--memory", action="store_true", help="an in-memory store: keep nothing")
+    place.add_argument("--store", metavar="URL", help=_STORE_HELP)
+    top.add_argument("--objects", metavar="URL", help=_OBJECTS_HELP)
     top.add_argument("--json", action="store_true", help="print JSON (errors too, on stdout)")
     top.add_argument("--durability", choices=get_args(Durability),
                      help="process (default) or machine (docs/durability.md)")  # fmt: skip
