@@ -19,11 +19,13 @@ import attrs
 from satchel.runtime import ActorRef, Supervisor
 from satchel.runtime._errors import (
     InvalidArgumentError,
+    SessionExistsError,
     SessionHasChildrenError,
     SessionNotFoundError,
     ValidationError,
+    WriteConflictError,
 )
-from satchel.storage import Batch, BlobStore, RecordStore, prefix_upper_bound
+from satchel.storage import ABSENT, Batch, BlobStore, RecordStore, prefix_upper_bound
 
 from .. import _indexscan as indexscan
 from .. import _layout as layout
@@ -218,7 +220,10 @@ class SessionManager(EventLogCalls):
             # Only a large record can hold metadata over its limit; small ones skip the encode.
             update.check_metadata_size(record.metadata)
         batch.put(layout.record_key(sid), encoded)
-        batch.put(layout.counters_key(sid), layout.Counters(1, now).encode())
+        # A keyed session's id is derived from its key: another process creating the same
+        # key at once must not write over it (refuse_taken above read before we write).
+        keyed = ABSENT if record.key is not None else None
+        batch.put(layout.counters_key(sid), layout.Counters(1, now).encode(), expect=keyed)
         batch.put(
             layout.journal_key(sid, 1),
             layout.encode_entry(now, "session_created", created, cause),
@@ -228,7 +233,12 @@ class SessionManager(EventLogCalls):
         batch.put(layout.updated_key(sid, now), layout.u64(now))
         if record.deadlines:
             layout.move_deadlines(batch, sid, (), record.deadlines)
-        await self._records.write(batch)
+        try:
+            await self._records.write(batch)
+        except WriteConflictError:
+            raise SessionExistsError(
+                f"a session keyed {record.key!r} exists already ({record.id})"
+            ) from None
         if holders is not None:
             self._budgets.admitted(record, holders, 0, 0)
         if record.deadlines:

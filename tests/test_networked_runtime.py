@@ -1,0 +1,49 @@
+"""Runtimes in several processes on one PostgreSQL store: what their writes must not break."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+from satchel.storage import PostgresRecords
+
+from satchel import SessionExistsError, open_runtime
+
+from .ports import server_url
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def store_url() -> AsyncIterator[str]:
+    """A PostgreSQL store URL naming a table of its own, dropped afterwards."""
+    postgres = server_url("SATCHEL_TEST_POSTGRES")
+    table = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}"
+    records = await PostgresRecords.open(postgres, table=table)
+    await records.drop()
+    await records.aclose()
+
+
+async def test_two_runtimes_creating_one_key_make_one_session(store_url: str) -> None:
+    """Two runtimes on one store creating the same session key at once: one creates it, the
+    other gets SessionExistsError, and the session is whole."""
+    outcomes: list[str] = []
+    async with open_runtime(store=store_url) as first, open_runtime(store=store_url) as second:
+
+        async def create(rt: object, name: str) -> None:
+            try:
+                await rt.sessions.create(key="the-one", name=name)  # type: ignore[attr-defined]
+                outcomes.append("created")
+            except SessionExistsError:
+                outcomes.append("exists")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(create, first, "first")
+            tasks.start_soon(create, second, "second")
+        assert sorted(outcomes) == ["created", "exists"]
+        info = await first.sessions.get("the-one")
+        assert info.name in ("first", "second")
+        assert (await second.sessions.check()).clean
