@@ -437,21 +437,22 @@ async def test_pg_a_cancelled_write_waiting_on_a_lock_returns_promptly() -> None
         await records.aclose()
 
 
-async def test_store_objects_list_breaks_on_the_blob_chunks_beside_it() -> None:
-    """open_store gives ``records`` and ``objects`` over the same key-value store, and both
-    use its blob space: BlobStore's chunk keys (a random 16-byte data id + index) are
-    binary, so ``objects.list()`` dies with a raw UnicodeDecodeError on the first one
-    (and skips every key from 0xff on, past its b"\\xff" upper bound). The object port
-    must have a space (or a key prefix) of its own."""
+async def test_local_objects_keep_apart_from_blob_chunks_beside_them() -> None:
+    """LocalObjects over a store's blob space list their own keys only, never BlobStore's
+    binary chunk keys beside them (which once made ``list`` fail on a UnicodeDecodeError)."""
     from satchel.storage import open_store
 
     store = open_store(backend="memory")
     try:
+        assert store.kv is not None
+        objects = LocalObjects(store.kv)
         chunk = Batch()
         chunk.put(b"\x80\x81" + bytes(14) + bytes(4), b"chunk bytes", BLOBS)  # chunk_key
+        chunk.put(b"\xff\xfe", b"chunk bytes", BLOBS)
         await store.records.write(chunk)
-        await store.objects.put("mine", b"object")
-        assert [key async for key in store.objects.list()] == ["mine"]
+        await objects.put("mine", b"object")
+        assert [key async for key in objects.list()] == ["mine"]
+        assert await store.records.get(b"\xff\xfe", BLOBS) == b"chunk bytes"
     finally:
         store.close()
 
