@@ -1,11 +1,13 @@
 """Runs a deterministic plan of session operations, printing each after it returns (crash test).
 
 Usage: python session_crash_writer.py DATA_DIR RUN_ID. Runs the plan (long enough to be
-killed first) and exits.
+killed first) and exits. DATA_DIR may be a postgresql:// store URL instead, with the S3 bucket
+for its large values in $SATCHEL_CRASH_OBJECTS.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from collections.abc import Iterator
@@ -26,7 +28,12 @@ def content(rng: random.Random, pool: list[bytes]) -> bytes:
     if pool and rng.random() < 0.3:
         return rng.choice(pool)
     size = rng.choice([rng.randrange(1, 2000), rng.randrange(70_000, 200_000)])
-    data = rng.randbytes(16) * (size // 16 + 1)
+    if size > 2000:
+        # Incompressible, so it stays over 64 KiB stored: a chunk file on RocksDB, an
+        # object in S3 on PostgreSQL.
+        data = rng.randbytes(size)
+    else:
+        data = rng.randbytes(16) * (size // 16 + 1)
     pool.append(data[:size])
     return data[:size]
 
@@ -81,9 +88,17 @@ def plan(run: str, count: int) -> Iterator[tuple[Op, Model]]:
         yield op, {n: (s, dict(v), dict(a)) for n, (s, v, a) in model.items()}
 
 
-async def main(folder: str, run: str) -> None:
+def place(where: str, objects: str | None = None) -> dict[str, Any]:
+    """``open_runtime``'s arguments for a data folder, or a PostgreSQL store URL with its S3
+    bucket (``objects``, else ``$SATCHEL_CRASH_OBJECTS``)."""
+    if where.startswith("postgresql://"):
+        return {"store": where, "objects": objects or os.environ.get("SATCHEL_CRASH_OBJECTS")}
+    return {"path": where}
+
+
+async def main(where: str, run: str) -> None:
     ids: dict[str, str] = {}
-    async with open_runtime(folder) as rt:
+    async with open_runtime(**place(where)) as rt:
         for n, (op, _) in enumerate(plan(run, 100_000)):
             kind, name, arg = op
             if kind == "create":

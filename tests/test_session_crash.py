@@ -3,30 +3,38 @@ artifacts) and leaves no half."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
+from satchel.storage import PostgresRecords
 
 from satchel import open_runtime
 
+from .ports import server_url
 from .session_crash_writer import Model, plan
+from .session_crash_writer import place as crash_place
 
 ROUNDS = 8
 
 
-def run_and_kill(folder: Path, run: str, rng: random.Random) -> int:
+def run_and_kill(where: str, run: str, rng: random.Random, env: dict[str, str]) -> int:
     """Start the writer, kill it at a random moment, return how many operations it acknowledged."""
     writer = Path(__file__).with_name("session_crash_writer.py")
     proc = subprocess.Popen(
-        [sys.executable, str(writer), str(folder), run],
+        [sys.executable, str(writer), where, run],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **env},
     )
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()
@@ -47,16 +55,40 @@ def models_after(run: str, acknowledged: int) -> tuple[Model, Model]:
     return states[acknowledged - 1], states[acknowledged]
 
 
+@pytest.fixture(params=["rocksdb", "postgresql+s3"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """Where the writer runs: a data folder, or a PostgreSQL store (a table of its own) with
+    an S3 bucket folder for its large values; and the environment naming the bucket."""
+    if request.param == "rocksdb":
+        yield str(tmp_path / "data"), {}
+        return
+    postgres = server_url("SATCHEL_TEST_POSTGRES")
+    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
+    table = f"t_{uuid.uuid4().hex[:16]}"
+    store = f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}"
+    yield store, {"SATCHEL_CRASH_OBJECTS": f"{bucket}/{table}?{query}"}
+
+    async def drop() -> None:
+        records = await PostgresRecords.open(postgres, table=table)
+        await records.drop()
+        await records.aclose()
+
+    anyio.run(drop)
+
+
 @pytest.mark.slow
-async def test_sigkill_loses_no_acknowledged_session_operation(tmp_path: Path) -> None:
-    """After each kill, every run's sessions are exactly as acknowledged and check is clean."""
+async def test_sigkill_loses_no_acknowledged_session_operation(
+    where: tuple[str, dict[str, str]],
+) -> None:
+    """After each kill, every run's sessions are exactly as acknowledged and check is clean,
+    on a data folder and on PostgreSQL with S3."""
     rng = random.Random(4)
-    folder = tmp_path / "data"
+    place, env = where
     final: dict[str, Model] = {}
     for round_ in range(ROUNDS):
         run = f"r{round_}"
-        done, maybe = models_after(run, run_and_kill(folder, run, rng))
-        async with open_runtime(folder) as rt:
+        done, maybe = models_after(run, run_and_kill(place, run, rng, env))
+        async with open_runtime(**crash_place(place, env.get("SATCHEL_CRASH_OBJECTS"))) as rt:
             found: dict[str, Model] = {}
             for info in await rt.sessions.list():
                 variables = {
