@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from satchel.storage import PostgresRecords
+from satchel.storage import PostgresRecords, SplitRecords
 
 from satchel import SessionExistsError, open_runtime
 
@@ -47,3 +48,23 @@ async def test_two_runtimes_creating_one_key_make_one_session(store_url: str) ->
         info = await first.sessions.get("the-one")
         assert info.name in ("first", "second")
         assert (await second.sessions.check()).clean
+
+
+async def test_gc_sweeps_objects_no_record_names(store_url: str) -> None:
+    """gc on PostgreSQL with S3 deletes an object left behind (no record names it, older than
+    an hour) and keeps the objects of stored artifacts."""
+    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
+    objects = f"{bucket}/{uuid.uuid4().hex}?{query}"
+    async with open_runtime(store=store_url, objects=objects) as rt:
+        sid = await rt.sessions.create(name="gc")
+        content = os.urandom(200_000)
+        await rt.artifacts.store(sid, "big.bin", content, type="file")
+        split = rt.store.records
+        assert isinstance(split, SplitRecords)
+        named = [name async for name in split.objects.list()]
+        assert named  # the artifact's chunk is an object
+        await split.objects.put(f"{split.namespace}/{b'gone'.hex()}.{0:016x}.00000000", b"x")
+        report = await rt.control.gc()
+        assert report.orphan_objects_freed == 1
+        assert [name async for name in split.objects.list()] == named
+        assert (await rt.artifacts.get(sid, "big.bin")).content == content
