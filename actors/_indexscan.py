@@ -4,7 +4,7 @@ end with a creation-time suffix, and choosing the most selective of several such
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Iterator
 from contextlib import aclosing
 from typing import TypeVar, cast
 
@@ -13,6 +13,7 @@ from satchel.storage import INDEX, RecordReads, Space, iter_pairs, prefix_upper_
 from ._layout import u64
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Hashable)
 #: The most candidates tested by one multi-get per filter.
 MAX_CHUNK = 1024
 
@@ -76,16 +77,24 @@ def window(found: Iterator[T], offset: int, limit: int | None) -> Iterator[T]:
     return itertools.islice(found, offset, None if limit is None else offset + limit)
 
 
-async def page_of(found: AsyncGenerator[T, None], offset: int, limit: int | None) -> list[T]:
+async def page_of(found: AsyncGenerator[H, None], offset: int, limit: int | None) -> list[H]:
     """``window`` of a lazy pipeline: the page ``offset``..``offset + limit`` of ``found``,
-    read no further than its end; ``found`` is closed (and with it the stages it reads)."""
-    page: list[T] = []
+    read no further than its end; ``found`` is closed (and with it the stages it reads).
+
+    An item met twice counts once: the index is read a page at a time, and on a store where
+    other writers go on meanwhile (PostgreSQL), an entry moved by a write between two pages
+    (a session renamed ahead of the scan) is met again."""
+    page: list[H] = []
     stop = None if limit is None else offset + limit
     if stop is not None and stop <= offset:
         return page
+    met: set[H] = set()
     async with aclosing(found):
         seen = 0
         async for item in found:
+            if item in met:
+                continue
+            met.add(item)
             if seen >= offset:
                 page.append(item)
             seen += 1

@@ -156,7 +156,8 @@ class BlobStore:
                 await anyio.lowlevel.checkpoint()
             return await writer.finish()
         except BaseException:
-            await writer.abort()
+            with anyio.CancelScope(shield=True):  # a cancelled upload still deletes its chunks
+                await writer.abort()
             if isinstance(source, AsyncGenerator):
                 # Finalize the caller's generator now, not whenever the GC gets to it.
                 with anyio.CancelScope(shield=True):
@@ -182,7 +183,8 @@ class BlobStore:
                 await anyio.lowlevel.checkpoint()
             digest, layout = await upload.finish()
         except BaseException:
-            await self._abort(upload.data_id)
+            with anyio.CancelScope(shield=True):
+                await self._abort(upload.data_id)
             raise
         return StagedBlob(ref_for(digest, layout), layout=layout, chunks=None, content=None)
 
@@ -241,10 +243,11 @@ class BlobStore:
             await self._abort(layout.data_id)
 
     async def _abort(self, data_id: bytes) -> None:
-        self._uploads.discard(data_id)
         batch = Batch()
         free_chunks(batch, data_id)
         await self.records.write(batch, sync=False)
+        # Only now: until its chunks are gone, the upload stays in flight for ``check``.
+        self._uploads.discard(data_id)
 
     async def commit(
         self,

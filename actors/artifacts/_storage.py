@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, final
 
+import anyio
 import attrs
 from satchel.runtime import Actor
 from satchel.runtime._errors import ValidationError
@@ -90,7 +91,8 @@ class StorageActor(Actor[Any]):
             except BaseException:
                 # Over the size limit, or a bad piece: the upload cannot go on.
                 del self._uploads[message.upload]
-                await writer.abort()
+                with anyio.CancelScope(shield=True):  # its chunks go, even when cancelled
+                    await writer.abort()
                 raise
             return None
         if isinstance(message, FinishUpload):

@@ -310,6 +310,13 @@ async def replay(
                 break
             if counts["events"] % STEP == 0:
                 await anyio.lowlevel.checkpoint()
+    if progress.done < upto and not (progress.stop_requested or halted):
+        # The journal is read a page at a time: entries gone before their page was read
+        # (the session deleted meanwhile) must not pass for a whole replay.
+        raise ReplayError(
+            f"session {session_id}: the journal ended at entry {progress.done} of {upto} "
+            "during the replay (was the session deleted?)"
+        )
     return ReplayResult(
         session_id=session_id,
         mode=mode,

@@ -115,14 +115,18 @@ class Budgets:
                 bucket = self.bucket(holder.id, holder.config)
                 take_token(bucket, session_id, holder.config, holder.id)
 
-    async def check(
+    async def reserve(
         self, session_id: str, holders: list[Holder], operations: int, artifacts: int, size: int
     ) -> None:
-        """Refuse what would take a holder past one of its quotas."""
-        for holder in holders:
-            used = await self._used(holder.id)
+        """Count a write against each holder before it is made, or refuse what would take a
+        holder past one of its quotas (nothing counted then). Counted at once, with no
+        suspension between the test and the count: writes awaited at the same time (on a
+        store that suspends) each see the others'. ``release`` gives it back if the write
+        fails."""
+        usage = [await self._used(holder.id) for holder in holders]
+        wanted = (operations, artifacts, size)
+        for holder, used in zip(holders, usage, strict=True):
             config = holder.config
-            wanted = (operations, artifacts, size)
             for index, (name, more) in enumerate(zip(_QUOTAS, wanted, strict=True)):
                 most = getattr(config, name)
                 if most is not None and more > 0 and used[index] + more > most:
@@ -130,15 +134,18 @@ class Budgets:
                         f"session {session_id} counts against the budget of session "
                         f"{holder.id}, which would pass its {name} of {most}"
                     )
+        for used in usage:
+            for index, more in enumerate(wanted):
+                used[index] += more
 
-    def charge(self, holders: list[Holder], operations: int, artifacts: int, size: int) -> None:
-        """Count a committed write against each holder whose usage is kept."""
+    def release(self, holders: list[Holder], operations: int, artifacts: int, size: int) -> None:
+        """Give back what ``reserve`` counted for a write that was not made."""
         for holder in holders:
             used = self._usage.get(holder.id)
             if used is not None:
-                used[0] += operations
-                used[1] += artifacts
-                used[2] += size
+                used[0] -= operations
+                used[1] -= artifacts
+                used[2] -= size
 
     async def admit(
         self,
@@ -150,9 +157,9 @@ class Budgets:
     ) -> list[Holder] | None:
         """Before a session is written: if it counts against another's budget, refuse it when
         that session is not active or the budgets up the chain cannot take its creation (one
-        operation, with the artifacts and bytes it starts with), else the holders to charge
-        once it is written (``admitted``); ``batch`` gets the entry that keeps its creation
-        counted."""
+        operation, with the artifacts and bytes it starts with), else count the creation
+        against them and answer the holders (to ``release`` if it is not written);
+        ``batch`` gets the entry that keeps its creation counted."""
         if record.budget_of is None:
             return None
         raw = await self._records.get(layout.record_key(layout.bytes_of(record.budget_of)))
@@ -166,17 +173,15 @@ class Budgets:
             )
         holders = await self.holders(record.id, record)
         self.throttle(record.id, holders)
-        await self.check(record.id, holders, 1, artifacts, size)
+        await self.reserve(record.id, holders, 1, artifacts, size)
         batch.put(*creation_key(layout.bytes_of(record.budget_of), sid))
         return holders
 
-    def admitted(
-        self, record: layout.SessionRecord, holders: list[Holder], artifacts: int, size: int
-    ) -> None:
-        """The session ``record``, which counts against another's budget, was written."""
+    def admitted(self, record: layout.SessionRecord) -> None:
+        """The session ``record``, which counts against another's budget, was written (its
+        creation was counted by ``admit``; ``release`` gives it back if it was not)."""
         assert record.budget_of is not None
         self._has_sharers[record.budget_of] = True
-        self.charge(holders, 1, artifacts, size)
 
     def forget(self, session_id: str) -> None:
         """A session was deleted: what is kept is summed again when next needed."""
@@ -221,7 +226,10 @@ class Budgets:
     async def _used(self, holder_id: str) -> list[int]:
         used = self._usage.get(holder_id)
         if used is None:
-            used = self._usage[holder_id] = await self._sum(layout.bytes_of(holder_id))
+            summed = await self._sum(layout.bytes_of(holder_id))
+            # Another task may have summed it meanwhile and counted writes on its list: keep
+            # that one (this sum, read before those writes, would lose them).
+            used = self._usage.setdefault(holder_id, summed)
         return used
 
     async def _sum(self, holder: bytes) -> list[int]:

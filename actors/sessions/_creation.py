@@ -13,14 +13,16 @@ from satchel.runtime._errors import (
     SessionExistsError,
     SessionNotFoundError,
     ValidationError,
+    WriteConflictError,
 )
-from satchel.storage import RecordReads
+from satchel.storage import ABSENT, Batch, RecordReads, RecordStore
 
 from .. import _layout as layout
 from .. import _validate as validate
 from .._lifecycle import ACTIVE
 from .._model import SessionConfig
 from ._query import load, scope
+from ._session_update import check_metadata_size
 
 _US = 1_000_000
 _CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(SessionConfig))
@@ -171,3 +173,40 @@ def initial_state(
             )
         found.append((name, value, encoded))
     return found
+
+
+async def write_created(
+    records: RecordStore,
+    batch: Batch,
+    record: layout.SessionRecord,
+    sid: bytes,
+    now: int,
+    created: dict[str, Any],
+    cause: dict[str, Any] | None,
+) -> None:
+    """Add a new session's record, counters, first journal entry and index entries to
+    ``batch`` and write it."""
+    encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
+    if len(encoded) > validate.MAX_METADATA_BYTES:
+        # Only a large record can hold metadata over its limit; small ones skip the encode.
+        check_metadata_size(record.metadata)
+    batch.put(layout.record_key(sid), encoded)
+    # A keyed session's id is derived from its key: another process creating the same
+    # key at once must not write over it (refuse_taken above read before we write).
+    keyed = ABSENT if record.key is not None else None
+    batch.put(layout.counters_key(sid), layout.Counters(1, now).encode(), expect=keyed)
+    batch.put(
+        layout.journal_key(sid, 1),
+        layout.encode_entry(now, "session_created", created, cause),
+    )
+    for entry, value in layout.index_entries(sid, record):
+        batch.put(entry, value)
+    batch.put(layout.updated_key(sid, now), layout.u64(now))
+    if record.deadlines:
+        layout.move_deadlines(batch, sid, (), record.deadlines)
+    try:
+        await records.write(batch)
+    except WriteConflictError:
+        raise SessionExistsError(
+            f"a session keyed {record.key!r} exists already ({record.id})"
+        ) from None

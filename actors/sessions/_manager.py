@@ -19,13 +19,11 @@ import attrs
 from satchel.runtime import ActorRef, Supervisor
 from satchel.runtime._errors import (
     InvalidArgumentError,
-    SessionExistsError,
     SessionHasChildrenError,
     SessionNotFoundError,
     ValidationError,
-    WriteConflictError,
 )
-from satchel.storage import ABSENT, Batch, BlobStore, RecordStore, prefix_upper_bound
+from satchel.storage import Batch, BlobStore, RecordStore, prefix_upper_bound
 
 from .. import _indexscan as indexscan
 from .. import _layout as layout
@@ -215,32 +213,14 @@ class SessionManager(EventLogCalls):
             batch.put(layout.var_prefix(sid) + name.encode(), encoded)
         await creation.refuse_taken(self._records, record, sid)
         holders = await self._budgets.admit(batch, record, sid)
-        encoded = validate.encoded("session metadata", layout.RECORD_CODEC.encode, record)
-        if len(encoded) > validate.MAX_METADATA_BYTES:
-            # Only a large record can hold metadata over its limit; small ones skip the encode.
-            update.check_metadata_size(record.metadata)
-        batch.put(layout.record_key(sid), encoded)
-        # A keyed session's id is derived from its key: another process creating the same
-        # key at once must not write over it (refuse_taken above read before we write).
-        keyed = ABSENT if record.key is not None else None
-        batch.put(layout.counters_key(sid), layout.Counters(1, now).encode(), expect=keyed)
-        batch.put(
-            layout.journal_key(sid, 1),
-            layout.encode_entry(now, "session_created", created, cause),
-        )
-        for entry, value in layout.index_entries(sid, record):
-            batch.put(entry, value)
-        batch.put(layout.updated_key(sid, now), layout.u64(now))
-        if record.deadlines:
-            layout.move_deadlines(batch, sid, (), record.deadlines)
         try:
-            await self._records.write(batch)
-        except WriteConflictError:
-            raise SessionExistsError(
-                f"a session keyed {record.key!r} exists already ({record.id})"
-            ) from None
+            await creation.write_created(self._records, batch, record, sid, now, created, cause)
+        except BaseException:
+            if holders is not None:  # counted by ``admit``, not written
+                self._budgets.release(holders, 1, 0, 0)
+            raise
         if holders is not None:
-            self._budgets.admitted(record, holders, 0, 0)
+            self._budgets.admitted(record)
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
@@ -375,11 +355,16 @@ class SessionManager(EventLogCalls):
         extra = Batch()
         await creation.refuse_taken(self._records, forked, sid)
         holders = await self._budgets.admit(extra, forked, sid, artifacts, size)
-        data, cause = await self._history.fork_write(
-            state, forked, sid, correlation, hook_records, extra
-        )
+        try:
+            data, cause = await self._history.fork_write(
+                state, forked, sid, correlation, hook_records, extra
+            )
+        except BaseException:
+            if holders is not None:  # counted by ``admit``, not written
+                self._budgets.release(holders, 1, artifacts, size)
+            raise
         if holders is not None:
-            self._budgets.admitted(forked, holders, artifacts, size)
+            self._budgets.admitted(forked)
         if self._events.active:
             await self._events.publish(
                 forked.id, 1, forked.created_us, "session_forked", data, cause

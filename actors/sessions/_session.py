@@ -320,32 +320,34 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         if self._budgeted and (operation or artifacts or size):
             budgets = self._services.budgets
             holders = await budgets.holders(self._id, await self._require_session())
-            await budgets.check(self._id, holders, operation, artifacts, size)
-        if now is None:
-            now = self._now_us()
-        new = layout.Counters(
-            old.seq + 1,
-            now,
-            old.operations + operation,
-            old.artifacts + artifacts,
-            old.total_bytes + size,
-        )
-        sid = self._sid
-        if self._hook_records:
-            data = {**data, "hooks": self._hook_records}
-            self._hook_records = []
-        batch.put(
-            self._journal_prefix + layout.seq_bytes(new.seq), layout.encode_entry(now, kind, data)
-        )
-        batch.put(self._counters_key, new.encode())
-        if not layout.same_update_bucket(now, old.updated_us):
-            batch.delete(layout.updated_key(sid, old.updated_us))
-            batch.put(layout.updated_key(sid, now), self._created)
-        if record is not None:
-            batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
-        await self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
-        if holders:
-            self._services.budgets.charge(holders, operation, artifacts, size)
+            await budgets.reserve(self._id, holders, operation, artifacts, size)
+        try:
+            if now is None:
+                now = self._now_us()
+            new = layout.Counters(
+                old.seq + 1,
+                now,
+                old.operations + operation,
+                old.artifacts + artifacts,
+                old.total_bytes + size,
+            )
+            sid = self._sid
+            if self._hook_records:
+                data = {**data, "hooks": self._hook_records}
+                self._hook_records = []
+            journal_key = self._journal_prefix + layout.seq_bytes(new.seq)
+            batch.put(journal_key, layout.encode_entry(now, kind, data))
+            batch.put(self._counters_key, new.encode())
+            if not layout.same_update_bucket(now, old.updated_us):
+                batch.delete(layout.updated_key(sid, old.updated_us))
+                batch.put(layout.updated_key(sid, now), self._created)
+            if record is not None:
+                batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
+            await self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
+        except BaseException:
+            if holders:  # counted by ``reserve``, not written
+                self._services.budgets.release(holders, operation, artifacts, size)
+            raise
         self._counters = new
         if record is not None:
             self._record = record
