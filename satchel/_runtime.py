@@ -256,7 +256,8 @@ async def open_runtime(
     checked_durability(durability)
     try:
         async with _opened_store(path, store, objects, limits) as opened:
-            await opened.blobs.recover()
+            # On a shared store, another process's upload in flight is pending too.
+            await opened.blobs.recover(grace_s=3600.0 if opened.networked else 0.0)
             async with WorkerPool(script_workers, api_names()) as workers:
                 group = None
                 if durability == "machine" and opened.kv is not None:

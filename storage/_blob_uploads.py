@@ -119,7 +119,7 @@ class Upload:
         stored, compressed = encode_chunk(chunk, self.limits)
         batch = Batch()
         if self.count == 0:
-            batch.put(_keys.pending_key(self.data_id), b"")
+            batch.put(_keys.pending_key(self.data_id), _keys.pending_since())
         batch.put(chunk_key(self.data_id, self.count), stored, BLOBS)
         # Not synced: the synced commit that makes the blob live makes its chunks durable too
         # (one write-ahead log), and an upload cut short is only orphan chunks.

@@ -81,10 +81,15 @@ class BlobStore:
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
 
-    async def recover(self) -> None:
-        """Delete chunks left pending by a process that stopped mid-upload or mid-free."""
+    async def recover(self, *, grace_s: float = 0.0) -> None:
+        """Delete chunks left pending by a process that stopped mid-upload or mid-free, but
+        those marked less than ``grace_s`` seconds ago: on a store other processes share,
+        their uploads in flight are pending too (a data folder has one process: 0)."""
         batch = Batch()
-        for key, _ in await prefix_pairs(self.records, _keys.BLOB_PENDING):
+        newest = _keys.pending_since(-grace_s)
+        for key, since in await prefix_pairs(self.records, _keys.BLOB_PENDING):
+            if grace_s > 0 and since > newest:  # (marks from before they had a time: b"")
+                continue
             free_chunks(batch, key[len(_keys.BLOB_PENDING) :])
         if len(batch):
             await self.records.write(batch)
@@ -355,7 +360,7 @@ class BlobStore:
             self._metas.prime(encoded, counted)
         else:
             own.delete(_keys.blob_key(digest))
-            own.put(_keys.pending_key(meta.data_id), b"")
+            own.put(_keys.pending_key(meta.data_id), _keys.pending_since())
             free_chunks(cleanup, meta.data_id)
 
     def _adopt(

@@ -7,9 +7,12 @@ keeps its index keys off these tags.
 
 from __future__ import annotations
 
+import time
+
 BLOB = b"blob\x00"  # + digest(32) -> BlobMeta
 BLOB_REF = b"bref\x00"  # + digest(32) + owner key -> b"" (one reference to the blob)
-BLOB_PENDING = b"bpen\x00"  # + data_id(16) -> b"" (chunks that no blob owns: upload or free)
+# + data_id(16) -> when marked (pending_since) or b"" (chunks no blob owns: upload or free)
+BLOB_PENDING = b"bpen\x00"
 
 
 def blob_key(digest: bytes) -> bytes:
@@ -82,3 +85,9 @@ ARTIFACT_AUDIT = b"aud\x00"  # + owner(16) + name + NUL + seq(8) -> AuditEntry
 
 # Host scripts' runtime-wide Lua ``State`` (satchel.actors).
 HOST_STATE = b"hst\x00"  # + key -> encoded value
+
+
+def pending_since(offset_s: float = 0.0) -> bytes:
+    """A pending mark's value: the time it was made (µs, big-endian, comparable as bytes),
+    ``offset_s`` seconds from now."""
+    return (time.time_ns() // 1000 + int(offset_s * 1_000_000)).to_bytes(8, "big")

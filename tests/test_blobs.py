@@ -353,6 +353,18 @@ async def test_interrupted_upload_is_recovered_on_open(tmp_path: Path) -> None:
         assert (await store.check()).clean
 
 
+async def test_recovery_keeps_young_uploads_of_a_shared_store(tmp_path: Path) -> None:
+    """With a grace period (a store other processes share), recovery keeps the chunks of an
+    upload marked since, which may be another process's in flight, and deletes older ones."""
+    with open_store(tmp_path, limits=SMALL_CHUNKS) as store:
+        await store.blobs.put(os.urandom(3 * 4096))
+    with open_store(tmp_path, limits=SMALL_CHUNKS) as store:
+        await store.blobs.recover(grace_s=3600.0)
+        assert len(chunk_keys(store)) == 3
+        await store.blobs.recover(grace_s=0.0)
+        assert chunk_keys(store) == []
+
+
 async def test_sync_commit_reaches_the_backend(store: Store) -> None:
     """commit(sync=True) asks the backend for a synced write."""
     staged = await store.blobs.put(TEXT)
