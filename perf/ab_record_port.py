@@ -97,8 +97,17 @@ def compare(suite: str) -> None:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         merged[side] = target
     subprocess.run(
-        [sys.executable, "-m", "pyperf", "compare_to", str(merged["old"]), str(merged["new"]),
-         "--table", "--table-format", "md"],
+        [
+            sys.executable,
+            "-m",
+            "pyperf",
+            "compare_to",
+            str(merged["old"]),
+            str(merged["new"]),
+            "--table",
+            "--table-format",
+            "md",
+        ],
         check=True,
     )
 
@@ -120,7 +129,10 @@ def table(suite: str) -> None:
     old = pyperf.BenchmarkSuite.load(str(RESULTS / f"{suite}_old.json"))
     new = pyperf.BenchmarkSuite.load(str(RESULTS / f"{suite}_new.json"))
     runs = {
-        side: [pyperf.BenchmarkSuite.load(str(f)) for f in sorted(RESULTS.glob(f"{suite}_{side}_*.json"))]
+        side: [
+            pyperf.BenchmarkSuite.load(str(f))
+            for f in sorted(RESULTS.glob(f"{suite}_{side}_*.json"))
+        ]
         for side in ("old", "new")
     }
     print(f"| {suite} benchmark | old | new | new/old | significant (t) | per pair |")

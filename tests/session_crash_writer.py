@@ -28,12 +28,9 @@ def content(rng: random.Random, pool: list[bytes]) -> bytes:
     if pool and rng.random() < 0.3:
         return rng.choice(pool)
     size = rng.choice([rng.randrange(1, 2000), rng.randrange(70_000, 200_000)])
-    if size > 2000:
-        # Incompressible, so it stays over 64 KiB stored: a chunk file on RocksDB, an
-        # object in S3 on PostgreSQL.
-        data = rng.randbytes(size)
-    else:
-        data = rng.randbytes(16) * (size // 16 + 1)
+    # Large content is incompressible, so it stays over 64 KiB stored: a chunk file on
+    # RocksDB, an object in S3 on PostgreSQL.
+    data = rng.randbytes(size) if size > 2000 else rng.randbytes(16) * (size // 16 + 1)
     pool.append(data[:size])
     return data[:size]
 
