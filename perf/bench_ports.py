@@ -20,12 +20,8 @@ operations of each contender are not counted. Figures are microseconds per opera
 * Local: ``LocalRecords`` over ``RocksStore`` (process durability) commit of one put against
   ``RocksStore.write`` of the same ``Batch``, and ``LocalRecords.get`` against ``kv.get``.
 
-Run (from the repository root, servers started by ``.ci/servers start DIR``)::
-
-    . DIR/env
-    python perf/bench_ports.py --loop asyncio
-    python perf/bench_ports.py --loop trio
-    python perf/bench_ports.py --loop uvloop   # asyncio on uvloop
+Run from the repository root, servers started by ``.ci/servers start DIR``:
+``. DIR/env; python perf/bench_ports.py --loop asyncio|trio|uvloop``.
 """
 
 from __future__ import annotations
