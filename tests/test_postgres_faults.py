@@ -12,7 +12,7 @@ import anyio
 import pytest
 from satchel.storage import Batch, PostgresRecords
 
-from satchel import StoreUnavailableError
+from satchel import StoreUnavailableError, open_runtime
 
 from .ports import server_url
 
@@ -66,4 +66,27 @@ async def test_a_restart_fails_calls_with_a_typed_error_then_recovers(tmp_path: 
         assert await records.get_many([b"kept", b"after"]) == [b"1", b"2"]
     finally:
         await records.aclose()
+        await anyio.to_thread.run_sync(_stop, folder)
+
+
+async def test_a_runtime_rides_out_a_restart(tmp_path: Path) -> None:
+    """A runtime on PostgreSQL: while the server is down a write fails with
+    StoreUnavailableError; once it is back the same runtime writes and reads again, and
+    what was acknowledged before is there."""
+    server_url("SATCHEL_TEST_POSTGRES")
+    folder = tmp_path / "pg"
+    server = await anyio.to_thread.run_sync(_start, folder)
+    try:
+        async with open_runtime(store=server.get_uri()) as rt:
+            sid = await rt.sessions.create(name="kept")
+            await rt.sessions.set_state(sid, "before", 1)
+            await anyio.to_thread.run_sync(_stop, folder)
+            with pytest.raises(StoreUnavailableError):
+                await rt.sessions.set_state(sid, "during", 2)
+            await anyio.to_thread.run_sync(server.ensure_postgres_running)
+            await rt.sessions.set_state(sid, "after", 3)
+            assert await rt.sessions.get_state(sid, "before") == 1
+            assert await rt.sessions.get_state(sid, "after") == 3
+            assert (await rt.sessions.check()).clean
+    finally:
         await anyio.to_thread.run_sync(_stop, folder)
