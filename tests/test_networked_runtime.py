@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
 from satchel.storage import PostgresRecords, SplitRecords
 
-from satchel import SessionExistsError, open_runtime
+from satchel import SessionExistsError, StoreUnavailableError, open_runtime
 
 from .ports import server_url
 
@@ -68,3 +69,41 @@ async def test_gc_sweeps_objects_no_record_names(store_url: str) -> None:
         assert report.orphan_objects_freed == 1
         assert [name async for name in split.objects.list()] == named
         assert (await rt.artifacts.get(sid, "big.bin")).content == content
+
+
+class _FailingPuts:
+    """An object store whose puts fail, as S3 going away mid-store (reads still work)."""
+
+    def __init__(self, objects: Any) -> None:
+        self._objects = objects
+
+    async def put(self, key: str, data: bytes) -> None:
+        raise StoreUnavailableError("the object store did not answer")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objects, name)
+
+
+async def test_an_s3_failure_mid_store_fails_it_and_names_no_missing_object(
+    store_url: str,
+) -> None:
+    """An artifact store whose large chunk cannot reach S3 fails with StoreUnavailableError;
+    no record names a missing object, the store checks clean, and once S3 is back the same
+    runtime stores and reads it."""
+    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
+    objects = f"{bucket}/{uuid.uuid4().hex}?{query}"
+    async with open_runtime(store=store_url, objects=objects) as rt:
+        sid = await rt.sessions.create(name="s3 down")
+        split = rt.store.records
+        assert isinstance(split, SplitRecords)
+        working = split.objects
+        split.objects = _FailingPuts(working)  # type: ignore[assignment]
+        content = os.urandom(200_000)
+        with pytest.raises(StoreUnavailableError):
+            await rt.artifacts.store(sid, "big.bin", content, type="file")
+        assert await rt.artifacts.list(sid) == []
+        assert (await rt.check()).clean
+        split.objects = working
+        await rt.artifacts.store(sid, "big.bin", content, type="file")
+        assert (await rt.artifacts.get(sid, "big.bin")).content == content
+        assert (await rt.check()).clean
