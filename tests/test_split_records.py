@@ -104,7 +104,7 @@ async def test_an_object_store_failure_fails_the_write_whole() -> None:
     """When an object put fails, the write fails with the typed error, no record names a
     missing object, and the objects it did put are removed."""
     objects = FailingObjects(MemoryStore())
-    split = SplitRecords(LocalRecords(MemoryStore()), objects, namespace="n", large=16)
+    split = SplitRecords(LocalRecords(MemoryStore()), objects, namespace="n", large=SPLIT_LARGE)
     batch = Batch()
     batch.put(b"one", BIG, BLOBS)
     batch.put(b"two", BIG, BLOBS)
@@ -124,7 +124,7 @@ async def test_sweep_removes_old_orphans_only() -> None:
         LocalRecords(MemoryStore()),
         LocalObjects(MemoryStore()),
         namespace="n",
-        large=16,
+        large=SPLIT_LARGE,
         clock=lambda: now[0],
     )
     await put_blobs(split, (b"named", BIG))
@@ -139,4 +139,3 @@ async def test_sweep_removes_old_orphans_only() -> None:
     assert await split.get(b"named", BLOBS) == BIG
     now[0] += 2_000_000
     assert await split.sweep(grace_s=1.0) == 1  # the young one has aged
-    assert SPLIT_LARGE == 16
