@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +13,6 @@ from satchel.storage import (
     BlobLimits,
     KeyValueStore,
     MemoryStore,
-    PostgresRecords,
     RocksStore,
     Store,
     open_store,
@@ -23,7 +21,7 @@ from satchel.storage import (
 from satchel import Runtime, open_runtime
 
 from .autojump import AutojumpLoop
-from .ports import server_url
+from .ports import drop_table, networked_place
 
 #: Every async test runs on each event loop.
 LOOPS = ["trio", "asyncio"]
@@ -100,17 +98,12 @@ async def open_test_runtime(name: str, folder: Path) -> AsyncIterator[Runtime]:
         ) as runtime:
             yield runtime
         return
-    table = f"t_{uuid.uuid4().hex[:16]}"
-    postgres = server_url("SATCHEL_TEST_POSTGRES")
-    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
-    store = f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}"
+    store, objects, table = networked_place()
     try:
-        async with open_runtime(store=store, objects=f"{bucket}/{table}?{query}") as runtime:
+        async with open_runtime(store=store, objects=objects) as runtime:
             yield runtime
     finally:
-        records = await PostgresRecords.open(postgres, table=table)
-        await records.drop()
-        await records.aclose()
+        await drop_table(table)
 
 
 @pytest.fixture(params=RUNTIMES)

@@ -100,3 +100,20 @@ async def open_objects(backend: str, folder: Path) -> AsyncIterator[ObjectStore]
         yield LocalObjects(kv)
     finally:
         kv.close()
+
+
+def networked_place() -> tuple[str, str, str]:
+    """A PostgreSQL store URL naming a table of its own, an S3 URL naming a bucket folder of
+    its own, and the table (to ``drop_table`` afterwards)."""
+    postgres = server_url("SATCHEL_TEST_POSTGRES")
+    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
+    table = f"t_{uuid.uuid4().hex[:16]}"
+    store = f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}"
+    return store, f"{bucket}/{table}?{query}", table
+
+
+async def drop_table(table: str) -> None:
+    """Drop a table ``networked_place`` named (with its commit function)."""
+    records = await PostgresRecords.open(server_url("SATCHEL_TEST_POSTGRES"), table=table)
+    await records.drop()
+    await records.aclose()

@@ -6,14 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import anyio
 import pytest
-from satchel.storage import PostgresRecords
 
-from .ports import server_url
+from .ports import drop_table, networked_place
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,20 +28,9 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def place() -> Iterator[tuple[str, str]]:
     """A PostgreSQL store URL (a table of its own, dropped after) and an S3 bucket URL."""
-    postgres = server_url("SATCHEL_TEST_POSTGRES")
-    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
-    table = f"t_{uuid.uuid4().hex[:16]}"
-    yield (
-        f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}",
-        (f"{bucket}/{table}?{query}"),
-    )
-
-    async def drop() -> None:
-        records = await PostgresRecords.open(postgres, table=table)
-        await records.drop()
-        await records.aclose()
-
-    anyio.run(drop)
+    store, objects, table = networked_place()
+    yield store, objects
+    anyio.run(drop_table, table)
 
 
 def test_flags_name_the_store_and_its_bucket(place: tuple[str, str]) -> None:

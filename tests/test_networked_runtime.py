@@ -3,36 +3,34 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
-from satchel.storage import PostgresRecords, SplitRecords
+from satchel.storage import SplitRecords
 
 from satchel import SessionExistsError, StoreUnavailableError, open_runtime
 
-from .ports import server_url
+from .ports import drop_table, networked_place
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    """A PostgreSQL store URL naming a table of its own, dropped afterwards."""
-    postgres = server_url("SATCHEL_TEST_POSTGRES")
-    table = f"t_{uuid.uuid4().hex[:16]}"
-    yield f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}"
-    records = await PostgresRecords.open(postgres, table=table)
-    await records.drop()
-    await records.aclose()
+async def place() -> AsyncIterator[tuple[str, str]]:
+    """A PostgreSQL store URL naming a table of its own (dropped afterwards), and an S3 URL
+    naming a bucket folder of its own."""
+    store, objects, table = networked_place()
+    yield store, objects
+    await drop_table(table)
 
 
-async def test_two_runtimes_creating_one_key_make_one_session(store_url: str) -> None:
+async def test_two_runtimes_creating_one_key_make_one_session(place: tuple[str, str]) -> None:
     """Two runtimes on one store creating the same session key at once: one creates it, the
     other gets SessionExistsError, and the session is whole."""
     outcomes: list[str] = []
+    store_url = place[0]
     async with open_runtime(store=store_url) as first, open_runtime(store=store_url) as second:
 
         async def create(rt: object, name: str) -> None:
@@ -51,12 +49,10 @@ async def test_two_runtimes_creating_one_key_make_one_session(store_url: str) ->
         assert (await second.sessions.check()).clean
 
 
-async def test_gc_sweeps_objects_no_record_names(store_url: str) -> None:
+async def test_gc_sweeps_objects_no_record_names(place: tuple[str, str]) -> None:
     """gc on PostgreSQL with S3 deletes an object left behind (no record names it, older than
     an hour) and keeps the objects of stored artifacts."""
-    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
-    objects = f"{bucket}/{uuid.uuid4().hex}?{query}"
-    async with open_runtime(store=store_url, objects=objects) as rt:
+    async with open_runtime(store=place[0], objects=place[1]) as rt:
         sid = await rt.sessions.create(name="gc")
         content = os.urandom(200_000)
         await rt.artifacts.store(sid, "big.bin", content, type="file")
@@ -85,14 +81,12 @@ class _FailingPuts:
 
 
 async def test_an_s3_failure_mid_store_fails_it_and_names_no_missing_object(
-    store_url: str,
+    place: tuple[str, str],
 ) -> None:
     """An artifact store whose large chunk cannot reach S3 fails with StoreUnavailableError;
     no record names a missing object, the store checks clean, and once S3 is back the same
     runtime stores and reads it."""
-    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
-    objects = f"{bucket}/{uuid.uuid4().hex}?{query}"
-    async with open_runtime(store=store_url, objects=objects) as rt:
+    async with open_runtime(store=place[0], objects=place[1]) as rt:
         sid = await rt.sessions.create(name="s3 down")
         split = rt.store.records
         assert isinstance(split, SplitRecords)

@@ -9,17 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
-from satchel.storage import PostgresRecords
 
 from satchel import open_runtime
 
-from .ports import server_url
+from .ports import drop_table, networked_place
 from .session_crash_writer import Model, plan
 from .session_crash_writer import place as crash_place
 
@@ -62,18 +60,9 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
     if request.param == "rocksdb":
         yield str(tmp_path / "data"), {}
         return
-    postgres = server_url("SATCHEL_TEST_POSTGRES")
-    bucket, _, query = server_url("SATCHEL_TEST_S3").partition("?")
-    table = f"t_{uuid.uuid4().hex[:16]}"
-    store = f"{postgres}{'&' if '?' in postgres else '?'}satchel_table={table}"
-    yield store, {"SATCHEL_CRASH_OBJECTS": f"{bucket}/{table}?{query}"}
-
-    async def drop() -> None:
-        records = await PostgresRecords.open(postgres, table=table)
-        await records.drop()
-        await records.aclose()
-
-    anyio.run(drop)
+    store, objects, table = networked_place()
+    yield store, {"SATCHEL_CRASH_OBJECTS": objects}
+    anyio.run(drop_table, table)
 
 
 @pytest.mark.slow
