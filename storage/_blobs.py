@@ -9,7 +9,10 @@ any point leaves at worst pending chunks, which ``recover`` deletes (awaited onc
 opens the store, before the blobs are used).
 
 Reference counts are persisted in the blob's metadata; each reference is also a key of its own
-(``bref`` + digest + owner key), so ``check`` can recount them and name their owners.
+(``bref`` + digest + owner key), so ``check`` can recount them and name their owners. A commit
+writes counts and references on the condition that they are as it read them, and plans again
+when another writer got there first: writers sharing a store (tasks of one process, or
+processes on PostgreSQL) never lose a count.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from satchel.runtime._errors import (
     IntegrityError,
     InvalidArgumentError,
     ValidationError,
+    WriteConflictError,
 )
 
 from . import _keys
@@ -56,10 +60,30 @@ from ._blobformat import (
     set_bit,
 )
 from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
-from ._kv import BLOBS, Batch
+from ._kv import ABSENT, BLOBS, Batch, Equals
 from ._ports import RecordStore, prefix_pairs
 
 log = logging.getLogger("satchel.storage")
+
+
+#: How many times a commit is planned again after other writers changed its counts.
+_COMMIT_ATTEMPTS = 16
+
+
+@attrs.define
+class _Plan:
+    """One attempt at a ``commit``: its batch, and what it counted on."""
+
+    #: The caller's batch with the references, counts and chunks.
+    batch: Batch = attrs.Factory(Batch)
+    #: The references and counts (part of ``batch``).
+    own: Batch = attrs.Factory(Batch)
+    #: What goes after the batch is in: chunks no blob owns.
+    cleanup: Batch = attrs.Factory(Batch)
+    #: Records read, with the value read (``None``: absent), that the batch expects unchanged.
+    expected: list[tuple[bytes, bytes | None]] = attrs.Factory(list)
+    adopted: list[bytes] = attrs.Factory(list)
+    released: list[bytes] = attrs.Factory(list)
 
 
 @attrs.define
@@ -268,35 +292,66 @@ class BlobStore:
         in the same batch (or exist already), so ``check`` can tell a live reference from a
         dangling one. Raises before anything is written if a reference is taken twice by one
         owner, released by an owner that does not hold it, or taken on a blob that is gone.
+
+        Counts and references are written on the condition that they are as read: a commit
+        that another writer's (another task's, or another process's on a shared store) got
+        ahead of is planned again from what is stored then. A conflict on the caller's own
+        conditions is raised (``WriteConflictError``) with nothing written.
         """
-        own, chunks = Batch(), Batch()
+        adds, drops = list(add), list(drop)
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            plan = await self._plan(batch, adds, drops)
+            try:
+                await self.records.write(plan.batch, sync=sync)
+            except WriteConflictError:
+                # With no conditions of the caller's, the conflict is the plan's. (A count
+                # may be back to what was read by then: re-reading would not tell.)
+                ours = not batch.conditions or await self._moved(plan.expected)
+                if attempt == _COMMIT_ATTEMPTS or not ours:
+                    raise
+                continue
+            self._uploads.difference_update(plan.adopted)
+            self._uploads.difference_update(plan.released)
+            if len(plan.cleanup):
+                await self._clean_up(plan.cleanup)
+            return
+
+    async def _plan(
+        self,
+        batch: Batch,
+        add: list[tuple[BlobLike, bytes]],
+        drop: list[tuple[BlobLike, bytes]],
+    ) -> _Plan:
+        """The batch that writes ``batch`` with the references and counts as stored now."""
+        plan = _Plan()
         changes: dict[bytes, _Change] = defaultdict(_Change)
         touched: set[bytes] = set()
         for item, owner in add:
-            digest = await self._reference(own, touched, item, owner, taking=True)
+            digest = await self._reference(plan, touched, item, owner, taking=True)
             changes[digest].delta += 1
             if isinstance(item, StagedBlob):
                 changes[digest].stagings.append(item)
         for held, owner in drop:
-            digest = await self._reference(own, touched, held, owner, taking=False)
+            digest = await self._reference(plan, touched, held, owner, taking=False)
             changes[digest].delta -= 1
-        cleanup = Batch()
-        adopted: list[bytes] = []
-        released: list[bytes] = []
+        chunks = Batch()
         for digest, change in changes.items():
-            await self._apply(own, chunks, cleanup, digest, change, adopted, released)
-        if len(chunks):
-            # Chunks of fresh data ids (no other op in the batch names them) go first: a
-            # store reading the batch in order then meets the blob space at once, rather
-            # than after building a batch of index operations only to start over.
-            chunks.extend(batch)
-            batch = chunks
-        batch.extend(own)
-        await self.records.write(batch, sync=sync)
-        self._uploads.difference_update(adopted)
-        self._uploads.difference_update(released)
-        if len(cleanup):
-            await self._clean_up(cleanup)
+            await self._apply(plan, chunks, digest, change)
+        # Chunks of fresh data ids (no other op in the batch names them) go first: a store
+        # reading the batch in order then meets the blob space at once, rather than after
+        # building a batch of index operations only to start over.
+        plan.batch.extend(chunks)
+        plan.batch.extend(batch)
+        plan.batch.extend(plan.own)
+        return plan
+
+    async def _moved(self, expected: list[tuple[bytes, bytes | None]]) -> bool:
+        """Whether a record a plan counted on is no longer as it read it (so the conflict
+        may be the plan's, and planning again may succeed)."""
+        if not expected:
+            return False
+        now = await self.records.get_many([key for key, _ in expected])
+        return any(value != seen for (_, seen), value in zip(expected, now, strict=True))
 
     async def _clean_up(self, cleanup: Batch) -> None:
         """Free the chunks a committed batch left to no blob. The batch is in: a failure
@@ -309,7 +364,7 @@ class BlobStore:
             log.warning("freeing unused chunks failed (check(fix=True) frees them): %s", error)
 
     async def _reference(
-        self, own: Batch, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
+        self, plan: _Plan, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
     ) -> bytes:
         if type(owner) is not bytes or not owner:
             raise InvalidArgumentError("a reference owner must be a non-empty bytes key")
@@ -318,50 +373,48 @@ class BlobStore:
         if key in touched:
             raise ValidationError(f"owner {owner!r} names blob {digest.hex()} twice in a commit")
         touched.add(key)
-        held = await self.records.get(key) is not None
-        if taking and held:
+        held = await self.records.get(key)
+        if taking and held is not None:
             raise ValidationError(f"owner {owner!r} already references blob {digest.hex()}")
-        if not taking and not held:
+        if not taking and held is None:
             raise BlobNotFoundError(f"owner {owner!r} holds no reference to blob {digest.hex()}")
-        if taking:
-            own.put(key, b"")
+        plan.expected.append((key, held))
+        if held is None:
+            plan.own.put(key, b"", expect=ABSENT)
         else:
-            own.delete(key)
+            plan.own.delete(key, expect=Equals(held))
         return digest
 
-    async def _apply(
-        self,
-        own: Batch,
-        chunks: Batch,
-        cleanup: Batch,
-        digest: bytes,
-        change: _Change,
-        adopted: list[bytes],
-        released: list[bytes],
-    ) -> None:
-        meta = await self.load_meta(digest)
+    async def _apply(self, plan: _Plan, chunks: Batch, digest: bytes, change: _Change) -> None:
+        key = _keys.blob_key(digest)
+        stored = await self.records.get(key)
+        plan.expected.append((key, stored))
+        own = plan.own
         winner: bytes | None = None
-        if meta is None:
+        if stored is None:
             meta = self._adopt(own, chunks, digest, change.stagings)
             winner = meta.data_id
-            adopted.append(winner)
+            plan.adopted.append(winner)
+        else:
+            meta = self._metas.decode(stored)
         for staged in change.stagings:
             layout = staged._layout
             if layout is None or layout.data_id == winner or layout.data_id not in self._uploads:
                 continue
             # A second upload of bytes that are already stored: its chunks go.
-            free_chunks(cleanup, layout.data_id)
-            released.append(layout.data_id)
+            free_chunks(plan.cleanup, layout.data_id)
+            plan.released.append(layout.data_id)
+        condition = ABSENT if stored is None else Equals(stored)
         count = meta.refcount + change.delta
         if count > 0:
             counted = with_refcount(meta, count)
             encoded = META_CODEC.encode(counted)
-            own.put(_keys.blob_key(digest), encoded)
+            own.put(key, encoded, expect=condition)
             self._metas.prime(encoded, counted)
         else:
-            own.delete(_keys.blob_key(digest))
+            own.delete(key, expect=condition)
             own.put(_keys.pending_key(meta.data_id), _keys.pending_since())
-            free_chunks(cleanup, meta.data_id)
+            free_chunks(plan.cleanup, meta.data_id)
 
     def _adopt(
         self, own: Batch, chunks: Batch, digest: bytes, stagings: list[StagedBlob]

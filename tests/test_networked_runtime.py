@@ -101,3 +101,32 @@ async def test_an_s3_failure_mid_store_fails_it_and_names_no_missing_object(
         await rt.artifacts.store(sid, "big.bin", content, type="file")
         assert (await rt.artifacts.get(sid, "big.bin")).content == content
         assert (await rt.check()).clean
+
+
+async def test_two_runtimes_sharing_one_content_keep_its_count(place: tuple[str, str]) -> None:
+    """Two runtimes on one store storing and deleting sessions that hold the same content at
+    once: the blob's count stays its references, to zero and back, and check is clean."""
+    store_url, objects = place
+    content = b'{"role": "tool", "content": "shared across runtimes"}\n' * 30
+    async with (
+        open_runtime(store=store_url, objects=objects) as first,
+        open_runtime(store=store_url, objects=objects) as second,
+    ):
+
+        async def churn(rt: Any, rounds: int) -> None:
+            for _ in range(rounds):
+                made = [await rt.sessions.create() for _ in range(3)]
+                for session_id in made:
+                    await rt.session(session_id).store_artifact("same", content, type="text/plain")
+                for session_id in made:
+                    await rt.sessions.delete(session_id)
+
+        async with anyio.create_task_group() as tasks:
+            for rt in (first, second, first, second):
+                tasks.start_soon(churn, rt, 4)
+        kept = await first.sessions.create()
+        ref = await first.session(kept).store_artifact("same", content, type="text/plain")
+        assert (await first.check()).clean
+        assert (await second.check()).clean
+        meta = await first.store.blobs.load_meta(bytes.fromhex(ref.content_hash))
+        assert meta is not None and meta.refcount == 1
