@@ -11,7 +11,9 @@ Driver mode, by measurement on this machine (point select, median): psycopg's
 a worker thread 268 µs. So on asyncio calls use async connections; on Trio, which psycopg's
 async connections do not support, synchronous ones in worker threads. A Trio call cancelled
 while its thread waits (on a lock, say) sends PostgreSQL a cancel request and returns at
-once; the connection is closed when the thread is done with it.
+once; the connection is closed when the thread is done with it (at once if the thread had
+not started: cancelled while it waited for the thread limiter). A connection is given back
+only outside a transaction block.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from collections.abc import Sequence
 from typing import Any, final
 
 import anyio
+
+#: libpq's PQTRANS_IDLE: connected, outside a transaction block.
+_IDLE = 0
 
 
 @final
@@ -37,14 +42,36 @@ def _run_sync(conn: Any, query: str, params: Sequence[Any] | None, fetch: bool) 
 @final
 class _Handoff:
     """Who closes a connection whose call was cancelled on Trio: the thread, when it ends
-    after the cancellation, or the canceller, when the thread had ended already."""
+    after the cancellation; the canceller, when the thread had ended already or had not
+    started (cancelled at the thread limiter: the thread, if it starts later, leaves the
+    connection alone)."""
 
-    __slots__ = ("abandoned", "done", "lock")
+    __slots__ = ("abandoned", "done", "lock", "started")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.started = False
         self.done = False
         self.abandoned = False
+
+    def start(self) -> bool:
+        """For the thread: whether it may use the connection (not abandoned yet)."""
+        with self.lock:
+            self.started = not self.abandoned
+            return self.started
+
+    def finish(self) -> bool:
+        """For the thread, done with the connection: whether it must close it."""
+        with self.lock:
+            self.done = True
+            return self.abandoned
+
+    def abandon(self) -> bool:
+        """For the canceller: whether no statement is in flight (it closes the connection
+        itself, else the thread will)."""
+        with self.lock:
+            self.abandoned = True
+            return self.done or not self.started
 
 
 @final
@@ -87,7 +114,12 @@ class Connections:
                     rows = await cursor.fetchall() if fetch else []
             except Exception as error:
                 if not conn.broken:
-                    await self._give_back(conn)  # autocommit: a failed statement left no state
+                    # Autocommit: a failed statement leaves no state, but a failed script
+                    # with its own BEGIN leaves an aborted transaction open.
+                    if conn.pgconn.transaction_status == _IDLE:
+                        await self._give_back(conn)
+                    else:
+                        await self._close(conn)
                     raise
                 await self._close(conn)
                 await self._close_idle()  # made before it: dropped by the same restart
@@ -105,22 +137,19 @@ class Connections:
         handoff = _Handoff()
 
         def call() -> Any:
+            if not handoff.start():
+                return None  # abandoned before it started: the canceller closed it
             try:
                 return _run_sync(conn, query, params, fetch)
             finally:
-                with handoff.lock:
-                    handoff.done = True
-                    if handoff.abandoned:
-                        conn.close()
+                if handoff.finish():
+                    conn.close()
 
         try:
             return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
-            with handoff.lock:
-                handoff.abandoned = True
-                finished = handoff.done
-            if finished:
-                conn.close()
+            if handoff.abandon():
+                conn.close()  # no statement in flight: nothing to cancel
             else:
                 # Ask the server to stop the statement, so the thread ends soon.
                 threading.Thread(target=_cancel_quietly, args=(conn,), daemon=True).start()

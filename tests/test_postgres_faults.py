@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from satchel.storage import Batch, PostgresRecords
+from satchel.storage._pg_connections import Connections
 
 from satchel import StoreUnavailableError, open_runtime
 
@@ -90,3 +94,58 @@ async def test_a_runtime_rides_out_a_restart(tmp_path: Path) -> None:
             assert (await rt.sessions.check()).clean
     finally:
         await anyio.to_thread.run_sync(_stop, folder)
+
+
+async def _cancel_when_blocked(scope: anyio.CancelScope) -> None:
+    await anyio.wait_all_tasks_blocked()
+    scope.cancel()
+
+
+async def test_a_call_cancelled_before_its_thread_starts_closes_its_connection() -> None:
+    """A threaded (Trio-mode) call cancelled while it waits for a worker thread, holding a
+    connection it took from the idle list, closes that connection instead of leaving it open
+    for the garbage collector, and the pool keeps working."""
+    conns = Connections(server_url("SATCHEL_TEST_POSTGRES"), 2, threaded=True)
+    await conns.run("SELECT 1", (), fetch=True)  # one idle connection, taken by the next call
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    tokens, limiter.total_tokens = limiter.total_tokens, 1
+    release = threading.Event()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            async with anyio.create_task_group() as group:
+                group.start_soon(anyio.to_thread.run_sync, release.wait)  # the only thread
+                await anyio.wait_all_tasks_blocked()
+                with anyio.CancelScope() as scope:  # cancelled as it waits for a thread
+                    group.start_soon(_cancel_when_blocked, scope)
+                    await conns.run("SELECT 1", (), fetch=True)
+                release.set()
+            for thread in threading.enumerate():
+                if "_cancel" in thread.name:
+                    thread.join()  # a cancel request's thread holds the connection
+            gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+        assert await conns.run("SELECT 2", (), fetch=True) == [(2,)]
+    finally:
+        release.set()
+        limiter.total_tokens = tokens
+        await conns.aclose()
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+async def test_a_script_failing_inside_its_transaction_does_not_spoil_the_next_call(
+    threaded: bool, anyio_backend_name: str
+) -> None:
+    """A script with its own BEGIN that fails leaves its connection in an aborted
+    transaction; the pool does not hand that connection to the next call."""
+    if not threaded and anyio_backend_name != "asyncio":
+        pytest.skip("psycopg's async connections run on asyncio only")
+    conns = Connections(server_url("SATCHEL_TEST_POSTGRES"), 1, threaded=threaded)
+    try:
+        import psycopg
+
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await conns.run("BEGIN; SELECT 1/0; COMMIT;", None, fetch=False)
+        assert await conns.run("SELECT 2", (), fetch=True) == [(2,)]
+    finally:
+        await conns.aclose()
