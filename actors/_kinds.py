@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from satchel.runtime import ActorSpec, Supervisor
 from satchel.runtime._errors import InvalidArgumentError
-from satchel.storage import GroupCommit, Store
+from satchel.storage import GroupCommit, RecordStore, Store
 
 from . import _validate as validate
 from .artifacts._audit import DEFAULT_MAX_ENTRIES, AuditLog
@@ -31,11 +31,13 @@ def register_session_kinds(
     group: GroupCommit | None = None,
     on_deleted: tuple[Callable[[str], None], ...] = (),
     idle_s: float | None = SESSION_IDLE_S,
+    fence: Callable[[str, RecordStore], RecordStore] | None = None,
 ) -> SessionServices:
     """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share
     (``group``: the group commit of ``machine`` durability; ``on_deleted``: called with the
     id of each deleted session; ``idle_s``: how long a session actor stays in memory with no
-    message, ``None`` for ever)."""
+    message, ``None`` for ever; ``fence``: in a cluster, the records as a session's lease
+    holder writes them)."""
     supervisor.register(
         ActorSpec(kind=STORAGE_KIND, factory=lambda _: StorageActor(store.blobs), idle_timeout=None)
     )
@@ -50,6 +52,7 @@ def register_session_kinds(
         events=events,
         group=group,
         on_deleted=on_deleted,
+        fence=fence,
     )
     supervisor.register(
         ActorSpec(

@@ -80,6 +80,14 @@ class WriteConflictError(SatchelError, RuntimeError):
     kind = "WriteConflict"
 
 
+class SessionMovedError(SatchelError, RuntimeError):
+    """The session is served by another node now: this node's lease on it expired or was
+    taken over, and a write it tried after that was refused whole. Ask again: the request
+    goes to the session's owner."""
+
+    kind = "SessionMoved"
+
+
 class StoreUnavailableError(SatchelError, ConnectionError):
     """The storage server could not be reached, or the connection broke during the call;
     a write that fails with it may or may not have been committed."""

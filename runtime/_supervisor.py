@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._messages import ReplySlot
 from ._persistence import MemoryReminders, ReminderStore
+from ._placement import Placement
 from ._reminders import Reminders
 from ._spec import ActorSpec, Strategy
 from ._stats import ActorStatistics, SupervisorStatistics
@@ -92,6 +93,8 @@ class Supervisor:
         self._sweep_wake = self.native.event()
         self.closed = False
         self.reminders = Reminders(self, reminder_store)
+        #: Where actors may be active when runtimes share a store; ``None``: all here.
+        self.placement: Placement | None = None
 
     def clock(self) -> float:
         """Wall time in seconds since the epoch, advancing with the loop's clock (mockable)."""
@@ -198,6 +201,15 @@ class Supervisor:
         spec = self._specs.get(kind)
         if spec is None:
             raise ActorNotFoundError(f"no actor kind {kind!r} is registered")
+        placement = self.placement
+        if placement is not None and placement.places(kind):
+            if not placement.holds(kind, actor_id):
+                await placement.claim(kind, actor_id)  # raises if another node holds it
+            cell = self._cells.get(key)  # activated meanwhile by another caller
+            if cell is not None:
+                return cell
+            if self.closed:
+                raise RuntimeClosedError("the runtime is closed")
         cell = Cell(self, spec, actor_id)
         self._order += 1
         cell.order = self._order
@@ -265,6 +277,9 @@ class Supervisor:
             stopped = self._stopping.pop(cell.key, None)
             if stopped is not None:
                 stopped.set()
+            placement = self.placement
+            if placement is not None and placement.places(cell.key[0]):
+                placement.vacated(*cell.key)
         if not self._cells:
             self._emptied.set()
         if cell.state == "failed":

@@ -24,6 +24,7 @@ from .actors.artifacts._artifact_model import ArtifactRef as ArtifactRef
 from .actors.artifacts._audit import AuditEntry as AuditEntry
 from .actors.artifacts._collect import CollectionConfig as CollectionConfig
 from .actors.artifacts._collect import Collectors as Collectors
+from .actors.cluster import Node as Node
 from .actors.hooks._builtin_hooks import Metrics as Metrics
 from .actors.hooks._builtin_hooks import MetricsSummary as MetricsSummary
 from .actors.hooks._hooks import HookContext as HookContext
@@ -68,6 +69,7 @@ from .runtime._errors import ScriptError as ScriptError
 from .runtime._errors import ScriptLimitExceededError as ScriptLimitExceededError
 from .runtime._errors import SessionExistsError as SessionExistsError
 from .runtime._errors import SessionHasChildrenError as SessionHasChildrenError
+from .runtime._errors import SessionMovedError as SessionMovedError
 from .runtime._errors import SessionNotActiveError as SessionNotActiveError
 from .runtime._errors import SessionNotFoundError as SessionNotFoundError
 from .runtime._errors import StoreClosedError as StoreClosedError

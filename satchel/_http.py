@@ -61,6 +61,7 @@ STATUS: dict[type[errors.SatchelError], int] = {
     errors.StoreWriteFailedError: 503,
     errors.StoreUnavailableError: 503,
     errors.WriteConflictError: 409,
+    errors.SessionMovedError: 503,
     errors.ObjectNotFoundError: 404,
     errors.IntegrityError: 500,
 }

@@ -20,6 +20,7 @@ from satchel.actors._model import SessionConfig
 from satchel.actors.artifacts._artifact_manager import ArtifactManager
 from satchel.actors.artifacts._audit import checked_max_entries
 from satchel.actors.artifacts._collect import CollectionConfig, Collectors, register_hook_kind
+from satchel.actors.cluster import Node
 from satchel.actors.hooks._builtin_hooks import Metrics
 from satchel.actors.hooks._builtin_hooks import install as install_builtin_hooks
 from satchel.actors.hooks._events import EventBus
@@ -62,6 +63,8 @@ from satchel.storage import (
     open_networked_store,
     open_store,
 )
+
+from ._cluster import open_placement
 
 
 @final
@@ -222,6 +225,7 @@ async def open_runtime(
     script_workers: ScriptWorkers | None = None,
     actor_idle_s: float | None = SESSION_IDLE_S,
     min_replay_interval_s: float = MIN_EVERY_S,
+    node: Node | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on the data folder ``path`` (or ``$SATCHEL_DATA``, or ``./.satchel``).
 
@@ -240,7 +244,10 @@ async def open_runtime(
     actor leaves memory (and lets go of its script worker) after ``actor_idle_s`` seconds
     without a message (``None``: never; its data stays, and the next call brings it back);
     at most ``resident_cap`` actors stay in memory at once. A scheduled replay repeats no
-    more often than every ``min_replay_interval_s`` seconds.
+    more often than every ``min_replay_interval_s`` seconds. With ``node`` (on a
+    ``postgresql://`` store), the runtime is one node of a cluster: it serves a session only
+    while it holds the session's lease, and refuses the others with ``SessionMovedError``
+    (docs/cluster.md).
     On exit every actor finishes its turn and flushes within ``grace`` seconds, then the
     store closes.
     """
@@ -255,7 +262,10 @@ async def open_runtime(
         )
     checked_durability(durability)
     try:
-        async with _opened_store(path, store, objects, limits) as opened:
+        async with (
+            _opened_store(path, store, objects, limits) as opened,
+            open_placement(store, node) as placement,
+        ):
             # On a shared store, another process's upload in flight is pending too.
             await opened.blobs.recover(grace_s=3600.0 if opened.networked else 0.0)
             async with WorkerPool(script_workers, api_names()) as workers:
@@ -270,6 +280,8 @@ async def open_runtime(
                     reminder_store=StoreReminders(opened.records),
                     grace=grace,
                 ) as supervisor:
+                    if placement is not None:
+                        placement.attach(supervisor)
                     board = DeadlineBoard(supervisor)
                     hooks = Hooks()
                     supervisor.spawn_system_task(hooks.drain)
@@ -287,6 +299,7 @@ async def open_runtime(
                         group=group,
                         on_deleted=(metrics.forget,) if builtin_hooks else (),
                         idle_s=actor_idle_s,
+                        fence=None if placement is None else placement.fence,
                     )
                     roots = [Path.cwd()] if file_roots is None else file_roots
                     artifacts = ArtifactManager(

@@ -25,6 +25,11 @@ from ._kv import KeyValueStore as KeyValueStore
 from ._kv import Space as Space
 from ._kv import prefix_upper_bound as prefix_upper_bound
 from ._kv import scan_prefix as scan_prefix
+from ._leases import Fence as Fence
+from ._leases import Lease as Lease
+from ._leases import NodeInfo as NodeInfo
+from ._leases import PostgresLeases as PostgresLeases
+from ._leases import fence_key as fence_key
 from ._local_ports import LocalObjects as LocalObjects
 from ._local_ports import LocalRecords as LocalRecords
 from ._memory import MemoryStore as MemoryStore

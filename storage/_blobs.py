@@ -17,6 +17,7 @@ processes on PostgreSQL) never lose a count.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
@@ -104,6 +105,13 @@ class BlobStore:
         self.limits = limits or BlobLimits()
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
+
+    def through(self, records: RecordStore) -> BlobStore:
+        """This store, reading and writing through ``records`` (a view of the same records,
+        such as a session's fenced one): uploads in flight and caches are shared."""
+        view = copy.copy(self)
+        view.records = records
+        return view
 
     async def recover(self, *, grace_s: float = 0.0) -> None:
         """Delete chunks left pending by a process that stopped mid-upload or mid-free, but

@@ -50,6 +50,9 @@ def chunk_file_replacing_key(key: bytes) -> bytes:
 
 DEMO = b"demo\x00"  # + name -> a record of the `satchel demo` command
 WAL_PRIMER = b"walp\x00"  # written and deleted at open in machine durability (never kept)
+# + session id (text) -> the epoch (8, big-endian) of the lease its writer holds: every write
+# of a session's owner in a cluster expects it unchanged (storage._leases).
+FENCE = b"fen\x00"
 REMINDER = b"rmd\x00"  # + kind \x00 actor id \x00 name -> runtime.Reminder
 
 # Sessions (satchel.actors): every key of one session carries its 16-byte id right after

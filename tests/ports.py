@@ -21,6 +21,7 @@ from satchel.storage import (
     LocalRecords,
     MemoryStore,
     ObjectStore,
+    PostgresLeases,
     PostgresRecords,
     RecordStore,
     RocksStore,
@@ -113,7 +114,12 @@ def networked_place() -> tuple[str, str, str]:
 
 
 async def drop_table(table: str) -> None:
-    """Drop a table ``networked_place`` named (with its commit function)."""
-    records = await PostgresRecords.open(server_url("SATCHEL_TEST_POSTGRES"), table=table)
+    """Drop a table ``networked_place`` named (with its commit function, and the node and
+    lease tables of a cluster on it)."""
+    url = server_url("SATCHEL_TEST_POSTGRES")
+    records = await PostgresRecords.open(url, table=table)
+    leases = await PostgresLeases.open(url, table=table)
+    await leases.drop()
+    await leases.aclose()
     await records.drop()
     await records.aclose()

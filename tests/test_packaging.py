@@ -33,13 +33,13 @@ def test_only_satchel_at_top_level(wheel_names: list[str]) -> None:
     assert {t for t in tops if not t.endswith(".dist-info")} == {"satchel"}
 
 
-#: The domain's per-concept subpackages.
-ACTOR_SUBPACKAGES = ("sessions", "artifacts", "hooks", "archives")
+#: The domain's per-concept subpackages: every folder of actors/ with an __init__.py.
+ACTOR_SUBPACKAGES = sorted(init.parent.name for init in (ROOT / "actors").glob("*/__init__.py"))
 
 
 @pytest.mark.slow
 def test_subpackages_and_marker_are_shipped(wheel_names: list[str]) -> None:
-    """The four domain folders install as satchel subpackages, with py.typed."""
+    """Every domain folder installs as a satchel subpackage, with py.typed."""
     expected = {
         "satchel/py.typed",
         "satchel/runtime/__init__.py",

@@ -112,7 +112,13 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         self._id = session_id
         self._sid = layout.bytes_of(session_id)
         self._services = services
-        self._records = services.records
+        records = services.records
+        if services.fence is not None:  # in a cluster: every write carries the lease's epoch
+            records = services.fence(session_id, records)
+        self._records = records
+        self._blobs = (
+            services.blobs if records is services.records else services.blobs.through(records)
+        )
         self._note_deadline = services.note_deadline
         self._record: layout.SessionRecord | None = None
         self._counters = layout.Counters()
@@ -127,7 +133,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         self._events = services.events
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         self._script_slot = ScriptSlot()
-        self._writes = TurnWrites(services.records, services.group, self._published)
+        self._writes = TurnWrites(records, services.group, self._published)
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
         self._budgeted = False  # counts against budgets beyond its own (``_budgets``)
@@ -427,12 +433,12 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         size = len(message.content or b"") if staged is None else staged.ref.size
         artifact_writes.check_quota(self._id, config, self._counters, size)
         if staged is None:
-            staged = await self._services.blobs.put_inline(message.content or b"")
+            staged = await self._blobs.put_inline(message.content or b"")
         ref, data, owner = await artifact_writes.store_batch(
             self._records, self._sid, self._id, message, staged, now, batch
         )
         self._hook_records = [*message.hook_records, *self._hook_records]
-        blobs = self._services.blobs
+        blobs = self._blobs
         await self._commit(
             batch,
             "artifact_stored",
@@ -457,7 +463,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         drops, data = await artifact_writes.delete_batch(
             self._records, self._sid, doomed, batch, caller
         )
-        blobs = self._services.blobs
+        blobs = self._blobs
         await self._commit(
             batch,
             "artifact_deleted",
@@ -572,7 +578,7 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         drops += await removal.delete_session(
             self._records, batch, self._sid, record, self._counters, doomed
         )
-        await self._services.blobs.commit(batch, drop=drops)
+        await self._blobs.commit(batch, drop=drops)
         for session_id in [*map(layout.text_of, below), self._id]:
             self._services.forget(session_id)
         self._record, self._counters = None, layout.Counters()

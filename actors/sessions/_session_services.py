@@ -35,6 +35,8 @@ class SessionServices:
     events: EventBus
     #: Set in ``machine`` durability: journaled writes go through its group commit.
     group: GroupCommit | None = None
+    #: Set in a cluster: the records as the holder of a session's lease writes them.
+    fence: Callable[[str, RecordStore], RecordStore] | None = None
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
     scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
     #: Called with the id of each deleted session, so what is kept in memory per session

@@ -1,0 +1,177 @@
+"""Sessions placed by leases: a node serves a session only while it holds its lease.
+
+The supervisor asks ``claim`` before it activates a session actor: the node takes the lease
+in PostgreSQL (``PostgresLeases.acquire``), or the claim fails with ``SessionMovedError``
+naming the node that holds it. The actor then writes through ``fence``: every write carries
+the lease's epoch, so once the lease has moved its writes are refused whole. When the actor
+stops, its lease is released (the next claim, on any node, succeeds at once).
+
+``run`` beats every third of the lease's time: one statement renews every lease the node
+holds; an actor whose lease was not renewed (it expired while the node was paused or cut
+off, and may have been taken over) is stopped. If the beats fail for a whole lease time,
+every lease is taken as lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import final
+
+import anyio
+import attrs
+from satchel.runtime import Supervisor
+from satchel.runtime._errors import (
+    ActorNotFoundError,
+    SessionMovedError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from satchel.storage import Fence, Lease, PostgresLeases, RecordStore
+
+from ..sessions._session import SESSION_KIND
+
+log = logging.getLogger("satchel.cluster")
+
+
+@attrs.frozen
+class Node:
+    """One node of a cluster: its id (unique in the cluster), the address its HTTP API
+    answers on (``http://host:port``), and how long its leases last without a beat."""
+
+    id: str
+    address: str = ""
+    lease_ttl_s: float = 10.0
+
+    def __attrs_post_init__(self) -> None:
+        if not (isinstance(self.lease_ttl_s, int | float) and 0.3 <= self.lease_ttl_s <= 3600):
+            raise ValidationError(
+                f"lease_ttl_s must be a number from 0.3 to 3600, not {self.lease_ttl_s!r}"
+            )
+        if not isinstance(self.address, str):
+            raise ValidationError(f"a node's address is a str, not {self.address!r}")
+
+
+@final
+class SessionPlacement:
+    """The ``Placement`` of session actors on this node (see the module docstring)."""
+
+    def __init__(self, leases: PostgresLeases, node: Node) -> None:
+        self.leases = leases
+        self.node = node
+        self._supervisor: Supervisor | None = None
+        #: The leases this node holds, by session id.
+        self.held: dict[str, Lease] = {}
+        # Releases under way: a claim of the same session waits for its release first, or
+        # the release would land after the claim and undo it.
+        self._releasing: dict[str, anyio.Event] = {}
+        #: Leases found lost by a beat (their actors were stopped).
+        self.lost = 0
+
+    @classmethod
+    async def open(cls, conninfo: str, table: str, node: Node) -> SessionPlacement:
+        """The placement of ``node`` on the store's PostgreSQL table ``table``, registered
+        there; ``attach`` it to the supervisor, and ``aclose`` it after the supervisor."""
+        leases = await PostgresLeases.open(conninfo, table=table)
+        try:
+            await leases.register(node.id, node.address)
+        except BaseException:
+            await leases.aclose()
+            raise
+        return cls(leases, node)
+
+    def attach(self, supervisor: Supervisor) -> None:
+        """Place ``supervisor``'s session actors, and beat in its task group."""
+        self._supervisor = supervisor
+        supervisor.placement = self
+        supervisor.spawn_system_task(self.run)
+
+    def _stop(self, session_id: str) -> None:
+        if self._supervisor is not None:
+            self._supervisor.request(SESSION_KIND, session_id, "passivate")
+
+    def places(self, kind: str) -> bool:
+        return kind == SESSION_KIND
+
+    def holds(self, kind: str, actor_id: str) -> bool:
+        return actor_id in self.held
+
+    async def claim(self, kind: str, actor_id: str) -> None:
+        releasing = self._releasing.get(actor_id)
+        if releasing is not None:
+            await releasing.wait()
+        lease = await self.leases.acquire(actor_id, self.node.id, ttl_s=self.node.lease_ttl_s)
+        if not lease.granted:
+            found = await self.leases.owner(actor_id)
+            where = f" at {found[1]}" if found is not None and found[1] else ""
+            raise SessionMovedError(
+                f"session {actor_id} is served by node {lease.node}{where}; ask there"
+            )
+        self.held[actor_id] = lease
+
+    def vacated(self, kind: str, actor_id: str) -> None:
+        lease = self.held.pop(actor_id, None)
+        if lease is None or actor_id in self._releasing:
+            return
+        self._releasing[actor_id] = anyio.Event()
+        if self._supervisor is not None:
+            self._supervisor.spawn_system_task(self._release, lease)
+        else:
+            self._releasing.pop(actor_id).set()
+
+    async def _release(self, lease: Lease) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.leases.release(lease)
+        except Exception as error:  # it expires by itself; another node waits out its time
+            log.warning("releasing the lease on %s failed: %s", lease.session, error)
+        finally:
+            self._releasing.pop(lease.session).set()
+
+    def fence(self, session_id: str, records: RecordStore) -> RecordStore:
+        """``records`` as the holder of ``session_id``'s lease writes them."""
+        lease = self.held.get(session_id)
+        # Lost between the claim and the actor's start: an epoch no lease has, so every
+        # write is refused (raising here would mark the actor failed on this node).
+        return Fence(records, session_id, -1 if lease is None else lease.epoch)
+
+    async def beat(self) -> None:
+        """Renew every lease held; stop the actors whose leases were not renewed."""
+        before = dict(self.held)
+        renewed = await self.leases.renew(self.node.id, ttl_s=self.node.lease_ttl_s)
+        self._drop([s for s, lease in before.items() if s not in renewed], before)
+
+    def _drop(self, sessions: list[str], seen: dict[str, Lease]) -> None:
+        for session_id in sessions:
+            if self.held.get(session_id) is not seen[session_id]:
+                continue  # claimed again meanwhile: a new lease
+            del self.held[session_id]
+            self.lost += 1
+            log.warning("lost the lease on session %s; stopping its actor", session_id)
+            with contextlib.suppress(ActorNotFoundError):
+                self._stop(session_id)
+
+    async def run(self) -> None:
+        """Beat forever (every third of the lease time); see the module docstring."""
+        ttl = self.node.lease_ttl_s
+        last_beat = anyio.current_time()
+        while True:
+            await anyio.sleep(ttl / 3)
+            try:
+                await self.beat()
+                last_beat = anyio.current_time()
+            except StoreUnavailableError as error:
+                log.warning("renewing leases failed: %s", error)
+                if anyio.current_time() - last_beat >= ttl:
+                    self._drop(list(self.held), dict(self.held))
+
+    async def aclose(self) -> None:
+        """Release every lease still held (the actors have stopped), then close."""
+        held, self.held = list(self.held.values()), {}
+        with anyio.CancelScope(shield=True):
+            for lease in held:
+                try:
+                    await self.leases.release(lease)
+                except Exception as error:
+                    log.warning("releasing the lease on %s failed: %s", lease.session, error)
+            await self.leases.aclose()

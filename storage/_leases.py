@@ -1,0 +1,293 @@
+"""Nodes and session leases in PostgreSQL: who may write a session, fenced by an epoch.
+
+A cluster's nodes share one PostgreSQL store. Each node registers (id, address, heartbeat) in
+``<table>_nodes``; a session is active on the node holding its lease in ``<table>_leases``
+(session, node, epoch, expiry). Every time, expiry is judged by the database's clock, never a
+node's.
+
+Taking a lease that is free, expired or released gives it a new epoch, one more than the last
+(a session's epochs only grow: a released lease keeps its row), and in the same transaction
+writes that epoch into the session's fence record in the records table. Every write of the
+session's owner carries the condition that the fence record still holds its epoch
+(``Fence``), so once the lease has moved, a deposed owner's writes fail with
+``SessionMovedError`` and write nothing: a node paused past its lease cannot write over its
+successor, whatever its clock says.
+
+A node renews all its leases in one statement (``renew``); the sessions not renewed (their
+lease expired or moved) are the ones it must stop serving.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, final
+
+import attrs
+import sniffio
+from satchel.runtime._errors import (
+    InvalidArgumentError,
+    SessionMovedError,
+    StoreClosedError,
+    ValidationError,
+    WriteConflictError,
+)
+
+from . import _keys
+from ._kv import INDEX, Batch, Equals, Space
+from ._pg_connections import Connections
+from ._ports import RecordStore, Transaction
+from ._postgres import _translate
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+_NODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {t}_nodes (
+    node text PRIMARY KEY, address text NOT NULL, heartbeat timestamptz NOT NULL,
+    started timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {t}_leases (
+    session text PRIMARY KEY, node text NOT NULL, epoch bigint NOT NULL,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {t}_leases_node ON {t}_leases (node);
+CREATE OR REPLACE FUNCTION {t}_acquire(s text, n text, ttl_ms int, fence bytea)
+RETURNS TABLE (owner text, epoch bigint, granted boolean) LANGUAGE plpgsql AS $$
+DECLARE
+    row {t}_leases%ROWTYPE;
+BEGIN
+    INSERT INTO {t}_leases VALUES (s, n, 0, '-infinity') ON CONFLICT (session) DO NOTHING;
+    SELECT * INTO row FROM {t}_leases WHERE session = s FOR UPDATE;
+    IF row.node = n AND row.expires > now() THEN
+        UPDATE {t}_leases SET expires = now() + ttl_ms * interval '1 millisecond'
+            WHERE session = s;
+        RETURN QUERY SELECT n, row.epoch, true;
+    ELSIF row.expires <= now() THEN
+        UPDATE {t}_leases
+            SET node = n, epoch = row.epoch + 1,
+                expires = now() + ttl_ms * interval '1 millisecond'
+            WHERE session = s;
+        INSERT INTO {t} VALUES (0, fence, int8send(row.epoch + 1))
+            ON CONFLICT (space, key) DO UPDATE SET value = excluded.value;
+        RETURN QUERY SELECT n, row.epoch + 1, true;
+    ELSE
+        RETURN QUERY SELECT row.node, row.epoch, false;
+    END IF;
+END
+$$;
+"""
+
+
+@attrs.frozen
+class Lease:
+    """A session's lease as ``acquire`` found it: held by ``node`` at ``epoch``;
+    ``granted`` when the asking node holds it now."""
+
+    session: str
+    node: str
+    epoch: int
+    granted: bool
+
+
+@attrs.frozen
+class NodeInfo:
+    """A registered node: its id, the address it serves on, and how long ago (by the
+    database's clock) it last beat."""
+
+    node: str
+    address: str
+    silent_s: float
+
+
+def fence_key(session: str) -> bytes:
+    """The record holding the epoch of the lease on ``session``."""
+    return _keys.FENCE + session.encode()
+
+
+def _epoch_bytes(epoch: int) -> bytes:
+    return epoch.to_bytes(8, "big", signed=True)
+
+
+@final
+class PostgresLeases:
+    """The node registry and session leases beside a ``PostgresRecords`` table (see the
+    module docstring). Open with ``open``; close with ``aclose``."""
+
+    def __init__(self, connections: Connections, table: str) -> None:
+        self._connections = connections
+        self._closed = False
+        self.table = table
+
+    @classmethod
+    async def open(cls, conninfo: str, *, table: str = "satchel_records") -> PostgresLeases:
+        """Connect to ``conninfo``, creating the tables and function if they are missing
+        (the records table ``table`` must exist: open its ``PostgresRecords`` first)."""
+        if not _NAME.fullmatch(table):
+            raise InvalidArgumentError(f"table must be a lower-case SQL name, not {table!r}")
+        threaded = sniffio.current_async_library() != "asyncio"
+        leases = cls(Connections(conninfo, 2, threaded), table)
+        lock = f"SELECT pg_advisory_xact_lock(hashtext('{table}_leases'));"
+        try:
+            await leases._run(f"BEGIN; {lock} {_SCHEMA.format(t=table)} COMMIT;", None)
+        except BaseException:
+            await leases.aclose()
+            raise
+        return leases
+
+    async def _run(self, query: str, params: Sequence[Any] | None) -> list[tuple[Any, ...]]:
+        if self._closed:
+            raise StoreClosedError("the lease table's connection is closed")
+        try:
+            return await self._connections.run(query, params, fetch=params is not None)
+        except Exception as error:
+            raise _translate(error) from error
+
+    async def register(self, node: str, address: str) -> None:
+        """Record ``node`` as serving at ``address``, beating now."""
+        _check_node(node)
+        await self._run(
+            f"INSERT INTO {self.table}_nodes VALUES (%s, %s, now(), now()) "
+            "ON CONFLICT (node) DO UPDATE SET address = excluded.address, "
+            "heartbeat = now(), started = now() RETURNING node",
+            (node, address),
+        )
+
+    async def nodes(self, *, within_s: float) -> list[NodeInfo]:
+        """The nodes that beat in the last ``within_s`` seconds, by id."""
+        rows = await self._run(
+            f"SELECT node, address, extract(epoch FROM now() - heartbeat)::float8 "
+            f"FROM {self.table}_nodes WHERE heartbeat > now() - %s * interval '1 second' "
+            "ORDER BY node",
+            (within_s,),
+        )
+        return [NodeInfo(node, address, silent) for node, address, silent in rows]
+
+    async def acquire(self, session: str, node: str, *, ttl_s: float) -> Lease:
+        """Take (or extend) the lease on ``session`` for ``node``, unless another node holds
+        it unexpired: the lease as it stands then."""
+        _check_node(node)
+        rows = await self._run(
+            f"SELECT * FROM {self.table}_acquire(%s, %s, %s, %s)",
+            (session, node, _ttl_ms(ttl_s), fence_key(session)),
+        )
+        owner, epoch, granted = rows[0]
+        return Lease(session, owner, epoch, granted)
+
+    async def renew(self, node: str, *, ttl_s: float) -> set[str]:
+        """Extend every unexpired lease ``node`` holds, and its heartbeat, in one statement;
+        the sessions whose leases it still holds."""
+        _check_node(node)
+        t = self.table
+        rows = await self._run(
+            f"WITH beat AS (UPDATE {t}_nodes SET heartbeat = now() WHERE node = %s) "
+            f"UPDATE {t}_leases SET expires = now() + %s * interval '1 millisecond' "
+            "WHERE node = %s AND expires > now() RETURNING session",
+            (node, _ttl_ms(ttl_s), node),
+        )
+        return {session for (session,) in rows}
+
+    async def release(self, lease: Lease) -> None:
+        """Give up ``lease`` (if it is still the holder's): the next acquire, on any node,
+        takes the session at once, with a new epoch."""
+        await self._run(
+            f"UPDATE {self.table}_leases SET expires = '-infinity' "
+            "WHERE session = %s AND node = %s AND epoch = %s RETURNING session",
+            (lease.session, lease.node, lease.epoch),
+        )
+
+    async def owner(self, session: str) -> tuple[Lease, str] | None:
+        """The unexpired lease on ``session`` and its node's address, or ``None``."""
+        t = self.table
+        rows = await self._run(
+            f"SELECT l.node, l.epoch, n.address FROM {t}_leases l JOIN {t}_nodes n "
+            "ON n.node = l.node WHERE l.session = %s AND l.expires > now()",
+            (session,),
+        )
+        if not rows:
+            return None
+        node, epoch, address = rows[0]
+        return Lease(session, node, epoch, False), address
+
+    async def drop(self) -> None:
+        """Drop the node and lease tables and the acquire function (tests, tear-down)."""
+        t = self.table
+        await self._run(
+            f"DROP FUNCTION IF EXISTS {t}_acquire(text, text, int, bytea); "
+            f"DROP TABLE IF EXISTS {t}_leases; DROP TABLE IF EXISTS {t}_nodes;",
+            None,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        if not self._closed:
+            self._closed = True
+            await self._connections.aclose()
+
+
+def _check_node(node: str) -> None:
+    if type(node) is not str or not _NODE.fullmatch(node):
+        raise ValidationError(f"a node id is 1 to 64 letters, digits and _ . : -, not {node!r}")
+
+
+def _ttl_ms(ttl_s: float) -> int:
+    if not 0 < ttl_s <= 3600:
+        raise ValidationError(f"a lease lasts more than 0 and at most 3600 s, not {ttl_s}")
+    return max(1, round(ttl_s * 1000))
+
+
+@final
+class Fence:
+    """A session's records as its lease holder writes them: every write carries the
+    condition that the session's fence record still holds the lease's epoch, so a write
+    after the lease moved fails with ``SessionMovedError`` and writes nothing. Reads pass
+    through."""
+
+    __slots__ = ("_key", "_value", "epoch", "records", "session")
+
+    def __init__(self, records: RecordStore, session: str, epoch: int) -> None:
+        self.records = records
+        self.session = session
+        self.epoch = epoch
+        self._key = fence_key(session)
+        self._value = _epoch_bytes(epoch)
+
+    def transaction(self) -> Transaction:
+        return Transaction(self)
+
+    async def get(self, key: bytes, space: Space = INDEX) -> bytes | None:
+        return await self.records.get(key, space)
+
+    async def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
+        return await self.records.get_many(keys, space)
+
+    async def scan(
+        self,
+        lower: bytes,
+        upper: bytes,
+        *,
+        space: Space = INDEX,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        return await self.records.scan(lower, upper, space=space, reverse=reverse, limit=limit)
+
+    async def aclose(self) -> None:
+        """Nothing: the records are the runtime's, closed with it."""
+
+    async def write(self, batch: Batch, *, sync: bool | None = None) -> None:
+        """Write ``batch`` if the lease is still this holder's."""
+        fenced = Batch()
+        # A put of the value it holds: the condition rides on it (conditions go with an
+        # operation), and it is applied first, so the batch's own operations keep theirs.
+        fenced.put(self._key, self._value, expect=Equals(self._value))
+        fenced.extend(batch)
+        try:
+            await self.records.write(fenced, sync=sync)
+        except WriteConflictError as conflict:
+            if await self.records.get(self._key) != self._value:
+                raise SessionMovedError(
+                    f"session {self.session} is now served by another node (its lease moved "
+                    f"from epoch {self.epoch}); nothing of the write was written"
+                ) from conflict
+            raise

@@ -1,0 +1,139 @@
+"""Runtimes as nodes of a cluster on one PostgreSQL store: a session is served by one node at
+a time, and a node that lost its lease has its writes refused and its actor stopped."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from satchel.actors.cluster import SessionPlacement
+
+from satchel import ActorNotFoundError, Node, SessionMovedError, ValidationError, open_runtime
+
+from .ports import drop_table, networked_place
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def store_url() -> AsyncIterator[str]:
+    """A PostgreSQL store URL naming a table of its own (dropped afterwards)."""
+    store, _, table = networked_place()
+    yield store
+    await drop_table(table)
+
+
+def placement_of(rt: Any) -> SessionPlacement:
+    """The runtime's placement of sessions."""
+    placement = rt.supervisor.placement
+    assert isinstance(placement, SessionPlacement)
+    return placement
+
+
+async def expire(rt: Any, session_id: str) -> None:
+    """Expire the lease on ``session_id`` by the database's clock: its node was paused."""
+    leases = placement_of(rt).leases
+    await leases._run(
+        f"UPDATE {leases.table}_leases SET expires = now() - interval '1 second' "
+        "WHERE session = %s RETURNING session",
+        (session_id,),
+    )
+
+
+async def test_a_session_is_served_by_one_node_and_refused_by_the_other(store_url: str) -> None:
+    """The node that first serves a session holds it; the other is refused until it lets go."""
+    async with (
+        open_runtime(store=store_url, node=Node("a")) as a,
+        open_runtime(store=store_url, node=Node("b")) as b,
+    ):
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", 1)
+        with pytest.raises(SessionMovedError, match="node a"):
+            await b.sessions.set_state(session_id, "k", 2)
+        with pytest.raises(SessionMovedError):
+            await b.sessions.get_state(session_id, "k")
+        await a.control.stop(session_id)  # passivated: its lease is released
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    await b.sessions.set_state(session_id, "k", 2)
+                    break
+                except SessionMovedError:  # the release is on its way
+                    await anyio.sleep(0.01)
+        assert await b.sessions.get_state(session_id, "k") == 2
+        with pytest.raises(SessionMovedError, match="node b"):
+            await a.sessions.get_state(session_id, "k")
+
+
+async def test_a_node_that_lost_its_lease_writes_nothing_and_stops_the_actor(
+    store_url: str,
+) -> None:
+    """Node a's lease expires and b takes the session: a's late write is refused and not
+    visible, a's next beat stops its actor, and b's state stands."""
+    async with (
+        open_runtime(store=store_url, node=Node("a")) as a,
+        open_runtime(store=store_url, node=Node("b")) as b,
+    ):
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", "by a")
+        await expire(a, session_id)
+        await b.sessions.set_state(session_id, "k", "by b")
+        with pytest.raises(SessionMovedError):
+            await a.sessions.set_state(session_id, "k", "late by a")
+        with pytest.raises(SessionMovedError):
+            await a.sessions.set_state(session_id, "other", "late by a")
+        await placement_of(a).beat()
+        assert placement_of(a).lost == 1
+        with contextlib.suppress(ActorNotFoundError), anyio.fail_after(10):
+            await a.control.stop(session_id)  # (the beat asked it to passivate already)
+        assert not a.supervisor.is_live("session", session_id)
+        assert await b.sessions.get_state(session_id, "k") == "by b"
+        assert await b.sessions.list_state(session_id) == ["k"]
+        with pytest.raises(SessionMovedError, match="node b"):
+            await a.sessions.get_state(session_id, "k")
+        assert (await b.sessions.check()).clean
+
+
+async def test_a_closed_node_lets_its_sessions_go_at_once(store_url: str) -> None:
+    """The sessions of a node that shut down are served by another at once, not after TTL."""
+    async with open_runtime(store=store_url, node=Node("b", lease_ttl_s=3600)) as b:
+        async with open_runtime(store=store_url, node=Node("a", lease_ttl_s=3600)) as a:
+            made = [await a.sessions.create() for _ in range(5)]
+            for session_id in made:
+                await a.sessions.set_state(session_id, "k", session_id)
+        for session_id in made:
+            assert await b.sessions.get_state(session_id, "k") == session_id
+
+
+async def test_artifacts_of_a_deposed_node_are_refused_whole(store_url: str) -> None:
+    """An artifact stored by a node after its lease moved is refused, and check stays clean."""
+    async with (
+        open_runtime(store=store_url, node=Node("a")) as a,
+        open_runtime(store=store_url, node=Node("b")) as b,
+    ):
+        session_id = await a.sessions.create()
+        await a.session(session_id).store_artifact("notes", b"v1", type="text/plain")
+        await expire(a, session_id)
+        await b.sessions.set_state(session_id, "k", 1)
+        with pytest.raises(SessionMovedError):
+            await a.session(session_id).store_artifact("notes", b"v2 late", type="text/plain")
+        versions = await b.session(session_id).artifacts.versions(session_id, "notes")
+        assert [v.version for v in versions] == [1]
+        assert (await b.check()).clean
+
+
+async def test_a_node_needs_a_postgresql_store(tmp_path: Any) -> None:
+    """A node on a data folder is refused: there is no shared database to hold leases."""
+    with pytest.raises(ValidationError, match="postgresql"):
+        async with open_runtime(tmp_path / "data", node=Node("a")):
+            pass
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 0.1, 1e9, "10"])
+def test_a_lease_time_out_of_range_is_refused(ttl: Any) -> None:
+    """A node's lease time must be a number from 0.3 to 3600 seconds."""
+    with pytest.raises(ValidationError):
+        Node("a", lease_ttl_s=ttl)
