@@ -29,6 +29,7 @@ from satchel.runtime import _errors as errors
 log = logging.getLogger("satchel.http")
 
 if TYPE_CHECKING:
+    from satchel._http_cluster import Peers
     from satchel._runtime import Runtime
 
 JSON = "application/json"
@@ -200,6 +201,18 @@ async def _internal_error(request: Request, error: Exception) -> Response:
     return error_response("InternalError", f"{type(error).__name__} (see the server log)", 500)
 
 
+def _forwarding(rt: Runtime, peers: Peers) -> list[Middleware]:
+    """On a cluster node: the middleware sending requests for sessions served elsewhere to
+    their node."""
+    from satchel._http_cluster import Forward
+    from satchel.actors.cluster import SessionPlacement
+
+    placement = rt.supervisor.placement
+    if not isinstance(placement, SessionPlacement):
+        return []
+    return [Middleware(Forward, placement=placement, peers=peers)]
+
+
 def make_app(
     rt: Runtime,
     token: str,
@@ -213,6 +226,7 @@ def make_app(
     archives stream and have their own limits). ``GET /health`` needs no token, nor does
     ``GET /metrics`` if ``metrics_open``.
     """
+    from satchel._http_cluster import Peers
     from satchel._http_openapi import openapi
     from satchel._http_ops import Observe, Traffic
     from satchel._http_protocol import StrictPaths, WholeLastMessage
@@ -233,6 +247,7 @@ def make_app(
     routes.append(Route("/openapi.json", openapi_document, methods=["GET"]))
     open_paths = frozenset({"/health", "/metrics"} if metrics_open else {"/health"})
     traffic = Traffic()
+    peers = Peers()
     app = Starlette(
         routes=routes,
         middleware=[
@@ -241,6 +256,7 @@ def make_app(
             Middleware(DrainAfterRefusal, default_drain=max_json_bytes),
             Middleware(StrictPaths),
             Middleware(_BearerToken, token=token, open_paths=open_paths),
+            *_forwarding(rt, peers),
         ],
         exception_handlers={
             errors.SatchelError: _satchel_error,
@@ -252,4 +268,6 @@ def make_app(
     app.state.runtime = rt
     app.state.max_json_bytes = max_json_bytes
     app.state.traffic = traffic
+    #: Connections to the other nodes of a cluster (``aclose`` when done serving).
+    app.state.peers = peers
     return app

@@ -102,6 +102,7 @@ async def serve(
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
     metrics_open: bool = False,
     log_level: str | None = "info",
+    token: str | None = None,
     task_status: anyio.abc.TaskStatus[ServerInfo] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``rt`` over HTTP until cancelled; ``task_group.start`` returns once it listens.
@@ -110,11 +111,17 @@ async def serve(
     request body over ``max_json_bytes`` is refused with 413. ``GET /metrics`` needs the token
     unless ``metrics_open``. satchel's loggers (the access log ``satchel.http.access`` among
     them) write to stderr at ``log_level`` (debug, info, warning or error) while it serves;
-    ``None`` leaves logging to the host.
+    ``None`` leaves logging to the host. Every request needs ``token`` (by default the data
+    folder's, made on first use; a fresh one on a store with no folder). On a cluster node
+    (``open_runtime(node=…)``) with no address of its own, the address it listens on is
+    registered for the other nodes to forward to.
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValidationError(f"port must be 0..65535, not {port!r}")
-    token = load_token(rt.path)
+    if token is None:
+        token = load_token(rt.path)
+    elif not isinstance(token, str) or len(token) < _MIN_TOKEN:
+        raise ValidationError(f"a token is a str of at least {_MIN_TOKEN} characters")
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
@@ -142,6 +149,7 @@ async def _serve_app(
         info = ServerInfo(url, token, os.getpid())
         discovery = None if rt.path is None else rt.path / SERVER_FILE
         try:
+            await _advertise(rt, url)
             if discovery is not None:
                 staged = discovery.with_suffix(".tmp")
                 found = {"url": info.url, "pid": info.pid, "started": process_started(info.pid)}
@@ -153,6 +161,17 @@ async def _serve_app(
             if discovery is not None:
                 discovery.unlink(missing_ok=True)
             tasks.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await app.state.peers.aclose()
+
+
+async def _advertise(rt: Runtime, url: str) -> None:
+    """On a cluster node given no address: register ``url``, where it listens."""
+    from satchel.actors.cluster import SessionPlacement
+
+    placement = rt.supervisor.placement
+    if isinstance(placement, SessionPlacement) and not placement.node.address:
+        await placement.advertise(url)
 
 
 async def _serve_asyncio(

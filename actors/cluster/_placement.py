@@ -59,6 +59,8 @@ class SessionPlacement:
     def __init__(self, leases: PostgresLeases, node: Node) -> None:
         self.leases = leases
         self.node = node
+        #: Where this node answers (the node's own address, or the one it listens on).
+        self.address = node.address
         self._supervisor: Supervisor | None = None
         #: The leases this node holds, by session id.
         self.held: dict[str, Lease] = {}
@@ -79,6 +81,11 @@ class SessionPlacement:
             await leases.aclose()
             raise
         return cls(leases, node)
+
+    async def advertise(self, address: str) -> None:
+        """Register ``address`` as where this node answers (once it listens)."""
+        await self.leases.register(self.node.id, address)
+        self.address = address
 
     def attach(self, supervisor: Supervisor) -> None:
         """Place ``supervisor``'s session actors, and beat in its task group."""

@@ -1,0 +1,167 @@
+"""Requests for a session another node serves go to that node.
+
+In a cluster each session is served by the node holding its lease. A request under
+``/sessions/{id}`` that reaches a node not holding the lease looks the lease up; if another
+node holds it, the request (headers, token and body, streamed) is sent on to that node and
+its answer streamed back, so a client may talk to any node. A forwarded request carries
+``X-Satchel-Forwarded`` and is never forwarded again: if the lease moved meanwhile, the node
+answers ``SessionMoved`` (503) and the client asks again. A session no node holds is served
+where the request landed. An owner that does not answer (it died; its lease expires within
+its time) gives ``SessionMoved`` too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from satchel.actors import _validate as validate
+from satchel.actors.cluster import SessionPlacement
+from satchel.actors.sessions._session import SESSION_KIND
+from satchel.runtime import _errors as errors
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+log = logging.getLogger("satchel.http")
+
+#: Marks a request one node sent on to another (its value: the sending node's id).
+FORWARDED = b"x-satchel-forwarded"
+_PREFIX = "/sessions/"
+# Hop-by-hop headers (RFC 9110 7.6.1), and the host, which names the node asked first.
+_NOT_FORWARDED = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+    }
+)
+
+
+class Peers:
+    """The connections a node keeps to the other nodes (made on first use; ``aclose`` when
+    the app stops serving)."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client forwarded requests go through."""
+        if self._client is None:
+            # Kept open: forwarded requests reuse connections. No timeout of its own: the
+            # client asking sets its deadline, and a forwarded event stream lasts as long
+            # as the client listens.
+            self._client = httpx.AsyncClient(timeout=None)
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+class Forward:
+    """ASGI middleware sending requests for sessions served elsewhere to their node (see
+    the module docstring)."""
+
+    def __init__(self, app: ASGIApp, placement: SessionPlacement, peers: Peers) -> None:
+        self._app = app
+        self._placement = placement
+        self._peers = peers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            owner = await self._owner_elsewhere(scope)
+            if owner is not None:
+                await self._forward(owner, scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+    async def _owner_elsewhere(self, scope: Scope) -> str | None:
+        """The address of the node serving the request's session, if not this one."""
+        path: str = scope["path"]
+        if not path.startswith(_PREFIX):
+            return None
+        name = path[len(_PREFIX) :].split("/", 1)[0]
+        if not name or any(key == FORWARDED for key, _ in scope["headers"]):
+            return None
+        try:
+            session_id, _ = validate.session_id(name)
+        except errors.SatchelError:
+            return None  # the route answers what is wrong with it
+        placement = self._placement
+        if placement.holds(SESSION_KIND, session_id):
+            return None
+        found = await placement.leases.owner(session_id)
+        if found is None:
+            return None
+        lease, address = found
+        if lease.node == placement.node.id or not address:
+            return None
+        return address
+
+    async def _forward(self, address: str, scope: Scope, receive: Receive, send: Send) -> None:
+        target = address.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode()
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode()
+        headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_FORWARDED]
+        headers.append((FORWARDED, self._placement.node.id.encode()))
+        client = self._peers.client()
+        request = client.build_request(
+            scope["method"], target, headers=headers, content=_body(receive)
+        )
+        try:
+            answer = await client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
+            await _moved(address)(scope, receive, send)
+            return
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": answer.status_code,
+                    "headers": [
+                        (k, v) for k, v in answer.headers.raw if k.lower() not in _NOT_FORWARDED
+                    ],
+                }
+            )
+            async for chunk in answer.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await answer.aclose()
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    """The request's body as the client sends it."""
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _moved(address: str) -> Response:
+    from satchel._http import error_response
+
+    return error_response(
+        "SessionMoved",
+        f"the session is served by the node at {address}, which does not answer; ask "
+        "again (once its lease runs out, another node serves the session)",
+        503,
+    )

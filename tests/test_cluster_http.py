@@ -1,0 +1,95 @@
+"""Cluster nodes over HTTP: a request for a session reaches the node serving it, whichever
+node the client asked."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from satchel import Node, open_runtime
+from satchel._serve import serve
+
+from .ports import drop_table, networked_place
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "cluster-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def store_url() -> AsyncIterator[str]:
+    """A PostgreSQL store URL naming a table of its own (dropped afterwards)."""
+    store, _, table = networked_place()
+    yield store
+    await drop_table(table)
+
+
+@asynccontextmanager
+async def node(store_url: str, name: str) -> AsyncIterator[tuple[Any, str]]:
+    """A runtime as node ``name``, served over HTTP on a free port: it and its URL."""
+    async with (
+        open_runtime(store=store_url, node=Node(name)) as rt,
+        anyio.create_task_group() as tasks,
+    ):
+        info = await tasks.start(
+            lambda task_status: serve(
+                rt, "127.0.0.1", 0, token=TOKEN, log_level=None, task_status=task_status
+            )
+        )
+        try:
+            yield rt, info.url
+        finally:
+            tasks.cancel_scope.cancel()
+
+
+async def test_a_request_to_any_node_reaches_the_sessions_node(store_url: str) -> None:
+    """State written through node a is read, written and listed through node b, which
+    forwards to a (the session stays on a)."""
+    async with (
+        node(store_url, "a") as (a, url_a),
+        node(store_url, "b") as (b, url_b),
+        httpx.AsyncClient(headers=AUTH) as client,
+    ):
+        made = await client.post(f"{url_a}/sessions", json={})
+        assert made.status_code == 201, made.text
+        session_id = made.json()["id"]
+        put = await client.put(f"{url_a}/sessions/{session_id}/state/k", json={"value": 1})
+        assert put.status_code == 204, put.text
+        put = await client.put(f"{url_b}/sessions/{session_id}/state/k", json={"value": 2})
+        assert put.status_code == 204, put.text
+        got = await client.get(f"{url_b}/sessions/{session_id}/state/k")
+        assert got.status_code == 200 and got.json()["value"] == 2, got.text
+        assert a.supervisor.is_live("session", session_id)
+        assert not b.supervisor.is_live("session", session_id)
+
+
+async def test_the_sessions_of_a_stopped_node_are_served_by_another(store_url: str) -> None:
+    """Once node a has shut down, node b serves a's sessions itself."""
+    async with node(store_url, "b") as (b, url_b), httpx.AsyncClient(headers=AUTH) as client:
+        async with node(store_url, "a") as (_, url_a):
+            session_id = (await client.post(f"{url_a}/sessions", json={})).json()["id"]
+            await client.put(f"{url_a}/sessions/{session_id}/state/k", json={"value": "a"})
+        got = await client.get(f"{url_b}/sessions/{session_id}/state/k")
+        assert got.status_code == 200 and got.json()["value"] == "a", got.text
+        assert b.supervisor.is_live("session", session_id)
+
+
+async def test_an_owner_that_does_not_answer_gives_session_moved(store_url: str) -> None:
+    """A session whose node holds its lease but does not answer is refused with 503
+    SessionMoved (the client asks again), not served twice."""
+    async with (
+        node(store_url, "b") as (_, url_b),
+        httpx.AsyncClient(headers=AUTH) as client,
+        open_runtime(store=store_url, node=Node("a", "http://127.0.0.1:9")) as a,
+    ):
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", 1)
+        got = await client.get(f"{url_b}/sessions/{session_id}/state/k")
+        assert got.status_code == 503, got.text
+        assert got.json()["error"]["kind"] == "SessionMoved"
