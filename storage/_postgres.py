@@ -2,7 +2,8 @@
 
 One table holds the records: ``(space, key) PRIMARY KEY, value``, all ``bytea`` but the
 space; bytea compares bytewise, so a scan is an index range scan in key order. A commit is
-one round trip: a PL/pgSQL function takes the batch's operations as arrays and applies them
+one round trip: a batch of unconditional puts is one multi-row upsert; any other, a PL/pgSQL
+function that takes the batch's operations as arrays and applies them
 in order inside the statement's own transaction, each conditional one with a statement that
 checks and writes at once (``INSERT … ON CONFLICT DO NOTHING`` for an absent key, ``UPDATE …
 WHERE value = …`` for an expected value), so two writers that raced for a record cannot both
@@ -78,7 +79,7 @@ BEGIN
                     ON CONFLICT (space, key) DO NOTHING;
                 GET DIAGNOSTICS n = ROW_COUNT;
                 IF n = 0 THEN
-                    RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = i::text;
+                    RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = 'condition of operation ' || i || ' failed';
                 END IF;
                 DELETE FROM {t} WHERE space = spaces[i] AND key = keys[i];
             ELSIF conds[i] = 2 THEN
@@ -93,7 +94,7 @@ BEGIN
         IF conds[i] <> 0 AND ops[i] <> 2 OR conds[i] = 2 THEN
             GET DIAGNOSTICS n = ROW_COUNT;
             IF n = 0 THEN
-                RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = i::text;
+                RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = 'condition of operation ' || i || ' failed';
             END IF;
         END IF;
     END LOOP;
@@ -152,6 +153,19 @@ def _commit_arrays(batch: Batch) -> tuple[list[Any], ...]:
     return ops, spaces, keys, values, conds, expects
 
 
+def _plain_puts(batch: Batch) -> tuple[list[int], list[bytes], list[bytes]] | None:
+    """The spaces, keys and values of a batch of unconditional puts only, each key once (a
+    later put of a key wins, as in the batch); ``None`` for any other batch."""
+    if batch.conditions:
+        return None
+    last: dict[tuple[int, bytes], bytes] = {}
+    for op, space, key, value in batch.ops:
+        if op != "put" or value is None:
+            return None
+        last[_SPACES[space], key] = value
+    return [space for space, _ in last], [key for _, key in last], list(last.values())
+
+
 @final
 class PostgresRecords:
     """``RecordStore`` on a PostgreSQL table (see the module docstring). Open with ``open``."""
@@ -165,6 +179,10 @@ class PostgresRecords:
         self._commit_sql = (
             f"SELECT {table}_commit(%b::smallint[], %b::smallint[], %b::bytea[], %b::bytea[], "
             "%b::smallint[], %b::bytea[])"
+        )
+        self._puts_sql = (
+            f"INSERT INTO {table} SELECT * FROM unnest(%b::smallint[], %b::bytea[], %b::bytea[]) "
+            "ON CONFLICT (space, key) DO UPDATE SET value = excluded.value"
         )
 
     @classmethod
@@ -255,7 +273,13 @@ class PostgresRecords:
 
     async def write(self, batch: Batch, *, sync: bool | None = None) -> None:
         del sync  # every commit is durable (PostgreSQL's synchronous_commit)
-        if len(batch):
+        if not len(batch):
+            return
+        puts = _plain_puts(batch)
+        if puts is not None:
+            # One multi-row upsert: as atomic as the function (one statement), ~100 µs less.
+            await self._call(self._puts_sql, puts)
+        else:
             await self._call(self._commit_sql, _commit_arrays(batch))
 
     async def drop(self) -> None:
