@@ -45,6 +45,7 @@ from ..sessions._session import SESSION_KIND
 from . import _access as access
 from . import _artifact_layout as layout
 from . import _artifact_query as artifact_query
+from . import _artifact_reads as reads
 from . import _artifact_writes as writes
 from ._artifact_model import Artifact, ArtifactInfo, ArtifactRecord, ArtifactRef
 from ._audit import AuditEntry, AuditLog
@@ -70,6 +71,7 @@ class ArtifactManager:
         hooks: Hooks,
         caller: str | None = None,
         data_folder: str | os.PathLike[str] | None = None,
+        cache: reads.ReadCache | None = None,
     ) -> None:
         self._records = records
         self._blobs = blobs
@@ -82,6 +84,8 @@ class ArtifactManager:
         self.data_folder = None if data_folder is None else Path(data_folder).resolve()
         #: The session this view acts as (``None``: the host, which may do everything).
         self.caller = caller
+        #: Shared by every view of the runtime's artifacts.
+        self._cache = reads.ReadCache() if cache is None else cache
 
     def as_session(self, session_id: str) -> ArtifactManager:
         """This manager acting as session ``session_id``: its own artifacts with every
@@ -98,6 +102,7 @@ class ArtifactManager:
             self._hooks,
             caller,
             self.data_folder,
+            self._cache,
         )
 
     # -- storing --------------------------------------------------------------------------
@@ -207,10 +212,14 @@ class ArtifactManager:
         """Content and metadata of an artifact (by id, or by name and version, default latest)."""
         started = time.perf_counter()
         record = await self._readable(session_id, artifact, version, "get")
-        try:
-            content = await self._blobs.read(record.content_hash)
-        except BlobNotFoundError:
-            raise ArtifactNotFoundError(f"Artifact not found: {record.id} (deleted)") from None
+        # Kept by hash: the record just read names it, so its blob is there.
+        content = self._cache.content(record.content_hash)
+        if content is None:
+            try:
+                content = await self._blobs.read(record.content_hash)
+            except BlobNotFoundError:
+                raise ArtifactNotFoundError(f"Artifact not found: {record.id} (deleted)") from None
+            self._cache.keep(record.content_hash, content)
         if self._hooks.observed:  # no coroutine per read when nothing observes
             await self._read_done(record, "get", started)
         return Artifact(content, layout.to_info(record))
@@ -544,26 +553,35 @@ class ArtifactManager:
     async def _resolve(
         self, session_id: str | None, artifact: ArtifactSpec, version: int | None
     ) -> ArtifactRecord:
-        sid = await self._session(session_id)
-        session_id = session_layout.text_of(sid)
-        artifact_id, name = self._subject(artifact)
+        session_id, sid = self._owner(session_id)
+        try:
+            artifact_id, name = self._subject(artifact)
+            wanted = _version(version)
+        except (InvalidArgumentError, ValidationError):
+            await self._session(session_id)  # a missing session is reported first
+            raise
+        # The session's record is read with the artifact's (one round trip, not two).
         if artifact_id is not None:
-            record = await layout.by_id(self._records, validate.artifact_id(artifact_id))
-            if record is None or record.session_id != session_id:
-                await self._refuse_stranger(sid)
-                raise ArtifactNotFoundError(
-                    f"Artifact not found: {artifact_id} in session {session_id}"
-                )
-            return record
-        assert name is not None
-        found = await layout.by_name(self._records, sid, name.encode(), _version(version))
-        if found is None:
-            await self._refuse_stranger(sid)
-            which = "" if version is None else f" version {version}"
-            raise ArtifactNotFoundError(
-                f"Artifact not found: {name!r}{which} in session {session_id}"
+            aid = validate.artifact_id(artifact_id)
+            exists, record = await reads.by_id(self._records, sid, aid)
+        else:
+            assert name is not None
+            exists, record = await reads.by_name(
+                self._records, self._cache, sid, name.encode(), wanted
             )
-        return found
+        if not exists:
+            await self._refuse_stranger(sid)
+            raise SessionNotFoundError(f"Session not found: {session_id}")
+        session_id = session_layout.text_of(sid)
+        if record is not None and (artifact_id is None or record.session_id == session_id):
+            return record
+        await self._refuse_stranger(sid)
+        if artifact_id is not None:
+            raise ArtifactNotFoundError(
+                f"Artifact not found: {artifact_id} in session {session_id}"
+            )
+        which = "" if version is None else f" version {version}"
+        raise ArtifactNotFoundError(f"Artifact not found: {name!r}{which} in session {session_id}")
 
 
 #: Versions are kept in four bytes.
