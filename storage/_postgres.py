@@ -79,7 +79,8 @@ BEGIN
                     ON CONFLICT (space, key) DO NOTHING;
                 GET DIAGNOSTICS n = ROW_COUNT;
                 IF n = 0 THEN
-                    RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = 'condition of operation ' || i || ' failed';
+                    RAISE EXCEPTION USING ERRCODE = '{conflict}',
+                        MESSAGE = 'condition of operation ' || i || ' failed';
                 END IF;
                 DELETE FROM {t} WHERE space = spaces[i] AND key = keys[i];
             ELSIF conds[i] = 2 THEN
@@ -94,7 +95,8 @@ BEGIN
         IF conds[i] <> 0 AND ops[i] <> 2 OR conds[i] = 2 THEN
             GET DIAGNOSTICS n = ROW_COUNT;
             IF n = 0 THEN
-                RAISE EXCEPTION USING ERRCODE = '{conflict}', MESSAGE = 'condition of operation ' || i || ' failed';
+                RAISE EXCEPTION USING ERRCODE = '{conflict}',
+                    MESSAGE = 'condition of operation ' || i || ' failed';
             END IF;
         END IF;
     END LOOP;
