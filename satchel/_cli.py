@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -25,6 +26,7 @@ from satchel._cli_output import Output
 from satchel._cli_parser import parser
 from satchel._runtime import open_runtime
 from satchel._serve import TOKEN_FILE, find_server, serve
+from satchel.actors.cluster import Node
 from satchel.scripting import ScriptLimits, ScriptWorkers
 from satchel.storage import BlobLimits, Durability, checked_durability
 
@@ -195,19 +197,28 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
             durability=durability,
             script_workers=workers,
             limits=_limits(args),
+            node=_node(args),
         ) as rt,
         anyio.create_task_group() as nursery,
     ):
+        options["token"] = _token(args)
         try:
             info = await nursery.start(_serving, rt, args.host, args.port, options)
         except OSError as error:  # the port is taken, or the address is not this machine's
             raise invalid(f"cannot serve on {args.host}:{args.port}: {error.strerror}") from None
-        token = {"token_file": str(folder / TOKEN_FILE)} if folder else {"token": info.token}
+        if args.token_file is not None:
+            token = {"token_file": str(args.token_file)}
+        elif folder and options["token"] is None:
+            token = {"token_file": str(folder / TOKEN_FILE)}
+        else:
+            token = {"token": info.token}
         where = str(rt.path or ("a PostgreSQL store" if rt.store.networked else "memory"))
         if out.as_json:
             out.data({"url": info.url, "data": where, "durability": durability, **token})
         else:
-            held = f"token in {token['token_file']}" if folder else f"token {info.token}"
+            held = f"token in {token['token_file']}" if "token_file" in token else "its token"
+            if "token" in token and options["token"] is None:
+                held = f"token {info.token}"
             out.message(f"satchel serving {where} on {info.url} ({durability} durability, {held})")
         sys.stdout.flush()
         # SIGTERM and Ctrl-C stop serving cleanly: the discovery file goes, the store closes.
@@ -216,6 +227,34 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
                 nursery.cancel_scope.cancel()
                 break
     return 0
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """The token ``--token-file`` or ``$SATCHEL_TOKEN`` gives (``None``: the folder's)."""
+    if args.token_file is not None:
+        try:
+            return str(args.token_file.read_text().strip())
+        except OSError as error:
+            raise invalid(f"cannot read {args.token_file}: {error.strerror}") from None
+    return os.environ.get("SATCHEL_TOKEN") or None
+
+
+def _node(args: argparse.Namespace) -> Node | None:
+    """This server as a cluster node (``--cluster``), or ``None``."""
+    if not args.cluster:
+        for flag in ("node_id", "advertise"):
+            if getattr(args, flag) is not None:
+                raise invalid(f"--{flag.replace('_', '-')} goes with --cluster")
+        return None
+    if _networked(args) is None:
+        raise invalid(
+            "--cluster needs a PostgreSQL store (--store postgresql://… or $SATCHEL_STORE)"
+        )
+    if _token(args) is None:
+        raise invalid("--cluster needs the cluster's token (--token-file FILE or $SATCHEL_TOKEN)")
+    where = socket.gethostname()
+    node_id = args.node_id or (f"{where}-{args.port}" if args.port else f"{where}-{os.getpid()}")
+    return Node(node_id, args.advertise or "", lease_ttl_s=args.lease_ttl)
 
 
 #: The ``serve`` keywords the CLI has flags for, when ``satchel._serve.serve`` takes them.

@@ -288,6 +288,18 @@ def _local_commands(commands: Group, c: Commands, serve_options: set[str]) -> No
     if "max_json_bytes" in serve_options:
         serve.add_argument("--max-json-bytes", type=int, default=16 << 20, metavar="N",
                            help="largest JSON request body (default 16 MiB)")  # fmt: skip
+    serve.add_argument("--token-file", type=Path, metavar="FILE",
+                       help="the token every request needs (default $SATCHEL_TOKEN, else the "
+                            "data folder's)")  # fmt: skip
+    cluster = serve.add_argument_group("cluster (docs/cluster.md)")
+    cluster.add_argument("--cluster", action="store_true",
+                         help="serve as one node of a cluster on the --store")  # fmt: skip
+    cluster.add_argument("--node-id", metavar="ID",
+                         help="this node's id (default: host name and port)")  # fmt: skip
+    cluster.add_argument("--advertise", metavar="URL",
+                         help="where other nodes reach it (default: where it listens)")  # fmt: skip
+    cluster.add_argument("--lease-ttl", type=float, default=10.0, metavar="S",
+                         help="seconds a dead node's sessions wait (default 10)")  # fmt: skip
 
 
 def parser(serve_options: set[str]) -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 In a cluster each session is served by the node holding its lease. A request under
 ``/sessions/{id}`` that reaches a node not holding the lease looks the lease up; if another
 node holds it, the request (headers, token and body, streamed) is sent on to that node and
-its answer streamed back, so a client may talk to any node. A forwarded request carries
+its answer streamed back, so a client may talk to any node. (The owner must start answering
+within a lease's time.) A forwarded request carries
 ``X-Satchel-Forwarded`` and is never forwarded again: if the lease moved meanwhile, the node
 answers ``SessionMoved`` (503) and the client asks again. A session no node holds is served
 where the request landed. An owner that does not answer (it died; its lease expires within
@@ -13,9 +14,10 @@ its time) gives ``SessionMoved`` too.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -117,13 +119,31 @@ class Forward:
         headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_FORWARDED]
         headers.append((FORWARDED, self._placement.node.id.encode()))
         client = self._peers.client()
-        request = client.build_request(
-            scope["method"], target, headers=headers, content=_body(receive)
-        )
+        body = _body(receive)
         try:
-            answer = await client.send(request, stream=True)
-        except httpx.HTTPError as error:
-            log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
+            request = client.build_request(scope["method"], target, headers=headers, content=body)
+            await self._send_on(client, request, address, scope, receive, send)
+        finally:
+            await body.aclose()  # the owner may not have read it all (it failed, or refused)
+
+    async def _send_on(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        address: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        answer = None
+        # A node that is paused accepts connections and answers nothing: wait for the start
+        # of its answer no longer than a lease lasts (by then another node may serve).
+        with anyio.move_on_after(self._placement.node.lease_ttl_s):
+            try:
+                answer = await client.send(request, stream=True)
+            except httpx.HTTPError as error:
+                log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
+        if answer is None:
             await _moved(address)(scope, receive, send)
             return
         try:
@@ -143,7 +163,7 @@ class Forward:
             await answer.aclose()
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
+async def _body(receive: Receive) -> AsyncGenerator[bytes, None]:
     """The request's body as the client sends it."""
     while True:
         message: Message = await receive()

@@ -126,7 +126,9 @@ class PostgresLeases:
         if not _NAME.fullmatch(table):
             raise InvalidArgumentError(f"table must be a lower-case SQL name, not {table!r}")
         threaded = sniffio.current_async_library() != "asyncio"
-        leases = cls(Connections(conninfo, 2, threaded), table)
+        # Every activation on a node claims, and every request for a session served
+        # elsewhere looks its owner up: as many connections as the records have.
+        leases = cls(Connections(conninfo, 8, threaded), table)
         lock = f"SELECT pg_advisory_xact_lock(hashtext('{table}_leases'));"
         try:
             await leases._run(f"BEGIN; {lock} {_SCHEMA.format(t=table)} COMMIT;", None)
