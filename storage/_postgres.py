@@ -39,6 +39,8 @@ _CONFLICT = "SC409"
 #: failure, deadlock): a write is asked again, a few times, before it is a conflict.
 _CONTENDED = {"40001", "40P01"}
 _ATTEMPTS = 5
+#: Up to this many keys, a get_many names each (one prepared statement per count).
+_IN_LIST_MAX = 8
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
 #: Operation codes in the commit arrays.
@@ -155,6 +157,10 @@ def _commit_arrays(batch: Batch) -> tuple[list[Any], ...]:
     return ops, spaces, keys, values, conds, expects
 
 
+def _marks(count: int) -> str:
+    return ", ".join(["%b"] * count)
+
+
 def _plain_puts(batch: Batch) -> tuple[list[int], list[bytes], list[bytes]] | None:
     """The spaces, keys and values of a batch of unconditional puts only, each key once (a
     later put of a key wins, as in the batch); ``None`` for any other batch."""
@@ -178,6 +184,10 @@ class PostgresRecords:
         self.table = table
         self._get_sql = f"SELECT value FROM {table} WHERE space = %b AND key = %b"
         self._many_sql = f"SELECT key, value FROM {table} WHERE space = %b AND key = ANY(%b)"
+        self._in_sql = {
+            n: f"SELECT key, value FROM {table} WHERE space = %b AND key IN ({_marks(n)})"
+            for n in range(1, _IN_LIST_MAX + 1)
+        }
         self._commit_sql = (
             f"SELECT {table}_commit(%b::smallint[], %b::smallint[], %b::bytea[], %b::bytea[], "
             "%b::smallint[], %b::bytea[])"
@@ -250,7 +260,12 @@ class PostgresRecords:
     async def get_many(self, keys: Sequence[bytes], space: Space = INDEX) -> list[bytes | None]:
         if not keys:
             return []
-        found = dict(await self._fetch(self._many_sql, (_SPACES[space], list(keys))))
+        if len(keys) <= _IN_LIST_MAX:
+            # ``key IN (…)`` costs a point select; ``= ANY(array)`` ~15 µs more.
+            query = self._in_sql[len(keys)]
+            found = dict(await self._fetch(query, (_SPACES[space], *keys)))
+        else:
+            found = dict(await self._fetch(self._many_sql, (_SPACES[space], list(keys))))
         return [None if (value := found.get(key)) is None else bytes(value) for key in keys]
 
     async def scan(
