@@ -16,7 +16,7 @@ import trio
 
 from ._actor import ActorContext, Lending
 from ._budget import cooperate
-from ._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError
+from ._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError, SessionMovedError
 from ._mailbox import Mailbox
 from ._messages import ReplySlot, TimerFired, reraisable
 from ._native import NativeEvent
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("satchel.runtime")
 
 Item = tuple[Any, ReplySlot | None]
-Request = Literal["passivate", "restart", "shutdown"]
+Request = Literal["passivate", "restart", "shutdown", "evict"]
 
 
 _WAKE: Item = (object(), None)
@@ -408,6 +408,17 @@ class Cell:
         if "shutdown" in self.requests:
             await self._flush("stopped")
             self._reject_queued(RuntimeClosedError("the runtime closed before this message ran"))
+            return False
+        if "evict" in self.requests:
+            # Its placement was lost (another node serves it now): stop even with mail queued;
+            # the senders ask again and reach the actor's new home.
+            await self._flush("stopped")
+            self._reject_queued(
+                SessionMovedError(
+                    f"{self.spec.kind}/{self.actor_id} moved to another node before this "
+                    "message ran; ask again"
+                )
+            )
             return False
         if "restart" in self.requests:
             self.requests.remove("restart")

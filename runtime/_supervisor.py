@@ -318,6 +318,13 @@ class Supervisor:
             raise ValueError(f"unknown request {what!r}")
         cell.request(what)  # type: ignore[arg-type]
 
+    def evict(self, kind: str, actor_id: str) -> None:
+        """Stop a live actor after its current turn even if mail is queued (rejected with
+        ``SessionMovedError``): another node serves it now. Nothing if it is not live."""
+        cell = self._cells.get((kind, actor_id))
+        if cell is not None:
+            cell.request("evict")
+
     async def stop(self, kind: str, actor_id: str) -> None:
         """Passivate a live actor and return once it is gone (its state flushed)."""
         cell = self._cells.get((kind, actor_id))

@@ -108,7 +108,7 @@ class Forward:
         if found is None:
             return None
         lease, address = found
-        if lease.node == placement.node.id or not address:
+        if lease.node == placement.holder or not address:
             return None
         return address
 

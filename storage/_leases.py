@@ -20,7 +20,7 @@ lease expired or moved) are the ones it must stop serving.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
 import attrs
@@ -29,6 +29,7 @@ from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionMovedError,
     StoreClosedError,
+    StoreLockedError,
     ValidationError,
     WriteConflictError,
 )
@@ -44,19 +45,23 @@ _NODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {t}_nodes (
-    node text PRIMARY KEY, address text NOT NULL, heartbeat timestamptz NOT NULL,
-    started timestamptz NOT NULL
+    node text PRIMARY KEY, holder text NOT NULL, address text NOT NULL,
+    heartbeat timestamptz NOT NULL, started timestamptz NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {t}_leases (
     session text PRIMARY KEY, node text NOT NULL, epoch bigint NOT NULL,
     expires timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS {t}_leases_node ON {t}_leases (node);
-CREATE OR REPLACE FUNCTION {t}_acquire(s text, n text, ttl_ms int, fence bytea)
+CREATE OR REPLACE FUNCTION {t}_acquire(s text, n text, ttl_ms int, fence bytea, what bytea)
 RETURNS TABLE (owner text, epoch bigint, granted boolean) LANGUAGE plpgsql AS $$
 DECLARE
     row {t}_leases%ROWTYPE;
 BEGIN
+    IF what IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {t} WHERE space = 0 AND key = what) THEN
+        RETURN QUERY SELECT ''::text, 0::bigint, false;  -- nothing to lease
+        RETURN;
+    END IF;
     INSERT INTO {t}_leases VALUES (s, n, 0, '-infinity') ON CONFLICT (session) DO NOTHING;
     SELECT * INTO row FROM {t}_leases WHERE session = s FOR UPDATE;
     IF row.node = n AND row.expires > now() THEN
@@ -81,13 +86,18 @@ $$;
 
 @attrs.frozen
 class Lease:
-    """A session's lease as ``acquire`` found it: held by ``node`` at ``epoch``;
-    ``granted`` when the asking node holds it now."""
+    """A session's lease as ``acquire`` found it: held by ``node`` (a node's incarnation,
+    ``id#token``) at ``epoch``; ``granted`` when the asker holds it now."""
 
     session: str
     node: str
     epoch: int
     granted: bool
+
+    @property
+    def node_id(self) -> str:
+        """The id of the node holding the lease (without its incarnation)."""
+        return self.node.partition("#")[0]
 
 
 @attrs.frozen
@@ -145,15 +155,29 @@ class PostgresLeases:
         except Exception as error:
             raise _translate(error) from error
 
-    async def register(self, node: str, address: str) -> None:
-        """Record ``node`` as serving at ``address``, beating now."""
+    async def register(self, node: str, holder: str, address: str, *, ttl_s: float) -> None:
+        """Record node ``node`` as this process (``holder``: its incarnation, which holds
+        its leases), serving at ``address``, beating now. ``StoreLockedError`` if another
+        process registered that id and beat within ``ttl_s``: two live processes with one
+        node id would both think they hold its leases."""
         _check_node(node)
-        await self._run(
-            f"INSERT INTO {self.table}_nodes VALUES (%s, %s, now(), now()) "
-            "ON CONFLICT (node) DO UPDATE SET address = excluded.address, "
-            "heartbeat = now(), started = now() RETURNING node",
-            (node, address),
+        _check_holder(holder)
+        t = self.table
+        rows = await self._run(
+            f"INSERT INTO {t}_nodes VALUES (%s, %s, %s, now(), now()) "
+            "ON CONFLICT (node) DO UPDATE SET holder = excluded.holder, "
+            "address = excluded.address, heartbeat = now(), "
+            f"started = CASE WHEN {t}_nodes.holder = excluded.holder THEN {t}_nodes.started "
+            "ELSE now() END "
+            f"WHERE {t}_nodes.holder = excluded.holder "
+            f"OR {t}_nodes.heartbeat < now() - %s * interval '1 millisecond' RETURNING node",
+            (node, holder, address, _ttl_ms(ttl_s)),
         )
+        if not rows:
+            raise StoreLockedError(
+                f"node id {node!r} is in use by a live node (it beat less than {ttl_s} s ago); "
+                "give this node another id, or wait for that one to stop"
+            )
 
     async def nodes(self, *, within_s: float) -> list[NodeInfo]:
         """The nodes that beat in the last ``within_s`` seconds, by id."""
@@ -165,24 +189,28 @@ class PostgresLeases:
         )
         return [NodeInfo(node, address, silent) for node, address, silent in rows]
 
-    async def acquire(self, session: str, node: str, *, ttl_s: float) -> Lease:
-        """Take (or extend) the lease on ``session`` for ``node``, unless another node holds
-        it unexpired: the lease as it stands then."""
-        _check_node(node)
+    async def acquire(
+        self, session: str, node: str, *, ttl_s: float, record: bytes | None = None
+    ) -> Lease:
+        """Take (or extend) the lease on ``session`` for ``node`` (a node's incarnation),
+        unless another holds it unexpired: the lease as it stands then. With ``record`` (the
+        key of the session's record), a session not stored gets no lease: not granted, held
+        by no node (``node == ""``), and nothing is written."""
+        _check_holder(node)
         rows = await self._run(
-            f"SELECT * FROM {self.table}_acquire(%s, %s, %s, %s)",
-            (session, node, _ttl_ms(ttl_s), fence_key(session)),
+            f"SELECT * FROM {self.table}_acquire(%s, %s, %s, %s, %s)",
+            (session, node, _ttl_ms(ttl_s), fence_key(session), record),
         )
         owner, epoch, granted = rows[0]
         return Lease(session, owner, epoch, granted)
 
     async def renew(self, node: str, *, ttl_s: float) -> set[str]:
-        """Extend every unexpired lease ``node`` holds, and its heartbeat, in one statement;
-        the sessions whose leases it still holds."""
-        _check_node(node)
+        """Extend every unexpired lease ``node`` (an incarnation) holds, and its heartbeat,
+        in one statement; the sessions whose leases it still holds."""
+        _check_holder(node)
         t = self.table
         rows = await self._run(
-            f"WITH beat AS (UPDATE {t}_nodes SET heartbeat = now() WHERE node = %s) "
+            f"WITH beat AS (UPDATE {t}_nodes SET heartbeat = now() WHERE holder = %s) "
             f"UPDATE {t}_leases SET expires = now() + %s * interval '1 millisecond' "
             "WHERE node = %s AND expires > now() RETURNING session",
             (node, _ttl_ms(ttl_s), node),
@@ -203,7 +231,7 @@ class PostgresLeases:
         t = self.table
         rows = await self._run(
             f"SELECT l.node, l.epoch, n.address FROM {t}_leases l JOIN {t}_nodes n "
-            "ON n.node = l.node WHERE l.session = %s AND l.expires > now()",
+            "ON n.holder = l.node WHERE l.session = %s AND l.expires > now()",
             (session,),
         )
         if not rows:
@@ -215,7 +243,7 @@ class PostgresLeases:
         """Drop the node and lease tables and the acquire function (tests, tear-down)."""
         t = self.table
         await self._run(
-            f"DROP FUNCTION IF EXISTS {t}_acquire(text, text, int, bytea); "
+            f"DROP FUNCTION IF EXISTS {t}_acquire(text, text, int, bytea, bytea); "
             f"DROP TABLE IF EXISTS {t}_leases; DROP TABLE IF EXISTS {t}_nodes;",
             None,
         )
@@ -228,8 +256,21 @@ class PostgresLeases:
 
 
 def _check_node(node: str) -> None:
+    check_node_id(node)
+
+
+def check_node_id(node: object) -> None:
+    """Refuse (``ValidationError``) what cannot be a node id."""
     if type(node) is not str or not _NODE.fullmatch(node):
         raise ValidationError(f"a node id is 1 to 64 letters, digits and _ . : -, not {node!r}")
+
+
+def _check_holder(holder: str) -> None:
+    """A node's incarnation: its id, or its id and ``#`` and a token."""
+    node, _, token = holder.partition("#") if type(holder) is str else ("", "", "")
+    _check_node(node)
+    if "#" in holder and not token.isalnum():
+        raise ValidationError(f"a node's incarnation is id#token, not {holder!r}")
 
 
 def _ttl_ms(ttl_s: float) -> int:
@@ -242,15 +283,23 @@ def _ttl_ms(ttl_s: float) -> int:
 class Fence:
     """A session's records as its lease holder writes them: every write carries the
     condition that the session's fence record still holds the lease's epoch, so a write
-    after the lease moved fails with ``SessionMovedError`` and writes nothing. Reads pass
-    through."""
+    after the lease moved fails with ``SessionMovedError`` and writes nothing (and
+    ``on_moved`` is called). Reads pass through."""
 
-    __slots__ = ("_key", "_value", "epoch", "records", "session")
+    __slots__ = ("_key", "_on_moved", "_value", "epoch", "records", "session")
 
-    def __init__(self, records: RecordStore, session: str, epoch: int) -> None:
+    def __init__(
+        self,
+        records: RecordStore,
+        session: str,
+        epoch: int,
+        on_moved: Callable[[], None] | None = None,
+    ) -> None:
         self.records = records
         self.session = session
         self.epoch = epoch
+        #: Called when a write finds the lease moved (the holder stops serving the session).
+        self._on_moved = on_moved
         self._key = fence_key(session)
         self._value = _epoch_bytes(epoch)
 
@@ -288,6 +337,8 @@ class Fence:
             await self.records.write(fenced, sync=sync)
         except WriteConflictError as conflict:
             if await self.records.get(self._key) != self._value:
+                if self._on_moved is not None:
+                    self._on_moved()
                 raise SessionMovedError(
                     f"session {self.session} is now served by another node (its lease moved "
                     f"from epoch {self.epoch}); nothing of the write was written"

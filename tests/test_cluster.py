@@ -4,14 +4,24 @@ a time, and a node that lost its lease has its writes refused and its actor stop
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
 from satchel.actors.cluster import SessionPlacement
+from satchel.storage._keys import FENCE
 
-from satchel import ActorNotFoundError, Node, SessionMovedError, ValidationError, open_runtime
+from satchel import (
+    ActorNotFoundError,
+    Node,
+    SessionMovedError,
+    SessionNotFoundError,
+    StoreLockedError,
+    ValidationError,
+    open_runtime,
+)
 
 from .ports import drop_table, networked_place
 
@@ -137,3 +147,65 @@ def test_a_lease_time_out_of_range_is_refused(ttl: Any) -> None:
     """A node's lease time must be a number from 0.3 to 3600 seconds."""
     with pytest.raises(ValidationError):
         Node("a", lease_ttl_s=ttl)
+
+
+async def test_two_runtimes_cannot_be_one_node(store_url: str) -> None:
+    """A runtime opened as a node whose id a live runtime has is refused: two processes
+    with one id would both think they hold its sessions."""
+    async with open_runtime(store=store_url, node=Node("a")):
+        with pytest.raises(StoreLockedError, match="in use"):
+            async with open_runtime(store=store_url, node=Node("a")):
+                pass
+
+
+async def test_a_busy_actor_whose_lease_moved_stops_and_the_node_serves_again(
+    store_url: str,
+) -> None:
+    """Node a's lease expires and b writes and lets go; a burst of writes queued on a's old
+    actor is refused (SessionMovedError), the actor stops, and a serves the session again
+    under a new lease."""
+    async with (
+        open_runtime(store=store_url, node=Node("a")) as a,
+        open_runtime(store=store_url, node=Node("b")) as b,
+    ):
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", "by a")
+        await expire(a, session_id)
+        await b.sessions.set_state(session_id, "k", "by b")
+        await b.control.stop(session_id)
+        outcomes: list[str] = []
+
+        async def late(i: int) -> None:
+            try:
+                await a.sessions.set_state(session_id, f"late{i}", i)
+                outcomes.append("written")
+            except SessionMovedError:
+                outcomes.append("moved")
+
+        async with anyio.create_task_group() as tasks:
+            for i in range(8):
+                tasks.start_soon(late, i)
+        assert "moved" in outcomes, outcomes
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    await a.sessions.set_state(session_id, "again", 1)
+                    break
+                except SessionMovedError:
+                    await anyio.sleep(0.01)
+        stored = set(await a.sessions.list_state(session_id))
+        assert {"k", "again"} <= stored
+        assert await a.sessions.get_state(session_id, "k") == "by b"
+
+
+async def test_asking_for_sessions_that_do_not_exist_leaves_no_lease(store_url: str) -> None:
+    """Unknown session ids are answered SessionNotFound and leave no lease row nor fence
+    record behind (a client guessing ids cannot fill the tables)."""
+    async with open_runtime(store=store_url, node=Node("a")) as a:
+        for _ in range(5):
+            with pytest.raises(SessionNotFoundError):
+                await a.sessions.get_state(str(uuid.uuid4()), "k")
+        leases = placement_of(a).leases
+        rows = await leases._run(f"SELECT count(*) FROM {leases.table}_leases", ())
+        assert rows == [(0,)]
+        assert await a.store.records.scan(FENCE, FENCE + b"\xff") == []

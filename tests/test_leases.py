@@ -10,7 +10,7 @@ import anyio
 import pytest
 from satchel.storage import Batch, Fence, PostgresLeases, PostgresRecords, fence_key
 
-from satchel import SessionMovedError, ValidationError
+from satchel import SessionMovedError, StoreLockedError, ValidationError
 
 from .ports import drop_table, networked_place, server_url
 
@@ -121,8 +121,8 @@ async def test_many_nodes_racing_for_one_session_leave_one_holder(place: Any) ->
 async def test_nodes_register_and_are_listed_while_they_beat(place: Any) -> None:
     """Registered nodes are listed with their addresses; a silent one drops out."""
     _, leases = place
-    await leases.register("node-a", "http://127.0.0.1:1")
-    await leases.register("node-b", "http://127.0.0.1:2")
+    await leases.register("node-a", "node-a#1", "http://127.0.0.1:1", ttl_s=TTL)
+    await leases.register("node-b", "node-b#1", "http://127.0.0.1:2", ttl_s=TTL)
     await leases._run(
         f"UPDATE {leases.table}_nodes SET heartbeat = now() - interval '1 minute' "
         "WHERE node = 'node-b' RETURNING node",
@@ -138,3 +138,24 @@ async def test_a_malformed_node_id_is_refused(place: Any, bad: str) -> None:
     _, leases = place
     with pytest.raises(ValidationError):
         await leases.acquire("s1", bad, ttl_s=TTL)
+
+
+async def test_a_node_id_beating_elsewhere_cannot_be_registered_again(place: Any) -> None:
+    """A second process taking a live node's id is refused; once that node is silent past
+    the lease time, its id is free, and the new incarnation's leases are not the old one's."""
+    _, leases = place
+    await leases.register("node-a", "node-a#old", "http://127.0.0.1:1", ttl_s=TTL)
+    old = await leases.acquire("s1", "node-a#old", ttl_s=TTL)
+    with pytest.raises(StoreLockedError, match="in use"):
+        await leases.register("node-a", "node-a#new", "http://127.0.0.1:2", ttl_s=TTL)
+    await leases._run(
+        f"UPDATE {leases.table}_nodes SET heartbeat = now() - interval '1 hour' "
+        "WHERE node = 'node-a' RETURNING node",
+        (),
+    )
+    await leases.register("node-a", "node-a#new", "http://127.0.0.1:2", ttl_s=TTL)
+    taken = await leases.acquire("s1", "node-a#new", ttl_s=TTL)
+    assert (taken.granted, taken.node_id) == (False, "node-a")  # the old one's, unexpired
+    await _expire(leases, "s1")
+    taken = await leases.acquire("s1", "node-a#new", ttl_s=TTL)
+    assert (taken.granted, taken.epoch) == (True, old.epoch + 1)

@@ -14,21 +14,23 @@ every lease is taken as lost.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import secrets
 from typing import final
 
 import anyio
 import attrs
 from satchel.runtime import Supervisor
 from satchel.runtime._errors import (
-    ActorNotFoundError,
     SessionMovedError,
     StoreUnavailableError,
     ValidationError,
 )
 from satchel.storage import Fence, Lease, PostgresLeases, RecordStore
+from satchel.storage._leases import check_node_id
 
+from .. import _layout as layout
+from .. import _validate as validate
 from ..sessions._session import SESSION_KIND
 
 log = logging.getLogger("satchel.cluster")
@@ -44,6 +46,7 @@ class Node:
     lease_ttl_s: float = 10.0
 
     def __attrs_post_init__(self) -> None:
+        check_node_id(self.id)
         if not (isinstance(self.lease_ttl_s, int | float) and 0.3 <= self.lease_ttl_s <= 3600):
             raise ValidationError(
                 f"lease_ttl_s must be a number from 0.3 to 3600, not {self.lease_ttl_s!r}"
@@ -59,6 +62,9 @@ class SessionPlacement:
     def __init__(self, leases: PostgresLeases, node: Node) -> None:
         self.leases = leases
         self.node = node
+        #: This process as a holder of leases: the node's id and a token of its own, so a
+        #: node restarted under its id never takes its old incarnation's leases for its own.
+        self.holder = f"{node.id}#{secrets.token_hex(8)}"
         #: Where this node answers (the node's own address, or the one it listens on).
         self.address = node.address
         self._supervisor: Supervisor | None = None
@@ -75,16 +81,17 @@ class SessionPlacement:
         """The placement of ``node`` on the store's PostgreSQL table ``table``, registered
         there; ``attach`` it to the supervisor, and ``aclose`` it after the supervisor."""
         leases = await PostgresLeases.open(conninfo, table=table)
+        placement = cls(leases, node)
         try:
-            await leases.register(node.id, node.address)
+            await leases.register(node.id, placement.holder, node.address, ttl_s=node.lease_ttl_s)
         except BaseException:
             await leases.aclose()
             raise
-        return cls(leases, node)
+        return placement
 
     async def advertise(self, address: str) -> None:
         """Register ``address`` as where this node answers (once it listens)."""
-        await self.leases.register(self.node.id, address)
+        await self.leases.register(self.node.id, self.holder, address, ttl_s=self.node.lease_ttl_s)
         self.address = address
 
     def attach(self, supervisor: Supervisor) -> None:
@@ -95,7 +102,14 @@ class SessionPlacement:
 
     def _stop(self, session_id: str) -> None:
         if self._supervisor is not None:
-            self._supervisor.request(SESSION_KIND, session_id, "passivate")
+            self._supervisor.evict(SESSION_KIND, session_id)
+
+    def _moved(self, session_id: str, lease: Lease | None) -> None:
+        """A write of ``session_id`` found its lease moved: stop serving it."""
+        if lease is not None and self.held.get(session_id) is lease:
+            self._drop([session_id], {session_id: lease})
+        else:
+            self._stop(session_id)
 
     def places(self, kind: str) -> bool:
         return kind == SESSION_KIND
@@ -107,12 +121,19 @@ class SessionPlacement:
         releasing = self._releasing.get(actor_id)
         if releasing is not None:
             await releasing.wait()
-        lease = await self.leases.acquire(actor_id, self.node.id, ttl_s=self.node.lease_ttl_s)
+        lease = await self.leases.acquire(
+            actor_id,
+            self.holder,
+            ttl_s=self.node.lease_ttl_s,
+            record=layout.record_key(validate.session_id(actor_id)[1]),
+        )
+        if not lease.node:
+            return  # no such session: its actor answers so, and writes nothing (no lease)
         if not lease.granted:
             found = await self.leases.owner(actor_id)
             where = f" at {found[1]}" if found is not None and found[1] else ""
             raise SessionMovedError(
-                f"session {actor_id} is served by node {lease.node}{where}; ask there"
+                f"session {actor_id} is served by node {lease.node_id}{where}; ask there"
             )
         self.held[actor_id] = lease
 
@@ -140,12 +161,17 @@ class SessionPlacement:
         lease = self.held.get(session_id)
         # Lost between the claim and the actor's start: an epoch no lease has, so every
         # write is refused (raising here would mark the actor failed on this node).
-        return Fence(records, session_id, -1 if lease is None else lease.epoch)
+        return Fence(
+            records,
+            session_id,
+            -1 if lease is None else lease.epoch,
+            on_moved=lambda: self._moved(session_id, lease),
+        )
 
     async def beat(self) -> None:
         """Renew every lease held; stop the actors whose leases were not renewed."""
         before = dict(self.held)
-        renewed = await self.leases.renew(self.node.id, ttl_s=self.node.lease_ttl_s)
+        renewed = await self.leases.renew(self.holder, ttl_s=self.node.lease_ttl_s)
         self._drop([s for s, lease in before.items() if s not in renewed], before)
 
     def _drop(self, sessions: list[str], seen: dict[str, Lease]) -> None:
@@ -155,8 +181,7 @@ class SessionPlacement:
             del self.held[session_id]
             self.lost += 1
             log.warning("lost the lease on session %s; stopping its actor", session_id)
-            with contextlib.suppress(ActorNotFoundError):
-                self._stop(session_id)
+            self._stop(session_id)
 
     async def run(self) -> None:
         """Beat forever (every third of the lease time); see the module docstring."""
