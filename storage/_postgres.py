@@ -39,6 +39,9 @@ _CONFLICT = "SC409"
 #: failure, deadlock): a write is asked again, a few times, before it is a conflict.
 _CONTENDED = {"40001", "40P01"}
 _ATTEMPTS = 5
+#: Up to this many rows, a batch of puts is sent as rows of VALUES (one prepared statement
+#: per count), more as arrays.
+_VALUES_MAX = 16
 #: Up to this many keys, a get_many names each (one prepared statement per count).
 _IN_LIST_MAX = 8
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
@@ -192,10 +195,16 @@ class PostgresRecords:
             f"SELECT {table}_commit(%b::smallint[], %b::smallint[], %b::bytea[], %b::bytea[], "
             "%b::smallint[], %b::bytea[])"
         )
+        upsert = " ON CONFLICT (space, key) DO UPDATE SET value = excluded.value"
         self._puts_sql = (
-            f"INSERT INTO {table} SELECT * FROM unnest(%b::smallint[], %b::bytea[], %b::bytea[]) "
-            "ON CONFLICT (space, key) DO UPDATE SET value = excluded.value"
+            f"INSERT INTO {table} SELECT * FROM unnest(%b::smallint[], %b::bytea[], %b::bytea[])"
+            + upsert
         )
+        rows = ["(%b::smallint, %b, %b)"] * _VALUES_MAX
+        self._values_sql = {
+            n: f"INSERT INTO {table} VALUES {', '.join(rows[:n])}{upsert}"
+            for n in range(1, _VALUES_MAX + 1)
+        }
 
     @classmethod
     async def open(
@@ -294,8 +303,14 @@ class PostgresRecords:
             return
         puts = _plain_puts(batch)
         if puts is not None:
-            # One multi-row upsert: as atomic as the function (one statement), ~100 µs less.
-            await self._call(self._puts_sql, puts)
+            # One multi-row upsert: as atomic as the function (one statement), ~100 µs less;
+            # its rows as VALUES up to _VALUES_MAX (~25 µs less than arrays to unnest).
+            spaces, keys, values = puts
+            if len(keys) <= _VALUES_MAX:
+                rows = [field for row in zip(spaces, keys, values, strict=True) for field in row]
+                await self._call(self._values_sql[len(keys)], rows)
+            else:
+                await self._call(self._puts_sql, puts)
         else:
             await self._call(self._commit_sql, _commit_arrays(batch))
 

@@ -1,0 +1,75 @@
+"""The shortcuts of the networked paths read and write what the general paths would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from satchel.storage import BLOBS, INDEX, Batch
+
+from satchel import SessionNotFoundError, open_runtime
+
+from .ports import drop_table, networked_place, open_records
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("count", [1, 3, 16, 17, 40])
+async def test_plain_puts_write_each_key_once_the_last_put_winning(
+    tmp_path: Path, count: int
+) -> None:
+    """A batch of unconditional puts (sent as one upsert: VALUES rows or arrays by size)
+    writes every key of both spaces, a key put twice holding the later value, over
+    values already there."""
+    async with open_records("postgresql", tmp_path) as records:
+        before = Batch()
+        before.put(b"k0", b"old")
+        await records.write(before)
+        batch = Batch()
+        for i in range(count):
+            batch.put(f"k{i}".encode(), b"first")
+            batch.put(f"k{i}".encode(), f"v{i}".encode())
+        batch.put(b"blob", b"chunk", BLOBS)
+        await records.write(batch)
+        keys = [f"k{i}".encode() for i in range(count)]
+        assert await records.get_many(keys) == [f"v{i}".encode() for i in range(count)]
+        assert await records.get(b"blob", BLOBS) == b"chunk"
+        assert await records.get(b"blob", INDEX) is None
+
+
+@pytest.mark.parametrize("count", [1, 2, 8, 9, 30])
+async def test_get_many_answers_in_order_with_missing_keys(tmp_path: Path, count: int) -> None:
+    """get_many (an IN list up to eight keys, an array beyond) answers each key in the
+    order asked, None for a missing one, a key asked twice twice."""
+    async with open_records("postgresql", tmp_path) as records:
+        batch = Batch()
+        for i in range(0, count, 2):
+            batch.put(f"k{i}".encode(), f"v{i}".encode())
+        await records.write(batch)
+        keys = [f"k{i}".encode() for i in reversed(range(count))] + [b"k0"]
+        expected = [None if i % 2 else f"v{i}".encode() for i in reversed(range(count))]
+        assert await records.get_many(keys) == [*expected, b"v0"]
+
+
+async def test_a_get_after_deletes_and_new_versions_reads_the_latest() -> None:
+    """Reads that remember the version they found latest read the right one after a newer
+    version is stored, after the latest is deleted, and after the session is deleted."""
+    store, objects, table = networked_place()
+    try:
+        async with open_runtime(store=store, objects=objects) as rt:
+            sid = await rt.sessions.create(name="reads")
+            await rt.artifacts.store(sid, "doc", b"one", type="file")
+            assert (await rt.artifacts.get(sid, "doc")).content == b"one"
+            await rt.artifacts.store(sid, "doc", b"two", type="file")
+            assert (await rt.artifacts.get(sid, "doc")).content == b"two"
+            await rt.artifacts.delete(sid, "doc", 2)
+            got = await rt.artifacts.get(sid, "doc")
+            assert (got.content, got.metadata.version) == (b"one", 1)
+            await rt.artifacts.store(sid, "doc", b"three", type="file")
+            got = await rt.artifacts.get(sid, "doc")
+            assert (got.content, got.metadata.version) == (b"three", 3)
+            await rt.sessions.delete(sid)
+            with pytest.raises(SessionNotFoundError):
+                await rt.artifacts.get(sid, "doc")
+    finally:
+        await drop_table(table)
