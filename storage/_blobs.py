@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from typing import final
@@ -105,6 +106,9 @@ class BlobStore:
         self.limits = limits or BlobLimits()
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
+        #: Digests a commit of this process is counting, and the event it sets when done
+        #: (shared with ``through`` views).
+        self._committing: dict[bytes, anyio.Event] = {}
 
     def through(self, records: RecordStore) -> BlobStore:
         """This store, reading and writing through ``records`` (a view of the same records,
@@ -307,22 +311,48 @@ class BlobStore:
         conditions is raised (``WriteConflictError``) with nothing written.
         """
         adds, drops = list(add), list(drop)
-        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
-            plan = await self._plan(batch, adds, drops)
-            try:
-                await self.records.write(plan.batch, sync=sync)
-            except WriteConflictError:
-                # With no conditions of the caller's, the conflict is the plan's. (A count
-                # may be back to what was read by then: re-reading would not tell.)
-                ours = not batch.conditions or await self._moved(plan.expected)
-                if attempt == _COMMIT_ATTEMPTS or not ours:
-                    raise
-                continue
-            self._uploads.difference_update(plan.adopted)
-            self._uploads.difference_update(plan.released)
-            if len(plan.cleanup):
-                await self._clean_up(plan.cleanup)
-            return
+        digests = sorted({parse_digest(item) for item, _ in adds + drops})
+        await self._hold(digests)
+        try:
+            for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+                plan = await self._plan(batch, adds, drops)
+                try:
+                    await self.records.write(plan.batch, sync=sync)
+                except WriteConflictError:
+                    # With no conditions of the caller's, the conflict is the plan's. (A
+                    # count may be back to what was read by then: re-reading would not tell.)
+                    ours = not batch.conditions or await self._moved(plan.expected)
+                    if attempt == _COMMIT_ATTEMPTS or not ours:
+                        raise
+                    # Another process's commit got there first: let its next ones by too.
+                    await anyio.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+                    continue
+                self._uploads.difference_update(plan.adopted)
+                self._uploads.difference_update(plan.released)
+                if len(plan.cleanup):
+                    await self._clean_up(plan.cleanup)
+                return
+        finally:
+            self._let_go(digests)
+
+    async def _hold(self, digests: list[bytes]) -> None:
+        """Wait until no other commit of this process counts any of ``digests``, and mark
+        them as this one's (in order: two commits never wait for each other). Without it,
+        commits of one content from many sessions would each conflict with the others."""
+        held: list[bytes] = []
+        try:
+            for digest in digests:
+                while (busy := self._committing.get(digest)) is not None:
+                    await busy.wait()
+                self._committing[digest] = anyio.Event()
+                held.append(digest)
+        except BaseException:
+            self._let_go(held)
+            raise
+
+    def _let_go(self, digests: list[bytes]) -> None:
+        for digest in digests:
+            self._committing.pop(digest).set()
 
     async def _plan(
         self,

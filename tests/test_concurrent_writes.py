@@ -128,12 +128,13 @@ async def test_budget_quota_holds_under_concurrent_sharer_writes(name: str, tmp_
 async def test_sessions_storing_one_content_at_once_count_every_reference(
     name: str, tmp_path: Path
 ) -> None:
-    """Sessions storing the same bytes at once leave one blob whose count is its references."""
+    """Forty sessions storing the same bytes at once all succeed, leaving one blob whose count
+    is its references."""
     content = b'{"role": "tool", "content": "shared"}\n' * 40
     async with open_test_runtime(name, tmp_path) as rt:
         first = rt.session(await rt.sessions.create())
         await first.store_artifact("seed", content, type="application/json")
-        handles = [rt.session(await rt.sessions.create()) for _ in range(12)]
+        handles = [rt.session(await rt.sessions.create()) for _ in range(40)]
 
         async def store(handle: Any) -> None:
             await handle.store_artifact("same", content, type="application/json")
