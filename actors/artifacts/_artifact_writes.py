@@ -121,11 +121,13 @@ async def store_batch(
     """Add to ``batch`` the staged content as the next version; its ref, journal data and
     owner key."""
     name = message.name.encode()
-    previous = await records.get(layout.name_key(sid, name))
+    # Both at once: one round trip on a networked store where a new name took two.
+    previous, retired = await records.get_many(
+        [layout.name_key(sid, name), layout.retired_key(sid, name)]
+    )
     if previous is None:
         # A name deleted whole keeps its last number: a client caching ``version=N`` must
         # never read other bytes under it.
-        retired = await records.get(layout.retired_key(sid, name))
         last, first, latest = layout.decode_retired(retired), now_us, None
         if retired is not None:
             # Only a name deleted whole has one (deletes are never held back in a turn, so
