@@ -15,6 +15,7 @@ from .hooks._events import EventBus
 from .hooks._hooks import Hooks
 from .sessions._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
 from .sessions._session import SESSION_KIND, SessionActor, SessionServices
+from .sessions._session_services import SessionLeases
 
 #: A live session with no message for this long is passivated (its state is all on disk).
 SESSION_IDLE_S = 300.0
@@ -32,6 +33,7 @@ def register_session_kinds(
     on_deleted: tuple[Callable[[str], None], ...] = (),
     idle_s: float | None = SESSION_IDLE_S,
     fence: Callable[[str, RecordStore], RecordStore] | None = None,
+    leases: SessionLeases | None = None,
 ) -> SessionServices:
     """Register the ``storage``, ``session`` and ``deadlines`` kinds; what they share
     (``group``: the group commit of ``machine`` durability; ``on_deleted``: called with the
@@ -53,6 +55,7 @@ def register_session_kinds(
         group=group,
         on_deleted=on_deleted,
         fence=fence,
+        leases=leases,
     )
     supervisor.register(
         ActorSpec(

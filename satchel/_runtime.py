@@ -300,6 +300,7 @@ async def open_runtime(
                         on_deleted=(metrics.forget,) if builtin_hooks else (),
                         idle_s=actor_idle_s,
                         fence=None if placement is None else placement.fence,
+                        leases=placement,
                     )
                     roots = [Path.cwd()] if file_roots is None else file_roots
                     artifacts = ArtifactManager(

@@ -119,6 +119,14 @@ def _epoch_bytes(epoch: int) -> bytes:
     return epoch.to_bytes(8, "big", signed=True)
 
 
+def guard(batch: Batch, session: str, epoch: int) -> None:
+    """Make ``batch`` expect the lease on ``session`` still to be at ``epoch``: a put of the
+    value its fence record holds, which the condition rides on (conditions go with an
+    operation)."""
+    value = _epoch_bytes(epoch)
+    batch.put(fence_key(session), value, expect=Equals(value))
+
+
 @final
 class PostgresLeases:
     """The node registry and session leases beside a ``PostgresRecords`` table (see the
@@ -329,9 +337,7 @@ class Fence:
     async def write(self, batch: Batch, *, sync: bool | None = None) -> None:
         """Write ``batch`` if the lease is still this holder's."""
         fenced = Batch()
-        # A put of the value it holds: the condition rides on it (conditions go with an
-        # operation), and it is applied first, so the batch's own operations keep theirs.
-        fenced.put(self._key, self._value, expect=Equals(self._value))
+        guard(fenced, self.session, self.epoch)  # first: the batch's own operations follow
         fenced.extend(batch)
         try:
             await self.records.write(fenced, sync=sync)

@@ -209,3 +209,31 @@ async def test_asking_for_sessions_that_do_not_exist_leaves_no_lease(store_url: 
         rows = await leases._run(f"SELECT count(*) FROM {leases.table}_leases", ())
         assert rows == [(0,)]
         assert await a.store.records.scan(FENCE, FENCE + b"\xff") == []
+
+
+async def test_a_cascading_delete_takes_the_leases_of_the_sessions_below(store_url: str) -> None:
+    """A cascade from node a while b serves a child is refused (SessionMoved) and deletes
+    nothing; once b lets the child go, the cascade deletes both, and b cannot write it again."""
+    async with (
+        open_runtime(store=store_url, node=Node("a")) as a,
+        open_runtime(store=store_url, node=Node("b")) as b,
+    ):
+        parent = await a.sessions.create()
+        child = await a.sessions.create(parent_id=parent)
+        await a.sessions.set_state(parent, "k", 1)
+        await b.sessions.set_state(child, "k", 2)
+        with pytest.raises(SessionMovedError, match="node b"):
+            await a.sessions.delete(parent, cascade=True)
+        assert await b.sessions.get_state(child, "k") == 2
+        await b.control.stop(child)
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    await a.sessions.delete(parent, cascade=True)
+                    break
+                except SessionMovedError:  # b's release is on its way
+                    await anyio.sleep(0.01)
+        with pytest.raises(SessionNotFoundError):
+            await b.sessions.set_state(child, "k", 3)
+        assert (await a.check()).clean
+        assert (await b.check()).clean

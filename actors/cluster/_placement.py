@@ -26,8 +26,8 @@ from satchel.runtime._errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from satchel.storage import Fence, Lease, PostgresLeases, RecordStore
-from satchel.storage._leases import check_node_id
+from satchel.storage import Batch, Fence, Lease, PostgresLeases, RecordStore
+from satchel.storage._leases import check_node_id, guard
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -155,6 +155,11 @@ class SessionPlacement:
             log.warning("releasing the lease on %s failed: %s", lease.session, error)
         finally:
             self._releasing.pop(lease.session).set()
+
+    def guard(self, batch: Batch, session_id: str) -> None:
+        """Make ``batch`` expect this node's lease on ``session_id`` still to hold."""
+        lease = self.held.get(session_id)
+        guard(batch, session_id, -1 if lease is None else lease.epoch)
 
     def fence(self, session_id: str, records: RecordStore) -> RecordStore:
         """``records`` as the holder of ``session_id``'s lease writes them."""

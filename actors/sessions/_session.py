@@ -17,7 +17,6 @@ import attrs
 from satchel.runtime import Actor, Lending
 from satchel.runtime._errors import (
     InvalidArgumentError,
-    SessionHasChildrenError,
     SessionNotActiveError,
     SessionNotFoundError,
     StoreWriteFailedError,
@@ -61,22 +60,21 @@ from ..artifacts import _artifact_writes as artifact_writes
 from ..artifacts import _sharing as sharing
 from ..artifacts._artifact_model import ArtifactRef
 from ..hooks._hooks import HookPoint
-from . import _removal as removal
 from . import _session_hooks as session_hooks
 from . import _session_update as update
 from ._budgets import count_operation, limits_anything, take_token
-from ._query import load
 from ._ratelimit import TokenBucket
 from ._session_deadlines import DeadlineTurns
+from ._session_delete import DeleteTurns
 from ._session_log import EventLogTurns
 from ._session_scripts import RunScript, ScriptSlot
+from ._session_services import SESSION_KIND as SESSION_KIND
 from ._session_services import SessionBusyError as SessionBusyError
 from ._session_services import SessionServices as SessionServices
 from ._turn_writes import Event, TurnWrites
 
 log = logging.getLogger("satchel.sessions")
 
-SESSION_KIND = "session"
 _US = 1_000_000
 # An archived session that cannot be deleted yet (it has children) is looked at again later.
 _RETRY_DELETE_US = round(DAY_S * _US)
@@ -105,7 +103,7 @@ _LENDABLE = frozenset(
 
 
 @final
-class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
+class SessionActor(DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
     """The actor of one session; ``factory`` of the ``session`` kind."""
 
     def __init__(self, session_id: str, services: SessionServices) -> None:
@@ -551,38 +549,6 @@ class SessionActor(DeadlineTurns, EventLogTurns, Actor[Any]):
         if self._earliest_added is not None:
             due, self._earliest_added = self._earliest_added, None
             await self._note_deadline(due)
-
-    # -- deletion -----------------------------------------------------------------------
-
-    async def _delete(self, message: Delete) -> None:
-        """Delete the session (and with ``cascade`` every session below it) in one batch.
-
-        The caller has passivated the live actors below (``Retire``); one that came back
-        since could write after the batch, so the delete is refused and retried instead.
-        """
-        record = await self._require_session()
-        below = await removal.descendants(self._records, self._sid) if message.cascade else []
-        if not message.cascade and (child := await removal.first_child(self._records, self._sid)):
-            raise SessionHasChildrenError(
-                f"session {self._id} has child sessions (such as {layout.text_of(child)}); "
-                "delete them first or pass cascade=True"
-            )
-        await removal.refuse_escaping_sharers(self._records, doomed := {self._sid, *below})
-        batch, drops = Batch(), list[removal.Drop]()
-        for sid, loaded in zip(below, await load(self._records, below), strict=True):
-            session_id = layout.text_of(sid)
-            if self._services.is_live(session_id):
-                raise SessionBusyError(session_id)
-            if loaded is not None:
-                drops += await removal.delete_session(self._records, batch, sid, *loaded, doomed)
-        drops += await removal.delete_session(
-            self._records, batch, self._sid, record, self._counters, doomed
-        )
-        await self._blobs.commit(batch, drop=drops)
-        for session_id in [*map(layout.text_of, below), self._id]:
-            self._services.forget(session_id)
-        self._record, self._counters = None, layout.Counters()
-        self.context.passivate()
 
     async def _retire(self, _: Retire) -> None:
         """Passivate after this turn (so a cascading delete can remove this session)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 from satchel.runtime import ActorRef
 from satchel.runtime._errors import SessionHasChildrenError
-from satchel.storage import BlobStore, GroupCommit, RecordStore
+from satchel.storage import Batch, BlobStore, GroupCommit, RecordStore
 
 from ..artifacts._audit import AuditLog
 from ..hooks._events import EventBus
@@ -16,7 +17,30 @@ from ._budgets import Budgets
 from ._ratelimit import TokenBucket
 from ._session_scripts import ScriptRunner
 
+#: The actor kind of sessions.
+SESSION_KIND = "session"
+
 NoteDeadline = Callable[[int], Awaitable[None]]
+
+
+class SessionLeases(Protocol):
+    """In a cluster: the leases this node holds on sessions (``actors.cluster``)."""
+
+    def holds(self, kind: str, actor_id: str) -> bool:
+        """Whether this node holds the session's lease."""
+        ...
+
+    async def claim(self, kind: str, actor_id: str) -> None:
+        """Take the session's lease, or raise ``SessionMovedError``."""
+        ...
+
+    def vacated(self, kind: str, actor_id: str) -> None:
+        """Let go of the session's lease (nothing serves it here)."""
+        ...
+
+    def guard(self, batch: Batch, session_id: str) -> None:
+        """Make ``batch`` expect this node's lease on ``session_id`` still to hold."""
+        ...
 
 
 @attrs.frozen
@@ -37,6 +61,8 @@ class SessionServices:
     group: GroupCommit | None = None
     #: Set in a cluster: the records as the holder of a session's lease writes them.
     fence: Callable[[str, RecordStore], RecordStore] | None = None
+    #: Set in a cluster: the leases of this node (a cascading delete takes those below).
+    leases: SessionLeases | None = None
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
     scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
     #: Called with the id of each deleted session, so what is kept in memory per session
