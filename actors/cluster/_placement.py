@@ -23,7 +23,6 @@ import attrs
 from satchel.runtime import Supervisor
 from satchel.runtime._errors import (
     SessionMovedError,
-    StoreUnavailableError,
     ValidationError,
 )
 from satchel.storage import Batch, Fence, Lease, PostgresLeases, RecordStore
@@ -195,11 +194,14 @@ class SessionPlacement:
         while True:
             await anyio.sleep(ttl / 3)
             try:
-                await self.beat()
+                # A beat that hangs (a connection that stopped answering) is a beat missed.
+                with anyio.fail_after(ttl / 3):
+                    await self.beat()
                 last_beat = anyio.current_time()
-            except StoreUnavailableError as error:
-                log.warning("renewing leases failed: %s", error)
+            except (Exception, TimeoutError) as error:
+                log.warning("renewing leases failed: %r", error)
                 if anyio.current_time() - last_beat >= ttl:
+                    # Expired by now, by any clock: another node may serve them.
                     self._drop(list(self.held), dict(self.held))
 
     async def aclose(self) -> None:

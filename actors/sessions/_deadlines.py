@@ -17,7 +17,7 @@ from typing import Any, final
 import anyio
 import anyio.lowlevel
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
-from satchel.runtime._errors import SatchelError
+from satchel.runtime._errors import SatchelError, SessionMovedError
 from satchel.storage import RecordReads
 from satchel.storage import _keys as keys
 
@@ -129,6 +129,9 @@ class DeadlineSweeper(Actor[Any]):
     async def _tell(self, session_id: str, message: DeadlineDue) -> None:
         try:
             await self._session_ref(session_id).tell(message)
+        except SessionMovedError:
+            # Another node of the cluster serves it: its sweeper tells it there.
+            log.debug("deadline of session %s left to the node serving it", session_id)
         except SatchelError as error:
             # One session that cannot start must not stop every other session's deadlines.
             log.warning("session %s missed a deadline (retried later): %s", session_id, error)
