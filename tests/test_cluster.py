@@ -237,3 +237,20 @@ async def test_a_cascading_delete_takes_the_leases_of_the_sessions_below(store_u
             await b.sessions.set_state(child, "k", 3)
         assert (await a.check()).clean
         assert (await b.check()).clean
+
+
+async def test_audit_entries_written_on_two_nodes_are_all_kept(store_url: str) -> None:
+    """A shared artifact read on nodes a and b in turn keeps every read's audit entry (the
+    nodes number the entries of one log without overwriting each other's)."""
+    async with (
+        open_runtime(store=store_url, node=Node("a")) as a,
+        open_runtime(store=store_url, node=Node("b")) as b,
+    ):
+        owner = await a.sessions.create()
+        reader = await a.sessions.create()
+        await a.artifacts.store(owner, "x", b"data", type="text/plain")
+        await a.artifacts.share(owner, "x", reader, "read")
+        for rt in (a, b, a, b, b, a):
+            await rt.artifacts.as_session(reader).get(owner, "x")
+        log = await a.artifacts.audit_log(owner, "x")
+        assert [entry.action for entry in log].count("read") == 6, log

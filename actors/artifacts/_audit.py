@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import Batch, RecordCodec, RecordStore, prefix_pairs
+from satchel.runtime._errors import InvalidArgumentError, ValidationError, WriteConflictError
+from satchel.storage import ABSENT, Batch, RecordCodec, RecordStore, prefix_pairs
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
@@ -74,6 +74,10 @@ def session_prefix(owner: bytes) -> bytes:
     return keys.ARTIFACT_AUDIT + owner
 
 
+#: How many times an entry is numbered again after another runtime took its number.
+_ATTEMPTS = 8
+
+
 class AuditLog:
     """Appends entries into batches and reads them back, oldest first."""
 
@@ -104,7 +108,9 @@ class AuditLog:
         stored = _Stored(
             at_us, caller, action, granted, artifact_id, name, target_session_id, permission
         )
-        batch.put(prefix + _SEQ.pack(seq), _CODEC.encode(stored))
+        # Expected absent: on a store runtimes share, another one may have taken the number
+        # (its entry must not be overwritten; ``write`` asks again).
+        batch.put(prefix + _SEQ.pack(seq), _CODEC.encode(stored), expect=ABSENT)
         keep_from = span[1] - self.max_entries
         if keep_from > span[0]:
             # From the first number, not the first remembered: a batch that was never
@@ -112,11 +118,25 @@ class AuditLog:
             batch.delete_range(prefix + _SEQ.pack(0), prefix + _SEQ.pack(keep_from))
             span[0] = keep_from
 
-    async def write(self, owner: bytes, **fields: Any) -> None:
-        """Append one entry in a batch of its own (decisions made outside any actor)."""
-        batch = Batch()
-        await self.append(batch, owner, **fields)
-        await self._records.write(batch)
+    async def write(
+        self, owner: bytes, *, records: RecordStore | None = None, **fields: Any
+    ) -> None:
+        """Append one entry in a batch of its own (to ``records``, the log's by default),
+        asking again if another runtime took its number first."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            batch = Batch()
+            await self.append(batch, owner, **fields)
+            try:
+                await (records or self._records).write(batch)
+                return
+            except WriteConflictError:
+                self.forget(owner, fields["name"])
+                if attempt == _ATTEMPTS:
+                    raise
+
+    def forget(self, owner: bytes, name: str) -> None:
+        """Read where the log of ``name`` ends again (another runtime appended to it)."""
+        self._spans.pop(prefix_of(owner, name.encode()), None)
 
     async def read(
         self, owner: bytes, name: str, *, offset: int = 0, limit: int | None = None

@@ -55,10 +55,9 @@ class Owner:
     ) -> None:
         """Audit one decision; raise ``AccessDenied`` if ``held`` does not include ``needed``."""
         allowed = held is not None and held.allows(needed)
-        entry = Batch()
-        await self.audit.append(
-            entry,
+        await self.audit.write(
             self.sid,
+            records=self.records,
             at_us=now,
             caller=caller,
             action=action,
@@ -66,7 +65,6 @@ class Owner:
             name=name,
             artifact_id=artifact_id,
         )
-        await self.records.write(entry)
         if not allowed:
             what = name if artifact_id is None else f"{artifact_id} ({name!r})"
             raise AccessDeniedError(
