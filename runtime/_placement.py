@@ -29,3 +29,7 @@ class Placement(Protocol):
     def vacated(self, kind: str, actor_id: str) -> None:
         """The actor stopped here (passivated, failed or shut down): let go of its claim."""
         ...
+
+    async def settled(self, kind: str, actor_id: str) -> None:
+        """Return once the claim of a vacated actor is let go (another node may take it)."""
+        ...

@@ -326,13 +326,17 @@ class Supervisor:
             cell.request("evict")
 
     async def stop(self, kind: str, actor_id: str) -> None:
-        """Passivate a live actor and return once it is gone (its state flushed)."""
+        """Passivate a live actor and return once it is gone (its state flushed, and in a
+        cluster its claim let go)."""
         cell = self._cells.get((kind, actor_id))
         if cell is None:
             raise ActorNotFoundError(f"actor {kind}/{actor_id} is not live")
         stopped = self._stopping.setdefault(cell.key, anyio.Event())
         cell.request("passivate")
         await stopped.wait()
+        placement = self.placement
+        if placement is not None and placement.places(kind):
+            await placement.settled(kind, actor_id)  # so another node can take it at once
 
     def clear_failure(self, kind: str, actor_id: str) -> None:
         """Forget that an actor failed, so its next message activates it again."""

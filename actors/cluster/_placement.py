@@ -146,6 +146,11 @@ class SessionPlacement:
         else:
             self._releasing.pop(actor_id).set()
 
+    async def settled(self, kind: str, actor_id: str) -> None:
+        releasing = self._releasing.get(actor_id)
+        if releasing is not None:
+            await releasing.wait()
+
     async def _release(self, lease: Lease) -> None:
         try:
             with anyio.CancelScope(shield=True):
