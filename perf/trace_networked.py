@@ -1,7 +1,8 @@
 """Round trips per operation of bench_networked's rows: each PostgreSQL call and S3 call a
 satchel operation on PostgreSQL+S3 makes, with the keys' prefixes and the batch sizes.
 
-Run: ``eval "$(.ci/servers start)"; python perf/trace_networked.py``.
+Each call is timed (a nested call's time is inside its caller's too). Run:
+``eval "$(.ci/servers start)"; python perf/trace_networked.py``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -27,8 +29,12 @@ def _wrap(cls: Any, name: str, describe: Any) -> None:
     original = getattr(cls, name)
 
     async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
-        CALLS.append(f"{cls.__name__}.{name} {describe(*args, **kwargs)}")
-        return await original(self, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            took = (time.perf_counter() - started) * 1e6
+            CALLS.append(f"{took:7.0f} µs {cls.__name__}.{name} {describe(*args, **kwargs)}")
 
     setattr(cls, name, traced)
 
@@ -37,7 +43,7 @@ def _key(key: bytes, *rest: Any, **kw: Any) -> str:
     return repr(key[:6])
 
 
-def _batch(batch: Any, **kw: Any) -> str:
+def _batch(batch: Any, *rest: Any, **kw: Any) -> str:
     ops = Counter(f"{op}:{key[:3]!r}" for op, _, key, _ in batch.ops)
     return f"{len(batch)} ops, {len(batch.conditions or ())} cond {dict(ops)}"
 
@@ -46,6 +52,7 @@ _wrap(PostgresRecords, "get", _key)
 _wrap(PostgresRecords, "get_many", lambda keys, *a, **k: f"{len(keys)} keys")
 _wrap(PostgresRecords, "scan", _key)
 _wrap(PostgresRecords, "write", _batch)
+_wrap(PostgresRecords, "write_reading", _batch)
 for method in ("put", "get", "get_range", "delete", "list"):
     _wrap(S3Objects, method, lambda key, *a, **k: str(key)[-20:])
 
@@ -75,10 +82,13 @@ async def main() -> None:
                 "get_1m": lambda i: rt.artifacts.get(sid, "big"),
             }
             for work, op in ops.items():
-                await op(0)
+                for i in range(20):  # warm: statements prepared, connections open
+                    await op(100 + i)
                 CALLS.clear()
+                started = time.perf_counter()
                 await op(1)
-                print(f"{work}: {len(CALLS)} calls")
+                took = (time.perf_counter() - started) * 1e6
+                print(f"{work}: {len(CALLS)} calls, {took:.0f} µs in all")
                 for call in CALLS:
                     print("   ", call)
     finally:

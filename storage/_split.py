@@ -13,7 +13,8 @@ other's objects, and a store whose blob rows were written without an object stor
 values, not tagged ones) is refused rather than misread.
 
 Order, as diskcache does it: a write puts its new objects first, then commits the records
-that name them, then deletes the objects it superseded. An object's name is its key (hex),
+that name them, then deletes the objects it superseded (read before the commit, or on
+PostgreSQL by the commit's own statement). An object's name is its key (hex),
 the time it was made and a random part, so a name is never reused: a put over a large value
 writes a new object rather than replace the one a reader may be reading. A process killed
 between the put and the commit, or before the deletes, leaves objects no record names;
@@ -41,6 +42,7 @@ from satchel.runtime._errors import (
 
 from ._kv import ABSENT, BLOBS, INDEX, Batch, Space
 from ._ports import ObjectStore, RecordStore, Transaction
+from ._postgres import PostgresRecords
 
 #: The first byte of a blob-space row: the value follows, or the name of its object does.
 _INLINE, _OBJECT = b"\x00", b"\x01"
@@ -187,7 +189,11 @@ class SplitRecords:
         if all(space is INDEX for _, space, _, _ in batch.ops):
             await self.records.write(batch, sync=sync)
             return
-        superseded = await self._named_by(batch)
+        # PostgreSQL reads the rows a batch replaces in its commit: a round trip less.
+        reading = isinstance(self.records, PostgresRecords) and not any(
+            op == "delete_range" and space is BLOBS for op, space, _, _ in batch.ops
+        )
+        superseded = set() if reading else await self._named_by(batch)
         rows = Batch()
         uploads: list[tuple[str, bytes]] = []
         for op, space, key, value in batch.ops:
@@ -216,7 +222,12 @@ class SplitRecords:
                 await self._delete_quietly(uploaded)
             raise
         try:
-            await self.records.write(rows, sync=sync)
+            if isinstance(self.records, PostgresRecords) and reading:
+                points = [key for _, space, key, _ in batch.ops if space is BLOBS]
+                replaced = await self.records.write_reading(rows, points)
+                superseded = {row[1:].decode() for row in replaced if row[:1] == _OBJECT}
+            else:
+                await self.records.write(rows, sync=sync)
         except WriteConflictError:
             # Certainly not committed: nothing names them. Any other failure (the server
             # gone, a cancellation) may have committed, so they are left for ``sweep``.

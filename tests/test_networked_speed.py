@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from satchel.storage import BLOBS, INDEX, Batch
+from satchel.storage import ABSENT, BLOBS, INDEX, Batch, Equals
 
-from satchel import SessionNotFoundError, open_runtime
+from satchel import SessionNotFoundError, WriteConflictError, open_runtime
 
 from .ports import drop_table, networked_place, open_records
 
@@ -73,3 +73,32 @@ async def test_a_get_after_deletes_and_new_versions_reads_the_latest() -> None:
                 await rt.artifacts.get(sid, "doc")
     finally:
         await drop_table(table)
+
+
+async def test_a_conditional_batch_in_one_statement_is_all_or_nothing(tmp_path: Path) -> None:
+    """A batch of plain and conditional puts and deletes (one statement on PostgreSQL)
+    writes nothing when any condition fails, and everything when they all hold."""
+    async with open_records("postgresql", tmp_path) as records:
+        start = Batch()
+        for key in (b"kept", b"gone", b"counted", b"dropped"):
+            start.put(key, b"1")
+        await records.write(start)
+
+        def batch(expected: bytes) -> Batch:
+            made = Batch()
+            made.put(b"new", b"n")
+            made.delete(b"gone")
+            made.put(b"counted", b"2", expect=Equals(expected))
+            made.delete(b"dropped", expect=Equals(b"1"))
+            made.put(b"fresh", b"f", expect=ABSENT)
+            made.put(b"chunk", b"c", BLOBS)
+            return made
+
+        with pytest.raises(WriteConflictError, match="nothing of the transaction"):
+            await records.write(batch(b"stale"))
+        everything = [b"kept", b"gone", b"counted", b"dropped", b"new", b"fresh"]
+        assert await records.get_many(everything) == [b"1", b"1", b"1", b"1", None, None]
+        assert await records.get(b"chunk", BLOBS) is None
+        await records.write(batch(b"1"))
+        assert await records.get_many(everything) == [b"1", None, b"2", None, b"n", b"f"]
+        assert await records.get(b"chunk", BLOBS) == b"c"
