@@ -34,6 +34,8 @@ log = logging.getLogger("satchel.http")
 #: Marks a request one node sent on to another (its value: the sending node's id).
 FORWARDED = b"x-satchel-forwarded"
 _PREFIX = "/sessions/"
+#: How many sessions' nodes a node remembers.
+_OWNERS_KEPT = 10_000
 # Hop-by-hop headers (RFC 9110 7.6.1), and the host, which names the node asked first.
 _NOT_FORWARDED = frozenset(
     {
@@ -80,6 +82,9 @@ class Forward:
         self._app = app
         self._placement = placement
         self._peers = peers
+        #: Session -> (its node's address, until when to trust that), oldest first.
+        self._owners: dict[str, tuple[str, float]] = {}
+        self._keep_s = placement.node.lease_ttl_s / 3
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -91,10 +96,7 @@ class Forward:
 
     async def _owner_elsewhere(self, scope: Scope) -> str | None:
         """The address of the node serving the request's session, if not this one."""
-        path: str = scope["path"]
-        if not path.startswith(_PREFIX):
-            return None
-        name = path[len(_PREFIX) :].split("/", 1)[0]
+        name = _session_of(scope)
         if not name or any(key == FORWARDED for key, _ in scope["headers"]):
             return None
         try:
@@ -104,13 +106,24 @@ class Forward:
         placement = self._placement
         if placement.holds(SESSION_KIND, session_id):
             return None
+        known = self._owners.get(session_id)
+        if known is not None and known[1] > anyio.current_time():
+            return known[0]
         found = await placement.leases.owner(session_id)
         if found is None:
             return None
         lease, address = found
         if lease.node == placement.holder or not address:
             return None
+        self._remember(session_id, address)
         return address
+
+    def _remember(self, session_id: str, address: str) -> None:
+        """Keep where a session is served for a third of a lease's time: forwarded requests
+        then skip the lookup. (A stale entry costs one SessionMoved answer, which drops it.)"""
+        if len(self._owners) >= _OWNERS_KEPT:
+            self._owners.pop(next(iter(self._owners)))
+        self._owners[session_id] = (address, anyio.current_time() + self._keep_s)
 
     async def _forward(self, address: str, scope: Scope, receive: Receive, send: Send) -> None:
         target = address.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode()
@@ -143,6 +156,8 @@ class Forward:
                 answer = await client.send(request, stream=True)
             except httpx.HTTPError as error:
                 log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
+        if answer is None or answer.status_code == 503:
+            self._owners.pop(_session_of(scope), None)  # moved, or gone: look it up again
         if answer is None:
             await _moved(address)(scope, receive, send)
             return
@@ -161,6 +176,14 @@ class Forward:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await answer.aclose()
+
+
+def _session_of(scope: Scope) -> str:
+    """The session a request's path names (``""`` for none)."""
+    path: str = scope["path"]
+    if not path.startswith(_PREFIX):
+        return ""
+    return path[len(_PREFIX) :].split("/", 1)[0]
 
 
 async def _body(receive: Receive) -> AsyncGenerator[bytes, None]:
