@@ -16,7 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
+
+from .ports import drop_table, networked_place
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -69,9 +72,16 @@ def test_examples_found() -> None:
 def test_example_runs(code: str, expected: str | None, page: str, tmp_path: Path) -> None:
     """The example exits 0 in a fresh folder with a fresh data folder, printing as shown."""
     env = {**os.environ, "SATCHEL_DATA": str(tmp_path / "data")}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    table = None
+    if "SATCHEL_STORE" in code:  # an example on PostgreSQL: a table of its own
+        env["SATCHEL_STORE"], _, table = networked_place()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+    finally:
+        if table is not None:
+            anyio.run(drop_table, table)
     assert result.returncode == 0, result.stderr
     got = result.stdout.splitlines()
     if expected is None:
