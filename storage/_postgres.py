@@ -42,6 +42,9 @@ _ATTEMPTS = 5
 #: Up to this many rows, a batch of puts is sent as rows of VALUES (one prepared statement
 #: per count), more as arrays.
 _VALUES_MAX = 16
+#: Up to this many operations, a batch with conditions may be one statement (its text grows
+#: with the batch: longer ones go to the function, whose arguments are arrays).
+_STATEMENT_MAX = 32
 #: Up to this many keys, a get_many names each (one prepared statement per count).
 _IN_LIST_MAX = 8
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
@@ -192,11 +195,14 @@ def _plain_puts(batch: Batch) -> tuple[list[int], list[bytes], list[bytes]] | No
 def _one_statement(table: str, batch: Batch, old: Sequence[bytes]) -> tuple[str, list[Any]] | None:
     """One SQL statement that applies ``batch`` and answers ``(True, the values the blob-space
     keys old held before it)``, raising as the commit function does on a failed condition;
-    ``None`` for a batch it cannot be: one with a range delete, a key twice (a statement
-    changes a row once) or an absent key deleted (the function holds that key as it checks).
+    ``None`` for a batch it cannot be: one of more than ``_STATEMENT_MAX`` operations, with a
+    range delete, a key twice (a statement changes a row once) or an absent key deleted (the
+    function holds that key as it checks).
 
     Its parts (a CTE each) share one snapshot and never touch the same row, so their order
     does not matter; each conditional one checks and writes at once, as in the function."""
+    if len(batch) > _STATEMENT_MAX:
+        return None
     conditions = dict(batch.conditions or ())
     seen: set[tuple[int, bytes]] = set()
     parts: list[str] = []

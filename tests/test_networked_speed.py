@@ -102,3 +102,18 @@ async def test_a_conditional_batch_in_one_statement_is_all_or_nothing(tmp_path: 
         await records.write(batch(b"1"))
         assert await records.get_many(everything) == [b"1", None, b"2", None, b"n", b"f"]
         assert await records.get(b"chunk", BLOBS) == b"c"
+
+
+async def test_a_long_conditional_batch_goes_to_the_commit_function(tmp_path: Path) -> None:
+    """A conditional batch too long for one statement is written whole by the function,
+    and refused whole by it when its condition fails."""
+    async with open_records("postgresql", tmp_path) as records:
+        batch = Batch()
+        for i in range(50):
+            batch.put(f"k{i}".encode(), b"v")
+        batch.put(b"head", b"1", expect=ABSENT)
+        await records.write(batch)
+        with pytest.raises(WriteConflictError):
+            await records.write(batch)
+        keys = [f"k{i}".encode() for i in range(50)] + [b"head"]
+        assert await records.get_many(keys) == [b"v"] * 50 + [b"1"]
