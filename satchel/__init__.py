@@ -24,6 +24,7 @@ from .actors.artifacts._artifact_model import ArtifactRef as ArtifactRef
 from .actors.artifacts._audit import AuditEntry as AuditEntry
 from .actors.artifacts._collect import CollectionConfig as CollectionConfig
 from .actors.artifacts._collect import Collectors as Collectors
+from .actors.cluster import ClusterStatus as ClusterStatus
 from .actors.cluster import Node as Node
 from .actors.hooks._builtin_hooks import Metrics as Metrics
 from .actors.hooks._builtin_hooks import MetricsSummary as MetricsSummary

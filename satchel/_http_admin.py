@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from satchel._http import Endpoint, body_object, json_response, only, runtime
 from satchel._http_openapi import fields_of, returns, shape
+from satchel._runtime import Runtime
 from satchel.actors.sessions._manager import SessionManager
 from satchel.runtime._errors import InvalidArgumentError
 
@@ -40,6 +41,10 @@ async def backup_store(request: Request) -> Response:
     )
 
 
+async def get_cluster(request: Request) -> Response:
+    return json_response(await runtime(request).cluster())
+
+
 ADMIN_ENDPOINTS = (
     Endpoint("PATCH", "/sessions/{session_id}", update_session,
              "Change a session's name, description, tags, metadata or idle timeout", "sessions",
@@ -48,4 +53,7 @@ ADMIN_ENDPOINTS = (
     Endpoint("POST", "/control/backup", backup_store, "Back the whole store up into a new folder",
              "control", body="json", status=201,
              returns=shape(path=str, chunk_files=int, chunk_bytes=int), fields={"path": str}),
+    Endpoint("GET", "/control/cluster", get_cluster,
+             "This node, the sessions it serves and the live nodes (null off a cluster)",
+             "control", returns=returns(Runtime.cluster)),
 )  # fmt: skip

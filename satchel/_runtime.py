@@ -20,7 +20,7 @@ from satchel.actors._model import SessionConfig
 from satchel.actors.artifacts._artifact_manager import ArtifactManager
 from satchel.actors.artifacts._audit import checked_max_entries
 from satchel.actors.artifacts._collect import CollectionConfig, Collectors, register_hook_kind
-from satchel.actors.cluster import Node
+from satchel.actors.cluster import ClusterStatus, Node, SessionPlacement
 from satchel.actors.hooks._builtin_hooks import Metrics
 from satchel.actors.hooks._builtin_hooks import install as install_builtin_hooks
 from satchel.actors.hooks._events import EventBus
@@ -192,6 +192,14 @@ class Runtime:
     def statistics(self) -> ControlStatistics:
         """Counters of the runtime now (``rt.control.statistics``)."""
         return self.control.statistics()
+
+    async def cluster(self) -> ClusterStatus | None:
+        """On a cluster node (``open_runtime(node=…)``): this node, how many sessions it
+        serves, and the live nodes; ``None`` otherwise."""
+        placement = self.supervisor.placement
+        if not isinstance(placement, SessionPlacement):
+            return None
+        return await placement.status()
 
     async def check(self, *, fix: bool = False) -> CheckResult:
         """Compare the blob index with its data and the sessions with their indexes

@@ -28,6 +28,7 @@ from satchel.actors._control import (
 )
 from satchel.actors.artifacts._artifact_model import ArtifactRef
 from satchel.actors.artifacts._collect import Collectors
+from satchel.actors.cluster import ClusterStatus
 from satchel.actors.hooks._builtin_hooks import Metrics, MetricsSummary
 from satchel.actors.hooks._hooks import (
     HookContext,
@@ -179,6 +180,11 @@ class SyncRuntime:
     def statistics(self) -> ControlStatistics:
         """Counters of the runtime now (``rt.control.statistics``)."""
         return self._target.statistics()
+
+    def cluster(self) -> ClusterStatus | None:
+        """On a cluster node (``open_runtime(node=…)``): this node, how many sessions it
+        serves, and the live nodes; ``None`` otherwise."""
+        return self._portal.run(self._target.cluster())
 
     def check(self, *, fix: bool = False) -> CheckResult:
         """Compare the blob index with its data and the sessions with their indexes

@@ -93,3 +93,20 @@ async def test_an_owner_that_does_not_answer_gives_session_moved(store_url: str)
         got = await client.get(f"{url_b}/sessions/{session_id}/state/k")
         assert got.status_code == 503, got.text
         assert got.json()["error"]["kind"] == "SessionMoved"
+
+
+async def test_each_node_reports_itself_and_the_live_nodes(store_url: str) -> None:
+    """GET /control/cluster on a node names it, counts the sessions it serves, and lists both
+    nodes with their addresses."""
+    async with (
+        node(store_url, "a") as (a, url_a),
+        node(store_url, "b") as (_, url_b),
+        httpx.AsyncClient(headers=AUTH) as client,
+    ):
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", 1)
+        got = await client.get(f"{url_a}/control/cluster")
+        assert got.status_code == 200, got.text
+        status = got.json()
+        assert (status["node"], status["address"], status["sessions_served"]) == ("a", url_a, 1)
+        assert [(n["node"], n["address"]) for n in status["nodes"]] == [("a", url_a), ("b", url_b)]

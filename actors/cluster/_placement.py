@@ -25,7 +25,7 @@ from satchel.runtime._errors import (
     SessionMovedError,
     ValidationError,
 )
-from satchel.storage import Batch, Fence, Lease, PostgresLeases, RecordStore
+from satchel.storage import Batch, Fence, Lease, NodeInfo, PostgresLeases, RecordStore
 from satchel.storage._leases import check_node_id, guard
 
 from .. import _layout as layout
@@ -52,6 +52,19 @@ class Node:
             )
         if not isinstance(self.address, str):
             raise ValidationError(f"a node's address is a str, not {self.address!r}")
+
+
+@attrs.frozen
+class ClusterStatus:
+    """One node's view of its cluster: itself, how many sessions it serves, how many leases
+    it found lost, and the nodes that beat within a lease time (itself among them)."""
+
+    node: str
+    address: str
+    lease_ttl_s: float
+    sessions_served: int
+    leases_lost: int
+    nodes: list[NodeInfo]
 
 
 @final
@@ -208,6 +221,18 @@ class SessionPlacement:
                 if anyio.current_time() - last_beat >= ttl:
                     # Expired by now, by any clock: another node may serve them.
                     self._drop(list(self.held), dict(self.held))
+
+    async def status(self) -> ClusterStatus:
+        """This node and the live nodes of its cluster."""
+        ttl = self.node.lease_ttl_s
+        return ClusterStatus(
+            self.node.id,
+            self.address,
+            ttl,
+            len(self.held),
+            self.lost,
+            await self.leases.nodes(within_s=ttl),
+        )
 
     async def aclose(self) -> None:
         """Release every lease still held (the actors have stopped), then close."""
