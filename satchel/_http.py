@@ -29,7 +29,7 @@ from satchel.runtime import _errors as errors
 log = logging.getLogger("satchel.http")
 
 if TYPE_CHECKING:
-    from satchel._http_cluster import Peers
+    from satchel._http_peers import Peers
     from satchel._runtime import Runtime
 
 JSON = "application/json"
@@ -226,9 +226,9 @@ def make_app(
     archives stream and have their own limits). ``GET /health`` needs no token, nor does
     ``GET /metrics`` if ``metrics_open``.
     """
-    from satchel._http_cluster import Peers
     from satchel._http_openapi import openapi
     from satchel._http_ops import Observe, Traffic
+    from satchel._http_peers import Peers
     from satchel._http_protocol import StrictPaths, WholeLastMessage
     from satchel._http_routes import ENDPOINTS
 

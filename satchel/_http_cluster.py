@@ -14,13 +14,14 @@ its time) gives ``SessionMoved`` too.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 import anyio
-import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from satchel._http_peers import Peers, PeerUnreachableError
 from satchel.actors import _validate as validate
 from satchel.actors.cluster import SessionPlacement
 from satchel.actors.sessions._session import SESSION_KIND
@@ -47,31 +48,9 @@ _NOT_FORWARDED = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"host",
+        b"expect",
     }
 )
-
-
-class Peers:
-    """The connections a node keeps to the other nodes (made on first use; ``aclose`` when
-    the app stops serving)."""
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
-
-    def client(self) -> httpx.AsyncClient:
-        """The HTTP client forwarded requests go through."""
-        if self._client is None:
-            # Kept open: forwarded requests reuse connections. No timeout of its own: the
-            # client asking sets its deadline, and a forwarded event stream lasts as long
-            # as the client listens.
-            self._client = httpx.AsyncClient(timeout=None)
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the connections."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
 
 class Forward:
@@ -126,56 +105,54 @@ class Forward:
         self._owners[session_id] = (address, anyio.current_time() + self._keep_s)
 
     async def _forward(self, address: str, scope: Scope, receive: Receive, send: Send) -> None:
-        target = address.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode()
+        target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode()
-        headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_FORWARDED]
+            target += b"?" + scope["query_string"]
+        incoming = scope["headers"]
+        headers = [(k, v) for k, v in incoming if k not in _NOT_FORWARDED]
         headers.append((FORWARDED, self._placement.node.id.encode()))
-        client = self._peers.client()
-        body = _body(receive)
+        # HTTP/1.1: a request has a body if it gives its length or comes chunked.
+        has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in incoming)
+        body = _body(receive) if has_body else None
         try:
-            request = client.build_request(scope["method"], target, headers=headers, content=body)
-            await self._send_on(client, request, address, scope, receive, send)
+            await self._send_on(address, scope, target, headers, body, send)
+        except PeerUnreachableError as error:
+            log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
+            self._owners.pop(_session_of(scope), None)  # moved, or gone: look it up again
+            await _moved(address)(scope, receive, send)
         finally:
-            await body.aclose()  # the owner may not have read it all (it failed, or refused)
+            if body is not None:
+                await body.aclose()  # the owner may not have read it all
 
     async def _send_on(
         self,
-        client: httpx.AsyncClient,
-        request: httpx.Request,
         address: str,
         scope: Scope,
-        receive: Receive,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: AsyncGenerator[bytes, None] | None,
         send: Send,
     ) -> None:
-        answer = None
+        started = False
         # A node that is paused accepts connections and answers nothing: wait for the start
         # of its answer no longer than a lease lasts (by then another node may serve).
-        with anyio.move_on_after(self._placement.node.lease_ttl_s):
-            try:
-                answer = await client.send(request, stream=True)
-            except httpx.HTTPError as error:
-                log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
-        if answer is None or answer.status_code == 503:
-            self._owners.pop(_session_of(scope), None)  # moved, or gone: look it up again
-        if answer is None:
-            await _moved(address)(scope, receive, send)
-            return
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": answer.status_code,
-                    "headers": [
-                        (k, v) for k, v in answer.headers.raw if k.lower() not in _NOT_FORWARDED
-                    ],
-                }
-            )
-            async for chunk in answer.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            await answer.aclose()
+        with anyio.move_on_after(self._placement.node.lease_ttl_s) as waited:
+            async with self._peers.request(
+                address, scope["method"], target, headers, body
+            ) as answer:
+                waited.deadline = math.inf  # answering: as long as the answer lasts
+                if answer.status == 503:
+                    self._owners.pop(_session_of(scope), None)
+                kept = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_FORWARDED]
+                await send(
+                    {"type": "http.response.start", "status": answer.status, "headers": kept}
+                )
+                started = True
+                async for chunk in answer.body():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not started:
+            raise PeerUnreachableError(f"the node at {address} did not answer in time")
 
 
 def _session_of(scope: Scope) -> str:

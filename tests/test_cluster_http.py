@@ -3,6 +3,7 @@ node the client asked."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -110,3 +111,27 @@ async def test_each_node_reports_itself_and_the_live_nodes(store_url: str) -> No
         status = got.json()
         assert (status["node"], status["address"], status["sessions_served"]) == ("a", url_a, 1)
         assert [(n["node"], n["address"]) for n in status["nodes"]] == [("a", url_a), ("b", url_b)]
+
+
+async def test_a_streamed_upload_and_download_pass_through_another_node(store_url: str) -> None:
+    """A chunked 3 MiB artifact upload sent to node b for a session a serves is stored by a,
+    and downloads whole through b."""
+    content = os.urandom(3 << 20)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 256 * 1024):
+            yield content[start : start + 256 * 1024]
+
+    async with (
+        node(store_url, "a") as (a, _),
+        node(store_url, "b") as (_, url_b),
+        httpx.AsyncClient(headers=AUTH, timeout=60) as client,
+    ):
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", 1)
+        put = await client.put(f"{url_b}/sessions/{session_id}/artifacts/blob", content=pieces())
+        assert put.status_code == 201, put.text
+        got = await client.get(f"{url_b}/sessions/{session_id}/artifacts/blob")
+        assert got.status_code == 200, got.text
+        assert got.content == content
+        assert a.supervisor.is_live("session", session_id)

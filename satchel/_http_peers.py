@@ -1,0 +1,188 @@
+"""Connections from one node to the others, for forwarded requests: HTTP/1.1 kept alive,
+framed by h11, over AnyIO streams (Trio or asyncio).
+
+Not httpx: its client cost about 1.3 ms a request more than the request itself on this
+machine (measured against a bare keep-alive writer on the same node), which a forwarded
+request pays on top of the node it reaches. This does only what forwarding needs: one request
+at a time per connection, its body streamed in, the answer streamed out, the connection kept
+for the next request when both sides are done with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import h11
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+#: How many idle connections to one node are kept.
+_IDLE_KEPT = 16
+_READ = 64 * 1024
+
+
+class PeerUnreachableError(Exception):
+    """The node could not be reached, or broke the connection before its answer began."""
+
+
+class _Connection:
+    """One keep-alive connection to a node."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, host: bytes) -> None:
+        self.stream = stream
+        self.host = host
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def send(self, event: h11.Event) -> None:
+        data = self.h11.send(event)
+        if data:
+            await self.stream.send(data)
+
+    async def next_event(self) -> h11.Event:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            try:
+                data = await self.stream.receive(_READ)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                data = b""
+            self.h11.receive_data(data)
+
+    @property
+    def reusable(self) -> bool:
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class Answer:
+    """A node's answer: its status and headers, and its body as it comes."""
+
+    def __init__(self, connection: _Connection, status: int, headers: Headers) -> None:
+        self._connection = connection
+        self.status = status
+        self.headers = headers
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The answer's body, piece by piece."""
+        while True:
+            event = await self._connection.next_event()
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return
+            elif isinstance(event, h11.ConnectionClosed):
+                raise PeerUnreachableError("the node closed the connection mid-answer")
+
+
+class Peers:
+    """The connections a node keeps to the other nodes (``aclose`` when it stops serving)."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._closed = False
+
+    @asynccontextmanager
+    async def request(
+        self,
+        address: str,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        body: AsyncIterator[bytes] | None,
+    ) -> AsyncIterator[Answer]:
+        """Send a request to the node at ``address`` (``http://host:port``) and yield its
+        answer; ``PeerUnreachableError`` if it cannot be sent or its answer does not begin.
+        ``body`` (``None``: no body) is streamed, chunked unless ``headers`` give its
+        length. The connection goes back to the pool if the answer was read to its end."""
+        place = _place(address)
+        connection, kept = await self._connection(place, fresh=body is not None)
+        try:
+            answer = await self._exchange(connection, method, target, headers, body)
+        except PeerUnreachableError:
+            await connection.aclose()
+            if body is not None or not kept:
+                raise
+            # A kept connection the node had closed meanwhile: once more, on a new one.
+            connection, _ = await self._connection(place, fresh=True)
+            try:
+                answer = await self._exchange(connection, method, target, headers, None)
+            except BaseException:
+                await connection.aclose()
+                raise
+        except BaseException:
+            await connection.aclose()
+            raise
+        try:
+            yield answer
+        except BaseException:
+            await connection.aclose()
+            raise
+        if connection.reusable and not self._closed:
+            connection.h11.start_next_cycle()
+            idle = self._idle.setdefault(place, [])
+            if len(idle) < _IDLE_KEPT:
+                idle.append(connection)
+                return
+        await connection.aclose()
+
+    async def _connection(self, place: tuple[str, int], *, fresh: bool) -> tuple[_Connection, bool]:
+        """A connection to ``place``, and whether it was a kept one."""
+        idle = self._idle.get(place)
+        if idle and not fresh:
+            return idle.pop(), True
+        try:
+            stream = await anyio.connect_tcp(*place)
+        except OSError as error:
+            where = f"{place[0]}:{place[1]}"
+            raise PeerUnreachableError(f"cannot connect to {where}: {error}") from None
+        return _Connection(stream, f"{place[0]}:{place[1]}".encode()), False
+
+    @staticmethod
+    async def _exchange(
+        connection: _Connection,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        body: AsyncIterator[bytes] | None,
+    ) -> Answer:
+        sent = [(b"host", connection.host), *headers]
+        if body is not None and not any(k == b"content-length" for k, _ in headers):
+            sent.append((b"transfer-encoding", b"chunked"))
+        try:
+            await connection.send(h11.Request(method=method, target=target, headers=sent))
+            if body is not None:
+                async for piece in body:
+                    await connection.send(h11.Data(data=piece))
+            await connection.send(h11.EndOfMessage())
+            event = await connection.next_event()
+            while isinstance(event, h11.InformationalResponse):  # 100 Continue and the like
+                event = await connection.next_event()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as error:
+            raise PeerUnreachableError(f"the node broke the connection: {error!r}") from None
+        except h11.RemoteProtocolError as error:
+            raise PeerUnreachableError(f"the node's answer is not HTTP: {error}") from None
+        if not isinstance(event, h11.Response):
+            raise PeerUnreachableError("the node closed the connection before answering")
+        return Answer(connection, event.status_code, list(event.headers))
+
+    async def aclose(self) -> None:
+        """Close the kept connections."""
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                await connection.aclose()
+
+
+def _place(address: str) -> tuple[str, int]:
+    parts = urlsplit(address)
+    if parts.scheme != "http" or not parts.hostname:
+        raise PeerUnreachableError(f"a node's address is http://host:port, not {address!r}")
+    return parts.hostname, parts.port or 80
