@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 
 from satchel.actors.cluster import Node, SessionPlacement
+from satchel.actors.sessions._deadlines import DEADLINES_KIND
+from satchel.runtime import ReminderStore
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import is_networked
+from satchel.storage import PostgresReminders, RecordStore, StoreReminders, is_networked
 from satchel.storage._open_ports import split_table
+
+#: Kinds whose actors each node runs for itself (the deadline sweeper sweeps for the
+#: sessions its node serves): their reminders are the node's own, not the cluster's.
+NODE_LOCAL_KINDS = (DEADLINES_KIND,)
+
+# The shared reminders of each open placement (``reminder_store_for``), closed with it.
+_REMINDERS: weakref.WeakKeyDictionary[SessionPlacement, PostgresReminders] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @asynccontextmanager
@@ -27,7 +39,33 @@ async def open_placement(store: str, node: Node | None) -> AsyncIterator[Session
     conninfo, table = split_table(store)
     placement = await SessionPlacement.open(conninfo, table, node)
     try:
+        # A period taken by a node that dies fires elsewhere after a lease time, as its
+        # sessions move.
+        reminders = await PostgresReminders.open(
+            conninfo,
+            table=table,
+            node=node.id,
+            mark_s=node.lease_ttl_s,
+            local_kinds=NODE_LOCAL_KINDS,
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await placement.aclose()
+        raise
+    _REMINDERS[placement] = reminders
+    try:
         yield placement
     finally:
         with anyio.CancelScope(shield=True):
             await placement.aclose()
+            await reminders.aclose()
+
+
+def reminder_store_for(placement: SessionPlacement | None, records: RecordStore) -> ReminderStore:
+    """Where the runtime keeps its reminders: in its records on one node; on a cluster
+    node, in the table the nodes share (the records' reminders move there)."""
+    if placement is None:
+        return StoreReminders(records)
+    shared = _REMINDERS[placement]
+    shared.legacy = StoreReminders(records)
+    return shared

@@ -56,7 +56,6 @@ from satchel.storage import (
     Durability,
     GroupCommit,
     Store,
-    StoreReminders,
     backup_store,
     checked_durability,
     is_networked,
@@ -64,7 +63,7 @@ from satchel.storage import (
     open_store,
 )
 
-from ._cluster import open_placement
+from ._cluster import open_placement, reminder_store_for
 
 
 @final
@@ -285,7 +284,7 @@ async def open_runtime(
                 async with open_supervisor(
                     strategy=strategy,
                     resident_cap=resident_cap,
-                    reminder_store=StoreReminders(opened.records),
+                    reminder_store=reminder_store_for(placement, opened.records),
                     grace=grace,
                 ) as supervisor:
                     if placement is not None:

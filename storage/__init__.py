@@ -36,6 +36,7 @@ from ._memory import MemoryStore as MemoryStore
 from ._open_ports import is_networked as is_networked
 from ._open_ports import open_networked as open_networked
 from ._open_ports import split_table as split_table
+from ._pg_reminders import PostgresReminders as PostgresReminders
 from ._ports import ObjectStore as ObjectStore
 from ._ports import RecordReads as RecordReads
 from ._ports import RecordStore as RecordStore

@@ -5,6 +5,11 @@ written when it is made, so schedules survive restarts (one that fell due while 
 was closed runs when it opens; missed repeats are coalesced into one run). Each run's summary
 is kept, the newest ``KEPT_RUNS`` per schedule. A schedule whose session is gone is dropped
 the next time it fires.
+
+On a cluster the reminder lives in the table the nodes share: whichever node takes a period
+runs it, in its own replays actor (a replay reads the journal, whichever node serves the
+session), once across the cluster — again only if that node died before it was done, and a
+one-shot schedule that ran already is not run again.
 """
 
 from __future__ import annotations
@@ -139,6 +144,11 @@ async def record_run(
     if len(kept) == KEPT_RUNS - 1:
         batch.delete_range(prefix, kept[-1])
     await records.write(batch)
+
+
+async def _has_run(records: RecordStore, schedule_id: str) -> bool:
+    """Whether a run of the schedule is kept."""
+    return bool(await prefix_pairs(records, RUN + _id_bytes(schedule_id), limit=1))
 
 
 async def keep(records: RecordStore, replay: ScheduledReplay) -> None:
@@ -298,6 +308,10 @@ class ReplayActor(Actor[Any]):
             await self.context.cancel_reminder(schedule_id)  # left by a cancelled schedule
             return
         replay = SCHEDULE_CODEC.decode(raw)
+        if replay.every_s is None and await _has_run(self._records, schedule_id):
+            # Ran already: its reminder fired again (the node that ran it died before the
+            # reminder was done with).
+            return
         ran_us = round(self.context.now() * _US)
         try:
             found = await self._sessions.replay(

@@ -6,6 +6,10 @@ sets them. One actor sleeps on a durable kernel reminder set for the earliest du
 it fires, it tells every due session ``DeadlineDue`` and sets the reminder for the next one.
 At runtime start it sweeps once, so nothing a crash interrupted is missed, and nothing but
 the next due time is held in memory.
+
+On a cluster every node runs a sweeper of its own (a session's deadline reaches it on the
+node that serves it), so its reminder is the node's own: ``satchel._cluster`` names this
+kind node-local, and the shared reminder table keeps one row per node for it.
 """
 
 from __future__ import annotations
