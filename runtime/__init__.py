@@ -18,6 +18,8 @@ from ._native import current_native as current_native
 from ._persistence import MemoryReminders as MemoryReminders
 from ._persistence import Reminder as Reminder
 from ._persistence import ReminderStore as ReminderStore
+from ._persistence import SharedReminderStore as SharedReminderStore
+from ._persistence import TakenReminder as TakenReminder
 from ._placement import Placement as Placement
 from ._spec import ActorSpec as ActorSpec
 from ._spec import Intensity as Intensity

@@ -187,7 +187,7 @@ class Reminders:
     async def _take(self, store: SharedReminderStore) -> list[TakenReminder]:
         # Only kinds registered here: a reminder of another kind waits for a runtime that
         # has it (this one, once it registers it: ``wake``).
-        kinds = list(self._supervisor._specs)
+        kinds = self._supervisor.kinds()
         try:
             return await store.take_due(kinds, TAKE_LIMIT)
         except Exception as error:

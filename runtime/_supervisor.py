@@ -125,6 +125,10 @@ class Supervisor:
         """Whether the actor is live now (activating or running, not failed)."""
         return (kind, actor_id) in self._cells
 
+    def kinds(self) -> list[str]:
+        """The actor kinds registered, in the order they were."""
+        return list(self._specs)
+
     def has_kind(self, kind: str) -> bool:
         """Whether actors of ``kind`` can be addressed."""
         return kind in self._specs

@@ -22,12 +22,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, final
 
 import sniffio
+from satchel.runtime import Reminder, ReminderStore, TakenReminder
 from satchel.runtime._errors import (
     InvalidArgumentError,
     StoreClosedError,
     ValidationError,
 )
-from satchel.runtime._persistence import Reminder, ReminderStore, TakenReminder
 
 from ._leases import check_node_id
 from ._pg_connections import Connections

@@ -23,6 +23,7 @@ from satchel.storage import (
     ObjectStore,
     PostgresLeases,
     PostgresRecords,
+    PostgresReminders,
     RecordStore,
     RocksStore,
     S3Objects,
@@ -121,5 +122,8 @@ async def drop_table(table: str) -> None:
     leases = await PostgresLeases.open(url, table=table)
     await leases.drop()
     await leases.aclose()
+    reminders = await PostgresReminders.open(url, table=table, node="drop", mark_s=1)
+    await reminders.drop()
+    await reminders.aclose()
     await records.drop()
     await records.aclose()

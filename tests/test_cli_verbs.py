@@ -214,15 +214,23 @@ def test_tour_reads_as_intended(cli: Cli) -> None:
 
 
 def test_serve_passes_its_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """serve --log-level and --max-json-bytes reach `satchel._serve.serve` as keywords."""
+    """serve --log-level, --max-json-bytes and --token-file reach `satchel._serve.serve` as
+    keywords (the token as the file holds it, without its newline)."""
     seen: dict[str, Any] = {}
 
     async def fake(rt: Any, host: str, port: int, *, log_level: str = "info",
-                   max_json_bytes: int = 0, task_status: Any = None) -> None:  # fmt: skip
-        seen.update(log_level=log_level, max_json_bytes=max_json_bytes)
+                   max_json_bytes: int = 0, token: str | None = None,
+                   task_status: Any = None) -> None:  # fmt: skip
+        seen.update(log_level=log_level, max_json_bytes=max_json_bytes, token=token)
         raise OSError(98, "Address already in use")
 
     monkeypatch.setattr("satchel._cli.serve", fake)
-    flags = ["--log-level", "debug", "--max-json-bytes", "1000", "--memory", "--port", "1"]
+    (tmp_path / "token").write_text("a-token-of-sixteen-or-more\n")
+    flags = ["--log-level", "debug", "--max-json-bytes", "1000", "--memory", "--port", "1",
+             "--token-file", str(tmp_path / "token")]  # fmt: skip
     assert main(["serve", *flags]) == 1
-    assert seen == {"log_level": "debug", "max_json_bytes": 1000}
+    assert seen == {
+        "log_level": "debug",
+        "max_json_bytes": 1000,
+        "token": "a-token-of-sixteen-or-more",
+    }
