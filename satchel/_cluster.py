@@ -9,11 +9,20 @@ from contextlib import asynccontextmanager
 import anyio
 
 from satchel.actors.cluster import Node, SessionPlacement
+from satchel.actors.cluster._events import ClusterEvents
+from satchel.actors.hooks._events import EventBus
 from satchel.actors.sessions._deadlines import DEADLINES_KIND
-from satchel.runtime import ReminderStore
+from satchel.runtime import ReminderStore, Supervisor
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import PostgresReminders, RecordStore, StoreReminders, is_networked
+from satchel.storage import (
+    PostgresReminders,
+    RecordReads,
+    RecordStore,
+    StoreReminders,
+    is_networked,
+)
 from satchel.storage._open_ports import split_table
+from satchel.storage._pg_notices import PostgresNotices
 
 #: Kinds whose actors each node runs for itself (the deadline sweeper sweeps for the
 #: sessions its node serves): their reminders are the node's own, not the cluster's.
@@ -23,6 +32,10 @@ NODE_LOCAL_KINDS = (DEADLINES_KIND,)
 _REMINDERS: weakref.WeakKeyDictionary[SessionPlacement, PostgresReminders] = (
     weakref.WeakKeyDictionary()
 )
+# What passes the events of each open placement on (tests wait for it to listen).
+_BRIDGES: weakref.WeakKeyDictionary[SessionPlacement, ClusterEvents] = weakref.WeakKeyDictionary()
+# The event notices of each open placement (``relay_events``), closed with it.
+_NOTICES: weakref.WeakKeyDictionary[SessionPlacement, PostgresNotices] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
@@ -53,12 +66,14 @@ async def open_placement(store: str, node: Node | None) -> AsyncIterator[Session
             await placement.aclose()
         raise
     _REMINDERS[placement] = reminders
+    notices = _NOTICES[placement] = PostgresNotices(conninfo, f"{table}_events")
     try:
         yield placement
     finally:
         with anyio.CancelScope(shield=True):
             await placement.aclose()
             await reminders.aclose()
+            await notices.aclose()
 
 
 def reminder_store_for(placement: SessionPlacement | None, records: RecordStore) -> ReminderStore:
@@ -69,3 +84,17 @@ def reminder_store_for(placement: SessionPlacement | None, records: RecordStore)
     shared = _REMINDERS[placement]
     shared.legacy = StoreReminders(records)
     return shared
+
+
+def relay_events(
+    placement: SessionPlacement, bus: EventBus, records: RecordReads, supervisor: Supervisor
+) -> ClusterEvents:
+    """Pass the entries written on this node on to the other nodes, and theirs to the
+    subscribers here (``rt.events``)."""
+    bridge = _BRIDGES[placement] = ClusterEvents(
+        _NOTICES[placement], bus, records, placement.holder
+    )
+    bus.relay_to(bridge.note)
+    supervisor.spawn_system_task(bridge.send_forever)
+    supervisor.spawn_system_task(bridge.listen_forever)
+    return bridge

@@ -63,7 +63,7 @@ from satchel.storage import (
     open_store,
 )
 
-from ._cluster import open_placement, reminder_store_for
+from ._cluster import open_placement, relay_events, reminder_store_for
 
 
 @final
@@ -296,6 +296,8 @@ async def open_runtime(
                     if builtin_hooks:
                         install_builtin_hooks(hooks, metrics)
                     events = EventBus(opened.records)
+                    if placement is not None:
+                        relay_events(placement, events, opened.records, supervisor)
                     services = register_session_kinds(
                         opened,
                         supervisor,

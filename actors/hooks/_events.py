@@ -13,7 +13,7 @@ timeline to catch up.
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -98,6 +98,18 @@ class EventBus:
         #: Whether anyone listens (writers check this before building an event).
         self.active = False
         self._correlations: dict[str, str] = {}
+        #: On a cluster node: told of every entry written here (for the other nodes).
+        self._relay: Callable[[str, int], None] | None = None
+
+    def relay_to(self, relay: Callable[[str, int], None]) -> None:
+        """Tell ``relay`` the session and position of every entry published from now on
+        (a cluster node passes them on to the other nodes)."""
+        self._relay = relay
+        self.active = True
+
+    def wants(self, session_id: str) -> bool:
+        """Whether a subscriber here follows ``session_id`` (or every session)."""
+        return any(s.session_id in (None, session_id) for s in self._subscribers)
 
     @asynccontextmanager
     async def subscribe(
@@ -123,7 +135,7 @@ class EventBus:
             yield subscription
         finally:
             self._subscribers.remove(subscription)
-            self.active = bool(self._subscribers)
+            self.active = bool(self._subscribers) or self._relay is not None
             subscription.close()
 
     async def publish(
@@ -136,6 +148,21 @@ class EventBus:
         cause: dict[str, Any] | None = None,
     ) -> None:
         """Offer one written entry to the subscribers that want it."""
+        if self._relay is not None:
+            self._relay(session_id, seq)
+        await self.deliver(session_id, seq, at_us, kind, data, cause)
+
+    async def deliver(
+        self,
+        session_id: str,
+        seq: int,
+        at_us: int,
+        kind: str,
+        data: dict[str, Any],
+        cause: dict[str, Any] | None = None,
+    ) -> None:
+        """Offer one entry to the subscribers here that want it (an entry another node wrote
+        comes in this way)."""
         event = None
         for subscription in self._subscribers:
             if subscription.wants(session_id, kind):
