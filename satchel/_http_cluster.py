@@ -14,14 +14,13 @@ its time) gives ``SessionMoved`` too.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from satchel._http_peers import Peers, PeerUnreachableError
+from satchel._http_peers import Answer, Peers, PeerUnreachableError
 from satchel.actors import _validate as validate
 from satchel.actors.cluster import SessionPlacement
 from satchel.actors.sessions._session import SESSION_KIND
@@ -67,14 +66,15 @@ class Forward:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            owner = await self._owner_elsewhere(scope)
-            if owner is not None:
-                await self._forward(owner, scope, receive, send)
+            found = await self._owner_elsewhere(scope)
+            if found is not None:
+                await self._forward(*found, scope, receive, send)
                 return
         await self._app(scope, receive, send)
 
-    async def _owner_elsewhere(self, scope: Scope) -> str | None:
-        """The address of the node serving the request's session, if not this one."""
+    async def _owner_elsewhere(self, scope: Scope) -> tuple[str, str] | None:
+        """The address of the node serving the request's session, if not this one, and the
+        session's id."""
         name = _session_of(scope)
         if not name or any(key == FORWARDED for key, _ in scope["headers"]):
             return None
@@ -87,7 +87,7 @@ class Forward:
             return None
         known = self._owners.get(session_id)
         if known is not None and known[1] > anyio.current_time():
-            return known[0]
+            return known[0], session_id
         found = await placement.leases.owner(session_id)
         if found is None:
             return None
@@ -95,7 +95,7 @@ class Forward:
         if lease.node == placement.holder or not address:
             return None
         self._remember(session_id, address)
-        return address
+        return address, session_id
 
     def _remember(self, session_id: str, address: str) -> None:
         """Keep where a session is served for a third of a lease's time: forwarded requests
@@ -104,7 +104,9 @@ class Forward:
             self._owners.pop(next(iter(self._owners)))
         self._owners[session_id] = (address, anyio.current_time() + self._keep_s)
 
-    async def _forward(self, address: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _forward(
+        self, address: str, session_id: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -115,44 +117,48 @@ class Forward:
         has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in incoming)
         body = _body(receive) if has_body else None
         try:
-            await self._send_on(address, scope, target, headers, body, send)
+            async with self._peers.request(
+                address,
+                scope["method"],
+                target,
+                headers,
+                body,
+                wait_s=self._placement.node.lease_ttl_s,
+            ) as answer:
+                if answer.status == 503:
+                    self._owners.pop(session_id, None)  # it moved on: look it up again
+                await _relay(answer, receive, send)
         except PeerUnreachableError as error:
             log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
-            self._owners.pop(_session_of(scope), None)  # moved, or gone: look it up again
-            await _moved(address)(scope, receive, send)
+            self._owners.pop(session_id, None)  # moved, or gone: look it up again
+            await _failed(address, sent=error.sent)(scope, receive, send)
         finally:
             if body is not None:
                 await body.aclose()  # the owner may not have read it all
 
-    async def _send_on(
-        self,
-        address: str,
-        scope: Scope,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: AsyncGenerator[bytes, None] | None,
-        send: Send,
-    ) -> None:
-        started = False
-        # A node that is paused accepts connections and answers nothing: wait for the start
-        # of its answer no longer than a lease lasts (by then another node may serve).
-        with anyio.move_on_after(self._placement.node.lease_ttl_s) as waited:
-            async with self._peers.request(
-                address, scope["method"], target, headers, body
-            ) as answer:
-                waited.deadline = math.inf  # answering: as long as the answer lasts
-                if answer.status == 503:
-                    self._owners.pop(_session_of(scope), None)
-                kept = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_FORWARDED]
-                await send(
-                    {"type": "http.response.start", "status": answer.status, "headers": kept}
-                )
-                started = True
-                async for chunk in answer.body():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        if not started:
-            raise PeerUnreachableError(f"the node at {address} did not answer in time")
+
+async def _relay(answer: Answer, receive: Receive, send: Send) -> None:
+    """Stream ``answer`` to the client, stopping (and dropping the connection to the node)
+    when the client leaves: a download or event stream it no longer reads must not run on."""
+    kept = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_FORWARDED]
+    await send({"type": "http.response.start", "status": answer.status, "headers": kept})
+    async with anyio.create_task_group() as tasks:
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass  # what is left of a body the node did not read
+            tasks.cancel_scope.cancel()
+
+        tasks.start_soon(watch)
+        try:
+            async for chunk in answer.body():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except PeerUnreachableError as error:  # begun: the client sees it cut short
+            log.warning("a forwarded answer broke off: %s", error)
+            tasks.cancel_scope.cancel()
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        tasks.cancel_scope.cancel()
 
 
 def _session_of(scope: Scope) -> str:
@@ -176,12 +182,20 @@ async def _body(receive: Receive) -> AsyncGenerator[bytes, None]:
             return
 
 
-def _moved(address: str) -> Response:
+def _failed(address: str, *, sent: bool) -> Response:
+    """The answer to a request its node did not answer."""
     from satchel._http import error_response
 
+    if not sent:
+        return error_response(
+            "SessionMoved",
+            f"the session is served by the node at {address}, which does not answer; ask "
+            "again (once its lease runs out, another node serves the session)",
+            503,
+        )
     return error_response(
-        "SessionMoved",
-        f"the session is served by the node at {address}, which does not answer; ask "
-        "again (once its lease runs out, another node serves the session)",
-        503,
+        "NodeNotAnswering",
+        f"the node at {address}, which serves the session, had the whole request and did not "
+        "answer: it may or may not have carried it out (read before asking again)",
+        504,
     )

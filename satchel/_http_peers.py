@@ -10,6 +10,7 @@ for the next request when both sides are done with it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -26,7 +27,13 @@ _READ = 64 * 1024
 
 
 class PeerUnreachableError(Exception):
-    """The node could not be reached, or broke the connection before its answer began."""
+    """The node could not be reached, or broke the connection (or went silent) before its
+    answer began. ``sent``: whether the whole request had reached it (it may have carried
+    the request out) or not (it cannot have)."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class _Connection:
@@ -78,7 +85,7 @@ class Answer:
             elif isinstance(event, h11.EndOfMessage):
                 return
             elif isinstance(event, h11.ConnectionClosed):
-                raise PeerUnreachableError("the node closed the connection mid-answer")
+                raise PeerUnreachableError("the node closed the connection mid-answer", sent=True)
 
 
 class Peers:
@@ -96,23 +103,28 @@ class Peers:
         target: bytes,
         headers: Headers,
         body: AsyncIterator[bytes] | None,
+        *,
+        wait_s: float,
     ) -> AsyncIterator[Answer]:
         """Send a request to the node at ``address`` (``http://host:port``) and yield its
         answer; ``PeerUnreachableError`` if it cannot be sent or its answer does not begin.
         ``body`` (``None``: no body) is streamed, chunked unless ``headers`` give its
-        length. The connection goes back to the pool if the answer was read to its end."""
+        length. The node has ``wait_s`` to accept the connection and to take each piece sent
+        (a paused node takes nothing); once it has the whole request, its answer is awaited
+        as long as it takes. The connection goes back to the pool if the answer was read to
+        its end."""
         place = _place(address)
-        connection, kept = await self._connection(place, fresh=body is not None)
+        connection, kept = await self._connection(place, fresh=body is not None, wait_s=wait_s)
         try:
-            answer = await self._exchange(connection, method, target, headers, body)
-        except PeerUnreachableError:
+            answer = await self._exchange(connection, method, target, headers, body, wait_s)
+        except PeerUnreachableError as error:
             await connection.aclose()
-            if body is not None or not kept:
+            if body is not None or not kept or error.sent:
                 raise
             # A kept connection the node had closed meanwhile: once more, on a new one.
-            connection, _ = await self._connection(place, fresh=True)
+            connection, _ = await self._connection(place, fresh=True, wait_s=wait_s)
             try:
-                answer = await self._exchange(connection, method, target, headers, None)
+                answer = await self._exchange(connection, method, target, headers, None, wait_s)
             except BaseException:
                 await connection.aclose()
                 raise
@@ -132,17 +144,21 @@ class Peers:
                 return
         await connection.aclose()
 
-    async def _connection(self, place: tuple[str, int], *, fresh: bool) -> tuple[_Connection, bool]:
+    async def _connection(
+        self, place: tuple[str, int], *, fresh: bool, wait_s: float
+    ) -> tuple[_Connection, bool]:
         """A connection to ``place``, and whether it was a kept one."""
         idle = self._idle.get(place)
         if idle and not fresh:
             return idle.pop(), True
+        where = f"{place[0]}:{place[1]}"
         try:
-            stream = await anyio.connect_tcp(*place)
-        except OSError as error:
-            where = f"{place[0]}:{place[1]}"
-            raise PeerUnreachableError(f"cannot connect to {where}: {error}") from None
-        return _Connection(stream, f"{place[0]}:{place[1]}".encode()), False
+            with anyio.fail_after(wait_s):
+                stream = await anyio.connect_tcp(*place)
+        except (OSError, TimeoutError) as error:
+            message = f"cannot connect to {where}: {error!r}"
+            raise PeerUnreachableError(message, sent=False) from None
+        return _Connection(stream, where.encode()), False
 
     @staticmethod
     async def _exchange(
@@ -151,26 +167,32 @@ class Peers:
         target: bytes,
         headers: Headers,
         body: AsyncIterator[bytes] | None,
+        wait_s: float,
     ) -> Answer:
         sent = [(b"host", connection.host), *headers]
         if body is not None and not any(k == b"content-length" for k, _ in headers):
             sent.append((b"transfer-encoding", b"chunked"))
         try:
-            await connection.send(h11.Request(method=method, target=target, headers=sent))
+            with anyio.fail_after(wait_s):
+                await connection.send(h11.Request(method=method, target=target, headers=sent))
             if body is not None:
                 async for piece in body:
-                    await connection.send(h11.Data(data=piece))
+                    with anyio.fail_after(wait_s):  # a node that takes nothing is paused
+                        await connection.send(h11.Data(data=piece))
             await connection.send(h11.EndOfMessage())
-            event = await connection.next_event()
-            while isinstance(event, h11.InformationalResponse):  # 100 Continue and the like
-                event = await connection.next_event()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as error:
-            raise PeerUnreachableError(f"the node broke the connection: {error!r}") from None
-        except h11.RemoteProtocolError as error:
-            raise PeerUnreachableError(f"the node's answer is not HTTP: {error}") from None
-        if not isinstance(event, h11.Response):
-            raise PeerUnreachableError("the node closed the connection before answering")
-        return Answer(connection, event.status_code, list(event.headers))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
+            # The node may have answered early (a body over its limit) and closed.
+            early = await _answer(connection, min(wait_s, 1.0), sent=False)
+            if early is None:
+                raise PeerUnreachableError("the node broke the connection", sent=False) from None
+            return early
+        # The whole request is there: the node may take its time (a long operation), and
+        # the client, who sets the deadline, waits as it would on the node itself.
+        answer = await _answer(connection, math.inf, sent=True)
+        if answer is None:
+            message = "the node closed the connection before answering"
+            raise PeerUnreachableError(message, sent=True)
+        return answer
 
     async def aclose(self) -> None:
         """Close the kept connections."""
@@ -181,8 +203,28 @@ class Peers:
                 await connection.aclose()
 
 
+async def _answer(connection: _Connection, wait_s: float, *, sent: bool) -> Answer | None:
+    """The start of the node's answer, ``None`` if the connection ended without one, or
+    ``PeerUnreachableError`` if none began within ``wait_s``."""
+    try:
+        with anyio.fail_after(wait_s):
+            event = await connection.next_event()
+            while isinstance(event, h11.InformationalResponse):  # 100 Continue and the like
+                event = await connection.next_event()
+    except TimeoutError:
+        message = f"the node did not answer within {wait_s} s"
+        raise PeerUnreachableError(message, sent=sent) from None
+    except h11.RemoteProtocolError as error:
+        message = f"the node's answer is not HTTP: {error}"
+        raise PeerUnreachableError(message, sent=sent) from None
+    if not isinstance(event, h11.Response):
+        return None
+    return Answer(connection, event.status_code, list(event.headers))
+
+
 def _place(address: str) -> tuple[str, int]:
     parts = urlsplit(address)
     if parts.scheme != "http" or not parts.hostname:
-        raise PeerUnreachableError(f"a node's address is http://host:port, not {address!r}")
+        message = f"a node's address is http://host:port, not {address!r}"
+        raise PeerUnreachableError(message, sent=False)
     return parts.hostname, parts.port or 80

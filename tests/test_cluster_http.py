@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 
-from satchel import Node, open_runtime
+from satchel import HookResult, Node, open_runtime
 from satchel._serve import serve
 
 from .ports import drop_table, networked_place
@@ -32,10 +32,12 @@ async def store_url() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def node(store_url: str, name: str) -> AsyncIterator[tuple[Any, str]]:
+async def node(
+    store_url: str, name: str, lease_ttl_s: float = 10.0
+) -> AsyncIterator[tuple[Any, str]]:
     """A runtime as node ``name``, served over HTTP on a free port: it and its URL."""
     async with (
-        open_runtime(store=store_url, node=Node(name)) as rt,
+        open_runtime(store=store_url, node=Node(name, lease_ttl_s=lease_ttl_s)) as rt,
         anyio.create_task_group() as tasks,
     ):
         info = await tasks.start(
@@ -135,3 +137,47 @@ async def test_a_streamed_upload_and_download_pass_through_another_node(store_ur
         assert got.status_code == 200, got.text
         assert got.content == content
         assert a.supervisor.is_live("session", session_id)
+
+
+async def test_an_owner_slower_than_a_lease_still_answers_through_a_forward(
+    store_url: str,
+) -> None:
+    """A write the owning node takes 1.5 s over (a slow hook; leases of 1 s) answers 204
+    through another node, once: a node that has the whole request is waited for."""
+    async with (
+        node(store_url, "a", lease_ttl_s=1.0) as (a, _),
+        node(store_url, "b", lease_ttl_s=1.0) as (_, url_b),
+        httpx.AsyncClient(headers=AUTH, timeout=30) as client,
+    ):
+
+        async def slow(context: Any) -> HookResult:
+            await anyio.sleep(1.5)
+            return HookResult.proceed()
+
+        a.hooks.register("state_changed", slow, deadline_s=5)
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", 0)
+        put = await client.put(f"{url_b}/sessions/{session_id}/state/k", json={"value": 1})
+        assert put.status_code == 204, put.text
+        timeline = await a.sessions.timeline(session_id)
+        assert [e.kind for e in timeline].count("state_set") == 2
+
+
+async def test_a_session_named_by_its_key_is_found_again_after_it_moved(store_url: str) -> None:
+    """Node b forwards a keyed session's requests to a; once c serves it, b's next request
+    after one SessionMoved answer reaches c (b forgot where it was, by the session's id)."""
+    async with (
+        node(store_url, "a", lease_ttl_s=30) as (a, _),
+        node(store_url, "b", lease_ttl_s=30) as (_, url_b),
+        node(store_url, "c", lease_ttl_s=30) as (c, _),
+        httpx.AsyncClient(headers=AUTH) as client,
+    ):
+        await a.sessions.create(key="the-key")
+        await a.sessions.set_state("the-key", "k", 1)
+        got = await client.get(f"{url_b}/sessions/the-key/state/k")
+        assert got.status_code == 200, got.text
+        session_id = (await a.sessions.get("the-key")).id
+        await a.control.stop(session_id)
+        await c.sessions.set_state("the-key", "k", 2)
+        codes = [(await client.get(f"{url_b}/sessions/the-key/state/k")).status_code for _ in "..."]
+        assert codes[1:] == [200, 200], codes
