@@ -25,7 +25,7 @@ from satchel._cli_errors import UsageError, invalid, report
 from satchel._cli_output import Output
 from satchel._cli_parser import parser
 from satchel._runtime import open_runtime
-from satchel._serve import TOKEN_FILE, find_server, serve
+from satchel._serve import MIN_TOKEN, TOKEN_FILE, find_server, serve
 from satchel.actors.cluster import Node
 from satchel.scripting import ScriptLimits, ScriptWorkers
 from satchel.storage import BlobLimits, Durability, checked_durability
@@ -233,16 +233,22 @@ def _token(args: argparse.Namespace) -> str | None:
     """The token ``--token-file`` or ``$SATCHEL_TOKEN`` gives (``None``: the folder's)."""
     if args.token_file is not None:
         try:
-            return str(args.token_file.read_text().strip())
+            token = args.token_file.read_text().strip()
         except OSError as error:
             raise invalid(f"cannot read {args.token_file}: {error.strerror}") from None
-    return os.environ.get("SATCHEL_TOKEN") or None
+        if len(token) < MIN_TOKEN:
+            raise invalid(f"the token in {args.token_file} is under {MIN_TOKEN} characters")
+        return str(token)
+    token = os.environ.get("SATCHEL_TOKEN")
+    if token is not None and len(token.strip()) < MIN_TOKEN:
+        raise invalid(f"$SATCHEL_TOKEN is under {MIN_TOKEN} characters")
+    return token.strip() if token else None
 
 
 def _node(args: argparse.Namespace) -> Node | None:
     """This server as a cluster node (``--cluster``), or ``None``."""
     if not args.cluster:
-        for flag in ("node_id", "advertise"):
+        for flag in ("node_id", "advertise", "lease_ttl"):
             if getattr(args, flag) is not None:
                 raise invalid(f"--{flag.replace('_', '-')} goes with --cluster")
         return None
@@ -252,9 +258,11 @@ def _node(args: argparse.Namespace) -> Node | None:
         )
     if _token(args) is None:
         raise invalid("--cluster needs the cluster's token (--token-file FILE or $SATCHEL_TOKEN)")
-    where = socket.gethostname()
+    # A node id is at most 64 characters; host names (a pod's, say) run to 63.
+    where = socket.gethostname()[:50]
     node_id = args.node_id or (f"{where}-{args.port}" if args.port else f"{where}-{os.getpid()}")
-    return Node(node_id, args.advertise or "", lease_ttl_s=args.lease_ttl)
+    ttl = 10.0 if args.lease_ttl is None else args.lease_ttl
+    return Node(node_id, args.advertise or "", lease_ttl_s=ttl)
 
 
 #: The ``serve`` keywords the CLI has flags for, when ``satchel._serve.serve`` takes them.

@@ -298,7 +298,7 @@ def _local_commands(commands: Group, c: Commands, serve_options: set[str]) -> No
                          help="this node's id (default: host name and port)")  # fmt: skip
     cluster.add_argument("--advertise", metavar="URL",
                          help="where other nodes reach it (default: where it listens)")  # fmt: skip
-    cluster.add_argument("--lease-ttl", type=float, default=10.0, metavar="S",
+    cluster.add_argument("--lease-ttl", type=float, default=None, metavar="S",
                          help="seconds a dead node's sessions wait (default 10)")  # fmt: skip
 
 

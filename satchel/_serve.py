@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from satchel._runtime import Runtime
 
 TOKEN_FILE = "http-token"
-#: A token kept in the data folder shorter than this is refused (an empty file meant "").
-_MIN_TOKEN = 16
+#: A token shorter than this is refused (an empty file or variable meant none).
+MIN_TOKEN = 16
 SERVER_FILE = "server.json"
 
 
@@ -52,9 +52,9 @@ def load_token(folder: Path | None) -> str:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         kept = path.read_text().strip()
-        if len(kept) < _MIN_TOKEN:
+        if len(kept) < MIN_TOKEN:
             raise ValidationError(
-                f"the token in {str(path)!r} is {len(kept)} characters; at least {_MIN_TOKEN} "
+                f"the token in {str(path)!r} is {len(kept)} characters; at least {MIN_TOKEN} "
                 "are needed (delete the file to have a new one made)"
             ) from None
         return kept
@@ -120,8 +120,8 @@ async def serve(
         raise ValidationError(f"port must be 0..65535, not {port!r}")
     if token is None:
         token = load_token(rt.path)
-    elif not isinstance(token, str) or len(token) < _MIN_TOKEN:
-        raise ValidationError(f"a token is a str of at least {_MIN_TOKEN} characters")
+    elif not isinstance(token, str) or len(token) < MIN_TOKEN:
+        raise ValidationError(f"a token is a str of at least {MIN_TOKEN} characters")
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None

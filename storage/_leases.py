@@ -212,18 +212,38 @@ class PostgresLeases:
         owner, epoch, granted = rows[0]
         return Lease(session, owner, epoch, granted)
 
-    async def renew(self, node: str, *, ttl_s: float) -> set[str]:
-        """Extend every unexpired lease ``node`` (an incarnation) holds, and its heartbeat,
-        in one statement; the sessions whose leases it still holds."""
+    async def renew(
+        self, node: str, sessions: Sequence[str] | None = None, *, ttl_s: float
+    ) -> set[str]:
+        """Extend the unexpired leases ``node`` (an incarnation) holds on ``sessions`` (all
+        of them if ``None``), and its heartbeat, in one statement; the sessions whose leases
+        it still holds. A lease it holds but does not name (left by a claim cut short) is
+        not extended: it runs out."""
         _check_holder(node)
         t = self.table
+        named = "" if sessions is None else " AND session = ANY(%s)"
+        params: tuple[Any, ...] = (node, _ttl_ms(ttl_s), node)
+        if sessions is not None:
+            params += (list(sessions),)
         rows = await self._run(
             f"WITH beat AS (UPDATE {t}_nodes SET heartbeat = now() WHERE holder = %s) "
             f"UPDATE {t}_leases SET expires = now() + %s * interval '1 millisecond' "
-            "WHERE node = %s AND expires > now() RETURNING session",
-            (node, _ttl_ms(ttl_s), node),
+            f"WHERE node = %s AND expires > now(){named} RETURNING session",
+            params,
         )
         return {session for (session,) in rows}
+
+    async def unregister(self, node: str, holder: str) -> None:
+        """Release every lease of ``holder``, and mark node ``node`` silent if ``holder`` is
+        still its incarnation, in one statement: stopped cleanly, its sessions may be served
+        elsewhere, and its id serve again, at once."""
+        t = self.table
+        await self._run(
+            f"WITH freed AS (UPDATE {t}_leases SET expires = '-infinity' WHERE node = %s) "
+            f"UPDATE {t}_nodes SET heartbeat = '-infinity' "
+            "WHERE node = %s AND holder = %s RETURNING node",
+            (holder, node, holder),
+        )
 
     async def release(self, lease: Lease) -> None:
         """Give up ``lease`` (if it is still the holder's): the next acquire, on any node,

@@ -4,6 +4,7 @@ whole ids in tables, variables, audit, session config, schedules, and help."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import subprocess
@@ -234,3 +235,22 @@ def test_serve_passes_its_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         "max_json_bytes": 1000,
         "token": "a-token-of-sixteen-or-more",
     }
+
+
+def test_serve_refuses_a_short_token_file_naming_it(tmp_path: Path) -> None:
+    """serve --token-file with an empty file is refused, the message naming the file."""
+    (tmp_path / "token").write_text("\n")
+    out = io.StringIO()
+    with contextlib.redirect_stderr(out):
+        code = main(["serve", "--memory", "--port", "1", "--token-file", str(tmp_path / "token")])
+    assert code != 0
+    assert "token" in out.getvalue() and str(tmp_path / "token") in out.getvalue()
+
+
+def test_serve_refuses_cluster_flags_without_cluster(tmp_path: Path) -> None:
+    """--lease-ttl (like --node-id) without --cluster is refused, not silently ignored."""
+    out = io.StringIO()
+    with contextlib.redirect_stderr(out):
+        code = main(["serve", "--memory", "--port", "1", "--lease-ttl", "5"])
+    assert code != 0
+    assert "--lease-ttl goes with --cluster" in out.getvalue()

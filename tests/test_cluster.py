@@ -10,7 +10,9 @@ from typing import Any
 
 import anyio
 import pytest
+from satchel.actors import _layout as layout
 from satchel.actors.cluster import SessionPlacement
+from satchel.storage import Batch
 from satchel.storage._keys import FENCE
 
 from satchel import (
@@ -243,3 +245,60 @@ async def test_audit_entries_written_on_two_nodes_are_all_kept(store_url: str) -
             await rt.artifacts.as_session(reader).get(owner, "x")
         log = await a.artifacts.audit_log(owner, "x")
         assert [entry.action for entry in log].count("read") == 6, log
+
+
+async def test_a_node_stopped_cleanly_can_start_again_at_once_under_its_id(store_url: str) -> None:
+    """A node closed cleanly and opened again at once under its id is not refused (its old
+    incarnation let go of the id and of its sessions)."""
+    async with open_runtime(store=store_url, node=Node("a", lease_ttl_s=60)) as a:
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", 1)
+    async with open_runtime(store=store_url, node=Node("a", lease_ttl_s=60)) as again:
+        assert await again.sessions.get_state(session_id, "k") == 1
+
+
+async def test_a_lease_left_by_a_claim_cut_short_runs_out(store_url: str) -> None:
+    """A lease the node holds in the database but not in memory (its claim was cancelled
+    after the acquire) is not renewed by the beat, so it runs out."""
+    async with open_runtime(store=store_url, node=Node("a")) as a:
+        session_id = await a.sessions.create()
+        placement = placement_of(a)
+        await placement.leases.acquire(session_id, placement.holder, ttl_s=30)
+        assert session_id not in placement.held
+        assert await placement.leases.renew(placement.holder, [], ttl_s=30) == set()
+        assert await placement.leases.renew(placement.holder, ttl_s=30) == {session_id}
+
+
+async def test_a_cascade_deletes_a_child_whose_record_is_gone(store_url: str) -> None:
+    """A cascading delete on a node also removes a child whose own record was lost (it can
+    have no lease), as on one node, and leaves no fence record behind."""
+    async with open_runtime(store=store_url, node=Node("a")) as a:
+        parent = await a.sessions.create()
+        child = await a.sessions.create(parent_id=parent)
+        await a.sessions.set_state(parent, "k", 1)
+        lost = Batch()
+        lost.delete(layout.record_key(layout.bytes_of(child)))
+        await a.store.records.write(lost)
+        await a.sessions.delete(parent, cascade=True)
+        with pytest.raises(SessionNotFoundError):
+            await a.sessions.get_state(parent, "k")
+        assert await a.store.records.scan(FENCE, FENCE + b"\xff") == []
+
+
+async def test_shares_go_through_after_reads_audited_on_another_node(store_url: str) -> None:
+    """Shares on node a after reads of the same name audited on node b all succeed, each
+    with its audit entry (a share numbered where b already wrote is numbered again)."""
+    async with (
+        open_runtime(store=store_url, node=Node("a")) as a,
+        open_runtime(store=store_url, node=Node("b")) as b,
+    ):
+        owner = await a.sessions.create()
+        readers = [await a.sessions.create() for _ in range(4)]
+        await a.artifacts.store(owner, "x", b"data", type="text/plain")
+        await a.artifacts.share(owner, "x", readers[0], "read")
+        for _ in range(3):
+            await b.artifacts.as_session(readers[0]).get(owner, "x")
+        for reader in readers[1:]:
+            await a.artifacts.share(owner, "x", reader, "read")
+        actions = [entry.action for entry in await a.artifacts.audit_log(owner, "x")]
+        assert (actions.count("share"), actions.count("read")) == (4, 3), actions

@@ -134,9 +134,15 @@ class AuditLog:
                 if attempt == _ATTEMPTS:
                     raise
 
-    def forget(self, owner: bytes, name: str) -> None:
-        """Read where the log of ``name`` ends again (another runtime appended to it)."""
-        self._spans.pop(prefix_of(owner, name.encode()), None)
+    def forget(self, owner: bytes, name: str | None) -> None:
+        """Read where the log of ``name`` (of every name of ``owner``, if ``None``) ends
+        again: another runtime appended to it."""
+        if name is not None:
+            self._spans.pop(prefix_of(owner, name.encode()), None)
+            return
+        mine = session_prefix(owner)
+        for prefix in [p for p in self._spans if p.startswith(mine)]:
+            del self._spans[prefix]
 
     async def read(
         self, owner: bytes, name: str, *, offset: int = 0, limit: int | None = None

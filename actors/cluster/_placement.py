@@ -26,7 +26,7 @@ from satchel.runtime._errors import (
     ValidationError,
 )
 from satchel.storage import Batch, Fence, Lease, NodeInfo, PostgresLeases, RecordStore
-from satchel.storage._leases import check_node_id, guard
+from satchel.storage._leases import check_node_id, fence_key, guard
 
 from .. import _layout as layout
 from .. import _validate as validate
@@ -166,10 +166,12 @@ class SessionPlacement:
 
     async def _release(self, lease: Lease) -> None:
         try:
-            with anyio.CancelScope(shield=True):
+            # Bounded: stopping the actor and claiming it again wait for this, and the lease
+            # runs out by itself anyway.
+            with anyio.CancelScope(shield=True), anyio.fail_after(self.node.lease_ttl_s):
                 await self.leases.release(lease)
-        except Exception as error:  # it expires by itself; another node waits out its time
-            log.warning("releasing the lease on %s failed: %s", lease.session, error)
+        except (Exception, TimeoutError) as error:  # it runs out; another node waits for that
+            log.warning("releasing the lease on %s failed: %r", lease.session, error)
         finally:
             self._releasing.pop(lease.session).set()
 
@@ -177,6 +179,11 @@ class SessionPlacement:
         """Make ``batch`` expect this node's lease on ``session_id`` still to hold."""
         lease = self.held.get(session_id)
         guard(batch, session_id, -1 if lease is None else lease.epoch)
+
+    def drop_fence(self, batch: Batch, session_id: str) -> None:
+        """Make ``batch`` delete the fence record of ``session_id`` (it is being deleted:
+        a node still writing it is refused, and a new session of that id gets a new one)."""
+        batch.delete(fence_key(session_id))
 
     def fence(self, session_id: str, records: RecordStore) -> RecordStore:
         """``records`` as the holder of ``session_id``'s lease writes them."""
@@ -193,7 +200,7 @@ class SessionPlacement:
     async def beat(self) -> None:
         """Renew every lease held; stop the actors whose leases were not renewed."""
         before = dict(self.held)
-        renewed = await self.leases.renew(self.holder, ttl_s=self.node.lease_ttl_s)
+        renewed = await self.leases.renew(self.holder, list(before), ttl_s=self.node.lease_ttl_s)
         self._drop([s for s, lease in before.items() if s not in renewed], before)
 
     def _drop(self, sessions: list[str], seen: dict[str, Lease]) -> None:
@@ -235,12 +242,13 @@ class SessionPlacement:
         )
 
     async def aclose(self) -> None:
-        """Release every lease still held (the actors have stopped), then close."""
-        held, self.held = list(self.held.values()), {}
+        """Release every lease still held (the actors have stopped) and mark the node
+        stopped, in one statement; then close."""
+        self.held = {}
         with anyio.CancelScope(shield=True):
-            for lease in held:
-                try:
-                    await self.leases.release(lease)
-                except Exception as error:
-                    log.warning("releasing the lease on %s failed: %s", lease.session, error)
+            try:
+                with anyio.fail_after(self.node.lease_ttl_s):
+                    await self.leases.unregister(self.node.id, self.holder)
+            except (Exception, TimeoutError) as error:  # they run out by themselves
+                log.warning("letting go of the leases failed: %r", error)
             await self.leases.aclose()

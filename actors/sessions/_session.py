@@ -21,6 +21,7 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     StoreWriteFailedError,
     ValidationError,
+    WriteConflictError,
 )
 from satchel.storage import Batch, prefix_pairs
 
@@ -78,6 +79,9 @@ log = logging.getLogger("satchel.sessions")
 _US = 1_000_000
 # An archived session that cannot be deleted yet (it has children) is looked at again later.
 _RETRY_DELETE_US = round(DAY_S * _US)
+
+#: How many times a share or revoke is numbered again in the audit log.
+_AUDIT_ATTEMPTS = 8
 
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
@@ -477,19 +481,38 @@ class SessionActor(DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
     async def _share_artifact(self, message: ShareArtifact) -> None:
         """Grants are kept in any status: a finished session's results can still be shared."""
         await self._require_session()
-        now = self._now_us()
-        batch, data = await sharing.share_batch(self._owner(), message, now)
-        await self._commit(batch, "artifact_shared", data, operation=False, now=now)
+        for attempt in range(1, _AUDIT_ATTEMPTS + 1):
+            now = self._now_us()
+            batch, data = await sharing.share_batch(self._owner(), message, now)
+            try:
+                await self._commit(batch, "artifact_shared", data, operation=False, now=now)
+                return
+            except WriteConflictError:
+                if attempt == _AUDIT_ATTEMPTS:
+                    raise
+                self._renumber_audit(message.name)
 
     async def _revoke_artifact(self, message: RevokeArtifact) -> bool:
         await self._require_session()
-        now = self._now_us()
-        batch, data = await sharing.revoke_batch(self._owner(), message, now)
-        if data is None:
-            await self._records.write(batch)  # nothing to revoke: only the decision is recorded
-            return False
-        await self._commit(batch, "artifact_revoked", data, operation=False, now=now)
-        return True
+        for attempt in range(1, _AUDIT_ATTEMPTS + 1):
+            now = self._now_us()
+            batch, data = await sharing.revoke_batch(self._owner(), message, now)
+            try:
+                if data is None:
+                    await self._records.write(batch)  # nothing to revoke: the decision only
+                    return False
+                await self._commit(batch, "artifact_revoked", data, operation=False, now=now)
+                return True
+            except WriteConflictError:
+                if attempt == _AUDIT_ATTEMPTS:
+                    raise
+                self._renumber_audit(message.name)
+        raise AssertionError("unreachable")
+
+    def _renumber_audit(self, name: str | None) -> None:
+        """A share or revoke met an audit entry of another runtime at the number it took
+        (runtimes sharing a store number a log's entries each): read where it ends again."""
+        self._services.audit.forget(self._sid, name)
 
     async def _record_hooks(self, message: RecordHooks) -> None:
         await self._require_session()

@@ -15,7 +15,7 @@ from .. import _layout as layout
 from .._messages import Delete
 from . import _removal as removal
 from ._query import load
-from ._session_services import SESSION_KIND, SessionBusyError, SessionServices
+from ._session_services import SESSION_KIND, SessionBusyError, SessionLeases, SessionServices
 
 
 class DeleteTurns:
@@ -62,9 +62,8 @@ class DeleteTurns:
                 self._records, batch, self._sid, record, self._counters, doomed
             )
             leases = self._services.leases
-            if leases is not None:  # a node that took one below over meanwhile wins
-                for sid in below:
-                    leases.guard(batch, layout.text_of(sid))
+            if leases is not None:
+                self._guard_leases(leases, batch, below)
             await self._blobs.commit(batch, drop=drops)
         finally:
             self._let_go_below(claimed)
@@ -89,6 +88,17 @@ class DeleteTurns:
             self._let_go_below(claimed)
             raise
         return claimed
+
+    def _guard_leases(self, leases: SessionLeases, batch: Batch, below: list[bytes]) -> None:
+        """The delete expects this node's leases on the sessions below still to hold (one
+        another node took over meanwhile wins), and takes their fence records, and this
+        session's, with them (a node still writing one of them is refused)."""
+        doomed = [layout.text_of(sid) for sid in below]
+        for session_id in doomed:
+            if leases.holds(SESSION_KIND, session_id):  # (one with no record has no lease)
+                leases.guard(batch, session_id)
+        for session_id in [*doomed, self._id]:
+            leases.drop_fence(batch, session_id)
 
     def _let_go_below(self, claimed: list[str]) -> None:
         leases = self._services.leases

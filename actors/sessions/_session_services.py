@@ -42,6 +42,10 @@ class SessionLeases(Protocol):
         """Make ``batch`` expect this node's lease on ``session_id`` still to hold."""
         ...
 
+    def drop_fence(self, batch: Batch, session_id: str) -> None:
+        """Make ``batch`` delete the fence record of ``session_id`` (it is being deleted)."""
+        ...
+
 
 @attrs.frozen
 class SessionServices:
