@@ -50,6 +50,7 @@ from satchel.scripting import (
 )
 from satchel.scripting._api import run_session_script
 from satchel.storage import (
+    SHARED_GRACE_S,
     Backend,
     BackupReport,
     BlobLimits,
@@ -274,7 +275,7 @@ async def open_runtime(
             open_placement(store, node) as placement,
         ):
             # On a shared store, another process's upload in flight is pending too.
-            await opened.blobs.recover(grace_s=3600.0 if opened.networked else 0.0)
+            await opened.blobs.recover(grace_s=SHARED_GRACE_S if opened.networked else 0.0)
             async with WorkerPool(script_workers, api_names()) as workers:
                 group = None
                 if durability == "machine" and opened.kv is not None:

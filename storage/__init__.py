@@ -49,6 +49,7 @@ from ._rocks import RocksStore as RocksStore
 from ._s3 import S3Location as S3Location
 from ._s3 import S3Objects as S3Objects
 from ._split import SplitRecords as SplitRecords
+from ._store import SHARED_GRACE_S as SHARED_GRACE_S
 from ._store import Backend as Backend
 from ._store import Store as Store
 from ._store import open_networked_store as open_networked_store

@@ -82,6 +82,16 @@ async def _scan(store: BlobStore) -> _Scan:
     return found
 
 
+async def _marked_since(store: BlobStore, grace_s: float) -> frozenset[bytes]:
+    """The uploads marked pending less than ``grace_s`` seconds ago."""
+    if grace_s <= 0:
+        return frozenset()
+    newest = _keys.pending_since(-grace_s)
+    start = len(_keys.BLOB_PENDING)
+    marks = await prefix_pairs(store.records, _keys.BLOB_PENDING)
+    return frozenset(key[start:] for key, since in marks if since > newest)
+
+
 async def _verify(store: BlobStore, digest: bytes) -> str | None:
     """What is wrong with a blob's chunks, or its content against its name (hashed here
     whatever reads check: a deep check proves the name, not only the stored bytes)."""
@@ -96,10 +106,14 @@ async def _verify(store: BlobStore, digest: bytes) -> str | None:
     return None
 
 
-async def check_blobs(store: BlobStore, *, fix: bool = False, deep: bool = True) -> CheckReport:
+async def check_blobs(
+    store: BlobStore, *, fix: bool = False, deep: bool = True, grace_s: float = 0.0
+) -> CheckReport:
     """Compare index, references and chunks of ``store``; see the module docstring.
 
-    ``deep`` reads and hashes every blob; without it only chunk presence is checked.
+    ``deep`` reads and hashes every blob; without it only chunk presence is checked. Chunks
+    marked pending less than ``grace_s`` seconds ago are in flight, not orphans: on a store
+    other processes share, their uploads under way look so (``recover`` spares them too).
     """
     found = await _scan(store)
     repair = Batch()
@@ -128,7 +142,7 @@ async def check_blobs(store: BlobStore, *, fix: bool = False, deep: bool = True)
             )
         elif deep and (problem := await _verify(store, digest)) is not None:
             corrupt.append(problem)
-    busy = store.uploads_in_flight
+    busy = store.uploads_in_flight | await _marked_since(store, grace_s)
     orphans = sorted(set(found.chunks) - owned - busy)
     for data_id in orphans:
         free_chunks(cleanup, data_id)

@@ -32,6 +32,10 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path).expanduser().absolute()
 
 
+#: How old a pending upload of a store other processes share must be to count as left behind.
+SHARED_GRACE_S = 3600.0
+
+
 @final
 class Store:
     """A record store (a local key-value backend, or a networked one) and the
@@ -65,7 +69,10 @@ class Store:
 
     async def check(self, *, fix: bool = False, deep: bool = True) -> CheckReport:
         """Compare the blob index with references and chunks; repair with ``fix=True``."""
-        return await check_blobs(self.blobs, fix=fix, deep=deep)
+        # On a networked store other processes' uploads under way are pending too: the
+        # grace of ``recover`` on it.
+        grace = SHARED_GRACE_S if self.networked else 0.0
+        return await check_blobs(self.blobs, fix=fix, deep=deep, grace_s=grace)
 
     def close(self) -> None:
         """Close a local backend (releasing the data folder's lock); see ``aclose``."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from satchel.storage import SplitRecords
+from satchel.storage import Batch, SplitRecords
 
 from satchel import SessionExistsError, StoreUnavailableError, open_runtime
 
@@ -130,3 +130,22 @@ async def test_two_runtimes_sharing_one_content_keep_its_count(place: tuple[str,
         assert (await second.check()).clean
         meta = await first.store.blobs.load_meta(bytes.fromhex(ref.content_hash))
         assert meta is not None and meta.refcount == 1
+
+
+async def test_check_leaves_another_process_upload_in_flight_alone(place: tuple[str, str]) -> None:
+    """On a shared store, chunks another process is uploading (marked pending, not yet
+    committed) are not orphans to check, and check(fix=True) does not delete them."""
+    store_url, objects = place
+    async with (
+        open_runtime(store=store_url, objects=objects) as first,
+        open_runtime(store=store_url, objects=objects) as second,
+    ):
+        staged = await second.store.blobs.put(os.urandom(3 << 20))  # chunks written, pending
+        report = await first.check()
+        assert report.clean, report
+        await first.check(fix=True)
+        batch = Batch()
+        batch.put(b"demo\x00owner", b"")
+        await second.store.blobs.commit(batch, add=[(staged, b"demo\x00owner")])
+        assert await second.store.blobs.read(staged.ref) is not None
+        assert (await second.check()).clean
