@@ -45,8 +45,8 @@ class Node:
             "--json", "serve", "--store", store, "--cluster", "--node-id", name, "--port", "0",
             "--token-file", str(token), "--log-level", "error",
         ]  # fmt: skip
-        with open(self.out, "wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
+        with open(self.out, "wb") as out, open(folder / f"{name}.err", "wb") as err:
+            self.process = subprocess.Popen(command, stdout=out, stderr=err)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -67,15 +67,23 @@ class Node:
 class Connection:
     """One keep-alive HTTP/1.1 connection: a request out, its answer in."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, place: tuple[str, int]
+    ) -> None:
+        self.reader, self.writer, self.place = reader, writer, place
+        self.uses = 0
 
     @classmethod
     async def open(cls, node: Node) -> Connection:
         reader, writer = await asyncio.open_connection(node.host, node.port)
-        return cls(reader, writer)
+        return cls(reader, writer, (node.host, node.port))
 
     async def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        self.uses += 1
+        if self.uses > 900:  # hypercorn closes a connection after 1,000 requests
+            self.close()
+            self.reader, self.writer = await asyncio.open_connection(*self.place)
+            self.uses = 1
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {TOKEN}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -23,6 +23,10 @@ Headers = Sequence[tuple[bytes, bytes]]
 
 #: How many idle connections to one node are kept.
 _IDLE_KEPT = 16
+#: A kept connection is used for at most this many requests, and after this long idle not
+#: at all (below the limits of the serving side, hypercorn's: 1,000 and 5 s).
+_MAX_USES = 900
+_MAX_IDLE_S = 4.0
 _READ = 64 * 1024
 
 
@@ -43,6 +47,15 @@ class _Connection:
         self.stream = stream
         self.host = host
         self.h11 = h11.Connection(h11.CLIENT)
+        #: Requests sent on it, and when it was last given back (the loop's clock).
+        self.uses = 0
+        self.idle_since = 0.0
+
+    def stale(self, now: float) -> bool:
+        """Whether the node may have closed it by now: hypercorn, which serves the nodes,
+        closes a connection after 1,000 requests or 5 s idle (a request sent on it then
+        is lost, and one with a body cannot be sent again)."""
+        return self.uses >= _MAX_USES or now - self.idle_since > _MAX_IDLE_S
 
     async def send(self, event: h11.Event) -> None:
         data = self.h11.send(event)
@@ -114,7 +127,7 @@ class Peers:
         as long as it takes. The connection goes back to the pool if the answer was read to
         its end."""
         place = _place(address)
-        connection, kept = await self._connection(place, fresh=body is not None, wait_s=wait_s)
+        connection, kept = await self._connection(place, fresh=False, wait_s=wait_s)
         try:
             answer = await self._exchange(connection, method, target, headers, body, wait_s)
         except PeerUnreachableError as error:
@@ -138,6 +151,7 @@ class Peers:
             raise
         if connection.reusable and not self._closed:
             connection.h11.start_next_cycle()
+            connection.idle_since = anyio.current_time()
             idle = self._idle.setdefault(place, [])
             if len(idle) < _IDLE_KEPT:
                 idle.append(connection)
@@ -149,8 +163,13 @@ class Peers:
     ) -> tuple[_Connection, bool]:
         """A connection to ``place``, and whether it was a kept one."""
         idle = self._idle.get(place)
-        if idle and not fresh:
-            return idle.pop(), True
+        now = anyio.current_time()
+        while idle and not fresh:
+            kept = idle.pop()
+            if not kept.stale(now):
+                kept.uses += 1
+                return kept, True
+            await kept.aclose()
         where = f"{place[0]}:{place[1]}"
         try:
             with anyio.fail_after(wait_s):
@@ -158,7 +177,9 @@ class Peers:
         except (OSError, TimeoutError) as error:
             message = f"cannot connect to {where}: {error!r}"
             raise PeerUnreachableError(message, sent=False) from None
-        return _Connection(stream, where.encode()), False
+        connection = _Connection(stream, where.encode())
+        connection.uses = 1
+        return connection, False
 
     @staticmethod
     async def _exchange(

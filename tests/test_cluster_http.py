@@ -181,3 +181,21 @@ async def test_a_session_named_by_its_key_is_found_again_after_it_moved(store_ur
         await c.sessions.set_state("the-key", "k", 2)
         codes = [(await client.get(f"{url_b}/sessions/the-key/state/k")).status_code for _ in "..."]
         assert codes[1:] == [200, 200], codes
+
+
+async def test_more_forwarded_writes_than_a_connection_serves_all_land(store_url: str) -> None:
+    """1,100 writes with bodies forwarded one after another all answer 204 (the server
+    closes a kept connection after 1,000 requests: the forwarding node retires it first)."""
+    async with (
+        node(store_url, "a") as (a, _),
+        node(store_url, "b") as (_, url_b),
+        httpx.AsyncClient(headers=AUTH) as client,
+    ):
+        session_id = await a.sessions.create()
+        await a.sessions.set_state(session_id, "k", 0)
+        codes = set()
+        for i in range(1100):
+            put = await client.put(f"{url_b}/sessions/{session_id}/state/k", json={"value": i})
+            codes.add(put.status_code)
+        assert codes == {204}
+        assert await a.sessions.get_state(session_id, "k") == 1099
