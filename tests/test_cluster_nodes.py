@@ -101,7 +101,7 @@ async def test_a_node_killed_mid_write_loses_nothing_and_its_sessions_move(
                         if got.status_code == 204:
                             moved.append(time.monotonic() - killed_at)
                             return
-                        assert got.status_code == 503, got.text
+                        assert got.status_code in (503, 504), got.text
                         await anyio.sleep(0.25)
 
             async with anyio.create_task_group() as probes:
