@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import attrs
 
 from satchel.actors.cluster import Node, SessionPlacement
 from satchel.actors.cluster._events import ClusterEvents
@@ -28,20 +28,38 @@ from satchel.storage._pg_notices import PostgresNotices
 #: sessions its node serves): their reminders are the node's own, not the cluster's.
 NODE_LOCAL_KINDS = (DEADLINES_KIND,)
 
-# The shared reminders of each open placement (``reminder_store_for``), closed with it.
-_REMINDERS: weakref.WeakKeyDictionary[SessionPlacement, PostgresReminders] = (
-    weakref.WeakKeyDictionary()
-)
-# What passes the events of each open placement on (tests wait for it to listen).
-_BRIDGES: weakref.WeakKeyDictionary[SessionPlacement, ClusterEvents] = weakref.WeakKeyDictionary()
-# The event notices of each open placement (``relay_events``), closed with it.
-_NOTICES: weakref.WeakKeyDictionary[SessionPlacement, PostgresNotices] = weakref.WeakKeyDictionary()
+
+@attrs.define
+class ClusterNode:
+    """What a runtime needs to be one node of a cluster, opened together (``open_node``)."""
+
+    #: Where sessions are served (leases, fencing, the heartbeat).
+    placement: SessionPlacement
+    #: The reminders the nodes share.
+    reminders: PostgresReminders
+    #: The notices the nodes pass their entries by.
+    notices: PostgresNotices
+    #: Set by ``relay_events``: what passes entries between the nodes.
+    events: ClusterEvents | None = None
+
+    def reminder_store(self, records: RecordStore) -> ReminderStore:
+        """The shared reminders, into which those kept in ``records`` move."""
+        self.reminders.legacy = StoreReminders(records)
+        return self.reminders
+
+    def relay_events(self, bus: EventBus, records: RecordReads, supervisor: Supervisor) -> None:
+        """Pass the entries written on this node on to the other nodes, and theirs to the
+        subscribers here (``rt.events``)."""
+        self.events = ClusterEvents(self.notices, bus, records, self.placement.holder)
+        bus.relay_to(self.events.note)
+        supervisor.spawn_system_task(self.events.send_forever)
+        supervisor.spawn_system_task(self.events.listen_forever)
 
 
 @asynccontextmanager
-async def open_placement(store: str, node: Node | None) -> AsyncIterator[SessionPlacement | None]:
-    """The placement of ``node`` on the PostgreSQL store ``store`` (``None`` without a node:
-    every session is served here); its leases are released on exit."""
+async def open_node(store: str, node: Node | None) -> AsyncIterator[ClusterNode | None]:
+    """``node`` on the PostgreSQL store ``store`` (``None`` without a node: every session is
+    served here); its leases are released on exit."""
     if node is None:
         yield None
         return
@@ -65,36 +83,11 @@ async def open_placement(store: str, node: Node | None) -> AsyncIterator[Session
         with anyio.CancelScope(shield=True):
             await placement.aclose()
         raise
-    _REMINDERS[placement] = reminders
-    notices = _NOTICES[placement] = PostgresNotices(conninfo, f"{table}_events")
+    notices = PostgresNotices(conninfo, f"{table}_events")
     try:
-        yield placement
+        yield ClusterNode(placement, reminders, notices)
     finally:
         with anyio.CancelScope(shield=True):
             await placement.aclose()
             await reminders.aclose()
             await notices.aclose()
-
-
-def reminder_store_for(placement: SessionPlacement | None, records: RecordStore) -> ReminderStore:
-    """Where the runtime keeps its reminders: in its records on one node; on a cluster
-    node, in the table the nodes share (the records' reminders move there)."""
-    if placement is None:
-        return StoreReminders(records)
-    shared = _REMINDERS[placement]
-    shared.legacy = StoreReminders(records)
-    return shared
-
-
-def relay_events(
-    placement: SessionPlacement, bus: EventBus, records: RecordReads, supervisor: Supervisor
-) -> ClusterEvents:
-    """Pass the entries written on this node on to the other nodes, and theirs to the
-    subscribers here (``rt.events``)."""
-    bridge = _BRIDGES[placement] = ClusterEvents(
-        _NOTICES[placement], bus, records, placement.holder
-    )
-    bus.relay_to(bridge.note)
-    supervisor.spawn_system_task(bridge.send_forever)
-    supervisor.spawn_system_task(bridge.listen_forever)
-    return bridge

@@ -20,7 +20,7 @@ from satchel.actors._model import SessionConfig
 from satchel.actors.artifacts._artifact_manager import ArtifactManager
 from satchel.actors.artifacts._audit import checked_max_entries
 from satchel.actors.artifacts._collect import CollectionConfig, Collectors, register_hook_kind
-from satchel.actors.cluster import ClusterStatus, Node, SessionPlacement
+from satchel.actors.cluster import ClusterStatus, Node
 from satchel.actors.hooks._builtin_hooks import Metrics
 from satchel.actors.hooks._builtin_hooks import install as install_builtin_hooks
 from satchel.actors.hooks._events import EventBus
@@ -57,6 +57,7 @@ from satchel.storage import (
     Durability,
     GroupCommit,
     Store,
+    StoreReminders,
     backup_store,
     checked_durability,
     is_networked,
@@ -64,7 +65,7 @@ from satchel.storage import (
     open_store,
 )
 
-from ._cluster import open_placement, relay_events, reminder_store_for
+from ._cluster import ClusterNode, open_node
 
 
 @final
@@ -87,8 +88,11 @@ class Runtime:
         workers: WorkerPool,
         durability: Durability = "process",
         group: GroupCommit | None = None,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.store = store
+        # On a cluster node: its placement, shared reminders and event relay.
+        self._cluster = cluster
         self.supervisor = supervisor
         self.backend = backend
         self.sessions = sessions
@@ -196,10 +200,7 @@ class Runtime:
     async def cluster(self) -> ClusterStatus | None:
         """On a cluster node (``open_runtime(node=…)``): this node, how many sessions it
         serves, and the live nodes; ``None`` otherwise."""
-        placement = self.supervisor.placement
-        if not isinstance(placement, SessionPlacement):
-            return None
-        return await placement.status()
+        return None if self._cluster is None else await self._cluster.placement.status()
 
     async def check(self, *, fix: bool = False) -> CheckResult:
         """Compare the blob index with its data and the sessions with their indexes
@@ -272,7 +273,7 @@ async def open_runtime(
     try:
         async with (
             _opened_store(path, store, objects, limits) as opened,
-            open_placement(store, node) as placement,
+            open_node(store, node) as cluster,
         ):
             # On a shared store, another process's upload in flight is pending too.
             await opened.blobs.recover(grace_s=SHARED_GRACE_S if opened.networked else 0.0)
@@ -285,9 +286,14 @@ async def open_runtime(
                 async with open_supervisor(
                     strategy=strategy,
                     resident_cap=resident_cap,
-                    reminder_store=reminder_store_for(placement, opened.records),
+                    reminder_store=(
+                        StoreReminders(opened.records)
+                        if cluster is None
+                        else cluster.reminder_store(opened.records)
+                    ),
                     grace=grace,
                 ) as supervisor:
+                    placement = None if cluster is None else cluster.placement
                     if placement is not None:
                         placement.attach(supervisor)
                     board = DeadlineBoard(supervisor)
@@ -297,8 +303,8 @@ async def open_runtime(
                     if builtin_hooks:
                         install_builtin_hooks(hooks, metrics)
                     events = EventBus(opened.records)
-                    if placement is not None:
-                        relay_events(placement, events, opened.records, supervisor)
+                    if cluster is not None:
+                        cluster.relay_events(events, opened.records, supervisor)
                     services = register_session_kinds(
                         opened,
                         supervisor,
@@ -363,6 +369,7 @@ async def open_runtime(
                         workers,
                         durability,
                         group,
+                        cluster,
                     )
     except BaseExceptionGroup as group_error:
         # The runtime's task groups wrap what the host's own code raised in its block: one

@@ -168,7 +168,7 @@ class PostgresLeases:
         its leases), serving at ``address``, beating now. ``StoreLockedError`` if another
         process registered that id and beat within ``ttl_s``: two live processes with one
         node id would both think they hold its leases."""
-        _check_node(node)
+        check_node_id(node)
         _check_holder(holder)
         t = self.table
         rows = await self._run(
@@ -283,10 +283,6 @@ class PostgresLeases:
             await self._connections.aclose()
 
 
-def _check_node(node: str) -> None:
-    check_node_id(node)
-
-
 def check_node_id(node: object) -> None:
     """Refuse (``ValidationError``) what cannot be a node id."""
     if type(node) is not str or not _NODE.fullmatch(node):
@@ -296,7 +292,7 @@ def check_node_id(node: object) -> None:
 def _check_holder(holder: str) -> None:
     """A node's incarnation: its id, or its id and ``#`` and a token."""
     node, _, token = holder.partition("#") if type(holder) is str else ("", "", "")
-    _check_node(node)
+    check_node_id(node)
     if "#" in holder and not token.isalnum():
         raise ValidationError(f"a node's incarnation is id#token, not {holder!r}")
 

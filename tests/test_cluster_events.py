@@ -10,7 +10,6 @@ import anyio
 import pytest
 
 from satchel import Node, open_runtime
-from satchel._cluster import _BRIDGES
 
 from .ports import drop_table, networked_place
 
@@ -28,7 +27,7 @@ async def store_url() -> AsyncIterator[str]:
 async def listening(rt: Any) -> None:
     """Wait until the node listens to the other nodes' events."""
     with anyio.fail_after(10):
-        await _BRIDGES[rt.supervisor.placement].listening.wait()
+        await rt._cluster.events.listening.wait()
 
 
 async def test_a_subscriber_on_one_node_sees_entries_written_on_another(store_url: str) -> None:
