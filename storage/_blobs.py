@@ -68,6 +68,9 @@ from ._ports import RecordStore, prefix_pairs
 log = logging.getLogger("satchel.storage")
 
 
+#: Content up to this size is staged inline without asking whether it is stored already.
+_ENCODE_UNASKED = 16 * 1024
+
 #: How many times a commit is planned again after other writers changed its counts.
 _COMMIT_ATTEMPTS = 16
 
@@ -84,6 +87,8 @@ class _Plan:
     cleanup: Batch = attrs.Factory(Batch)
     #: Records read, with the value read (``None``: absent), that the batch expects unchanged.
     expected: list[tuple[bytes, bytes | None]] = attrs.Factory(list)
+    #: What the plan read: references and counts, by key.
+    read: dict[bytes, bytes | None] = attrs.Factory(dict)
     adopted: list[bytes] = attrs.Factory(list)
     released: list[bytes] = attrs.Factory(list)
 
@@ -167,7 +172,9 @@ class BlobStore:
             )
         self._check_size(view.nbytes)
         digest = digest_of(view)
-        meta = await self.load_meta(digest)
+        # Small content is encoded whether or not it is stored already: cheaper than asking
+        # the store (a round trip when it is networked); ``commit`` finds the blob either way.
+        meta = None if view.nbytes <= _ENCODE_UNASKED else await self.load_meta(digest)
         if meta is not None:
             # Keep an immutable copy: the caller may reuse a bytearray before commit, and this
             # content is written under ``digest`` if the stored blob goes away meanwhile.
@@ -362,19 +369,20 @@ class BlobStore:
     ) -> _Plan:
         """The batch that writes ``batch`` with the references and counts as stored now."""
         plan = _Plan()
+        await self._read_for(plan, add, drop)
         changes: dict[bytes, _Change] = defaultdict(_Change)
         touched: set[bytes] = set()
         for item, owner in add:
-            digest = await self._reference(plan, touched, item, owner, taking=True)
+            digest = self._reference(plan, touched, item, owner, taking=True)
             changes[digest].delta += 1
             if isinstance(item, StagedBlob):
                 changes[digest].stagings.append(item)
         for held, owner in drop:
-            digest = await self._reference(plan, touched, held, owner, taking=False)
+            digest = self._reference(plan, touched, held, owner, taking=False)
             changes[digest].delta -= 1
         chunks = Batch()
         for digest, change in changes.items():
-            await self._apply(plan, chunks, digest, change)
+            self._apply(plan, chunks, digest, change)
         # Chunks of fresh data ids (no other op in the batch names them) go first: a store
         # reading the batch in order then meets the blob space at once, rather than after
         # building a batch of index operations only to start over.
@@ -401,17 +409,33 @@ class BlobStore:
         except Exception as error:
             log.warning("freeing unused chunks failed (check(fix=True) frees them): %s", error)
 
-    async def _reference(
+    async def _read_for(
+        self,
+        plan: _Plan,
+        add: list[tuple[BlobLike, bytes]],
+        drop: list[tuple[BlobLike, bytes]],
+    ) -> None:
+        """Read every reference and count the plan looks at, in one ``get_many`` (one round
+        trip on a networked store)."""
+        wanted: dict[bytes, None] = {}
+        for item, owner in [*add, *drop]:
+            if type(owner) is not bytes or not owner:
+                raise InvalidArgumentError("a reference owner must be a non-empty bytes key")
+            digest = parse_digest(item)
+            wanted[_keys.ref_key(digest, owner)] = None
+            wanted[_keys.blob_key(digest)] = None
+        keys = list(wanted)
+        plan.read = dict(zip(keys, await self.records.get_many(keys), strict=True))
+
+    def _reference(
         self, plan: _Plan, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
     ) -> bytes:
-        if type(owner) is not bytes or not owner:
-            raise InvalidArgumentError("a reference owner must be a non-empty bytes key")
         digest = parse_digest(item)
         key = _keys.ref_key(digest, owner)
         if key in touched:
             raise ValidationError(f"owner {owner!r} names blob {digest.hex()} twice in a commit")
         touched.add(key)
-        held = await self.records.get(key)
+        held = plan.read[key]
         if taking and held is not None:
             raise ValidationError(f"owner {owner!r} already references blob {digest.hex()}")
         if not taking and held is None:
@@ -423,9 +447,9 @@ class BlobStore:
             plan.own.delete(key, expect=Equals(held))
         return digest
 
-    async def _apply(self, plan: _Plan, chunks: Batch, digest: bytes, change: _Change) -> None:
+    def _apply(self, plan: _Plan, chunks: Batch, digest: bytes, change: _Change) -> None:
         key = _keys.blob_key(digest)
-        stored = await self.records.get(key)
+        stored = plan.read[key]
         plan.expected.append((key, stored))
         own = plan.own
         winner: bytes | None = None
