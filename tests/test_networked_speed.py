@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
-from satchel.storage import ABSENT, BLOBS, INDEX, Batch, Equals
+from satchel.storage import ABSENT, BLOBS, INDEX, Batch, Equals, LocalRecords
 
 from satchel import SessionNotFoundError, WriteConflictError, open_runtime
 
@@ -117,3 +119,27 @@ async def test_a_long_conditional_batch_goes_to_the_commit_function(tmp_path: Pa
             await records.write(batch)
         keys = [f"k{i}".encode() for i in range(50)] + [b"head"]
         assert await records.get_many(keys) == [b"v"] * 50 + [b"1"]
+
+
+async def test_a_small_artifact_store_reads_twice_and_writes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing a new 1 KiB version of a known name makes two reads and one write of the
+    record port (each a round trip on PostgreSQL): the name's head, the blob's count and
+    reference together, then the commit."""
+    calls: list[str] = []
+    for name in ("get", "get_many", "scan", "write"):
+        original = getattr(LocalRecords, name)
+
+        def counted(self: Any, *args: Any, _name: str = name, _f: Any = original, **kw: Any) -> Any:
+            calls.append(_name)
+            return _f(self, *args, **kw)
+
+        monkeypatch.setattr(LocalRecords, name, counted)
+    async with open_runtime(tmp_path / "data", store="memory") as rt:
+        session_id = await rt.sessions.create()
+        handle = rt.session(session_id)
+        await handle.store_artifact("notes", os.urandom(1024), type="text/plain")
+        calls.clear()
+        await handle.store_artifact("notes", os.urandom(1024), type="text/plain")
+    assert (calls.count("write"), len(calls) - calls.count("write")) == (1, 2), calls
