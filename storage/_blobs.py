@@ -26,17 +26,16 @@ from typing import final
 
 import anyio
 import anyio.lowlevel
-import attrs
 from satchel.runtime._errors import (
     BlobNotFoundError,
     ContentTooLargeError,
     IntegrityError,
     InvalidArgumentError,
-    ValidationError,
     WriteConflictError,
 )
 
 from . import _keys
+from ._blob_plan import BlobChange, CommitPlan, moved, read_for, reference
 from ._blob_uploads import (
     BlobLike,
     BlobRef,
@@ -73,32 +72,6 @@ _ENCODE_UNASKED = 16 * 1024
 
 #: How many times a commit is planned again after other writers changed its counts.
 _COMMIT_ATTEMPTS = 16
-
-
-@attrs.define
-class _Plan:
-    """One attempt at a ``commit``: its batch, and what it counted on."""
-
-    #: The caller's batch with the references, counts and chunks.
-    batch: Batch = attrs.Factory(Batch)
-    #: The references and counts (part of ``batch``).
-    own: Batch = attrs.Factory(Batch)
-    #: What goes after the batch is in: chunks no blob owns.
-    cleanup: Batch = attrs.Factory(Batch)
-    #: Records read, with the value read (``None``: absent), that the batch expects unchanged.
-    expected: list[tuple[bytes, bytes | None]] = attrs.Factory(list)
-    #: What the plan read: references and counts, by key.
-    read: dict[bytes, bytes | None] = attrs.Factory(dict)
-    adopted: list[bytes] = attrs.Factory(list)
-    released: list[bytes] = attrs.Factory(list)
-
-
-@attrs.define
-class _Change:
-    """What one ``commit`` does to one blob."""
-
-    delta: int = 0
-    stagings: list[StagedBlob] = attrs.Factory(list)
 
 
 @final
@@ -328,7 +301,7 @@ class BlobStore:
                 except WriteConflictError:
                     # With no conditions of the caller's, the conflict is the plan's. (A
                     # count may be back to what was read by then: re-reading would not tell.)
-                    ours = not batch.conditions or await self._moved(plan.expected)
+                    ours = not batch.conditions or await moved(self.records, plan.expected)
                     if attempt == _COMMIT_ATTEMPTS or not ours:
                         raise
                     # Another process's commit got there first: let its next ones by too.
@@ -366,19 +339,19 @@ class BlobStore:
         batch: Batch,
         add: list[tuple[BlobLike, bytes]],
         drop: list[tuple[BlobLike, bytes]],
-    ) -> _Plan:
+    ) -> CommitPlan:
         """The batch that writes ``batch`` with the references and counts as stored now."""
-        plan = _Plan()
-        await self._read_for(plan, add, drop)
-        changes: dict[bytes, _Change] = defaultdict(_Change)
+        plan = CommitPlan()
+        await read_for(self.records, plan, add, drop)
+        changes: dict[bytes, BlobChange] = defaultdict(BlobChange)
         touched: set[bytes] = set()
         for item, owner in add:
-            digest = self._reference(plan, touched, item, owner, taking=True)
+            digest = reference(plan, touched, item, owner, taking=True)
             changes[digest].delta += 1
             if isinstance(item, StagedBlob):
                 changes[digest].stagings.append(item)
         for held, owner in drop:
-            digest = self._reference(plan, touched, held, owner, taking=False)
+            digest = reference(plan, touched, held, owner, taking=False)
             changes[digest].delta -= 1
         chunks = Batch()
         for digest, change in changes.items():
@@ -391,14 +364,6 @@ class BlobStore:
         plan.batch.extend(plan.own)
         return plan
 
-    async def _moved(self, expected: list[tuple[bytes, bytes | None]]) -> bool:
-        """Whether a record a plan counted on is no longer as it read it (so the conflict
-        may be the plan's, and planning again may succeed)."""
-        if not expected:
-            return False
-        now = await self.records.get_many([key for key, _ in expected])
-        return any(value != seen for (_, seen), value in zip(expected, now, strict=True))
-
     async def _clean_up(self, cleanup: Batch) -> None:
         """Free the chunks a committed batch left to no blob. The batch is in: a failure
         here must not read as "nothing written" to the caller (whose journal and counters
@@ -409,45 +374,7 @@ class BlobStore:
         except Exception as error:
             log.warning("freeing unused chunks failed (check(fix=True) frees them): %s", error)
 
-    async def _read_for(
-        self,
-        plan: _Plan,
-        add: list[tuple[BlobLike, bytes]],
-        drop: list[tuple[BlobLike, bytes]],
-    ) -> None:
-        """Read every reference and count the plan looks at, in one ``get_many`` (one round
-        trip on a networked store)."""
-        wanted: dict[bytes, None] = {}
-        for item, owner in [*add, *drop]:
-            if type(owner) is not bytes or not owner:
-                raise InvalidArgumentError("a reference owner must be a non-empty bytes key")
-            digest = parse_digest(item)
-            wanted[_keys.ref_key(digest, owner)] = None
-            wanted[_keys.blob_key(digest)] = None
-        keys = list(wanted)
-        plan.read = dict(zip(keys, await self.records.get_many(keys), strict=True))
-
-    def _reference(
-        self, plan: _Plan, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
-    ) -> bytes:
-        digest = parse_digest(item)
-        key = _keys.ref_key(digest, owner)
-        if key in touched:
-            raise ValidationError(f"owner {owner!r} names blob {digest.hex()} twice in a commit")
-        touched.add(key)
-        held = plan.read[key]
-        if taking and held is not None:
-            raise ValidationError(f"owner {owner!r} already references blob {digest.hex()}")
-        if not taking and held is None:
-            raise BlobNotFoundError(f"owner {owner!r} holds no reference to blob {digest.hex()}")
-        plan.expected.append((key, held))
-        if held is None:
-            plan.own.put(key, b"", expect=ABSENT)
-        else:
-            plan.own.delete(key, expect=Equals(held))
-        return digest
-
-    def _apply(self, plan: _Plan, chunks: Batch, digest: bytes, change: _Change) -> None:
+    def _apply(self, plan: CommitPlan, chunks: Batch, digest: bytes, change: BlobChange) -> None:
         key = _keys.blob_key(digest)
         stored = plan.read[key]
         plan.expected.append((key, stored))
