@@ -1,16 +1,29 @@
-"""One attempt at a blob ``commit``: what it reads (every reference and count it looks at,
-in one ``get_many``), what it expects of them when it writes, and whether a conflict was its
-own. ``BlobStore.commit`` plans, writes, and plans again on a conflict."""
+"""One attempt at a blob ``commit``: what it assumes of every reference and count it looks
+at, what it expects of them when it writes, and whether a conflict was its own.
+``BlobStore.commit`` plans, writes, and plans again on a conflict.
+
+A plan does not read what it can tell (``assume``): a reference an owner takes is new (its
+owner is a record being written), one it releases is there, and a count is the one this
+process last read or wrote for that content, or absent for content staged here that this
+process has not seen stored. Every one is written on the condition that it is as assumed,
+so a wrong guess fails the write whole (``WriteConflictError``), and the commit reads them
+all then (``after_conflict``) and plans again from what is stored: a new content costs no
+read, a content stored by another process (or deleted) one more round trip.
+"""
 
 from __future__ import annotations
 
 import attrs
+
 from satchel.runtime._errors import BlobNotFoundError, InvalidArgumentError, ValidationError
 
 from . import _keys
 from ._blob_uploads import BlobLike, StagedBlob, parse_digest
-from ._kv import ABSENT, Batch, Equals
+from ._kv import ABSENT, INDEX, Batch, Equals
 from ._ports import RecordStore
+
+#: A value assumed absent (``None``) or present.
+Seen = bytes | None
 
 
 @attrs.define
@@ -23,10 +36,14 @@ class CommitPlan:
     own: Batch = attrs.Factory(Batch)
     #: What goes after the batch is in: chunks no blob owns.
     cleanup: Batch = attrs.Factory(Batch)
-    #: Records read, with the value read (``None``: absent), that the batch expects unchanged.
+    #: Records, with the value assumed (``None``: absent), that the batch expects unchanged.
     expected: list[tuple[bytes, bytes | None]] = attrs.Factory(list)
-    #: What the plan read: references and counts, by key.
-    read: dict[bytes, bytes | None] = attrs.Factory(dict)
+    #: What the plan assumes of every reference and count it looks at, by key.
+    read: dict[bytes, Seen] = attrs.Factory(dict)
+    #: Whether ``read`` holds guesses (nothing was read): a conflict may be a wrong guess.
+    guessed: bool = False
+    #: The count record of each blob once the batch is written (``None``: deleted).
+    counts: dict[bytes, Seen] = attrs.Factory(dict)
     adopted: list[bytes] = attrs.Factory(list)
     released: list[bytes] = attrs.Factory(list)
 
@@ -39,14 +56,11 @@ class BlobChange:
     stagings: list[StagedBlob] = attrs.Factory(list)
 
 
-async def read_for(
-    records: RecordStore,
-    plan: CommitPlan,
-    add: list[tuple[BlobLike, bytes]],
-    drop: list[tuple[BlobLike, bytes]],
-) -> None:
-    """Read every reference and count the plan looks at, in one ``get_many`` (one round
-    trip on a networked store)."""
+def wanted_keys(
+    add: list[tuple[BlobLike, bytes]], drop: list[tuple[BlobLike, bytes]]
+) -> list[bytes]:
+    """Every reference and count key a commit of ``add`` and ``drop`` looks at (checking
+    the owners)."""
     wanted: dict[bytes, None] = {}
     for item, owner in [*add, *drop]:
         if type(owner) is not bytes or not owner:
@@ -54,15 +68,49 @@ async def read_for(
         digest = parse_digest(item)
         wanted[_keys.ref_key(digest, owner)] = None
         wanted[_keys.blob_key(digest)] = None
-    keys = list(wanted)
-    plan.read = dict(zip(keys, await records.get_many(keys), strict=True))
+    return list(wanted)
+
+
+async def assume(
+    records: RecordStore,
+    known: dict[bytes, Seen],
+    uploads: set[bytes],
+    add: list[tuple[BlobLike, bytes]],
+    drop: list[tuple[BlobLike, bytes]],
+) -> tuple[dict[bytes, Seen], bool]:
+    """What a plan takes every reference and count key to hold, and whether that is a
+    guess: without a read when each can be told (see the module docstring), else all of
+    them read in one ``get_many`` (one round trip on a networked store)."""
+    keys = wanted_keys(add, drop)
+    values: dict[bytes, Seen] = {}
+    for item, owner in add:
+        values[_keys.ref_key(parse_digest(item), owner)] = None
+    for item, owner in drop:
+        values[_keys.ref_key(parse_digest(item), owner)] = b""
+    adoptable = {
+        item.ref.digest
+        for item, _ in add
+        if isinstance(item, StagedBlob)
+        and item._layout is not None
+        and (item._chunks is not None or item._layout.data_id in uploads)
+    }
+    for item, _ in [*add, *drop]:
+        digest = parse_digest(item)
+        seen = known.get(digest)
+        if seen is None and digest not in adoptable:
+            # A count it cannot guess (a blob to reference that it has not seen, or seen
+            # gone: it may be stored again since): read everything, as it costs the same.
+            return dict(zip(keys, await records.get_many(keys), strict=True)), False
+        # Content staged here and not seen stored is new, most likely.
+        values[_keys.blob_key(digest)] = seen
+    return values, True
 
 
 def reference(
     plan: CommitPlan, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
 ) -> bytes:
-    """Take (or release) ``owner``'s reference to ``item`` in the plan, expecting it as read;
-    the blob's digest."""
+    """Take (or release) ``owner``'s reference to ``item`` in the plan, expecting it as
+    assumed; the blob's digest."""
     digest = parse_digest(item)
     key = _keys.ref_key(digest, owner)
     if key in touched:
@@ -81,10 +129,46 @@ def reference(
     return digest
 
 
-async def moved(records: RecordStore, expected: list[tuple[bytes, bytes | None]]) -> bool:
-    """Whether a record a plan counted on is no longer as it read it (so the conflict may be
-    the plan's, and planning again may succeed)."""
-    if not expected:
-        return False
-    now = await records.get_many([key for key, _ in expected])
-    return any(value != seen for (_, seen), value in zip(expected, now, strict=True))
+def _callers_conditions(batch: Batch) -> list[tuple[bytes, Seen]] | None:
+    """The keys the caller's ``batch`` writes on a condition, with the value each expects
+    (``None``: absent); ``None`` if one of them is written earlier in the batch (what it
+    expects then is not what is stored)."""
+    if not batch.conditions:
+        return []
+    conditions = dict(batch.conditions)
+    written: set[bytes] = set()
+    found: list[tuple[bytes, Seen]] = []
+    for index, (op, space, key, _) in enumerate(batch.ops):
+        if space is not INDEX:
+            continue
+        if op == "delete_range":
+            return None
+        condition = conditions.get(index)
+        if condition is not None:
+            if key in written:
+                return None
+            found.append((key, condition.value if isinstance(condition, Equals) else None))
+        written.add(key)
+    return found
+
+
+async def after_conflict(
+    records: RecordStore, plan: CommitPlan, batch: Batch
+) -> dict[bytes, Seen] | None:
+    """What every key the failed ``plan`` assumed holds now, to plan again from, if the
+    conflict may be the plan's; ``None`` if it is the caller's (a condition of its ``batch``
+    fails now, or none of the plan's records moved while the caller's conditions cannot be
+    told: with them all holding now, the plan's records changed and changed back). One
+    ``get_many`` of the plan's keys and the caller's conditioned ones."""
+    callers = _callers_conditions(batch)
+    mine = list(plan.read)
+    theirs = [key for key, _ in callers or ()]
+    now = await records.get_many([*mine, *theirs])
+    stored = dict(zip(mine, now, strict=False))
+    if callers is not None:
+        for (_, expected), value in zip(callers, now[len(mine) :], strict=True):
+            if value != expected:
+                return None
+    if callers is None and all(stored[key] == seen for key, seen in plan.read.items()):
+        return None
+    return stored

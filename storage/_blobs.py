@@ -10,9 +10,10 @@ opens the store, before the blobs are used).
 
 Reference counts are persisted in the blob's metadata; each reference is also a key of its own
 (``bref`` + digest + owner key), so ``check`` can recount them and name their owners. A commit
-writes counts and references on the condition that they are as it read them, and plans again
-when another writer got there first: writers sharing a store (tasks of one process, or
-processes on PostgreSQL) never lose a count.
+writes counts and references on the condition that they are as it read them (or, when it can
+guess them, as it guessed: ``_blob_plan``), and plans again when another writer got there
+first: writers sharing a store (tasks of one process, or processes on PostgreSQL) never lose a
+count.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import final
 
 import anyio
 import anyio.lowlevel
+
 from satchel.runtime._errors import (
     BlobNotFoundError,
     ContentTooLargeError,
@@ -35,7 +37,7 @@ from satchel.runtime._errors import (
 )
 
 from . import _keys
-from ._blob_plan import BlobChange, CommitPlan, moved, read_for, reference
+from ._blob_plan import BlobChange, CommitPlan, Seen, after_conflict, assume, reference
 from ._blob_uploads import (
     BlobLike,
     BlobRef,
@@ -72,6 +74,8 @@ _ENCODE_UNASKED = 16 * 1024
 
 #: How many times a commit is planned again after other writers changed its counts.
 _COMMIT_ATTEMPTS = 16
+#: How many blobs' count records a store keeps as last seen (to plan commits without reading).
+_KNOWN_MAX = 4096
 
 
 @final
@@ -87,6 +91,9 @@ class BlobStore:
         #: Digests a commit of this process is counting, and the event it sets when done
         #: (shared with ``through`` views).
         self._committing: dict[bytes, anyio.Event] = {}
+        #: The count record of each blob as this process last read or wrote it (``None``:
+        #: absent), a commit's guess of what is stored (shared with ``through`` views).
+        self._known: dict[bytes, Seen] = {}
 
     def through(self, records: RecordStore) -> BlobStore:
         """This store, reading and writing through ``records`` (a view of the same records,
@@ -285,28 +292,42 @@ class BlobStore:
         dangling one. Raises before anything is written if a reference is taken twice by one
         owner, released by an owner that does not hold it, or taken on a blob that is gone.
 
-        Counts and references are written on the condition that they are as read: a commit
-        that another writer's (another task's, or another process's on a shared store) got
-        ahead of is planned again from what is stored then. A conflict on the caller's own
+        Counts and references are written on the condition that they are as read, or as
+        guessed without reading (``_blob_plan.assume``): a commit that guessed wrong, or that
+        another writer's (another task's, or another process's on a shared store) got ahead
+        of, is planned again from what is stored then. A conflict on the caller's own
         conditions is raised (``WriteConflictError``) with nothing written.
         """
         adds, drops = list(add), list(drop)
         digests = sorted({parse_digest(item) for item, _ in adds + drops})
         await self._hold(digests)
         try:
+            read, guessed = await assume(self.records, self._known, self._uploads, adds, drops)
             for attempt in range(1, _COMMIT_ATTEMPTS + 1):
-                plan = await self._plan(batch, adds, drops)
+                plan = self._plan(batch, adds, drops, read, guessed=guessed)
                 try:
                     await self.records.write(plan.batch, sync=sync)
                 except WriteConflictError:
-                    # With no conditions of the caller's, the conflict is the plan's. (A
-                    # count may be back to what was read by then: re-reading would not tell.)
-                    ours = not batch.conditions or await moved(self.records, plan.expected)
-                    if attempt == _COMMIT_ATTEMPTS or not ours:
+                    # A guess was wrong, another writer got there first, or a condition of
+                    # the caller's failed: one read tells (and is what to plan from again).
+                    now = (
+                        None
+                        if attempt == _COMMIT_ATTEMPTS
+                        else await after_conflict(self.records, plan, batch)
+                    )
+                    if now is None:
+                        self._forget(digests)
                         raise
-                    # Another process's commit got there first: let its next ones by too.
-                    await anyio.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+                    self._learn(digests, now)
+                    if not plan.guessed:
+                        # Another process's commit got there first: let its next ones by too.
+                        await anyio.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+                    read, guessed = now, False
                     continue
+                except BaseException:
+                    self._forget(digests)  # it may have been written: the counts are unknown
+                    raise
+                self._remember(plan.counts)
                 self._uploads.difference_update(plan.adopted)
                 self._uploads.difference_update(plan.released)
                 if len(plan.cleanup):
@@ -314,6 +335,18 @@ class BlobStore:
                 return
         finally:
             self._let_go(digests)
+
+    def _remember(self, counts: dict[bytes, Seen]) -> None:
+        if len(self._known) + len(counts) > _KNOWN_MAX:
+            self._known.clear()  # guesses: losing them costs a read each
+        self._known.update(counts)
+
+    def _learn(self, digests: list[bytes], stored: dict[bytes, Seen]) -> None:
+        self._remember({d: stored[k] for d in digests if (k := _keys.blob_key(d)) in stored})
+
+    def _forget(self, digests: list[bytes]) -> None:
+        for digest in digests:
+            self._known.pop(digest, None)
 
     async def _hold(self, digests: list[bytes]) -> None:
         """Wait until no other commit of this process counts any of ``digests``, and mark
@@ -334,15 +367,18 @@ class BlobStore:
         for digest in digests:
             self._committing.pop(digest).set()
 
-    async def _plan(
+    def _plan(
         self,
         batch: Batch,
         add: list[tuple[BlobLike, bytes]],
         drop: list[tuple[BlobLike, bytes]],
+        read: dict[bytes, Seen],
+        *,
+        guessed: bool,
     ) -> CommitPlan:
-        """The batch that writes ``batch`` with the references and counts as stored now."""
-        plan = CommitPlan()
-        await read_for(self.records, plan, add, drop)
+        """The batch that writes ``batch`` with the references and counts as ``read`` has
+        them (read, or guessed: ``assume``)."""
+        plan = CommitPlan(read=read, guessed=guessed)
         changes: dict[bytes, BlobChange] = defaultdict(BlobChange)
         touched: set[bytes] = set()
         for item, owner in add:
@@ -400,8 +436,10 @@ class BlobStore:
             encoded = META_CODEC.encode(counted)
             own.put(key, encoded, expect=condition)
             self._metas.prime(encoded, counted)
+            plan.counts[digest] = encoded
         else:
             own.delete(key, expect=condition)
+            plan.counts[digest] = None
             own.put(_keys.pending_key(meta.data_id), _keys.pending_since())
             free_chunks(plan.cleanup, meta.data_id)
 
@@ -436,6 +474,7 @@ class BlobStore:
     async def load_meta(self, digest: bytes) -> BlobMeta | None:
         """The index record of the blob with ``digest``, or ``None``."""
         data = await self.records.get(_keys.blob_key(digest))
+        self._remember({digest: data})
         return None if data is None else self._metas.decode(data)
 
     async def _require(self, blob: BlobLike) -> tuple[bytes, BlobMeta]:
