@@ -88,6 +88,13 @@ class SessionMovedError(SatchelError, RuntimeError):
     kind = "SessionMoved"
 
 
+class NodeNotAnsweringError(SatchelError, ConnectionError):
+    """The node serving the session had the whole request and did not answer: it may or
+    may not have carried it out. Read before asking again."""
+
+    kind = "NodeNotAnswering"
+
+
 class StoreUnavailableError(SatchelError, ConnectionError):
     """The storage server could not be reached, or the connection broke during the call;
     a write that fails with it may or may not have been committed."""

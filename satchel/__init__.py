@@ -59,6 +59,7 @@ from .runtime._errors import IntegrityError as IntegrityError
 from .runtime._errors import InvalidArgumentError as InvalidArgumentError
 from .runtime._errors import InvalidStateTransitionError as InvalidStateTransitionError
 from .runtime._errors import MailboxFullError as MailboxFullError
+from .runtime._errors import NodeNotAnsweringError as NodeNotAnsweringError
 from .runtime._errors import ObjectNotFoundError as ObjectNotFoundError
 from .runtime._errors import QuotaExceededError as QuotaExceededError
 from .runtime._errors import RateLimitedError as RateLimitedError

@@ -262,7 +262,7 @@ def _node(args: argparse.Namespace) -> Node | None:
     where = socket.gethostname()[:50]
     node_id = args.node_id or (f"{where}-{args.port}" if args.port else f"{where}-{os.getpid()}")
     ttl = 10.0 if args.lease_ttl is None else args.lease_ttl
-    return Node(node_id, args.advertise or "", lease_ttl_s=ttl)
+    return Node(node_id, args.advertise or "", lease_ttl_s=ttl, token=_token(args))
 
 
 #: The ``serve`` keywords the CLI has flags for, when ``satchel._serve.serve`` takes them.

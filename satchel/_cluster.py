@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 import anyio
 import attrs
 
+from satchel._cluster_owners import Owners
+from satchel._http_peers import Peers
+from satchel._session_calls import RemoteSessions
 from satchel.actors.cluster import Node, SessionPlacement
 from satchel.actors.cluster._events import ClusterEvents
 from satchel.actors.hooks._events import EventBus
@@ -41,6 +44,13 @@ class ClusterNode:
     notices: PostgresNotices
     #: Set by ``relay_events``: what passes entries between the nodes.
     events: ClusterEvents | None = None
+    #: Connections to the other nodes, for handles' calls of sessions served there.
+    peers: Peers = attrs.field(factory=Peers)
+
+    def session_calls(self) -> RemoteSessions:
+        """Where ``rt.session(id)`` handles' calls run: here, or at the session's node."""
+        owners = Owners(self.placement)
+        return RemoteSessions(owners, self.peers, self.placement.node.token)
 
     def reminder_store(self, records: RecordStore) -> ReminderStore:
         """The shared reminders, into which those kept in ``records`` move."""
@@ -85,9 +95,11 @@ async def open_node(store: str, node: Node | None) -> AsyncIterator[ClusterNode 
         raise
     notices = PostgresNotices(conninfo, f"{table}_events")
     try:
-        yield ClusterNode(placement, reminders, notices)
+        cluster = ClusterNode(placement, reminders, notices)
+        yield cluster
     finally:
         with anyio.CancelScope(shield=True):
             await placement.aclose()
             await reminders.aclose()
             await notices.aclose()
+            await cluster.peers.aclose()

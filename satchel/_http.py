@@ -63,6 +63,7 @@ STATUS: dict[type[errors.SatchelError], int] = {
     errors.StoreUnavailableError: 503,
     errors.WriteConflictError: 409,
     errors.SessionMovedError: 503,
+    errors.NodeNotAnsweringError: 504,
     errors.ObjectNotFoundError: 404,
     errors.IntegrityError: 500,
 }
@@ -244,6 +245,10 @@ def make_app(
         return json_response(document)
 
     routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in ENDPOINTS]
+    if rt._cluster is not None:  # handles' calls sent by the other nodes
+        from satchel._http_calls import ROUTES
+
+        routes.extend(ROUTES)
     routes.append(Route("/openapi.json", openapi_document, methods=["GET"]))
     open_paths = frozenset({"/health", "/metrics"} if metrics_open else {"/health"})
     traffic = Traffic()

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from satchel._cluster_owners import Owners
 from satchel._http_peers import Answer, Peers, PeerUnreachableError
 from satchel.actors import _validate as validate
 from satchel.actors.cluster import SessionPlacement
-from satchel.actors.sessions._session import SESSION_KIND
 from satchel.runtime import _errors as errors
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ log = logging.getLogger("satchel.http")
 #: Marks a request one node sent on to another (its value: the sending node's id).
 FORWARDED = b"x-satchel-forwarded"
 _PREFIX = "/sessions/"
-#: How many sessions' nodes a node remembers.
-_OWNERS_KEPT = 10_000
 # Hop-by-hop headers (RFC 9110 7.6.1), and the host, which names the node asked first.
 _NOT_FORWARDED = frozenset(
     {
@@ -60,9 +58,7 @@ class Forward:
         self._app = app
         self._placement = placement
         self._peers = peers
-        #: Session -> (its node's address, until when to trust that), oldest first.
-        self._owners: dict[str, tuple[str, float]] = {}
-        self._keep_s = placement.node.lease_ttl_s / 3
+        self._owners = Owners(placement)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -82,27 +78,8 @@ class Forward:
             session_id, _ = validate.session_id(name)
         except errors.SatchelError:
             return None  # the route answers what is wrong with it
-        placement = self._placement
-        if placement.holds(SESSION_KIND, session_id):
-            return None
-        known = self._owners.get(session_id)
-        if known is not None and known[1] > anyio.current_time():
-            return known[0], session_id
-        found = await placement.leases.owner(session_id)
-        if found is None:
-            return None
-        lease, address = found
-        if lease.node == placement.holder or not address:
-            return None
-        self._remember(session_id, address)
-        return address, session_id
-
-    def _remember(self, session_id: str, address: str) -> None:
-        """Keep where a session is served for a third of a lease's time: forwarded requests
-        then skip the lookup. (A stale entry costs one SessionMoved answer, which drops it.)"""
-        if len(self._owners) >= _OWNERS_KEPT:
-            self._owners.pop(next(iter(self._owners)))
-        self._owners[session_id] = (address, anyio.current_time() + self._keep_s)
+        address = await self._owners.elsewhere(session_id)
+        return None if address is None else (address, session_id)
 
     async def _forward(
         self, address: str, session_id: str, scope: Scope, receive: Receive, send: Send
@@ -126,11 +103,11 @@ class Forward:
                 wait_s=self._placement.node.lease_ttl_s,
             ) as answer:
                 if answer.status == 503:
-                    self._owners.pop(session_id, None)  # it moved on: look it up again
+                    self._owners.forget(session_id)  # it moved on: look it up again
                 await _relay(answer, receive, send)
         except PeerUnreachableError as error:
             log.warning("forwarding %s to %s failed: %s", scope["path"], address, error)
-            self._owners.pop(session_id, None)  # moved, or gone: look it up again
+            self._owners.forget(session_id)  # moved, or gone: look it up again
             await _failed(address, sent=error.sent)(scope, receive, send)
         finally:
             if body is not None:

@@ -340,6 +340,8 @@ async def open_runtime(
                         events,
                         services.budgets,
                     )
+                    if cluster is not None:
+                        sessions.calls = cluster.session_calls()
                     services.scripts.run = functools.partial(
                         run_session_script, sessions, artifacts, HostState(opened.records), workers
                     )

@@ -435,7 +435,8 @@ class SyncSessionHandle:
     def store_file(
         self, path: str | os.PathLike[str], *, type: str, metadata: Mapping[str, Any] | None = None
     ) -> ArtifactRef:
-        """Store a file as an artifact named by its base name."""
+        """Store a file (under the runtime's ``file_roots``) as an artifact named by its base
+        name. The file is read here; on a cluster node its content goes to the session's node."""
         return self._portal.run(self._target.store_file(path, type=type, metadata=metadata))
 
     def get_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> Artifact:

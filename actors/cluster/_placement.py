@@ -20,6 +20,7 @@ from typing import final
 
 import anyio
 import attrs
+
 from satchel.runtime import Supervisor
 from satchel.runtime._errors import (
     SessionMovedError,
@@ -38,11 +39,13 @@ log = logging.getLogger("satchel.cluster")
 @attrs.frozen
 class Node:
     """One node of a cluster: its id (unique in the cluster), the address its HTTP API
-    answers on (``http://host:port``), and how long its leases last without a beat."""
+    answers on (``http://host:port``), how long its leases last without a beat, and the
+    cluster's token, with which it asks other nodes for the sessions they serve."""
 
     id: str
     address: str = ""
     lease_ttl_s: float = 10.0
+    token: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         check_node_id(self.id)
@@ -52,6 +55,8 @@ class Node:
             )
         if not isinstance(self.address, str):
             raise ValidationError(f"a node's address is a str, not {self.address!r}")
+        if self.token is not None and not (isinstance(self.token, str) and self.token.strip()):
+            raise ValidationError("a node's token is a non-empty str")
 
 
 @attrs.frozen

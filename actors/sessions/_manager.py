@@ -16,6 +16,7 @@ from typing import Any, final
 import anyio
 import anyio.lowlevel
 import attrs
+
 from satchel.runtime import ActorRef, Supervisor
 from satchel.runtime._errors import (
     InvalidArgumentError,
@@ -53,7 +54,7 @@ from . import _session_update as update
 from ._budgets import Budgets
 from ._creation import Creation
 from ._deadlines import DeadlineBoard
-from ._handle import SessionHandle
+from ._handle import SessionCalls, SessionHandle
 from ._history import History, ReplayMetadata
 from ._manager_log import EventLogCalls
 from ._query import (
@@ -93,6 +94,8 @@ class SessionManager(EventLogCalls):
     ) -> None:
         self._records = records
         self._events = events
+        #: On a cluster node, where handles' calls run (``None``: always here).
+        self.calls: SessionCalls | None = None
         self._budgets = budgets
         self._history = History(records, blobs, hooks)
         self._supervisor = supervisor
