@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import anyio
 import attrs
+
 from satchel.runtime import ActorRef
 from satchel.runtime._errors import (
     AccessDeniedError,
@@ -32,6 +33,7 @@ from . import _access as access
 from . import _artifact_index as index
 from . import _artifact_layout as layout
 from . import _audit as audit
+from ._artifact_heads import NameState
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord, ArtifactRef
 from ._storage import AbortUpload, AppendUpload, DiscardStaged, FinishUpload, OpenUpload, StageBytes
 
@@ -109,32 +111,24 @@ def check_quota(session_id: str, config: SessionConfig, counters: Counters, size
     return budget
 
 
-async def store_batch(
-    records: RecordReads,
+def store_batch(
     sid: bytes,
     session_id: str,
     message: StoreArtifact,
     staged: StagedBlob,
     now_us: int,
     batch: Batch,
-) -> tuple[ArtifactRef, dict[str, Any], bytes]:
-    """Add to ``batch`` the staged content as the next version; its ref, journal data and
-    owner key."""
+    named: NameState,
+) -> tuple[ArtifactRef, dict[str, Any], bytes, bytes]:
+    """Add to ``batch`` the staged content as the next version of a name whose head and
+    retired key are ``named``; its ref, journal data, owner key and the name's new head."""
     name = message.name.encode()
-    # Both at once: one round trip on a networked store where a new name took two.
-    previous, retired = await records.get_many(
-        [layout.name_key(sid, name), layout.retired_key(sid, name)]
-    )
-    if previous is None:
+    if named.head is None:
         # A name deleted whole keeps its last number: a client caching ``version=N`` must
         # never read other bytes under it.
-        last, first, latest = layout.decode_retired(retired), now_us, None
-        if retired is not None:
-            # Only a name deleted whole has one (deletes are never held back in a turn, so
-            # the store has it); a tombstone for nothing would cost every later read.
-            batch.delete(layout.retired_key(sid, name))
+        last, first, latest = layout.decode_retired(named.retired), now_us, None
     else:
-        last, first, latest = layout.decode_name_value(previous)
+        last, first, latest = layout.decode_name_value(named.head)
     version = last + 1
     text_id, aid = validate.new_artifact_id()
     blob = staged.ref
@@ -165,11 +159,12 @@ async def store_batch(
     for key, value in index.entries(record, tail, suffix):
         batch.put(key, value)
     batch.put(index.LATEST + suffix, b"")
-    batch.put(layout.name_key(sid, name), layout.encode_name_value(version, first, suffix))
+    head = layout.encode_name_value(version, first, suffix)
+    named.write(batch, sid, name, head)
     ref = ArtifactRef(text_id, session_id, message.name, version, blob.hash, blob.size)
     data = {"id": text_id, "name": message.name, "version": version, "hash": blob.hash}
     data |= {"size": blob.size, "type": message.type}
-    return ref, data, owner
+    return ref, data, owner, head
 
 
 async def doomed(

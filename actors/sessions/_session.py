@@ -1,8 +1,9 @@
 """The session actor: one per live session; it owns the session's record and counters.
 
 Every change is one atomic batch holding the new state, the journal entry that describes it
-and the counters, written before the change is acknowledged. The actor caches only the record
-and counters; variables are read from the store, so a live session costs little memory.
+and the counters, written before the change is acknowledged. The actor caches only the record,
+the counters and its artifact names' heads (``_artifact_heads``); variables are read from the
+store, so a live session costs little memory.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from typing import Any, final
 
 import anyio
 import attrs
+
 from satchel.runtime import Actor, Lending
 from satchel.runtime._errors import (
     InvalidArgumentError,
+    SatchelError,
     SessionNotActiveError,
     SessionNotFoundError,
+    StoreUnavailableError,
     StoreWriteFailedError,
     ValidationError,
-    WriteConflictError,
 )
 from satchel.storage import Batch, prefix_pairs
 
@@ -57,14 +60,14 @@ from .._messages import (
     StoreArtifact,
     UpdateSession,
 )
-from ..artifacts import _artifact_writes as artifact_writes
 from ..artifacts import _sharing as sharing
-from ..artifacts._artifact_model import ArtifactRef
+from ..artifacts._artifact_heads import NameHeads
 from ..hooks._hooks import HookPoint
 from . import _session_hooks as session_hooks
 from . import _session_update as update
 from ._budgets import count_operation, limits_anything, take_token
 from ._ratelimit import TokenBucket
+from ._session_artifacts import ArtifactTurns
 from ._session_deadlines import DeadlineTurns
 from ._session_delete import DeleteTurns
 from ._session_log import EventLogTurns
@@ -79,9 +82,6 @@ log = logging.getLogger("satchel.sessions")
 _US = 1_000_000
 # An archived session that cannot be deleted yet (it has children) is looked at again later.
 _RETRY_DELETE_US = round(DAY_S * _US)
-
-#: How many times a share or revoke is numbered again in the audit log.
-_AUDIT_ATTEMPTS = 8
 
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
@@ -107,7 +107,7 @@ _LENDABLE = frozenset(
 
 
 @final
-class SessionActor(DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
+class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
     """The actor of one session; ``factory`` of the ``session`` kind."""
 
     def __init__(self, session_id: str, services: SessionServices) -> None:
@@ -131,6 +131,8 @@ class SessionActor(DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
         self._var_prefix = layout.var_prefix(self._sid)
         self._earliest_added: int | None = None
         self._as_owner: sharing.Owner | None = None
+        self._heads = NameHeads(self._sid)  # the artifact names' heads, as last written
+        self._stale = False  # a write may have landed unanswered: read the state again
         self._hooks = services.hooks
         self._events = services.events
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
@@ -197,8 +199,18 @@ class SessionActor(DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
             return Lending.NO
         return Lending.SHIELDED if hooks.awaiting else Lending.SYNC
 
+    async def _reload(self) -> None:
+        """Read the record and counters again after a write that may have landed, and
+        forget the artifact heads."""
+        self._record, self._counters = None, layout.Counters()
+        self._heads.forget()
+        await self._load_stored()
+        self._stale = False
+
     async def receive(self, message: Any) -> Any:
         """Answer one operation on the session."""
+        if self._stale:
+            await self._reload()
         if type(message) is DeadlineDue:
             await self._deadline_due(message)
             if self._writes.holding:
@@ -352,9 +364,14 @@ class SessionActor(DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
             if record is not None:
                 batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
             await self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
-        except BaseException:
+        except BaseException as error:
             if holders:  # counted by ``reserve``, not written
                 self._services.budgets.release(holders, operation, artifacts, size)
+            if not isinstance(error, SatchelError) or isinstance(error, StoreUnavailableError):
+                # The write may have landed (a connection dropped after the commit, a call
+                # cancelled mid-way): the next turn reads what is stored again rather than
+                # count on from what this one held and overwrite what landed.
+                self._stale = True
             raise
         self._counters = new
         if record is not None:
@@ -423,105 +440,9 @@ class SessionActor(DeadlineTurns, EventLogTurns, DeleteTurns, Actor[Any]):
     async def _load(self, _: Load) -> str:
         return self._id
 
-    # -- artifacts ----------------------------------------------------------------------
-
-    async def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
-        """Commit content the caller staged (the caller discards it if this refuses)."""
-        config = (await self._require_active()).config
-        now = self._now_us()
-        await sharing.check_store(self._owner(), message.caller, message.name, now)
-        batch = Batch()
-        staged = message.staged
-        size = len(message.content or b"") if staged is None else staged.ref.size
-        artifact_writes.check_quota(self._id, config, self._counters, size)
-        if staged is None:
-            staged = await self._blobs.put_inline(message.content or b"")
-        ref, data, owner = await artifact_writes.store_batch(
-            self._records, self._sid, self._id, message, staged, now, batch
-        )
-        self._hook_records = [*message.hook_records, *self._hook_records]
-        blobs = self._blobs
-        await self._commit(
-            batch,
-            "artifact_stored",
-            data,
-            operation=True,
-            now=now,
-            artifacts=1,
-            size=staged.ref.size,
-            write=lambda b: blobs.commit(b, add=[(staged, owner)]),
-        )
-        return ref
-
-    async def _delete_artifact(self, message: DeleteArtifact) -> int:
-        config = (await self._require_active()).config
-        doomed = await artifact_writes.doomed(self._records, self._sid, self._id, message)
-        now = self._now_us()
-        await sharing.check_delete(self._owner(), message.caller, doomed, now)
-        batch = Batch()
-        if config.max_operations is not None:
-            count_operation(self._id, self._counters, config.max_operations)
-        caller = None if message.caller == self._id else message.caller
-        drops, data = await artifact_writes.delete_batch(
-            self._records, self._sid, doomed, batch, caller
-        )
-        blobs = self._blobs
-        await self._commit(
-            batch,
-            "artifact_deleted",
-            data,
-            operation=True,
-            now=now,
-            artifacts=-len(doomed),
-            size=-sum(r.size for r in doomed),
-            write=lambda b: blobs.commit(b, drop=drops),
-        )
-        return len(doomed)
-
-    async def _share_artifact(self, message: ShareArtifact) -> None:
-        """Grants are kept in any status: a finished session's results can still be shared."""
-        await self._require_session()
-        for attempt in range(1, _AUDIT_ATTEMPTS + 1):
-            now = self._now_us()
-            batch, data = await sharing.share_batch(self._owner(), message, now)
-            try:
-                await self._commit(batch, "artifact_shared", data, operation=False, now=now)
-                return
-            except WriteConflictError:
-                if attempt == _AUDIT_ATTEMPTS:
-                    raise
-                self._renumber_audit(message.name)
-
-    async def _revoke_artifact(self, message: RevokeArtifact) -> bool:
-        await self._require_session()
-        for attempt in range(1, _AUDIT_ATTEMPTS + 1):
-            now = self._now_us()
-            batch, data = await sharing.revoke_batch(self._owner(), message, now)
-            try:
-                if data is None:
-                    await self._records.write(batch)  # nothing to revoke: the decision only
-                    return False
-                await self._commit(batch, "artifact_revoked", data, operation=False, now=now)
-                return True
-            except WriteConflictError:
-                if attempt == _AUDIT_ATTEMPTS:
-                    raise
-                self._renumber_audit(message.name)
-        raise AssertionError("unreachable")
-
-    def _renumber_audit(self, name: str | None) -> None:
-        """A share or revoke met an audit entry of another runtime at the number it took
-        (runtimes sharing a store number a log's entries each): read where it ends again."""
-        self._services.audit.forget(self._sid, name)
-
     async def _record_hooks(self, message: RecordHooks) -> None:
         await self._require_session()
         await self._commit(Batch(), "hooks_ran", {"hooks": message.records}, operation=False)
-
-    def _owner(self) -> sharing.Owner:
-        if self._as_owner is None:
-            self._as_owner = sharing.Owner(self._records, self._services.audit, self._sid, self._id)
-        return self._as_owner
 
     # -- lifecycle ----------------------------------------------------------------------
 
