@@ -17,27 +17,32 @@ class Owners:
 
     def __init__(self, placement: SessionPlacement) -> None:
         self.placement = placement
-        #: Session -> (its node's address, until when to trust that), oldest first.
+        #: Session -> (its node's address, "" for none, until when to trust that), oldest
+        #: first.
         self._known: dict[str, tuple[str, float]] = {}
         self._keep_s = placement.node.lease_ttl_s / 3
 
-    async def elsewhere(self, session_id: str) -> str | None:
+    async def elsewhere(self, session_id: str, *, remember_none: bool = False) -> str | None:
         """The address of the node serving ``session_id`` if another node serves it, else
-        ``None`` (this node serves it, or no node does, or the one that does has no address)."""
+        ``None`` (this node serves it, or no node does, or the one that does has no address).
+
+        With ``remember_none``, that no other node serves it is remembered too (a caller
+        that does so must ``forget`` the session when serving it here fails with
+        ``SessionMovedError``): reads that do not make the session live then skip the
+        lookup."""
         placement = self.placement
         if placement.holds(SESSION_KIND, session_id):
             return None
         known = self._known.get(session_id)
         if known is not None and known[1] > anyio.current_time():
-            return known[0]
+            return known[0] or None
         found = await placement.leases.owner(session_id)
-        if found is None:
-            return None
-        lease, address = found
-        if lease.node == placement.holder or not address:
-            return None
-        self._remember(session_id, address)
-        return address
+        address = ""
+        if found is not None and found[0].node != placement.holder:
+            address = found[1]
+        if address or remember_none:
+            self._remember(session_id, address)
+        return address or None
 
     def forget(self, session_id: str) -> None:
         """Look ``session_id`` up again next time (its node did not serve it after all)."""

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from satchel._http import JSON, runtime
 from satchel._http_body import too_large
-from satchel._session_calls import CONTENT, STREAM, decode_arguments, encode_result
+from satchel._session_calls import CONTENT, STREAM, closed_after, decode_arguments, encode_result
 from satchel.actors.sessions._handle import AT_OWNER
 from satchel.runtime import _errors as errors
 from satchel.storage._blobformat import MAX_SIZE_HINT
@@ -66,9 +66,9 @@ async def _head(request: Request, stream: AsyncIterator[bytes], limit: int) -> t
     async for piece in stream:
         received += piece
         end = received.find(b"\n")
-        if end >= 0:
+        if 0 <= end <= limit:
             return bytes(received[:end]), bytes(received[end + 1 :])
-        if len(received) > limit:
+        if end > limit or len(received) > limit:
             raise too_large(request, "more than that", limit, "max_json_bytes")
     raise errors.InvalidArgumentError("a call begins with a JSON object line")
 
@@ -116,14 +116,10 @@ async def _stream(rt: Runtime, session_id: str, plain: Any) -> Response:
         first = b""
 
     async def body() -> AsyncGenerator[bytes, None]:
-        try:
+        async with closed_after(chunks):
             yield first
             async for chunk in chunks:
                 yield chunk
-        finally:
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
 
     return StreamingResponse(body(), media_type="application/octet-stream")
 

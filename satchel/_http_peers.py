@@ -11,7 +11,8 @@ for the next request when both sides are done with it.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -55,7 +56,25 @@ class _Connection:
         """Whether the node may have closed it by now: hypercorn, which serves the nodes,
         closes a connection after 1,000 requests or 5 s idle (a request sent on it then
         is lost, and one with a body cannot be sent again)."""
-        return self.uses >= _MAX_USES or now - self.idle_since > _MAX_IDLE_S
+        return self.uses >= _MAX_USES or now - self.idle_since > _MAX_IDLE_S or self.closed()
+
+    def closed(self) -> bool:
+        """Whether the node has closed it already (its end of stream or a reset has come):
+        a request must not go on it, or it would be taken as sent and perhaps carried out."""
+        raw = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if raw is None:
+            return False
+        # asyncio gives a wrapper without recv: peek through a socket object on the same
+        # descriptor, let go of (not closed) after.
+        probe = socket.socket(fileno=raw.fileno())
+        try:
+            return probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False  # open, and nothing to read: as it should be
+        except OSError:
+            return True
+        finally:
+            probe.detach()
 
     async def send(self, event: h11.Event) -> None:
         data = self.h11.send(event)
@@ -89,7 +108,7 @@ class Answer:
         self.status = status
         self.headers = headers
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncGenerator[bytes, None]:
         """The answer's body, piece by piece."""
         while True:
             event = await self._connection.next_event()

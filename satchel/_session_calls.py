@@ -11,6 +11,7 @@ the HTTP API, raised as the error class of its kind; ``stream_artifact`` answers
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import json
@@ -22,11 +23,13 @@ from typing import Any
 from cattrs.preconf.json import make_converter
 
 from satchel._cluster_owners import Owners
+from satchel._http import STATUS
 from satchel._http_peers import Answer, Peers, PeerUnreachableError
+from satchel.actors import _validate as validate
 from satchel.actors.artifacts._artifact_manager import ArtifactSpec
 from satchel.actors.artifacts._artifact_model import ArtifactInfo, ArtifactRef
 from satchel.actors.sessions._handle import AT_OWNER
-from satchel.actors.sessions._history import ReplayMetadata
+from satchel.actors.sessions._history import History, ReplayMetadata
 from satchel.actors.sessions._manager import SessionManager
 from satchel.runtime import _errors as errors
 
@@ -37,6 +40,8 @@ CALL_TYPE = "application/x-satchel-call"
 STREAM = "stream_artifact"
 #: The argument of ``store_artifact`` sent as raw bytes after the JSON line.
 CONTENT = "content"
+#: The size of the pieces content is sent in.
+_SLICE = 64 * 1024
 #: How many times a call is tried while the session moves between nodes under it.
 _ATTEMPTS = 3
 
@@ -77,27 +82,55 @@ def hints(method: str) -> dict[str, Any]:
     """The annotations of a handle method, its arguments' and its ``return``."""
     names = {"ReplayMetadata": ReplayMetadata, "SessionManager": SessionManager}
     # stream_artifact takes artifact_info's arguments (its answer is raw bytes).
-    local = AT_OWNER["artifact_info" if method == STREAM else method]
-    return typing.get_type_hints(local, localns=names)
+    return typing.get_type_hints(AT_OWNER[_local_name(method)], localns=names)
 
 
 def encode_call(method: str, arguments: dict[str, Any], content_length: int | None) -> bytes:
-    """The JSON line a call begins with (``InvalidArgumentError`` for a value JSON cannot hold)."""
+    """The JSON line a call begins with. A value the method takes as ``Any`` must be JSON-like
+    (``InvalidArgumentError`` or ``ValidationError`` as the method itself would raise),
+    but for a time, sent as RFC 3339 text (the query filters take either)."""
     annotations = hints(method)
-    # A value the method takes as Any goes as it is: JSON refuses what the method would.
-    plain = {
-        name: value if annotations.get(name, Any) is Any else converter.unstructure(value)
-        for name, value in arguments.items()
-    }
+    parameters = inspect.signature(AT_OWNER[_local_name(method)]).parameters
+    plain: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            plain[name] = {key: _plain(f"{method} {key}", item) for key, item in value.items()}
+        elif annotations.get(name, Any) is Any:
+            plain[name] = _plain(f"{method} {name}", value)
+        else:
+            plain[name] = converter.unstructure(value)
+    line = json.dumps(
+        {"arguments": plain, "content_length": content_length},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     try:
-        line = json.dumps(
-            {"arguments": plain, "content_length": content_length},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-    except (TypeError, ValueError) as error:
-        raise errors.InvalidArgumentError(f"{method}: an argument is not JSON: {error}") from None
-    return line.encode() + b"\n"
+        return line.encode() + b"\n"
+    except UnicodeEncodeError as error:
+        raise validate.not_unicode(method, error) from None
+
+
+def _plain(field: str, value: Any) -> Any:
+    """``value`` as JSON takes it, refused as the method would refuse it if it is not."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    validate.json_like(field, value)
+    return value
+
+
+def _local_name(method: str) -> str:
+    """The handle method whose arguments ``method`` takes."""
+    return "artifact_info" if method == STREAM else method
+
+
+#: Keyword arguments a handle method passes on (``**config``), typed by where they go.
+_PASSED_ON: dict[str, Callable[..., Any]] = {"replay": History.replay}
+
+
+@functools.cache
+def _passed_on_hints(method: str) -> dict[str, Any]:
+    target = _PASSED_ON.get(method)
+    return {} if target is None else typing.get_type_hints(target)
 
 
 def decode_arguments(method: str, plain: Any) -> dict[str, Any]:
@@ -106,25 +139,32 @@ def decode_arguments(method: str, plain: Any) -> dict[str, Any]:
     if not isinstance(plain, dict):
         raise errors.InvalidArgumentError("a call's arguments are a JSON object")
     annotations = hints(method)
-    parameters = inspect.signature(AT_OWNER[method]).parameters
+    parameters = inspect.signature(AT_OWNER[_local_name(method)]).parameters
     arguments: dict[str, Any] = {}
     for name, value in plain.items():
         parameter = parameters.get(name)
         if parameter is None or name in ("self", CONTENT):
             raise errors.InvalidArgumentError(f"{method} takes no argument {name!r}")
-        kind = annotations.get(name, Any)
         if parameter.kind is parameter.VAR_KEYWORD:
             if not isinstance(value, dict):
                 raise errors.InvalidArgumentError(f"{method}: {name} is a JSON object")
-            arguments.update(value)
+            passed_on = _passed_on_hints(method)
+            for key, item in value.items():
+                arguments[key] = _structured(method, key, item, passed_on.get(key, Any))
             continue
-        try:
-            arguments[name] = value if kind is Any else converter.structure(value, kind)
-        except errors.SatchelError:
-            raise
-        except Exception as error:
-            raise errors.InvalidArgumentError(f"{method}: {name}: {error}") from None
+        arguments[name] = _structured(method, name, value, annotations.get(name, Any))
     return arguments
+
+
+def _structured(method: str, name: str, value: Any, kind: Any) -> Any:
+    if kind is Any:
+        return value
+    try:
+        return converter.structure(value, kind)
+    except errors.SatchelError:
+        raise
+    except Exception as error:
+        raise errors.InvalidArgumentError(f"{method}: {name}: {error}") from None
 
 
 def encode_result(method: str, result: Any) -> bytes:
@@ -141,28 +181,35 @@ def decode_result(method: str, body: bytes) -> Any:
     return converter.structure(plain, kind)
 
 
-def _error_classes() -> dict[str, type[errors.SatchelError]]:
-    """The error class of each kind (the first defined, where subclasses share a kind)."""
-    found: dict[str, type[errors.SatchelError]] = {}
+def _error_classes() -> dict[str, list[type[errors.SatchelError]]]:
+    """The error classes of each kind, in the order they are defined."""
+    found: dict[str, list[type[errors.SatchelError]]] = {}
     for value in vars(errors).values():
         if isinstance(value, type) and issubclass(value, errors.SatchelError):
-            found.setdefault(value.kind, value)
+            found.setdefault(value.kind, []).append(value)
     return found
 
 
 _ERRORS = _error_classes()
 
 
+def _status(cls: type[errors.SatchelError]) -> int:
+    return next((STATUS[c] for c in cls.__mro__ if c in STATUS), 500)
+
+
 def error_of(body: bytes, status: int) -> errors.SatchelError:
-    """The error an error answer stands for, as the class of its kind."""
+    """The error an error answer stands for, as the class of its kind (of those sharing a
+    kind, the one answered with that status: ``ContentTooLargeError`` is a 413
+    ``ValidationError``)."""
     try:
         error = json.loads(body)["error"]
         kind, message = str(error["kind"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         return errors.SatchelError(f"the serving node answered {status} with no error body")
-    found = _ERRORS.get(kind)
-    if found is None:
+    classes = _ERRORS.get(kind)
+    if not classes:
         return errors.SatchelError(f"{kind}: {message}")
+    found = next((cls for cls in classes if _status(cls) == status), classes[0])
     return found(message)
 
 
@@ -188,13 +235,14 @@ class RemoteSessions:
         content = _Content(arguments.pop(CONTENT)) if CONTENT in arguments else None
         for attempt in range(_ATTEMPTS):
             last = attempt == _ATTEMPTS - 1
-            address = await self._owners.elsewhere(session_id)
+            address = await self._owners.elsewhere(session_id, remember_none=True)
             if address is None:
                 if content is not None and content.length is None:
                     content.fresh = False  # here() reads the stream
                 try:
                     return await here()
                 except errors.SessionMovedError:
+                    self._owners.forget(session_id)
                     if last or (content is not None and not content.fresh):
                         raise
                     continue  # another node took the session meanwhile: ask it
@@ -212,17 +260,19 @@ class RemoteSessions:
         arguments: dict[str, Any],
         here: Callable[[], AsyncIterator[bytes]],
     ) -> AsyncIterator[bytes]:
-        address = await self._owners.elsewhere(session_id)
+        address = await self._owners.elsewhere(session_id, remember_none=True)
         if address is None:
-            async for chunk in here():
-                yield chunk
+            async with closed_after(here()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             return
         head = encode_call(STREAM, arguments, None)
         async with self._request(address, session_id, STREAM, head, None) as answer:
             if answer.status != 200:
                 raise await _failure(answer)
-            async for chunk in answer.body():
-                yield chunk
+            async with closed_after(answer.body()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
 
     async def _send(
         self,
@@ -274,6 +324,17 @@ class RemoteSessions:
             await body.aclose()
 
 
+@asynccontextmanager
+async def closed_after(chunks: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    """``chunks``, closed (if it can be) when the block ends, however it ends."""
+    try:
+        yield chunks
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def _failure(answer: Answer) -> errors.SatchelError:
     """The error a node answered."""
     body = b"".join([chunk async for chunk in answer.body()])
@@ -304,7 +365,10 @@ class _Content:
     async def pieces(self) -> AsyncIterator[bytes]:
         content = self._content
         if isinstance(content, bytes | bytearray):
-            yield bytes(content)
+            # In slices: the node has a lease time to take each piece, not the whole.
+            view = memoryview(content)
+            for start in range(0, len(view), _SLICE):
+                yield bytes(view[start : start + _SLICE])
             return
         self.fresh = False
         async for piece in content:

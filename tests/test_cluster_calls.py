@@ -3,25 +3,31 @@ calls for a session another node serves run on that node."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
 
 from satchel import (
     ArtifactNotFoundError,
+    ContentTooLargeError,
     InvalidArgumentError,
     Node,
+    ReplayProgress,
     SessionMovedError,
     SessionNotFoundError,
+    ValidationError,
     open_runtime,
 )
 from satchel._serve import serve
-from satchel._session_calls import decode_result, encode_result
+from satchel._session_calls import decode_result, encode_result, error_of
 
 from .ports import drop_table, networked_place
 
@@ -202,3 +208,119 @@ async def test_every_answer_comes_back_as_the_record_it_was() -> None:
         }
         for method, answer in answers.items():
             assert decode_result(method, encode_result(method, answer)) == answer, method
+
+
+async def test_a_value_is_refused_or_taken_alike_wherever_the_session_is(store_url: str) -> None:
+    """A value the serving node would refuse is refused before it is sent, with the error
+    the serving node would raise; times and the file read here go as they would locally."""
+    async with node(store_url, "a") as a, node(store_url, "b") as b:
+        session_id = await a.sessions.create()
+        here, there = a.session(session_id), b.session(session_id)
+        await here.set_state("k", 1)
+        for bad in ({1: "x"}, OrderedDict(a=1), "\ud800"):
+            with pytest.raises((InvalidArgumentError, ValidationError)) as local:
+                await here.set_state("k", bad)
+            with pytest.raises(type(local.value)):
+                await there.set_state("k", bad)
+        assert await there.get_state("k") == 1
+        with pytest.raises(InvalidArgumentError):
+            await there.replay(progress=ReplayProgress())
+        await there.store_artifact("a.txt", b"x", type="user_input")
+        earlier = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        assert [i.name for i in await there.query_artifacts(created_after=earlier)] == ["a.txt"]
+
+
+async def test_a_stream_left_early_is_closed_on_either_node(store_url: str) -> None:
+    """A stream of a session served elsewhere, or here, can be left after its first piece;
+    the node's connections are still good after."""
+    async with node(store_url, "a") as a, node(store_url, "b") as b:
+        served_by_a = await a.sessions.create()
+        await a.session(served_by_a).store_artifact("big", b"z" * 3_000_000, type="t")
+        served_by_b = await b.sessions.create()
+        await b.session(served_by_b).store_artifact("big", b"y" * 3_000_000, type="t")
+        for session_id in (served_by_a, served_by_b):
+            chunks = b.session(session_id).stream_artifact("big")
+            assert (await anext(chunks))[:1] in (b"z", b"y")
+            await chunks.aclose()  # type: ignore[attr-defined]
+        assert (await b.session(served_by_a).artifact_info("big")).size == 3_000_000
+
+
+async def test_a_file_stored_through_another_node_is_read_here(
+    store_url: str, tmp_path: Any
+) -> None:
+    """store_file reads the file on the calling node and stores it where the session is."""
+    (tmp_path / "notes.txt").write_bytes(b"from b's disk")
+    async with node(store_url, "a") as a:
+        async with open_runtime(
+            store=store_url, node=Node("b", token=TOKEN), file_roots=[tmp_path]
+        ) as b:
+            session_id = await a.sessions.create()
+            await a.session(session_id).set_state("k", 1)
+            await b.session(session_id).store_file(tmp_path / "notes.txt", type="user_input")
+        assert (await a.session(session_id).get_artifact("notes.txt")).content == b"from b's disk"
+
+
+async def test_the_calls_route_answers_422_or_413_not_500(store_url: str) -> None:
+    """A replay option of the wrong shape is refused with 422, and a first line over the
+    JSON limit with 413, however the body comes in pieces."""
+    async with (
+        open_runtime(store=store_url, node=Node("a", token=TOKEN)) as a,
+        anyio.create_task_group() as tasks,
+        httpx.AsyncClient(headers=AUTH) as client,
+    ):
+        url = (
+            await tasks.start(
+                lambda task_status: serve(
+                    a,
+                    "127.0.0.1",
+                    0,
+                    token=TOKEN,
+                    log_level=None,
+                    max_json_bytes=1000,
+                    task_status=task_status,
+                )
+            )
+        ).url
+        session_id = await a.sessions.create()
+        base = f"{url}/sessions/{session_id}/calls"
+        bad = json.dumps({"arguments": {"config": {"progress": 1}}}).encode() + b"\n"
+        assert (await client.post(f"{base}/replay", content=bad)).status_code == 422
+        head = json.dumps({"arguments": {"key": "k" * 5000}}).encode() + b"\n"
+        assert (await client.post(f"{base}/get_state", content=head)).status_code == 413
+        tasks.cancel_scope.cancel()
+
+
+def test_an_error_answer_is_raised_as_its_class() -> None:
+    """Of the classes sharing a kind, the one answered with the status comes back."""
+    body = json.dumps({"error": {"kind": "ValidationError", "message": "m"}}).encode()
+    assert type(error_of(body, 413)) is ContentTooLargeError
+    assert type(error_of(body, 422)) is ValidationError
+    moved = json.dumps({"error": {"kind": "SessionMoved", "message": "m"}}).encode()
+    assert type(error_of(moved, 503)) is SessionMovedError
+
+
+async def test_a_connection_the_node_closed_is_not_used_again() -> None:
+    """A kept connection whose other end has closed is seen as closed before a request
+    goes on it (the request would be taken as sent)."""
+    from satchel._http_peers import _Connection
+
+    closed = anyio.Event()
+
+    async def close_at_once(stream: Any) -> None:
+        await stream.aclose()
+        closed.set()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, close_at_once)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        connection = _Connection(stream, b"node")
+        await closed.wait()
+        for _ in range(500):  # the close reaches this end at once, give or take a loop round
+            if connection.closed():
+                break
+            await anyio.sleep(0.01)
+        assert connection.stale(anyio.current_time())
+        await connection.aclose()
+        tasks.cancel_scope.cancel()

@@ -200,11 +200,11 @@ class SessionHandle:
         name. The file is read here; on a cluster node its content goes to the session's node."""
         artifacts = self._artifacts
         real, file = writes.open_allowed(path, artifacts.file_roots, artifacts.data_folder)
-        try:
+        try:  # read as it is stored: the file is closed after
             content = writes.read_file(file, real)
+            return await self.store_artifact(real.name, content, type=type, metadata=metadata)
         finally:
             file.close()
-        return await self.store_artifact(real.name, content, type=type, metadata=metadata)
 
     @_at_owner
     async def get_artifact(self, artifact: ArtifactSpec, version: int | None = None) -> Artifact:
