@@ -88,9 +88,9 @@ class BlobStore:
         self.limits = limits or BlobLimits()
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
-        #: Digests a commit of this process is counting, and the event it sets when done
-        #: (shared with ``through`` views).
-        self._committing: dict[bytes, anyio.Event] = {}
+        #: Digests a commit of this process is counting, and the event it sets when done,
+        #: made once another commit waits for it (shared with ``through`` views).
+        self._committing: dict[bytes, anyio.Event | None] = {}
         #: The count record of each blob as this process last read or wrote it (``None``:
         #: absent), a commit's guess of what is stored (shared with ``through`` views).
         self._known: dict[bytes, Seen] = {}
@@ -354,10 +354,14 @@ class BlobStore:
         commits of one content from many sessions would each conflict with the others."""
         held: list[bytes] = []
         try:
+            committing = self._committing
             for digest in digests:
-                while (busy := self._committing.get(digest)) is not None:
+                while digest in committing:
+                    busy = committing[digest]
+                    if busy is None:
+                        busy = committing[digest] = anyio.Event()
                     await busy.wait()
-                self._committing[digest] = anyio.Event()
+                committing[digest] = None
                 held.append(digest)
         except BaseException:
             self._let_go(held)
@@ -365,7 +369,9 @@ class BlobStore:
 
     def _let_go(self, digests: list[bytes]) -> None:
         for digest in digests:
-            self._committing.pop(digest).set()
+            waited = self._committing.pop(digest)
+            if waited is not None:
+                waited.set()
 
     def _plan(
         self,

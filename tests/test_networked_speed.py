@@ -106,6 +106,44 @@ async def test_a_conditional_batch_in_one_statement_is_all_or_nothing(tmp_path: 
         assert await records.get(b"chunk", BLOBS) == b"c"
 
 
+@pytest.mark.parametrize("failing", range(6))
+async def test_one_failed_condition_among_several_of_its_kind_fails_the_batch(
+    tmp_path: Path, failing: int
+) -> None:
+    """A batch with two conditional operations of each kind (sent as one part per kind)
+    writes nothing when any one of the six fails, and all of them when none does."""
+    async with open_records("postgresql", tmp_path) as records:
+        start = Batch()
+        for key in (b"u0", b"u1", b"e0", b"e1"):
+            start.put(key, b"1")
+        if failing < 2:
+            start.put(f"a{failing}".encode(), b"1")  # not absent: its put fails
+        await records.write(start)
+
+        def batch(wrong: int | None) -> Batch:
+            made = Batch()
+            made.put(b"plain", b"p")
+            for key in (b"a0", b"a1"):
+                made.put(key, b"a", expect=ABSENT)
+            for n, key in enumerate((b"u0", b"u1"), start=2):
+                made.put(key, b"2", expect=Equals(b"0" if wrong == n else b"1"))
+            for n, key in enumerate((b"e0", b"e1"), start=4):
+                made.delete(key, expect=Equals(b"0" if wrong == n else b"1"))
+            return made
+
+        keys = [b"plain", b"a0", b"a1", b"u0", b"u1", b"e0", b"e1"]
+        with pytest.raises(WriteConflictError):
+            await records.write(batch(failing))
+        before = [None, b"1" if failing == 0 else None, b"1" if failing == 1 else None]
+        assert await records.get_many(keys) == [*before, b"1", b"1", b"1", b"1"]
+        undo = Batch()
+        undo.delete(b"a0")
+        undo.delete(b"a1")
+        await records.write(undo)
+        await records.write(batch(None))
+        assert await records.get_many(keys) == [b"p", b"a", b"a", b"2", b"2", None, None]
+
+
 async def test_a_long_conditional_batch_goes_to_the_commit_function(tmp_path: Path) -> None:
     """A conditional batch too long for one statement is written whole by the function,
     and refused whole by it when its condition fails."""

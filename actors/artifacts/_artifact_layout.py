@@ -121,6 +121,8 @@ def _info_of(raw: Any) -> ArtifactInfo:
 
 def _guess_mime(name: str) -> str:
     dot = name.rfind(".")
+    if dot < 0 and ":" not in name:
+        return "application/octet-stream"  # no extension, no URL: nothing to guess from
     if dot > 0 and ":" not in name and name[dot:] not in mimetypes.encodings_map:
         # A checked name (no "/", no leading ".") with no URL scheme and no encoding
         # suffix (".gz" makes "a.tar.gz" a tar) has its extension's type, so names that
