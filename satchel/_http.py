@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from satchel._http_body import DEFAULT_MAX_JSON_BYTES, DrainAfterRefusal
@@ -167,7 +167,8 @@ class _BearerToken:
         self._open = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self._open:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in self._open and not _inspector(path):
             given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
             if not hmac.compare_digest(given, self._expected):
                 response = error_response("Unauthorized", "a valid bearer token is required", 401)
@@ -175,6 +176,11 @@ class _BearerToken:
                 await response(scope, receive, send)
                 return
         await self._app(scope, receive, send)
+
+
+def _inspector(path: str) -> bool:
+    """Whether ``path`` is the web inspector's, which checks a login cookie of its own."""
+    return path == "/ui" or path.startswith("/ui/")
 
 
 async def _satchel_error(request: Request, error: Exception) -> Response:
@@ -202,6 +208,12 @@ async def _internal_error(request: Request, error: Exception) -> Response:
     return error_response("InternalError", f"{type(error).__name__} (see the server log)", 500)
 
 
+async def _to_inspector(request: Request) -> Response:
+    from starlette.responses import RedirectResponse
+
+    return RedirectResponse("/ui/", status_code=307)
+
+
 def _forwarding(rt: Runtime, peers: Peers) -> list[Middleware]:
     """On a cluster node: the middleware sending requests for sessions served elsewhere to
     their node."""
@@ -227,6 +239,8 @@ def make_app(
     archives stream and have their own limits). ``GET /health`` needs no token, nor does
     ``GET /metrics`` if ``metrics_open``.
     """
+    from satchel import _ui as ui
+    from satchel import _ui_actors as ui_actors
     from satchel._http_openapi import openapi
     from satchel._http_ops import Observe, Traffic
     from satchel._http_peers import Peers
@@ -244,12 +258,14 @@ def make_app(
     async def openapi_document(request: Request) -> Response:
         return json_response(document)
 
-    routes = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in ENDPOINTS]
+    routes: list[BaseRoute] = [Route(ep.path, ep.handler, methods=[ep.method]) for ep in ENDPOINTS]
     if rt._cluster is not None:  # handles' calls sent by the other nodes
         from satchel._http_calls import ROUTES
 
         routes.extend(ROUTES)
     routes.append(Route("/openapi.json", openapi_document, methods=["GET"]))
+    routes.append(Route("/ui", _to_inspector, methods=["GET"]))
+    routes.append(ui.mount())
     open_paths = frozenset({"/health", "/metrics"} if metrics_open else {"/health"})
     traffic = Traffic()
     peers = Peers()
@@ -261,6 +277,7 @@ def make_app(
             Middleware(DrainAfterRefusal, default_drain=max_json_bytes),
             Middleware(StrictPaths),
             Middleware(_BearerToken, token=token, open_paths=open_paths),
+            Middleware(ui.Headers),
             *_forwarding(rt, peers),
         ],
         exception_handlers={
@@ -271,6 +288,9 @@ def make_app(
         },
     )
     app.state.runtime = rt
+    app.state.token = token
+    app.state.ui_statistics = ui_actors.StatisticsHistory(rt)
+    rt.supervisor.spawn_system_task(app.state.ui_statistics.run)
     app.state.max_json_bytes = max_json_bytes
     app.state.traffic = traffic
     #: Connections to the other nodes of a cluster (``aclose`` when done serving).

@@ -187,7 +187,7 @@ async def test_the_calls_route_refuses_what_is_not_a_handle_call(store_url: str)
 
 async def test_every_answer_comes_back_as_the_record_it_was() -> None:
     """The answer of each call, encoded and decoded, equals the record the call returned."""
-    async with open_runtime() as rt:
+    async with open_runtime(store="memory") as rt:
         session_id = await rt.sessions.create(name="n", tags=["a", "b"])
         handle = rt.session(session_id)
         await handle.set_state("k", {"a": [1.5, None]})

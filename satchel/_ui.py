@@ -1,0 +1,189 @@
+"""The web inspector at ``/ui``: server-rendered pages over the runtime, for people.
+
+The pages take the HTTP API's token once, at ``/ui/login``, and keep a cookie derived from it
+(HttpOnly, SameSite=Strict, path ``/ui``); every form that changes something carries a CSRF
+field derived from the token too. Every answer under ``/ui`` has a Content-Security-Policy
+that allows no inline script and no other origin, and Jinja2 escapes every value the pages
+show. Artifact content is never run: images are sent with their own type under a sandboxing
+policy, everything else is shown as text.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from satchel.runtime import _errors as errors
+
+if TYPE_CHECKING:
+    from satchel._runtime import Runtime
+
+PREFIX = "/ui"
+COOKIE = "satchel_ui"
+_FILES = Path(__file__).resolve().parent / "_ui_files"
+#: What a page may load: its own scripts, styles and images, nothing inline, no frames.
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: What an artifact's raw content may do when opened: nothing.
+SANDBOX = "default-src 'none'; img-src 'self'; style-src 'none'; sandbox"
+
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_FILES / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _derived(token: str, purpose: bytes) -> str:
+    return hmac.new(token.encode(), purpose, hashlib.sha256).hexdigest()
+
+
+def login_value(token: str) -> str:
+    """The cookie a logged-in browser holds."""
+    return _derived(token, b"satchel-ui-login")
+
+
+def csrf_value(token: str) -> str:
+    """The field every form that changes something carries."""
+    return _derived(token, b"satchel-ui-csrf")
+
+
+def _token(request: Request) -> str:
+    token: str = request.app.state.token
+    return token
+
+
+def logged_in(request: Request) -> bool:
+    """Whether the request carries the login cookie."""
+    given = request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(given.encode(), login_value(_token(request)).encode())
+
+
+def runtime_of(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    """``template`` with ``values`` (escaped), and what every page needs."""
+    page = templates.get_template(template).render(
+        csrf=csrf_value(_token(request)), prefix=PREFIX, **values
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def page(handler: Handler) -> Handler:
+    """A page for logged-in browsers (others go to the login form); errors shown as a page."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        if not logged_in(request):
+            return RedirectResponse(f"{PREFIX}/login", status_code=303)
+        try:
+            return await handler(request)
+        except errors.SatchelError as error:
+            from satchel._http import status_of
+
+            return render(request, "error.html", status_of(error), error=error)
+
+    return guarded
+
+
+def action(handler: Handler) -> Handler:
+    """A form that changes something: logged in, with the CSRF field, or refused (403)."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        form = await request.form()
+        given = str(form.get("csrf", ""))
+        if not logged_in(request) or not hmac.compare_digest(
+            given.encode(), csrf_value(_token(request)).encode()
+        ):
+            return HTMLResponse("refused: log in, and use the page's own form", 403)
+        request.state.form = form
+        return await page(handler)(request)
+
+    return guarded
+
+
+async def login_form(request: Request) -> Response:
+    if logged_in(request):
+        return RedirectResponse(f"{PREFIX}/", status_code=303)
+    return render(request, "login.html", failed=False)
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    given = str(form.get("token", ""))
+    if not hmac.compare_digest(given.encode(), _token(request).encode()):
+        return render(request, "login.html", 401, failed=True)
+    answer = RedirectResponse(f"{PREFIX}/", status_code=303)
+    answer.set_cookie(COOKIE, login_value(given), path=PREFIX, httponly=True, samesite="strict")
+    return answer
+
+
+@action
+async def logout(request: Request) -> Response:
+    answer = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    answer.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
+    return answer
+
+
+class Headers:
+    """ASGI middleware: every answer under ``/ui`` gets the page policy (unless it set its
+    own), no sniffing, no referrer, and no caching."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self._app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = [
+                    (b"content-security-policy", POLICY.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cache-control", b"no-store"),
+                ]
+                headers += [(k, v) for k, v in extra if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self._app(scope, receive, with_headers)
+
+
+def mount() -> Mount:
+    """The inspector's routes, under ``/ui``."""
+    from satchel import _ui_actors, _ui_artifacts, _ui_sessions
+
+    routes = [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=_FILES / "static"), name="static"),
+        *_ui_sessions.ROUTES,
+        *_ui_artifacts.ROUTES,
+        *_ui_actors.ROUTES,
+    ]
+    return Mount(PREFIX, routes=routes)

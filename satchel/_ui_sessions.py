@@ -1,0 +1,193 @@
+"""The inspector's session pages: the list, one session (record, variables, timeline,
+artifacts, children), a point of its timeline (the state there, replay and fork)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from satchel._http import json_response
+from satchel._ui import PREFIX, action, page, render, runtime_of
+from satchel.actors._model import SessionStatus
+from satchel.runtime import _errors as errors
+
+#: Sessions on a page of the list, and journal entries on a page of a timeline.
+SESSIONS_PER_PAGE = 50
+ENTRIES_PER_PAGE = 100
+#: Variables shown on a session's page (the rest are counted).
+VARIABLES_SHOWN = 200
+#: How much of a value a table cell shows.
+_CELL = 300
+
+
+def _int(request: Request, name: str, default: int, *, lowest: int = 0) -> int:
+    raw = request.query_params.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise errors.InvalidArgumentError(f"{name} must be a whole number, not {raw!r}")
+    return max(lowest, int(raw))
+
+
+def shown(value: Any) -> str:
+    """A value as compact JSON, cut to a cell's length."""
+    text = json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
+
+
+@page
+async def sessions(request: Request) -> Response:
+    params = request.query_params
+    filters: dict[str, Any] = {}
+    status = params.get("status", "")
+    if status:
+        filters["status"] = status
+    if params.get("tag"):
+        filters["tags"] = [params["tag"]]
+    if params.get("search"):
+        filters["search"] = params["search"]
+    if params.get("parent"):
+        filters["parent_session_id"] = params["parent"]
+    offset = _int(request, "offset", 0)
+    found = await runtime_of(request).sessions.list(
+        **filters, order_by="created_at", descending=True, offset=offset,
+        limit=SESSIONS_PER_PAGE + 1,
+    )  # fmt: skip
+    return render(
+        request,
+        "sessions.html",
+        sessions=found[:SESSIONS_PER_PAGE],
+        more=len(found) > SESSIONS_PER_PAGE,
+        offset=offset,
+        per_page=SESSIONS_PER_PAGE,
+        statuses=[s.value for s in SessionStatus],
+        query={k: params.get(k, "") for k in ("status", "tag", "search", "parent")},
+    )
+
+
+async def _timeline_page(request: Request, session_id: str, last: int) -> dict[str, Any]:
+    """The timeline page asked for: ``from`` (default: the last page), filtered by kind."""
+    start = _int(request, "from", max(1, last - ENTRIES_PER_PAGE + 1), lowest=1)
+    entries = await runtime_of(request).sessions.timeline(
+        session_id, offset=start - 1, limit=ENTRIES_PER_PAGE
+    )
+    kind = request.query_params.get("kind", "")
+    return {
+        "entries": [e for e in entries if not kind or e.kind == kind],
+        "start": start,
+        "kind": kind,
+        "previous": max(1, start - ENTRIES_PER_PAGE) if start > 1 else None,
+        "next": start + ENTRIES_PER_PAGE if start + ENTRIES_PER_PAGE <= last else None,
+        "live": start + ENTRIES_PER_PAGE > last and not kind,
+    }
+
+
+@page
+async def session(request: Request) -> Response:
+    rt = runtime_of(request)
+    session_id = request.path_params["session_id"]
+    info = await rt.sessions.get(session_id)
+    meta = await rt.sessions.replay_metadata(session_id)
+    names = await rt.sessions.list_state(session_id)
+    variables = {
+        n: shown(await rt.sessions.get_state(session_id, n)) for n in names[:VARIABLES_SHOWN]
+    }
+    children = await rt.sessions.list(parent_session_id=session_id, limit=SESSIONS_PER_PAGE + 1)
+    timeline = await _timeline_page(request, session_id, meta.total_events)
+    return render(
+        request,
+        "session.html",
+        info=info,
+        config=shown(_plain(info.config)),
+        metadata=shown(info.metadata),
+        variables=variables,
+        hidden_variables=max(0, len(names) - VARIABLES_SHOWN),
+        artifacts=await rt.artifacts.list(session_id),
+        children=children[:SESSIONS_PER_PAGE],
+        more_children=len(children) > SESSIONS_PER_PAGE,
+        last=meta.total_events,
+        shown=shown,
+        **timeline,
+    )
+
+
+def _plain(record: Any) -> Any:
+    import attrs
+
+    return attrs.asdict(record) if attrs.has(type(record)) else record
+
+
+@page
+async def timeline_after(request: Request) -> Response:
+    """The entries after ``after``, as JSON: the session page's live update."""
+    session_id = request.path_params["session_id"]
+    after = _int(request, "after", 0)
+    entries = await runtime_of(request).sessions.timeline(
+        session_id, offset=after, limit=ENTRIES_PER_PAGE
+    )
+    return json_response(
+        [{"seq": e.seq, "at": e.at, "kind": e.kind, "data": shown(e.data)} for e in entries]
+    )
+
+
+@page
+async def point(request: Request) -> Response:
+    rt = runtime_of(request)
+    session_id = request.path_params["session_id"]
+    seq = int(request.path_params["seq"])
+    info = await rt.sessions.get(session_id)
+    state = await rt.sessions.state_at(session_id, seq)
+    return render(
+        request,
+        "point.html",
+        info=info,
+        state=state,
+        variables={k: shown(v) for k, v in state.variables.items()},
+        replay=None,
+        shown=shown,
+    )
+
+
+@action
+async def replay(request: Request) -> Response:
+    """A debug replay up to the point: its steps, to step through."""
+    rt = runtime_of(request)
+    session_id = request.path_params["session_id"]
+    seq = int(request.path_params["seq"])
+    info = await rt.sessions.get(session_id)
+    state = await rt.sessions.state_at(session_id, seq)
+    result = await rt.sessions.replay(session_id, mode="debug", at=seq)
+    return render(
+        request,
+        "point.html",
+        info=info,
+        state=state,
+        variables={k: shown(v) for k, v in state.variables.items()},
+        replay=result,
+        shown=shown,
+    )
+
+
+@action
+async def fork(request: Request) -> Response:
+    rt = runtime_of(request)
+    session_id = request.path_params["session_id"]
+    seq = int(request.path_params["seq"])
+    name = str(request.state.form.get("name", "")).strip() or None
+    new_id = await rt.sessions.fork(session_id, at=seq, name=name)
+    return RedirectResponse(f"{PREFIX}/sessions/{new_id}", status_code=303)
+
+
+_S = "/sessions/{session_id}"
+ROUTES = [
+    Route("/", sessions, methods=["GET"]),
+    Route(_S, session, methods=["GET"]),
+    Route(f"{_S}/timeline.json", timeline_after, methods=["GET"]),
+    Route(f"{_S}/at/{{seq:int}}", point, methods=["GET"]),
+    Route(f"{_S}/at/{{seq:int}}/replay", replay, methods=["POST"]),
+    Route(f"{_S}/at/{{seq:int}}/fork", fork, methods=["POST"]),
+]
