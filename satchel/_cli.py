@@ -11,7 +11,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+import webbrowser
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from satchel._cli_errors import UsageError, invalid, report
 from satchel._cli_output import Output
 from satchel._cli_parser import parser
 from satchel._runtime import open_runtime
-from satchel._serve import MIN_TOKEN, TOKEN_FILE, find_server, serve
+from satchel._serve import MIN_TOKEN, TOKEN_FILE, ServerInfo, find_server, serve
+from satchel._ui import LINK_S, login_link
 from satchel.actors.cluster import Node
 from satchel.scripting import ScriptLimits, ScriptWorkers
 from satchel.storage import BlobLimits, Durability, checked_durability
@@ -184,7 +186,33 @@ def _plain(value: Any) -> Any:
 _UNBOUNDED_OUTPUT = ScriptLimits(max_output=1 << 62)
 
 
-async def _serve(args: argparse.Namespace, out: Output) -> int:
+async def _ui(args: argparse.Namespace, out: Output) -> int:
+    """Open the inspector: through the server holding the folder, or one served here."""
+    folder = _folder(args)
+    held = find_server(folder) if folder is not None else None
+    if held is not None:
+        _open_inspector(held.url, held.token, args, out)
+        return 0
+    return await _serve(
+        args, out, then=lambda info: _open_inspector(info.url, info.token, args, out)
+    )
+
+
+def _open_inspector(url: str, token: str, args: argparse.Namespace, out: Output) -> None:
+    """Print a one-time login link to the inspector, and open it unless ``--no-browser``."""
+    link = url + login_link(token)
+    if out.as_json:
+        out.data({"url": f"{url}/ui/", "login": link})
+    else:
+        out.message(f"satchel inspector: {link} (logs in once, within {LINK_S} s)")
+    sys.stdout.flush()
+    if not args.no_browser:
+        webbrowser.open(link)
+
+
+async def _serve(
+    args: argparse.Namespace, out: Output, then: Callable[[ServerInfo], None] | None = None
+) -> int:
     folder = _folder(args)
     durability = _durability(args)
     options = {name: getattr(args, name) for name in _SERVE_OPTIONS if hasattr(args, name)}
@@ -221,6 +249,8 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
                 held = f"token {info.token}"
             out.message(f"satchel serving {where} on {info.url} ({durability} durability, {held})")
         sys.stdout.flush()
+        if then is not None:
+            then(info)
         # SIGTERM and Ctrl-C stop serving cleanly: the discovery file goes, the store closes.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
@@ -342,9 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else 0
     out = Output(as_json=args.json)
     tune_allocator()  # this process is ours: keep freed chunk buffers warm (satchel._allocator)
-    work = {"run": _run, "serve": _serve, "restore": _restore}.get(args.group, _api)
+    work = {"run": _run, "serve": _serve, "ui": _ui, "restore": _restore}.get(args.group, _api)
     try:
-        with nullcontext() if args.group == "serve" else _quiet_locally():
+        with nullcontext() if args.group in ("serve", "ui") else _quiet_locally():
             return anyio.run(work, args, out, backend=args.backend)
     except KeyboardInterrupt:
         return 130

@@ -291,6 +291,15 @@ def _local_commands(commands: Group, c: Commands, serve_options: set[str]) -> No
     serve.add_argument("--token-file", type=Path, metavar="FILE",
                        help="the token every request needs (default $SATCHEL_TOKEN, else the "
                             "data folder's)")  # fmt: skip
+    ui = c.leaf(commands, "ui", None,
+                "open the web inspector in a browser, through the server holding the data "
+                "folder or one started here (docs/ui.md)", creates=True)  # fmt: skip
+    ui.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8470, help="port (default 8470; 0: any)")
+    ui.add_argument("--no-browser", action="store_true",
+                    help="print the login link only; open no browser")  # fmt: skip
+    ui.set_defaults(token_file=None, cluster=False, node_id=None, advertise=None,
+                    lease_ttl=None, log_level="warning")  # fmt: skip
     cluster = serve.add_argument_group("cluster (docs/cluster.md)")
     cluster.add_argument("--cluster", action="store_true",
                          help="serve as one node of a cluster on the --store")  # fmt: skip

@@ -289,6 +289,7 @@ def make_app(
     )
     app.state.runtime = rt
     app.state.token = token
+    app.state.ui_links_used = {}
     app.state.ui_statistics = ui_actors.StatisticsHistory(rt)
     rt.supervisor.spawn_system_task(app.state.ui_statistics.run)
     app.state.max_json_bytes = max_json_bytes

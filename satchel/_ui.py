@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,10 +122,46 @@ def action(handler: Handler) -> Handler:
     return guarded
 
 
+#: How long a login link made by ``satchel ui`` stays good, in seconds.
+LINK_S = 60
+
+
+def login_link(token: str, now: float | None = None) -> str:
+    """A path that logs a browser in once, within ``LINK_S`` seconds (``satchel ui`` opens
+    it): the token itself never goes into a URL."""
+    expires = int((time.time() if now is None else now) + LINK_S)
+    return f"{PREFIX}/login?once={expires}.{_derived(token, f'once:{expires}'.encode())}"
+
+
+def _link_good(request: Request, given: str) -> bool:
+    """Whether ``given`` is a login link's key, in its time and not used before."""
+    expires, _, mac = given.partition(".")
+    if not expires.isdigit() or not 0 <= int(expires) - time.time() <= LINK_S:
+        return False
+    wanted = _derived(_token(request), f"once:{expires}".encode())
+    used: dict[str, int] = request.app.state.ui_links_used
+    if not hmac.compare_digest(mac.encode(), wanted.encode()) or given in used:
+        return False
+    for old in [k for k, until in used.items() if until < time.time()]:
+        del used[old]
+    used[given] = int(expires)
+    return True
+
+
+def _logged_in_answer(request: Request) -> Response:
+    answer = RedirectResponse(f"{PREFIX}/", status_code=303)
+    value = login_value(_token(request))
+    answer.set_cookie(COOKIE, value, path=PREFIX, httponly=True, samesite="strict")
+    return answer
+
+
 async def login_form(request: Request) -> Response:
+    once = request.query_params.get("once")
+    if once is not None and _link_good(request, once):
+        return _logged_in_answer(request)
     if logged_in(request):
         return RedirectResponse(f"{PREFIX}/", status_code=303)
-    return render(request, "login.html", failed=False)
+    return render(request, "login.html", failed=once is not None)
 
 
 async def login(request: Request) -> Response:
@@ -132,9 +169,7 @@ async def login(request: Request) -> Response:
     given = str(form.get("token", ""))
     if not hmac.compare_digest(given.encode(), _token(request).encode()):
         return render(request, "login.html", 401, failed=True)
-    answer = RedirectResponse(f"{PREFIX}/", status_code=303)
-    answer.set_cookie(COOKIE, login_value(given), path=PREFIX, httponly=True, samesite="strict")
-    return answer
+    return _logged_in_answer(request)
 
 
 @action

@@ -3,9 +3,15 @@ escape, and the guards on everything that changes something."""
 
 from __future__ import annotations
 
+import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +19,7 @@ import pytest
 
 from satchel import open_runtime
 from satchel._http import make_app
-from satchel._ui import COOKIE, POLICY, csrf_value
+from satchel._ui import COOKIE, LINK_S, POLICY, csrf_value, login_link
 
 pytestmark = pytest.mark.anyio
 
@@ -287,3 +293,51 @@ async def test_statistics_draw_a_chart_per_series() -> None:
     ]
     rates = drawn[0]
     assert rates.high > 0 and len(rates.points.split()) == 2
+
+
+async def test_a_login_link_logs_in_once_and_only_in_its_time() -> None:
+    """The link ``satchel ui`` opens logs a browser in once; used again, too old, or
+    forged, it does not."""
+    async with open_runtime(store="memory") as rt:
+        transport = httpx.ASGITransport(app=make_app(rt, TOKEN))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            link = login_link(TOKEN)
+            first = await client.get(link)
+            assert first.status_code == 303 and COOKIE in first.cookies
+            client.cookies.clear()
+            again = await client.get(link)
+            assert again.status_code == 200 and 'id="login-failed"' in again.text
+            for bad in (
+                login_link(TOKEN, now=time.time() - 2 * LINK_S),
+                login_link(TOKEN, now=time.time() + 2 * LINK_S),
+                login_link("another-token-0123456789abcdef"),
+                "/ui/login?once=x.y",
+            ):
+                answer = await client.get(bad)
+                assert answer.status_code == 200 and COOKIE not in answer.cookies, bad
+
+
+def next_json(lines: Any) -> Any:
+    """The next JSON document a command printed (pretty-printed over several lines)."""
+    text = ""
+    for line in lines:
+        text += line
+        if line.rstrip() == "}":
+            return json.loads(text)
+    raise AssertionError(f"the command ended before a whole JSON document: {text!r}")
+
+
+def test_satchel_ui_serves_the_folder_and_prints_a_login_link(tmp_path: Path) -> None:
+    """``satchel ui --no-browser`` serves the data folder and prints a link that logs in."""
+    command = [sys.executable, "-m", "satchel._cli", "ui", "--data", str(tmp_path / "data")]
+    command += ["--json", "--no-browser", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            served, opened = next_json(process.stdout), next_json(process.stdout)
+            assert opened["url"] == served["url"] + "/ui/"
+            answer = httpx.get(opened["login"])
+            assert answer.status_code == 303 and COOKIE in answer.cookies
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
