@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+
 from satchel.runtime._errors import SatchelError
 from satchel.storage import Batch, RecordStore, prefix_pairs, prefix_upper_bound
 from satchel.storage import _keys as keys

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
+
 from satchel.runtime._errors import ActorNotFoundError, InvalidArgumentError
 from satchel.storage import SplitRecords
 

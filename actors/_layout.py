@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import attrs
 import msgpack
+
 from satchel.runtime._errors import IntegrityError
 from satchel.storage import Batch, RecordCodec, prefix_upper_bound
 from satchel.storage import _keys as keys

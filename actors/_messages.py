@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+
 from satchel.storage import StagedBlob
 
 from ._lifecycle import Transition

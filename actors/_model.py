@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 

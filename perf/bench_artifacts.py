@@ -48,12 +48,12 @@ from bench_storage import (
     time_blob_put_floor,
     variants,
 )
+
+from satchel import open_runtime
 from satchel.actors.artifacts import _artifact_index as index
 from satchel.actors.artifacts._artifact_model import ARTIFACT_CODEC
 from satchel.storage import RocksStore
 from satchel.storage import _keys as keys
-
-from satchel import open_runtime
 
 SESSIONS = 1_000
 PER_SESSION = 100

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pyperf
 import trio
-from satchel.actors import _layout as layout
 
 from satchel import open_runtime
+from satchel.actors import _layout as layout
 
 ENTRIES = 10_000
 ARTIFACTS = 1_000

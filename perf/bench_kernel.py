@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import pyperf
 import trio
+
 from satchel.runtime import Actor, ActorSpec, open_supervisor
 from satchel.storage import Batch, RecordCodec, Store, open_store
 

@@ -40,9 +40,9 @@ from pathlib import Path
 import lupa
 import pyperf
 import trio
-from satchel.scripting import LuaState, ScriptApi, ScriptLimits, ScriptWorkers, api_names
 
 from satchel import Runtime, open_runtime
+from satchel.scripting import LuaState, ScriptApi, ScriptLimits, ScriptWorkers, api_names
 
 VALUE = '{n = i, note = "thinking"}'
 WORKERS = ScriptWorkers(prestart=True, spares=1)

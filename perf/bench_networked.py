@@ -29,9 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from interleave import interleaved
-from satchel.storage import PostgresRecords
 
 from satchel import Runtime, open_runtime
+from satchel.storage import PostgresRecords
 
 Op = Callable[[int], Awaitable[Any]]
 SMALL = 1024

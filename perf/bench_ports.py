@@ -148,6 +148,7 @@ def trio_connection(url: str) -> Any:
 
 async def bench_postgres(url: str, loop: str, ops: int, warm: int) -> None:
     import psycopg
+
     from satchel.storage import Equals, PostgresRecords
 
     records = await PostgresRecords.open(url, table=f"bench_{uuid.uuid4().hex[:12]}")

@@ -38,12 +38,12 @@ from typing import Any
 import pyperf
 import rocksdict
 import trio
+
+from satchel import Runtime, open_runtime
 from satchel.actors import _layout as layout
 from satchel.actors import _validate as validate
 from satchel.actors.sessions._creation import created_data as _created_data
 from satchel.storage import RocksStore
-
-from satchel import Runtime, open_runtime
 
 BIG = 100_000
 TAGS = [f"tag{i}" for i in range(20)]

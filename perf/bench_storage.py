@@ -50,6 +50,7 @@ import lz4.frame
 import pyperf
 import rocksdict
 import trio
+
 from satchel.storage import Batch, BlobLimits, RecordCodec, Store, open_store
 from satchel.storage._blobformat import _THREADED_HASH_FROM
 from satchel.storage._chunk_files import LARGE_VALUE

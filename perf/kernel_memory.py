@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import trio
 import trio.lowlevel
+
 from satchel.runtime import Actor, ActorSpec, open_supervisor
 
 ACTORS = 100_000

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from satchel.actors.sessions import _session
-from satchel.runtime import Lending
 
 from satchel import open_runtime
+from satchel.actors.sessions import _session
+from satchel.runtime import Lending
 
 REAL = _session.SessionActor.lending
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import anyio
 import psutil
-from satchel.scripting import ScriptLimits, ScriptWorkers, _process
 
 from satchel import open_runtime
+from satchel.scripting import ScriptLimits, ScriptWorkers, _process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.test_lua_isolation import ATTACKS

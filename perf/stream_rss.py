@@ -21,9 +21,9 @@ import time
 from collections.abc import AsyncIterator
 
 import trio
-from satchel.storage import BlobLimits
 
 from satchel import open_runtime
+from satchel.storage import BlobLimits
 
 MIB = 1 << 20
 

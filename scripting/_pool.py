@@ -25,15 +25,15 @@ from typing import Any
 import anyio
 import anyio.abc
 import attrs
+
+import satchel
+from satchel import scripting
 from satchel.runtime._errors import (
     SatchelError,
     ScriptError,
     ScriptLimitExceededError,
     ValidationError,
 )
-
-import satchel
-from satchel import scripting
 
 from ._channel import FrameError, encode
 from ._process import WorkerProcess as Worker

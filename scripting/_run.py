@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import anyio
 import attrs
+
 from satchel.runtime import _errors as errors
 from satchel.runtime._errors import (
     SatchelError,

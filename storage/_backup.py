@@ -20,6 +20,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import attrs
+
 from satchel.runtime._errors import (
     IntegrityError,
     InvalidArgumentError,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, final
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 from . import _keys

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import blake3
 import lz4.frame
+
 from satchel.runtime._errors import IntegrityError, ValidationError
 
 DIGEST_SIZE = 32

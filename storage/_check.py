@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import attrs
+
 from satchel.runtime._errors import IntegrityError
 
 from . import _keys

@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar, final
 import msgpack
 from cattrs.errors import BaseValidationError
 from cattrs.preconf.msgpack import make_converter
+
 from satchel.runtime._errors import IntegrityError, RecordVersionError
 
 T = TypeVar("T")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Literal, final
 
 import attrs
+
 from satchel.runtime import Native, Parker, current_native
 from satchel.runtime._errors import StoreWriteFailedError, ValidationError, WriteConflictError
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol, TypeAlias, final
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError
 
 

@@ -25,6 +25,7 @@ from typing import Any, final
 
 import attrs
 import sniffio
+
 from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionMovedError,

@@ -15,6 +15,7 @@ from typing import Any, final
 
 import anyio
 import sniffio
+
 from satchel.runtime._errors import InvalidArgumentError
 
 from ._pg_connections import Connections

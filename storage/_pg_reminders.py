@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, final
 
 import sniffio
+
 from satchel.runtime import Reminder, ReminderStore, TakenReminder
 from satchel.runtime._errors import (
     InvalidArgumentError,

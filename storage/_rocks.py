@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import cast, final
 
 import rocksdict
+
 from satchel.runtime._errors import StoreClosedError, StoreLockedError
 
 from . import _keys

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, final
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
+
 from satchel.runtime._errors import (
     InvalidArgumentError,
     ObjectNotFoundError,

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import final
 
 import anyio
+
 from satchel.runtime._errors import (
     InvalidArgumentError,
     ObjectNotFoundError,

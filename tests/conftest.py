@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import trio.testing
+
+from satchel import Runtime, open_runtime
 from satchel.storage import (
     BlobLimits,
     KeyValueStore,
@@ -17,8 +19,6 @@ from satchel.storage import (
     Store,
     open_store,
 )
-
-from satchel import Runtime, open_runtime
 
 from .autojump import AutojumpLoop
 from .ports import drop_table, networked_place

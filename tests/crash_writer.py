@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import trio
+
 from satchel.storage import Batch, BlobLimits, RocksStore, Store
 
 LIMITS = BlobLimits(chunk_size=4096, compress_min=256)

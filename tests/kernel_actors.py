@@ -6,9 +6,9 @@ from typing import Any
 
 import anyio
 import attrs
-from satchel.runtime import Actor, ActorSpec, ReminderFired, TimerFired
 
 from satchel import ValidationError
+from satchel.runtime import Actor, ActorSpec, ReminderFired, TimerFired
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+
 from satchel.storage import (
     GroupCommit,
     LocalObjects,

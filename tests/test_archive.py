@@ -19,11 +19,6 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.actors import ArchiveReport, export_session, import_session
-from satchel.actors import _layout as layout
-from satchel.actors.sessions import _removal as removal
-from satchel.storage import BLOBS, Backend, Batch, KeyValueStore, LocalRecords, MemoryStore
-from satchel.storage import _keys as keys
 
 from satchel import (
     AccessDeniedError,
@@ -35,6 +30,11 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
+from satchel.actors import ArchiveReport, export_session, import_session
+from satchel.actors import _layout as layout
+from satchel.actors.sessions import _removal as removal
+from satchel.storage import BLOBS, Backend, Batch, KeyValueStore, LocalRecords, MemoryStore
+from satchel.storage import _keys as keys
 
 from .conftest import SMALL_CHUNKS
 

@@ -90,6 +90,7 @@ async def test_the_nil_uuid_is_never_imported(rt: Runtime) -> None:
     """An archive whose session record is the nil UUID's is refused."""
     import attrs
     import msgpack
+
     from satchel.actors import _layout as layout
     from satchel.actors.archives import _archive_read
 

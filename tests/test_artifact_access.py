@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from satchel.storage import Batch
 
 from satchel import (
     AccessDeniedError,
@@ -18,6 +17,7 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
+from satchel.storage import Batch
 
 
 async def three(rt: Runtime) -> tuple[str, str, str]:

@@ -10,7 +10,6 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.actors.artifacts import _artifact_query
 
 from satchel import (
     ArtifactInfo,
@@ -19,6 +18,7 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
+from satchel.actors.artifacts import _artifact_query
 
 from .conftest import BACKENDS
 

@@ -9,9 +9,9 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
-from satchel.storage import BlobLimits
 
 from satchel import open_runtime
+from satchel.storage import BlobLimits
 
 
 async def test_stopping_a_stream_closes_the_blob_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from satchel.storage import BlobLimits
 
 from satchel import (
     AccessDeniedError,
@@ -23,6 +22,7 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
+from satchel.storage import BlobLimits
 
 MIB = 1 << 20
 

@@ -14,7 +14,6 @@ import anyio
 import pytest
 import trio
 import uvloop
-from satchel.storage import BlobLimits
 
 import satchel
 from satchel import (
@@ -24,6 +23,7 @@ from satchel import (
     RuntimeClosedError,
     StoreLockedError,
 )
+from satchel.storage import BlobLimits
 
 SMALL = BlobLimits(chunk_size=4096, compress_min=64, max_size=1 << 20)
 

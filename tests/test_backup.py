@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import pytest
-from satchel.storage import _backup
 
 from satchel import (
     IntegrityError,
@@ -20,6 +19,7 @@ from satchel import (
     open_runtime,
     restore_backup,
 )
+from satchel.storage import _backup
 
 BIG = 300_000  # past the 64 KiB from which chunks are files
 

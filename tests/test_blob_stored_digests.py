@@ -9,13 +9,13 @@ from typing import Any
 import attrs
 import lz4.frame
 import pytest
+
+from satchel import IntegrityError, ValidationError
 from satchel.storage import BLOBS, Batch, RecordCodec, Store
 from satchel.storage._blob_uploads import Upload
 from satchel.storage._blobformat import chunk_key, digest_of, encode_chunk
 from satchel.storage._blobmeta import META_CODEC, BlobMeta
 from satchel.storage._keys import blob_key
-
-from satchel import IntegrityError, ValidationError
 
 from .conftest import SMALL_CHUNKS
 from .test_blobs import TEXT, chunk_keys, store_blob

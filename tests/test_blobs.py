@@ -14,10 +14,10 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, Store, open_store
-from satchel.storage._blobformat import decode_chunk, encode_chunk
 
 from satchel import BlobNotFoundError, IntegrityError, InvalidArgumentError, ValidationError
+from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, Store, open_store
+from satchel.storage._blobformat import decode_chunk, encode_chunk
 
 from .conftest import SMALL_CHUNKS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import attrs
+
 from satchel.storage import BLOBS, Batch, Store
 from satchel.storage._blobmeta import META_CODEC
 from satchel.storage._keys import blob_key

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from satchel.storage import BLOBS, Batch, KeyValueStore, RocksStore, open_store
 from satchel.storage import _chunk_files as chunk_files
 from satchel.storage._chunk_files import LARGE_VALUE

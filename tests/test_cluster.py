@@ -10,10 +10,6 @@ from typing import Any
 
 import anyio
 import pytest
-from satchel.actors import _layout as layout
-from satchel.actors.cluster import SessionPlacement
-from satchel.storage import Batch
-from satchel.storage._keys import FENCE
 
 from satchel import (
     ActorNotFoundError,
@@ -24,6 +20,10 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
+from satchel.actors import _layout as layout
+from satchel.actors.cluster import SessionPlacement
+from satchel.storage import Batch
+from satchel.storage._keys import FENCE
 
 from .ports import drop_table, networked_place
 

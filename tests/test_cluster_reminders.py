@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from satchel.runtime import Actor, ActorSpec, Reminder, ReminderFired, open_supervisor
-from satchel.storage import PostgresReminders, split_table
 
 from satchel import Node, Runtime, open_runtime
+from satchel.runtime import Actor, ActorSpec, Reminder, ReminderFired, open_supervisor
+from satchel.storage import PostgresReminders, split_table
 
 from .ports import drop_table, networked_place
 

@@ -8,9 +8,9 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from satchel.storage import RecordCodec
 
 from satchel import IntegrityError, RecordVersionError
+from satchel.storage import RecordCodec
 
 
 @attrs.frozen

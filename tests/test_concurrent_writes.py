@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+
 from satchel.runtime._errors import QuotaExceededError
 
 from .conftest import open_test_runtime

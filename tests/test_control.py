@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from satchel.actors import _layout as layout
-from satchel.storage import Batch
 
 from satchel import (
     ActorNotFoundError,
@@ -13,6 +11,8 @@ from satchel import (
     Runtime,
     SessionNotFoundError,
 )
+from satchel.actors import _layout as layout
+from satchel.storage import Batch
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 

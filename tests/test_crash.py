@@ -11,6 +11,7 @@ from pathlib import Path
 
 import blake3
 import pytest
+
 from satchel.storage import open_store
 
 from .crash_writer import LIMITS, content_for, owner_key

@@ -10,10 +10,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 import trio
-from satchel.actors import check_sessions
-from satchel.storage import Batch, GroupCommit, MemoryStore, RocksStore, _keys
 
 from satchel import Runtime, StoreWriteFailedError, ValidationError, open_runtime
+from satchel.actors import check_sessions
+from satchel.storage import Batch, GroupCommit, MemoryStore, RocksStore, _keys
 
 
 @pytest.fixture

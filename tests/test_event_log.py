@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from satchel.actors import export_session, import_session
 
 from satchel import (
     InvalidArgumentError,
@@ -23,6 +22,7 @@ from satchel import (
     open_runtime,
     session_id_for,
 )
+from satchel.actors import export_session, import_session
 
 
 def datas(events: list[Any]) -> list[Any]:
@@ -345,6 +345,7 @@ async def test_archives_with_malformed_event_entries_are_refused(
 ) -> None:
     """An archive whose journal holds a malformed append is refused, nothing imported."""
     import msgpack
+
     from satchel.actors import _layout as layout
 
     sid = await rt.sessions.create()

@@ -12,13 +12,13 @@ from typing import Any
 import anyio
 import pytest
 import uvloop
+
+import satchel
+from satchel import HookContext, HookResult, open_runtime
 from satchel.runtime import current_native
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import Batch, GroupCommit, MemoryStore
 from satchel.storage import _group_commit as group_commit
-
-import satchel
-from satchel import HookContext, HookResult, open_runtime
 
 from .test_asyncio_host import Host
 

@@ -9,7 +9,6 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from satchel.actors.hooks import _hooks
 
 from satchel import (
     HookCancelledError,
@@ -22,6 +21,7 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
+from satchel.actors.hooks import _hooks
 
 
 async def test_cancel_prevents_the_write(rt: Runtime) -> None:

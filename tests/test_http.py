@@ -11,7 +11,6 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from satchel.storage import BlobLimits, RocksStore
 
 from satchel import Runtime, ValidationError, open_runtime
 from satchel._http_routes import ENDPOINTS
@@ -24,6 +23,7 @@ from satchel._serve import (
     process_started,
     serve,
 )
+from satchel.storage import BlobLimits, RocksStore
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 LIMITS = BlobLimits(chunk_size=64 << 10, max_size=4 << 20)

@@ -13,11 +13,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from satchel.storage import BlobLimits
 
 from satchel import InvalidArgumentError, ValidationError, open_runtime
 from satchel._http import make_app
 from satchel._serve import ServerInfo, serve
+from satchel.storage import BlobLimits
 
 from .test_http import Server, kind, new_session
 

@@ -11,6 +11,15 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import pytest
+
+from satchel import (
+    ActorCrashedError,
+    ActorFailedError,
+    ActorNotFoundError,
+    MailboxFullError,
+    RuntimeClosedError,
+    ValidationError,
+)
 from satchel.runtime import (
     Actor,
     ActorRef,
@@ -22,15 +31,6 @@ from satchel.runtime import (
     Supervisor,
     TimerFired,
     open_supervisor,
-)
-
-from satchel import (
-    ActorCrashedError,
-    ActorFailedError,
-    ActorNotFoundError,
-    MailboxFullError,
-    RuntimeClosedError,
-    ValidationError,
 )
 
 from .kernel_actors import (

@@ -9,6 +9,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+
+from satchel import ActorCrashedError, RuntimeClosedError, ValidationError
 from satchel.runtime import (
     Actor,
     ActorRef,
@@ -19,8 +21,6 @@ from satchel.runtime import (
     open_supervisor,
 )
 from satchel.runtime._budget import LENT_TURNS_PER_YIELD
-
-from satchel import ActorCrashedError, RuntimeClosedError, ValidationError
 
 from .kernel_actors import Add, Boom, Counter, Get, Invalid, Sleep, World
 

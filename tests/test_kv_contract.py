@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from satchel import InvalidArgumentError, StoreClosedError, StoreLockedError
 from satchel.storage import (
     BLOBS,
     INDEX,
@@ -18,8 +20,6 @@ from satchel.storage import (
     prefix_upper_bound,
     scan_prefix,
 )
-
-from satchel import InvalidArgumentError, StoreClosedError, StoreLockedError
 
 from .conftest import BACKENDS, make_kv
 

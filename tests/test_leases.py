@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 import pytest
-from satchel.storage import Batch, Fence, PostgresLeases, PostgresRecords, fence_key
 
 from satchel import SessionMovedError, StoreLockedError, ValidationError
+from satchel.storage import Batch, Fence, PostgresLeases, PostgresRecords, fence_key
 
 from .ports import drop_table, networked_place, server_url
 

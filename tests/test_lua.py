@@ -7,7 +7,6 @@ from typing import Any
 
 import anyio
 import pytest
-from satchel.scripting import LuaState, ScriptLimits
 
 from satchel import (
     AccessDeniedError,
@@ -17,6 +16,7 @@ from satchel import (
     SessionNotFoundError,
 )
 from satchel._cli import main
+from satchel.scripting import LuaState, ScriptLimits
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "lua"
 TIGHT = ScriptLimits(max_memory=16 << 20, max_instructions=2_000_000, max_seconds=5)

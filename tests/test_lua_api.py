@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from satchel.scripting import api_names
 
 from satchel import AccessDeniedError, Runtime, open_runtime
+from satchel.scripting import api_names
 
 SPEC = Path(__file__).parent.parent / "docs" / "lua-api.md"
 STYLES = ["camel", "snake"]

@@ -11,9 +11,9 @@ from typing import Any
 import anyio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.scripting import ScriptLimits, ScriptWorkers
 
 from satchel import Runtime, SatchelError, open_runtime
+from satchel.scripting import ScriptLimits, ScriptWorkers
 
 LIMITS = ScriptLimits(max_seconds=1, max_output=1 << 16)
 SIZES = ["0", "1", "255", "1 << 16", "1 << 20", "(1 << 31) - 2", "1 << 40", "1 << 62", "-1"]

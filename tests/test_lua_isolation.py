@@ -14,7 +14,6 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.scripting import ScriptLimits, ScriptWorkers
 
 from satchel import (
     InvalidArgumentError,
@@ -24,6 +23,7 @@ from satchel import (
     SessionHasChildrenError,
     open_runtime,
 )
+from satchel.scripting import ScriptLimits, ScriptWorkers
 
 LIMITS = ScriptLimits(max_seconds=1)
 FULL_STATE = (

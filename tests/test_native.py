@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+
 from satchel.runtime._native import ASYNCIO
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 import pytest
-from satchel.storage import Batch, SplitRecords
 
 from satchel import SessionExistsError, StoreUnavailableError, open_runtime
+from satchel.storage import Batch, SplitRecords
 
 from .ports import drop_table, networked_place
 

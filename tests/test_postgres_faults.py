@@ -13,10 +13,10 @@ from typing import Any
 
 import anyio
 import pytest
-from satchel.storage import Batch, PostgresRecords
-from satchel.storage._pg_connections import Connections
 
 from satchel import StoreUnavailableError, open_runtime
+from satchel.storage import Batch, PostgresRecords
+from satchel.storage._pg_connections import Connections
 
 from .ports import server_url
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from satchel.actors import _layout as layout
-from satchel.storage import Batch
 
 from satchel import ActorCrashedError, StoreLockedError, ValidationError, open_runtime
+from satchel.actors import _layout as layout
+from satchel.storage import Batch
 
 from .kernel_actors import Add, Boom, stored_counter_spec
 

@@ -10,8 +10,6 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.actors import _layout as layout
-from satchel.actors import _validate
 
 from satchel import (
     InvalidArgumentError,
@@ -22,6 +20,8 @@ from satchel import (
     open_runtime,
     session_id_for,
 )
+from satchel.actors import _layout as layout
+from satchel.actors import _validate
 
 
 async def test_a_key_names_its_session_everywhere(rt: Runtime) -> None:
@@ -254,6 +254,7 @@ async def test_a_user_needs_its_app_when_listing(rt: Runtime) -> None:
 def test_an_archived_record_whose_key_names_another_id_is_refused() -> None:
     """On import, a record's key must name the record's own id, and its user its app."""
     import attrs
+
     from satchel.actors.archives import _archive_read
 
     record = _any_record()

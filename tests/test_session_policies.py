@@ -6,9 +6,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from satchel.actors import _layout as layout
-from satchel.actors.sessions._deadlines import RETRY_S
-from satchel.storage import Batch
 
 from satchel import (
     QuotaExceededError,
@@ -19,6 +16,9 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
+from satchel.actors import _layout as layout
+from satchel.actors.sessions._deadlines import RETRY_S
+from satchel.storage import Batch
 
 DAY = 86_400
 

@@ -9,9 +9,9 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from satchel.actors.sessions import _query
 
 from satchel import InvalidArgumentError, Runtime, SessionInfo, ValidationError, open_runtime
+from satchel.actors.sessions import _query
 
 from .conftest import BACKENDS
 

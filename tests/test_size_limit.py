@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from satchel.storage import BlobLimits
 
 from satchel import ContentTooLargeError, open_runtime
+from satchel.storage import BlobLimits
 from tests.test_cli_api import Cli
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from satchel.actors import _validate as validate
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 

@@ -10,11 +10,11 @@ import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from satchel import IntegrityError, Runtime
 from satchel.actors.artifacts import _artifact_layout as layout
 from satchel.actors.artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from satchel.storage._codec import converter
-
-from satchel import IntegrityError, Runtime
 
 GOOD: dict[str, Any] = {
     "id": "01J00000000000000000000000",

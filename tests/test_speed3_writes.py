@@ -12,6 +12,8 @@ import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from satchel import Runtime
 from satchel.actors import _layout as layout
 from satchel.actors._model import SessionConfig, SessionStatus
 from satchel.actors.artifacts import _artifact_layout as artifact_layout
@@ -21,8 +23,6 @@ from satchel.storage._blobformat import chunk_key, digest_of, encode_chunk
 from satchel.storage._codec import converter
 from satchel.storage._kv import KeyValueStore
 from satchel.storage._memory import MemoryStore
-
-from satchel import Runtime
 
 
 @pytest.mark.parametrize(

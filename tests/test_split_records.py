@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from satchel import StoreUnavailableError, WriteConflictError
 from satchel.storage import (
     ABSENT,
     BLOBS,
@@ -16,8 +18,6 @@ from satchel.storage import (
     ObjectStore,
     SplitRecords,
 )
-
-from satchel import StoreUnavailableError, WriteConflictError
 
 from .ports import SPLIT_LARGE, open_records
 

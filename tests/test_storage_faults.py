@@ -13,6 +13,13 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
+
+from satchel import (
+    InvalidArgumentError,
+    StoreUnavailableError,
+    ValidationError,
+    WriteConflictError,
+)
 from satchel.storage import (
     ABSENT,
     BLOBS,
@@ -25,13 +32,6 @@ from satchel.storage import (
     PostgresRecords,
     S3Objects,
     SplitRecords,
-)
-
-from satchel import (
-    InvalidArgumentError,
-    StoreUnavailableError,
-    ValidationError,
-    WriteConflictError,
 )
 
 from .ports import open_objects, server_url

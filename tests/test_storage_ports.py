@@ -12,6 +12,14 @@ import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from satchel import (
+    InvalidArgumentError,
+    ObjectNotFoundError,
+    StoreUnavailableError,
+    ValidationError,
+    WriteConflictError,
+)
 from satchel.storage import (
     ABSENT,
     BLOBS,
@@ -31,14 +39,6 @@ from satchel.storage import (
     open_networked,
     prefix_pairs,
     split_table,
-)
-
-from satchel import (
-    InvalidArgumentError,
-    ObjectNotFoundError,
-    StoreUnavailableError,
-    ValidationError,
-    WriteConflictError,
 )
 
 from .ports import OBJECT_BACKENDS, RECORD_BACKENDS, open_objects, open_records, server_url

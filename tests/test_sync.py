@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from satchel.storage import BlobLimits
 
 import satchel
 import satchel.sync
 from satchel import ForeignLoopError, HookContext, RuntimeClosedError, StoreLockedError
+from satchel.storage import BlobLimits
 
 from . import sync_api_gen
 

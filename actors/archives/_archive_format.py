@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 
 from .. import _validate as validate

@@ -23,6 +23,7 @@ import anyio.lowlevel
 import attrs
 import blake3
 import msgpack
+
 from satchel.runtime._errors import (
     IntegrityError,
     InvalidArgumentError,

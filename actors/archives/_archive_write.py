@@ -24,6 +24,8 @@ import anyio.lowlevel
 import attrs
 import blake3
 import msgpack
+
+from satchel._version import __version__
 from satchel.runtime._errors import (
     AccessDeniedError,
     ArtifactNotFoundError,
@@ -33,8 +35,6 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
 )
 from satchel.storage import BlobRef, RecordReads, Store, prefix_pairs
-
-from satchel._version import __version__
 
 from .. import _layout as layout
 from .. import _validate as validate

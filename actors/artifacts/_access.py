@@ -13,6 +13,7 @@ import enum
 import struct
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import Batch, RecordReads, prefix_pairs
 from satchel.storage import _keys as keys

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import blake3
+
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate

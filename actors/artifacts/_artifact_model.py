@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+
 from satchel.storage import RecordCodec
 from satchel.storage._codec import converter
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError, WriteConflictError
 from satchel.storage import ABSENT, Batch, RecordCodec, RecordStore, prefix_pairs
 from satchel.storage import _keys as keys

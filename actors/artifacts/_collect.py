@@ -19,6 +19,7 @@ from typing import Any, final
 
 import attrs
 import blake3
+
 from satchel.runtime import Actor, ActorSpec, Supervisor
 from satchel.runtime._errors import (
     InvalidArgumentError,

@@ -12,6 +12,7 @@ from typing import Any, final
 
 import anyio
 import attrs
+
 from satchel.runtime import Actor
 from satchel.runtime._errors import ValidationError
 from satchel.storage import BlobStore, BlobWriter, StagedBlob

@@ -15,6 +15,7 @@ import logging
 from typing import final
 
 import anyio
+
 from satchel.storage import RecordReads
 from satchel.storage._pg_notices import MAX_NOTICE, PostgresNotices
 

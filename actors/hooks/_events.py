@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import RecordReads
 

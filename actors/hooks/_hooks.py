@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import anyio
 import attrs
+
 from satchel.runtime._errors import (
     HookCancelledError,
     InvalidArgumentError,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 import attrs
+
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
 from satchel.runtime._errors import (
     InvalidArgumentError,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import anyio
 import attrs
+
 from satchel.runtime._errors import (
     QuotaExceededError,
     RateLimitedError,

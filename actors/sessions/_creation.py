@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+
 from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionExistsError,

@@ -20,6 +20,7 @@ from typing import Any, final
 
 import anyio
 import anyio.lowlevel
+
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
 from satchel.runtime._errors import SatchelError, SessionMovedError
 from satchel.storage import RecordReads

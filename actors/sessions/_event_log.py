@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import attrs
 import msgpack
+
 from satchel.runtime._errors import (
     InvalidArgumentError,
     InvalidStateTransitionError,

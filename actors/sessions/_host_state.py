@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+
 from satchel.runtime._errors import ValidationError
 from satchel.storage import Batch, RecordStore
 from satchel.storage._keys import HOST_STATE

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio.lowlevel
+
 from satchel.runtime import ActorRef
 from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
 from satchel.storage import RecordStore, prefix_pairs

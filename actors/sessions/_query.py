@@ -18,6 +18,7 @@ from contextlib import aclosing
 from typing import Any
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import RecordReads, prefix_upper_bound
 

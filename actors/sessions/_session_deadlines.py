@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
 from satchel.runtime import ActorContext
 from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import Batch, RecordStore

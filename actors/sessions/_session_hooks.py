@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import attrs
+
 from satchel.runtime._errors import ValidationError
 
 from .. import _validate as validate

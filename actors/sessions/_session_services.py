@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import attrs
+
 from satchel.runtime import ActorRef
 from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import Batch, BlobStore, GroupCommit, RecordStore

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import Batch
 
