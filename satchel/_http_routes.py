@@ -51,7 +51,7 @@ _CREATE = (
     "user",
     "state",
 )
-_REPLAY = ("mode", "at", "modifications", "compare_results", "stop_on_error")
+_REPLAY = ("mode", "at", "modifications", "compare_results", "stop_on_error", "steps_from")
 _SCHEDULE = ("session_id", "when", "every_s", "mode", "at", "modifications", "compare_results")
 
 

@@ -18,6 +18,8 @@ from satchel.runtime import _errors as errors
 #: Sessions on a page of the list, and journal entries on a page of a timeline.
 SESSIONS_PER_PAGE = 50
 ENTRIES_PER_PAGE = 100
+#: The states a replay shows, up to its point.
+STEPS_SHOWN = 50
 #: Variables shown on a session's page (the rest are counted).
 VARIABLES_SHOWN = 200
 #: How much of a value a table cell shows.
@@ -160,7 +162,10 @@ async def replay(request: Request) -> Response:
     seq = int(request.path_params["seq"])
     info = await rt.sessions.get(session_id)
     state = await rt.sessions.state_at(session_id, seq)
-    result = await rt.sessions.replay(session_id, mode="debug", at=seq)
+    # The states of the last entries up to the point: stepping through all of a long
+    # journal would cost a copy of every variable per entry.
+    first = max(1, seq - STEPS_SHOWN + 1)
+    result = await rt.sessions.replay(session_id, mode="debug", at=seq, steps_from=first)
     return render(
         request,
         "point.html",

@@ -196,3 +196,20 @@ async def test_forks_of_long_names_fit(rt: Runtime) -> None:
     fork = await rt.sessions.fork(sid)
     name = (await rt.sessions.get(fork)).name
     assert name.endswith(" (fork)") and len(name.encode()) <= 255
+
+
+async def test_a_debug_replay_keeps_the_states_from_the_entry_asked() -> None:
+    """``steps_from`` keeps the debug states of the entries from it on, the same states a
+    whole debug replay has for them; a number below 1 is refused."""
+    from satchel import InvalidArgumentError, open_runtime
+
+    async with open_runtime(store="memory") as rt:
+        session_id = await rt.sessions.create()
+        for n in range(10):
+            await rt.sessions.set_state(session_id, "n", n)
+        whole = await rt.sessions.replay(session_id, mode="debug")
+        window = await rt.sessions.replay(session_id, mode="debug", steps_from=8)
+        assert window.steps == tuple(s for s in whole.steps if s.seq >= 8)
+        assert window.state == whole.state
+        with pytest.raises(InvalidArgumentError):
+            await rt.sessions.replay(session_id, mode="debug", steps_from=0)

@@ -341,3 +341,19 @@ def test_satchel_ui_serves_the_folder_and_prints_a_login_link(tmp_path: Path) ->
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+
+
+async def test_a_replay_of_a_long_journal_shows_the_last_states_up_to_its_point(
+    ui: Any,
+) -> None:
+    """Stepping through a replay of many entries shows the states of the last 50 entries up
+    to the point, the last of them the state there."""
+    rt, client = ui
+    session_id = await rt.sessions.create()
+    for n in range(80):
+        await rt.sessions.set_state(session_id, "n", n)
+    last = (await rt.sessions.replay_metadata(session_id)).total_events
+    page = await client.post(f"/ui/sessions/{session_id}/at/{last}/replay", data=form())
+    assert page.text.count('class="step"') == 50
+    assert f'data-label="entry {last} (state_set)"' in page.text
+    assert f'data-label="entry {last - 50} ' not in page.text

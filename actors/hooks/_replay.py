@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, ReplayError, ValidationError
 from satchel.storage import RecordReads, prefix_pairs, prefix_upper_bound
 
@@ -272,8 +273,10 @@ async def replay(
     compare_results: bool,
     stop_on_error: bool,
     progress: ReplayProgress,
+    steps_from: int = 1,
 ) -> ReplayResult:
-    """Replay entries 1..``upto`` of ``sid`` in ``mode`` (see the module docstring)."""
+    """Replay entries 1..``upto`` of ``sid`` in ``mode`` (see the module docstring); in
+    ``debug`` mode, with the state after each entry from ``steps_from`` on."""
     fold = _Fold()
     pinned = dict(modifications) if mode is ReplayMode.MODIFIED else {}
     fold.variables.update(copy.deepcopy(pinned))
@@ -316,7 +319,7 @@ async def replay(
                     fold.variables.update(copy.deepcopy(pinned))
                 counts["events"] += 1
                 progress.done = seq
-                if mode is ReplayMode.DEBUG:
+                if mode is ReplayMode.DEBUG and seq >= steps_from:
                     steps.append(ReplayStep(seq, kind, copy.deepcopy(fold.variables)))
                 if halted:
                     break

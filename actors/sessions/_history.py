@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+
 from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
 from satchel.storage import Batch, BlobStore, RecordStore, prefix_pairs
 from satchel.storage import _keys as keys
@@ -65,8 +66,12 @@ class History:
         compare_results: bool = True,
         stop_on_error: bool = False,
         progress: ReplayProgress | None = None,
+        steps_from: int = 1,
     ) -> ReplayResult:
-        """Replay the journal up to ``at`` in ``mode``; the session is not changed."""
+        """Replay the journal up to ``at`` in ``mode``; the session is not changed. In
+        ``debug`` mode the result holds the state after each entry from ``steps_from`` on
+        (a state per entry costs a copy of every variable: a window of a long journal is
+        much cheaper than all of it)."""
         session_id, sid, _ = await self._session(session_id)
         checked = replays.mode_of(mode)
         upto = replays.check_seq(at, await replays.last_seq(self._records, sid), session_id)
@@ -79,6 +84,8 @@ class History:
         for key, value in pins.items():
             validate.state_key(key)
             validate.json_like(f"modification {key!r}", value)
+        if isinstance(steps_from, bool) or not isinstance(steps_from, int) or steps_from < 1:
+            raise InvalidArgumentError(f"steps_from must be an entry number, not {steps_from!r}")
         for flag, name in ((compare_results, "compare_results"), (stop_on_error, "stop_on_error")):
             if type(flag) is not bool:
                 raise InvalidArgumentError(f"{name} must be a boolean, not {flag!r}")
@@ -93,6 +100,7 @@ class History:
             compare_results=compare_results,
             stop_on_error=stop_on_error,
             progress=progress or ReplayProgress(),
+            steps_from=steps_from,
         )
 
     async def metadata(self, session_id: str) -> ReplayMetadata:

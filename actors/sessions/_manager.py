@@ -295,8 +295,8 @@ class SessionManager(EventLogCalls):
 
     async def replay(self, session_id: str, **config: Any) -> ReplayResult:
         """Replay the journal (``mode``: simulate, exact, modified, debug; ``at``,
-        ``modifications``, ``compare_results``, ``stop_on_error``, ``progress``); the
-        session is not changed."""
+        ``modifications``, ``compare_results``, ``stop_on_error``, ``progress``,
+        ``steps_from``); the session is not changed."""
         return await self._history.replay(session_id, **config)
 
     async def replay_metadata(self, session_id: str) -> ReplayMetadata:
