@@ -17,6 +17,7 @@ from typing import Any, final
 
 import anyio
 import anyio.lowlevel
+
 from satchel.runtime import ActorRef, Supervisor
 from satchel.runtime._errors import (
     AccessDeniedError,
