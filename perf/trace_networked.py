@@ -18,9 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from satchel.storage import PostgresRecords, S3Objects
-
 from satchel import open_runtime
+from satchel.storage import PostgresRecords, S3Objects
 
 CALLS: list[str] = []
 
@@ -74,6 +73,9 @@ async def main() -> None:
                 "set_state": lambda i: rt.sessions.set_state(sid, "k", {"step": i}),
                 "store_1k": lambda i: rt.artifacts.store(
                     sid, f"a{i}", os.urandom(1024), type="file"
+                ),
+                "store_1k_same_name": lambda i: rt.artifacts.store(
+                    sid, "doc", os.urandom(1024), type="file"
                 ),
                 "get_1k": lambda i: rt.artifacts.get(sid, "doc"),
                 "store_1m": lambda i: rt.artifacts.store(
