@@ -11,6 +11,7 @@ policy, everything else is shown as text.
 from __future__ import annotations
 
 import functools
+import logging
 import hashlib
 import hmac
 import time
@@ -29,6 +30,8 @@ from satchel.runtime import _errors as errors
 
 if TYPE_CHECKING:
     from satchel._runtime import Runtime
+
+log = logging.getLogger("satchel.http")
 
 PREFIX = "/ui"
 COOKIE = "satchel_ui"
@@ -101,6 +104,10 @@ def page(handler: Handler) -> Handler:
             from satchel._http import status_of
 
             return render(request, "error.html", status_of(error), error=error)
+        except Exception as error:  # the page says what failed; the log has the rest
+            log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+            failed = errors.SatchelError(f"{type(error).__name__} (see the server log)")
+            return render(request, "error.html", 500, error=failed)
 
     return guarded
 

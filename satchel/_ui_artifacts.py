@@ -67,11 +67,11 @@ def preview(content: bytes, mime_type: str, name: str) -> dict[str, Any]:
     """How a version is shown: ``kind`` (image, markdown, json, text or binary) and what to
     show (escaped by the template, but for rendered Markdown, which escapes itself)."""
     if mime_type in IMAGE_TYPES:
-        return {"kind": "image"}
+        return {"kind": "image", "cut": False}
     head = content[:PREVIEW_BYTES]
     cut = len(content) > PREVIEW_BYTES
-    if not _is_text(head) and not cut:
-        return {"kind": "binary"}
+    if not _is_text(head):
+        return {"kind": "binary", "cut": False}
     text = head.decode("utf-8", errors="replace")
     if mime_type == "text/markdown" or name.lower().endswith((".md", ".markdown")):
         return {"kind": "markdown", "html": _markdown(text), "cut": cut}

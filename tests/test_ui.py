@@ -357,3 +357,34 @@ async def test_a_replay_of_a_long_journal_shows_the_last_states_up_to_its_point(
     assert page.text.count('class="step"') == 50
     assert f'data-label="entry {last} (state_set)"' in page.text
     assert f'data-label="entry {last - 50} ' not in page.text
+
+
+async def test_binary_and_image_versions_have_their_pages(ui: Any) -> None:
+    """A binary version's page offers its download, and an image's shows it as an image."""
+    rt, client = ui
+    session_id = await rt.sessions.create()
+    await rt.artifacts.store(session_id, "raw.bin", bytes(range(256)), type="t")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    await rt.artifacts.store(session_id, "p.png", png, type="t")
+    binary = await client.get(f"/ui/sessions/{session_id}/artifacts/raw.bin")
+    assert binary.status_code == 200 and "Binary content" in binary.text
+    image = await client.get(f"/ui/sessions/{session_id}/artifacts/p.png")
+    assert (
+        image.status_code == 200 and f"/ui/sessions/{session_id}/artifacts/p.png/raw" in image.text
+    )
+
+
+async def test_an_unexpected_failure_is_shown_as_a_page(
+    ui: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page whose code fails unexpectedly answers an error page with the error's type
+    only, not the API's JSON."""
+    rt, client = ui
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(rt.control, "actors", broken)
+    answer = await client.get("/ui/actors")
+    assert answer.status_code == 500 and answer.headers["content-type"].startswith("text/html")
+    assert "RuntimeError" in answer.text and "secret detail" not in answer.text

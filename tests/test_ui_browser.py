@@ -32,7 +32,6 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import (
     NoAlertPresentException,
-    NoSuchElementException,
     StaleElementReferenceException,
 )
 from selenium.webdriver.chrome.service import Service
@@ -421,16 +420,6 @@ def test_an_artifact_is_previewed_and_downloaded(
     assert isinstance(saved, Path) and saved.read_bytes() == first
 
 
-#: The artifact page answers 500 for an image or a binary version: its preview has no "cut"
-#: and the template's StrictUndefined refuses it (satchel/_ui_artifacts.py, preview()).
-PREVIEW_WITHOUT_CUT = pytest.mark.xfail(
-    raises=NoSuchElementException,
-    strict=True,
-    reason="the artifact page fails on an image or binary version's preview",
-)
-
-
-@PREVIEW_WITHOUT_CUT
 def test_a_binary_artifact_is_downloaded_whole(
     browser: WebDriver, server: Server, downloads: Path
 ) -> None:
@@ -447,7 +436,6 @@ def test_a_binary_artifact_is_downloaded_whole(
     assert isinstance(saved, Path) and saved.read_bytes() == blob
 
 
-@PREVIEW_WITHOUT_CUT
 def test_an_image_artifact_is_shown_as_an_image(browser: WebDriver, server: Server) -> None:
     """A PNG artifact's preview is an image the browser decodes at its own size."""
     session_id = server.create("chart upload")
