@@ -11,10 +11,11 @@ policy, everything else is shown as text.
 from __future__ import annotations
 
 import functools
-import logging
 import hashlib
 import hmac
+import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,9 +58,29 @@ def _derived(token: str, purpose: bytes) -> str:
     return hmac.new(token.encode(), purpose, hashlib.sha256).hexdigest()
 
 
-def login_value(token: str) -> str:
-    """The cookie a logged-in browser holds."""
-    return _derived(token, b"satchel-ui-login")
+#: How long a login lasts, in seconds.
+LOGIN_S = 12 * 3600
+#: The largest form the pages take (a token, a name and the CSRF field fit well within).
+FORM_BYTES = 8192
+
+
+def login_value(token: str, issued: int) -> str:
+    """The cookie a browser logged in at ``issued`` holds: the time, and a MAC of it."""
+    return f"{issued}.{_derived(token, f'login:{issued}'.encode())}"
+
+
+def cookie_name(request: Request) -> str:
+    """The cookie's name: one per port, as browsers keep cookies by host only (two servers
+    on one host must not log each other's browsers out)."""
+    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    return f"{COOKIE}_{port}"
+
+
+def whole(raw: str, name: str) -> int:
+    """A whole number given as ASCII digits (``InvalidArgumentError`` for anything else)."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+        raise errors.InvalidArgumentError(f"{name} must be a whole number, not {raw[:40]!r}")
+    return int(raw)
 
 
 def csrf_value(token: str) -> str:
@@ -73,9 +94,32 @@ def _token(request: Request) -> str:
 
 
 def logged_in(request: Request) -> bool:
-    """Whether the request carries the login cookie."""
-    given = request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(given.encode(), login_value(_token(request)).encode())
+    """Whether the request carries a login cookie of this server, less than ``LOGIN_S`` old."""
+    issued, _, _ = request.cookies.get(cookie_name(request), "").partition(".")
+    if not (issued.isascii() and issued.isdigit() and len(issued) <= 12):
+        return False
+    if not -60 <= time.time() - int(issued) <= LOGIN_S:
+        return False
+    wanted = login_value(_token(request), int(issued))
+    given = request.cookies.get(cookie_name(request), "")
+    return hmac.compare_digest(given.encode(), wanted.encode())
+
+
+async def small_form(request: Request) -> dict[str, str]:
+    """The request's URL-encoded form, refused (``ContentTooLargeError``) past
+    ``FORM_BYTES``: read only that much, logged in or not."""
+    declared = request.headers.get("content-length", "")
+    if declared and (not declared.isascii() or not declared.isdigit()):
+        raise errors.InvalidArgumentError("a bad Content-Length")
+    if declared and int(declared) > FORM_BYTES:
+        raise errors.ContentTooLargeError(f"a form is at most {FORM_BYTES} bytes")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > FORM_BYTES:
+            raise errors.ContentTooLargeError(f"a form is at most {FORM_BYTES} bytes")
+    fields = urllib.parse.parse_qsl(body.decode("utf-8", errors="replace"), max_num_fields=16)
+    return dict(fields)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -117,12 +161,16 @@ def action(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        form = await request.form()
-        given = str(form.get("csrf", ""))
-        if not logged_in(request) or not hmac.compare_digest(
-            given.encode(), csrf_value(_token(request)).encode()
-        ):
-            return HTMLResponse("refused: log in, and use the page's own form", 403)
+        refused = HTMLResponse("refused: log in, and use the page's own form", 403)
+        if not logged_in(request):
+            return refused  # before reading a byte of the body
+        try:
+            form = await small_form(request)
+        except (errors.ContentTooLargeError, ValueError):
+            return refused
+        given = form.get("csrf", "")
+        if not hmac.compare_digest(given.encode(), csrf_value(_token(request)).encode()):
+            return refused
         request.state.form = form
         return await page(handler)(request)
 
@@ -143,7 +191,9 @@ def login_link(token: str, now: float | None = None) -> str:
 def _link_good(request: Request, given: str) -> bool:
     """Whether ``given`` is a login link's key, in its time and not used before."""
     expires, _, mac = given.partition(".")
-    if not expires.isdigit() or not 0 <= int(expires) - time.time() <= LINK_S:
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
+        return False
+    if not 0 <= int(expires) - time.time() <= LINK_S:
         return False
     wanted = _derived(_token(request), f"once:{expires}".encode())
     used: dict[str, int] = request.app.state.ui_links_used
@@ -157,8 +207,16 @@ def _link_good(request: Request, given: str) -> bool:
 
 def _logged_in_answer(request: Request) -> Response:
     answer = RedirectResponse(f"{PREFIX}/", status_code=303)
-    value = login_value(_token(request))
-    answer.set_cookie(COOKIE, value, path=PREFIX, httponly=True, samesite="strict")
+    value = login_value(_token(request), int(time.time()))
+    answer.set_cookie(
+        cookie_name(request),
+        value,
+        max_age=LOGIN_S,
+        path=PREFIX,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
     return answer
 
 
@@ -172,8 +230,11 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    form = await request.form()
-    given = str(form.get("token", ""))
+    try:
+        form = await small_form(request)
+    except (errors.ContentTooLargeError, ValueError):
+        return render(request, "login.html", 413, failed=True)
+    given = form.get("token", "")
     if not hmac.compare_digest(given.encode(), _token(request).encode()):
         return render(request, "login.html", 401, failed=True)
     return _logged_in_answer(request)
@@ -182,7 +243,7 @@ async def login(request: Request) -> Response:
 @action
 async def logout(request: Request) -> Response:
     answer = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    answer.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
+    answer.delete_cookie(cookie_name(request), path=PREFIX, httponly=True, samesite="strict")
     return answer
 
 

@@ -12,39 +12,61 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from markdown_it import MarkdownIt
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from satchel._ui import SANDBOX, page, render, runtime_of
+from satchel._session_calls import closed_after
+from satchel._ui import SANDBOX, page, render, runtime_of, whole
 from satchel.runtime import _errors as errors
+
+if TYPE_CHECKING:
+    from satchel._runtime import Runtime
 
 #: How much of a version a preview shows, and a difference compares.
 PREVIEW_BYTES = 256 * 1024
 #: Image types shown as images (SVG is not among them: it can hold scripts).
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False})
-_SAFE_LINKS = ("http://", "https://", "mailto:", "#", "/")
+_SAFE_LINKS = ("http://", "https://", "mailto:", "#")
+#: Lines a difference compares per side (difflib's time grows faster than the lines).
+DIFF_LINES = 2000
 
 
 def _version(request: Request) -> int | None:
     raw = request.query_params.get("version", "")
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise errors.InvalidArgumentError(f"version must be a whole number, not {raw!r}")
-    return int(raw)
+    return whole(raw, "version") if raw else None
+
+
+async def _head(rt: Runtime, session_id: str, name: str, version: int | None) -> bytes:
+    """The first ``PREVIEW_BYTES`` (and one more, to tell it was cut) of a version, read
+    chunk by chunk: a big version is never held whole."""
+    head = bytearray()
+    async with closed_after(rt.artifacts.stream(session_id, name, version)) as chunks:
+        async for chunk in chunks:
+            head += chunk
+            if len(head) > PREVIEW_BYTES:
+                break
+    return bytes(head[: PREVIEW_BYTES + 1])
+
+
+def _streamed(rt: Runtime, session_id: str, name: str, version: int) -> AsyncIterator[bytes]:
+    return rt.artifacts.stream(session_id, name, version)
 
 
 def _is_text(content: bytes) -> bool:
+    """UTF-8 without NUL bytes (a character cut at the end of a preview still counts)."""
     try:
         content.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    except UnicodeDecodeError as error:
+        if error.reason != "unexpected end of data":
+            return False
     return b"\x00" not in content
 
 
@@ -55,12 +77,17 @@ def _markdown(text: str) -> str:
         for child in token.children or ():
             if child.type in ("link_open", "image"):
                 target = str(child.attrGet("href") or child.attrGet("src") or "")
-                if not target.lower().startswith(_SAFE_LINKS):
+                if not target.lower().startswith(_SAFE_LINKS) and not _local(target):
                     child.attrSet("href" if child.type == "link_open" else "src", "#")
                 if child.type == "image":
                     child.attrSet("src", "#")  # no fetches from a page
     rendered: str = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
     return rendered
+
+
+def _local(target: str) -> bool:
+    """A path on this server (not ``//host``, which is another site)."""
+    return target.startswith("/") and not target.startswith("//") and "\\" not in target
 
 
 def preview(content: bytes, mime_type: str, name: str) -> dict[str, Any]:
@@ -90,7 +117,8 @@ async def artifact(request: Request) -> Response:
         raise errors.ArtifactNotFoundError(f"artifact {name!r} has no versions")
     wanted = _version(request)
     chosen = next((v for v in versions if v.version == wanted), versions[-1])
-    got = await rt.artifacts.get(session_id, name, chosen.version)
+    head = await _head(rt, session_id, name, chosen.version)
+    shown = await anyio.to_thread.run_sync(preview, head, chosen.mime_type, name)
     return render(
         request,
         "artifact.html",
@@ -99,7 +127,7 @@ async def artifact(request: Request) -> Response:
         quoted=quote(name, safe=""),
         versions=versions,
         info=chosen,
-        preview=preview(got.content, chosen.mime_type, name),
+        preview=shown,
         audit=await rt.artifacts.audit_log(session_id, name, limit=50),
     )
 
@@ -109,12 +137,12 @@ async def raw(request: Request) -> Response:
     """An image version, as itself, under a policy that lets it do nothing."""
     rt = runtime_of(request)
     session_id, name = request.path_params["session_id"], request.path_params["name"]
-    got = await rt.artifacts.get(session_id, name, _version(request))
-    if got.metadata.mime_type not in IMAGE_TYPES:
+    info = await rt.artifacts.info(session_id, name, _version(request))
+    if info.mime_type not in IMAGE_TYPES:
         raise errors.InvalidArgumentError("only PNG, JPEG, GIF and WebP images are shown raw")
-    return Response(
-        got.content,
-        media_type=got.metadata.mime_type,
+    return StreamingResponse(
+        _streamed(rt, session_id, name, info.version),
+        media_type=info.mime_type,
         headers={"content-security-policy": SANDBOX},
     )
 
@@ -123,13 +151,14 @@ async def raw(request: Request) -> Response:
 async def download(request: Request) -> Response:
     rt = runtime_of(request)
     session_id, name = request.path_params["session_id"], request.path_params["name"]
-    got = await rt.artifacts.get(session_id, name, _version(request))
-    filename = quote(f"{got.metadata.name}", safe="")
-    return Response(
-        got.content,
+    info = await rt.artifacts.info(session_id, name, _version(request))
+    filename = quote(info.name, safe="")
+    return StreamingResponse(
+        _streamed(rt, session_id, name, info.version),
         media_type="application/octet-stream",
         headers={
             "content-disposition": f"attachment; filename*=UTF-8''{filename}",
+            "content-length": str(info.size),
             "content-security-policy": SANDBOX,
         },
     )
@@ -139,27 +168,15 @@ async def download(request: Request) -> Response:
 async def diff(request: Request) -> Response:
     rt = runtime_of(request)
     session_id, name = request.path_params["session_id"], request.path_params["name"]
-    versions = {}
-    for side in ("a", "b"):
-        raw_value = request.query_params.get(side, "")
-        if not raw_value.isdigit():
-            raise errors.InvalidArgumentError(f"{side} must be a version number")
-        versions[side] = int(raw_value)
+    versions = {side: whole(request.query_params.get(side, ""), side) for side in ("a", "b")}
     texts = []
     for side in ("a", "b"):
-        got = await rt.artifacts.get(session_id, name, versions[side])
-        if not _is_text(got.content[:PREVIEW_BYTES]):
+        head = (await _head(rt, session_id, name, versions[side]))[:PREVIEW_BYTES]
+        if not _is_text(head):
             raise errors.InvalidArgumentError(f"version {versions[side]} is not text")
-        texts.append(got.content[:PREVIEW_BYTES].decode("utf-8", errors="replace"))
-    lines = list(
-        difflib.unified_diff(
-            texts[0].splitlines(),
-            texts[1].splitlines(),
-            f"version {versions['a']}",
-            f"version {versions['b']}",
-            lineterm="",
-        )
-    )
+        texts.append(head.decode("utf-8", errors="replace").splitlines()[:DIFF_LINES])
+    # Off the event loop: other requests go on while difflib works.
+    lines = await anyio.to_thread.run_sync(_differences, texts[0], texts[1], versions)
     return render(
         request,
         "diff.html",
@@ -169,6 +186,14 @@ async def diff(request: Request) -> Response:
         a=versions["a"],
         b=versions["b"],
         lines=lines,
+    )
+
+
+def _differences(a: list[str], b: list[str], versions: dict[str, int]) -> list[str]:
+    return list(
+        difflib.unified_diff(
+            a, b, f"version {versions['a']}", f"version {versions['b']}", lineterm=""
+        )
     )
 
 

@@ -3,6 +3,7 @@ artifacts, children), a point of its timeline (the state there, replay and fork)
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -11,9 +12,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from satchel._http import json_response
-from satchel._ui import PREFIX, action, page, render, runtime_of
+from satchel._ui import PREFIX, action, page, render, runtime_of, whole
 from satchel.actors._model import SessionStatus
-from satchel.runtime import _errors as errors
 
 #: Sessions on a page of the list, and journal entries on a page of a timeline.
 SESSIONS_PER_PAGE = 50
@@ -28,11 +28,7 @@ _CELL = 300
 
 def _int(request: Request, name: str, default: int, *, lowest: int = 0) -> int:
     raw = request.query_params.get(name, "")
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise errors.InvalidArgumentError(f"{name} must be a whole number, not {raw!r}")
-    return max(lowest, int(raw))
+    return default if not raw else max(lowest, whole(raw, name))
 
 
 def shown(value: Any) -> str:
@@ -117,6 +113,11 @@ async def session(request: Request) -> Response:
     )
 
 
+def _capped(variables: dict[str, Any]) -> dict[str, str]:
+    """The first ``VARIABLES_SHOWN`` variables, each as a cell shows it."""
+    return {k: shown(v) for k, v in itertools.islice(variables.items(), VARIABLES_SHOWN)}
+
+
 def _plain(record: Any) -> Any:
     import attrs
 
@@ -148,7 +149,8 @@ async def point(request: Request) -> Response:
         "point.html",
         info=info,
         state=state,
-        variables={k: shown(v) for k, v in state.variables.items()},
+        variables=_capped(state.variables),
+        hidden_variables=max(0, len(state.variables) - VARIABLES_SHOWN),
         replay=None,
         shown=shown,
     )
@@ -171,8 +173,10 @@ async def replay(request: Request) -> Response:
         "point.html",
         info=info,
         state=state,
-        variables={k: shown(v) for k, v in state.variables.items()},
+        variables=_capped(state.variables),
+        hidden_variables=max(0, len(state.variables) - VARIABLES_SHOWN),
         replay=result,
+        steps=[(step, _capped(step.variables)) for step in result.steps],
         shown=shown,
     )
 

@@ -17,13 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
+from satchel import _ui as ui_module
 from satchel import open_runtime
 from satchel._http import make_app
-from satchel._ui import COOKIE, LINK_S, POLICY, csrf_value, login_link
+from satchel._ui import COOKIE, LINK_S, LOGIN_S, POLICY, csrf_value, login_link, login_value
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "ui-test-token-0123456789abcdef"
+#: The login cookie's name for a server on port 80 (httpx's test base URL).
+LOGIN = f"{COOKIE}_80"
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -35,7 +38,7 @@ async def ui() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             answer = await client.post("/ui/login", data={"token": TOKEN})
-            assert answer.status_code == 303 and COOKIE in answer.cookies
+            assert answer.status_code == 303 and LOGIN in answer.cookies
             yield rt, client
 
 
@@ -303,7 +306,7 @@ async def test_a_login_link_logs_in_once_and_only_in_its_time() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             link = login_link(TOKEN)
             first = await client.get(link)
-            assert first.status_code == 303 and COOKIE in first.cookies
+            assert first.status_code == 303 and LOGIN in first.cookies
             client.cookies.clear()
             again = await client.get(link)
             assert again.status_code == 200 and 'id="login-failed"' in again.text
@@ -314,7 +317,7 @@ async def test_a_login_link_logs_in_once_and_only_in_its_time() -> None:
                 "/ui/login?once=x.y",
             ):
                 answer = await client.get(bad)
-                assert answer.status_code == 200 and COOKIE not in answer.cookies, bad
+                assert answer.status_code == 200 and LOGIN not in answer.cookies, bad
 
 
 def next_json(lines: Any) -> Any:
@@ -337,7 +340,8 @@ def test_satchel_ui_serves_the_folder_and_prints_a_login_link(tmp_path: Path) ->
             served, opened = next_json(process.stdout), next_json(process.stdout)
             assert opened["url"] == served["url"] + "/ui/"
             answer = httpx.get(opened["login"])
-            assert answer.status_code == 303 and COOKIE in answer.cookies
+            port = served["url"].rsplit(":", 1)[1]
+            assert answer.status_code == 303 and f"{COOKIE}_{port}" in answer.cookies
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -388,3 +392,91 @@ async def test_an_unexpected_failure_is_shown_as_a_page(
     answer = await client.get("/ui/actors")
     assert answer.status_code == 500 and answer.headers["content-type"].startswith("text/html")
     assert "RuntimeError" in answer.text and "secret detail" not in answer.text
+
+
+async def test_forms_are_small_and_read_only_when_logged_in(
+    ui: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A form past the size limit is refused, and a browser that is not logged in has its
+    form refused before any of it is read."""
+    rt, client = ui
+    big = {"token": "x" * 20_000}
+    assert (await client.post("/ui/login", data=big)).status_code == 413
+    session_id = await rt.sessions.create()
+    await rt.sessions.set_state(session_id, "k", 1)
+    huge = form(name="y" * 20_000)
+    assert (await client.post(f"/ui/sessions/{session_id}/at/1/fork", data=huge)).status_code == 403
+    client.cookies.clear()
+
+    async def unread(request: Any) -> Any:
+        raise AssertionError("the form was read although the browser is not logged in")
+
+    monkeypatch.setattr(ui_module, "small_form", unread)
+    assert (await client.post("/ui/logout", data=form())).status_code == 403
+
+
+async def test_a_login_cookie_is_this_ports_and_runs_out(ui: Any) -> None:
+    """The login cookie is named for the server's port, and one older than a login's time,
+    or from the future, or forged, does not log in."""
+    _, client = ui
+    (value,) = [v for k, v in client.cookies.items() if k == LOGIN]
+    client.cookies.clear()
+    for stale in (
+        login_value(TOKEN, int(time.time()) - LOGIN_S - 5),
+        login_value(TOKEN, int(time.time()) + 3600),
+        login_value("another-token-0123456789abcdef", int(time.time())),
+        "12x.abc",
+    ):
+        client.cookies.set(LOGIN, stale)
+        assert (await client.get("/ui/")).status_code == 303, stale
+    client.cookies.set(f"{COOKIE}_8470", value)
+    assert (await client.get("/ui/")).status_code == 303
+    client.cookies.set(LOGIN, value)
+    assert (await client.get("/ui/")).status_code == 200
+
+
+async def test_numbers_in_addresses_are_checked_not_crashed_on(ui: Any) -> None:
+    """Digits other than ASCII ones, or too many, are refused with 422 (or no login), not
+    a server error."""
+    rt, client = ui
+    session_id = await rt.sessions.create()
+    await rt.artifacts.store(session_id, "a.txt", b"x", type="t")
+    assert (await client.get("/ui/?offset=%C2%B2")).status_code == 422
+    diff = f"/ui/sessions/{session_id}/artifacts/a.txt/diff?a=1&b=%C2%B9"
+    assert (await client.get(diff)).status_code == 422
+    client.cookies.clear()
+    for once in ("%C2%B2.x", "9" * 5000 + ".x"):
+        answer = await client.get(f"/ui/login?once={once}")
+        assert answer.status_code == 200 and LOGIN not in answer.cookies
+
+
+async def test_previews_and_differences_read_only_the_start_of_big_versions(ui: Any) -> None:
+    """A big version's page reads its first part only, a difference compares at most so
+    many lines, and a Markdown link to another site is dropped."""
+    from satchel import _ui_artifacts
+
+    rt, client = ui
+    session_id = await rt.sessions.create()
+    text = "".join(f"line {n}\n" for n in range(200_000)).encode()  # about 1.6 MB
+    await rt.artifacts.store(session_id, "big.txt", text, type="t")
+    await rt.artifacts.store(
+        session_id, "big.txt", text.replace(b"line 7\n", b"LINE 7\n"), type="t"
+    )
+    read: list[int] = []
+    original = rt.artifacts.get
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        read.append(1)
+        return await original(*args, **kwargs)
+
+    rt.artifacts.get = counted
+    page = await client.get(f"/ui/sessions/{session_id}/artifacts/big.txt")
+    assert page.status_code == 200 and "The first part only is shown" in page.text
+    difference = await client.get(f"/ui/sessions/{session_id}/artifacts/big.txt/diff?a=1&b=2")
+    assert "+LINE 7" in difference.text
+    assert difference.text.count('class="same"') <= 2 * _ui_artifacts.DIFF_LINES
+    assert not read  # whole versions are never read for a page
+    await rt.artifacts.store(session_id, "n.md", b"[a](//evil.example) [b](/ui/)", type="t")
+    markdown = (await client.get(f"/ui/sessions/{session_id}/artifacts/n.md")).text
+    assert "//evil.example" not in markdown.replace(">[a](//evil.example)", "")
+    assert 'href="/ui/"' in markdown

@@ -67,6 +67,8 @@ class Server:
 
     def __init__(self, url: str, api: httpx.Client) -> None:
         self.url = url
+        #: The name of the inspector's login cookie on this server (one per port).
+        self.cookie = f"satchel_ui_{url.rsplit(':', 1)[1]}"
         self.api = api
 
     def ui(self, path: str = "/") -> str:
@@ -320,7 +322,7 @@ def test_logging_in_with_the_token(browser: WebDriver, server: Server, screensho
     browser.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
     wait(browser).until(ec.url_to_be(server.ui("/")))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sessions"
-    cookie = browser.get_cookie("satchel_ui")
+    cookie = browser.get_cookie(server.cookie)
     assert cookie is not None and cookie["httpOnly"] and cookie.get("sameSite") == "Strict"
     assert TOKEN not in cookie["value"]
     assert browser.execute_script("return document.cookie") == ""  # HttpOnly: not for scripts
@@ -335,13 +337,13 @@ def test_a_login_link_logs_in_once(browser: WebDriver, server: Server) -> None:
     browser.delete_all_cookies()
     browser.get(link)
     wait(browser).until(ec.url_to_be(server.ui("/")))
-    assert browser.get_cookie("satchel_ui") is not None
+    assert browser.get_cookie(server.cookie) is not None
     browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
     wait(browser).until(ec.url_to_be(server.ui("/login")))
-    assert browser.get_cookie("satchel_ui") is None
+    assert browser.get_cookie(server.cookie) is None
     browser.get(link)
     assert browser.find_element(By.ID, "login-failed").is_displayed()
-    assert browser.get_cookie("satchel_ui") is None
+    assert browser.get_cookie(server.cookie) is None
 
 
 def test_a_session_made_through_the_api_is_in_the_list(
