@@ -291,7 +291,6 @@ def make_app(
     app.state.token = token
     app.state.ui_links_used = {}
     app.state.ui_statistics = ui_actors.StatisticsHistory(rt)
-    rt.supervisor.spawn_system_task(app.state.ui_statistics.run)
     app.state.max_json_bytes = max_json_bytes
     app.state.traffic = traffic
     #: Connections to the other nodes of a cluster (``aclose`` when done serving).

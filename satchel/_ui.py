@@ -142,6 +142,7 @@ def page(handler: Handler) -> Handler:
     async def guarded(request: Request) -> Response:
         if not logged_in(request):
             return RedirectResponse(f"{PREFIX}/login", status_code=303)
+        request.app.state.ui_statistics.start()
         try:
             return await handler(request)
         except errors.SatchelError as error:

@@ -45,6 +45,7 @@ class StatisticsHistory:
         self._rt = rt
         self._clock = clock
         self.samples: deque[Sample] = deque(maxlen=SAMPLES_KEPT)
+        self._started = False
 
     def sample(self) -> Sample:
         stats = self._rt.control.statistics()
@@ -57,8 +58,14 @@ class StatisticsHistory:
         self.samples.append(taken)
         return taken
 
-    async def run(self) -> None:
-        """Sample every ``SAMPLE_S`` until cancelled."""
+    def start(self) -> None:
+        """Sample every ``SAMPLE_S`` from now on, while the runtime is open: called when
+        the inspector is first opened, so a server nobody inspects samples nothing."""
+        if not self._started:
+            self._started = True
+            self._rt.supervisor.spawn_system_task(self._run)
+
+    async def _run(self) -> None:
         while True:
             self.sample()
             await anyio.sleep(SAMPLE_S)
