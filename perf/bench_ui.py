@@ -83,6 +83,7 @@ async def _measure() -> list[tuple[str, float, float]]:
                 "sessions, status filter": "/ui/?status=completed",
                 "sessions, tag filter": "/ui/?tag=tag7",
                 "sessions, text search": "/ui/?search=triage%20coder",
+                "sessions, text search matching none": "/ui/?search=no-such-words",
                 "sessions, children of a parent": f"/ui/?parent={parent}",
                 "sessions, page 200": "/ui/?offset=10000",
                 "session, 10,000 entries (last page)": f"/ui/sessions/{big}",
