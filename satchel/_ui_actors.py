@@ -36,6 +36,7 @@ class Sample:
     messages_handled: int
     live_actors: int
     bytes_stored: int
+    bytes_deduplicated: int
 
 
 class StatisticsHistory:
@@ -49,11 +50,13 @@ class StatisticsHistory:
 
     def sample(self) -> Sample:
         stats = self._rt.control.statistics()
+        stored = self._rt.store.blobs.statistics()
         taken = Sample(
             self._clock(),
             stats.supervisor.messages_handled,
             stats.supervisor.live_actors,
-            self._rt.metrics.aggregate().bytes_stored,
+            stored.referenced_bytes,
+            stored.deduplicated_bytes,
         )
         self.samples.append(taken)
         return taken
@@ -97,7 +100,8 @@ def chart(title: str, times: Sequence[float], values: Sequence[float]) -> Chart:
 
 
 def charts(samples: Sequence[Sample]) -> list[Chart]:
-    """Operations a second, live actors and artifact bytes stored, over the samples."""
+    """Operations a second, live actors, and artifact bytes stored (and deduplicated) since
+    the server started, over the samples."""
     if len(samples) < 2:
         return []
     pairs = list(itertools.pairwise(samples))
@@ -107,6 +111,11 @@ def charts(samples: Sequence[Sample]) -> list[Chart]:
         chart("operations a second", times, rates),
         chart("live actors", [s.at for s in samples], [s.live_actors for s in samples]),
         chart("artifact bytes stored", [s.at for s in samples], [s.bytes_stored for s in samples]),
+        chart(
+            "of which already stored (deduplicated)",
+            [s.at for s in samples],
+            [s.bytes_deduplicated for s in samples],
+        ),
     ]
 
 

@@ -4,6 +4,7 @@ from ._backup import BackupReport as BackupReport
 from ._backup import backup_store as backup_store
 from ._backup import copy_backup as copy_backup
 from ._backup import finish_restore as finish_restore
+from ._blob_plan import BlobStatistics as BlobStatistics
 from ._blob_uploads import BlobRef as BlobRef
 from ._blob_uploads import BlobWriter as BlobWriter
 from ._blob_uploads import StagedBlob as StagedBlob

@@ -46,6 +46,18 @@ class CommitPlan:
     counts: dict[bytes, Seen] = attrs.Factory(dict)
     adopted: list[bytes] = attrs.Factory(list)
     released: list[bytes] = attrs.Factory(list)
+    #: Content bytes the batch references anew, and those of them already stored.
+    referenced: int = 0
+    deduplicated: int = 0
+
+
+@attrs.frozen
+class BlobStatistics:
+    """Content bytes referenced by the commits since the store opened, and how many of them
+    were stored already (each such reference stored nothing new)."""
+
+    referenced_bytes: int
+    deduplicated_bytes: int
 
 
 @attrs.define

@@ -37,7 +37,15 @@ from satchel.runtime._errors import (
 )
 
 from . import _keys
-from ._blob_plan import BlobChange, CommitPlan, Seen, after_conflict, assume, reference
+from ._blob_plan import (
+    BlobChange,
+    BlobStatistics,
+    CommitPlan,
+    Seen,
+    after_conflict,
+    assume,
+    reference,
+)
 from ._blob_uploads import (
     BlobLike,
     BlobRef,
@@ -88,6 +96,9 @@ class BlobStore:
         self.limits = limits or BlobLimits()
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
+        #: Content bytes referenced since the store opened, and those already stored
+        #: (shared with ``through`` views).
+        self._bytes = {"referenced": 0, "deduplicated": 0}
         #: Digests a commit of this process is counting, and the event it sets when done,
         #: made once another commit waits for it (shared with ``through`` views).
         self._committing: dict[bytes, anyio.Event | None] = {}
@@ -114,6 +125,10 @@ class BlobStore:
             free_chunks(batch, key[len(_keys.BLOB_PENDING) :])
         if len(batch):
             await self.records.write(batch)
+
+    def statistics(self) -> BlobStatistics:
+        """Content bytes referenced since the store opened, and how many were stored already."""
+        return BlobStatistics(self._bytes["referenced"], self._bytes["deduplicated"])
 
     @property
     def uploads_in_flight(self) -> frozenset[bytes]:
@@ -328,6 +343,8 @@ class BlobStore:
                     self._forget(digests)  # it may have been written: the counts are unknown
                     raise
                 self._remember(plan.counts)
+                self._bytes["referenced"] += plan.referenced
+                self._bytes["deduplicated"] += plan.deduplicated
                 self._uploads.difference_update(plan.adopted)
                 self._uploads.difference_update(plan.released)
                 if len(plan.cleanup):
@@ -435,6 +452,9 @@ class BlobStore:
             # A second upload of bytes that are already stored: its chunks go.
             free_chunks(plan.cleanup, layout.data_id)
             plan.released.append(layout.data_id)
+        if change.delta > 0:
+            plan.referenced += meta.size * change.delta
+            plan.deduplicated += meta.size * (change.delta - (stored is None))
         condition = ABSENT if stored is None else Equals(stored)
         count = meta.refcount + change.delta
         if count > 0:

@@ -238,6 +238,8 @@ class SplitRecords:
         await self._delete_quietly(sorted(superseded))
 
     async def _put_all(self, uploads: list[tuple[str, bytes]]) -> None:
+        if not uploads:
+            return  # the common case (small contents go inline): no task group to make
         if len(uploads) == 1:
             await self.objects.put(*uploads[0])
             return

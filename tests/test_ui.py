@@ -286,14 +286,18 @@ async def test_statistics_draw_a_chart_per_series() -> None:
         history.sample()
         for n in range(10):
             await rt.sessions.set_state(session_id, "k", n)
+        await rt.artifacts.store(session_id, "a.txt", b"x" * 1000, type="t")
         history.sample()
+        await rt.artifacts.store(session_id, "b.txt", b"x" * 1000, type="t")
         history.sample()
         drawn = charts(list(history.samples))
     assert [c.title for c in drawn] == [
         "operations a second",
         "live actors",
         "artifact bytes stored",
+        "of which already stored (deduplicated)",
     ]
+    assert (drawn[2].last, drawn[3].last) == (2000, 1000)
     rates = drawn[0]
     assert rates.high > 0 and len(rates.points.split()) == 2
 

@@ -573,14 +573,15 @@ def test_the_statistics_page_draws_its_charts(
     browser: WebDriver, server: Server, screenshots: Path
 ) -> None:
     """Once the server has sampled its counters a few times, the statistics page draws
-    operations a second, live actors and bytes stored as three SVG lines."""
+    operations a second, live actors, bytes stored and bytes deduplicated as four SVG
+    lines."""
     log_in(browser, server)
 
     def lines_drawn(driver: WebDriver) -> list[WebElement] | bool:
         driver.get(server.ui("/statistics"))
         charts = driver.find_elements(By.CSS_SELECTOR, "figure.chart")
         points = [c.find_element(By.TAG_NAME, "polyline").get_attribute("points") for c in charts]
-        drawn = len(charts) == 3 and all(len((p or "").split()) >= 2 for p in points)
+        drawn = len(charts) == 4 and all(len((p or "").split()) >= 2 for p in points)
         return charts if drawn else False
 
     # The server samples every 5 s; a rate needs two samples, so a line needs three.
@@ -591,6 +592,7 @@ def test_the_statistics_page_draws_its_charts(
         "operations a second",
         "live actors",
         "artifact bytes stored",
+        "of which already stored (deduplicated)",
     ]
     keep(browser, screenshots, "statistics")
     assert csp_violations(browser) == []
