@@ -3,6 +3,7 @@ artifacts, children), a point of its timeline (the state there, replay and fork)
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 from typing import Any
@@ -18,6 +19,8 @@ from satchel.actors._model import SessionStatus
 #: Sessions on a page of the list, and journal entries on a page of a timeline.
 SESSIONS_PER_PAGE = 50
 ENTRIES_PER_PAGE = 100
+#: The sessions a text search reads for one page (it has no index: it reads names).
+SEARCH_WINDOW = 20_000
 #: The states a replay shows, up to its point.
 STEPS_SHOWN = 50
 #: Variables shown on a session's page (the rest are counted).
@@ -51,10 +54,17 @@ async def sessions(request: Request) -> Response:
     if params.get("parent"):
         filters["parent_session_id"] = params["parent"]
     offset = _int(request, "offset", 0)
+    window: dict[str, Any] = {}
+    if "search" in filters:
+        window = await _search_window(request, filters)
+    earlier = window.pop("earlier", None)
     found = await runtime_of(request).sessions.list(
-        **filters, order_by="created_at", descending=True, offset=offset,
+        **filters, **window, order_by="created_at", descending=True, offset=offset,
         limit=SESSIONS_PER_PAGE + 1,
     )  # fmt: skip
+    query = {k: params.get(k, "") for k in ("status", "tag", "search", "parent")}
+    if params.get("before"):
+        query["before"] = params["before"]
     return render(
         request,
         "sessions.html",
@@ -63,8 +73,30 @@ async def sessions(request: Request) -> Response:
         offset=offset,
         per_page=SESSIONS_PER_PAGE,
         statuses=[s.value for s in SessionStatus],
-        query={k: params.get(k, "") for k in ("status", "tag", "search", "parent")},
+        query=query,
+        earlier=earlier,
+        window=SEARCH_WINDOW,
     )
+
+
+async def _search_window(request: Request, filters: dict[str, Any]) -> dict[str, Any]:
+    """The creation-time window a text search reads: the ``SEARCH_WINDOW`` newest sessions
+    (matching the other filters) created before ``before``, and where the next window
+    starts (``earlier``; ``None`` when this one reaches the oldest). A search reads its
+    window, never every session."""
+    before = request.query_params.get("before") or None
+    others = {k: v for k, v in filters.items() if k != "search"}
+    edge = await runtime_of(request).sessions.list(
+        **others, created_before=before, order_by="created_at", descending=True,
+        offset=SEARCH_WINDOW, limit=1,
+    )  # fmt: skip
+    window: dict[str, Any] = {"created_before": before}
+    if edge:
+        # created_after leaves the edge out, and the next window's created_before (one
+        # microsecond on) takes it in: sessions made in the same microsecond are not lost.
+        window["created_after"] = edge[0].created_at
+        window["earlier"] = (edge[0].created_at + dt.timedelta(microseconds=1)).isoformat()
+    return window
 
 
 async def _timeline_page(request: Request, session_id: str, last: int) -> dict[str, Any]:

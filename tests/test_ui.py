@@ -484,3 +484,28 @@ async def test_previews_and_differences_read_only_the_start_of_big_versions(ui: 
     markdown = (await client.get(f"/ui/sessions/{session_id}/artifacts/n.md")).text
     assert "//evil.example" not in markdown.replace(">[a](//evil.example)", "")
     assert 'href="/ui/"' in markdown
+
+
+async def test_a_text_search_reads_a_window_of_sessions_at_a_time(
+    ui: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text search reads the newest sessions up to its window, and links to the next
+    window until every session has been searched, each found once."""
+    from satchel import _ui_sessions
+
+    monkeypatch.setattr(_ui_sessions, "SEARCH_WINDOW", 5)
+    rt, client = ui
+    for n in range(12):
+        await rt.sessions.create(name=f"needle {n}")
+        await rt.sessions.create(name=f"hay {n}")
+    seen: list[str] = []
+    path = "/ui/?search=needle"
+    for _ in range(10):
+        page = (await client.get(path)).text
+        seen += re.findall(r'class="session-link">needle (\d+)<', page)
+        found = re.search(r'href="\?([^"]+)" id="earlier"', page)
+        if found is None:
+            break
+        path = "/ui/?" + found.group(1).replace("&amp;", "&")
+    assert sorted(seen, key=int) == [str(n) for n in range(12)]
+    assert seen == sorted(seen, key=int, reverse=True)  # newest first, window by window
