@@ -15,10 +15,13 @@ from starlette.routing import Route
 from satchel._http import json_response
 from satchel._ui import PREFIX, action, page, render, runtime_of, whole
 from satchel.actors._model import SessionStatus
+from satchel.runtime import _errors as errors
 
 #: Sessions on a page of the list, and journal entries on a page of a timeline.
 SESSIONS_PER_PAGE = 50
 ENTRIES_PER_PAGE = 100
+#: Ancestors shown above a session (its place in the tree).
+ANCESTORS_SHOWN = 20
 #: The sessions a text search reads for one page (it has no index: it reads names).
 SEARCH_WINDOW = 20_000
 #: The states a replay shows, up to its point.
@@ -132,6 +135,7 @@ async def session(request: Request) -> Response:
         request,
         "session.html",
         info=info,
+        ancestors=await _ancestors(rt, info),
         config=shown(_plain(info.config)),
         metadata=shown(info.metadata),
         variables=variables,
@@ -143,6 +147,21 @@ async def session(request: Request) -> Response:
         shown=shown,
         **timeline,
     )
+
+
+async def _ancestors(rt: Any, info: Any) -> list[Any]:
+    """The session's parent, its parent's parent and so on, the root first (at most
+    ``ANCESTORS_SHOWN``)."""
+    found: list[Any] = []
+    parent = info.parent_session_id
+    while parent is not None and len(found) < ANCESTORS_SHOWN:
+        try:
+            record = await rt.sessions.get(parent)
+        except errors.SessionNotFoundError:
+            break  # deleted since: the chain ends there
+        found.append(record)
+        parent = record.parent_session_id
+    return found[::-1]
 
 
 def _capped(variables: dict[str, Any]) -> dict[str, str]:

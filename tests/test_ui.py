@@ -509,3 +509,18 @@ async def test_a_text_search_reads_a_window_of_sessions_at_a_time(
         path = "/ui/?" + found.group(1).replace("&amp;", "&")
     assert sorted(seen, key=int) == [str(n) for n in range(12)]
     assert seen == sorted(seen, key=int, reverse=True)  # newest first, window by window
+
+
+async def test_a_session_page_shows_its_place_in_the_tree(ui: Any) -> None:
+    """A session's page names its ancestors, root first, and lists its children."""
+    rt, client = ui
+    root = await rt.sessions.create(name="root one")
+    middle = await rt.sessions.create(name="middle one", parent_session_id=root)
+    leaf = await rt.sessions.create(name="leaf one", parent_session_id=middle)
+    page = (await client.get(f"/ui/sessions/{leaf}")).text
+    chain = re.search(r'id="ancestors">(.*?)</p>', page, re.S)
+    assert chain is not None and re.findall(r">([a-z ]+ one)</a>", chain.group(1)) == [
+        "root one",
+        "middle one",
+    ]
+    assert "leaf one" in (await client.get(f"/ui/sessions/{middle}")).text
