@@ -183,8 +183,8 @@ class SyncSessionManager:
 
     def replay(self, session_id: str, **config: Any) -> ReplayResult:
         """Replay the journal (``mode``: simulate, exact, modified, debug; ``at``,
-        ``modifications``, ``compare_results``, ``stop_on_error``, ``progress``); the
-        session is not changed."""
+        ``modifications``, ``compare_results``, ``stop_on_error``, ``progress``,
+        ``steps_from``); the session is not changed."""
         return self._portal.run(self._target.replay(session_id, **config))
 
     def replay_metadata(self, session_id: str) -> ReplayMetadata:
