@@ -190,35 +190,28 @@ async def timeline_after(request: Request) -> Response:
 
 @page
 async def point(request: Request) -> Response:
-    rt = runtime_of(request)
-    session_id = request.path_params["session_id"]
-    seq = int(request.path_params["seq"])
-    info = await rt.sessions.get(session_id)
-    state = await rt.sessions.state_at(session_id, seq)
-    return render(
-        request,
-        "point.html",
-        info=info,
-        state=state,
-        variables=_capped(state.variables),
-        hidden_variables=max(0, len(state.variables) - VARIABLES_SHOWN),
-        replay=None,
-        shown=shown,
-    )
+    return await _point(request, debug=False)
 
 
 @action
 async def replay(request: Request) -> Response:
     """A debug replay up to the point: its steps, to step through."""
+    return await _point(request, debug=True)
+
+
+async def _point(request: Request, *, debug: bool) -> Response:
+    """The state after an entry, with the steps of a debug replay up to it if asked."""
     rt = runtime_of(request)
     session_id = request.path_params["session_id"]
     seq = int(request.path_params["seq"])
     info = await rt.sessions.get(session_id)
     state = await rt.sessions.state_at(session_id, seq)
-    # The states of the last entries up to the point: stepping through all of a long
-    # journal would cost a copy of every variable per entry.
-    first = max(1, seq - STEPS_SHOWN + 1)
-    result = await rt.sessions.replay(session_id, mode="debug", at=seq, steps_from=first)
+    result = None
+    if debug:
+        # The states of the last entries up to the point: stepping through all of a long
+        # journal would cost a copy of every variable per entry.
+        first = max(1, seq - STEPS_SHOWN + 1)
+        result = await rt.sessions.replay(session_id, mode="debug", at=seq, steps_from=first)
     return render(
         request,
         "point.html",
@@ -227,7 +220,7 @@ async def replay(request: Request) -> Response:
         variables=_capped(state.variables),
         hidden_variables=max(0, len(state.variables) - VARIABLES_SHOWN),
         replay=result,
-        steps=[(step, _capped(step.variables)) for step in result.steps],
+        steps=[] if result is None else [(s, _capped(s.variables)) for s in result.steps],
         shown=shown,
     )
 
