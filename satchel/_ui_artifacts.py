@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -24,6 +23,7 @@ from starlette.routing import Route
 
 from satchel._session_calls import closed_after
 from satchel._ui import SANDBOX, page, render, runtime_of, whole
+from satchel.actors.artifacts._artifact_model import ArtifactInfo
 from satchel.runtime import _errors as errors
 
 if TYPE_CHECKING:
@@ -54,10 +54,6 @@ async def _head(rt: Runtime, session_id: str, name: str, version: int | None) ->
             if len(head) > PREVIEW_BYTES:
                 break
     return bytes(head[: PREVIEW_BYTES + 1])
-
-
-def _streamed(rt: Runtime, session_id: str, name: str, version: int) -> AsyncIterator[bytes]:
-    return rt.artifacts.stream(session_id, name, version)
 
 
 def _is_text(content: bytes) -> bool:
@@ -135,33 +131,38 @@ async def artifact(request: Request) -> Response:
 @page
 async def raw(request: Request) -> Response:
     """An image version, as itself, under a policy that lets it do nothing."""
-    rt = runtime_of(request)
-    session_id, name = request.path_params["session_id"], request.path_params["name"]
-    info = await rt.artifacts.info(session_id, name, _version(request))
+    info = await _asked_version(request)
     if info.mime_type not in IMAGE_TYPES:
         raise errors.InvalidArgumentError("only PNG, JPEG, GIF and WebP images are shown raw")
-    return StreamingResponse(
-        _streamed(rt, session_id, name, info.version),
-        media_type=info.mime_type,
-        headers={"content-security-policy": SANDBOX},
-    )
+    return _sent(request, info, info.mime_type, {})
 
 
 @page
 async def download(request: Request) -> Response:
-    rt = runtime_of(request)
-    session_id, name = request.path_params["session_id"], request.path_params["name"]
-    info = await rt.artifacts.info(session_id, name, _version(request))
+    info = await _asked_version(request)
     filename = quote(info.name, safe="")
-    return StreamingResponse(
-        _streamed(rt, session_id, name, info.version),
-        media_type="application/octet-stream",
-        headers={
-            "content-disposition": f"attachment; filename*=UTF-8''{filename}",
-            "content-length": str(info.size),
-            "content-security-policy": SANDBOX,
-        },
+    headers = {
+        "content-disposition": f"attachment; filename*=UTF-8''{filename}",
+        "content-length": str(info.size),
+    }
+    return _sent(request, info, "application/octet-stream", headers)
+
+
+async def _asked_version(request: Request) -> ArtifactInfo:
+    """The metadata of the version the request names (the latest if none)."""
+    params = request.path_params
+    return await runtime_of(request).artifacts.info(
+        params["session_id"], params["name"], _version(request)
     )
+
+
+def _sent(
+    request: Request, info: ArtifactInfo, media_type: str, headers: dict[str, str]
+) -> Response:
+    """A version's content, streamed, under the policy that lets it do nothing."""
+    chunks = runtime_of(request).artifacts.stream(info.session_id, info.name, info.version)
+    headers = {**headers, "content-security-policy": SANDBOX}
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 @page
