@@ -106,6 +106,15 @@ async def open_test_runtime(name: str, folder: Path) -> AsyncIterator[Runtime]:
         await drop_table(table)
 
 
+@pytest.fixture
+async def store_url() -> AsyncIterator[str]:
+    """A PostgreSQL store URL naming a table of its own (dropped afterwards): the cluster
+    tests' store."""
+    store, _, table = networked_place()
+    yield store
+    await drop_table(table)
+
+
 @pytest.fixture(params=RUNTIMES)
 async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
     """An open runtime on each backend, and on RocksDB in machine durability (group commit)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -25,17 +24,7 @@ from satchel.actors.cluster import SessionPlacement
 from satchel.storage import Batch
 from satchel.storage._keys import FENCE
 
-from .ports import drop_table, networked_place
-
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    """A PostgreSQL store URL naming a table of its own (dropped afterwards)."""
-    store, _, table = networked_place()
-    yield store
-    await drop_table(table)
 
 
 def placement_of(rt: Any) -> SessionPlacement:

@@ -29,20 +29,10 @@ from satchel import (
 from satchel._serve import serve
 from satchel._session_calls import decode_result, encode_result, error_of
 
-from .ports import drop_table, networked_place
-
 pytestmark = pytest.mark.anyio
 
 TOKEN = "cluster-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    """A PostgreSQL store URL naming a table of its own (dropped afterwards)."""
-    store, _, table = networked_place()
-    yield store
-    await drop_table(table)
 
 
 @asynccontextmanager

@@ -3,7 +3,6 @@ another, once, and only those it follows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -11,17 +10,7 @@ import pytest
 
 from satchel import Node, open_runtime
 
-from .ports import drop_table, networked_place
-
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    """A PostgreSQL store URL naming a table of its own (dropped afterwards)."""
-    store, _, table = networked_place()
-    yield store
-    await drop_table(table)
 
 
 async def listening(rt: Any) -> None:

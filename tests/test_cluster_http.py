@@ -15,20 +15,10 @@ import pytest
 from satchel import HookResult, Node, open_runtime
 from satchel._serve import serve
 
-from .ports import drop_table, networked_place
-
 pytestmark = pytest.mark.anyio
 
 TOKEN = "cluster-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    """A PostgreSQL store URL naming a table of its own (dropped afterwards)."""
-    store, _, table = networked_place()
-    yield store
-    await drop_table(table)
 
 
 @asynccontextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -21,7 +21,6 @@ from .cluster_nodes import (
     create_sessions,
     read_all,
 )
-from .ports import drop_table, networked_place
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -34,14 +33,6 @@ def anyio_backend() -> str:
     loop closes the request bodies httpx leaves open when a node dies mid-request (Trio
     warns of each)."""
     return "asyncio"
-
-
-@pytest.fixture
-async def store_url() -> AsyncIterator[str]:
-    """A PostgreSQL store URL naming a table of its own (dropped afterwards)."""
-    store, _, table = networked_place()
-    yield store
-    await drop_table(table)
 
 
 @pytest.fixture
