@@ -16,7 +16,6 @@ from satchel.runtime._errors import SatchelError
 from satchel.storage import Batch, RecordStore, prefix_pairs, prefix_upper_bound
 from satchel.storage import _keys as keys
 
-from . import _layout as layout
 from . import _validate as validate
 from .artifacts import _access as access
 from .artifacts import _artifact_index as index
@@ -24,6 +23,7 @@ from .artifacts import _artifact_layout as artifacts
 from .artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from .hooks._replay import event_log_of
 from .sessions import _event_log as event_log
+from .sessions import _session_layout as layout
 
 #: Journal kinds that count as operations (``operation_count``).
 _LOG_KINDS = frozenset({"events_appended", "event_popped", "events_cleared", "session_forked"})

@@ -10,7 +10,7 @@ from typing import TypeVar, cast
 
 from satchel.storage import INDEX, RecordReads, Space, iter_pairs, prefix_upper_bound
 
-from ._layout import u64
+from .sessions._session_layout import u64
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Hashable)

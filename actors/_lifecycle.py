@@ -6,8 +6,8 @@ import enum
 
 from satchel.runtime._errors import InvalidStateTransitionError
 
-from . import _layout as layout
 from ._model import SessionStatus
+from .sessions import _session_layout as layout
 
 ACTIVE = SessionStatus.ACTIVE
 SUSPENDED = SessionStatus.SUSPENDED

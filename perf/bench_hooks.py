@@ -25,7 +25,7 @@ import pyperf
 import trio
 
 from satchel import open_runtime
-from satchel.actors import _layout as layout
+from satchel.actors.sessions import _session_layout as layout
 
 ENTRIES = 10_000
 ARTIFACTS = 1_000

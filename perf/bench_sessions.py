@@ -40,8 +40,8 @@ import rocksdict
 import trio
 
 from satchel import Runtime, open_runtime
-from satchel.actors import _layout as layout
 from satchel.actors import _validate as validate
+from satchel.actors.sessions import _session_layout as layout
 from satchel.actors.sessions._creation import created_data as _created_data
 from satchel.storage import RocksStore
 

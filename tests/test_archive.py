@@ -31,8 +31,8 @@ from satchel import (
     open_runtime,
 )
 from satchel.actors import ArchiveReport, export_session, import_session
-from satchel.actors import _layout as layout
 from satchel.actors.sessions import _removal as removal
+from satchel.actors.sessions import _session_layout as layout
 from satchel.storage import BLOBS, Backend, Batch, KeyValueStore, LocalRecords, MemoryStore
 from satchel.storage import _keys as keys
 

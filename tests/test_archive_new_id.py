@@ -91,8 +91,8 @@ async def test_the_nil_uuid_is_never_imported(rt: Runtime) -> None:
     import attrs
     import msgpack
 
-    from satchel.actors import _layout as layout
     from satchel.actors.archives import _archive_read
+    from satchel.actors.sessions import _session_layout as layout
 
     sid = await rt.sessions.create()
     raw_record, raw_counters = rt.store.kv.get_many(
@@ -110,7 +110,7 @@ async def test_the_nil_uuid_is_never_imported(rt: Runtime) -> None:
 async def test_a_copy_counts_against_no_scripts_budget(rt: Runtime) -> None:
     """A session a script made counts against the script's session; its copy, imported by
     the host under a new id, does not."""
-    from satchel.actors import _layout as layout
+    from satchel.actors.sessions import _session_layout as layout
 
     holder = await rt.sessions.create(config={"max_artifacts": 4})
     made = await rt.run_lua(

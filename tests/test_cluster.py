@@ -19,8 +19,8 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
-from satchel.actors import _layout as layout
 from satchel.actors.cluster import SessionPlacement
+from satchel.actors.sessions import _session_layout as layout
 from satchel.storage import Batch
 from satchel.storage._keys import FENCE
 

@@ -74,7 +74,7 @@ class _BetweenPages:
 async def test_a_name_ordered_query_meets_a_session_renamed_between_pages_once(
     tmp_path: Path,
 ) -> None:
-    from satchel.actors import _layout as layout
+    from satchel.actors.sessions import _session_layout as layout
     from satchel.actors.sessions._manager import _query
     from satchel.actors.sessions._query import run_query
 

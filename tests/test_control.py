@@ -11,7 +11,7 @@ from satchel import (
     Runtime,
     SessionNotFoundError,
 )
-from satchel.actors import _layout as layout
+from satchel.actors.sessions import _session_layout as layout
 from satchel.storage import Batch
 
 MISSING = "00000000-0000-4000-8000-000000000000"

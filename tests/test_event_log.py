@@ -346,7 +346,7 @@ async def test_archives_with_malformed_event_entries_are_refused(
     """An archive whose journal holds a malformed append is refused, nothing imported."""
     import msgpack
 
-    from satchel.actors import _layout as layout
+    from satchel.actors.sessions import _session_layout as layout
 
     sid = await rt.sessions.create()
     await rt.sessions.append_event(sid, {"n": 1})
@@ -381,8 +381,8 @@ async def test_a_modified_replay_keeps_its_pins_through_appends(rt: Runtime) -> 
 async def test_check_finds_and_fixes_a_log_that_left_the_journal(rt: Runtime) -> None:
     """A log key lost or changed behind the runtime's back is a check problem, and
     ``fix`` writes the log again from the journal, so positions are not given twice."""
-    from satchel.actors import _layout as layout
     from satchel.actors.sessions import _event_log as event_log
+    from satchel.actors.sessions import _session_layout as layout
     from satchel.storage import Batch
 
     sid = await rt.sessions.create()

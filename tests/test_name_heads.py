@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from satchel import Runtime, StoreUnavailableError, open_runtime
-from satchel.actors import _layout as session_layout
 from satchel.actors.artifacts import _artifact_heads as heads
 from satchel.actors.artifacts import _artifact_layout as layout
+from satchel.actors.sessions import _session_layout as session_layout
 from satchel.storage import Batch, LocalRecords
 
 from .conftest import NETWORKED_RUNTIMES, open_test_runtime

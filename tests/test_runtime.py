@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from satchel import ActorCrashedError, StoreLockedError, ValidationError, open_runtime
-from satchel.actors import _layout as layout
+from satchel.actors.sessions import _session_layout as layout
 from satchel.storage import Batch
 
 from .kernel_actors import Add, Boom, stored_counter_spec

@@ -20,8 +20,8 @@ from satchel import (
     open_runtime,
     session_id_for,
 )
-from satchel.actors import _layout as layout
 from satchel.actors import _validate
+from satchel.actors.sessions import _session_layout as layout
 
 
 async def test_a_key_names_its_session_everywhere(rt: Runtime) -> None:

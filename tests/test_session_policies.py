@@ -16,7 +16,7 @@ from satchel import (
     ValidationError,
     open_runtime,
 )
-from satchel.actors import _layout as layout
+from satchel.actors.sessions import _session_layout as layout
 from satchel.actors.sessions._deadlines import RETRY_S
 from satchel.storage import Batch
 
@@ -197,7 +197,7 @@ async def test_a_cancelled_create_does_not_silence_later_deadlines(
 
 def corrupt_counters(rt: Runtime, session_id: str) -> None:
     """Make a session's actor unable to start (its counters no longer decode)."""
-    from satchel.actors import _layout as layout
+    from satchel.actors.sessions import _session_layout as layout
     from satchel.storage import Batch
 
     batch = Batch()

@@ -421,7 +421,7 @@ async def test_errors_name_the_session_and_the_value(rt: Runtime) -> None:
 
 async def test_check_finds_and_repairs_derived_damage(rt: Runtime) -> None:
     """check reports a lost index entry and an orphaned variable, and fix repairs both."""
-    from satchel.actors import _layout as layout
+    from satchel.actors.sessions import _session_layout as layout
     from satchel.storage import Batch
 
     keep = await rt.sessions.create(name="keep", tags=["t"])
@@ -450,7 +450,7 @@ async def test_check_finds_and_repairs_derived_damage(rt: Runtime) -> None:
 
 async def test_check_fix_keeps_the_data_of_an_unreadable_record(rt: Runtime) -> None:
     """A record this satchel cannot read is reported, and fix removes none of its data."""
-    from satchel.actors import _layout as layout
+    from satchel.actors.sessions import _session_layout as layout
     from satchel.storage import Batch
 
     sid = await rt.sessions.create(name="future", tags=["t"])

@@ -147,7 +147,7 @@ async def test_version_listing_equals_the_records_infos(rt: Runtime) -> None:
         )
     listed = await rt.artifacts.versions(sid, "a.json")
     records = rt.store.records
-    from satchel.actors import _layout as session_layout
+    from satchel.actors.sessions import _session_layout as session_layout
 
     stored = await layout.versions(records, session_layout.bytes_of(sid), b"a.json")
     assert listed == [layout.to_info(r) for r in stored]

@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from satchel import Runtime
-from satchel.actors import _layout as layout
 from satchel.actors._model import SessionConfig, SessionStatus
 from satchel.actors.artifacts import _artifact_layout as artifact_layout
 from satchel.actors.artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from satchel.actors.sessions import _session_layout as layout
 from satchel.storage import BLOBS, Batch, BlobLimits, BlobStore, LocalRecords, open_store
 from satchel.storage._blobformat import chunk_key, digest_of, encode_chunk
 from satchel.storage._codec import converter

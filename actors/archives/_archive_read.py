@@ -33,7 +33,6 @@ from satchel.runtime._errors import (
 from satchel.storage import Batch, BlobWriter, StagedBlob, Store, prefix_pairs
 from satchel.storage import _keys as keys
 
-from .. import _layout as layout
 from .. import _lifecycle as lifecycle
 from .. import _validate as validate
 from .._check import OPERATION_KINDS
@@ -43,6 +42,7 @@ from ..artifacts._artifact_manager import ArtifactManager
 from ..artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from ..hooks._replay import event_log_of
 from ..sessions import _event_log as event_log
+from ..sessions import _session_layout as layout
 from ..sessions._manager import SessionManager
 from ..sessions._query import scope
 from . import _archive_format as fmt

@@ -8,11 +8,11 @@ from typing import Any
 
 import attrs
 
-from .. import _layout as layout
 from .. import _validate as validate
 from ..artifacts import _artifact_index as index
 from ..artifacts import _artifact_layout as artifact_layout
 from ..artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from ..sessions import _session_layout as layout
 
 
 def renamed(records: Any) -> Any:

@@ -36,11 +36,11 @@ from satchel.runtime._errors import (
 )
 from satchel.storage import BlobRef, RecordReads, Store, prefix_pairs
 
-from .. import _layout as layout
 from .. import _validate as validate
 from ..artifacts import _artifact_layout as artifact_layout
 from ..artifacts._artifact_manager import ArtifactManager
 from ..artifacts._artifact_model import ARTIFACT_CODEC
+from ..sessions import _session_layout as layout
 from ..sessions._manager import SessionManager
 from . import _archive_format as fmt
 

@@ -13,7 +13,7 @@ from satchel.storage import RecordReads, prefix_pairs
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
-from .._layout import encode_value
+from ..sessions._session_layout import encode_value
 from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord, record_fields
 
 _U32 = struct.Struct(">I")

@@ -30,7 +30,6 @@ from satchel.runtime._errors import (
 )
 from satchel.storage import BlobStore, RecordStore
 
-from .. import _layout as session_layout
 from .. import _validate as validate
 from .._messages import (
     DeleteArtifact,
@@ -41,6 +40,7 @@ from .._messages import (
 )
 from .._model import SessionStatus
 from ..hooks._hooks import HookPoint, Hooks
+from ..sessions import _session_layout as session_layout
 from ..sessions._query import load
 from ..sessions._session import SESSION_KIND
 from . import _access as access

@@ -17,7 +17,7 @@ from typing import final
 from satchel.storage import RecordReads
 from satchel.storage import _keys as keys
 
-from .. import _layout as session_layout
+from ..sessions import _session_layout as session_layout
 from . import _artifact_layout as layout
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 

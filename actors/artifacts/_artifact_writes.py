@@ -26,9 +26,9 @@ from satchel.storage import Batch, RecordReads, StagedBlob, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
-from .._layout import Counters
 from .._messages import DeleteArtifact, StoreArtifact
 from .._model import SessionConfig
+from ..sessions._session_layout import Counters
 from . import _access as access
 from . import _artifact_index as index
 from . import _artifact_layout as layout

@@ -22,9 +22,9 @@ from satchel.runtime._errors import (
 )
 from satchel.storage import Batch, RecordStore
 
-from .. import _layout as session_layout
 from .. import _validate as validate
 from .._messages import RevokeArtifact, ShareArtifact
+from ..sessions import _session_layout as session_layout
 from . import _access as access
 from . import _artifact_layout as layout
 from ._artifact_model import ArtifactRecord

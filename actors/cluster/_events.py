@@ -19,8 +19,8 @@ import anyio
 from satchel.storage import RecordReads
 from satchel.storage._pg_notices import MAX_NOTICE, PostgresNotices
 
-from .. import _layout as layout
 from ..hooks._events import EventBus
+from ..sessions import _session_layout as layout
 
 log = logging.getLogger("satchel.cluster")
 

@@ -29,8 +29,8 @@ from satchel.runtime._errors import (
 from satchel.storage import Batch, Fence, Lease, NodeInfo, PostgresLeases, RecordStore
 from satchel.storage._leases import check_node_id, fence_key, guard
 
-from .. import _layout as layout
 from .. import _validate as validate
+from ..sessions import _session_layout as layout
 from ..sessions._session import SESSION_KIND
 
 log = logging.getLogger("satchel.cluster")

@@ -25,8 +25,8 @@ import attrs
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import RecordReads
 
-from .. import _layout as layout
 from .. import _validate as validate
+from ..sessions import _session_layout as layout
 
 
 @attrs.frozen

@@ -15,12 +15,12 @@ from typing import Any
 from satchel.storage import Batch, RecordReads
 from satchel.storage import _keys as keys
 
-from .. import _layout as layout
 from .. import _validate as validate
 from ..artifacts import _artifact_index as index
 from ..artifacts import _artifact_layout as artifact_layout
 from ..artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
 from ..sessions import _event_log as event_log
+from ..sessions import _session_layout as layout
 from ._replay import SessionState
 
 ForkRef = tuple[str, bytes]  # the hash of a blob the fork references, and the owner key

@@ -37,7 +37,7 @@ from satchel.runtime._errors import (
 )
 
 from .. import _validate as validate
-from .._layout import decode_value, encode_value
+from ..sessions._session_layout import decode_value, encode_value
 
 log = logging.getLogger("satchel.hooks")
 

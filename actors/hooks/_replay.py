@@ -30,7 +30,7 @@ import attrs
 from satchel.runtime._errors import InvalidArgumentError, ReplayError, ValidationError
 from satchel.storage import RecordReads, prefix_pairs, prefix_upper_bound
 
-from .. import _layout as layout
+from ..sessions import _session_layout as layout
 from ._hooks import HookPoint, Hooks
 
 #: Entries replayed between two checkpoints (and progress reports).

@@ -34,8 +34,8 @@ from satchel.runtime._errors import (
 )
 from satchel.storage import Batch, RecordCodec, RecordStore, prefix_pairs, prefix_upper_bound
 
-from .. import _layout as layout
 from .. import _validate as validate
+from ..sessions import _session_layout as layout
 from ._replay import mode_of
 
 if TYPE_CHECKING:

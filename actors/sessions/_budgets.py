@@ -24,8 +24,8 @@ from satchel.runtime._errors import (
 )
 from satchel.storage import Batch, RecordReads, prefix_upper_bound
 
-from .. import _layout as layout
 from .._model import SessionConfig, SessionStatus
+from . import _session_layout as layout
 from ._ratelimit import TokenBucket
 
 _QUOTAS = ("max_operations", "max_artifacts", "max_bytes")

@@ -18,10 +18,10 @@ from satchel.runtime._errors import (
 )
 from satchel.storage import ABSENT, Batch, RecordReads, RecordStore
 
-from .. import _layout as layout
 from .. import _validate as validate
 from .._lifecycle import ACTIVE
 from .._model import SessionConfig
+from . import _session_layout as layout
 from ._query import load, scope
 from ._session_update import check_metadata_size
 

@@ -26,8 +26,8 @@ from satchel.runtime._errors import SatchelError, SessionMovedError
 from satchel.storage import RecordReads
 from satchel.storage import _keys as keys
 
-from .. import _layout as layout
 from .._messages import DeadlineAdded, DeadlineDue
+from . import _session_layout as layout
 
 DEADLINES_KIND = "deadlines"
 SWEEPER_ID = "sweeper"

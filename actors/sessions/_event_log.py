@@ -26,9 +26,9 @@ from satchel.runtime._errors import (
 from satchel.storage import Batch, RecordReads, prefix_upper_bound
 from satchel.storage import _keys as keys
 
-from .. import _layout as layout
 from .. import _validate as validate
 from .._indexscan import paged
+from . import _session_layout as layout
 
 _U64 = struct.Struct(">Q")
 _LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)

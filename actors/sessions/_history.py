@@ -16,12 +16,12 @@ from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
 from satchel.storage import Batch, BlobStore, RecordStore, prefix_pairs
 from satchel.storage import _keys as keys
 
-from .. import _layout as layout
 from .. import _validate as validate
 from ..hooks import _replay as replays
 from ..hooks._fork import fork_batch
 from ..hooks._hooks import Hooks
 from ..hooks._replay import ReplayProgress, ReplayResult, SessionState
+from . import _session_layout as layout
 
 
 @attrs.frozen

@@ -13,7 +13,7 @@ from satchel.storage import Batch, RecordStore
 from satchel.storage._keys import HOST_STATE
 
 from .. import _validate as validate
-from .._layout import decode_value, encode_value
+from ._session_layout import decode_value, encode_value
 
 #: The largest value one key may hold (encoded).
 MAX_VALUE_BYTES = 1 << 20

@@ -27,7 +27,6 @@ from satchel.runtime._errors import (
 from satchel.storage import Batch, BlobStore, RecordStore, prefix_upper_bound
 
 from .. import _indexscan as indexscan
-from .. import _layout as layout
 from .. import _validate as validate
 from .._check import SessionCheckReport, check_sessions
 from .._lifecycle import Transition
@@ -50,6 +49,7 @@ from ..hooks._hooks import HookPoint, Hooks
 from ..hooks._replay import ReplayResult, SessionState
 from . import _creation as creation
 from . import _removal as removal
+from . import _session_layout as layout
 from . import _session_update as update
 from ._budgets import Budgets
 from ._creation import Creation

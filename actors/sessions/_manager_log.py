@@ -13,10 +13,10 @@ from satchel.runtime import ActorRef
 from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
 from satchel.storage import RecordStore, prefix_pairs
 
-from .. import _layout as layout
 from .. import _validate as validate
 from .._messages import AppendEvents, ClearEvents, PopEvent
 from . import _event_log as log
+from . import _session_layout as layout
 from ._event_log import SessionEvent
 
 

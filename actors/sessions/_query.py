@@ -23,9 +23,9 @@ from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import RecordReads, prefix_upper_bound
 
 from .. import _indexscan as indexscan
-from .. import _layout as layout
 from .. import _validate as validate
 from .._model import SessionInfo, SessionStatus
+from . import _session_layout as layout
 
 ORDERS = ("created_at", "updated_at", "name")
 #: An index range this small is read whole rather than scanning an order index.

@@ -8,7 +8,6 @@ from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import Batch, RecordStore, prefix_pairs, prefix_upper_bound
 from satchel.storage import _keys as keys
 
-from .. import _layout as layout
 from .. import _validate as validate
 from ..artifacts import _access as access
 from ..artifacts import _artifact_index as index
@@ -16,6 +15,7 @@ from ..artifacts import _artifact_layout as artifacts
 from ..artifacts import _audit as audit
 from ..hooks import _schedules as schedules
 from . import _event_log as event_log
+from . import _session_layout as layout
 
 
 async def descendants(records: RecordStore, sid: bytes) -> list[bytes]:

@@ -28,7 +28,6 @@ from satchel.runtime._errors import (
 )
 from satchel.storage import Batch, prefix_pairs
 
-from .. import _layout as layout
 from .. import _validate as validate
 from .._lifecycle import (
     ACTIVE,
@@ -64,6 +63,7 @@ from ..artifacts import _sharing as sharing
 from ..artifacts._artifact_heads import NameHeads
 from ..hooks._hooks import HookPoint
 from . import _session_hooks as session_hooks
+from . import _session_layout as layout
 from . import _session_update as update
 from ._budgets import count_operation, limits_anything, take_token
 from ._ratelimit import TokenBucket

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from satchel.runtime._errors import WriteConflictError
 from satchel.storage import Batch, BlobStore, RecordStore
 
-from .. import _layout as layout
 from .._messages import DeleteArtifact, RevokeArtifact, ShareArtifact, StoreArtifact
 from ..artifacts import _artifact_writes as artifact_writes
 from ..artifacts import _sharing as sharing
 from ..artifacts._artifact_heads import NameHeads
 from ..artifacts._artifact_model import ArtifactRef
+from . import _session_layout as layout
 from ._budgets import count_operation
 from ._session_services import SessionServices
 from ._turn_writes import TurnWrites

@@ -11,9 +11,9 @@ from satchel.runtime import ActorContext
 from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import Batch, RecordStore
 
-from .. import _layout as layout
 from .._lifecycle import DAY_S, Transition
 from .._messages import DeadlineDue, Delete
+from . import _session_layout as layout
 
 _US = 1_000_000
 #: How long an archived session that cannot go yet (it has children) waits to try again.

@@ -11,9 +11,9 @@ from satchel.runtime import ActorContext
 from satchel.runtime._errors import SessionHasChildrenError
 from satchel.storage import Batch, BlobStore, RecordStore
 
-from .. import _layout as layout
 from .._messages import Delete
 from . import _removal as removal
+from . import _session_layout as layout
 from ._query import load
 from ._session_services import SESSION_KIND, SessionBusyError, SessionLeases, SessionServices
 

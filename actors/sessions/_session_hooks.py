@@ -11,7 +11,6 @@ import attrs
 from satchel.runtime._errors import ValidationError
 
 from .. import _validate as validate
-from .._layout import encode_value
 from .._lifecycle import Transition
 from .._messages import (
     AppendEvents,
@@ -26,6 +25,7 @@ from .._messages import (
 from .._model import SessionStatus
 from ..artifacts import _artifact_layout as artifact_layout
 from ..hooks._hooks import HookPoint, Hooks
+from ._session_layout import encode_value
 
 _TRANSITION_POINTS = {
     Transition.SUSPEND: HookPoint.SESSION_SUSPEND,

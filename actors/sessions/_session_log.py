@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 from satchel.runtime._errors import InvalidStateTransitionError
 from satchel.storage import Batch, RecordStore
 
-from .. import _layout as layout
 from .. import _validate as validate
 from .._messages import AppendEvents, ClearEvents, PopEvent
 from ..hooks._hooks import HookPoint, Hooks
 from . import _event_log as log
+from . import _session_layout as layout
 from ._budgets import count_operation
 
 

@@ -11,9 +11,9 @@ import attrs
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
 from satchel.storage import Batch
 
-from .. import _layout as layout
 from .. import _validate as validate
 from .._model import SessionStatus
+from . import _session_layout as layout
 
 #: Config fields a session may change once created. Quotas and rate limits stay as created:
 #: the budgets of the sessions a script made are clamped to them.

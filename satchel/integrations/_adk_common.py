@@ -14,7 +14,7 @@ from pydantic_core import to_jsonable_python
 
 import satchel
 from satchel.actors import _validate as validate
-from satchel.actors._layout import encode_value
+from satchel.actors.sessions._session_layout import encode_value
 
 if TYPE_CHECKING:
     from satchel.storage import Backend

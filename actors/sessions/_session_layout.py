@@ -23,7 +23,7 @@ from satchel.storage import Batch, RecordCodec, prefix_upper_bound
 from satchel.storage import _keys as keys
 from satchel.storage._codec import converter
 
-from ._model import SessionConfig, SessionStatus
+from .._model import SessionConfig, SessionStatus
 
 _U64 = struct.Struct(">Q")
 _COUNTERS = struct.Struct(">QqQQQ")
