@@ -26,7 +26,7 @@ from ._stats import ActorStatistics
 if TYPE_CHECKING:
     from ._actor import Actor
     from ._spec import ActorSpec
-    from ._supervisor import Supervisor
+    from ._supervisor import ActorRef, Supervisor
 
 log = logging.getLogger("satchel.runtime")
 
@@ -80,6 +80,7 @@ class Cell:
         "last_activity",
         "mailbox",
         "order",
+        "ref",
         "requests",
         "restart_times",
         "restarts",
@@ -108,6 +109,7 @@ class Cell:
         self.last_activity = supervisor.clock()
         self.restart_times: list[float] = []
         self.order = 0
+        self.ref: ActorRef | None = None  # made by ``Supervisor.resident_ref`` when asked
         self._waiting = False
         self._timers: dict[str, anyio.CancelScope] | None = None  # most actors have none
         # A turn run by an asker in its own task (see ``lent_turn``): the loop waits for it.
@@ -172,6 +174,9 @@ class Cell:
         finally:
             self._drop_timers()
             self.supervisor._cell_finished(self)
+            # The actor's context points back at this cell: without this the two would wait
+            # for the garbage collector instead of being freed now.
+            self.actor = None
             # Senders blocked on a full mailbox must not wait forever on a cell that is gone.
             self._reject_queued(RuntimeClosedError("the actor stopped before this message ran"))
             self.mailbox.close()

@@ -224,6 +224,44 @@ class _AsyncioParker:
 
 
 @final
+class _AsyncioEvent:
+    """``asyncio.Event`` without its deque: each live actor holds a few events, and an empty
+    deque costs 760 bytes (an ``asyncio.Event`` ~1 KiB), times every live session."""
+
+    __slots__ = ("_flag", "_waiters")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        if self._flag:
+            return
+        self._flag = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> bool:
+        if self._flag:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)  # cancelled: its entry goes
+        return True
+
+
+@final
 class _AsyncioChannel(Generic[T]):
     """A bounded queue for one receiver. Room freed by a receive is reserved for the sender
     it wakes (FIFO, as Trio's channel); a sender cancelled before it uses its room passes
@@ -233,8 +271,10 @@ class _AsyncioChannel(Generic[T]):
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._items: collections.deque[T] = collections.deque()
-        self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # A list, and no putters' deque until a sender waits: an empty deque costs 760
+        # bytes, times every live actor; a mailbox holds a few items at most most of the time.
+        self._items: list[T] = []
+        self._putters: collections.deque[asyncio.Future[None]] | None = None
         self._getter: asyncio.Future[None] | None = None
         self._closed = False
         self._reserved = 0
@@ -245,8 +285,9 @@ class _AsyncioChannel(Generic[T]):
             getter.set_result(None)
 
     def _wake_putter(self) -> None:
-        while self._putters and len(self._items) + self._reserved < self._capacity:
-            putter = self._putters.popleft()
+        putters = self._putters
+        while putters and len(self._items) + self._reserved < self._capacity:
+            putter = putters.popleft()
             if not putter.done():
                 self._reserved += 1
                 putter.set_result(None)
@@ -271,12 +312,15 @@ class _AsyncioChannel(Generic[T]):
             self._wake_getter()
             return
         putter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._putters.append(putter)
+        putters = self._putters
+        if putters is None:
+            putters = self._putters = collections.deque()
+        putters.append(putter)
         try:
             await putter
         except BaseException:
-            if putter in self._putters:
-                self._putters.remove(putter)
+            if putter in putters:
+                putters.remove(putter)
             elif putter.done() and not putter.cancelled() and putter.exception() is None:
                 self._reserved -= 1
                 self._wake_putter()  # woken for room it will not use
@@ -296,22 +340,23 @@ class _AsyncioChannel(Generic[T]):
                 await self._getter
             finally:
                 self._getter = None
-        item = self._items.popleft()
+        item = self._items.pop(0)
         self._wake_putter()
         return item
 
     def receive_nowait(self) -> T:
         if not self._items:
             raise anyio.ClosedResourceError if self._closed else anyio.WouldBlock
-        item = self._items.popleft()
+        item = self._items.pop(0)
         self._wake_putter()
         return item
 
     def close(self) -> None:
         self._closed = True
         self._items.clear()
-        while self._putters:
-            putter = self._putters.popleft()
+        putters = self._putters
+        while putters:
+            putter = putters.popleft()
             if not putter.done():
                 putter.set_exception(anyio.BrokenResourceError())
         self._wake_getter()
@@ -323,7 +368,7 @@ class _Asyncio:
     shields_host_tasks = False
 
     def event(self) -> NativeEvent:
-        return asyncio.Event()
+        return _AsyncioEvent()
 
     def open_task_group(self) -> AbstractAsyncContextManager[TaskGroup]:
         return cast(AbstractAsyncContextManager[TaskGroup], anyio.create_task_group())

@@ -35,3 +35,5 @@ class SupervisorStatistics:
     reminders: int
     resident_cap: int
     closed: bool
+    #: Times the heap freed by a wave of passivations was given back to the system.
+    heap_trims: int = 0

@@ -23,6 +23,7 @@ from ._errors import (
     MailboxFullError,
     RuntimeClosedError,
 )
+from ._heap import TrimSchedule, release_free_heap
 from ._messages import ReplySlot
 from ._persistence import MemoryReminders, ReminderStore
 from ._placement import Placement
@@ -58,6 +59,7 @@ class _Totals:
     restarts: int = 0
     failures: int = 0
     messages_handled: int = 0
+    heap_trims: int = 0
 
 
 @final
@@ -86,6 +88,9 @@ class Supervisor:
         self._failed: dict[Key, Cell] = {}
         self._order = 0
         self.totals = _Totals()
+        self.heap = TrimSchedule()
+        self._trimming = False
+        self._trim_again = False
         self._emptied = anyio.Event()
         # Events of callers waiting in ``stop`` (made on demand: a cell has no room for one).
         self._stopping: dict[Key, anyio.Event] = {}
@@ -157,6 +162,18 @@ class Supervisor:
         """The cell of ``key`` if its actor is resident (in any state)."""
         return self._cells.get(key)
 
+    def resident_ref(self, key: Key) -> ActorRef | None:
+        """The address of ``key``'s actor if it is resident, kept with its cell: a caller
+        that often names a live actor by a text it would otherwise have to check (a session
+        id) skips the check, and nothing is kept for an actor once it is passivated."""
+        cell = self._cells.get(key)
+        if cell is None:
+            return None
+        ref = cell.ref
+        if ref is None:
+            ref = cell.ref = ActorRef(self, key[0], key[1])
+        return ref
+
     def offer(self, key: Key, item: Item) -> bool:
         """Queue ``item`` now if the actor is live and has room (no scheduler pass); whether
         it was queued. An ask then waits on its answer, which is its checkpoint."""
@@ -218,6 +235,7 @@ class Supervisor:
         self._order += 1
         cell.order = self._order
         self._cells[key] = cell
+        self.heap.grew(len(self._cells))
         self._sweep_wake.set()
         errors: list[Exception] = []
         # Not nursery.start: until started() that runs on_start in this caller's cancel scope,
@@ -284,6 +302,12 @@ class Supervisor:
             placement = self.placement
             if placement is not None and placement.places(cell.key[0]):
                 placement.vacated(*cell.key)
+        if self.heap.due(len(self._cells)) and not self.closed:
+            if self._trimming:
+                self._trim_again = True  # more was freed while a trim ran: once more after it
+            else:
+                self._trimming = True
+                self._nursery.start_soon(self._release_heap)
         if not self._cells:
             self._emptied.set()
         if cell.state == "failed":
@@ -342,6 +366,23 @@ class Supervisor:
         if placement is not None and placement.places(kind):
             await placement.settled(kind, actor_id)  # so another node can take it at once
 
+    async def _release_heap(self) -> None:
+        """Give back the heap a wave of passivations freed (``_heap``), off the loop."""
+        try:
+            again = True
+            while again:
+                seen = -1
+                while seen != self.totals.passivations:  # until the wave is over
+                    seen = self.totals.passivations
+                    await anyio.sleep(0.01)
+                self._trim_again = False
+                if not await anyio.to_thread.run_sync(release_free_heap):
+                    return
+                self.totals.heap_trims += 1
+                again = self._trim_again
+        finally:
+            self._trimming = False
+
     def clear_failure(self, kind: str, actor_id: str) -> None:
         """Forget that an actor failed, so its next message activates it again."""
         if self._failed.pop((kind, actor_id), None) is None:
@@ -356,6 +397,7 @@ class Supervisor:
             passivations=self.totals.passivations,
             restarts=self.totals.restarts,
             messages_handled=self.totals.messages_handled,
+            heap_trims=self.totals.heap_trims,
             reminders=len(self.reminders),
             resident_cap=self.resident_cap,
             closed=self.closed,

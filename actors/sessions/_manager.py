@@ -71,8 +71,6 @@ from ._session import SESSION_KIND, SessionBusyError
 
 _US = 1_000_000
 _DELETE_ATTEMPTS = 20
-#: Session refs the manager keeps for the ids it was last asked about.
-_REMEMBERED_REFS = 4096
 _CONFIG_FIELDS = frozenset(a.name for a in attrs.fields(SessionConfig))
 
 
@@ -99,23 +97,20 @@ class SessionManager(EventLogCalls):
         self._budgets = budgets
         self._history = History(records, blobs, hooks)
         self._supervisor = supervisor
-        self._refs: dict[str, ActorRef] = {}
         self._board = board
         self._artifacts = artifacts
         self._hooks = hooks
         self.defaults = defaults
 
     def _ref(self, session_id: str) -> ActorRef:
-        # Every operation names its session: the refs of recent ids skip validating (a tenth
-        # of a state update). Only valid ids get in, and an ActorRef holds no state.
-        ref = self._refs.get(session_id) if type(session_id) is str else None
-        if ref is None:
-            ref = self._supervisor.ref(SESSION_KIND, validate.session_id(session_id)[0])
-            if len(self._refs) >= _REMEMBERED_REFS:
-                self._refs.clear()
-            self._refs[ref.actor_id] = ref
-            self._refs[session_id] = ref  # a key too: it skips deriving the id again
-        return ref
+        # Every operation names its session: a live session's ref, kept with its actor,
+        # skips validating the id (a tenth of a state update). A cache of our own would
+        # keep ids of sessions long passivated, pinning the memory they were allocated in.
+        if type(session_id) is str:
+            ref = self._supervisor.resident_ref((SESSION_KIND, session_id))
+            if ref is not None:
+                return ref
+        return self._supervisor.ref(SESSION_KIND, validate.session_id(session_id)[0])
 
     async def _ask(self, session_id: str, message: Any) -> Any:
         return await self._ref(session_id).ask(message)

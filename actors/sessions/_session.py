@@ -8,6 +8,7 @@ store, so a live session costs little memory.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,7 @@ from .._messages import (
 )
 from ..artifacts import _sharing as sharing
 from ..artifacts._artifact_heads import NameHeads
+from ..hooks._events import EventBus
 from ..hooks._hooks import HookPoint
 from . import _session_hooks as session_hooks
 from . import _session_layout as layout
@@ -137,31 +139,15 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         self._events = services.events
         self._hook_records: list[dict[str, Any]] = []  # of this turn, for its journal entry
         self._script_slot = ScriptSlot()
-        self._writes = TurnWrites(records, services.group, self._published)
+        # Not a bound method: the actor would be in a reference cycle, freed only by the
+        # garbage collector after it is passivated, not when its cell lets go of it.
+        self._writes = TurnWrites(
+            records, services.group, functools.partial(_publish, services.events, session_id)
+        )
         # Reads are activity too but are not journaled: while live, the actor remembers them.
         self._tracks_idle = False
         self._budgeted = False  # counts against budgets beyond its own (``_budgets``)
         self._active_us = 0
-        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
-            SetState: self._set_state,
-            GetState: self._get_state,
-            DeleteState: self._delete_state,
-            ListState: self._list_state,
-            ChangeStatus: self._change_status,
-            Save: self._save,
-            Load: self._load,
-            Delete: self._delete,
-            Retire: self._retire,
-            StoreArtifact: self._store_artifact,
-            DeleteArtifact: self._delete_artifact,
-            ShareArtifact: self._share_artifact,
-            RevokeArtifact: self._revoke_artifact,
-            RecordHooks: self._record_hooks,
-            UpdateSession: self._update,
-            AppendEvents: self._append_events,
-            PopEvent: self._pop_event,
-            ClearEvents: self._clear_events,
-        }
 
     async def on_start(self) -> None:
         """Load the record and counters; a missing session answers ``SessionNotFound``."""
@@ -219,7 +205,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
             return None
         if type(message) is RunScript:
             return await self._run_script(message)
-        handler = self._handlers.get(type(message))
+        handler = _HANDLERS.get(type(message))
         if handler is None:
             raise TypeError(f"a session actor takes no {type(message).__name__}")
         if self._record is None:
@@ -238,7 +224,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         try:
             if hooks.has_any and (point := session_hooks.point_of(message)) is not None:
                 message = await self._run_hooks(point, message)
-            result = await handler(message)
+            result = await handler(self, message)
             if self._hook_records:
                 # The operation wrote no journal entry of its own (save, restore): the hook
                 # executions still go in the journal.
@@ -377,10 +363,6 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         if record is not None:
             self._record = record
 
-    async def _published(self, event: Event) -> None:
-        if self._events.active:
-            await self._events.publish(self._id, *event)
-
     async def _settle(self) -> None:
         """The turn's held writes (``machine`` durability) reach stable storage before its
         reply. If their group failed, the state goes back to what is stored, the actor
@@ -497,3 +479,32 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
     async def _retire(self, _: Retire) -> None:
         """Passivate after this turn (so a cascading delete can remove this session)."""
         self.context.passivate()
+
+
+async def _publish(events: EventBus, session_id: str, event: Event) -> None:
+    if events.active:
+        await events.publish(session_id, *event)
+
+
+# One table for every session actor: a dict of bound methods in each would cost ~1.7 KiB
+# per live session.
+_HANDLERS: dict[type, Callable[[SessionActor, Any], Awaitable[Any]]] = {
+    SetState: SessionActor._set_state,
+    GetState: SessionActor._get_state,
+    DeleteState: SessionActor._delete_state,
+    ListState: SessionActor._list_state,
+    ChangeStatus: SessionActor._change_status,
+    Save: SessionActor._save,
+    Load: SessionActor._load,
+    Delete: SessionActor._delete,
+    Retire: SessionActor._retire,
+    StoreArtifact: SessionActor._store_artifact,
+    DeleteArtifact: SessionActor._delete_artifact,
+    ShareArtifact: SessionActor._share_artifact,
+    RevokeArtifact: SessionActor._revoke_artifact,
+    RecordHooks: SessionActor._record_hooks,
+    UpdateSession: SessionActor._update,
+    AppendEvents: SessionActor._append_events,
+    PopEvent: SessionActor._pop_event,
+    ClearEvents: SessionActor._clear_events,
+}

@@ -1,0 +1,162 @@
+"""Memory comes back when sessions go idle: a passivated session's actor is freed at once
+(no reference cycle left for the garbage collector), nothing of it stays in the manager,
+the supervisor gives the heap back to the system after a wave of passivations, and the
+asyncio primitives each live actor holds behave as asyncio's own."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import anyio
+import pytest
+
+from satchel import open_runtime
+from satchel.actors.sessions._session import SESSION_KIND
+from satchel.runtime import _heap
+from satchel.runtime._heap import TrimSchedule
+from satchel.runtime._native import ASYNCIO
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """Only reference counting frees objects while the test runs."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def _until(condition: object, passes: int = 500) -> None:
+    for _ in range(passes):
+        if callable(condition) and condition():
+            return
+        await anyio.sleep(0.001)
+    raise AssertionError("the condition never held")
+
+
+async def test_a_passivated_session_actor_is_freed_without_the_collector(
+    no_collector: None,
+) -> None:
+    """After passivation the session's actor is freed by reference counting alone (it was
+    in cycles with its cell and its own write queue that waited for a full collection)."""
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 1)
+        supervisor = rt.control._supervisor
+        cell = supervisor.resident((SESSION_KIND, sid))
+        assert cell is not None and cell.actor is not None
+        actor_ref = weakref.ref(cell.actor)
+        del cell
+        rt.control.passivate(sid)
+        await _until(lambda: not supervisor.is_live(SESSION_KIND, sid))
+        await anyio.sleep(0.01)
+        assert actor_ref() is None
+        assert await rt.sessions.get_state(sid, "k") == 1  # and it comes back when asked
+
+
+async def test_the_manager_keeps_nothing_of_a_passivated_session() -> None:
+    """A live session's ref is kept with its cell; once passivated nothing of it is kept,
+    and any spelling of its id still reaches it."""
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 1)
+        supervisor = rt.control._supervisor
+        kept = supervisor.resident_ref((SESSION_KIND, sid))
+        assert kept is not None and rt.sessions._ref(sid) is kept
+        rt.control.passivate(sid)
+        await _until(lambda: not supervisor.is_live(SESSION_KIND, sid))
+        assert supervisor.resident_ref((SESSION_KIND, sid)) is None
+        assert await rt.sessions.get_state(sid.upper(), "k") == 1
+
+
+def test_a_trim_is_due_after_half_the_live_actors_went_and_enough_of_them() -> None:
+    """The schedule waits for the live count to halve from its high-water mark by at least
+    ``min_drop`` actors, then counts again from where it is."""
+    schedule = TrimSchedule(min_drop=100)
+    for live in range(1, 1001):
+        schedule.grew(live)
+    assert [schedule.due(live) for live in (999, 501, 500)] == [False, False, True]
+    assert [schedule.due(live) for live in (400, 250)] == [False, True]  # from 500 now
+    assert [schedule.due(live) for live in (150, 125)] == [False, True]
+    tiny = TrimSchedule(min_drop=100)
+    for live in range(1, 51):
+        tiny.grew(live)
+    assert not tiny.due(0)  # 50 actors are not worth a trim
+
+
+@pytest.mark.skipif(not _heap.release_free_heap(), reason="no glibc malloc_trim here")
+async def test_a_wave_of_passivations_gives_the_heap_back_once() -> None:
+    """Passivating most live sessions at once trims the heap once, after the wave; a few
+    more passivations do not trim again."""
+    async with open_runtime(store="memory") as rt:
+        supervisor = rt.control._supervisor
+        supervisor.heap.min_drop = 40
+        ids = [await rt.sessions.create() for _ in range(60)]
+        for sid in ids:
+            await rt.sessions.set_state(sid, "k", 1)
+        assert supervisor.statistics().heap_trims == 0
+        for sid in ids:
+            rt.control.passivate(sid)
+        await _until(lambda: supervisor.statistics().heap_trims == 1)
+        assert supervisor.statistics().live_actors <= 1
+        for sid in ids[:5]:
+            await rt.sessions.get_state(sid, "k")
+            rt.control.passivate(sid)
+        await anyio.sleep(0.05)
+        assert supervisor.statistics().heap_trims == 1
+
+
+def test_the_light_event_wakes_every_waiter_and_survives_a_cancelled_one() -> None:
+    """On asyncio, ``set`` wakes every waiter, a cancelled waiter leaves the others waiting,
+    and a wait after ``set`` returns at once, as with ``asyncio.Event``."""
+
+    async def main() -> None:
+        event = ASYNCIO.event()
+        woken: list[int] = []
+
+        async def waiter(n: int) -> None:
+            assert await event.wait()
+            woken.append(n)
+
+        tasks = [asyncio.create_task(waiter(n)) for n in range(3)]
+        await asyncio.sleep(0)
+        tasks[1].cancel()
+        await asyncio.sleep(0)
+        assert not event.is_set() and woken == []
+        event.set()
+        event.set()  # twice is once
+        await asyncio.gather(tasks[0], tasks[2])
+        assert tasks[1].cancelled()
+        assert sorted(woken) == [0, 2] and event.is_set()
+        await asyncio.wait_for(event.wait(), 1)
+
+    asyncio.run(main())
+
+
+def test_a_full_asyncio_mailbox_queues_senders_in_order() -> None:
+    """Senders waiting on a full channel (whose queue is made only then) get in in the
+    order they came, and a cancelled one passes its turn on."""
+
+    async def main() -> None:
+        send, receive = ASYNCIO.channel(1)
+        send.send_nowait(0)
+        senders = [asyncio.create_task(send.send(n)) for n in (1, 2, 3)]
+        await asyncio.sleep(0)
+        senders[1].cancel()
+        got = [await receive.receive() for _ in range(3)]
+        assert got == [0, 1, 3]
+        assert senders[1].cancelled()
+
+    asyncio.run(main())
