@@ -9,7 +9,7 @@ from typing import final
 from satchel.runtime._errors import StoreClosedError
 
 from ._kv import INDEX, Batch, Space
-from ._overlay import Overlay
+from ._overlay import check_conditions
 
 
 class _SortedSpace:
@@ -88,7 +88,7 @@ class MemoryStore:
         its conditions hold."""
         self._space(INDEX)
         if batch.conditions:
-            Overlay(self).apply(batch)  # WriteConflictError before anything is applied
+            check_conditions(self, batch)  # WriteConflictError before anything is applied
         for op, space, key, value in batch.ops:
             target = self._space(space)
             if op == "put":

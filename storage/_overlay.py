@@ -7,6 +7,8 @@ operations (and, in a group commit, the batches ahead of it in the group) leave 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import itemgetter
 from typing import final
 
 from satchel.runtime._errors import WriteConflictError
@@ -64,6 +66,41 @@ class Overlay:
         except WriteConflictError:
             self._points, self._ranges = saved_points, saved_ranges
             raise
+
+
+_OP_NAME = itemgetter(0)
+_OP_KEY = itemgetter(2)
+
+
+def check_conditions(
+    kv: KeyValueStore, batch: Batch, get: Callable[[bytes], bytes | None] | None = None
+) -> None:
+    """Check the conditions of ``batch`` against ``kv`` as the batch's earlier operations
+    leave it (``WriteConflictError`` if one fails), as ``Overlay(kv).apply(batch)`` does;
+    ``get``: what reads an index key of ``kv`` (``kv.get`` if not given).
+
+    The common batch has no range delete and writes each conditioned key first with its
+    condition: its conditions are then checked against ``kv`` as it is, without replaying
+    the batch. (One ``get`` a key: RocksDB's ``multi_get`` of a few keys costs more.)"""
+    conditions = batch.conditions
+    if not conditions:
+        return
+    ops = batch.ops
+    op_keys = list(map(_OP_KEY, ops))
+    keys: list[bytes] = []
+    for position, _ in conditions:
+        key = op_keys[position]
+        if op_keys.index(key) != position:  # its first operation is an earlier one
+            keys.clear()
+            break
+        keys.append(key)
+    if not keys or "delete_range" in map(_OP_NAME, ops):
+        Overlay(kv).apply(batch)  # replay the batch
+        return
+    if get is None:
+        get = kv.get
+    for key, (_, condition) in zip(keys, conditions, strict=True):
+        _require(condition, key, get(key))
 
 
 def _require(condition: Condition, key: bytes, current: bytes | None) -> None:

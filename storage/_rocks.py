@@ -22,7 +22,7 @@ from satchel.runtime._errors import StoreClosedError, StoreLockedError
 from . import _keys
 from ._chunk_files import LARGE_VALUE, ChunkFiles, is_file_value, merged
 from ._kv import BLOBS, INDEX, Batch, Op, Space, prefix_upper_bound
-from ._overlay import Overlay
+from ._overlay import check_conditions
 
 _BLOBS_CF = "blobs"
 # The index's memtable size, and so how much log a synced write can count on being recycled
@@ -228,7 +228,8 @@ class RocksStore:
         it deletes go after it (``_chunk_files``)."""
         db = self._target(INDEX)
         if batch.conditions:
-            Overlay(self).apply(batch)  # WriteConflictError before anything is written
+            # WriteConflictError before anything is written (index reads straight from db).
+            check_conditions(self, batch, db.get)
         if sync is None:
             sync = self.default_sync
         options = self._synced if sync else self._plain
