@@ -13,42 +13,70 @@ read, a content stored by another process (or deleted) one more round trip.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import attrs
 
 from satchel.runtime._errors import BlobNotFoundError, InvalidArgumentError, ValidationError
 
 from . import _keys
-from ._blob_uploads import BlobLike, StagedBlob, parse_digest
-from ._kv import ABSENT, INDEX, Batch, Equals
+from ._blob_uploads import BlobLike, StagedBlob, free_chunks, parse_digest
+from ._blobformat import chunk_key
+from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
+from ._kv import ABSENT, BLOBS, INDEX, Batch, Condition, Equals
 from ._ports import RecordStore
 
 #: A value assumed absent (``None``) or present.
 Seen = bytes | None
+#: A reference a commit takes or releases: the blob's digest, the owner's key, the
+#: reference's key, what names the blob, and whether the owner takes it.
+Move = tuple[bytes, bytes, bytes, BlobLike, bool]
+#: Encodes content held in memory (with its digest) into a blob's record and chunks.
+Encoder = Callable[[memoryview, bytes], tuple[BlobMeta, tuple[bytes, ...]]]
 
 
-@attrs.define
 class CommitPlan:
     """One attempt at a ``commit``: its batch, and what it counted on."""
 
-    #: The caller's batch with the references, counts and chunks.
-    batch: Batch = attrs.Factory(Batch)
-    #: The references and counts (part of ``batch``).
-    own: Batch = attrs.Factory(Batch)
-    #: What goes after the batch is in: chunks no blob owns.
-    cleanup: Batch = attrs.Factory(Batch)
-    #: Records, with the value assumed (``None``: absent), that the batch expects unchanged.
-    expected: list[tuple[bytes, bytes | None]] = attrs.Factory(list)
-    #: What the plan assumes of every reference and count it looks at, by key.
-    read: dict[bytes, Seen] = attrs.Factory(dict)
-    #: Whether ``read`` holds guesses (nothing was read): a conflict may be a wrong guess.
-    guessed: bool = False
-    #: The count record of each blob once the batch is written (``None``: deleted).
-    counts: dict[bytes, Seen] = attrs.Factory(dict)
-    adopted: list[bytes] = attrs.Factory(list)
-    released: list[bytes] = attrs.Factory(list)
-    #: Content bytes the batch references anew, and those of them already stored.
-    referenced: int = 0
-    deduplicated: int = 0
+    __slots__ = (
+        "adopted",
+        "batch",
+        "cleanup",
+        "counts",
+        "deduplicated",
+        "guessed",
+        "own",
+        "read",
+        "referenced",
+        "released",
+    )
+
+    #: The caller's batch with the references, counts and chunks (once planned).
+    batch: Batch
+
+    def __init__(self, read: dict[bytes, Seen], guessed: bool) -> None:
+        #: The references and counts (part of ``batch``).
+        self.own = Batch()
+        #: What goes after the batch is in: chunks no blob owns (``None`` while none).
+        self.cleanup: Batch | None = None
+        #: What the plan assumes of every reference and count it looks at, by key.
+        self.read = read
+        #: Whether ``read`` holds guesses (nothing was read): a conflict may be a wrong guess.
+        self.guessed = guessed
+        #: The count record of each blob once the batch is written (``None``: deleted).
+        self.counts: dict[bytes, Seen] = {}
+        #: Upload ids the batch makes a blob's, and those whose chunks ``cleanup`` frees.
+        self.adopted: list[bytes] = []
+        self.released: list[bytes] = []
+        #: Content bytes the batch references anew, and those of them already stored.
+        self.referenced = 0
+        self.deduplicated = 0
+
+    def freeing(self) -> Batch:
+        """``cleanup``, made if there is none yet."""
+        if self.cleanup is None:
+            self.cleanup = Batch()
+        return self.cleanup
 
 
 @attrs.frozen
@@ -60,85 +88,222 @@ class BlobStatistics:
     deduplicated_bytes: int
 
 
-@attrs.define
-class BlobChange:
-    """What one ``commit`` does to one blob."""
-
-    delta: int = 0
-    stagings: list[StagedBlob] = attrs.Factory(list)
-
-
-def wanted_keys(
-    add: list[tuple[BlobLike, bytes]], drop: list[tuple[BlobLike, bytes]]
-) -> list[bytes]:
-    """Every reference and count key a commit of ``add`` and ``drop`` looks at (checking
-    the owners)."""
-    wanted: dict[bytes, None] = {}
-    for item, owner in [*add, *drop]:
-        if type(owner) is not bytes or not owner:
-            raise InvalidArgumentError("a reference owner must be a non-empty bytes key")
-        digest = parse_digest(item)
-        wanted[_keys.ref_key(digest, owner)] = None
-        wanted[_keys.blob_key(digest)] = None
-    return list(wanted)
+def moves_of(
+    add: Iterable[tuple[BlobLike, bytes]], drop: Iterable[tuple[BlobLike, bytes]]
+) -> list[Move]:
+    """The references a commit takes (``add``) and releases (``drop``), owners checked."""
+    moves: list[Move] = []
+    for pairs, taking in ((add, True), (drop, False)):
+        for item, owner in pairs:
+            if type(owner) is not bytes or not owner:
+                raise InvalidArgumentError("a reference owner must be a non-empty bytes key")
+            digest = parse_digest(item)
+            moves.append((digest, owner, _keys.ref_key(digest, owner), item, taking))
+    return moves
 
 
-async def assume(
-    records: RecordStore,
-    known: dict[bytes, Seen],
-    uploads: set[bytes],
-    add: list[tuple[BlobLike, bytes]],
-    drop: list[tuple[BlobLike, bytes]],
-) -> tuple[dict[bytes, Seen], bool]:
-    """What a plan takes every reference and count key to hold, and whether that is a
-    guess: without a read when each can be told (see the module docstring), else all of
-    them read in one ``get_many`` (one round trip on a networked store)."""
-    keys = wanted_keys(add, drop)
+def assume(
+    known: dict[bytes, Seen], uploads: set[bytes], moves: list[Move]
+) -> dict[bytes, Seen] | None:
+    """What a plan takes every reference and count key to hold, guessed without a read
+    (see the module docstring); ``None`` if one count cannot be told (``read_all``)."""
     values: dict[bytes, Seen] = {}
-    for item, owner in add:
-        values[_keys.ref_key(parse_digest(item), owner)] = None
-    for item, owner in drop:
-        values[_keys.ref_key(parse_digest(item), owner)] = b""
-    adoptable = {
-        item.ref.digest
-        for item, _ in add
-        if isinstance(item, StagedBlob)
-        and item._layout is not None
-        and (item._chunks is not None or item._layout.data_id in uploads)
-    }
-    for item, _ in [*add, *drop]:
-        digest = parse_digest(item)
+    for _, _, key, _, taking in moves:
+        values[key] = None if taking else b""
+    adoptable: set[bytes] | None = None
+    for digest, _, _, _, _ in moves:
         seen = known.get(digest)
-        if seen is None and digest not in adoptable:
-            # A count it cannot guess (a blob to reference that it has not seen, or seen
-            # gone: it may be stored again since): read everything, as it costs the same.
-            return dict(zip(keys, await records.get_many(keys), strict=True)), False
-        # Content staged here and not seen stored is new, most likely.
+        if seen is None:
+            if adoptable is None:
+                adoptable = {
+                    item.ref.digest
+                    for _, _, _, item, taking in moves
+                    if taking
+                    and isinstance(item, StagedBlob)
+                    and item._layout is not None
+                    and (item._chunks is not None or item._layout.data_id in uploads)
+                }
+            if digest not in adoptable:
+                # A count it cannot guess (a blob to reference that it has not seen, or seen
+                # gone: it may be stored again since): read everything, as it costs the same.
+                return None
+            # Content staged here and not seen stored is new, most likely.
         values[_keys.blob_key(digest)] = seen
-    return values, True
+    return values
 
 
-def reference(
-    plan: CommitPlan, touched: set[bytes], item: BlobLike, owner: bytes, *, taking: bool
-) -> bytes:
-    """Take (or release) ``owner``'s reference to ``item`` in the plan, expecting it as
-    assumed; the blob's digest."""
-    digest = parse_digest(item)
-    key = _keys.ref_key(digest, owner)
-    if key in touched:
-        raise ValidationError(f"owner {owner!r} names blob {digest.hex()} twice in a commit")
-    touched.add(key)
-    held = plan.read[key]
-    if taking and held is not None:
-        raise ValidationError(f"owner {owner!r} already references blob {digest.hex()}")
-    if not taking and held is None:
-        raise BlobNotFoundError(f"owner {owner!r} holds no reference to blob {digest.hex()}")
-    plan.expected.append((key, held))
-    if held is None:
-        plan.own.put(key, b"", expect=ABSENT)
+async def read_all(records: RecordStore, moves: list[Move]) -> dict[bytes, Seen]:
+    """Every reference and count key of ``moves`` as stored, in one ``get_many`` (one round
+    trip on a networked store)."""
+    wanted: dict[bytes, None] = {}
+    for digest, _, key, _, _ in moves:
+        wanted[key] = None
+        wanted[_keys.blob_key(digest)] = None
+    keys = list(wanted)
+    return dict(zip(keys, await records.get_many(keys), strict=True))
+
+
+def plan_one(
+    batch: Batch, move: Move, seen: Seen, metas: MetaCache, uploads: set[bytes]
+) -> CommitPlan | None:
+    """The plan of a commit of ``move`` alone, taking a reference on a blob whose count was
+    last seen as ``seen`` here, as ``assume`` and ``plan_commit`` make it, in fewer steps
+    (every artifact store makes one); ``None`` if it is another kind: one they plan."""
+    digest, _, key, item, taking = move
+    if not taking:
+        return None
+    count_key = _keys.blob_key(digest)
+    layout, held = (item._layout, item._chunks) if isinstance(item, StagedBlob) else (None, None)
+    if seen is not None:
+        if layout is not None and layout.data_id in uploads:
+            return None  # an upload of content stored already: its chunks go (plan_commit)
+        meta = metas.decode(seen)
+        condition: Condition = Equals(seen)
+    elif layout is not None and (layout.data_id in uploads or held is not None):
+        meta, condition = layout, ABSENT  # content staged here, taken to be new
     else:
-        plan.own.delete(key, expect=Equals(held))
-    return digest
+        return None  # a count it cannot guess: read (assume)
+    commit = CommitPlan({key: None, count_key: seen}, True)
+    own = commit.own
+    own.put(key, b"", expect=ABSENT)
+    chunks = None
+    if seen is None:
+        assert layout is not None
+        if layout.data_id in uploads:
+            own.delete(_keys.pending_key(layout.data_id))
+        else:
+            assert held is not None
+            chunks = Batch()
+            for index, data in enumerate(held):
+                chunks.put(chunk_key(layout.data_id, index), data, BLOBS)
+        commit.adopted.append(layout.data_id)
+    else:
+        commit.deduplicated = meta.size
+    commit.referenced = meta.size
+    counted = with_refcount(meta, meta.refcount + 1)
+    encoded = META_CODEC.encode(counted)
+    own.put(count_key, encoded, expect=condition)
+    metas.prime(encoded, counted)
+    commit.counts[digest] = encoded
+    commit.batch = Batch.joined((batch, own) if chunks is None else (chunks, batch, own))
+    return commit
+
+
+def plan_commit(
+    batch: Batch,
+    moves: list[Move],
+    read: dict[bytes, Seen],
+    guessed: bool,
+    metas: MetaCache,
+    uploads: set[bytes],
+    encode: Encoder,
+) -> CommitPlan:
+    """The batch that writes ``batch`` with the references and counts as ``read`` has them
+    (read, or guessed: ``assume``), each expected so; ``uploads``: the store's in flight."""
+    commit = CommitPlan(read, guessed)
+    own = commit.own
+    deltas: dict[bytes, int] = {}
+    stagings: dict[bytes, list[StagedBlob]] = {}
+    touched: set[bytes] = set()
+    for digest, owner, key, item, taking in moves:
+        if key in touched:
+            raise ValidationError(f"owner {owner!r} names blob {digest.hex()} twice in a commit")
+        touched.add(key)
+        held = read[key]
+        if held is None:
+            if not taking:
+                raise BlobNotFoundError(
+                    f"owner {owner!r} holds no reference to blob {digest.hex()}"
+                )
+            own.put(key, b"", expect=ABSENT)
+        else:
+            if taking:
+                raise ValidationError(f"owner {owner!r} already references blob {digest.hex()}")
+            own.delete(key, expect=Equals(held))
+        deltas[digest] = deltas.get(digest, 0) + (1 if taking else -1)
+        if taking and isinstance(item, StagedBlob):
+            stagings.setdefault(digest, []).append(item)
+    chunks: Batch | None = None
+    for digest, delta in deltas.items():
+        staged = stagings.get(digest, [])
+        chunks = _count(commit, chunks, digest, delta, staged, metas, uploads, encode)
+    # Chunks of fresh data ids (no other op in the batch names them) go first: a store
+    # reading the batch in order then meets the blob space at once, rather than after
+    # building a batch of index operations only to start over.
+    commit.batch = Batch.joined((batch, own) if chunks is None else (chunks, batch, own))
+    return commit
+
+
+def _count(
+    commit: CommitPlan,
+    chunks: Batch | None,
+    digest: bytes,
+    delta: int,
+    stagings: list[StagedBlob],
+    metas: MetaCache,
+    uploads: set[bytes],
+    encode: Encoder,
+) -> Batch | None:
+    """Write the count of one blob, changed by ``delta``, adopting a staging's data for a
+    blob not stored (its chunks, if held in memory, put in ``chunks``: made if ``None``)."""
+    key = _keys.blob_key(digest)
+    stored = commit.read[key]
+    own = commit.own
+    winner: bytes | None = None
+    if stored is None:
+        meta, held = _adopt(own, digest, stagings, uploads, encode)
+        if held is not None:
+            if chunks is None:
+                chunks = Batch()
+            for index, data in enumerate(held):
+                chunks.put(chunk_key(meta.data_id, index), data, BLOBS)
+        winner = meta.data_id
+        commit.adopted.append(winner)
+    else:
+        meta = metas.decode(stored)
+    for staged in stagings:
+        layout = staged._layout
+        if layout is None or layout.data_id == winner or layout.data_id not in uploads:
+            continue
+        # A second upload of bytes that are already stored: its chunks go.
+        free_chunks(commit.freeing(), layout.data_id)
+        commit.released.append(layout.data_id)
+    if delta > 0:
+        commit.referenced += meta.size * delta
+        commit.deduplicated += meta.size * (delta - (stored is None))
+    condition = ABSENT if stored is None else Equals(stored)
+    count = meta.refcount + delta
+    if count > 0:
+        counted = with_refcount(meta, count)
+        encoded = META_CODEC.encode(counted)
+        own.put(key, encoded, expect=condition)
+        metas.prime(encoded, counted)
+        commit.counts[digest] = encoded
+    else:
+        own.delete(key, expect=condition)
+        commit.counts[digest] = None
+        own.put(_keys.pending_key(meta.data_id), _keys.pending_since())
+        free_chunks(commit.freeing(), meta.data_id)
+    return chunks
+
+
+def _adopt(
+    own: Batch, digest: bytes, stagings: list[StagedBlob], uploads: set[bytes], encode: Encoder
+) -> tuple[BlobMeta, tuple[bytes, ...] | None]:
+    """The data of one staging made the blob's, for a blob the index does not hold yet,
+    and its chunks if they are held in memory (to write with the commit)."""
+    for staged in stagings:
+        layout = staged._layout
+        if layout is not None and layout.data_id in uploads:
+            own.delete(_keys.pending_key(layout.data_id))
+            return layout, None
+    for staged in stagings:
+        if staged._layout is not None and staged._chunks is not None:
+            return staged._layout, staged._chunks
+    for staged in stagings:
+        if staged._content is not None:
+            return encode(memoryview(staged._content).cast("B"), digest)
+    raise BlobNotFoundError(f"blob {digest.hex()} is not stored (it may have been deleted)")
 
 
 def _callers_conditions(batch: Batch) -> list[tuple[bytes, Seen]] | None:

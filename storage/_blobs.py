@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import logging
 import random
-from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from typing import final
 
@@ -38,13 +37,16 @@ from satchel.runtime._errors import (
 
 from . import _keys
 from ._blob_plan import (
-    BlobChange,
     BlobStatistics,
     CommitPlan,
+    Move,
     Seen,
     after_conflict,
     assume,
-    reference,
+    moves_of,
+    plan_commit,
+    plan_one,
+    read_all,
 )
 from ._blob_uploads import (
     BlobLike,
@@ -70,8 +72,8 @@ from ._blobformat import (
     new_hasher,
     set_bit,
 )
-from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
-from ._kv import ABSENT, BLOBS, Batch, Equals
+from ._blobmeta import BlobMeta, MetaCache
+from ._kv import BLOBS, Batch
 from ._ports import RecordStore, prefix_pairs
 
 log = logging.getLogger("satchel.storage")
@@ -167,9 +169,14 @@ class BlobStore:
             )
         self._check_size(view.nbytes)
         digest = digest_of(view)
-        # Small content is encoded whether or not it is stored already: cheaper than asking
-        # the store (a round trip when it is networked); ``commit`` finds the blob either way.
-        meta = None if view.nbytes <= _ENCODE_UNASKED else await self.load_meta(digest)
+        if view.nbytes <= _ENCODE_UNASKED:
+            # Small content is not looked up (a round trip when the store is networked): it
+            # is taken as stored if this process last saw it so, else encoded; ``commit``
+            # finds the blob either way.
+            seen = self._known.get(digest)
+            meta = None if seen is None else self._metas.decode(seen)
+        else:
+            meta = await self.load_meta(digest)
         if meta is not None:
             # Keep an immutable copy: the caller may reuse a bytearray before commit, and this
             # content is written under ``digest`` if the stored blob goes away meanwhile.
@@ -313,13 +320,26 @@ class BlobStore:
         of, is planned again from what is stored then. A conflict on the caller's own
         conditions is raised (``WriteConflictError``) with nothing written.
         """
-        adds, drops = list(add), list(drop)
-        digests = sorted({parse_digest(item) for item, _ in adds + drops})
-        await self._hold(digests)
+        moves = moves_of(add, drop)
+        digests = [moves[0][0]] if len(moves) == 1 else sorted({move[0] for move in moves})
+        committing = self._committing
+        if committing and not committing.keys().isdisjoint(digests):
+            await self._hold(digests)
+        else:
+            for digest in digests:  # none is another commit's: no need to wait
+                committing[digest] = None
         try:
-            read, guessed = await assume(self.records, self._known, self._uploads, adds, drops)
+            plan = None
+            if len(moves) == 1:
+                seen = self._known.get(digests[0])
+                plan = plan_one(batch, moves[0], seen, self._metas, self._uploads)
+            if plan is None:
+                read = assume(self._known, self._uploads, moves)
+                guessed = read is not None
+                if read is None:
+                    read = await read_all(self.records, moves)
+                plan = self._plan(batch, moves, read, guessed)
             for attempt in range(1, _COMMIT_ATTEMPTS + 1):
-                plan = self._plan(batch, adds, drops, read, guessed=guessed)
                 try:
                     await self.records.write(plan.batch, sync=sync)
                 except WriteConflictError:
@@ -337,21 +357,34 @@ class BlobStore:
                     if not plan.guessed:
                         # Another process's commit got there first: let its next ones by too.
                         await anyio.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
-                    read, guessed = now, False
+                    plan = self._plan(batch, moves, now, False)
                     continue
                 except BaseException:
                     self._forget(digests)  # it may have been written: the counts are unknown
                     raise
-                self._remember(plan.counts)
-                self._bytes["referenced"] += plan.referenced
-                self._bytes["deduplicated"] += plan.deduplicated
-                self._uploads.difference_update(plan.adopted)
-                self._uploads.difference_update(plan.released)
-                if len(plan.cleanup):
+                self._after(plan)
+                if plan.cleanup is not None:
                     await self._clean_up(plan.cleanup)
                 return
         finally:
             self._let_go(digests)
+
+    def _plan(
+        self, batch: Batch, moves: list[Move], read: dict[bytes, Seen], guessed: bool
+    ) -> CommitPlan:
+        return plan_commit(
+            batch, moves, read, guessed, self._metas, self._uploads, self._encode_whole
+        )
+
+    def _after(self, plan: CommitPlan) -> None:
+        """Keep what a written ``plan`` leaves: counts, statistics, uploads in flight."""
+        self._remember(plan.counts)
+        self._bytes["referenced"] += plan.referenced
+        self._bytes["deduplicated"] += plan.deduplicated
+        if plan.adopted:
+            self._uploads.difference_update(plan.adopted)
+        if plan.released:
+            self._uploads.difference_update(plan.released)
 
     def _remember(self, counts: dict[bytes, Seen]) -> None:
         if len(self._known) + len(counts) > _KNOWN_MAX:
@@ -390,39 +423,6 @@ class BlobStore:
             if waited is not None:
                 waited.set()
 
-    def _plan(
-        self,
-        batch: Batch,
-        add: list[tuple[BlobLike, bytes]],
-        drop: list[tuple[BlobLike, bytes]],
-        read: dict[bytes, Seen],
-        *,
-        guessed: bool,
-    ) -> CommitPlan:
-        """The batch that writes ``batch`` with the references and counts as ``read`` has
-        them (read, or guessed: ``assume``)."""
-        plan = CommitPlan(read=read, guessed=guessed)
-        changes: dict[bytes, BlobChange] = defaultdict(BlobChange)
-        touched: set[bytes] = set()
-        for item, owner in add:
-            digest = reference(plan, touched, item, owner, taking=True)
-            changes[digest].delta += 1
-            if isinstance(item, StagedBlob):
-                changes[digest].stagings.append(item)
-        for held, owner in drop:
-            digest = reference(plan, touched, held, owner, taking=False)
-            changes[digest].delta -= 1
-        chunks = Batch()
-        for digest, change in changes.items():
-            self._apply(plan, chunks, digest, change)
-        # Chunks of fresh data ids (no other op in the batch names them) go first: a store
-        # reading the batch in order then meets the blob space at once, rather than after
-        # building a batch of index operations only to start over.
-        plan.batch.extend(chunks)
-        plan.batch.extend(batch)
-        plan.batch.extend(plan.own)
-        return plan
-
     async def _clean_up(self, cleanup: Batch) -> None:
         """Free the chunks a committed batch left to no blob. The batch is in: a failure
         here must not read as "nothing written" to the caller (whose journal and counters
@@ -432,68 +432,6 @@ class BlobStore:
             await self.records.write(cleanup, sync=False)
         except Exception as error:
             log.warning("freeing unused chunks failed (check(fix=True) frees them): %s", error)
-
-    def _apply(self, plan: CommitPlan, chunks: Batch, digest: bytes, change: BlobChange) -> None:
-        key = _keys.blob_key(digest)
-        stored = plan.read[key]
-        plan.expected.append((key, stored))
-        own = plan.own
-        winner: bytes | None = None
-        if stored is None:
-            meta = self._adopt(own, chunks, digest, change.stagings)
-            winner = meta.data_id
-            plan.adopted.append(winner)
-        else:
-            meta = self._metas.decode(stored)
-        for staged in change.stagings:
-            layout = staged._layout
-            if layout is None or layout.data_id == winner or layout.data_id not in self._uploads:
-                continue
-            # A second upload of bytes that are already stored: its chunks go.
-            free_chunks(plan.cleanup, layout.data_id)
-            plan.released.append(layout.data_id)
-        if change.delta > 0:
-            plan.referenced += meta.size * change.delta
-            plan.deduplicated += meta.size * (change.delta - (stored is None))
-        condition = ABSENT if stored is None else Equals(stored)
-        count = meta.refcount + change.delta
-        if count > 0:
-            counted = with_refcount(meta, count)
-            encoded = META_CODEC.encode(counted)
-            own.put(key, encoded, expect=condition)
-            self._metas.prime(encoded, counted)
-            plan.counts[digest] = encoded
-        else:
-            own.delete(key, expect=condition)
-            plan.counts[digest] = None
-            own.put(_keys.pending_key(meta.data_id), _keys.pending_since())
-            free_chunks(plan.cleanup, meta.data_id)
-
-    def _adopt(
-        self, own: Batch, chunks: Batch, digest: bytes, stagings: list[StagedBlob]
-    ) -> BlobMeta:
-        """Make one staging's data the blob's, for a blob the index does not hold yet (its
-        chunks, if held in memory, are put in ``chunks``)."""
-        for staged in stagings:
-            layout = staged._layout
-            if layout is not None and layout.data_id in self._uploads:
-                own.delete(_keys.pending_key(layout.data_id))
-                return layout
-        for staged in stagings:
-            if staged._layout is not None and staged._chunks is not None:
-                self._put_chunks(chunks, staged._layout, staged._chunks)
-                return staged._layout
-        for staged in stagings:
-            if staged._content is not None:
-                layout, encoded = self._encode_whole(memoryview(staged._content).cast("B"), digest)
-                self._put_chunks(chunks, layout, encoded)
-                return layout
-        raise BlobNotFoundError(f"blob {digest.hex()} is not stored (it may have been deleted)")
-
-    @staticmethod
-    def _put_chunks(own: Batch, layout: BlobMeta, chunks: tuple[bytes, ...]) -> None:
-        for index, stored in enumerate(chunks):
-            own.put(chunk_key(layout.data_id, index), stored, BLOBS)
 
     # -- reading -------------------------------------------------------------------------
 

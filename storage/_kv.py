@@ -128,6 +128,19 @@ class Batch:
             self.conditions = (self.conditions or []) + moved
         self._ops.extend(other._ops)
 
+    @classmethod
+    def joined(cls, parts: Sequence[Batch]) -> Batch:
+        """One batch of the operations (and conditions) of ``parts``, in order."""
+        joined = cls()
+        ops = joined._ops
+        for part in parts:
+            if part.conditions:
+                offset = len(ops)
+                moved = [(index + offset, condition) for index, condition in part.conditions]
+                joined.conditions = (joined.conditions or []) + moved
+            ops += part._ops
+        return joined
+
     @property
     def ops(self) -> Sequence[Op]:
         """The operations, in the order they were added (later ones win)."""

@@ -1,8 +1,10 @@
 """The shortcuts of a local commit: conditions checked without replaying the batch
-(``storage/_overlay.check_conditions``) decide exactly what the long way does."""
+(``storage/_overlay.check_conditions``) and a one-reference blob commit planned in fewer steps
+(``storage/_blob_plan.plan_one``) decide and write exactly what the long ways do."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from satchel import WriteConflictError
-from satchel.storage import ABSENT, BLOBS, INDEX, Batch, Equals
+from satchel.storage import ABSENT, BLOBS, INDEX, Batch, Equals, Store, open_store
+from satchel.storage import _keys as keys
+from satchel.storage._blob_plan import CommitPlan, assume, moves_of, plan_commit, plan_one
 from satchel.storage._overlay import Overlay, check_conditions
 
 from .conftest import BACKENDS, make_kv
+
+pytestmark = pytest.mark.anyio
 
 _keys_ = st.sampled_from([b"a", b"b", b"c", b"d"])
 _expect = st.one_of(st.none(), st.just(ABSENT), st.builds(Equals, st.sampled_from([b"1", b"2"])))
@@ -100,3 +106,88 @@ def test_a_condition_on_a_key_written_earlier_sees_that_write(tmp_path: Path) ->
         assert kv.get(b"k") == b"again"
     finally:
         kv.close()
+
+
+# -- plan_one ------------------------------------------------------------------------------
+
+TEXT = b"content planned both ways " * 40
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with open_store(backend="memory") as opened:
+        yield opened
+
+
+def _long_way(store: Store, batch: Batch, add: list[tuple[object, bytes]]) -> CommitPlan:
+    blobs = store.blobs
+    moves = moves_of(add, ())  # type: ignore[arg-type]
+    read = assume(blobs._known, blobs._uploads, moves)
+    assert read is not None  # guessed, as plan_one guesses
+    return plan_commit(batch, moves, read, True, blobs._metas, blobs._uploads, blobs._encode_whole)
+
+
+def _short_way(store: Store, batch: Batch, add: list[tuple[object, bytes]]) -> CommitPlan | None:
+    blobs = store.blobs
+    (move,) = moves_of(add, ())  # type: ignore[arg-type]
+    return plan_one(batch, move, blobs._known.get(move[0]), blobs._metas, blobs._uploads)
+
+
+def _same(short: CommitPlan | None, long: CommitPlan) -> None:
+    assert short is not None
+    assert list(short.batch.ops) == list(long.batch.ops)
+    assert short.batch.conditions == long.batch.conditions
+    assert (short.read, short.guessed, short.counts) == (long.read, long.guessed, long.counts)
+    assert (short.adopted, short.released) == (long.adopted, long.released)
+    assert (short.referenced, short.deduplicated) == (long.referenced, long.deduplicated)
+    assert short.cleanup is None and long.cleanup is None
+
+
+def _caller(owner: bytes) -> Batch:
+    batch = Batch()
+    batch.put(b"h\x00" + owner, b"head", expect=ABSENT)
+    batch.put(owner, b"record")
+    return batch
+
+
+async def test_plan_one_of_new_content_held_in_memory(store: Store) -> None:
+    staged = await store.blobs.put_inline(TEXT)
+    add = [(staged, b"t\x00a")]
+    _same(_short_way(store, _caller(b"t\x00a"), add), _long_way(store, _caller(b"t\x00a"), add))
+
+
+async def test_plan_one_of_new_content_uploaded(store: Store) -> None:
+    writer = store.blobs.writer()
+    await writer.add(TEXT)
+    staged = await writer.finish()
+    add = [(staged, b"t\x00a")]
+    _same(_short_way(store, _caller(b"t\x00a"), add), _long_way(store, _caller(b"t\x00a"), add))
+    await store.blobs.discard(staged)
+
+
+async def test_plan_one_of_content_seen_stored(store: Store) -> None:
+    first = await store.blobs.put_inline(TEXT)
+    await store.blobs.commit(_caller(b"t\x00a"), add=[(first, b"t\x00a")])
+    for item in (await store.blobs.put_inline(TEXT), first.ref, first.ref.hash):
+        add = [(item, b"t\x00b")]
+        _same(_short_way(store, _caller(b"t\x00b"), add), _long_way(store, _caller(b"t\x00b"), add))
+
+
+async def test_plan_one_leaves_other_commits_to_the_long_way(store: Store) -> None:
+    """A release, a blob it has not seen, and an upload of content stored already."""
+    first = await store.blobs.put_inline(TEXT)
+    assert _short_way(store, Batch(), [(first.ref.hash, b"t\x00a")]) is None  # not seen
+    await store.blobs.commit(_caller(b"t\x00a"), add=[(first, b"t\x00a")])
+    (drop,) = moves_of((), [(first.ref, b"t\x00a")])
+    assert (
+        plan_one(Batch(), drop, store.blobs._known.get(drop[0]), store.blobs._metas, set()) is None
+    )
+    writer = store.blobs.writer()
+    await writer.add(TEXT)
+    uploaded = await writer.finish()
+    assert _short_way(store, Batch(), [(uploaded, b"t\x00b")]) is None
+    await store.blobs.commit(_caller(b"t\x00b"), add=[(uploaded, b"t\x00b")])
+    assert uploaded._layout is not None
+    assert uploaded._layout.data_id not in store.blobs.uploads_in_flight  # its chunks went
+    assert await store.records.get(keys.ref_key(first.ref.digest, b"t\x00b")) == b""
+    assert (await store.check()).clean
