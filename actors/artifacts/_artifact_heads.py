@@ -78,6 +78,15 @@ class NameHeads:
         self._retired.clear()
         self._loaded = self._whole = False
 
+    def kept(self, name: bytes) -> NameState | None:
+        """The head and retired key of ``name`` as kept, if they are (no read needed)."""
+        head = self._heads.get(name)
+        if head is not None:
+            return NameState(head, None, kept=True)
+        if self._whole:
+            return NameState(None, self._retired.get(name), kept=True)
+        return None
+
     async def state(self, records: RecordReads, name: bytes, *, keep: bool = True) -> NameState:
         """The head and retired key of ``name`` to plan a store from: as kept if ``keep``
         and known, else read (one ``get_many``)."""

@@ -69,7 +69,8 @@ class ArtifactTurns:
         """Commit content the caller staged (the caller discards it if this refuses)."""
         config = (await self._require_active()).config
         now = self._now_us()
-        await sharing.check_store(self._owner(), message.caller, message.name, now)
+        if message.caller is not None and message.caller != self._id:  # another session
+            await sharing.check_store(self._owner(), message.caller, message.name, now)
         staged = message.staged
         size = len(message.content or b"") if staged is None else staged.ref.size
         artifact_writes.check_quota(self._id, config, self._counters, size)
@@ -80,7 +81,9 @@ class ArtifactTurns:
         # A write that fails whole held back writes of the turn with it: planned from a read.
         keep = not self._writes.holding
         while True:
-            named = await heads.state(self._records, name, keep=keep)
+            named = heads.kept(name) if keep else None
+            if named is None:
+                named = await heads.state(self._records, name, keep=keep)
             batch = Batch()
             ref, data, owner, head = artifact_writes.store_batch(
                 self._sid, self._id, message, staged, now, batch, named
