@@ -10,7 +10,6 @@ to half of the most it reached since the last trim, by at least ``MIN_DROP`` act
 
 from __future__ import annotations
 
-import ctypes
 import sys
 from collections.abc import Callable
 from typing import final
@@ -21,6 +20,10 @@ MIN_DROP = 1000
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes  # not in every Python build
+    except ImportError:
         return None
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only; not musl
     if trim is None:
@@ -45,10 +48,12 @@ def release_free_heap() -> bool:
 class TrimSchedule:
     """When a wave of passivations has freed enough to be worth a trim."""
 
-    __slots__ = ("_high", "min_drop")
+    __slots__ = ("_high", "enabled", "min_drop")
 
     def __init__(self, min_drop: int = MIN_DROP) -> None:
         self.min_drop = min_drop
+        #: Off where the C library cannot trim (not glibc), or after a trim failed.
+        self.enabled = _MALLOC_TRIM is not None
         self._high = 0
 
     def grew(self, live: int) -> None:

@@ -267,13 +267,16 @@ class _AsyncioChannel(Generic[T]):
     it wakes (FIFO, as Trio's channel); a sender cancelled before it uses its room passes
     the reservation on."""
 
-    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putters", "_reserved")
+    __slots__ = ("_capacity", "_closed", "_getter", "_head", "_items", "_putters", "_reserved")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         # A list, and no putters' deque until a sender waits: an empty deque costs 760
         # bytes, times every live actor; a mailbox holds a few items at most most of the time.
-        self._items: list[T] = []
+        # Items before ``_head`` were taken; the list is cleared whenever it is all taken
+        # and compacted when half of it is, so a take is O(1) at any capacity.
+        self._items: list[Any] = []
+        self._head = 0
         self._putters: collections.deque[asyncio.Future[None]] | None = None
         self._getter: asyncio.Future[None] | None = None
         self._closed = False
@@ -286,15 +289,31 @@ class _AsyncioChannel(Generic[T]):
 
     def _wake_putter(self) -> None:
         putters = self._putters
-        while putters and len(self._items) + self._reserved < self._capacity:
+        while putters and len(self._items) - self._head + self._reserved < self._capacity:
             putter = putters.popleft()
             if not putter.done():
                 self._reserved += 1
                 putter.set_result(None)
                 return
 
+    def _take(self) -> Any:
+        items, head = self._items, self._head
+        item = items[head]
+        items[head] = None
+        head += 1
+        if head == len(items):
+            items.clear()  # so ``not self._items`` still means empty
+            head = 0
+        elif head >= 64 and head * 2 >= len(items):
+            del items[:head]
+            head = 0
+        self._head = head
+        return item
+
     def _full(self) -> bool:
-        return len(self._items) + self._reserved >= self._capacity or bool(self._putters)
+        return len(self._items) - self._head + self._reserved >= self._capacity or bool(
+            self._putters
+        )
 
     def send_nowait(self, item: T) -> None:
         if self._closed:
@@ -340,20 +359,21 @@ class _AsyncioChannel(Generic[T]):
                 await self._getter
             finally:
                 self._getter = None
-        item = self._items.pop(0)
+        item: T = self._take()
         self._wake_putter()
         return item
 
     def receive_nowait(self) -> T:
         if not self._items:
             raise anyio.ClosedResourceError if self._closed else anyio.WouldBlock
-        item = self._items.pop(0)
+        item: T = self._take()
         self._wake_putter()
         return item
 
     def close(self) -> None:
         self._closed = True
         self._items.clear()
+        self._head = 0
         putters = self._putters
         while putters:
             putter = putters.popleft()

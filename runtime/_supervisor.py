@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from ._spec import ActorSpec, Strategy
 from ._stats import ActorStatistics, SupervisorStatistics
 
 Key = tuple[str, str]
+log = logging.getLogger("satchel.runtime")
 
 _EPOCH: anyio.lowlevel.RunVar[float] = anyio.lowlevel.RunVar("satchel_epoch")
 
@@ -167,8 +169,8 @@ class Supervisor:
         that often names a live actor by a text it would otherwise have to check (a session
         id) skips the check, and nothing is kept for an actor once it is passivated."""
         cell = self._cells.get(key)
-        if cell is None:
-            return None
+        if cell is None or cell.state != "running":
+            return None  # one still starting may yet refuse its id (sessions: canonical)
         ref = cell.ref
         if ref is None:
             ref = cell.ref = ActorRef(self, key[0], key[1])
@@ -302,7 +304,7 @@ class Supervisor:
             placement = self.placement
             if placement is not None and placement.places(cell.key[0]):
                 placement.vacated(*cell.key)
-        if self.heap.due(len(self._cells)) and not self.closed:
+        if self.heap.due(len(self._cells)) and self.heap.enabled and not self.closed:
             if self._trimming:
                 self._trim_again = True  # more was freed while a trim ran: once more after it
             else:
@@ -372,14 +374,18 @@ class Supervisor:
             again = True
             while again:
                 seen = -1
-                while seen != self.totals.passivations:  # until the wave is over
+                for _ in range(50):  # until the wave is over, or half a second at most
+                    if seen == self.totals.passivations:
+                        break
                     seen = self.totals.passivations
                     await anyio.sleep(0.01)
                 self._trim_again = False
-                if not await anyio.to_thread.run_sync(release_free_heap):
-                    return
+                await anyio.to_thread.run_sync(release_free_heap)
                 self.totals.heap_trims += 1
                 again = self._trim_again
+        except Exception as error:  # a thread refused (a process limit): no actor pays for it
+            self.heap.enabled = False
+            log.warning("giving the free heap back failed, and is off from now: %r", error)
         finally:
             self._trimming = False
 

@@ -6,25 +6,24 @@ asyncio primitives each live actor holds behave as asyncio's own."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import weakref
 from collections.abc import Iterator
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from satchel import open_runtime
 from satchel.actors.sessions._session import SESSION_KIND
 from satchel.runtime import _heap
+from satchel.runtime import _supervisor as supervisor_module
 from satchel.runtime._heap import TrimSchedule
 from satchel.runtime._native import ASYNCIO
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -160,3 +159,109 @@ def test_a_full_asyncio_mailbox_queues_senders_in_order() -> None:
         assert senders[1].cancelled()
 
     asyncio.run(main())
+
+
+async def test_a_failed_trim_turns_trimming_off_and_harms_no_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trim that raises (a thread refused under a process limit) is logged and turned off;
+    the runtime and its sessions go on (it used to take the whole runtime down)."""
+
+    def refused() -> bool:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(supervisor_module, "release_free_heap", refused)
+    async with open_runtime(store="memory") as rt:
+        supervisor = rt.control._supervisor
+        supervisor.heap.min_drop = 20
+        ids = [await rt.sessions.create() for _ in range(40)]
+        for sid in ids:
+            await rt.sessions.set_state(sid, "k", 0)
+        for sid in ids[1:]:
+            rt.control.passivate(sid)
+        await _until(lambda: not supervisor.heap.enabled)
+        await rt.sessions.set_state(ids[0], "k", 1)
+        assert await rt.sessions.get_state(ids[1], "k") == 0
+        assert supervisor.statistics().heap_trims == 0
+
+
+async def test_a_trickle_of_passivations_does_not_put_the_trim_off_forever(
+    autojump_clock: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a wave, passivations that keep coming every few milliseconds delay the trim by
+    half a second at most."""
+    trims: list[float] = []
+
+    def counted() -> bool:
+        trims.append(0.0)
+        return True
+
+    monkeypatch.setattr(supervisor_module, "release_free_heap", counted)
+    async with open_runtime(store="memory") as rt:
+        supervisor = rt.control._supervisor
+        supervisor.heap.min_drop = 40
+        ids = [await rt.sessions.create() for _ in range(60)]
+        for sid in ids:
+            await rt.sessions.set_state(sid, "k", 0)
+        for sid in ids[1:]:
+            rt.control.passivate(sid)
+        for n in range(300):  # 1.5 s of one passivation every 5 ms
+            sid = ids[1 + n % 10]
+            await rt.sessions.get_state(sid, "k")
+            rt.control.passivate(sid)
+            await anyio.sleep(0.005)
+        assert trims, "no trim during a second and a half of passivations"
+
+
+async def test_a_session_key_is_not_taken_for_a_cell_that_is_still_starting() -> None:
+    """A raw message to an actor named by a session's key (not its canonical id) makes a cell
+    that will refuse that name; a manager call by the key meanwhile still reaches the
+    session the key names."""
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create(key="my-key")
+        await rt.sessions.set_state(sid, "k", 42)
+        rt.control.passivate(sid)
+        await _until(lambda: not rt.control._supervisor.is_live(SESSION_KIND, sid))
+        found: dict[str, object] = {}
+
+        async def raw() -> None:
+            with pytest.raises(Exception):  # noqa: B017, PT011 (the actor refuses the name)
+                await rt.supervisor.ref(SESSION_KIND, "my-key").tell("x")
+
+        async def by_key() -> None:
+            found["value"] = await rt.sessions.get_state("my-key", "k")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(raw)
+            tasks.start_soon(by_key)
+        assert found == {"value": 42}
+
+
+@given(
+    capacity=st.integers(1, 300),
+    ops=st.lists(st.tuples(st.booleans(), st.integers(1, 150)), max_size=40),
+)
+def test_the_asyncio_channel_is_first_in_first_out_at_any_depth(
+    capacity: int, ops: list[tuple[bool, int]]
+) -> None:
+    """Runs of sends and takes without waiting behave as a bounded deque: same items, same
+    order, full and empty at the same points (the list with a moving head included)."""
+    send, receive = ASYNCIO.channel(capacity)
+    model: collections.deque[int] = collections.deque()
+    counter = 0
+    for sending, count in ops:
+        for _ in range(count):
+            if sending:
+                if len(model) >= capacity:
+                    with pytest.raises(anyio.WouldBlock):
+                        send.send_nowait(-1)
+                    break
+                send.send_nowait(counter)
+                model.append(counter)
+                counter += 1
+            else:
+                if not model:
+                    with pytest.raises(anyio.WouldBlock):
+                        receive.receive_nowait()
+                    break
+                assert receive.receive_nowait() == model.popleft()
