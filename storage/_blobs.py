@@ -161,6 +161,9 @@ class BlobStore:
         """``put`` of content no larger than one chunk, without a checkpoint: it is hashed and
         encoded in memory, and nothing is written before ``commit`` (on a local store it
         completes at its first step)."""
+        staged = self.put_small(content)
+        if staged is not None:
+            return staged
         view = memoryview(content).cast("B")
         if view.nbytes > self.limits.chunk_size:
             raise InvalidArgumentError(
@@ -169,14 +172,25 @@ class BlobStore:
             )
         self._check_size(view.nbytes)
         digest = digest_of(view)
-        if view.nbytes <= _ENCODE_UNASKED:
-            # Small content is not looked up (a round trip when the store is networked): it
-            # is taken as stored if this process last saw it so, else encoded; ``commit``
-            # finds the blob either way.
-            seen = self._known.get(digest)
-            meta = None if seen is None else self._metas.decode(seen)
-        else:
-            meta = await self.load_meta(digest)
+        return self._staged(content, view, digest, await self.load_meta(digest))
+
+    def put_small(self, content: Buffer) -> StagedBlob | None:
+        """``put_inline`` of content up to 16 KiB (``None`` for larger), which is not looked
+        up (a round trip when the store is networked): taken as stored if this process last
+        saw it so, else encoded; ``commit`` finds the blob either way."""
+        view = memoryview(content).cast("B")
+        if view.nbytes > _ENCODE_UNASKED or view.nbytes > self.limits.chunk_size:
+            return None
+        self._check_size(view.nbytes)
+        digest = digest_of(view)
+        seen = self._known.get(digest)
+        meta = None if seen is None else self._metas.decode(seen)
+        return self._staged(content, view, digest, meta)
+
+    def _staged(
+        self, content: Buffer, view: memoryview, digest: bytes, meta: BlobMeta | None
+    ) -> StagedBlob:
+        """Content held in memory staged: by its hash if stored (``meta``), else encoded."""
         if meta is not None:
             # Keep an immutable copy: the caller may reuse a bytearray before commit, and this
             # content is written under ``digest`` if the stored blob goes away meanwhile.

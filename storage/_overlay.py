@@ -87,20 +87,24 @@ def check_conditions(
         return
     ops = batch.ops
     op_keys = list(map(_OP_KEY, ops))
-    keys: list[bytes] = []
+    first = op_keys.index
     for position, _ in conditions:
-        key = op_keys[position]
-        if op_keys.index(key) != position:  # its first operation is an earlier one
-            keys.clear()
+        if first(op_keys[position]) != position:  # the key is written earlier in the batch
             break
-        keys.append(key)
-    if not keys or "delete_range" in map(_OP_NAME, ops):
-        Overlay(kv).apply(batch)  # replay the batch
-        return
-    if get is None:
-        get = kv.get
-    for key, (_, condition) in zip(keys, conditions, strict=True):
-        _require(condition, key, get(key))
+    else:
+        if "delete_range" not in map(_OP_NAME, ops):
+            read = kv.get if get is None else get
+            for position, condition in conditions:
+                key = op_keys[position]
+                current = read(key)
+                if condition is ABSENT:
+                    if current is None:
+                        continue
+                elif current == condition.value:  # type: ignore[union-attr]
+                    continue
+                _require(condition, key, current)  # raises
+            return
+    Overlay(kv).apply(batch)  # replay the batch
 
 
 def _require(condition: Condition, key: bytes, current: bytes | None) -> None:

@@ -108,6 +108,27 @@ def test_a_condition_on_a_key_written_earlier_sees_that_write(tmp_path: Path) ->
         kv.close()
 
 
+def test_a_condition_inside_an_earlier_range_delete_sees_it(tmp_path: Path) -> None:
+    """A range deleted earlier in the batch holds the conditioned key without naming it."""
+    kv = make_kv("rocksdb", tmp_path)
+    try:
+        before = Batch()
+        before.put(b"b", b"1")
+        kv.write(before)
+        failing = Batch()
+        failing.delete_range(b"a", b"c")
+        failing.put(b"b", b"2", expect=Equals(b"1"))
+        with pytest.raises(WriteConflictError):
+            kv.write(failing)
+        passing = Batch()
+        passing.delete_range(b"a", b"c")
+        passing.put(b"b", b"3", expect=ABSENT)
+        kv.write(passing)
+        assert kv.get(b"b") == b"3"
+    finally:
+        kv.close()
+
+
 # -- plan_one ------------------------------------------------------------------------------
 
 TEXT = b"content planned both ways " * 40

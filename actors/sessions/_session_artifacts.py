@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from satchel.runtime._errors import WriteConflictError
 from satchel.storage import Batch, BlobStore, RecordStore
 
+from .._lifecycle import ACTIVE
 from .._messages import DeleteArtifact, RevokeArtifact, ShareArtifact, StoreArtifact
 from ..artifacts import _artifact_writes as artifact_writes
 from ..artifacts import _sharing as sharing
@@ -42,6 +43,7 @@ class ArtifactTurns:
         _counters: layout.Counters
         _hook_records: list[dict[str, Any]]
         _as_owner: sharing.Owner | None
+        _record: layout.SessionRecord | None
         _heads: NameHeads
         _writes: TurnWrites
 
@@ -67,7 +69,10 @@ class ArtifactTurns:
 
     async def _store_artifact(self, message: StoreArtifact) -> ArtifactRef:
         """Commit content the caller staged (the caller discards it if this refuses)."""
-        config = (await self._require_active()).config
+        record = self._record
+        if record is None or record.status is not ACTIVE:
+            record = await self._require_active()  # loads it, or raises
+        config = record.config
         now = self._now_us()
         if message.caller is not None and message.caller != self._id:  # another session
             await sharing.check_store(self._owner(), message.caller, message.name, now)
@@ -75,7 +80,8 @@ class ArtifactTurns:
         size = len(message.content or b"") if staged is None else staged.ref.size
         artifact_writes.check_quota(self._id, config, self._counters, size)
         if staged is None:
-            staged = await self._blobs.put_inline(message.content or b"")
+            content = message.content or b""
+            staged = self._blobs.put_small(content) or await self._blobs.put_inline(content)
         hooks = [*message.hook_records, *self._hook_records]
         name, heads, blobs = message.name.encode(), self._heads, self._blobs
         # A write that fails whole held back writes of the turn with it: planned from a read.
