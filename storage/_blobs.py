@@ -204,7 +204,7 @@ class BlobStore:
         self._check_size(view.nbytes)
         await anyio.lowlevel.checkpoint()
         if view.nbytes <= self.limits.chunk_size:
-            return await self.put_inline(view)
+            return self.put_small(view) or await self.put_inline(view)
         digest = digest_of(view)
         meta = await self.load_meta(digest)
         if meta is not None:
