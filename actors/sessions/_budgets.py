@@ -22,11 +22,12 @@ from satchel.runtime._errors import (
     SessionNotActiveError,
     SessionNotFoundError,
 )
-from satchel.storage import Batch, RecordReads, prefix_upper_bound
+from satchel.storage import Batch, RecordReads
 
 from .._model import SessionConfig, SessionStatus
 from . import _session_layout as layout
 from ._ratelimit import TokenBucket
+from ._session_records import SessionRecords
 
 _QUOTAS = ("max_operations", "max_artifacts", "max_bytes")
 
@@ -53,12 +54,6 @@ def count_operation(session_id: str, counters: layout.Counters, limit: int) -> N
         )
 
 
-def creation_key(holder: bytes, sid: bytes) -> tuple[bytes, bytes]:
-    """The entry that keeps a sharer's creation counted as one operation of its holder (the
-    sharer's deletion adds its own operations to it)."""
-    return layout.spent_prefix(holder) + sid, layout.u64(1)
-
-
 def limits_anything(config: SessionConfig) -> bool:
     """Whether a config has a quota or a rate limit a sharer could count against."""
     return config.rate_limit is not None or any(getattr(config, q) is not None for q in _QUOTAS)
@@ -76,7 +71,7 @@ class Budgets:
     """The runtime's view of shared budgets (one per runtime, shared by its session actors)."""
 
     def __init__(self, records: RecordReads, buckets: dict[str, TokenBucket]) -> None:
-        self._records = records
+        self._sessions = SessionRecords(records)
         self._buckets = buckets
         self._known: dict[str, layout.SessionRecord | None] = {}
         self._has_sharers: dict[str, bool] = {}
@@ -163,10 +158,10 @@ class Budgets:
         ``batch`` gets the entry that keeps its creation counted."""
         if record.budget_of is None:
             return None
-        raw = await self._records.get(layout.record_key(layout.bytes_of(record.budget_of)))
-        if raw is None:
+        holder = await self._sessions.record(layout.bytes_of(record.budget_of))
+        if holder is None:
             raise SessionNotFoundError(f"Session not found: {record.budget_of}")
-        status = layout.RECORD_CODEC.decode(raw).status
+        status = holder.status
         if status is not SessionStatus.ACTIVE:
             raise SessionNotActiveError(
                 f"session {record.budget_of} is {status.value}: it cannot start sessions that "
@@ -175,7 +170,7 @@ class Budgets:
         holders = await self.holders(record.id, record)
         self.throttle(record.id, holders)
         await self.reserve(record.id, holders, 1, artifacts, size)
-        batch.put(*creation_key(layout.bytes_of(record.budget_of), sid))
+        self._sessions.add_creation_counted(batch, layout.bytes_of(record.budget_of), sid)
         return holders
 
     def admitted(self, record: layout.SessionRecord) -> None:
@@ -197,30 +192,26 @@ class Budgets:
 
     async def sharers(self, holder_id: str) -> list[str]:
         """The sessions counting against the budget of ``holder_id`` directly."""
-        prefix = layout.budget_prefix(layout.bytes_of(holder_id))
-        end = prefix_upper_bound(prefix)
-        pairs = await self._records.scan(prefix, end)
-        return [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in pairs]
+        sharers = await self._sessions.sharers(layout.bytes_of(holder_id))
+        return [layout.text_of(sid) for sid in sharers]
 
     # -- reading the store ------------------------------------------------------------------
 
     async def _record(self, session_id: str) -> layout.SessionRecord | None:
         found = self._known.get(session_id)
         if found is None:
-            raw = await self._records.get(layout.record_key(layout.bytes_of(session_id)))
-            if raw is None:
+            found = await self._sessions.record(layout.bytes_of(session_id))
+            if found is None:
                 # Not remembered: a keyed session's id is known before it exists, and a
                 # session created under it later must count against its budget.
                 return None
-            found = self._known[session_id] = layout.RECORD_CODEC.decode(raw)
+            self._known[session_id] = found
         return found
 
     async def _sharers_of(self, session_id: str) -> bool:
         known = self._has_sharers.get(session_id)
         if known is None:
-            prefix = layout.budget_prefix(layout.bytes_of(session_id))
-            upper = prefix_upper_bound(prefix)
-            known = bool(await self._records.scan(prefix, upper, limit=1))
+            known = await self._sessions.has_sharers(layout.bytes_of(session_id))
             self._has_sharers[session_id] = known
         return known
 
@@ -238,18 +229,14 @@ class Budgets:
         total, pending, seen = [0, 0, 0], [holder], {holder}
         while pending:
             sid = pending.pop()
-            raw = await self._records.get(layout.counters_key(sid))
-            if raw is not None:
-                counters = layout.Counters.decode(raw)
+            counters = await self._sessions.counters(sid)
+            if counters is not None:
                 total[0] += counters.operations
                 total[1] += counters.artifacts
                 total[2] += counters.total_bytes
-            spent = layout.spent_prefix(sid)
-            for _, value in await self._records.scan(spent, prefix_upper_bound(spent)):
+            for value in await self._sessions.spent_by_deleted(sid):
                 total[0] += int.from_bytes(value, "big")  # what deleted sharers did
-            prefix = layout.budget_prefix(sid)
-            for key, _ in await self._records.scan(prefix, prefix_upper_bound(prefix)):
-                sharer = key[-layout.ID_BYTES :]
+            for sharer in await self._sessions.sharers(sid):
                 if sharer not in seen:
                     seen.add(sharer)
                     pending.append(sharer)

@@ -16,13 +16,14 @@ from satchel.runtime._errors import (
     ValidationError,
     WriteConflictError,
 )
-from satchel.storage import ABSENT, Batch, RecordReads, RecordStore
+from satchel.storage import Batch, RecordStore
 
 from .. import _validate as validate
 from .._lifecycle import ACTIVE
 from .._model import SessionConfig
 from . import _session_layout as layout
-from ._query import load, scope
+from ._query import scope
+from ._session_records import SessionRecords
 from ._session_update import check_metadata_size
 
 _US = 1_000_000
@@ -64,7 +65,7 @@ def merge_config(
 
 
 async def new_record(
-    records: RecordReads,
+    sessions: SessionRecords,
     defaults: SessionConfig,
     fields: Creation,
     now: int,
@@ -77,7 +78,7 @@ async def new_record(
     merged = merge_config(defaults, fields.config)
     if budget_of is not None:  # limits at most the holder's and the parent's
         bounds = [budget_of] if parent is None else [budget_of, parent]
-        for found in await load(records, [validate.session_id(b)[1] for b in bounds]):
+        for found in await sessions.load([validate.session_id(b)[1] for b in bounds]):
             if found is None:
                 raise SessionNotFoundError(f"Session not found: {budget_of} or {parent}")
             merged = merged.within(found[0].config)
@@ -118,10 +119,10 @@ async def new_record(
     return record, sid
 
 
-async def refuse_taken(records: RecordReads, record: layout.SessionRecord, sid: bytes) -> None:
+async def refuse_taken(sessions: SessionRecords, record: layout.SessionRecord, sid: bytes) -> None:
     """A keyed session names one id: creating it again is refused (checked right before the
     creating write, with nothing between that suspends on a local store)."""
-    if record.key is not None and await records.get(layout.counters_key(sid)) is not None:
+    if record.key is not None and await sessions.has_counters(sid):
         raise SessionExistsError(f"a session keyed {record.key!r} exists already ({record.id})")
 
 
@@ -191,20 +192,9 @@ async def write_created(
     if len(encoded) > validate.MAX_METADATA_BYTES:
         # Only a large record can hold metadata over its limit; small ones skip the encode.
         check_metadata_size(record.metadata)
-    batch.put(layout.record_key(sid), encoded)
-    # A keyed session's id is derived from its key: another process creating the same
-    # key at once must not write over it (refuse_taken above read before we write).
-    keyed = ABSENT if record.key is not None else None
-    batch.put(layout.counters_key(sid), layout.Counters(1, now).encode(), expect=keyed)
-    batch.put(
-        layout.journal_key(sid, 1),
-        layout.encode_entry(now, "session_created", created, cause),
-    )
-    for entry, value in layout.index_entries(sid, record):
-        batch.put(entry, value)
-    batch.put(layout.updated_key(sid, now), layout.u64(now))
-    if record.deadlines:
-        layout.move_deadlines(batch, sid, (), record.deadlines)
+    # A keyed session's counters expect none: another process creating the same key at
+    # once must not write over it (refuse_taken read before we write).
+    SessionRecords.add_created(batch, sid, record, encoded, now, created, cause)
     try:
         await records.write(batch)
     except WriteConflictError:

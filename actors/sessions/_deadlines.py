@@ -24,10 +24,10 @@ import anyio.lowlevel
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
 from satchel.runtime._errors import SatchelError, SessionMovedError
 from satchel.storage import RecordReads
-from satchel.storage import _keys as keys
 
 from .._messages import DeadlineAdded, DeadlineDue
 from . import _session_layout as layout
+from ._session_records import SessionRecords
 
 DEADLINES_KIND = "deadlines"
 SWEEPER_ID = "sweeper"
@@ -88,7 +88,7 @@ class DeadlineSweeper(Actor[Any]):
         board: DeadlineBoard,
         session_ref: Callable[[str], ActorRef],
     ) -> None:
-        self._records = records
+        self._sessions = SessionRecords(records)
         self._board = board
         self._session_ref = session_ref
         self._scheduled: int | None = None
@@ -117,18 +117,17 @@ class DeadlineSweeper(Actor[Any]):
         return round(self.context.now() * _US)
 
     async def _sweep(self) -> None:
-        lower, told = keys.DEADLINE, False
+        since: int | None = None  # the first sweep starts at the first deadline
+        told = False
         while True:
             now = self._now_us()
-            upper = keys.DEADLINE + layout.u64(now + 1)
-            found = await self._records.scan(lower, upper)
-            due = [layout.parse_deadline_key(key) for key, _ in found]
+            due = await self._sessions.deadlines_due(since, now)
             for due_us, sid, reason in due:
                 await self._tell(layout.text_of(sid), DeadlineDue(due_us, reason))
             self._swept_us = now
             if not due:
                 break
-            told, lower = True, upper
+            told, since = True, now + 1
         await self._schedule(retry=told)
 
     async def _tell(self, session_id: str, message: DeadlineDue) -> None:
@@ -143,9 +142,7 @@ class DeadlineSweeper(Actor[Any]):
 
     async def _schedule(self, *, retry: bool) -> None:
         """Set the reminder for the first deadline after the last sweep (or a retry)."""
-        lower = keys.DEADLINE + layout.u64(self._swept_us + 1)
-        first = await self._records.scan(lower, layout.DEADLINES_UPPER, limit=1)
-        due_us = layout.parse_deadline_key(first[0][0])[0] if first else None
+        due_us = await self._sessions.next_deadline(self._swept_us)
         if retry:
             again = self._swept_us + RETRY_S * _US
             due_us = again if due_us is None else min(due_us, again)

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 import msgpack
@@ -23,12 +23,14 @@ from satchel.runtime._errors import (
     InvalidStateTransitionError,
     ValidationError,
 )
-from satchel.storage import Batch, RecordReads, prefix_upper_bound
+from satchel.storage import Batch
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
-from .._indexscan import paged
 from . import _session_layout as layout
+
+if TYPE_CHECKING:
+    from ._session_records import SessionRecords
 
 _U64 = struct.Struct(">Q")
 _LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)
@@ -81,14 +83,9 @@ def last_key(sid: bytes) -> bytes:
     return keys.SESSION_EVENT_LAST + sid
 
 
-async def last_position(records: RecordReads, sid: bytes) -> int:
-    """The last position given in the session (0 if none ever was)."""
-    return (await _last(records, sid))[0]
-
-
-async def _last(records: RecordReads, sid: bytes) -> tuple[int, int]:
-    """The last position given and the time of the last event appended (µs; 0, 0 if none)."""
-    raw = await records.get(last_key(sid))
+def log_end(raw: bytes | None) -> tuple[int, int]:
+    """The last position given and the time of the last event appended (µs; 0, 0 if none)
+    from what ``last_key`` holds."""
     if raw is None:
         return 0, 0
     position, at_us = _LAST.unpack(raw)
@@ -195,8 +192,8 @@ def validate_key(key: object) -> str:
     return key
 
 
-async def append_batch(
-    records: RecordReads,
+def append_batch(
+    end: tuple[int, int],
     sid: bytes,
     session_id: str,
     append: Append,
@@ -204,8 +201,9 @@ async def append_batch(
     max_value_bytes: int,
     batch: Batch,
 ) -> dict[str, Any]:
-    """Add the append to ``batch``; its journal data (``events_appended``)."""
-    last, last_at = await _last(records, sid)
+    """Add the append to ``batch``, after the log's ``end`` (``log_end``: its last position
+    and last event's time); its journal data (``events_appended``)."""
+    last, last_at = end
     if append.expect_position is not None and append.expect_position != last:
         raise InvalidStateTransitionError(
             f"session {session_id} has {last} as its last event position, not "
@@ -251,33 +249,20 @@ def _within(size: int, limit: int, what: str) -> None:
         )
 
 
-async def newest(records: RecordReads, sid: bytes) -> SessionEvent | None:
-    """The last event of the session, if it has any."""
-    prefix = events_prefix(sid)
-    upper = prefix_upper_bound(prefix)
-    for key, raw in await records.scan(prefix, upper, reverse=True, limit=1):
-        return decode_event(_U64.unpack(key[len(prefix) :])[0], raw)
-    return None
-
-
 async def read(
-    records: RecordReads, sid: bytes, *, last: int | None, after_us: int | None
+    sessions: SessionRecords, sid: bytes, *, last: int | None, after_us: int | None
 ) -> list[SessionEvent]:
     """The session's events, oldest first: the last ``last`` of them, and of those only the
     ones after ``after_us`` (read back from the end: event times grow with positions)."""
-    prefix = events_prefix(sid)
-    start = len(prefix)
-    upper = prefix_upper_bound(prefix)
     if last is None and after_us is None:
-        pairs = await records.scan(prefix, upper)
-        return [decode_event(_U64.unpack_from(k, start)[0], v) for k, v in pairs]
+        return await sessions.events(sid)
     found: list[SessionEvent] = []
     unpack, position_at, to_datetime = msgpack.unpackb, _U64.unpack_from, validate.to_datetime
     new, set_position, set_at, set_data = _new_object, _set_position, _set_at, _set_data
     moment_us, moment = -1, _EPOCH  # the events of one append share their time: made once
     # Paged (``last`` a page when given): the read stops at the first event not after
     # ``after_us``, and a networked store is asked for no more than that.
-    newest_first = paged(records, prefix, upper, reverse=True, page=last or 256)
+    start, newest_first = sessions.events_newest_first(sid, page=last or 256)
     async with aclosing(newest_first):
         async for key, raw in newest_first:
             at_us, data = unpack(raw)
@@ -294,14 +279,6 @@ async def read(
                 break
     found.reverse()
     return found
-
-
-async def clear_batch(records: RecordReads, sid: bytes, batch: Batch) -> int:
-    """Add the removal of every event to ``batch``; how many there were."""
-    prefix = events_prefix(sid)
-    count = len(await records.scan(prefix, prefix_upper_bound(prefix)))
-    batch.delete_range(prefix, prefix_upper_bound(prefix))
-    return count
 
 
 def rebuilt(

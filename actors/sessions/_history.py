@@ -13,8 +13,7 @@ from typing import Any
 import attrs
 
 from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
-from satchel.storage import Batch, BlobStore, RecordStore, prefix_pairs
-from satchel.storage import _keys as keys
+from satchel.storage import Batch, BlobStore, RecordStore
 
 from .. import _validate as validate
 from ..hooks import _replay as replays
@@ -22,6 +21,7 @@ from ..hooks._fork import fork_batch
 from ..hooks._hooks import Hooks
 from ..hooks._replay import ReplayProgress, ReplayResult, SessionState
 from . import _session_layout as layout
+from ._session_records import SessionRecords
 
 
 @attrs.frozen
@@ -39,16 +39,17 @@ class History:
     """Reads of a session's past, and forks."""
 
     def __init__(self, records: RecordStore, blobs: BlobStore, hooks: Hooks) -> None:
-        self._records = records
+        self._records = records  # for the journal's readers (replay, fork)
+        self._sessions = SessionRecords(records)
         self._blobs = blobs
         self._hooks = hooks
 
     async def _session(self, session_id: str) -> tuple[str, bytes, layout.SessionRecord]:
         session_id, sid = validate.session_id(session_id)
-        raw = await self._records.get(layout.record_key(sid))
-        if raw is None:
+        record = await self._sessions.record(sid)
+        if record is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
-        return session_id, sid, layout.RECORD_CODEC.decode(raw)
+        return session_id, sid, record
 
     async def state_at(self, session_id: str, seq: int | None = None) -> SessionState:
         """Variables, artifacts and status after journal entry ``seq`` (default: now)."""
@@ -106,17 +107,15 @@ class History:
     async def metadata(self, session_id: str) -> ReplayMetadata:
         """How many journal entries the session has, and when the first and last were made."""
         session_id, sid, _ = await self._session(session_id)
-        prefix = layout.journal_prefix(sid)
-        firsts = await prefix_pairs(self._records, prefix, limit=1)
-        lasts = await prefix_pairs(self._records, prefix, reverse=True, limit=1)
-        if not firsts or not lasts:
+        first = await self._sessions.first_entry(sid)
+        last = await self._sessions.last_entry(sid)
+        if first is None or last is None:
             return ReplayMetadata(session_id, 0, None, None, False)
-        first, last = firsts[0], lasts[0]
         return ReplayMetadata(
             session_id,
-            int.from_bytes(last[0][-8:], "big"),
-            validate.to_datetime(layout.decode_entry(first[1])[0]),
-            validate.to_datetime(layout.decode_entry(last[1])[0]),
+            last[0],
+            validate.to_datetime(first[1]),
+            validate.to_datetime(last[1]),
             True,
         )
 
@@ -124,14 +123,12 @@ class History:
         """Whether the session exists (and so has a journal); never raises for a
         well-formed id."""
         sid = validate.session_id(session_id)[1]
-        return await self._records.get(layout.record_key(sid)) is not None
+        return await self._sessions.has_record(sid)
 
     async def replayable(self) -> list[str]:
         """Every session with a journal to replay (all of them: each has at least its
         creation entry), by id."""
-        start = len(keys.SESSION)
-        pairs = await prefix_pairs(self._records, keys.SESSION)
-        return [layout.text_of(key[start:]) for key, _ in pairs]
+        return await self._sessions.session_ids()
 
     async def fork_write(
         self,

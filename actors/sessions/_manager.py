@@ -24,9 +24,8 @@ from satchel.runtime._errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from satchel.storage import Batch, BlobStore, RecordStore, prefix_upper_bound
+from satchel.storage import Batch, BlobStore, RecordStore
 
-from .. import _indexscan as indexscan
 from .. import _validate as validate
 from .._check import SessionCheckReport, check_sessions
 from .._lifecycle import Transition
@@ -48,7 +47,6 @@ from ..hooks._events import EventBus, correlation_of
 from ..hooks._hooks import HookPoint, Hooks
 from ..hooks._replay import ReplayResult, SessionState
 from . import _creation as creation
-from . import _removal as removal
 from . import _session_layout as layout
 from . import _session_update as update
 from ._budgets import Budgets
@@ -60,14 +58,14 @@ from ._manager_log import EventLogCalls
 from ._query import (
     QUERY_FIELDS,
     SessionQuery,
-    by_update_time,
-    load,
     make_query,
     query_among,
+    recently_updated,
     run_query,
     to_info,
 )
 from ._session import SESSION_KIND, SessionBusyError
+from ._session_records import SessionRecords
 
 _US = 1_000_000
 _DELETE_ATTEMPTS = 20
@@ -91,6 +89,7 @@ class SessionManager(EventLogCalls):
         budgets: Budgets,
     ) -> None:
         self._records = records
+        self._sessions = SessionRecords(records)
         self._events = events
         #: On a cluster node, where handles' calls run (``None``: always here).
         self.calls: SessionCalls | None = None
@@ -182,24 +181,18 @@ class SessionManager(EventLogCalls):
         cause = None
         if record.parent_id is not None:
             parent = layout.bytes_of(record.parent_id)
-            raw_counters = await self._records.get(layout.counters_key(parent))
-            if raw_counters is None:
+            parent_counters = await self._sessions.counters(parent)
+            if parent_counters is None:
                 raise SessionNotFoundError(f"Session not found: {record.parent_id} (the parent)")
             # The child's creation follows from the parent's state as of its last entry.
-            cause = {
-                "session_id": record.parent_id,
-                "seq": layout.Counters.decode(raw_counters).seq,
-            }
+            cause = {"session_id": record.parent_id, "seq": parent_counters.seq}
             correlation = await correlation_of(self._records, record.parent_id)
         else:
             correlation = record.id
         created = creation.created_data(record)
         if self._hooks.has(HookPoint.SESSION_START):
             record, created = await self._start_hooks(record)
-            if (
-                record.parent_id is not None
-                and await self._records.get(layout.record_key(parent)) is None
-            ):
+            if record.parent_id is not None and not await self._sessions.has_record(parent):
                 # The parent went while the hooks ran.
                 raise SessionNotFoundError(f"Session not found: {record.parent_id} (the parent)")
         created["correlation_id"] = correlation
@@ -207,9 +200,8 @@ class SessionManager(EventLogCalls):
             created["state"] = {name: value for name, value, _ in initial}
         now = record.created_us
         batch = Batch()
-        for name, _, encoded in initial:
-            batch.put(layout.var_prefix(sid) + name.encode(), encoded)
-        await creation.refuse_taken(self._records, record, sid)
+        self._sessions.add_variables(batch, sid, initial)
+        await creation.refuse_taken(self._sessions, record, sid)
         holders = await self._budgets.admit(batch, record, sid)
         try:
             await creation.write_created(self._records, batch, record, sid, now, created, cause)
@@ -248,7 +240,7 @@ class SessionManager(EventLogCalls):
         budget_of: str | None = None,
     ) -> tuple[layout.SessionRecord, bytes]:
         now = round(self._supervisor.clock() * _US)
-        return await creation.new_record(self._records, self.defaults, fields, now, budget_of)
+        return await creation.new_record(self._sessions, self.defaults, fields, now, budget_of)
 
     async def _start_hooks(
         self, record: layout.SessionRecord, *, origin: str | None = None
@@ -325,7 +317,7 @@ class SessionManager(EventLogCalls):
         user."""
         started = time.perf_counter_ns()
         state = await self._history.state_at(session_id, at)
-        origin = (await load(self._records, [validate.session_id(session_id)[1]]))[0]
+        origin = await self._sessions.load_one(validate.session_id(session_id)[1])
         assert origin is not None  # state_at found it
         record = origin[0]
         if name is None:
@@ -346,12 +338,12 @@ class SessionManager(EventLogCalls):
             # A fork starts a session as a creation does: the same hooks may change or refuse it.
             forked, started_data = await self._start_hooks(forked, origin=record.id)
             hook_records = started_data["hooks"]
-            if await self._records.get(layout.record_key(layout.bytes_of(record.id))) is None:
+            if not await self._sessions.has_record(layout.bytes_of(record.id)):
                 raise SessionNotFoundError(f"Session not found: {record.id}")  # deleted meanwhile
         correlation = await correlation_of(self._records, record.id)
         artifacts, size = len(state.artifacts), sum(a.size for a in state.artifacts)
         extra = Batch()
-        await creation.refuse_taken(self._records, forked, sid)
+        await creation.refuse_taken(self._sessions, forked, sid)
         holders = await self._budgets.admit(extra, forked, sid, artifacts, size)
         try:
             data, cause = await self._history.fork_write(
@@ -377,7 +369,7 @@ class SessionManager(EventLogCalls):
     async def get(self, session_id: str) -> SessionInfo:
         """The session table of ``session_id``, whatever its status."""
         _, sid = validate.session_id(session_id)
-        loaded = (await load(self._records, [sid]))[0]
+        loaded = await self._sessions.load_one(sid)
         await anyio.lowlevel.checkpoint()
         if loaded is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
@@ -395,16 +387,13 @@ class SessionManager(EventLogCalls):
         session_id, sid = validate.session_id(session_id)
         await self.get(session_id)
         validate.page(offset, limit)
-        upper = prefix_upper_bound(layout.journal_prefix(sid))
-        entries = []
         correlation = await correlation_of(self._records, session_id)
-        lower = layout.journal_key(sid, offset + 1)
-        for key, value in await self._records.scan(lower, upper, limit=limit):
-            at_us, kind, data, cause = layout.decode_entry_with_cause(value)
-            seq = int.from_bytes(key[-8:], "big")
-            at = validate.to_datetime(at_us)
-            entries.append(JournalEntry(seq, at, kind, data, correlation, cause))
-        return entries
+        return [
+            JournalEntry(seq, validate.to_datetime(at_us), kind, data, correlation, cause)
+            for seq, at_us, kind, data, cause in await self._sessions.journal(
+                sid, offset + 1, limit
+            )
+        ]
 
     # -- change ---------------------------------------------------------------------------
 
@@ -426,7 +415,7 @@ class SessionManager(EventLogCalls):
 
     async def _retire_below(self, sid: bytes) -> None:
         """Passivate the live actors of every session below ``sid``."""
-        below = [layout.text_of(child) for child in await removal.descendants(self._records, sid)]
+        below = [layout.text_of(child) for child in await self._sessions.descendants(sid)]
         for child in below:
             if self._supervisor.is_live(SESSION_KIND, child):
                 # One deleted since the scan has nothing left to retire.
@@ -497,12 +486,7 @@ class SessionManager(EventLogCalls):
         """Make the ``count`` most recently updated sessions live; their ids, newest first."""
         if type(count) is not int or count < 0:
             raise ValidationError(f"count must be a non-negative integer, not {count!r}")
-        upper = prefix_upper_bound(layout.BY_UPDATED)
-        page = indexscan.first_chunk(0, count)
-        index = indexscan.paged(self._records, layout.BY_UPDATED, upper, reverse=True, page=page)
-        ordered = by_update_time(self._records, index, descending=True)
-        newest = await indexscan.page_of(ordered, 0, count)
-        ids = [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in newest]
+        ids = await recently_updated(self._sessions, count)
         for session_id in ids:
             await self._ask(session_id, Load())
         return ids
@@ -555,7 +539,7 @@ class SessionManager(EventLogCalls):
     ) -> builtins.list[SessionInfo]:
         """``list`` among ``session_ids`` only: every filter, the order, the page and the time
         it takes as if no other session existed (what a session script may see)."""
-        found = await query_among(self._records, session_ids, _query(filters))
+        found = await query_among(self._sessions, session_ids, _query(filters))
         await anyio.lowlevel.checkpoint()
         return found
 

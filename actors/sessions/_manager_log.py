@@ -11,20 +11,19 @@ import anyio.lowlevel
 
 from satchel.runtime import ActorRef
 from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
-from satchel.storage import RecordStore, prefix_pairs
 
 from .. import _validate as validate
 from .._messages import AppendEvents, ClearEvents, PopEvent
 from . import _event_log as log
-from . import _session_layout as layout
 from ._event_log import SessionEvent
+from ._session_records import SessionRecords
 
 
 class EventLogCalls:
     """Append, read, pop and clear events; read every variable at once."""
 
     if TYPE_CHECKING:
-        _records: RecordStore
+        _sessions: SessionRecords
 
         async def _ask(self, session_id: str, message: Any) -> Any: ...
 
@@ -88,7 +87,7 @@ class EventLogCalls:
             raise InvalidArgumentError(f"last must be a non-negative integer, not {last!r}")
         after_us = None if after is None else validate.micros("after", after)
         found = (
-            [] if last == 0 else await log.read(self._records, sid, last=last, after_us=after_us)
+            [] if last == 0 else await log.read(self._sessions, sid, last=last, after_us=after_us)
         )
         await anyio.lowlevel.checkpoint()
         return found
@@ -98,7 +97,7 @@ class EventLogCalls:
         it): what ``expect_position`` compares with."""
         sid = await self._existing(session_id)
         await anyio.lowlevel.checkpoint()
-        return await log.last_position(self._records, sid)
+        return (await self._sessions.event_log_end(sid))[0]
 
     async def pop_event(self, session_id: str) -> SessionEvent | None:
         """Remove and return the session's last event (``None`` if it has none); its state
@@ -117,15 +116,13 @@ class EventLogCalls:
         sid = await self._existing(session_id)
         if not isinstance(prefix, str):
             raise InvalidArgumentError(f"prefix must be a string, not {type(prefix).__name__}")
-        start = len(layout.var_prefix(sid))
-        pairs = await prefix_pairs(self._records, layout.var_prefix(sid) + prefix.encode())
-        found = {key[start:].decode(): layout.decode_value(raw) for key, raw in pairs}
+        found = await self._sessions.variables(sid, prefix)
         await anyio.lowlevel.checkpoint()
         return found
 
     async def _existing(self, session_id: str) -> bytes:
         """The bytes of ``session_id``; ``SessionNotFound`` if it names no session."""
         sid = validate.session_id(session_id)[1]
-        if await self._records.get(layout.counters_key(sid)) is None:
+        if not await self._sessions.has_counters(sid):
             raise SessionNotFoundError(f"Session not found: {session_id}")
         return sid

@@ -26,6 +26,9 @@ from .. import _indexscan as indexscan
 from .. import _validate as validate
 from .._model import SessionInfo, SessionStatus
 from . import _session_layout as layout
+from ._session_records import Loaded as Loaded
+from ._session_records import SessionRecords
+from ._session_records import load as load
 
 ORDERS = ("created_at", "updated_at", "name")
 #: An index range this small is read whole rather than scanning an order index.
@@ -157,54 +160,46 @@ def to_info(record: layout.SessionRecord, counters: layout.Counters) -> SessionI
     )
 
 
-Loaded = tuple[layout.SessionRecord, layout.Counters]
-
-
-async def load(records: RecordReads, sids: list[bytes]) -> list[Loaded | None]:
-    """The record and counters of each session, ``None`` where there is none."""
-    wanted = [k for sid in sids for k in (layout.record_key(sid), layout.counters_key(sid))]
-    values = await records.get_many(wanted)
-    found: list[Loaded | None] = []
-    for raw_record, raw_counters in zip(values[::2], values[1::2], strict=True):
-        if raw_record is None or raw_counters is None:
-            found.append(None)
-        else:
-            found.append(
-                (layout.RECORD_CODEC.decode(raw_record), layout.Counters.decode(raw_counters))
-            )
-    return found
-
-
 async def run_query(records: RecordReads, query: SessionQuery) -> list[SessionInfo]:
     """The sessions matching ``query``, in its order, paginated."""
+    sessions = SessionRecords(records)
     filters = _filter_prefixes(query)
     # Index entries are read a page at a time, as the tests of the first chunk use them.
     page = indexscan.first_chunk(query.offset, query.limit)
     if query.order_by == "created_at":
         driver = (
-            (await _most_selective(records, query, filters))[0] if filters else layout.BY_CREATED
+            (await _most_selective(sessions, query, filters))[0] if filters else layout.BY_CREATED
         )
         lower, upper = _created_range(query, driver)
-        entries = indexscan.paged(records, lower, upper, reverse=query.descending, page=page)
-        found = _tested(records, query, _suffixes(driver, entries), filters, driver)
-        return await _page(records, query, found)
+        entries = sessions.index_pages(lower, upper, reverse=query.descending, page=page)
+        found = _tested(sessions, query, _suffixes(driver, entries), filters, driver)
+        return await _page(sessions, query, found)
     if filters:
-        driver, count = await _most_selective(records, query, filters, probe=SMALL)
+        driver, count = await _most_selective(sessions, query, filters, probe=SMALL)
         if count < SMALL:
             lower, upper = _created_range(query, driver)
-            entries = indexscan.paged(records, lower, upper, page=SMALL)  # one page: all
-            tested = _tested(records, query, _suffixes(driver, entries), filters, driver)
+            entries = sessions.index_pages(lower, upper, page=SMALL)  # one page: all
+            tested = _tested(sessions, query, _suffixes(driver, entries), filters, driver)
             matched = await indexscan.page_of(tested, 0, None)
-            loaded = [x for x in await load(records, [s[8:] for s in matched]) if x is not None]
+            loaded = [x for x in await sessions.load([s[8:] for s in matched]) if x is not None]
             loaded.sort(key=_sort_key(query.order_by), reverse=query.descending)
             return [to_info(*x) for x in indexscan.window(iter(loaded), query.offset, query.limit)]
     order = layout.BY_NAME if query.order_by == "name" else layout.BY_UPDATED
     upper = prefix_upper_bound(order)
-    entries = indexscan.paged(records, order, upper, reverse=query.descending, page=page)
+    entries = sessions.index_pages(order, upper, reverse=query.descending, page=page)
     if order == layout.BY_UPDATED:
-        entries = by_update_time(records, entries, descending=query.descending)
+        entries = by_update_time(sessions, entries, descending=query.descending)
     suffixes = _in_created_range(query, _order_suffixes(entries))
-    return await _page(records, query, _tested(records, query, suffixes, filters, None))
+    return await _page(sessions, query, _tested(sessions, query, suffixes, filters, None))
+
+
+async def recently_updated(sessions: SessionRecords, count: int) -> list[str]:
+    """The ids of the ``count`` most recently updated sessions, newest first."""
+    upper = prefix_upper_bound(layout.BY_UPDATED)
+    page = indexscan.first_chunk(0, count)
+    index = sessions.index_pages(layout.BY_UPDATED, upper, reverse=True, page=page)
+    newest = await indexscan.page_of(by_update_time(sessions, index, descending=True), 0, count)
+    return [layout.text_of(key[-layout.ID_BYTES :]) for key, _ in newest]
 
 
 async def _order_suffixes(
@@ -217,13 +212,13 @@ async def _order_suffixes(
 
 
 async def query_among(
-    records: RecordReads, sids: Iterable[str], query: SessionQuery
+    sessions: SessionRecords, sids: Iterable[str], query: SessionQuery
 ) -> list[SessionInfo]:
     """The sessions among ``sids`` matching ``query``, in its order, paginated. Only those
     sessions are read, so what a caller who may see only them gets, and how long it takes,
     is the same whether or not other sessions exist."""
     wanted = sorted({validate.session_id(sid)[1] for sid in sids})
-    kept = [x for x in await load(records, wanted) if x is not None and _matches(x[0], query)]
+    kept = [x for x in await sessions.load(wanted) if x is not None and _matches(x[0], query)]
     if query.order_by == "created_at":
         kept.sort(key=lambda x: (x[0].created_us, layout.bytes_of(x[0].id)))
     else:
@@ -249,7 +244,7 @@ def _matches(record: layout.SessionRecord, query: SessionQuery) -> bool:
 
 
 async def by_update_time(
-    records: RecordReads,
+    sessions: SessionRecords,
     entries: AsyncGenerator[tuple[bytes, bytes], None],
     *,
     descending: bool,
@@ -261,23 +256,21 @@ async def by_update_time(
     async with aclosing(entries):
         async for entry in entries:
             if members and entry[0][:bucket_end] != members[0][0][:bucket_end]:
-                for ranked in await _ranked(records, members, descending):
+                for ranked in await _ranked(sessions, members, descending):
                     yield ranked
                 members = []
             members.append(entry)
-    for ranked in await _ranked(records, members, descending):
+    for ranked in await _ranked(sessions, members, descending):
         yield ranked
 
 
 async def _ranked(
-    records: RecordReads, members: list[tuple[bytes, bytes]], descending: bool
+    sessions: SessionRecords, members: list[tuple[bytes, bytes]], descending: bool
 ) -> list[tuple[bytes, bytes]]:
     """The entries of one second of the by-update index in exact update order."""
     if len(members) <= 1:
         return members
-    keys = [layout.counters_key(key[-layout.ID_BYTES :]) for key, _ in members]
-    raw = await records.get_many(keys)
-    times = [layout.Counters.decode(r).updated_us if r else 0 for r in raw]
+    times = await sessions.update_times([key[-layout.ID_BYTES :] for key, _ in members])
     ranked = sorted(zip(times, members, strict=True), reverse=descending)
     return [entry for _, entry in ranked]
 
@@ -320,7 +313,7 @@ async def _between(
 
 
 async def _tested(
-    records: RecordReads,
+    sessions: SessionRecords,
     query: SessionQuery,
     candidates: AsyncGenerator[bytes, None],
     filters: list[bytes],
@@ -340,13 +333,13 @@ async def _tested(
             suffixes = [c[:_SUFFIX] for c in chunk]
             keep = [True] * len(chunk)
             for prefix in others:
-                found = await records.get_many([prefix + s for s in suffixes])
-                keep = [k and f is not None for k, f in zip(keep, found, strict=True)]
+                found = await sessions.in_index(prefix, suffixes)
+                keep = [k and f for k, f in zip(keep, found, strict=True)]
             if needle is not None:
                 texts = (
                     [c[_SUFFIX:] for c in chunk]
                     if carries_text
-                    else await records.get_many([layout.BY_CREATED + s for s in suffixes])
+                    else await sessions.search_texts(suffixes)
                 )
                 keep = [
                     k and t is not None and needle in t for k, t in zip(keep, texts, strict=True)
@@ -360,11 +353,11 @@ _SUFFIX = 8 + layout.ID_BYTES
 
 
 async def _page(
-    records: RecordReads, query: SessionQuery, found: AsyncGenerator[Suffix, None]
+    sessions: SessionRecords, query: SessionQuery, found: AsyncGenerator[Suffix, None]
 ) -> list[SessionInfo]:
     """Load and describe the page of ``found`` the query asks for, in order."""
     page = [s[8:] for s in await indexscan.page_of(found, query.offset, query.limit)]
-    return [to_info(*x) for x in await load(records, page) if x is not None]
+    return [to_info(*x) for x in await sessions.load(page) if x is not None]
 
 
 def _filter_prefixes(query: SessionQuery) -> list[bytes]:
@@ -387,11 +380,10 @@ def _created_range(query: SessionQuery, prefix: bytes) -> tuple[bytes, bytes]:
 
 
 async def _most_selective(
-    records: RecordReads, query: SessionQuery, prefixes: list[bytes], probe: int = PROBE
+    sessions: SessionRecords, query: SessionQuery, prefixes: list[bytes], probe: int = PROBE
 ) -> tuple[bytes, int]:
     """The filter index with the fewest entries in range (counted up to ``probe``)."""
-    return await indexscan.most_selective(
-        records,
+    return await sessions.most_selective(
         prefixes,
         lambda prefix: _created_range(query, prefix),
         probe,

@@ -27,7 +27,7 @@ from satchel.runtime._errors import (
     StoreWriteFailedError,
     ValidationError,
 )
-from satchel.storage import Batch, prefix_pairs
+from satchel.storage import Batch
 
 from .. import _validate as validate
 from .._lifecycle import (
@@ -73,6 +73,7 @@ from ._session_artifacts import ArtifactTurns
 from ._session_deadlines import DeadlineTurns
 from ._session_delete import DeleteTurns
 from ._session_log import EventLogTurns
+from ._session_records import OwnRecords
 from ._session_scripts import RunScript, ScriptSlot
 from ._session_services import SESSION_KIND as SESSION_KIND
 from ._session_services import SessionBusyError as SessionBusyError
@@ -120,6 +121,8 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         if services.fence is not None:  # in a cluster: every write carries the lease's epoch
             records = services.fence(session_id, records)
         self._records = records
+        # The session's records through that store: the actor builds no key itself.
+        self._own = OwnRecords(records, self._sid)
         self._blobs = (
             services.blobs if records is services.records else services.blobs.through(records)
         )
@@ -128,9 +131,6 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         self._counters = layout.Counters()
         self._bucket: TokenBucket | None = None
         self._created = b""  # the creation time as index values hold it
-        self._journal_prefix = layout.journal_prefix(self._sid)
-        self._counters_key = layout.counters_key(self._sid)
-        self._var_prefix = layout.var_prefix(self._sid)
         self._earliest_added: int | None = None
         self._as_owner: sharing.Owner | None = None
         self._heads = NameHeads(self._sid)  # the artifact names' heads, as last written
@@ -154,13 +154,10 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         await self._load_stored()
 
     async def _load_stored(self) -> None:
-        raw_record, raw_counters = await self._records.get_many(
-            [layout.record_key(self._sid), layout.counters_key(self._sid)]
-        )
-        if raw_record is None or raw_counters is None:
+        loaded = await self._own.load_one(self._sid)
+        if loaded is None:
             return
-        self._record = layout.RECORD_CODEC.decode(raw_record)
-        self._counters = layout.Counters.decode(raw_counters)
+        self._record, self._counters = loaded
         self._created = layout.u64(self._record.created_us)
         config = self._record.config
         self._tracks_idle = config.idle_timeout_s is not None
@@ -337,18 +334,10 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
                 old.artifacts + artifacts,
                 old.total_bytes + size,
             )
-            sid = self._sid
             if self._hook_records:
                 data = {**data, "hooks": self._hook_records}
                 self._hook_records = []
-            journal_key = self._journal_prefix + layout.seq_bytes(new.seq)
-            batch.put(journal_key, layout.encode_entry(now, kind, data))
-            batch.put(self._counters_key, new.encode())
-            if not layout.same_update_bucket(now, old.updated_us):
-                batch.delete(layout.updated_key(sid, old.updated_us))
-                batch.put(layout.updated_key(sid, now), self._created)
-            if record is not None:
-                batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
+            self._own.add_change(batch, old, new, kind, data, self._created, record)
             await self._writes.write(batch, (new.seq, now, kind, data), (old, self._record), write)
         except BaseException as error:
             if holders:  # counted by ``reserve``, not written
@@ -376,15 +365,12 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
 
     # -- variables ----------------------------------------------------------------------
 
-    def _var_key(self, key: str) -> bytes:
-        return self._var_prefix + validate.state_key(key)
-
     async def _set_state(self, message: SetState) -> None:
         record = self._record
         if record is None or record.status is not ACTIVE:
             record = await self._require_active()
         key, value = message.key, message.value
-        var_key = self._var_prefix + validate.state_key(key)
+        name = validate.state_key(key)
         config = record.config
         encoded = validate.json_encoded(("state", key), layout.encode_value, value)
         if len(encoded) > config.max_value_bytes:
@@ -394,27 +380,22 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
             )
         if config.max_operations is not None:
             count_operation(self._id, self._counters, config.max_operations)
-        batch = Batch()
-        batch.put(var_key, encoded)
+        batch = self._own.setting(name, encoded)
         await self._commit(batch, "state_set", {"key": key, "value": value}, operation=True)
 
-    async def _get_state(self, message: GetState) -> Any:
-        raw = await self._records.get(self._var_key(message.key))
-        return None if raw is None else layout.decode_value(raw)
+    def _get_state(self, message: GetState) -> Awaitable[Any]:
+        # The read's own coroutine, not one around it: the hottest read makes no more.
+        return self._own.variable(message.key)
 
     async def _delete_state(self, message: DeleteState) -> None:
         limit = (await self._require_active()).config.max_operations
-        var_key = self._var_key(message.key)
+        batch = self._own.deleting(message.key)
         if limit is not None:
             count_operation(self._id, self._counters, limit)
-        batch = Batch()
-        batch.delete(var_key)
         await self._commit(batch, "state_deleted", {"key": message.key}, operation=True)
 
-    async def _list_state(self, _: ListState) -> list[str]:
-        prefix = layout.var_prefix(self._sid)
-        start = len(prefix)
-        return [key[start:].decode() for key, _ in await prefix_pairs(self._records, prefix)]
+    def _list_state(self, _: ListState) -> Awaitable[list[str]]:
+        return self._own.variable_names()
 
     async def _save(self, _: Save) -> None:
         """Every change is already written when acknowledged; nothing is buffered."""
@@ -446,10 +427,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
             failure_reason=reason if target is FAILED else record.failure_reason,
             deadlines=deadlines,
         )
-        batch = Batch()
-        batch.delete(layout.status_key(self._sid, record))
-        batch.put(layout.status_key(self._sid, new), b"")
-        added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
+        added = self._own.add_status_change(batch := Batch(), self._sid, record, new)
         data = {"from": record.status.value, "to": target.value, "reason": reason}
         await self._commit(batch, "status_changed", data, operation=False, record=new)
         self._announce(added)
@@ -457,7 +435,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
     async def _update(self, message: UpdateSession) -> None:
         record = await self._require_session()
         new = update.apply(record, message.changes, now := self._now_us())
-        added = update.write(batch := Batch(), self._sid, record, new)
+        added = self._own.add_update(batch := Batch(), self._sid, record, new)
         data = update.journal_data(message.changes)
         await self._commit(batch, "session_updated", data, operation=False, record=new, now=now)
         self._tracks_idle = new.config.idle_timeout_s is not None

@@ -9,11 +9,11 @@ import attrs
 
 from satchel.runtime import ActorContext
 from satchel.runtime._errors import SessionHasChildrenError
-from satchel.storage import Batch, RecordStore
 
 from .._lifecycle import DAY_S, Transition
 from .._messages import DeadlineDue, Delete
 from . import _session_layout as layout
+from ._session_records import OwnRecords
 
 _US = 1_000_000
 #: How long an archived session that cannot go yet (it has children) waits to try again.
@@ -24,8 +24,7 @@ class DeadlineTurns:
     """What a session does when one of its deadlines comes."""
 
     if TYPE_CHECKING:
-        _records: RecordStore
-        _sid: bytes
+        _own: OwnRecords
         _record: layout.SessionRecord | None
         _counters: layout.Counters
         _active_us: int
@@ -60,9 +59,7 @@ class DeadlineTurns:
             await self._archive_retention_due(entry)
 
     async def _drop_stale_deadline(self, message: DeadlineDue) -> None:
-        batch = Batch()
-        batch.delete(layout.deadline_key(message.due_us, self._sid, message.reason))
-        await self._records.write(batch)
+        await self._own.drop_deadline(message.due_us, message.reason)
 
     async def _idle_due(self, record: layout.SessionRecord, entry: tuple[int, bytes]) -> None:
         timeout_us = round((record.config.idle_timeout_s or 0) * _US)
@@ -86,9 +83,6 @@ class DeadlineTurns:
         """Move one deadline later (bookkeeping only: no journal entry)."""
         deadlines = (*(d for d in record.deadlines if d != entry), (due, entry[1]))
         new = attrs.evolve(record, deadlines=deadlines)
-        batch = Batch()
-        added = layout.move_deadlines(batch, self._sid, record.deadlines, deadlines)
-        batch.put(layout.record_key(self._sid), layout.RECORD_CODEC.encode(new))
-        await self._records.write(batch)
+        added = await self._own.move_deadlines(record, new)
         self._record = new
         self._announce(added)

@@ -14,7 +14,7 @@ from satchel.storage import Batch, BlobStore, RecordStore
 from .._messages import Delete
 from . import _removal as removal
 from . import _session_layout as layout
-from ._query import load
+from ._session_records import OwnRecords
 from ._session_services import SESSION_KIND, SessionBusyError, SessionLeases, SessionServices
 
 
@@ -25,6 +25,7 @@ class DeleteTurns:
         _id: str
         _sid: bytes
         _records: RecordStore
+        _own: OwnRecords
         _blobs: BlobStore
         _services: SessionServices
         _record: layout.SessionRecord | None
@@ -40,26 +41,27 @@ class DeleteTurns:
         since could write after the batch, so the delete is refused and retried instead.
         """
         record = await self._require_session()
-        below = await removal.descendants(self._records, self._sid) if message.cascade else []
-        if not message.cascade and (child := await removal.first_child(self._records, self._sid)):
+        own = self._own
+        below = await own.descendants(self._sid) if message.cascade else []
+        if not message.cascade and (child := await own.first_child(self._sid)):
             raise SessionHasChildrenError(
                 f"session {self._id} has child sessions (such as {layout.text_of(child)}); "
                 "delete them first or pass cascade=True"
             )
-        await removal.refuse_escaping_sharers(self._records, doomed := {self._sid, *below})
+        await removal.refuse_escaping_sharers(own, doomed := {self._sid, *below})
         claimed = await self._claim_below(below)
         try:
             batch, drops = Batch(), list[removal.Drop]()
-            for sid, loaded in zip(below, await load(self._records, below), strict=True):
+            for sid, loaded in zip(below, await own.load(below), strict=True):
                 session_id = layout.text_of(sid)
                 if self._services.is_live(session_id):
                     raise SessionBusyError(session_id)
                 if loaded is not None:
                     drops += await removal.delete_session(
-                        self._records, batch, sid, *loaded, doomed
+                        self._records, own, batch, sid, *loaded, doomed
                     )
             drops += await removal.delete_session(
-                self._records, batch, self._sid, record, self._counters, doomed
+                self._records, own, batch, self._sid, record, self._counters, doomed
             )
             leases = self._services.leases
             if leases is not None:

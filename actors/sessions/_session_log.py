@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from satchel.runtime._errors import InvalidStateTransitionError
-from satchel.storage import Batch, RecordStore
+from satchel.storage import Batch
 
 from .. import _validate as validate
 from .._messages import AppendEvents, ClearEvents, PopEvent
@@ -15,13 +15,14 @@ from ..hooks._hooks import HookPoint, Hooks
 from . import _event_log as log
 from . import _session_layout as layout
 from ._budgets import count_operation
+from ._session_records import OwnRecords
 
 
 class EventLogTurns:
     """Append, pop and clear: each one atomic write with its journal entry."""
 
     if TYPE_CHECKING:
-        _records: RecordStore
+        _own: OwnRecords
         _sid: bytes
         _id: str
         _counters: layout.Counters
@@ -90,26 +91,27 @@ class EventLogTurns:
             count_operation(self._id, self._counters, config.max_operations)
         now = self._now_us()
         batch = Batch()
-        data = await log.append_batch(
-            self._records, self._sid, self._id, append, now, config.max_value_bytes, batch
+        end = await self._own.event_log_end(self._sid)
+        data = log.append_batch(
+            end, self._sid, self._id, append, now, config.max_value_bytes, batch
         )
         await self._commit(batch, "events_appended", data, operation=True, now=now)
         return int(data["first"]) + len(append.events) - 1
 
     async def _pop_event(self, _: PopEvent) -> log.SessionEvent | None:
         await self._count_operation()
-        last = await log.newest(self._records, self._sid)
+        last = await self._own.newest_event(self._sid)
         if last is None:
             return None
         batch = Batch()
-        batch.delete(log.event_key(self._sid, last.position))
+        batch.delete(self._own.event_key(last.position))
         await self._commit(batch, "event_popped", {"position": last.position}, operation=True)
         return last
 
     async def _clear_events(self, _: ClearEvents) -> int:
         await self._count_operation()
         batch = Batch()
-        count = await log.clear_batch(self._records, self._sid, batch)
+        count = await self._own.add_clear_events(batch, self._sid)
         if count:
             await self._commit(batch, "events_cleared", {"count": count}, operation=True)
         return count

@@ -9,7 +9,6 @@ from typing import Any
 import attrs
 
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import Batch
 
 from .. import _validate as validate
 from .._model import SessionStatus
@@ -92,18 +91,6 @@ def _idle_deadline(
     if timeout_s is None or record.status is not SessionStatus.ACTIVE:
         return kept
     return (*kept, (now_us + round(timeout_s * _US), idle))
-
-
-def write(
-    batch: Batch, sid: bytes, old: layout.SessionRecord, new: layout.SessionRecord
-) -> list[int]:
-    """Add to ``batch`` the index entries and deadlines moved from ``old`` to ``new``; the
-    due times of the deadlines added."""
-    for key, _ in layout.index_entries(sid, old):
-        batch.delete(key)
-    for key, value in layout.index_entries(sid, new):
-        batch.put(key, value)
-    return layout.move_deadlines(batch, sid, old.deadlines, new.deadlines)
 
 
 def journal_data(asked: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
