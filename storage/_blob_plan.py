@@ -45,7 +45,6 @@ class CommitPlan:
         "counts",
         "deduplicated",
         "guessed",
-        "own",
         "read",
         "referenced",
         "released",
@@ -55,8 +54,6 @@ class CommitPlan:
     batch: Batch
 
     def __init__(self, read: dict[bytes, Seen], guessed: bool) -> None:
-        #: The references and counts (part of ``batch``).
-        self.own = Batch()
         #: What goes after the batch is in: chunks no blob owns (``None`` while none).
         self.cleanup: Batch | None = None
         #: What the plan assumes of every reference and count it looks at, by key.
@@ -164,28 +161,30 @@ def plan_one(
     else:
         return None  # a count it cannot guess: read (assume)
     commit = CommitPlan({key: None, count_key: seen}, True)
-    own = commit.own
-    own.put(key, b"", expect=ABSENT)
-    chunks = None
+    planned = Batch()  # chunks of content new here first, as plan_commit puts them
+    pending = None
     if seen is None:
         assert layout is not None
         if layout.data_id in uploads:
-            own.delete(_keys.pending_key(layout.data_id))
+            pending = _keys.pending_key(layout.data_id)
         else:
             assert held is not None
-            chunks = Batch()
             for index, data in enumerate(held):
-                chunks.put(chunk_key(layout.data_id, index), data, BLOBS)
+                planned.put(chunk_key(layout.data_id, index), data, BLOBS)
         commit.adopted.append(layout.data_id)
     else:
         commit.deduplicated = meta.size
+    planned.extend(batch)
+    planned.put(key, b"", expect=ABSENT)
+    if pending is not None:
+        planned.delete(pending)
     commit.referenced = meta.size
     counted = with_refcount(meta, meta.refcount + 1)
     encoded = META_CODEC.encode(counted)
-    own.put(count_key, encoded, expect=condition)
+    planned.put(count_key, encoded, expect=condition)
     metas.prime(encoded, counted)
     commit.counts[digest] = encoded
-    commit.batch = Batch.joined((batch, own) if chunks is None else (chunks, batch, own))
+    commit.batch = planned
     return commit
 
 
@@ -201,7 +200,7 @@ def plan_commit(
     """The batch that writes ``batch`` with the references and counts as ``read`` has them
     (read, or guessed: ``assume``), each expected so; ``uploads``: the store's in flight."""
     commit = CommitPlan(read, guessed)
-    own = commit.own
+    own = Batch()  # the references and counts
     deltas: dict[bytes, int] = {}
     stagings: dict[bytes, list[StagedBlob]] = {}
     touched: set[bytes] = set()
@@ -226,7 +225,7 @@ def plan_commit(
     chunks: Batch | None = None
     for digest, delta in deltas.items():
         staged = stagings.get(digest, [])
-        chunks = _count(commit, chunks, digest, delta, staged, metas, uploads, encode)
+        chunks = _count(commit, own, chunks, digest, delta, staged, metas, uploads, encode)
     # Chunks of fresh data ids (no other op in the batch names them) go first: a store
     # reading the batch in order then meets the blob space at once, rather than after
     # building a batch of index operations only to start over.
@@ -236,6 +235,7 @@ def plan_commit(
 
 def _count(
     commit: CommitPlan,
+    own: Batch,
     chunks: Batch | None,
     digest: bytes,
     delta: int,
@@ -244,11 +244,11 @@ def _count(
     uploads: set[bytes],
     encode: Encoder,
 ) -> Batch | None:
-    """Write the count of one blob, changed by ``delta``, adopting a staging's data for a
-    blob not stored (its chunks, if held in memory, put in ``chunks``: made if ``None``)."""
+    """Write the count of one blob, changed by ``delta``, in ``own``, adopting a staging's
+    data for a blob not stored (its chunks, if held in memory, put in ``chunks``: made if
+    ``None``)."""
     key = _keys.blob_key(digest)
     stored = commit.read[key]
-    own = commit.own
     winner: bytes | None = None
     if stored is None:
         meta, held = _adopt(own, digest, stagings, uploads, encode)
