@@ -87,7 +87,16 @@ def check_conditions(
         return
     ops = batch.ops
     op_keys = list(map(_OP_KEY, ops))
-    first = op_keys.index
+    first: Callable[[bytes], int]
+    if len(ops) <= 32:
+        first = op_keys.index  # a scan of a short batch costs less than a dict
+    else:
+        # A large batch (a fork copies thousands of keys with a condition each): a scan per
+        # condition would make the check quadratic.
+        firsts: dict[bytes, int] = {}
+        for position, key in enumerate(op_keys):
+            firsts.setdefault(key, position)
+        first = firsts.__getitem__
     for position, _ in conditions:
         if first(op_keys[position]) != position:  # the key is written earlier in the batch
             break

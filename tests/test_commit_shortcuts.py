@@ -63,22 +63,29 @@ def _verdict(check: object) -> str:
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(stored=st.dictionaries(_keys_, st.sampled_from([b"1", b"2"])), ops=_ops)
+@given(
+    stored=st.dictionaries(_keys_, st.sampled_from([b"1", b"2"])),
+    ops=_ops,
+    padding=st.sampled_from([0, 40]),
+)
 def test_check_conditions_agrees_with_replaying_the_batch(
     backend: str,
     tmp_path_factory: pytest.TempPathFactory,
     stored: dict[bytes, bytes],
     ops: list[tuple[str, bytes, bytes, object, bool]],
+    padding: int,
 ) -> None:
-    """Keys written earlier in the batch (in either space), ranges, repeated conditions: the
-    shortcut decides as the overlay does."""
+    """Keys written earlier in the batch (in either space), ranges, repeated conditions, in
+    short batches and in long ones (which look keys up another way): the shortcut decides as
+    the overlay does."""
     kv = make_kv(backend, tmp_path_factory.mktemp("kv"))
     try:
         before = Batch()
         for key, value in stored.items():
             before.put(key, value)
         kv.write(before)
-        batch = _batch(ops)
+        filler = [("put", b"f%02d" % n, b"0", None, False) for n in range(padding)]
+        batch = _batch(filler + ops)
         replayed = _verdict(lambda: Overlay(kv).apply(batch))
         assert _verdict(lambda: check_conditions(kv, batch)) == replayed
         assert _verdict(lambda: check_conditions(kv, batch, kv.get)) == replayed
