@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,8 +14,13 @@ from hypothesis import strategies as st
 
 from satchel import WriteConflictError
 from satchel.storage import ABSENT, BLOBS, INDEX, Batch, Equals, Store, open_store
+from satchel.storage import _blob_plan as blob_plan
 from satchel.storage import _keys as keys
 from satchel.storage._blob_plan import CommitPlan, assume, moves_of, plan_commit, plan_one
+from satchel.storage._blobs import BlobStore
+from satchel.storage._check import check_blobs
+from satchel.storage._local_ports import LocalRecords
+from satchel.storage._memory import MemoryStore
 from satchel.storage._overlay import Overlay, check_conditions
 
 from .conftest import BACKENDS, make_kv
@@ -178,7 +184,11 @@ def _caller(owner: bytes) -> Batch:
     return batch
 
 
-async def test_plan_one_of_new_content_held_in_memory(store: Store) -> None:
+async def test_plan_one_of_new_content_held_in_memory(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each plan writes held chunks under a new data id: the same one for both ways here.
+    monkeypatch.setattr(blob_plan, "new_data_id", lambda: b"\x01" * 16)
     staged = await store.blobs.put_inline(TEXT)
     add = [(staged, b"t\x00a")]
     _same(_short_way(store, _caller(b"t\x00a"), add), _long_way(store, _caller(b"t\x00a"), add))
@@ -219,3 +229,54 @@ async def test_plan_one_leaves_other_commits_to_the_long_way(store: Store) -> No
     assert uploaded._layout.data_id not in store.blobs.uploads_in_flight  # its chunks went
     assert await store.records.get(keys.ref_key(first.ref.digest, b"t\x00b")) == b""
     assert (await store.check()).clean
+
+
+class _CleanupLater:
+    """A record store whose first write that frees chunks runs ``hook`` first: another
+    writer's commit lands between a release and its cleanup."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.hook: Callable[[], Awaitable[None]] | None = None
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.inner.get(*args, **kwargs)
+
+    async def get_many(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.inner.get_many(*args, **kwargs)
+
+    async def scan(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.inner.scan(*args, **kwargs)
+
+    async def write(self, batch: Batch, **kwargs: Any) -> Any:
+        frees = any(op == "delete_range" and space is BLOBS for op, space, *_ in batch.ops)
+        if frees and self.hook is not None:
+            hook, self.hook = self.hook, None
+            await hook()
+        return await self.inner.write(batch, **kwargs)
+
+
+async def test_a_staging_committed_again_does_not_reuse_chunks_being_freed() -> None:
+    """Two writers on one record store: B drops the only reference to a blob and frees its
+    chunks a round trip later; meanwhile A commits the same staging again. A's chunks are
+    written under a new data id, so B's cleanup leaves the blob whole (it deleted them)."""
+    records = LocalRecords(MemoryStore())
+    a, b = BlobStore(records), BlobStore(_CleanupLater(records))  # type: ignore[arg-type]
+    content = b"some small artifact content " * 20
+    staged = await a.put_inline(content)
+    first = Batch()
+    first.put(b"owner1", b"r")
+    await a.commit(first, add=[(staged, b"owner1")])
+
+    async def commit_again() -> None:
+        second = Batch()
+        second.put(b"owner2", b"r")
+        await a.commit(second, add=[(staged, b"owner2")])
+
+    b.records.hook = commit_again  # type: ignore[attr-defined]
+    release = Batch()
+    release.delete(b"owner1")
+    await b.commit(release, drop=[(staged.ref, b"owner1")])
+    assert await a.references(staged.ref) == [b"owner2"]
+    assert await a.read(staged.ref) == content
+    assert (await check_blobs(a)).clean
