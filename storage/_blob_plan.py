@@ -21,7 +21,7 @@ from satchel.runtime._errors import BlobNotFoundError, InvalidArgumentError, Val
 
 from . import _keys
 from ._blob_uploads import BlobLike, StagedBlob, free_chunks, parse_digest
-from ._blobformat import chunk_key, new_data_id
+from ._blobformat import chunk_key
 from ._blobmeta import META_CODEC, BlobMeta, MetaCache, with_refcount
 from ._kv import ABSENT, BLOBS, INDEX, Batch, Condition, Equals
 from ._ports import RecordStore
@@ -156,13 +156,8 @@ def plan_one(
             return None  # an upload of content stored already: its chunks go (plan_commit)
         meta = metas.decode(seen)
         condition: Condition = Equals(seen)
-    elif layout is not None and layout.data_id in uploads:
+    elif layout is not None and (layout.data_id in uploads or held is not None):
         meta, condition = layout, ABSENT  # content staged here, taken to be new
-    elif layout is not None and held is not None:
-        # Chunks held in memory are written under a new data id each time: a staging
-        # committed again may find its old id being freed by another writer's release.
-        layout = attrs.evolve(layout, data_id=new_data_id())
-        meta, condition = layout, ABSENT
     else:
         return None  # a count it cannot guess: read (assume)
     commit = CommitPlan({key: None, count_key: seen}, True)
@@ -304,8 +299,7 @@ def _adopt(
             return layout, None
     for staged in stagings:
         if staged._layout is not None and staged._chunks is not None:
-            # A new data id, as in ``plan_one``: the staging's may be freed by another writer.
-            return attrs.evolve(staged._layout, data_id=new_data_id()), staged._chunks
+            return staged._layout, staged._chunks
     for staged in stagings:
         if staged._content is not None:
             return encode(memoryview(staged._content).cast("B"), digest)

@@ -21,11 +21,13 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from typing import final
 
 import anyio
 import anyio.lowlevel
+import attrs
 
 from satchel.runtime._errors import (
     BlobNotFoundError,
@@ -107,6 +109,26 @@ class BlobStore:
         #: The count record of each blob as this process last read or wrote it (``None``:
         #: absent), a commit's guess of what is stored (shared with ``through`` views).
         self._known: dict[bytes, Seen] = {}
+        #: Stagings whose chunks held in memory a commit has planned (shared with views).
+        self._planned: weakref.WeakSet[StagedBlob] = weakref.WeakSet()
+
+    def _fresh(self, moves: list[Move]) -> list[Move]:
+        """``moves`` with each staging whose chunks are held in memory, if a commit planned
+        it before, replaced by one with a new data id: its first commit may have landed, and
+        another writer dropping the blob's last reference may be freeing that id's chunks
+        (the first plan of a staging may use its own id: nothing was ever written under it)."""
+        planned = self._planned
+        for position, (digest, owner, key, item, taking) in enumerate(moves):
+            if not (taking and isinstance(item, StagedBlob)) or item._chunks is None:
+                continue
+            if item in planned:
+                layout = item._layout
+                assert layout is not None  # held chunks come with their layout
+                item = attrs.evolve(item, layout=attrs.evolve(layout, data_id=new_data_id()))
+                moves[position] = (digest, owner, key, item, taking)
+            else:
+                planned.add(item)
+        return moves
 
     def through(self, records: RecordStore) -> BlobStore:
         """This store, reading and writing through ``records`` (a view of the same records,
@@ -334,7 +356,7 @@ class BlobStore:
         of, is planned again from what is stored then. A conflict on the caller's own
         conditions is raised (``WriteConflictError``) with nothing written.
         """
-        moves = moves_of(add, drop)
+        moves = self._fresh(moves_of(add, drop))
         digests = [moves[0][0]] if len(moves) == 1 else sorted({move[0] for move in moves})
         committing = self._committing
         if committing and not committing.keys().isdisjoint(digests):

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from satchel import WriteConflictError
 from satchel.storage import ABSENT, BLOBS, INDEX, Batch, Equals, Store, open_store
-from satchel.storage import _blob_plan as blob_plan
 from satchel.storage import _keys as keys
 from satchel.storage._blob_plan import CommitPlan, assume, moves_of, plan_commit, plan_one
 from satchel.storage._blobs import BlobStore
@@ -184,11 +183,7 @@ def _caller(owner: bytes) -> Batch:
     return batch
 
 
-async def test_plan_one_of_new_content_held_in_memory(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Each plan writes held chunks under a new data id: the same one for both ways here.
-    monkeypatch.setattr(blob_plan, "new_data_id", lambda: b"\x01" * 16)
+async def test_plan_one_of_new_content_held_in_memory(store: Store) -> None:
     staged = await store.blobs.put_inline(TEXT)
     add = [(staged, b"t\x00a")]
     _same(_short_way(store, _caller(b"t\x00a"), add), _long_way(store, _caller(b"t\x00a"), add))
@@ -258,8 +253,9 @@ class _CleanupLater:
 
 async def test_a_staging_committed_again_does_not_reuse_chunks_being_freed() -> None:
     """Two writers on one record store: B drops the only reference to a blob and frees its
-    chunks a round trip later; meanwhile A commits the same staging again. A's chunks are
-    written under a new data id, so B's cleanup leaves the blob whole (it deleted them)."""
+    chunks a round trip later; meanwhile A commits the same staging again. A's second commit
+    writes the chunks under a new data id, so B's cleanup leaves the blob whole (it used to
+    write them under the old id, whose chunks B's cleanup then deleted)."""
     records = LocalRecords(MemoryStore())
     a, b = BlobStore(records), BlobStore(_CleanupLater(records))  # type: ignore[arg-type]
     content = b"some small artifact content " * 20
