@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from satchel.runtime._errors import InvalidArgumentError, ValidationError
+from satchel.runtime._errors import IntegrityError, InvalidArgumentError, ValidationError
 
 MAX_NAME_BYTES = 255
 MAX_DESCRIPTION_BYTES = 64 * 1024
@@ -332,6 +332,15 @@ LAST_US = 253_402_300_799_999_999
 def to_datetime(us: int) -> datetime:
     """A UTC datetime from microseconds since the epoch."""
     return _EPOCH + timedelta(0, 0, us)  # positional: a third cheaper than by keyword
+
+
+def stored_datetime(us: int, what: str) -> datetime:
+    """``to_datetime`` of a time read from the store: ``IntegrityError`` if no datetime can
+    hold it (before year 1 or after 9999: a damaged record), not ``OverflowError``."""
+    try:
+        return _EPOCH + timedelta(0, 0, us)
+    except OverflowError:
+        raise IntegrityError(f"{what} holds a time no date can: {us} µs") from None
 
 
 def page(offset: object, limit: object) -> None:

@@ -102,7 +102,7 @@ def to_info(record: ArtifactRecord) -> ArtifactInfo:
         record.content_hash,
         record.tags,
         record.custom,
-        validate.to_datetime(record.created_us),
+        validate.stored_datetime(record.created_us, "an artifact record"),
         record.created_by,
         record.compressed,
         record.stored_size,
@@ -115,7 +115,7 @@ def _info_of(raw: Any) -> ArtifactInfo:
     f = record_fields(raw)
     return ArtifactInfo(
         f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[10], f[9], f[7], f[8],
-        validate.to_datetime(f[13]), f[14], f[12], f[11],
+        validate.stored_datetime(f[13], "an artifact record"), f[14], f[12], f[11],
     )  # fmt: skip
 
 
