@@ -42,6 +42,7 @@ from ._ports import ObjectStore as ObjectStore
 from ._ports import RecordReads as RecordReads
 from ._ports import RecordStore as RecordStore
 from ._ports import Transaction as Transaction
+from ._ports import iter_pages as iter_pages
 from ._ports import iter_pairs as iter_pairs
 from ._ports import prefix_pairs as prefix_pairs
 from ._postgres import PostgresRecords as PostgresRecords

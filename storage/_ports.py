@@ -23,8 +23,9 @@ networked backend (PostgreSQL, S3) suspends for its round trips.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, final
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from typing import Protocol, cast, final
 
 from satchel.runtime._errors import InvalidArgumentError
 
@@ -172,6 +173,32 @@ async def prefix_pairs(
     return await reads.scan(prefix, upper, space=space, reverse=reverse, limit=limit)
 
 
+async def iter_pages(
+    reads: RecordReads,
+    lower: bytes,
+    upper: bytes,
+    *,
+    space: Space = INDEX,
+    reverse: bool = False,
+    page: int = 256,
+) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """The pairs with ``lower <= key < upper``, a list of up to ``page`` at a time: for a
+    caller that may stop early (a filtered query with a limit), so a networked store is
+    asked for what is used, in a few round trips; a caller that loops over each page itself
+    pays the async iteration once a page, not once a pair."""
+    while lower < upper:
+        found = await reads.scan(lower, upper, space=space, reverse=reverse, limit=page)
+        if found:
+            yield found
+        if len(found) < page:
+            return
+        last = found[-1][0]
+        if reverse:
+            upper = last
+        else:
+            lower = last + b"\x00"  # the smallest key after ``last``
+
+
 async def iter_pairs(
     reads: RecordReads,
     lower: bytes,
@@ -181,17 +208,9 @@ async def iter_pairs(
     reverse: bool = False,
     page: int = 256,
 ) -> AsyncIterator[tuple[bytes, bytes]]:
-    """Pairs with ``lower <= key < upper``, read ``page`` at a time: for a caller that may
-    stop early (a filtered query with a limit), so a networked store is asked for what is
-    used, in a few round trips."""
-    while lower < upper:
-        found = await reads.scan(lower, upper, space=space, reverse=reverse, limit=page)
-        for pair in found:
-            yield pair
-        if len(found) < page:
-            return
-        last = found[-1][0]
-        if reverse:
-            upper = last
-        else:
-            lower = last + b"\x00"  # the smallest key after ``last``
+    """``iter_pages``, one pair at a time."""
+    pages = iter_pages(reads, lower, upper, space=space, reverse=reverse, page=page)
+    async with aclosing(cast(AsyncGenerator[list[tuple[bytes, bytes]], None], pages)):
+        async for found in pages:
+            for pair in found:
+                yield pair

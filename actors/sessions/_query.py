@@ -171,14 +171,14 @@ async def run_query(records: RecordReads, query: SessionQuery) -> list[SessionIn
             (await _most_selective(sessions, query, filters))[0] if filters else layout.BY_CREATED
         )
         lower, upper = _created_range(query, driver)
-        entries = sessions.index_pages(lower, upper, reverse=query.descending, page=page)
+        entries = sessions.index_page_lists(lower, upper, reverse=query.descending, page=page)
         found = _tested(sessions, query, _suffixes(driver, entries), filters, driver)
         return await _page(sessions, query, found)
     if filters:
         driver, count = await _most_selective(sessions, query, filters, probe=SMALL)
         if count < SMALL:
             lower, upper = _created_range(query, driver)
-            entries = sessions.index_pages(lower, upper, page=SMALL)  # one page: all
+            entries = sessions.index_page_lists(lower, upper, page=SMALL)  # one page: all
             tested = _tested(sessions, query, _suffixes(driver, entries), filters, driver)
             matched = await indexscan.page_of(tested, 0, None)
             loaded = [x for x in await sessions.load([s[8:] for s in matched]) if x is not None]
@@ -186,10 +186,10 @@ async def run_query(records: RecordReads, query: SessionQuery) -> list[SessionIn
             return [to_info(*x) for x in indexscan.window(iter(loaded), query.offset, query.limit)]
     order = layout.BY_NAME if query.order_by == "name" else layout.BY_UPDATED
     upper = prefix_upper_bound(order)
-    entries = sessions.index_pages(order, upper, reverse=query.descending, page=page)
+    ordered = sessions.index_pages(order, upper, reverse=query.descending, page=page)
     if order == layout.BY_UPDATED:
-        entries = by_update_time(sessions, entries, descending=query.descending)
-    suffixes = _in_created_range(query, _order_suffixes(entries))
+        ordered = by_update_time(sessions, ordered, descending=query.descending)
+    suffixes = _in_created_range(query, _order_suffixes(ordered))
     return await _page(sessions, query, _tested(sessions, query, suffixes, filters, None))
 
 
@@ -279,17 +279,21 @@ Suffix = bytes  # creation time (8 bytes) + session id (16 bytes)
 
 
 async def _suffixes(
-    prefix: bytes, entries: AsyncGenerator[tuple[bytes, bytes], None]
+    prefix: bytes, pages: AsyncGenerator[list[tuple[bytes, bytes]], None]
 ) -> AsyncGenerator[Suffix, None]:
+    # Pages, looped over here: an async generator a pair between the store and this one
+    # cost a query over 100,000 sessions ~15% (each pair went through two).
     start = len(prefix)
-    async with aclosing(entries):
+    async with aclosing(pages):
         if prefix == layout.BY_CREATED:
             # The by-creation values are the search text: keep them for the search test.
-            async for key, value in entries:
-                yield key[start:] + value
+            async for found in pages:
+                for key, value in found:
+                    yield key[start:] + value
         else:
-            async for key, _ in entries:
-                yield key[start:]
+            async for found in pages:
+                for key, _ in found:
+                    yield key[start:]
 
 
 def _in_created_range(

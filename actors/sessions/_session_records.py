@@ -257,6 +257,12 @@ class SessionRecords:
         ``page`` at a time (``_indexscan.paged``)."""
         return indexscan.paged(self._records, lower, upper, reverse=reverse, page=page)
 
+    def index_page_lists(
+        self, lower: bytes, upper: bytes, *, reverse: bool = False, page: int = 256
+    ) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
+        """``index_pages``, a list of entries at a time (``_indexscan.pages``)."""
+        return indexscan.pages(self._records, lower, upper, reverse=reverse, page=page)
+
     def most_selective(
         self,
         prefixes: list[bytes],
