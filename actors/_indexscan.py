@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, I
 from contextlib import aclosing
 from typing import TypeVar, cast
 
-from satchel.storage import INDEX, RecordReads, Space, iter_pages, iter_pairs, prefix_upper_bound
+from satchel.storage import INDEX, RecordReads, Space, iter_pairs, prefix_upper_bound
 
 from .sessions._session_layout import u64
 
@@ -41,20 +41,6 @@ def paged(
     closes it (``contextlib.aclosing``) rather than leave it to the event loop's finalizer."""
     pairs = iter_pairs(records, lower, upper, space=space, reverse=reverse, page=page)
     return cast(AsyncGenerator[tuple[bytes, bytes], None], pairs)
-
-
-def pages(
-    records: RecordReads,
-    lower: bytes,
-    upper: bytes,
-    *,
-    space: Space = INDEX,
-    reverse: bool = False,
-    page: int = 256,
-) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
-    """``iter_pages``, typed as the async generator it is (see ``paged``)."""
-    found = iter_pages(records, lower, upper, space=space, reverse=reverse, page=page)
-    return cast(AsyncGenerator[list[tuple[bytes, bytes]], None], found)
 
 
 async def most_selective(

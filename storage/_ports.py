@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
-from typing import Protocol, cast, final
+from typing import Protocol, final
 
 from satchel.runtime._errors import InvalidArgumentError
 
@@ -181,7 +181,7 @@ async def iter_pages(
     space: Space = INDEX,
     reverse: bool = False,
     page: int = 256,
-) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
     """The pairs with ``lower <= key < upper``, a list of up to ``page`` at a time: for a
     caller that may stop early (a filtered query with a limit), so a networked store is
     asked for what is used, in a few round trips; a caller that loops over each page itself
@@ -210,7 +210,7 @@ async def iter_pairs(
 ) -> AsyncIterator[tuple[bytes, bytes]]:
     """``iter_pages``, one pair at a time."""
     pages = iter_pages(reads, lower, upper, space=space, reverse=reverse, page=page)
-    async with aclosing(cast(AsyncGenerator[list[tuple[bytes, bytes]], None], pages)):
+    async with aclosing(pages):
         async for found in pages:
             for pair in found:
                 yield pair

@@ -11,7 +11,14 @@ import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from typing import Any, cast
 
-from satchel.storage import ABSENT, Batch, RecordReads, RecordStore, prefix_upper_bound
+from satchel.storage import (
+    ABSENT,
+    Batch,
+    RecordReads,
+    RecordStore,
+    iter_pages,
+    prefix_upper_bound,
+)
 from satchel.storage import _keys as keys
 
 from .. import _indexscan as indexscan
@@ -260,8 +267,8 @@ class SessionRecords:
     def index_page_lists(
         self, lower: bytes, upper: bytes, *, reverse: bool = False, page: int = 256
     ) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
-        """``index_pages``, a list of entries at a time (``_indexscan.pages``)."""
-        return indexscan.pages(self._records, lower, upper, reverse=reverse, page=page)
+        """``index_pages``, a list of entries at a time (``storage.iter_pages``)."""
+        return iter_pages(self._records, lower, upper, reverse=reverse, page=page)
 
     def most_selective(
         self,
