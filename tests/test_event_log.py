@@ -126,6 +126,23 @@ async def test_expect_created_at_refuses_a_writer_from_before_a_recreate(rt: Run
     await rt.sessions.append_event(sid, {"n": 2}, expect_created_at=now.isoformat())
 
 
+async def test_expect_state_is_a_compare_and_set(rt: Runtime) -> None:
+    """An append expecting variables to hold given values lands only while they do (a
+    missing one reads as None, and a value of another type differs), and a refused one
+    writes nothing."""
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1}, state={"token": "a"}, expect_state={"t": None})
+    await rt.sessions.append_event(
+        sid, {"n": 2}, state={"token": "b", "one": 1}, expect_state={"token": "a"}
+    )
+    for stale in ({"token": "a"}, {"one": True}, {"one": 1.0}, {"token": "b", "gone": 0}):
+        with pytest.raises(InvalidStateTransitionError, match="not what the append expects"):
+            await rt.sessions.append_event(sid, {"n": "stale"}, state={"x": 1}, expect_state=stale)
+    await rt.sessions.append_event(sid, {"n": 3}, expect_state={"token": "b", "one": 1})
+    assert datas(await rt.sessions.events(sid)) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert await rt.sessions.state(sid) == {"token": "b", "one": 1}
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
@@ -141,6 +158,9 @@ async def test_expect_created_at_refuses_a_writer_from_before_a_recreate(rt: Run
         ({"events": [{}], "state": {"k": 1}, "delete": ["k"]}, InvalidArgumentError),
         ({"events": [{}], "delete": "k"}, InvalidArgumentError),
         ({"events": [{}], "expect_position": -1}, InvalidArgumentError),
+        ({"events": [{}], "expect_state": ["k"]}, InvalidArgumentError),
+        ({"events": [{}], "expect_state": {"": 1}}, ValidationError),
+        ({"events": [{}], "expect_state": {"k": object()}}, InvalidArgumentError),
         ({"events": [{}], "at": "yesterday"}, ValidationError),
     ],
 )

@@ -119,6 +119,8 @@ class Append(NamedTuple):
     deleted: tuple[str, ...]
     expect_position: int | None
     expect_created_us: int | None = None
+    #: The variables the append expects, and their values (a missing one reads as ``None``).
+    expect_state: tuple[tuple[str, Any], ...] = ()
 
 
 def created_micros(value: object) -> int:
@@ -144,6 +146,7 @@ def checked_append(
     expect_position: int | None,
     at: Any,
     expect_created_at: Any = None,
+    expect_state: Mapping[str, Any] | None = None,
 ) -> Append:
     """The arguments of an append, checked (``state`` values may be ``None``: stored as
     null; ``delete`` names the variables it removes)."""
@@ -182,7 +185,17 @@ def checked_append(
     if at_us is not None and not 0 <= at_us <= _LAST_US:
         raise ValidationError(f"at must be a time from 1970 to the year 9999, not {at!r}")
     created = None if expect_created_at is None else created_micros(expect_created_at)
-    return Append(tuple(checked), at_us, pairs, deleted, expect_position, created)
+    expected = () if expect_state is None else _expected_state(expect_state)
+    return Append(tuple(checked), at_us, pairs, deleted, expect_position, created, expected)
+
+
+def _expected_state(expect_state: object) -> tuple[tuple[str, Any], ...]:
+    if type(expect_state) is not dict and not isinstance(expect_state, Mapping):
+        raise InvalidArgumentError(f"expect_state must be a map, not {type(expect_state).__name__}")
+    pairs = tuple((validate_key(k), v) for k, v in expect_state.items())
+    for key, value in pairs:
+        validate.json_like(("expect_state", key), value)
+    return pairs
 
 
 def validate_key(key: object) -> str:

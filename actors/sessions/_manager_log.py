@@ -39,6 +39,7 @@ class EventLogCalls:
         expect_position: int | None = None,
         at: Any = None,
         expect_created_at: Any = None,
+        expect_state: Mapping[str, Any] | None = None,
     ) -> int:
         """Append ``events`` (JSON-like maps) to the session's log and, in the same atomic
         write, set the variables in ``state`` (``None`` is stored as null) and delete those in
@@ -48,9 +49,13 @@ class EventLogCalls:
         writer that read the session stale does not overwrite it. With
         ``expect_created_at`` (the session's ``created_at``) it is refused, the same way, if
         the session was deleted and created again under the same key since (positions count
-        from 1 again in the new one). ``at`` (a datetime, RFC 3339 text or epoch seconds) is
-        the events' time instead of now."""
-        append = log.checked_append(events, state, delete, expect_position, at, expect_created_at)
+        from 1 again in the new one). With ``expect_state`` it is refused, the same way,
+        unless each variable named there holds the value given, of the same type (a missing
+        one reads as ``None``): a compare-and-set. ``at`` (a datetime, RFC 3339
+        text or epoch seconds) is the events' time instead of now."""
+        append = log.checked_append(
+            events, state, delete, expect_position, at, expect_created_at, expect_state
+        )
         # Not through ``_ask``: a coroutine less on the call every adapter makes.
         position: int = await self._ref(session_id).ask(AppendEvents(append))
         return position
@@ -65,6 +70,7 @@ class EventLogCalls:
         expect_position: int | None = None,
         at: Any = None,
         expect_created_at: Any = None,
+        expect_state: Mapping[str, Any] | None = None,
     ) -> int:
         """``append_events`` of one event; its position."""
         return await self.append_events(
@@ -75,6 +81,7 @@ class EventLogCalls:
             expect_position=expect_position,
             at=at,
             expect_created_at=expect_created_at,
+            expect_state=expect_state,
         )
 
     async def events(

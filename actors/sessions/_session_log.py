@@ -87,6 +87,13 @@ class EventLogTurns:
                 f" not {validate.to_datetime(created)}: it was deleted and created again "
                 "since it was read"
             )
+        for key, value in append.expect_state:
+            found = await self._own.variable(key)
+            if found != value or type(found) is not type(value):
+                raise InvalidStateTransitionError(
+                    f"session {self._id}: state {key!r} is not what the append expects: it was "
+                    "changed since it was read"
+                )
         if config.max_operations is not None:
             count_operation(self._id, self._counters, config.max_operations)
         now = self._now_us()
