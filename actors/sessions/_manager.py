@@ -18,6 +18,7 @@ import anyio.lowlevel
 import attrs
 
 from satchel.runtime import ActorRef, Supervisor
+from satchel.runtime._budget import cooperate
 from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionHasChildrenError,
@@ -214,7 +215,9 @@ class SessionManager(EventLogCalls):
         if record.deadlines:
             await self._board.note(min(due for due, _ in record.deadlines))
         else:
-            await anyio.lowlevel.checkpoint()
+            # A cancellation point, and a schedule point once per few calls of the task (a
+            # scheduler pass each time was a tenth of a create on asyncio): as a lent turn.
+            await cooperate(self._supervisor.native)
         if self._events.active:
             await self._events.publish(record.id, 1, now, "session_created", dict(created), cause)
         # The journal entry is written (and the event has its own copy): the data is the
@@ -370,7 +373,7 @@ class SessionManager(EventLogCalls):
         """The session table of ``session_id``, whatever its status."""
         _, sid = validate.session_id(session_id)
         loaded = await self._sessions.load_one(sid)
-        await anyio.lowlevel.checkpoint()
+        await cooperate(self._supervisor.native)  # see create
         if loaded is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         return to_info(*loaded)
