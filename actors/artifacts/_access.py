@@ -10,23 +10,25 @@ was granted to (to find what that session may read).
 from __future__ import annotations
 
 import enum
-import struct
 
 import attrs
 
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import Batch, RecordReads, prefix_pairs
-from satchel.storage import _keys as keys
+from satchel.storage import Batch, RecordReads
 
 from .. import _validate as validate
 from . import _artifact_index as index
 from . import _artifact_layout as layout
 from ._artifact_model import ArtifactRecord
+from ._artifact_records import ArtifactRecords, GrantFields
 
 #: The scope of a grant that covers every version of a name.
-WHOLE_NAME = bytes(16)
-_ID = 16
-_VALUE = struct.Struct(">BQ16s")
+WHOLE_NAME = layout.WHOLE_NAME
+# The grants' keys are the artifacts' layout (``_artifact_layout``), named here as well for
+# ``check``, which rebuilds them.
+name_prefix = layout.grant_name_prefix
+grant_key = layout.grant_key
+granted_key = layout.granted_key
 
 
 class Permission(enum.StrEnum):
@@ -76,24 +78,9 @@ class Grant:
     granted_by: bytes  # a session id, or zeros for the host
 
 
-def name_prefix(owner: bytes, name: bytes) -> bytes:
-    """Every grant on ``name`` (any scope) of session ``owner``."""
-    return keys.ARTIFACT_GRANT + owner + name + b"\x00"
-
-
-def grant_key(owner: bytes, name: bytes, scope: bytes, target: bytes) -> bytes:
-    """Where one grant is kept, under the artifact."""
-    return name_prefix(owner, name) + scope + target
-
-
-def granted_key(target: bytes, owner: bytes, name: bytes, scope: bytes) -> bytes:
-    """Where one grant is kept, under the session it was granted to."""
-    return keys.ARTIFACT_GRANTED + target + owner + name + b"\x00" + scope
-
-
 def put(batch: Batch, grant: Grant) -> None:
     """Add ``grant`` (replacing any on the same scope and target) to ``batch``."""
-    value = _VALUE.pack(grant.permission.rank, grant.granted_us, grant.granted_by)
+    value = layout.GRANT_VALUE.pack(grant.permission.rank, grant.granted_us, grant.granted_by)
     batch.put(grant_key(grant.owner, grant.name, grant.scope, grant.target), value)
     batch.put(granted_key(grant.target, grant.owner, grant.name, grant.scope), b"")
 
@@ -104,79 +91,65 @@ def remove(batch: Batch, owner: bytes, name: bytes, scope: bytes, target: bytes)
     batch.delete(granted_key(target, owner, name, scope))
 
 
+def _grant(fields: GrantFields) -> Grant:
+    owner, name, scope, target, rank, at, by = fields
+    return Grant(owner, name, scope, target, _BY_RANK[rank], at, by)
+
+
 async def permission_of(
-    records: RecordReads, record: ArtifactRecord, caller: bytes
+    records: ArtifactRecords, record: ArtifactRecord, caller: bytes
 ) -> Permission | None:
     """The strongest right session ``caller`` holds on this version (owner: admin)."""
     owner = validate.session_id(record.session_id)[1]
     if owner == caller:
         return Permission.ADMIN
-    name = record.name.encode()
-    aid = validate.artifact_id(record.id)
-    found = await records.get_many(
-        [grant_key(owner, name, WHOLE_NAME, caller), grant_key(owner, name, aid, caller)]
-    )
-    ranks = [_VALUE.unpack(v)[0] for v in found if v is not None]
+    scopes = (WHOLE_NAME, validate.artifact_id(record.id))
+    ranks = await records.grant_ranks(owner, record.name.encode(), scopes, caller)
     return _BY_RANK[max(ranks)] if ranks else None
 
 
 async def name_permission(
-    records: RecordReads, owner: bytes, name: bytes, caller: bytes
+    records: ArtifactRecords, owner: bytes, name: bytes, caller: bytes
 ) -> Permission | None:
     """The right ``caller`` holds on every version of ``name`` (owner: admin)."""
     if owner == caller:
         return Permission.ADMIN
-    raw = await records.get(grant_key(owner, name, WHOLE_NAME, caller))
-    return None if raw is None else _BY_RANK[_VALUE.unpack(raw)[0]]
+    rank = await records.whole_name_rank(owner, name, caller)
+    return None if rank is None else _BY_RANK[rank]
 
 
-async def grants_on(records: RecordReads, owner: bytes, name: bytes) -> list[Grant]:
+async def grants_on(records: ArtifactRecords, owner: bytes, name: bytes) -> list[Grant]:
     """Every grant on ``name`` of session ``owner``."""
-    prefix = name_prefix(owner, name)
-    found = []
-    for key, value in await prefix_pairs(records, prefix):
-        rank, at, by = _VALUE.unpack(value)
-        rest = key[len(prefix) :]
-        found.append(Grant(owner, name, rest[:_ID], rest[_ID:], _BY_RANK[rank], at, by))
-    return found
+    return [_grant(fields) for fields in await records.grants_on(owner, name)]
 
 
 async def all_grants(records: RecordReads) -> list[Grant]:
-    """Every grant kept (for ``check``)."""
-    found = []
-    for key, value in await prefix_pairs(records, keys.ARTIFACT_GRANT):
-        rest = key[len(keys.ARTIFACT_GRANT) :]
-        rank, at, by = _VALUE.unpack(value)
-        owner, name = rest[:_ID], rest[_ID : -2 * _ID - 1]
-        scope, target = rest[-2 * _ID : -_ID], rest[-_ID:]
-        found.append(Grant(owner, name, scope, target, _BY_RANK[rank], at, by))
-    return found
+    """Every grant kept (for ``check``, which holds the port)."""
+    return [_grant(fields) for fields in await ArtifactRecords(records).all_grants()]
 
 
-async def has_grant_in(records: RecordReads, caller: bytes, owner: bytes) -> bool:
-    """Whether ``caller`` holds any grant on an artifact of session ``owner``."""
-    return bool(await prefix_pairs(records, keys.ARTIFACT_GRANTED + caller + owner, limit=1))
-
-
-async def readable_suffixes(records: RecordReads, caller: bytes) -> tuple[bytes, ...]:
+async def readable_suffixes(records: ArtifactRecords, caller: bytes) -> tuple[bytes, ...]:
     """The index suffixes of every version granted to ``caller``, sorted."""
-    prefix = keys.ARTIFACT_GRANTED + caller
     found: set[bytes] = set()
-    for key, _ in await prefix_pairs(records, prefix):
-        rest = key[len(prefix) :]
-        owner, name, scope = rest[:_ID], rest[_ID : -_ID - 1], rest[-_ID:]
+    for owner, name, scope in await records.granted_to(caller):
         if scope == WHOLE_NAME:
-            versions = await layout.versions(records, owner, name)
+            versions = await records.versions(owner, name)
             found.update(index.suffix_of(r) for r in versions)
         else:
-            record = await layout.by_id(records, scope)
+            record = await records.by_id(scope)
             if record is not None:
                 found.add(index.suffix_of(record))
     return tuple(sorted(found))
 
 
 async def drop_for_versions(
-    records: RecordReads, batch: Batch, owner: bytes, name: bytes, aids: list[bytes], *, whole: bool
+    records: ArtifactRecords,
+    batch: Batch,
+    owner: bytes,
+    name: bytes,
+    aids: list[bytes],
+    *,
+    whole: bool,
 ) -> None:
     """Remove the grants on these versions (and on the whole name if ``whole``)."""
     for grant in await grants_on(records, owner, name):
@@ -185,14 +158,10 @@ async def drop_for_versions(
 
 
 async def drop_for_session(records: RecordReads, batch: Batch, sid: bytes) -> None:
-    """Remove every grant on the artifacts of session ``sid`` and every grant to it."""
-    owned = keys.ARTIFACT_GRANT + sid
-    for key, _ in await prefix_pairs(records, owned):
-        rest = key[len(owned) :]
-        name, scope, target = rest[: -2 * _ID - 1], rest[-2 * _ID : -_ID], rest[-_ID:]
+    """Remove every grant on the artifacts of session ``sid`` and every grant to it (for the
+    sessions package's removal, which holds the port)."""
+    grants = ArtifactRecords(records)
+    for name, scope, target in await grants.grants_given(sid):
         remove(batch, sid, name, scope, target)
-    held = keys.ARTIFACT_GRANTED + sid
-    for key, _ in await prefix_pairs(records, held):
-        rest = key[len(held) :]
-        owner, name, scope = rest[:_ID], rest[_ID : -_ID - 1], rest[-_ID:]
+    for owner, name, scope in await grants.granted_to(sid):
         remove(batch, owner, name, scope, sid)

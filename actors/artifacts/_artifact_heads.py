@@ -22,9 +22,10 @@ from typing import final
 
 import attrs
 
-from satchel.storage import ABSENT, Batch, Equals, RecordReads, prefix_upper_bound
+from satchel.storage import ABSENT, Batch, Equals, RecordReads
 
 from . import _artifact_layout as layout
+from ._artifact_records import ArtifactRecords
 
 #: A session with more heads (or retired names) than this is not loaded whole: a store of a
 #: name not kept reads its head first.
@@ -92,32 +93,22 @@ class NameHeads:
         and known, else read (one ``get_many``)."""
         if keep:
             if not self._loaded:
-                await self._load(records)
+                await self._load(ArtifactRecords(records))
             head = self._heads.get(name)
             if head is not None:
                 return NameState(head, None, kept=True)
             if self._whole:
                 return NameState(None, self._retired.get(name), kept=True)
-        sid = self._sid
-        head, retired = await records.get_many(
-            [layout.name_key(sid, name), layout.retired_key(sid, name)]
-        )
+        head, retired = await ArtifactRecords(records).head_and_retired(self._sid, name)
         return NameState(head, retired, kept=False)
 
-    async def _load(self, records: RecordReads) -> None:
+    async def _load(self, reads: ArtifactRecords) -> None:
         self._loaded = True
-        heads, every_head = await self._scan(records, layout.names_prefix(self._sid))
-        retired, every_retired = await self._scan(records, layout.retired_prefix(self._sid))
-        self._heads, self._retired = heads, retired
-        self._whole = every_head and every_retired
-
-    @staticmethod
-    async def _scan(records: RecordReads, prefix: bytes) -> tuple[dict[bytes, bytes], bool]:
-        """The first ``LOAD_MAX`` pairs under ``prefix``, by what follows it, and whether
-        they are all."""
-        pairs = await records.scan(prefix, prefix_upper_bound(prefix), limit=LOAD_MAX + 1)
-        start = len(prefix)
-        return {key[start:]: value for key, value in pairs[:LOAD_MAX]}, len(pairs) <= LOAD_MAX
+        # One more than is loaded: whether there were more tells if the load is whole.
+        heads = await reads.heads(self._sid, limit=LOAD_MAX + 1)
+        retired = await reads.retired(self._sid, limit=LOAD_MAX + 1)
+        self._heads, self._retired = dict(heads[:LOAD_MAX]), dict(retired[:LOAD_MAX])
+        self._whole = len(heads) <= LOAD_MAX and len(retired) <= LOAD_MAX
 
     def stored(self, name: bytes, head: bytes) -> None:
         """A store of ``name`` wrote ``head`` (and deleted any retired key)."""

@@ -1,24 +1,31 @@
-"""How artifacts sit in the index space, next to their session's keys."""
+"""How artifacts sit in the index space, next to their session's keys: versions, ids, names'
+heads and retired names, grants and audit logs. ``ArtifactRecords`` (``_artifact_records``)
+reads them; batches are built from these keys.
+"""
 
 from __future__ import annotations
 
 import functools
 import mimetypes
 import struct
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from satchel.runtime._errors import ValidationError
-from satchel.storage import RecordReads, prefix_pairs
+from satchel.storage import RecordReads
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
 from ..sessions._session_layout import encode_value
-from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo, ArtifactRecord, record_fields
+from ._artifact_model import ArtifactInfo, ArtifactRecord, record_fields
 
 _U32 = struct.Struct(">I")
 _NAME_VALUE = struct.Struct(">IQ24s")
 _RESERVED = ("mime_type", "description", "tags")
+#: The scope of a grant that covers every version of a name.
+WHOLE_NAME = bytes(16)
+#: A grant's value: its permission's rank, when it was granted (µs) and by whom.
+GRANT_VALUE = struct.Struct(">BQ16s")
 
 
 def session_prefix(sid: bytes) -> bytes:
@@ -56,11 +63,6 @@ def retired_prefix(sid: bytes) -> bytes:
     return keys.ARTIFACT_RETIRED + sid
 
 
-async def last_version(records: RecordReads, sid: bytes, name: bytes) -> int:
-    """The last version number given to ``name`` in the session, 0 if none ever was."""
-    return decode_retired(await records.get(retired_key(sid, name)))
-
-
 def decode_retired(raw: bytes | None) -> int:
     """The last version a retired key's value holds (0 for no key)."""
     return 0 if raw is None else int(_U32.unpack(raw)[0])
@@ -69,6 +71,31 @@ def decode_retired(raw: bytes | None) -> int:
 def encode_retired(last_version: int) -> bytes:
     """The value of a retired key."""
     return _U32.pack(last_version)
+
+
+def grant_name_prefix(owner: bytes, name: bytes) -> bytes:
+    """Every grant on ``name`` (any scope) of session ``owner``."""
+    return keys.ARTIFACT_GRANT + owner + name + b"\x00"
+
+
+def grant_key(owner: bytes, name: bytes, scope: bytes, target: bytes) -> bytes:
+    """Where one grant is kept, under the artifact."""
+    return grant_name_prefix(owner, name) + scope + target
+
+
+def granted_key(target: bytes, owner: bytes, name: bytes, scope: bytes) -> bytes:
+    """Where one grant is kept, under the session it was granted to."""
+    return keys.ARTIFACT_GRANTED + target + owner + name + b"\x00" + scope
+
+
+def audit_prefix(owner: bytes, name: bytes) -> bytes:
+    """The keys of one name's audit entries."""
+    return keys.ARTIFACT_AUDIT + owner + name + b"\x00"
+
+
+def audit_session_prefix(owner: bytes) -> bytes:
+    """The keys of every audit entry of session ``owner``'s artifacts."""
+    return keys.ARTIFACT_AUDIT + owner
 
 
 def names_prefix(sid: bytes) -> bytes:
@@ -109,7 +136,7 @@ def to_info(record: ArtifactRecord) -> ArtifactInfo:
     )
 
 
-def _info_of(raw: Any) -> ArtifactInfo:
+def info_of(raw: Any) -> ArtifactInfo:
     """``to_info`` of the record unpacked as ``raw`` (see ``record_fields``), without
     building the record."""
     f = record_fields(raw)
@@ -117,6 +144,9 @@ def _info_of(raw: Any) -> ArtifactInfo:
         f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[10], f[9], f[7], f[8],
         validate.stored_datetime(f[13], "an artifact record"), f[14], f[12], f[11],
     )  # fmt: skip
+
+
+_info_of = info_of  # its name before the repository read with it (tests use it)
 
 
 def _guess_mime(name: str) -> str:
@@ -161,78 +191,21 @@ def split_metadata(
     return validate.mime_type(mime), description, tags, custom
 
 
-# -- reading ----------------------------------------------------------------------------------
+# -- reads, for callers outside the package that hold only the port ----------------------------
 
 
-async def by_id(records: RecordReads, aid: bytes) -> ArtifactRecord | None:
-    """The version an artifact id names, if it exists."""
-    where = await records.get(id_key(aid))
-    if where is None:
-        return None
-    raw = await records.get(keys.ARTIFACT + where)
-    return None if raw is None else ARTIFACT_CODEC.decode(raw)
+def all_of_session(
+    records: RecordReads, sid: bytes
+) -> Awaitable[list[tuple[bytes, ArtifactRecord]]]:
+    """``ArtifactRecords.all_of_session`` (for the sessions package's removal)."""
+    # Imported here: the repository is built on this module's keys.
+    from ._artifact_records import ArtifactRecords
+
+    return ArtifactRecords(records).all_of_session(sid)
 
 
-async def by_name(
-    records: RecordReads, sid: bytes, name: bytes, version: int | None
-) -> ArtifactRecord | None:
-    """Version ``version`` of ``name`` (the latest if ``None``), if it exists."""
-    if version is None:
-        # Point lookups of the name's last assigned version: cheaper than a reverse seek,
-        # which no bloom filter helps. The scan is left for a last version since deleted
-        # (and a missing name key, which ``check`` reports).
-        named = await records.get(name_key(sid, name))
-        last = None if named is None else decode_name_value(named)[0]
-        raw = None if last is None else await records.get(record_key(sid, name, last))
-        if raw is None:
-            prefix = versions_prefix(sid, name)
-            latest = await prefix_pairs(records, prefix, reverse=True, limit=1)
-            raw = latest[0][1] if latest else None
-    else:
-        raw = await records.get(record_key(sid, name, version))
-    return None if raw is None else ARTIFACT_CODEC.decode(raw)
+def versions(records: RecordReads, sid: bytes, name: bytes) -> Awaitable[list[ArtifactRecord]]:
+    """``ArtifactRecords.versions``."""
+    from ._artifact_records import ArtifactRecords
 
-
-async def versions(records: RecordReads, sid: bytes, name: bytes) -> list[ArtifactRecord]:
-    """Every version of ``name``, version 1 first."""
-    pairs = await prefix_pairs(records, versions_prefix(sid, name))
-    return [ARTIFACT_CODEC.decode(v) for _, v in pairs]
-
-
-async def version_infos(records: RecordReads, sid: bytes, name: bytes) -> list[ArtifactInfo]:
-    """``to_info`` of every version of ``name``, version 1 first."""
-    decode = ARTIFACT_CODEC.decode_as
-    pairs = await prefix_pairs(records, versions_prefix(sid, name))
-    return [decode(v, _info_of, to_info) for _, v in pairs]
-
-
-async def latest_of_each(records: RecordReads, sid: bytes) -> list[ArtifactRecord]:
-    """The latest version of each name, the name first stored earliest first."""
-    start = len(names_prefix(sid))
-    named = [
-        (decode_name_value(value)[1], key[start:])
-        for key, value in await prefix_pairs(records, names_prefix(sid))
-    ]
-    found = []
-    for _, name in sorted(named):
-        record = await by_name(records, sid, name, None)
-        if record is not None:
-            found.append(record)
-    return found
-
-
-async def all_of_session(records: RecordReads, sid: bytes) -> list[tuple[bytes, ArtifactRecord]]:
-    """Every version of every name of session ``sid``, with its record key."""
-    pairs = await prefix_pairs(records, session_prefix(sid))
-    return [(key, ARTIFACT_CODEC.decode(value)) for key, value in pairs]
-
-
-async def by_content(
-    records: RecordReads, sid: bytes, content_hash: str, version: int | None
-) -> list[ArtifactRecord]:
-    """The versions numbered ``version`` of session ``sid`` that hold ``content_hash``."""
-    return [
-        record
-        for _, record in await all_of_session(records, sid)
-        if record.version == version and record.content_hash == content_hash
-    ]
+    return ArtifactRecords(records).versions(sid, name)

@@ -41,14 +41,15 @@ from .._messages import (
 from .._model import SessionStatus
 from ..hooks._hooks import HookPoint, Hooks
 from ..sessions import _session_layout as session_layout
-from ..sessions._query import load
 from ..sessions._session import SESSION_KIND
+from ..sessions._session_records import SessionRecords
 from . import _access as access
 from . import _artifact_layout as layout
 from . import _artifact_query as artifact_query
 from . import _artifact_reads as reads
 from . import _artifact_writes as writes
 from ._artifact_model import Artifact, ArtifactInfo, ArtifactRecord, ArtifactRef
+from ._artifact_records import ArtifactRecords
 from ._audit import AuditEntry, AuditLog
 
 ArtifactSpec = str | ArtifactRef | ArtifactInfo  # an id, a name, or a ref/metadata table
@@ -75,6 +76,8 @@ class ArtifactManager:
         cache: reads.ReadCache | None = None,
     ) -> None:
         self._records = records
+        self._artifacts = ArtifactRecords(records)
+        self._sessions = SessionRecords(records)
         self._blobs = blobs
         self._supervisor = supervisor
         self._storage = storage
@@ -157,7 +160,7 @@ class ArtifactManager:
         # Refused early from what is stored, so no content is staged for nothing; the
         # session actor decides again (and audits) when it commits.
         if self.caller is not None and self.caller != session_id:
-            if await self._records.get(layout.name_key(sid, name.encode())) is None:
+            if not await self._artifacts.name_exists(sid, name.encode()):
                 raise AccessDeniedError(
                     f"session {self.caller} may not create artifact {name!r} in session "
                     f"{session_id}"
@@ -175,7 +178,7 @@ class ArtifactManager:
         return ref
 
     async def _writable(self, sid: bytes, session_id: str, size: int) -> writes.Budget:
-        loaded = (await load(self._records, [sid]))[0]
+        loaded = (await self._sessions.load([sid]))[0]
         if loaded is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         record, counters = loaded
@@ -256,7 +259,7 @@ class ArtifactManager:
         """The latest version of each name, the earliest stored name first (of another
         session: those this caller may read)."""
         sid = await self._session(session_id)
-        found = await layout.latest_of_each(self._records, sid)
+        found = await self._artifacts.latest_of_each(sid)
         await anyio.lowlevel.checkpoint()
         return [layout.to_info(r) for r in await self._visible(sid, found)]
 
@@ -269,8 +272,8 @@ class ArtifactManager:
         if not sees_all:
             await self._refuse_stranger(sid)  # before "not found": a stranger learns no name
         # Versions all visible (the common case) are each read straight into their info.
-        infos = await layout.version_infos(self._records, sid, name_bytes) if sees_all else None
-        found = await layout.versions(self._records, sid, name_bytes) if infos is None else []
+        infos = await self._artifacts.version_infos(sid, name_bytes) if sees_all else None
+        found = await self._artifacts.versions(sid, name_bytes) if infos is None else []
         await anyio.lowlevel.checkpoint()
         if not (infos or found):
             owner = session_layout.text_of(sid)
@@ -298,9 +301,9 @@ class ArtifactManager:
         readable = None
         if self.caller is not None:
             caller = session_layout.bytes_of(self.caller)
-            granted = await access.readable_suffixes(self._records, caller)
+            granted = await access.readable_suffixes(self._artifacts, caller)
             readable = artifact_query.Readable(caller, granted)
-        found = await artifact_query.run_query(self._records, query, readable)
+        found = await artifact_query.run_query(self._artifacts, query, readable)
         await anyio.lowlevel.checkpoint()
         return found
 
@@ -356,7 +359,7 @@ class ArtifactManager:
         sid = await self._session(session_id)
         # Before the search: a caller with no grant there learns nothing, found or not.
         await self._refuse_stranger(sid)
-        found = await layout.by_content(self._records, sid, content_hash, _version(version))
+        found = await self._artifacts.by_content(sid, content_hash, _version(version))
         if not found:
             raise ArtifactNotFoundError(
                 f"Artifact not found: version {version} holding {content_hash[:16]} in session "
@@ -396,7 +399,7 @@ class ArtifactManager:
 
     async def _session(self, session_id: str | None) -> bytes:
         session_id, sid = self._owner(session_id)
-        if await self._records.get(session_layout.record_key(sid)) is None:
+        if not await self._sessions.has_record(sid):
             await self._refuse_stranger(sid)
             raise SessionNotFoundError(f"Session not found: {session_id}")
         return sid
@@ -408,7 +411,7 @@ class ArtifactManager:
         if caller is None:
             return
         caller_sid = session_layout.bytes_of(caller)
-        if caller_sid != sid and not await access.has_grant_in(self._records, caller_sid, sid):
+        if caller_sid != sid and not await self._artifacts.has_grant_in(caller_sid, sid):
             raise AccessDeniedError(
                 f"session {caller} has no grant in session {session_layout.text_of(sid)}"
             )
@@ -473,7 +476,7 @@ class ArtifactManager:
         caller = self.caller
         if caller is None or caller == record.session_id:
             return False
-        held = await access.permission_of(self._records, record, session_layout.bytes_of(caller))
+        held = await access.permission_of(self._artifacts, record, session_layout.bytes_of(caller))
         allowed = held is not None and held.allows(needed)
         if allowed and hold_grant:
             return True
@@ -513,7 +516,7 @@ class ArtifactManager:
         if caller is None or session_layout.bytes_of(caller) == owner:
             return
         caller_sid = session_layout.bytes_of(caller)
-        held = await access.name_permission(self._records, owner, name.encode(), caller_sid)
+        held = await access.name_permission(self._artifacts, owner, name.encode(), caller_sid)
         allowed = held is not None and held.allows(needed)
         if not allowed or not quiet:
             await self._audit.write(
@@ -544,11 +547,11 @@ class ArtifactManager:
         if caller is None or self._sees_all(sid):
             return records
         caller_sid = session_layout.bytes_of(caller)
-        if not await access.has_grant_in(self._records, caller_sid, sid):
+        if not await self._artifacts.has_grant_in(caller_sid, sid):
             raise AccessDeniedError(
                 f"session {caller} has no grant in session {session_layout.text_of(sid)}"
             )
-        held = [await access.permission_of(self._records, r, caller_sid) for r in records]
+        held = [await access.permission_of(self._artifacts, r, caller_sid) for r in records]
         return [r for r, p in zip(records, held, strict=True) if p is not None]
 
     async def _resolve(
@@ -564,11 +567,11 @@ class ArtifactManager:
         # The session's record is read with the artifact's (one round trip, not two).
         if artifact_id is not None:
             aid = validate.artifact_id(artifact_id)
-            exists, record = await reads.by_id(self._records, sid, aid)
+            exists, record = await reads.by_id(self._artifacts, sid, aid)
         else:
             assert name is not None
             exists, record = await reads.by_name(
-                self._records, self._cache, sid, name.encode(), wanted
+                self._artifacts, self._cache, sid, name.encode(), wanted
             )
         if not exists:
             await self._refuse_stranger(sid)

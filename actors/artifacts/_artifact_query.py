@@ -19,14 +19,13 @@ from typing import Any
 import attrs
 
 from satchel.runtime._errors import InvalidArgumentError, ValidationError
-from satchel.storage import RecordReads, prefix_upper_bound
-from satchel.storage import _keys as keys
+from satchel.storage import prefix_upper_bound
 
 from .. import _indexscan as indexscan
 from .. import _validate as validate
 from . import _artifact_index as index
-from . import _artifact_layout as layout
-from ._artifact_model import ARTIFACT_CODEC, ArtifactInfo
+from ._artifact_model import ArtifactInfo
+from ._artifact_records import ArtifactRecords
 
 ORDERS = ("created_at", "size", "name")
 SMALL = 512
@@ -145,7 +144,7 @@ def make_query(
 
 
 async def run_query(
-    records: RecordReads, query: ArtifactQuery, readable: Readable | None
+    records: ArtifactRecords, query: ArtifactQuery, readable: Readable | None
 ) -> list[ArtifactInfo]:
     """The versions matching ``query`` that ``readable`` allows (all if ``None``), paginated."""
     filters = _filter_prefixes(query, restricted=readable is not None)
@@ -201,11 +200,10 @@ def _in_created_range(query: ArtifactQuery, suffix: bytes) -> bool:
 
 
 async def _most_selective(
-    records: RecordReads, query: ArtifactQuery, prefixes: list[bytes], probe: int = PROBE
+    records: ArtifactRecords, query: ArtifactQuery, prefixes: list[bytes], probe: int = PROBE
 ) -> tuple[bytes, int]:
     """The filter index with the fewest entries in range (counted up to ``probe``)."""
-    return await indexscan.most_selective(
-        records,
+    return await records.most_selective(
         prefixes,
         lambda prefix: _created_range(query, prefix),
         probe,
@@ -214,7 +212,7 @@ async def _most_selective(
 
 
 async def _scan_suffixes(
-    records: RecordReads, query: ArtifactQuery, prefix: bytes, page: int | None = None
+    records: ArtifactRecords, query: ArtifactQuery, prefix: bytes, page: int | None = None
 ) -> AsyncGenerator[Found, None]:
     """``(suffix, value)`` of a creation-ordered index within the query's time range; the
     value is the summary when ``prefix`` is the all-versions index, else empty. Read a
@@ -222,14 +220,14 @@ async def _scan_suffixes(
     lower, upper = _created_range(query, prefix)
     start = len(prefix)
     page = page or indexscan.first_chunk(query.offset, query.limit)
-    pairs = indexscan.paged(records, lower, upper, reverse=query.descending, page=page)
+    pairs = records.index_pages(lower, upper, reverse=query.descending, page=page)
     async with aclosing(pairs):
         async for key, value in pairs:
             yield key[start:], value
 
 
 async def _order_suffixes(
-    records: RecordReads, query: ArtifactQuery
+    records: ArtifactRecords, query: ArtifactQuery
 ) -> AsyncGenerator[Found, None]:
     """Every version in size or name order, in the created range."""
     if query.order_by == "size":
@@ -240,7 +238,7 @@ async def _order_suffixes(
     else:
         lower, upper = index.BY_NAME, prefix_upper_bound(index.BY_NAME)
     page = indexscan.first_chunk(query.offset, query.limit)
-    pairs = indexscan.paged(records, lower, upper, reverse=query.descending, page=page)
+    pairs = records.index_pages(lower, upper, reverse=query.descending, page=page)
     async with aclosing(pairs):
         async for key, _ in pairs:
             suffix = key[-_S:]
@@ -249,7 +247,7 @@ async def _order_suffixes(
 
 
 async def _readable_suffixes(
-    records: RecordReads, query: ArtifactQuery, readable: Readable
+    records: ArtifactRecords, query: ArtifactQuery, readable: Readable
 ) -> AsyncGenerator[Found, None]:
     """The caller's readable versions in creation order (merging its own session's index
     with the granted versions), within the query's session and time range."""
@@ -291,8 +289,8 @@ async def _found(suffixes: Iterable[bytes]) -> AsyncGenerator[Found, None]:
         yield suffix, b""
 
 
-async def _of_session(records: RecordReads, suffixes: list[bytes], sid: bytes) -> list[bytes]:
-    values = await records.get_many([index.ALL + s for s in suffixes])
+async def _of_session(records: ArtifactRecords, suffixes: list[bytes], sid: bytes) -> list[bytes]:
+    values = await records.summaries(suffixes)
     return [
         s
         for s, v in zip(suffixes, values, strict=True)
@@ -301,7 +299,7 @@ async def _of_session(records: RecordReads, suffixes: list[bytes], sid: bytes) -
 
 
 async def _tested(
-    records: RecordReads,
+    records: ArtifactRecords,
     query: ArtifactQuery,
     candidates: AsyncGenerator[Found, None],
     filters: list[bytes],
@@ -317,13 +315,13 @@ async def _tested(
             suffixes = [suffix for suffix, _ in chunk]
             keep = [True] * len(chunk)
             for prefix in others:
-                found = await records.get_many([prefix + s for s in suffixes])
+                found = await records.in_index(prefix, suffixes)
                 keep = [k and f is not None for k, f in zip(keep, found, strict=True)]
             if driver == index.ALL:
                 values: list[bytes | None] = [value for _, value in chunk]
             else:
-                kept_keys = [index.ALL + s for s, k in zip(suffixes, keep, strict=True) if k]
-                values = await records.get_many(kept_keys)
+                wanted = [s for s, k in zip(suffixes, keep, strict=True) if k]
+                values = await records.summaries(wanted)
                 values_iter = iter(values)
                 values = [next(values_iter) if k else None for k in keep]
             for suffix, kept, value in zip(suffixes, keep, values, strict=True):
@@ -348,14 +346,14 @@ def _name_of(tail: bytes) -> str:
 
 
 async def _page(
-    records: RecordReads, query: ArtifactQuery, found: AsyncGenerator[Found, None]
+    records: ArtifactRecords, query: ArtifactQuery, found: AsyncGenerator[Found, None]
 ) -> list[ArtifactInfo]:
     page = await indexscan.page_of(found, query.offset, query.limit)
-    return await _load([value for _, value in page], records)
+    return await records.infos([value for _, value in page])
 
 
 async def _sorted_page(
-    records: RecordReads, query: ArtifactQuery, found: AsyncGenerator[Found, None]
+    records: ArtifactRecords, query: ArtifactQuery, found: AsyncGenerator[Found, None]
 ) -> list[ArtifactInfo]:
     everything = await indexscan.page_of(found, 0, None)
     if query.order_by == "size":
@@ -365,9 +363,4 @@ async def _sorted_page(
             key=lambda f: (index.name_order_key(_name_of(f[1][8:])), f[0]), reverse=query.descending
         )
     page = indexscan.window(iter(everything), query.offset, query.limit)
-    return await _load([value for _, value in page], records)
-
-
-async def _load(values: list[bytes], records: RecordReads) -> list[ArtifactInfo]:
-    raw = await records.get_many([keys.ARTIFACT + index.parse_summary(v)[1] for v in values])
-    return [layout.to_info(ARTIFACT_CODEC.decode(r)) for r in raw if r is not None]
+    return await records.infos([value for _, value in page])

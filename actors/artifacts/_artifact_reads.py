@@ -14,12 +14,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import final
 
-from satchel.storage import RecordReads
-from satchel.storage import _keys as keys
-
-from ..sessions import _session_layout as session_layout
 from . import _artifact_layout as layout
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from ._artifact_records import ArtifactRecords
 
 #: Contents up to this size are kept (what a session's turn stores inline).
 KEEP_MAX = 64 * 1024
@@ -69,39 +66,37 @@ def _decode(raw: bytes | None) -> ArtifactRecord | None:
 
 
 async def by_name(
-    records: RecordReads, cache: ReadCache, sid: bytes, name: bytes, version: int | None
+    records: ArtifactRecords, cache: ReadCache, sid: bytes, name: bytes, version: int | None
 ) -> tuple[bool, ArtifactRecord | None]:
     """Whether session ``sid`` exists, and version ``version`` of ``name`` in it (the latest
-    if ``None``), if it exists: what ``layout.by_name`` finds, in one round trip when the
-    latest version is the one seen last time."""
-    session_key = session_layout.record_key(sid)
+    if ``None``), if it exists: what ``ArtifactRecords.by_name`` finds, in one round trip
+    when the latest version is the one seen last time."""
     if version is not None:
-        found = await records.get_many([session_key, layout.record_key(sid, name, version)])
+        found = await records.session_and_version(sid, name, version)
         return found[0] is not None, _decode(found[1])
     guess = cache.last_version(sid, name)
-    wanted = [session_key, layout.name_key(sid, name)]
-    if guess is not None:
-        wanted.append(layout.record_key(sid, name, guess))
-    found = await records.get_many(wanted)
+    found = await records.session_and_latest(sid, name, guess)
     if found[0] is None:
         return False, None
-    if found[1] is None:  # no head: the scan of layout.by_name (check reports it)
-        return True, await layout.by_name(records, sid, name, None)
+    if found[1] is None:  # no head: the scan of ArtifactRecords.by_name (check reports it)
+        return True, await records.by_name(sid, name, None)
     last = layout.decode_name_value(found[1])[0]
     if last == guess:
         raw = found[2]
     else:
-        raw = await records.get(layout.record_key(sid, name, last))
-    if raw is None:  # the last version given was deleted since: layout.by_name scans
-        return True, await layout.by_name(records, sid, name, None)
+        raw = await records.stored_version(sid, name, last)
+    if raw is None:  # the last version given was deleted since: ArtifactRecords.by_name scans
+        return True, await records.by_name(sid, name, None)
     cache.saw_latest(sid, name, last)
     return True, ARTIFACT_CODEC.decode(raw)
 
 
-async def by_id(records: RecordReads, sid: bytes, aid: bytes) -> tuple[bool, ArtifactRecord | None]:
+async def by_id(
+    records: ArtifactRecords, sid: bytes, aid: bytes
+) -> tuple[bool, ArtifactRecord | None]:
     """Whether session ``sid`` exists, and the version artifact id ``aid`` names (in any
     session: the caller checks it is ``sid``'s), reading the first two at once."""
-    found = await records.get_many([session_layout.record_key(sid), layout.id_key(aid)])
+    found = await records.session_and_id(sid, aid)
     if found[0] is None or found[1] is None:
         return found[0] is not None, None
-    return True, _decode(await records.get(keys.ARTIFACT + found[1]))
+    return True, _decode(await records.stored_at(found[1]))

@@ -35,6 +35,7 @@ from . import _artifact_layout as layout
 from . import _audit as audit
 from ._artifact_heads import NameState
 from ._artifact_model import ARTIFACT_CODEC, ArtifactRecord, ArtifactRef
+from ._artifact_records import ArtifactRecords
 from ._storage import AbortUpload, AppendUpload, DiscardStaged, FinishUpload, OpenUpload, StageBytes
 
 
@@ -171,17 +172,18 @@ async def doomed(
     records: RecordReads, sid: bytes, session_id: str, message: DeleteArtifact
 ) -> list[ArtifactRecord]:
     """The versions ``message`` deletes (``ArtifactNotFound`` if there are none)."""
+    artifacts = ArtifactRecords(records)
     if message.artifact_id is not None:
-        record = await layout.by_id(records, validate.artifact_id(message.artifact_id))
+        record = await artifacts.by_id(validate.artifact_id(message.artifact_id))
         found = [] if record is None or record.session_id != session_id else [record]
         what = message.artifact_id
     else:
         assert message.name is not None
         name = message.name.encode()
         if message.version is None:
-            found = await layout.versions(records, sid, name)
+            found = await artifacts.versions(sid, name)
         else:
-            one = await layout.by_name(records, sid, name, message.version)
+            one = await artifacts.by_name(sid, name, message.version)
             found = [] if one is None else [one]
         what = repr(message.name) + (
             "" if message.version is None else f" version {message.version}"
@@ -201,6 +203,7 @@ async def delete_batch(
     """Add to ``batch`` the deletion of ``records`` (versions of one name) and the grants
     that die with them; the blob drops and journal data (naming ``caller``, a session deleting
     under a grant: the name's audit log may go with it)."""
+    artifacts = ArtifactRecords(reads)
     drops = []
     name = records[0].name.encode()
     owners = [layout.record_key(sid, name, record.version) for record in records]
@@ -211,11 +214,11 @@ async def delete_batch(
     for key in index.keys_of(records, (owner[len(keys.ARTIFACT) :] for owner in owners)):
         batch.delete(key)
     going = {r.version for r in records}
-    remaining = [r for r in await layout.versions(reads, sid, name) if r.version not in going]
+    remaining = [r for r in await artifacts.versions(sid, name) if r.version not in going]
     if not remaining:
         # The name is gone: its audit log goes with it (a new artifact of that name must
         # not inherit who read the old one).
-        last, _, _ = layout.decode_name_value(await reads.get(layout.name_key(sid, name)) or b"")
+        last, _, _ = layout.decode_name_value(await artifacts.head(sid, name) or b"")
         batch.delete(layout.name_key(sid, name))
         batch.put(layout.retired_key(sid, name), layout.encode_retired(last))
         log = audit.prefix_of(sid, name)
@@ -224,11 +227,11 @@ async def delete_batch(
         # Deleting the latest version makes the newest remaining one the latest.
         newest = index.suffix_of(remaining[-1])
         batch.put(index.LATEST + newest, b"")
-        named = await reads.get(layout.name_key(sid, name))
+        named = await artifacts.head(sid, name)
         last, first, _ = layout.decode_name_value(named or b"")
         batch.put(layout.name_key(sid, name), layout.encode_name_value(last, first, newest))
     aids = [validate.artifact_id(r.id) for r in records]
-    await access.drop_for_versions(reads, batch, sid, name, aids, whole=not remaining)
+    await access.drop_for_versions(artifacts, batch, sid, name, aids, whole=not remaining)
     gone = [{"id": r.id, "version": r.version, "hash": r.content_hash} for r in records]
     data: dict[str, Any] = {"name": records[0].name, "deleted": gone}
     if caller is not None:

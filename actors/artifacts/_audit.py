@@ -16,10 +16,11 @@ from typing import Any
 import attrs
 
 from satchel.runtime._errors import InvalidArgumentError, ValidationError, WriteConflictError
-from satchel.storage import ABSENT, Batch, RecordCodec, RecordStore, prefix_pairs
-from satchel.storage import _keys as keys
+from satchel.storage import ABSENT, Batch, RecordCodec, RecordStore
 
 from .. import _validate as validate
+from . import _artifact_layout as layout
+from ._artifact_records import ArtifactRecords
 
 DEFAULT_MAX_ENTRIES = 1000
 _SEQ = struct.Struct(">Q")
@@ -65,14 +66,10 @@ def checked_max_entries(value: object) -> int:
     return value
 
 
-def prefix_of(owner: bytes, name: bytes) -> bytes:
-    """The keys of one name's audit entries."""
-    return keys.ARTIFACT_AUDIT + owner + name + b"\x00"
-
-
-def session_prefix(owner: bytes) -> bytes:
-    """The keys of every audit entry of session ``owner``'s artifacts."""
-    return keys.ARTIFACT_AUDIT + owner
+# The audit logs' keys are the artifacts' layout (``_artifact_layout``), named here as well
+# for the batches that delete logs (a name's, a session's).
+prefix_of = layout.audit_prefix
+session_prefix = layout.audit_session_prefix
 
 
 #: How many times an entry is numbered again after another runtime took its number.
@@ -84,6 +81,7 @@ class AuditLog:
 
     def __init__(self, records: RecordStore, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._records = records
+        self._reads = ArtifactRecords(records)
         self.max_entries = checked_max_entries(max_entries)
         self._spans: OrderedDict[bytes, list[int]] = OrderedDict()  # prefix -> [first, next]
 
@@ -103,7 +101,7 @@ class AuditLog:
     ) -> None:
         """Add one entry to ``batch``, and the removal of those past the bound."""
         prefix = prefix_of(owner, name.encode())
-        span = await self._span(prefix)
+        span = await self._span(prefix, owner, name.encode())
         seq = span[1]
         span[1] += 1
         stored = _Stored(
@@ -149,11 +147,10 @@ class AuditLog:
         self, owner: bytes, name: str, *, offset: int = 0, limit: int | None = None
     ) -> list[AuditEntry]:
         """One name's entries, oldest first."""
-        prefix = prefix_of(owner, name.encode())
         wanted = None if limit is None else max(offset, 0) + max(limit, 0)
-        found = [] if wanted == 0 else await prefix_pairs(self._records, prefix, limit=wanted)
+        found = [] if wanted == 0 else await self._reads.audit_entries(owner, name.encode(), wanted)
         entries: list[AuditEntry] = []
-        for index, (_, raw) in enumerate(found):
+        for index, raw in enumerate(found):
             if index < offset:
                 continue
             if limit is not None and len(entries) >= limit:
@@ -173,17 +170,13 @@ class AuditLog:
             )
         return entries
 
-    async def _span(self, prefix: bytes) -> list[int]:
+    async def _span(self, prefix: bytes, owner: bytes, name: bytes) -> list[int]:
         span = self._spans.get(prefix)
         if span is not None:
             self._spans.move_to_end(prefix)
             return span
-        first = await prefix_pairs(self._records, prefix, limit=1)
-        last = await prefix_pairs(self._records, prefix, reverse=True, limit=1)
-        if not first or not last:
-            span = [0, 0]
-        else:
-            span = [_SEQ.unpack(first[0][0][-8:])[0], _SEQ.unpack(last[0][0][-8:])[0] + 1]
+        numbers = await self._reads.audit_numbers(owner, name)
+        span = [0, 0] if numbers is None else [numbers[0], numbers[1] + 1]
         self._spans[prefix] = span
         if len(self._spans) > _REMEMBERED:
             self._spans.popitem(last=False)

@@ -34,7 +34,7 @@ from .._model import SessionStatus
 from ..hooks._hooks import HookPoint, Hooks
 from ..hooks._schedules import MIN_EVERY_S, REPLAYS_ID, REPLAYS_KIND, ReplayActor, Replays
 from ..sessions._manager import SessionManager
-from ..sessions._query import load
+from ..sessions._session_records import SessionRecords
 from ._artifact_manager import ArtifactManager
 from ._artifact_model import ArtifactRef
 
@@ -219,7 +219,7 @@ class Collectors:
         config: CollectionConfig | None = None,
     ) -> None:
         self._supervisor = supervisor
-        self._records = records
+        self._sessions = SessionRecords(records)
         self.config = config or CollectionConfig()
         self.rng = random.Random()
         self.collected = 0
@@ -268,7 +268,7 @@ class Collectors:
     async def _active(self, session_id: str) -> str:
         """Only active sessions collect."""
         session_id, sid = validate.session_id(session_id)
-        loaded = (await load(self._records, [sid]))[0]
+        loaded = (await self._sessions.load([sid]))[0]
         if loaded is None:
             raise SessionNotFoundError(f"Session not found: {session_id}")
         if loaded[0].status is not SessionStatus.ACTIVE:

@@ -25,9 +25,10 @@ from satchel.storage import Batch, RecordStore
 from .. import _validate as validate
 from .._messages import RevokeArtifact, ShareArtifact
 from ..sessions import _session_layout as session_layout
+from ..sessions._session_records import SessionRecords
 from . import _access as access
-from . import _artifact_layout as layout
 from ._artifact_model import ArtifactRecord
+from ._artifact_records import ArtifactRecords
 from ._audit import AuditLog
 
 
@@ -39,6 +40,11 @@ class Owner:
     audit: AuditLog
     sid: bytes
     session_id: str
+    #: What decisions read, through ``records``.
+    artifacts: ArtifactRecords = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda owner: ArtifactRecords(owner.records), takes_self=True),
+    )
 
     def is_other(self, caller: str | None) -> bool:
         """Whether ``caller`` is a session other than the owner (the host is not)."""
@@ -78,12 +84,12 @@ async def check_store(owner: Owner, caller: str | None, name: str, now: int) -> 
     if not owner.is_other(caller):
         return
     assert caller is not None
-    if await owner.records.get(layout.name_key(owner.sid, name.encode())) is None:
+    if not await owner.artifacts.name_exists(owner.sid, name.encode()):
         raise AccessDeniedError(
             f"session {caller} may not create artifact {name!r} in session {owner.session_id}"
         )
     held = await access.name_permission(
-        owner.records, owner.sid, name.encode(), session_layout.bytes_of(caller)
+        owner.artifacts, owner.sid, name.encode(), session_layout.bytes_of(caller)
     )
     await owner.decide(caller, "write", name, None, held, access.Permission.WRITE, now)
 
@@ -97,7 +103,7 @@ async def check_delete(
     assert caller is not None
     caller_sid = session_layout.bytes_of(caller)
     for record in records:
-        held = await access.permission_of(owner.records, record, caller_sid)
+        held = await access.permission_of(owner.artifacts, record, caller_sid)
         await owner.decide(
             caller, "delete", record.name, record.id, held, access.Permission.WRITE, now
         )
@@ -108,14 +114,14 @@ async def _subject(
 ) -> tuple[str, ArtifactRecord | None]:
     """The name, and the version if one is named, that a share or revoke is about."""
     if message.artifact_id is not None:
-        record = await layout.by_id(owner.records, validate.artifact_id(message.artifact_id))
+        record = await owner.artifacts.by_id(validate.artifact_id(message.artifact_id))
         if record is None or record.session_id != owner.session_id:
             raise ArtifactNotFoundError(
                 f"Artifact not found: {message.artifact_id} in session {owner.session_id}"
             )
         return record.name, record
     assert message.name is not None
-    if await owner.records.get(layout.name_key(owner.sid, message.name.encode())) is None:
+    if not await owner.artifacts.name_exists(owner.sid, message.name.encode()):
         raise ArtifactNotFoundError(
             f"Artifact not found: {message.name!r} in session {owner.session_id}"
         )
@@ -137,9 +143,9 @@ async def _check_admin(
     assert caller is not None
     caller_sid = session_layout.bytes_of(caller)
     if record is None:
-        held = await access.name_permission(owner.records, owner.sid, name.encode(), caller_sid)
+        held = await access.name_permission(owner.artifacts, owner.sid, name.encode(), caller_sid)
     else:
-        held = await access.permission_of(owner.records, record, caller_sid)
+        held = await access.permission_of(owner.artifacts, record, caller_sid)
     if held is None or not held.allows(access.Permission.ADMIN):
         artifact_id = None if record is None else record.id
         await owner.decide(caller, action, name, artifact_id, held, access.Permission.ADMIN, now)
@@ -151,7 +157,7 @@ async def _target(owner: Owner, caller: str | None, target_session_id: str) -> b
         raise ValidationError(f"session {target_id} owns the artifact; it needs no grant")
     if caller is not None and target_id == caller:
         raise ValidationError(f"session {caller} cannot change its own grants")
-    if await owner.records.get(session_layout.record_key(target)) is None:
+    if not await SessionRecords(owner.records).has_record(target):
         raise SessionNotFoundError(f"Session not found: {target_id}")
     return target
 
@@ -213,7 +219,7 @@ async def revoke_batch(
     target = await _target(owner, message.caller, message.target_session_id)
     batch = Batch()
     removed = 0
-    for grant in await access.grants_on(owner.records, owner.sid, name.encode()):
+    for grant in await access.grants_on(owner.artifacts, owner.sid, name.encode()):
         if grant.target != target:
             continue
         if record is None or grant.scope == validate.artifact_id(record.id):
