@@ -27,6 +27,7 @@ from satchel.storage import RecordReads
 
 from .. import _validate as validate
 from ..sessions import _session_layout as layout
+from ..sessions._session_records import SessionRecords
 
 
 @attrs.frozen
@@ -197,8 +198,8 @@ class EventBus:
 async def correlation_of(records: RecordReads, session_id: str) -> str:
     """The correlation id the session's first journal entry recorded when it was created
     (its own id if it recorded none, or is gone)."""
-    first = await records.get(layout.journal_key(layout.bytes_of(session_id), 1))
-    if first is None:
+    first = await SessionRecords(records).journal(layout.bytes_of(session_id), 1, 1)
+    if not first or first[0][0] != 1:
         return session_id
-    found = layout.decode_entry(first)[2].get("correlation_id")
+    found = first[0][3].get("correlation_id")
     return found if isinstance(found, str) else session_id

@@ -19,6 +19,7 @@ from .. import _validate as validate
 from ..artifacts import _artifact_index as index
 from ..artifacts import _artifact_layout as artifact_layout
 from ..artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from ..artifacts._artifact_records import ArtifactRecords
 from ..sessions import _event_log as event_log
 from ..sessions import _session_layout as layout
 from ._replay import SessionState
@@ -91,7 +92,7 @@ async def _copy_artifacts(
     # One scan of the origin's versions rather than a lookup per id; a version still stored
     # holds a reference on its blob, so the blob is there for the fork to reference too.
     origin_sid = validate.session_id(state.session_id)[1]
-    stored = {r.id: r for _, r in await artifact_layout.all_of_session(records, origin_sid)}
+    stored = {r.id: r for _, r in await ArtifactRecords(records).all_of_session(origin_sid)}
     for version in state.artifacts:
         origin = stored.get(version.id)
         if origin is None:

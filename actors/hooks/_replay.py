@@ -28,9 +28,9 @@ import anyio.lowlevel
 import attrs
 
 from satchel.runtime._errors import InvalidArgumentError, ReplayError, ValidationError
-from satchel.storage import RecordReads, prefix_pairs, prefix_upper_bound
+from satchel.storage import RecordReads
 
-from ..sessions import _session_layout as layout
+from ..sessions._session_records import SessionRecords
 from ._hooks import HookPoint, Hooks
 
 #: Entries replayed between two checkpoints (and progress reports).
@@ -200,7 +200,8 @@ def _artifact(data: Mapping[str, Any]) -> ArtifactAt:
     )
 
 
-Entry = tuple[int, int, str, dict[str, Any]]  # (seq, at_us, kind, data)
+#: ``(seq, at_us, kind, data, cause)`` (``SessionRecords.journal``).
+Entry = tuple[int, int, str, dict[str, Any], dict[str, Any] | None]
 
 
 async def journal_pages(
@@ -209,25 +210,22 @@ async def journal_pages(
     """The journal of ``sid`` in order, up to and including entry ``upto``, a page of
     decoded entries at a time (a replay may stop early; its loop over a page's entries is a
     plain one, which costs a tenth of going through an async generator per entry)."""
-    lower = layout.journal_prefix(sid)
-    upper = prefix_upper_bound(lower) if upto is None else layout.journal_key(sid, upto + 1)
-    while lower < upper:
-        pairs = await records.scan(lower, upper, limit=page)
-        decoded = []
-        for key, value in pairs:
-            at_us, kind, data = layout.decode_entry(value)
-            decoded.append((int.from_bytes(key[-8:], "big"), at_us, kind, data))
-        if decoded:
-            yield decoded
-        if len(pairs) < page:
+    journal = SessionRecords(records)
+    first = 1
+    while upto is None or first <= upto:
+        limit = page if upto is None else min(page, upto - first + 1)
+        entries = await journal.journal(sid, first, limit)
+        if entries:
+            yield entries
+        if len(entries) < limit:
             return
-        lower = pairs[-1][0] + b"\x00"
+        first = entries[-1][0] + 1
 
 
 async def last_seq(records: RecordReads, sid: bytes) -> int:
     """The sequence of the newest journal entry (0 if none)."""
-    newest = await prefix_pairs(records, layout.journal_prefix(sid), reverse=True, limit=1)
-    return int.from_bytes(newest[0][0][-8:], "big") if newest else 0
+    newest = await SessionRecords(records).last_entry(sid)
+    return 0 if newest is None else newest[0]
 
 
 def check_seq(at: object, last: int, session_id: str) -> int:
@@ -247,7 +245,7 @@ async def state_at(records: RecordReads, sid: bytes, session_id: str, seq: int) 
     pages = journal_pages(records, sid, seq)
     async with aclosing(pages):
         async for page in pages:
-            for _, _, kind, data in page:
+            for _, _, kind, data, _ in page:
                 fold.apply(kind, data)
     return SessionState(
         session_id,
@@ -289,7 +287,7 @@ async def replay(
     journal = journal_pages(records, sid, upto)
     async with aclosing(journal):
         async for page in journal:
-            for seq, _, kind, data in page:
+            for seq, _, kind, data, _ in page:
                 if progress.stop_requested:
                     break
                 if pinned and kind in ("state_set", "state_deleted") and data["key"] in pinned:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import builtins
 import math
 import os
-import struct
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,69 +26,24 @@ import anyio.lowlevel
 import attrs
 
 from satchel.runtime import Actor, ActorRef, ReminderFired, Supervisor
-from satchel.runtime._errors import (
-    InvalidArgumentError,
-    SessionNotFoundError,
-    ValidationError,
-)
-from satchel.storage import Batch, RecordCodec, RecordStore, prefix_pairs, prefix_upper_bound
+from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError, ValidationError
+from satchel.storage import Batch, RecordStore
 
 from .. import _validate as validate
-from ..sessions import _session_layout as layout
+from ..sessions._session_records import SessionRecords
+from ._hook_records import HookRecords
 from ._replay import mode_of
+from ._schedule_layout import PREFIX, StoredRun, id_bytes
+from ._schedule_layout import ReplayRun as ReplayRun  # where callers import them from
+from ._schedule_layout import ScheduledReplay as ScheduledReplay
 
 if TYPE_CHECKING:
     from ..sessions._manager import SessionManager
 
 REPLAYS_KIND = "replays"
 REPLAYS_ID = "scheduled"
-SCHEDULE = b"rps\x00"  # + schedule id(16) -> ScheduledReplay
-RUN = b"rpr\x00"  # + schedule id(16) + ran at(8) -> ReplayRun
 KEPT_RUNS = 100
-PREFIX = "rpl_"
-_U64 = struct.Struct(">Q")
 _US = 1_000_000
-
-
-@attrs.frozen
-class ScheduledReplay:
-    """A replay to run at ``due`` (seconds since the epoch), then every ``every_s``."""
-
-    id: str
-    session_id: str
-    mode: str
-    at: int | None  # replay up to this journal entry (None: the newest at each run)
-    modifications: dict[str, Any]
-    compare_results: bool
-    due: float
-    every_s: float | None
-
-
-@attrs.frozen
-class ReplayRun:
-    """What one scheduled run found (or the error that stopped it)."""
-
-    schedule_id: str
-    ran_at: datetime
-    events_replayed: int
-    hooks_replayed: int
-    matched: int
-    mismatched: int
-    error: str | None = None
-
-
-@attrs.frozen
-class _StoredRun:
-    ran_us: int
-    events_replayed: int
-    hooks_replayed: int
-    matched: int
-    mismatched: int
-    error: str | None
-
-
-SCHEDULE_CODEC = RecordCodec(ScheduledReplay, kind="scheduled-replay", version=1)
-_RUN_CODEC = RecordCodec(_StoredRun, kind="replay-run", version=1)
 
 
 @attrs.frozen
@@ -106,30 +60,11 @@ class Unschedule:
     schedule_id: str
 
 
-def schedule_key(schedule_id: str) -> bytes:
-    """Where a schedule is kept."""
-    return SCHEDULE + _id_bytes(schedule_id)
-
-
-def _id_bytes(schedule_id: str) -> bytes:
-    if (
-        type(schedule_id) is not str
-        or not schedule_id.startswith(PREFIX)
-        or len(schedule_id) != len(PREFIX) + 32
-    ):
-        raise InvalidArgumentError(f"malformed schedule id {schedule_id!r}")
-    try:
-        return bytes.fromhex(schedule_id[len(PREFIX) :])
-    except ValueError:
-        raise InvalidArgumentError(f"malformed schedule id {schedule_id!r}") from None
-
-
 async def record_run(
-    records: RecordStore, schedule_id: str, ran_us: int, found: Any, error: str | None
+    records: HookRecords, schedule_id: str, ran_us: int, found: Any, error: str | None
 ) -> None:
     """Keep one run's summary (and only the newest ``KEPT_RUNS``)."""
-    prefix = RUN + _id_bytes(schedule_id)
-    stored = _StoredRun(
+    stored = StoredRun(
         ran_us,
         getattr(found, "events_replayed", 0),
         getattr(found, "hooks_replayed", 0),
@@ -137,48 +72,13 @@ async def record_run(
         getattr(found, "mismatched", 0),
         error,
     )
-    batch = Batch()
-    batch.put(prefix + _U64.pack(ran_us), _RUN_CODEC.encode(stored))
-    # The new run and the newest KEPT_RUNS - 1 before it stay.
-    newest = await prefix_pairs(records, prefix, reverse=True, limit=KEPT_RUNS - 1)
-    kept = [key for key, _ in newest]
-    if len(kept) == KEPT_RUNS - 1:
-        batch.delete_range(prefix, kept[-1])
-    await records.write(batch)
-
-
-async def _has_run(records: RecordStore, schedule_id: str) -> bool:
-    """Whether a run of the schedule is kept."""
-    return bool(await prefix_pairs(records, RUN + _id_bytes(schedule_id), limit=1))
-
-
-async def keep(records: RecordStore, replay: ScheduledReplay) -> None:
-    """Store (or replace) a schedule."""
-    batch = Batch()
-    batch.put(schedule_key(replay.id), SCHEDULE_CODEC.encode(replay))
-    await records.write(batch)
+    await records.keep_run(schedule_id, stored, KEPT_RUNS)
 
 
 async def drop_for_session(records: RecordStore, batch: Batch, session_id: str) -> None:
     """Add the removal of a deleted session's schedules and their runs to ``batch`` (their
     reminders find nothing to run and cancel themselves)."""
-    for key, value in await prefix_pairs(records, SCHEDULE):
-        if SCHEDULE_CODEC.decode(value).session_id == session_id:
-            runs = RUN + key[len(SCHEDULE) :]
-            batch.delete(key)
-            batch.delete_range(runs, prefix_upper_bound(runs))
-
-
-async def forget(records: RecordStore, schedule_id: str) -> bool:
-    """Delete a schedule and its runs; whether it existed."""
-    key = schedule_key(schedule_id)
-    existed = await records.get(key) is not None
-    runs = RUN + _id_bytes(schedule_id)
-    batch = Batch()
-    batch.delete(key)
-    batch.delete_range(runs, prefix_upper_bound(runs))
-    await records.write(batch)
-    return existed
+    await HookRecords(records).add_session_removal(batch, session_id)
 
 
 #: The shortest interval of a repeating replay, unless the runtime sets another.
@@ -196,6 +96,7 @@ class Replays:
         min_every_s: float = MIN_EVERY_S,
     ) -> None:
         self._records = records
+        self._schedules = HookRecords(records)
         self._supervisor = supervisor
         self._actor = actor
         #: The shortest interval a schedule may repeat at.
@@ -215,7 +116,7 @@ class Replays:
         """Replay ``session_id`` at ``when`` (default: now), then every ``every_s`` seconds
         if given; the schedule's id."""
         session_id, sid = validate.session_id(session_id)
-        if await self._records.get(layout.record_key(sid)) is None:
+        if not await SessionRecords(self._records).has_record(sid):
             raise SessionNotFoundError(f"Session not found: {session_id}")
         mode_of(mode)
         if every_s is not None and not (
@@ -242,13 +143,13 @@ class Replays:
 
     async def cancel(self, schedule_id: str) -> bool:
         """Stop a schedule (its kept results go too); whether it existed."""
-        _id_bytes(schedule_id)
+        id_bytes(schedule_id)
         existed: bool = await self._actor.ask(Unschedule(schedule_id))
         return existed
 
     async def list(self, session_id: str | None = None) -> builtins.list[ScheduledReplay]:
         """Every schedule (of one session, if given)."""
-        found = [SCHEDULE_CODEC.decode(v) for _, v in await prefix_pairs(self._records, SCHEDULE)]
+        found = await self._schedules.schedules()
         if session_id is not None:
             session_id = validate.session_id(session_id)[0]
             found = [s for s in found if s.session_id == session_id]
@@ -257,21 +158,7 @@ class Replays:
 
     async def results(self, schedule_id: str) -> builtins.list[ReplayRun]:
         """The kept runs of a schedule, oldest first."""
-        prefix = RUN + _id_bytes(schedule_id)
-        runs = []
-        for _, value in await prefix_pairs(self._records, prefix):
-            s = _RUN_CODEC.decode(value)
-            runs.append(
-                ReplayRun(
-                    schedule_id,
-                    validate.to_datetime(s.ran_us),
-                    s.events_replayed,
-                    s.hooks_replayed,
-                    s.matched,
-                    s.mismatched,
-                    s.error,
-                )
-            )
+        runs = await self._schedules.runs(schedule_id)
         await anyio.lowlevel.checkpoint()
         return runs
 
@@ -287,29 +174,28 @@ class ReplayActor(Actor[Any]):
 
     def __init__(self, sessions: SessionManager, records: RecordStore) -> None:
         self._sessions = sessions
-        self._records = records
+        self._records = HookRecords(records)
 
     async def receive(self, message: Any) -> Any:
         """Keep, drop or run a schedule."""
         if isinstance(message, ReminderFired):
             return await self._run(message.name)
         if isinstance(message, Schedule):
-            await keep(self._records, message.replay)
+            await self._records.keep(message.replay)
             replay = message.replay
             await self.context.set_reminder(replay.id, at=replay.due, every=replay.every_s)
             return None
         if isinstance(message, Unschedule):
             await self.context.cancel_reminder(message.schedule_id)
-            return await forget(self._records, message.schedule_id)
+            return await self._records.forget(message.schedule_id)
         raise TypeError(f"the replays actor takes no {type(message).__name__}")
 
     async def _run(self, schedule_id: str) -> None:
-        raw = await self._records.get(schedule_key(schedule_id))
-        if raw is None:
+        replay = await self._records.schedule(schedule_id)
+        if replay is None:
             await self.context.cancel_reminder(schedule_id)  # left by a cancelled schedule
             return
-        replay = SCHEDULE_CODEC.decode(raw)
-        if replay.every_s is None and await _has_run(self._records, schedule_id):
+        if replay.every_s is None and await self._records.has_run(schedule_id):
             # Ran already: its reminder fired again (the node that ran it died before the
             # reminder was done with).
             return
@@ -324,7 +210,7 @@ class ReplayActor(Actor[Any]):
             )
         except SessionNotFoundError:
             await self.context.cancel_reminder(schedule_id)
-            await forget(self._records, schedule_id)
+            await self._records.forget(schedule_id)
             return
         except Exception as error:
             # Any failure is the run's result: the schedule (and this actor) go on.
@@ -333,4 +219,4 @@ class ReplayActor(Actor[Any]):
             await record_run(self._records, schedule_id, ran_us, found, None)
         if replay.every_s is None:
             # A one-shot schedule is done; its runs stay readable until it is cancelled.
-            await keep(self._records, attrs.evolve(replay, due=-1.0))
+            await self._records.keep(attrs.evolve(replay, due=-1.0))
