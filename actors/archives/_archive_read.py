@@ -30,7 +30,7 @@ from satchel.runtime._errors import (
     SessionExistsError,
     ValidationError,
 )
-from satchel.storage import Batch, BlobWriter, StagedBlob, Store, prefix_pairs
+from satchel.storage import Batch, BlobWriter, StagedBlob, Store
 from satchel.storage import _keys as keys
 
 from .. import _lifecycle as lifecycle
@@ -40,12 +40,15 @@ from ..artifacts import _artifact_index as index
 from ..artifacts import _artifact_layout as artifact_layout
 from ..artifacts._artifact_manager import ArtifactManager
 from ..artifacts._artifact_model import ARTIFACT_CODEC, ArtifactRecord
+from ..artifacts._artifact_records import ArtifactRecords
 from ..hooks._replay import event_log_of
 from ..sessions import _event_log as event_log
 from ..sessions import _session_layout as layout
 from ..sessions._manager import SessionManager
 from ..sessions._query import scope
+from ..sessions._session_records import SessionRecords
 from . import _archive_format as fmt
+from ._archive_records import ArchiveRecords
 from ._archive_rename import renamed
 from ._archive_write import check_file, check_managers, check_progress
 
@@ -485,24 +488,16 @@ def _hash(data: bytes) -> str:
 
 async def _require_absent(store: Store, records: _Records) -> None:
     """Refuse a session, or artifact ids, that the target already has."""
-    reads, sid = store.records, records.sid
-    if await reads.get(layout.record_key(sid)) is not None:
+    sid, artifacts = records.sid, ArtifactRecords(store.records)
+    if await SessionRecords(store.records).has_record(sid):
         raise SessionExistsError(f"session {records.session_id} already exists in the target")
-    for prefix in (
-        layout.counters_key(sid),
-        layout.var_prefix(sid),
-        layout.journal_prefix(sid),
-        artifact_layout.session_prefix(sid),
-        artifact_layout.names_prefix(sid),
-        artifact_layout.retired_prefix(sid),
-    ):
-        if await prefix_pairs(reads, prefix, limit=1):
-            raise SessionExistsError(
-                f"session {records.session_id} has leftover data in the target; "
-                "run sessions.check(fix=True) first"
-            )
+    if await ArchiveRecords(store.records).has_leftovers(sid) or await artifacts.has_any(sid):
+        raise SessionExistsError(
+            f"session {records.session_id} has leftover data in the target; "
+            "run sessions.check(fix=True) first"
+        )
     for _, version in records.versions:
-        if await reads.get(artifact_layout.id_key(validate.artifact_id(version.id))) is not None:
+        if await artifacts.has_id(validate.artifact_id(version.id)):
             raise SessionExistsError(f"artifact {version.id} already exists in the target")
 
 
@@ -542,9 +537,8 @@ async def import_session(
     assert record is not None
     await sessions.note_deadlines(record.deadlines)
     parent = record.parent_id
-    parent_missing = (
-        parent is not None
-        and await store.records.get(layout.record_key(layout.bytes_of(parent))) is None
+    parent_missing = parent is not None and not await SessionRecords(store.records).has_record(
+        layout.bytes_of(parent)
     )
     return fmt.ArchiveReport(
         session_id=record.id,

@@ -34,15 +34,16 @@ from satchel.runtime._errors import (
     InvalidArgumentError,
     SessionNotFoundError,
 )
-from satchel.storage import BlobRef, RecordReads, Store, prefix_pairs
+from satchel.storage import BlobRef, RecordReads, Store
 
 from .. import _validate as validate
-from ..artifacts import _artifact_layout as artifact_layout
 from ..artifacts._artifact_manager import ArtifactManager
 from ..artifacts._artifact_model import ARTIFACT_CODEC
+from ..artifacts._artifact_records import ArtifactRecords
 from ..sessions import _session_layout as layout
 from ..sessions._manager import SessionManager
 from . import _archive_format as fmt
+from ._archive_records import ArchiveRecords
 
 
 @attrs.frozen
@@ -99,27 +100,22 @@ def check_progress(progress: object) -> None:
 async def _snapshot(records: RecordReads, store: Store, session_id: str, sid: bytes) -> _Snapshot:
     """The session's records, read without yielding to any other task on a local store
     (see the module)."""
-    keys = [layout.record_key(sid), layout.counters_key(sid)]
-    raw_record, raw_counters = await records.get_many(keys)
+    stored, artifacts = ArchiveRecords(records), ArtifactRecords(records)
+    raw_record, raw_counters = await stored.stored_session(sid)
     if raw_record is None or raw_counters is None:
         raise SessionNotFoundError(f"Session not found: {session_id}")
     seq = layout.Counters.decode(raw_counters).seq
-    start = len(layout.var_prefix(sid))
-    variables = [(k[start:], v) for k, v in await prefix_pairs(records, layout.var_prefix(sid))]
-    journal = [
-        (int.from_bytes(k[-8:], "big"), v)
-        for k, v in await prefix_pairs(records, layout.journal_prefix(sid))
-    ]
+    variables = await stored.stored_variables(sid)
+    journal = await stored.stored_journal(sid)
     if [s for s, _ in journal] != list(range(1, seq + 1)):
         raise IntegrityError(
             f"session {session_id}: its journal holds {len(journal)} entries, its counters "
             f"say {seq} (see sessions.check())"
         )
-    prefix = artifact_layout.session_prefix(sid)
     versions: list[bytes] = []
     blobs: dict[str, BlobRef] = {}
     owners: dict[str, list[bytes]] = {}
-    for key, value in await prefix_pairs(records, prefix):
+    for key, value in await artifacts.stored_versions(sid):
         record = ARTIFACT_CODEC.decode(value)
         versions.append(value)
         owners.setdefault(record.content_hash, []).append(key)
@@ -131,14 +127,8 @@ async def _snapshot(records: RecordReads, store: Store, session_id: str, sid: by
                     f"{record.content_hash}, which is not stored (see store.check())"
                 )
             blobs[record.content_hash] = ref
-    start = len(artifact_layout.names_prefix(sid))
-    names = [
-        (k[start:], v) for k, v in await prefix_pairs(records, artifact_layout.names_prefix(sid))
-    ]
-    start = len(artifact_layout.retired_prefix(sid))
-    retired = [
-        (k[start:], v) for k, v in await prefix_pairs(records, artifact_layout.retired_prefix(sid))
-    ]
+    names = await artifacts.heads(sid)
+    retired = await artifacts.retired(sid)
     return _Snapshot(
         raw_record,
         raw_counters,
@@ -240,7 +230,7 @@ async def export_session(
                 if progress is not None:
                     progress(done, total)
         except (BlobNotFoundError, IntegrityError) as error:
-            if not await _any_held(store.records, snap.owners[blob.hash]):
+            if not await ArtifactRecords(store.records).holds_any(snap.owners[blob.hash]):
                 raise ArtifactNotFoundError(
                     f"session {session_id}: the artifact versions holding blob {blob.hash} "
                     "were deleted during the export; the output is incomplete, export again"
@@ -256,11 +246,3 @@ async def export_session(
         journal_entries=snap.seq,
         variables=len(snap.variables),
     )
-
-
-async def _any_held(records: RecordReads, owners: list[bytes]) -> bool:
-    """Whether any of the owner keys still holds a record (``any``, stopping at the first)."""
-    for owner in owners:
-        if await records.get(owner):
-            return True
-    return False
