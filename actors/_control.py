@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from ._check import SessionCheckReport
     from ._model import SessionInfo
     from .hooks._hooks import Hooks, HookStatistics
-    from .hooks._schedules import ReplayRun, Replays, ScheduledReplay
+    from .hooks._schedule_layout import ReplayRun, ScheduledReplay
+    from .hooks._schedules import Replays
     from .sessions._manager import SessionManager
 
 

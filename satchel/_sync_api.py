@@ -38,7 +38,8 @@ from satchel.actors.hooks._hooks import (
     Hooks,
     HookStatistics,
 )
-from satchel.actors.hooks._schedules import ReplayRun, Replays, ScheduledReplay
+from satchel.actors.hooks._schedule_layout import ReplayRun, ScheduledReplay
+from satchel.actors.hooks._schedules import Replays
 from satchel.actors.sessions._session import SESSION_KIND
 from satchel.runtime import ActorSpec, ActorStatistics
 from satchel.runtime._supervisor import ActorRef
