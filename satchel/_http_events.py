@@ -11,7 +11,15 @@ from satchel._http import Endpoint, body_object, json_response, only, query_int,
 from satchel._http_openapi import fields_of, returns, shape
 from satchel.actors.sessions._manager import SessionManager
 
-_APPEND = ("events", "state", "delete", "expect_position", "at", "expect_created_at")
+_APPEND = (
+    "events",
+    "state",
+    "delete",
+    "expect_position",
+    "at",
+    "expect_created_at",
+    "expect_state",
+)
 _E = "/sessions/{session_id}/events"
 
 

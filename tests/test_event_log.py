@@ -144,6 +144,31 @@ async def test_expect_state_is_a_compare_and_set(rt: Runtime) -> None:
 
 
 @pytest.mark.parametrize(
+    ("stored", "expected"),
+    [([1], [True]), ({"n": 1}, {"n": 1.0}), ([0, 1], [False, True]), ({"a": 1}, {"a": 1, "b": 2})],
+)
+async def test_expect_state_compares_kinds_at_every_depth(
+    rt: Runtime, stored: object, expected: object
+) -> None:
+    """Inside arrays and maps too, a boolean, an integer and a float differ (Python's ``==``
+    alone took ``[True]`` for a stored ``[1]``)."""
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1}, state={"k": stored})
+    with pytest.raises(InvalidStateTransitionError, match="not what the append expects"):
+        await rt.sessions.append_event(sid, {"n": 2}, expect_state={"k": expected})
+    await rt.sessions.append_event(sid, {"n": 3}, expect_state={"k": stored})
+
+
+async def test_expect_state_of_a_tuple_it_stored(rt: Runtime) -> None:
+    """A tuple is stored as an array, and expecting the tuple written passes (it was refused
+    as ``[1, 2] != (1, 2)``)."""
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1}, state={"k": (1, 2), "m": {"t": (3,)}})
+    await rt.sessions.append_event(sid, {"n": 2}, expect_state={"k": (1, 2), "m": {"t": (3,)}})
+    assert len(await rt.sessions.events(sid)) == 2
+
+
+@pytest.mark.parametrize(
     ("call", "error"),
     [
         ({"events": [{}], "expect_created_at": 12.5}, InvalidArgumentError),

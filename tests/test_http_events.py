@@ -38,3 +38,17 @@ async def test_an_escaped_slash_names_no_resource(server: Server) -> None:  # no
         answer = await server.http.request(method, "/sessions/x%2Fevents")
         assert kind(answer) == (400, "BadRequest")
     assert len((await server.http.get("/sessions/x/events")).json()) == 1
+
+
+async def test_an_append_expects_state_over_http(server: Server) -> None:  # noqa: F811
+    """``expect_state`` is a field of the HTTP append, refused with 409 when a variable does
+    not hold what it expects (it was refused as an unknown field)."""
+    sid = await new_session(server)
+    events = f"/sessions/{sid}/events"
+    first = await server.http.post(events, json={"events": [{}], "state": {"token": "a"}})
+    assert first.status_code == 201
+    landed = await server.http.post(events, json={"events": [{}], "expect_state": {"token": "a"}})
+    assert (landed.status_code, landed.json()) == (201, {"position": 2})
+    stale = await server.http.post(events, json={"events": [{}], "expect_state": {"token": "b"}})
+    assert kind(stale) == (409, "InvalidStateTransition")
+    assert len((await server.http.get(events)).json()) == 2

@@ -189,6 +189,26 @@ def checked_append(
     return Append(tuple(checked), at_us, pairs, deleted, expect_position, created, expected)
 
 
+def same_value(stored: Any, expected: Any) -> bool:
+    """Whether a stored JSON-like value is ``expected``, kind by kind at every depth: a
+    boolean, an integer and a float are three kinds (Python's ``==`` takes ``True`` for
+    ``1`` and ``1`` for ``1.0``); a tuple is an array, as it is stored."""
+    kind = type(expected)
+    if kind is tuple:
+        kind = list
+    if type(stored) is not kind:
+        return False
+    if kind is dict:
+        return stored.keys() == expected.keys() and all(
+            same_value(stored[key], item) for key, item in expected.items()
+        )
+    if kind is list:
+        return len(stored) == len(expected) and all(
+            same_value(a, b) for a, b in zip(stored, expected, strict=True)
+        )
+    return bool(stored == expected)
+
+
 def _expected_state(expect_state: object) -> tuple[tuple[str, Any], ...]:
     if type(expect_state) is not dict and not isinstance(expect_state, Mapping):
         raise InvalidArgumentError(f"expect_state must be a map, not {type(expect_state).__name__}")

@@ -88,8 +88,7 @@ class EventLogTurns:
                 "since it was read"
             )
         for key, value in append.expect_state:
-            found = await self._own.variable(key)
-            if found != value or type(found) is not type(value):
+            if not log.same_value(await self._own.variable(key), value):
                 raise InvalidStateTransitionError(
                     f"session {self._id}: state {key!r} is not what the append expects: it was "
                     "changed since it was read"
