@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -21,10 +21,10 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 
-from satchel import IntegrityError
+from satchel import IntegrityError, InvalidStateTransitionError
 
 from . import _langgraph_layout as lay
-from ._langgraph_calls import Call, Emit, ListPlan, Plan, ThreadAppends, sid
+from ._langgraph_calls import TRIES, Call, Emit, ListPlan, Plan, ThreadAppends, sid
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -195,11 +195,13 @@ class ThreadUpkeep(ThreadAppends):
             return
         wanted = {"r:" + lay.run_prefix(str(r)) for r in run_ids}
         width = len(next(iter(wanted)))
+
+        def of_runs(key: str, names: builtins.list[str]) -> Plan[set[tuple[str, str]]]:
+            yield from ()  # a plan that reads nothing more
+            return {lay.parse(n)[1:] for n in names if n.startswith("r:") and n[:width] in wanted}
+
         for key, thread_id in (yield from self._threads()):
-            names = yield from self._names(key)
-            doomed = {lay.parse(n)[1:] for n in names if n.startswith("r:") and n[:width] in wanted}
-            if doomed:
-                yield from self._drop(key, thread_id, names, doomed, "delete_for_runs")
+            yield from self._drop_when_still(key, thread_id, of_runs, "delete_for_runs")
 
     def _copy_thread_plan(self, source: str, target: str) -> Plan[None]:
         source_key, target_key = self._key(str(source)), self._key(str(target))
@@ -226,31 +228,61 @@ class ThreadUpkeep(ThreadAppends):
                 yield from self._delete_thread_plan(str(thread_id))
                 continue
             key = self._key(str(thread_id))
+            yield from self._drop_when_still(key, str(thread_id), self._all_but_latest, "prune")
+
+    def _all_but_latest(self, key: str, names: builtins.list[str]) -> Plan[set[tuple[str, str]]]:
+        """The checkpoints of ``names`` that ``prune(keep_latest)`` removes: all but each
+        namespace's latest, and the ancestors it needs."""
+        by_ns: dict[str, builtins.list[str]] = {}
+        for name in names:
+            if name.startswith("c:"):
+                _, ns_id, checkpoint_id = lay.parse(name)
+                by_ns.setdefault(ns_id, []).append(checkpoint_id)
+        keep: set[tuple[str, str]] = set()
+        for ns_id, ids in by_ns.items():
+            latest = max(ids)
+            keep.add((ns_id, latest))
+            # A channel the latest checkpoint holds no value for (a DeltaChannel step) is
+            # rebuilt from its ancestors back to one holding a value: keep those.
+            record = yield from self._get(key, lay.checkpoint_key(ns_id, latest))
+            need = {c for c, (_, r) in (record or {"v": {}})["v"].items() if r == lay.EMPTY}
+            parent = record["p"] if record else None
+            while need and parent:
+                older = yield from self._get(key, lay.checkpoint_key(ns_id, parent))
+                if older is None:
+                    break
+                keep.add((ns_id, parent))
+                need -= {c for c, (_, r) in older["v"].items() if r != lay.EMPTY}
+                parent = older["p"]
+        return {(ns_id, cid) for ns_id, ids in by_ns.items() for cid in ids} - keep
+
+    def _drop_when_still(
+        self,
+        key: str,
+        thread_id: str,
+        doomed_of: Callable[[str, builtins.list[str]], Plan[set[tuple[str, str]]]],
+        why: str,
+    ) -> Plan[None]:
+        """``_drop`` what ``doomed_of`` finds in the thread's names, expecting the log where
+        it was before they were read: a put landing meanwhile (a newer head, a newer
+        checkpoint) makes the drop read the thread again rather than set an older head."""
+        for _ in range(TRIES):
+            at = yield Call("sessions", "last_event_position", (sid(key),), missing=None)
+            if at is None:
+                return  # no such thread
             names = yield from self._names(key)
-            by_ns: dict[str, builtins.list[str]] = {}
-            for name in names:
-                if name.startswith("c:"):
-                    _, ns_id, checkpoint_id = lay.parse(name)
-                    by_ns.setdefault(ns_id, []).append(checkpoint_id)
-            keep: set[tuple[str, str]] = set()
-            for ns_id, ids in by_ns.items():
-                latest = max(ids)
-                keep.add((ns_id, latest))
-                # A channel the latest checkpoint holds no value for (a DeltaChannel step) is
-                # rebuilt from its ancestors back to one holding a value: keep those.
-                record = yield from self._get(key, lay.checkpoint_key(ns_id, latest))
-                need = {c for c, (_, r) in (record or {"v": {}})["v"].items() if r == lay.EMPTY}
-                parent = record["p"] if record else None
-                while need and parent:
-                    older = yield from self._get(key, lay.checkpoint_key(ns_id, parent))
-                    if older is None:
-                        break
-                    keep.add((ns_id, parent))
-                    need -= {c for c, (_, r) in older["v"].items() if r != lay.EMPTY}
-                    parent = older["p"]
-            doomed = {(ns_id, cid) for ns_id, ids in by_ns.items() for cid in ids} - keep
-            if doomed:
-                yield from self._drop(key, str(thread_id), names, doomed, "prune")
+            doomed = yield from doomed_of(key, names)
+            if not doomed:
+                return
+            try:
+                yield from self._drop(key, thread_id, names, doomed, why, at)
+                return
+            except InvalidStateTransitionError:
+                continue  # the thread moved since its names were read
+        raise InvalidStateTransitionError(
+            f"{why} of thread {thread_id[:200]!r} gave up: other writers changed it {TRIES} "
+            "times while it was being done"
+        )
 
     def _drop(
         self,
@@ -259,10 +291,12 @@ class ThreadUpkeep(ThreadAppends):
         names: builtins.list[str],
         doomed: set[tuple[str, str]],
         why: str,
+        expect: int,
     ) -> Plan[None]:
         """Remove the checkpoints ``doomed`` (``(nsid, checkpoint_id)``), their writes and run
-        index entries and fix the heads, in one write; then collect the artifacts no remaining
-        record names."""
+        index entries and fix the heads, in one write expecting the log at ``expect``
+        (``InvalidStateTransitionError`` if it moved); then collect the artifacts no
+        remaining record names."""
         delete: builtins.list[str] = []
         remaining: dict[str, builtins.list[str]] = {}
         for name in names:
@@ -281,7 +315,7 @@ class ThreadUpkeep(ThreadAppends):
             else:
                 delete.append(lay.head_key(ns_id))
         event = {"lg": why, "removed": len(doomed)}
-        yield from self._append(key, thread_id, event, heads, delete)
+        yield from self._append(key, thread_id, event, heads, delete, expect=expect)
         gone = set(delete)
         yield from self._collect(key, [n for n in names if n not in gone])
 

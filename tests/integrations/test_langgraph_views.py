@@ -360,3 +360,37 @@ async def test_appends_sent_behind_a_refused_one_are_retried(tmp_path: Path) -> 
         assert found is not None and found.checkpoint["id"] == "5"
         mine_too = await mine.aget_tuple(config("t", "2"))
         assert mine_too is not None and mine_too.checkpoint["channel_values"] == {"x": 1}
+
+
+@pytest.mark.parametrize("upkeep", ["prune", "delete_for_runs"])
+async def test_upkeep_while_a_put_lands_keeps_the_newest_head(tmp_path: Path, upkeep: str) -> None:
+    """A put that lands between prune's (or delete_for_runs') read of the thread's names
+    and its append stays the head (the upkeep's append expects the log where it read the
+    names; it set the newest head among them, an older checkpoint's)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        conf = await saver.aput(config("t"), checkpoint("001", 1, 1), {"run_id": "old"}, {"x": 1})
+        conf = await saver.aput(conf, checkpoint("002", 2, 2), {"run_id": "old"}, {"x": 2})
+        conf = await saver.aput(conf, checkpoint("003", 3, 3), {"run_id": "keep"}, {"x": 3})
+        names = rt.sessions.list_state
+        landed: list[Any] = []
+
+        async def then_a_put(*args: Any, **kwargs: Any) -> Any:
+            read = await names(*args, **kwargs)
+            if not landed:  # a graph step's put, landing while the upkeep is under way
+                landed.append(
+                    await saver.aput(conf, checkpoint("004", 4, 4), {"run_id": "new"}, {"x": 4})
+                )
+            return read
+
+        rt.sessions.list_state = then_a_put
+        if upkeep == "prune":
+            await saver.aprune(["t"], strategy="keep_latest")
+        else:
+            await saver.adelete_for_runs(["old"])
+        rt.sessions.list_state = names
+        assert landed
+        listed = [t.checkpoint["id"] async for t in saver.alist(config("t"))]
+        assert "004" in listed
+        latest = await saver.aget_tuple(config("t"))
+        assert latest is not None and latest.checkpoint["id"] == "004", listed
