@@ -1,8 +1,9 @@
 """The HTTP servers under the app (hypercorn on Trio, uvicorn on asyncio): kept-alive and
-pipelined requests, and the request-head limit."""
+pipelined requests, the request-head limit, and what ``serve`` sets while it runs."""
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 
 from satchel import open_runtime
 from satchel._http_server import MAX_HEAD_BYTES, serve_uvicorn
-from satchel._serve import ServerInfo, serve
+from satchel._serve import GC_YOUNG, ServerInfo, serve
 
 from .test_http import LIMITS, Server, new_session
 
@@ -132,3 +133,15 @@ async def test_uvicorn_listens_without_delay() -> None:
             tasks.cancel_scope.cancel()
     finally:
         sock.close()
+
+
+async def test_young_collections_are_spaced_while_serving(tmp_path: Path) -> None:
+    """While a server runs, young collections come every ``GC_YOUNG`` allocations at least;
+    the thresholds before are back once it stops."""
+    before = gc.get_threshold()
+    async with open_runtime(tmp_path / "data") as rt, anyio.create_task_group() as tasks:
+        await tasks.start(serve, rt, "127.0.0.1", 0)
+        assert gc.get_threshold()[0] >= GC_YOUNG
+        assert gc.get_threshold()[1:] == before[1:]
+        tasks.cancel_scope.cancel()
+    assert gc.get_threshold() == before
