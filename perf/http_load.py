@@ -9,7 +9,7 @@ kept-alive connection, for a bounded number of requests (and at most ``--seconds
   the server, read whole by the client.
 
 The server and the load generator share the machine's two cores, so the figures are what one
-loopback client sees, not the server's ceiling. Writes a Markdown table to
+loopback client sees, not the server's ceiling. Writes a Markdown table as the first section of
 ``perf/http_notes.md`` (``python perf/report.py ... --notes perf/http_notes.md`` puts it in
 RESULTS.md).
 
@@ -111,7 +111,7 @@ async def main(args: argparse.Namespace) -> None:
         process.terminate()
         process.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
-    NOTES.write_text(
+    section = (
         "## HTTP on loopback (`python perf/http_load.py`)\n\n"
         "`satchel serve` (hypercorn, Trio worker, RocksDB folder) in one process; httpx "
         "clients on Trio in another, each on a kept-alive connection; both share the "
@@ -119,6 +119,14 @@ async def main(args: argparse.Namespace) -> None:
         "| request | requests | clients | requests/s | MB/s | p50 ms | p99 ms | mean ms |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
+    NOTES.write_text(with_section(NOTES.read_text() if NOTES.exists() else "", section))
+
+
+def with_section(notes: str, section: str) -> str:
+    """``notes`` with its first section (up to the next ``## `` heading) replaced by
+    ``section``: the sections other scripts (``http_state_load.py``'s) keep there stay."""
+    rest = notes.split("\n## ", 1)[1] if "\n## " in notes else ""
+    return section + ("\n## " + rest if rest else "")
 
 
 async def measure(
