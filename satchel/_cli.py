@@ -373,9 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(as_json=args.json)
     tune_allocator()  # this process is ours: keep freed chunk buffers warm (satchel._allocator)
     work = {"run": _run, "serve": _serve, "ui": _ui, "restore": _restore}.get(args.group, _api)
+    serving = args.group in ("serve", "ui")
+    # A server on asyncio runs on uvicorn with httptools, several times the requests a
+    # second of hypercorn's Trio worker (docs/http.md, "Speed").
+    backend = args.backend or ("asyncio" if serving else "trio")
     try:
-        with nullcontext() if args.group in ("serve", "ui") else _quiet_locally():
-            return anyio.run(work, args, out, backend=args.backend)
+        with nullcontext() if serving else _quiet_locally():
+            return anyio.run(work, args, out, backend=backend)
     except KeyboardInterrupt:
         return 130
     except Exception as error:

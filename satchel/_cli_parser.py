@@ -63,7 +63,8 @@ def _common() -> Parser:
     common.add_argument("--max-artifact-bytes", type=int, default=argparse.SUPPRESS, metavar="N",
                         help=_MAX_ARTIFACT_HELP)  # fmt: skip
     common.add_argument("--backend", choices=("trio", "asyncio"), default=argparse.SUPPRESS,
-                        help="the event loop the command runs on (default trio)")  # fmt: skip
+                        help="the event loop the command runs on (default asyncio for serve "
+                        "and ui, else trio)")  # fmt: skip
     return common
 
 
@@ -327,8 +328,8 @@ def parser(serve_options: set[str]) -> argparse.ArgumentParser:
     top.add_argument("--durability", choices=get_args(Durability),
                      help="process (default) or machine (docs/durability.md)")  # fmt: skip
     top.add_argument("--max-artifact-bytes", type=int, metavar="N", help=_MAX_ARTIFACT_HELP)
-    top.add_argument("--backend", choices=("trio", "asyncio"), default="trio",
-                     help="the event loop (default trio)")  # fmt: skip
+    top.add_argument("--backend", choices=("trio", "asyncio"), default=None,
+                     help="the event loop (default asyncio to serve, else trio)")  # fmt: skip
     commands = top.add_subparsers(dest="group", required=True, metavar="COMMAND")
     _session_commands(commands, c)
     _state_commands(commands, c)
