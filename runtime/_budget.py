@@ -22,10 +22,13 @@ LENT_TURNS_PER_YIELD = 16
 
 @final
 class _Budget:
-    __slots__ = ("left", "task")
+    # The task's id, not the task: the budget lives in the task's context, which the task
+    # holds, and a reference back made every task that ran a lent turn a cycle that only
+    # the garbage collector freed (a server's request tasks, one each).
+    __slots__ = ("left", "task_id")
 
     def __init__(self, task: object) -> None:
-        self.task = task
+        self.task_id = id(task)
         self.left = 0
 
 
@@ -40,7 +43,7 @@ async def cooperate(native: Native) -> None:
     of lent turns is spent (a task's first lent turn always yields)."""
     task = native.current_task()
     budget = _BUDGET.get()
-    if budget is None or budget.task is not task:
+    if budget is None or budget.task_id != id(task):
         budget = _Budget(task)
         _BUDGET.set(budget)
     if budget.left:

@@ -261,3 +261,27 @@ def test_the_asyncio_channel_is_first_in_first_out_at_any_depth(
                         receive.receive_nowait()
                     break
                 assert receive.receive_nowait() == model.popleft()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_task_that_ran_lent_turns_is_freed_without_the_collector(
+    no_collector: None,
+) -> None:
+    """A task that asked a session (its turn lent to the task) is freed by reference
+    counting when it ends: the cooperative budget in its context named the task, a cycle
+    that only the collector broke (a server's request tasks, one each)."""
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 0)
+
+        async def ask() -> None:
+            for n in range(3):
+                await rt.sessions.set_state(sid, "k", n)
+
+        task = asyncio.ensure_future(ask())
+        await task
+        task_ref = weakref.ref(task)
+        del task
+        for _ in range(3):  # the loop's handles of its end go first
+            await asyncio.sleep(0)
+        assert task_ref() is None
