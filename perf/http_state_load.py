@@ -262,7 +262,9 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=1, help="client processes")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--backend", default="trio", help="the server's event loop")
+    parser.add_argument(
+        "--backend", default="asyncio", help="the server's event loop (serve's default)"
+    )
     parser.add_argument("--server-args", default="", help="more options for satchel serve")
     parser.add_argument("--attach", type=Path, help="load the server holding this folder")
     parser.add_argument("--shared-session", action="store_true", help="all on one session")
