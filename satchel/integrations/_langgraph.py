@@ -247,14 +247,14 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         if not (self._async and self._on_runtime_loop()):
             return await self._await(self._put_plan(config, checkpoint, metadata, new_versions))
-        # The common put is one append, awaited here (also behind this saver's others in
-        # flight on the thread); anything else runs the put's plan.
+        # The common put is one append, awaited here; anything else runs the put's plan.
         job = self._put_job(config, checkpoint, metadata, new_versions)
         ready = self._put_at_once(job)
         if ready is not None:
-            base, state, after = ready
-            if await self._append_at_once(job.key, job.event, state, base, after) is not None:
-                return self._put_config(job)
+            view, full, state = ready
+            pos = await self._append_at_once(job.key, job.event, state, view)
+            if pos is not None:
+                return self._put_landed(job, view, pos, full, state)
         return await drive_async(self.rt, self._put_job_plan(job))
 
     async def aput_writes(
@@ -271,8 +271,10 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         job = self._writes_job(config, writes, task_id, task_path)
         ready = self._writes_at_once(job)
         if ready is not None:
-            base, state, event, after = ready
-            if await self._append_at_once(job.key, event, state, base, after) is not None:
+            view, state, event = ready
+            pos = await self._append_at_once(job.key, event, state, view)
+            if pos is not None:
+                self._writes_landed(job, pos, state)
                 return
         await drive_async(self.rt, self._writes_plan(job))
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
-import secrets
 import threading
 from collections.abc import (
     AsyncIterator,
@@ -237,14 +235,6 @@ class ThreadAppends:
     def _setup_appends(self) -> None:
         self._known: set[str] = set()  # session keys known to exist (a hint; misses recover)
         self._views: dict[str, lay.View] = {}  # what is known of each thread (see lay.View)
-        #: The view each thread will have once this saver's appends in flight on it land, and
-        #: the token the last of them sets, while all of them are ``_append_at_once``'s (a
-        #: plan's append makes it unknown): the next one can go at once, expecting the log
-        #: there, rather than wait for them.
-        self._ahead: dict[str, tuple[lay.View, str]] = {}
-        #: Where the tokens of this saver's appends start: unique to the saver.
-        self._token_prefix = secrets.token_hex(8) + "."
-        self._tokens = itertools.count()
         #: The appends of this saver in flight on each thread (the sync methods run in
         #: several threads: counted under a lock).
         self._inflight: dict[str, int] = {}
@@ -303,7 +293,6 @@ class ThreadAppends:
 
     def _send(self, key: str, call: Call) -> Plan[Any]:
         """``call``, an append, counted as in flight on the thread until it is answered."""
-        self._ahead.pop(key, None)  # where the thread will be is no longer known
         self._sending(key)
         try:
             return (yield call)
@@ -320,42 +309,18 @@ class ThreadAppends:
             if left:
                 self._inflight[key] = left
         if not left:
-            self._ahead.pop(key, None)
             waiter = self._waiters.pop(key, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)  # only made by the async driver: on this loop
 
-    def _base(self, key: str) -> tuple[lay.View, str | None] | None:
-        """The view an append sent now can expect, and the token it must find (``None``:
-        none, the view is the thread's as last seen); ``None`` if no view is known."""
-        if self._inflight.get(key):
-            return self._ahead.get(key)
-        view = self._views.get(key)
-        return None if view is None else (view, None)
-
     async def _append_at_once(
-        self,
-        key: str,
-        event: dict[str, Any],
-        state: dict[str, Any],
-        base: tuple[lay.View, str | None],
-        after: lay.View,
+        self, key: str, event: dict[str, Any], state: dict[str, Any], view: lay.View
     ) -> int | None:
         """``_commit`` without a plan, on the async runtime: the common put and put_writes
         are this one call, and the generators of a plan and its driver cost about a tenth of
-        the saver's own share of it. ``base`` is ``_base``'s, ``after`` the view once this
-        lands at the next position. The append goes at once, also behind others of this
-        saver in flight (so a step's writes and its next checkpoint queue together instead
-        of one waiting for the other's answer). One sent behind another expects the position
-        that one leaves and the token it sets (``lay.TOKEN``): if that one was refused,
-        another writer's append at the same position does not pass for it.
-        ``None`` if the append was refused or the thread is gone or not active: the plan
-        then runs, and sees to it."""
-        view, expected = base
-        token = self._token_prefix + str(next(self._tokens))
-        state[lay.TOKEN] = token
+        the saver's own share of it. ``None`` if the append was refused or the thread is gone
+        or not active: the plan then runs, and sees to it."""
         self._sending(key)
-        self._ahead[key] = (after, token)
         try:
             position: int = await self.rt.sessions.append_events(
                 sid(key),
@@ -363,39 +328,21 @@ class ThreadAppends:
                 state=state,
                 expect_position=view.pos,
                 expect_created_at=view.created,
-                expect_state=None if expected is None else {lay.TOKEN: expected},
             )
+            return position
         except InvalidStateTransitionError:
             self.conflicts += 1
-            self._lost(key)  # another writer came first, or an append this one expected failed
+            current = self._views.get(key)
+            if current is None or current.pos <= view.pos:
+                self._forget(key)  # another writer came first
         except SessionNotFoundError:
             self._known.discard(key)
-            self._lost(key)
+            self._forget(key)
         except SessionNotActiveError:
-            self._lost(key)
-        except BaseException:
-            self._lost(key)
-            raise
-        else:
-            self._keep_newer(key, after)
-            return position
+            self._forget(key)
         finally:
             self._answered(key)
         return None
-
-    def _lost(self, key: str) -> None:
-        """Forget the thread and where its appends in flight were to leave it."""
-        self._ahead.pop(key, None)
-        self._forget(key)
-
-    def _keep_newer(self, key: str, landed: lay.View) -> None:
-        """Take the view of an append that landed, unless the thread's view was forgotten
-        meanwhile or is already further on (the answers of appends sent one behind the
-        other may be seen in either order). A landed append's view is exact: it expected
-        the position and creation time of the view it was made from."""
-        current = self._views.get(key)
-        if current is not None and current.pos < landed.pos and current.created == landed.created:
-            self._views[key] = landed
 
     def _settle(self, key: str) -> Plan[None]:
         """Wait until no other append of this saver is in flight on the thread: an append

@@ -11,9 +11,7 @@ A thread is one session, keyed ``"langgraph:" + thread_id``. Its variables (``ns
 * ``w:{nsid}:{checkpoint_id}:{slot}`` — one pending write of that checkpoint (its slot names
   the task and index);
 * ``r:{run hash}:{nsid}:{checkpoint_id}`` — the run index ``delete_for_runs`` reads;
-* ``t`` — the thread id, when it is too long (or holds NUL) to be part of the key;
-* ``a`` — the token of the last append a saver sent at once (unique to that append): an
-  append a saver sends before the one ahead of it is answered expects it.
+* ``t`` — the thread id, when it is too long (or holds NUL) to be part of the key.
 
 A value reference (``Ref``) is ``["i", serde type, base64]`` for a small value kept in the
 record, ``["a", serde type, artifact name, size]`` for one kept as an artifact (BLAKE3
@@ -48,8 +46,6 @@ WRITE_BLOB: Final = "lgw-"
 MAX_KEY_BYTES: Final = 256
 HASHED: Final = "\x01"  # marks a session key that holds a hash of the thread id
 MAX_NAME_BYTES: Final = 200
-#: The variable holding the token of the last append a saver sent at once.
-TOKEN: Final = "a"
 
 Ref: TypeAlias = list[Any]
 EMPTY: Final[Ref] = ["e"]

@@ -289,18 +289,10 @@ class ThreadPlans(ThreadUpkeep):
         self, job: _Put, view: lay.View, pos: int, full: dict[str, Any], state: dict[str, Any]
     ) -> RunnableConfig:
         """The view once the put landed at ``pos``; the put's config."""
-        self._keep(job.key, view, self._after_put(job, view, pos, full, state))
-        return self._put_config(job)
-
-    @staticmethod
-    def _after_put(
-        job: _Put, view: lay.View, pos: int, full: dict[str, Any], state: dict[str, Any]
-    ) -> lay.View:
         head = lay.head_key(job.ns_id) in state
-        return lay.after_put(view, pos, job.ns_id, job.checkpoint_id, full, head)
-
-    @staticmethod
-    def _put_config(job: _Put) -> RunnableConfig:
+        self._keep(
+            job.key, view, lay.after_put(view, pos, job.ns_id, job.checkpoint_id, full, head)
+        )
         return {
             "configurable": {
                 "thread_id": job.thread_id,
@@ -309,15 +301,13 @@ class ThreadPlans(ThreadUpkeep):
             }
         }
 
-    def _put_at_once(
-        self, job: _Put
-    ) -> tuple[tuple[lay.View, str | None], dict[str, Any], lay.View] | None:
-        """``(base, variables, view after)`` of a put that is one append as it is (a view
-        to expect known, no value to store, its parent's channels known), else ``None``."""
-        base = self._base(job.key)
-        if base is None or job.pending:
+    def _put_at_once(self, job: _Put) -> tuple[lay.View, dict[str, Any], dict[str, Any]] | None:
+        """``(view, channel references, variables)`` of a put that is one append as it is
+        (its view kept, no value to store, its parent's channels known, nothing of this
+        saver in flight on the thread), else ``None``."""
+        view = self._views.get(job.key)
+        if view is None or job.pending or self._inflight.get(job.key):
             return None
-        view = base[0]
         full = job.refs
         if job.unresolved:
             last = view.last.get(job.ns_id)
@@ -326,8 +316,7 @@ class ThreadPlans(ThreadUpkeep):
             full = dict(job.refs)
             if _from_parent(dict(job.unresolved), last[1], full):
                 return None
-        state = self._put_state(job, view, full)
-        return base, state, self._after_put(job, view, view.pos + 1, full, state)
+        return view, full, self._put_state(job, view, full)
 
     def _put_plan(
         self,
@@ -476,24 +465,20 @@ class ThreadPlans(ThreadUpkeep):
 
     def _writes_at_once(
         self, job: _Writes
-    ) -> tuple[tuple[lay.View, str | None], dict[str, Any], dict[str, Any], lay.View] | None:
-        """``(base, variables, event, view after)`` of writes that are one append as they
-        are (a view to expect known, none of them there, known without a read, no value to
-        store), else ``None``."""
-        base = self._base(job.key)
-        if base is None:
+    ) -> tuple[lay.View, dict[str, Any], dict[str, Any]] | None:
+        """``(view, variables, event)`` of writes that are one append as they are (none of
+        them there, known without a read, no value to store, nothing of this saver in flight
+        on the thread), else ``None``."""
+        view = self._views.get(job.key)
+        if view is None or self._inflight.get(job.key):
             return None
-        view = base[0]
         known = _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id))
         if known is None:
             return None
         state, pending = self._writes_state(job, known)
         if pending or not state:
             return None
-        # The names join the view's slots now (a set shared along the views, only growing):
-        # if this append fails, a later write of one of them reads rather than trusts it.
-        after = lay.after_writes(view, view.pos + 1, job.ns_id, job.checkpoint_id, state)
-        return base, state, self._writes_event(job, state), after
+        return view, state, self._writes_event(job, state)
 
     def _writes_event(self, job: _Writes, state: dict[str, Any]) -> dict[str, Any]:
         return self._event("writes", job.ns, job.checkpoint_id, job.task_id, len(state))

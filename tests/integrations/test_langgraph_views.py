@@ -18,7 +18,6 @@ from typing_extensions import TypedDict
 import satchel
 import satchel.sync
 from satchel.integrations.langgraph import SatchelSaver
-from satchel.storage import GroupCommit
 
 pytestmark = pytest.mark.anyio
 
@@ -280,86 +279,6 @@ async def test_a_thread_made_again_elsewhere_is_read_again(tmp_path: Path) -> No
         assert found is not None
         assert found.checkpoint["channel_values"]["x"] == "new value"
         assert first.conflicts == 1
-
-
-def stalling_first_group(
-    rt: Any, monkeypatch: pytest.MonkeyPatch
-) -> tuple[asyncio.Event, asyncio.Event, list[int | None]]:
-    """Hold the next group commit (``machine`` durability: the append's turn waits for it)
-    until ``release``; ``later`` is set when another append is sent meanwhile, and
-    ``expected`` holds the position each append expects."""
-    release, later = asyncio.Event(), asyncio.Event()
-    expected: list[int | None] = []
-    append, group_write = rt.sessions.append_events, GroupCommit.write
-
-    async def sent(*args: Any, **kwargs: Any) -> Any:
-        expected.append(kwargs.get("expect_position"))
-        if len(expected) > 1:
-            later.set()
-        return await append(*args, **kwargs)
-
-    async def held(group: GroupCommit, batch: Any) -> None:
-        if not release.is_set():
-            await release.wait()
-        await group_write(group, batch)
-
-    rt.sessions.append_events = sent
-    monkeypatch.setattr(GroupCommit, "write", held)
-    return release, later, expected
-
-
-async def test_a_put_goes_out_behind_the_writes_in_flight(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A put on a thread whose writes are still in flight is sent at once, expecting the
-    position those writes leave, instead of waiting for their answer; both land."""
-    async with satchel.open_runtime(tmp_path / "data", durability="machine") as rt:
-        saver = SatchelSaver(rt)
-        conf = await saver.aput(config("t"), checkpoint("1", 0, 1), {}, {"x": 1})
-        release, later, expected = stalling_first_group(rt, monkeypatch)
-        writes = asyncio.create_task(saver.aput_writes(conf, [("x", "w")], "task"))
-        put = asyncio.create_task(saver.aput(conf, checkpoint("2", 1, 2), {}, {"x": 2}))
-        await asyncio.wait_for(later.wait(), 10)  # sent while the writes are held back
-        release.set()
-        await asyncio.gather(writes, put)
-        assert (expected, saver.conflicts) == ([1, 2], 0)
-        parent = await saver.aget_tuple(conf)
-        assert parent is not None and parent.pending_writes == [("task", "x", "w")]
-        found = await saver.aget_tuple(config("t"))
-        assert found is not None and found.checkpoint["id"] == "2"
-
-
-async def test_appends_sent_behind_a_refused_one_are_retried(tmp_path: Path) -> None:
-    """When another writer comes first, the append in flight is refused and so is the one
-    this saver sent behind it, though the other writer's append left the log at the position
-    it expected: both are read again, and the other writer's newer head stays."""
-    async with satchel.open_runtime(tmp_path / "data") as rt:
-        mine, other = SatchelSaver(rt), SatchelSaver(rt)
-        conf = await mine.aput(config("t"), checkpoint("1", 0, 1), {}, {"x": 1})
-        await other.aget_tuple(conf)
-        append, other_first = rt.sessions.append_events, asyncio.Event()
-
-        async def after_other(*args: Any, **kwargs: Any) -> Any:
-            # This saver's appends reach the runtime after the other saver's put.
-            await other_first.wait()
-            return await append(*args, **kwargs)
-
-        rt.sessions.append_events = after_other
-        writes = asyncio.create_task(mine.aput_writes(conf, [("x", "mine")], "task-a"))
-        put = asyncio.create_task(mine.aput(conf, checkpoint("2", 1, 2), {}, {"x": 2}))
-        await asyncio.sleep(0)
-        assert mine._inflight == {"langgraph:t": 2}  # both sent, neither waiting for the other
-        rt.sessions.append_events = append
-        await other.aput(conf, checkpoint("5", "newer", 3), {}, {"x": 3})
-        other_first.set()
-        await asyncio.gather(writes, put)
-        assert mine.conflicts >= 2
-        parent = await mine.aget_tuple(conf)
-        assert parent is not None and parent.pending_writes == [("task-a", "x", "mine")]
-        found = await mine.aget_tuple(config("t"))
-        assert found is not None and found.checkpoint["id"] == "5"
-        mine_too = await mine.aget_tuple(config("t", "2"))
-        assert mine_too is not None and mine_too.checkpoint["channel_values"] == {"x": 1}
 
 
 @pytest.mark.parametrize("upkeep", ["prune", "delete_for_runs"])
