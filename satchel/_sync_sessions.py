@@ -61,8 +61,9 @@ class SyncSessionManager:
         ``expect_created_at`` (the session's ``created_at``) it is refused, the same way, if
         the session was deleted and created again under the same key since (positions count
         from 1 again in the new one). With ``expect_state`` it is refused, the same way,
-        unless each variable named there holds the value given, of the same type (a missing
-        one reads as ``None``): a compare-and-set. ``at`` (a datetime, RFC 3339
+        unless each variable named there holds the value given, of the same kind at every
+        depth (``True``, ``1`` and ``1.0`` differ; a missing variable reads as ``None``): a
+        compare-and-set. ``at`` (a datetime, RFC 3339
         text or epoch seconds) is the events' time instead of now."""
         return self._portal.run(
             self._target.append_events(
