@@ -538,7 +538,9 @@ async def test_what_a_script_sees_is_the_same_whether_or_not_others_exist(rt: Ru
     await rt.run_lua(make, session_id=mine, args=[NAMES, [TAGS[i % 2] for i in range(4)]])
     examples: list[tuple[str, dict[str, Any]]] = []
 
-    @settings(max_examples=40, deadline=None, database=None)
+    # The same examples every run: random ones found something in 5 of 40 queries once in
+    # CI (9 to 29 usually), failing the check below that the queries are not all empty.
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True)
     @given(script_queries())
     def collect(example: tuple[str, dict[str, Any]]) -> None:
         examples.append(example)
