@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -15,20 +14,9 @@ import pytest
 
 from satchel import open_runtime
 from satchel._http_server import MAX_HEAD_BYTES, serve_uvicorn
-from satchel._serve import GC_YOUNG, ServerInfo, serve
+from satchel._serve import GC_YOUNG, serve
 
-from .test_http import LIMITS, Server, new_session
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    """A server on a fresh data folder."""
-    async with open_runtime(tmp_path / "data", limits=LIMITS) as rt, anyio.create_task_group() as n:
-        info: ServerInfo = await n.start(serve, rt, "127.0.0.1", 0)
-        headers = {"Authorization": f"Bearer {info.token}"}
-        async with httpx.AsyncClient(base_url=info.url, headers=headers) as client:
-            yield Server(rt, info, client)
-        n.cancel_scope.cancel()
+from .test_http import Server, new_session, server  # noqa: F401 - the fixture
 
 
 async def connect(s: Server) -> anyio.abc.SocketStream:
@@ -64,7 +52,7 @@ def request(s: Server, method: str, path: str, body: bytes = b"") -> bytes:
     ).encode() + body
 
 
-async def test_requests_on_one_kept_connection(server: Server) -> None:
+async def test_requests_on_one_kept_connection(server: Server) -> None:  # noqa: F811
     """Many requests, one after the other, on one connection, are all answered."""
     sid = await new_session(server)
     async with await connect(server) as stream:
@@ -77,7 +65,7 @@ async def test_requests_on_one_kept_connection(server: Server) -> None:
             assert status == 200 and json.loads(answer)["value"] == n
 
 
-async def test_pipelined_requests_with_a_large_body(server: Server) -> None:
+async def test_pipelined_requests_with_a_large_body(server: Server) -> None:  # noqa: F811
     """A large upload and the requests after it, sent at once on one connection, are
     answered in order: the upload's body does not count towards the next request's head."""
     sid = await new_session(server)
@@ -90,7 +78,7 @@ async def test_pipelined_requests_with_a_large_body(server: Server) -> None:
     assert json.loads(answers[1][1]) == {"variables": {}}
 
 
-async def test_an_unfinished_head_over_the_limit_is_431(server: Server) -> None:
+async def test_an_unfinished_head_over_the_limit_is_431(server: Server) -> None:  # noqa: F811
     """A request head that comes a piece at a time, and is past the limit before it ends, is
     answered 431 with the JSON error body, and the connection closed."""
     async with await connect(server) as stream:

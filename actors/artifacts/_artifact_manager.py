@@ -31,13 +31,7 @@ from satchel.runtime._errors import (
 from satchel.storage import BlobStore, RecordStore
 
 from .. import _validate as validate
-from .._messages import (
-    DeleteArtifact,
-    RecordHooks,
-    RevokeArtifact,
-    ShareArtifact,
-    StoreArtifact,
-)
+from .._messages import DeleteArtifact, RecordHooks, RevokeArtifact, ShareArtifact, StoreArtifact
 from .._model import SessionStatus
 from ..hooks._hooks import HookPoint, Hooks
 from ..sessions import _session_layout as session_layout
