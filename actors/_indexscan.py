@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Iterator
 from contextlib import aclosing
-from typing import TypeVar, cast
+from typing import TypeVar
 
-from satchel.storage import INDEX, RecordReads, Space, iter_pairs, prefix_upper_bound
+from satchel.storage import RecordReads, prefix_upper_bound
 
 from .sessions._session_layout import u64
 
@@ -26,21 +26,6 @@ def created_range(
     lower = prefix if after_us is None else prefix + u64(after_us + 1)
     upper = prefix_upper_bound(prefix) if before_us is None else prefix + u64(before_us)
     return lower, upper
-
-
-def paged(
-    records: RecordReads,
-    lower: bytes,
-    upper: bytes,
-    *,
-    space: Space = INDEX,
-    reverse: bool = False,
-    page: int = 256,
-) -> AsyncGenerator[tuple[bytes, bytes], None]:
-    """``iter_pairs``, typed as the async generator it is: a reader that may stop early
-    closes it (``contextlib.aclosing``) rather than leave it to the event loop's finalizer."""
-    pairs = iter_pairs(records, lower, upper, space=space, reverse=reverse, page=page)
-    return cast(AsyncGenerator[tuple[bytes, bytes], None], pairs)
 
 
 async def most_selective(

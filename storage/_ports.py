@@ -207,8 +207,9 @@ async def iter_pairs(
     space: Space = INDEX,
     reverse: bool = False,
     page: int = 256,
-) -> AsyncIterator[tuple[bytes, bytes]]:
-    """``iter_pages``, one pair at a time."""
+) -> AsyncGenerator[tuple[bytes, bytes], None]:
+    """``iter_pages``, one pair at a time (a reader that may stop early closes it,
+    ``contextlib.aclosing``, rather than leave it to the event loop's finalizer)."""
     pages = iter_pages(reads, lower, upper, space=space, reverse=reverse, page=page)
     async with aclosing(pages):
         async for found in pages:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
-from satchel.storage import RecordReads, prefix_pairs, prefix_upper_bound
+from satchel.storage import RecordReads, iter_pairs, prefix_pairs, prefix_upper_bound
 from satchel.storage import _keys as keys
 
 from .. import _indexscan as indexscan
@@ -293,8 +293,8 @@ class ArtifactRecords:
         self, lower: bytes, upper: bytes, *, reverse: bool = False, page: int = 256
     ) -> AsyncGenerator[tuple[bytes, bytes], None]:
         """The entries of an index range (``_artifact_index``'s prefixes), read ``page`` at a
-        time (``_indexscan.paged``)."""
-        return indexscan.paged(self._records, lower, upper, reverse=reverse, page=page)
+        time (``storage.iter_pairs``)."""
+        return iter_pairs(self._records, lower, upper, reverse=reverse, page=page)
 
     def most_selective(
         self,

@@ -17,6 +17,7 @@ from satchel.storage import (
     RecordReads,
     RecordStore,
     iter_pages,
+    iter_pairs,
     prefix_upper_bound,
 )
 from satchel.storage import _keys as keys
@@ -172,7 +173,7 @@ class SessionRecords:
         reader that stops early), and where a position starts in their keys."""
         prefix = event_log.events_prefix(sid)
         upper = prefix_upper_bound(prefix)
-        return len(prefix), indexscan.paged(self._records, prefix, upper, reverse=True, page=page)
+        return len(prefix), iter_pairs(self._records, prefix, upper, reverse=True, page=page)
 
     async def add_clear_events(self, batch: Batch, sid: bytes) -> int:
         """Add the removal of every event of session ``sid`` to ``batch``; how many there
@@ -261,8 +262,8 @@ class SessionRecords:
         self, lower: bytes, upper: bytes, *, reverse: bool = False, page: int = 256
     ) -> AsyncGenerator[tuple[bytes, bytes], None]:
         """The entries of an index range (``_session_layout``'s index prefixes), read
-        ``page`` at a time (``_indexscan.paged``)."""
-        return indexscan.paged(self._records, lower, upper, reverse=reverse, page=page)
+        ``page`` at a time (``storage.iter_pairs``)."""
+        return iter_pairs(self._records, lower, upper, reverse=reverse, page=page)
 
     def index_page_lists(
         self, lower: bytes, upper: bytes, *, reverse: bool = False, page: int = 256
