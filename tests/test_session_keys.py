@@ -138,6 +138,30 @@ async def test_a_fork_takes_a_key_and_keeps_the_scope(rt: Runtime) -> None:
     assert (await rt.check()).clean
 
 
+async def test_a_keyed_fork_racing_a_creation_of_its_key_is_refused(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyed fork whose key is taken after its check (another process's creation) fails
+    with SessionExists at the write and leaves the other session whole."""
+    from satchel.actors.sessions import _creation
+
+    await rt.sessions.create(key="src")
+    await rt.sessions.set_state("src", "v", 1)
+    checked = _creation.refuse_taken
+
+    async def then_taken(sessions: object, record: layout.SessionRecord, sid: bytes) -> None:
+        await checked(sessions, record, sid)  # type: ignore[arg-type]
+        await rt.sessions.create(key="dst", name="the other")  # lands between check and write
+
+    monkeypatch.setattr(_creation, "refuse_taken", then_taken)
+    with pytest.raises(SessionExistsError):
+        await rt.sessions.fork("src", key="dst")
+    info = await rt.sessions.get("dst")
+    assert info.name == "the other"
+    assert await rt.sessions.get_state("dst", "v") is None
+    assert (await rt.check()).clean
+
+
 async def test_keyed_sessions_survive_a_restart(tmp_path: Path) -> None:
     """Keys, apps and users are stored and indexed."""
     async with open_runtime(tmp_path / "data") as rt:

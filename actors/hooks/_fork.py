@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from satchel.storage import Batch, RecordReads
+from satchel.storage import ABSENT, Batch, RecordReads
 from satchel.storage import _keys as keys
 
 from .. import _validate as validate
@@ -66,7 +66,10 @@ async def fork_batch(
         data["hooks"] = hook_records
     counters = layout.Counters(1, now, 0, len(copied), sum(r.size for r in copied))
     batch.put(layout.record_key(sid), layout.RECORD_CODEC.encode(record))
-    batch.put(layout.counters_key(sid), counters.encode())
+    # A keyed fork's counters expect none, as a keyed creation's do (add_created): another
+    # process creating the same key at once must not be written over.
+    keyed = ABSENT if record.key is not None else None
+    batch.put(layout.counters_key(sid), counters.encode(), expect=keyed)
     cause = {"session_id": state.session_id, "seq": state.seq}
     batch.put(layout.journal_key(sid, 1), layout.encode_entry(now, "session_forked", data, cause))
     for index_key, index_value in layout.index_entries(sid, record):

@@ -192,8 +192,8 @@ async def write_created(
     if len(encoded) > validate.MAX_METADATA_BYTES:
         # Only a large record can hold metadata over its limit; small ones skip the encode.
         check_metadata_size(record.metadata)
-    # A keyed session's counters expect none: another process creating the same key at
-    # once must not write over it (refuse_taken read before we write).
+    # A keyed session's counters expect none: a session with that key already, or another
+    # process creating the same key at once, fails the write (SessionExistsError).
     SessionRecords.add_created(batch, sid, record, encoded, now, created, cause)
     try:
         await records.write(batch)

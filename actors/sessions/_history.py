@@ -12,7 +12,12 @@ from typing import Any
 
 import attrs
 
-from satchel.runtime._errors import InvalidArgumentError, SessionNotFoundError
+from satchel.runtime._errors import (
+    InvalidArgumentError,
+    SessionExistsError,
+    SessionNotFoundError,
+    WriteConflictError,
+)
 from satchel.storage import Batch, BlobStore, RecordStore
 
 from .. import _validate as validate
@@ -147,5 +152,11 @@ class History:
         )
         if extra is not None:
             batch.extend(extra)
-        await self._blobs.commit(batch, add=refs)
+        try:
+            await self._blobs.commit(batch, add=refs)
+        except WriteConflictError:
+            # The batch's one condition: a keyed fork's counters expect none (fork_batch).
+            raise SessionExistsError(
+                f"a session keyed {record.key!r} exists already ({record.id})"
+            ) from None
         return data, cause

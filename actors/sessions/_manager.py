@@ -202,7 +202,9 @@ class SessionManager(EventLogCalls):
         now = record.created_us
         batch = Batch()
         self._sessions.add_variables(batch, sid, initial)
-        await creation.refuse_taken(self._sessions, record, sid)
+        if record.budget_of is not None:
+            # Refused before it is counted against a budget; otherwise the write refuses it.
+            await creation.refuse_taken(self._sessions, record, sid)
         holders = await self._budgets.admit(batch, record, sid)
         try:
             await creation.write_created(self._records, batch, record, sid, now, created, cause)
