@@ -4,8 +4,8 @@ Each side runs from its own detached worktree, without installing it, through a 
 symlinks laid out as the package installs (as .ci/typecheck builds one), put first on
 PYTHONPATH; each side runs its own copy of the perf/ scripts and reads its own 100k folders
 (built by its own code). Runs alternate old, new, new, old (per round pair) so drift in the
-machine's load falls on both sides alike; the runs of a side are merged (pyperf convert
---add) and compared with ``pyperf compare_to --table``.
+machine's load falls on both sides alike; the runs of a side are merged (``merge_runs``)
+and compared with ``pyperf compare_to --table``.
 
 Setup (outside the repository)::
 
@@ -85,16 +85,24 @@ def run(
                 log.write(line + "\n" + " ".join(cmd) + "\n")
 
 
+def merge_runs(files: list[Path], target: Path) -> None:
+    """Every run of ``files`` in one pyperf file (``pyperf convert --add`` takes one file
+    only: given several, it kept the last)."""
+    import pyperf
+
+    suite = pyperf.BenchmarkSuite.load(str(files[0]))
+    for extra in files[1:]:
+        suite.add_runs(pyperf.BenchmarkSuite.load(str(extra)))
+    suite.dump(str(target), replace=True)
+
+
 def compare(suite: str) -> None:
     merged = {}
     for side in ("old", "new"):
         files = sorted(RESULTS.glob(f"{suite}_{side}_*.json"))
         target = RESULTS / f"{suite}_{side}.json"
         target.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "pyperf", "convert", str(files[0]), "-o", str(target)]
-        for extra in files[1:]:
-            cmd += ["--add", str(extra)]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        merge_runs(files, target)
         merged[side] = target
     subprocess.run(
         [
