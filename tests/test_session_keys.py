@@ -308,3 +308,18 @@ def test_a_key_names_the_uuid5_it_always_did(key: str) -> None:
         assert derived == str(as_uuid)
     else:
         assert derived == str(uuid.uuid5(_validate._KEY_NAMESPACE, key))
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=8))
+def test_a_key_names_the_same_session_when_remembered(keys: list[str]) -> None:
+    """Naming a session by key gives the derived id on every call, remembered or not, and a
+    key refused once is refused again."""
+    for key in [*keys, *reversed(keys)]:
+        try:
+            expected = _validate.session_id_for(key)
+        except (InvalidArgumentError, ValidationError) as error:
+            with pytest.raises(type(error)):
+                _validate.session_id(key)
+            continue
+        assert _validate.session_id(key) == expected
