@@ -471,3 +471,16 @@ async def test_variables_read_by_prefix(rt: Runtime) -> None:
     assert await rt.sessions.state(sid, prefix="c:") == {"c:1": 1, "c:2": 2}
     assert await rt.sessions.state(sid, prefix="zz") == {}
     assert len(await rt.sessions.state(sid)) == 4
+
+
+@pytest.mark.parametrize("created", ["0001-01-01T00:00:00+10:00", "9999-12-31T23:59:59-10:00"])
+async def test_expect_created_at_past_what_a_utc_date_holds_is_refused(
+    rt: Runtime, created: str
+) -> None:
+    """An ``expect_created_at`` whose offset carries it before the year 1 or past 9999 in
+    UTC is a ValidationError, and the append writes nothing."""
+    sid = await rt.sessions.create()
+    with pytest.raises(ValidationError, match="expect_created_at"):
+        await rt.sessions.append_event(sid, {"n": 1}, expect_created_at=created)
+    assert await rt.sessions.events(sid) == []
+    assert rt.control.statistics().supervisor.failed_actors == 0  # it once crashed the actor

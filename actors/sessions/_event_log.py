@@ -36,6 +36,8 @@ _U64 = struct.Struct(">Q")
 _LAST = struct.Struct(">QQ")  # the last position given, the last event's time (µs)
 _LAST_US = validate.LAST_US
 _EPOCH = validate.to_datetime(0)
+#: The first microsecond a datetime can hold (1 January of the year 1, UTC).
+_FIRST_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _POSITION_MAX = (1 << 63) - 1
 #: The most events one append may carry.
 MAX_EVENTS_PER_APPEND = 10_000
@@ -136,7 +138,14 @@ def created_micros(value: object) -> int:
         raise InvalidArgumentError("expect_created_at must be a datetime or RFC 3339 text")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    us: int = (moment - _EPOCH) // timedelta(microseconds=1)
+    if not _FIRST_US <= us <= _LAST_US:
+        # An offset can carry a time past what a UTC datetime holds (the year 1 at +10:00);
+        # no session was created then, and the refusal's message could not name it.
+        raise ValidationError(
+            f"expect_created_at must be a time from the year 1 to 9999 in UTC, not {value!r}"
+        )
+    return us
 
 
 def checked_append(
