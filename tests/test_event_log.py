@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from satchel import (
+    IntegrityError,
     InvalidArgumentError,
     InvalidStateTransitionError,
     Runtime,
@@ -473,6 +474,32 @@ async def test_variables_read_by_prefix(rt: Runtime) -> None:
     assert len(await rt.sessions.state(sid)) == 4
 
 
+#: A time past the year 9999, which no date can hold: only a damaged record stores it.
+PAST_9999_US = 2**62
+
+
+@pytest.mark.parametrize("read", [{}, {"last": 1}, {"after": 0}])
+async def test_an_event_stored_with_a_time_no_date_holds_is_an_integrity_error(
+    rt: Runtime, read: dict[str, Any]
+) -> None:
+    """An event whose stored time no date can hold (a damaged record) reads as
+    IntegrityError, whether the whole log is read or only its end."""
+    from satchel.actors.sessions import _event_log as event_log
+    from satchel.actors.sessions import _session_layout as layout
+    from satchel.storage import Batch
+
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1})
+    damaged = Batch()
+    damaged.put(
+        event_log.event_key(layout.bytes_of(sid), 1),
+        event_log.encode_event(PAST_9999_US, {"n": 1}),
+    )
+    await rt.store.records.write(damaged)
+    with pytest.raises(IntegrityError, match="session event"):
+        await rt.sessions.events(sid, **read)
+
+
 @pytest.mark.parametrize("created", ["0001-01-01T00:00:00+10:00", "9999-12-31T23:59:59-10:00"])
 async def test_expect_created_at_past_what_a_utc_date_holds_is_refused(
     rt: Runtime, created: str
@@ -484,3 +511,26 @@ async def test_expect_created_at_past_what_a_utc_date_holds_is_refused(
         await rt.sessions.append_event(sid, {"n": 1}, expect_created_at=created)
     assert await rt.sessions.events(sid) == []
     assert rt.control.statistics().supervisor.failed_actors == 0  # it once crashed the actor
+
+
+async def test_an_expecting_append_on_a_damaged_creation_time_is_an_integrity_error(
+    rt: Runtime,
+) -> None:
+    """An append expecting a creation time, on a session whose stored record holds one no
+    date can (a damaged record), is refused with IntegrityError."""
+    import attrs
+
+    from satchel.actors.sessions import _session_layout as layout
+    from satchel.storage import Batch
+
+    sid = await rt.sessions.create()
+    born = (await rt.sessions.get(sid)).created_at
+    key = layout.record_key(layout.bytes_of(sid))
+    raw = await rt.store.records.get(key)
+    assert raw is not None
+    record = attrs.evolve(layout.RECORD_CODEC.decode(raw), created_us=PAST_9999_US)
+    damaged = Batch()
+    damaged.put(key, layout.RECORD_CODEC.encode(record))
+    await rt.store.records.write(damaged)
+    with pytest.raises(IntegrityError, match="session record"):
+        await rt.sessions.append_event(sid, {"n": 1}, expect_created_at=born)

@@ -38,6 +38,8 @@ _LAST_US = validate.LAST_US
 _EPOCH = validate.to_datetime(0)
 #: The first microsecond a datetime can hold (1 January of the year 1, UTC).
 _FIRST_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+#: What a damaged event's time is named by (``validate.stored_datetime``).
+_AN_EVENT = "a session event"
 _POSITION_MAX = (1 << 63) - 1
 #: The most events one append may carry.
 MAX_EVENTS_PER_APPEND = 10_000
@@ -108,7 +110,7 @@ def encode_event(at_us: int, data: Mapping[str, Any]) -> bytes:
 def decode_event(position: int, raw: bytes) -> SessionEvent:
     """An event from its stored bytes."""
     at_us, data = msgpack.unpackb(raw, raw=False)
-    return _event(position, validate.to_datetime(at_us), data)
+    return _event(position, validate.stored_datetime(at_us, _AN_EVENT), data)
 
 
 class Append(NamedTuple):
@@ -299,7 +301,7 @@ async def read(
     if last is None and after_us is None:
         return await sessions.events(sid)
     found: list[SessionEvent] = []
-    unpack, position_at, to_datetime = msgpack.unpackb, _U64.unpack_from, validate.to_datetime
+    unpack, position_at, dated = msgpack.unpackb, _U64.unpack_from, validate.stored_datetime
     new, set_position, set_at, set_data = _new_object, _set_position, _set_at, _set_data
     moment_us, moment = -1, _EPOCH  # the events of one append share their time: made once
     # Paged (``last`` a page when given): the read stops at the first event not after
@@ -311,7 +313,7 @@ async def read(
             if at_us != moment_us:
                 if after_us is not None and at_us <= after_us:
                     break
-                moment_us, moment = at_us, to_datetime(at_us)
+                moment_us, moment = at_us, dated(at_us, _AN_EVENT)
             event = new(SessionEvent)  # ``_event``, inline: once per event read
             set_position(event, position_at(key, start)[0])
             set_at(event, moment)

@@ -82,8 +82,9 @@ class EventLogTurns:
         append: log.Append = message.append
         created = append.expect_created_us
         if created is not None and created != record.created_us:
+            was = validate.stored_datetime(record.created_us, "a session record")
             raise InvalidStateTransitionError(
-                f"session {self._id} was created at {validate.to_datetime(record.created_us)},"
+                f"session {self._id} was created at {was},"
                 f" not {validate.to_datetime(created)}: it was deleted and created again "
                 "since it was read"
             )
