@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from satchel import (
+    IntegrityError,
     InvalidArgumentError,
     InvalidStateTransitionError,
     Runtime,
@@ -463,6 +464,38 @@ async def test_check_fix_keeps_the_data_of_an_unreadable_record(rt: Runtime) -> 
     assert report.sessions == 1 and any("newer" in p for p in report.problems)
     assert not report.fixed
     assert (await session_keys(rt)) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "us"), [("created_us", 2**62), ("ended_us", 2**62), ("updated_us", -(2**62))]
+)
+async def test_a_stored_time_no_date_holds_reads_as_integrity_error(
+    rt: Runtime, field: str, us: int
+) -> None:
+    """A session whose record or counters hold a time no date can (before the year 1 or past
+    9999: a damaged record) reads as IntegrityError from get and list, not OverflowError."""
+    import attrs
+
+    from satchel.actors.sessions import _session_layout as layout
+    from satchel.storage import Batch
+
+    sid = await rt.sessions.create()
+    record_key = layout.record_key(layout.bytes_of(sid))
+    counters_key = layout.counters_key(layout.bytes_of(sid))
+    raw_record, raw_counters = await rt.store.records.get_many([record_key, counters_key])
+    assert raw_record is not None and raw_counters is not None
+    damaged = Batch()
+    if field == "updated_us":
+        counters = layout.Counters.decode(raw_counters)._replace(updated_us=us)
+        damaged.put(counters_key, counters.encode())
+    else:
+        record = attrs.evolve(layout.RECORD_CODEC.decode(raw_record), **{field: us})
+        damaged.put(record_key, layout.RECORD_CODEC.encode(record))
+    await rt.store.records.write(damaged)
+    with pytest.raises(IntegrityError, match="session"):
+        await rt.sessions.get(sid)
+    with pytest.raises(IntegrityError, match="session"):
+        await rt.sessions.list()
 
 
 async def test_create_takes_the_spec_names_and_optional_nones(rt: Runtime) -> None:

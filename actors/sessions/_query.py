@@ -147,9 +147,14 @@ def to_info(record: layout.SessionRecord, counters: layout.Counters) -> SessionI
         status=record.status,
         parent_session_id=record.parent_id,
         config=record.config,
-        created_at=validate.to_datetime(record.created_us),
-        updated_at=validate.to_datetime(counters.updated_us),
-        ended_at=None if record.ended_us is None else validate.to_datetime(record.ended_us),
+        # Times read from the store: one no date can hold is a damaged record.
+        created_at=validate.stored_datetime(record.created_us, "a session record"),
+        updated_at=validate.stored_datetime(counters.updated_us, "session counters"),
+        ended_at=(
+            None
+            if record.ended_us is None
+            else validate.stored_datetime(record.ended_us, "a session record")
+        ),
         artifact_count=counters.artifacts,
         total_bytes=counters.total_bytes,
         operation_count=counters.operations,
