@@ -3,10 +3,12 @@ subscribers follow them live."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import anyio
 import pytest
 
-from satchel import InvalidArgumentError, Runtime, ValidationError
+from satchel import IntegrityError, InvalidArgumentError, Runtime, ValidationError
 
 
 async def test_subscribers_follow_events_live(rt: Runtime) -> None:
@@ -123,3 +125,52 @@ async def test_readers_sharing_a_subscription_each_wake(rt: Runtime) -> None:
                 await rt.sessions.set_state(sid, f"k{i}", i)
                 await anyio.wait_all_tasks_blocked()
     assert sorted(key for _, key in got) == ["k0", "k1", "k2", "k3"]
+
+
+#: A time past the year 9999, which no date can hold: only a damaged record stores it.
+PAST_9999_US = 2**62
+
+
+async def damage_entry(rt: Runtime, sid: str, seq: int) -> None:
+    """Store journal entry ``seq`` of session ``sid`` again with a time no date can hold."""
+    from satchel.actors.sessions import _session_layout as layout
+    from satchel.storage import Batch
+
+    key = layout.journal_key(layout.bytes_of(sid), seq)
+    raw = await rt.store.records.get(key)
+    assert raw is not None
+    _, kind, data, cause = layout.decode_entry_with_cause(raw)
+    damaged = Batch()
+    damaged.put(key, layout.encode_entry(PAST_9999_US, kind, data, cause))
+    await rt.store.records.write(damaged)
+
+
+@pytest.mark.parametrize("seq", [1, 2])
+async def test_a_journal_entry_with_a_time_no_date_holds_reads_as_integrity_error(
+    rt: Runtime, seq: int
+) -> None:
+    """A journal entry, the first or the last, whose stored time no date can hold (a damaged
+    record) makes the timeline and the replay metadata raise IntegrityError."""
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)
+    await damage_entry(rt, sid, seq)
+    with pytest.raises(IntegrityError, match="journal entry"):
+        await rt.sessions.timeline(sid)
+    with pytest.raises(IntegrityError, match="journal entry"):
+        await rt.sessions.replay_metadata(sid)
+
+
+async def test_another_nodes_entry_with_a_time_no_date_holds_is_an_integrity_error(
+    rt: Runtime,
+) -> None:
+    """An entry another cluster node wrote, read for a subscriber here, whose stored time no
+    date can hold (a damaged record) raises IntegrityError, not OverflowError."""
+    from satchel.actors.cluster._events import ClusterEvents
+
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)
+    await damage_entry(rt, sid, 2)
+    listener = ClusterEvents(cast(Any, None), rt.events, rt.store.records, holder="here")
+    async with rt.events.subscribe(session_id=sid):
+        with pytest.raises(IntegrityError, match="journal entry"):
+            await listener._received(f"there\n{sid} 2")

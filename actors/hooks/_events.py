@@ -173,7 +173,7 @@ class EventBus:
                         session_id,
                         await self.correlation_of(session_id),
                         seq,
-                        validate.to_datetime(at_us),
+                        validate.stored_datetime(at_us, "a journal entry"),
                         kind,
                         data,
                         cause,

@@ -119,8 +119,8 @@ class History:
         return ReplayMetadata(
             session_id,
             last[0],
-            validate.to_datetime(first[1]),
-            validate.to_datetime(last[1]),
+            validate.stored_datetime(first[1], "a journal entry"),
+            validate.stored_datetime(last[1], "a journal entry"),
             True,
         )
 

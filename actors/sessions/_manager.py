@@ -394,7 +394,14 @@ class SessionManager(EventLogCalls):
         validate.page(offset, limit)
         correlation = await correlation_of(self._records, session_id)
         return [
-            JournalEntry(seq, validate.to_datetime(at_us), kind, data, correlation, cause)
+            JournalEntry(
+                seq,
+                validate.stored_datetime(at_us, "a journal entry"),
+                kind,
+                data,
+                correlation,
+                cause,
+            )
             for seq, at_us, kind, data, cause in await self._sessions.journal(
                 sid, offset + 1, limit
             )
