@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from satchel import (
+    IntegrityError,
     InvalidArgumentError,
     Runtime,
     SessionNotFoundError,
@@ -110,3 +111,17 @@ async def test_a_replay_repeats_no_faster_than_the_runtime_allows(tmp_path: Path
     async with open_runtime(store="memory", min_replay_interval_s=0.01) as rt:
         sid = await rt.sessions.create()
         assert await rt.replays.schedule(sid, every_s=0.05)
+
+
+async def test_a_run_kept_with_a_time_no_date_holds_reads_as_integrity_error(rt: Runtime) -> None:
+    """A kept run whose stored time no date can hold (past the year 9999: a damaged record)
+    makes ``results`` raise IntegrityError, not OverflowError."""
+    from satchel.actors.hooks._hook_records import HookRecords
+    from satchel.actors.hooks._schedule_layout import StoredRun
+
+    sid = await rt.sessions.create()
+    schedule = await rt.replays.schedule(sid, when=rt.supervisor.clock() + 3600)
+    damaged = StoredRun(2**62, 1, 0, 0, 0, None)
+    await HookRecords(rt.store.records).keep_run(schedule, damaged, kept=2)
+    with pytest.raises(IntegrityError, match="replay run"):
+        await rt.replays.results(schedule)

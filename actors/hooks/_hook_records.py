@@ -77,7 +77,7 @@ class HookRecords:
             found.append(
                 ReplayRun(
                     schedule_id,
-                    validate.to_datetime(s.ran_us),
+                    validate.stored_datetime(s.ran_us, "a replay run record"),
                     s.events_replayed,
                     s.hooks_replayed,
                     s.matched,
