@@ -10,6 +10,7 @@ import pytest
 from satchel import (
     AccessDeniedError,
     ArtifactNotFoundError,
+    IntegrityError,
     InvalidArgumentError,
     QuotaExceededError,
     Runtime,
@@ -370,3 +371,19 @@ async def test_handle_methods_share_query_revoke_and_audit(rt: Runtime) -> None:
     assert await owning.revoke_artifact("doc", other)
     assert await reading.query_artifacts() == []
     assert [e.action for e in await owning.artifact_audit_log("doc")] == ["share", "revoke"]
+
+
+async def test_an_audit_entry_with_a_time_no_date_holds_reads_as_integrity_error(
+    rt: Runtime,
+) -> None:
+    """An audit entry whose stored time no date can hold (past the year 9999: a damaged
+    record) makes the audit log raise IntegrityError, not OverflowError."""
+    from satchel.actors.artifacts._audit import AuditLog
+    from satchel.actors.sessions import _session_layout as layout
+
+    owner, other, _ = await three(rt)
+    await AuditLog(rt.store.records).write(
+        layout.bytes_of(owner), at_us=2**62, caller=other, action="read", granted=False, name="doc"
+    )
+    with pytest.raises(IntegrityError, match="audit entry"):
+        await rt.artifacts.audit_log(owner, "doc")

@@ -158,7 +158,7 @@ class AuditLog:
             s = _CODEC.decode(raw)
             entries.append(
                 AuditEntry(
-                    validate.to_datetime(s.at_us),
+                    validate.stored_datetime(s.at_us, "an audit entry"),
                     s.session_id,
                     s.action,
                     s.granted,
