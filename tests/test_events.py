@@ -3,6 +3,7 @@ subscribers follow them live."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 import anyio
@@ -160,17 +161,23 @@ async def test_a_journal_entry_with_a_time_no_date_holds_reads_as_integrity_erro
         await rt.sessions.replay_metadata(sid)
 
 
-async def test_another_nodes_entry_with_a_time_no_date_holds_is_an_integrity_error(
-    rt: Runtime,
+async def test_another_nodes_damaged_entry_is_skipped_and_the_rest_delivered(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An entry another cluster node wrote, read for a subscriber here, whose stored time no
-    date can hold (a damaged record) raises IntegrityError, not OverflowError."""
+    """An entry another cluster node wrote whose stored time no date can hold (a damaged
+    record) is logged and skipped, and the next entry of the same notice still reaches the
+    subscriber here."""
     from satchel.actors.cluster._events import ClusterEvents
 
     sid = await rt.sessions.create()
     await rt.sessions.set_state(sid, "k", 1)
+    await rt.sessions.set_state(sid, "k", 2)
     await damage_entry(rt, sid, 2)
     listener = ClusterEvents(cast(Any, None), rt.events, rt.store.records, holder="here")
-    async with rt.events.subscribe(session_id=sid):
-        with pytest.raises(IntegrityError, match="journal entry"):
-            await listener._received(f"there\n{sid} 2")
+    async with rt.events.subscribe(session_id=sid) as feed:
+        with caplog.at_level(logging.WARNING, logger="satchel.cluster"):
+            await listener._received(f"there\n{sid} 2\n{sid} 3")
+        delivered = await feed.__anext__()
+    assert (delivered.seq, delivered.data["value"]) == (3, 2)
+    assert listener.received == 1
+    assert "entry 2 of session" in caplog.text and "journal entry" in caplog.text

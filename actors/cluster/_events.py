@@ -16,6 +16,7 @@ from typing import final
 
 import anyio
 
+from satchel.runtime._errors import IntegrityError
 from satchel.storage import RecordReads
 from satchel.storage._pg_notices import MAX_NOTICE, PostgresNotices
 
@@ -104,6 +105,13 @@ class ClusterEvents:
             raw = await self._records.get(layout.journal_key(layout.bytes_of(session_id), int(seq)))
             if raw is None:
                 continue  # gone since (the session was deleted)
-            at_us, kind, data, cause = layout.decode_entry_with_cause(raw)
-            await self._bus.deliver(session_id, int(seq), at_us, kind, data, cause)
+            try:
+                at_us, kind, data, cause = layout.decode_entry_with_cause(raw)
+                await self._bus.deliver(session_id, int(seq), at_us, kind, data, cause)
+            except IntegrityError as error:
+                # One damaged entry (the timeline raises it to whoever reads it there): the
+                # rest of the notice still reaches its subscribers, and the node keeps
+                # listening rather than missing notices while it starts again.
+                log.warning("entry %s of session %s not passed on: %s", seq, session_id, error)
+                continue
             self.received += 1
