@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -159,6 +160,36 @@ async def test_a_keyed_fork_racing_a_creation_of_its_key_is_refused(
     info = await rt.sessions.get("dst")
     assert info.name == "the other"
     assert await rt.sessions.get_state("dst", "v") is None
+    assert (await rt.check()).clean
+
+
+@pytest.mark.parametrize("key", [None, "free-key"])
+async def test_contention_on_a_create_or_fork_is_no_taken_key(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    """A create or fork whose write loses to other writers (WriteConflictError, as PostgreSQL
+    gives after retries) raises that conflict, not SessionExists, when its key is free."""
+    from satchel import WriteConflictError
+
+    origin = await rt.sessions.create()
+
+    def contended() -> Any:
+        async def once(*args: Any, **kwargs: Any) -> Any:
+            monkeypatch.undo()  # the next write goes through
+            raise WriteConflictError("other writers kept holding the records")
+
+        return once
+
+    monkeypatch.setattr(type(rt.store.records), "write", contended())
+    with pytest.raises(WriteConflictError):
+        await rt.sessions.create(key=key)
+    monkeypatch.setattr(type(rt.store.blobs), "commit", contended())
+    with pytest.raises(WriteConflictError):
+        await rt.sessions.fork(origin, key=key)
+    if key is not None:
+        with pytest.raises(SessionNotFoundError):
+            await rt.sessions.get(key)
+        assert await rt.sessions.create(key=key) == session_id_for(key)  # nothing was taken
     assert (await rt.check()).clean
 
 

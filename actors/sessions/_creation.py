@@ -126,6 +126,14 @@ async def refuse_taken(sessions: SessionRecords, record: layout.SessionRecord, s
         raise SessionExistsError(f"a session keyed {record.key!r} exists already ({record.id})")
 
 
+async def refuse_if_taken(records: RecordStore, record: layout.SessionRecord, sid: bytes) -> None:
+    """After a write of the keyed session ``record`` failed its conditions:
+    ``SessionExistsError`` if its key is taken, as its counters' condition expects (the
+    caller re-raises the conflict otherwise: contention is no taken key)."""
+    if record.key is not None and await SessionRecords(records).has_counters(sid):
+        raise SessionExistsError(f"a session keyed {record.key!r} exists already ({record.id})")
+
+
 def created_data(record: layout.SessionRecord) -> dict[str, Any]:
     """The ``session_created`` entry's data."""
     # Description, metadata and config are read from the record, which lives and dies with
@@ -198,6 +206,5 @@ async def write_created(
     try:
         await records.write(batch)
     except WriteConflictError:
-        raise SessionExistsError(
-            f"a session keyed {record.key!r} exists already ({record.id})"
-        ) from None
+        await refuse_if_taken(records, record, sid)
+        raise  # not the key: other writers held the records (PostgreSQL), try again

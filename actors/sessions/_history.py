@@ -14,7 +14,6 @@ import attrs
 
 from satchel.runtime._errors import (
     InvalidArgumentError,
-    SessionExistsError,
     SessionNotFoundError,
     WriteConflictError,
 )
@@ -26,6 +25,7 @@ from ..hooks._fork import fork_batch
 from ..hooks._hooks import Hooks
 from ..hooks._replay import ReplayProgress, ReplayResult, SessionState
 from . import _session_layout as layout
+from ._creation import refuse_if_taken
 from ._session_records import SessionRecords
 
 
@@ -155,8 +155,7 @@ class History:
         try:
             await self._blobs.commit(batch, add=refs)
         except WriteConflictError:
-            # The batch's one condition: a keyed fork's counters expect none (fork_batch).
-            raise SessionExistsError(
-                f"a session keyed {record.key!r} exists already ({record.id})"
-            ) from None
+            # The batch's one condition of ours: a keyed fork's counters expect none.
+            await refuse_if_taken(self._records, record, sid)
+            raise
         return data, cause
