@@ -343,11 +343,14 @@ def to_datetime(us: int) -> datetime:
 
 def stored_datetime(us: int, what: str) -> datetime:
     """``to_datetime`` of a time read from the store: ``IntegrityError`` if no datetime can
-    hold it (before year 1 or after 9999: a damaged record), not ``OverflowError``."""
+    hold it (before year 1 or after 9999, or no number: a damaged record), not
+    ``OverflowError`` or ``TypeError``."""
     try:
         return _EPOCH + timedelta(0, 0, us)
     except OverflowError:
         raise IntegrityError(f"{what} holds a time no date can: {us} µs") from None
+    except TypeError:
+        raise IntegrityError(f"{what} holds a time that is no number: {us!r}") from None
 
 
 def page(offset: object, limit: object) -> None:

@@ -161,18 +161,37 @@ async def test_a_journal_entry_with_a_time_no_date_holds_reads_as_integrity_erro
         await rt.sessions.replay_metadata(sid)
 
 
+#: Journal entries damaged in other ways: not msgpack, cut short, a time that is no number,
+#: a kind that is no text.
+OTHER_DAMAGE = [b"\xc1", b"\x93\x01\xa1x", b"\x94\xa1x\xa1k\x80\xc0", b"\x94\x01\x01\x80\xc0"]
+
+
+async def put_entry(rt: Runtime, sid: str, seq: int, raw: bytes) -> None:
+    """Store ``raw`` as journal entry ``seq`` of session ``sid``."""
+    from satchel.actors.sessions import _session_layout as layout
+    from satchel.storage import Batch
+
+    damaged = Batch()
+    damaged.put(layout.journal_key(layout.bytes_of(sid), seq), raw)
+    await rt.store.records.write(damaged)
+
+
+@pytest.mark.parametrize("raw", [None, *OTHER_DAMAGE])
 async def test_another_nodes_damaged_entry_is_skipped_and_the_rest_delivered(
-    rt: Runtime, caplog: pytest.LogCaptureFixture
+    rt: Runtime, caplog: pytest.LogCaptureFixture, raw: bytes | None
 ) -> None:
-    """An entry another cluster node wrote whose stored time no date can hold (a damaged
-    record) is logged and skipped, and the next entry of the same notice still reaches the
-    subscriber here."""
+    """An entry another cluster node wrote that is damaged (a time no date can hold, bytes
+    that are no entry) is logged and skipped, and the next entry of the same notice still
+    reaches the subscriber here."""
     from satchel.actors.cluster._events import ClusterEvents
 
     sid = await rt.sessions.create()
     await rt.sessions.set_state(sid, "k", 1)
     await rt.sessions.set_state(sid, "k", 2)
-    await damage_entry(rt, sid, 2)
+    if raw is None:
+        await damage_entry(rt, sid, 2)
+    else:
+        await put_entry(rt, sid, 2, raw)
     listener = ClusterEvents(cast(Any, None), rt.events, rt.store.records, holder="here")
     async with rt.events.subscribe(session_id=sid) as feed:
         with caplog.at_level(logging.WARNING, logger="satchel.cluster"):
@@ -181,3 +200,16 @@ async def test_another_nodes_damaged_entry_is_skipped_and_the_rest_delivered(
     assert (delivered.seq, delivered.data["value"]) == (3, 2)
     assert listener.received == 1
     assert "entry 2 of session" in caplog.text and "journal entry" in caplog.text
+
+
+@pytest.mark.parametrize("raw", OTHER_DAMAGE)
+async def test_a_journal_entry_that_does_not_decode_reads_as_integrity_error(
+    rt: Runtime, raw: bytes
+) -> None:
+    """A journal entry whose bytes are no entry (a damaged record) makes the timeline raise
+    IntegrityError, not msgpack's or Python's own errors."""
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)
+    await put_entry(rt, sid, 2, raw)
+    with pytest.raises(IntegrityError, match="journal entry"):
+        await rt.sessions.timeline(sid)

@@ -187,17 +187,39 @@ def encode_entry(
     return packed
 
 
+#: What decoding bytes that are no journal entry raises (msgpack's errors are ValueErrors or
+#: its UnpackException; a value of another shape fails unpacking or indexing).
+_UNDECODABLE = (ValueError, TypeError, IndexError, msgpack.UnpackException)
+
+
 def decode_entry_with_cause(
     value: bytes,
 ) -> tuple[int, str, dict[str, Any], dict[str, Any] | None]:
-    """``(at_us, kind, data, cause)`` of a stored journal entry."""
-    unpacked = msgpack.unpackb(value, raw=False, strict_map_key=False)
-    return unpacked[0], unpacked[1], unpacked[2], unpacked[3] if len(unpacked) > 3 else None
+    """``(at_us, kind, data, cause)`` of a stored journal entry; ``IntegrityError`` if the
+    bytes hold none (a damaged record)."""
+    try:
+        unpacked = msgpack.unpackb(value, raw=False, strict_map_key=False)
+        at_us, kind, data = unpacked[:3]
+        cause = unpacked[3] if len(unpacked) > 3 else None
+    except _UNDECODABLE as error:
+        raise IntegrityError(f"a journal entry does not decode: {error!r}") from None
+    if not (
+        type(at_us) is int
+        and type(kind) is str
+        and type(data) is dict
+        and (cause is None or type(cause) is dict)
+    ):
+        raise IntegrityError("a journal entry is not a time, a kind, its data and its cause")
+    return at_us, kind, data, cause
 
 
 def decode_entry(value: bytes) -> tuple[int, str, dict[str, Any]]:
-    """``(at_us, kind, data)`` of a stored journal entry."""
-    at_us, kind, data = msgpack.unpackb(value, raw=False, strict_map_key=False)[:3]
+    """``(at_us, kind, data)`` of a stored journal entry; ``IntegrityError`` if the bytes do
+    not decode (a damaged record)."""
+    try:
+        at_us, kind, data = msgpack.unpackb(value, raw=False, strict_map_key=False)[:3]
+    except _UNDECODABLE as error:
+        raise IntegrityError(f"a journal entry does not decode: {error!r}") from None
     return at_us, kind, data
 
 
