@@ -308,11 +308,20 @@ def state_key(key: object) -> bytes:
     return encoded
 
 
+def aware(field: str, moment: datetime) -> datetime:
+    """``moment`` with its offset from UTC (a naive one, or one whose time zone gives none,
+    is UTC); ``InvalidArgumentError`` if its time zone fails to give one."""
+    try:
+        offset = moment.utcoffset()
+    except (TypeError, ValueError) as error:
+        raise InvalidArgumentError(f"{field}: its time zone gives no offset ({error})") from None
+    return moment if offset is not None else moment.replace(tzinfo=UTC)
+
+
 def micros(field: str, value: object) -> int:
     """A time given as a datetime, RFC 3339 text or seconds since the epoch, in microseconds."""
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return round(moment.timestamp() * 1_000_000)
+        return round(aware(field, value).timestamp() * 1_000_000)
     if type(value) in (int, float):
         try:
             seconds = float(value)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ last events or those after a time, pop, clear, and the log through replay, fork 
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -534,3 +534,36 @@ async def test_an_expecting_append_on_a_damaged_creation_time_is_an_integrity_er
     await rt.store.records.write(damaged)
     with pytest.raises(IntegrityError, match="session record"):
         await rt.sessions.append_event(sid, {"n": 1}, expect_created_at=born)
+
+
+class _NoOffset(tzinfo):
+    """A time zone that gives no offset (its times are naive, hence UTC)."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+
+class _BrokenOffset(tzinfo):
+    """A time zone whose offset is no timedelta."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return 5  # type: ignore[return-value]
+
+
+async def test_times_in_odd_time_zones_are_utc_or_refused(rt: Runtime) -> None:
+    """A time whose zone gives no offset is taken as UTC, and one whose zone gives a broken
+    offset is InvalidArgument, for ``at`` and ``expect_created_at`` alike."""
+    sid = await rt.sessions.create()
+    created = (await rt.sessions.get(sid)).created_at
+    naive = created.replace(tzinfo=_NoOffset())
+    await rt.sessions.append_event(sid, {"n": 1}, at=naive, expect_created_at=naive)
+    assert (await rt.sessions.events(sid))[0].at == created
+    broken = created.replace(tzinfo=_BrokenOffset())
+    with pytest.raises(InvalidArgumentError, match="time zone"):
+        await rt.sessions.append_event(sid, {"n": 2}, at=broken)
+    with pytest.raises(InvalidArgumentError, match="time zone"):
+        await rt.sessions.append_event(sid, {"n": 2}, expect_created_at=broken)
+    assert len(await rt.sessions.events(sid)) == 1

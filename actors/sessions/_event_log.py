@@ -138,8 +138,7 @@ def created_micros(value: object) -> int:
             moment = None
     if not isinstance(moment, datetime):
         raise InvalidArgumentError("expect_created_at must be a datetime or RFC 3339 text")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = validate.aware("expect_created_at", moment)
     us: int = (moment - _EPOCH) // timedelta(microseconds=1)
     if not _FIRST_US <= us <= _LAST_US:
         # An offset can carry a time past what a UTC datetime holds (the year 1 at +10:00);
