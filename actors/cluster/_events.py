@@ -107,6 +107,7 @@ class ClusterEvents:
                 continue  # gone since (the session was deleted)
             try:
                 at_us, kind, data, cause = layout.decode_entry_with_cause(raw)
+                layout.check_entry(at_us, kind, data, cause)
                 await self._bus.deliver(session_id, int(seq), at_us, kind, data, cause)
             except IntegrityError as error:
                 # One damaged entry (the timeline raises it to whoever reads it there): the

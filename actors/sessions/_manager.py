@@ -393,19 +393,12 @@ class SessionManager(EventLogCalls):
         await self.get(session_id)
         validate.page(offset, limit)
         correlation = await correlation_of(self._records, session_id)
-        return [
-            JournalEntry(
-                seq,
-                validate.stored_datetime(at_us, "a journal entry"),
-                kind,
-                data,
-                correlation,
-                cause,
-            )
-            for seq, at_us, kind, data, cause in await self._sessions.journal(
-                sid, offset + 1, limit
-            )
-        ]
+        found = []
+        for seq, at_us, kind, data, cause in await self._sessions.journal(sid, offset + 1, limit):
+            layout.check_entry(at_us, kind, data, cause)
+            at = validate.stored_datetime(at_us, "a journal entry")
+            found.append(JournalEntry(seq, at, kind, data, correlation, cause))
+        return found
 
     # -- change ---------------------------------------------------------------------------
 

@@ -196,21 +196,25 @@ def decode_entry_with_cause(
     value: bytes,
 ) -> tuple[int, str, dict[str, Any], dict[str, Any] | None]:
     """``(at_us, kind, data, cause)`` of a stored journal entry; ``IntegrityError`` if the
-    bytes hold none (a damaged record)."""
+    bytes do not decode (a damaged record). Their types are not checked here, on replay's
+    path: ``check_entry`` does that where an entry leaves satchel."""
     try:
-        unpacked = msgpack.unpackb(value, raw=False, strict_map_key=False)
-        at_us, kind, data = unpacked[:3]
-        cause = unpacked[3] if len(unpacked) > 3 else None
+        entry = msgpack.unpackb(value, raw=False, strict_map_key=False)
+        return entry[0], entry[1], entry[2], entry[3] if len(entry) > 3 else None
     except _UNDECODABLE as error:
         raise IntegrityError(f"a journal entry does not decode: {error!r}") from None
-    if not (
-        type(at_us) is int
-        and type(kind) is str
-        and type(data) is dict
-        and (cause is None or type(cause) is dict)
+
+
+def check_entry(at_us: object, kind: object, data: object, cause: object) -> None:
+    """``IntegrityError`` unless a decoded journal entry is a time, a kind, its data and its
+    cause (a damaged record is not handed on to readers or subscribers)."""
+    if (
+        type(at_us) is not int
+        or type(kind) is not str
+        or type(data) is not dict
+        or (cause is not None and type(cause) is not dict)
     ):
         raise IntegrityError("a journal entry is not a time, a kind, its data and its cause")
-    return at_us, kind, data, cause
 
 
 def decode_entry(value: bytes) -> tuple[int, str, dict[str, Any]]:
