@@ -258,12 +258,15 @@ async def by_update_time(
     and each second's entries are sorted by the update times in their counters."""
     bucket_end = len(layout.BY_UPDATED) + 8
     members: list[tuple[bytes, bytes]] = []
+    bucket = b""
     async with aclosing(entries):
         async for entry in entries:
-            if members and entry[0][:bucket_end] != members[0][0][:bucket_end]:
-                for ranked in await _ranked(sessions, members, descending):
-                    yield ranked
-                members = []
+            if entry[0][:bucket_end] != bucket:
+                if members:
+                    for ranked in await _ranked(sessions, members, descending):
+                        yield ranked
+                    members = []
+                bucket = entry[0][:bucket_end]
             members.append(entry)
     for ranked in await _ranked(sessions, members, descending):
         yield ranked

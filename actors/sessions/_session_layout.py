@@ -135,6 +135,19 @@ class Counters(NamedTuple):
         return cls(*_COUNTERS.unpack(data))
 
 
+# ``Counters.updated_us`` alone, where it sits in the stored counters (after ``seq``).
+_UPDATED_AT = struct.Struct(">q")
+
+
+def updated_us_of(data: bytes) -> int:
+    """``Counters.decode(data).updated_us`` without the rest: a query ordered by update time
+    reads the counters of every session updated in the same second."""
+    if len(data) != _COUNTERS.size:
+        raise IntegrityError(f"session counters are {len(data)} bytes, not {_COUNTERS.size}")
+    updated: int = _UPDATED_AT.unpack_from(data, 8)[0]
+    return updated
+
+
 _U64_MAX = (1 << 64) - 1
 
 

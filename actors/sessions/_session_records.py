@@ -295,7 +295,8 @@ class SessionRecords:
         """When each session was last updated (µs; 0 for one without counters), one
         multi-get."""
         raw = await self._records.get_many([layout.counters_key(sid) for sid in sids])
-        return [layout.Counters.decode(r).updated_us if r else 0 for r in raw]
+        updated_us_of = layout.updated_us_of
+        return [updated_us_of(r) if r else 0 for r in raw]
 
     # -- batches --------------------------------------------------------------------------
 
