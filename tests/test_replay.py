@@ -213,3 +213,22 @@ async def test_a_debug_replay_keeps_the_states_from_the_entry_asked() -> None:
         assert window.state == whole.state
         with pytest.raises(InvalidArgumentError):
             await rt.sessions.replay(session_id, mode="debug", steps_from=0)
+
+
+async def test_a_journal_of_several_pages_replays_whole() -> None:
+    """A journal read a page at a time (entries on both sides of a page's end) replays and
+    rebuilds each state as the session had it."""
+    from satchel import open_runtime
+    from satchel.actors.hooks._replay import journal_pages
+
+    page = journal_pages.__defaults__[-1]  # type: ignore[index]
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create()
+        for n in range(2, 2 * page + 4):  # entry n sets "n" to n: the journal ends at 2p + 3
+            await rt.sessions.set_state(sid, "n", n)
+        result = await rt.sessions.replay(sid)
+        assert (result.events_replayed, result.state) == (2 * page + 3, {"n": 2 * page + 3})
+        for seq in (page, page + 1, 2 * page, 2 * page + 1):
+            assert (await rt.sessions.state_at(sid, seq)).variables == {"n": seq}
+        debug = await rt.sessions.replay(sid, mode="debug", at=page + 2)
+        assert [s.variables.get("n") for s in debug.steps][page - 1 :] == [page, page + 1, page + 2]

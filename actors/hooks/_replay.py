@@ -205,11 +205,15 @@ Entry = tuple[int, int, str, dict[str, Any], dict[str, Any] | None]
 
 
 async def journal_pages(
-    records: RecordReads, sid: bytes, upto: int | None = None, page: int = 1024
+    records: RecordReads, sid: bytes, upto: int | None = None, page: int = 256
 ) -> AsyncGenerator[list[Entry], None]:
     """The journal of ``sid`` in order, up to and including entry ``upto``, a page of
     decoded entries at a time (a replay may stop early; its loop over a page's entries is a
-    plain one, which costs a tenth of going through an async generator per entry)."""
+    plain one, which costs a tenth of going through an async generator per entry).
+
+    A page of 1,024 entries kept some 4,000 objects alive at once: the collector's young
+    passes moved them to the old generations, and full collections ran over the whole heap
+    (a replay of 10,000 entries 17-18 ms instead of 12.7-12.9 with pages of 256)."""
     journal = SessionRecords(records)
     first = 1
     while upto is None or first <= upto:
