@@ -120,17 +120,10 @@ async def new_record(
 
 
 async def refuse_taken(sessions: SessionRecords, record: layout.SessionRecord, sid: bytes) -> None:
-    """A keyed session names one id: creating it again is refused (checked right before the
-    creating write, with nothing between that suspends on a local store)."""
+    """A keyed session names one id: ``SessionExistsError`` if a session has it (read before
+    a creation that counts against a budget, and after a creating write that failed its
+    conditions, to tell a taken key from contention)."""
     if record.key is not None and await sessions.has_counters(sid):
-        raise SessionExistsError(f"a session keyed {record.key!r} exists already ({record.id})")
-
-
-async def refuse_if_taken(records: RecordStore, record: layout.SessionRecord, sid: bytes) -> None:
-    """After a write of the keyed session ``record`` failed its conditions:
-    ``SessionExistsError`` if its key is taken, as its counters' condition expects (the
-    caller re-raises the conflict otherwise: contention is no taken key)."""
-    if record.key is not None and await SessionRecords(records).has_counters(sid):
         raise SessionExistsError(f"a session keyed {record.key!r} exists already ({record.id})")
 
 
@@ -206,5 +199,7 @@ async def write_created(
     try:
         await records.write(batch)
     except WriteConflictError:
-        await refuse_if_taken(records, record, sid)
-        raise  # not the key: other writers held the records (PostgreSQL), try again
+        # Its key taken, as the counters' condition expects; else contention (other writers
+        # held the records: PostgreSQL), which is no taken key: try again.
+        await refuse_taken(SessionRecords(records), record, sid)
+        raise

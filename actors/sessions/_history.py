@@ -25,7 +25,7 @@ from ..hooks._fork import fork_batch
 from ..hooks._hooks import Hooks
 from ..hooks._replay import ReplayProgress, ReplayResult, SessionState
 from . import _session_layout as layout
-from ._creation import refuse_if_taken
+from ._creation import refuse_taken
 from ._session_records import SessionRecords
 
 
@@ -156,6 +156,6 @@ class History:
             await self._blobs.commit(batch, add=refs)
         except WriteConflictError:
             # The batch's one condition of ours: a keyed fork's counters expect none.
-            await refuse_if_taken(self._records, record, sid)
+            await refuse_taken(SessionRecords(self._records), record, sid)
             raise
         return data, cause
