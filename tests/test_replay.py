@@ -232,3 +232,37 @@ async def test_a_journal_of_several_pages_replays_whole() -> None:
             assert (await rt.sessions.state_at(sid, seq)).variables == {"n": seq}
         debug = await rt.sessions.replay(sid, mode="debug", at=page + 2)
         assert [s.variables.get("n") for s in debug.steps][page - 1 :] == [page, page + 1, page + 2]
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        (2, "state_set", ["not", "a", "map"]),  # data of the wrong shape
+        (2, "state_set", {"key": "k"}),  # a field missing
+        (2, 7, {"key": "k", "value": 1}),  # a kind that is no text
+    ],
+)
+async def test_a_damaged_journal_entry_is_a_replay_error_for_every_reader(
+    rt: Runtime, damaged: tuple[int, Any, Any]
+) -> None:
+    """A journal entry of the wrong shape makes state_at and every replay mode raise
+    ReplayError naming the entry, not a bare TypeError, KeyError or AttributeError."""
+    from satchel import ReplayError
+    from satchel.actors.sessions import _session_layout as layout
+    from satchel.storage import Batch
+
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)
+    await rt.sessions.set_state(sid, "k", 2)
+    seq, kind, data = damaged
+    batch = Batch()
+    key = layout.journal_key(layout.bytes_of(sid), seq)
+    batch.put(key, layout.encode_entry(1_700_000_000_000_000, kind, data))  # type: ignore[arg-type]
+    await rt.store.records.write(batch)
+    with pytest.raises(ReplayError, match="journal entry 2"):
+        await rt.sessions.state_at(sid, 3)
+    for mode in ("simulate", "debug", "exact"):
+        with pytest.raises(ReplayError, match="journal entry 2"):
+            await rt.sessions.replay(sid, mode=mode)
+    with pytest.raises(ReplayError, match="journal entry 2"):
+        await rt.sessions.replay(sid, mode="modified", modifications={"other": 0})

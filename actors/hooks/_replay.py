@@ -159,6 +159,8 @@ class _Fold:
             self.events = {p: (at, d) for p, at, d in data.get("events", ())}
             self.last_event = data.get("last_event", 0)
             self.last_event_at = data.get("last_event_at", 0)
+        elif type(kind) is not str:  # other kinds change nothing here; this is no kind
+            raise TypeError(f"a journal entry's kind is {type(kind).__name__}, not text")
 
     def _apply_event_change(self, kind: str, data: Mapping[str, Any]) -> None:
         if kind == "events_appended":
@@ -243,14 +245,27 @@ def check_seq(at: object, last: int, session_id: str) -> int:
     return at
 
 
+#: What folding a damaged journal entry (data of the wrong shape) raises.
+_UNREPLAYABLE = (KeyError, TypeError, AttributeError)
+
+
+def _unreplayable(session_id: str, seq: int, kind: object, error: Exception) -> ReplayError:
+    return ReplayError(
+        f"session {session_id}: journal entry {seq} ({kind}) cannot be replayed: {error!r}"
+    )
+
+
 async def state_at(records: RecordReads, sid: bytes, session_id: str, seq: int) -> SessionState:
     """The session after entry ``seq``."""
     fold = _Fold()
     pages = journal_pages(records, sid, seq)
     async with aclosing(pages):
         async for page in pages:
-            for _, _, kind, data, _ in page:
-                fold.apply(kind, data)
+            for entry, _, kind, data, _ in page:
+                try:
+                    fold.apply(kind, data)
+                except _UNREPLAYABLE as error:
+                    raise _unreplayable(session_id, entry, kind, error) from None
     return SessionState(
         session_id,
         seq,
@@ -294,12 +309,16 @@ async def replay(
             for seq, _, kind, data, _ in page:
                 if progress.stop_requested:
                     break
-                if pinned and kind in ("state_set", "state_deleted") and data["key"] in pinned:
-                    # A pinned variable keeps its override through writes and deletes alike.
-                    data = {**data, "value": copy.deepcopy(pinned[data["key"]])}
-                    kind = "state_set"
+                try:
+                    if pinned and kind in ("state_set", "state_deleted") and data["key"] in pinned:
+                        # A pinned variable keeps its override through writes and deletes alike.
+                        data = {**data, "value": copy.deepcopy(pinned[data["key"]])}
+                        kind = "state_set"
+                    ran = data.get("hooks", ()) if rerun else ()
+                except _UNREPLAYABLE as error:
+                    raise _unreplayable(session_id, seq, kind, error) from None
                 if rerun:
-                    for record in data.get("hooks", ()):
+                    for record in ran:
                         found = await _rerun(
                             hooks, session_id, seq, record, pinned, compare_results
                         )
@@ -311,11 +330,8 @@ async def replay(
                             halted = stop_on_error
                 try:
                     fold.apply(kind, data)
-                except (KeyError, TypeError, AttributeError) as error:
-                    raise ReplayError(
-                        f"session {session_id}: journal entry {seq} ({kind}) cannot be replayed: "
-                        f"{error!r}"
-                    ) from None
+                except _UNREPLAYABLE as error:
+                    raise _unreplayable(session_id, seq, kind, error) from None
                 if pinned and kind in ("session_created", "session_forked", "events_appended"):
                     # An append's state delta does not override a pin either.
                     fold.variables.update(copy.deepcopy(pinned))
