@@ -213,3 +213,12 @@ async def test_a_journal_entry_that_does_not_decode_reads_as_integrity_error(
     await put_entry(rt, sid, 2, raw)
     with pytest.raises(IntegrityError, match="journal entry"):
         await rt.sessions.timeline(sid)
+
+
+async def test_a_damaged_first_entry_is_an_integrity_error_for_its_children(rt: Runtime) -> None:
+    """A session whose first journal entry is of the wrong shape (a damaged record) makes
+    creating a child of it raise IntegrityError, not a bare AttributeError."""
+    parent = await rt.sessions.create()
+    await put_entry(rt, parent, 1, b"\x93\x01\xa1k\x92\x01\x02")  # data is a list
+    with pytest.raises(IntegrityError, match="journal entry"):
+        await rt.sessions.create(parent_id=parent)

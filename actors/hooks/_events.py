@@ -201,5 +201,7 @@ async def correlation_of(records: RecordReads, session_id: str) -> str:
     first = await SessionRecords(records).journal(layout.bytes_of(session_id), 1, 1)
     if not first or first[0][0] != 1:
         return session_id
-    found = first[0][3].get("correlation_id")
+    _, at_us, kind, data, cause = first[0]
+    layout.check_entry(at_us, kind, data, cause)  # a damaged entry: IntegrityError
+    found = data.get("correlation_id")
     return found if isinstance(found, str) else session_id
