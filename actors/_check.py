@@ -73,6 +73,8 @@ async def check_sessions(records: RecordStore, *, fix: bool = False) -> SessionC
     problems: list[str] = []
     batch = Batch()
     expected: dict[bytes, bytes] = {}
+    # An earlier layout's by-update key -> the expected one it stands for (see below).
+    legacy: dict[bytes, bytes] = {}
     present: set[bytes] = set()  # sessions with a record, readable or not
     unreadable: set[bytes] = set()
     for sid, loaded in await _sessions(records, problems):
@@ -82,10 +84,12 @@ async def check_sessions(records: RecordStore, *, fix: bool = False) -> SessionC
             continue
         record, counters = loaded
         expected.update(_derived(sid, record, counters))
+        updated = counters.updated_us
+        legacy[layout.legacy_updated_key(sid, updated)] = layout.updated_key(sid, updated)
         logged = await _check_journal(records, sid, counters, problems)
         await _check_artifacts(records, sid, counters, expected, problems)
         await _check_event_log(records, sid, logged, problems, batch)
-    await _compare_derived(records, expected, unreadable, problems, batch)
+    await _compare_derived(records, expected, legacy, unreadable, problems, batch)
     await _find_orphans(records, present, problems, batch)
     await _check_grants(records, present, problems, batch)
     await _check_audit_logs(records, present, problems, batch)
@@ -219,13 +223,19 @@ async def _check_artifacts(
 async def _compare_derived(
     records: RecordStore,
     expected: dict[bytes, bytes],
+    legacy: dict[bytes, bytes],
     unreadable: set[bytes],
     problems: list[str],
     batch: Batch,
 ) -> None:
+    """Compare the stored index, deadline and artifact id entries with ``expected``; a
+    session's by-update entry may be in an earlier layout (``legacy``: its key there -> the
+    key expected), kept until the session is next written."""
     for prefix in (keys.SESSION_INDEX, keys.DEADLINE, keys.ARTIFACT_ID, keys.ARTIFACT_INDEX):
         for key, value in await prefix_pairs(records, prefix):
             want = expected.pop(key, None)
+            if want is None and key in legacy:
+                want = expected.pop(legacy.pop(key), None)
             if (
                 want is None
                 and unreadable

@@ -254,8 +254,9 @@ async def by_update_time(
     *,
     descending: bool,
 ) -> AsyncGenerator[tuple[bytes, bytes], None]:
-    """By-update index entries in exact update order: the index orders them by the second,
-    and each second's entries are sorted by the update times in their counters."""
+    """By-update index entries in exact update order: the index orders them by the
+    millisecond (or, entries of an earlier layout, by the second: ``layout.updated_key``),
+    and each bucket's entries are sorted by the update times in their counters."""
     bucket_end = len(layout.BY_UPDATED) + 8
     members: list[tuple[bytes, bytes]] = []
     bucket = b""
@@ -275,7 +276,7 @@ async def by_update_time(
 async def _ranked(
     sessions: SessionRecords, members: list[tuple[bytes, bytes]], descending: bool
 ) -> list[tuple[bytes, bytes]]:
-    """The entries of one second of the by-update index in exact update order."""
+    """The entries of one bucket of the by-update index in exact update order."""
     if len(members) <= 1:
         return members
     times = await sessions.update_times([key[-layout.ID_BYTES :] for key, _ in members])

@@ -349,6 +349,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
                 self._stale = True
             raise
         self._counters = new
+        self._own.legacy_entry = False  # the change moved the by-update entry out of it
         if record is not None:
             self._record = record
 

@@ -199,7 +199,7 @@ _UPDATED_AT = struct.Struct(">q")
 
 def updated_us_of(data: bytes) -> int:
     """``Counters.decode(data).updated_us`` without the rest: a query ordered by update time
-    reads the counters of every session updated in the same second."""
+    reads the counters of every session updated in the same bucket."""
     if len(data) != _COUNTERS.size:
         raise IntegrityError(f"session counters are {len(data)} bytes, not {_COUNTERS.size}")
     updated: int = _UPDATED_AT.unpack_from(data, 8)[0]
@@ -363,16 +363,29 @@ def name_sort_key(name: str) -> bytes:
     return name.casefold().encode()
 
 
-#: The by-update index orders sessions by the second of their last update, so a busy
-#: session moves its entry once a second, not on every write; the exact order within a
-#: second comes from the counters (see ``by_update_time``).
-UPDATE_BUCKET_US = 1_000_000
+#: The by-update index orders sessions by the millisecond of their last update, so a busy
+#: session moves its entry at most once a millisecond, not on every write; the exact order
+#: within a millisecond comes from the counters (see ``by_update_time``). A millisecond, not
+#: a second: a query reads the counters of every session in a bucket it reaches, and a
+#: second can hold thousands of busy sessions.
+UPDATE_BUCKET_US = 1_000
+#: Added to every millisecond bucket. Earlier versions bucketed by the second
+#: (``legacy_updated_key``); such an entry stays until its session is next written, and this
+#: makes every one of them sort before every millisecond entry, which were all written after.
+_MS_BUCKETS = 1 << 62
+_LEGACY_BUCKET_US = 1_000_000
 
 
 def updated_key(sid: bytes, updated_us: int) -> bytes:
     """The by-update index key of a session updated at ``updated_us`` (its value is the
     session's creation time, as in the by-name index)."""
-    return BY_UPDATED + u64(updated_us // UPDATE_BUCKET_US) + sid
+    return BY_UPDATED + u64(_MS_BUCKETS + max(updated_us // UPDATE_BUCKET_US, 0)) + sid
+
+
+def legacy_updated_key(sid: bytes, updated_us: int) -> bytes:
+    """The by-update index key earlier versions gave a session updated at ``updated_us``
+    (bucketed by the second); a data folder may still hold it (see ``_MS_BUCKETS``)."""
+    return BY_UPDATED + u64(updated_us // _LEGACY_BUCKET_US) + sid
 
 
 def same_update_bucket(a_us: int, b_us: int) -> bool:
