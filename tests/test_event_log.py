@@ -567,3 +567,33 @@ async def test_times_in_odd_time_zones_are_utc_or_refused(rt: Runtime) -> None:
     with pytest.raises(InvalidArgumentError, match="time zone"):
         await rt.sessions.append_event(sid, {"n": 2}, expect_created_at=broken)
     assert len(await rt.sessions.events(sid)) == 1
+
+
+async def test_appends_to_a_live_session_read_its_log_end_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live session's actor reads where its log ends once, then counts on from what it
+    wrote; a pop, a clear and a delete and re-create of its key leave the positions right."""
+    from satchel.actors.sessions._session_records import SessionRecords
+
+    reads: list[bytes] = []
+    log_end = SessionRecords.event_log_end
+
+    async def counted(self: SessionRecords, sid: bytes) -> tuple[int, int]:
+        reads.append(sid)
+        return await log_end(self, sid)
+
+    monkeypatch.setattr(SessionRecords, "event_log_end", counted)
+    sid = await rt.sessions.create(key="thread")
+    assert [await rt.sessions.append_event(sid, {"n": n}) for n in range(4)] == [1, 2, 3, 4]
+    assert len(reads) == 1
+    await rt.sessions.append_events(sid, [], state={"k": 1})
+    await rt.sessions.pop_event(sid)
+    assert await rt.sessions.append_event(sid, {"n": 5}) == 5
+    await rt.sessions.clear_events(sid)
+    assert await rt.sessions.append_event(sid, {"n": 6}) == 6
+    assert len(reads) == 1
+    await rt.sessions.delete(sid)
+    assert await rt.sessions.create(key="thread") == sid
+    assert await rt.sessions.append_event(sid, {"n": 1}) == 1
+    assert [e.position for e in await rt.sessions.events(sid)] == [1]

@@ -129,6 +129,9 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         self._note_deadline = services.note_deadline
         self._record: layout.SessionRecord | None = None
         self._counters = layout.Counters()
+        # The event log's last position and time as this actor last wrote them (the only
+        # writer of its log), so that an append reads nothing first; None: read them.
+        self._log_end: tuple[int, int] | None = None
         self._bucket: TokenBucket | None = None
         self._created = b""  # the creation time as index values hold it
         self._earliest_added: int | None = None
@@ -154,6 +157,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         await self._load_stored()
 
     async def _load_stored(self) -> None:
+        self._log_end = None  # read with the rest: the session may be another by now
         loaded = await self._own.load_one(self._sid)
         if loaded is None:
             return
@@ -361,6 +365,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
             await self._writes.settle()
         except StoreWriteFailedError:
             self._counters, self._record = self._writes.rollback
+            self._log_end = None
             self.context.passivate()
             raise
 

@@ -26,6 +26,7 @@ class EventLogTurns:
         _sid: bytes
         _id: str
         _counters: layout.Counters
+        _log_end: tuple[int, int] | None
         _hooks: Hooks
         _hook_records: list[dict[str, Any]]
 
@@ -98,12 +99,16 @@ class EventLogTurns:
             count_operation(self._id, self._counters, config.max_operations)
         now = self._now_us()
         batch = Batch()
-        end = await self._own.event_log_end(self._sid)
+        end = self._log_end
+        if end is None:
+            end = await self._own.event_log_end(self._sid)
         data = log.append_batch(
             end, self._sid, self._id, append, now, config.max_value_bytes, batch
         )
         await self._commit(batch, "events_appended", data, operation=True, now=now)
-        return int(data["first"]) + len(append.events) - 1
+        last = int(data["first"]) + len(append.events) - 1
+        self._log_end = (last, data["at"]) if append.events else end
+        return last
 
     async def _pop_event(self, _: PopEvent) -> log.SessionEvent | None:
         await self._count_operation()
