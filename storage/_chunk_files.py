@@ -226,6 +226,8 @@ class ChunkFiles:
         ``OSError`` if that failed (and from then on, see ``_sync_failure``)."""
         if self._sync_failure is not None:
             raise OSError(f"an earlier fsync of chunk files failed: {self._sync_failure}")
+        if not (self._unsynced or self._unsynced_dirs or self._overflowed):
+            return  # every synced write of the store asks; nearly always none was written
         try:
             self._sync_all()
         except OSError as error:

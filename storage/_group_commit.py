@@ -78,6 +78,8 @@ class GroupCommit:
         self._last_group = 0  # writers in the last group written
         self._skipped = 0  # groups in a row written without a scheduler pass
         self._leading = False
+        # The loop's primitives, found on the first write: a runtime runs on one loop.
+        self._native: Native | None = None
         self._writes = 0
         self._groups = 0
         self._largest = 0
@@ -96,7 +98,9 @@ class GroupCommit:
         """
         waiter = _Waiter(batch)
         self._waiting.append(waiter)
-        loop = current_native()
+        loop = self._native
+        if loop is None:
+            loop = self._native = current_native()
         if self._leading:
             waiter.parker = parker = loop.parker()
             await parker.park()
