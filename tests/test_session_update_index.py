@@ -1,4 +1,5 @@
-"""The by-update index: millisecond buckets, and entries an earlier layout left behind."""
+"""The by-update index: buckets of a 64th of a second, and entries an earlier layout left
+behind."""
 
 from __future__ import annotations
 
@@ -23,21 +24,19 @@ _SID = bytes(range(16))
     legacy=st.integers(min_value=0, max_value=_LAST_US),
     now=st.integers(min_value=0, max_value=_LAST_US),
 )
-def test_every_millisecond_entry_sorts_after_every_entry_of_the_earlier_layout(
-    legacy: int, now: int
-) -> None:
-    """An entry bucketed by the second sorts before any entry bucketed by the millisecond."""
+def test_every_entry_sorts_after_every_entry_of_the_earlier_layout(legacy: int, now: int) -> None:
+    """An entry bucketed by the second sorts before any entry of the finer buckets."""
     assert layout.legacy_updated_key(_SID, legacy) < layout.updated_key(_SID, now)
 
 
 @given(
     a=st.integers(min_value=0, max_value=_LAST_US), b=st.integers(min_value=0, max_value=_LAST_US)
 )
-def test_millisecond_entries_sort_by_time(a: int, b: int) -> None:
-    """By-update keys sort as their milliseconds do, and share a key within one."""
+def test_entries_sort_by_time(a: int, b: int) -> None:
+    """By-update keys sort as their 64ths of a second do, and share a key within one."""
     ka, kb = layout.updated_key(_SID, a), layout.updated_key(_SID, b)
-    assert (ka == kb) == layout.same_update_bucket(a, b) == (a // 1000 == b // 1000)
-    if a // 1000 < b // 1000:
+    assert (ka == kb) == layout.same_update_bucket(a, b) == (a * 64 // 10**6 == b * 64 // 10**6)
+    if a * 64 // 10**6 < b * 64 // 10**6:
         assert ka < kb
 
 
@@ -47,11 +46,11 @@ async def _updated_us(rt: Runtime, sid: str) -> int:
     return layout.Counters.decode(raw).updated_us
 
 
-async def test_a_newest_first_query_ranks_only_the_milliseconds_it_reaches(
+async def test_a_newest_first_query_ranks_only_the_buckets_it_reaches(
     autojump_clock: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Three hundred sessions updated within one second: a newest-first query of five reads
-    the update times of the sessions of the milliseconds it reaches, not of the whole
+    """Six hundred sessions updated within one second: a newest-first query of five reads
+    the update times of the sessions of the 64ths of a second it reaches, not of the whole
     second."""
     asked: list[int] = []
     update_times = SessionRecords.update_times
@@ -65,15 +64,15 @@ async def test_a_newest_first_query_ranks_only_the_milliseconds_it_reaches(
         start = await _updated_us(rt, first)
         await anyio.sleep((1_000_000 - start % 1_000_000) / 1e6 + 0.01)  # a new second
         ids = []
-        for _ in range(300):
+        for _ in range(600):
             ids.append(await rt.sessions.create())
-            await anyio.sleep(0.0005)  # two sessions a millisecond
+            await anyio.sleep(0.001)
         seconds = {await _updated_us(rt, sid) // 1_000_000 for sid in ids}
-        assert len(seconds) == 1  # the earlier layout would rank all 300 together
+        assert len(seconds) == 1  # the earlier layout would rank all 600 together
         monkeypatch.setattr(SessionRecords, "update_times", counted)
         newest = await rt.sessions.list(order_by="updated_at", descending=True, limit=5)
         assert [s.id for s in newest] == ids[::-1][:5]
-        assert 0 < sum(asked) <= 50, asked  # what a page reads ahead, not the 300
+        assert 0 < sum(asked) <= 100, asked  # what a page reads ahead, not the 600
 
 
 def _to_earlier_layout(rt: Runtime, sids: list[str], updated: dict[str, int]) -> None:

@@ -254,8 +254,8 @@ async def by_update_time(
     *,
     descending: bool,
 ) -> AsyncGenerator[tuple[bytes, bytes], None]:
-    """By-update index entries in exact update order: the index orders them by the
-    millisecond (or, entries of an earlier layout, by the second: ``layout.updated_key``),
+    """By-update index entries in exact update order: the index orders them by the 64th
+    of a second (or, entries of an earlier layout, by the second: ``layout.updated_key``),
     and each bucket's entries are sorted by the update times in their counters."""
     bucket_end = len(layout.BY_UPDATED) + 8
     members: list[tuple[bytes, bytes]] = []

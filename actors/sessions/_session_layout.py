@@ -363,28 +363,29 @@ def name_sort_key(name: str) -> bytes:
     return name.casefold().encode()
 
 
-#: The by-update index orders sessions by the millisecond of their last update, so a busy
-#: session moves its entry at most once a millisecond, not on every write; the exact order
-#: within a millisecond comes from the counters (see ``by_update_time``). A millisecond, not
-#: a second: a query reads the counters of every session in a bucket it reaches, and a
-#: second can hold thousands of busy sessions.
-UPDATE_BUCKET_US = 1_000
-#: Added to every millisecond bucket. Earlier versions bucketed by the second
+#: The by-update index orders sessions by the 64th of a second of their last update; the
+#: exact order within one comes from the counters (see ``by_update_time``). A query reads the
+#: counters of every session in each bucket it reaches, and a second can hold thousands of
+#: busy sessions (earlier versions bucketed by the second); a write moves its session's
+#: entry when the bucket changes (a delete and a put, which on PostgreSQL also costs a
+#: heavier statement), so a burst of writes within ~16 ms moves it once.
+UPDATE_BUCKET_US = 15_625
+#: Added to every such bucket. Earlier versions bucketed by the second
 #: (``legacy_updated_key``); such an entry stays until its session is next written, and this
-#: makes every one of them sort before every millisecond entry, which were all written after.
-_MS_BUCKETS = 1 << 62
+#: makes every one of them sort before every newer entry, which were all written after.
+_FINE_BUCKETS = 1 << 62
 _LEGACY_BUCKET_US = 1_000_000
 
 
 def updated_key(sid: bytes, updated_us: int) -> bytes:
     """The by-update index key of a session updated at ``updated_us`` (its value is the
     session's creation time, as in the by-name index)."""
-    return BY_UPDATED + u64(_MS_BUCKETS + max(updated_us // UPDATE_BUCKET_US, 0)) + sid
+    return BY_UPDATED + u64(_FINE_BUCKETS + max(updated_us // UPDATE_BUCKET_US, 0)) + sid
 
 
 def legacy_updated_key(sid: bytes, updated_us: int) -> bytes:
     """The by-update index key earlier versions gave a session updated at ``updated_us``
-    (bucketed by the second); a data folder may still hold it (see ``_MS_BUCKETS``)."""
+    (bucketed by the second); a data folder may still hold it (see ``_FINE_BUCKETS``)."""
     return BY_UPDATED + u64(updated_us // _LEGACY_BUCKET_US) + sid
 
 

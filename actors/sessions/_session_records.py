@@ -449,7 +449,7 @@ class OwnRecords(SessionRecords):
     ) -> None:
         """Add to ``batch`` what every journaled change writes: its journal entry (``kind``,
         ``data``) at ``new.seq``, the counters ``new`` (after ``old``), the by-update entry
-        when it moves to another millisecond, or may be in an earlier layout (its value
+        when it moves to another bucket, or may be in an earlier layout (its value
         ``created``, the creation time as index values hold it), and ``record`` if the
         change made a new one."""
         now = new.updated_us
