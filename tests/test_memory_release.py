@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import sys
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -285,3 +286,16 @@ async def test_a_task_that_ran_lent_turns_is_freed_without_the_collector(
         for _ in range(3):  # the loop's handles of its end go first
             await asyncio.sleep(0)
         assert task_ref() is None
+
+
+@pytest.mark.skipif(not _heap.release_free_heap(), reason="no glibc malloc_trim here")
+async def test_the_table_of_live_actors_shrinks_after_a_wave_of_passivations() -> None:
+    """After a wave of passivations the supervisor's table of live actors is no larger than a
+    new one holding the actors left (a dict keeps the size it grew to as entries go)."""
+    async with open_runtime(store="memory") as rt:
+        supervisor = rt.control._supervisor
+        await _wave(rt, 200, min_drop=100)
+        await _until(lambda: supervisor.statistics().heap_trims == 1)
+        cells = supervisor._cells
+        assert sys.getsizeof(collections.OrderedDict(cells)) == sys.getsizeof(cells)
+        assert supervisor.statistics().live_actors == len(cells) <= 2
