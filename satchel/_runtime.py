@@ -28,6 +28,7 @@ from satchel.actors.hooks._hooks import Hooks
 from satchel.actors.hooks._schedules import MIN_EVERY_S, Replays
 from satchel.actors.sessions._handle import SessionHandle
 from satchel.actors.sessions._host_state import HostState
+from satchel.actors.sessions._layout_upgrade import move_earlier_update_entries
 from satchel.actors.sessions._manager import SessionManager
 from satchel.actors.sessions._session import SESSION_KIND
 from satchel.actors.sessions._session_scripts import RunScript
@@ -277,6 +278,7 @@ async def open_runtime(
         ):
             # On a shared store, another process's upload in flight is pending too.
             await opened.blobs.recover(grace_s=SHARED_GRACE_S if opened.networked else 0.0)
+            await move_earlier_update_entries(opened.records)
             async with WorkerPool(script_workers, api_names()) as workers:
                 group = None
                 if durability == "machine" and opened.kv is not None:

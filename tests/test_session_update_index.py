@@ -3,15 +3,20 @@ behind."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any, cast
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from satchel import Runtime, open_runtime
+from satchel import Runtime, StoreWriteFailedError, open_runtime
+from satchel.actors import export_session, import_session
 from satchel.actors.sessions import _session_layout as layout
+from satchel.actors.sessions._layout_upgrade import move_earlier_update_entries
 from satchel.actors.sessions._session_records import SessionRecords
 from satchel.storage import Batch
 
@@ -88,6 +93,15 @@ def _to_earlier_layout(rt: Runtime, sids: list[str], updated: dict[str, int]) ->
     kv.write(batch)
 
 
+def _entries(rt: Runtime) -> list[tuple[str, str]]:
+    """Each by-update entry as (layout, session id), in key order."""
+    found = []
+    for key, _ in rt.store.kv.scan(layout.BY_UPDATED, layout.BY_UPDATED + b"\xff"):
+        bucket = int.from_bytes(key[len(layout.BY_UPDATED) : len(layout.BY_UPDATED) + 8], "big")
+        found.append(("now" if bucket >= layout.FINE_BUCKETS else "earlier", key[-16:]))
+    return [(kind, layout.text_of(sid)) for kind, sid in found]
+
+
 async def _newest_first(rt: Runtime) -> list[str]:
     return [s.id for s in await rt.sessions.list(order_by="updated_at", descending=True)]
 
@@ -95,9 +109,9 @@ async def _newest_first(rt: Runtime) -> list[str]:
 async def test_entries_of_the_earlier_layout_are_read_and_moved_out_of_it(
     tmp_path: Path, autojump_clock: None
 ) -> None:
-    """A data folder whose by-update entries an earlier version wrote: queries order its
-    sessions among new ones, ``check`` finds it clean, and a write or a delete of a session
-    takes its old entry away."""
+    """By-update entries an earlier version wrote: queries order their sessions among new
+    ones, ``check`` finds them clean, a write or a delete of a session takes its old entry
+    away, and the next open moves the rest."""
     async with open_runtime(tmp_path) as rt:
         old = []
         for i in range(5):
@@ -106,8 +120,7 @@ async def test_entries_of_the_earlier_layout_are_read_and_moved_out_of_it(
         await rt.sessions.set_state(old[1], "k", 1)
         updated = {sid: await _updated_us(rt, sid) for sid in old}
         _to_earlier_layout(rt, old, updated)
-    by_time = sorted(old, key=lambda sid: updated[sid], reverse=True)
-    async with open_runtime(tmp_path) as rt:
+        by_time = sorted(old, key=lambda sid: updated[sid], reverse=True)
         assert (await rt.sessions.check()).clean
         assert await _newest_first(rt) == by_time
         await anyio.sleep(1)
@@ -115,13 +128,117 @@ async def test_entries_of_the_earlier_layout_are_read_and_moved_out_of_it(
         await anyio.sleep(1)
         await rt.sessions.set_state(old[3], "k", 2)
         assert await _newest_first(rt) == [old[3], fresh] + [s for s in by_time if s != old[3]]
-        kv = rt.store.kv
-        sid3 = layout.bytes_of(old[3])
-        assert kv.get(layout.legacy_updated_key(sid3, updated[old[3]])) is None
-        assert kv.get(layout.updated_key(sid3, await _updated_us(rt, old[3]))) is not None
         await rt.sessions.delete(old[0])
-        assert kv.get(layout.legacy_updated_key(layout.bytes_of(old[0]), updated[old[0]])) is None
+        moved = {old[3], fresh}
+        assert sorted(_entries(rt)) == sorted(
+            ("now" if sid in moved else "earlier", sid) for sid in [*old[1:], fresh]
+        )
         assert (await rt.sessions.check()).clean
-        ascending = await rt.sessions.list(order_by="updated_at")
-        assert [s.id for s in ascending] == (await _newest_first(rt))[::-1]
-        assert len(ascending) == 5
+        newest = await _newest_first(rt)
+    async with open_runtime(tmp_path) as rt:
+        assert {kind for kind, _ in _entries(rt)} == {"now"}
+        assert len(_entries(rt)) == 5
+        assert await _newest_first(rt) == newest
+        assert (await rt.sessions.check()).clean
+
+
+async def test_an_imported_session_is_ordered_among_sessions_of_an_earlier_version(
+    tmp_path: Path,
+) -> None:
+    """An archive brings a session with its own, older update time: it is listed after a
+    session an earlier version updated since, once the folder was opened again."""
+    async with open_runtime(tmp_path) as rt:
+        older = await rt.sessions.create(name="older")
+        sink = io.BytesIO()
+        await export_session(rt.sessions, rt.artifacts, rt.store, older, sink)
+        await rt.sessions.delete(older)
+        await anyio.sleep(1.1)
+        newer = await rt.sessions.create(name="newer")
+        _to_earlier_layout(rt, [newer], {newer: await _updated_us(rt, newer)})
+    async with open_runtime(tmp_path) as rt:
+        await import_session(rt.sessions, rt.artifacts, rt.store, io.BytesIO(sink.getvalue()))
+        assert await _newest_first(rt) == [newer, older]
+        assert await rt.sessions.restore_recent(1) == [newer]
+
+
+async def test_moving_the_earlier_entries_leaves_a_session_written_meanwhile(
+    autojump_clock: None,
+) -> None:
+    """The move at open expects each session as it read it: a page with a session written
+    since moves all but that one, whose next write moves its entry itself."""
+    async with open_runtime(store="memory") as rt:
+        sids = [await rt.sessions.create(name=f"s{i}") for i in range(5)]
+        updated = {sid: await _updated_us(rt, sid) for sid in sids}
+        _to_earlier_layout(rt, sids, updated)
+        records = rt.store.records
+
+        class WrittenBetween:
+            """The store, with the session written between the move's read and its write."""
+
+            scan, write = records.scan, records.write
+
+            async def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+                found = await records.get_many(keys)
+                await anyio.sleep(1)
+                await rt.sessions.set_state(sids[2], "k", 1)
+                return found
+
+        assert await move_earlier_update_entries(cast(Any, WrittenBetween())) == 4
+        assert sorted(_entries(rt)) == sorted(("now", sid) for sid in sids)
+        assert (await rt.sessions.check()).clean
+        assert (await _newest_first(rt))[0] == sids[2]
+
+
+async def test_a_failed_group_leaves_one_by_update_entry(tmp_path: Path) -> None:
+    """At machine durability, a session's first write fails with its group while a second
+    write waits: the second still moves the entry out of the earlier layout, once."""
+    async with open_runtime(tmp_path, durability="machine") as rt:
+        other = await rt.sessions.create(name="other")
+        sid = await rt.sessions.create(name="s")
+        _to_earlier_layout(rt, [sid], {sid: await _updated_us(rt, sid)})
+        kv = rt.store.kv
+        write = kv.write
+        failures = [OSError("disk full")]
+
+        def failing(batch: Batch, *, sync: bool | None = None) -> None:
+            if sync and failures:
+                raise failures.pop()
+            write(batch, sync=sync)
+
+        kv.write = failing  # type: ignore[method-assign]
+        outcomes: list[str] = []
+
+        async def set_k(value: int) -> None:
+            try:
+                await rt.sessions.set_state(sid, "k", value)
+                outcomes.append("written")
+            except StoreWriteFailedError:
+                outcomes.append("failed")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(set_k, 1)
+            await anyio.lowlevel.checkpoint()
+            tg.start_soon(set_k, 2)
+        kv.write = write  # type: ignore[method-assign]
+        assert sorted(outcomes) == ["failed", "written"]
+        assert [entry for entry in _entries(rt) if entry[1] == sid] == [("now", sid)]
+        assert [s.id for s in await rt.sessions.list(order_by="updated_at")] == [other, sid]
+        assert (await rt.sessions.check()).clean
+
+
+async def test_check_fix_keeps_the_current_entry_of_a_session_with_both(tmp_path: Path) -> None:
+    """A session with a by-update entry in each layout: ``check`` names the earlier one, and
+    ``fix`` removes it, not the current one."""
+    async with open_runtime(tmp_path) as rt:
+        sid = await rt.sessions.create(name="s")
+        sid_bytes = layout.bytes_of(sid)
+        updated = await _updated_us(rt, sid)
+        value = rt.store.kv.get(layout.updated_key(sid_bytes, updated))
+        assert value is not None
+        batch = Batch()
+        batch.put(layout.legacy_updated_key(sid_bytes, updated), value)
+        rt.store.kv.write(batch)
+        assert _entries(rt) == [("earlier", sid), ("now", sid)]
+        assert len((await rt.sessions.check(fix=True)).problems) == 1
+        assert _entries(rt) == [("now", sid)]
+        assert (await rt.sessions.check()).clean

@@ -370,22 +370,23 @@ def name_sort_key(name: str) -> bytes:
 #: entry when the bucket changes (a delete and a put, which on PostgreSQL also costs a
 #: heavier statement), so a burst of writes within ~16 ms moves it once.
 UPDATE_BUCKET_US = 15_625
-#: Added to every such bucket. Earlier versions bucketed by the second
-#: (``legacy_updated_key``); such an entry stays until its session is next written, and this
-#: makes every one of them sort before every newer entry, which were all written after.
-_FINE_BUCKETS = 1 << 62
+#: Added to every such bucket, so that they sort after those of earlier versions, which
+#: bucketed by the second (``legacy_updated_key``); a runtime moves those when it opens
+#: (``move_earlier_update_entries``).
+FINE_BUCKETS = 1 << 62
 _LEGACY_BUCKET_US = 1_000_000
 
 
 def updated_key(sid: bytes, updated_us: int) -> bytes:
     """The by-update index key of a session updated at ``updated_us`` (its value is the
     session's creation time, as in the by-name index)."""
-    return BY_UPDATED + u64(_FINE_BUCKETS + max(updated_us // UPDATE_BUCKET_US, 0)) + sid
+    return BY_UPDATED + u64(FINE_BUCKETS + max(updated_us // UPDATE_BUCKET_US, 0)) + sid
 
 
 def legacy_updated_key(sid: bytes, updated_us: int) -> bytes:
     """The by-update index key earlier versions gave a session updated at ``updated_us``
-    (bucketed by the second); a data folder may still hold it (see ``_FINE_BUCKETS``)."""
+    (bucketed by the second); a data folder holds it until it is opened (see
+    ``FINE_BUCKETS``)."""
     return BY_UPDATED + u64(updated_us // _LEGACY_BUCKET_US) + sid
 
 
