@@ -212,3 +212,38 @@ async def test_a_runtime_started_again_loads_the_heads_once(
         calls.clear()
         ref = await rt.artifacts.store(session_id, "gone", b"four", type="file")
         assert (ref.version, calls) == (2, ["write"])
+
+
+@pytest.mark.parametrize(("puts", "deletes"), [(0, 1), (0, 8), (3, 1), (16, 8), (3, 9), (17, 2)])
+async def test_plain_puts_and_deletes_apply_the_later_operation_on_each_key(
+    tmp_path: Path, puts: int, deletes: int
+) -> None:
+    """A batch of unconditional puts and deletes (one statement where it is small) deletes
+    and writes each key as the batch's later operation on it says, in both spaces."""
+    async with open_records("postgresql", tmp_path) as records:
+        before = Batch()
+        for i in range(deletes):
+            before.put(f"d{i}".encode(), b"old")
+        before.put(b"revived", b"old")
+        before.put(b"blob", b"chunk", BLOBS)
+        await records.write(before)
+        batch = Batch()
+        batch.put(b"gone", b"briefly")
+        for i in range(deletes):
+            batch.delete(f"d{i}".encode())
+        batch.delete(b"revived")
+        for i in range(puts):
+            batch.put(f"p{i}".encode(), f"v{i}".encode())
+        batch.put(b"revived", b"new")
+        batch.delete(b"gone")
+        batch.delete(b"blob", BLOBS)
+        await records.write(batch)
+        assert (
+            await records.get_many([f"d{i}".encode() for i in range(deletes)]) == [None] * deletes
+        )
+        assert await records.get_many([f"p{i}".encode() for i in range(puts)]) == [
+            f"v{i}".encode() for i in range(puts)
+        ]
+        assert await records.get(b"revived") == b"new"
+        assert await records.get(b"gone") is None
+        assert await records.get(b"blob", BLOBS) is None
