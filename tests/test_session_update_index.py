@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from satchel import Runtime, StoreWriteFailedError, open_runtime
+from satchel import IntegrityError, Runtime, StoreWriteFailedError, open_runtime
 from satchel.actors import export_session, import_session
 from satchel.actors.sessions import _session_layout as layout
 from satchel.actors.sessions._layout_upgrade import move_earlier_update_entries
@@ -242,3 +242,17 @@ async def test_check_fix_keeps_the_current_entry_of_a_session_with_both(tmp_path
         assert len((await rt.sessions.check(fix=True)).problems) == 1
         assert _entries(rt) == [("now", sid)]
         assert (await rt.sessions.check()).clean
+
+
+async def test_empty_counters_met_while_ranking_by_update_time_are_an_integrity_error(
+    autojump_clock: None,
+) -> None:
+    """Counters stored with no bytes, met while ranking sessions updated together, are an
+    ``IntegrityError``, as anywhere else they are read, not a time of 0."""
+    async with open_runtime(store="memory") as rt:
+        sids = [await rt.sessions.create() for _ in range(3)]
+        batch = Batch()
+        batch.put(layout.counters_key(layout.bytes_of(sids[1])), b"")
+        rt.store.kv.write(batch)
+        with pytest.raises(IntegrityError, match="counters"):
+            await rt.sessions.list(order_by="updated_at", descending=True, limit=1)

@@ -296,7 +296,7 @@ class SessionRecords:
         multi-get."""
         raw = await self._records.get_many([layout.counters_key(sid) for sid in sids])
         updated_us_of = layout.updated_us_of
-        return [updated_us_of(r) if r else 0 for r in raw]
+        return [0 if r is None else updated_us_of(r) for r in raw]
 
     # -- batches --------------------------------------------------------------------------
 
