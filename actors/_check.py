@@ -26,7 +26,8 @@ from .sessions import _event_log as event_log
 from .sessions import _session_layout as layout
 
 #: Journal kinds that count as operations (``operation_count``).
-_LOG_KINDS = frozenset({"events_appended", "event_popped", "events_cleared", "session_forked"})
+_EVENT_KINDS = frozenset({"events_appended", "event_popped", "events_cleared"})
+_LOG_KINDS = _EVENT_KINDS | {"session_forked"}
 OPERATION_KINDS = frozenset(
     {
         "state_set",
@@ -88,7 +89,8 @@ async def check_sessions(records: RecordStore, *, fix: bool = False) -> SessionC
         legacy[layout.legacy_updated_key(sid, updated)] = layout.updated_key(sid, updated)
         logged = await _check_journal(records, sid, counters, problems)
         await _check_artifacts(records, sid, counters, expected, problems)
-        await _check_event_log(records, sid, logged, problems, batch)
+        if logged is not None:  # (not rebuilt from a journal with damaged entries)
+            await _check_event_log(records, sid, logged, problems, batch)
     await _compare_derived(records, expected, legacy, unreadable, problems, batch)
     await _find_orphans(records, present, problems, batch)
     await _check_grants(records, present, problems, batch)
@@ -135,17 +137,28 @@ def _derived(
 
 async def _check_journal(
     records: RecordStore, sid: bytes, counters: layout.Counters, problems: list[str]
-) -> list[tuple[str, dict[str, Any]]]:
-    """Compare the journal with the counters; the entries that make the event log."""
+) -> list[tuple[str, dict[str, Any]]] | None:
+    """Compare the journal with the counters; the entries that make the event log (``None``
+    if an entry is damaged: each is a problem, and the log is not rebuilt from the rest)."""
     seqs, operations = [], 0
     logged: list[tuple[str, dict[str, Any]]] = []
+    name = layout.text_of(sid)
+    damaged = False
     for key, value in await prefix_pairs(records, layout.journal_prefix(sid)):
-        seqs.append(int.from_bytes(key[-8:], "big"))
-        _, kind, data = layout.decode_entry(value)
+        seq = int.from_bytes(key[-8:], "big")
+        seqs.append(seq)
+        try:
+            at_us, kind, data = layout.decode_entry(value)
+            layout.check_entry(at_us, kind, data, None)
+            if kind in _EVENT_KINDS:
+                event_log.check_entry(kind, data)
+        except SatchelError as error:
+            problems.append(f"session {name}: journal entry {seq}: {error}")
+            damaged = True
+            continue
         operations += kind in OPERATION_KINDS
         if kind in _LOG_KINDS:
             logged.append((kind, data))
-    name = layout.text_of(sid)
     if seqs != list(range(1, counters.seq + 1)):
         problems.append(
             f"session {name}: journal holds {len(seqs)} entries, counters say {counters.seq}"
@@ -155,7 +168,7 @@ async def _check_journal(
             f"session {name}: journal holds {operations} operations, "
             f"counters say {counters.operations}"
         )
-    return logged
+    return None if damaged else logged
 
 
 async def _check_event_log(
@@ -167,7 +180,11 @@ async def _check_event_log(
 ) -> None:
     """The event log must be what the journal's appends, pops and clears leave (with fix,
     it is written again from the journal)."""
-    expected = event_log.rebuilt(*event_log_of(logged), sid)
+    try:
+        expected = event_log.rebuilt(*event_log_of(logged), sid)
+    except (KeyError, TypeError, ValueError) as error:  # a fork's entry of the wrong shape
+        problems.append(f"session {layout.text_of(sid)}: the journal's log entries: {error!r}")
+        return
     found = dict(await prefix_pairs(records, event_log.events_prefix(sid)))
     last = await records.get(event_log.last_key(sid))
     if last is not None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -597,3 +598,33 @@ async def test_appends_to_a_live_session_read_its_log_end_once(
     assert await rt.sessions.create(key="thread") == sid
     assert await rt.sessions.append_event(sid, {"n": 1}) == 1
     assert [e.position for e in await rt.sessions.events(sid)] == [1]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"\xc1 not msgpack",
+        msgpack.packb([1, ["a", "list"], {}]),
+        msgpack.packb([1, "events_appended", {"events": [{"n": 1}], "at": 1}]),
+    ],
+)
+async def test_a_damaged_journal_entry_is_a_problem_check_reports(damage: bytes) -> None:
+    """A journal entry that does not decode, or is not of a journal entry's shape, is a
+    problem ``check`` names, not an error that ends it; and ``fix`` rebuilds no event log
+    from a journal it cannot read whole."""
+    from satchel.actors.sessions import _session_layout as layout
+    from satchel.storage import Batch
+
+    async with open_runtime(store="memory") as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.append_events(sid, [{"n": 1}, {"n": 2}])
+        await rt.sessions.set_state(sid, "k", 1)
+        kept = await rt.sessions.create()
+        batch = Batch()
+        batch.put(layout.journal_key(layout.bytes_of(sid), 2), damage)
+        rt.store.kv.write(batch)
+        found = await rt.sessions.check()
+        assert any(f"session {sid}: journal entry 2" in p for p in found.problems), found
+        assert not any(kept in p for p in found.problems)
+        await rt.sessions.check(fix=True)
+        assert [e.data for e in await rt.sessions.events(sid)] == [{"n": 1}, {"n": 2}]
