@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from satchel import Runtime, SessionExistsError, ValidationError
@@ -168,3 +170,47 @@ async def test_version_one_archives_still_import(rt: Runtime) -> None:
     edited = [(n, old_member if n == "artifacts.msgpack" else d) for n, d in items[1:]]
     await load(rt, build([("manifest.json", json.dumps(manifest).encode()), *edited]))
     assert (await rt.artifacts.get(sid, "a.txt")).content == b"1"
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad"),
+    [
+        ("artifact_deleted", {"deleted": 5}),
+        ("artifact_deleted", {"deleted": [["not", "a", "map"], {"id": ["a", "list"]}]}),
+        ("artifact_stored", {"id": ["a", "list"], "name": "a.txt"}),
+    ],
+)
+async def test_a_copy_keeps_entries_of_an_odd_shape_as_they_were(
+    rt: Runtime, kind: str, bad: dict[str, Any]
+) -> None:
+    """An archive entry whose ids are not where entries keep them (an odd shape a replay
+    refuses) imports under a new id as it is, not as a TypeError halfway through."""
+    import io
+
+    import msgpack
+
+    from satchel.actors import export_session, import_session
+    from satchel.actors.sessions import _session_layout as layout
+
+    from .test_event_log import _with_member
+
+    sid = await rt.sessions.create()
+    await rt.sessions.set_state(sid, "k", 1)
+    sink = io.BytesIO()
+    await export_session(rt.sessions, rt.artifacts, rt.store, sid, sink)
+
+    def odd(data: bytes) -> bytes:
+        entries = msgpack.unpackb(data)
+        seq, raw = entries[-1]  # an operation, in place of an operation
+        at_us, _, _, _ = layout.decode_entry_with_cause(raw)
+        cause = {"session_id": ["not", "text"]}
+        entries[-1] = [seq, layout.encode_entry(at_us, kind, bad, cause)]
+        packed: bytes = msgpack.packb(entries)
+        return packed
+
+    archive = _with_member(sink.getvalue(), "journal.msgpack", odd)
+    report = await import_session(
+        rt.sessions, rt.artifacts, rt.store, io.BytesIO(archive), new_id=True
+    )
+    assert report.session_id != sid
+    assert await rt.sessions.get_state(report.session_id, "k") == 1

@@ -606,6 +606,7 @@ async def test_appends_to_a_live_session_read_its_log_end_once(
         b"\xc1 not msgpack",
         msgpack.packb([1, ["a", "list"], {}]),
         msgpack.packb([1, "events_appended", {"events": [{"n": 1}], "at": 1}]),
+        msgpack.packb([1, "session_forked", {"variables": {}, "artifacts": "none"}]),
     ],
 )
 async def test_a_damaged_journal_entry_is_a_problem_check_reports(damage: bytes) -> None:
@@ -628,3 +629,44 @@ async def test_a_damaged_journal_entry_is_a_problem_check_reports(damage: bytes)
         assert not any(kept in p for p in found.problems)
         await rt.sessions.check(fix=True)
         assert [e.data for e in await rt.sessions.events(sid)] == [{"n": 1}, {"n": 2}]
+
+
+@pytest.mark.parametrize("new_id", [False, True])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"variables": {}, "artifacts": "none"},
+        {"variables": [], "artifacts": []},
+        {"variables": {}, "artifacts": [{"id": "a"}]},
+        {"variables": {}, "artifacts": [], "events": [[1, 5]]},
+        {"variables": {}, "artifacts": [], "events": [[0, 5, {}]]},
+        {"variables": {}, "artifacts": [], "last_event": "x"},
+    ],
+)
+async def test_archives_with_a_malformed_fork_entry_are_refused(
+    rt: Runtime, bad: dict[str, Any], new_id: bool
+) -> None:
+    """An archive whose first journal entry is a fork's of the wrong shape (the log an
+    import rebuilds comes from it) is refused, nothing imported, as or beside the original."""
+    from satchel.actors.sessions import _session_layout as layout
+
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1})
+    sink = io.BytesIO()
+    await export_session(rt.sessions, rt.artifacts, rt.store, sid, sink)
+    await rt.sessions.delete(sid)
+
+    def corrupt(data: bytes) -> bytes:
+        entries = msgpack.unpackb(data)
+        seq, raw = entries[0]
+        at_us, _, _, cause = layout.decode_entry_with_cause(raw)
+        entries[0] = [seq, layout.encode_entry(at_us, "session_forked", bad, cause)]
+        packed: bytes = msgpack.packb(entries)
+        return packed
+
+    archive = _with_member(sink.getvalue(), "journal.msgpack", corrupt)
+    with pytest.raises(ValidationError, match="session_forked"):
+        await import_session(
+            rt.sessions, rt.artifacts, rt.store, io.BytesIO(archive), new_id=new_id
+        )
+    assert await rt.sessions.list() == []

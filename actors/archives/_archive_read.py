@@ -58,7 +58,8 @@ _LAST_US = validate.LAST_US  # every time read back becomes a datetime
 _U32_MAX = (1 << 32) - 1
 _NIL = "00000000-0000-0000-0000-000000000000"
 _WITH_RETIRED = ["names", "retired", "versions"]
-_EVENT_KINDS = frozenset({"events_appended", "event_popped", "events_cleared"})
+#: The kinds the import rebuilds the event log from (checked first).
+_EVENT_KINDS = frozenset({"events_appended", "event_popped", "events_cleared", "session_forked"})
 _DEADLINES = frozenset(d.value for d in layout.Deadline)
 
 

@@ -61,18 +61,23 @@ def _renamed_entry(
     the session itself) where entries hold them: the only places, so a variable or a name
     that happens to hold an id is kept as it was."""
     data = dict(data)
-    if kind in ("artifact_stored", "artifact_shared", "artifact_revoked") and data.get("id"):
-        data["id"] = ids.get(data["id"], data["id"])
-    elif kind == "artifact_deleted":
-        data["deleted"] = [_renamed_id(item, ids) for item in data.get("deleted", ())]
-    elif kind == "session_forked":
-        data["artifacts"] = [_renamed_id(item, ids) for item in data.get("artifacts", ())]
-    if cause is not None and cause.get("session_id") in ids:
-        cause = {**cause, "session_id": ids[cause["session_id"]]}
+    if kind in ("artifact_stored", "artifact_shared", "artifact_revoked") and "id" in data:
+        data["id"] = _renamed_id(data["id"], ids)
+    elif kind == "artifact_deleted" and type(data.get("deleted")) is list:
+        data["deleted"] = [_renamed_item(item, ids) for item in data["deleted"]]
+    elif kind == "session_forked" and type(data.get("artifacts")) is list:
+        data["artifacts"] = [_renamed_item(item, ids) for item in data["artifacts"]]
+    if cause is not None and "session_id" in cause:
+        cause = {**cause, "session_id": _renamed_id(cause["session_id"], ids)}
+    # (An entry of another shape keeps it: a replay refuses it, as the original's would.)
     return data, cause
 
 
-def _renamed_id(item: Any, ids: dict[str, str]) -> Any:
+def _renamed_id(value: Any, ids: dict[str, str]) -> Any:
+    return ids.get(value, value) if type(value) is str else value
+
+
+def _renamed_item(item: Any, ids: dict[str, str]) -> Any:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         return {**item, "id": ids.get(item["id"], item["id"])}
     return item

@@ -339,8 +339,8 @@ def rebuilt(
 
 
 def check_entry(kind: str, data: Mapping[str, Any]) -> None:
-    """Refuse (``ValidationError``) an event-log journal entry not as appends, pops and
-    clears write them: what an archive brings is checked before the log is rebuilt."""
+    """Refuse (``ValidationError``) an event-log journal entry not as appends, pops, clears
+    and forks write them: what an archive brings is checked before the log is rebuilt."""
     if kind == "events_appended":
         first, events, at_us = data.get("first"), data.get("events"), data.get("at")
         ok = (
@@ -356,7 +356,45 @@ def check_entry(kind: str, data: Mapping[str, Any]) -> None:
     elif kind == "event_popped":
         position = data.get("position")
         ok = type(position) is int and 1 <= position <= _POSITION_MAX
+    elif kind == "session_forked":
+        ok = _fork_entry_ok(data)
     else:
         ok = type(data.get("count")) is int
     if not ok:
         raise ValidationError(f"a {kind} journal entry is malformed")
+
+
+#: What a fork's journal entry holds of each artifact it copied (read back by replays).
+_FORKED_ARTIFACT = frozenset({"id", "name", "version", "hash", "size", "type"})
+
+
+def _fork_entry_ok(data: Mapping[str, Any]) -> bool:
+    """Whether a fork's journal entry holds its variables, its artifacts and the log it
+    copied (``events``, ``last_event``, ``last_event_at``) as ``session_forked`` writes them."""
+    artifacts, events = data.get("artifacts"), data.get("events", [])
+    last, last_at = data.get("last_event", 0), data.get("last_event_at", 0)
+    return (
+        isinstance(data.get("variables"), dict)
+        and isinstance(artifacts, list)
+        and all(isinstance(a, dict) and a.keys() >= _FORKED_ARTIFACT for a in artifacts)
+        and isinstance(events, list)
+        and all(_copied_event_ok(event) for event in events)
+        and type(last) is int
+        and 0 <= last <= _POSITION_MAX
+        and type(last_at) is int
+        and 0 <= last_at <= _LAST_US
+    )
+
+
+def _copied_event_ok(event: object) -> bool:
+    """Whether ``event`` is ``[position, time µs, data]`` as a fork's entry copies it."""
+    if not (isinstance(event, list) and len(event) == 3):
+        return False
+    position, at_us, data = event
+    return (
+        type(position) is int
+        and 1 <= position <= _POSITION_MAX
+        and type(at_us) is int
+        and 0 <= at_us <= _LAST_US
+        and isinstance(data, dict)
+    )
