@@ -96,11 +96,17 @@ class GroupCommit:
         turn that wrote it is never cut between its change and its reply. The wait is at
         most one group.
         """
-        waiter = _Waiter(batch)
-        self._waiting.append(waiter)
         loop = self._native
         if loop is None:
             loop = self._native = current_native()
+        if not self._leading and self._skipped < _MAX_SKIPS and loop.alone():
+            # A lone writer, no group forming and nobody to gather (see ``_lead``): written
+            # at once, without the group's bookkeeping.
+            self._skipped += 1
+            self._write_alone(batch)
+            return
+        waiter = _Waiter(batch)
+        self._waiting.append(waiter)
         if self._leading:
             waiter.parker = parker = loop.parker()
             await parker.park()
@@ -111,6 +117,20 @@ class GroupCommit:
             if isinstance(failure, WriteConflictError):
                 raise failure
             raise StoreWriteFailedError(f"the synced write failed: {failure!r}") from failure
+
+    def _write_alone(self, batch: Batch) -> None:
+        """``_flush`` of a group of one, ``batch``, raising as ``write`` does."""
+        self._writes += 1
+        self._groups += 1
+        self._largest = max(self._largest, 1)
+        self._last_group = 1
+        try:
+            self._kv.write(batch, sync=True)
+        except BaseException as error:
+            self._failed += 1  # (a conflict too, as ``_flush`` counts it)
+            if isinstance(error, Exception) and not isinstance(error, WriteConflictError):
+                raise StoreWriteFailedError(f"the synced write failed: {error!r}") from error
+            raise
 
     async def _lead(self, loop: Native) -> None:
         self._leading = True
