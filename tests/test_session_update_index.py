@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from satchel import IntegrityError, Runtime, StoreWriteFailedError, open_runtime
+from satchel import (
+    IntegrityError,
+    Runtime,
+    StoreWriteFailedError,
+    WriteConflictError,
+    open_runtime,
+)
 from satchel.actors import export_session, import_session
 from satchel.actors.sessions import _session_layout as layout
 from satchel.actors.sessions._layout_upgrade import move_earlier_update_entries
@@ -106,12 +112,12 @@ async def _newest_first(rt: Runtime) -> list[str]:
     return [s.id for s in await rt.sessions.list(order_by="updated_at", descending=True)]
 
 
-async def test_entries_of_the_earlier_layout_are_read_and_moved_out_of_it(
+async def test_entries_of_the_earlier_layout_are_read_then_moved_when_the_folder_opens(
     tmp_path: Path, autojump_clock: None
 ) -> None:
-    """By-update entries an earlier version wrote: queries order their sessions among new
-    ones, ``check`` finds them clean, a write or a delete of a session takes its old entry
-    away, and the next open moves the rest."""
+    """By-update entries an earlier version wrote: queries order their sessions, ``check``
+    finds them clean, and the next open moves every one into the current layout, after which
+    writes and deletes move and remove them as any other."""
     async with open_runtime(tmp_path) as rt:
         old = []
         for i in range(5):
@@ -121,24 +127,20 @@ async def test_entries_of_the_earlier_layout_are_read_and_moved_out_of_it(
         updated = {sid: await _updated_us(rt, sid) for sid in old}
         _to_earlier_layout(rt, old, updated)
         by_time = sorted(old, key=lambda sid: updated[sid], reverse=True)
+        assert {kind for kind, _ in _entries(rt)} == {"earlier"}
         assert (await rt.sessions.check()).clean
+        assert await _newest_first(rt) == by_time
+    async with open_runtime(tmp_path) as rt:
+        assert sorted(_entries(rt)) == sorted(("now", sid) for sid in old)
         assert await _newest_first(rt) == by_time
         await anyio.sleep(1)
         fresh = await rt.sessions.create(name="fresh")
         await anyio.sleep(1)
         await rt.sessions.set_state(old[3], "k", 2)
-        assert await _newest_first(rt) == [old[3], fresh] + [s for s in by_time if s != old[3]]
         await rt.sessions.delete(old[0])
-        moved = {old[3], fresh}
-        assert sorted(_entries(rt)) == sorted(
-            ("now" if sid in moved else "earlier", sid) for sid in [*old[1:], fresh]
-        )
-        assert (await rt.sessions.check()).clean
-        newest = await _newest_first(rt)
-    async with open_runtime(tmp_path) as rt:
-        assert {kind for kind, _ in _entries(rt)} == {"now"}
+        rest = [s for s in by_time if s not in (old[3], old[0])]
+        assert await _newest_first(rt) == [old[3], fresh, *rest]
         assert len(_entries(rt)) == 5
-        assert await _newest_first(rt) == newest
         assert (await rt.sessions.check()).clean
 
 
@@ -161,41 +163,68 @@ async def test_an_imported_session_is_ordered_among_sessions_of_an_earlier_versi
         assert await rt.sessions.restore_recent(1) == [newer]
 
 
-async def test_moving_the_earlier_entries_leaves_a_session_written_meanwhile(
+async def test_moving_the_earlier_entries_reads_again_a_session_written_meanwhile(
     autojump_clock: None,
 ) -> None:
-    """The move at open expects each session as it read it: a page with a session written
-    since moves all but that one, whose next write moves its entry itself."""
+    """The move expects each session as it read it: a page with a session written since
+    fails whole, and its entries are then moved one by one, each read again."""
     async with open_runtime(store="memory") as rt:
         sids = [await rt.sessions.create(name=f"s{i}") for i in range(5)]
         updated = {sid: await _updated_us(rt, sid) for sid in sids}
         _to_earlier_layout(rt, sids, updated)
         records = rt.store.records
+        written = []
 
         class WrittenBetween:
-            """The store, with the session written between the move's read and its write."""
+            """The store, with a session written between the first read and the move."""
 
-            scan, write = records.scan, records.write
+            scan, get, write = records.scan, records.get, records.write
 
             async def get_many(self, keys: list[bytes]) -> list[bytes | None]:
                 found = await records.get_many(keys)
-                await anyio.sleep(1)
-                await rt.sessions.set_state(sids[2], "k", 1)
+                if not written:
+                    await anyio.sleep(1)
+                    await rt.sessions.set_state(sids[2], "k", 1)
+                    written.append(sids[2])
                 return found
 
-        assert await move_earlier_update_entries(cast(Any, WrittenBetween())) == 4
+        assert await move_earlier_update_entries(cast(Any, WrittenBetween())) == 5
         assert sorted(_entries(rt)) == sorted(("now", sid) for sid in sids)
         assert (await rt.sessions.check()).clean
         assert (await _newest_first(rt))[0] == sids[2]
 
 
-async def test_a_failed_group_leaves_one_by_update_entry(tmp_path: Path) -> None:
-    """At machine durability, a session's first write fails with its group while a second
-    write waits: the second still moves the entry out of the earlier layout, once."""
+async def test_an_entry_that_keeps_changing_is_left_to_the_next_open(
+    autojump_clock: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry whose every move conflicts is left as it is, with a warning, and still
+    reads right."""
+    async with open_runtime(store="memory") as rt:
+        sids = [await rt.sessions.create(name=f"s{i}") for i in range(2)]
+        _to_earlier_layout(rt, sids, {sid: await _updated_us(rt, sid) for sid in sids})
+        records = rt.store.records
+
+        class Contended:
+            """The store, every write of it losing to another writer."""
+
+            scan, get, get_many = records.scan, records.get, records.get_many
+
+            async def write(self, batch: Batch) -> None:
+                raise WriteConflictError("another writer got there first")
+
+        assert await move_earlier_update_entries(cast(Any, Contended())) == 0
+        assert "kept changing" in caplog.text
+        assert {kind for kind, _ in _entries(rt)} == {"earlier"}
+        assert (await rt.sessions.check()).clean
+        assert len(await _newest_first(rt)) == 2
+
+
+async def test_a_write_failed_with_its_group_leaves_one_by_update_entry(tmp_path: Path) -> None:
+    """At machine durability, a session's write that fails with its group while a second
+    write waits leaves one by-update entry, where the second write put it."""
     async with open_runtime(tmp_path, durability="machine") as rt:
         other = await rt.sessions.create(name="other")
         sid = await rt.sessions.create(name="s")
-        _to_earlier_layout(rt, [sid], {sid: await _updated_us(rt, sid)})
         kv = rt.store.kv
         write = kv.write
         failures = [OSError("disk full")]

@@ -158,7 +158,6 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
 
     async def _load_stored(self) -> None:
         self._log_end = None  # read with the rest: the session may be another by now
-        self._own.legacy_entry = True
         loaded = await self._own.load_one(self._sid)
         if loaded is None:
             return
@@ -354,7 +353,6 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
                 self._stale = True
             raise
         self._counters = new
-        self._own.legacy_entry = False  # the change moved the by-update entry out of it
         if record is not None:
             self._record = record
 
@@ -366,10 +364,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
             await self._writes.settle()
         except StoreWriteFailedError:
             self._counters, self._record = self._writes.rollback
-            # With mail queued, this same instance takes the next turn (a passivation waits
-            # for an empty mailbox): it reads everything again first, as after any write
-            # that did not land as it counted on (the by-update entry's layout too).
-            self._stale = True
+            self._log_end = None
             self.context.passivate()
             raise
 

@@ -400,7 +400,7 @@ class OwnRecords(SessionRecords):
     """
 
     # Held by every live session actor: no slot more than the keys its turns use.
-    __slots__ = ("_counters_key", "_journal_prefix", "_var_prefix", "legacy_entry", "sid")
+    __slots__ = ("_counters_key", "_journal_prefix", "_var_prefix", "sid")
 
     def __init__(self, store: RecordStore, sid: bytes) -> None:
         super().__init__(store)
@@ -408,10 +408,6 @@ class OwnRecords(SessionRecords):
         self._journal_prefix = layout.journal_prefix(sid)
         self._counters_key = layout.counters_key(sid)
         self._var_prefix = layout.var_prefix(sid)
-        #: Whether the by-update entry may still be in an earlier version's layout
-        #: (``layout.legacy_updated_key``): until a change has landed, which moved it.
-        #: Cleared by the actor once a change is written, not here: a batch may fail.
-        self.legacy_entry = True
 
     async def variable(self, name: object) -> Any:
         """The value of variable ``name`` (checked), or ``None``."""
@@ -449,20 +445,14 @@ class OwnRecords(SessionRecords):
     ) -> None:
         """Add to ``batch`` what every journaled change writes: its journal entry (``kind``,
         ``data``) at ``new.seq``, the counters ``new`` (after ``old``), the by-update entry
-        when it moves to another bucket, or may be in an earlier layout (its value
-        ``created``, the creation time as index values hold it), and ``record`` if the
-        change made a new one."""
+        when it moves to another bucket (its value ``created``, the creation time as
+        index values hold it), and ``record`` if the change made a new one."""
         now = new.updated_us
         batch.put(
             self._journal_prefix + layout.seq_bytes(new.seq), layout.encode_entry(now, kind, data)
         )
         batch.put(self._counters_key, new.encode())
-        if self.legacy_entry:
-            sid = self.sid
-            batch.delete(layout.legacy_updated_key(sid, old.updated_us))
-            batch.delete(layout.updated_key(sid, old.updated_us))
-            batch.put(layout.updated_key(sid, now), created)
-        elif not layout.same_update_bucket(now, old.updated_us):
+        if not layout.same_update_bucket(now, old.updated_us):
             sid = self.sid
             batch.delete(layout.updated_key(sid, old.updated_us))
             batch.put(layout.updated_key(sid, now), created)
