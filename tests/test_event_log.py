@@ -385,6 +385,8 @@ def _with_member(archive: bytes, name: str, change: Any) -> bytes:
         {"first": 1, "events": 7, "at": 1},
         {"first": 2**63, "events": [{}], "at": 1},
         {"first": 1, "events": [{}], "at": "x"},
+        {"first": 1, "events": [{}], "at": 1, "deleted": 5},
+        {"first": 1, "events": [{}], "at": 1, "deleted": None},
     ],
 )
 async def test_archives_with_malformed_event_entries_are_refused(
@@ -607,6 +609,7 @@ async def test_appends_to_a_live_session_read_its_log_end_once(
         msgpack.packb([1, ["a", "list"], {}]),
         msgpack.packb([1, "events_appended", {"events": [{"n": 1}], "at": 1}]),
         msgpack.packb([1, "session_forked", {"variables": {}, "artifacts": "none"}]),
+        msgpack.packb([1, "events_appended", {"first": 1, "events": [], "at": 1, "deleted": 5}]),
     ],
 )
 async def test_a_damaged_journal_entry_is_a_problem_check_reports(damage: bytes) -> None:
@@ -641,6 +644,7 @@ async def test_a_damaged_journal_entry_is_a_problem_check_reports(damage: bytes)
         {"variables": {}, "artifacts": [], "events": [[1, 5]]},
         {"variables": {}, "artifacts": [], "events": [[0, 5, {}]]},
         {"variables": {}, "artifacts": [], "last_event": "x"},
+        {"variables": {}, "artifacts": [], "events": [[2, 5, {}]], "last_event": 1},
     ],
 )
 async def test_archives_with_a_malformed_fork_entry_are_refused(

@@ -285,3 +285,24 @@ async def test_empty_counters_met_while_ranking_by_update_time_are_an_integrity_
         rt.store.kv.write(batch)
         with pytest.raises(IntegrityError, match="counters"):
             await rt.sessions.list(order_by="updated_at", descending=True, limit=1)
+
+
+async def test_damaged_counters_of_an_entry_to_move_leave_the_folder_openable(
+    tmp_path: Path,
+) -> None:
+    """A session whose by-update entry is of the earlier layout and whose counters are
+    damaged: the folder still opens (its entry is left), and ``check`` names the damage."""
+    async with open_runtime(tmp_path) as rt:
+        sid = await rt.sessions.create(name="s")
+        other = await rt.sessions.create(name="other")
+        _to_earlier_layout(rt, [sid], {sid: await _updated_us(rt, sid)})
+        counters = layout.counters_key(layout.bytes_of(sid))
+        raw = rt.store.kv.get(counters)
+        assert raw is not None
+        batch = Batch()
+        batch.put(counters, raw[:-1])
+        rt.store.kv.write(batch)
+    async with open_runtime(tmp_path) as rt:
+        found = await rt.sessions.check()
+        assert any("counters are 39 bytes" in p for p in found.problems), found
+        assert (await rt.sessions.get(other)).id == other

@@ -351,7 +351,8 @@ def check_entry(kind: str, data: Mapping[str, Any]) -> None:
             and type(at_us) is int
             and 0 <= at_us <= _LAST_US
             and isinstance(data.get("state", {}), dict)
-            and all(isinstance(k, str) for k in data.get("deleted", []))
+            and isinstance(deleted := data.get("deleted", []), list)
+            and all(isinstance(k, str) for k in deleted)
         )
     elif kind == "event_popped":
         position = data.get("position")
@@ -377,23 +378,24 @@ def _fork_entry_ok(data: Mapping[str, Any]) -> bool:
         isinstance(data.get("variables"), dict)
         and isinstance(artifacts, list)
         and all(isinstance(a, dict) and a.keys() >= _FORKED_ARTIFACT for a in artifacts)
-        and isinstance(events, list)
-        and all(_copied_event_ok(event) for event in events)
         and type(last) is int
         and 0 <= last <= _POSITION_MAX
+        and isinstance(events, list)
+        and all(_copied_event_ok(event, last) for event in events)
         and type(last_at) is int
         and 0 <= last_at <= _LAST_US
     )
 
 
-def _copied_event_ok(event: object) -> bool:
-    """Whether ``event`` is ``[position, time µs, data]`` as a fork's entry copies it."""
+def _copied_event_ok(event: object, last: int) -> bool:
+    """Whether ``event`` is ``[position, time µs, data]`` as a fork's entry copies it, at
+    a position given before ``last`` (the next append gives the one after)."""
     if not (isinstance(event, list) and len(event) == 3):
         return False
     position, at_us, data = event
     return (
         type(position) is int
-        and 1 <= position <= _POSITION_MAX
+        and 1 <= position <= last
         and type(at_us) is int
         and 0 <= at_us <= _LAST_US
         and isinstance(data, dict)

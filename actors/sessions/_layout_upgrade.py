@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from satchel.runtime._errors import WriteConflictError
+from satchel.runtime._errors import IntegrityError, WriteConflictError
 from satchel.storage import Batch, Equals, RecordStore
 
 from . import _session_layout as layout
@@ -30,7 +30,7 @@ _ATTEMPTS = 5
 
 async def move_earlier_update_entries(records: RecordStore, page: int = PAGE) -> int:
     """Move every by-update entry of the earlier layout into the current one; how many were
-    moved (one whose session has no counters is left for ``check``)."""
+    moved (one whose session has no counters, or damaged ones, is left for ``check``)."""
     lower = layout.BY_UPDATED
     upper = layout.BY_UPDATED + layout.u64(layout.FINE_BUCKETS)
     moved = 0
@@ -72,10 +72,14 @@ async def _moves(records: RecordStore, found: list[tuple[bytes, bytes]]) -> list
     for (key, value), sid, raw in zip(found, sids, counters, strict=True):
         if raw is None:
             continue
+        try:
+            updated_us = layout.updated_us_of(raw)
+        except IntegrityError:
+            continue  # damaged counters: left for ``check`` to name (the folder still opens)
         move = Batch()
         move.delete(key, expect=Equals(value))
         move.put(layout.counters_key(sid), raw, expect=Equals(raw))
-        move.put(layout.updated_key(sid, layout.updated_us_of(raw)), value)
+        move.put(layout.updated_key(sid, updated_us), value)
         moves.append(move)
     return moves
 

@@ -373,7 +373,7 @@ UPDATE_BUCKET_US = 15_625
 #: Added to every such bucket, so that they sort after those of earlier versions, which
 #: bucketed by the second (``legacy_updated_key``); a runtime moves those when it opens
 #: (``move_earlier_update_entries``).
-FINE_BUCKETS = 1 << 62
+FINE_BUCKETS = 1 << 63
 _LEGACY_BUCKET_US = 1_000_000
 
 
