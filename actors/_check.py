@@ -242,7 +242,7 @@ async def _compare_derived(
 ) -> None:
     """Compare the stored index, deadline and artifact id entries with ``expected``; a
     session's by-update entry may be in an earlier layout (``legacy``: its key there -> the
-    key expected), kept until the session is next written."""
+    key expected), which an open moves unless the move kept conflicting."""
     for prefix in (keys.SESSION_INDEX, keys.DEADLINE, keys.ARTIFACT_ID, keys.ARTIFACT_INDEX):
         for key, value in await prefix_pairs(records, prefix):
             want = expected.pop(key, None)

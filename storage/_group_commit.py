@@ -138,22 +138,19 @@ class GroupCommit:
             # Scheduler passes while writers keep joining (at most a few): every writer
             # runnable by then joins. After a group of several, at least two passes: Trio may
             # run a batch in either order, so the previous group's writers, released into the
-            # same batch as this leader's first pass, can all come after it. Where the loop
-            # tells that no other task can run before a pass ends (``Native.alone``: asyncio
-            # with nothing ready), a pass would gather nobody: the group is written at once
-            # (~7 µs less for a lone writer, whose fsync leaves the caches cold), but not
-            # many groups in a row, so that the loop still polls for I/O between them.
-            if self._skipped < _MAX_SKIPS and loop.alone():
-                self._skipped += 1
-            else:
-                self._skipped = 0
+            # same batch as this leader's first pass, can all come after it. (Where the loop
+            # tells that no other task can run before a pass ends, ``Native.alone``: asyncio
+            # with nothing ready, a pass would gather nobody: ``write`` writes a lone writer
+            # at once, ~7 µs less, its fsync leaving the caches cold; but not many in a row,
+            # so that the loop still polls for I/O between them, and then a leader comes.)
+            self._skipped = 0
+            joined = len(self._waiting)
+            at_least = 2 if self._last_group > 1 else 1
+            for passes in range(1, _MAX_PASSES + 1):
+                await loop.uncancellable_pass()
+                if len(self._waiting) == joined and passes >= at_least:
+                    break
                 joined = len(self._waiting)
-                at_least = 2 if self._last_group > 1 else 1
-                for passes in range(1, _MAX_PASSES + 1):
-                    await loop.uncancellable_pass()
-                    if len(self._waiting) == joined and passes >= at_least:
-                        break
-                    joined = len(self._waiting)
             while self._waiting:  # the writes and fsyncs hold the loop: nobody joins now
                 self._flush(self._take())
         except BaseException as error:
