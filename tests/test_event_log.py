@@ -356,6 +356,30 @@ async def test_pops_and_clears_count_against_the_operation_quota(rt: Runtime) ->
     assert (await rt.sessions.get(sid)).operation_count == 2
 
 
+async def _archive_with_entry(
+    rt: Runtime, at: int, kind: str | None, data: dict[str, Any]
+) -> bytes:
+    """The archive of a new session with one event, its journal entry ``at`` replaced by one
+    of ``kind`` (the entry's own if ``None``) holding ``data``; the session is deleted."""
+    from satchel.actors.sessions import _session_layout as layout
+
+    sid = await rt.sessions.create()
+    await rt.sessions.append_event(sid, {"n": 1})
+    sink = io.BytesIO()
+    await export_session(rt.sessions, rt.artifacts, rt.store, sid, sink)
+    await rt.sessions.delete(sid)
+
+    def corrupt(member: bytes) -> bytes:
+        entries = msgpack.unpackb(member)
+        seq, raw = entries[at]
+        at_us, was, _, cause = layout.decode_entry_with_cause(raw)
+        entries[at] = [seq, layout.encode_entry(at_us, kind or was, data, cause)]
+        packed: bytes = msgpack.packb(entries)
+        return packed
+
+    return _with_member(sink.getvalue(), "journal.msgpack", corrupt)
+
+
 def _with_member(archive: bytes, name: str, change: Any) -> bytes:
     """``archive`` with member ``name`` replaced by ``change(its bytes)``, manifest updated."""
     import json
@@ -393,25 +417,7 @@ async def test_archives_with_malformed_event_entries_are_refused(
     rt: Runtime, bad: dict[str, Any]
 ) -> None:
     """An archive whose journal holds a malformed append is refused, nothing imported."""
-    import msgpack
-
-    from satchel.actors.sessions import _session_layout as layout
-
-    sid = await rt.sessions.create()
-    await rt.sessions.append_event(sid, {"n": 1})
-    sink = io.BytesIO()
-    await export_session(rt.sessions, rt.artifacts, rt.store, sid, sink)
-    await rt.sessions.delete(sid)
-
-    def corrupt(data: bytes) -> bytes:
-        entries = msgpack.unpackb(data)
-        seq, raw = entries[-1]
-        at_us, kind, _, cause = layout.decode_entry_with_cause(raw)
-        entries[-1] = [seq, layout.encode_entry(at_us, kind, bad, cause)]
-        packed: bytes = msgpack.packb(entries)
-        return packed
-
-    archive = _with_member(sink.getvalue(), "journal.msgpack", corrupt)
+    archive = await _archive_with_entry(rt, -1, None, bad)
     with pytest.raises(ValidationError):
         await import_session(rt.sessions, rt.artifacts, rt.store, io.BytesIO(archive))
     assert await rt.sessions.list() == []
@@ -652,23 +658,7 @@ async def test_archives_with_a_malformed_fork_entry_are_refused(
 ) -> None:
     """An archive whose first journal entry is a fork's of the wrong shape (the log an
     import rebuilds comes from it) is refused, nothing imported, as or beside the original."""
-    from satchel.actors.sessions import _session_layout as layout
-
-    sid = await rt.sessions.create()
-    await rt.sessions.append_event(sid, {"n": 1})
-    sink = io.BytesIO()
-    await export_session(rt.sessions, rt.artifacts, rt.store, sid, sink)
-    await rt.sessions.delete(sid)
-
-    def corrupt(data: bytes) -> bytes:
-        entries = msgpack.unpackb(data)
-        seq, raw = entries[0]
-        at_us, _, _, cause = layout.decode_entry_with_cause(raw)
-        entries[0] = [seq, layout.encode_entry(at_us, "session_forked", bad, cause)]
-        packed: bytes = msgpack.packb(entries)
-        return packed
-
-    archive = _with_member(sink.getvalue(), "journal.msgpack", corrupt)
+    archive = await _archive_with_entry(rt, 0, "session_forked", bad)
     with pytest.raises(ValidationError, match="session_forked"):
         await import_session(
             rt.sessions, rt.artifacts, rt.store, io.BytesIO(archive), new_id=new_id
