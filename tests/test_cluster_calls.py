@@ -8,6 +8,7 @@ import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,6 +29,7 @@ from satchel import (
 )
 from satchel._serve import serve
 from satchel._session_calls import decode_result, encode_result, error_of
+from satchel.actors.sessions._handle import AT_OWNER, RoutedSessionHandle, SessionHandle
 
 pytestmark = pytest.mark.anyio
 
@@ -60,6 +62,21 @@ async def chunks(*pieces: bytes) -> AsyncIterator[bytes]:
     for piece in pieces:
         await anyio.lowlevel.checkpoint()
         yield piece
+
+
+async def test_a_handle_off_a_cluster_calls_its_methods_with_no_routing_around_them(
+    tmp_path: Path,
+) -> None:
+    """A runtime that is no cluster node gives plain handles, whose methods are the local
+    implementations themselves (no routing coroutine per call), and they work."""
+    async with open_runtime(tmp_path / "data") as rt:
+        handle = rt.session(await rt.sessions.create())
+        assert type(handle) is SessionHandle
+        for name, method in AT_OWNER.items():
+            assert getattr(SessionHandle, name) is method, name
+            assert getattr(RoutedSessionHandle, name) is not method, name
+        await handle.set_state("k", 1)
+        assert await handle.get_state("k") == 1
 
 
 async def test_a_handle_on_another_nodes_session_runs_its_calls_there(store_url: str) -> None:

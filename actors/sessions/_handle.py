@@ -19,7 +19,7 @@ from collections.abc import (
     Coroutine,
     Mapping,
 )
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, final
 
 from satchel.runtime import ActorRef
 
@@ -69,25 +69,31 @@ AT_OWNER: dict[str, Callable[..., Awaitable[Any]]] = {}
 def _at_owner(
     method: Callable[Concatenate[SessionHandle, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[SessionHandle, P], Coroutine[Any, Any, T]]:
-    """Run ``method`` on the node serving the session (only a cluster node has another)."""
-    name = method.__name__
+    """Mark ``method`` as one a cluster node runs on the node serving the session: the
+    handles of such a node (``RoutedSessionHandle``) route it; a plain handle calls it as
+    it is, without a coroutine around it."""
+    AT_OWNER[method.__name__] = method
+    return method
+
+
+def _routed(
+    name: str, method: Callable[..., Awaitable[Any]]
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """``method`` run where the manager's ``calls`` send it."""
     signature = inspect.signature(method)
-    AT_OWNER[name] = method
 
     @functools.wraps(method)
-    async def call(self: SessionHandle, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(self: SessionHandle, /, *args: Any, **kwargs: Any) -> Any:
         calls = self._manager.calls
         if calls is None:
             return await method(self, *args, **kwargs)
         arguments = dict(signature.bind(self, *args, **kwargs).arguments)
         del arguments["self"]
-        answer = await calls.call(self.id, name, arguments, lambda: method(self, *args, **kwargs))
-        return cast(T, answer)
+        return await calls.call(self.id, name, arguments, lambda: method(self, *args, **kwargs))
 
     return call
 
 
-@final
 class SessionHandle:
     """One session, by id: the manager's operations without the id argument."""
 
@@ -297,3 +303,13 @@ class SessionHandle:
     async def fork(self, *, at: int | None = None, name: str | None = None) -> str:
         """A new session with this one's variables and artifacts after entry ``at``."""
         return await self._manager.fork(self.id, at=at, name=name)
+
+
+@final
+class RoutedSessionHandle(SessionHandle):
+    """The handle of a cluster node: each ``_at_owner`` method runs on the node serving the
+    session (the methods are set below, from ``AT_OWNER``)."""
+
+
+for _name, _method in AT_OWNER.items():
+    setattr(RoutedSessionHandle, _name, _routed(_name, _method))

@@ -53,7 +53,7 @@ from . import _session_update as update
 from ._budgets import Budgets
 from ._creation import Creation
 from ._deadlines import DeadlineBoard
-from ._handle import SessionCalls, SessionHandle
+from ._handle import RoutedSessionHandle, SessionCalls, SessionHandle
 from ._history import History, ReplayMetadata
 from ._manager_log import EventLogCalls
 from ._query import (
@@ -125,7 +125,8 @@ class SessionManager(EventLogCalls):
     def handle(self, session_id: str) -> SessionHandle:
         """A handle on one session (checked to be a well-formed id, not to exist)."""
         checked = validate.session_id(session_id)[0]
-        return SessionHandle(self, self._artifacts, checked, self._ref(checked))
+        kind = SessionHandle if self.calls is None else RoutedSessionHandle
+        return kind(self, self._artifacts, checked, self._ref(checked))
 
     # -- create and read ------------------------------------------------------------------
 
