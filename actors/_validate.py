@@ -169,6 +169,9 @@ def json_like(field: Field, value: Any) -> None:
     Strings are not checked for lone surrogates here: encoding them fails, and the callers
     that encode map that failure to ``ValidationError`` (see ``encoded``).
     """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:  # most variables: no walk to make
+        return
     try:
         _walk(value, 0)
     except _Unfit as unfit:

@@ -179,8 +179,9 @@ def checked_append(
     if state is not None:
         if type(state) is not dict and not isinstance(state, Mapping):
             raise InvalidArgumentError(f"state must be a map, not {type(state).__name__}")
-        pairs = tuple((validate_key(k), v) for k, v in state.items())
+        pairs = tuple(state.items())
         for key, value in pairs:
+            validate.state_key(key)
             validate.json_like(("state", key), value)
     if isinstance(delete, str):
         raise InvalidArgumentError("delete must be a list of variable names")
@@ -269,7 +270,10 @@ def append_batch(
     if append.state or append.deleted:
         variables = layout.var_prefix(sid)
         for key, value in append.state:
-            encoded = validate.encoded(("state", key), layout.encode_value, value)
+            try:
+                encoded = layout.encode_value(value)
+            except UnicodeEncodeError as error:
+                raise validate.not_unicode(("state", key), error) from None
             if len(encoded) > max_value_bytes:
                 _within(len(encoded), max_value_bytes, f"state {key!r} of session {session_id}")
             batch.put(variables + key.encode(), encoded)
