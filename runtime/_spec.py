@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -49,6 +49,9 @@ class ActorSpec:
     handler are answered to the asker and the actor goes on; any other error is a crash.
     ``idle_timeout`` (seconds, ``None`` for never) passivates an actor left without messages;
     ``flush_timeout`` bounds ``on_stop``, which runs shielded from cancellation.
+    ``admit(actor_id, message)``, if given, is awaited in the asking task before an actor that
+    is not live is started for an ask: it raises (an error of a ``survives`` type) to answer
+    the ask without starting an actor, for an id that names nothing.
     """
 
     kind: str
@@ -59,3 +62,4 @@ class ActorSpec:
     flush_timeout: float = 10.0
     survives: tuple[type[BaseException], ...] = (SatchelError,)
     intensity: Intensity = Intensity()
+    admit: Callable[[str, Any], Awaitable[None]] | None = None

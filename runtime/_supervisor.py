@@ -478,10 +478,18 @@ class ActorRef:
             # Queued, the message would wait for the very turn that waits for its answer.
             return await cell.receive_inline(message)
         cell = supervisor._cells.get(self._key)  # ``resident``, without the call
-        if cell is not None:
-            how = cell.lending(message)
-            if how is not Lending.NO:
-                return await cell.lent_turn(message, how)
+        if cell is None:
+            spec = supervisor._specs.get(self._key[0])
+            if spec is not None and spec.admit is not None:
+                # An ask for an id that names nothing is answered here: no task is started
+                # (and stopped) for it.
+                await spec.admit(self._key[1], message)
+            # Started here, the actor's task is parked on its empty mailbox by the time this
+            # resumes: the first turn too is lent, rather than queued for that task to wake.
+            cell = await supervisor.activate(*self._key)
+        how = cell.lending(message)
+        if how is not Lending.NO:
+            return await cell.lent_turn(message, how)
         slot = ReplySlot(self._supervisor.native.event())
         if not self._supervisor.offer(self._key, (message, slot)):
             await self._supervisor.deliver(self._key, (message, slot))
