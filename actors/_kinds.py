@@ -14,7 +14,7 @@ from .artifacts._storage import STORAGE_ID, STORAGE_KIND, StorageActor
 from .hooks._events import EventBus
 from .hooks._hooks import Hooks
 from .sessions._deadlines import DEADLINES_KIND, DeadlineBoard, DeadlineSweeper
-from .sessions._session import SESSION_KIND, SessionActor, SessionServices
+from .sessions._session import SESSION_KIND, SessionActor, SessionServices, admission
 from .sessions._session_services import SessionLeases
 
 #: A live session with no message for this long is passivated (its state is all on disk).
@@ -62,6 +62,7 @@ def register_session_kinds(
             kind=SESSION_KIND,
             factory=lambda session_id: SessionActor(_canonical(session_id), services),
             idle_timeout=idle_s,
+            admit=admission(store.records) if store.kv is not None else None,
         )
     )
     supervisor.register(

@@ -75,6 +75,29 @@ async def test_a_key_looked_up_before_it_exists_works_once_created(rt: Runtime) 
     assert await rt.sessions.get_state("late", "x") == 2
 
 
+async def test_a_call_for_a_session_that_does_not_exist_starts_no_actor(rt: Runtime) -> None:
+    """On a local store an ask for an unknown or deleted session is answered
+    SessionNotFound without starting an actor for it; the same session, once created,
+    starts one."""
+    started = rt.supervisor.totals.activations
+    for call in (
+        rt.sessions.get_state("nobody", "x"),
+        rt.sessions.set_state("nobody", "x", 1),
+        rt.sessions.append_event("nobody", {"e": 1}),
+        rt.session("nobody").list_state(),
+    ):
+        with pytest.raises(SessionNotFoundError, match="Session not found: "):
+            await call
+    assert rt.supervisor.totals.activations == started
+    sid = await rt.sessions.create(key="nobody")
+    await rt.sessions.set_state("nobody", "x", 2)
+    assert rt.supervisor.totals.activations == started + 1
+    await rt.sessions.delete(sid)
+    with pytest.raises(SessionNotFoundError):
+        await rt.sessions.get_state(sid, "x")
+    assert not rt.supervisor.is_live("session", sid)
+
+
 @pytest.mark.parametrize(
     ("fields", "error"),
     [

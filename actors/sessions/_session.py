@@ -27,7 +27,7 @@ from satchel.runtime._errors import (
     StoreWriteFailedError,
     ValidationError,
 )
-from satchel.storage import Batch
+from satchel.storage import Batch, RecordStore
 
 from .. import _validate as validate
 from .._lifecycle import (
@@ -107,6 +107,26 @@ _LENDABLE = frozenset(
         RevokeArtifact,
     }
 )
+
+
+def admission(records: RecordStore) -> Callable[[str, Any], Awaitable[None]]:
+    """The session kind's ``admit``: an ask for a session that does not exist is answered
+    ``SessionNotFoundError`` after one read of its record and counters (what the actor's
+    start reads), without starting an actor to find that out. For a local store only: on a
+    networked one the read is a round trip more before every actor's start."""
+
+    async def admit(session_id: str, message: Any) -> None:
+        if type(message) is DeadlineDue:
+            return  # the actor drops the deadline of a session that is gone
+        try:
+            sid = layout.bytes_of(session_id)
+        except ValueError:
+            return  # no canonical id: the actor's start refuses it
+        found = await records.get_many([layout.record_key(sid), layout.counters_key(sid)])
+        if found[0] is None or found[1] is None:
+            raise SessionNotFoundError(f"Session not found: {session_id}")
+
+    return admit
 
 
 @final
