@@ -28,6 +28,7 @@ _BLOBS_CF = "blobs"
 # The index's memtable size, and so how much log a synced write can count on being recycled
 # (see RocksStore._prime_log): RocksDB starts a new log file when a memtable is flushed.
 _INDEX_BUFFER = 8 << 20
+_BLOOM_BITS_PER_KEY = 10
 
 
 def _index_options() -> rocksdict.Options:
@@ -41,6 +42,13 @@ def _index_options() -> rocksdict.Options:
     options.set_recycle_log_file_num(4)
     options.set_write_buffer_size(_INDEX_BUFFER)
     options.increase_parallelism(2)
+    # Bloom filters (10 bits a key, ~1% false positives): a read of a key that is not there
+    # (a session that does not exist, a create's check that its key is free, a new blob) skips
+    # the files that cannot hold it instead of searching each one. A lookup that misses in a
+    # 100,000-session folder: 20 -> 10 us.
+    table = rocksdict.BlockBasedOptions()
+    table.set_bloom_filter(_BLOOM_BITS_PER_KEY, False)
+    options.set_block_based_table_factory(table)
     return options
 
 

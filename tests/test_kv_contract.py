@@ -244,6 +244,22 @@ def test_rocks_survives_reopen(tmp_path: Path) -> None:
         again.close()
 
 
+def test_rocks_index_keeps_bloom_filters_and_misses_read_through_them(tmp_path: Path) -> None:
+    """The index's tables carry bloom filters (a read of an absent key skips the files that
+    cannot hold it), and keys absent from flushed tables still read as missing."""
+    kv = RocksStore(tmp_path / "db")
+    batch = Batch()
+    for i in range(200):
+        batch.put(b"k%04d" % i, b"v")
+    kv.write(batch)
+    kv.compact()  # into table files, which the filters are part of
+    assert kv.get(b"k0007") == b"v" and kv.get(b"k0007x") is None
+    kv.close()
+    options = (tmp_path / "db").glob("OPTIONS-*")
+    index_tables = next(options).read_text().split('[TableOptions/BlockBasedTable "default"]')[1]
+    assert "filter_policy=bloomfilter" in index_tables.split("[")[0]
+
+
 def test_inverted_delete_range_is_a_no_op(kv: KeyValueStore) -> None:
     """A delete_range whose lower bound is not below its upper bound deletes nothing."""
     put_all(kv, {b"a": b"1", b"b": b"2"})
