@@ -16,6 +16,7 @@ import attrs
 
 from . import _native
 from ._actor import Lending
+from ._budget import cooperate
 from ._cell import Cell, Item, turn_of
 from ._errors import (
     ActorFailedError,
@@ -483,7 +484,13 @@ class ActorRef:
             if spec is not None and spec.admit is not None:
                 # An ask for an id that names nothing is answered here: no task is started
                 # (and stopped) for it.
-                await spec.admit(self._key[1], message)
+                try:
+                    await spec.admit(self._key[1], message)
+                except BaseException:
+                    # Refused without starting anything: still a cancellation point (and,
+                    # now and then, a schedule point), as every ask is.
+                    await cooperate(supervisor.native)
+                    raise
             # Started here, the actor's task is parked on its empty mailbox by the time this
             # resumes: the first turn too is lent, rather than queued for that task to wake.
             cell = await supervisor.activate(*self._key)

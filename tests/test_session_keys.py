@@ -3,10 +3,13 @@ application and user."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import msgpack
 import pytest
 from hypothesis import given, settings
@@ -96,6 +99,38 @@ async def test_a_call_for_a_session_that_does_not_exist_starts_no_actor(rt: Runt
     with pytest.raises(SessionNotFoundError):
         await rt.sessions.get_state(sid, "x")
     assert not rt.supervisor.is_live("session", sid)
+
+
+async def test_an_ask_for_a_missing_session_is_still_a_cancellation_point(rt: Runtime) -> None:
+    """An ask answered SessionNotFound without an actor still checks for cancellation: a
+    cancelled caller gets Cancelled, not the answer."""
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        with contextlib.suppress(SessionNotFoundError):
+            await rt.sessions.get_state("nobody", "x")
+            pytest.fail("answered inside a cancelled scope")
+    assert scope.cancelled_caught
+
+
+async def test_polling_for_a_keyed_session_lets_its_creator_run(rt: Runtime) -> None:
+    """A task asking for a keyed session in a loop until another task creates it lets that
+    task run (the refusals yield to the scheduler now and then)."""
+    polls = 0
+
+    async def poll() -> None:
+        nonlocal polls
+        while True:
+            try:
+                assert await rt.sessions.get_state("late", "x") == 1
+                return
+            except SessionNotFoundError:
+                polls += 1
+                assert polls < 100_000, "the creator never ran"
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(poll)
+        await anyio.lowlevel.checkpoint()
+        await rt.sessions.create(key="late", state={"x": 1})
 
 
 @pytest.mark.parametrize(
