@@ -4,6 +4,7 @@ last events or those after a time, pop, clear, and the log through replay, fork 
 from __future__ import annotations
 
 import io
+import math
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,27 @@ from satchel.actors import export_session, import_session
 def datas(events: list[Any]) -> list[Any]:
     """The data of each event."""
     return [e.data for e in events]
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "message"),
+    [
+        ({"a": math.nan, 1: 1}, InvalidArgumentError, "a state key must be a string, not int"),
+        ({"a": math.nan, "": 1}, ValidationError, "a state key must not be empty"),
+        ({"a": object(), 1: 1}, InvalidArgumentError, "a state key must be a string, not int"),
+        ({"a": 1 << 70, "b" * 300: 1}, ValidationError, "is 300 bytes; the limit is 256"),
+    ],
+)
+async def test_an_appends_state_names_are_all_checked_before_its_values(
+    rt: Runtime, state: dict[Any, Any], error: type[Exception], message: str
+) -> None:
+    """A state map with a bad value and a bad name after it is refused for the name (every
+    name is checked before any value), and nothing is written."""
+    sid = await rt.sessions.create()
+    with pytest.raises(error, match=message) as raised:
+        await rt.sessions.append_events(sid, [], state=state)
+    assert type(raised.value) is error
+    assert await rt.sessions.list_state(sid) == []
 
 
 async def test_append_applies_its_state_delta_in_the_same_write(rt: Runtime) -> None:

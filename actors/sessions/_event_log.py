@@ -180,8 +180,9 @@ def checked_append(
         if type(state) is not dict and not isinstance(state, Mapping):
             raise InvalidArgumentError(f"state must be a map, not {type(state).__name__}")
         pairs = tuple(state.items())
-        for key, value in pairs:
+        for key, _ in pairs:  # every name before any value, as before
             validate.state_key(key)
+        for key, value in pairs:
             validate.json_like(("state", key), value)
     if isinstance(delete, str):
         raise InvalidArgumentError("delete must be a list of variable names")
