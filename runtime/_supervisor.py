@@ -491,12 +491,10 @@ class ActorRef:
                     # now and then, a schedule point), as every ask is.
                     await cooperate(supervisor.native)
                     raise
-            # Started here, the actor's task is parked on its empty mailbox by the time this
-            # resumes: the first turn too is lent, rather than queued for that task to wake.
-            cell = await supervisor.activate(*self._key)
-        how = cell.lending(message)
-        if how is not Lending.NO:
-            return await cell.lent_turn(message, how)
+        else:
+            how = cell.lending(message)
+            if how is not Lending.NO:
+                return await cell.lent_turn(message, how)
         slot = ReplySlot(self._supervisor.native.event())
         if not self._supervisor.offer(self._key, (message, slot)):
             await self._supervisor.deliver(self._key, (message, slot))

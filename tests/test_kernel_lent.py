@@ -91,18 +91,6 @@ async def test_idle_actor_lends_the_turn_to_the_asker() -> None:
         assert sup.inspect("lender", "a").messages_handled == 3
 
 
-async def test_the_first_ask_of_an_actor_started_for_it_is_lent_too() -> None:
-    """An ask that starts its actor runs its turn in the asking task as well, rather than
-    queueing it for the actor's own task to wake for."""
-    world = World()
-    async with open_supervisor() as supervisor:
-        supervisor.register(
-            ActorSpec(kind="lender", factory=lambda actor_id: LendingCounter(world, actor_id))
-        )
-        assert await supervisor.ref("lender", "a").ask(Get()) == 0
-        assert actor_of(supervisor).tasks == [current_native().current_task()]
-
-
 async def test_admit_answers_an_ask_without_starting_the_actor() -> None:
     """A kind's ``admit`` that refuses an ask answers it with its error and starts no actor;
     once an actor is live, or for a ``tell``, ``admit`` is not asked."""

@@ -196,11 +196,11 @@ async def test_a_small_artifact_store_is_one_write(
 async def test_a_runtime_started_again_loads_the_heads_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A session actor started again reads its session (one ``get_many``; on a local store
-    one more before it, which finds that the session exists before an actor is started for
-    it) and, at its first store, loads its names' heads and retired names (two scans); then
-    it stores an existing name, and one deleted whole, with one write each, numbering their
-    versions on."""
+    """A session actor started again reads its session (one ``get_many``; on a local store a
+    ``get`` of its counters before it, which finds that the session exists before an actor
+    is started for it) and, at its first store, loads its names' heads and retired names
+    (two scans); then it stores an existing name, and one deleted whole, with one write
+    each, numbering their versions on."""
     async with open_runtime(tmp_path / "data") as rt:
         session_id = await rt.sessions.create()
         await rt.artifacts.store(session_id, "notes", b"one", type="file")
@@ -210,7 +210,7 @@ async def test_a_runtime_started_again_loads_the_heads_once(
     async with open_runtime(tmp_path / "data") as rt:
         calls.clear()  # what opening reads and writes
         ref = await rt.artifacts.store(session_id, "notes", b"three", type="file")
-        assert (ref.version, calls) == (2, ["get_many", "get_many", "scan", "scan", "write"])
+        assert (ref.version, calls) == (2, ["get", "get_many", "scan", "scan", "write"])
         calls.clear()
         ref = await rt.artifacts.store(session_id, "gone", b"four", type="file")
         assert (ref.version, calls) == (2, ["write"])
