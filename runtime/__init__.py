@@ -7,6 +7,7 @@ persistence reaches it through ``ReminderStore``.
 from ._actor import Actor as Actor
 from ._actor import ActorContext as ActorContext
 from ._actor import Lending as Lending
+from ._held import Held as Held
 from ._mailbox import Mailbox as Mailbox
 from ._messages import ReminderFired as ReminderFired
 from ._messages import ReplySlot as ReplySlot

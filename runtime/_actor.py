@@ -21,7 +21,13 @@ class Lending(enum.Enum):
     SYNC = "sync"
     #: The turn may suspend: it runs shielded from the asker's cancellation (the asker
     #: gets ``Cancelled`` after it), so only for short turns. A shield costs ~5 µs here.
+    #: Queued on asyncio, where a host may cancel its task past any scope.
     SHIELDED = "shielded"
+    #: As ``SHIELDED``, for a turn that waits only on brief I/O (a write to a networked
+    #: store): on asyncio too, the turn held in the asker's task (``Held``); an AnyIO scope
+    #: that cancels the asker meanwhile retries its cancellation on every pass of the loop
+    #: until the turn ends.
+    HELD = "held"
 
 
 class Actor(Generic[M]):

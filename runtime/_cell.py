@@ -17,6 +17,7 @@ import trio
 from ._actor import ActorContext, Lending
 from ._budget import cooperate
 from ._errors import ActorCrashedError, ActorFailedError, RuntimeClosedError, SessionMovedError
+from ._held import Held
 from ._mailbox import Mailbox
 from ._messages import ReplySlot, TimerFired, reraisable
 from ._native import NativeEvent
@@ -115,8 +116,9 @@ class Cell:
         # A turn run by an asker in its own task (see ``lent_turn``): the loop waits for it.
         self._lent = False
         self._lent_done: NativeEvent | None = None
-        # The shield of a lent SHIELDED turn: the runtime's grace cuts it (``_lent_ended``).
-        self._lent_scope: trio.CancelScope | None = None
+        # The shield of a lent SHIELDED or HELD turn (a scope on Trio, ``Held`` on asyncio): the
+        # runtime's grace cuts it (``_lent_ended``).
+        self._lent_scope: trio.CancelScope | Held[Any] | None = None
         self._lent_crash: Exception | None = None
 
     # -- requests from outside the loop ---------------------------------------------------
@@ -305,13 +307,15 @@ class Cell:
         try:
             if how is Lending.SYNC:
                 result = await self.actor.receive(message)
-            else:
+            elif self.supervisor.native.shields_host_tasks:
                 # An asker's deadline must not cut a turn in half (a queued turn runs whole
                 # whatever becomes of its asker, too); the runtime's grace may.
                 with self.supervisor.native.shield() as self._lent_scope:
                     result = await self.actor.receive(message)
                 if self._lent_scope.cancelled_caught:
                     failure = RuntimeClosedError("the runtime closed during this message")
+            else:
+                result, failure = await self._held_turn(message)
         except self.spec.survives as error:
             failure = reraisable(error)  # raised as a queued ask's answer is: cause = original
             if failure is not error:
@@ -344,6 +348,21 @@ class Cell:
         if failure is not None:
             raise failure
         return result
+
+    async def _held_turn(self, message: Any) -> tuple[Any, BaseException | None]:
+        """A HELD lent turn on asyncio, where a host may cancel its task past any scope: run
+        whole in ``Held``, a cancellation that came meanwhile delivered at the asker's next
+        await (after the turn, as Trio delivers one after a shield)."""
+        self._lent_scope = held = Held(self.actor.receive(message))  # type: ignore[union-attr]
+        try:
+            return await held, None
+        except anyio.get_cancelled_exc_class():
+            if not held.cancel_called:
+                raise
+            return None, RuntimeClosedError("the runtime closed during this message")
+        finally:
+            if held.cancelled is not None:
+                self.supervisor.native.deliver_later(held.cancelled)
 
     async def _lent_ended(self) -> bool:
         """Wait for a turn run by an asker, and recover the actor if it crashed there;

@@ -104,6 +104,10 @@ class Native(Protocol):
         ...
 
     def shield(self) -> trio.CancelScope: ...
+    def deliver_later(self, cancelled: BaseException) -> None:
+        """Deliver ``cancelled``, held off while a turn ran (``Held``), at the current
+        task's next await (asyncio only: Trio's shields need no such step)."""
+        ...
 
 
 # -- Trio ---------------------------------------------------------------------------------
@@ -180,6 +184,9 @@ class _Trio:
 
     def shield(self) -> trio.CancelScope:
         return trio.CancelScope(shield=True)
+
+    def deliver_later(self, cancelled: BaseException) -> None:
+        raise NotImplementedError("Trio turns are shielded by scopes")
 
 
 # -- asyncio ------------------------------------------------------------------------------
@@ -474,6 +481,11 @@ class _Asyncio:
 
     def shield(self) -> trio.CancelScope:
         raise NotImplementedError("asyncio cannot shield a host's task from Task.cancel")
+
+    def deliver_later(self, cancelled: BaseException) -> None:
+        task = asyncio.current_task()
+        assert task is not None and isinstance(cancelled, asyncio.CancelledError)
+        _rearm(task, cancelled)
 
 
 TRIO: Native = _Trio()

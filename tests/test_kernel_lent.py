@@ -286,3 +286,97 @@ async def test_the_grace_cuts_a_shielded_lent_turn_as_a_queued_one(
         outer.start_soon(asker)
         await anyio.sleep(0.5)
     assert len(outcome) == 1 and anyio.current_time() - started < 2
+
+
+class HoldingCounter(LendingCounter):
+    """A lending counter whose ``Sleep`` turns are HELD (brief I/O: lent on asyncio too)."""
+
+    def lending(self, message: Any) -> Lending:
+        return Lending.HELD if isinstance(message, Sleep) else super().lending(message)
+
+
+@asynccontextmanager
+async def holding(world: World) -> AsyncIterator[tuple[Supervisor, ActorRef]]:
+    """A supervisor with one live holding counter ``a``."""
+    async with open_supervisor() as supervisor:
+        supervisor.register(
+            ActorSpec(kind="holder", factory=lambda actor_id: HoldingCounter(world, actor_id))
+        )
+        ref = supervisor.ref("holder", "a")
+        await ref.ask(Add(0))
+        yield supervisor, ref
+
+
+async def test_a_held_turn_runs_whole_in_the_asker_whatever_cancels_it(
+    autojump_clock: None,
+) -> None:
+    """A HELD turn runs in the asker's task, and a cancellation of that task mid-turn (on
+    asyncio a native ``Task.cancel``, past any scope) is delivered after the turn ran whole:
+    no restart, and the actor answers after it."""
+    world = World()
+    async with holding(world) as (sup, ref):
+        asker = current_native().current_task()
+        start = anyio.current_time()
+        if current_native().name == "asyncio":
+            import asyncio
+
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(1):
+                    await ref.ask(Sleep(10))
+        else:
+            with anyio.move_on_after(1) as scope:
+                await ref.ask(Sleep(10))
+            assert scope.cancelled_caught
+        assert anyio.current_time() - start >= 10
+        assert world.events[-2:] == [("start", Sleep(10)), ("end", Sleep(10))]
+        assert actor_of_kind(sup, "holder").tasks[-1] is asker  # lent, not queued
+        assert sup.inspect("holder", "a").restarts == 0
+        assert await ref.ask(Get()) == 0
+
+
+def test_held_work_is_cut_only_by_its_own_cancel() -> None:
+    """``Held`` on asyncio: a ``Task.cancel`` of the task awaiting it is kept for later and
+    the work goes on; ``Held.cancel`` cuts the work itself."""
+    import asyncio
+
+    from satchel.runtime import Held
+
+    async def main() -> tuple[list[str], bool, bool]:
+        steps: list[str] = []
+        loop = asyncio.get_running_loop()
+
+        async def work(gate: asyncio.Future[None]) -> str:
+            steps.append("waiting")
+            await gate
+            steps.append("done")
+            return "result"
+
+        gate = loop.create_future()
+        held = Held(work(gate))
+        task = asyncio.ensure_future(held)
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.sleep(0)
+        gate.set_result(None)
+        assert await task == "result"  # the work ran whole; the cancellation was kept
+        kept = held.cancelled is not None
+
+        cut = Held(work(loop.create_future()))
+        second = asyncio.ensure_future(cut)
+        await asyncio.sleep(0)
+        cut.cancel()
+        try:
+            await second
+        except asyncio.CancelledError:
+            return steps, kept, cut.cancel_called
+        raise AssertionError("the cut work finished")
+
+    steps, kept, cut = asyncio.run(main())
+    assert steps == ["waiting", "done", "waiting"]
+    assert kept and cut
+
+
+def actor_of_kind(supervisor: Supervisor, kind: str) -> LendingCounter:
+    cell = supervisor.resident((kind, "a"))
+    assert cell is not None and isinstance(cell.actor, LendingCounter)
+    return cell.actor

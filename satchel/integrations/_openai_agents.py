@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, final
 
 import anyio
 import sniffio
@@ -34,6 +34,7 @@ from agents.memory.session_settings import (
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from satchel import SessionExistsError, SessionNotFoundError, open_runtime, session_id_for
+from satchel.runtime import Held
 
 if TYPE_CHECKING:
     from satchel import Runtime
@@ -70,73 +71,23 @@ async def _settle(make: Callable[[], Awaitable[_T]]) -> _T:
     if sniffio.current_async_library() != "asyncio":
         with anyio.CancelScope(shield=True):
             return await make()
-    return await _Held(make())
+    return await _held(make())
 
 
-@final
-class _Held(Generic[_T]):
-    """``await _Held(awaitable)``: ``awaitable`` run in the current asyncio task to its
-    outcome; a cancellation of the task meanwhile is held off and raised after it.
-
-    What ``asyncio.shield`` of a task of its own does, without the task: the awaited
-    futures are never cancelled (the task waits on a stand-in, which a cancellation
-    cancels), so the work goes on in place. A task and a shield cost ~9 µs a call here
-    (three passes of the loop); this, nothing unless the work suspends, then one pass more
-    per wait. The core's own parked writes hold cancellations off the same way."""
-
-    __slots__ = ("_steps",)
-
-    def __init__(self, awaitable: Awaitable[_T]) -> None:
-        self._steps = awaitable.__await__()
-
-    def __await__(self) -> Generator[Any, None, _T]:
-        steps = self._steps
-        held: asyncio.CancelledError | None = None
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                out = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as done:
-                if held is not None:
-                    raise held from None
-                return cast(_T, done.value)
-            except BaseException:
-                if held is not None:
-                    raise held from None  # the cancellation wins, as a shield's would
-                raise
-            value = error = None
-            try:
-                if asyncio.isfuture(out):
-                    out._asyncio_future_blocking = False  # we wait on it, as a task would
-                    while not out.done():
-                        stand_in = _stand_in(out)
-                        try:
-                            yield from stand_in.__await__()
-                        except asyncio.CancelledError as cancelled:
-                            held = held or cancelled
-                else:  # a bare yield (a pass of the loop) or, if not asyncio's, as it is
-                    try:
-                        value = yield out
-                    except asyncio.CancelledError as cancelled:
-                        held = held or cancelled
-            except GeneratorExit:
-                steps.close()
-                raise
-            except BaseException as thrown:  # anything else thrown in is the work's
-                error = thrown
-
-
-def _stand_in(future: asyncio.Future[Any]) -> asyncio.Future[None]:
-    """A future done when ``future`` is; cancelling it leaves ``future`` alone."""
-    stand_in: asyncio.Future[None] = future.get_loop().create_future()
-
-    def done(_: object) -> None:
-        if not stand_in.done():
-            stand_in.set_result(None)
-
-    future.add_done_callback(done)
-    return stand_in
+async def _held(work: Awaitable[_T]) -> _T:
+    """``await work`` run in the current asyncio task to its outcome; a cancellation of the
+    task meanwhile is held off (``Held``) and raised after it, winning over the work's own
+    error as a shield's would. Nothing is spent unless the work suspends."""
+    held = Held(work)
+    try:
+        result = await held
+    except BaseException:
+        if held.cancelled is not None:
+            raise held.cancelled from None
+        raise
+    if held.cancelled is not None:
+        raise held.cancelled from None
+    return result
 
 
 class SatchelSession:
@@ -284,7 +235,7 @@ class SatchelSession:
             # The common case, kept direct: no task, no hop. Nothing to hand over to when the
             # owner is not running: a closed runtime or a foreign caller is refused by satchel
             # itself.
-            return await (_Held(make()) if settle else make())
+            return await (_held(make()) if settle else make())
         if owner is None or sniffio.current_async_library() != "asyncio":
             return await (_settle(make) if settle else make())
         future = asyncio.run_coroutine_threadsafe(_settle(make) if settle else make(), owner)
