@@ -149,3 +149,29 @@ async def test_check_leaves_another_process_upload_in_flight_alone(place: tuple[
         await second.store.blobs.commit(batch, add=[(staged, b"demo\x00owner")])
         assert await second.store.blobs.read(staged.ref) is not None
         assert (await second.check()).clean
+
+
+async def test_an_asker_cancelled_mid_write_does_not_cut_the_sessions_turn(
+    place: tuple[str, str],
+) -> None:
+    """On PostgreSQL, where a session's write waits on the network, askers whose deadline
+    passes during the write leave the turn to finish: no actor restarts, and each write
+    either landed whole or not at all."""
+    async with open_runtime(store=place[0]) as rt:
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", 0)  # live and idle: its turns may be lent
+        restarts = rt.control.statistics().supervisor.restarts
+        cut = 0
+        for i in range(1, 41):
+            with anyio.move_on_after(0.00005 * (i % 8)) as scope:
+                await rt.sessions.append_events(sid, [{"i": i}], state={"k": i})
+            cut += scope.cancelled_caught
+        assert cut  # the deadlines did pass mid-call
+        # A write queues behind a turn its asker left (queued on asyncio, still writing).
+        await rt.sessions.set_state(sid, "done", True)
+        state = await rt.sessions.state(sid)
+        events = await rt.sessions.events(sid)
+        assert rt.control.statistics().supervisor.restarts == restarts
+        assert [e.position for e in events] == list(range(1, len(events) + 1))
+        assert state["k"] == (events[-1].data["i"] if events else 0)
+        assert (await rt.sessions.check()).clean

@@ -200,12 +200,16 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
 
     def lending(self, message: Any) -> Lending:
         """Variable and artifact operations, while no hook (which may take its time) is
-        registered: unshielded while no observer is awaited (a group commit's wait is
-        uncancellable by itself), shielded otherwise."""
+        registered: unshielded while nothing in the turn can be cut (a local write does not
+        suspend, a group commit's wait is uncancellable by itself), shielded while an observer
+        is awaited, held while a write waits on the network (so an asker's cancellation never
+        cuts it mid-write)."""
         hooks = self._hooks
         if type(message) not in _LENDABLE or hooks.has_any:
             return Lending.NO
-        return Lending.SHIELDED if hooks.awaiting else Lending.SYNC
+        if hooks.awaiting:
+            return Lending.SHIELDED
+        return Lending.HELD if self._services.writes_wait else Lending.SYNC
 
     async def _reload(self) -> None:
         """Read the record and counters again after a write that may have landed, and
