@@ -353,16 +353,24 @@ class Cell:
         """A HELD lent turn on asyncio, where a host may cancel its task past any scope: run
         whole in ``Held``, a cancellation that came meanwhile delivered at the asker's next
         await (after the turn, as Trio delivers one after a shield)."""
-        self._lent_scope = held = Held(self.actor.receive(message))  # type: ignore[union-attr]
+        native = self.supervisor.native
+        work = self.actor.receive(message)  # type: ignore[union-attr]
+        self._lent_scope = held = Held(work, native.inner_cancelled)
         try:
-            return await held, None
+            # Behind an AnyIO shield: a scope around the asker that is cancelled meanwhile
+            # waits (instead of cancelling the task again on every pass of the loop), and
+            # delivers its cancellation once the shield is left.
+            with anyio.CancelScope(shield=True):
+                result = await held
+            return result, None
         except anyio.get_cancelled_exc_class():
             if not held.cancel_called:
+                held.cancelled = None  # the work's own cancellation, raised now: not twice
                 raise
             return None, RuntimeClosedError("the runtime closed during this message")
         finally:
             if held.cancelled is not None:
-                self.supervisor.native.deliver_later(held.cancelled)
+                native.deliver_later(held.cancelled)
 
     async def _lent_ended(self) -> bool:
         """Wait for a turn run by an asker, and recover the actor if it crashed there;

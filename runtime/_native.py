@@ -109,6 +109,11 @@ class Native(Protocol):
         task's next await (asyncio only: Trio's shields need no such step)."""
         ...
 
+    def inner_cancelled(self) -> bool:
+        """Whether a cancellation reaching the current task now comes from an AnyIO scope
+        inside the innermost shield (asyncio only: what ``Held`` passes into its work)."""
+        ...
+
 
 # -- Trio ---------------------------------------------------------------------------------
 
@@ -186,6 +191,9 @@ class _Trio:
         return trio.CancelScope(shield=True)
 
     def deliver_later(self, cancelled: BaseException) -> None:
+        raise NotImplementedError("Trio turns are shielded by scopes")
+
+    def inner_cancelled(self) -> bool:
         raise NotImplementedError("Trio turns are shielded by scopes")
 
 
@@ -485,7 +493,12 @@ class _Asyncio:
     def deliver_later(self, cancelled: BaseException) -> None:
         task = asyncio.current_task()
         assert task is not None and isinstance(cancelled, asyncio.CancelledError)
-        _rearm(task, cancelled)
+        if task.cancelling():  # else whoever asked for it has taken the request back
+            _rearm(task, cancelled)
+
+    def inner_cancelled(self) -> bool:
+        task = asyncio.current_task()
+        return task is not None and _anyio_scope_cancelled(task)
 
 
 TRIO: Native = _Trio()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.lowlevel
+import attrs
 import pytest
 
 from satchel import ActorCrashedError, RuntimeClosedError, ValidationError
@@ -374,6 +375,80 @@ def test_held_work_is_cut_only_by_its_own_cancel() -> None:
     steps, kept, cut = asyncio.run(main())
     assert steps == ["waiting", "done", "waiting"]
     assert kept and cut
+
+
+@attrs.frozen
+class Run:
+    """Run ``work()`` as the turn (HELD by ``Runner``)."""
+
+    work: Any
+
+
+class Runner(Counter):
+    """An actor whose ``Run`` turns are HELD."""
+
+    def lending(self, message: Any) -> Lending:
+        return Lending.HELD if isinstance(message, Run) else Lending.NO
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Run):
+            return await message.work()
+        return await super().receive(message)
+
+
+async def _runner(supervisor: Supervisor) -> ActorRef:
+    supervisor.register(ActorSpec(kind="runner", factory=lambda i: Runner(World(), i)))
+    ref = supervisor.ref("runner", "a")
+    await ref.ask(Add(0))
+    return ref
+
+
+def test_an_anyio_scope_cancelling_a_held_asker_does_not_cancel_it_on_every_pass() -> None:
+    """On asyncio, an AnyIO deadline passing during a HELD turn is delivered once, after
+    the turn: the work's awaited future does not pile up a waiter for every pass of the loop
+    meanwhile (it did, and the loop spun, before the turn went behind an AnyIO shield)."""
+    import asyncio
+
+    async def main() -> tuple[int, bool, str]:
+        async with open_supervisor() as supervisor:
+            ref = await _runner(supervisor)
+            gate = asyncio.get_running_loop().create_future()
+            waiters: list[int] = []
+
+            async def work() -> str:
+                return cast(str, await gate)
+
+            async def release() -> None:
+                await asyncio.sleep(0.05)  # many passes of the loop, in real time
+                waiters.append(len(gate._callbacks))  # type: ignore[attr-defined]
+                gate.set_result("whole")
+
+            releasing = asyncio.ensure_future(release())
+            answer = "cut"
+            with anyio.move_on_after(0.001) as scope:
+                answer = await ref.ask(Run(work))
+            await releasing
+            return waiters[0], scope.cancelled_caught, answer
+
+    waiters, caught, answer = asyncio.run(main())
+    assert caught and answer == "cut"  # the deadline came, after the turn
+    assert waiters <= 2
+
+
+async def test_a_scope_inside_a_held_turn_still_cancels_its_own_work(
+    autojump_clock: None,
+) -> None:
+    """A deadline inside a HELD turn cuts the work it covers (on asyncio its cancellation is
+    passed into the work, not held for the asker)."""
+    async with open_supervisor() as supervisor:
+        ref = await _runner(supervisor)
+
+        async def work() -> bool:
+            with anyio.move_on_after(0.01) as inner:
+                await anyio.sleep(0.5)
+            return inner.cancelled_caught
+
+        assert await ref.ask(Run(work)) is True
 
 
 def actor_of_kind(supervisor: Supervisor, kind: str) -> LendingCounter:

@@ -108,6 +108,9 @@ _LENDABLE = frozenset(
     }
 )
 
+#: The lendable turns that write nothing.
+_READS = frozenset({GetState, ListState})
+
 
 def admission(records: RecordStore) -> Callable[[str, Any], Awaitable[None]]:
     """The session kind's ``admit``: an ask for a session that does not exist is answered
@@ -203,13 +206,17 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         registered: unshielded while nothing in the turn can be cut (a local write does not
         suspend, a group commit's wait is uncancellable by itself), shielded while an observer
         is awaited, held while a write waits on the network (so an asker's cancellation never
-        cuts it mid-write)."""
+        cuts it mid-write: it waits for the write, however long the store takes)."""
         hooks = self._hooks
         if type(message) not in _LENDABLE or hooks.has_any:
             return Lending.NO
         if hooks.awaiting:
             return Lending.SHIELDED
-        return Lending.HELD if self._services.writes_wait else Lending.SYNC
+        if self._services.writes_wait and type(message) not in _READS:
+            return Lending.HELD
+        # (A read on a networked store stays cut by its asker's deadline: the actor then
+        # restarts, which a read leaves nothing to undo for.)
+        return Lending.SYNC
 
     async def _reload(self) -> None:
         """Read the record and counters again after a write that may have landed, and
