@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -375,6 +376,36 @@ def test_held_work_is_cut_only_by_its_own_cancel() -> None:
     steps, kept, cut = asyncio.run(main())
     assert steps == ["waiting", "done", "waiting"]
     assert kept and cut
+
+
+def test_held_work_is_cut_between_two_waits_too() -> None:
+    """``Held.cancel`` while the work is between waits (at a bare pass of the loop) cuts it
+    at its next step: the cut is not lost for want of an awaited future."""
+    import asyncio
+
+    from satchel.runtime import Held
+
+    async def main() -> list[str]:
+        steps: list[str] = []
+
+        async def work() -> None:
+            try:
+                for _ in range(1000):
+                    await asyncio.sleep(0)  # a bare yield: no future to cancel
+                steps.append("ran whole")
+            except asyncio.CancelledError:
+                steps.append("cut")
+                raise
+
+        held = Held(work())
+        task = asyncio.ensure_future(held)
+        await asyncio.sleep(0)
+        held.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return steps
+
+    assert asyncio.run(main()) == ["cut"]
 
 
 @attrs.frozen
