@@ -51,9 +51,7 @@ class Held(Generic[T]):
         """Cancel the future the work waits on now, or (between two waits) its next step:
         the work gets ``CancelledError`` unless it catches it."""
         self.cancel_called = True
-        if self._current is not None:
-            self._current.cancel()
-        else:
+        if self._current is None or not self._current.cancel():  # (done: it wakes the work)
             self._cut_pending = True
 
     def _keep(self, cancelled: asyncio.CancelledError) -> BaseException | None:

@@ -497,6 +497,8 @@ class _Asyncio:
             _rearm(task, cancelled)
 
     def inner_cancelled(self) -> bool:
+        if _ANYIO_TASK_STATES is None:  # pragma: no cover - another AnyIO layout
+            return False  # every cancellation held: the turn is never cut by one
         task = asyncio.current_task()
         return task is not None and _anyio_scope_cancelled(task)
 

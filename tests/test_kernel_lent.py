@@ -486,3 +486,39 @@ def actor_of_kind(supervisor: Supervisor, kind: str) -> LendingCounter:
     cell = supervisor.resident((kind, "a"))
     assert cell is not None and isinstance(cell.actor, LendingCounter)
     return cell.actor
+
+
+def test_held_work_is_cut_when_its_future_has_just_completed() -> None:
+    """``Held.cancel`` right after the awaited future completed (before the work resumed)
+    cuts the work where it resumes, as a task's cancellation would: the cut is not lost on a
+    future that can no longer be cancelled."""
+    import asyncio
+
+    from satchel.runtime import Held
+
+    async def main() -> list[str]:
+        steps: list[str] = []
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+
+        async def work() -> None:
+            await first
+            steps.append("first")
+            try:
+                await second
+                steps.append("second ran whole")
+            except asyncio.CancelledError:
+                steps.append("cut")
+                raise
+
+        held = Held(work())
+        task = asyncio.ensure_future(held)
+        await asyncio.sleep(0)
+        first.set_result(None)
+        held.cancel()
+        loop.call_later(0.01, second.set_result, None)  # a lost cut would wait for it
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return steps
+
+    assert asyncio.run(main()) == []

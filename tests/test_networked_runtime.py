@@ -175,3 +175,8 @@ async def test_an_asker_cancelled_mid_write_does_not_cut_the_sessions_turn(
         assert [e.position for e in events] == list(range(1, len(events) + 1))
         assert state["k"] == (events[-1].data["i"] if events else 0)
         assert (await rt.sessions.check()).clean
+        for i in range(1, 41):  # reads cut by their deadlines neither (a few would fail it)
+            with anyio.move_on_after(0.00005 * (i % 8)):
+                await rt.sessions.get_state(sid, "k")
+        assert rt.control.statistics().supervisor.restarts == restarts
+        assert await rt.sessions.get_state(sid, "k") == state["k"]

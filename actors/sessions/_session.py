@@ -108,9 +108,6 @@ _LENDABLE = frozenset(
     }
 )
 
-#: The lendable turns that write nothing.
-_READS = frozenset({GetState, ListState})
-
 
 def admission(records: RecordStore) -> Callable[[str, Any], Awaitable[None]]:
     """The session kind's ``admit``: an ask for a session that does not exist is answered
@@ -205,18 +202,16 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
         """Variable and artifact operations, while no hook (which may take its time) is
         registered: unshielded while nothing in the turn can be cut (a local write does not
         suspend, a group commit's wait is uncancellable by itself), shielded while an observer
-        is awaited, held while a write waits on the network (so an asker's cancellation never
-        cuts it mid-write: it waits for the write, however long the store takes)."""
+        is awaited, held while the store waits on the network (so an asker's cancellation never
+        cuts a turn mid-write: it waits for the store, however long that takes)."""
         hooks = self._hooks
         if type(message) not in _LENDABLE or hooks.has_any:
             return Lending.NO
         if hooks.awaiting:
             return Lending.SHIELDED
-        if self._services.writes_wait and type(message) not in _READS:
-            return Lending.HELD
-        # (A read on a networked store stays cut by its asker's deadline: the actor then
-        # restarts, which a read leaves nothing to undo for.)
-        return Lending.SYNC
+        # On a networked store reads too: a lent turn cut by its asker's deadline restarts
+        # the actor, and a few in a row would fail it (its restart intensity).
+        return Lending.HELD if self._services.writes_wait else Lending.SYNC
 
     async def _reload(self) -> None:
         """Read the record and counters again after a write that may have landed, and
