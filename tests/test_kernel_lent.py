@@ -50,11 +50,13 @@ class LendingCounter(Counter):
 
 
 @asynccontextmanager
-async def lending(world: World) -> AsyncIterator[tuple[Supervisor, ActorRef]]:
-    """A supervisor with one live lending counter ``a``."""
+async def lending(
+    world: World, counter: type[LendingCounter] = LendingCounter
+) -> AsyncIterator[tuple[Supervisor, ActorRef]]:
+    """A supervisor with one live lending counter ``a`` (of class ``counter``)."""
     async with open_supervisor() as supervisor:
         supervisor.register(
-            ActorSpec(kind="lender", factory=lambda actor_id: LendingCounter(world, actor_id))
+            ActorSpec(kind="lender", factory=lambda actor_id: counter(world, actor_id))
         )
         ref = supervisor.ref("lender", "a")
         await ref.ask(Add(0))  # not lendable: live, and idle once it answers
@@ -297,18 +299,6 @@ class HoldingCounter(LendingCounter):
         return Lending.HELD if isinstance(message, Sleep) else super().lending(message)
 
 
-@asynccontextmanager
-async def holding(world: World) -> AsyncIterator[tuple[Supervisor, ActorRef]]:
-    """A supervisor with one live holding counter ``a``."""
-    async with open_supervisor() as supervisor:
-        supervisor.register(
-            ActorSpec(kind="holder", factory=lambda actor_id: HoldingCounter(world, actor_id))
-        )
-        ref = supervisor.ref("holder", "a")
-        await ref.ask(Add(0))
-        yield supervisor, ref
-
-
 async def test_a_held_turn_runs_whole_in_the_asker_whatever_cancels_it(
     autojump_clock: None,
 ) -> None:
@@ -316,7 +306,7 @@ async def test_a_held_turn_runs_whole_in_the_asker_whatever_cancels_it(
     asyncio a native ``Task.cancel``, past any scope) is delivered after the turn ran whole:
     no restart, and the actor answers after it."""
     world = World()
-    async with holding(world) as (sup, ref):
+    async with lending(world, HoldingCounter) as (sup, ref):
         asker = current_native().current_task()
         start = anyio.current_time()
         if current_native().name == "asyncio":
@@ -331,8 +321,8 @@ async def test_a_held_turn_runs_whole_in_the_asker_whatever_cancels_it(
             assert scope.cancelled_caught
         assert anyio.current_time() - start >= 10
         assert world.events[-2:] == [("start", Sleep(10)), ("end", Sleep(10))]
-        assert actor_of_kind(sup, "holder").tasks[-1] is asker  # lent, not queued
-        assert sup.inspect("holder", "a").restarts == 0
+        assert actor_of(sup).tasks[-1] is asker  # lent, not queued
+        assert sup.inspect("lender", "a").restarts == 0
         assert await ref.ask(Get()) == 0
 
 
@@ -480,12 +470,6 @@ async def test_a_scope_inside_a_held_turn_still_cancels_its_own_work(
             return inner.cancelled_caught
 
         assert await ref.ask(Run(work)) is True
-
-
-def actor_of_kind(supervisor: Supervisor, kind: str) -> LendingCounter:
-    cell = supervisor.resident((kind, "a"))
-    assert cell is not None and isinstance(cell.actor, LendingCounter)
-    return cell.actor
 
 
 def test_held_work_is_cut_when_its_future_has_just_completed() -> None:
