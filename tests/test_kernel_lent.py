@@ -368,12 +368,26 @@ def test_held_work_is_cut_only_by_its_own_cancel() -> None:
     assert kept and cut
 
 
+async def _started_then_cut(work: Any, between: Any = lambda: None) -> None:
+    """Run ``work`` held (``Held``) in a task of its own, let it start, call ``between()``,
+    cut it, and wait for it to end."""
+    import asyncio
+
+    from satchel.runtime import Held
+
+    held = Held(work)
+    task = asyncio.ensure_future(held)
+    await asyncio.sleep(0)
+    between()
+    held.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def test_held_work_is_cut_between_two_waits_too() -> None:
     """``Held.cancel`` while the work is between waits (at a bare pass of the loop) cuts it
     at its next step: the cut is not lost for want of an awaited future."""
     import asyncio
-
-    from satchel.runtime import Held
 
     async def main() -> list[str]:
         steps: list[str] = []
@@ -387,12 +401,7 @@ def test_held_work_is_cut_between_two_waits_too() -> None:
                 steps.append("cut")
                 raise
 
-        held = Held(work())
-        task = asyncio.ensure_future(held)
-        await asyncio.sleep(0)
-        held.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _started_then_cut(work())
         return steps
 
     assert asyncio.run(main()) == ["cut"]
@@ -478,8 +487,6 @@ def test_held_work_is_cut_when_its_future_has_just_completed() -> None:
     future that can no longer be cancelled."""
     import asyncio
 
-    from satchel.runtime import Held
-
     async def main() -> list[str]:
         steps: list[str] = []
         loop = asyncio.get_running_loop()
@@ -495,14 +502,8 @@ def test_held_work_is_cut_when_its_future_has_just_completed() -> None:
                 steps.append("cut")
                 raise
 
-        held = Held(work())
-        task = asyncio.ensure_future(held)
-        await asyncio.sleep(0)
-        first.set_result(None)
-        held.cancel()
         loop.call_later(0.01, second.set_result, None)  # a lost cut would wait for it
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _started_then_cut(work(), lambda: first.set_result(None))
         return steps
 
     assert asyncio.run(main()) == []
