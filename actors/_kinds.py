@@ -56,7 +56,7 @@ def register_session_kinds(
         on_deleted=on_deleted,
         fence=fence,
         leases=leases,
-        writes_wait=store.kv is None,
+        networked=store.kv is None,
     )
     supervisor.register(
         ActorSpec(

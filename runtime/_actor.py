@@ -23,10 +23,9 @@ class Lending(enum.Enum):
     #: gets ``Cancelled`` after it), so only for short turns. A shield costs ~5 µs here.
     #: Queued on asyncio, where a host may cancel its task past any scope.
     SHIELDED = "shielded"
-    #: As ``SHIELDED``, for a turn that waits only on brief I/O (a write to a networked
-    #: store): on asyncio too, the turn held in the asker's task (``Held``); an AnyIO scope
-    #: that cancels the asker meanwhile retries its cancellation on every pass of the loop
-    #: until the turn ends.
+    #: As ``SHIELDED``, for a turn that waits only on brief I/O (a networked store): on
+    #: asyncio too, held in the asker's task (``Held``, behind an AnyIO shield); the asker's
+    #: cancellation is delivered after the turn.
     HELD = "held"
 
 

@@ -211,7 +211,7 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
             return Lending.SHIELDED
         # On a networked store reads too: a lent turn cut by its asker's deadline restarts
         # the actor, and a few in a row would fail it (its restart intensity).
-        return Lending.HELD if self._services.writes_wait else Lending.SYNC
+        return Lending.HELD if self._services.networked else Lending.SYNC
 
     async def _reload(self) -> None:
         """Read the record and counters again after a write that may have landed, and

@@ -68,9 +68,9 @@ class SessionServices:
     fence: Callable[[str, RecordStore], RecordStore] | None = None
     #: Set in a cluster: the leases of this node (a cascading delete takes those below).
     leases: SessionLeases | None = None
-    #: Whether a write waits on the network (PostgreSQL): a turn lent to an asker is then
-    #: shielded from the asker's cancellation, which would otherwise cut it mid-write.
-    writes_wait: bool = False
+    #: Whether the store is reached over the network (PostgreSQL): a turn lent to an asker
+    #: then waits on it, and is held from the asker's cancellation (which would cut it).
+    networked: bool = False
     buckets: dict[str, TokenBucket] = attrs.field(factory=dict)
     scripts: ScriptRunner = attrs.field(factory=ScriptRunner)
     #: Called with the id of each deleted session, so what is kept in memory per session
