@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from ._codec import RecordCodec
@@ -26,8 +28,39 @@ class BlobMeta:
     stored_digests: bytes = b""
 
 
+_INTS = ("size", "stored_size", "chunk_size", "chunk_count", "refcount")
+_BYTES = ("data_id", "lz4_map", "chunk_digests", "stored_digests")
+
+
+def _structure_meta(raw: Any) -> BlobMeta:
+    """What cattrs' structure gives for a record of the usual shape (every field there, of
+    its exact type), in a fifth of its time: a blob's every read and commit decodes one.
+    Raises on anything else, so the codec lets cattrs decide."""
+    for name in _INTS:
+        if type(raw[name]) is not int:
+            raise TypeError(name)
+    for name in _BYTES:
+        if type(raw[name]) is not bytes:
+            raise TypeError(name)
+    return BlobMeta(
+        raw["size"],
+        raw["stored_size"],
+        raw["chunk_size"],
+        raw["chunk_count"],
+        raw["data_id"],
+        raw["lz4_map"],
+        raw["chunk_digests"],
+        raw["refcount"],
+        raw["stored_digests"],
+    )
+
+
 META_CODEC = RecordCodec(
-    BlobMeta, kind="blob", version=2, upgrades={1: lambda old: {**old, "stored_digests": b""}}
+    BlobMeta,
+    kind="blob",
+    version=2,
+    upgrades={1: lambda old: {**old, "stored_digests": b""}},
+    fast=_structure_meta,
 )
 
 

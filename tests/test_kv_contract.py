@@ -131,6 +131,18 @@ def test_batch_rejects_non_bytes(bad: object) -> None:
     with pytest.raises(InvalidArgumentError):
         batch.put(b"k", bad)  # type: ignore[arg-type]
     assert len(batch) == 0
+    with pytest.raises(InvalidArgumentError, match="must be bytes"):
+        batch.put_all([(b"k1", b"v"), (b"k2", bad)])  # type: ignore[list-item]
+    assert len(batch) == 0
+
+
+def test_put_all_is_put_of_each_pair_in_order(kv: KeyValueStore) -> None:
+    """``put_all`` writes its pairs as one ``put`` each would, later ones winning."""
+    batch = Batch()
+    batch.put(b"a", b"0")
+    batch.put_all([(b"a", b"1"), (b"b", b"2"), (b"b", b"3")])
+    kv.write(batch)
+    assert list(kv.scan(b"", b"z")) == [(b"a", b"1"), (b"b", b"3")]
 
 
 def test_closed_store_refuses(kv: KeyValueStore) -> None:

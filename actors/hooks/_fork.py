@@ -92,16 +92,18 @@ async def _copy_artifacts(
     refs: list[ForkRef] = []
     missing: list[dict[str, Any]] = []
     names: dict[bytes, list[ArtifactRecord]] = {}
+    puts: list[tuple[bytes, bytes]] = []
     # One scan of the origin's versions rather than a lookup per id; a version still stored
     # holds a reference on its blob, so the blob is there for the fork to reference too.
     origin_sid = validate.session_id(state.session_id)[1]
     stored = {r.id: r for _, r in await ArtifactRecords(records).all_of_session(origin_sid)}
+    fresh_ids = iter(validate.new_artifact_ids(len(state.artifacts)))
     for version in state.artifacts:
         origin = stored.get(version.id)
         if origin is None:
             missing.append({"id": version.id, "name": version.name, "version": version.version})
             continue
-        text_id, aid = validate.new_artifact_id()
+        text_id, aid = next(fresh_ids)
         copy = ArtifactRecord(
             text_id,
             session_id,
@@ -122,10 +124,9 @@ async def _copy_artifacts(
         name = copy.name.encode()
         owner = artifact_layout.record_key(sid, name, copy.version)
         tail = owner[len(keys.ARTIFACT) :]
-        batch.put(owner, ARTIFACT_CODEC.encode(copy))
-        batch.put(artifact_layout.id_key(aid), tail)
-        for key, value in index.entries(copy, tail, index.suffix(copy.created_us, aid)):
-            batch.put(key, value)
+        puts.append((owner, ARTIFACT_CODEC.encode(copy)))
+        puts.append((artifact_layout.id_key(aid), tail))
+        puts += index.entries(copy, tail, index.suffix(copy.created_us, aid))
         refs.append((copy.content_hash, owner))
         copied.append(copy)
         names.setdefault(name, []).append(copy)
@@ -133,11 +134,14 @@ async def _copy_artifacts(
         latest = max(versions, key=lambda r: r.version)
         first = min(r.created_us for r in versions)
         newest = index.suffix_of(latest)
-        batch.put(index.LATEST + newest, b"")
-        batch.put(
-            artifact_layout.name_key(sid, name),
-            artifact_layout.encode_name_value(latest.version, first, newest),
+        puts.append((index.LATEST + newest, b""))
+        puts.append(
+            (
+                artifact_layout.name_key(sid, name),
+                artifact_layout.encode_name_value(latest.version, first, newest),
+            )
         )
+    batch.put_all(puts)
     return copied, refs, missing
 
 
