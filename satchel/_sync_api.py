@@ -321,6 +321,21 @@ class SyncHooks:
         CPU's caches by then."""
         self._target.notify_now(point, session_id, data)
 
+    def notify_later(
+        self,
+        point: HookPoint,
+        session_id: str,
+        describe: Callable[[Any, Any], dict[str, Any]],
+        operation: Any,
+        before: Any,
+        took_us: int,
+    ) -> None:
+        """``notify_now`` of the data ``describe(operation, before)`` with ``duration_us``
+        added, built only when the observers are called: where they are batched, the
+        operation's turn pays for one tuple. ``operation`` and ``before`` must not change
+        (frozen records)."""
+        self._target.notify_later(point, session_id, describe, operation, before, took_us)
+
     def flush(self) -> None:
         """Call the untimed observers of every operation noted since the last flush."""
         self._target.flush()

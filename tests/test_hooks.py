@@ -343,6 +343,56 @@ async def test_untimed_observers_are_batched(tmp_path: Path, autojump_clock: Non
     assert len(seen) == 4
 
 
+async def test_batched_observers_see_what_inline_ones_see(tmp_path: Path) -> None:
+    """An untimed observer, called in a batch after the turn, gets the same data as a timed
+    one called in the turn: the key, value, deletion flag and duration."""
+    batched: list[dict[str, Any]] = []
+    inline: list[dict[str, Any]] = []
+    async with open_runtime(tmp_path) as rt:
+        rt.hooks.register(
+            "state_changed",
+            lambda c: batched.append(dict(c.data)),
+            name="b",
+            phase="after",
+            deadline_s=None,
+        )
+        rt.hooks.register(
+            "state_changed", lambda c: inline.append(dict(c.data)), name="i", phase="after"
+        )
+        sid = await rt.sessions.create()
+        await rt.sessions.set_state(sid, "k", {"n": 1})
+        await rt.sessions.delete_state(sid, "k")
+    assert [d.keys() - {"duration_us"} for d in batched] == [{"key", "value", "deleted"}] * 2
+    assert [(d["key"], d["value"], d["deleted"]) for d in batched] == [
+        ("k", {"n": 1}, False),
+        ("k", None, True),
+    ]
+    assert [type(d["duration_us"]) for d in batched] == [int, int]
+    assert [d.keys() for d in batched] == [d.keys() for d in inline]
+
+
+def test_an_operation_that_cannot_be_described_costs_no_other_its_observers() -> None:
+    """Where describing a batched operation raises, its observers skip it and are called for
+    the next one, and the failure is counted."""
+    hooks = _hooks.Hooks()
+    seen: list[Any] = []
+    hooks.register(
+        "state_changed", lambda c: seen.append(c.data["n"]), phase="after", deadline_s=None
+    )
+
+    def broken(operation: Any, before: Any) -> dict[str, Any]:
+        raise KeyError(operation)
+
+    hooks._batching = True  # as while ``drain`` runs
+    point = _hooks.HookPoint.STATE_CHANGED
+    hooks.notify_later(point, "s", broken, 1, None, 5)
+    hooks.notify_later(point, "s", lambda n, _: {"n": n}, 2, None, 5)
+    assert seen == []
+    hooks.flush()
+    assert seen == [2]
+    assert hooks.statistics().failures == 1
+
+
 async def test_hook_records_are_safe(rt: Runtime) -> None:
     """A value over the limit never reaches a hook or its record; nested data a hook changes
     in place changes nothing; a redacting hook can keep its input out of the journal; a

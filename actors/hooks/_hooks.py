@@ -148,6 +148,19 @@ class HookStatistics:
     overruns: int
 
 
+#: A ``notify_later`` waiting in the backlog: the observers, point, session, how to describe
+#: the operation, the operation, what it found before, and its duration (µs).
+_Later = tuple[
+    tuple[HookRegistration, ...],
+    HookPoint,
+    str,
+    Callable[[Any, Any], dict[str, Any]],
+    Any,
+    Any,
+    int,
+]
+
+
 class _Outcome(Exception):
     """A hook's result could not be used (it raised, overran or returned nonsense)."""
 
@@ -163,8 +176,9 @@ class Hooks:
         # Points whose ``after`` hooks are all sync and untimed (the built-ins): their hooks,
         # which ``notify_now`` calls without timing or awaitable checks.
         self._plain_after: dict[HookPoint, tuple[HookRegistration, ...]] = {}
-        # Untimed observers' calls waiting for ``flush``, while ``drain`` runs.
-        self._backlog: list[tuple[tuple[HookRegistration, ...], HookContext]] = []
+        # Untimed observers' calls waiting for ``flush``, while ``drain`` runs: a context, or
+        # what ``notify_later`` builds one from.
+        self._backlog: list[tuple[tuple[HookRegistration, ...], HookContext] | _Later] = []
         self._backlog_started = anyio.Event()
         self._batching = False
         #: Whether any ``before`` hook is registered at all.
@@ -321,11 +335,48 @@ class Hooks:
                 counts["failures"] += 1
                 log.warning("hook %s after %s: %s", registration.name, point.value, failure)
 
+    def notify_later(
+        self,
+        point: HookPoint,
+        session_id: str,
+        describe: Callable[[Any, Any], dict[str, Any]],
+        operation: Any,
+        before: Any,
+        took_us: int,
+    ) -> None:
+        """``notify_now`` of the data ``describe(operation, before)`` with ``duration_us``
+        added, built only when the observers are called: where they are batched, the
+        operation's turn pays for one tuple. ``operation`` and ``before`` must not change
+        (frozen records)."""
+        plain = self._plain_after.get(point)
+        if plain is not None and self._batching:
+            backlog = self._backlog
+            backlog.append((plain, point, session_id, describe, operation, before, took_us))
+            if len(backlog) == 1:
+                self._backlog_started.set()
+            elif len(backlog) >= BACKLOG_MAX:
+                self.flush()
+            return
+        data = describe(operation, before)
+        data["duration_us"] = took_us
+        self.notify_now(point, session_id, data)
+
     def flush(self) -> None:
         """Call the untimed observers of every operation noted since the last flush."""
         backlog, self._backlog = self._backlog, []
-        for plain, context in backlog:
-            self._call_plain(plain, context)
+        for entry in backlog:
+            if len(entry) == 2:
+                self._call_plain(*entry)
+                continue
+            plain, point, session_id, describe, operation, before, took_us = entry
+            try:
+                data = describe(operation, before)
+            except Exception as error:  # a bug in describing: no observer sees the operation
+                self._counts["failures"] += 1
+                log.warning("describing %s for its observers raised %r", point.value, error)
+                continue
+            data["duration_us"] = took_us
+            self._call_plain(plain, HookContext(point, session_id, data))
 
     async def drain(self) -> None:
         """Until cancelled, flush the untimed observers' backlog ``FLUSH_DELAY_S`` after its
