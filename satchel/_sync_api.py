@@ -333,7 +333,7 @@ class SyncHooks:
         """``notify_now`` of the data ``describe(operation, before)`` with ``duration_us``
         added, built only when the observers are called: where they are batched, the
         operation's turn pays for one tuple. ``operation`` and ``before`` must not change
-        (frozen records)."""
+        (frozen records), and should hold little: the backlog keeps them until its flush."""
         self._target.notify_later(point, session_id, describe, operation, before, took_us)
 
     def flush(self) -> None:

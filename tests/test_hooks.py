@@ -344,31 +344,50 @@ async def test_untimed_observers_are_batched(tmp_path: Path, autojump_clock: Non
 
 
 async def test_batched_observers_see_what_inline_ones_see(tmp_path: Path) -> None:
-    """An untimed observer, called in a batch after the turn, gets the same data as a timed
-    one called in the turn: the key, value, deletion flag and duration."""
-    batched: list[dict[str, Any]] = []
-    inline: list[dict[str, Any]] = []
+    """An untimed observer, called in a batch after the turns, gets the data a timed one gets
+    in the turn: each write's key, value and deletion flag, a status change's, a duration."""
+    seen: dict[str, list[dict[str, Any]]] = {"batched": [], "inline": []}
+    for mode, deadline in (("batched", None), ("inline", 1.0)):
+        async with open_runtime(tmp_path / mode) as rt:
+            for point in ("state_changed", "session_suspend", "session_fail"):
+                rt.hooks.register(
+                    point,
+                    lambda c, into=seen[mode]: into.append(dict(c.data)),
+                    name=f"{mode} {point}",
+                    phase="after",
+                    deadline_s=deadline,
+                )
+            sid = await rt.sessions.create()
+            await rt.sessions.set_state(sid, "k", {"n": 1})
+            await rt.sessions.delete_state(sid, "k")
+            await rt.sessions.suspend(sid)
+            await rt.sessions.fail(sid, "gave up")
+            assert len(seen[mode]) == (0 if mode == "batched" else 4)  # batched: not yet
+    assert all(type(data.pop("duration_us")) is int for data in seen["batched"] + seen["inline"])
+    assert (
+        seen["batched"]
+        == seen["inline"]
+        == [
+            {"key": "k", "value": {"n": 1}, "deleted": False},
+            {"key": "k", "value": None, "deleted": True},
+            {"operation": "suspend", "from": "active", "reason": None},
+            {"operation": "fail", "from": "suspended", "reason": "gave up"},
+        ]
+    )
+
+
+async def test_the_observers_backlog_keeps_no_artifact_content(tmp_path: Path) -> None:
+    """Operations waiting for batched observers keep only the data those observers see, not
+    the content an artifact's store carried."""
     async with open_runtime(tmp_path) as rt:
-        rt.hooks.register(
-            "state_changed",
-            lambda c: batched.append(dict(c.data)),
-            name="b",
-            phase="after",
-            deadline_s=None,
-        )
-        rt.hooks.register(
-            "state_changed", lambda c: inline.append(dict(c.data)), name="i", phase="after"
-        )
+        rt.hooks.register("artifact_created", lambda c: None, phase="after", deadline_s=None)
         sid = await rt.sessions.create()
-        await rt.sessions.set_state(sid, "k", {"n": 1})
-        await rt.sessions.delete_state(sid, "k")
-    assert [d.keys() - {"duration_us"} for d in batched] == [{"key", "value", "deleted"}] * 2
-    assert [(d["key"], d["value"], d["deleted"]) for d in batched] == [
-        ("k", {"n": 1}, False),
-        ("k", None, True),
-    ]
-    assert [type(d["duration_us"]) for d in batched] == [int, int]
-    assert [d.keys() for d in batched] == [d.keys() for d in inline]
+        content = b"x" * 4096
+        await rt.artifacts.store(sid, "a.bin", content, type="tool_result")
+        await rt.artifacts.store(sid, "a.bin", content, type="tool_result")  # already stored
+        backlog = list(rt.hooks._backlog)
+        assert len(backlog) == 2
+        assert all(len(entry) == 2 and "xxxxxxxx" not in repr(entry) for entry in backlog)
 
 
 def test_an_operation_that_cannot_be_described_costs_no_other_its_observers() -> None:
@@ -386,11 +405,13 @@ def test_an_operation_that_cannot_be_described_costs_no_other_its_observers() ->
     hooks._batching = True  # as while ``drain`` runs
     point = _hooks.HookPoint.STATE_CHANGED
     hooks.notify_later(point, "s", broken, 1, None, 5)
+    hooks.notify_later(point, "s", lambda n, _: None, 1, None, 5)  # type: ignore[arg-type,return-value]
     hooks.notify_later(point, "s", lambda n, _: {"n": n}, 2, None, 5)
+    hooks.notify_now(point, "s", {"n": 3})
     assert seen == []
     hooks.flush()
-    assert seen == [2]
-    assert hooks.statistics().failures == 1
+    assert seen == [2, 3]
+    assert hooks.statistics().failures == 2
 
 
 async def test_hook_records_are_safe(rt: Runtime) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from satchel import InvalidArgumentError, StoreClosedError, StoreLockedError
 from satchel.storage import (
+    ABSENT,
     BLOBS,
     INDEX,
     Batch,
@@ -133,6 +134,8 @@ def test_batch_rejects_non_bytes(bad: object) -> None:
     assert len(batch) == 0
     with pytest.raises(InvalidArgumentError, match="must be bytes"):
         batch.put_all([(b"k1", b"v"), (b"k2", bad)])  # type: ignore[list-item]
+    with pytest.raises(InvalidArgumentError, match="must be bytes"):
+        batch.put_all([(bad, b"v"), (b"k2", b"v")])  # type: ignore[list-item]
     assert len(batch) == 0
 
 
@@ -141,8 +144,9 @@ def test_put_all_is_put_of_each_pair_in_order(kv: KeyValueStore) -> None:
     batch = Batch()
     batch.put(b"a", b"0")
     batch.put_all([(b"a", b"1"), (b"b", b"2"), (b"b", b"3")])
+    batch.put(b"c", b"4", expect=ABSENT)  # a condition after them still names its own op
     kv.write(batch)
-    assert list(kv.scan(b"", b"z")) == [(b"a", b"1"), (b"b", b"3")]
+    assert list(kv.scan(b"", b"z")) == [(b"a", b"1"), (b"b", b"3"), (b"c", b"4")]
 
 
 def test_closed_store_refuses(kv: KeyValueStore) -> None:

@@ -14,6 +14,7 @@ from satchel import (
     SessionNotFoundError,
     ValidationError,
 )
+from satchel.actors import _validate as validate
 
 
 async def snapshot(rt: Runtime, sid: str) -> tuple[dict[str, Any], list[tuple[str, int, str]]]:
@@ -166,6 +167,24 @@ async def test_fork_shares_content_and_starts_from_the_origin(rt: Runtime) -> No
     assert (await rt.sessions.replay(fork)).state == {**seen[9][0], "n": 99}
     assert (await rt.sessions.check()).clean
     assert (await rt.check()).clean
+
+
+async def test_every_copy_a_fork_makes_has_an_id_of_its_own(rt: Runtime) -> None:
+    """Each artifact version a fork copies gets a fresh, well-formed id that reads the copy,
+    distinct from the origin's and from every other copy's."""
+    sid = await rt.sessions.create()
+    for i in range(20):
+        await rt.artifacts.store(sid, f"r{i % 5}.json", b"%d" % i, type="tool_result")
+    forks = [await rt.sessions.fork(sid) for _ in range(2)]
+    origin_ids = {a.id for a in await rt.artifacts.query(session_id=sid, all_versions=True)}
+    copies = [
+        a for fork in forks for a in await rt.artifacts.query(session_id=fork, all_versions=True)
+    ]
+    ids = [a.id for a in copies]
+    assert len(ids) == len(set(ids)) == 40 and not origin_ids & set(ids)
+    for copy in copies:
+        assert validate.is_artifact_id(copy.id)
+        assert (await rt.artifacts.info(copy.session_id, copy.id)).name == copy.name
 
 
 async def test_replay_metadata_and_errors(rt: Runtime) -> None:

@@ -347,7 +347,7 @@ class Hooks:
         """``notify_now`` of the data ``describe(operation, before)`` with ``duration_us``
         added, built only when the observers are called: where they are batched, the
         operation's turn pays for one tuple. ``operation`` and ``before`` must not change
-        (frozen records)."""
+        (frozen records), and should hold little: the backlog keeps them until its flush."""
         plain = self._plain_after.get(point)
         if plain is not None and self._batching:
             backlog = self._backlog
@@ -371,11 +371,13 @@ class Hooks:
             plain, point, session_id, describe, operation, before, took_us = entry
             try:
                 data = describe(operation, before)
-            except Exception as error:  # a bug in describing: no observer sees the operation
+                data["duration_us"] = took_us
+            except Exception as error:
+                # A bug in describing: no observer sees this operation, every other's still
+                # do (the backlog holds other sessions' operations too).
                 self._counts["failures"] += 1
                 log.warning("describing %s for its observers raised %r", point.value, error)
                 continue
-            data["duration_us"] = took_us
             self._call_plain(plain, HookContext(point, session_id, data))
 
     async def drain(self) -> None:

@@ -269,14 +269,19 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
                 await self._settle()
         if watched is not None:
             took_us = (time.perf_counter_ns() - started) // 1000
-            if watched in hooks.awaiting:
-                data = session_hooks.data_of(message, before)
-                data["duration_us"] = took_us
-                await session_hooks.tell_awaited(hooks, watched, self._id, data, shield=not awaited)
-            else:
+            if type(message) in session_hooks.LIGHT and watched not in hooks.awaiting:
                 hooks.notify_later(
                     watched, self._id, session_hooks.data_of, message, before, took_us
                 )
+            else:
+                data = session_hooks.data_of(message, before)
+                data["duration_us"] = took_us
+                if watched in hooks.awaiting:
+                    await session_hooks.tell_awaited(
+                        hooks, watched, self._id, data, shield=not awaited
+                    )
+                else:
+                    hooks.notify_now(watched, self._id, data)
         if self._tracks_idle and type(message) not in _UNTHROTTLED:  # upkeep is no activity
             self._active_us = self._now_us()
         if self._earliest_added is not None:

@@ -45,6 +45,9 @@ _POINTS: dict[type, HookPoint] = {
 }
 #: Messages that change the session (their hooks run only where the change may happen).
 WRITES = (SetState, DeleteState, StoreArtifact, DeleteArtifact, AppendEvents)
+#: Messages that hold no more than what their observers see: batched observers may build
+#: their data later from the message (an artifact's or an append's holds its content).
+LIGHT = frozenset((SetState, DeleteState, ChangeStatus))
 
 
 def point_of(message: Any) -> HookPoint | None:
