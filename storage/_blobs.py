@@ -90,6 +90,10 @@ _COMMIT_ATTEMPTS = 16
 _KNOWN_MAX = 4096
 
 
+class _ChunkGone(Exception):
+    """A chunk of a blob record as last seen is gone: the record must be read again."""
+
+
 @final
 class BlobStore:
     """Content-addressed blobs in a ``RecordStore``; see the module docstring. Whoever opens
@@ -497,13 +501,31 @@ class BlobStore:
 
     async def read(self, blob: BlobLike) -> bytes:
         """The whole content of ``blob``, verified against its hash (or, in records that
-        keep them, each chunk's stored bytes against theirs)."""
+        keep them, each chunk's stored bytes against theirs).
+
+        The blob's record, if this process wrote or read it last, is not read again (a round
+        trip on a networked store): its chunks hold the content whatever happened to the
+        blob since, as a data id is never given twice and what they hold is checked against
+        that record. A chunk gone means the blob went, or went and was stored again: then
+        the record is read. So a blob another process released a moment ago may still be
+        read while its chunks wait for collection, as it could have been a moment before."""
+        digest = parse_digest(blob)
+        seen = self._known.get(digest)
+        if seen is not None:
+            await anyio.lowlevel.checkpoint()
+            try:
+                return await self._read_content(digest, self._metas.decode(seen), guessed=True)
+            except _ChunkGone:
+                self._known.pop(digest, None)
         digest, meta = await self._require(blob)
         await anyio.lowlevel.checkpoint()
+        return await self._read_content(digest, meta)
+
+    async def _read_content(self, digest: bytes, meta: BlobMeta, *, guessed: bool = False) -> bytes:
         if meta.stored_digests:
-            return await self._read_verified(digest, meta)
+            return await self._read_verified(digest, meta, guessed)
         if meta.chunk_count == 1:
-            raw = await self._read_chunk(digest, meta, 0)
+            raw = await self._read_chunk(digest, meta, 0, guessed)
             if digest_of(raw) != digest:
                 raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
             return raw
@@ -513,18 +535,18 @@ class BlobStore:
         chunks: list[bytes] = []
         for index in range(meta.chunk_count):
             await anyio.lowlevel.checkpoint()
-            raw = await self._read_chunk(digest, meta, index)
+            raw = await self._read_chunk(digest, meta, index, guessed)
             hasher.update(raw)
             chunks.append(raw)
         if hasher.digest() != digest:
             raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
         return b"".join(chunks)
 
-    async def _read_verified(self, digest: bytes, meta: BlobMeta) -> bytes:
-        pieces = [await self._read_chunk(digest, meta, 0)]
+    async def _read_verified(self, digest: bytes, meta: BlobMeta, guessed: bool) -> bytes:
+        pieces = [await self._read_chunk(digest, meta, 0, guessed)]
         for index in range(1, meta.chunk_count):
             await anyio.lowlevel.checkpoint()
-            pieces.append(await self._read_chunk(digest, meta, index))
+            pieces.append(await self._read_chunk(digest, meta, index, guessed))
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     async def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
@@ -554,11 +576,16 @@ class BlobStore:
         if hasher.digest() != digest:
             raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
 
-    async def _read_chunk(self, digest: bytes, meta: BlobMeta, index: int) -> bytes:
+    async def _read_chunk(
+        self, digest: bytes, meta: BlobMeta, index: int, guessed: bool = False
+    ) -> bytes:
         """Chunk ``index`` decoded; in a record that keeps stored digests, its stored bytes
-        are checked against theirs before they are decoded."""
+        are checked against theirs before they are decoded. ``guessed``: ``meta`` is the
+        record as last seen, and a chunk gone is ``_ChunkGone`` (not damage)."""
         stored = await self.records.get(chunk_key(meta.data_id, index), BLOBS)
         if stored is None:
+            if guessed:
+                raise _ChunkGone
             raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
         if meta.stored_digests:
             expected = meta.stored_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]

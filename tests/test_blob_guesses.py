@@ -172,3 +172,41 @@ async def test_a_failed_condition_of_the_callers_is_raised_after_one_read(store:
     assert await refcount(store, staged.ref.hash) == 0
     with pytest.raises(BlobNotFoundError):
         await store.blobs.read(staged.ref.hash)
+
+
+async def test_a_blob_this_process_stored_is_read_without_its_record(store: Store) -> None:
+    """Reading content this process stored reads its chunk only, not the blob's record (a
+    round trip saved on a networked store)."""
+    calls: list[str] = []
+    blobs = counting(store.blobs, calls)
+    blob = await add(blobs, TEXT, b"t\x00a")
+    calls.clear()
+    assert await blobs.read(blob) == TEXT
+    assert calls == ["get"]
+
+
+async def test_a_blob_gone_elsewhere_is_not_read_from_the_record_last_seen(store: Store) -> None:
+    """After another process released a blob this one stored, a read finds its chunks gone,
+    reads the record, and raises ``BlobNotFoundError``."""
+    blob = await add(store.blobs, TEXT, b"t\x00a")
+    other = BlobStore(store.records)
+    batch = Batch()
+    batch.delete(b"t\x00a")
+    await other.commit(batch, drop=[(blob, b"t\x00a")])
+    with pytest.raises(BlobNotFoundError):
+        await store.blobs.read(blob)
+
+
+async def test_a_blob_stored_again_elsewhere_is_read_from_its_new_record(store: Store) -> None:
+    """A blob released and stored again by another process (under a new data id) is read
+    whole through its new record, not the one this process saw."""
+    blob = await add(store.blobs, TEXT, b"t\x00a")
+    other = BlobStore(store.records)
+    batch = Batch()
+    batch.delete(b"t\x00a")
+    await other.commit(batch, drop=[(blob, b"t\x00a")])
+    await add(other, TEXT, b"t\x00b")
+    calls: list[str] = []
+    assert await counting(store.blobs, calls).read(blob) == TEXT
+    assert calls == ["get", "get", "get"]  # the old chunk, the record, the new chunk
+    assert await store.blobs.read(blob) == TEXT
