@@ -499,18 +499,18 @@ class BlobStore:
         prefix = _keys.BLOB_REF + parse_digest(blob)
         return [key[len(prefix) :] for key, _ in await prefix_pairs(self.records, prefix)]
 
-    async def read(self, blob: BlobLike) -> bytes:
+    async def read(self, blob: BlobLike, *, referenced: bool = False) -> bytes:
         """The whole content of ``blob``, verified against its hash (or, in records that
         keep them, each chunk's stored bytes against theirs).
 
-        The blob's record, if this process wrote or read it last, is not read again (a round
-        trip on a networked store): its chunks hold the content whatever happened to the
-        blob since, as a data id is never given twice and what they hold is checked against
-        that record. A chunk gone means the blob went, or went and was stored again: then
-        the record is read. So a blob another process released a moment ago may still be
-        read while its chunks wait for collection, as it could have been a moment before."""
+        ``referenced``: the caller has just read a record that holds a reference to the blob
+        (an artifact version). Then the blob's record, if this process wrote or read it
+        last, is not read again (a round trip on a networked store): the chunks it names
+        hold the content whatever happened since, as a data id is never given twice and
+        what they hold is checked against that record; a chunk gone means the blob was
+        released and stored again, and the record is read."""
         digest = parse_digest(blob)
-        seen = self._known.get(digest)
+        seen = self._known.get(digest) if referenced else None
         if seen is not None:
             await anyio.lowlevel.checkpoint()
             try:

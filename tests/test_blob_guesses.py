@@ -174,27 +174,48 @@ async def test_a_failed_condition_of_the_callers_is_raised_after_one_read(store:
         await store.blobs.read(staged.ref.hash)
 
 
-async def test_a_blob_this_process_stored_is_read_without_its_record(store: Store) -> None:
-    """Reading content this process stored reads its chunk only, not the blob's record (a
-    round trip saved on a networked store)."""
+async def test_a_referenced_blob_this_process_stored_is_read_without_its_record(
+    store: Store,
+) -> None:
+    """Reading content this process stored, for a caller holding a reference to it, reads its
+    chunk only, not the blob's record (a round trip saved on a networked store)."""
     calls: list[str] = []
     blobs = counting(store.blobs, calls)
     blob = await add(blobs, TEXT, b"t\x00a")
     calls.clear()
-    assert await blobs.read(blob) == TEXT
+    assert await blobs.read(blob, referenced=True) == TEXT
     assert calls == ["get"]
+    calls.clear()
+    assert await blobs.read(blob) == TEXT  # without a reference: the record is read
+    assert calls == ["get", "get"]
 
 
-async def test_a_blob_gone_elsewhere_is_not_read_from_the_record_last_seen(store: Store) -> None:
-    """After another process released a blob this one stored, a read finds its chunks gone,
-    reads the record, and raises ``BlobNotFoundError``."""
+class FailingCleanup:
+    """A record store whose writes that delete ranges (a released blob's chunks) fail."""
+
+    def __init__(self, records: Any) -> None:
+        self._records = records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._records, name)
+
+    async def write(self, batch: Batch, **kw: Any) -> None:
+        if any(op == "delete_range" for op, *_ in batch.ops):
+            raise OSError("the cleanup's write failed")
+        await self._records.write(batch, **kw)
+
+
+async def test_a_blob_released_elsewhere_is_not_read_while_its_chunks_wait(store: Store) -> None:
+    """A blob another process released, whose chunks wait to be deleted, is not stored: a
+    read without a reference raises ``BlobNotFoundError``, as ``info`` answers ``None``."""
     blob = await add(store.blobs, TEXT, b"t\x00a")
-    other = BlobStore(store.records)
+    other = BlobStore(FailingCleanup(store.records))
     batch = Batch()
     batch.delete(b"t\x00a")
     await other.commit(batch, drop=[(blob, b"t\x00a")])
     with pytest.raises(BlobNotFoundError):
         await store.blobs.read(blob)
+    assert await store.blobs.info(blob) is None
 
 
 async def test_a_blob_stored_again_elsewhere_is_read_from_its_new_record(store: Store) -> None:
@@ -207,6 +228,6 @@ async def test_a_blob_stored_again_elsewhere_is_read_from_its_new_record(store: 
     await other.commit(batch, drop=[(blob, b"t\x00a")])
     await add(other, TEXT, b"t\x00b")
     calls: list[str] = []
-    assert await counting(store.blobs, calls).read(blob) == TEXT
+    assert await counting(store.blobs, calls).read(blob, referenced=True) == TEXT
     assert calls == ["get", "get", "get"]  # the old chunk, the record, the new chunk
-    assert await store.blobs.read(blob) == TEXT
+    assert await store.blobs.read(blob, referenced=True) == TEXT

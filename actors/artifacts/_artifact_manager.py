@@ -214,7 +214,7 @@ class ArtifactManager:
         content = self._cache.content(record.content_hash)
         if content is None:
             try:
-                content = await self._blobs.read(record.content_hash)
+                content = await self._blobs.read(record.content_hash, referenced=True)
             except BlobNotFoundError:
                 raise ArtifactNotFoundError(f"Artifact not found: {record.id} (deleted)") from None
             self._cache.keep(record.content_hash, content)
