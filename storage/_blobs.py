@@ -91,7 +91,11 @@ _KNOWN_MAX = 4096
 
 
 class _ChunkGone(Exception):
-    """A chunk of a blob record as last seen is gone: the record must be read again."""
+    """A chunk a blob record named is gone: the record must be read again to tell why."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 @final
@@ -503,12 +507,12 @@ class BlobStore:
         """The whole content of ``blob``, verified against its hash (or, in records that
         keep them, each chunk's stored bytes against theirs).
 
-        ``referenced``: the caller has just read a record that holds a reference to the blob
-        (an artifact version). Then the blob's record, if this process wrote or read it
-        last, is not read again (a round trip on a networked store): the chunks it names
-        hold the content whatever happened since, as a data id is never given twice and
-        what they hold is checked against that record; a chunk gone means the blob was
-        released and stored again, and the record is read."""
+        ``referenced``: the caller has just read a record holding a reference to the blob (an
+        artifact version), so the blob's record as this process last saw it is used unread
+        (a round trip less on a networked store): a data id is never given twice, and what
+        its chunks hold is checked against that record. A chunk gone sends the read to the
+        record, which tells a blob released (``BlobNotFoundError``) or stored again meanwhile
+        (read whole) from damage (``IntegrityError``)."""
         digest = parse_digest(blob)
         seen = self._known.get(digest) if referenced else None
         if seen is not None:
@@ -519,7 +523,18 @@ class BlobStore:
                 self._known.pop(digest, None)
         digest, meta = await self._require(blob)
         await anyio.lowlevel.checkpoint()
-        return await self._read_content(digest, meta)
+        try:
+            return await self._read_content(digest, meta, guessed=True)
+        except _ChunkGone as gone:
+            # Released since the record was read (or released and stored again), or damaged.
+            now = await self.load_meta(digest)
+            if now is None:
+                raise BlobNotFoundError(f"blob {digest.hex()} is not stored") from None
+            if now.data_id == meta.data_id:
+                raise IntegrityError(
+                    f"blob {digest.hex()}: chunk {gone.index} is missing"
+                ) from None
+            return await self._read_content(digest, now)
 
     async def _read_content(self, digest: bytes, meta: BlobMeta, *, guessed: bool = False) -> bytes:
         if meta.stored_digests:
@@ -580,12 +595,12 @@ class BlobStore:
         self, digest: bytes, meta: BlobMeta, index: int, guessed: bool = False
     ) -> bytes:
         """Chunk ``index`` decoded; in a record that keeps stored digests, its stored bytes
-        are checked against theirs before they are decoded. ``guessed``: ``meta`` is the
-        record as last seen, and a chunk gone is ``_ChunkGone`` (not damage)."""
+        are checked against theirs before they are decoded. ``guessed``: ``meta`` may be out of
+        date, and a chunk gone is ``_ChunkGone`` (not yet damage)."""
         stored = await self.records.get(chunk_key(meta.data_id, index), BLOBS)
         if stored is None:
             if guessed:
-                raise _ChunkGone
+                raise _ChunkGone(index)
             raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
         if meta.stored_digests:
             expected = meta.stored_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]

@@ -12,7 +12,7 @@ import pytest
 from satchel import BlobNotFoundError, IntegrityError
 from satchel.storage import Batch, BlobStore, Store
 from satchel.storage._blobformat import chunk_key
-from satchel.storage._kv import BLOBS
+from satchel.storage._kv import BLOBS, INDEX, Space
 
 from .test_blob_guesses import FailingCleanup
 
@@ -94,3 +94,54 @@ async def test_a_chunk_lost_under_its_record_is_damage(store: Store) -> None:
     await store.records.write(batch)
     with pytest.raises(IntegrityError, match="chunk 1"):
         await store.blobs.read(blob, referenced=True)
+
+
+class ActingMidRead:
+    """A record store that, after the first chunk it reads, lets ``act`` run (another process
+    changing the blob while this one reads it)."""
+
+    def __init__(self, records: Any, act: Any) -> None:
+        self._records = records
+        self._act = act
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._records, name)
+
+    async def get(self, key: bytes, space: Space = INDEX) -> Any:
+        found = await self._records.get(key, space)
+        if space is BLOBS and self._act is not None:
+            act, self._act = self._act, None
+            await act()
+        return found
+
+
+@pytest.mark.parametrize("referenced", [False, True])
+async def test_a_blob_released_during_a_read_is_not_found_not_damaged(
+    store: Store, referenced: bool
+) -> None:
+    """A blob another process releases while this one reads its chunks is
+    ``BlobNotFoundError``, not the ``IntegrityError`` of a damaged blob."""
+    blob = await stored(store.blobs, b"t\x00a")
+    other = BlobStore(store.records, store.blobs.limits)
+    reading = store.blobs.through(
+        ActingMidRead(store.records, lambda: released(other, blob, b"t\x00a"))
+    )
+    with pytest.raises(BlobNotFoundError):
+        await reading.read(blob, referenced=referenced)
+
+
+@pytest.mark.parametrize("referenced", [False, True])
+async def test_a_blob_stored_again_during_a_read_is_read_whole(
+    store: Store, referenced: bool
+) -> None:
+    """A blob another process releases and stores again while this one reads it is read
+    whole, from its new chunks."""
+    blob = await stored(store.blobs, b"t\x00a")
+    other = BlobStore(store.records, store.blobs.limits)
+
+    async def again() -> None:
+        await released(other, blob, b"t\x00a")
+        await stored(other, b"t\x00b")
+
+    reading = store.blobs.through(ActingMidRead(store.records, again))
+    assert await reading.read(blob, referenced=referenced) == CONTENT
