@@ -50,6 +50,7 @@ from ._blob_plan import (
     plan_one,
     read_all,
 )
+from ._blob_reads import ChunkGone, read_chunk, read_content, stream_chunks
 from ._blob_uploads import (
     BlobLike,
     BlobRef,
@@ -61,21 +62,16 @@ from ._blob_uploads import (
     ref_for,
 )
 from ._blobformat import (
-    DIGEST_SIZE,
     MAX_SIZE_HINT,
     BlobLimits,
     Buffer,
-    chunk_key,
-    decode_chunk,
     digest_of,
     encode_chunk,
-    has_bit,
     new_data_id,
-    new_hasher,
     set_bit,
 )
 from ._blobmeta import BlobMeta, MetaCache
-from ._kv import BLOBS, Batch
+from ._kv import Batch
 from ._ports import RecordStore, prefix_pairs
 
 log = logging.getLogger("satchel.storage")
@@ -88,14 +84,6 @@ _ENCODE_UNASKED = 16 * 1024
 _COMMIT_ATTEMPTS = 16
 #: How many blobs' count records a store keeps as last seen (to plan commits without reading).
 _KNOWN_MAX = 4096
-
-
-class _ChunkGone(Exception):
-    """A chunk a blob record named is gone: the record must be read again to tell why."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
 
 
 @final
@@ -518,14 +506,14 @@ class BlobStore:
         if seen is not None:
             await anyio.lowlevel.checkpoint()
             try:
-                return await self._read_content(digest, self._metas.decode(seen), guessed=True)
-            except _ChunkGone:
+                return await read_content(self._read_chunk, digest, self._metas.decode(seen), True)
+            except ChunkGone:
                 self._known.pop(digest, None)
         digest, meta = await self._require(blob)
         await anyio.lowlevel.checkpoint()
         try:
-            return await self._read_content(digest, meta, guessed=True)
-        except _ChunkGone as gone:
+            return await read_content(self._read_chunk, digest, meta, True)
+        except ChunkGone as gone:
             # Released since the record was read (or released and stored again), or damaged.
             now = await self.load_meta(digest)
             if now is None:
@@ -534,35 +522,7 @@ class BlobStore:
                 raise IntegrityError(
                     f"blob {digest.hex()}: chunk {gone.index} is missing"
                 ) from None
-            return await self._read_content(digest, now)
-
-    async def _read_content(self, digest: bytes, meta: BlobMeta, *, guessed: bool = False) -> bytes:
-        if meta.stored_digests:
-            return await self._read_verified(digest, meta, guessed)
-        if meta.chunk_count == 1:
-            raw = await self._read_chunk(digest, meta, 0, guessed)
-            if digest_of(raw) != digest:
-                raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
-            return raw
-        # Nothing is returned before the whole hash is checked, so per-chunk digests (which
-        # protect what ``stream`` yields early) would only hash every byte twice here.
-        hasher = new_hasher(meta.size)
-        chunks: list[bytes] = []
-        for index in range(meta.chunk_count):
-            await anyio.lowlevel.checkpoint()
-            raw = await self._read_chunk(digest, meta, index, guessed)
-            hasher.update(raw)
-            chunks.append(raw)
-        if hasher.digest() != digest:
-            raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
-        return b"".join(chunks)
-
-    async def _read_verified(self, digest: bytes, meta: BlobMeta, guessed: bool) -> bytes:
-        pieces = [await self._read_chunk(digest, meta, 0, guessed)]
-        for index in range(1, meta.chunk_count):
-            await anyio.lowlevel.checkpoint()
-            pieces.append(await self._read_chunk(digest, meta, index, guessed))
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            return await read_content(self._read_chunk, digest, now)
 
     async def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
         """The content of ``blob`` chunk by chunk, each verified before it is yielded (a
@@ -570,46 +530,11 @@ class BlobStore:
         digest, meta = await self._require(blob)
         return self._stream(digest, meta)
 
-    async def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncGenerator[bytes, None]:
-        if meta.stored_digests:
-            for index in range(meta.chunk_count):
-                await anyio.lowlevel.checkpoint()
-                yield await self._read_chunk(digest, meta, index)
-            return
-        hasher = new_hasher(meta.size)
-        for index in range(meta.chunk_count):
-            await anyio.lowlevel.checkpoint()
-            raw = await self._read_chunk(digest, meta, index)
-            hasher.update(raw)
-            if meta.chunk_count > 1:
-                expected = meta.chunk_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
-                if digest_of(raw) != expected:
-                    raise IntegrityError(f"blob {digest.hex()}: chunk {index} is corrupt")
-            elif hasher.digest() != digest:
-                raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
-            yield raw
-        if hasher.digest() != digest:
-            raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
+    # The store's seams for reading chunks (``_blob_reads``): one place to watch its reads.
+    def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncGenerator[bytes, None]:
+        return stream_chunks(self._read_chunk, digest, meta)
 
     async def _read_chunk(
         self, digest: bytes, meta: BlobMeta, index: int, guessed: bool = False
     ) -> bytes:
-        """Chunk ``index`` decoded; in a record that keeps stored digests, its stored bytes
-        are checked against theirs before they are decoded. ``guessed``: ``meta`` may be out of
-        date, and a chunk gone is ``_ChunkGone`` (not yet damage)."""
-        stored = await self.records.get(chunk_key(meta.data_id, index), BLOBS)
-        if stored is None:
-            if guessed:
-                raise _ChunkGone(index)
-            raise IntegrityError(f"blob {digest.hex()}: chunk {index} is missing")
-        if meta.stored_digests:
-            expected = meta.stored_digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
-            if digest_of(stored) != expected:
-                what = (
-                    f"chunk {index} is corrupt"
-                    if meta.chunk_count > 1
-                    else "content does not match its hash"
-                )
-                raise IntegrityError(f"blob {digest.hex()}: {what}")
-        size = min(meta.chunk_size, meta.size - index * meta.chunk_size)
-        return decode_chunk(stored, has_bit(meta.lz4_map, index), size, digest.hex())
+        return await read_chunk(self.records, digest, meta, index, guessed)
