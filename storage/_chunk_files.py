@@ -289,30 +289,33 @@ class ChunkFiles:
 
     def keys(self, lower: bytes, upper: bytes) -> list[bytes]:
         """The keys with files, ``lower <= key < upper``, in order."""
+        return list(self.iter_keys(lower, upper))
+
+    def iter_keys(self, lower: bytes, upper: bytes, *, reverse: bool = False) -> Iterator[bytes]:
+        """``keys`` (reversed with ``reverse``), one chunk folder listed at a time: a scan
+        that stops early lists only the folders it reached (a paged scan of the whole space
+        listed every folder for every page)."""
         if lower >= upper:
-            return []
+            return
         low, high = lower[:1].hex(), upper[:1].hex()
-        found: list[bytes] = []
-        for folder in sorted(self._made):
-            if not low <= folder <= high:
-                continue
+        folders = sorted((f for f in self._made if low <= f <= high), reverse=reverse)
+        hidden = self._hidden
+        for folder in folders:
             try:
                 names = os.listdir(os.path.join(self.root, folder))
             except FileNotFoundError:
                 continue
-            for name in names:
-                key = _key_of(name)
-                if key is not None and lower <= key < upper and key not in self._hidden:
-                    found.append(key)
-        found.sort()
-        return found
+            found = [
+                key
+                for name in names
+                if (key := _key_of(name)) is not None and lower <= key < upper and key not in hidden
+            ]
+            found.sort(reverse=reverse)
+            yield from found
 
     def scan(self, lower: bytes, upper: bytes, *, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         """Pairs with files, ``lower <= key < upper``, in key order (or reversed)."""
-        keys = self.keys(lower, upper)
-        if reverse:
-            keys.reverse()
-        for key in keys:
+        for key in self.iter_keys(lower, upper, reverse=reverse):
             value = self.get(key)
             if value is not None:
                 yield key, value

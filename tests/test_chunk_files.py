@@ -403,9 +403,41 @@ def test_files_and_rocksdb_read_as_one_dictionary(
                 list(kv.scan(b"a", b"c", space=BLOBS, limit=2))
                 == [(k, v) for k, v in expected if b"a" <= k < b"c"][:2]
             )
+            assert (
+                list(kv.scan(b"ab", b"\xff\xff", space=BLOBS, reverse=True, limit=2))
+                == [(k, v) for k, v in expected if b"ab" <= k < b"\xff\xff"][::-1][:2]
+            )
     finally:
         kv.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_scan_that_stops_early_lists_only_the_folders_it_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reverse: bool
+) -> None:
+    """A scan with a limit reads the chunk folders one at a time and stops listing once it
+    has enough keys, so paging through the blob space (as ``check`` does) is not quadratic."""
+    kv = RocksStore(tmp_path / "db", file_values_from=3)
+    try:
+        keys = [bytes([first, 0]) for first in range(0, 256, 8)]  # 32 folders, one key each
+        write(kv, *(("put", key, b"value") for key in keys))
+        listed: list[str] = []
+        real_listdir = os.listdir
+
+        def listdir(path: Any) -> list[str]:
+            listed.append(os.path.basename(path))
+            return real_listdir(path)
+
+        monkeypatch.setattr(chunk_files.os, "listdir", listdir)
+        page = [k for k, _ in kv.scan(b"", b"\xff\xff", space=BLOBS, reverse=reverse, limit=2)]
+        assert page == (keys[::-1] if reverse else keys)[:2]
+        assert len(listed) <= 3, listed
+        listed.clear()
+        assert [k for k, _ in kv.scan(b"", b"\xff\xff", space=BLOBS)] == keys
+        assert len(listed) == len(keys)
+    finally:
+        kv.close()
 
 
 def test_after_a_failed_fsync_synced_writes_fail_until_reopened(
