@@ -21,8 +21,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from satchel._http_body import DEFAULT_MAX_JSON_BYTES, DrainAfterRefusal
+from satchel._http_body import DrainAfterRefusal
 from satchel._http_body import body_object as body_object
+from satchel._http_limits import DEFAULT_MAX_JSON_BYTES
 from satchel.actors._wire import dumps
 from satchel.runtime import _errors as errors
 

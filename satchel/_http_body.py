@@ -21,8 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from satchel.runtime import _errors as errors
 
-#: The default limit of a JSON request body.
-DEFAULT_MAX_JSON_BYTES = 16 << 20
 #: How long a refused request's remaining body is read (and dropped) at most.
 DRAIN_SECONDS = 5.0
 _BODY = "satchel.body"  # the scope key of a request's BodyProgress

@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 import attrs
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_trio_serve
 
-from satchel._http import make_app
-from satchel._http_body import DEFAULT_MAX_JSON_BYTES
-from satchel._http_ops import logs_to_stderr
-from satchel._http_protocol import json_protocol_errors
+from satchel._http_limits import DEFAULT_MAX_JSON_BYTES
 from satchel.runtime import current_native
 from satchel.runtime._errors import ValidationError
 
 if TYPE_CHECKING:
+    from hypercorn.config import Config
+
     from satchel._runtime import Runtime
 
 TOKEN_FILE = "http-token"
@@ -124,6 +121,14 @@ async def serve(
         token = load_token(rt.path)
     elif not isinstance(token, str) or len(token) < MIN_TOKEN:
         raise ValidationError(f"a token is a str of at least {MIN_TOKEN} characters")
+    # The web stack is imported here, not with the module: ``import satchel`` (which has
+    # ``serve``) would otherwise take ~100 ms more for hypercorn and starlette.
+    from hypercorn.config import Config
+
+    from satchel._http import make_app
+    from satchel._http_ops import logs_to_stderr
+    from satchel._http_protocol import json_protocol_errors
+
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
@@ -168,6 +173,8 @@ async def _serve_app(
     token: str,
     task_status: anyio.abc.TaskStatus[ServerInfo],
 ) -> None:
+    from hypercorn.trio import serve as hypercorn_trio_serve
+
     async with anyio.create_task_group() as tasks:
         if current_native().name == "trio":
             bound = await tasks.start(hypercorn_trio_serve, app, config)

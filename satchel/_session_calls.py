@@ -23,7 +23,6 @@ from typing import Any
 from cattrs.preconf.json import make_converter
 
 from satchel._cluster_owners import Owners
-from satchel._http import STATUS
 from satchel._http_peers import Answer, Peers, PeerUnreachableError
 from satchel.actors import _validate as validate
 from satchel.actors.artifacts._artifact_manager import ArtifactSpec
@@ -194,6 +193,9 @@ _ERRORS = _error_classes()
 
 
 def _status(cls: type[errors.SatchelError]) -> int:
+    # Imported on use: this module comes with ``import satchel``, the web stack need not.
+    from satchel._http import STATUS
+
     return next((STATUS[c] for c in cls.__mro__ if c in STATUS), 500)
 
 

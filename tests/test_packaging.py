@@ -76,3 +76,18 @@ def test_the_checkout_imports_at_its_root() -> None:
     )
     # Through the symlink satchel/actors -> ../actors: the checkout's own folder.
     assert Path(found.stdout.strip()).resolve() == (ROOT / "actors" / "__init__.py").resolve()
+
+
+def test_importing_satchel_imports_no_web_framework() -> None:
+    """``import satchel`` leaves the HTTP server's stack (hypercorn, starlette, uvicorn,
+    httpx) unimported until something serves or calls over HTTP, so an embedding host does
+    not pay for it."""
+    script = (
+        "import sys, satchel;"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'hypercorn', 'starlette', 'uvicorn', 'httpx', 'wsproto', 'h2'})))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    assert found.stdout.split() == []
