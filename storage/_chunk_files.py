@@ -29,6 +29,7 @@ for every earlier write.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
 import logging
@@ -97,6 +98,10 @@ class ChunkFiles:
         # the store is reopened.
         # (Its text only: the error's frames would keep the store's database alive.)
         self._sync_failure: str | None = None
+        # The sorted keys of the folder listed last, with the count of writes and removals
+        # when it was listed: a paged scan reads the same folder page after page.
+        self._changes = 0
+        self._listing: tuple[str, int, list[bytes]] | None = None
         # While a backup copies the files, removals wait (their index marks stay meanwhile,
         # so a process killed before ``release`` removes them at its next open).
         self._holds = 0
@@ -176,6 +181,8 @@ class ChunkFiles:
             for path in created:
                 _unlink_quietly(path)
             raise
+        finally:
+            self._changes += 1  # after the files changed: a listing taken before is stale
 
     def _write_one(self, key: bytes, value: bytes) -> bool:
         """Write the file of ``key``; whether it is new (not a replacement)."""
@@ -261,6 +268,12 @@ class ChunkFiles:
         """Delete the files of ``keys`` (a key without one is skipped), or with
         ``replacements`` their unfinished replacements; the keys whose file could not be
         deleted (the error is logged: the caller keeps their marks for a later try)."""
+        try:
+            return self._remove(keys, replacements)
+        finally:
+            self._changes += 1
+
+    def _remove(self, keys: Iterable[bytes], replacements: bool) -> list[bytes]:
         failed: list[bytes] = []
         if self._holds and not replacements:
             # Kept for a backup: removed at ``release``; till then they read as absent.
@@ -301,17 +314,28 @@ class ChunkFiles:
         folders = sorted((f for f in self._made if low <= f <= high), reverse=reverse)
         hidden = self._hidden
         for folder in folders:
-            try:
-                names = os.listdir(os.path.join(self.root, folder))
-            except FileNotFoundError:
-                continue
-            found = [
-                key
-                for name in names
-                if (key := _key_of(name)) is not None and lower <= key < upper and key not in hidden
-            ]
-            found.sort(reverse=reverse)
+            keys = self._folder_keys(folder)
+            found = keys[bisect.bisect_left(keys, lower) : bisect.bisect_left(keys, upper)]
+            if hidden:
+                found = [key for key in found if key not in hidden]
+            if reverse:
+                found.reverse()
             yield from found
+
+    def _folder_keys(self, folder: str) -> list[bytes]:
+        """The keys with files in chunk folder ``folder``, sorted (the last folder listed
+        is kept until a write or removal)."""
+        listing = self._listing
+        changes = self._changes  # read before listing: a change during it makes it stale
+        if listing is not None and listing[0] == folder and listing[1] == changes:
+            return listing[2]
+        try:
+            names = os.listdir(os.path.join(self.root, folder))
+        except FileNotFoundError:
+            return []
+        keys = sorted(key for name in names if (key := _key_of(name)) is not None)
+        self._listing = (folder, changes, keys)
+        return keys
 
     def scan(self, lower: bytes, upper: bytes, *, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         """Pairs with files, ``lower <= key < upper``, in key order (or reversed)."""
@@ -335,11 +359,13 @@ def merged(
     streams = (((key, 0, value) for key, value in small), ((key, 1, value) for key, value in large))
     # For equal keys the RocksDB value (source 0) comes first, in either direction.
     order = (lambda item: (item[0], -item[1])) if reverse else (lambda item: (item[0], item[1]))
+    if left == 0:
+        return
     for key, _, value in heapq.merge(*streams, key=order, reverse=reverse):
-        if left == 0:
-            return
         if key == last:
             continue
         last = key
         yield key, value
         left -= 1
+        if left == 0:
+            return  # before the merge asks either scan for more (a chunk folder, say)

@@ -283,6 +283,7 @@ class RocksStore:
         removals: list[tuple[int, bytes, bytes | None]] = []  # position, key or range
         # Enum hashing is a Python-level call; an identity test is not.
         index, blobs = self._handles
+        small: set[bytes] = set()  # blob-space keys this batch puts in RocksDB
         for position, (op, space, key, value) in enumerate(ops):
             handle = index if space is INDEX else blobs
             if op == "put":
@@ -290,8 +291,13 @@ class RocksStore:
                     last[key] = position
                     if is_file_value(key, large := cast("bytes", value), self.file_values_from):
                         files[key] = (position, large)
-                        native.delete(key, handle)  # an older small value must not shadow it
+                        # An older small value must not shadow the file. Only one that is
+                        # there gets a tombstone: a scan of the blob space steps over every
+                        # tombstone until compaction drops it, and chunks are new keys.
+                        if key in small or self._blobs.get(key) is not None:
+                            native.delete(key, handle)
                         continue
+                    small.add(key)
                 native.put(key, value, handle)
             elif op == "delete":
                 native.delete(key, handle)

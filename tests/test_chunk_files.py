@@ -412,6 +412,37 @@ def test_files_and_rocksdb_read_as_one_dictionary(
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_a_file_put_deletes_the_key_in_rocksdb_only_where_a_small_value_is(
+    tmp_path: Path,
+) -> None:
+    """A value written as a file leaves a tombstone in RocksDB only where a small value
+    (stored before, or put earlier in the same batch) would shadow it: every scan of the
+    blob space steps over each tombstone until compaction drops it."""
+    kv = RocksStore(tmp_path / "db")
+    try:
+
+        def tombstones() -> int:  # white-box: RocksDB's count of deletes in the memtable
+            blobs: Any = kv._blobs
+            return int(blobs.property_int_value("rocksdb.num-deletes-active-mem-table"))
+
+        write(kv, ("put", b"new", big(1)))
+        assert tombstones() == 0
+        write(kv, ("put", b"was-small", b"s"))
+        write(kv, ("put", b"was-small", big(2)))
+        assert tombstones() == 1
+        write(kv, ("put", b"same-batch", b"s"), ("put", b"same-batch", big(3)))
+        assert tombstones() == 2
+        kv.close()
+        kv = RocksStore(tmp_path / "db")
+        assert [kv.get(k, BLOBS) for k in (b"new", b"was-small", b"same-batch")] == [
+            big(1),
+            big(2),
+            big(3),
+        ]
+    finally:
+        kv.close()
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_a_scan_that_stops_early_lists_only_the_folders_it_reached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reverse: bool
@@ -430,12 +461,53 @@ def test_a_scan_that_stops_early_lists_only_the_folders_it_reached(
             return real_listdir(path)
 
         monkeypatch.setattr(chunk_files.os, "listdir", listdir)
-        page = [k for k, _ in kv.scan(b"", b"\xff\xff", space=BLOBS, reverse=reverse, limit=2)]
-        assert page == (keys[::-1] if reverse else keys)[:2]
-        assert len(listed) <= 3, listed
+        in_order = keys[::-1] if reverse else keys
+        folders = [key[:1].hex() for key in in_order]
+        page = kv.scan(b"", b"\xff\xff", space=BLOBS, reverse=reverse, limit=2)
+        assert [k for k, _ in page] == in_order[:2]
+        assert listed == folders[:2]
         listed.clear()
+        page = kv.scan(b"", b"\xff\xff", space=BLOBS, reverse=reverse, limit=1)
+        assert [k for k, _ in page] == in_order[:1]
+        assert listed == folders[:1]
         assert [k for k, _ in kv.scan(b"", b"\xff\xff", space=BLOBS)] == keys
-        assert len(listed) == len(keys)
+    finally:
+        kv.close()
+
+
+def test_paging_through_one_folder_lists_it_once_until_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of a scan within one chunk folder read its listing once (a page no longer
+    lists the whole folder again); a file written or removed between pages is seen by the
+    next page."""
+    kv = RocksStore(tmp_path / "db", file_values_from=3)
+    try:
+        keys = [b"\x07" + bytes([n]) for n in range(0, 200, 2)]  # 100 keys, one folder
+        write(kv, *(("put", key, b"value") for key in keys))
+        listed: list[str] = []
+        real_listdir = os.listdir
+
+        def listdir(path: Any) -> list[str]:
+            listed.append(os.path.basename(path))
+            return real_listdir(path)
+
+        monkeypatch.setattr(chunk_files.os, "listdir", listdir)
+
+        def pages(upper: bytes = b"\x08") -> list[bytes]:
+            found: list[bytes] = []
+            lower = b"\x07"
+            while page := [k for k, _ in kv.scan(lower, upper, space=BLOBS, limit=10)]:
+                found += page
+                lower = page[-1] + b"\x00"
+            return found
+
+        assert pages() == keys
+        assert listed == [b"\x07".hex()]
+        write(kv, ("put", b"\x07\xc9", b"value"), ("delete", keys[50], None))
+        listed.clear()
+        assert pages() == [*keys[:50], *keys[51:], b"\x07\xc9"]
+        assert listed == [b"\x07".hex()]
     finally:
         kv.close()
 
