@@ -11,6 +11,7 @@ from satchel import _cli_extras as extras
 from satchel import _cli_files as files
 from satchel._cli_commands import Command
 from satchel._cli_errors import UsageError
+from satchel._http_limits import DEFAULT_MAX_JSON_BYTES
 from satchel._version import __version__
 from satchel.storage import Durability
 
@@ -287,7 +288,8 @@ def _local_commands(commands: Group, c: Commands, serve_options: set[str]) -> No
         serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info",
                            help="what the server logs (default info)")  # fmt: skip
     if "max_json_bytes" in serve_options:
-        serve.add_argument("--max-json-bytes", type=int, default=16 << 20, metavar="N",
+        serve.add_argument("--max-json-bytes", type=int, default=DEFAULT_MAX_JSON_BYTES,
+                           metavar="N",
                            help="largest JSON request body (default 16 MiB)")  # fmt: skip
     serve.add_argument("--token-file", type=Path, metavar="FILE",
                        help="the token every request needs (default $SATCHEL_TOKEN, else the "

@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from satchel._http_body import DrainAfterRefusal
 from satchel._http_body import body_object as body_object
 from satchel._http_limits import DEFAULT_MAX_JSON_BYTES
+from satchel._http_status import STATUS as STATUS
+from satchel._http_status import status_of as status_of
 from satchel.actors._wire import dumps
 from satchel.runtime import _errors as errors
 
@@ -36,46 +38,6 @@ if TYPE_CHECKING:
 JSON = "application/json"
 #: Header naming the session a request acts as (artifact access control); none = the host.
 ACTING_SESSION = "X-Satchel-Session"
-
-#: HTTP status of each error class; the first class in the MRO listed here wins.
-STATUS: dict[type[errors.SatchelError], int] = {
-    errors.ContentTooLargeError: 413,
-    errors.QuotaExceededError: 413,
-    errors.InvalidArgumentError: 422,
-    errors.ValidationError: 422,
-    errors.ScriptError: 422,
-    errors.ScriptLimitExceededError: 422,
-    errors.ReplayError: 422,
-    errors.SessionNotFoundError: 404,
-    errors.ArtifactNotFoundError: 404,
-    errors.ActorNotFoundError: 404,
-    errors.BlobNotFoundError: 404,
-    errors.AccessDeniedError: 403,
-    errors.InvalidStateTransitionError: 409,
-    errors.SessionNotActiveError: 409,
-    errors.SessionHasChildrenError: 409,
-    errors.SessionExistsError: 409,
-    errors.HookCancelledError: 409,
-    errors.RateLimitedError: 429,
-    errors.MailboxFullError: 503,
-    errors.RuntimeClosedError: 503,
-    errors.StoreLockedError: 503,
-    errors.StoreWriteFailedError: 503,
-    errors.StoreUnavailableError: 503,
-    errors.WriteConflictError: 409,
-    errors.SessionMovedError: 503,
-    errors.NodeNotAnsweringError: 504,
-    errors.ObjectNotFoundError: 404,
-    errors.IntegrityError: 500,
-}
-
-
-def status_of(error: errors.SatchelError) -> int:
-    """The HTTP status answering ``error``."""
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
 
 
 def json_response(value: Any, status: int = 200) -> Response:

@@ -173,10 +173,10 @@ async def _serve_app(
     token: str,
     task_status: anyio.abc.TaskStatus[ServerInfo],
 ) -> None:
-    from hypercorn.trio import serve as hypercorn_trio_serve
-
     async with anyio.create_task_group() as tasks:
         if current_native().name == "trio":
+            from hypercorn.trio import serve as hypercorn_trio_serve
+
             bound = await tasks.start(hypercorn_trio_serve, app, config)
             url = bound[0]
         else:

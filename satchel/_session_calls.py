@@ -24,6 +24,7 @@ from cattrs.preconf.json import make_converter
 
 from satchel._cluster_owners import Owners
 from satchel._http_peers import Answer, Peers, PeerUnreachableError
+from satchel._http_status import STATUS
 from satchel.actors import _validate as validate
 from satchel.actors.artifacts._artifact_manager import ArtifactSpec
 from satchel.actors.artifacts._artifact_model import ArtifactInfo, ArtifactRef
@@ -193,9 +194,6 @@ _ERRORS = _error_classes()
 
 
 def _status(cls: type[errors.SatchelError]) -> int:
-    # Imported on use: this module comes with ``import satchel``, the web stack need not.
-    from satchel._http import STATUS
-
     return next((STATUS[c] for c in cls.__mro__ if c in STATUS), 500)
 
 
