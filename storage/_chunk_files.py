@@ -105,7 +105,7 @@ class ChunkFiles:
         # While a backup copies the files, removals wait (their index marks stay meanwhile,
         # so a process killed before ``release`` removes them at its next open).
         self._holds = 0
-        self._held: list[bytes] = []
+        self._held: dict[bytes, None] = {}  # keys, in the order their removal waited
 
     def hold(self) -> None:
         """Keep every file until ``release``: a backup is copying them."""
@@ -117,8 +117,8 @@ class ChunkFiles:
         self._holds -= 1
         if self._holds:
             return []
-        held, self._held = self._held, []
-        return held
+        held, self._held = self._held, {}
+        return list(held)
 
     def paths(self) -> list[str]:
         """Every key's file, as paths relative to the folder's parent (``chunks/ab/ab..``);
@@ -213,6 +213,9 @@ class ChunkFiles:
         self._note_unsynced(target)
         self._note_unsynced_dir(folder)
         self._hidden.discard(key)
+        # Written again while a backup held its deleted file: the removal that waited for
+        # the backup would now remove this value.
+        self._held.pop(key, None)
         return path == target
 
     def _note_unsynced(self, path: str) -> None:
@@ -278,7 +281,7 @@ class ChunkFiles:
         if self._holds and not replacements:
             # Kept for a backup: removed at ``release``; till then they read as absent.
             keys = [key for key in keys if _nameable(key)]
-            self._held.extend(keys)
+            self._held.update(dict.fromkeys(keys))
             self._hidden.update(keys)
             return keys
         for key in keys:

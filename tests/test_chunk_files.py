@@ -582,6 +582,27 @@ def test_the_files_of_a_failed_commit_do_not_read_as_values(tmp_path: Path) -> N
         again.close()
 
 
+def test_a_file_written_again_during_a_checkpoint_outlives_its_held_removal(
+    tmp_path: Path,
+) -> None:
+    """A key deleted while a checkpoint holds its file, then written again, keeps its new
+    value when the checkpoint ends (the held removal no longer applies to it)."""
+    kv = RocksStore(tmp_path / "data")
+    try:
+        write(kv, ("put", b"k", big(1)))
+        kv.checkpoint(tmp_path / "copy")
+        write(kv, ("delete", b"k", None))
+        write(kv, ("put", b"k", big(2)))
+        kv.end_checkpoint()
+        assert kv.get(b"k", BLOBS) == big(2)
+        assert [k for k, _ in kv.scan(b"", b"\xff", space=BLOBS)] == [b"k"]
+        kv.close()
+        kv = RocksStore(tmp_path / "data")
+        assert kv.get(b"k", BLOBS) == big(2)
+    finally:
+        kv.close()
+
+
 def test_a_checkpoint_holds_deleted_files_until_it_ends(tmp_path: Path) -> None:
     """A file deleted during a checkpoint stays for the copy, reads as absent, and goes when
     the checkpoint ends, or at the next open if the process stops before that."""
