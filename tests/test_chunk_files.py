@@ -443,9 +443,23 @@ def test_a_file_put_deletes_the_key_in_rocksdb_only_where_a_small_value_is(
         kv.close()
 
 
+@pytest.fixture
+def listed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The chunk folders listed from now on, by name, in order."""
+    names: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path: Any) -> list[str]:
+        names.append(os.path.basename(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(chunk_files.os, "listdir", listdir)
+    return names
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_a_scan_that_stops_early_lists_only_the_folders_it_reached(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reverse: bool
+    tmp_path: Path, listed: list[str], reverse: bool
 ) -> None:
     """A scan with a limit reads the chunk folders one at a time and stops listing once it
     has enough keys, so paging through the blob space (as ``check`` does) is not quadratic."""
@@ -453,14 +467,6 @@ def test_a_scan_that_stops_early_lists_only_the_folders_it_reached(
     try:
         keys = [bytes([first, 0]) for first in range(0, 256, 8)]  # 32 folders, one key each
         write(kv, *(("put", key, b"value") for key in keys))
-        listed: list[str] = []
-        real_listdir = os.listdir
-
-        def listdir(path: Any) -> list[str]:
-            listed.append(os.path.basename(path))
-            return real_listdir(path)
-
-        monkeypatch.setattr(chunk_files.os, "listdir", listdir)
         in_order = keys[::-1] if reverse else keys
         folders = [key[:1].hex() for key in in_order]
         page = kv.scan(b"", b"\xff\xff", space=BLOBS, reverse=reverse, limit=2)
@@ -476,7 +482,7 @@ def test_a_scan_that_stops_early_lists_only_the_folders_it_reached(
 
 
 def test_paging_through_one_folder_lists_it_once_until_files_change(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, listed: list[str]
 ) -> None:
     """Pages of a scan within one chunk folder read its listing once (a page no longer
     lists the whole folder again); a file written or removed between pages is seen by the
@@ -485,14 +491,6 @@ def test_paging_through_one_folder_lists_it_once_until_files_change(
     try:
         keys = [b"\x07" + bytes([n]) for n in range(0, 200, 2)]  # 100 keys, one folder
         write(kv, *(("put", key, b"value") for key in keys))
-        listed: list[str] = []
-        real_listdir = os.listdir
-
-        def listdir(path: Any) -> list[str]:
-            listed.append(os.path.basename(path))
-            return real_listdir(path)
-
-        monkeypatch.setattr(chunk_files.os, "listdir", listdir)
 
         def pages(upper: bytes = b"\x08") -> list[bytes]:
             found: list[bytes] = []
