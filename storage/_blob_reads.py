@@ -54,32 +54,58 @@ async def read_chunk(
 
 
 async def read_content(
-    read: ChunkReader, digest: bytes, meta: BlobMeta, guessed: bool = False
+    read: ChunkReader, digest: bytes, meta: BlobMeta, guessed: bool = False, *, parallel: int = 1
 ) -> bytes:
-    """The whole content ``meta`` names, each chunk read by ``read``."""
-    if meta.stored_digests:
-        pieces = [await read(digest, meta, 0, guessed)]
-        for index in range(1, meta.chunk_count):
-            await anyio.lowlevel.checkpoint()
-            pieces.append(await read(digest, meta, index, guessed))
+    """The whole content ``meta`` names, each chunk read by ``read``, up to ``parallel`` of
+    them at once (on a networked store each read waits on a server)."""
+    pieces = await _read_chunks(read, digest, meta, guessed, parallel)
+    if meta.stored_digests:  # each chunk was checked as it was read
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-    if meta.chunk_count == 1:
-        raw = await read(digest, meta, 0, guessed)
-        if digest_of(raw) != digest:
-            raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
-        return raw
     # Nothing is returned before the whole hash is checked, so per-chunk digests (which
     # protect what ``stream`` yields early) would only hash every byte twice here.
+    if len(pieces) == 1:
+        if digest_of(pieces[0]) != digest:
+            raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
+        return pieces[0]
     hasher = new_hasher(meta.size)
-    chunks: list[bytes] = []
-    for index in range(meta.chunk_count):
-        await anyio.lowlevel.checkpoint()
-        raw = await read(digest, meta, index, guessed)
-        hasher.update(raw)
-        chunks.append(raw)
+    for piece in pieces:
+        hasher.update(piece)
     if hasher.digest() != digest:
         raise IntegrityError(f"blob {digest.hex()}: content does not match its hash")
-    return b"".join(chunks)
+    return b"".join(pieces)
+
+
+async def _read_chunks(
+    read: ChunkReader, digest: bytes, meta: BlobMeta, guessed: bool, parallel: int
+) -> list[bytes]:
+    """Every chunk of ``meta``, in order. Read ``parallel`` at a time, the first failure is
+    raised as itself (not in an exception group), the other reads cancelled."""
+    count = meta.chunk_count
+    if parallel <= 1 or count == 1:
+        pieces = [await read(digest, meta, 0, guessed)]
+        for index in range(1, count):
+            await anyio.lowlevel.checkpoint()
+            pieces.append(await read(digest, meta, index, guessed))
+        return pieces
+    found: list[bytes] = [b""] * count
+    failed: list[Exception] = []
+    limiter = anyio.CapacityLimiter(parallel)
+
+    async def read_one(index: int) -> None:
+        try:
+            async with limiter:
+                found[index] = await read(digest, meta, index, guessed)
+        except Exception as error:
+            if not failed:
+                failed.append(error)
+            tasks.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tasks:
+        for index in range(count):
+            tasks.start_soon(read_one, index)
+    if failed:
+        raise failed[0]
+    return found
 
 
 async def stream_chunks(

@@ -91,9 +91,14 @@ class BlobStore:
     """Content-addressed blobs in a ``RecordStore``; see the module docstring. Whoever opens
     the store awaits ``recover`` once before using it."""
 
-    def __init__(self, records: RecordStore, limits: BlobLimits | None = None) -> None:
+    def __init__(
+        self, records: RecordStore, limits: BlobLimits | None = None, *, parallel_reads: int = 1
+    ) -> None:
         self.records = records
         self.limits = limits or BlobLimits()
+        #: How many chunks of one blob a whole read reads at once (more than one only where
+        #: a read waits on a server).
+        self.parallel_reads = parallel_reads
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
         #: Content bytes referenced since the store opened, and those already stored
@@ -506,13 +511,18 @@ class BlobStore:
         if seen is not None:
             await anyio.lowlevel.checkpoint()
             try:
-                return await read_content(self._read_chunk, digest, self._metas.decode(seen), True)
+                meta = self._metas.decode(seen)
+                return await read_content(
+                    self._read_chunk, digest, meta, True, parallel=self.parallel_reads
+                )
             except ChunkGone:
                 self._known.pop(digest, None)
         digest, meta = await self._require(blob)
         await anyio.lowlevel.checkpoint()
         try:
-            return await read_content(self._read_chunk, digest, meta, True)
+            return await read_content(
+                self._read_chunk, digest, meta, True, parallel=self.parallel_reads
+            )
         except ChunkGone as gone:
             # Released since the record was read (or released and stored again), or damaged.
             now = await self.load_meta(digest)
@@ -522,7 +532,7 @@ class BlobStore:
                 raise IntegrityError(
                     f"blob {digest.hex()}: chunk {gone.index} is missing"
                 ) from None
-            return await read_content(self._read_chunk, digest, now)
+            return await read_content(self._read_chunk, digest, now, parallel=self.parallel_reads)
 
     async def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
         """The content of ``blob`` chunk by chunk, each verified before it is yielded (a

@@ -34,6 +34,9 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
 
 #: How old a pending upload of a store other processes share must be to count as left behind.
 SHARED_GRACE_S = 3600.0
+#: How many chunks of one blob a whole read reads at once from a networked store: each is a
+#: round trip (an S3 GET of up to a chunk), and they overlap.
+NETWORK_READS = 8
 
 
 @final
@@ -60,7 +63,9 @@ class Store:
         self.records: RecordStore = records
         #: The blobs (chunks and index) in ``records``; ``await blobs.recover()`` once, after
         #: opening, before using them.
-        self.blobs = BlobStore(self.records, limits)
+        self.blobs = BlobStore(
+            self.records, limits, parallel_reads=1 if kv is not None else NETWORK_READS
+        )
 
     @property
     def networked(self) -> bool:
