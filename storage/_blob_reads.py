@@ -54,11 +54,17 @@ async def read_chunk(
 
 
 async def read_content(
-    read: ChunkReader, digest: bytes, meta: BlobMeta, guessed: bool = False, *, parallel: int = 1
+    read: ChunkReader,
+    digest: bytes,
+    meta: BlobMeta,
+    guessed: bool = False,
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> bytes:
-    """The whole content ``meta`` names, each chunk read by ``read``, up to ``parallel`` of
-    them at once (on a networked store each read waits on a server)."""
-    pieces = await _read_chunks(read, digest, meta, guessed, parallel)
+    """The whole content ``meta`` names, each chunk read by ``read``; with ``limiter`` (a
+    networked store's: each read waits on a server), the chunks after the first several at
+    a time, as many as the limiter lets all reads of the store run at once."""
+    pieces = await _read_chunks(read, digest, meta, guessed, limiter)
     if meta.stored_digests:  # each chunk was checked as it was read
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
     # Nothing is returned before the whole hash is checked, so per-chunk digests (which
@@ -76,36 +82,49 @@ async def read_content(
 
 
 async def _read_chunks(
-    read: ChunkReader, digest: bytes, meta: BlobMeta, guessed: bool, parallel: int
+    read: ChunkReader,
+    digest: bytes,
+    meta: BlobMeta,
+    guessed: bool,
+    limiter: anyio.CapacityLimiter | None,
 ) -> list[bytes]:
-    """Every chunk of ``meta``, in order. Read ``parallel`` at a time, the first failure is
-    raised as itself (not in an exception group), the other reads cancelled."""
+    """Every chunk of ``meta``, in order.
+
+    The first is read alone: a blob released since its record was read fails there (the
+    usual ``ChunkGone``) with one read, as one at a time. The others, with ``limiter``, run
+    at once under it; after a failure the reads not started yet are skipped, and those under
+    way finish (cancelled, a PostgreSQL query would cost its connection). The first failure
+    is raised as itself, never in an exception group."""
+    pieces = [await read(digest, meta, 0, guessed)]
     count = meta.chunk_count
-    if parallel <= 1 or count == 1:
-        pieces = [await read(digest, meta, 0, guessed)]
+    if limiter is None or count <= 2:
         for index in range(1, count):
             await anyio.lowlevel.checkpoint()
             pieces.append(await read(digest, meta, index, guessed))
         return pieces
-    found: list[bytes] = [b""] * count
+    pieces.extend([b""] * (count - 1))
     failed: list[Exception] = []
-    limiter = anyio.CapacityLimiter(parallel)
 
     async def read_one(index: int) -> None:
-        try:
-            async with limiter:
-                found[index] = await read(digest, meta, index, guessed)
-        except Exception as error:
-            if not failed:
+        async with limiter:
+            if failed:
+                return
+            try:
+                pieces[index] = await read(digest, meta, index, guessed)
+            except Exception as error:
                 failed.append(error)
-            tasks.cancel_scope.cancel()
 
-    async with anyio.create_task_group() as tasks:
-        for index in range(count):
-            tasks.start_soon(read_one, index)
+    try:
+        async with anyio.create_task_group() as tasks:
+            for index in range(1, count):
+                tasks.start_soon(read_one, index)
+    except BaseExceptionGroup as group:  # a KeyboardInterrupt, say: raised as itself
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     if failed:
         raise failed[0]
-    return found
+    return pieces
 
 
 async def stream_chunks(

@@ -96,9 +96,10 @@ class BlobStore:
     ) -> None:
         self.records = records
         self.limits = limits or BlobLimits()
-        #: How many chunks of one blob a whole read reads at once (more than one only where
-        #: a read waits on a server).
+        #: How many chunk reads of whole reads (``read``) run at once, across the store: more
+        #: than one only where a read waits on a server (shared with ``through`` views).
         self.parallel_reads = parallel_reads
+        self._read_limiter: list[anyio.CapacityLimiter] = []  # made on first use, in a loop
         self._uploads: set[bytes] = set()
         self._metas = MetaCache()
         #: Content bytes referenced since the store opened, and those already stored
@@ -513,16 +514,14 @@ class BlobStore:
             try:
                 meta = self._metas.decode(seen)
                 return await read_content(
-                    self._read_chunk, digest, meta, True, parallel=self.parallel_reads
+                    self._read_chunk, digest, meta, True, limiter=self._limiter()
                 )
             except ChunkGone:
                 self._known.pop(digest, None)
         digest, meta = await self._require(blob)
         await anyio.lowlevel.checkpoint()
         try:
-            return await read_content(
-                self._read_chunk, digest, meta, True, parallel=self.parallel_reads
-            )
+            return await read_content(self._read_chunk, digest, meta, True, limiter=self._limiter())
         except ChunkGone as gone:
             # Released since the record was read (or released and stored again), or damaged.
             now = await self.load_meta(digest)
@@ -532,13 +531,22 @@ class BlobStore:
                 raise IntegrityError(
                     f"blob {digest.hex()}: chunk {gone.index} is missing"
                 ) from None
-            return await read_content(self._read_chunk, digest, now, parallel=self.parallel_reads)
+            return await read_content(self._read_chunk, digest, now, limiter=self._limiter())
 
     async def stream(self, blob: BlobLike) -> AsyncGenerator[bytes, None]:
         """The content of ``blob`` chunk by chunk, each verified before it is yielded (a
         blob that is not stored raises here, before the first chunk)."""
         digest, meta = await self._require(blob)
         return self._stream(digest, meta)
+
+    def _limiter(self) -> anyio.CapacityLimiter | None:
+        """The limiter of the store's parallel chunk reads, ``None`` where they run one at a
+        time."""
+        if self.parallel_reads <= 1:
+            return None
+        if not self._read_limiter:
+            self._read_limiter.append(anyio.CapacityLimiter(self.parallel_reads))
+        return self._read_limiter[0]
 
     # The store's seams for reading chunks (``_blob_reads``): one place to watch its reads.
     def _stream(self, digest: bytes, meta: BlobMeta) -> AsyncGenerator[bytes, None]:

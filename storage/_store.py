@@ -34,9 +34,10 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
 
 #: How old a pending upload of a store other processes share must be to count as left behind.
 SHARED_GRACE_S = 3600.0
-#: How many chunks of one blob a whole read reads at once from a networked store: each is a
-#: round trip (an S3 GET of up to a chunk), and they overlap.
-NETWORK_READS = 8
+#: How many chunk reads whole blob reads of a networked store run at once, all reads of the
+#: store together: each is a round trip (an S3 GET of up to a chunk), and they overlap. Half
+#: the PostgreSQL connections a store keeps, so other calls are not queued behind them.
+NETWORK_READS = 4
 
 
 @final
