@@ -91,10 +91,12 @@ async def _read_chunks(
     """Every chunk of ``meta``, in order.
 
     The first is read alone: a blob released since its record was read fails there (the
-    usual ``ChunkGone``) with one read, as one at a time. The others, with ``limiter``, run
-    at once under it; after a failure the reads not started yet are skipped, and those under
-    way finish (cancelled, a PostgreSQL query would cost its connection). The first failure
-    is raised as itself, never in an exception group."""
+    usual ``ChunkGone``) with one read, as one at a time. The others, with ``limiter`` (the
+    store's, shared by all its reads), are read by as many workers as it has tokens, each
+    taking the next chunk while it holds a token: reads of several blobs take turns, and a
+    small one is not queued behind every chunk of a large one. After a failure no further
+    chunk is taken and the reads under way finish (cancelled, a PostgreSQL query would cost
+    its connection). The first failure is raised as itself, never in an exception group."""
     pieces = [await read(digest, meta, 0, guessed)]
     count = meta.chunk_count
     if limiter is None or count <= 2:
@@ -104,24 +106,30 @@ async def _read_chunks(
         return pieces
     pieces.extend([b""] * (count - 1))
     failed: list[Exception] = []
+    left = iter(range(1, count))
 
-    async def read_one(index: int) -> None:
-        async with limiter:
-            if failed:
-                return
-            try:
-                pieces[index] = await read(digest, meta, index, guessed)
-            except Exception as error:
-                failed.append(error)
+    async def worker() -> None:
+        while True:
+            async with limiter:
+                index = None if failed else next(left, None)
+                if index is None:
+                    return
+                try:
+                    pieces[index] = await read(digest, meta, index, guessed)
+                except Exception as error:
+                    failed.append(error)
+                    return
 
     try:
         async with anyio.create_task_group() as tasks:
-            for index in range(1, count):
-                tasks.start_soon(read_one, index)
+            for _ in range(min(int(limiter.total_tokens), count - 1)):
+                tasks.start_soon(worker)
     except BaseExceptionGroup as group:  # a KeyboardInterrupt, say: raised as itself
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        cancelled = anyio.get_cancelled_exc_class()
+        first = next((e for e in group.exceptions if not isinstance(e, cancelled)), None)
+        if first is None:
+            raise
+        raise first from None
     if failed:
         raise failed[0]
     return pieces

@@ -26,8 +26,9 @@ TEN_CHUNKS = os.urandom(10 * 4096 - 7)
 
 
 class Tracking:
-    """A record store that notes each chunk read and how many were in flight at most (each
-    read yields to the loop a few times, as a server's would)."""
+    """A record store that notes each chunk read, its start and end, and how many reads of
+    chunks after the first were in flight at most (each read yields to the loop a few times,
+    as a server's would)."""
 
     def __init__(self, records: Any, events: list[str] | None = None) -> None:
         self._records = records
@@ -44,17 +45,22 @@ class Tracking:
             return await self._records.get(key, space)
         self.keys.append(key)
         self.events.append(f"start {key.hex()}")
-        self.in_flight += 1
+        first = key.endswith(b"\x00\x00\x00\x00")  # chunk 0, read alone before the others
+        self.in_flight += not first
         self.most = max(self.most, self.in_flight)
         try:
             for _ in range(3):
                 await anyio.lowlevel.checkpoint()
             return await self._records.get(key, space)
+        except anyio.get_cancelled_exc_class():
+            self.events.append(f"cancelled {key.hex()}")
+            raise
         except Exception:
             self.events.append(f"fail {key.hex()}")
             raise
         finally:
-            self.in_flight -= 1
+            self.events.append(f"end {key.hex()}")
+            self.in_flight -= not first
 
 
 class Gate:
@@ -113,8 +119,11 @@ async def store_ten_chunks(store: Store) -> str:
 
 
 def parallel(blobs: BlobStore, records: Any, width: int) -> BlobStore:
+    """A view of ``blobs`` through ``records`` reading ``width`` chunks at once, with a
+    limiter of its own (views made from it share it)."""
     view = blobs.through(records)
     view.parallel_reads = width
+    view._read_limiter = []
     return view
 
 
@@ -177,6 +186,42 @@ async def test_after_a_failed_chunk_read_no_other_read_starts(store: Store) -> N
     failed_at = events.index(f"fail {bad.hex()}")
     assert not [event for event in events[failed_at:] if event.startswith("start")]
     assert events.count("start " + bad.hex()) == 1
+    started = [event.split()[1] for event in events if event.startswith("start")]
+    ended = [event.split()[1] for event in events if event.startswith("end")]
+    assert sorted(started) == sorted(ended)  # the reads under way finished
+    assert not [event for event in events if event.startswith("cancelled")]
+
+
+async def test_reads_of_two_blobs_share_the_store_limit_and_take_turns(store: Store) -> None:
+    """Two whole reads at once keep within the store's limit together, and the small one
+    is not queued behind every chunk of the large one."""
+    big = await store_ten_chunks(store)
+    small = await stored(store.blobs, b"t\x00b")
+    tracking = Tracking(store.records)
+    first = parallel(store.blobs, tracking, 2)
+    second = first.through(tracking)  # the same store: the same limiter
+    found: dict[str, bytes] = {}
+
+    async def read(view: BlobStore, blob: str) -> None:
+        found[blob] = await view.read(blob)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read, first, big)
+            tasks.start_soon(read, second, small)
+    assert found == {big: TEN_CHUNKS, small: CONTENT}
+    assert tracking.most == 2
+    data_ids = {}
+    for blob in (big, small):
+        meta = await store.blobs.load_meta(bytes.fromhex(blob))
+        assert meta is not None
+        data_ids[blob] = meta.data_id.hex()
+    starts = [event.split()[1] for event in tracking.events if event.startswith("start")]
+    last_of = {
+        blob: max(i for i, key in enumerate(starts) if key.startswith(d))
+        for blob, d in data_ids.items()
+    }
+    assert last_of[small] < last_of[big]
 
 
 async def test_a_base_exception_in_a_chunk_read_is_raised_as_itself(store: Store) -> None:
