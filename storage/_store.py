@@ -65,7 +65,7 @@ class Store:
         #: The blobs (chunks and index) in ``records``; ``await blobs.recover()`` once, after
         #: opening, before using them.
         self.blobs = BlobStore(
-            self.records, limits, parallel_reads=1 if kv is not None else NETWORK_READS
+            self.records, limits, parallel_reads=NETWORK_READS if self.networked else 1
         )
 
     @property

@@ -14,7 +14,7 @@ import pytest
 
 from satchel import BlobNotFoundError, IntegrityError, StoreUnavailableError
 from satchel.storage import Batch, BlobStore, Store
-from satchel.storage._blobformat import chunk_key
+from satchel.storage._blobformat import chunk_key, split_chunk_key
 from satchel.storage._kv import BLOBS, INDEX, Space
 
 from .test_blob_referenced_reads import CONTENT, released, stored
@@ -45,7 +45,7 @@ class Tracking:
             return await self._records.get(key, space)
         self.keys.append(key)
         self.events.append(f"start {key.hex()}")
-        first = key.endswith(b"\x00\x00\x00\x00")  # chunk 0, read alone before the others
+        first = split_chunk_key(key)[1] == 0  # chunk 0, read alone before the others
         self.in_flight += not first
         self.most = max(self.most, self.in_flight)
         try:
