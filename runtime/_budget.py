@@ -7,6 +7,11 @@ leaves the caches cold), a quarter of a state update, so a task yields once per
 ``LENT_TURNS_PER_YIELD`` lent turns and otherwise only checks for cancellation — as Tokio's
 cooperative budget does. A task asking in a loop still lets the others run every few hundred
 microseconds.
+
+A task's budget starts full: its first lent turns need no yield either. A host that starts a
+task per call (LangGraph runs each checkpoint write in one) would otherwise see every call's
+task parked in a yield after its answer, its work done but its caller's code after the
+``await`` not yet run.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ class _Budget:
 
     def __init__(self, task: object) -> None:
         self.task_id = id(task)
-        self.left = 0
+        self.left = LENT_TURNS_PER_YIELD - 1  # its LENT_TURNS_PER_YIELD-th turn yields
 
 
 # A child task starts with a copy of its parent's context, hence the task check.
@@ -40,7 +45,7 @@ _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
 
 async def cooperate(native: Native) -> None:
     """Raise ``Cancelled`` if the task is cancelled; yield to the scheduler if its budget
-    of lent turns is spent (a task's first lent turn always yields)."""
+    of lent turns is spent (once every ``LENT_TURNS_PER_YIELD`` turns of a task)."""
     task = native.current_task()
     budget = _BUDGET.get()
     if budget is None or budget.task_id != id(task):

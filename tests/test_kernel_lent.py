@@ -216,6 +216,25 @@ async def test_lent_asks_in_a_loop_let_other_tasks_run() -> None:
         assert scope.cancelled_caught
 
 
+async def test_a_new_tasks_first_lent_asks_are_no_schedule_points() -> None:
+    """A task's budget starts full: its first LENT_TURNS_PER_YIELD - 1 lent asks run without
+    letting another task run, and the next one yields, in a fresh task as in the one after."""
+    async with lending(World()) as (_, ref), ticking() as ticks:
+        await anyio.lowlevel.checkpoint()  # the ticker has started
+        for _ in range(2):
+            yielded: list[bool] = []
+
+            async def asker() -> None:
+                for _ in range(LENT_TURNS_PER_YIELD):
+                    before = ticks[0]
+                    await ref.ask(Get())
+                    yielded.append(ticks[0] != before)
+
+            async with anyio.create_task_group() as nursery:
+                nursery.start_soon(asker)
+            assert yielded == [False] * (LENT_TURNS_PER_YIELD - 1) + [True]
+
+
 async def test_a_lent_ask_that_fails_is_a_cancellation_point_too() -> None:
     """A lent ask ending in the actor's error checks for cancellation, and asks failing in a
     loop still let other tasks run, as asks that succeed do."""

@@ -58,6 +58,8 @@ from anyio.from_thread import start_blocking_portal
 from satchel import InvalidArgumentError, Runtime, open_runtime
 from satchel.integrations.openai_agents import KEY_PREFIX, SatchelSession
 
+from .openai_support import slowed
+
 # Runs of the SDK trace to OpenAI unless told not to; no test here should reach a network.
 set_tracing_disabled(True)
 
@@ -293,11 +295,15 @@ def test_the_synchronous_form_runs_its_runtime_in_a_thread(tmp_path: Path) -> No
         assert asyncio.run(session.pop_item()) == items[0]
 
 
-async def test_a_cancelled_write_settles_before_the_cancellation(rt: Runtime) -> None:
+async def test_a_cancelled_write_settles_before_the_cancellation(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A caller cancelled during add_items or pop_item gets CancelledError once the write is
     done, never with its outcome unknown."""
     session = SatchelSession("cancel", rt)
     items: list[TResponseInputItem] = [{"role": "user", "content": "a"}]
+    slowed(rt, monkeypatch)
+    slowed(rt, monkeypatch, method="pop_event")
     task = asyncio.create_task(session.add_items(items))
     await asyncio.sleep(0)
     task.cancel()

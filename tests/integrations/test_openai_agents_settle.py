@@ -14,6 +14,8 @@ from agents import TResponseInputItem
 from satchel import Runtime, open_runtime
 from satchel.integrations.openai_agents import SatchelSession
 
+from .openai_support import slowed
+
 ITEMS: list[TResponseInputItem] = [{"role": "user", "content": "a"}]
 
 
@@ -28,22 +30,6 @@ async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ru
     """A runtime on RocksDB at each durability (``machine`` writes wait on their sync)."""
     async with open_runtime(tmp_path / "satchel", durability=request.param) as runtime:
         yield runtime
-
-
-def slowed(rt: Runtime, monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list[Any]:
-    """Make every ``append_events`` wait ``seconds`` on the loop first; the tasks that ran
-    them, in order."""
-    real = rt.sessions.append_events
-    tasks: list[Any] = []
-
-    async def append_events(*args: Any, **kwargs: Any) -> int:
-        tasks.append(asyncio.current_task())
-        await asyncio.sleep(seconds)
-        position: int = await real(*args, **kwargs)
-        return position
-
-    monkeypatch.setattr(rt.sessions, "append_events", append_events)
-    return tasks
 
 
 async def test_a_write_runs_in_the_callers_task(rt: Runtime) -> None:
@@ -119,10 +105,13 @@ async def test_an_error_of_the_write_reaches_the_caller(
         await task
 
 
-async def test_a_cancelled_pop_returns_nothing_and_pops_once(rt: Runtime) -> None:
+async def test_a_cancelled_pop_returns_nothing_and_pops_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """pop_item cancelled after it began still pops exactly one item."""
     session = SatchelSession("pop", rt)
     await session.add_items([*ITEMS, {"role": "user", "content": "b"}])
+    slowed(rt, monkeypatch, method="pop_event")
     task = asyncio.create_task(session.pop_item())
     await asyncio.sleep(0)
     task.cancel()
