@@ -217,22 +217,27 @@ async def test_lent_asks_in_a_loop_let_other_tasks_run() -> None:
 
 
 async def test_a_new_tasks_first_lent_asks_are_no_schedule_points() -> None:
-    """A task's budget starts full: its first LENT_TURNS_PER_YIELD - 1 lent asks run without
-    letting another task run, and the next one yields, in a fresh task as in the one after."""
+    """A task's budget starts full: its first LENT_TURNS_PER_YIELD - 1 lent asks let no other
+    task run, and it yields only on every LENT_TURNS_PER_YIELD-th, in each fresh task."""
+    per = LENT_TURNS_PER_YIELD
     async with lending(World()) as (_, ref), ticking() as ticks:
         await anyio.lowlevel.checkpoint()  # the ticker has started
         for _ in range(2):
             yielded: list[bool] = []
 
-            async def asker() -> None:
-                for _ in range(LENT_TURNS_PER_YIELD):
+            async def asker(yielded: list[bool]) -> None:
+                for _ in range(2 * per):
                     before = ticks[0]
                     await ref.ask(Get())
                     yielded.append(ticks[0] != before)
 
             async with anyio.create_task_group() as nursery:
-                nursery.start_soon(asker)
-            assert yielded == [False] * (LENT_TURNS_PER_YIELD - 1) + [True]
+                nursery.start_soon(asker, yielded)
+            # (Trio may run the ticker after the asker in the batch a yield starts, so the
+            # ticker's turn may show only at the asker's next yield.)
+            assert yielded[: per - 1] == [False] * (per - 1)
+            assert any(yielded)
+            assert all((i + 1) % per == 0 for i, moved in enumerate(yielded) if moved)
 
 
 async def test_a_lent_ask_that_fails_is_a_cancellation_point_too() -> None:
