@@ -241,7 +241,7 @@ def test_a_deadline_passing_during_a_synced_write_ends_its_own_block(
     async def main() -> tuple[str, bool, str, Any]:
         async with satchel.open_runtime(tmp_path / "data", durability="machine") as rt:
             session = rt.session(await rt.sessions.create())
-            for i in range(3):  # past the task's first lent turn, which always yields
+            for i in range(3):  # past the lone writes the group commit makes at once
                 await session.set_state("k", i)
             outcome = "no TimeoutError"
             try:

@@ -217,16 +217,19 @@ async def test_lent_asks_in_a_loop_let_other_tasks_run() -> None:
 
 
 async def test_a_new_tasks_first_lent_asks_are_no_schedule_points() -> None:
-    """A task's budget starts full: its first LENT_TURNS_PER_YIELD - 1 lent asks let no other
-    task run, and it yields only on every LENT_TURNS_PER_YIELD-th, in each fresh task."""
+    """A task's budget starts full, whatever its parent spent of its own: its first
+    LENT_TURNS_PER_YIELD - 1 lent asks let no other task run, and it yields only on every
+    LENT_TURNS_PER_YIELD-th, in each fresh task."""
     per = LENT_TURNS_PER_YIELD
     async with lending(World()) as (_, ref), ticking() as ticks:
         await anyio.lowlevel.checkpoint()  # the ticker has started
         for _ in range(2):
+            for _ in range(5):  # the spawning task spends part of its own budget
+                await ref.ask(Get())
             yielded: list[bool] = []
 
             async def asker(yielded: list[bool]) -> None:
-                for _ in range(2 * per):
+                for _ in range(2 * per + 3):
                     before = ticks[0]
                     await ref.ask(Get())
                     yielded.append(ticks[0] != before)

@@ -118,3 +118,31 @@ async def test_a_cancelled_pop_returns_nothing_and_pops_once(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await session.get_items() == ITEMS
+
+
+async def test_writers_cancelled_during_a_group_commit_land_whole(tmp_path: Path) -> None:
+    """Writers cancelled while the runtime's own synced write holds them (a group commit at
+    machine durability, no slowed call) get CancelledError after their items land: none lost,
+    none twice, in order."""
+    async with open_runtime(tmp_path / "satchel", durability="machine") as rt:
+        session = SatchelSession("grouped", rt)
+        await session.add_items(ITEMS)
+        outcomes: list[str] = []
+        for n in range(20):
+            tasks = [
+                asyncio.create_task(session.add_items([{"role": "user", "content": f"{n}.{k}"}]))
+                for k in range(3)
+            ]
+            await asyncio.sleep(0)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                try:
+                    await task
+                    outcomes.append("returned")
+                except asyncio.CancelledError:
+                    outcomes.append("cancelled")
+        assert "cancelled" in outcomes  # the cancellations came while the writes waited
+        items = await session.get_items()
+        contents = [item["content"] for item in items]  # type: ignore[index]
+        assert contents == ["a"] + [f"{n}.{k}" for n in range(20) for k in range(3)]
