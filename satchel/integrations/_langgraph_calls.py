@@ -241,6 +241,8 @@ class ThreadAppends:
         self._counting = threading.Lock()
         #: What the plans waiting for those appends to be answered await (async driver).
         self._waiters: dict[str, asyncio.Future[None]] = {}
+        #: The plans waiting for their turn on each thread, first come first (``_settle``).
+        self._queued: dict[str, list[object]] = {}
         #: How many times an append was refused since another writer came first (a figure
         #: for tests and benchmarks).
         self.conflicts = 0
@@ -309,9 +311,18 @@ class ThreadAppends:
             if left:
                 self._inflight[key] = left
         if not left:
-            waiter = self._waiters.pop(key, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)  # only made by the async driver: on this loop
+            self._wake(key)
+
+    def _wake(self, key: str) -> None:
+        """Let the plans waiting on the thread look again (``_settle``)."""
+        waiter = self._waiters.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # only made by the async driver: on this loop
+
+    def _busy(self, key: str) -> bool:
+        """Whether an append of this saver is in flight on the thread or a plan waits for its
+        turn there: a new append then waits behind them (``_settle``)."""
+        return bool(self._inflight.get(key) or self._queued.get(key))
 
     async def _append_at_once(
         self, key: str, event: dict[str, Any], state: dict[str, Any], view: lay.View
@@ -345,12 +356,30 @@ class ThreadAppends:
         return None
 
     def _settle(self, key: str) -> Plan[None]:
-        """Wait until no other append of this saver is in flight on the thread: an append
-        expecting the log where the view saw it would be refused once that one lands. (The
-        sync drivers go on at once: a refused append is read again and retried.)"""
-        while self._inflight.get(key):
-            if not (yield Settle(lambda: self._idle(key))):
-                return
+        """Wait until no other append of this saver is in flight on the thread (an append
+        expecting the log where the view saw it would be refused once that one lands) and the
+        plans that came to wait before this one went on: first come first, so that a task
+        appending in a loop cannot keep the others waiting for ever. (The sync drivers go on
+        at once: a refused append is read again and retried.)"""
+        if not self._busy(key):
+            return
+        ticket = object()
+        with self._counting:
+            queue = self._queued.setdefault(key, [])
+            queue.append(ticket)
+        try:
+            while self._inflight.get(key) or queue[0] is not ticket:
+                if not (yield Settle(lambda: self._idle(key))):
+                    return
+        finally:
+            with self._counting:
+                queue.remove(ticket)
+                if not queue and self._queued.get(key) is queue:
+                    del self._queued[key]
+            if queue:
+                # The next in line looks again: this plan may append no more (a failure, a
+                # cancellation, nothing left to write), and then only this wakes it.
+                self._wake(key)
 
     def _idle(self, key: str) -> asyncio.Future[None]:
         waiter = self._waiters.get(key)

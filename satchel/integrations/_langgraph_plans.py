@@ -306,7 +306,7 @@ class ThreadPlans(ThreadUpkeep):
         (its view kept, no value to store, its parent's channels known, nothing of this
         saver in flight on the thread), else ``None``."""
         view = self._views.get(job.key)
-        if view is None or job.pending or self._inflight.get(job.key):
+        if view is None or job.pending or self._busy(job.key):
             return None
         full = job.refs
         if job.unresolved:
@@ -333,8 +333,10 @@ class ThreadPlans(ThreadUpkeep):
         key = job.key
         if job.pending:
             yield from self._store(key, job.thread_id, job.pending, lay.CHANNEL_TYPE)
-        for _ in range(TRIES):
-            if self._inflight.get(key):
+        refused = 0
+        # A pass reads the view again or commits; only refused commits count against TRIES.
+        for _ in range(2 * TRIES):
+            if self._busy(key):
                 yield from self._settle(key)
             view = self._views.get(key)
             if view is None:  # read (or made) first, then the other appends waited for
@@ -349,6 +351,9 @@ class ThreadPlans(ThreadUpkeep):
             pos = yield from self._commit(key, job.thread_id, job.event, state, view)
             if pos is not None:
                 return self._put_landed(job, view, pos, full, state)
+            refused += 1
+            if refused == TRIES:
+                break
         raise InvalidStateTransitionError(
             f"the checkpoint {job.checkpoint_id!r} of thread {job.thread_id[:200]!r} was not "
             f"saved: other writers changed the thread {TRIES} times while it was being saved"
@@ -470,7 +475,7 @@ class ThreadPlans(ThreadUpkeep):
         them there, known without a read, no value to store, nothing of this saver in flight
         on the thread), else ``None``."""
         view = self._views.get(job.key)
-        if view is None or self._inflight.get(job.key):
+        if view is None or self._busy(job.key):
             return None
         known = _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id))
         if known is None:
@@ -498,7 +503,7 @@ class ThreadPlans(ThreadUpkeep):
         for _ in range(TRIES):
             # The writes of a checkpoint this saver put are known without a read (the append
             # expects the log unchanged since), else read.
-            if self._inflight.get(key):
+            if self._busy(key):
                 yield from self._settle(key)
             view = self._views.get(key)
             known = None

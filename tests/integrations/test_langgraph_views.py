@@ -17,6 +17,7 @@ from typing_extensions import TypedDict
 
 import satchel
 import satchel.sync
+from satchel.integrations._langgraph_calls import TRIES
 from satchel.integrations.langgraph import SatchelSaver
 
 pytestmark = pytest.mark.anyio
@@ -174,6 +175,62 @@ async def test_a_cancelled_put_leaves_nothing_in_flight(tmp_path: Path) -> None:
         rt.sessions.append_events = append
         assert not saver._inflight
         await asyncio.wait_for(saver.aput(conf, checkpoint("3", 2, 3), {}, {"x": 3}), 10)
+
+
+@pytest.mark.parametrize("durability", ["process", "machine"])
+async def test_a_writer_in_a_loop_does_not_keep_a_put_waiting(
+    tmp_path: Path, durability: str
+) -> None:
+    """A put waiting for the saver's appends in flight on a thread goes before the next
+    append of a task writing there in a loop (which found the thread free again before the
+    waiting put could run, and kept it waiting for ever)."""
+    async with satchel.open_runtime(tmp_path / "data", durability=durability) as rt:
+        saver = SatchelSaver(rt)
+        first = await saver.aput(config("t"), checkpoint("001", 0, 1), {}, {"x": 1})
+        last = await saver.aput(first, checkpoint("002", 1, 2), {}, {"x": 2})
+        writes = 0
+        put: asyncio.Task[Any] | None = None
+
+        async def writer() -> None:
+            nonlocal writes
+            while writes < 2000 and not (put is not None and put.done()):
+                await saver.aput_writes(last, [("x", writes)], f"task-{writes}")
+                writes += 1
+
+        looping = asyncio.create_task(writer())
+        await asyncio.sleep(0)
+        # A fork of the first checkpoint: its parent is not the saver's last put, so the put
+        # runs its plan, which waits for the thread.
+        put = asyncio.create_task(saver.aput(first, checkpoint("003", 2, 3), {}, {"x": 3}))
+        await looping
+        assert put.done() and writes < 200, writes
+        assert (await put)["configurable"]["checkpoint_id"] == "003"
+        assert not saver._queued and not saver._inflight
+
+
+async def test_reading_the_thread_again_does_not_count_as_a_try(tmp_path: Path) -> None:
+    """A put refused because another writer keeps appending reads the thread again and
+    retries until TRIES appends were refused; the reads between do not count (they took
+    half the tries, so it gave up after TRIES / 2 refusals)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        conf = await saver.aput(config("t"), checkpoint("001", 0, 1), {}, {"x": 1})
+        position = rt.sessions.last_event_position
+        left = TRIES - 4
+
+        async def moved(session_id: str) -> int:
+            nonlocal left
+            found: int = await position(session_id)
+            if left:  # another writer appends right after each read of the thread
+                left -= 1
+                await rt.sessions.append_events(session_id, [{"other": left}])
+            return found
+
+        rt.sessions.last_event_position = moved  # type: ignore[method-assign]
+        await rt.sessions.append_events("langgraph:t", [{"other": "first"}])
+        put = await saver.aput(conf, checkpoint("002", 1, 2), {}, {"x": 2})
+        assert put["configurable"]["checkpoint_id"] == "002"
+        assert saver.conflicts == TRIES - 3  # the view's own append, then one a read
 
 
 def test_sync_writers_in_threads_all_land(tmp_path: Path) -> None:
