@@ -241,7 +241,7 @@ class ThreadAppends:
         self._counting = threading.Lock()
         #: What the plans waiting for those appends to be answered await (async driver).
         self._waiters: dict[str, asyncio.Future[None]] = {}
-        #: The plans waiting for their turn on each thread, first come first (``_settle``).
+        #: The plans waiting for their turn on each thread, first come first (``_turn``).
         self._queued: dict[str, list[object]] = {}
         #: How many times an append was refused since another writer came first (a figure
         #: for tests and benchmarks).
@@ -314,14 +314,14 @@ class ThreadAppends:
             self._wake(key)
 
     def _wake(self, key: str) -> None:
-        """Let the plans waiting on the thread look again (``_settle``)."""
+        """Let the plans waiting on the thread look again (``_turn``)."""
         waiter = self._waiters.pop(key, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)  # only made by the async driver: on this loop
 
     def _busy(self, key: str) -> bool:
         """Whether an append of this saver is in flight on the thread or a plan waits for its
-        turn there: a new append then waits behind them (``_settle``)."""
+        turn there: a new append then waits behind them (``_turn``)."""
         return bool(self._inflight.get(key) or self._queued.get(key))
 
     async def _append_at_once(
@@ -355,14 +355,15 @@ class ThreadAppends:
             self._answered(key)
         return None
 
-    def _settle(self, key: str) -> Plan[None]:
-        """Wait until no other append of this saver is in flight on the thread (an append
-        expecting the log where the view saw it would be refused once that one lands) and the
-        plans that came to wait before this one went on: first come first, so that a task
-        appending in a loop cannot keep the others waiting for ever. (The sync drivers go on
-        at once: a refused append is read again and retried.)"""
-        if not self._busy(key):
-            return
+    def _turn(self, key: str) -> Plan[object]:
+        """Wait for this plan's turn on the thread and keep it: until no other append of this
+        saver is in flight there (an append expecting the log where the view saw it would be
+        refused once that one lands) and the plans that came to wait before this one had
+        theirs, first come first. While a plan holds its turn (from here to ``_leave``, its
+        reads included) no new append of this saver starts on the thread (``_busy``), so a
+        task appending in a loop can neither keep it waiting nor slip in between its reads
+        and its append. The ticket to hand to ``_leave``. (The sync drivers go on at once: a
+        refused append is read again and retried.)"""
         ticket = object()
         with self._counting:
             queue = self._queued.setdefault(key, [])
@@ -370,16 +371,22 @@ class ThreadAppends:
         try:
             while self._inflight.get(key) or queue[0] is not ticket:
                 if not (yield Settle(lambda: self._idle(key))):
-                    return
-        finally:
-            with self._counting:
-                queue.remove(ticket)
-                if not queue and self._queued.get(key) is queue:
-                    del self._queued[key]
-            if queue:
-                # The next in line looks again: this plan may append no more (a failure, a
-                # cancellation, nothing left to write), and then only this wakes it.
-                self._wake(key)
+                    break
+        except BaseException:  # cancelled while it waited (the plan closed)
+            self._leave(key, ticket)
+            raise
+        return ticket
+
+    def _leave(self, key: str, ticket: object) -> None:
+        """End the turn of ``_turn``'s ``ticket``: the next in line looks again (this plan may
+        append no more, and then only this wakes it)."""
+        with self._counting:
+            queue = self._queued[key]  # kept while it holds the ticket
+            queue.remove(ticket)
+            if not queue:
+                del self._queued[key]
+        if queue:
+            self._wake(key)
 
     def _idle(self, key: str) -> asyncio.Future[None]:
         waiter = self._waiters.get(key)

@@ -333,27 +333,29 @@ class ThreadPlans(ThreadUpkeep):
         key = job.key
         if job.pending:
             yield from self._store(key, job.thread_id, job.pending, lay.CHANNEL_TYPE)
-        refused = 0
-        # A pass reads the view again or commits; only refused commits count against TRIES.
-        for _ in range(2 * TRIES):
-            if self._busy(key):
-                yield from self._settle(key)
-            view = self._views.get(key)
-            if view is None:  # read (or made) first, then the other appends waited for
-                yield from self._view(key, job.thread_id)
-                continue
-            full = job.refs
-            if job.unresolved:
-                full = dict(job.refs)
-                unresolved = dict(job.unresolved)
-                yield from self._resolve(key, job.ns_id, job.parent_id, view, unresolved, full)
-            state = self._put_state(job, view, full)
-            pos = yield from self._commit(key, job.thread_id, job.event, state, view)
-            if pos is not None:
-                return self._put_landed(job, view, pos, full, state)
-            refused += 1
-            if refused == TRIES:
-                break
+        ticket = yield from self._turn(key)
+        try:
+            refused = 0
+            # A pass reads the view again or commits; only refused commits count against TRIES.
+            for _ in range(2 * TRIES):
+                view = self._views.get(key)
+                if view is None:  # read (or made) first
+                    yield from self._view(key, job.thread_id)
+                    continue
+                full = job.refs
+                if job.unresolved:
+                    full = dict(job.refs)
+                    unresolved = dict(job.unresolved)
+                    yield from self._resolve(key, job.ns_id, job.parent_id, view, unresolved, full)
+                state = self._put_state(job, view, full)
+                pos = yield from self._commit(key, job.thread_id, job.event, state, view)
+                if pos is not None:
+                    return self._put_landed(job, view, pos, full, state)
+                refused += 1
+                if refused == TRIES:
+                    break
+        finally:
+            self._leave(key, ticket)
         raise InvalidStateTransitionError(
             f"the checkpoint {job.checkpoint_id!r} of thread {job.thread_id[:200]!r} was not "
             f"saved: other writers changed the thread {TRIES} times while it was being saved"
@@ -498,13 +500,18 @@ class ThreadPlans(ThreadUpkeep):
         return (yield from self._writes_plan(self._writes_job(config, writes, task_id, task_path)))
 
     def _writes_plan(self, job: _Writes) -> Plan[None]:
+        ticket = yield from self._turn(job.key)  # held through the reads: see _turn
+        try:
+            yield from self._writes_tries(job)
+        finally:
+            self._leave(job.key, ticket)
+
+    def _writes_tries(self, job: _Writes) -> Plan[None]:
         key = job.key
         stored: set[str] = set()
         for _ in range(TRIES):
             # The writes of a checkpoint this saver put are known without a read (the append
             # expects the log unchanged since), else read.
-            if self._busy(key):
-                yield from self._settle(key)
             view = self._views.get(key)
             known = None
             if view is not None:
@@ -515,8 +522,6 @@ class ThreadPlans(ThreadUpkeep):
                 if any(idx >= 0 for _, idx, _, _ in job.dumped):
                     read = Call("sessions", "state", (sid(key),), {"prefix": job.task}, missing={})
                     there = yield read
-                    # Behind the appends sent meanwhile (a put expecting the log as it was).
-                    yield from self._settle(key)
             state, pending = self._writes_state(job, there)
             if not state:
                 return

@@ -208,6 +208,45 @@ async def test_a_writer_in_a_loop_does_not_keep_a_put_waiting(
         assert not saver._queued and not saver._inflight
 
 
+async def test_a_writer_in_a_loop_cannot_slip_between_a_puts_reads_and_its_append(
+    tmp_path: Path,
+) -> None:
+    """A put that reads its parent keeps its turn on the thread through that read: a task
+    writing in a loop waits behind it rather than appending meanwhile (which refused the
+    put's append on every try when the read suspended, as reads over a network do)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        first = await saver.aput(config("t"), checkpoint("001", 0, 1), {}, {"x": 1})
+        last = await saver.aput(first, checkpoint("002", 1, 2), {}, {"x": 2})
+        get_state = rt.sessions.get_state
+
+        async def suspending(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            return await get_state(*args, **kwargs)
+
+        rt.sessions.get_state = suspending  # type: ignore[method-assign]
+        writes = 0
+        put: asyncio.Task[Any] | None = None
+
+        async def writer() -> None:
+            nonlocal writes
+            while writes < 2000 and not (put is not None and put.done()):
+                await saver.aput_writes(last, [("x", writes)], f"task-{writes}")
+                writes += 1
+
+        looping = asyncio.create_task(writer())
+        await asyncio.sleep(0)
+        # A fork of the first checkpoint with a channel it does not set: the put reads the
+        # first checkpoint for that channel's value.
+        fork = checkpoint("003", 2, 3)
+        fork["channel_values"] = {}
+        put = asyncio.create_task(saver.aput(first, fork, {}, {}))
+        await looping
+        assert (await put)["configurable"]["checkpoint_id"] == "003"
+        assert saver.conflicts == 0 and writes < 200, (saver.conflicts, writes)
+        assert not saver._queued and not saver._inflight
+
+
 async def test_reading_the_thread_again_does_not_count_as_a_try(tmp_path: Path) -> None:
     """A put refused because another writer keeps appending reads the thread again and
     retries until TRIES appends were refused; the reads between do not count (they took
