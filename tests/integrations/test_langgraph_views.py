@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,28 @@ async def test_a_cancelled_put_leaves_nothing_in_flight(tmp_path: Path) -> None:
         await asyncio.wait_for(saver.aput(conf, checkpoint("3", 2, 3), {}, {"x": 3}), 10)
 
 
+async def beside_a_looping_writer(
+    saver: SatchelSaver, at: Any, put: Coroutine[Any, Any, Any]
+) -> tuple[Any, int]:
+    """Run ``put`` while a task calls ``aput_writes`` on ``at`` in a loop until the put is
+    done (at most 2,000 writes); the put's result and the writes made."""
+    writes = 0
+    task: asyncio.Task[Any] | None = None
+
+    async def writer() -> None:
+        nonlocal writes
+        while writes < 2000 and not (task is not None and task.done()):
+            await saver.aput_writes(at, [("x", writes)], f"task-{writes}")
+            writes += 1
+
+    looping = asyncio.create_task(writer())
+    await asyncio.sleep(0)
+    task = asyncio.create_task(put)
+    await looping
+    assert task.done(), writes
+    return await task, writes
+
+
 @pytest.mark.parametrize("durability", ["process", "machine"])
 async def test_a_writer_in_a_loop_does_not_keep_a_put_waiting(
     tmp_path: Path, durability: str
@@ -188,23 +211,11 @@ async def test_a_writer_in_a_loop_does_not_keep_a_put_waiting(
         saver = SatchelSaver(rt)
         first = await saver.aput(config("t"), checkpoint("001", 0, 1), {}, {"x": 1})
         last = await saver.aput(first, checkpoint("002", 1, 2), {}, {"x": 2})
-        writes = 0
-        put: asyncio.Task[Any] | None = None
-
-        async def writer() -> None:
-            nonlocal writes
-            while writes < 2000 and not (put is not None and put.done()):
-                await saver.aput_writes(last, [("x", writes)], f"task-{writes}")
-                writes += 1
-
-        looping = asyncio.create_task(writer())
-        await asyncio.sleep(0)
         # A fork of the first checkpoint: its parent is not the saver's last put, so the put
         # runs its plan, which waits for the thread.
-        put = asyncio.create_task(saver.aput(first, checkpoint("003", 2, 3), {}, {"x": 3}))
-        await looping
-        assert put.done() and writes < 200, writes
-        assert (await put)["configurable"]["checkpoint_id"] == "003"
+        put = saver.aput(first, checkpoint("003", 2, 3), {}, {"x": 3})
+        done, writes = await beside_a_looping_writer(saver, last, put)
+        assert done["configurable"]["checkpoint_id"] == "003" and writes < 200, writes
         assert not saver._queued and not saver._inflight
 
 
@@ -225,24 +236,12 @@ async def test_a_writer_in_a_loop_cannot_slip_between_a_puts_reads_and_its_appen
             return await get_state(*args, **kwargs)
 
         rt.sessions.get_state = suspending  # type: ignore[method-assign]
-        writes = 0
-        put: asyncio.Task[Any] | None = None
-
-        async def writer() -> None:
-            nonlocal writes
-            while writes < 2000 and not (put is not None and put.done()):
-                await saver.aput_writes(last, [("x", writes)], f"task-{writes}")
-                writes += 1
-
-        looping = asyncio.create_task(writer())
-        await asyncio.sleep(0)
         # A fork of the first checkpoint with a channel it does not set: the put reads the
         # first checkpoint for that channel's value.
         fork = checkpoint("003", 2, 3)
         fork["channel_values"] = {}
-        put = asyncio.create_task(saver.aput(first, fork, {}, {}))
-        await looping
-        assert (await put)["configurable"]["checkpoint_id"] == "003"
+        done, writes = await beside_a_looping_writer(saver, last, saver.aput(first, fork, {}, {}))
+        assert done["configurable"]["checkpoint_id"] == "003"
         assert saver.conflicts == 0 and writes < 200, (saver.conflicts, writes)
         assert not saver._queued and not saver._inflight
 
