@@ -377,6 +377,12 @@ class ThreadAppends:
             raise
         return ticket
 
+    def _settle(self, key: str) -> Plan[None]:
+        """Wait for a turn on the thread and give it up at once: an append that expects no
+        position goes behind the appends in flight and the plans waiting (``_turn``)."""
+        ticket = yield from self._turn(key)
+        self._leave(key, ticket)
+
     def _leave(self, key: str, ticket: object) -> None:
         """End the turn of ``_turn``'s ``ticket``: the next in line looks again (this plan may
         append no more, and then only this wakes it)."""

@@ -500,18 +500,29 @@ class ThreadPlans(ThreadUpkeep):
         return (yield from self._writes_plan(self._writes_job(config, writes, task_id, task_path)))
 
     def _writes_plan(self, job: _Writes) -> Plan[None]:
+        view = self._views.get(job.key)
+        if (
+            view is None
+            or _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id)) is None
+        ):
+            # Read, then appended expecting no position: its turn is needed for the append
+            # only (held through the read, a fan-out's writes would read one after another).
+            yield from self._writes_tries(job, held=False)
+            return
         ticket = yield from self._turn(job.key)  # held through the reads: see _turn
         try:
-            yield from self._writes_tries(job)
+            yield from self._writes_tries(job, held=True)
         finally:
             self._leave(job.key, ticket)
 
-    def _writes_tries(self, job: _Writes) -> Plan[None]:
+    def _writes_tries(self, job: _Writes, *, held: bool) -> Plan[None]:
         key = job.key
         stored: set[str] = set()
         for _ in range(TRIES):
             # The writes of a checkpoint this saver put are known without a read (the append
             # expects the log unchanged since), else read.
+            if not held and self._busy(key):
+                yield from self._settle(key)
             view = self._views.get(key)
             known = None
             if view is not None:
@@ -522,6 +533,8 @@ class ThreadPlans(ThreadUpkeep):
                 if any(idx >= 0 for _, idx, _, _ in job.dumped):
                     read = Call("sessions", "state", (sid(key),), {"prefix": job.task}, missing={})
                     there = yield read
+                    if not held:  # behind the appends sent meanwhile (a put expecting the log)
+                        yield from self._settle(key)
             state, pending = self._writes_state(job, there)
             if not state:
                 return

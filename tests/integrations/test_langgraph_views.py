@@ -246,6 +246,31 @@ async def test_a_writer_in_a_loop_cannot_slip_between_a_puts_reads_and_its_appen
         assert not saver._queued and not saver._inflight
 
 
+async def test_writes_to_a_thread_read_first_read_it_side_by_side(tmp_path: Path) -> None:
+    """The writes of a step on a thread the saver did not make each read the thread, then
+    append expecting no position: their reads overlap (holding a turn through them made a
+    fan-out's writes read one after another), and every write lands."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        conf = await SatchelSaver(rt).aput(config("t"), checkpoint("001", 0, 1), {}, {"x": 1})
+        saver = SatchelSaver(rt)  # has not seen the thread
+        state = rt.sessions.state
+        reading = [0, 0]  # now, most at once
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            reading[0] += 1
+            reading[1] = max(reading)
+            await asyncio.sleep(0.001)
+            reading[0] -= 1
+            return await state(*args, **kwargs)
+
+        rt.sessions.state = slow  # type: ignore[method-assign]
+        await asyncio.gather(*(saver.aput_writes(conf, [("x", n)], f"task-{n}") for n in range(10)))
+        assert reading[1] > 1
+        found = await saver.aget_tuple(conf)
+        assert found is not None and len(found.pending_writes or []) == 10
+        assert not saver._queued and not saver._inflight
+
+
 async def test_reading_the_thread_again_does_not_count_as_a_try(tmp_path: Path) -> None:
     """A put refused because another writer keeps appending reads the thread again and
     retries until TRIES appends were refused; the reads between do not count (they took
