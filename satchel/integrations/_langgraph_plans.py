@@ -105,6 +105,12 @@ def _unseen(job: _Writes, known: Collection[str] | None) -> Collection[str] | No
     return known
 
 
+def _known_writes(job: _Writes, view: lay.View) -> Collection[str] | None:
+    """The names of the checkpoint's writes ``view`` knows, if the job may trust them
+    (``_unseen``), else ``None``: then the task's earlier writes are read."""
+    return _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id))
+
+
 class ThreadPlans(ThreadUpkeep):
     """The plans of ``SatchelSaver`` (a base class of it; ``serde`` is the saver's)."""
 
@@ -479,7 +485,7 @@ class ThreadPlans(ThreadUpkeep):
         view = self._views.get(job.key)
         if view is None or self._busy(job.key):
             return None
-        known = _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id))
+        known = _known_writes(job, view)
         if known is None:
             return None
         state, pending = self._writes_state(job, known)
@@ -501,10 +507,7 @@ class ThreadPlans(ThreadUpkeep):
 
     def _writes_plan(self, job: _Writes) -> Plan[None]:
         view = self._views.get(job.key)
-        if (
-            view is None
-            or _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id)) is None
-        ):
+        if view is None or _known_writes(job, view) is None:
             # Read, then appended expecting no position: its turn is needed for the append
             # only (held through the read, a fan-out's writes would read one after another).
             yield from self._writes_tries(job, held=False)
@@ -526,7 +529,7 @@ class ThreadPlans(ThreadUpkeep):
             view = self._views.get(key)
             known = None
             if view is not None:
-                known = _unseen(job, lay.known_writes(view, job.ns_id, job.checkpoint_id))
+                known = _known_writes(job, view)
             there: Any = known
             if known is None:
                 there = {}
