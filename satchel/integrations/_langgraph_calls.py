@@ -12,6 +12,7 @@ drivers answer ``False`` at once: their callers' threads cannot wait on the loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from collections.abc import (
@@ -277,21 +278,29 @@ class ThreadAppends:
             (sid(key), [lay.json_event(event)]),
             {"state": state, "delete": list(delete), "expect_position": expect},
         )
-        try:
-            return cast(int, (yield from self._send(key, call)))
-        except SessionNotFoundError:  # deleted meanwhile (by another saver on this runtime)
-            self._known.discard(key)
-            self._forget(key)
-            yield from self._create(key, thread_id)
-        except SessionNotActiveError:
-            self._forget(key)
-            # A thread suspended (by an idle timeout) takes writes again; a completed, failed
-            # or archived one does not, and the error says so.
-            info = yield Call("sessions", "get", (sid(key),))
-            if info.status != "suspended":
-                raise
-            yield Call("sessions", "resume", (sid(key),))
+        for _ in range(TRIES):
+            try:
+                return cast(int, (yield from self._send(key, call)))
+            except SessionNotFoundError:  # deleted meanwhile (by another saver on this runtime)
+                self._known.discard(key)
+                self._forget(key)
+                yield from self._create(key, thread_id)
+            except SessionNotActiveError as refused:
+                self._forget(key)
+                yield from self._resume(key, refused)
         return cast(int, (yield from self._send(key, call)))
+
+    def _resume(self, key: str, refused: SessionNotActiveError) -> Plan[None]:
+        """Have a thread that a policy suspended (an idle timeout) take writes again, for the
+        caller to retry; a completed, failed or archived thread does not, and ``refused``
+        says so. Another plan may resume it first: that one's resume is enough."""
+        info = yield Call("sessions", "get", (sid(key),))
+        if info.status == "suspended":
+            # Resumed (or ended) meanwhile, the resume is refused: the retry finds out which.
+            with contextlib.suppress(InvalidStateTransitionError):
+                yield Call("sessions", "resume", (sid(key),))
+        elif info.status != "active":
+            raise refused
 
     def _send(self, key: str, call: Call) -> Plan[Any]:
         """``call``, an append, counted as in flight on the thread until it is answered."""
@@ -463,12 +472,7 @@ class ThreadAppends:
                 return None  # this saver's own append came first: its view is current
         except SessionNotFoundError:
             self._known.discard(key)
-        except SessionNotActiveError:
-            # A thread suspended (by an idle timeout) takes writes again; a completed, failed
-            # or archived one does not, and the error says so.
-            info = yield Call("sessions", "get", (sid(key),))
-            if info.status != "suspended":
-                raise
-            yield Call("sessions", "resume", (sid(key),))
+        except SessionNotActiveError as refused:
+            yield from self._resume(key, refused)
         self._forget(key)
         return None

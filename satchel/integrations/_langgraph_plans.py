@@ -25,6 +25,7 @@ from langgraph.checkpoint.base import (
 
 from satchel import (
     InvalidStateTransitionError,
+    SessionNotActiveError,
     SessionNotFoundError,
 )
 
@@ -213,11 +214,16 @@ class ThreadPlans(ThreadUpkeep):
                 (sid(key), name, data),
                 {"type": kind, "metadata": meta},
             )
-            try:
-                yield call
-            except SessionNotFoundError:
-                self._known.discard(key)
-                yield from self._create(key, thread_id)
+            for _ in range(TRIES):
+                try:
+                    yield call
+                    break
+                except SessionNotFoundError:
+                    self._known.discard(key)
+                    yield from self._create(key, thread_id)
+                except SessionNotActiveError as refused:
+                    yield from self._resume(key, refused)
+            else:
                 yield call
 
     def _doc(self, value: Any) -> builtins.list[Any]:

@@ -117,6 +117,77 @@ async def test_a_finished_thread_refuses_writes_plainly(tmp_path: Path) -> None:
             await saver.aput_writes(config, [("x", 4)], "task-1")
 
 
+async def test_a_suspended_thread_takes_values_kept_as_artifacts(tmp_path: Path) -> None:
+    """A put or put_writes with a value large enough to be kept as an artifact resumes a
+    suspended thread, as a small one does (the artifact's store was refused before)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        await put(saver, "t", {"x": 1})
+        await rt.sessions.suspend("langgraph:t")
+        config = await put(saver, "t", {"big": "b" * 10_000})
+        await rt.sessions.suspend("langgraph:t")
+        await saver.aput_writes(config, [("big", "c" * 10_000)], "task-1")
+        found = await saver.aget_tuple(config)
+        assert found is not None and found.checkpoint["channel_values"] == {"big": "b" * 10_000}
+        assert found.pending_writes == [("task-1", "big", "c" * 10_000)]
+
+
+@pytest.mark.parametrize("big", [False, True])
+async def test_a_thread_suspended_again_after_each_resume_still_takes_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """A thread that a policy suspends again right after each of three resumes still takes
+    a put and a put_writes: each refusal resumes it and tries again (once, before)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        value = "b" * 10_000 if big else "b"
+        config = await put(saver, "t", {"x": 1})
+        resume, again = rt.sessions.resume, [3]
+
+        async def resume_then_suspend(session_id: str) -> None:
+            await resume(session_id)
+            if again[0]:
+                again[0] -= 1
+                await rt.sessions.suspend(session_id)
+
+        monkeypatch.setattr(rt.sessions, "resume", resume_then_suspend)
+        await rt.sessions.suspend("langgraph:t")
+        config = await put(saver, "t", {"x": value})
+        assert again == [0]
+        again[0] = 3
+        await rt.sessions.suspend("langgraph:t")
+        await saver.aput_writes(config, [("x", value)], "task-1")
+        assert again == [0]
+        found = await saver.aget_tuple(config)
+        assert found is not None and found.checkpoint["channel_values"] == {"x": value}
+        assert found.pending_writes == [("task-1", "x", value)]
+
+
+async def test_writers_on_a_suspended_thread_resume_it_once_between_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many put_writes at once from two savers on a suspended thread all land, its reads
+    slowed as over a network: the first resume is enough for the others, whose own resume
+    finds the thread active (it raised before)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        savers = [SatchelSaver(rt), SatchelSaver(rt)]
+        config = await put(savers[0], "t", {"x": 1})
+        get = rt.sessions.get
+
+        async def slow_get(session_id: str) -> Any:
+            await asyncio.sleep(0.01)
+            return await get(session_id)
+
+        monkeypatch.setattr(rt.sessions, "get", slow_get)
+        await rt.sessions.suspend("langgraph:t")
+        await asyncio.gather(
+            *(savers[n % 2].aput_writes(config, [("n", n)], f"task-{n}") for n in range(20))
+        )
+        found = await savers[1].aget_tuple(config)
+        assert found is not None
+        assert sorted(w[2] for w in found.pending_writes) == list(range(20))
+
+
 async def test_a_lost_value_is_an_error_not_a_missing_channel(tmp_path: Path) -> None:
     """A checkpoint whose large value artifact is gone fails to load (IntegrityError)
     rather than coming back without that channel."""
