@@ -15,7 +15,7 @@ version fields go in the version's metadata (``adk``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import quote, unquote
 
@@ -31,6 +31,7 @@ from google.genai import types
 import satchel
 
 from . import _adk_common as common
+from ._resume import resuming
 
 if TYPE_CHECKING:
     from satchel.storage import Backend
@@ -165,8 +166,9 @@ class SatchelArtifactService(BaseArtifactService):
     ) -> None:
         """Delete every version of ``filename``; no-op if there is none."""
         key, _ = _container(app_name, user_id, filename, session_id)
+        name = artifact_name(filename)
         with contextlib.suppress(*_NOT_FOUND):
-            await self._rt.artifacts.delete(key, artifact_name(filename))
+            await resuming(self._rt, key, lambda: self._rt.artifacts.delete(key, name))
 
     async def list_versions(
         self, *, app_name: str, user_id: str, filename: str, session_id: str | None = None
@@ -214,19 +216,21 @@ class SatchelArtifactService(BaseArtifactService):
         user_id: str,
     ) -> satchel.ArtifactRef:
         """Store a version, creating the container session on its first artifact."""
-        try:
-            return await self._rt.artifacts.store(
+
+        def store() -> Awaitable[satchel.ArtifactRef]:
+            return self._rt.artifacts.store(
                 key, name, content, type=ARTIFACT_TYPE, metadata=metadata
             )
+
+        try:
+            return await resuming(self._rt, key, store)
         except satchel.SessionNotFoundError:
             pass
         with contextlib.suppress(satchel.SessionExistsError):  # another saver made it
             await self._rt.sessions.create(
                 key=key, app=app_name, user=user_id, tags=[common.TAG_ARTIFACTS]
             )
-        return await self._rt.artifacts.store(
-            key, name, content, type=ARTIFACT_TYPE, metadata=metadata
-        )
+        return await resuming(self._rt, key, store)
 
     async def _versions(self, key: str, filename: str) -> list[satchel.ArtifactInfo]:
         """The live satchel versions of ``filename``, oldest first; ``[]`` if none."""

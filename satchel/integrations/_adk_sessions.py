@@ -40,6 +40,7 @@ from google.adk.sessions.state import State
 import satchel
 
 from . import _adk_common as common
+from ._resume import resuming
 
 if TYPE_CHECKING:
     from satchel.storage import Backend
@@ -279,12 +280,16 @@ class SatchelSessionService(BaseSessionService):
         # event; a retry of the event writes the same values again and appends it.
         await self._write_scopes(session.app_name, session.user_id, deltas)
         try:
-            position = await self._rt.sessions.append_event(
+            position = await resuming(
+                self._rt,
                 key,
-                data,
-                state=deltas["session"] or None,
-                expect_position=expected,
-                at=min(max(event.timestamp, 0.0), _LAST_TIME),
+                lambda: self._rt.sessions.append_event(
+                    key,
+                    data,
+                    state=deltas["session"] or None,
+                    expect_position=expected,
+                    at=min(max(event.timestamp, 0.0), _LAST_TIME),
+                ),
             )
         except satchel.SessionNotFoundError:
             raise SessionNotFoundError(f"Session {session.id} not found.") from None
@@ -397,11 +402,14 @@ class SatchelSessionService(BaseSessionService):
     async def _write_scope(
         self, key: str, delta: Mapping[str, Any], app: str, user: str | None, tag: str
     ) -> None:
-        try:
+        async def write() -> None:
             await self._rt.sessions.append_events(key, [], state=delta)
+
+        try:
+            await resuming(self._rt, key, write)
             return
         except satchel.SessionNotFoundError:
             pass  # the scope's first write
         with contextlib.suppress(satchel.SessionExistsError):  # another writer made it
             await self._rt.sessions.create(key=key, app=app, user=user, tags=[tag])
-        await self._rt.sessions.append_events(key, [], state=delta)
+        await resuming(self._rt, key, write)

@@ -36,6 +36,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from satchel import SessionExistsError, SessionNotFoundError, open_runtime, session_id_for
 from satchel.runtime import Held
 
+from ._resume import resuming
+
 if TYPE_CHECKING:
     from satchel import Runtime
 
@@ -203,26 +205,36 @@ class SatchelSession:
 
     async def _append(self, events: list[dict[str, Any]]) -> None:
         sessions = self.runtime.sessions
-        try:
+
+        async def append() -> None:
             await sessions.append_events(self.satchel_id, events)
+
+        try:
+            await resuming(self.runtime, self.satchel_id, append)
         except SessionNotFoundError:
             # The first write: create the session (costs nothing on every later one).
             with contextlib.suppress(SessionExistsError):
                 await sessions.create(
                     key=self.key, app=self._app, user=self._user, name=self.session_id
                 )
-            await sessions.append_events(self.satchel_id, events)
+            await resuming(self.runtime, self.satchel_id, append)
 
     async def _pop(self) -> TResponseInputItem | None:
+        sessions = self.runtime.sessions
         try:
-            event = await self.runtime.sessions.pop_event(self.satchel_id)
+            event = await resuming(
+                self.runtime, self.satchel_id, lambda: sessions.pop_event(self.satchel_id)
+            )
         except SessionNotFoundError:
             return None
         return None if event is None else cast(TResponseInputItem, event.data)
 
     async def _clear(self) -> None:
+        sessions = self.runtime.sessions
         with contextlib.suppress(SessionNotFoundError):
-            await self.runtime.sessions.clear_events(self.satchel_id)
+            await resuming(
+                self.runtime, self.satchel_id, lambda: sessions.clear_events(self.satchel_id)
+            )
 
     async def _in_loop(
         self, make: Callable[[], Coroutine[Any, Any, _T]], *, settle: bool = False

@@ -1,0 +1,148 @@
+"""The framework adapters on sessions an idle policy suspended: the next write resumes the
+session, as a user's next message resumes a conversation; a session that ended still refuses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.genai import types
+
+import satchel
+from satchel import Runtime, SessionConfig
+from satchel.integrations.adk import SatchelArtifactService, SatchelSessionService
+from satchel.integrations.openai_agents import SatchelSession
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The frameworks run on asyncio only."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
+    async with satchel.open_runtime(tmp_path / "data") as runtime:
+        yield runtime
+
+
+async def suspend_all(rt: Runtime) -> None:
+    for info in await rt.sessions.list():
+        if info.status == "active":
+            await rt.sessions.suspend(info.id)
+
+
+def _event(n: int, **delta: object) -> Event:
+    return Event(
+        invocation_id=f"inv{n}",
+        author="user",
+        timestamp=1000.0 + n,
+        actions=EventActions(state_delta=dict(delta)),
+    )
+
+
+def _part(data: bytes) -> types.Part:
+    return types.Part.from_bytes(data=data, mime_type="text/plain")
+
+
+async def test_an_openai_session_left_idle_takes_the_next_message(tmp_path: Path) -> None:
+    """A conversation that the runtime's idle timeout suspended takes the next add_items."""
+    defaults = SessionConfig(idle_timeout_s=0.05)
+    async with satchel.open_runtime(tmp_path / "data", session_defaults=defaults) as rt:
+        session = SatchelSession("conv", rt)
+        async with rt.events.subscribe(session_id=session.satchel_id) as feed:
+            await session.add_items([{"role": "user", "content": "one"}])
+            with anyio.fail_after(10):
+                async for event in feed:
+                    if event.data.get("reason") == "idle":
+                        break
+        assert (await rt.sessions.get(session.satchel_id)).status == "suspended"
+        await session.add_items([{"role": "user", "content": "two"}])
+        assert [item["content"] for item in await session.get_items()] == ["one", "two"]  # type: ignore[typeddict-item]
+
+
+async def test_openai_writes_resume_a_suspended_session(rt: Runtime) -> None:
+    """add_items, pop_item and clear_session each resume a suspended session and write."""
+    session = SatchelSession("conv", rt)
+    await session.add_items([{"role": "user", "content": "one"}])
+    for write in (
+        lambda: session.add_items([{"role": "user", "content": "two"}]),
+        session.pop_item,
+        session.clear_session,
+    ):
+        await suspend_all(rt)
+        await write()
+        assert (await rt.sessions.get(session.satchel_id)).status == "active"
+    assert await session.get_items() == []
+
+
+async def test_adk_writes_resume_suspended_sessions(rt: Runtime) -> None:
+    """append_event (with app:, user: and session state) and an artifact's save and delete
+    resume the suspended sessions they write to."""
+    service, artifacts = SatchelSessionService(rt), SatchelArtifactService(rt)
+    session = await service.create_session(app_name="a", user_id="u", session_id="s")
+    await service.append_event(session, _event(1, **{"k": 1, "app:m": 1, "user:l": 1}))
+    await artifacts.save_artifact(
+        app_name="a", user_id="u", session_id="s", filename="f", artifact=_part(b"x")
+    )
+    await suspend_all(rt)
+    await service.append_event(session, _event(2, **{"k": 2, "app:m": 2, "user:l": 2}))
+    await artifacts.save_artifact(
+        app_name="a", user_id="u", session_id="s", filename="f", artifact=_part(b"y")
+    )
+    again = await service.get_session(app_name="a", user_id="u", session_id="s")
+    assert again is not None and again.state == {"k": 2, "app:m": 2, "user:l": 2}
+    assert len(again.events) == 2
+    await suspend_all(rt)
+    await artifacts.delete_artifact(app_name="a", user_id="u", session_id="s", filename="f")
+    keys = await artifacts.list_artifact_keys(app_name="a", user_id="u", session_id="s")
+    assert keys == []
+    held = await rt.sessions.list(tags=["adk:artifacts"])
+    assert [info.status for info in held] == ["active"]
+
+
+async def test_ended_sessions_still_refuse_writes(rt: Runtime) -> None:
+    """A completed session is not resumed: the adapters' writes raise SessionNotActiveError
+    and leave it as it was."""
+    session = SatchelSession("conv", rt)
+    await session.add_items([{"role": "user", "content": "one"}])
+    service = SatchelSessionService(rt)
+    adk = await service.create_session(app_name="a", user_id="u", session_id="s")
+    for info in await rt.sessions.list():
+        await rt.sessions.complete(info.id)
+    with pytest.raises(satchel.SessionNotActiveError):
+        await session.add_items([{"role": "user", "content": "two"}])
+    with pytest.raises(satchel.SessionNotActiveError):
+        await service.append_event(adk, _event(1, k=1))
+    assert len(await session.get_items()) == 1
+    assert {info.status for info in await rt.sessions.list()} == {"completed"}
+
+
+async def test_writers_at_once_resume_a_session_once_between_them(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty add_items at once on a suspended session, its reads slowed as over a network,
+    all land: the first resume is enough, the others' own resume is refused and ignored."""
+    session = SatchelSession("conv", rt)
+    await session.add_items([{"role": "user", "content": "start"}])
+    get = rt.sessions.get
+
+    async def slow_get(session_id: str) -> Any:
+        await asyncio.sleep(0.01)
+        return await get(session_id)
+
+    monkeypatch.setattr(rt.sessions, "get", slow_get)
+    await suspend_all(rt)
+    await asyncio.gather(
+        *(session.add_items([{"role": "user", "content": str(n)}]) for n in range(20))
+    )
+    items = await session.get_items()
+    assert sorted(item["content"] for item in items[1:]) == sorted(str(n) for n in range(20))  # type: ignore[typeddict-item]
