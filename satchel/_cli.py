@@ -21,13 +21,11 @@ import anyio
 
 from satchel._allocator import tune_allocator
 from satchel._backup import restore_backup
-from satchel._cli_client import connect
 from satchel._cli_errors import UsageError, invalid, report
 from satchel._cli_output import Output
 from satchel._cli_parser import parser
 from satchel._runtime import open_runtime
 from satchel._serve import MIN_TOKEN, TOKEN_FILE, ServerInfo, find_server, serve
-from satchel._ui import LINK_S, login_link
 from satchel.actors.cluster import Node
 from satchel.scripting import ScriptLimits, ScriptWorkers
 from satchel.storage import BlobLimits, Durability, checked_durability
@@ -147,6 +145,8 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
 async def _run_remote(
     args: argparse.Namespace, source: bytes, folder: Path | None, out: Output
 ) -> int:
+    from satchel._cli_client import connect  # its HTTP client only for commands that call
+
     async with connect(folder, durability=args.durability, limits=_limits(args)) as client:
         body = {
             "source": source.decode(errors="replace"),
@@ -200,6 +200,8 @@ async def _ui(args: argparse.Namespace, out: Output) -> int:
 
 def _open_inspector(url: str, token: str, args: argparse.Namespace, out: Output) -> None:
     """Print a one-time login link to the inspector, and open it unless ``--no-browser``."""
+    from satchel._ui import LINK_S, login_link
+
     link = url + login_link(token)
     if out.as_json:
         out.data({"url": f"{url}/ui/", "login": link})
@@ -331,6 +333,8 @@ def _durability(args: argparse.Namespace) -> Durability:
 
 
 async def _api(args: argparse.Namespace, out: Output) -> int:
+    from satchel._cli_client import connect  # its HTTP client only for commands that call
+
     networked = _networked(args) or (None, None)
     async with connect(
         _existing(args),

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import httpx
 
+from satchel._cli_errors import ApiError
 from satchel._cli_transport import StreamingASGITransport
 from satchel._http import make_app
 from satchel._runtime import open_runtime
@@ -21,16 +22,6 @@ from satchel.runtime._errors import StoreLockedError
 from satchel.storage import BlobLimits
 
 Params = Mapping[str, str | int | float | bool | Iterable[str] | None]
-
-
-class ApiError(Exception):
-    """An error answer: its kind, message and HTTP status."""
-
-    def __init__(self, kind: str, message: str, status: int) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
-        self.status = status
 
 
 class Client:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from satchel._cli_client import ApiError, Client
+from satchel._cli_errors import ApiError
 from satchel._cli_output import Output
 
-Command = Callable[[Client, argparse.Namespace, Output], Awaitable[int]]
+if TYPE_CHECKING:  # the HTTP client (httpx) is imported by the commands that call
+    from satchel._cli_client import Client
+
+Command = Callable[["Client", argparse.Namespace, Output], Awaitable[int]]
 SESSION_COLUMNS = ("id", "name", "status", "tags", "artifact_count", "created_at")
 ARTIFACT_COLUMNS = ("name", "version", "type", "size", "tags", "created_at")
 ACTOR_COLUMNS = ("kind", "id", "state", "mailbox_depth", "mailbox_peak", "messages_handled",

@@ -9,14 +9,21 @@ import sys
 import traceback
 from typing import Any
 
-import httpx
-
-from satchel._cli_client import ApiError
 from satchel._cli_output import Output
 from satchel.runtime._errors import SatchelError
 
 FAILED = 1
 USAGE = 2
+
+
+class ApiError(Exception):
+    """An error answer: its kind, message and HTTP status."""
+
+    def __init__(self, kind: str, message: str, status: int) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+        self.status = status
 
 
 class UsageError(Exception):
@@ -67,7 +74,8 @@ def _described(error: BaseException) -> tuple[str, str, dict[str, Any]]:
         # Any kind a script raised carries the script's stack (``ScriptError`` and the API's).
         trace = getattr(error, "lua_traceback", None)
         return error.kind, str(error), _lua_traceback(f"{error.kind}: {error}", trace)
-    if isinstance(error, httpx.TransportError):
+    httpx = sys.modules.get("httpx")  # not imported: no error of its kind was raised
+    if httpx is not None and isinstance(error, httpx.TransportError):
         return "ServerUnreachable", str(error) or type(error).__name__, {}
     # A bug: its type and message on one line; SATCHEL_DEBUG=1 adds the traceback.
     message = f"{type(error).__name__}: {error} (SATCHEL_DEBUG=1 shows the traceback)"

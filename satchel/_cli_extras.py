@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from satchel._cli_client import Client
 from satchel._cli_errors import invalid
 from satchel._cli_output import Output
+
+if TYPE_CHECKING:  # the HTTP client (httpx) is imported by the commands that call
+    from satchel._cli_client import Client
 
 SCHEDULE_COLUMNS = ("id", "session_id", "mode", "due_at", "every_s")
 RUN_COLUMNS = ("ran_at", "events_replayed", "hooks_replayed", "matched", "mismatched", "error")

@@ -11,16 +11,19 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-import httpx
 
-from satchel._cli_client import Client
 from satchel._cli_errors import invalid
 from satchel._cli_output import Output
+
+if TYPE_CHECKING:  # the HTTP client (httpx) is imported by the commands that call
+    import httpx
+
+    from satchel._cli_client import Client
 
 _CHUNK = 1 << 20
 STDIO = "-"

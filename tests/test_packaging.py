@@ -78,16 +78,30 @@ def test_the_checkout_imports_at_its_root() -> None:
     assert Path(found.stdout.strip()).resolve() == (ROOT / "actors" / "__init__.py").resolve()
 
 
-def test_importing_satchel_imports_no_web_framework() -> None:
-    """``import satchel`` leaves the HTTP server's stack (hypercorn, starlette, uvicorn,
-    httpx) unimported until something serves or calls over HTTP, so an embedding host does
-    not pay for it."""
+_WEB = "{'hypercorn', 'starlette', 'uvicorn', 'httpx', 'wsproto', 'h2', 'jinja2'}"
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "import satchel",
+        # The CLI's parser and error report, as `satchel --help` runs them.
+        "import satchel._cli as cli\n"
+        "sys.argv, sys.stdout = ['satchel', '--help'], open(os.devnull, 'w')\n"
+        "try:\n    cli.main()\nexcept SystemExit as done:\n    assert done.code == 0, done",
+    ],
+    ids=["import", "cli-help"],
+)
+def test_importing_satchel_imports_no_web_framework(start: str) -> None:
+    """``import satchel`` and ``satchel --help`` leave the HTTP stack (hypercorn, starlette,
+    uvicorn, httpx, jinja2) unimported until something serves or calls over HTTP, so an
+    embedding host or a quick command does not pay for it."""
     script = (
-        "import sys, satchel;"
-        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules}"
-        " & {'hypercorn', 'starlette', 'uvicorn', 'httpx', 'wsproto', 'h2'})))"
+        f"import os, sys\n{start}\n"
+        f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & {_WEB})), "
+        "file=sys.stderr)"
     )
     found = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True, text=True
     )
-    assert found.stdout.split() == []
+    assert found.stderr.split() == []
