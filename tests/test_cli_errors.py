@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import socket
 import subprocess
@@ -194,3 +195,20 @@ def test_closed_stdout_ends_quietly(cli: Cli, tmp_path: Path) -> None:
     with reader.stderr:
         err = reader.stderr.read()
     assert (reader.wait(timeout=60), err) == (1, b"")
+
+
+def test_a_server_that_does_not_answer_is_unreachable(cli: Cli) -> None:
+    """A data folder whose server (a live process) listens nowhere fails in one line,
+    ServerUnreachable, rather than as an internal error."""
+    from satchel._serve import SERVER_FILE, TOKEN_FILE, process_started
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    cli.folder.mkdir(parents=True)
+    (cli.folder / TOKEN_FILE).write_text("t" * 64)
+    pid = os.getpid()
+    found = {"url": f"http://127.0.0.1:{port}", "pid": pid, "started": process_started(pid)}
+    (cli.folder / SERVER_FILE).write_text(json.dumps(found))
+    code, _, err = cli("sessions", "list")
+    one_line(code, err, "ServerUnreachable")
