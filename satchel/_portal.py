@@ -129,6 +129,10 @@ class ThreadPortal:
             raise
         return result
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the runtime runs in."""
+        return self._portal.call(asyncio.get_running_loop)
+
     def iterate(self, stream: AsyncIterator[bytes]) -> Iterator[bytes]:
         return _iterate(self, stream)
 

@@ -73,3 +73,14 @@ def _held_open(
     finally:
         stop.set()
         loop.run_until_complete(holder)
+
+
+def background_runtime(rt: SyncRuntime) -> tuple[Runtime, asyncio.AbstractEventLoop] | None:
+    """The async runtime behind ``rt`` and its loop, where that loop runs in a thread of its
+    own (``background=True``): code making several calls an operation (a framework adapter)
+    can run them all there in one hop, and wait there as async code does. ``None`` where the
+    loop runs in the caller's thread, call by call."""
+    portal = rt._portal
+    if isinstance(portal, ThreadPortal):
+        return rt._target, portal.loop()
+    return None

@@ -34,6 +34,7 @@ from anyio.from_thread import start_blocking_portal
 
 import satchel
 import satchel.sync
+from satchel._sync import background_runtime
 
 from . import _langgraph_layout as lay
 from ._langgraph_calls import (
@@ -79,11 +80,17 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self._setup(key_prefix, app, user, inline_max)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        background = None if isinstance(rt, satchel.Runtime) else background_runtime(rt)
+        if background is not None:
+            # satchel.sync's loop in a thread of its own: the saver drives each operation
+            # there in one hop, as `with SatchelSaver.from_path()` does, rather than hop once
+            # a call; its plans then wait for each other there instead of racing.
+            rt, self._loop = background
         self.rt = rt
         # The async runtime's methods are coroutine functions; satchel.sync's block.
         self._async = inspect.iscoroutinefunction(rt.sessions.append_events)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        if self._async:
+        if self._async and self._loop is None:
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
 

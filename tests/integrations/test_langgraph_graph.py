@@ -220,11 +220,19 @@ def test_subgraph_interrupt_sync(store: str, tmp_path: Path) -> None:
 
 
 def test_on_a_sync_runtime_of_the_caller(tmp_path: Path) -> None:
-    """SatchelSaver(rt) on satchel.sync's background runtime runs a graph with invoke."""
+    """SatchelSaver(rt) on satchel.sync's background runtime runs a graph with invoke, and
+    with ainvoke from a loop of the caller's."""
     with satchel.sync.open_runtime(tmp_path / "data", background=True) as rt:
         graph = build(SatchelSaver(rt))
         check_interrupted(graph.invoke({"log": []}, config("t")), graph.get_state(config("t")))
         check_finished(graph.invoke(Command(resume="ok"), config("t")), "ok")
+
+        async def run_async() -> None:
+            first = await graph.ainvoke({"log": []}, config("u"))
+            check_interrupted(first, await graph.aget_state(config("u")))
+            check_finished(await graph.ainvoke(Command(resume="ok"), config("u")), "ok")
+
+        asyncio.run(run_async())
 
 
 # -- async --------------------------------------------------------------------------------------
