@@ -12,6 +12,7 @@ from satchel import (
     RateLimitedError,
     Runtime,
     SessionConfig,
+    SessionNotActiveError,
     SessionNotFoundError,
     ValidationError,
     open_runtime,
@@ -143,6 +144,28 @@ async def test_rate_limit_refuses_bursts(rt: Runtime, autojump_clock: None) -> N
         await session.get_state("k")
     await anyio.sleep(10)
     assert await session.get_state("k") == 3
+
+
+async def test_writes_refused_for_the_status_cost_no_token(rt: Runtime) -> None:
+    """Writes a suspended session refuses (SessionNotActive) take nothing from its rate
+    limit: resuming it and writing again still finds the tokens it had."""
+    sid = await rt.sessions.create(config={"rate_limit": 0.001, "rate_burst": 3})
+    await rt.sessions.suspend(sid)  # one token
+    refused = [
+        lambda: rt.sessions.set_state(sid, "k", 1),
+        lambda: rt.sessions.delete_state(sid, "k"),
+        lambda: rt.sessions.append_events(sid, [{"n": 1}]),
+        lambda: rt.sessions.pop_event(sid),
+        lambda: rt.sessions.clear_events(sid),
+        lambda: rt.artifacts.store(sid, "a", b"x", type="text"),
+    ]
+    for write in refused * 2:
+        with pytest.raises(SessionNotActiveError):
+            await write()
+    await rt.sessions.resume(sid)  # one token
+    await rt.sessions.set_state(sid, "k", 1)  # the last one
+    with pytest.raises(RateLimitedError):
+        await rt.sessions.set_state(sid, "k", 2)
 
 
 async def test_operation_quota_refuses_before_writing(rt: Runtime) -> None:

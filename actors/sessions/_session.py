@@ -88,6 +88,9 @@ _RETRY_DELETE_US = round(DAY_S * _US)
 
 #: Maintenance messages the rate limit does not count.
 _UNTHROTTLED = (Save, Load, Retire, RecordHooks)
+#: Operations only an active session takes: refused for its status, they cost no token (a
+#: caller that resumes the session and tries again would otherwise pay twice).
+_ACTIVE_ONLY = frozenset((*session_hooks.WRITES, PopEvent, ClearEvents))
 #: Turns an asker may run itself while the actor is idle (``Actor.lending``): none of them
 #: suspends unless it waits for a group commit (uncancellable) or an awaited observer. The
 #: event-log turns are as plain as ``SetState`` without hooks (``_run_append_hooks`` is the
@@ -238,7 +241,15 @@ class SessionActor(ArtifactTurns, DeadlineTurns, EventLogTurns, DeleteTurns, Act
             raise TypeError(f"a session actor takes no {type(message).__name__}")
         if self._record is None:
             await self._require_session()
-        if (self._bucket is not None or self._budgeted) and type(message) not in _UNTHROTTLED:
+        if (
+            (self._bucket is not None or self._budgeted)
+            and type(message) not in _UNTHROTTLED
+            and not (
+                type(message) in _ACTIVE_ONLY
+                and (record := self._record) is not None
+                and record.status is not ACTIVE
+            )
+        ):
             await self._throttle()
         hooks = self._hooks
         awaited = bool(hooks.awaiting)  # none when the turn was lent unshielded
