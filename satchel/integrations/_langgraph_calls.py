@@ -12,7 +12,6 @@ drivers answer ``False`` at once: their callers' threads cannot wait on the loop
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import threading
 from collections.abc import (
@@ -291,16 +290,24 @@ class ThreadAppends:
         return cast(int, (yield from self._send(key, call)))
 
     def _resume(self, key: str, refused: SessionNotActiveError) -> Plan[None]:
-        """Have a thread that a policy suspended (an idle timeout) take writes again, for the
+        """Have a suspended thread (an idle timeout suspends) take writes again, for the
         caller to retry; a completed, failed or archived thread does not, and ``refused``
-        says so. Another plan may resume it first: that one's resume is enough."""
-        info = yield Call("sessions", "get", (sid(key),))
-        if info.status == "suspended":
-            # Resumed (or ended) meanwhile, the resume is refused: the retry finds out which.
-            with contextlib.suppress(InvalidStateTransitionError):
-                yield Call("sessions", "resume", (sid(key),))
-        elif info.status != "active":
-            raise refused
+        says so. Another plan may resume it first: that one's resume is enough. A thread
+        deleted meanwhile is forgotten: the retry makes it again."""
+        info = yield Call("sessions", "get", (sid(key),), missing=None)
+        if info is not None and info.status != "suspended":
+            if info.status != "active":  # ended
+                raise refused
+            return  # resumed meanwhile
+        if info is not None:
+            try:
+                resumed = yield Call("sessions", "resume", (sid(key),), missing=False)
+            except InvalidStateTransitionError:
+                return  # resumed (or ended) meanwhile: the retry finds out which
+            if resumed is not False:
+                return
+        self._known.discard(key)  # deleted meanwhile
+        self._forget(key)
 
     def _send(self, key: str, call: Call) -> Plan[Any]:
         """``call``, an append, counted as in flight on the thread until it is answered."""

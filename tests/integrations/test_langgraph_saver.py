@@ -188,6 +188,37 @@ async def test_writers_on_a_suspended_thread_resume_it_once_between_them(
         assert sorted(w[2] for w in found.pending_writes) == list(range(20))
 
 
+@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("kind", ["put", "put_writes"])
+async def test_a_thread_deleted_while_it_is_resumed_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool, kind: str
+) -> None:
+    """A put or put_writes refused on a suspended thread that is deleted before it is looked
+    at again makes the thread again and lands, as on any thread deleted meanwhile (it raised
+    SessionNotFoundError)."""
+    async with satchel.open_runtime(tmp_path / "data") as rt:
+        saver = SatchelSaver(rt)
+        value = "b" * 10_000 if big else "b"
+        config = await put(saver, "t", {"x": 1})
+        get = rt.sessions.get
+
+        async def deleted_first(session_id: str) -> Any:
+            monkeypatch.setattr(rt.sessions, "get", get)
+            await rt.sessions.delete(session_id)
+            return await get(session_id)
+
+        await rt.sessions.suspend("langgraph:t")
+        monkeypatch.setattr(rt.sessions, "get", deleted_first)
+        if kind == "put":
+            config = await put(saver, "t", {"x": value})
+            found = await saver.aget_tuple(config)
+            assert found is not None and found.checkpoint["channel_values"] == {"x": value}
+        else:
+            await saver.aput_writes(config, [("x", value)], "task-1")
+            assert (await rt.sessions.get("langgraph:t")).status == "active"
+        assert rt.sessions.get is get  # the thread was deleted, and made again
+
+
 async def test_a_lost_value_is_an_error_not_a_missing_channel(tmp_path: Path) -> None:
     """A checkpoint whose large value artifact is gone fails to load (IntegrityError)
     rather than coming back without that channel."""

@@ -4,7 +4,7 @@ session, as a user's next message resumes a conversation; a session that ended s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,10 @@ from google.genai import types
 import satchel
 from satchel import Runtime, SessionConfig
 from satchel.integrations.adk import SatchelArtifactService, SatchelSessionService
+from satchel.integrations.langgraph import SatchelSaver
 from satchel.integrations.openai_agents import SatchelSession
+
+from .test_langgraph_saver import put
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +149,102 @@ async def test_writers_at_once_resume_a_session_once_between_them(
     )
     items = await session.get_items()
     assert sorted(item["content"] for item in items[1:]) == sorted(str(n) for n in range(20))  # type: ignore[typeddict-item]
+
+
+#: A write through an adapter: the session it writes to, the write, and whether it landed.
+Write = tuple[str, Callable[[], Awaitable[object]], Callable[[], Awaitable[bool]]]
+
+
+async def openai_write(rt: Runtime) -> Write:
+    session = SatchelSession("conv", rt)
+    await session.add_items([{"role": "user", "content": "one"}])
+
+    async def landed() -> bool:
+        return len(await session.get_items()) == 2
+
+    return (
+        session.satchel_id,
+        lambda: session.add_items([{"role": "user", "content": "two"}]),
+        landed,
+    )
+
+
+async def adk_write(rt: Runtime) -> Write:
+    service = SatchelSessionService(rt)
+    session = await service.create_session(app_name="a", user_id="u", session_id="s")
+    await service.append_event(session, _event(1, k=1))
+
+    async def landed() -> bool:
+        again = await service.get_session(app_name="a", user_id="u", session_id="s")
+        return again is not None and again.state == {"k": 2}
+
+    write = lambda: service.append_event(session, _event(2, k=2))  # noqa: E731
+    return satchel.session_id_for("adk/s/a/u/s"), write, landed
+
+
+async def adk_artifact_write(rt: Runtime) -> Write:
+    artifacts = SatchelArtifactService(rt)
+    names = {"app_name": "a", "user_id": "u", "session_id": "s", "filename": "f"}
+    await artifacts.save_artifact(**names, artifact=_part(b"x"))  # type: ignore[arg-type]
+
+    async def landed() -> bool:
+        return await artifacts.list_versions(**names) == [0, 1]  # type: ignore[arg-type]
+
+    held = (await rt.sessions.list(tags=["adk:artifacts"]))[0].id
+    return held, lambda: artifacts.save_artifact(**names, artifact=_part(b"y")), landed  # type: ignore[arg-type]
+
+
+async def langgraph_write(rt: Runtime) -> Write:
+    saver = SatchelSaver(rt)
+    config = await put(saver, "t", {"x": 1})
+
+    async def landed() -> bool:
+        found = await saver.aget_tuple(config)
+        return found is not None and found.pending_writes == [("task", "x", "c" * 10_000)]
+
+    return "langgraph:t", lambda: saver.aput_writes(config, [("x", "c" * 10_000)], "task"), landed
+
+
+WRITES = [openai_write, adk_write, adk_artifact_write, langgraph_write]
+
+
+@pytest.mark.parametrize("make", WRITES)
+async def test_a_write_lands_when_another_writer_resumed_the_session_first(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, make: Callable[[Runtime], Awaitable[Write]]
+) -> None:
+    """A write refused on a suspended session that another writer resumes before this one
+    looks at it again finds it active, and writes."""
+    session_id, write, landed = await make(rt)
+    get = rt.sessions.get
+
+    async def resumed_first(target: str) -> Any:
+        if (await get(target)).status == "suspended":
+            await rt.sessions.resume(target)
+        return await get(target)
+
+    monkeypatch.setattr(rt.sessions, "get", resumed_first)
+    await rt.sessions.suspend(session_id)
+    await write()
+    assert await landed()
+
+
+@pytest.mark.parametrize("make", WRITES)
+async def test_a_write_lands_on_a_session_suspended_again_after_each_resume(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, make: Callable[[Runtime], Awaitable[Write]]
+) -> None:
+    """A session that a policy suspends again right after each of three resumes still
+    takes the write: each refusal resumes it and tries again."""
+    session_id, write, landed = await make(rt)
+    resume, again = rt.sessions.resume, [3]
+
+    async def resume_then_suspend(target: str) -> None:
+        await resume(target)
+        if again[0]:
+            again[0] -= 1
+            await rt.sessions.suspend(target)
+
+    monkeypatch.setattr(rt.sessions, "resume", resume_then_suspend)
+    await rt.sessions.suspend(session_id)
+    await write()
+    assert again == [0]
+    assert await landed()
