@@ -40,7 +40,7 @@ from google.adk.sessions.state import State
 import satchel
 
 from . import _adk_common as common
-from ._resume import resuming
+from ._resume import resuming, writable
 
 if TYPE_CHECKING:
     from satchel.storage import Backend
@@ -275,6 +275,12 @@ class SatchelSessionService(BaseSessionService):
         if expected is None or deltas["app"] or deltas["user"]:
             # Checked before the shared scopes are written, so a stale copy writes nothing.
             expected = await self._checked_position(session, key, expected)
+        if deltas["app"] or deltas["user"]:
+            # As is its status: an ended session's event must not write them either.
+            try:
+                await writable(self._rt, key)
+            except satchel.SessionNotFoundError:
+                raise SessionNotFoundError(f"Session {session.id} not found.") from None
         # Not one atomic write with the event (satchel's writes are atomic per session):
         # app: and user: state go first. A crash between leaves them written without the
         # event; a retry of the event writes the same values again and appends it.

@@ -2,7 +2,8 @@
 
 A runtime whose ``session_defaults`` set ``idle_timeout_s`` suspends a conversation left
 idle. The frameworks have no suspended conversations: the next write to one resumes it, as
-the next message of a user would. A completed, failed or archived session still refuses.
+the next message of a user would, whoever suspended it (the session record does not say).
+A completed, failed or archived session still refuses.
 """
 
 from __future__ import annotations
@@ -44,3 +45,13 @@ async def resumed(rt: Runtime, session_id: str) -> bool:
             await rt.sessions.resume(session_id)
         return True
     return status == "active"
+
+
+async def writable(rt: Runtime, session_id: str) -> None:
+    """Have the session take writes before a write that must change nothing if it is
+    refused: resumed if suspended; ``SessionNotActiveError`` if it ended."""
+    if not await resumed(rt, session_id):
+        status = (await rt.sessions.get(session_id)).status
+        raise SessionNotActiveError(
+            f"session {session_id} is {status}; only active sessions accept writes"
+        )

@@ -114,19 +114,31 @@ async def test_adk_writes_resume_suspended_sessions(rt: Runtime) -> None:
 
 async def test_ended_sessions_still_refuse_writes(rt: Runtime) -> None:
     """A completed session is not resumed: the adapters' writes raise SessionNotActiveError
-    and leave it as it was."""
+    and leave it as it was, an ADK event's app: and user: state included (the shared scopes
+    were written, and resumed, before the event was refused)."""
     session = SatchelSession("conv", rt)
     await session.add_items([{"role": "user", "content": "one"}])
     service = SatchelSessionService(rt)
     adk = await service.create_session(app_name="a", user_id="u", session_id="s")
+    await service.append_event(adk, _event(1, **{"k": 1, "app:m": 1, "user:l": 1}))
+    scopes = await rt.sessions.list(tags=["adk:app-state"]) + await rt.sessions.list(
+        tags=["adk:user-state"]
+    )
     for info in await rt.sessions.list():
-        await rt.sessions.complete(info.id)
+        if info in scopes:
+            await rt.sessions.suspend(info.id)
+        else:
+            await rt.sessions.complete(info.id)
     with pytest.raises(satchel.SessionNotActiveError):
         await session.add_items([{"role": "user", "content": "two"}])
     with pytest.raises(satchel.SessionNotActiveError):
-        await service.append_event(adk, _event(1, k=1))
+        await service.append_event(adk, _event(2, **{"k": 2, "app:m": 2, "user:l": 2}))
     assert len(await session.get_items()) == 1
-    assert {info.status for info in await rt.sessions.list()} == {"completed"}
+    again = await service.get_session(app_name="a", user_id="u", session_id="s")
+    assert again is not None and again.state == {"k": 1, "app:m": 1, "user:l": 1}
+    statuses = {info.id: info.status for info in await rt.sessions.list()}
+    assert {statuses.pop(info.id) for info in scopes} == {"suspended"}
+    assert set(statuses.values()) == {"completed"}
 
 
 async def test_writers_at_once_resume_a_session_once_between_them(
