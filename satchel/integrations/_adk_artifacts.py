@@ -78,7 +78,7 @@ class SatchelArtifactService(BaseArtifactService):
     """
 
     def __init__(self, runtime: satchel.Runtime) -> None:
-        self._rt = runtime
+        self._rt = common.async_runtime(runtime, "SatchelArtifactService")
 
     @classmethod
     def from_path(

@@ -58,6 +58,19 @@ def strip_id(session_id: str | None) -> str | None:
     return session_id.strip() or None
 
 
+def async_runtime(runtime: object, service: str) -> satchel.Runtime:
+    """``runtime``, refused with a ``TypeError`` that says what to pass unless it is
+    ``satchel.open_runtime``'s: ADK calls a service on its own loop, and the service calls
+    the runtime there."""
+    if not isinstance(runtime, satchel.Runtime):
+        raise TypeError(
+            f"{service} takes satchel.open_runtime's runtime, used on the loop that opened it, "
+            f"not {type(runtime).__name__}; or open one with `async with "
+            f"{service}.from_path(...)`"
+        )
+    return runtime
+
+
 @contextlib.asynccontextmanager
 async def standalone(
     make: Callable[[satchel.Runtime], _Service],

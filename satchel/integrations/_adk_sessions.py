@@ -120,7 +120,7 @@ class SatchelSessionService(BaseSessionService):
     """
 
     def __init__(self, runtime: satchel.Runtime) -> None:
-        self._rt = runtime
+        self._rt = common.async_runtime(runtime, "SatchelSessionService")
 
     @classmethod
     def from_path(

@@ -33,13 +33,20 @@ from agents.memory.session_settings import (
 )
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from satchel import SessionExistsError, SessionNotFoundError, open_runtime, session_id_for
+from satchel import (
+    Runtime,
+    SessionExistsError,
+    SessionNotFoundError,
+    open_runtime,
+    session_id_for,
+)
+from satchel._sync import background_runtime
 from satchel.runtime import Held
 
 from ._resume import resuming
 
 if TYPE_CHECKING:
-    from satchel import Runtime
+    from satchel.sync import SyncRuntime
 
 __all__ = ["KEY_PREFIX", "SatchelSession"]
 
@@ -116,7 +123,7 @@ class SatchelSession:
     def __init__(
         self,
         session_id: str,
-        runtime: Runtime,
+        runtime: Runtime | SyncRuntime,
         *,
         app: str | None = DEFAULT_APP,
         user: str | None = None,
@@ -131,6 +138,16 @@ class SatchelSession:
             self.session_settings = coerce_session_settings(dict(session_settings))
         else:
             self.session_settings = coerce_session_settings(session_settings)
+        if not isinstance(runtime, Runtime):
+            # satchel.sync's runtime in a thread of its own: its async runtime, on that loop.
+            background = background_runtime(runtime)
+            if background is None:
+                raise TypeError(
+                    "SatchelSession takes satchel.open_runtime's runtime, or satchel.sync's "
+                    "opened with background=True (for synchronous code, or use "
+                    "`with SatchelSession.from_path(...)`)"
+                )
+            runtime, loop = background
         self.runtime = runtime
         #: The satchel id of this session (a UUID derived from ``key``).
         self.satchel_id = session_id_for(self.key)

@@ -13,6 +13,7 @@ from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
+import satchel.sync
 from satchel import Runtime, open_runtime
 from satchel.integrations.adk import SatchelArtifactService, SatchelSessionService
 
@@ -249,3 +250,12 @@ async def test_an_event_satchel_refuses_alone_writes_nothing_and_keeps_the_copy_
     await service.append_event(session, _event(4, kept=4))  # the copy is not stale
     got = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
     assert got is not None and got.state == {"kept": 4}
+
+
+def test_a_sync_runtime_is_refused_with_what_to_pass(tmp_path: Path) -> None:
+    """The services take ``satchel.open_runtime``'s runtime; ``satchel.sync``'s is refused
+    when the service is made (it failed at the first call, awaiting a plain value)."""
+    with satchel.sync.open_runtime(tmp_path / "data", background=True) as rt:
+        for service in (SatchelSessionService, SatchelArtifactService):
+            with pytest.raises(TypeError, match="from_path"):
+                service(rt)  # type: ignore[arg-type]

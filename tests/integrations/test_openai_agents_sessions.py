@@ -55,6 +55,7 @@ from agents import TResponseInputItem, set_tracing_disabled
 from agents.memory import Session, SessionSettings, SQLiteSession
 from anyio.from_thread import start_blocking_portal
 
+import satchel.sync
 from satchel import InvalidArgumentError, Runtime, open_runtime
 from satchel.integrations.openai_agents import KEY_PREFIX, SatchelSession
 
@@ -293,6 +294,22 @@ def test_the_synchronous_form_runs_its_runtime_in_a_thread(tmp_path: Path) -> No
         assert asyncio.run(session.get_items()) == items
     with SatchelSession.from_path("sync", tmp_path) as session:
         assert asyncio.run(session.pop_item()) == items[0]
+
+
+def test_a_background_sync_runtime_serves_a_session(tmp_path: Path) -> None:
+    """On ``satchel.sync.open_runtime(..., background=True)`` a session serves calls from
+    any loop, each handed to the runtime's; a runtime without its own thread is refused."""
+    items: list[TResponseInputItem] = [{"role": "user", "content": "sync"}]
+    with satchel.sync.open_runtime(tmp_path / "a", background=True) as rt:
+        session = SatchelSession("sync", rt)
+        asyncio.run(session.add_items(items))
+        assert asyncio.run(session.get_items()) == items
+        assert rt.sessions.get(session.satchel_id).key == KEY_PREFIX + "sync"
+    with (
+        satchel.sync.open_runtime(tmp_path / "b") as rt,
+        pytest.raises(TypeError, match="background=True"),
+    ):
+        SatchelSession("sync", rt)
 
 
 async def test_a_cancelled_write_settles_before_the_cancellation(
