@@ -12,6 +12,7 @@ of its own (AnyIO's blocking portal), and every call pays the hop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator
 from typing import Any, Protocol, TypeVar, cast, final
@@ -114,10 +115,12 @@ async def _await(call: Coroutine[Any, Any, T]) -> T:
 class ThreadPortal:
     """The runtime's loop in a thread of its own; any thread may call."""
 
-    __slots__ = ("_portal",)
+    __slots__ = ("_portal", "loop")
 
-    def __init__(self, portal: BlockingPortal) -> None:
+    def __init__(self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop) -> None:
         self._portal = portal
+        #: The loop the runtime runs in.
+        self.loop = loop
 
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         try:
@@ -129,9 +132,17 @@ class ThreadPortal:
             raise
         return result
 
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The loop the runtime runs in."""
-        return self._portal.call(asyncio.get_running_loop)
+    def start(self, call: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """``call`` started in the runtime's loop; the future of its result. Refused with
+        ``RuntimeClosedError`` once the runtime's loop stopped (a coroutine handed to a stopped
+        loop would never run, and its future never resolve)."""
+        try:
+            return self._portal.start_task_soon(_await, call)
+        except RuntimeError as error:
+            call.close()
+            if "not running" in str(error):
+                raise RuntimeClosedError("the runtime is closed") from None
+            raise
 
     def iterate(self, stream: AsyncIterator[bytes]) -> Iterator[bytes]:
         return _iterate(self, stream)

@@ -31,7 +31,8 @@ def open_runtime(
             start_blocking_portal("asyncio") as blocking,
             blocking.wrap_async_context_manager(open_async_runtime(path, **options)) as rt,
         ):
-            yield SyncRuntime(rt, ThreadPortal(blocking))
+            loop = blocking.call(asyncio.get_running_loop)
+            yield SyncRuntime(rt, ThreadPortal(blocking, loop))
         return
     loop = asyncio.new_event_loop()
     portal = LoopPortal(loop)
@@ -75,12 +76,12 @@ def _held_open(
         loop.run_until_complete(holder)
 
 
-def background_runtime(rt: SyncRuntime) -> tuple[Runtime, asyncio.AbstractEventLoop] | None:
-    """The async runtime behind ``rt`` and its loop, where that loop runs in a thread of its
-    own (``background=True``): code making several calls an operation (a framework adapter)
-    can run them all there in one hop, and wait there as async code does. ``None`` where the
-    loop runs in the caller's thread, call by call."""
+def background_runtime(rt: SyncRuntime) -> tuple[Runtime, ThreadPortal] | None:
+    """The async runtime behind ``rt`` and the portal to its loop, where that loop runs in
+    a thread of its own (``background=True``): code making several calls an operation (a
+    framework adapter) can run them all there in one hop, and wait there as async code does.
+    ``None`` where the loop runs in the caller's thread, call by call."""
     portal = rt._portal
     if isinstance(portal, ThreadPortal):
-        return rt._target, portal.loop()
+        return rt._target, portal
     return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import concurrent.futures
 import contextlib
 import inspect
 import os
@@ -30,10 +31,12 @@ except ImportError as error:  # pragma: no cover - the extra is missing
     ) from error
 
 import anyio.to_thread
+import sniffio
 from anyio.from_thread import start_blocking_portal
 
 import satchel
 import satchel.sync
+from satchel._portal import ThreadPortal
 from satchel._sync import background_runtime
 
 from . import _langgraph_layout as lay
@@ -58,9 +61,10 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     Built on an open runtime: ``SatchelSaver(rt)`` with ``satchel.open_runtime``'s runtime
     (the async methods, on its loop or, through it, on another; the sync ones only from
     other threads, as LangGraph's ``AsyncSqliteSaver``) or with
-    ``satchel.sync.open_runtime(..., background=True)``'s (the sync methods from any thread;
-    the async ones run them in a worker thread). Or on a
-    runtime of its own: ``async with SatchelSaver.from_path(path) as saver`` or
+    ``satchel.sync.open_runtime(..., background=True)``'s (each operation handed to the
+    runtime's thread: the sync methods from any thread, the async ones from any other loop;
+    ``saver.rt`` is then the async runtime behind it). Or on a runtime of its own:
+    ``async with SatchelSaver.from_path(path) as saver`` or
     ``with SatchelSaver.from_path(path) as saver``.
 
     ``key_prefix`` starts each thread's session key, ``app`` and ``user`` scope the sessions
@@ -81,12 +85,17 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self._setup(key_prefix, app, user, inline_max)
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The way in to the runtime's loop in a thread of its own (satchel.sync's background
+        #: runtime, `with SatchelSaver.from_path()`), which refuses work once it stopped.
+        self._portal: ThreadPortal | None = None
         background = None if isinstance(rt, satchel.Runtime) else background_runtime(rt)
         if background is not None:
             # satchel.sync's loop in a thread of its own: the saver drives each operation
             # there in one hop, as `with SatchelSaver.from_path()` does, rather than hop once
             # a call; its plans then wait for each other there instead of racing.
-            rt, self._loop = background
+            rt, self._portal = background
+            self._loop = self._portal.loop
+        #: The runtime (its async face, also when the saver was given satchel.sync's).
         self.rt = rt
         # The async runtime's methods are coroutine functions; satchel.sync's block.
         self._async = inspect.iscoroutinefunction(rt.sessions.append_events)
@@ -115,17 +124,29 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     def _sync(self, plan: Plan[T]) -> T:
         if not self._async:
             return drive_sync(self.rt, plan)
-        loop = self._other_loop()
-        return asyncio.run_coroutine_threadsafe(drive_async(self.rt, plan), loop).result()
+        return self._hop(drive_async(self.rt, plan)).result()
 
     def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` on the runtime's loop from another thread; its result."""
+        return self._hop(work).result()
+
+    def _hop(self, work: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """``work`` started on the runtime's loop from another thread or loop."""
         try:
             loop = self._other_loop()
+            if self._portal is not None:
+                return self._portal.start(work)
+            return asyncio.run_coroutine_threadsafe(work, loop)
         except BaseException:
             work.close()  # never awaited: no warning about it
             raise
-        return asyncio.run_coroutine_threadsafe(work, loop).result()
+
+    async def _hopped(self, work: Coroutine[Any, Any, T]) -> T:
+        """``work`` run on the runtime's loop, awaited from another loop (asyncio's, or a
+        Trio caller's through a worker thread)."""
+        if sniffio.current_async_library() == "asyncio":
+            return await asyncio.wrap_future(self._hop(work))
+        return await anyio.to_thread.run_sync(self._on_loop, work)
 
     async def _await(self, plan: Plan[T]) -> T:
         if not self._async:
@@ -133,14 +154,12 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
         if self._on_runtime_loop():
             return await drive_async(self.rt, plan)
         # Called from another loop (a saver of `with SatchelSaver.from_path()`): one hop.
-        hop = asyncio.run_coroutine_threadsafe(drive_async(self.rt, plan), self._other_loop())
-        return await asyncio.wrap_future(hop)
+        return await self._hopped(drive_async(self.rt, plan))
 
     def _sync_iter(self, plan: ListPlan) -> Iterator[CheckpointTuple]:
         if not self._async:
             return iter_sync(self.rt, plan)
-        loop = self._other_loop()
-        return iter(asyncio.run_coroutine_threadsafe(collect_async(self.rt, plan), loop).result())
+        return iter(self._hop(collect_async(self.rt, plan)).result())
 
     async def _async_iter(self, plan: ListPlan) -> AsyncIterator[CheckpointTuple]:
         if self._async and self._on_runtime_loop():
@@ -148,8 +167,7 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
                 yield item
             return
         if self._async:
-            hop = asyncio.run_coroutine_threadsafe(collect_async(self.rt, plan), self._other_loop())
-            items = await asyncio.wrap_future(hop)
+            items = await self._hopped(collect_async(self.rt, plan))
         else:
             items = await anyio.to_thread.run_sync(lambda: list(iter_sync(self.rt, plan)))
         for item in items:
@@ -158,8 +176,10 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     def _on_runtime_loop(self) -> bool:
         """Whether this runs on the runtime's loop (taken as the first one seen if the saver
         was made outside any)."""
+        if sniffio.current_async_library() != "asyncio":
+            return False  # a Trio caller: the runtime's loop is asyncio's, elsewhere
         running = asyncio.get_running_loop()
-        if self._loop is None or self._loop.is_closed():
+        if self._portal is None and (self._loop is None or self._loop.is_closed()):
             self._loop = running
         return running is self._loop
 
@@ -169,7 +189,9 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if self._loop is None or running is self._loop or self._loop.is_closed():
+        if self._loop is not None and self._loop.is_closed():
+            raise satchel.RuntimeClosedError("the runtime is closed")
+        if self._loop is None or running is self._loop:
             raise asyncio.InvalidStateError(
                 "this SatchelSaver is on an async satchel runtime: use its async methods "
                 "(graph.ainvoke, await saver.aget_tuple(...)) on that runtime's loop; its sync "
@@ -361,6 +383,9 @@ class SaverOpener:
             opened = satchel.open_runtime(self._path, **self._options)
             rt = stack.enter_context(portal.wrap_async_context_manager(opened))
             saver = portal.call(self._made, rt)
+            # Work handed in through the portal, which refuses it once the loop stopped: a
+            # coroutine handed to a stopped loop would never run, and its caller never return.
+            saver._portal = ThreadPortal(portal, portal.call(asyncio.get_running_loop))
             self._stack = stack.pop_all()
         return saver
 

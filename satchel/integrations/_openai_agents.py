@@ -40,6 +40,7 @@ from satchel import (
     open_runtime,
     session_id_for,
 )
+from satchel._portal import ThreadPortal
 from satchel._sync import background_runtime
 from satchel.runtime import Held
 
@@ -138,6 +139,9 @@ class SatchelSession:
             self.session_settings = coerce_session_settings(dict(session_settings))
         else:
             self.session_settings = coerce_session_settings(session_settings)
+        #: The way in to a runtime's loop in a thread of its own, which refuses work once it
+        #: stopped (a coroutine handed to a stopped loop would never run).
+        self._portal: ThreadPortal | None = None
         if not isinstance(runtime, Runtime):
             # satchel.sync's runtime in a thread of its own: its async runtime, on that loop.
             background = background_runtime(runtime)
@@ -147,7 +151,8 @@ class SatchelSession:
                     "opened with background=True (for synchronous code, or use "
                     "`with SatchelSession.from_path(...)`)"
                 )
-            runtime, loop = background
+            runtime, self._portal = background
+            loop = self._portal.loop
         self.runtime = runtime
         #: The satchel id of this session (a UUID derived from ``key``).
         self.satchel_id = session_id_for(self.key)
@@ -267,7 +272,11 @@ class SatchelSession:
             return await (_held(make()) if settle else make())
         if owner is None or sniffio.current_async_library() != "asyncio":
             return await (_settle(make) if settle else make())
-        future = asyncio.run_coroutine_threadsafe(_settle(make) if settle else make(), owner)
+        work = _settle(make) if settle else make()
+        if self._portal is not None:
+            future = self._portal.start(work)
+        else:
+            future = asyncio.run_coroutine_threadsafe(work, owner)
         return await _settle(lambda: asyncio.wrap_future(future))
 
     def __repr__(self) -> str:
@@ -321,6 +330,7 @@ class _Opener:
             )
             loop = portal.call(asyncio.get_running_loop)
             session = self._make(rt, loop)
+            session._portal = ThreadPortal(portal, loop)
             self._stack = stack.pop_all()
         return session
 

@@ -5,19 +5,24 @@ on the memory store and on RocksDB; and what the saver keeps in satchel."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import operator
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+import trio
+from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 import satchel
 import satchel.sync
+from satchel._portal import ThreadPortal
 from satchel.integrations.langgraph import SatchelSaver
 
 pytestmark = pytest.mark.anyio
@@ -233,6 +238,79 @@ def test_on_a_sync_runtime_of_the_caller(tmp_path: Path) -> None:
             check_finished(await graph.ainvoke(Command(resume="ok"), config("u")), "ok")
 
         asyncio.run(run_async())
+
+
+@pytest.mark.parametrize("opened", ["sync runtime", "from_path"])
+def test_calls_made_while_the_runtime_closes_end_closed(tmp_path: Path, opened: str) -> None:
+    """Threads calling a saver whose runtime runs in a thread of its own while that runtime
+    closes each end with RuntimeClosedError, none waiting for ever (a call handed to the
+    stopped loop never returned before), and calls after it raise the same."""
+    config_none: Any = config("none")
+    for round_ in range(3):
+        closed, ended = threading.Event(), collections.Counter[str]()
+        with contextlib.ExitStack() as stack:
+            if opened == "from_path":
+                saver = stack.enter_context(SatchelSaver.from_path(tmp_path / f"{round_}"))
+            else:
+                runtime = satchel.sync.open_runtime(tmp_path / f"{round_}", background=True)
+                saver = SatchelSaver(stack.enter_context(runtime))
+            calls = (saver, closed, ended)
+            threads = [
+                threading.Thread(target=call_until_closed, args=calls, daemon=True)
+                for _ in range(4)
+            ]
+            for thread in threads:
+                thread.start()
+            assert saver.get_tuple(config_none) is None
+        closed.set()
+        for thread in threads:
+            thread.join(30)  # a liveness bound: every call ends within it, or it hung
+        assert not any(thread.is_alive() for thread in threads)
+        assert ended["closed"] >= len(threads)
+        with pytest.raises(satchel.RuntimeClosedError):
+            saver.put(config("t"), checkpoint_of("001"), {}, {})
+        with pytest.raises(satchel.RuntimeClosedError):
+            asyncio.run(saver.aget_tuple(config_none))
+
+
+def test_the_async_methods_of_a_saver_on_a_sync_runtime_work_from_trio(tmp_path: Path) -> None:
+    """A saver on satchel.sync's background runtime serves its async methods to a Trio
+    caller too (through a worker thread), and can be made in the runtime's own thread."""
+    with satchel.sync.open_runtime(tmp_path / "data", background=True) as rt:
+        saver = SatchelSaver(rt)
+        saver.put(config("t"), checkpoint_of("001"), {}, {})
+
+        async def read() -> list[Any]:
+            found = await saver.aget_tuple(config("t"))
+            assert found is not None
+            return [item.checkpoint["id"] async for item in saver.alist(config("t"))]
+
+        assert trio.run(read) == ["001"]
+        portal = rt._portal
+        assert isinstance(portal, ThreadPortal)
+        made = portal.start(made_in_loop(rt)).result()
+        assert made.get_tuple(config("t")) is not None
+
+
+def call_until_closed(saver: SatchelSaver, closed: threading.Event, ended: Any) -> None:
+    """Read from ``saver`` until a read after ``closed`` is set finds the runtime closed."""
+    while True:
+        try:
+            saver.get_tuple(config("none"))
+        except satchel.RuntimeClosedError:
+            ended["closed"] += 1
+            if closed.is_set():
+                return
+
+
+async def made_in_loop(rt: Any) -> SatchelSaver:
+    return SatchelSaver(rt)
+
+
+def checkpoint_of(checkpoint_id: str) -> Any:
+    made = empty_checkpoint()
+    made["id"] = checkpoint_id
+    return made
 
 
 # -- async --------------------------------------------------------------------------------------
