@@ -146,26 +146,29 @@ async def test_rate_limit_refuses_bursts(rt: Runtime, autojump_clock: None) -> N
     assert await session.get_state("k") == 3
 
 
-async def test_writes_refused_for_the_status_cost_no_token(rt: Runtime) -> None:
-    """Writes a suspended session refuses (SessionNotActive) take nothing from its rate
-    limit: resuming it and writing again still finds the tokens it had."""
-    sid = await rt.sessions.create(config={"rate_limit": 0.001, "rate_burst": 3})
-    await rt.sessions.suspend(sid)  # one token
+@pytest.mark.parametrize("status", ["suspended", "completed"])
+async def test_writes_refused_for_the_status_cost_no_token(rt: Runtime, status: str) -> None:
+    """Writes a suspended or completed session refuses (SessionNotActive) take nothing from
+    its rate limit: the tokens it had are still there for what it does take."""
+    sid = await rt.sessions.create(config={"rate_limit": 0.001, "rate_burst": 4})
+    await rt.artifacts.store(sid, "a", b"x", type="text")  # one token
+    await (rt.sessions.suspend(sid) if status == "suspended" else rt.sessions.complete(sid))
     refused = [
         lambda: rt.sessions.set_state(sid, "k", 1),
         lambda: rt.sessions.delete_state(sid, "k"),
         lambda: rt.sessions.append_events(sid, [{"n": 1}]),
         lambda: rt.sessions.pop_event(sid),
         lambda: rt.sessions.clear_events(sid),
-        lambda: rt.artifacts.store(sid, "a", b"x", type="text"),
+        lambda: rt.artifacts.store(sid, "b", b"x", type="text"),
+        lambda: rt.artifacts.delete(sid, "a"),
     ]
     for write in refused * 2:
         with pytest.raises(SessionNotActiveError):
             await write()
-    await rt.sessions.resume(sid)  # one token
-    await rt.sessions.set_state(sid, "k", 1)  # the last one
+    await rt.sessions.get_state(sid, "k")  # the last two tokens
+    await rt.sessions.get_state(sid, "k")
     with pytest.raises(RateLimitedError):
-        await rt.sessions.set_state(sid, "k", 2)
+        await rt.sessions.get_state(sid, "k")
 
 
 async def test_operation_quota_refuses_before_writing(rt: Runtime) -> None:

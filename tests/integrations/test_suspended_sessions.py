@@ -10,6 +10,9 @@ from typing import Any
 
 import anyio
 import pytest
+from google.adk.errors.session_not_found_error import (
+    SessionNotFoundError as AdkSessionNotFoundError,
+)
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.genai import types
@@ -139,6 +142,29 @@ async def test_ended_sessions_still_refuse_writes(rt: Runtime) -> None:
     statuses = {info.id: info.status for info in await rt.sessions.list()}
     assert {statuses.pop(info.id) for info in scopes} == {"suspended"}
     assert set(statuses.values()) == {"completed"}
+
+
+async def test_an_adk_event_on_a_session_deleted_meanwhile_writes_no_shared_state(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event with app: and user: state whose session is deleted after the stale check
+    raises ADK's SessionNotFoundError and writes neither scope."""
+    service = SatchelSessionService(rt)
+    session = await service.create_session(app_name="a", user_id="u", session_id="s")
+    await service.append_event(session, _event(1, **{"app:m": 1, "user:l": 1}))
+    position = rt.sessions.last_event_position
+
+    async def deleted_after(session_id: str) -> int:
+        found = await position(session_id)
+        await rt.sessions.delete(session_id)
+        return found
+
+    monkeypatch.setattr(rt.sessions, "last_event_position", deleted_after)
+    with pytest.raises(AdkSessionNotFoundError):
+        await service.append_event(session, _event(2, **{"app:m": 2, "user:l": 2}))
+    monkeypatch.undo()
+    other = await service.create_session(app_name="a", user_id="u", session_id="t")
+    assert other.state == {"app:m": 1, "user:l": 1}
 
 
 async def test_writers_at_once_resume_a_session_once_between_them(
