@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from google.adk.artifacts.file_artifact_service import FileArtifactService
 from google.adk.artifacts.in_memory_artifact_service import InMemoryArtifactService
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
 from google.adk.features import FeatureName, override_feature_enabled
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
@@ -39,6 +41,17 @@ _Open = Callable[[Path], contextlib.AbstractAsyncContextManager[Any]]
 
 #: The satchel stores the services run on.
 SATCHEL_STORES = ["memory", "rocksdb"]
+
+
+def delta_event(n: int, **delta: object) -> Event:
+    """The ``n``th event of a test, by the user at time 1000 + n, with ``delta`` as its
+    state delta."""
+    return Event(
+        invocation_id=f"inv{n}",
+        author="user",
+        timestamp=1000.0 + n,
+        actions=EventActions(state_delta=dict(delta)),
+    )
 
 
 def satchel_path(tmp_path: Path, store: str) -> str | None:

@@ -17,7 +17,7 @@ import satchel.sync
 from satchel import Runtime, open_runtime
 from satchel.integrations.adk import SatchelArtifactService, SatchelSessionService
 
-from .adk_support import SATCHEL_STORES, satchel_path
+from .adk_support import SATCHEL_STORES, delta_event, satchel_path
 
 pytestmark = pytest.mark.anyio
 
@@ -39,15 +39,6 @@ async def rt(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ru
         yield runtime
 
 
-def _event(n: int, **delta: object) -> Event:
-    return Event(
-        invocation_id=f"inv{n}",
-        author="user",
-        timestamp=1000.0 + n,
-        actions=EventActions(state_delta=dict(delta)),
-    )
-
-
 async def test_sessions_are_satchel_sessions_scoped_by_app_and_user(rt: Runtime) -> None:
     """An ADK session is a satchel session listed by app and user, its events in its log and
     its own state in its variables under ADK's keys."""
@@ -55,7 +46,7 @@ async def test_sessions_are_satchel_sessions_scoped_by_app_and_user(rt: Runtime)
     session = await service.create_session(
         app_name=APP, user_id=USER, session_id="s1", state={"plan": ["a"], "app:mode": "x"}
     )
-    await service.append_event(session, _event(1, step=None, **{"user:lang": "en"}))
+    await service.append_event(session, delta_event(1, step=None, **{"user:lang": "en"}))
 
     listed = await rt.sessions.list(app=APP, user=USER, tags=["adk:session"])
     assert [info.key for info in listed] == ["adk/s/app/ana/s1"]
@@ -74,10 +65,10 @@ async def test_another_writer_of_the_satchel_session_makes_a_copy_stale(rt: Runt
     await rt.sessions.append_event("adk/s/app/ana/s1", {"author": "user", "id": "x"})
 
     with pytest.raises(StaleSessionError, match="modified in storage"):
-        await service.append_event(session, _event(1, k=1))
+        await service.append_event(session, delta_event(1, k=1))
     fresh = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
     assert fresh is not None
-    await service.append_event(fresh, _event(2, k=2))
+    await service.append_event(fresh, delta_event(2, k=2))
     assert await rt.sessions.state("adk/s/app/ana/s1") == {"k": 2}
 
 
@@ -86,10 +77,10 @@ async def test_stale_copy_writes_no_app_or_user_state(rt: Runtime) -> None:
     service = SatchelSessionService(rt)
     session = await service.create_session(app_name=APP, user_id=USER, session_id="s1")
     stale = session.model_copy(deep=True)
-    await service.append_event(session, _event(1, **{"app:n": 1}))
+    await service.append_event(session, delta_event(1, **{"app:n": 1}))
 
     with pytest.raises(StaleSessionError):
-        await service.append_event(stale, _event(2, **{"app:n": 2, "user:m": 2}))
+        await service.append_event(stale, delta_event(2, **{"app:n": 2, "user:m": 2}))
     fresh = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
     assert fresh is not None
     assert fresh.state == {"app:n": 1}
@@ -101,7 +92,7 @@ async def test_redelivered_event_after_a_lost_answer_is_stored_once(rt: Runtime)
     service = SatchelSessionService(rt)
     session = await service.create_session(app_name=APP, user_id=USER, session_id="s1")
     copy = session.model_copy(deep=True)
-    event = _event(1, k=1)
+    event = delta_event(1, k=1)
     await service.append_event(session, event)
 
     await service.append_event(copy, event.model_copy(deep=True))
@@ -115,7 +106,7 @@ async def test_after_timestamp_reads_from_the_end(rt: Runtime) -> None:
     service = SatchelSessionService(rt)
     session = await service.create_session(app_name=APP, user_id=USER, session_id="s1")
     for n in range(1, 6):
-        await service.append_event(session, _event(n))
+        await service.append_event(session, delta_event(n))
     got = await service.get_session(
         app_name=APP,
         user_id=USER,
@@ -165,7 +156,7 @@ async def test_a_reopened_data_folder_has_everything(tmp_path: Path) -> None:
     folder = str(tmp_path / "data")
     async with SatchelSessionService.from_path(folder) as sessions:
         session = await sessions.create_session(app_name=APP, user_id=USER, session_id="s1")
-        await sessions.append_event(session, _event(1, k=1, **{"app:a": 1, "user:u": 2}))
+        await sessions.append_event(session, delta_event(1, k=1, **{"app:a": 1, "user:u": 2}))
     async with SatchelArtifactService.from_path(folder) as artifacts:
         await artifacts.save_artifact(
             app_name=APP, user_id=USER, filename="user:p", artifact=types.Part(text="hi")
@@ -235,19 +226,19 @@ async def test_an_event_satchel_refuses_alone_writes_nothing_and_keeps_the_copy_
         )
     assert await service.get_session(app_name=APP, user_id=USER, session_id="s1") is None
     session = await service.create_session(app_name=APP, user_id=USER, session_id="s1")
-    await service.append_event(session, _event(1, kept=1))
+    await service.append_event(session, delta_event(1, kept=1))
     bad_text = Event(
         author="user",
         invocation_id="i",
         content=types.Content(parts=[types.Part(text="lone \ud800 surrogate")]),
     )
-    for event in (_event(2, big=2**70), bad_text):
+    for event in (delta_event(2, big=2**70), bad_text):
         with pytest.raises(ValidationError):
             await service.append_event(session, event)
     got = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
     assert got is not None
     assert [e.invocation_id for e in got.events] == ["inv1"] and got.state == {"kept": 1}
-    await service.append_event(session, _event(4, kept=4))  # the copy is not stale
+    await service.append_event(session, delta_event(4, kept=4))  # the copy is not stale
     got = await service.get_session(app_name=APP, user_id=USER, session_id="s1")
     assert got is not None and got.state == {"kept": 4}
 

@@ -132,37 +132,6 @@ async def test_a_suspended_thread_takes_values_kept_as_artifacts(tmp_path: Path)
         assert found.pending_writes == [("task-1", "big", "c" * 10_000)]
 
 
-@pytest.mark.parametrize("big", [False, True])
-async def test_a_thread_suspended_again_after_each_resume_still_takes_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
-) -> None:
-    """A thread that a policy suspends again right after each of three resumes still takes
-    a put and a put_writes: each refusal resumes it and tries again (once, before)."""
-    async with satchel.open_runtime(tmp_path / "data") as rt:
-        saver = SatchelSaver(rt)
-        value = "b" * 10_000 if big else "b"
-        config = await put(saver, "t", {"x": 1})
-        resume, again = rt.sessions.resume, [3]
-
-        async def resume_then_suspend(session_id: str) -> None:
-            await resume(session_id)
-            if again[0]:
-                again[0] -= 1
-                await rt.sessions.suspend(session_id)
-
-        monkeypatch.setattr(rt.sessions, "resume", resume_then_suspend)
-        await rt.sessions.suspend("langgraph:t")
-        config = await put(saver, "t", {"x": value})
-        assert again == [0]
-        again[0] = 3
-        await rt.sessions.suspend("langgraph:t")
-        await saver.aput_writes(config, [("x", value)], "task-1")
-        assert again == [0]
-        found = await saver.aget_tuple(config)
-        assert found is not None and found.checkpoint["channel_values"] == {"x": value}
-        assert found.pending_writes == [("task-1", "x", value)]
-
-
 async def test_writers_on_a_suspended_thread_resume_it_once_between_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,8 +13,6 @@ import pytest
 from google.adk.errors.session_not_found_error import (
     SessionNotFoundError as AdkSessionNotFoundError,
 )
-from google.adk.events.event import Event
-from google.adk.events.event_actions import EventActions
 from google.genai import types
 
 import satchel
@@ -23,6 +21,7 @@ from satchel.integrations.adk import SatchelArtifactService, SatchelSessionServi
 from satchel.integrations.langgraph import SatchelSaver
 from satchel.integrations.openai_agents import SatchelSession
 
+from .adk_support import delta_event
 from .test_langgraph_saver import put
 
 pytestmark = pytest.mark.anyio
@@ -44,15 +43,6 @@ async def suspend_all(rt: Runtime) -> None:
     for info in await rt.sessions.list():
         if info.status == "active":
             await rt.sessions.suspend(info.id)
-
-
-def _event(n: int, **delta: object) -> Event:
-    return Event(
-        invocation_id=f"inv{n}",
-        author="user",
-        timestamp=1000.0 + n,
-        actions=EventActions(state_delta=dict(delta)),
-    )
 
 
 def _part(data: bytes) -> types.Part:
@@ -95,12 +85,12 @@ async def test_adk_writes_resume_suspended_sessions(rt: Runtime) -> None:
     resume the suspended sessions they write to."""
     service, artifacts = SatchelSessionService(rt), SatchelArtifactService(rt)
     session = await service.create_session(app_name="a", user_id="u", session_id="s")
-    await service.append_event(session, _event(1, **{"k": 1, "app:m": 1, "user:l": 1}))
+    await service.append_event(session, delta_event(1, **{"k": 1, "app:m": 1, "user:l": 1}))
     await artifacts.save_artifact(
         app_name="a", user_id="u", session_id="s", filename="f", artifact=_part(b"x")
     )
     await suspend_all(rt)
-    await service.append_event(session, _event(2, **{"k": 2, "app:m": 2, "user:l": 2}))
+    await service.append_event(session, delta_event(2, **{"k": 2, "app:m": 2, "user:l": 2}))
     await artifacts.save_artifact(
         app_name="a", user_id="u", session_id="s", filename="f", artifact=_part(b"y")
     )
@@ -123,7 +113,7 @@ async def test_ended_sessions_still_refuse_writes(rt: Runtime) -> None:
     await session.add_items([{"role": "user", "content": "one"}])
     service = SatchelSessionService(rt)
     adk = await service.create_session(app_name="a", user_id="u", session_id="s")
-    await service.append_event(adk, _event(1, **{"k": 1, "app:m": 1, "user:l": 1}))
+    await service.append_event(adk, delta_event(1, **{"k": 1, "app:m": 1, "user:l": 1}))
     scopes = await rt.sessions.list(tags=["adk:app-state"]) + await rt.sessions.list(
         tags=["adk:user-state"]
     )
@@ -135,7 +125,7 @@ async def test_ended_sessions_still_refuse_writes(rt: Runtime) -> None:
     with pytest.raises(satchel.SessionNotActiveError):
         await session.add_items([{"role": "user", "content": "two"}])
     with pytest.raises(satchel.SessionNotActiveError):
-        await service.append_event(adk, _event(2, **{"k": 2, "app:m": 2, "user:l": 2}))
+        await service.append_event(adk, delta_event(2, **{"k": 2, "app:m": 2, "user:l": 2}))
     assert len(await session.get_items()) == 1
     again = await service.get_session(app_name="a", user_id="u", session_id="s")
     assert again is not None and again.state == {"k": 1, "app:m": 1, "user:l": 1}
@@ -151,7 +141,7 @@ async def test_an_adk_event_on_a_session_deleted_meanwhile_writes_no_shared_stat
     raises ADK's SessionNotFoundError and writes neither scope."""
     service = SatchelSessionService(rt)
     session = await service.create_session(app_name="a", user_id="u", session_id="s")
-    await service.append_event(session, _event(1, **{"app:m": 1, "user:l": 1}))
+    await service.append_event(session, delta_event(1, **{"app:m": 1, "user:l": 1}))
     position = rt.sessions.last_event_position
 
     async def deleted_after(session_id: str) -> int:
@@ -161,7 +151,7 @@ async def test_an_adk_event_on_a_session_deleted_meanwhile_writes_no_shared_stat
 
     monkeypatch.setattr(rt.sessions, "last_event_position", deleted_after)
     with pytest.raises(AdkSessionNotFoundError):
-        await service.append_event(session, _event(2, **{"app:m": 2, "user:l": 2}))
+        await service.append_event(session, delta_event(2, **{"app:m": 2, "user:l": 2}))
     monkeypatch.undo()
     other = await service.create_session(app_name="a", user_id="u", session_id="t")
     assert other.state == {"app:m": 1, "user:l": 1}
@@ -210,13 +200,13 @@ async def openai_write(rt: Runtime) -> Write:
 async def adk_write(rt: Runtime) -> Write:
     service = SatchelSessionService(rt)
     session = await service.create_session(app_name="a", user_id="u", session_id="s")
-    await service.append_event(session, _event(1, k=1))
+    await service.append_event(session, delta_event(1, k=1))
 
     async def landed() -> bool:
         again = await service.get_session(app_name="a", user_id="u", session_id="s")
         return again is not None and again.state == {"k": 2}
 
-    write = lambda: service.append_event(session, _event(2, k=2))  # noqa: E731
+    write = lambda: service.append_event(session, delta_event(2, k=2))  # noqa: E731
     return satchel.session_id_for("adk/s/a/u/s"), write, landed
 
 
@@ -243,7 +233,22 @@ async def langgraph_write(rt: Runtime) -> Write:
     return "langgraph:t", lambda: saver.aput_writes(config, [("x", "c" * 10_000)], "task"), landed
 
 
-WRITES = [openai_write, adk_write, adk_artifact_write, langgraph_write]
+async def langgraph_put(rt: Runtime) -> Write:
+    saver = SatchelSaver(rt)
+    await put(saver, "t", {"x": 1})
+    landed_at: list[Any] = []
+
+    async def write() -> None:
+        landed_at.append(await put(saver, "t", {"x": 2}))
+
+    async def landed() -> bool:
+        found = await saver.aget_tuple(landed_at[0])
+        return found is not None and found.checkpoint["channel_values"] == {"x": 2}
+
+    return "langgraph:t", write, landed
+
+
+WRITES = [openai_write, adk_write, adk_artifact_write, langgraph_write, langgraph_put]
 
 
 @pytest.mark.parametrize("make", WRITES)
