@@ -115,12 +115,24 @@ async def _await(call: Coroutine[Any, Any, T]) -> T:
 class ThreadPortal:
     """The runtime's loop in a thread of its own; any thread may call."""
 
-    __slots__ = ("_portal", "loop")
+    __slots__ = ("_closed", "_lock", "_pending", "_portal", "loop")
 
     def __init__(self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop) -> None:
         self._portal = portal
         #: The loop the runtime runs in.
         self.loop = loop
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+
+    def close(self) -> None:
+        """Refuse new work, then wait for the work started (the loop still runs): called
+        before the runtime closes, so no work is handed to a loop that stopped (it would
+        never run, and its caller never return)."""
+        with self._lock:
+            self._closed = True
+            pending = list(self._pending)
+        concurrent.futures.wait(pending)
 
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         try:
@@ -133,16 +145,20 @@ class ThreadPortal:
         return result
 
     def start(self, call: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """``call`` started in the runtime's loop; the future of its result. Refused with
-        ``RuntimeClosedError`` once the runtime's loop stopped (a coroutine handed to a stopped
-        loop would never run, and its future never resolve)."""
-        try:
-            return self._portal.start_task_soon(_await, call)
-        except RuntimeError as error:
-            call.close()
-            if "not running" in str(error):
-                raise RuntimeClosedError("the runtime is closed") from None
-            raise
+        """``call`` started in the runtime's loop, without blocking the caller; refused with
+        ``RuntimeClosedError`` once ``close`` began (the loop runs until close returns)."""
+        with self._lock:
+            if self._closed:
+                call.close()
+                raise RuntimeClosedError("the runtime is closed")
+            future = asyncio.run_coroutine_threadsafe(call, self.loop)
+            self._pending.add(future)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     def iterate(self, stream: AsyncIterator[bytes]) -> Iterator[bytes]:
         return _iterate(self, stream)

@@ -32,7 +32,11 @@ def open_runtime(
             blocking.wrap_async_context_manager(open_async_runtime(path, **options)) as rt,
         ):
             loop = blocking.call(asyncio.get_running_loop)
-            yield SyncRuntime(rt, ThreadPortal(blocking, loop))
+            thread_portal = ThreadPortal(blocking, loop)
+            try:
+                yield SyncRuntime(rt, thread_portal)
+            finally:
+                thread_portal.close()
         return
     loop = asyncio.new_event_loop()
     portal = LoopPortal(loop)

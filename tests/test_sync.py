@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections.abc
+import contextlib
 import importlib
 import inspect
 import random
@@ -16,6 +18,7 @@ import pytest
 import satchel
 import satchel.sync
 from satchel import ForeignLoopError, HookContext, RuntimeClosedError, StoreLockedError
+from satchel._sync import background_runtime
 from satchel.storage import BlobLimits
 
 from . import sync_api_gen
@@ -158,3 +161,59 @@ def test_a_background_runtime_takes_calls_from_any_thread(tmp_path: Path) -> Non
         }
     with pytest.raises(RuntimeClosedError):
         session.info()
+
+
+async def _hold_the_loop(released: threading.Event) -> bool:
+    """Block the runtime's loop until ``released`` (at most 10 s); whether it was."""
+    return released.wait(10)
+
+
+async def _answer() -> str:
+    return "done"
+
+
+def test_work_handed_to_a_background_loop_does_not_wait_for_it(tmp_path: Path) -> None:
+    """Starting work on a background runtime's loop returns at once, even while that loop
+    is busy: a caller's own loop never stalls on it (two loops handing work to each other
+    froze for ever when a start waited for the other loop to take the work)."""
+    with satchel.sync.open_runtime(tmp_path / "data", background=True) as rt:
+        background = background_runtime(rt)
+        assert background is not None
+        portal = background[1]
+        released = threading.Event()
+        held = portal.start(_hold_the_loop(released))
+        answered = portal.start(_answer())  # while the loop is held
+        released.set()
+        assert held.result() is True  # released by this thread, not by the 10 s bound
+        assert answered.result() == "done"
+
+
+async def _wait_for(released: threading.Event) -> bool:
+    """Wait, yielding the loop, until ``released`` (at most 10 s); whether it was."""
+    for _ in range(1000):
+        if released.is_set():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+def test_a_background_runtime_finishes_work_started_before_it_closes(tmp_path: Path) -> None:
+    """Work started on a background runtime's loop before the runtime closes runs to its
+    end, even when the block exits by an error (it was cancelled then); work started after
+    is refused with RuntimeClosedError (a coroutine handed to the stopped loop never ran)."""
+    for failing in (False, True):
+        released = threading.Event()
+        with (
+            contextlib.suppress(ZeroDivisionError),
+            satchel.sync.open_runtime(tmp_path / f"{failing}", background=True) as rt,
+        ):
+            background = background_runtime(rt)
+            assert background is not None
+            portal = background[1]
+            held = portal.start(_wait_for(released))
+            threading.Timer(0.05, released.set).start()
+            if failing:
+                raise ZeroDivisionError
+        assert held.result() is True
+        with pytest.raises(RuntimeClosedError):
+            portal.start(_answer())

@@ -386,6 +386,7 @@ class SaverOpener:
             # Work handed in through the portal, which refuses it once the loop stopped: a
             # coroutine handed to a stopped loop would never run, and its caller never return.
             saver._portal = ThreadPortal(portal, portal.call(asyncio.get_running_loop))
+            stack.callback(saver._portal.close)
             self._stack = stack.pop_all()
         return saver
 

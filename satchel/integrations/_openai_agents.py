@@ -331,6 +331,7 @@ class _Opener:
             loop = portal.call(asyncio.get_running_loop)
             session = self._make(rt, loop)
             session._portal = ThreadPortal(portal, loop)
+            stack.callback(session._portal.close)
             self._stack = stack.pop_all()
         return session
 

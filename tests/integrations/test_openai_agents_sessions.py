@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -310,6 +311,48 @@ def test_a_background_sync_runtime_serves_a_session(tmp_path: Path) -> None:
         pytest.raises(TypeError, match="background=True"),
     ):
         SatchelSession("sync", rt)
+
+
+@pytest.mark.parametrize("opened", ["from_path", "sync runtime"])
+def test_calls_made_while_the_runtime_closes_end(tmp_path: Path, opened: str) -> None:
+    """Threads, each on a loop of its own, calling a session whose runtime runs in a thread
+    of its own while that runtime closes: every call ends (RuntimeClosedError once it is
+    closed), none waiting for ever on a loop that stopped."""
+    for round_ in range(4):
+        closed = threading.Event()
+        with contextlib.ExitStack() as stack:
+            folder = tmp_path / f"{round_}"
+            if opened == "from_path":
+                session = stack.enter_context(SatchelSession.from_path("s", folder))
+            else:
+                rt = stack.enter_context(satchel.sync.open_runtime(folder, background=True))
+                session = SatchelSession("s", rt)
+            threads = [
+                threading.Thread(target=_call_until_closed, args=(session, closed), daemon=True)
+                for _ in range(4)
+            ]
+            for thread in threads:
+                thread.start()
+            asyncio.run(session.add_items([{"role": "user", "content": "first"}]))
+        closed.set()
+        for thread in threads:
+            thread.join(30)  # a liveness bound: every call ends within it, or it hung
+        assert not any(thread.is_alive() for thread in threads)
+
+
+def _call_until_closed(session: SatchelSession, closed: threading.Event) -> None:
+    """Write and read through ``session`` until a call after ``closed`` is set fails."""
+
+    async def calls() -> None:
+        while True:
+            try:
+                await session.add_items([{"role": "user", "content": "x"}])
+                await session.get_items(1)
+            except satchel.SatchelError:  # the runtime closed (RuntimeClosedError, mostly)
+                if closed.is_set():
+                    return
+
+    asyncio.run(calls())
 
 
 async def test_a_cancelled_write_settles_before_the_cancellation(
