@@ -263,18 +263,20 @@ class SatchelSession:
     ) -> _T:
         """``await make()`` in the runtime's loop: here if this is it, else handed to it; with
         ``settle``, run to its outcome whatever becomes of the caller (see ``_settle``)."""
-        owner = self._loop
+        owner, portal = self._loop, self._portal
         here = asyncio._get_running_loop()
-        if here is not None and (here is owner or owner is None or not owner.is_running()):
+        if here is not None and (
+            here is owner or (portal is None and (owner is None or not owner.is_running()))
+        ):
             # The common case, kept direct: no task, no hop. Nothing to hand over to when the
             # owner is not running: a closed runtime or a foreign caller is refused by satchel
-            # itself.
+            # itself. (A portal refuses work itself once its runtime closes.)
             return await (_held(make()) if settle else make())
         if owner is None or sniffio.current_async_library() != "asyncio":
             return await (_settle(make) if settle else make())
         work = _settle(make) if settle else make()
-        if self._portal is not None:
-            future = self._portal.start(work)
+        if portal is not None:
+            future = portal.start(work)
         else:
             future = asyncio.run_coroutine_threadsafe(work, owner)
         return await _settle(lambda: asyncio.wrap_future(future))

@@ -316,8 +316,9 @@ def test_a_background_sync_runtime_serves_a_session(tmp_path: Path) -> None:
 @pytest.mark.parametrize("opened", ["from_path", "sync runtime"])
 def test_calls_made_while_the_runtime_closes_end(tmp_path: Path, opened: str) -> None:
     """Threads, each on a loop of its own, calling a session whose runtime runs in a thread
-    of its own while that runtime closes: every call ends (RuntimeClosedError once it is
-    closed), none waiting for ever on a loop that stopped."""
+    of its own while that runtime closes: every call ends, none waiting for ever on a loop
+    that stopped, and calls after it raise RuntimeClosedError (reads raised
+    StoreClosedError)."""
     for round_ in range(4):
         closed = threading.Event()
         with contextlib.ExitStack() as stack:
@@ -338,6 +339,10 @@ def test_calls_made_while_the_runtime_closes_end(tmp_path: Path, opened: str) ->
         for thread in threads:
             thread.join(30)  # a liveness bound: every call ends within it, or it hung
         assert not any(thread.is_alive() for thread in threads)
+        with pytest.raises(satchel.RuntimeClosedError):
+            asyncio.run(session.get_items())
+        with pytest.raises(satchel.RuntimeClosedError):
+            asyncio.run(session.add_items([{"role": "user", "content": "late"}]))
 
 
 def _call_until_closed(session: SatchelSession, closed: threading.Event) -> None:
