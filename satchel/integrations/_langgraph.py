@@ -176,9 +176,10 @@ class SatchelSaver(ThreadPlans, BaseCheckpointSaver[str]):
     def _on_runtime_loop(self) -> bool:
         """Whether this runs on the runtime's loop (taken as the first one seen if the saver
         was made outside any)."""
-        if sniffio.current_async_library() != "asyncio":
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
             return False  # a Trio caller: the runtime's loop is asyncio's, elsewhere
-        running = asyncio.get_running_loop()
         if self._portal is None and (self._loop is None or self._loop.is_closed()):
             self._loop = running
         return running is self._loop
